@@ -1,0 +1,4 @@
+//! viprouter: a VOLTTRON VIP router (skeleton; see README).
+#![forbid(unsafe_code)]
+
+pub mod zmtp;

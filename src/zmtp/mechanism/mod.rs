@@ -1,0 +1,1 @@
+//! Security mechanisms (ZMTP.md §5–§7).

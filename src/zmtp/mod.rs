@@ -1,0 +1,2 @@
+//! Sans-IO ZMTP 3.x.
+pub mod mechanism;
