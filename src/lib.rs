@@ -1,4 +1,7 @@
-//! viprouter: a VOLTTRON VIP router (skeleton; see README).
+//! viprouter: a small, fast VOLTTRON VIP router (skeleton while the layers land; see README).
 #![forbid(unsafe_code)]
 
+pub mod limits;
+pub mod stats;
+pub mod time;
 pub mod zmtp;

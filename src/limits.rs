@@ -1,0 +1,331 @@
+//! Every capacity limit of viprouter, in one place (DESIGN.md §2.5).
+//!
+//! Each `MAX_*`/`*_BYTES`/`*_MS` constant is the **compiled ceiling**. The configuration file
+//! (`[viprouter]` section, see README) may *lower* a limit, never raise it
+//! ([`LimitError::ExceedsCompiledCapacity`]). The effective values live in [`Limits`], built
+//! once at start-up and passed by reference to every layer; nothing in the router grows past
+//! them.
+//!
+//! Memory model. Fixed tables (connection slots, the peer table, the subscription index) are
+//! allocated once at start-up from these limits. Per-connection receive and transmit buffers
+//! start small on accept (`RX_BUF_MIN_BYTES`, `TX_BUF_MIN_BYTES`) and may grow — a one-time
+//! warm-up allocation for a busy or large-message peer — but only while the process-wide
+//! **buffer budget** (`BUFFER_BUDGET_BYTES`) has room. Buffers never shrink while the
+//! connection lives, so the steady state allocates nothing (`tests/no_alloc.rs`). The total
+//! memory ceiling printed by `--print-limits` is the budget plus the fixed tables.
+//!
+//! What happens when each limit is hit is part of the constant's doc; every such event is
+//! counted in [`crate::stats::Stats`] and logged on its first occurrence (then at 10, 100, …).
+
+use core::fmt;
+
+/// Connections (accepted sockets in any state). Cost: one 16-byte slot each at start-up plus
+/// the connection state on accept. **At the limit** a new connection is accepted and closed at
+/// once (the peer sees a close, not a hang in the backlog); `rejected_conn_full`.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// Connections still in the greeting/security handshake. **At the limit** the oldest
+/// unfinished handshake is closed to make room (unauthenticated peers cannot starve
+/// authenticated ones of slots); `rejected_handshake_evicted`.
+pub const MAX_HANDSHAKES: usize = 256;
+
+/// Time allowed from accept until the handshake completes (libzmq `ZMQ_HANDSHAKE_IVL` is
+/// 30 s). **At the limit** the connection is closed without an ERROR (a transient condition:
+/// libzmq clients reconnect); `rejected_handshake_timeout`.
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 15_000;
+
+/// Routing-identity bytes (ZMTP `Identity` property, RFC 23: 0..255). Protocol limit; a
+/// longer READY identity cannot be encoded on the wire at all (one length byte).
+pub const MAX_IDENTITY_BYTES: usize = 255;
+
+/// Bytes of one data frame. Checked against the declared size **at the frame header, in
+/// u64, before any byte of the body is buffered**. **At the limit** the connection is closed
+/// (libzmq `ZMQ_MAXMSGSIZE` semantics); `rejected_frame_too_large`.
+pub const MAX_FRAME_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Bytes of one multipart message (sum of its frames). Checked at each frame header as the
+/// message is assembled. **At the limit** the connection is closed; `rejected_msg_too_large`.
+pub const MAX_MSG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Frames of one multipart message. VIP messages have 5–10. **At the limit** the connection
+/// is closed; `rejected_too_many_parts`.
+pub const MAX_MSG_PARTS: usize = 64;
+
+/// Bytes of one command frame after the handshake (PING, PONG, SUBSCRIBE, ...). Larger
+/// commands close the connection; `rejected_frame_too_large`.
+pub const MAX_COMMAND_BYTES: u64 = 4096;
+
+/// Bytes of one frame during the greeting/handshake, before the peer is authenticated (READY
+/// metadata, CURVE INITIATE). Larger: the handshake fails and the connection is closed.
+pub const MAX_HANDSHAKE_FRAME_BYTES: u64 = 8192;
+
+/// Initial receive-buffer bytes per connection, taken on accept.
+pub const RX_BUF_MIN_BYTES: usize = 4096;
+
+/// Largest receive buffer per connection: one whole message plus its frame headers and a
+/// read's worth of the next. A message is routed only once it is complete in this buffer.
+pub const RX_BUF_MAX_BYTES: usize = MAX_MSG_BYTES as usize + MAX_MSG_PARTS * 9 + 64 * 1024;
+
+/// Initial transmit-buffer bytes per connection, taken on accept.
+pub const TX_BUF_MIN_BYTES: usize = 4096;
+
+/// Queued transmit bytes per peer (the router's high-water mark; VOLTTRON uses 6000
+/// messages). A message is admitted when the peer's queue is empty or when it fits under this
+/// mark. **At the limit**: a routed message pauses its sender until the queue drains (at most
+/// `SEND_STALL_MS`, then error 11 to the sender, as VOLTTRON's `_send` does); a router
+/// notification to that peer is dropped (`dropped_notify_full`); a pubsub delivery is dropped
+/// for that subscriber only.
+pub const TX_QUEUE_BYTES: usize = 1024 * 1024;
+
+/// Process-wide bytes for all receive and transmit buffers together. **At the limit** a
+/// buffer that needs to grow does not: the receiving connection pauses until memory frees, a
+/// transmit queue counts as full (see `TX_QUEUE_BYTES`), and a new connection that cannot get
+/// its initial buffers is refused like `MAX_CONNECTIONS`; `dropped_budget` / `paused_budget`.
+pub const BUFFER_BUDGET_BYTES: usize = 128 * 1024 * 1024;
+
+/// How long a sender may stay paused behind a full recipient before its message is answered
+/// with VIP error 11 (EAGAIN) instead. A peer paused behind its *own* full queue (it asked the
+/// router something and does not read the answers) stays paused: TCP pushes back on it.
+pub const SEND_STALL_MS: u64 = 2_000;
+
+/// Bytes read from one connection per event-loop turn before others get their turn
+/// (fairness; the connection goes on a ready list and continues next turn).
+pub const READ_BUDGET_BYTES: usize = 256 * 1024;
+
+/// Timer granularity: handshake deadlines and stalls are checked this often.
+pub const TICK_MS: u64 = 100;
+
+/// mio events taken per poll.
+pub const MAX_EVENTS: usize = 1024;
+
+/// Listening endpoints (the ipc address plus `vip-address` entries). **At the limit** start-up
+/// fails with a configuration error.
+pub const MAX_LISTENERS: usize = 16;
+
+/// PING context bytes echoed in PONG (ZMTP 3.1: at most 16; longer contexts are truncated as
+/// libzmq does).
+pub const MAX_PING_CONTEXT_BYTES: usize = 16;
+
+/// Subscriptions in total (pubsub index). **At the limit** a subscribe is answered `00` and
+/// logged; `rejected_subscription_full`.
+pub const MAX_SUBSCRIPTIONS: usize = 16_384;
+
+/// Subscriptions per peer. **At the limit** as above; `rejected_subscription_peer_limit`.
+pub const MAX_SUBS_PER_PEER: usize = 1024;
+
+/// Bytes of one subscription prefix or topic used as a prefix. **At the limit** the subscribe
+/// is answered `00`.
+pub const MAX_PREFIX_BYTES: usize = 1024;
+
+// Compile-time sanity checks (DESIGN.md §2.5).
+const _: () = assert!(MAX_CONNECTIONS <= u16::MAX as usize, "PeerId is a u16 slot index");
+const _: () = assert!(MAX_HANDSHAKES <= MAX_CONNECTIONS);
+const _: () = assert!(MAX_MSG_BYTES <= u32::MAX as u64, "frame offsets are u32");
+const _: () = assert!(TX_QUEUE_BYTES >= TX_BUF_MIN_BYTES);
+const _: () = assert!(
+    BUFFER_BUDGET_BYTES >= RX_BUF_MAX_BYTES + TX_QUEUE_BYTES,
+    "the budget must hold at least one maximal message in flight"
+);
+
+/// The effective limits of one router instance: the compiled ceilings, possibly lowered by
+/// configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// See [`MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// See [`MAX_HANDSHAKES`].
+    pub max_handshakes: usize,
+    /// See [`HANDSHAKE_TIMEOUT_MS`].
+    pub handshake_timeout_ms: u64,
+    /// See [`MAX_FRAME_BYTES`].
+    pub max_frame_bytes: u64,
+    /// See [`MAX_MSG_BYTES`].
+    pub max_msg_bytes: u64,
+    /// See [`MAX_MSG_PARTS`].
+    pub max_msg_parts: usize,
+    /// See [`TX_QUEUE_BYTES`].
+    pub tx_queue_bytes: usize,
+    /// See [`BUFFER_BUDGET_BYTES`].
+    pub buffer_budget_bytes: usize,
+    /// See [`SEND_STALL_MS`].
+    pub send_stall_ms: u64,
+    /// See [`MAX_SUBSCRIPTIONS`].
+    pub max_subscriptions: usize,
+    /// See [`MAX_SUBS_PER_PEER`].
+    pub max_subs_per_peer: usize,
+}
+
+/// A configuration value that cannot be applied to [`Limits`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitError {
+    /// No limit has this name.
+    Unknown,
+    /// The value is above the compiled ceiling (configuration may only lower limits).
+    ExceedsCompiledCapacity {
+        /// The compiled ceiling.
+        ceiling: u64,
+    },
+    /// The value is below the smallest workable value.
+    TooSmall {
+        /// The smallest accepted value.
+        floor: u64,
+    },
+}
+
+impl fmt::Display for LimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LimitError::Unknown => write!(f, "unknown limit"),
+            LimitError::ExceedsCompiledCapacity { ceiling } => {
+                write!(f, "exceeds the compiled capacity {ceiling} (limits may only be lowered)")
+            }
+            LimitError::TooSmall { floor } => write!(f, "below the minimum {floor}"),
+        }
+    }
+}
+
+/// One row of the limits table: name (as in the config file), value, unit, and what happens
+/// at the limit.
+pub struct LimitRow {
+    /// Key in the `[viprouter]` config section.
+    pub name: &'static str,
+    /// Effective value.
+    pub value: u64,
+    /// Unit of `value`.
+    pub unit: &'static str,
+    /// Behaviour when the limit is hit.
+    pub at_limit: &'static str,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::COMPILED
+    }
+}
+
+impl Limits {
+    /// The compiled ceilings.
+    pub const COMPILED: Limits = Limits {
+        max_connections: MAX_CONNECTIONS,
+        max_handshakes: MAX_HANDSHAKES,
+        handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS,
+        max_frame_bytes: MAX_FRAME_BYTES,
+        max_msg_bytes: MAX_MSG_BYTES,
+        max_msg_parts: MAX_MSG_PARTS,
+        tx_queue_bytes: TX_QUEUE_BYTES,
+        buffer_budget_bytes: BUFFER_BUDGET_BYTES,
+        send_stall_ms: SEND_STALL_MS,
+        max_subscriptions: MAX_SUBSCRIPTIONS,
+        max_subs_per_peer: MAX_SUBS_PER_PEER,
+    };
+
+    /// Lower the limit `name` (config-file spelling, e.g. `max-connections`) to `value`.
+    ///
+    /// # Errors
+    /// [`LimitError`] when the name is unknown or the value is above the compiled ceiling or
+    /// below the smallest workable value; the limit is then unchanged.
+    pub fn lower(&mut self, name: &str, value: u64) -> Result<(), LimitError> {
+        let c = &Limits::COMPILED;
+        let (ceiling, floor) = match name {
+            "max-connections" => (c.max_connections as u64, 2),
+            "max-handshakes" => (c.max_handshakes as u64, 1),
+            "handshake-timeout-ms" => (c.handshake_timeout_ms, 100),
+            "max-frame-bytes" => (c.max_frame_bytes, 256),
+            "max-msg-bytes" => (c.max_msg_bytes, 256),
+            "max-msg-parts" => (c.max_msg_parts as u64, 8),
+            "tx-queue-bytes" => (c.tx_queue_bytes as u64, TX_BUF_MIN_BYTES as u64),
+            "buffer-budget-bytes" => (c.buffer_budget_bytes as u64, 1 << 20),
+            "send-stall-ms" => (c.send_stall_ms, 0),
+            "max-subscriptions" => (c.max_subscriptions as u64, 1),
+            "max-subs-per-peer" => (c.max_subs_per_peer as u64, 1),
+            _ => return Err(LimitError::Unknown),
+        };
+        if value > ceiling {
+            return Err(LimitError::ExceedsCompiledCapacity { ceiling });
+        }
+        if value < floor {
+            return Err(LimitError::TooSmall { floor });
+        }
+        // `value <= ceiling`, and every ceiling fits the field's type (see the const asserts),
+        // so the narrowing conversions below cannot truncate.
+        let v = value as usize;
+        match name {
+            "max-connections" => self.max_connections = v,
+            "max-handshakes" => self.max_handshakes = v,
+            "handshake-timeout-ms" => self.handshake_timeout_ms = value,
+            "max-frame-bytes" => self.max_frame_bytes = value,
+            "max-msg-bytes" => self.max_msg_bytes = value,
+            "max-msg-parts" => self.max_msg_parts = v,
+            "tx-queue-bytes" => self.tx_queue_bytes = v,
+            "buffer-budget-bytes" => self.buffer_budget_bytes = v,
+            "send-stall-ms" => self.send_stall_ms = value,
+            "max-subscriptions" => self.max_subscriptions = v,
+            _ => self.max_subs_per_peer = v,
+        }
+        Ok(())
+    }
+
+    /// Bytes of the fixed tables allocated at start-up for these limits (an upper bound;
+    /// pages that are never touched cost no resident memory).
+    pub fn fixed_table_bytes(&self) -> usize {
+        let slots = self.max_connections * 16;
+        let peers = self.max_connections * (MAX_IDENTITY_BYTES + 1 + 16) + self.max_connections * 2 * 2;
+        let conn_state = self.max_connections * 1024;
+        let subs = self.max_subscriptions * (MAX_PREFIX_BYTES / 8 + 32);
+        slots + peers + conn_state + subs
+    }
+
+    /// The memory ceiling of the whole router for these limits: buffer budget plus fixed
+    /// tables.
+    pub fn memory_ceiling_bytes(&self) -> usize {
+        self.buffer_budget_bytes + self.fixed_table_bytes()
+    }
+
+    /// Every limit as a table row, in documentation order.
+    pub fn rows(&self) -> [LimitRow; 11] {
+        [
+            LimitRow { name: "max-connections", value: self.max_connections as u64, unit: "connections", at_limit: "accept then close at once; rejected_conn_full" },
+            LimitRow { name: "max-handshakes", value: self.max_handshakes as u64, unit: "connections", at_limit: "oldest unfinished handshake closed; rejected_handshake_evicted" },
+            LimitRow { name: "handshake-timeout-ms", value: self.handshake_timeout_ms, unit: "ms", at_limit: "close (no ERROR; client reconnects); rejected_handshake_timeout" },
+            LimitRow { name: "max-frame-bytes", value: self.max_frame_bytes, unit: "bytes", at_limit: "close at the frame header, nothing buffered; rejected_frame_too_large" },
+            LimitRow { name: "max-msg-bytes", value: self.max_msg_bytes, unit: "bytes", at_limit: "close at the frame header; rejected_msg_too_large" },
+            LimitRow { name: "max-msg-parts", value: self.max_msg_parts as u64, unit: "frames", at_limit: "close; rejected_too_many_parts" },
+            LimitRow { name: "tx-queue-bytes", value: self.tx_queue_bytes as u64, unit: "bytes/peer", at_limit: "pause sender up to send-stall-ms, then VIP error 11; notifications dropped" },
+            LimitRow { name: "buffer-budget-bytes", value: self.buffer_budget_bytes as u64, unit: "bytes", at_limit: "buffers stop growing: reader pauses, tx counts as full, new conns refused" },
+            LimitRow { name: "send-stall-ms", value: self.send_stall_ms, unit: "ms", at_limit: "paused sender's message answered with VIP error 11" },
+            LimitRow { name: "max-subscriptions", value: self.max_subscriptions as u64, unit: "subscriptions", at_limit: "subscribe answered 00 and logged" },
+            LimitRow { name: "max-subs-per-peer", value: self.max_subs_per_peer as u64, unit: "subscriptions", at_limit: "subscribe answered 00 and logged" },
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lowering_works_and_raising_is_refused() {
+        let mut l = Limits::COMPILED;
+        assert_eq!(l.lower("max-connections", 100), Ok(()));
+        assert_eq!(l.max_connections, 100);
+        assert_eq!(
+            l.lower("max-connections", MAX_CONNECTIONS as u64 + 1),
+            Err(LimitError::ExceedsCompiledCapacity { ceiling: MAX_CONNECTIONS as u64 })
+        );
+        assert_eq!(l.max_connections, 100);
+        assert_eq!(l.lower("max-frame-bytes", 1), Err(LimitError::TooSmall { floor: 256 }));
+        assert_eq!(l.lower("nonsense", 1), Err(LimitError::Unknown));
+        assert_eq!(l.lower("send-stall-ms", 0), Ok(()));
+        assert_eq!(l.send_stall_ms, 0);
+    }
+
+    #[test]
+    fn every_row_name_is_lowerable() {
+        let l = Limits::COMPILED;
+        for row in l.rows() {
+            let mut m = Limits::COMPILED;
+            assert_eq!(m.lower(row.name, row.value), Ok(()), "{}", row.name);
+        }
+        assert!(l.memory_ceiling_bytes() > l.buffer_budget_bytes);
+    }
+}

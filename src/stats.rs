@@ -1,0 +1,198 @@
+//! Router counters: accepted, rejected_*, dropped_*, high-water marks (DESIGN.md §2.3 naming).
+//!
+//! One [`Stats`] lives in the router. Every limit hit, refusal and drop increments a counter
+//! here; [`Stats::bump`] also says whether this occurrence should be logged (the first, then
+//! the 10th, 100th, … — "logged once" without letting a hostile peer flood the journal).
+//! The whole structure is answered as a JSON object to `query stats` and logged on SIGUSR1.
+
+use core::fmt::{self, Write};
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// All counters of one router instance.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct Stats {
+            $( $(#[$doc])* pub $name: u64, )*
+        }
+
+        impl Stats {
+            /// Write the counters as one JSON object (`{"name": n, ...}`) without allocating.
+            ///
+            /// # Errors
+            /// Only the writer's own error (e.g. a fixed buffer that is too small).
+            pub fn write_json(&self, w: &mut impl Write) -> fmt::Result {
+                let mut first = true;
+                w.write_char('{')?;
+                $(
+                    if !first { w.write_str(", ")?; }
+                    first = false;
+                    write!(w, "\"{}\": {}", stringify!($name), self.$name)?;
+                )*
+                let _ = first;
+                w.write_char('}')
+            }
+        }
+    };
+}
+
+counters! {
+    /// Connections accepted.
+    accepted,
+    /// Connections closed, for any reason.
+    closed,
+    /// Handshakes completed (peer attached or ignored as a duplicate).
+    handshakes_completed,
+    /// Connections refused because every slot was in use.
+    rejected_conn_full,
+    /// Unfinished handshakes closed to make room for new connections.
+    rejected_handshake_evicted,
+    /// Handshakes that did not finish in time.
+    rejected_handshake_timeout,
+    /// Greetings that were not ZMTP 3.x (bad signature, version 1.0/2.0).
+    rejected_greeting,
+    /// Greetings announcing another security mechanism than the endpoint's.
+    rejected_mechanism,
+    /// Handshakes that failed (bad READY, wrong socket type, bad metadata, ERROR received).
+    rejected_handshake,
+    /// Frames whose declared size was over the frame or command limit.
+    rejected_frame_too_large,
+    /// Messages over the message-size limit.
+    rejected_msg_too_large,
+    /// Messages with more frames than the limit.
+    rejected_too_many_parts,
+    /// Other ZMTP protocol errors after the handshake (connection closed).
+    rejected_protocol,
+    /// Connections whose identity was already attached to a live connection (first wins).
+    rejected_duplicate_identity,
+    /// Messages read from a connection whose identity is held by another connection.
+    dropped_duplicate_identity,
+    /// Connections closed by the peer or by an I/O error.
+    closed_by_peer,
+    /// Messages read from peers (complete multipart messages).
+    msgs_in,
+    /// Messages queued to peers.
+    msgs_out,
+    /// Bytes read from sockets.
+    bytes_in,
+    /// Bytes written to sockets.
+    bytes_out,
+    /// Peer-to-peer messages forwarded.
+    routed,
+    /// Router probes (2-frame messages with an empty body).
+    unroutable_probe,
+    /// Messages with fewer than 6 frames (router-side view): dropped silently.
+    unroutable_too_few_frames,
+    /// Messages whose protocol frame was not `VIP1`: dropped silently.
+    unroutable_bad_signature,
+    /// Error 113 replies (unknown recipient).
+    errors_unreachable,
+    /// Error 11 replies (recipient's queue full past the stall time).
+    errors_again,
+    /// Error 93 replies (unknown router subsystem).
+    errors_unsupported,
+    /// Replies or errors that could not be queued to their requester (its queue was full).
+    dropped_reply_full,
+    /// `peerlist` notifications dropped because the recipient's queue was full.
+    dropped_notify_full,
+    /// Times a sender was paused behind a full recipient.
+    paused_sender,
+    /// Times a connection paused because the buffer budget was exhausted.
+    paused_budget,
+    /// Buffer growths refused by the buffer budget.
+    dropped_budget,
+    /// Peers registered (VIP peer set joins).
+    peers_added,
+    /// Peers removed (agentstop or disconnect).
+    peers_dropped,
+    /// High-water mark of simultaneous connections.
+    connections_hwm,
+    /// High-water mark of the buffer bytes in use.
+    buffer_bytes_hwm,
+    /// Buffer bytes in use now.
+    buffer_bytes,
+    /// Publishes handled by the pubsub service.
+    pubsub_publishes,
+    /// Pubsub deliveries queued.
+    pubsub_deliveries,
+    /// Pubsub deliveries dropped because the subscriber's queue was full.
+    dropped_slow_subscriber,
+    /// Subscribes refused because a subscription limit was reached.
+    rejected_subscription_full,
+    /// Publishes refused by the protected-topic check.
+    rejected_protected_topic,
+    /// Pubsub requests with malformed bodies (answered with the non-crashing reply).
+    pubsub_malformed,
+}
+
+/// Increment `counter` and say whether this occurrence should be logged: the 1st, 10th,
+/// 100th, … occurrence.
+#[must_use]
+pub fn bump(counter: &mut u64) -> bool {
+    *counter = counter.saturating_add(1);
+    let mut n = *counter;
+    while n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
+}
+
+/// A `fmt::Write` over a fixed byte buffer (for JSON replies without allocation).
+pub struct FixedWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> FixedWriter<'a> {
+    /// A writer filling `buf` from its start.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        FixedWriter { buf, len: 0 }
+    }
+
+    /// The bytes written so far.
+    pub fn written(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+}
+
+impl Write for FixedWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bump_logs_first_and_powers_of_ten() {
+        let mut c = 0;
+        let logged: Vec<u64> = (1..=1000u64).filter(|_| bump(&mut c)).collect();
+        assert_eq!(logged, vec![1, 10, 100, 1000]);
+    }
+
+    #[test]
+    fn json_is_an_object_with_every_counter() {
+        let mut s = Stats::default();
+        s.accepted = 3;
+        let mut buf = [0u8; 4096];
+        let mut w = FixedWriter::new(&mut buf);
+        s.write_json(&mut w).unwrap();
+        let text = core::str::from_utf8(w.written()).unwrap();
+        assert!(text.starts_with("{\"accepted\": 3, \"closed\": 0"));
+        assert!(text.ends_with('}'));
+        assert!(text.contains("\"dropped_slow_subscriber\": 0"));
+    }
+
+    #[test]
+    fn fixed_writer_refuses_overflow() {
+        let mut buf = [0u8; 4];
+        let mut w = FixedWriter::new(&mut buf);
+        assert!(w.write_str("12345").is_err());
+        assert!(w.write_str("1234").is_ok());
+    }
+}
