@@ -5,3 +5,4 @@ pub mod limits;
 pub mod stats;
 pub mod time;
 pub mod zmtp;
+pub mod vip;

@@ -1,0 +1,351 @@
+//! The VIP routing algorithm and the subsystems the router answers itself
+//! (VIP.md §4, §5, §8; DESIGN.md §2.2 rule 4).
+//!
+//! [`Router::handle`] takes one complete message from an attached peer and either forwards
+//! it, answers it, or drops it silently, writing every outgoing message through a [`Sink`]
+//! (the server's connection table). The router owns no message buffers: frames are borrowed
+//! from the sender's receive buffer and copied once, into the destination's transmit queue.
+//!
+//! Back-pressure (the choice documented in README "Backpressure"): when the destination's
+//! queue is full, [`Router::handle`] returns [`Outcome::Blocked`] *before any side effect other
+//! than the idempotent peer registration*, so the server can pause the sender and call again
+//! with the same message later. After `send-stall-ms` the server calls again with
+//! [`OnFull::Again`] and the router answers VOLTTRON's error 11 instead (VIP.md §4 step 7).
+//! Router notifications (`peerlist add/drop`) to a full peer are dropped and counted.
+
+use super::SIGNATURE;
+use super::envelope::{Envelope, EnvelopeError};
+use super::error::{VipErrno, error_frames};
+use super::peers::{AttachError, PeerId, PeerTable};
+use super::platform::PlatformInfo;
+use crate::limits::MAX_MSG_PARTS;
+use crate::stats::{self, FixedWriter, Stats};
+use crate::zmtp::Message;
+
+/// The destination's transmit queue cannot take the message now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Full;
+
+/// Where the router's output goes: one queue per peer.
+pub trait Sink {
+    /// Queue `frames` as one multipart message to `to`, all or nothing.
+    ///
+    /// # Errors
+    /// [`Full`] when the queue has no room (nothing was queued).
+    fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full>;
+}
+
+/// What to do when a forwarded message's destination is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFull {
+    /// Report [`Outcome::Blocked`]; the caller retries later.
+    Pause,
+    /// Answer the sender with error 11 (EAGAIN), as VOLTTRON does.
+    Again,
+}
+
+/// Result of handling one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Outcome {
+    /// Done; the message may be consumed.
+    Done,
+    /// Nothing was sent: `PeerId`'s queue is full. Keep the message and retry.
+    Blocked(PeerId),
+    /// `quit` from `control`: stop the router (VIP.md §5.7).
+    Quit,
+}
+
+/// The identity allowed to stop the router and to `agentstop` others (VIP.md §5.6, §5.7).
+pub const CONTROL: &[u8] = b"control";
+
+/// The VIP router core.
+pub struct Router {
+    /// Identities and the peer set.
+    pub peers: PeerTable,
+    /// Facts for `hello` and `query`.
+    pub info: PlatformInfo,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl Router {
+    /// A router for `capacity` peers.
+    pub fn new(capacity: usize, info: PlatformInfo, seed: u32) -> Router {
+        Router { peers: PeerTable::new(capacity, seed), info, stats: Stats::default() }
+    }
+
+    /// Attach a connection that completed its handshake with `identity` (empty → a generated
+    /// id, ZMTP.md §9.1).
+    ///
+    /// # Errors
+    /// [`AttachError::Duplicate`] when a live connection holds the identity: the newcomer is
+    /// ignored, first wins (VIP.md §2.4 item 3); counted and logged.
+    pub fn attach(&mut self, peer: PeerId, identity: &[u8]) -> Result<(), AttachError> {
+        let r = if identity.is_empty() {
+            let id = self.peers.generate_identity();
+            self.peers.attach(peer, &id)
+        } else {
+            self.peers.attach(peer, identity)
+        };
+        if let Err(AttachError::Duplicate(holder)) = r {
+            if stats::bump(&mut self.stats.rejected_duplicate_identity) {
+                log::warn!(
+                    "duplicate identity {:?}: a live connection (peer {}) holds it; the newcomer is ignored (first wins)",
+                    String::from_utf8_lossy(identity),
+                    holder.0
+                );
+            }
+        }
+        r
+    }
+
+    /// The connection of `peer` closed: leave the peer set with the same `peerlist drop` as
+    /// `agentstop` (VIP.md §8.3 Compat), then free the identity.
+    pub fn detach(&mut self, peer: PeerId, sink: &mut impl Sink) {
+        if self.peers.is_registered(peer) {
+            self.unregister(peer, sink);
+        }
+        self.peers.detach(peer);
+    }
+
+    /// Route one message from `from` (VIP.md §4).
+    pub fn handle(&mut self, from: PeerId, msg: Message<'_>, sink: &mut impl Sink, on_full: OnFull) -> Outcome {
+        self.stats.msgs_in += 1;
+        let env = match Envelope::parse(msg) {
+            Ok(env) => env,
+            Err(EnvelopeError::Probe) => {
+                self.stats.unroutable_probe += 1;
+                self.register(from, sink);
+                return Outcome::Done;
+            }
+            Err(EnvelopeError::TooFewFrames) => {
+                if stats::bump(&mut self.stats.unroutable_too_few_frames) {
+                    log::info!("dropped a message with too few frames from {}", self.name(from));
+                }
+                return Outcome::Done;
+            }
+            Err(EnvelopeError::BadSignature) => {
+                if stats::bump(&mut self.stats.unroutable_bad_signature) {
+                    log::info!("dropped a message with a bad VIP signature from {}", self.name(from));
+                }
+                return Outcome::Done;
+            }
+        };
+        self.register(from, sink);
+        if !env.recipient.is_empty() {
+            return self.forward(from, &env, sink, on_full);
+        }
+        match env.subsystem {
+            b"hello" => self.hello(from, &env, sink),
+            b"ping" => self.ping(from, &env, sink),
+            b"peerlist" => self.peerlist(from, &env, sink),
+            b"query" => self.query(from, &env, sink),
+            b"agentstop" => {
+                self.agentstop(from, &env, sink);
+                Outcome::Done
+            }
+            b"quit" if self.peers.identity(from) == CONTROL => Outcome::Quit,
+            // VIP.md §5.5: errors addressed to the router are discarded; §5.9: routing_table
+            // answers nothing (its only answered op, `update`, is unused).
+            b"error" | b"routing_table" => Outcome::Done,
+            b"external_rpc"
+                if env.arg_count() == 2 && matches!(env.arg(0), b"send_platform" | b"send_peer") =>
+            {
+                // Multi-platform routing is not implemented (README): no reply, as VOLTTRON
+                // gives none for these ops.
+                Outcome::Done
+            }
+            _ => self.unsupported(from, &env, sink),
+        }
+    }
+
+    /// A printable name for logs.
+    fn name(&self, peer: PeerId) -> String {
+        String::from_utf8_lossy(self.peers.identity(peer)).into_owned()
+    }
+
+    /// VIP.md §4 step 4: first valid message → `peerlist add` to the others, then join.
+    fn register(&mut self, from: PeerId, sink: &mut impl Sink) {
+        if self.peers.is_registered(from) || !self.peers.is_attached(from) {
+            return;
+        }
+        let Router { peers, stats, .. } = self;
+        let me = peers.identity(from);
+        let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"add", me];
+        for p in peers.registered() {
+            if sink.deliver(p, &frames).is_err() && stats::bump(&mut stats.dropped_notify_full) {
+                log::warn!("peerlist add dropped: queue of peer {} is full", p.0);
+            }
+        }
+        self.peers.register(from);
+        self.stats.peers_added += 1;
+    }
+
+    /// Leave the peer set and tell the remaining peers (VIP.md §8.2).
+    fn unregister(&mut self, peer: PeerId, sink: &mut impl Sink) {
+        if !self.peers.unregister(peer) {
+            return;
+        }
+        self.stats.peers_dropped += 1;
+        let Router { peers, stats, .. } = self;
+        let me = peers.identity(peer);
+        let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"drop", me];
+        for p in peers.registered() {
+            if sink.deliver(p, &frames).is_err() && stats::bump(&mut stats.dropped_notify_full) {
+                log::warn!("peerlist drop dropped: queue of peer {} is full", p.0);
+            }
+        }
+    }
+
+    /// Queue a router reply to the requester; a full queue pauses the requester.
+    fn reply(stats: &mut Stats, sink: &mut impl Sink, to: PeerId, frames: &[&[u8]]) -> Outcome {
+        match sink.deliver(to, frames) {
+            Ok(()) => Outcome::Done,
+            Err(Full) => {
+                stats.paused_sender += 1;
+                Outcome::Blocked(to)
+            }
+        }
+    }
+
+    /// VIP.md §4 step 5 and 7.
+    fn forward(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink, on_full: OnFull) -> Outcome {
+        let Router { peers, stats, .. } = self;
+        let me = peers.identity(from);
+        let Some(to) = peers.lookup(env.recipient) else {
+            stats.errors_unreachable += 1;
+            let f = error_frames(me, env.msg_id, VipErrno::HostUnreachable, env.recipient, env.subsystem);
+            return Self::error_reply(stats, sink, from, &f, on_full);
+        };
+        let mut frames: heapless::Vec<&[u8], { MAX_MSG_PARTS + 1 }> = heapless::Vec::new();
+        // [SENDER, 'VIP1', USER_ID := SENDER, MSG_ID, SUBSYSTEM, ARGS...] (§4 step 5, §3.5).
+        let head: [&[u8]; 5] = [me, SIGNATURE, me, env.msg_id, env.subsystem];
+        for f in head.into_iter().chain(env.frames_from(5)) {
+            // Cannot overflow: the message had at most MAX_MSG_PARTS frames.
+            let _ = frames.push(f);
+        }
+        match sink.deliver(to, &frames) {
+            Ok(()) => {
+                stats.routed += 1;
+                Outcome::Done
+            }
+            Err(Full) if on_full == OnFull::Pause => {
+                stats.paused_sender += 1;
+                Outcome::Blocked(to)
+            }
+            Err(Full) => {
+                if stats::bump(&mut stats.errors_again) {
+                    log::warn!(
+                        "queue of {:?} full for {} ms: answering error 11 to {:?}",
+                        String::from_utf8_lossy(env.recipient),
+                        crate::limits::SEND_STALL_MS,
+                        String::from_utf8_lossy(me)
+                    );
+                }
+                let f = error_frames(me, env.msg_id, VipErrno::Again, env.recipient, env.subsystem);
+                Self::error_reply(stats, sink, from, &f, OnFull::Again)
+            }
+        }
+    }
+
+    /// Send an error to the sender; when its own queue is full, pause it (`Pause`) or drop the
+    /// error and count it (`Again`: the sender has waited long enough already).
+    fn error_reply(stats: &mut Stats, sink: &mut impl Sink, to: PeerId, frames: &[&[u8]], on_full: OnFull) -> Outcome {
+        match (sink.deliver(to, frames), on_full) {
+            (Ok(()), _) => Outcome::Done,
+            (Err(Full), OnFull::Pause) => Outcome::Blocked(to),
+            (Err(Full), OnFull::Again) => {
+                let _ = stats::bump(&mut stats.dropped_reply_full);
+                Outcome::Done
+            }
+        }
+    }
+
+    /// VIP.md §5.1.
+    fn hello(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+        let Router { peers, info, stats } = self;
+        let me = peers.identity(from);
+        let frames: [&[u8]; 9] = [b"", SIGNATURE, me, env.msg_id, b"hello", b"welcome", b"1.0", &info.router_id, me];
+        Self::reply(stats, sink, from, &frames)
+    }
+
+    /// VIP.md §5.2: first arg replaced by `pong`, the rest copied.
+    fn ping(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+        let Router { peers, stats, .. } = self;
+        let me = peers.identity(from);
+        let mut frames: heapless::Vec<&[u8], { MAX_MSG_PARTS + 1 }> = heapless::Vec::new();
+        let head: [&[u8]; 6] = [b"", SIGNATURE, me, env.msg_id, b"ping", b"pong"];
+        for f in head.into_iter().chain(env.frames_from(6)) {
+            let _ = frames.push(f);
+        }
+        Self::reply(stats, sink, from, &frames)
+    }
+
+    /// VIP.md §5.3.
+    fn peerlist(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+        let Router { peers, stats, .. } = self;
+        let head: [&[u8]; 5] = [b"", SIGNATURE, b"", env.msg_id, b"peerlist"];
+        match env.arg(0) {
+            b"list" => {
+                // Not a steady-state path: one allocation per listing is acceptable.
+                let mut frames: Vec<&[u8]> = Vec::with_capacity(peers.registered_len() + 6);
+                frames.extend(head.iter().copied().chain([&b"listing"[..]]));
+                frames.extend(peers.registered().map(|p| peers.identity(p)));
+                Self::reply(stats, sink, from, &frames)
+            }
+            b"" => {
+                let f = [head[0], head[1], head[2], head[3], head[4], b"error", b"missing operation"];
+                Self::reply(stats, sink, from, &f)
+            }
+            _ => {
+                let f = [head[0], head[1], head[2], head[3], head[4], b"error", b"unknown operation"];
+                Self::reply(stats, sink, from, &f)
+            }
+        }
+    }
+
+    /// VIP.md §5.4, plus `stats` (§12 Compat: a JSON object of the router's counters).
+    fn query(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+        let mut json = [0u8; 8192];
+        let Router { info, stats, .. } = self;
+        let value: &[u8] = match env.arg(0) {
+            b"stats" => {
+                let mut w = FixedWriter::new(&mut json);
+                if stats.write_json(&mut w).is_err() {
+                    log::error!("query stats: counters do not fit the reply buffer");
+                }
+                let n = w.written().len();
+                json.get(..n).unwrap_or(&[])
+            }
+            key => info.query(key).unwrap_or(&[]),
+        };
+        let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", env.msg_id, b"query", b"", value];
+        Self::reply(stats, sink, from, &frames)
+    }
+
+    /// VIP.md §5.6 with the §16.2 C recommendation: honoured from the identity itself and from
+    /// `control`; ignored (and logged) from anyone else.
+    fn agentstop(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) {
+        let target = env.arg(0);
+        let me = self.peers.identity(from);
+        if target != me && me != CONTROL {
+            log::info!(
+                "agentstop for {:?} from {:?} ignored (only the agent itself or control may stop it)",
+                String::from_utf8_lossy(target),
+                String::from_utf8_lossy(me)
+            );
+            return;
+        }
+        if let Some(peer) = self.peers.lookup(target) {
+            self.unregister(peer, sink);
+        }
+    }
+
+    /// VIP.md §5.10: error 93.
+    fn unsupported(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+        self.stats.errors_unsupported += 1;
+        let f = error_frames(b"", env.msg_id, VipErrno::ProtoNotSupported, b"", env.subsystem);
+        Self::reply(&mut self.stats, sink, from, &f)
+    }
+}
