@@ -6,3 +6,5 @@ pub mod stats;
 pub mod time;
 pub mod zmtp;
 pub mod vip;
+pub mod server;
+pub mod config;

@@ -66,6 +66,10 @@ pub const RX_BUF_MIN_BYTES: usize = 4096;
 /// read's worth of the next. A message is routed only once it is complete in this buffer.
 pub const RX_BUF_MAX_BYTES: usize = MAX_MSG_BYTES as usize + MAX_MSG_PARTS * 9 + 64 * 1024;
 
+/// Receive-buffer bytes a busy connection grows to (its reads keep filling the buffer):
+/// fewer, larger reads. A one-time warm-up allocation per busy connection.
+pub const RX_BUF_BUSY_BYTES: usize = 64 * 1024;
+
 /// Initial transmit-buffer bytes per connection, taken on accept.
 pub const TX_BUF_MIN_BYTES: usize = 4096;
 

@@ -1,0 +1,221 @@
+//! Configuration: command line, environment and `$VOLTTRON_HOME/config`, validated into one
+//! [`Config`] (VIP.md §14). Command-line values win over the file for single values;
+//! `vip-address` accumulates from both, as in VOLTTRON.
+//!
+//! The `[volttron]` section is VOLTTRON's own (unknown keys there are ignored: the platform
+//! keeps many keys the router does not need). The `[viprouter]` section holds the router's own
+//! settings: every limit of [`crate::limits`] may be lowered there (never raised); an unknown
+//! key there is an error, with its line.
+
+pub mod ini;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::limits::{LimitError, Limits};
+
+/// Command-line values that feed the configuration (parsed by `main` with argh).
+#[derive(Clone, Debug, Default)]
+pub struct CliValues {
+    /// `--vip-address`, repeatable.
+    pub vip_addresses: Vec<String>,
+    /// `--vip-local-address`.
+    pub vip_local_address: Option<String>,
+    /// `--instance-name`.
+    pub instance_name: Option<String>,
+    /// `--volttron-home`.
+    pub volttron_home: Option<String>,
+    /// `--allow-auth`.
+    pub allow_auth: Option<bool>,
+}
+
+/// The validated configuration of one router.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `$VOLTTRON_HOME` (absolute, no trailing `/`).
+    pub volttron_home: PathBuf,
+    /// Extra bind addresses (`vip-address`).
+    pub vip_addresses: Vec<String>,
+    /// The local ipc endpoint, always bound.
+    pub local_address: String,
+    /// `instance-name`.
+    pub instance_name: String,
+    /// `allow-auth`: CURVE + auth.json when true, NULL everywhere when false.
+    pub allow_auth: bool,
+    /// Effective limits.
+    pub limits: Limits,
+    /// `agent-monitor-frequency` as configured (text), if set.
+    pub agent_monitor_frequency: Option<String>,
+    /// `volttron-central-address`.
+    pub volttron_central_address: String,
+    /// `volttron-central-serverkey`.
+    pub volttron_central_serverkey: String,
+    /// `bind-web-address`.
+    pub bind_web_address: String,
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+/// A configuration problem, with where it is.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The config file cannot be read.
+    Read(PathBuf, std::io::Error),
+    /// A malformed line.
+    Syntax(PathBuf, usize),
+    /// A bad value.
+    Value {
+        /// The file (or `command line`).
+        file: String,
+        /// 1-based line, 0 for the command line.
+        line: usize,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read(p, e) => write!(f, "{}: {e}", p.display()),
+            ConfigError::Syntax(p, l) => write!(f, "{}:{l}: expected `key = value` or `[section]`", p.display()),
+            ConfigError::Value { file, line, key, why } => write!(f, "{file}:{line}: {key}: {why}"),
+        }
+    }
+}
+
+impl Config {
+    /// Build the configuration from command-line values, the environment and the file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, line and key.
+    pub fn load(cli: &CliValues) -> Result<Config, ConfigError> {
+        let home = cli
+            .volttron_home
+            .clone()
+            .or_else(|| std::env::var("VOLTTRON_HOME").ok())
+            .unwrap_or_else(|| "~/.volttron".to_string());
+        let volttron_home = normalize_home(&home);
+        let mut cfg = Config {
+            local_address: format!("ipc://@{}/run/vip.socket", volttron_home.display()),
+            volttron_home,
+            vip_addresses: Vec::new(),
+            instance_name: String::new(),
+            allow_auth: true,
+            limits: Limits::COMPILED,
+            agent_monitor_frequency: None,
+            volttron_central_address: String::new(),
+            volttron_central_serverkey: String::new(),
+            bind_web_address: String::new(),
+            config_file: None,
+        };
+        let file = cfg.volttron_home.join("config");
+        if std::env::var_os("SKIP_VOLTTRON_CONFIG").is_none() && file.exists() {
+            let text = std::fs::read_to_string(&file).map_err(|e| ConfigError::Read(file.clone(), e))?;
+            cfg.apply_file(&file, &text)?;
+            cfg.config_file = Some(file);
+        }
+        cfg.vip_addresses.extend(cli.vip_addresses.iter().cloned());
+        if let Some(v) = &cli.vip_local_address {
+            cfg.local_address = v.clone();
+        }
+        if let Some(v) = &cli.instance_name {
+            cfg.instance_name = v.clone();
+        }
+        if let Some(v) = cli.allow_auth {
+            cfg.allow_auth = v;
+        }
+        if cfg.instance_name.is_empty() {
+            // VOLTTRON's default: the first vip-address (sic), else the host name (VIP.md §14.2).
+            cfg.instance_name = match cfg.vip_addresses.first() {
+                Some(a) => a.clone(),
+                None => nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+            };
+        }
+        Ok(cfg)
+    }
+
+    /// Apply the entries of a config file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for syntax errors and bad values.
+    pub fn apply_file(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let entries = ini::parse(text).map_err(|e| ConfigError::Syntax(path.to_path_buf(), e.line))?;
+        let file = path.display().to_string();
+        for e in entries {
+            let bad = |why: String| ConfigError::Value { file: file.clone(), line: e.line, key: e.key.clone(), why };
+            match (e.section.as_str(), e.key.as_str()) {
+                ("volttron", "vip-address") => self.vip_addresses.extend(
+                    e.value.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string),
+                ),
+                ("volttron", "vip-local-address") => self.local_address = e.value.clone(),
+                ("volttron", "instance-name") => self.instance_name = e.value.clone(),
+                ("volttron", "allow-auth") => {
+                    self.allow_auth = ini::parse_bool(&e.value).ok_or_else(|| bad("expected True or False".into()))?;
+                }
+                ("volttron", "agent-monitor-frequency") => self.agent_monitor_frequency = Some(e.value.clone()),
+                ("volttron", "volttron-central-address") => self.volttron_central_address = e.value.clone(),
+                ("volttron", "volttron-central-serverkey") => self.volttron_central_serverkey = e.value.clone(),
+                ("volttron", "bind-web-address") => self.bind_web_address = e.value.clone(),
+                ("volttron", "message-bus") if e.value != "zmq" => {
+                    return Err(bad(format!("{:?} is not served by viprouter (only zmq)", e.value)));
+                }
+                ("volttron", _) => {}
+                ("viprouter", key) => {
+                    let v: u64 = e.value.parse().map_err(|_| bad("expected a whole number".into()))?;
+                    self.limits.lower(key, v).map_err(|le| match le {
+                        LimitError::Unknown => bad("unknown setting".into()),
+                        other => bad(other.to_string()),
+                    })?;
+                }
+                (s, _) => return Err(bad(format!("unknown section [{s}]"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Expand `~` and `$VAR`, make absolute, strip a trailing `/` (VIP.md §2.5).
+pub fn normalize_home(home: &str) -> PathBuf {
+    let mut s = home.to_string();
+    if let Some(rest) = s.strip_prefix('~') {
+        let h = std::env::var("HOME").unwrap_or_else(|_| "/root".to_string());
+        s = format!("{h}{rest}");
+    }
+    while s.len() > 1 && s.ends_with('/') {
+        s.pop();
+    }
+    let p = PathBuf::from(&s);
+    if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_and_errors_name_the_line() {
+        let mut c = Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
+        assert_eq!(c.local_address, "ipc://@/nonexistent/vh/run/vip.socket");
+        c.apply_file(Path::new("cfg"), "[volttron]\nvip-address = tcp://127.0.0.1:1\nallow-auth = False\n[viprouter]\nmax-connections = 10\n").unwrap();
+        assert_eq!(c.vip_addresses, vec!["tcp://127.0.0.1:1"]);
+        assert!(!c.allow_auth);
+        assert_eq!(c.limits.max_connections, 10);
+        let err = c.apply_file(Path::new("cfg"), "[viprouter]\nmax-connections = 99999999\n").unwrap_err();
+        assert!(err.to_string().starts_with("cfg:2: max-connections: exceeds the compiled capacity"), "{err}");
+        let err = c.apply_file(Path::new("cfg"), "[viprouter]\nbogus = 1\n").unwrap_err();
+        assert_eq!(err.to_string(), "cfg:2: bogus: unknown setting");
+    }
+
+    #[test]
+    fn home_is_normalized() {
+        assert_eq!(normalize_home("/a/b/"), PathBuf::from("/a/b"));
+        assert!(normalize_home("~/.volttron").is_absolute());
+    }
+}

@@ -1,0 +1,358 @@
+//! One accepted connection: its stream, its ZMTP session, and its receive and transmit
+//! buffers, all in one struct (one slot, one owner — DESIGN.md §2.10).
+//!
+//! Buffers start at `RX_BUF_MIN_BYTES`/`TX_BUF_MIN_BYTES` and grow only when needed (a large
+//! message, or a busy connection whose reads fill the buffer), and only while the process-wide
+//! [`Budget`] allows. They never shrink while the connection lives, so a warmed-up connection
+//! allocates nothing.
+
+use std::io::{self, Read, Write};
+
+use mio::event::Source;
+use mio::{Interest, Registry, Token};
+
+use crate::limits::{RX_BUF_BUSY_BYTES, RX_BUF_MAX_BYTES, RX_BUF_MIN_BYTES, TX_BUF_MIN_BYTES};
+use crate::time::Instant;
+use crate::zmtp::Parts;
+use crate::zmtp::mechanism::Mechanism;
+use crate::zmtp::session::Session;
+
+/// The process-wide buffer budget (`limits::BUFFER_BUDGET_BYTES`).
+#[derive(Debug)]
+pub struct Budget {
+    used: usize,
+    limit: usize,
+    hwm: usize,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Budget {
+        Budget { used: 0, limit, hwm: 0 }
+    }
+
+    /// Take `bytes` if they fit.
+    pub fn take(&mut self, bytes: usize) -> bool {
+        match self.used.checked_add(bytes) {
+            Some(n) if n <= self.limit => {
+                self.used = n;
+                self.hwm = self.hwm.max(n);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Return `bytes`.
+    pub fn give(&mut self, bytes: usize) {
+        self.used = self.used.saturating_sub(bytes);
+    }
+
+    /// Bytes in use.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// Highest use seen.
+    pub fn hwm(&self) -> usize {
+        self.hwm
+    }
+}
+
+/// A connected socket, TCP or Unix-domain.
+#[derive(Debug)]
+pub enum Stream {
+    /// `tcp://`
+    Tcp(mio::net::TcpStream),
+    /// `ipc://`
+    Unix(mio::net::UnixStream),
+}
+
+impl Stream {
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+
+    /// Register with `interest`.
+    ///
+    /// # Errors
+    /// The registry's error.
+    pub fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+        registry.register(self.source(), token, interest)
+    }
+
+    /// Change the interest.
+    ///
+    /// # Errors
+    /// The registry's error.
+    pub fn reregister(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+        registry.reregister(self.source(), token, interest)
+    }
+
+    /// Deregister (before drop, as mio requires).
+    pub fn deregister(&mut self, registry: &Registry) {
+        let _ = registry.deregister(self.source());
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+}
+
+/// Receive buffer: `buf[start..end]` holds unconsumed bytes; `buf.len()` is the capacity
+/// (zero-filled when taken).
+#[derive(Debug, Default)]
+pub struct RxBuf {
+    /// Storage.
+    pub buf: Vec<u8>,
+    /// First unconsumed byte.
+    pub start: usize,
+    /// One past the last received byte.
+    pub end: usize,
+}
+
+impl RxBuf {
+    /// Drop `n` consumed bytes.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Unconsumed bytes.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// True when nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
+    /// Make room so that `need` unconsumed bytes fit and some tail space is free; grows within
+    /// the budget. Returns false when the budget refused.
+    pub fn make_room(&mut self, need: usize, budget: &mut Budget) -> bool {
+        let need = need.max(self.len() + 1);
+        if self.end == self.buf.len() || need > self.buf.len() - self.start {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+        }
+        if need <= self.buf.len() && self.end < self.buf.len() {
+            return true;
+        }
+        let target = need.max(self.buf.len() * 2).min(RX_BUF_MAX_BYTES).max(need);
+        self.grow_to(target, budget)
+    }
+
+    /// A busy connection (its last read filled the buffer) doubles its buffer up to
+    /// `RX_BUF_BUSY_BYTES`, budget permitting: fewer, larger reads.
+    pub fn grow_if_busy(&mut self, budget: &mut Budget) {
+        if self.buf.len() < RX_BUF_BUSY_BYTES {
+            let _ = self.grow_to(self.buf.len() * 2, budget);
+        }
+    }
+
+    fn grow_to(&mut self, target: usize, budget: &mut Budget) -> bool {
+        let extra = target.saturating_sub(self.buf.len());
+        if extra == 0 {
+            return false;
+        }
+        if !budget.take(extra) {
+            return false;
+        }
+        self.buf.resize(target, 0);
+        true
+    }
+}
+
+/// Transmit queue: `buf[sent..]` is still to be written.
+#[derive(Debug, Default)]
+pub struct TxBuf {
+    /// Queued bytes (some already sent).
+    pub buf: Vec<u8>,
+    /// Bytes of `buf` already written to the socket.
+    pub sent: usize,
+}
+
+impl TxBuf {
+    /// Bytes waiting to be written.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.sent
+    }
+
+    /// Ensure `extra` more bytes can be appended without reallocating beyond the budget:
+    /// compact first, then grow. Returns false when the budget refused.
+    pub fn reserve(&mut self, extra: usize, budget: &mut Budget) -> bool {
+        if self.buf.capacity() - self.buf.len() >= extra {
+            return true;
+        }
+        if self.sent > 0 {
+            self.buf.drain(..self.sent);
+            self.sent = 0;
+            if self.buf.capacity() - self.buf.len() >= extra {
+                return true;
+            }
+        }
+        let cap = self.buf.capacity();
+        let target = (self.buf.len() + extra).next_power_of_two().max(cap * 2);
+        if !budget.take(target - cap) {
+            return false;
+        }
+        self.buf.reserve_exact(target - self.buf.len());
+        true
+    }
+
+    /// Capacity (for budget accounting).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
+/// Why a connection is not reading now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pause {
+    /// Its pending message waits for room in the queue of connection slot `on`.
+    Recipient {
+        /// Slot index of the full peer.
+        on: u16,
+        /// When the pause began.
+        since: Instant,
+    },
+    /// Its receive buffer may not grow: the buffer budget is exhausted.
+    Budget,
+}
+
+/// Everything the server keeps per connection.
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket.
+    pub stream: Stream,
+    /// ZMTP state.
+    pub session: Session,
+    /// Received bytes.
+    pub rx: RxBuf,
+    /// Bytes to send.
+    pub tx: TxBuf,
+    /// Index of the listener it came from.
+    pub listener: u8,
+    /// When it was accepted.
+    pub accepted_at: Instant,
+    /// The handshake completed.
+    pub handshake_done: bool,
+    /// Its identity is attached in the router (false for an ignored duplicate).
+    pub attached: bool,
+    /// Not reading, and why.
+    pub paused: Option<Pause>,
+    /// The next retry of the pending message answers error 11 instead of waiting.
+    pub stall_expired: bool,
+    /// A complete message that could not be routed yet (its recipient was full): its frames,
+    /// and the bytes to consume once it is routed (0 = none).
+    pub pending_parts: Parts,
+    /// See `pending_parts`.
+    pub pending_consumed: usize,
+    /// WRITABLE interest is registered.
+    pub want_write: bool,
+    /// Queued on the dirty list this turn.
+    pub dirty: bool,
+    /// The peer closed its side (EOF read).
+    pub eof: bool,
+    /// For logs: the peer's address.
+    pub peer: heapless::String<64>,
+}
+
+impl Conn {
+    /// A connection just accepted; our greeting is already queued. Takes its initial buffers
+    /// from `budget` (the caller checked it has room).
+    pub fn new(stream: Stream, mechanism: Mechanism, listener: u8, now: Instant, peer: &str) -> Conn {
+        let mut tx = TxBuf { buf: Vec::with_capacity(TX_BUF_MIN_BYTES), sent: 0 };
+        let session = Session::new(mechanism, &mut tx.buf);
+        let mut label = heapless::String::new();
+        for c in peer.chars() {
+            if label.push(c).is_err() {
+                break;
+            }
+        }
+        Conn {
+            stream,
+            session,
+            rx: RxBuf { buf: vec![0u8; RX_BUF_MIN_BYTES], start: 0, end: 0 },
+            tx,
+            listener,
+            accepted_at: now,
+            handshake_done: false,
+            attached: false,
+            paused: None,
+            stall_expired: false,
+            pending_parts: Parts::new(),
+            pending_consumed: 0,
+            want_write: false,
+            dirty: false,
+            eof: false,
+            peer: label,
+        }
+    }
+
+    /// Bytes a new connection takes from the budget.
+    pub const INITIAL_BYTES: usize = RX_BUF_MIN_BYTES + TX_BUF_MIN_BYTES;
+
+    /// Buffer bytes this connection holds (returned to the budget on close).
+    pub fn buffer_bytes(&self) -> usize {
+        self.rx.buf.len() + self.tx.capacity()
+    }
+
+    /// Read into the free tail of the receive buffer.
+    ///
+    /// # Errors
+    /// The socket's error (`WouldBlock` included).
+    pub fn read(&mut self) -> io::Result<usize> {
+        let tail = self.rx.buf.get_mut(self.rx.end..).unwrap_or(&mut []);
+        let n = self.stream.read(tail)?;
+        self.rx.end += n;
+        Ok(n)
+    }
+
+    /// Write queued bytes until the queue is empty or the socket would block. Returns the
+    /// bytes written.
+    ///
+    /// # Errors
+    /// A socket error other than `WouldBlock`/`Interrupted`.
+    pub fn flush(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        while self.tx.pending() > 0 {
+            let chunk = self.tx.buf.get(self.tx.sent..).unwrap_or(&[]);
+            match self.stream.write(chunk) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => {
+                    self.tx.sent += n;
+                    total += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.tx.pending() == 0 {
+            self.tx.buf.clear();
+            self.tx.sent = 0;
+        }
+        Ok(total)
+    }
+}

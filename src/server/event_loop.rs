@@ -1,0 +1,719 @@
+//! The single-threaded mio event loop: accept, read, route, flush, pause/resume, timers.
+//!
+//! One turn:
+//! 1. `poll` (timeout 0 when work is pending, else until the next tick);
+//! 2. listeners accept until `WouldBlock`; readable connections are serviced (read until
+//!    `WouldBlock` or the per-turn read budget, routing every complete message at once);
+//!    writable connections flush;
+//! 3. the ready list (connections with bytes left to read or just resumed) is serviced —
+//!    edge-triggered epoll will not wake them again (mio "draining readiness");
+//! 4. every connection that got output this turn is flushed once (the dirty list: many
+//!    messages per `write`);
+//! 5. paused senders whose recipient drained (or whose stall expired) are resumed;
+//! 6. on each tick, handshake deadlines are enforced.
+//!
+//! Interest is recomputed from state (rustls `tlsserver-mio` style): READABLE always,
+//! WRITABLE only while a flush left bytes behind.
+
+use std::io;
+use std::time::Duration;
+
+use mio::{Events, Interest, Poll, Token};
+
+use super::conn::{Budget, Conn, Pause, Stream};
+use super::listener::{ListenSocket, Listener};
+use super::signals::{SignalEvent, Signals};
+use super::slots::{SlotId, Slots};
+use crate::limits::{Limits, MAX_EVENTS, READ_BUDGET_BYTES, TICK_MS};
+use crate::stats::{self, FixedWriter};
+use crate::time::Instant;
+use crate::vip::peers::PeerId;
+use crate::vip::router::{Full, OnFull, Outcome, Router, Sink};
+use crate::zmtp::session::{Input, SessionConfig};
+use crate::zmtp::{DecodeError, Message, Parts};
+
+const SIGNAL_TOKEN: Token = Token(0xFFFF);
+
+/// Why the loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGTERM/SIGINT.
+    Signal,
+    /// `quit` from `control`.
+    Quit,
+}
+
+/// The server: sockets, slots and the router.
+pub struct Server {
+    poll: Poll,
+    listeners: Vec<Listener>,
+    signals: Signals,
+    slots: Slots,
+    /// The VIP core.
+    pub router: Router,
+    limits: Limits,
+    budget: Budget,
+    router_id: Vec<u8>,
+    handshaking: usize,
+    ready: Vec<SlotId>,
+    ready_next: Vec<SlotId>,
+    dirty: Vec<SlotId>,
+    paused: Vec<SlotId>,
+    parts: Parts,
+    clock: std::time::Instant,
+    exit: Option<Exit>,
+    last_tick: Instant,
+    /// Called once per loop turn with the time (sd_notify watchdog, reloads).
+    on_tick: Option<Box<dyn FnMut(Instant)>>,
+    on_reload: Option<Box<dyn FnMut(&mut Router)>>,
+}
+
+/// The [`Sink`] the router writes into: the destination connections' transmit queues.
+struct ConnSink<'a> {
+    slots: &'a mut Slots,
+    dirty: &'a mut Vec<SlotId>,
+    budget: &'a mut Budget,
+    tx_queue_bytes: usize,
+    delivered: u64,
+    refused_budget: u64,
+}
+
+impl Sink for ConnSink<'_> {
+    fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
+        let Some(id) = self.slots.id_of(to.0) else { return Err(Full) };
+        let Some(conn) = self.slots.get_mut(id) else { return Err(Full) };
+        if !conn.session.is_traffic() {
+            return Err(Full);
+        }
+        let len = conn.session.encoded_len(frames);
+        let pending = conn.tx.pending();
+        if pending > 0 && pending + len > self.tx_queue_bytes {
+            return Err(Full);
+        }
+        let before = conn.tx.capacity();
+        if !conn.tx.reserve(len, self.budget) {
+            self.refused_budget += 1;
+            return Err(Full);
+        }
+        debug_assert!(conn.tx.capacity() >= before);
+        conn.session.encode_message(frames, &mut conn.tx.buf);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(id);
+        }
+        self.delivered += 1;
+        Ok(())
+    }
+}
+
+enum Step {
+    /// Keep servicing this connection.
+    Continue,
+    /// Stop servicing it this turn (paused, closed, or read budget used).
+    Stop,
+}
+
+impl Server {
+    /// A server over bound `listeners`.
+    ///
+    /// # Errors
+    /// Poll or signalfd creation and registration errors.
+    pub fn new(listeners: Vec<Listener>, router: Router, limits: Limits, router_id: Vec<u8>) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let signals = Signals::new()?;
+        signals.register(poll.registry(), SIGNAL_TOKEN)?;
+        let mut listeners = listeners;
+        for (i, l) in listeners.iter_mut().enumerate() {
+            match &mut l.socket {
+                ListenSocket::Tcp(s) => poll.registry().register(s, Token(i), Interest::READABLE)?,
+                ListenSocket::Unix(s) => poll.registry().register(s, Token(i), Interest::READABLE)?,
+            }
+        }
+        let max = limits.max_connections;
+        Ok(Server {
+            poll,
+            listeners,
+            signals,
+            slots: Slots::new(max),
+            router,
+            budget: Budget::new(limits.buffer_budget_bytes),
+            limits,
+            router_id,
+            handshaking: 0,
+            ready: Vec::with_capacity(max),
+            ready_next: Vec::with_capacity(max),
+            dirty: Vec::with_capacity(max),
+            paused: Vec::with_capacity(max),
+            parts: Parts::new(),
+            clock: std::time::Instant::now(),
+            exit: None,
+            last_tick: Instant(0),
+            on_tick: None,
+            on_reload: None,
+        })
+    }
+
+    /// Run `f` once per loop turn (e.g. the systemd watchdog).
+    pub fn set_on_tick(&mut self, f: Box<dyn FnMut(Instant)>) {
+        self.on_tick = Some(f);
+    }
+
+    /// Run `f` on SIGHUP.
+    pub fn set_on_reload(&mut self, f: Box<dyn FnMut(&mut Router)>) {
+        self.on_reload = Some(f);
+    }
+
+    fn now(&self) -> Instant {
+        Instant(self.clock.elapsed().as_millis() as u64)
+    }
+
+    /// Run until a stop signal or `quit`.
+    ///
+    /// # Errors
+    /// Only a failing `poll` stops the loop with an error.
+    pub fn run(&mut self) -> io::Result<Exit> {
+        let mut events = Events::with_capacity(MAX_EVENTS);
+        loop {
+            let busy = !self.ready.is_empty() || !self.paused.is_empty();
+            let timeout = if !self.ready.is_empty() {
+                Duration::ZERO
+            } else if busy {
+                Duration::from_millis(10)
+            } else {
+                Duration::from_millis(TICK_MS)
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = self.now();
+            for ev in events.iter() {
+                let token = ev.token();
+                if token == SIGNAL_TOKEN {
+                    self.handle_signals();
+                } else if let Some(id) = SlotId::from_token(token) {
+                    if ev.is_writable() {
+                        self.flush(id);
+                    }
+                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        self.service(id, now);
+                    }
+                } else if token.0 < self.listeners.len() {
+                    self.accept(token.0, now);
+                }
+            }
+            let ready = std::mem::take(&mut self.ready);
+            for &id in &ready {
+                self.service(id, now);
+            }
+            let mut ready = ready;
+            ready.clear();
+            self.ready = ready;
+            std::mem::swap(&mut self.ready, &mut self.ready_next);
+            self.flush_dirty();
+            self.resume_paused(now);
+            if now.since(self.last_tick) >= TICK_MS {
+                self.last_tick = now;
+                self.tick(now);
+            }
+            if let Some(exit) = self.exit {
+                self.flush_all();
+                return Ok(exit);
+            }
+        }
+    }
+
+    fn handle_signals(&mut self) {
+        while let Some(sig) = self.signals.next() {
+            match sig {
+                SignalEvent::Stop => {
+                    log::info!("stop signal received: shutting down");
+                    self.exit = Some(Exit::Signal);
+                }
+                SignalEvent::Reload => {
+                    log::info!("SIGHUP: reloading");
+                    if let Some(f) = self.on_reload.as_mut() {
+                        f(&mut self.router);
+                    }
+                }
+                SignalEvent::DumpStats => self.log_stats(),
+            }
+        }
+    }
+
+    /// Log every counter as one JSON line.
+    pub fn log_stats(&mut self) {
+        self.sync_stats();
+        let mut buf = [0u8; 8192];
+        let mut w = FixedWriter::new(&mut buf);
+        if self.router.stats.write_json(&mut w).is_ok() {
+            log::info!("stats {}", String::from_utf8_lossy(w.written()));
+        }
+    }
+
+    fn sync_stats(&mut self) {
+        let s = &mut self.router.stats;
+        s.buffer_bytes = self.budget.used() as u64;
+        s.buffer_bytes_hwm = self.budget.hwm() as u64;
+    }
+
+    fn accept(&mut self, li: usize, now: Instant) {
+        loop {
+            let Some(l) = self.listeners.get(li) else { return };
+            let mechanism = l.mechanism;
+            let accepted = match &l.socket {
+                ListenSocket::Tcp(s) => s.accept().map(|(st, addr)| {
+                    let _ = st.set_nodelay(true);
+                    super::sockopt::keepalive(&st);
+                    (Stream::Tcp(st), addr.to_string())
+                }),
+                ListenSocket::Unix(s) => s.accept().map(|(st, _)| {
+                    let label = super::sockopt::peer_cred_label(&st);
+                    (Stream::Unix(st), label)
+                }),
+            };
+            let (stream, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: leave the rest in the backlog until a slot frees.
+                    log::warn!("accept on {}: {e}", self.listeners.get(li).map_or("?", |l| &l.endpoint));
+                    return;
+                }
+            };
+            if self.slots.is_full() || !self.budget.take(Conn::INITIAL_BYTES) {
+                if stats::bump(&mut self.router.stats.rejected_conn_full) {
+                    log::warn!("connection from {peer} refused: {} connections (or the buffer budget) in use", self.slots.live());
+                }
+                drop(stream);
+                continue;
+            }
+            if self.handshaking >= self.limits.max_handshakes {
+                self.evict_oldest_handshake();
+            }
+            let conn = Box::new(Conn::new(stream, mechanism, li as u8, now, &peer));
+            let id = match self.slots.insert(conn) {
+                Ok(id) => id,
+                Err(_) => {
+                    self.budget.give(Conn::INITIAL_BYTES);
+                    continue;
+                }
+            };
+            self.router.stats.accepted += 1;
+            self.handshaking += 1;
+            let live = self.slots.live() as u64;
+            if live > self.router.stats.connections_hwm {
+                self.router.stats.connections_hwm = live;
+            }
+            let registry = self.poll.registry();
+            let Some(conn) = self.slots.get_mut(id) else { continue };
+            if let Err(e) = conn.stream.register(registry, id.token(), Interest::READABLE) {
+                log::warn!("register {peer}: {e}");
+                self.close(id, "register failed");
+                continue;
+            }
+            log::debug!("accepted {peer} on slot {}", id.index);
+            self.flush(id);
+        }
+    }
+
+    fn evict_oldest_handshake(&mut self) {
+        let oldest = self
+            .slots
+            .ids()
+            .filter_map(|id| {
+                let index = id.index;
+                let accepted = self.slots_peek_handshake(index)?;
+                Some((accepted, id))
+            })
+            .min_by_key(|(t, _)| *t)
+            .map(|(_, id)| id);
+        if let Some(id) = oldest {
+            if stats::bump(&mut self.router.stats.rejected_handshake_evicted) {
+                log::warn!("{} unfinished handshakes: closing the oldest to make room", self.handshaking);
+            }
+            self.close(id, "handshake evicted");
+        }
+    }
+
+    fn slots_peek_handshake(&self, index: u16) -> Option<Instant> {
+        // Read-only peek through a shared borrow of the slot table.
+        let slots: &Slots = &self.slots;
+        slots.peek(index).filter(|c| !c.handshake_done).map(|c| c.accepted_at)
+    }
+
+    /// Read and process one connection (see the module doc).
+    fn service(&mut self, id: SlotId, now: Instant) {
+        let mut read_total = 0usize;
+        loop {
+            if let Step::Stop = self.drain_input(id, now) {
+                return;
+            }
+            let Some(conn) = self.slots.get_mut(id) else { return };
+            if conn.eof {
+                self.close(id, "closed by peer");
+                return;
+            }
+            if read_total >= READ_BUDGET_BYTES {
+                self.ready_next.push(id);
+                return;
+            }
+            let need = conn.rx.len() + 1;
+            if !conn.rx.make_room(need, &mut self.budget) {
+                conn.paused = Some(Pause::Budget);
+                self.paused.push(id);
+                if stats::bump(&mut self.router.stats.paused_budget) {
+                    log::warn!("buffer budget exhausted: pausing reads from {}", conn.peer);
+                }
+                return;
+            }
+            let tail_before = conn.rx.buf.len() - conn.rx.end;
+            match conn.read() {
+                Ok(0) => conn.eof = true,
+                Ok(n) => {
+                    read_total += n;
+                    self.router.stats.bytes_in += n as u64;
+                    if n == tail_before {
+                        conn.rx.grow_if_busy(&mut self.budget);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("read from {}: {e}", conn.peer);
+                    self.close(id, "read error");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Process every complete message in the receive buffer.
+    fn drain_input(&mut self, id: SlotId, now: Instant) -> Step {
+        loop {
+            let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
+            if conn.paused.is_some() {
+                return Step::Stop;
+            }
+            if conn.pending_consumed > 0 {
+                // A message that was blocked on a full recipient: try it again.
+                let consumed = conn.pending_consumed;
+                self.parts = conn.pending_parts.clone();
+                match self.route(id, now) {
+                    Step::Continue => {
+                        if let Some(conn) = self.slots.get_mut(id) {
+                            conn.pending_consumed = 0;
+                            conn.rx.consume(consumed);
+                        }
+                        continue;
+                    }
+                    Step::Stop => return Step::Stop,
+                }
+            }
+            let mechanism = conn.session.mechanism();
+            let cfg = SessionConfig { mechanism, identity: &self.router_id, limits: &self.limits };
+            let tx_before = conn.tx.buf.len();
+            let data = conn.rx.buf.get_mut(conn.rx.start..conn.rx.end).unwrap_or(&mut []);
+            let r = conn.session.handle_input(&cfg, data, &mut conn.tx.buf, &mut self.parts);
+            if conn.tx.buf.len() != tx_before && !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(id);
+            }
+            match r {
+                Err(e) => {
+                    self.protocol_error(id, e);
+                    return Step::Stop;
+                }
+                Ok(Input::NeedMore { consumed, need }) => {
+                    conn.rx.consume(consumed);
+                    if need > conn.rx.buf.len() && !conn.rx.make_room(need, &mut self.budget) {
+                        conn.paused = Some(Pause::Budget);
+                        self.paused.push(id);
+                        if stats::bump(&mut self.router.stats.paused_budget) {
+                            log::warn!("buffer budget exhausted: pausing reads from {}", conn.peer);
+                        }
+                        return Step::Stop;
+                    }
+                    return Step::Continue;
+                }
+                Ok(Input::Ready { consumed }) => {
+                    conn.rx.consume(consumed);
+                    conn.handshake_done = true;
+                    self.handshaking = self.handshaking.saturating_sub(1);
+                    self.router.stats.handshakes_completed += 1;
+                    self.attach(id);
+                }
+                Ok(Input::Message { consumed }) => {
+                    if !conn.attached {
+                        conn.rx.consume(consumed);
+                        // First wins: a duplicate's messages are dropped (VIP.md §2.4) unless
+                        // the identity has been freed meanwhile.
+                        self.attach(id);
+                        if stats::bump(&mut self.router.stats.dropped_duplicate_identity) {
+                            log::info!("dropped a message from a duplicate-identity connection");
+                        }
+                        continue;
+                    }
+                    match self.route(id, now) {
+                        Step::Continue => {
+                            if let Some(conn) = self.slots.get_mut(id) {
+                                conn.rx.consume(consumed);
+                            }
+                        }
+                        Step::Stop => {
+                            if let Some(conn) = self.slots.get_mut(id) {
+                                if conn.paused.is_some() {
+                                    conn.pending_parts = self.parts.clone();
+                                    conn.pending_consumed = consumed;
+                                } else {
+                                    conn.rx.consume(consumed);
+                                }
+                            }
+                            return Step::Stop;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn attach(&mut self, id: SlotId) {
+        let Some(conn) = self.slots.get_mut(id) else { return };
+        let identity: heapless::Vec<u8, 255> =
+            heapless::Vec::from_slice(conn.session.identity()).unwrap_or_default();
+        match self.router.attach(PeerId(id.index), &identity) {
+            Ok(()) => {
+                conn.attached = true;
+                log::debug!("peer {:?} attached from {}", String::from_utf8_lossy(&identity), conn.peer);
+            }
+            Err(_) => conn.attached = false,
+        }
+    }
+
+    /// Route the message in `self.parts` from connection `id`.
+    fn route(&mut self, id: SlotId, now: Instant) -> Step {
+        let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
+        let on_full = if conn.stall_expired { OnFull::Again } else { OnFull::Pause };
+        conn.stall_expired = false;
+        // Borrow the sender's receive buffer while the sink writes into other connections
+        // (and possibly the sender's own transmit queue): move it out, no copy.
+        let rx = std::mem::take(&mut conn.rx);
+        let data = rx.buf.get(rx.start..rx.end).unwrap_or(&[]);
+        let msg = Message::new(data, &self.parts);
+        let mut sink = ConnSink {
+            slots: &mut self.slots,
+            dirty: &mut self.dirty,
+            budget: &mut self.budget,
+            tx_queue_bytes: self.limits.tx_queue_bytes,
+            delivered: 0,
+            refused_budget: 0,
+        };
+        let outcome = self.router.handle(PeerId(id.index), msg, &mut sink, on_full);
+        let (delivered, refused) = (sink.delivered, sink.refused_budget);
+        self.router.stats.msgs_out += delivered;
+        if refused > 0 && stats::bump(&mut self.router.stats.dropped_budget) {
+            log::warn!("buffer budget exhausted: a transmit queue could not grow");
+        }
+        let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
+        conn.rx = rx;
+        match outcome {
+            Outcome::Done => Step::Continue,
+            Outcome::Blocked(to) => {
+                conn.paused = Some(Pause::Recipient { on: to.0, since: now });
+                self.paused.push(id);
+                Step::Stop
+            }
+            Outcome::Quit => {
+                log::info!("quit from control: shutting down");
+                self.exit = Some(Exit::Quit);
+                Step::Continue
+            }
+        }
+    }
+
+    fn protocol_error(&mut self, id: SlotId, e: DecodeError) {
+        let s = &mut self.router.stats;
+        let counter = match e {
+            DecodeError::BadSignature | DecodeError::UnsupportedVersion { .. } => &mut s.rejected_greeting,
+            DecodeError::MechanismMismatch => &mut s.rejected_mechanism,
+            DecodeError::FrameTooLarge { .. } => &mut s.rejected_frame_too_large,
+            DecodeError::MessageTooLarge => &mut s.rejected_msg_too_large,
+            DecodeError::TooManyParts => &mut s.rejected_too_many_parts,
+            DecodeError::UnexpectedCommand
+            | DecodeError::IncompatibleSocketType
+            | DecodeError::IdentityTooLong
+            | DecodeError::TruncatedProperty
+            | DecodeError::MalformedCommand
+            | DecodeError::PeerError
+            | DecodeError::MalformedPing => &mut s.rejected_handshake,
+        };
+        let first = stats::bump(counter);
+        if let Some(conn) = self.slots.get_mut(id) {
+            if first {
+                log::warn!("closing {}: {e}", conn.peer);
+            } else {
+                log::debug!("closing {}: {e}", conn.peer);
+            }
+            // Best effort: anything already queued for it (our greeting) goes out first.
+            let _ = conn.flush();
+        }
+        self.close(id, "protocol error");
+    }
+
+    fn flush(&mut self, id: SlotId) {
+        let Some(conn) = self.slots.get_mut(id) else { return };
+        conn.dirty = false;
+        match conn.flush() {
+            Ok(n) => self.router.stats.bytes_out += n as u64,
+            Err(e) => {
+                log::debug!("write to {}: {e}", conn.peer);
+                self.close(id, "write error");
+                return;
+            }
+        }
+        let Some(conn) = self.slots.get_mut(id) else { return };
+        let want = conn.tx.pending() > 0;
+        if want != conn.want_write {
+            conn.want_write = want;
+            let interest = if want { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+            if let Err(e) = conn.stream.reregister(self.poll.registry(), id.token(), interest) {
+                log::warn!("reregister {}: {e}", conn.peer);
+                self.close(id, "reregister failed");
+            }
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &id in &dirty {
+            self.flush(id);
+        }
+        let mut dirty = dirty;
+        dirty.clear();
+        // Flushing can close connections, which can queue `peerlist drop`s: keep those.
+        let more = std::mem::replace(&mut self.dirty, dirty);
+        for id in more {
+            self.flush(id);
+        }
+    }
+
+    fn flush_all(&mut self) {
+        let ids: Vec<SlotId> = self.slots.ids().collect();
+        for id in ids {
+            self.flush(id);
+        }
+    }
+
+    /// Resume paused connections whose reason went away; expire stalls.
+    fn resume_paused(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.paused.len() {
+            let id = self.paused.get(i).copied().unwrap_or(SlotId { index: 0, generation: 0 });
+            let resume = match self.slots.get_mut(id).and_then(|c| c.paused) {
+                None => {
+                    self.paused.swap_remove(i);
+                    continue;
+                }
+                Some(Pause::Budget) => {
+                    self.budget.used() + crate::limits::RX_BUF_MIN_BYTES <= self.limits.buffer_budget_bytes
+                }
+                Some(Pause::Recipient { on, since }) => {
+                    let half = self.limits.tx_queue_bytes / 2;
+                    let room = match self.slots.by_index(on) {
+                        None => true,
+                        Some(c) => c.tx.pending() <= half,
+                    };
+                    if room {
+                        true
+                    } else if on != id.index && now.since(since) >= self.limits.send_stall_ms {
+                        if let Some(c) = self.slots.get_mut(id) {
+                            c.stall_expired = true;
+                        }
+                        true
+                    } else {
+                        false
+                    }
+                }
+            };
+            if resume {
+                if let Some(c) = self.slots.get_mut(id) {
+                    c.paused = None;
+                }
+                self.paused.swap_remove(i);
+                self.ready.push(id);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if let Some(f) = self.on_tick.as_mut() {
+            f(now);
+        }
+        self.sync_stats();
+        if self.handshaking == 0 {
+            return;
+        }
+        let timeout = self.limits.handshake_timeout_ms;
+        let expired: Vec<SlotId> = self
+            .slots
+            .ids()
+            .filter(|id| {
+                self.slots
+                    .peek(id.index)
+                    .is_some_and(|c| !c.handshake_done && now.since(c.accepted_at) >= timeout)
+            })
+            .collect();
+        for id in expired {
+            if stats::bump(&mut self.router.stats.rejected_handshake_timeout) {
+                log::warn!("handshake not completed within {timeout} ms: closing");
+            }
+            self.close(id, "handshake timeout");
+        }
+    }
+
+    /// Close connection `id`: deregister, leave the peer set (notifying the others), return its
+    /// buffers to the budget, free the slot.
+    fn close(&mut self, id: SlotId, why: &str) {
+        let Some(mut conn) = self.slots.remove(id) else { return };
+        conn.stream.deregister(self.poll.registry());
+        self.budget.give(conn.buffer_bytes());
+        if !conn.handshake_done {
+            self.handshaking = self.handshaking.saturating_sub(1);
+        }
+        self.router.stats.closed += 1;
+        if why == "closed by peer" || why == "read error" || why == "write error" {
+            self.router.stats.closed_by_peer += 1;
+        }
+        log::debug!("closed {} ({why})", conn.peer);
+        if conn.attached {
+            let mut sink = ConnSink {
+                slots: &mut self.slots,
+                dirty: &mut self.dirty,
+                budget: &mut self.budget,
+                tx_queue_bytes: self.limits.tx_queue_bytes,
+                delivered: 0,
+                refused_budget: 0,
+            };
+            self.router.detach(PeerId(id.index), &mut sink);
+            self.router.stats.msgs_out += sink.delivered;
+        }
+    }
+
+    /// Bound endpoints, as reported to peers.
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.listeners.iter().map(|l| l.endpoint.as_str())
+    }
+
+    /// Remove ipc socket files (on exit).
+    pub fn cleanup(&mut self) {
+        for l in &self.listeners {
+            if let Some(p) = &l.path {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
