@@ -174,54 +174,65 @@ impl Server {
     pub fn run(&mut self) -> io::Result<Exit> {
         let mut events = Events::with_capacity(MAX_EVENTS);
         loop {
-            let busy = !self.ready.is_empty() || !self.paused.is_empty();
-            let timeout = if !self.ready.is_empty() {
-                Duration::ZERO
-            } else if busy {
-                Duration::from_millis(10)
-            } else {
-                Duration::from_millis(TICK_MS)
-            };
-            match self.poll.poll(&mut events, Some(timeout)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            let now = self.now();
-            for ev in events.iter() {
-                let token = ev.token();
-                if token == SIGNAL_TOKEN {
-                    self.handle_signals();
-                } else if let Some(id) = SlotId::from_token(token) {
-                    if ev.is_writable() {
-                        self.flush(id);
-                    }
-                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                        self.service(id, now);
-                    }
-                } else if token.0 < self.listeners.len() {
-                    self.accept(token.0, now);
-                }
-            }
-            let ready = std::mem::take(&mut self.ready);
-            for &id in &ready {
-                self.service(id, now);
-            }
-            let mut ready = ready;
-            ready.clear();
-            self.ready = ready;
-            std::mem::swap(&mut self.ready, &mut self.ready_next);
-            self.flush_dirty();
-            self.resume_paused(now);
-            if now.since(self.last_tick) >= TICK_MS {
-                self.last_tick = now;
-                self.tick(now);
-            }
-            if let Some(exit) = self.exit {
-                self.flush_all();
+            if let Some(exit) = self.turn(&mut events)? {
                 return Ok(exit);
             }
         }
+    }
+
+    /// One turn of the loop (see the module doc). Returns `Some` when the router must stop.
+    /// Public so that tests can drive the server in their own thread.
+    ///
+    /// # Errors
+    /// Only a failing `poll`.
+    pub fn turn(&mut self, events: &mut Events) -> io::Result<Option<Exit>> {
+        let timeout = if !self.ready.is_empty() {
+            Duration::ZERO
+        } else if !self.paused.is_empty() {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(TICK_MS)
+        };
+        match self.poll.poll(events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let now = self.now();
+        for ev in events.iter() {
+            let token = ev.token();
+            if token == SIGNAL_TOKEN {
+                self.handle_signals();
+            } else if let Some(id) = SlotId::from_token(token) {
+                if ev.is_writable() {
+                    self.flush(id);
+                }
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    self.service(id, now);
+                }
+            } else if token.0 < self.listeners.len() {
+                self.accept(token.0, now);
+            }
+        }
+        // Connections with input left over from earlier turns (read budget, resumed).
+        let mut ready = std::mem::take(&mut self.ready);
+        for &id in &ready {
+            self.service(id, now);
+        }
+        ready.clear();
+        self.ready = ready;
+        std::mem::swap(&mut self.ready, &mut self.ready_next);
+        self.flush_dirty();
+        self.resume_paused(now);
+        if now.since(self.last_tick) >= TICK_MS {
+            self.last_tick = now;
+            self.tick(now);
+        }
+        if let Some(exit) = self.exit {
+            self.flush_all();
+            return Ok(Some(exit));
+        }
+        Ok(None)
     }
 
     fn handle_signals(&mut self) {

@@ -1,0 +1,81 @@
+# viprouter — the single entry point for humans and CI (DESIGN.md §2.8).
+# `make run` starts the router on its embedded default configuration; `make test` runs every test.
+
+CARGO   ?= cargo
+PYTHON  ?= python3
+VENV    ?= .venv
+RUN_DIR ?= .run
+VHOME   ?= $(CURDIR)/$(RUN_DIR)/volttron_home
+PORT    ?= 22916
+BIN     := target/release/viprouter
+T       ?= frame_stream
+SECS    ?= 30
+
+.PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench ci clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+release: $(BIN)
+
+$(BIN): FORCE
+	$(CARGO) build --release --bin viprouter
+
+FORCE:
+
+## run: the router on an embedded default VOLTTRON_HOME (git-ignored, under .run/): ipc + tcp://127.0.0.1:$(PORT)
+run: release
+	@mkdir -p "$(VHOME)"
+	@test -f "$(VHOME)/config" || printf '[volttron]\n# embedded default of `make run` (see README)\nvip-address = tcp://127.0.0.1:$(PORT)\ninstance-name = viprouter-dev\nallow-auth = False\n' > "$(VHOME)/config"
+	@echo "viprouter: VOLTTRON_HOME=$(VHOME)"
+	@echo "  connect agents to ipc://@$(VHOME)/run/vip.socket or tcp://127.0.0.1:$(PORT) (NULL mechanism)"
+	@echo "  e.g.  VOLTTRON_HOME=$(VHOME) VOLTTRON_VIP_ADDR=tcp://127.0.0.1:$(PORT) python your_agent.py"
+	@echo "  Ctrl-C stops it."
+	exec $(BIN) --volttron-home "$(VHOME)"
+
+## test: unit, property, fuzz-corpus replay, loopback and zero-allocation tests, then the pyzmq interop suite
+test: test-unit interop
+
+test-unit:
+	$(CARGO) test --all-targets
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: tests/interop/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+	touch $@
+
+## interop: real libzmq peers (pyzmq) against the release binary
+interop: release venv
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest tests/interop -q
+
+fuzz-replay:
+	$(CARGO) test --test fuzz_replay
+
+fuzz-build:
+	cd tests/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build --fuzz-dir .
+
+## fuzz: T=<target> SECS=<seconds>
+fuzz:
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir tests/fuzz $(T) -- -max_total_time=$(SECS)
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt-check:
+	$(CARGO) fmt --check
+
+## bench: ../shared/bench/compare.sh against viprouter and the libzmq anchors (same run, ratios)
+bench:
+	tests/bench/compare.sh
+
+ci: test
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) $(RUN_DIR)
+
+-include cross/cross.mk
