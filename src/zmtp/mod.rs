@@ -1,2 +1,3 @@
 //! Sans-IO ZMTP 3.x.
 pub mod mechanism;
+pub mod z85;
