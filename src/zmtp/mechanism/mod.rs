@@ -1,1 +1,2 @@
 //! Security mechanisms (ZMTP.md §5–§7).
+pub mod curve;
