@@ -23,13 +23,13 @@ use super::CurveError;
 use super::keys::{KEY_LEN, KeyPair, PrecomputedBox, PublicKey, SecretKey, TAG_LEN};
 use super::message::{self, Channel};
 use super::nonce::{
-    HELLO_PREFIX, INITIATE_PREFIX, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, READY_PREFIX,
-    RecvCounter, SendCounter, VOUCH_PREFIX, WELCOME_PREFIX, long_nonce, short_nonce,
+    HELLO_PREFIX, INITIATE_PREFIX, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, READY_PREFIX, RecvCounter,
+    SendCounter, VOUCH_PREFIX, WELCOME_PREFIX, long_nonce, short_nonce,
 };
 use super::wire::{
     self, COOKIE_LEN, ERROR_NAME, HELLO_LEN, HELLO_PADDING_LEN, HELLO_SIGNATURE_LEN,
-    INITIATE_MIN_LEN, INITIATE_NAME, READY_BOX_AT, READY_METADATA_AT, READY_MIN_LEN,
-    READY_NAME, READY_NONCE_AT, WELCOME_BOX_AT, WELCOME_LEN, WELCOME_NAME, WELCOME_NONCE_AT,
+    INITIATE_MIN_LEN, INITIATE_NAME, READY_BOX_AT, READY_METADATA_AT, READY_MIN_LEN, READY_NAME,
+    READY_NONCE_AT, WELCOME_BOX_AT, WELCOME_LEN, WELCOME_NAME, WELCOME_NONCE_AT,
 };
 
 /// Length of the complete HELLO frame [`CurveClient::start`] appends.
@@ -186,7 +186,9 @@ impl CurveClient {
         let welcome_nonce: [u8; 16] = wire::array_at(body, WELCOME_NONCE_AT)?;
         let hello_box = self.hello_box.take().ok_or(CurveError::WrongState)?;
         let transient = self.transient.take().ok_or(CurveError::WrongState)?;
-        let boxed = body.get_mut(WELCOME_BOX_AT..).ok_or(CurveError::WrongSize)?;
+        let boxed = body
+            .get_mut(WELCOME_BOX_AT..)
+            .ok_or(CurveError::WrongSize)?;
         hello_box.open_box_in_place(&long_nonce(WELCOME_PREFIX, &welcome_nonce), boxed)?;
         drop(hello_box);
         let server_transient = PublicKey(wire::array_at(boxed, TAG_LEN)?);
@@ -239,7 +241,11 @@ impl CurveClient {
         Ok(ClientStep::InitiateSent)
     }
 
-    fn on_ready(&mut self, body: &mut [u8], mut channel: Channel) -> Result<ClientStep, CurveError> {
+    fn on_ready(
+        &mut self,
+        body: &mut [u8],
+        mut channel: Channel,
+    ) -> Result<ClientStep, CurveError> {
         wire::expect_command(body, READY_NAME)?;
         if body.len() < READY_MIN_LEN {
             return Err(CurveError::WrongSize);

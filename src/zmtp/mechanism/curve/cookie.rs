@@ -201,7 +201,12 @@ mod tests {
     fn setup() -> (ChaCha20Rng, CookieKeys, PublicKey, SecretKey) {
         let mut rng = ChaCha20Rng::seed_from_u64(7);
         let keys = CookieKeys::new(&mut rng);
-        (rng, keys, PublicKey([3; 32]), SecretKey::from_bytes([4; 32]))
+        (
+            rng,
+            keys,
+            PublicKey([3; 32]),
+            SecretKey::from_bytes([4; 32]),
+        )
     }
 
     #[test]
@@ -233,7 +238,11 @@ mod tests {
         for i in 0..COOKIE_LEN {
             let mut bad = cookie;
             bad[i] ^= 0x01;
-            let want = if i < 4 { CurveError::CookieExpired } else { CurveError::BadCookie };
+            let want = if i < 4 {
+                CurveError::CookieExpired
+            } else {
+                CurveError::BadCookie
+            };
             assert_eq!(keys.open(&bad).err(), Some(want), "byte {i}");
         }
     }

@@ -361,7 +361,10 @@ mod tests {
                 &crypto_box::SecretKey::from(h32(ALICE_SK)),
             );
             let ct = salsa
-                .encrypt(GenericArray::from_slice(&nonce()), hex::decode(MESSAGE).unwrap().as_slice())
+                .encrypt(
+                    GenericArray::from_slice(&nonce()),
+                    hex::decode(MESSAGE).unwrap().as_slice(),
+                )
                 .unwrap();
             assert_eq!(ct, buf);
         }
@@ -381,11 +384,18 @@ mod tests {
             let mut b = boxed.clone();
             b[i] ^= 0x01;
             let before = b.clone();
-            assert_eq!(opener.open_box_in_place(&nonce(), &mut b), Err(CurveError::BadBox), "byte {i}");
+            assert_eq!(
+                opener.open_box_in_place(&nonce(), &mut b),
+                Err(CurveError::BadBox),
+                "byte {i}"
+            );
             assert_eq!(b, before, "failed open must not touch the buffer");
         }
         let mut short = [0u8; 15];
-        assert_eq!(opener.open_box_in_place(&nonce(), &mut short), Err(CurveError::WrongSize));
+        assert_eq!(
+            opener.open_box_in_place(&nonce(), &mut short),
+            Err(CurveError::WrongSize)
+        );
     }
 
     /// ZMTP.md §12.2: the low-order public key makes beforenm fail.
@@ -411,7 +421,10 @@ mod tests {
             PublicKey::from_z85(b"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7").unwrap()
         );
         let c = SecretKey::from_z85(b"D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs").unwrap();
-        assert_eq!(c.public_key().to_string(), "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID");
+        assert_eq!(
+            c.public_key().to_string(),
+            "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+        );
     }
 
     #[test]

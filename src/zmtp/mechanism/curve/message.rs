@@ -115,7 +115,9 @@ impl Channel {
         }
         let n = wire::u64_at(body, MESSAGE_NONCE_AT)?;
         self.recv.check(n)?;
-        let boxed = body.get_mut(MESSAGE_BOX_AT..).ok_or(CurveError::WrongSize)?;
+        let boxed = body
+            .get_mut(MESSAGE_BOX_AT..)
+            .ok_or(CurveError::WrongSize)?;
         self.key
             .open_box_in_place(&short_nonce(self.recv_prefix, n), boxed)?;
         self.recv.accept(n);

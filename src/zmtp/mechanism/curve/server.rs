@@ -28,14 +28,14 @@ use super::cookie::{COOKIE_NONCE_RANDOM_LEN, CookieKeys};
 use super::keys::{KEY_LEN, KeyPair, PrecomputedBox, PublicKey, SecretKey, TAG_LEN};
 use super::message::{self, Channel};
 use super::nonce::{
-    HELLO_PREFIX, INITIATE_PREFIX, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, READY_PREFIX,
-    RecvCounter, SendCounter, VOUCH_PREFIX, WELCOME_PREFIX, long_nonce, short_nonce,
+    HELLO_PREFIX, INITIATE_PREFIX, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, READY_PREFIX, RecvCounter,
+    SendCounter, VOUCH_PREFIX, WELCOME_PREFIX, long_nonce, short_nonce,
 };
 use super::wire::{
-    self, COOKIE_LEN, HELLO_BOX_AT, HELLO_CLIENT_KEY_AT, HELLO_LEN, HELLO_NAME,
-    HELLO_NONCE_AT, HELLO_PADDING_AT, HELLO_PADDING_LEN, HELLO_VERSION_AT, INITIATE_BOX_AT,
-    INITIATE_COOKIE_AT, INITIATE_METADATA_AT, INITIATE_MIN_LEN, INITIATE_NAME,
-    INITIATE_NONCE_AT, READY_MIN_LEN, READY_NAME, VOUCH_LEN, WELCOME_LEN, WELCOME_NAME,
+    self, COOKIE_LEN, HELLO_BOX_AT, HELLO_CLIENT_KEY_AT, HELLO_LEN, HELLO_NAME, HELLO_NONCE_AT,
+    HELLO_PADDING_AT, HELLO_PADDING_LEN, HELLO_VERSION_AT, INITIATE_BOX_AT, INITIATE_COOKIE_AT,
+    INITIATE_METADATA_AT, INITIATE_MIN_LEN, INITIATE_NAME, INITIATE_NONCE_AT, READY_MIN_LEN,
+    READY_NAME, VOUCH_LEN, WELCOME_LEN, WELCOME_NAME,
 };
 
 /// Length of the complete WELCOME frame `handle_command` appends for a HELLO.
@@ -241,7 +241,9 @@ impl CurveServer {
 
         // k = beforenm(C', s') opens INITIATE and serves READY and MESSAGEs.
         let session = PrecomputedBox::new(client_transient, &server_transient)?;
-        let boxed = body.get_mut(INITIATE_BOX_AT..).ok_or(CurveError::WrongSize)?;
+        let boxed = body
+            .get_mut(INITIATE_BOX_AT..)
+            .ok_or(CurveError::WrongSize)?;
         session.open_box_in_place(&short_nonce(INITIATE_PREFIX, n), boxed)?;
 
         // Plaintext: C (32) ‖ Vn (16) ‖ vouch (80) ‖ metadata.
@@ -367,14 +369,6 @@ impl CurveServer {
         match &mut self.state {
             State::Traffic(channel) => channel.seal_frame(inner_flags, payload, out),
             _ => Err(CurveError::WrongState),
-        }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn channel_mut(&mut self) -> Option<&mut Channel> {
-        match &mut self.state {
-            State::Traffic(c) | State::AwaitDecision(c) => Some(c),
-            _ => None,
         }
     }
 }

@@ -138,7 +138,8 @@ pub fn command_name(body: &[u8]) -> Result<&[u8], CurveError> {
     if len == 0 {
         return Err(CurveError::BadCommand);
     }
-    body.get(..len.saturating_add(1)).ok_or(CurveError::BadCommand)
+    body.get(..len.saturating_add(1))
+        .ok_or(CurveError::BadCommand)
 }
 
 /// Checks that `body` is the command `name` (e.g. [`HELLO_NAME`]).
@@ -240,9 +241,15 @@ mod tests {
         assert_eq!(command_name(b"\x00"), Err(CurveError::BadCommand));
         assert_eq!(command_name(b"\x05REA"), Err(CurveError::BadCommand));
         assert_eq!(command_name(b"\x05READYxx"), Ok(&b"\x05READY"[..]));
-        assert_eq!(expect_command(b"\x05HELLO", READY_NAME), Err(CurveError::UnexpectedCommand));
+        assert_eq!(
+            expect_command(b"\x05HELLO", READY_NAME),
+            Err(CurveError::UnexpectedCommand)
+        );
         assert_eq!(u64_at(&[0; 7], 0), Err(CurveError::WrongSize));
-        assert_eq!(array_at::<4>(&[1, 2, 3, 4, 5], usize::MAX), Err(CurveError::WrongSize));
+        assert_eq!(
+            array_at::<4>(&[1, 2, 3, 4, 5], usize::MAX),
+            Err(CurveError::WrongSize)
+        );
     }
 
     /// Anti-amplification: the server's answer to HELLO is smaller than HELLO.
