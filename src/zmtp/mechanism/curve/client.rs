@@ -215,7 +215,7 @@ impl CurveClient {
         out.extend_from_slice(&self.transient_public.0);
         out.extend_from_slice(&self.server_key.0);
         out.extend_from_slice(metadata);
-        let vouch_end = vouch_at + TAG_LEN + 2 * KEY_LEN;
+        let vouch_end = vouch_at.saturating_add(TAG_LEN + 2 * KEY_LEN);
         // Vouch = Box[C' ‖ S](c -> S') first, then the INITIATE box over it.
         let sealed = match out.get_mut(vouch_at..vouch_end) {
             Some(v) => vouch_box.seal_box_in_place(&long_nonce(VOUCH_PREFIX, &vouch_nonce), v),
