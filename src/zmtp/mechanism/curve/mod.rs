@@ -43,6 +43,8 @@
 //!   body during the handshake. Reserve [`server::WELCOME_FRAME_LEN`] for the
 //!   HELLO reply, [`CurveServer::ready_frame_len`] for READY and
 //!   [`CurveServer::sealed_frame_len`] per outgoing frame.
+//! * Client side ([`CurveClient`]): reserve [`client::HELLO_FRAME_LEN`],
+//!   then [`CurveClient::initiate_frame_len`]; same seal/open API.
 //! * On any `Err`: close silently (ERROR only for auth denials, via
 //!   [`CurveServer::send_error`]). See [`CurveError`].
 //!
@@ -112,7 +114,14 @@
 //!    `tests::flipped_byte_in_message_specific_errors`.
 //!
 //! Interop: byte-exact against the ZMTP.md §12.3 transcript
-//! (`tests::transcript_*`) and §12.2 NaCl KATs (`keys::tests::kat_*`).
+//! (`tests::transcript_*`) and §12.2 NaCl KATs (`keys::tests::kat_*`); live
+//! against libzmq 4.3.5 in both roles in `tests/curve_pyzmq.rs` (skips when
+//! pyzmq is absent).
+//!
+//! Deviations from libzmq, all stricter: HELLO padding and signature must be
+//! zero; INITIATE's nonce must exceed HELLO's; the vouch must also name `S`;
+//! low-order keys are refused. `Kn` carries the cookie-key epoch in its first
+//! 4 bytes (see [`cookie`]); peers treat the cookie as opaque.
 
 use core::fmt;
 
