@@ -26,6 +26,7 @@ pub mod greeting;
 pub mod mechanism;
 pub mod metadata;
 pub mod session;
+pub mod z85;
 
 use core::fmt;
 

@@ -4,6 +4,8 @@
 //! same one byte-for-byte over 20 bytes (libzmq `memcmp`), otherwise the connection is closed
 //! without an ERROR, as libzmq does (ZMTP.md §2.2 item 4).
 
+pub mod curve;
+
 /// A ZMTP security mechanism.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mechanism {

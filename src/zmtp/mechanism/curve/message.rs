@@ -1,0 +1,163 @@
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+//! The MESSAGE command: the traffic phase of CURVE (ZMTP.md §7.9, §3.3;
+//! RFC 26 "MESSAGE").
+//!
+//! ```text
+//! body = %d7 "MESSAGE" short-nonce:8 Box[flags:1 ‖ payload](k)
+//! ```
+//! Every ZMTP frame after the handshake, data or command (PING…), travels as
+//! one MESSAGE body inside a **non-command** outer frame (flags `0x00` short,
+//! `0x02` long; never MORE, never COMMAND outside). The inner flags byte
+//! carries MORE (`0x01`) and COMMAND (`0x02`); other bits are masked off on
+//! receive, as libzmq does.
+//!
+//! [`Channel`] holds the precomputed transient key `k = beforenm(C', s') =
+//! beforenm(S', c')` and both short-nonce counters. [`Channel::seal_frame`]
+//! appends into the caller's `Vec` (no allocation if the caller reserved
+//! [`sealed_frame_len`] bytes) and encrypts in place;
+//! [`Channel::open_message`] decrypts in place in the caller's buffer.
+
+use core::ops::Range;
+
+use super::CurveError;
+use super::keys::{PrecomputedBox, TAG_LEN};
+use super::nonce::{RecvCounter, SendCounter, short_nonce};
+use super::wire::{
+    self, INNER_FLAGS_MASK, MESSAGE_BOX_AT, MESSAGE_FLAGS_AT, MESSAGE_MIN_LEN, MESSAGE_NAME,
+    MESSAGE_NONCE_AT, MESSAGE_PAYLOAD_AT,
+};
+
+/// Body length of a MESSAGE carrying `payload_len` bytes (saturating).
+#[must_use]
+pub const fn sealed_body_len(payload_len: usize) -> usize {
+    payload_len.saturating_add(MESSAGE_MIN_LEN)
+}
+
+/// Length of the complete ZMTP frame that carries a MESSAGE with
+/// `payload_len` payload bytes (saturating).
+#[must_use]
+pub const fn sealed_frame_len(payload_len: usize) -> usize {
+    wire::frame_len(sealed_body_len(payload_len))
+}
+
+/// One direction pair of the traffic phase: the session key, our send
+/// counter and the peer's receive counter, with per-direction prefixes.
+#[derive(Debug)]
+pub struct Channel {
+    key: PrecomputedBox,
+    send: SendCounter,
+    recv: RecvCounter,
+    send_prefix: &'static [u8; 16],
+    recv_prefix: &'static [u8; 16],
+}
+
+impl Channel {
+    /// A channel over `key` whose counters continue from the handshake.
+    pub(crate) fn new(
+        key: PrecomputedBox,
+        send: SendCounter,
+        recv: RecvCounter,
+        send_prefix: &'static [u8; 16],
+        recv_prefix: &'static [u8; 16],
+    ) -> Self {
+        Channel {
+            key,
+            send,
+            recv,
+            send_prefix,
+            recv_prefix,
+        }
+    }
+
+    /// The session key (for READY, which uses the same `k`).
+    pub(crate) fn key(&self) -> &PrecomputedBox {
+        &self.key
+    }
+
+    /// Our next short nonce (READY uses it too).
+    pub(crate) fn take_send_nonce(&mut self) -> Result<u64, CurveError> {
+        self.send.take()
+    }
+
+    /// The peer's counter (READY updates it on the client).
+    pub(crate) fn recv_counter(&mut self) -> &mut RecvCounter {
+        &mut self.recv
+    }
+
+    #[cfg(test)]
+    pub(crate) fn send_counter(&mut self) -> &mut SendCounter {
+        &mut self.send
+    }
+
+    /// Decrypts one MESSAGE `body` in place and returns `(inner flags
+    /// masked to MORE|COMMAND, payload range within body)`.
+    ///
+    /// Order (libzmq `curve_encoding_t::decode`): name, size, nonce strictly
+    /// greater than the last accepted, MAC. The counter advances only after
+    /// the MAC verified.
+    ///
+    /// # Errors
+    /// [`CurveError::BadCommand`]/[`CurveError::UnexpectedCommand`] (not a
+    /// MESSAGE), [`CurveError::WrongSize`] (< 33 bytes),
+    /// [`CurveError::NonceNotIncreasing`], [`CurveError::BadBox`].
+    pub fn open_message(&mut self, body: &mut [u8]) -> Result<(u8, Range<usize>), CurveError> {
+        wire::expect_command(body, MESSAGE_NAME)?;
+        if body.len() < MESSAGE_MIN_LEN {
+            return Err(CurveError::WrongSize);
+        }
+        let n = wire::u64_at(body, MESSAGE_NONCE_AT)?;
+        self.recv.check(n)?;
+        let boxed = body
+            .get_mut(MESSAGE_BOX_AT..)
+            .ok_or(CurveError::WrongSize)?;
+        self.key
+            .open_box_in_place(&short_nonce(self.recv_prefix, n), boxed)?;
+        self.recv.accept(n);
+        let flags = *body.get(MESSAGE_FLAGS_AT).ok_or(CurveError::WrongSize)?;
+        Ok((flags & INNER_FLAGS_MASK, MESSAGE_PAYLOAD_AT..body.len()))
+    }
+
+    /// Appends one complete outer frame (flags `0x00`/`0x02`) carrying
+    /// `inner_flags & 0x03` and `payload`, encrypted under the next nonce.
+    /// Allocates only if `out` has less spare capacity than
+    /// [`sealed_frame_len`]`(payload.len())`. On error `out` is unchanged.
+    ///
+    /// # Errors
+    /// [`CurveError::NonceExhausted`] after 2^64 − 1 frames (close the
+    /// connection); [`CurveError::BadBox`] if the cipher refuses.
+    pub fn seal_frame(
+        &mut self,
+        inner_flags: u8,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CurveError> {
+        let n = self.send.take()?;
+        let start = out.len();
+        let body_len = sealed_body_len(payload.len());
+        wire::push_frame_header(out, false, body_len);
+        out.extend_from_slice(MESSAGE_NAME);
+        out.extend_from_slice(&n.to_be_bytes());
+        let box_at = out.len();
+        out.extend_from_slice(&[0u8; TAG_LEN]);
+        out.push(inner_flags & INNER_FLAGS_MASK);
+        out.extend_from_slice(payload);
+        let sealed = match out.get_mut(box_at..) {
+            Some(boxed) => self
+                .key
+                .seal_box_in_place(&short_nonce(self.send_prefix, n), boxed),
+            None => Err(CurveError::WrongSize),
+        };
+        if sealed.is_err() {
+            out.truncate(start);
+        }
+        sealed
+    }
+}
