@@ -52,8 +52,11 @@ counters! {
     rejected_greeting,
     /// Greetings announcing another security mechanism than the endpoint's.
     rejected_mechanism,
-    /// Handshakes that failed (bad READY, wrong socket type, bad metadata, ERROR received).
+    /// Handshakes that failed (bad READY, wrong socket type, bad metadata, ERROR received,
+    /// CURVE box or cookie errors).
     rejected_handshake,
+    /// Peers refused by the authorisation decision (auth.json), answered ERROR 400.
+    rejected_auth,
     /// Frames whose declared size was over the frame or command limit.
     rejected_frame_too_large,
     /// Messages over the message-size limit.
