@@ -1,7 +1,7 @@
 //! Validating JSON scanner and borrowed views over the validated bytes (VIP.md §3.8).
 //!
 //! [`parse`] checks a whole document once, in one pass, with recursion bounded by
-//! [`MAX_DEPTH`](super::MAX_DEPTH), and returns a [`Value`] for its top-level value. A `Value` is a
+//! [`MAX_DEPTH`], and returns a [`Value`] for its top-level value. A `Value` is a
 //! `Copy` view (`&[u8]`, offset, [`Kind`]) that can only be obtained from validated bytes, so the
 //! navigation methods ([`Value::get`], [`Value::members`], [`Value::items`], [`JsonStr::chars`], …)
 //! re-scan without re-validating: each step is a tight byte loop, nothing is allocated, and on
@@ -39,7 +39,7 @@ pub enum JsonErrorKind {
     ControlInString,
     /// A malformed number: `-` without digits, `.` or exponent without digits.
     BadNumber,
-    /// Arrays/objects nested deeper than [`MAX_DEPTH`](super::MAX_DEPTH).
+    /// Arrays/objects nested deeper than [`MAX_DEPTH`].
     TooDeep,
     /// Something other than whitespace after the top-level value.
     TrailingData,
