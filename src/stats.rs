@@ -133,7 +133,7 @@ counters! {
 pub fn bump(counter: &mut u64) -> bool {
     *counter = counter.saturating_add(1);
     let mut n = *counter;
-    while n % 10 == 0 {
+    while n.is_multiple_of(10) {
         n /= 10;
     }
     n == 1
@@ -180,8 +180,7 @@ mod tests {
 
     #[test]
     fn json_is_an_object_with_every_counter() {
-        let mut s = Stats::default();
-        s.accepted = 3;
+        let s = Stats { accepted: 3, ..Stats::default() };
         let mut buf = [0u8; 4096];
         let mut w = FixedWriter::new(&mut buf);
         s.write_json(&mut w).unwrap();

@@ -48,6 +48,9 @@ pub struct AuthQuery<'a> {
     pub identity: &'a [u8],
 }
 
+/// Runs on SIGHUP with the router (reload auth, protected topics).
+pub type OnReload = Box<dyn FnMut(&mut Router)>;
+
 /// Decides whether a peer may connect (the in-process ZAP handler).
 pub type Authorize = Box<dyn FnMut(&AuthQuery<'_>) -> bool>;
 
@@ -88,7 +91,7 @@ pub struct Server {
     last_tick: Instant,
     /// Called once per loop turn with the time (sd_notify watchdog, reloads).
     on_tick: Option<Box<dyn FnMut(Instant)>>,
-    on_reload: Option<Box<dyn FnMut(&mut Router)>>,
+    on_reload: Option<OnReload>,
 }
 
 /// The [`Sink`] the router writes into: the destination connections' transmit queues.
@@ -201,7 +204,7 @@ impl Server {
     }
 
     /// Run `f` on SIGHUP.
-    pub fn set_on_reload(&mut self, f: Box<dyn FnMut(&mut Router)>) {
+    pub fn set_on_reload(&mut self, f: OnReload) {
         self.on_reload = Some(f);
     }
 
@@ -278,7 +281,7 @@ impl Server {
     }
 
     fn handle_signals(&mut self) {
-        while let Some(sig) = self.signals.next() {
+        while let Some(sig) = self.signals.pending() {
             match sig {
                 SignalEvent::Stop => {
                     log::info!("stop signal received: shutting down");

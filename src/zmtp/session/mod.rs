@@ -122,11 +122,19 @@ enum State {
     Failed,
 }
 
+/// What a PLAIN client sent in HELLO.
+#[derive(Debug, Default)]
+struct PlainCredentials {
+    user: heapless::Vec<u8, 255>,
+    password: heapless::Vec<u8, 255>,
+}
+
 /// Per-mechanism state.
 #[derive(Debug)]
 enum Mech {
     Null,
-    Plain { user: heapless::Vec<u8, 255>, password: heapless::Vec<u8, 255> },
+    /// Boxed: 510 bytes that only PLAIN connections need, taken at accept.
+    Plain(Box<PlainCredentials>),
     Curve { server: CurveServer, client_key: [u8; 32] },
 }
 
@@ -161,7 +169,7 @@ impl Session {
             mechanism,
             mech: match mechanism {
                 Mechanism::Null => Mech::Null,
-                Mechanism::Plain => Mech::Plain { user: heapless::Vec::new(), password: heapless::Vec::new() },
+                Mechanism::Plain => Mech::Plain(Box::default()),
                 Mechanism::Curve => Mech::Curve { server: CurveServer::new(), client_key: [0; 32] },
             },
             ready_pending: false,
@@ -204,7 +212,7 @@ impl Session {
     pub fn credentials(&self) -> Credentials<'_> {
         match &self.mech {
             Mech::Null => Credentials::Null,
-            Mech::Plain { user, password } => Credentials::Plain { user, password },
+            Mech::Plain(c) => Credentials::Plain { user: &c.user, password: &c.password },
             Mech::Curve { client_key, .. } => Credentials::Curve(client_key),
         }
     }
@@ -277,7 +285,7 @@ impl Session {
                     };
                     if hdr.command() {
                         // CURVE: libzmq never sends commands outside MESSAGE; ignore them too.
-                        if let (Mech::Null | Mech::Plain { .. }, Some(body)) = (&self.mech, buf.get(range)) {
+                        if let (Mech::Null | Mech::Plain(_), Some(body)) = (&self.mech, buf.get(range)) {
                             Self::traffic_command(body, out);
                         }
                         if self.parts.is_empty() {
@@ -357,10 +365,10 @@ impl Session {
             }
             State::PlainHello if cmd.is(plain::HELLO) => {
                 let (u, p) = plain::parse_hello(cmd.data)?;
-                if let Mech::Plain { user, password } = &mut self.mech {
+                if let Mech::Plain(c) = &mut self.mech {
                     // Both are at most 255 bytes (one length byte each).
-                    *user = heapless::Vec::from_slice(u).unwrap_or_default();
-                    *password = heapless::Vec::from_slice(p).unwrap_or_default();
+                    c.user = heapless::Vec::from_slice(u).unwrap_or_default();
+                    c.password = heapless::Vec::from_slice(p).unwrap_or_default();
                 }
                 self.state = State::Verify;
                 Ok(Some(HandshakeDone::Verify))
@@ -396,7 +404,7 @@ impl Session {
         }
         match &mut self.mech {
             Mech::Null => self.state = State::Traffic,
-            Mech::Plain { .. } => {
+            Mech::Plain(_) => {
                 plain::emit_welcome(out);
                 self.state = State::PlainInitiate;
             }
@@ -508,11 +516,10 @@ impl Session {
         let mut frames = self.parts.iter();
         if self.socket_type == SocketType::Req {
             // REQ prepends an empty delimiter (ZMTP.md §4.3); VIP starts after it.
-            if let Some(first) = self.parts.first() {
-                if first.len == 0 {
+            if let Some(first) = self.parts.first()
+                && first.len == 0 {
                     frames.next();
                 }
-            }
         }
         for p in frames {
             // Cannot fail: both vectors have the same capacity.
@@ -530,11 +537,10 @@ impl Session {
     /// (SUBSCRIBE/CANCEL, PONG, unknown or malformed commands — libzmq ignores them too).
     fn traffic_command(body: &[u8], out: &mut Vec<u8>) {
         let Ok(cmd) = Command::parse(body) else { return };
-        if cmd.is(command::PING) {
-            if let Ok((_ttl, ctx)) = command::parse_ping(cmd.data) {
+        if cmd.is(command::PING)
+            && let Ok((_ttl, ctx)) = command::parse_ping(cmd.data) {
                 command::emit_pong(ctx, out);
             }
-        }
     }
 
     /// Check the peer's READY/INITIATE metadata: Socket-Type (if present) must be one a
