@@ -23,6 +23,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::conn::{Budget, Conn, Pause, Stream};
 use super::listener::{ListenSocket, Listener};
 use super::signals::{SignalEvent, Signals};
+use super::watch::Watch;
 use super::slots::{SlotId, Slots};
 use crate::limits::{Limits, MAX_EVENTS, READ_BUDGET_BYTES, TICK_MS};
 use crate::stats::{self, FixedWriter};
@@ -55,6 +56,7 @@ pub type OnReload = Box<dyn FnMut(&mut Router)>;
 pub type Authorize = Box<dyn FnMut(&AuthQuery<'_>) -> bool>;
 
 const SIGNAL_TOKEN: Token = Token(0xFFFF);
+const WATCH_TOKEN: Token = Token(0xFFFE);
 
 /// Why the loop ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +72,7 @@ pub struct Server {
     poll: Poll,
     listeners: Vec<Listener>,
     signals: Signals,
+    watch: Option<Watch>,
     slots: Slots,
     /// The VIP core.
     pub router: Router,
@@ -165,6 +168,7 @@ impl Server {
             poll,
             listeners,
             signals,
+            watch: None,
             slots: Slots::new(max),
             router,
             budget: Budget::new(limits.buffer_budget_bytes),
@@ -201,6 +205,16 @@ impl Server {
     /// Run `f` once per loop turn (e.g. the systemd watchdog).
     pub fn set_on_tick(&mut self, f: Box<dyn FnMut(Instant)>) {
         self.on_tick = Some(f);
+    }
+
+    /// Reload (as on SIGHUP) whenever `watch` reports a change.
+    ///
+    /// # Errors
+    /// Registration errors.
+    pub fn set_watch(&mut self, watch: Watch) -> io::Result<()> {
+        watch.register(self.poll.registry(), WATCH_TOKEN)?;
+        self.watch = Some(watch);
+        Ok(())
     }
 
     /// Run `f` on SIGHUP.
@@ -248,6 +262,11 @@ impl Server {
             let token = ev.token();
             if token == SIGNAL_TOKEN {
                 self.handle_signals();
+            } else if token == WATCH_TOKEN {
+                if self.watch.as_ref().is_some_and(Watch::changed) {
+                    log::info!("configuration file changed: reloading");
+                    self.reload();
+                }
             } else if let Some(id) = SlotId::from_token(token) {
                 if ev.is_writable() {
                     self.flush(id);
@@ -289,12 +308,16 @@ impl Server {
                 }
                 SignalEvent::Reload => {
                     log::info!("SIGHUP: reloading");
-                    if let Some(f) = self.on_reload.as_mut() {
-                        f(&mut self.router);
-                    }
+                    self.reload();
                 }
                 SignalEvent::DumpStats => self.log_stats(),
             }
+        }
+    }
+
+    fn reload(&mut self) {
+        if let Some(f) = self.on_reload.as_mut() {
+            f(&mut self.router);
         }
     }
 
