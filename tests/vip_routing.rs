@@ -13,6 +13,7 @@ const RID: &[u8] = b"4325ac0e-4cd2-40d4-a447-67257c3dbe98";
 struct Recorder {
     out: Vec<(u16, Vec<Vec<u8>>)>,
     full: Vec<u16>,
+    stalled: Vec<u16>,
 }
 
 impl Sink for Recorder {
@@ -22,6 +23,10 @@ impl Sink for Recorder {
         }
         self.out.push((to.0, frames.iter().map(|f| f.to_vec()).collect()));
         Ok(())
+    }
+
+    fn is_stalled(&self, to: PeerId) -> bool {
+        self.stalled.contains(&to.0)
     }
 }
 
@@ -222,6 +227,10 @@ fn full_recipient_blocks_then_answers_error_11() {
         *s.out.last().unwrap(),
         (1, frames(&[b"", b"VIP1", b"agent.a", b"f1", b"error", b"11", b"Resource temporarily unavailable", b"agent.b", b"RPC"]))
     );
+    // once the recipient is stalled, the next message gets error 11 at once, without a pause
+    let mut s = Recorder { full: vec![2], stalled: vec![2], ..Default::default() };
+    assert_eq!(send(&mut r, &mut s, 1, &m), Outcome::Done);
+    assert_eq!(s.out.last().unwrap().1[5], b"11");
     // a requester whose own queue is full is paused (its reply waits), never dropped
     let mut s = Recorder { full: vec![1], ..Default::default() };
     assert_eq!(send(&mut r, &mut s, 1, &[b"", b"VIP1", b"", b"p", b"ping"]), Outcome::Blocked(PeerId(1)));

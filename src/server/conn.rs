@@ -277,6 +277,9 @@ pub struct Conn {
     pub pending_parts: Parts,
     /// See `pending_parts`.
     pub pending_consumed: usize,
+    /// Its queue stayed full for longer than the stall time: messages to it are answered with
+    /// error 11 at once until the queue drains below half.
+    pub stalled: bool,
     /// WRITABLE interest is registered.
     pub want_write: bool,
     /// Queued on the dirty list this turn.
@@ -310,6 +313,7 @@ impl Conn {
             stall_expired: false,
             pending_parts: Parts::new(),
             pending_consumed: 0,
+            stalled: false,
             want_write: false,
             dirty: false,
             eof: false,

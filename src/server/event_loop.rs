@@ -138,6 +138,10 @@ impl Sink for ConnSink<'_> {
         self.delivered += 1;
         Ok(())
     }
+
+    fn is_stalled(&self, to: PeerId) -> bool {
+        self.slots.peek(to.0).is_some_and(|c| c.stalled)
+    }
 }
 
 enum Step {
@@ -272,7 +276,8 @@ impl Server {
                     self.flush(id);
                 }
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                    self.service(id, now);
+                    let hangup = ev.is_read_closed() || ev.is_error();
+                    self.service(id, now, !hangup);
                 }
             } else if token.0 < self.listeners.len() {
                 self.accept(token.0, now);
@@ -281,7 +286,7 @@ impl Server {
         // Connections with input left over from earlier turns (read budget, resumed).
         let mut ready = std::mem::take(&mut self.ready);
         for &id in &ready {
-            self.service(id, now);
+            self.service(id, now, false);
         }
         ready.clear();
         self.ready = ready;
@@ -424,10 +429,19 @@ impl Server {
     }
 
     /// Read and process one connection (see the module doc).
-    fn service(&mut self, id: SlotId, now: Instant) {
+    ///
+    /// `short_read_drains`: a read that returned less than the free space means the socket is
+    /// drained, so the final read that would only return `WouldBlock` is skipped (edge-triggered
+    /// epoll reports every later arrival). Only for a readable event without hang-up; the ready
+    /// list and hang-ups read until `WouldBlock`.
+    fn service(&mut self, id: SlotId, now: Instant, short_read_drains: bool) {
         let mut read_total = 0usize;
+        let mut drained = false;
         loop {
             if let Step::Stop = self.drain_input(id, now) {
+                return;
+            }
+            if drained {
                 return;
             }
             let Some(conn) = self.slots.get_mut(id) else { return };
@@ -456,6 +470,8 @@ impl Server {
                     self.router.stats.bytes_in += n as u64;
                     if n == tail_before {
                         conn.rx.grow_if_busy(&mut self.budget);
+                    } else if short_read_drains {
+                        drained = true;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -690,6 +706,10 @@ impl Server {
             }
         }
         let Some(conn) = self.slots.get_mut(id) else { return };
+        if conn.stalled && conn.tx.pending() <= self.limits.tx_queue_bytes / 2 {
+            conn.stalled = false;
+            log::info!("peer at {} drains its queue again", conn.peer);
+        }
         let want = conn.tx.pending() > 0;
         if want != conn.want_write {
             conn.want_write = want;
@@ -737,13 +757,21 @@ impl Server {
                 }
                 Some(Pause::Recipient { on, since }) => {
                     let half = self.limits.tx_queue_bytes / 2;
-                    let room = match self.slots.by_index(on) {
-                        None => true,
-                        Some(c) => c.tx.pending() <= half,
+                    let (room, stalled) = match self.slots.peek(on) {
+                        None => (true, false),
+                        Some(c) => (c.tx.pending() <= half, c.stalled),
                     };
                     if room {
                         true
-                    } else if on != id.index && now.since(since) >= self.limits.send_stall_ms {
+                    } else if on != id.index && (stalled || now.since(since) >= self.limits.send_stall_ms) {
+                        // The recipient is stuck: this message, and every later one to it until
+                        // it drains, is answered with error 11 (VIP.md §4 step 7).
+                        if let Some(c) = self.slots.by_index(on) {
+                            if !c.stalled {
+                                c.stalled = true;
+                                log::warn!("peer at {} has not drained its queue for {} ms: answering error 11 to its senders", c.peer, self.limits.send_stall_ms);
+                            }
+                        }
                         if let Some(c) = self.slots.get_mut(id) {
                             c.stall_expired = true;
                         }

@@ -33,6 +33,13 @@ pub trait Sink {
     /// # Errors
     /// [`Full`] when the queue has no room (nothing was queued).
     fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full>;
+
+    /// Has `to` been full for longer than the stall time? Messages to a stalled peer are
+    /// answered with error 11 at once instead of pausing their sender again.
+    fn is_stalled(&self, to: PeerId) -> bool {
+        let _ = to;
+        false
+    }
 }
 
 /// What to do when a forwarded message's destination is full.
@@ -229,16 +236,15 @@ impl Router {
                 stats.routed += 1;
                 Outcome::Done
             }
-            Err(Full) if on_full == OnFull::Pause => {
+            Err(Full) if on_full == OnFull::Pause && (to == from || !sink.is_stalled(to)) => {
                 stats.paused_sender += 1;
                 Outcome::Blocked(to)
             }
             Err(Full) => {
                 if stats::bump(&mut stats.errors_again) {
                     log::warn!(
-                        "queue of {:?} full for {} ms: answering error 11 to {:?}",
+                        "queue of {:?} stays full: answering error 11 to {:?}",
                         String::from_utf8_lossy(env.recipient),
-                        crate::limits::SEND_STALL_MS,
                         String::from_utf8_lossy(me)
                     );
                 }
