@@ -4,6 +4,7 @@
 pub mod limits;
 pub mod stats;
 pub mod time;
+pub mod json;
 pub mod zmtp;
 pub mod vip;
 pub mod server;
