@@ -184,7 +184,10 @@ mod tests {
         assert_eq!(strip("{# c\n\"a\": 1}"), "{\n\"a\": 1}");
         assert_eq!(strip("{\"a#b\": \"//x\"} // tail"), "{\"a#b\": \"//x\"} ");
         assert_eq!(strip("[1, /* two\nlines */ 2]"), "[1,  2]");
-        assert_eq!(strip("\"esc \\\" # still string\" #gone"), "\"esc \\\" # still string\" ");
+        assert_eq!(
+            strip("\"esc \\\" # still string\" #gone"),
+            "\"esc \\\" # still string\" "
+        );
         assert_eq!(strip("'single # quoted' # c"), "'single # quoted' ");
         assert_eq!(strip("a /* unterminated"), "a /* unterminated");
         assert_eq!(strip("1/*x*/2"), "12");

@@ -39,8 +39,8 @@ use core::fmt;
 
 use base64::Engine as _;
 use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 
 use crate::zmtp::z85::{self, Z85Error};
 
@@ -216,7 +216,10 @@ mod tests {
     /// VIP.md §9.2 worked conversion.
     #[test]
     fn worked_conversion() {
-        assert_eq!(encode_key(&RAW), "u4hHHWXiZZswxVpTIc67WqsrcKOYZFwm3KKy_LQ_xRg");
+        assert_eq!(
+            encode_key(&RAW),
+            "u4hHHWXiZZswxVpTIc67WqsrcKOYZFwm3KKy_LQ_xRg"
+        );
         assert_eq!(
             decode_key("Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID").unwrap(),
             RAW
@@ -229,10 +232,7 @@ mod tests {
         let mut t = *b"u4hHHWXiZZswxVpTIc67WqsrcKOYZFwm3KKy_LQ_xRg";
         t[36] = b'/';
         assert_eq!(decode_key(t), Err(KeyError::BadBase64));
-        assert_eq!(
-            decode_key("abc"),
-            Err(KeyError::UnknownEncoding { len: 3 })
-        );
+        assert_eq!(decode_key("abc"), Err(KeyError::UnknownEncoding { len: 3 }));
         assert_eq!(decode_key(&[b'g'; 64][..]), Err(KeyError::BadHex));
     }
 }

@@ -406,7 +406,10 @@ mod tests {
             known_hosts_key("tcp://127.0.0.1:22916?serverkey=abc&publickey=x"),
             "127.0.0.1:22916"
         );
-        assert_eq!(known_hosts_key("ipc://@/home/v/.volttron/run/vip.socket"), "@");
+        assert_eq!(
+            known_hosts_key("ipc://@/home/v/.volttron/run/vip.socket"),
+            "@"
+        );
         assert_eq!(known_hosts_key("tcp://[::1]:22916/"), "[::1]:22916");
         assert_eq!(known_hosts_key("ipc:///tmp/vip.sock?x=1"), "/tmp/vip.sock");
     }

@@ -384,9 +384,10 @@ impl Authenticator {
             }
             return Decision::Deny(DenyReason::NoNullEntry);
         }
-        let known = self.store.in_match_order().any(|(_, e)| {
-            e.mechanism == Mechanism::Curve && e.credentials.matches(key_str)
-        });
+        let known = self
+            .store
+            .in_match_order()
+            .any(|(_, e)| e.mechanism == Mechanism::Curve && e.credentials.matches(key_str));
         Decision::Deny(if known {
             DenyReason::KeyNotAllowedHere
         } else {

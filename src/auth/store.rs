@@ -3,7 +3,7 @@
 //! Reading follows VOLTTRON 9.0.4 (`auth_file.py`, `auth_entry.py`, VIP.md §9.5):
 //!
 //! * Comments (`# …`, `// …`, `/* … */` outside quoted strings) are stripped first
-//!   ([`super::jsontext`]); the rest is JSON (Python dialect, [`crate::json`]) in UTF-8.
+//!   (`auth::jsontext`); the rest is JSON (Python dialect, [`crate::json`]) in UTF-8.
 //!   Empty text is an empty store.
 //! * The top level must be an object; `allow`/`deny` must be arrays and `groups`/`roles`/
 //!   `version` objects when present, otherwise the **file** is refused ([`AuthFileError`]).
@@ -239,9 +239,7 @@ impl fmt::Display for SkipReason {
                 f.write_str("credentials: not a 43-character CURVE key or a /regex/")
             }
             Self::BadRegex { field } => write!(f, "{field}: regular expression does not compile"),
-            Self::BadCapability => {
-                f.write_str("capabilities: entries must be strings or objects")
-            }
+            Self::BadCapability => f.write_str("capabilities: entries must be strings or objects"),
         }
     }
 }
@@ -582,7 +580,10 @@ impl AuthStore {
         if let Some(version) = top.get(b"version") {
             let major = version.get(b"major").and_then(|m| m.as_number());
             if major.and_then(|m| m.as_u64()) != Some(1) {
-                return Err(err_at("version.major", AuthFileErrorKind::UnsupportedVersion));
+                return Err(err_at(
+                    "version.major",
+                    AuthFileErrorKind::UnsupportedVersion,
+                ));
             }
         }
         let groups = name_lists(top.get(b"groups"), "groups")?;
@@ -611,13 +612,13 @@ impl AuthStore {
                     match seen.entry(entry.identity_key()) {
                         MapEntry::Occupied(o) => {
                             let first = *o.get();
-                            let earlier = store.entries.iter().find(|e| {
-                                e.source == EntrySource::File { index: first }
-                            });
+                            let earlier = store
+                                .entries
+                                .iter()
+                                .find(|e| e.source == EntrySource::File { index: first });
                             if let Some(earlier) = earlier
                                 && (earlier.user_id_explicit != entry.user_id_explicit
-                                    || (entry.user_id_explicit
-                                        && earlier.user_id != entry.user_id)
+                                    || (entry.user_id_explicit && earlier.user_id != entry.user_id)
                                     || earlier.identity != entry.identity)
                             {
                                 return Err(err_at(
