@@ -8,7 +8,8 @@
 //! `400`: VIP.md §9.6 recommends answering refusals, unlike 9.0.4 which never does).
 //!
 //! Layers (DESIGN.md §2.2): [`Authenticator::decide`], [`Authenticator::capabilities`] and
-//! [`Authenticator::check_identity`] are pure: no I/O, no clock, no allocation. Files are read
+//! [`Authenticator::check_identity`] are pure: no I/O, no clock, and no allocation of their own (a `/regex/` entry's
+//! `regex-lite` matcher creates its scratch cache on first use and reuses it). Files are read
 //! only by the loaders — [`AuthStore::load`] (`auth.json`, §9.5) and [`keystore`] (`keystore`,
 //! `known_hosts`, §9.3) — which build whole new values or fail, so a failed reload keeps the old
 //! store. Randomness (uuid4 user ids, key generation) comes in as an RNG argument.
@@ -324,7 +325,8 @@ impl Authenticator {
         self.store.get(id.index)
     }
 
-    /// The decision of VIP.md §9.6 for `req` (see the module doc). Pure; no allocation.
+    /// The decision of VIP.md §9.6 for `req` (see the module doc). Pure; the key text is built
+    /// on the stack.
     pub fn decide<'a>(&'a self, req: &AuthRequest<'a>) -> Decision<'a> {
         if self.mode == AuthMode::Open {
             return Decision::Allow {
