@@ -8,8 +8,9 @@
 //! `400`: VIP.md §9.6 recommends answering refusals, unlike 9.0.4 which never does).
 //!
 //! Layers (DESIGN.md §2.2): [`Authenticator::decide`], [`Authenticator::capabilities`] and
-//! [`Authenticator::check_identity`] are pure: no I/O, no clock, and no allocation of their own (a `/regex/` entry's
-//! `regex-lite` matcher creates its scratch cache on first use and reuses it). Files are read
+//! [`Authenticator::check_identity`] are pure: no I/O, no clock, and no allocation of their own
+//! (a `/regex/` entry's `regex-lite` matcher creates its scratch cache on first use and reuses
+//! it). Files are read
 //! only by the loaders — [`AuthStore::load`] (`auth.json`, §9.5) and [`keystore`] (`keystore`,
 //! `known_hosts`, §9.3) — which build whole new values or fail, so a failed reload keeps the old
 //! store. Randomness (uuid4 user ids, key generation) comes in as an RNG argument.
