@@ -1,10 +1,10 @@
 //! viprouter: a small, fast VOLTTRON VIP router (skeleton while the layers land; see README).
 #![forbid(unsafe_code)]
 
+pub mod json;
 pub mod limits;
 pub mod stats;
 pub mod time;
-pub mod json;
 pub mod auth;
 pub mod zmtp;
 pub mod vip;

@@ -91,14 +91,13 @@ fn random_bytes() -> [u8; 16] {
 fn raise_fd_limit(connections: usize) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let want = connections as u64 + 64;
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < want {
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < want {
             let new = want.min(hard);
             if setrlimit(Resource::RLIMIT_NOFILE, new, hard).is_err() || new < want {
                 log::warn!("open-file limit {new} is below max-connections + 64 = {want}: accepts may fail first");
             }
         }
-    }
 }
 
 fn json_list(items: &[String]) -> Vec<u8> {

@@ -52,8 +52,11 @@ counters! {
     rejected_greeting,
     /// Greetings announcing another security mechanism than the endpoint's.
     rejected_mechanism,
-    /// Handshakes that failed (bad READY, wrong socket type, bad metadata, ERROR received).
+    /// Handshakes that failed (bad READY, wrong socket type, bad metadata, ERROR received,
+    /// CURVE box or cookie errors).
     rejected_handshake,
+    /// Peers refused by the authorisation decision (auth.json), answered ERROR 400.
+    rejected_auth,
     /// Frames whose declared size was over the frame or command limit.
     rejected_frame_too_large,
     /// Messages over the message-size limit.
@@ -130,7 +133,7 @@ counters! {
 pub fn bump(counter: &mut u64) -> bool {
     *counter = counter.saturating_add(1);
     let mut n = *counter;
-    while n % 10 == 0 {
+    while n.is_multiple_of(10) {
         n /= 10;
     }
     n == 1
@@ -177,8 +180,7 @@ mod tests {
 
     #[test]
     fn json_is_an_object_with_every_counter() {
-        let mut s = Stats::default();
-        s.accepted = 3;
+        let s = Stats { accepted: 3, ..Stats::default() };
         let mut buf = [0u8; 4096];
         let mut w = FixedWriter::new(&mut buf);
         s.write_json(&mut w).unwrap();

@@ -1,7 +1,7 @@
 //! Validating JSON scanner and borrowed views over the validated bytes (VIP.md §3.8).
 //!
 //! [`parse`] checks a whole document once, in one pass, with recursion bounded by
-//! [`MAX_DEPTH`](super::MAX_DEPTH), and returns a [`Value`] for its top-level value. A `Value` is a
+//! [`MAX_DEPTH`], and returns a [`Value`] for its top-level value. A `Value` is a
 //! `Copy` view (`&[u8]`, offset, [`Kind`]) that can only be obtained from validated bytes, so the
 //! navigation methods ([`Value::get`], [`Value::members`], [`Value::items`], [`JsonStr::chars`], …)
 //! re-scan without re-validating: each step is a tight byte loop, nothing is allocated, and on
@@ -39,7 +39,7 @@ pub enum JsonErrorKind {
     ControlInString,
     /// A malformed number: `-` without digits, `.` or exponent without digits.
     BadNumber,
-    /// Arrays/objects nested deeper than [`MAX_DEPTH`](super::MAX_DEPTH).
+    /// Arrays/objects nested deeper than [`MAX_DEPTH`].
     TooDeep,
     /// Something other than whitespace after the top-level value.
     TrailingData,
@@ -638,7 +638,10 @@ impl<'a> JsonStr<'a> {
     /// character above U+00FF never equals a byte (VIP.md §3.8). No allocation.
     pub fn eq_latin1(&self, bytes: &[u8]) -> bool {
         if !self.escapes {
-            return self.raw == bytes;
+            // Length first: never hand glibc's memcmp an empty slice (it may be dangling, and the
+            // AVX-512 variant pays a ~100 ns fault-suppression assist for that; see
+            // `vip::subscriptions`).
+            return self.raw.len() == bytes.len() && (bytes.is_empty() || self.raw == bytes);
         }
         let mut rest = bytes.iter();
         for c in self.chars() {

@@ -148,13 +148,12 @@ impl RxBuf {
     /// the budget. Returns false when the budget refused.
     pub fn make_room(&mut self, need: usize, budget: &mut Budget) -> bool {
         let need = need.max(self.len() + 1);
-        if self.end == self.buf.len() || need > self.buf.len() - self.start {
-            if self.start > 0 {
+        if (self.end == self.buf.len() || need > self.buf.len() - self.start)
+            && self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
             }
-        }
         if need <= self.buf.len() && self.end < self.buf.len() {
             return true;
         }
@@ -240,6 +239,16 @@ pub enum Pause {
     Budget,
 }
 
+fn bounded(s: &str) -> heapless::String<64> {
+    let mut out = heapless::String::new();
+    for c in s.chars() {
+        if out.push(c).is_err() {
+            break;
+        }
+    }
+    out
+}
+
 /// Everything the server keeps per connection.
 #[derive(Debug)]
 pub struct Conn {
@@ -276,20 +285,18 @@ pub struct Conn {
     pub eof: bool,
     /// For logs: the peer's address.
     pub peer: heapless::String<64>,
+    /// The address the authorisation sees: TCP peer IP without port, or
+    /// `localhost:uid:gid:pid` for ipc (VIP.md §9.6).
+    pub auth_addr: heapless::String<64>,
 }
 
 impl Conn {
     /// A connection just accepted; our greeting is already queued. Takes its initial buffers
     /// from `budget` (the caller checked it has room).
-    pub fn new(stream: Stream, mechanism: Mechanism, listener: u8, now: Instant, peer: &str) -> Conn {
+    pub fn new(stream: Stream, mechanism: Mechanism, listener: u8, now: Instant, peer: &str, auth_addr: &str) -> Conn {
         let mut tx = TxBuf { buf: Vec::with_capacity(TX_BUF_MIN_BYTES), sent: 0 };
         let session = Session::new(mechanism, &mut tx.buf);
-        let mut label = heapless::String::new();
-        for c in peer.chars() {
-            if label.push(c).is_err() {
-                break;
-            }
-        }
+        let label = bounded(peer);
         Conn {
             stream,
             session,
@@ -307,6 +314,7 @@ impl Conn {
             dirty: false,
             eof: false,
             peer: label,
+            auth_addr: bounded(auth_addr),
         }
     }
 

@@ -23,16 +23,40 @@ use mio::{Events, Interest, Poll, Token};
 use super::conn::{Budget, Conn, Pause, Stream};
 use super::listener::{ListenSocket, Listener};
 use super::signals::{SignalEvent, Signals};
+use super::watch::Watch;
 use super::slots::{SlotId, Slots};
 use crate::limits::{Limits, MAX_EVENTS, READ_BUDGET_BYTES, TICK_MS};
 use crate::stats::{self, FixedWriter};
 use crate::time::Instant;
 use crate::vip::peers::PeerId;
 use crate::vip::router::{Full, OnFull, Outcome, Router, Sink};
-use crate::zmtp::session::{Input, SessionConfig};
+use crate::zmtp::mechanism::{Credentials, Mechanism};
+use crate::zmtp::session::{CurveContext, Input, SessionConfig};
 use crate::zmtp::{DecodeError, Message, Parts};
 
+/// What the authorisation hook is asked (VIP.md §9.6; the ZAP request of ZMTP.md §8.2).
+#[derive(Clone, Copy, Debug)]
+pub struct AuthQuery<'a> {
+    /// The endpoint the peer connected to, as reported in `query addresses`.
+    pub endpoint: &'a str,
+    /// Its mechanism.
+    pub mechanism: Mechanism,
+    /// TCP: the peer's IP without port; ipc: `localhost:uid:gid:pid` (SO_PEERCRED).
+    pub address: &'a str,
+    /// What the peer proved.
+    pub credentials: Credentials<'a>,
+    /// The routing identity from its READY/INITIATE metadata.
+    pub identity: &'a [u8],
+}
+
+/// Runs on SIGHUP with the router (reload auth, protected topics).
+pub type OnReload = Box<dyn FnMut(&mut Router)>;
+
+/// Decides whether a peer may connect (the in-process ZAP handler).
+pub type Authorize = Box<dyn FnMut(&AuthQuery<'_>) -> bool>;
+
 const SIGNAL_TOKEN: Token = Token(0xFFFF);
+const WATCH_TOKEN: Token = Token(0xFFFE);
 
 /// Why the loop ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +72,7 @@ pub struct Server {
     poll: Poll,
     listeners: Vec<Listener>,
     signals: Signals,
+    watch: Option<Watch>,
     slots: Slots,
     /// The VIP core.
     pub router: Router,
@@ -60,18 +85,23 @@ pub struct Server {
     dirty: Vec<SlotId>,
     paused: Vec<SlotId>,
     parts: Parts,
+    /// Connections whose transmit side failed while the router wrote to them (closed after).
+    broken: Vec<SlotId>,
+    curve: Option<CurveContext>,
+    authorize: Authorize,
     clock: std::time::Instant,
     exit: Option<Exit>,
     last_tick: Instant,
     /// Called once per loop turn with the time (sd_notify watchdog, reloads).
     on_tick: Option<Box<dyn FnMut(Instant)>>,
-    on_reload: Option<Box<dyn FnMut(&mut Router)>>,
+    on_reload: Option<OnReload>,
 }
 
 /// The [`Sink`] the router writes into: the destination connections' transmit queues.
 struct ConnSink<'a> {
     slots: &'a mut Slots,
     dirty: &'a mut Vec<SlotId>,
+    broken: &'a mut Vec<SlotId>,
     budget: &'a mut Budget,
     tx_queue_bytes: usize,
     delivered: u64,
@@ -96,7 +126,11 @@ impl Sink for ConnSink<'_> {
             return Err(Full);
         }
         debug_assert!(conn.tx.capacity() >= before);
-        conn.session.encode_message(frames, &mut conn.tx.buf);
+        if conn.session.encode_message(frames, &mut conn.tx.buf).is_err() {
+            // CURVE nonce exhausted (after 2^64 messages): nothing sane can follow.
+            self.broken.push(id);
+            return Err(Full);
+        }
         if !conn.dirty {
             conn.dirty = true;
             self.dirty.push(id);
@@ -134,6 +168,7 @@ impl Server {
             poll,
             listeners,
             signals,
+            watch: None,
             slots: Slots::new(max),
             router,
             budget: Budget::new(limits.buffer_budget_bytes),
@@ -145,6 +180,10 @@ impl Server {
             dirty: Vec::with_capacity(max),
             paused: Vec::with_capacity(max),
             parts: Parts::new(),
+            broken: Vec::with_capacity(max),
+            curve: None,
+            // Until an authoriser is installed, nobody passes a CURVE/PLAIN handshake.
+            authorize: Box::new(|_| false),
             clock: std::time::Instant::now(),
             exit: None,
             last_tick: Instant(0),
@@ -153,13 +192,33 @@ impl Server {
         })
     }
 
+    /// Serve CURVE with these keys.
+    pub fn set_curve(&mut self, ctx: CurveContext) {
+        self.curve = Some(ctx);
+    }
+
+    /// Install the authorisation hook used by CURVE and PLAIN endpoints.
+    pub fn set_authorize(&mut self, f: Authorize) {
+        self.authorize = f;
+    }
+
     /// Run `f` once per loop turn (e.g. the systemd watchdog).
     pub fn set_on_tick(&mut self, f: Box<dyn FnMut(Instant)>) {
         self.on_tick = Some(f);
     }
 
+    /// Reload (as on SIGHUP) whenever `watch` reports a change.
+    ///
+    /// # Errors
+    /// Registration errors.
+    pub fn set_watch(&mut self, watch: Watch) -> io::Result<()> {
+        watch.register(self.poll.registry(), WATCH_TOKEN)?;
+        self.watch = Some(watch);
+        Ok(())
+    }
+
     /// Run `f` on SIGHUP.
-    pub fn set_on_reload(&mut self, f: Box<dyn FnMut(&mut Router)>) {
+    pub fn set_on_reload(&mut self, f: OnReload) {
         self.on_reload = Some(f);
     }
 
@@ -203,6 +262,11 @@ impl Server {
             let token = ev.token();
             if token == SIGNAL_TOKEN {
                 self.handle_signals();
+            } else if token == WATCH_TOKEN {
+                if self.watch.as_ref().is_some_and(Watch::changed) {
+                    log::info!("configuration file changed: reloading");
+                    self.reload();
+                }
             } else if let Some(id) = SlotId::from_token(token) {
                 if ev.is_writable() {
                     self.flush(id);
@@ -236,7 +300,7 @@ impl Server {
     }
 
     fn handle_signals(&mut self) {
-        while let Some(sig) = self.signals.next() {
+        while let Some(sig) = self.signals.pending() {
             match sig {
                 SignalEvent::Stop => {
                     log::info!("stop signal received: shutting down");
@@ -244,12 +308,16 @@ impl Server {
                 }
                 SignalEvent::Reload => {
                     log::info!("SIGHUP: reloading");
-                    if let Some(f) = self.on_reload.as_mut() {
-                        f(&mut self.router);
-                    }
+                    self.reload();
                 }
                 SignalEvent::DumpStats => self.log_stats(),
             }
+        }
+    }
+
+    fn reload(&mut self) {
+        if let Some(f) = self.on_reload.as_mut() {
+            f(&mut self.router);
         }
     }
 
@@ -277,14 +345,14 @@ impl Server {
                 ListenSocket::Tcp(s) => s.accept().map(|(st, addr)| {
                     let _ = st.set_nodelay(true);
                     super::sockopt::keepalive(&st);
-                    (Stream::Tcp(st), addr.to_string())
+                    (Stream::Tcp(st), addr.to_string(), addr.ip().to_string())
                 }),
                 ListenSocket::Unix(s) => s.accept().map(|(st, _)| {
                     let label = super::sockopt::peer_cred_label(&st);
-                    (Stream::Unix(st), label)
+                    (Stream::Unix(st), label.clone(), label)
                 }),
             };
-            let (stream, peer) = match accepted {
+            let (stream, peer, auth_addr) = match accepted {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -304,7 +372,7 @@ impl Server {
             if self.handshaking >= self.limits.max_handshakes {
                 self.evict_oldest_handshake();
             }
-            let conn = Box::new(Conn::new(stream, mechanism, li as u8, now, &peer));
+            let conn = Box::new(Conn::new(stream, mechanism, li as u8, now, &peer, &auth_addr));
             let id = match self.slots.insert(conn) {
                 Ok(id) => id,
                 Err(_) => {
@@ -424,10 +492,15 @@ impl Server {
                 }
             }
             let mechanism = conn.session.mechanism();
-            let cfg = SessionConfig { mechanism, identity: &self.router_id, limits: &self.limits };
+            let cfg = SessionConfig {
+                mechanism,
+                identity: &self.router_id,
+                limits: &self.limits,
+                curve: self.curve.as_ref(),
+            };
             let tx_before = conn.tx.buf.len();
             let data = conn.rx.buf.get_mut(conn.rx.start..conn.rx.end).unwrap_or(&mut []);
-            let r = conn.session.handle_input(&cfg, data, &mut conn.tx.buf, &mut self.parts);
+            let r = conn.session.handle_input(&cfg, data, &mut conn.tx.buf, &mut self.parts, &mut rand_core::OsRng);
             if conn.tx.buf.len() != tx_before && !conn.dirty {
                 conn.dirty = true;
                 self.dirty.push(id);
@@ -448,6 +521,28 @@ impl Server {
                         return Step::Stop;
                     }
                     return Step::Continue;
+                }
+                Ok(Input::Verify { consumed }) => {
+                    conn.rx.consume(consumed);
+                    let endpoint = self.listeners.get(usize::from(conn.listener)).map_or("", |l| l.endpoint.as_str());
+                    let query = AuthQuery {
+                        endpoint,
+                        mechanism,
+                        address: &conn.auth_addr,
+                        credentials: conn.session.credentials(),
+                        identity: conn.session.identity(),
+                    };
+                    let allow = (self.authorize)(&query);
+                    let tx_before = conn.tx.buf.len();
+                    let r = conn.session.authorize(&cfg, allow, &mut conn.tx.buf);
+                    if conn.tx.buf.len() != tx_before && !conn.dirty {
+                        conn.dirty = true;
+                        self.dirty.push(id);
+                    }
+                    if let Err(e) = r {
+                        self.protocol_error(id, e);
+                        return Step::Stop;
+                    }
                 }
                 Ok(Input::Ready { consumed }) => {
                     conn.rx.consume(consumed);
@@ -516,6 +611,7 @@ impl Server {
         let mut sink = ConnSink {
             slots: &mut self.slots,
             dirty: &mut self.dirty,
+            broken: &mut self.broken,
             budget: &mut self.budget,
             tx_queue_bytes: self.limits.tx_queue_bytes,
             delivered: 0,
@@ -523,6 +619,7 @@ impl Server {
         };
         let outcome = self.router.handle(PeerId(id.index), msg, &mut sink, on_full);
         let (delivered, refused) = (sink.delivered, sink.refused_budget);
+        self.close_broken();
         self.router.stats.msgs_out += delivered;
         if refused > 0 && stats::bump(&mut self.router.stats.dropped_budget) {
             log::warn!("buffer budget exhausted: a transmit queue could not grow");
@@ -544,6 +641,12 @@ impl Server {
         }
     }
 
+    fn close_broken(&mut self) {
+        while let Some(b) = self.broken.pop() {
+            self.close(b, "transmit failure");
+        }
+    }
+
     fn protocol_error(&mut self, id: SlotId, e: DecodeError) {
         let s = &mut self.router.stats;
         let counter = match e {
@@ -552,6 +655,8 @@ impl Server {
             DecodeError::FrameTooLarge { .. } => &mut s.rejected_frame_too_large,
             DecodeError::MessageTooLarge => &mut s.rejected_msg_too_large,
             DecodeError::TooManyParts => &mut s.rejected_too_many_parts,
+            DecodeError::AuthDenied => &mut s.rejected_auth,
+            DecodeError::Curve(_) | DecodeError::NotConfigured => &mut s.rejected_handshake,
             DecodeError::UnexpectedCommand
             | DecodeError::IncompatibleSocketType
             | DecodeError::IdentityTooLong
@@ -664,6 +769,9 @@ impl Server {
         if let Some(f) = self.on_tick.as_mut() {
             f(now);
         }
+        if let Some(c) = self.curve.as_mut() {
+            c.cookies.rotate_if_due(now.0, &mut rand_core::OsRng);
+        }
         self.sync_stats();
         if self.handshaking == 0 {
             return;
@@ -704,6 +812,7 @@ impl Server {
             let mut sink = ConnSink {
                 slots: &mut self.slots,
                 dirty: &mut self.dirty,
+                broken: &mut self.broken,
                 budget: &mut self.budget,
                 tx_queue_bytes: self.limits.tx_queue_bytes,
                 delivered: 0,
@@ -711,6 +820,7 @@ impl Server {
             };
             self.router.detach(PeerId(id.index), &mut sink);
             self.router.stats.msgs_out += sink.delivered;
+            self.close_broken();
         }
     }
 

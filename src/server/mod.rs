@@ -9,3 +9,4 @@ pub mod listener;
 pub mod signals;
 pub mod slots;
 pub mod sockopt;
+pub mod watch;

@@ -51,7 +51,7 @@ impl Signals {
     }
 
     /// The next pending signal, if any.
-    pub fn next(&mut self) -> Option<SignalEvent> {
+    pub fn pending(&mut self) -> Option<SignalEvent> {
         loop {
             match self.fd.read_signal() {
                 Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {

@@ -23,6 +23,7 @@ pub mod error;
 pub mod peers;
 pub mod platform;
 pub mod router;
+pub mod subscriptions;
 
 /// The protocol signature, frame 1 of every VIP message (VIP.md §3.3).
 pub const SIGNATURE: &[u8] = b"VIP1";

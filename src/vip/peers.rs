@@ -252,11 +252,10 @@ impl PeerTable {
         let at = usize::from(*pos - 1);
         *pos = 0;
         self.registered.swap_remove(at);
-        if let Some(&moved) = self.registered.get(at) {
-            if let Some(mp) = self.reg_pos.get_mut(usize::from(moved)) {
+        if let Some(&moved) = self.registered.get(at)
+            && let Some(mp) = self.reg_pos.get_mut(usize::from(moved)) {
                 *mp = at as u16 + 1;
             }
-        }
         true
     }
 

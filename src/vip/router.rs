@@ -88,15 +88,14 @@ impl Router {
         } else {
             self.peers.attach(peer, identity)
         };
-        if let Err(AttachError::Duplicate(holder)) = r {
-            if stats::bump(&mut self.stats.rejected_duplicate_identity) {
+        if let Err(AttachError::Duplicate(holder)) = r
+            && stats::bump(&mut self.stats.rejected_duplicate_identity) {
                 log::warn!(
                     "duplicate identity {:?}: a live connection (peer {}) holds it; the newcomer is ignored (first wins)",
                     String::from_utf8_lossy(identity),
                     holder.0
                 );
             }
-        }
         r
     }
 

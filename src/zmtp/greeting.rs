@@ -50,21 +50,18 @@ pub struct Greeting {
 /// # Errors
 /// [`DecodeError::BadSignature`], [`DecodeError::UnsupportedVersion`].
 pub fn parse(buf: &[u8]) -> Result<Option<Greeting>, DecodeError> {
-    if let Some(&b0) = buf.first() {
-        if b0 != 0xFF {
+    if let Some(&b0) = buf.first()
+        && b0 != 0xFF {
             return Err(DecodeError::BadSignature);
         }
-    }
-    if let Some(&b9) = buf.get(9) {
-        if b9 & 1 == 0 {
+    if let Some(&b9) = buf.get(9)
+        && b9 & 1 == 0 {
             return Err(DecodeError::BadSignature);
         }
-    }
-    if let Some(&major) = buf.get(10) {
-        if major < 3 {
+    if let Some(&major) = buf.get(10)
+        && major < 3 {
             return Err(DecodeError::UnsupportedVersion { major });
         }
-    }
     let Some(g) = buf.get(..GREETING_LEN) else { return Ok(None) };
     let mut mechanism = [0u8; 20];
     mechanism.copy_from_slice(g.get(12..32).unwrap_or(&[0; 20]));

@@ -68,6 +68,12 @@ pub enum DecodeError {
     PeerError,
     /// A PING shorter than its 2-byte TTL.
     MalformedPing,
+    /// The CURVE mechanism refused a command or message (ZMTP.md §7.12).
+    Curve(mechanism::curve::CurveError),
+    /// The authorisation decision refused the peer (an ERROR "400" was queued).
+    AuthDenied,
+    /// The endpoint's mechanism has no keys configured (a configuration bug).
+    NotConfigured,
 }
 
 impl fmt::Display for DecodeError {
@@ -90,6 +96,9 @@ impl fmt::Display for DecodeError {
             DecodeError::IdentityTooLong => write!(f, "identity longer than 255 bytes"),
             DecodeError::PeerError => write!(f, "peer sent ERROR"),
             DecodeError::MalformedPing => write!(f, "malformed PING"),
+            DecodeError::Curve(e) => write!(f, "{e}"),
+            DecodeError::AuthDenied => write!(f, "authentication refused"),
+            DecodeError::NotConfigured => write!(f, "mechanism not configured on this endpoint"),
         }
     }
 }

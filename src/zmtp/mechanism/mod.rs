@@ -5,6 +5,23 @@
 //! without an ERROR, as libzmq does (ZMTP.md §2.2 item 4).
 
 pub mod curve;
+pub mod plain;
+
+/// What a peer proved in the handshake, for the authorisation decision (ZMTP.md §8.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credentials<'a> {
+    /// NULL: nothing.
+    Null,
+    /// PLAIN: user name and password.
+    Plain {
+        /// User name.
+        user: &'a [u8],
+        /// Password.
+        password: &'a [u8],
+    },
+    /// CURVE: the client's long-term public key.
+    Curve(&'a [u8; 32]),
+}
 
 /// A ZMTP security mechanism.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

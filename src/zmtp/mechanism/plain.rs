@@ -1,0 +1,78 @@
+//! PLAIN, server side (ZMTP.md §6; RFC 24). Clear-text user name and password: only for
+//! trusted networks, as VOLTTRON documents. Accepted where an endpoint is bound with
+//! `?server=PLAIN`.
+//!
+//! ```text
+//! C: HELLO    = %d5 "HELLO" user-len:1 user pass-len:1 pass     (nothing after pass)
+//! S: WELCOME  = %d7 "WELCOME"                                    or ERROR
+//! C: INITIATE = %d8 "INITIATE" metadata
+//! S: READY    = %d5 "READY" metadata                             or ERROR
+//! ```
+
+use super::super::DecodeError;
+use super::super::frame::{FLAG_COMMAND, FrameHeader};
+use super::super::metadata;
+
+/// Command names.
+pub const HELLO: &[u8] = b"HELLO";
+/// WELCOME.
+pub const WELCOME: &[u8] = b"WELCOME";
+/// INITIATE.
+pub const INITIATE: &[u8] = b"INITIATE";
+
+/// Split a HELLO's data into (user, password); the password must end the body exactly
+/// (libzmq `plain_server.cpp`).
+///
+/// # Errors
+/// [`DecodeError::MalformedCommand`].
+pub fn parse_hello(data: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
+    let (&ulen, rest) = data.split_first().ok_or(DecodeError::MalformedCommand)?;
+    let (user, rest) = rest.split_at_checked(usize::from(ulen)).ok_or(DecodeError::MalformedCommand)?;
+    let (&plen, rest) = rest.split_first().ok_or(DecodeError::MalformedCommand)?;
+    if rest.len() != usize::from(plen) {
+        return Err(DecodeError::MalformedCommand);
+    }
+    Ok((user, rest))
+}
+
+/// Append the WELCOME frame (exactly 8 body bytes; libzmq clients check the size).
+pub fn emit_welcome(out: &mut Vec<u8>) {
+    FrameHeader::emit(FLAG_COMMAND, 1 + WELCOME.len(), out);
+    out.push(WELCOME.len() as u8);
+    out.extend_from_slice(WELCOME);
+}
+
+/// Append a READY frame carrying `metadata` (already encoded).
+pub fn emit_ready(metadata_bytes: &[u8], out: &mut Vec<u8>) {
+    FrameHeader::emit(FLAG_COMMAND, 6 + metadata_bytes.len(), out);
+    out.push(5);
+    out.extend_from_slice(b"READY");
+    out.extend_from_slice(metadata_bytes);
+}
+
+/// Validate INITIATE data as a metadata list.
+///
+/// # Errors
+/// [`DecodeError::TruncatedProperty`].
+pub fn check_initiate(data: &[u8]) -> Result<(), DecodeError> {
+    metadata::validate(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_of_zmtp_md_section_6() {
+        // 04 13 05 HELLO 05 admin 06 secret
+        let body = b"\x05HELLO\x05admin\x06secret";
+        let cmd = crate::zmtp::command::Command::parse(body).unwrap();
+        assert_eq!(parse_hello(cmd.data), Ok((&b"admin"[..], &b"secret"[..])));
+        assert_eq!(parse_hello(b"\x05admin\x06secretX"), Err(DecodeError::MalformedCommand));
+        assert_eq!(parse_hello(b"\x05adm"), Err(DecodeError::MalformedCommand));
+        assert_eq!(parse_hello(b""), Err(DecodeError::MalformedCommand));
+        let mut out = Vec::new();
+        emit_welcome(&mut out);
+        assert_eq!(out, b"\x04\x08\x07WELCOME");
+    }
+}

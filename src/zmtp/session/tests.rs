@@ -1,0 +1,152 @@
+//! Session tests: the server's driving loop simulated over an in-memory buffer.
+
+use super::*;
+use crate::zmtp::Message;
+
+pub(crate) const DEALER_READY_AGENT1: &[u8] = b"\x04\x2f\x05READY\x0bSocket-Type\x00\x00\x00\x06DEALER\x08Identity\x00\x00\x00\x06agent1";
+
+fn client_greeting() -> [u8; 64] {
+    greeting::emit(Mechanism::Null, false)
+}
+
+/// Drive a session the way the server does, feeding `stream` in chunks of `chunk` bytes;
+/// return the events as strings and everything the session wrote.
+fn drive(stream: &[u8], chunk: usize) -> Result<(Vec<String>, Vec<u8>), DecodeError> {
+    let limits = Limits::COMPILED;
+    let cfg = SessionConfig { mechanism: Mechanism::Null, identity: b"rid", limits: &limits, curve: None };
+    let mut out = Vec::new();
+    let mut s = Session::new(Mechanism::Null, &mut out);
+    let mut rx: Vec<u8> = Vec::new();
+    let mut events = Vec::new();
+    let mut parts = Parts::new();
+    for piece in stream.chunks(chunk.max(1)) {
+        rx.extend_from_slice(piece);
+        loop {
+            match s.handle_input(&cfg, &mut rx, &mut out, &mut parts, &mut rand_core::OsRng)? {
+                Input::NeedMore { consumed, need } => {
+                    rx.drain(..consumed);
+                    assert!(need > rx.len(), "need {need} must exceed held {}", rx.len());
+                    break;
+                }
+                Input::Verify { .. } => unreachable!("NULL has no verify step"),
+                Input::Ready { consumed } => {
+                    events.push(format!("ready {}", String::from_utf8_lossy(s.identity())));
+                    rx.drain(..consumed);
+                }
+                Input::Message { consumed } => {
+                    let m = Message::new(&rx, &parts);
+                    let frames: Vec<String> =
+                        (0..m.len()).map(|i| String::from_utf8_lossy(m.frame(i)).into_owned()).collect();
+                    events.push(format!("msg {}", frames.join("|")));
+                    rx.drain(..consumed);
+                }
+            }
+        }
+    }
+    Ok((events, out))
+}
+
+fn stream_with(extra: &[u8]) -> Vec<u8> {
+    let mut s = client_greeting().to_vec();
+    s.extend_from_slice(DEALER_READY_AGENT1);
+    s.extend_from_slice(extra);
+    s
+}
+
+#[test]
+fn handshake_then_messages_with_a_ping_between_frames() {
+    // [ "", "VIP1" ] with a PING (ctx "hi") between the two frames, then a 300-byte frame.
+    let mut extra = vec![0x01, 0x00];
+    extra.extend_from_slice(b"\x04\x09\x04PING\x00\x00hi");
+    extra.extend_from_slice(b"\x00\x04VIP1");
+    extra.extend_from_slice(&[0x02, 0, 0, 0, 0, 0, 0, 1, 0x2c]);
+    extra.extend_from_slice(&[b'z'; 300]);
+    let stream = stream_with(&extra);
+    let (events, out) = drive(&stream, usize::MAX).unwrap();
+    assert_eq!(events[0], "ready agent1");
+    assert_eq!(events[1], "msg |VIP1");
+    assert_eq!(events[2], format!("msg {}", "z".repeat(300)));
+    // greeting, READY(ROUTER, rid), PONG "hi" — once.
+    let mut expect = greeting::emit(Mechanism::Null, true).to_vec();
+    command::emit_ready(b"ROUTER", b"rid", &mut expect);
+    command::emit_pong(b"hi", &mut expect);
+    assert_eq!(out, expect);
+}
+
+#[test]
+fn byte_by_byte_equals_whole() {
+    let mut extra = Vec::new();
+    for i in 0..20u8 {
+        extra.extend_from_slice(&[0x01, 1, i, 0x04, 0x07, 0x04, b'P', b'I', b'N', b'G', 0, 0, 0x00, 0]);
+    }
+    let stream = stream_with(&extra);
+    let whole = drive(&stream, usize::MAX).unwrap();
+    for chunk in [1, 2, 3, 7, 64, 65, 100] {
+        assert_eq!(drive(&stream, chunk).unwrap(), whole, "chunk {chunk}");
+    }
+    assert_eq!(whole.0.len(), 21);
+}
+
+#[test]
+fn every_prefix_is_need_more() {
+    let stream = stream_with(b"\x01\x00\x00\x04VIP1");
+    for n in 0..stream.len() {
+        let r = drive(&stream[..n], usize::MAX);
+        assert!(r.is_ok(), "prefix {n}: {r:?}");
+    }
+}
+
+#[test]
+fn hostile_sizes_are_refused_at_the_header() {
+    let huge = stream_with(&[0x02, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    assert!(matches!(drive(&huge, usize::MAX), Err(DecodeError::FrameTooLarge { .. })));
+    let top = stream_with(&[0x02, 0x80, 0, 0, 0, 0, 0, 0, 1]);
+    assert!(matches!(drive(&top, usize::MAX), Err(DecodeError::FrameTooLarge { .. })));
+    // message limit: two frames of 9 MiB each (each under the 16 MiB frame limit)
+    let mut two = Vec::new();
+    two.extend_from_slice(&[0x03, 0, 0, 0, 0, 0, 0x90, 0, 0]);
+    let mut s = stream_with(&two);
+    s.extend_from_slice(&vec![0u8; 0x90_0000]);
+    s.extend_from_slice(&[0x02, 0, 0, 0, 0, 0, 0x90, 0, 0]);
+    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::MessageTooLarge));
+    // a big command after the handshake
+    let cmd = stream_with(&[0x06, 0, 0, 0, 0, 0, 0, 0x20, 0]);
+    assert!(matches!(drive(&cmd, usize::MAX), Err(DecodeError::FrameTooLarge { .. })));
+}
+
+#[test]
+fn too_many_parts() {
+    let mut extra = Vec::new();
+    for _ in 0..65 {
+        extra.extend_from_slice(&[0x01, 0x00]);
+    }
+    assert_eq!(drive(&stream_with(&extra), usize::MAX), Err(DecodeError::TooManyParts));
+}
+
+#[test]
+fn handshake_failures() {
+    let mut s = client_greeting().to_vec();
+    s.extend_from_slice(b"\x00\x01x");
+    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::UnexpectedCommand), "data before READY");
+    let mut s = client_greeting().to_vec();
+    s.extend_from_slice(b"\x04\x0a\x05ERROR\x03400");
+    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::PeerError));
+    let mut s = client_greeting().to_vec();
+    s.extend_from_slice(b"\x04\x19\x05READY\x0bSocket-Type\x00\x00\x00\x03PUB");
+    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::IncompatibleSocketType));
+    let mut s = client_greeting().to_vec();
+    s.extend_from_slice(b"\x04\x0a\x05READY\x0bSock");
+    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::TruncatedProperty));
+    let mut g = client_greeting();
+    g[12..17].copy_from_slice(b"CURVE");
+    assert_eq!(drive(&g, usize::MAX), Err(DecodeError::MechanismMismatch));
+}
+
+#[test]
+fn req_delimiter_is_stripped_and_restored() {
+    let mut s = client_greeting().to_vec();
+    s.extend_from_slice(b"\x04\x26\x05READY\x0bSocket-Type\x00\x00\x00\x03REQ\x08Identity\x00\x00\x00\x00");
+    s.extend_from_slice(&[0x01, 0x00, 0x00, 0x04, b'r', b'e', b'q', b'1']);
+    let (events, _) = drive(&s, usize::MAX).unwrap();
+    assert_eq!(events, vec!["ready ".to_string(), "msg req1".to_string()]);
+}
