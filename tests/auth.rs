@@ -833,7 +833,7 @@ fn rule_plain_never_admitted() {
         mechanism: Mechanism::Plain,
         credentials: Credentials::Plain {
             user: b"secret",
-            pass: b"secret",
+            password: b"secret",
         },
     };
     assert_eq!(outcome(&a, &req), Err(DenyReason::PlainUnsupported));

@@ -75,6 +75,8 @@ pub use store::{
     SkippedEntry, StoreFull,
 };
 
+/// What the client presented (the ZAP credentials frames, VIP.md §9.4); the session's own type.
+pub use crate::zmtp::mechanism::Credentials;
 use crate::zmtp::mechanism::Mechanism;
 
 /// Most `allow` entries an [`AuthStore`] holds (file entries plus those added by
@@ -83,22 +85,6 @@ use crate::zmtp::mechanism::Mechanism;
 /// location `allow`): the caller keeps the previous store (on first start: no store, so the
 /// router should not start). `upsert` over the limit returns [`StoreFull`].
 pub const MAX_AUTH_ENTRIES: usize = 4096;
-
-/// What the client presented (the ZAP credentials frames, VIP.md §9.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Credentials<'a> {
-    /// NULL mechanism: nothing.
-    Null,
-    /// PLAIN: user name and password.
-    Plain {
-        /// User name.
-        user: &'a [u8],
-        /// Password.
-        pass: &'a [u8],
-    },
-    /// CURVE: the client's long-term public key (verified by the handshake).
-    Curve(&'a [u8; 32]),
-}
 
 /// The fields of a ZAP request that the decision uses (VIP.md §9.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
