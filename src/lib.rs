@@ -5,6 +5,7 @@ pub mod json;
 pub mod limits;
 pub mod stats;
 pub mod time;
+pub mod auth;
 pub mod zmtp;
 pub mod vip;
 pub mod server;
