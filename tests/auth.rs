@@ -824,19 +824,19 @@ fn rule_empty_user_id_gives_dump_user_form() {
 }
 
 #[test]
-fn rule_plain_never_admitted() {
+fn rule_plain_matches_user_colon_password() {
     let a = auth("rules.json");
     assert!(a.store().entries().any(|e| e.user_id() == "plain"));
-    let req = AuthRequest {
+    let req = |user: &'static [u8], password: &'static [u8]| AuthRequest {
         domain: b"vip",
         address: "127.0.0.1",
         mechanism: Mechanism::Plain,
-        credentials: Credentials::Plain {
-            user: b"secret",
-            password: b"secret",
-        },
+        credentials: Credentials::Plain { user, password },
     };
-    assert_eq!(outcome(&a, &req), Err(DenyReason::PlainUnsupported));
+    assert_eq!(outcome(&a, &req(b"admin", b"secret")), Ok("plain".to_string()));
+    assert_eq!(outcome(&a, &req(b"admin", b"wrong")), Err(DenyReason::UnknownKey));
+    assert_eq!(outcome(&a, &req(b"secret", b"")), Err(DenyReason::UnknownKey));
+    assert_eq!(outcome(&a, &req(b"\xff", b"x")), Err(DenyReason::PlainUnsupported));
 }
 
 #[test]

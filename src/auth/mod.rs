@@ -26,10 +26,13 @@
 //!   its 43-character VOLTTRON text ([`keys::KeyText`]). The first match allows, with the
 //!   entry's `user_id`, or, if that is `""`, VOLTTRON's `dump_user(domain, address, mechanism,
 //!   key)` form ([`UserId::Composed`]). `deny` entries play no role.
-//! * **PLAIN is refused** ([`DenyReason::PlainUnsupported`]). VOLTTRON 9.0.4 compares the entry's
-//!   text with the raw username bytes, which never succeeds (and a regex on bytes raises), so
-//!   PLAIN has never worked there; it is also unclear whether the username or the password was
-//!   meant. PLAIN entries still load, and are listed, but never admit anyone.
+//! * **PLAIN** entries match `USER:PASSWORD`: a PLAIN entry's `credentials` is the text
+//!   `"user:password"` (or a `/regex/` over it). VOLTTRON 9.0.4 compares the entry's text with
+//!   the raw username bytes, which never succeeds, so PLAIN has never worked there and there is
+//!   no existing file to stay compatible with; this is the natural reading, documented in
+//!   README. A user name or password that is not UTF-8 is refused
+//!   ([`DenyReason::PlainUnsupported`]). PLAIN sends the password in clear: for trusted
+//!   networks only.
 //! * NULL over ipc (`localhost:uid:gid:pid`): VOLTTRON also admits a process of the platform's
 //!   own uid (and of agents it launched, which a router cannot know). That branch is unreachable
 //!   in a default installation (§9.6) and is off unless [`Authenticator::set_local_uid`] is
@@ -187,7 +190,7 @@ impl fmt::Display for DenyReason {
                 "CURVE key in auth.json, but not for this domain and address"
             }
             Self::NoNullEntry => "no enabled NULL allow entry for this domain and address",
-            Self::PlainUnsupported => "PLAIN authentication is not supported",
+            Self::PlainUnsupported => "PLAIN user name or password is not UTF-8",
             Self::MalformedRequest => "credentials do not match the mechanism",
         })
     }
@@ -321,15 +324,32 @@ impl Authenticator {
                 entry: None,
             };
         }
+        let mut plain_buf = [0u8; 512];
+        let mut plain_text: Option<&str> = None;
         let key = match (req.mechanism, req.credentials) {
-            (Mechanism::Plain, Credentials::Plain { .. }) => {
-                return Decision::Deny(DenyReason::PlainUnsupported);
+            (Mechanism::Plain, Credentials::Plain { user, password }) => {
+                // "user:password" on the stack: both are at most 255 bytes (ZMTP.md §6).
+                let n = user.len() + 1 + password.len();
+                let Some(dst) = plain_buf.get_mut(..n) else {
+                    return Decision::Deny(DenyReason::MalformedRequest);
+                };
+                let (u, rest) = dst.split_at_mut(user.len());
+                u.copy_from_slice(user);
+                if let Some((colon, p)) = rest.split_first_mut() {
+                    *colon = b':';
+                    p.copy_from_slice(password);
+                }
+                match core::str::from_utf8(plain_buf.get(..n).unwrap_or(&[])) {
+                    Ok(t) => plain_text = Some(t),
+                    Err(_) => return Decision::Deny(DenyReason::PlainUnsupported),
+                }
+                None
             }
             (Mechanism::Curve, Credentials::Curve(k)) => Some(KeyText::new(k)),
             (Mechanism::Null, Credentials::Null) => None,
             _ => return Decision::Deny(DenyReason::MalformedRequest),
         };
-        let key_str = key.as_ref().map(KeyText::as_str);
+        let key_str = key.as_ref().map(KeyText::as_str).or(plain_text);
         let domain = core::str::from_utf8(req.domain).ok();
         let address = Some(req.address);
         for (index, e) in self.store.in_match_order() {
@@ -356,6 +376,9 @@ impl Authenticator {
                     }),
                 };
             }
+        }
+        if req.mechanism == Mechanism::Plain {
+            return Decision::Deny(DenyReason::UnknownKey);
         }
         if req.mechanism == Mechanism::Null {
             if let Some(uid) = self.local_uid
