@@ -37,6 +37,8 @@ use crate::zmtp::{DecodeError, Message, Parts};
 /// What the authorisation hook is asked (VIP.md §9.6; the ZAP request of ZMTP.md §8.2).
 #[derive(Clone, Copy, Debug)]
 pub struct AuthQuery<'a> {
+    /// Index of the listener the peer connected to (in bind order).
+    pub listener: usize,
     /// The endpoint the peer connected to, as reported in `query addresses`.
     pub endpoint: &'a str,
     /// Its mechanism.
@@ -542,6 +544,7 @@ impl Server {
                     conn.rx.consume(consumed);
                     let endpoint = self.listeners.get(usize::from(conn.listener)).map_or("", |l| l.endpoint.as_str());
                     let query = AuthQuery {
+                        listener: usize::from(conn.listener),
                         endpoint,
                         mechanism,
                         address: &conn.auth_addr,

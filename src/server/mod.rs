@@ -9,4 +9,5 @@ pub mod listener;
 pub mod signals;
 pub mod slots;
 pub mod sockopt;
+pub mod startup;
 pub mod watch;

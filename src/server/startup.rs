@@ -1,0 +1,275 @@
+//! Start-up: from a validated [`Config`] to a running [`Server`] (VIP.md §2.1, §9, §14).
+//!
+//! Order, as VOLTTRON's platform does it: `$VOLTTRON_HOME` and its `run/` directory; with
+//! `allow-auth` the platform keystore (created on first start, mode 0600), `known_hosts` entries
+//! for `@` and every vip-address, and `auth.json`; then the local ipc address, then each
+//! vip-address. Endpoints are CURVE servers when auth is on, unless a vip-address says
+//! `?server=NULL` or `?server=PLAIN`; with `allow-auth = False` every endpoint is NULL.
+//! `auth.json` (and `protected_topics.json`) are reloaded on SIGHUP and on change (inotify); a
+//! broken file is reported and the previous rules stay in force.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::event_loop::{AuthQuery, Exit, Server};
+use super::listener::{self, Listener};
+use super::watch::Watch;
+use crate::auth::keystore;
+use crate::auth::{AuthMode, AuthRequest, AuthStore, Authenticator, Decision, keys::KeyText};
+use crate::config::Config;
+use crate::stats;
+use crate::vip::platform::PlatformInfo;
+use crate::vip::router::Router;
+use crate::zmtp::mechanism::curve::{CookieKeys, KeyPair};
+use crate::zmtp::mechanism::{Credentials, Mechanism};
+use crate::zmtp::session::CurveContext;
+
+/// The ZAP domain of every endpoint unless its address says `domain=` (VIP.md §2.1).
+const DEFAULT_DOMAIN: &str = "vip";
+
+/// Per-endpoint settings from a vip-address's URL parameters (`server=`, `domain=`).
+fn endpoint_params(address: &str, allow_auth: bool) -> (Mechanism, String) {
+    let mut mechanism = if allow_auth { Mechanism::Curve } else { Mechanism::Null };
+    let mut domain = DEFAULT_DOMAIN.to_string();
+    if let Some((_, query)) = address.split_once('?') {
+        for kv in query.split('&') {
+            match kv.split_once('=') {
+                Some(("server", "NULL")) => mechanism = Mechanism::Null,
+                Some(("server", "PLAIN")) if allow_auth => mechanism = Mechanism::Plain,
+                Some(("server", "CURVE")) if allow_auth => mechanism = Mechanism::Curve,
+                Some(("domain", d)) => domain = d.to_string(),
+                _ => {}
+            }
+        }
+    }
+    (mechanism, domain)
+}
+
+/// A uuid4 text, as VOLTTRON's router uses for its routing id (VIP.md §2.1).
+fn uuid4(random: &[u8; 16]) -> String {
+    let mut b = *random;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+fn random_bytes() -> [u8; 16] {
+    use rand_core::RngCore;
+    let mut b = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut b);
+    b
+}
+
+/// Let the process hold every connection the limits allow.
+fn raise_fd_limit(connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let want = connections as u64 + 64;
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < want {
+            let new = want.min(hard);
+            if setrlimit(Resource::RLIMIT_NOFILE, new, hard).is_err() || new < want {
+                log::warn!("open-file limit {new} is below max-connections + 64 = {want}: accepts may fail first");
+            }
+        }
+    }
+}
+
+fn json_list(items: &[String]) -> Vec<u8> {
+    let quoted: Vec<String> =
+        items.iter().map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+    format!("[{}]", quoted.join(", ")).into_bytes()
+}
+
+/// Load `auth.json`, logging what was skipped.
+fn load_auth(path: &Path) -> Result<AuthStore, String> {
+    let store = AuthStore::load(path, &mut rand_core::OsRng).map_err(|e| format!("{}: {e}", path.display()))?;
+    for s in store.skipped() {
+        log::warn!("{}: {s}", path.display());
+    }
+    Ok(store)
+}
+
+/// Everything `run` needs from the platform directory when auth is on.
+struct Security {
+    keys: KeyPair,
+    auth: Rc<RefCell<Authenticator>>,
+    auth_path: PathBuf,
+}
+
+fn security(config: &Config) -> Result<Option<Security>, String> {
+    if !config.allow_auth {
+        return Ok(None);
+    }
+    let home = &config.volttron_home;
+    let ks_path = home.join("keystore");
+    let ks = keystore::load_or_create(&ks_path, &mut rand_core::OsRng).map_err(|e| format!("{}: {e}", ks_path.display()))?;
+    match ks.origin {
+        keystore::KeystoreOrigin::Created => log::info!("created the platform keystore {}", ks_path.display()),
+        keystore::KeystoreOrigin::Regenerated => {
+            log::warn!("regenerated the platform keystore {} (its key was unusable): agents must learn the new server key", ks_path.display());
+        }
+        keystore::KeystoreOrigin::Loaded => {}
+    }
+    let public = ks.keys.public.clone();
+    let mut hosts: Vec<(&str, &_)> = vec![("@", &public)];
+    for a in &config.vip_addresses {
+        hosts.push((keystore::known_hosts_key(a), &public));
+    }
+    let kh = home.join("known_hosts");
+    if let Err(e) = keystore::update_known_hosts(&kh, &hosts) {
+        log::warn!("{}: {e} (left unchanged)", kh.display());
+    }
+    let auth_path = home.join("auth.json");
+    let store = load_auth(&auth_path)?;
+    log::info!("{}: {} allow entries", auth_path.display(), store.len());
+    let mut authenticator = Authenticator::new(store, AuthMode::Enforced);
+    authenticator.set_identity_binding(config.identity_binding);
+    Ok(Some(Security { keys: ks.keys, auth: Rc::new(RefCell::new(authenticator)), auth_path }))
+}
+
+/// The in-process ZAP handler: the decision of VIP.md §9.6, refusals logged with key and
+/// address (rate-limited).
+fn authorize_hook(auth: Rc<RefCell<Authenticator>>, domains: Vec<String>) -> super::event_loop::Authorize {
+    let mut refused = 0u64;
+    Box::new(move |q: &AuthQuery<'_>| {
+        let a = auth.borrow();
+        let domain = domains.get(q.listener).map_or(DEFAULT_DOMAIN, String::as_str);
+        let req = AuthRequest { domain: domain.as_bytes(), address: q.address, mechanism: q.mechanism, credentials: q.credentials };
+        match a.decide(&req) {
+            Decision::Allow { entry, user_id } => {
+                if let Some(e) = entry {
+                    if !a.check_identity(e, q.identity) {
+                        log::warn!(
+                            "refused {:?} from {}: identity not bound to its key (identity binding is on)",
+                            String::from_utf8_lossy(q.identity),
+                            q.address
+                        );
+                        return false;
+                    }
+                }
+                log::debug!("admitted {:?} from {} as {user_id}", String::from_utf8_lossy(q.identity), q.address);
+                true
+            }
+            Decision::Deny(reason) => {
+                if stats::bump(&mut refused) {
+                    let who = match q.credentials {
+                        Credentials::Curve(k) => format!("key {}", KeyText::new(k).as_str()),
+                        Credentials::Plain { user, .. } => format!("user {:?}", String::from_utf8_lossy(user)),
+                        Credentials::Null => "NULL".to_string(),
+                    };
+                    log::warn!(
+                        "refused {} {} from {} (identity {:?}): {reason} [refusal #{refused}; add an allow entry to auth.json]",
+                        q.mechanism.name(),
+                        who,
+                        q.address,
+                        String::from_utf8_lossy(q.identity)
+                    );
+                }
+                false
+            }
+        }
+    })
+}
+
+/// Bind, set up and run the router until a stop signal or `quit`.
+///
+/// # Errors
+/// Start-up failures (directories, keys, auth.json, binding), with the path or address.
+pub fn run(config: Config) -> Result<Exit, String> {
+    raise_fd_limit(config.limits.max_connections);
+    let run_dir = config.volttron_home.join("run");
+    std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+    let sec = security(&config)?;
+
+    let (local_mech, local_domain) = endpoint_params(&config.local_address, config.allow_auth);
+    let mut listeners: Vec<Listener> = listener::bind(&config.local_address, local_mech)?;
+    let mut domains: Vec<String> = vec![local_domain; listeners.len()];
+    let mut vip_endpoints = Vec::new();
+    for a in &config.vip_addresses {
+        let (mech, domain) = endpoint_params(a, config.allow_auth);
+        let bound = listener::bind(a, mech)?;
+        vip_endpoints.extend(bound.iter().map(|l| l.endpoint.clone()));
+        domains.extend(std::iter::repeat_n(domain, bound.len()));
+        listeners.extend(bound);
+    }
+    if listeners.len() > crate::limits::MAX_LISTENERS {
+        return Err(format!("{} endpoints: at most {} may be bound", listeners.len(), crate::limits::MAX_LISTENERS));
+    }
+    let summary: Vec<String> = listeners.iter().map(|l| format!("{} ({})", l.endpoint, l.mechanism.name())).collect();
+
+    let random = random_bytes();
+    let router_id = uuid4(&random);
+    let mut info = PlatformInfo::with_router_id(router_id.as_bytes());
+    info.instance_name = config.instance_name.clone().into_bytes();
+    info.local_address = config.local_address.clone().into_bytes();
+    info.addresses_json = if vip_endpoints.is_empty() {
+        json_list(std::slice::from_ref(&config.local_address))
+    } else {
+        json_list(&vip_endpoints)
+    };
+    if let Some(f) = &config.agent_monitor_frequency {
+        info.agent_monitor_frequency = f.clone().into_bytes();
+    }
+    info.volttron_central_address = config.volttron_central_address.clone().into_bytes();
+    info.volttron_central_serverkey = config.volttron_central_serverkey.clone().into_bytes();
+    info.bind_web_address = config.bind_web_address.clone().into_bytes();
+    if let Some(s) = &sec {
+        info.serverkey = KeyText::new(&s.keys.public.0).as_str().as_bytes().to_vec();
+    }
+    let seed = u32::from_le_bytes([random[0], random[1], random[2], random[3]]);
+    let router = Router::new(config.limits.max_connections, info, seed);
+    let mut server = Server::new(listeners, router, config.limits.clone(), router_id.clone().into_bytes())
+        .map_err(|e| format!("event loop: {e}"))?;
+
+    if let Some(sec) = sec {
+        server.set_curve(CurveContext { keys: sec.keys, cookies: CookieKeys::new(&mut rand_core::OsRng) });
+        server.set_authorize(authorize_hook(sec.auth.clone(), domains));
+        let auth = sec.auth.clone();
+        let path = sec.auth_path.clone();
+        server.set_on_reload(Box::new(move |_router: &mut Router| match load_auth(&path) {
+            Ok(store) => {
+                log::info!("{}: reloaded, {} allow entries", path.display(), store.len());
+                auth.borrow_mut().replace_store(store);
+            }
+            Err(e) => log::error!("{e}: keeping the previous rules"),
+        }));
+        match Watch::new(&config.volttron_home, &["auth.json", "protected_topics.json"]) {
+            Ok(w) => server.set_watch(w).map_err(|e| format!("inotify: {e}"))?,
+            Err(e) => log::warn!("cannot watch {} ({e}): reload with SIGHUP", config.volttron_home.display()),
+        }
+    }
+
+    log::info!(
+        "viprouter {} ready: router id {router_id}, endpoints {}, max {} connections, memory ceiling {} MiB",
+        env!("CARGO_PKG_VERSION"),
+        summary.join(" "),
+        config.limits.max_connections,
+        config.limits.memory_ceiling_bytes() / (1024 * 1024)
+    );
+    let exit = server.run().map_err(|e| format!("event loop: {e}"))?;
+    server.log_stats();
+    server.cleanup();
+    Ok(exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_parameters() {
+        assert_eq!(endpoint_params("tcp://1.2.3.4:1", true), (Mechanism::Curve, "vip".to_string()));
+        assert_eq!(endpoint_params("tcp://1.2.3.4:1?server=NULL", true).0, Mechanism::Null);
+        assert_eq!(endpoint_params("tcp://1.2.3.4:1?serverkey=x&server=PLAIN&domain=d", true), (Mechanism::Plain, "d".to_string()));
+        assert_eq!(endpoint_params("tcp://1.2.3.4:1?server=CURVE", false).0, Mechanism::Null);
+    }
+
+    #[test]
+    fn uuid4_shape() {
+        let u = uuid4(&[0xff; 16]);
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+    }
+}
