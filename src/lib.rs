@@ -8,3 +8,4 @@ pub mod zmtp;
 pub mod vip;
 pub mod server;
 pub mod config;
+#[doc(hidden)] pub mod fuzzing;
