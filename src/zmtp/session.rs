@@ -100,7 +100,9 @@ pub struct Session {
     identity: heapless::Vec<u8, MAX_IDENTITY_BYTES>,
     /// Frames of the message being assembled (offsets relative to the caller's `buf`).
     parts: Parts,
-    /// Body bytes of the message being assembled.
+    /// Body bytes of the message being assembled, plus the whole frames of any commands that
+    /// arrived between its frames (they stay in the caller's buffer until the message is
+    /// complete, so they count against `max_msg_bytes`).
     msg_bytes: u64,
     /// Bytes before this offset are fully processed and not part of an unfinished message.
     msg_start: usize,
@@ -208,6 +210,9 @@ impl Session {
                         Self::traffic_command(body, out);
                         if self.parts.is_empty() {
                             self.msg_start = self.scan;
+                        } else {
+                            // Held in `buf` until the message completes (see `msg_bytes`).
+                            self.msg_bytes += (hdr.header_len + body.len()) as u64;
                         }
                         continue;
                     }
@@ -255,6 +260,12 @@ impl Session {
         if hdr.command() {
             if hdr.size > MAX_COMMAND_BYTES {
                 return Err(DecodeError::FrameTooLarge { declared: hdr.size, limit: MAX_COMMAND_BYTES });
+            }
+            // A command between the frames of a message cannot be dropped from the buffer
+            // before the message completes: without this, a peer that sends one MORE frame and
+            // then commands forever makes `need` (and the receive buffer) grow without bound.
+            if !self.parts.is_empty() && self.msg_bytes + hdr.header_len as u64 + hdr.size > cfg.limits.max_msg_bytes {
+                return Err(DecodeError::MessageTooLarge);
             }
         } else {
             if hdr.size > frame_limit {
@@ -375,8 +386,11 @@ mod tests {
     /// Drive a session the way the server does, feeding `stream` in chunks of `chunk` bytes;
     /// return the events as strings and everything the session wrote.
     fn drive(stream: &[u8], chunk: usize) -> Result<(Vec<String>, Vec<u8>), DecodeError> {
-        let limits = Limits::COMPILED;
-        let cfg = SessionConfig { mechanism: Mechanism::Null, identity: b"rid", limits: &limits };
+        drive_with(stream, chunk, &Limits::COMPILED)
+    }
+
+    fn drive_with(stream: &[u8], chunk: usize, limits: &Limits) -> Result<(Vec<String>, Vec<u8>), DecodeError> {
+        let cfg = SessionConfig { mechanism: Mechanism::Null, identity: b"rid", limits };
         let mut out = Vec::new();
         let mut s = Session::new(Mechanism::Null, &mut out);
         let mut rx: Vec<u8> = Vec::new();
@@ -474,6 +488,40 @@ mod tests {
         // a big command after the handshake
         let cmd = stream_with(&[0x06, 0, 0, 0, 0, 0, 0, 0x20, 0]);
         assert!(matches!(drive(&cmd, usize::MAX), Err(DecodeError::FrameTooLarge { .. })));
+    }
+
+    /// Found by the `frame_stream` fuzz target: commands between the frames of a message are
+    /// kept in the receive buffer until the message completes, so they must count against the
+    /// message limit, or `need` grows forever (here: 2-byte empty commands after a MORE frame).
+    #[test]
+    fn commands_between_frames_count_against_the_message_limit() {
+        let mut limits = Limits::COMPILED;
+        limits.lower("max-msg-bytes", 256).unwrap();
+        let held = |commands: usize| {
+            let mut extra = vec![0x01, 0x00];
+            for _ in 0..commands {
+                extra.extend_from_slice(&[0x04, 0x00]);
+            }
+            extra.extend_from_slice(b"\x00\x04VIP1");
+            drive_with(&stream_with(&extra), usize::MAX, &limits)
+        };
+        let (events, _) = held(126).unwrap();
+        assert_eq!(events, vec!["ready agent1".to_string(), "msg |VIP1".to_string()], "252 + 4 bytes fit");
+        assert_eq!(held(127), Err(DecodeError::MessageTooLarge), "254 + 4 bytes do not");
+        let mut extra = vec![0x01, 0x00];
+        for _ in 0..5000 {
+            extra.extend_from_slice(&[0x04, 0x00]);
+        }
+        for chunk in [1, 7, usize::MAX] {
+            assert_eq!(drive_with(&stream_with(&extra), chunk, &limits), Err(DecodeError::MessageTooLarge));
+        }
+        // Between messages, commands are consumed at once and cost nothing.
+        let mut extra = Vec::new();
+        for _ in 0..5000 {
+            extra.extend_from_slice(&[0x04, 0x00]);
+        }
+        extra.extend_from_slice(b"\x00\x04VIP1");
+        assert_eq!(drive_with(&stream_with(&extra), 64, &limits).unwrap().0.len(), 2);
     }
 
     #[test]
