@@ -189,9 +189,11 @@ struct Run {
 }
 
 /// Where the first incomplete frame starts in `rx` and how many bytes `rx` must hold to
-/// complete it (9 when even its header is partial).
-fn first_incomplete_frame(rx: &[u8]) -> (usize, usize) {
-    let mut off = 0usize;
+/// complete it (9 when even its header is partial). `from` is a frame boundary up to which
+/// every frame is known to be complete (the walk is resumed there, so that reads of one byte
+/// stay linear).
+fn first_incomplete_frame(rx: &[u8], from: usize) -> (usize, usize) {
+    let mut off = from;
     loop {
         let rest = rx.get(off..).unwrap_or(&[]);
         match FrameHeader::parse(rest) {
@@ -223,6 +225,8 @@ fn drive_session(stream: &[u8], limits: &Limits, mut chunks: Chunks) -> Run {
     let mut parts = Parts::new();
     let mut events: Vec<Vec<Vec<u8>>> = Vec::new();
     let mut ready = false;
+    // Offset in `rx` of the first frame not known to be complete (once greeted).
+    let mut walk = 0usize;
     loop {
         // Process everything at hand.
         loop {
@@ -233,6 +237,7 @@ fn drive_session(stream: &[u8], limits: &Limits, mut chunks: Chunks) -> Run {
                 Ok(Input::NeedMore { consumed, need }) => {
                     assert!(consumed <= held, "consumed {consumed} > held {held}");
                     rx.drain(..consumed);
+                    walk = walk.saturating_sub(consumed);
                     assert!(need > rx.len(), "need {need} must exceed held {}", rx.len());
                     assert!(need <= cap, "need {need} over the receive-buffer cap {cap}");
                     // The session answers the greeting with READY: more than 64 bytes out.
@@ -241,7 +246,8 @@ fn drive_session(stream: &[u8], limits: &Limits, mut chunks: Chunks) -> Run {
                         assert_eq!(need, GREETING_LEN);
                     } else {
                         assert_eq!(s.is_traffic(), ready);
-                        let (scan, want) = first_incomplete_frame(&rx);
+                        let (scan, want) = first_incomplete_frame(&rx, walk);
+                        walk = scan;
                         assert!(need <= want, "need {need} beyond the next frame's end {want}");
                         if ready {
                             // Bytes held for the message being assembled (frames and any
@@ -263,6 +269,7 @@ fn drive_session(stream: &[u8], limits: &Limits, mut chunks: Chunks) -> Run {
                     let t = format!("{:?}", s.socket_type()).into_bytes();
                     events.push(vec![b"ready".to_vec(), t, s.identity().to_vec()]);
                     rx.drain(..consumed);
+                    walk = 0;
                 }
                 Ok(Input::Message { consumed }) => {
                     assert!(ready, "a message before the handshake completed");
@@ -290,6 +297,7 @@ fn drive_session(stream: &[u8], limits: &Limits, mut chunks: Chunks) -> Run {
                         .collect();
                     events.push(frames);
                     rx.drain(..consumed);
+                    walk = walk.saturating_sub(consumed);
                 }
             }
         }
