@@ -36,7 +36,7 @@ run: release
 	exec $(BIN) --volttron-home "$(VHOME)"
 
 ## test: unit, property, fuzz-corpus replay, loopback and zero-allocation tests, then the pyzmq interop suite
-test: test-unit interop
+test: venv test-unit interop
 
 test-unit:
 	$(CARGO) test --all-targets
@@ -56,11 +56,12 @@ fuzz-replay:
 	$(CARGO) test --test fuzz_replay
 
 fuzz-build:
-	cd tests/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build --fuzz-dir .
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build --fuzz-dir tests/fuzz
 
-## fuzz: T=<target> SECS=<seconds>
+## fuzz: T=<target> SECS=<seconds>; new inputs go to tests/fuzz/work/ (see tests/fuzz/README.md)
 fuzz:
-	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir tests/fuzz $(T) -- -max_total_time=$(SECS)
+	mkdir -p tests/fuzz/work/$(T)
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir tests/fuzz $(T) tests/fuzz/work/$(T) tests/fuzz/corpus/$(T) -- -max_total_time=$(SECS)
 
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings

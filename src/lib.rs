@@ -10,3 +10,4 @@ pub mod zmtp;
 pub mod vip;
 pub mod server;
 pub mod config;
+#[doc(hidden)] pub mod fuzzing;

@@ -530,6 +530,12 @@ impl Server {
                 }
                 Ok(Input::NeedMore { consumed, need }) => {
                     conn.rx.consume(consumed);
+                    if need > crate::limits::RX_BUF_MAX_BYTES {
+                        // The session checks every size against the limits; this is a second
+                        // safeguard so that no input can grow a buffer past its ceiling.
+                        self.protocol_error(id, DecodeError::MessageTooLarge);
+                        return Step::Stop;
+                    }
                     if need > conn.rx.buf.len() && !conn.rx.make_room(need, &mut self.budget) {
                         conn.paused = Some(Pause::Budget);
                         self.paused.push(id);
