@@ -39,6 +39,32 @@ struct Cli {
     /// more logging: -v debug, -vv trace (RUST_LOG, when set, wins)
     #[argh(switch, short = 'v')]
     verbose: u8,
+    #[argh(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Keygen(Keygen),
+}
+
+/// Print a new CURVE key pair, in VOLTTRON's form (43-char URL-safe base64) and in Z85.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "keygen")]
+struct Keygen {}
+
+fn keygen() -> ExitCode {
+    use viprouter::auth::keys::KeyText;
+    use viprouter::zmtp::mechanism::curve::KeyPair;
+    let pair = KeyPair::generate(&mut rand_core::OsRng);
+    let public = KeyText::new(&pair.public.0);
+    let secret = KeyText::new(pair.secret.as_bytes());
+    println!("{{\"public\": \"{}\", \"secret\": \"{}\"}}", public.as_str(), secret.as_str());
+    println!("public (z85): {}", String::from_utf8_lossy(&pair.public.to_z85()));
+    let secret_z85 = viprouter::zmtp::z85::encode_key(pair.secret.as_bytes());
+    println!("secret (z85): {}", String::from_utf8_lossy(&secret_z85));
+    ExitCode::SUCCESS
 }
 
 fn init_logging(verbose: u8) {
@@ -71,6 +97,9 @@ fn main() -> ExitCode {
     if cli.version {
         println!("viprouter {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Keygen(_)) = cli.command {
+        return keygen();
     }
     init_logging(cli.verbose);
     let values = CliValues {

@@ -270,3 +270,13 @@ def test_identity_binding_switch(ctx, keys):
         assert "identity not bound to its key" in r.log()
     finally:
         assert r.stop() == 0
+
+
+def test_keygen_pair_is_consistent_with_libzmq():
+    out = subprocess.check_output([router_bin(), "keygen"]).decode().splitlines()
+    pair = json.loads(out[0])
+    pub_z85 = out[1].split(": ")[1].encode()
+    sec_z85 = out[2].split(": ")[1].encode()
+    assert len(pair["public"]) == 43 and len(pair["secret"]) == 43
+    assert z85(pair["public"]) == pub_z85 and z85(pair["secret"]) == sec_z85
+    assert zmq.curve_public(sec_z85) == pub_z85
