@@ -8,7 +8,7 @@
 #
 # Builds the release binary, then runs $VIPBENCH_DIR/compare.sh (default
 # /work/shared/bench, or $REPO/../shared/bench) with --sut for viprouter
-# (NULL only: --sut-curve 0 --security plain). Every option given here is passed
+# (plain and CURVE: --security both). Every option given here is passed
 # through and wins over the defaults (the last occurrence of an option wins).
 # Environment:
 #   VIPBENCH_DIR       folder holding vipbench, zmqrouter and compare.sh
@@ -29,14 +29,16 @@ if [ ! -x "$VIPBENCH_DIR/vipbench" ] || [ ! -x "$VIPBENCH_DIR/zmqrouter" ]; then
   make -C "$VIPBENCH_DIR" >&2 || { echo "build the tools first: apt-get install -y libzmq3-dev libsodium-dev pkg-config && make -C $VIPBENCH_DIR" >&2; exit 2; }
 fi
 
-# 1. the release binary
+# 1. the release binary: the static musl build we ship (no glibc, smallest resident set)
 if [ -n "${VIPROUTER_BIN:-}" ]; then
   BIN="$VIPROUTER_BIN"
 else
   TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
-  echo "building: cargo build --release (target dir $TARGET)" >&2
-  CARGO_TARGET_DIR="$TARGET" cargo build --release --manifest-path "$REPO/Cargo.toml" >&2
-  BIN="$TARGET/release/viprouter"
+  TRIPLE="${BENCH_TARGET:-x86_64-unknown-linux-musl}"
+  rustup target add "$TRIPLE" >/dev/null 2>&1 || true
+  echo "building: cargo build --release --target $TRIPLE (target dir $TARGET)" >&2
+  CARGO_TARGET_DIR="$TARGET" cargo build --release --target "$TRIPLE" --bin viprouter --manifest-path "$REPO/Cargo.toml" >&2
+  BIN="$TARGET/$TRIPLE/release/viprouter"
 fi
 [ -x "$BIN" ] || { echo "tests/bench/compare.sh: no binary at $BIN" >&2; exit 2; }
 BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
@@ -59,12 +61,15 @@ trap 'rm -rf "$VIPROUTER_BENCH_HOMES"' EXIT
 
 # Runs under `bash -c` in its own process group; exec keeps the router's pid.
 # The ipc endpoint is abstract (ipc://@HOME/run/vip.socket), so homes never clash.
-SUT='h="$(mktemp -d "$VIPROUTER_BENCH_HOMES/home.XXXXXX")" && printf "[volttron]\nallow-auth = False\n" > "$h/config" && RUST_LOG=warn exec "$VIPROUTER_BENCH_BIN" --volttron-home "$h" --vip-address "$VIP_ENDPOINT"'
+# CURVE runs: the router serves the key compare.sh hands it (written as its keystore), and an
+# auth.json regex entry admits the bench's client key (VIP.md §9.5: "/.*/" credentials).
+export VIPROUTER_BENCH_KEYSTORE="$REPO/tests/bench/keystore_from_z85.py"
+SUT='h="$(mktemp -d "$VIPROUTER_BENCH_HOMES/home.XXXXXX")" && if [ -n "$VIP_SECRETKEY" ]; then printf "[volttron]\n" > "$h/config" && python3 "$VIPROUTER_BENCH_KEYSTORE" "$VIP_SECRETKEY" "$VIP_SERVERKEY" "$h/keystore" && printf "{\"allow\": [{\"credentials\": \"/.*/\", \"user_id\": \"bench\"}]}" > "$h/auth.json"; else printf "[volttron]\nallow-auth = False\n" > "$h/config"; fi && RUST_LOG=warn exec "$VIPROUTER_BENCH_BIN" --volttron-home "$h" --vip-address "$VIP_ENDPOINT"'
 
 echo "results: $OUT" >&2
 set +e
 "$VIPBENCH_DIR/compare.sh" \
-  --sut "$SUT" --sut-label viprouter --sut-curve 0 --security plain \
+  --sut "$SUT" --sut-label viprouter --sut-curve 1 --security both \
   --cases "route route-big rtt peers" \
   --out "$OUT" \
   "$@"
