@@ -22,6 +22,7 @@ pub mod envelope;
 pub mod error;
 pub mod peers;
 pub mod platform;
+pub mod protected;
 pub mod router;
 pub mod subscriptions;
 
