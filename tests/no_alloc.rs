@@ -82,7 +82,7 @@ fn routing_allocates_nothing_in_steady_state() {
     let listeners = listener::bind("tcp://127.0.0.1:0", Mechanism::Null).unwrap();
     let port: u16 = listeners[0].endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let limits = Limits::COMPILED;
-    let router = Router::new(limits.max_connections, PlatformInfo::with_router_id(b"rid"), 1);
+    let router = Router::new(&limits, PlatformInfo::with_router_id(b"rid"), 1);
     let mut server = Server::new(listeners, router, limits, b"rid".to_vec()).unwrap();
 
     let done = Arc::new(AtomicBool::new(false));
