@@ -99,7 +99,9 @@ impl fmt::Display for PolicyError {
             Self::Json(e) => write!(f, "{e}"),
             Self::NotObject => f.write_str("not a JSON object"),
             Self::MissingCapabilities => f.write_str("no \"capabilities\" key"),
-            Self::NotAContainer => f.write_str("\"write-protect\" is not a list, or \"capabilities\" is not an object"),
+            Self::NotAContainer => {
+                f.write_str("\"write-protect\" is not a list, or \"capabilities\" is not an object")
+            }
             Self::Entry { index, problem } => write!(f, "entry {index}: {problem}"),
         }
     }
@@ -193,7 +195,9 @@ impl ProtectedTopics {
                 return Err(bad(EntryProblem::NotObject));
             }
             let topic = e.get(b"topic").ok_or(bad(EntryProblem::MissingTopic))?;
-            let caps = e.get(b"capabilities").ok_or(bad(EntryProblem::MissingCapabilities))?;
+            let caps = e
+                .get(b"capabilities")
+                .ok_or(bad(EntryProblem::MissingCapabilities))?;
             let topic = topic.as_str().ok_or(bad(EntryProblem::TopicNotString))?;
             let required = Required::from_json(caps).ok_or(bad(EntryProblem::BadCapabilities))?;
             let text = decode(topic);
@@ -212,7 +216,11 @@ impl ProtectedTopics {
                     let mut buf = vec![0u8; len];
                     topic.to_latin1(&mut buf).ok().map(<[u8]>::to_vec)
                 });
-                t.literals.push(Literal { text, bytes, required });
+                t.literals.push(Literal {
+                    text,
+                    bytes,
+                    required,
+                });
             }
         }
         Ok(t)
@@ -231,16 +239,25 @@ impl ProtectedTopics {
     /// The entry that governs `topic` (frame bytes, latin-1), if any. No allocation once the
     /// text buffer has grown to the longest topic matched against a regex.
     pub fn lookup(&mut self, topic: &[u8]) -> Option<&Required> {
-        let ProtectedTopics { literals, patterns, text } = self;
+        let ProtectedTopics {
+            literals,
+            patterns,
+            text,
+        } = self;
         let literals: &Vec<Literal> = literals;
         let mut first_prefix = None;
         for lit in literals {
-            let Some(t) = lit.bytes.as_deref() else { continue };
+            let Some(t) = lit.bytes.as_deref() else {
+                continue;
+            };
             // Lengths first: never hand memcmp an empty (possibly dangling) slice.
             if t.len() == topic.len() && (t.is_empty() || t == topic) {
                 return Some(&lit.required);
             }
-            if first_prefix.is_none() && t.len() <= topic.len() && (t.is_empty() || topic.get(..t.len()) == Some(t)) {
+            if first_prefix.is_none()
+                && t.len() <= topic.len()
+                && (t.is_empty() || topic.get(..t.len()) == Some(t))
+            {
                 first_prefix = Some(&lit.required);
             }
         }
@@ -250,7 +267,10 @@ impl ProtectedTopics {
         text.clear();
         text.extend(topic.iter().map(|&b| char::from(b)));
         let text: &str = text;
-        patterns.iter().find(|p| p.regex.is_match(text)).map(|p| &p.required)
+        patterns
+            .iter()
+            .find(|p| p.regex.is_match(text))
+            .map(|p| &p.required)
     }
 }
 
@@ -277,7 +297,9 @@ impl UserCapabilities {
         if v.kind() != Kind::Object {
             return Err(PolicyError::NotObject);
         }
-        let caps = v.get(b"capabilities").ok_or(PolicyError::MissingCapabilities)?;
+        let caps = v
+            .get(b"capabilities")
+            .ok_or(PolicyError::MissingCapabilities)?;
         if caps.kind() != Kind::Object {
             return Err(PolicyError::NotAContainer);
         }
@@ -288,15 +310,22 @@ impl UserCapabilities {
                 Kind::Array => c.items().filter_map(|i| i.as_str()).map(decode).collect(),
                 Kind::Null => Vec::new(),
                 _ => {
-                    return Err(PolicyError::Entry { index, problem: EntryProblem::BadCapabilities });
+                    return Err(PolicyError::Entry {
+                        index,
+                        problem: EntryProblem::BadCapabilities,
+                    });
                 }
             };
             let mut repr = Vec::new();
             repr_value(c, &mut repr);
             // Users are identities, compared with frame bytes: a name above U+00FF never matches.
-            let Some(len) = user.latin1_len() else { continue };
+            let Some(len) = user.latin1_len() else {
+                continue;
+            };
             let mut key = vec![0u8; len];
-            let Ok(key) = user.to_latin1(&mut key).map(<[u8]>::to_vec) else { continue };
+            let Ok(key) = user.to_latin1(&mut key).map(<[u8]>::to_vec) else {
+                continue;
+            };
             t.users.insert(key, UserCaps { names, repr });
         }
         Ok(t)
@@ -314,7 +343,9 @@ impl UserCapabilities {
 
     /// Whether `user` has an entry, and if so whether it holds capability `name`.
     pub fn has(&self, user: &[u8], name: &str) -> Option<bool> {
-        self.users.get(user).map(|u| u.names.iter().any(|n| n == name))
+        self.users
+            .get(user)
+            .map(|u| u.names.iter().any(|n| n == name))
     }
 }
 
@@ -408,16 +439,25 @@ impl TopicPolicy {
             return None;
         }
         let caps = users.users.get(user)?;
-        if required.names.iter().all(|r| caps.names.iter().any(|n| n == r)) {
+        if required
+            .names
+            .iter()
+            .all(|r| caps.names.iter().any(|n| n == r))
+        {
             return None;
         }
-        Some(Refusal { required: &required.repr, provided: &caps.repr })
+        Some(Refusal {
+            required: &required.repr,
+            provided: &caps.repr,
+        })
     }
 }
 
 /// The decoded string (lone surrogates as U+FFFD).
 fn decode(s: JsonStr<'_>) -> String {
-    s.chars().map(|c| char::from_u32(c).unwrap_or('\u{FFFD}')).collect()
+    s.chars()
+        .map(|c| char::from_u32(c).unwrap_or('\u{FFFD}'))
+        .collect()
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -425,7 +465,11 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 fn hex_escape(out: &mut Vec<u8>, prefix: &[u8], c: u32, digits: u32) {
     out.extend_from_slice(prefix);
     for i in (0..digits).rev() {
-        out.push(HEX.get(((c >> (i * 4)) & 0xf) as usize).copied().unwrap_or(b'0'));
+        out.push(
+            HEX.get(((c >> (i * 4)) & 0xf) as usize)
+                .copied()
+                .unwrap_or(b'0'),
+        );
     }
 }
 
@@ -462,7 +506,11 @@ fn repr_str(chars: impl Iterator<Item = u32> + Clone, out: &mut Vec<u8>) {
 fn repr_value(v: Value<'_>, out: &mut Vec<u8>) {
     match v.kind() {
         Kind::Null => out.extend_from_slice(b"None"),
-        Kind::Bool => out.extend_from_slice(if v.as_bool() == Some(true) { b"True" } else { b"False" }),
+        Kind::Bool => out.extend_from_slice(if v.as_bool() == Some(true) {
+            b"True"
+        } else {
+            b"False"
+        }),
         Kind::Number => {
             let start = out.len();
             if let Some(n) = v.as_number() {
@@ -523,10 +571,16 @@ mod tests {
     fn python_repr() {
         assert_eq!(repr(r#"{"raw_cap": null}"#), "{'raw_cap': None}");
         assert_eq!(repr(r#"["can_publish"]"#), "['can_publish']");
-        assert_eq!(repr(r#"{"a": [1, 2.50, true, false, NaN, -Infinity, 1e400]}"#), "{'a': [1, 2.5, True, False, nan, -inf, inf]}");
+        assert_eq!(
+            repr(r#"{"a": [1, 2.50, true, false, NaN, -Infinity, 1e400]}"#),
+            "{'a': [1, 2.5, True, False, nan, -inf, inf]}"
+        );
         assert_eq!(repr(r#""it's""#), "\"it's\"");
         assert_eq!(repr(r#""it's \"q\"""#), "'it\\'s \"q\"'");
-        assert_eq!(repr(r#""a\\b\n\u0001\u00e9\u00ad\u0100\ud83d\ude00""#), "'a\\\\b\\n\\x01\u{e9}\\xad\\u0100\\U0001f600'");
+        assert_eq!(
+            repr(r#""a\\b\n\u0001\u00e9\u00ad\u0100\ud83d\ude00""#),
+            "'a\\\\b\\n\\x01\u{e9}\\xad\\u0100\\U0001f600'"
+        );
         assert_eq!(repr("{}"), "{}");
     }
 
@@ -542,37 +596,68 @@ mod tests {
                 {"topic": "open", "capabilities": []}]}"#,
         )
         .unwrap();
-        assert_eq!(t.lookup(b"a/b/c").unwrap().names(), ["z"], "exact wins over earlier prefixes");
-        assert_eq!(t.lookup(b"a/b/d").unwrap().names(), ["x"], "first prefix in file order");
+        assert_eq!(
+            t.lookup(b"a/b/c").unwrap().names(),
+            ["z"],
+            "exact wins over earlier prefixes"
+        );
+        assert_eq!(
+            t.lookup(b"a/b/d").unwrap().names(),
+            ["x"],
+            "first prefix in file order"
+        );
         assert_eq!(t.lookup(b"ab").unwrap().names(), ["y"]);
         assert_eq!(t.lookup(b"rxxz").unwrap().names(), ["w"]);
         assert!(t.lookup(b"rxxzq").is_none(), "anchored");
-        assert_eq!(t.lookup(b"/x").unwrap().names(), ["slash"], "a lone / is a literal");
+        assert_eq!(
+            t.lookup(b"/x").unwrap().names(),
+            ["slash"],
+            "a lone / is a literal"
+        );
         assert!(t.lookup(b"open/x").unwrap().names().is_empty());
         assert!(t.lookup(b"b").is_none());
     }
 
     #[test]
     fn load_errors() {
-        assert!(matches!(ProtectedTopics::from_json(b"[]"), Err(PolicyError::NotObject)));
-        assert!(matches!(ProtectedTopics::from_json(b"{"), Err(PolicyError::Json(_))));
+        assert!(matches!(
+            ProtectedTopics::from_json(b"[]"),
+            Err(PolicyError::NotObject)
+        ));
+        assert!(matches!(
+            ProtectedTopics::from_json(b"{"),
+            Err(PolicyError::Json(_))
+        ));
         assert_eq!(ProtectedTopics::from_json(b"{}").unwrap().len(), 0);
         assert!(matches!(
             ProtectedTopics::from_json(br#"{"write-protect": [{"topic": "a"}]}"#),
-            Err(PolicyError::Entry { index: 0, problem: EntryProblem::MissingCapabilities })
+            Err(PolicyError::Entry {
+                index: 0,
+                problem: EntryProblem::MissingCapabilities
+            })
         ));
         assert!(matches!(
-            ProtectedTopics::from_json(br#"{"write-protect": [{"topic": "/(?<=a)b/", "capabilities": "c"}]}"#),
-            Err(PolicyError::Entry { index: 0, problem: EntryProblem::BadRegex })
+            ProtectedTopics::from_json(
+                br#"{"write-protect": [{"topic": "/(?<=a)b/", "capabilities": "c"}]}"#
+            ),
+            Err(PolicyError::Entry {
+                index: 0,
+                problem: EntryProblem::BadRegex
+            })
         ));
-        assert!(matches!(UserCapabilities::from_json(b"{}"), Err(PolicyError::MissingCapabilities)));
+        assert!(matches!(
+            UserCapabilities::from_json(b"{}"),
+            Err(PolicyError::MissingCapabilities)
+        ));
     }
 
     #[test]
     fn check_rules() {
         let mut p = TopicPolicy::default();
-        p.set_protected_topics_json(br#"{"write-protect": [{"topic": "secret", "capabilities": ["can_publish"]}]}"#)
-            .unwrap();
+        p.set_protected_topics_json(
+            br#"{"write-protect": [{"topic": "secret", "capabilities": ["can_publish"]}]}"#,
+        )
+        .unwrap();
         p.set_user_capabilities_json(br#"{"capabilities": {"agent.a": {"raw_cap": null}, "agent.b": {"can_publish": null}, "agent.c": ["can_publish"]}}"#)
             .unwrap();
         let r = p.check(b"agent.a", b"secretive").unwrap();
@@ -584,7 +669,10 @@ mod tests {
         );
         assert!(p.check(b"agent.b", b"secret").is_none());
         assert!(p.check(b"agent.c", b"secret").is_none());
-        assert!(p.check(b"nobody", b"secret").is_none(), "no capability entry: allowed");
+        assert!(
+            p.check(b"nobody", b"secret").is_none(),
+            "no capability entry: allowed"
+        );
         assert!(p.check(b"agent.a", b"public").is_none());
     }
 }
