@@ -68,7 +68,9 @@ use super::router::{Full, Outcome, Router, Sink};
 use super::subscriptions::{
     MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions,
 };
-use crate::json::{self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value};
+use crate::json::{
+    self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value,
+};
 use crate::limits::{Limits, MAX_PREFIX_BYTES, MAX_SUBS_PER_PEER};
 use crate::stats::{self, Stats};
 
@@ -111,7 +113,9 @@ pub struct PubSub {
 
 impl core::fmt::Debug for PubSub {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PubSub").field("subs", &self.subs).finish_non_exhaustive()
+        f.debug_struct("PubSub")
+            .field("subs", &self.subs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -153,10 +157,58 @@ fn prefix_list(v: Value<'_>) -> Option<impl Iterator<Item = JsonStr<'_>> + Clone
     Some(one.into_iter().chain(v.items().filter_map(|i| i.as_str())))
 }
 
+/// The platform key of a `synchronize` body: `internal` → false, `all` → true, else ignored.
+fn platform(k: JsonStr<'_>) -> Option<bool> {
+    if k.eq_latin1(b"internal") {
+        Some(false)
+    } else if k.eq_latin1(b"all") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Calls `add(bus, prefix, all_platforms)` for every item of a validated `synchronize`
+/// `{PLATFORM: {BUS: [prefix, ...]}}` and returns the first error. Strings with a character above
+/// U+00FF are skipped (they can never match a frame); over-long ones are refused.
+fn sync_items(
+    platforms: Value<'_>,
+    mut add: impl FnMut(&[u8], &[u8], bool) -> Result<(), SubscribeError>,
+) -> Option<SubscribeError> {
+    let mut first_error = None;
+    for (k, buses) in platforms.members() {
+        let Some(all) = platform(k) else { continue };
+        for (bus, prefixes) in buses.members() {
+            let mut bus_buf = [0u8; MAX_BUS_BYTES];
+            let bus = match bus.to_latin1(&mut bus_buf) {
+                Ok(b) => b,
+                Err(json::Latin1Error::NotLatin1) => continue,
+                Err(json::Latin1Error::TooLong) => {
+                    first_error.get_or_insert(SubscribeError::BusTooLong);
+                    continue;
+                }
+            };
+            for p in prefixes.items().filter_map(|p| p.as_str()) {
+                let mut buf = [0u8; MAX_PREFIX_BYTES];
+                let r = match p.to_latin1(&mut buf) {
+                    Ok(p) => add(bus, p, all),
+                    Err(json::Latin1Error::NotLatin1) => Ok(()),
+                    Err(json::Latin1Error::TooLong) => Err(SubscribeError::PrefixTooLong),
+                };
+                if let Err(e) = r {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+    }
+    first_error
+}
+
 /// Does `bytes` (latin-1) start with the decoded string `p`?
 fn bytes_start_with(bytes: &[u8], p: JsonStr<'_>) -> bool {
     let mut it = bytes.iter();
-    p.chars().all(|c| it.next().is_some_and(|&b| u32::from(b) == c))
+    p.chars()
+        .all(|c| it.next().is_some_and(|&b| u32::from(b) == c))
 }
 
 /// Does the decoded string `p` start with `bytes` (latin-1)?
@@ -189,7 +241,10 @@ fn put_u64(out: &mut impl ByteSink, mut n: u64) -> Result<(), SinkFull> {
 /// Log a malformed request (rate-limited) and count it.
 fn malformed(stats: &mut Stats, who: &[u8], op: &str, why: &str) {
     if stats::bump(&mut stats.pubsub_malformed) {
-        log::info!("pubsub {op} from {}: {why} (answered with the non-crashing reply)", who.escape_ascii());
+        log::info!(
+            "pubsub {op} from {}: {why} (answered with the non-crashing reply)",
+            who.escape_ascii()
+        );
     }
 }
 
@@ -222,7 +277,12 @@ impl PubSub {
             Ok(s) => s,
             Err(e) => {
                 log::error!("subscription index not built ({e}); pubsub has no capacity");
-                let none = SubscriptionLimits { max_subscriptions: 0, max_per_peer: 0, max_peers: 0, ..wanted };
+                let none = SubscriptionLimits {
+                    max_subscriptions: 0,
+                    max_per_peer: 0,
+                    max_peers: 0,
+                    ..wanted
+                };
                 // Infallible: every check passes for zero sizes.
                 #[allow(clippy::expect_used)]
                 Subscriptions::new(none).expect("an empty subscription index")
@@ -310,11 +370,25 @@ impl PubSub {
         match op {
             b"subscribe" => {
                 let ok = self.subscribe(from, env, who, stats);
-                Self::request_response(stats, sink, from, who, env.msg_id, if ok { &[1] } else { &[0] })
+                Self::request_response(
+                    stats,
+                    sink,
+                    from,
+                    who,
+                    env.msg_id,
+                    if ok { &[1] } else { &[0] },
+                )
             }
             b"unsubscribe" => {
                 let ok = self.unsubscribe(from, env, who, stats);
-                Self::request_response(stats, sink, from, who, env.msg_id, if ok { &[1] } else { &[0] })
+                Self::request_response(
+                    stats,
+                    sink,
+                    from,
+                    who,
+                    env.msg_id,
+                    if ok { &[1] } else { &[0] },
+                )
             }
             b"synchronize" => {
                 self.synchronize(from, env, who, stats);
@@ -339,7 +413,11 @@ impl PubSub {
             }
             _ => {
                 if stats::bump(&mut stats.pubsub_unknown_op) {
-                    log::info!("unknown pubsub operation {:?} from {} ignored", op.escape_ascii().to_string(), who.escape_ascii());
+                    log::info!(
+                        "unknown pubsub operation {:?} from {} ignored",
+                        op.escape_ascii().to_string(),
+                        who.escape_ascii()
+                    );
                 }
                 Outcome::Done
             }
@@ -356,12 +434,26 @@ impl PubSub {
         msg_id: &[u8],
         result: &[u8],
     ) -> Outcome {
-        let frames: [&[u8]; 7] = [b"", SIGNATURE, who, msg_id, b"pubsub", b"request_response", result];
+        let frames: [&[u8]; 7] = [
+            b"",
+            SIGNATURE,
+            who,
+            msg_id,
+            b"pubsub",
+            b"request_response",
+            result,
+        ];
         Router::reply(stats, sink, to, &frames)
     }
 
     /// VIP.md §7.3. True = `01`.
-    fn subscribe(&mut self, from: PeerId, env: &Envelope<'_>, who: &[u8], stats: &mut Stats) -> bool {
+    fn subscribe(
+        &mut self,
+        from: PeerId,
+        env: &Envelope<'_>,
+        who: &[u8],
+        stats: &mut Stats,
+    ) -> bool {
         const OP: &str = "subscribe";
         let Some(body) = env.get_arg(1) else {
             malformed(stats, who, OP, "no JSON frame");
@@ -396,7 +488,12 @@ impl PubSub {
             }
         };
         let Some(prefixes) = prefix_list(prefix) else {
-            malformed(stats, who, OP, "\"prefix\" is not a string or a list of strings");
+            malformed(
+                stats,
+                who,
+                OP,
+                "\"prefix\" is not a string or a list of strings",
+            );
             return false;
         };
         if prefixes.clone().count() > MAX_SUBS_PER_PEER {
@@ -427,7 +524,9 @@ impl PubSub {
                 }
             }
         }
-        let Some((failed_at, e)) = failure else { return true };
+        let Some((failed_at, e)) = failure else {
+            return true;
+        };
         for (i, p) in prefixes.enumerate().take(failed_at) {
             if added.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0) {
                 let mut buf = [0u8; MAX_PREFIX_BYTES];
@@ -441,7 +540,13 @@ impl PubSub {
     }
 
     /// VIP.md §7.4. True = `01`. Everything is checked before anything is removed.
-    fn unsubscribe(&mut self, from: PeerId, env: &Envelope<'_>, who: &[u8], stats: &mut Stats) -> bool {
+    fn unsubscribe(
+        &mut self,
+        from: PeerId,
+        env: &Envelope<'_>,
+        who: &[u8],
+        stats: &mut Stats,
+    ) -> bool {
         const OP: &str = "unsubscribe";
         let Some(body) = env.get_arg(1) else {
             malformed(stats, who, OP, "no JSON frame");
@@ -461,18 +566,33 @@ impl PubSub {
             [Some((v, false)), None] // legacy {"prefix": P, "bus": B}
         };
         let valid = |e: Value<'_>| -> bool {
-            let (Some(prefix), Some(bus)) = (e.get(b"prefix"), e.get(b"bus")) else { return false };
-            bus.as_str().is_some_and(|b| b.latin1_len().is_some()) && (prefix.is_null() || prefix_list(prefix).is_some())
+            let (Some(prefix), Some(bus)) = (e.get(b"prefix"), e.get(b"bus")) else {
+                return false;
+            };
+            bus.as_str().is_some_and(|b| b.latin1_len().is_some())
+                && (prefix.is_null() || prefix_list(prefix).is_some())
         };
-        if !entries.iter().flatten().all(|&(e, _)| e.kind() == Kind::Object && valid(e)) {
-            malformed(stats, who, OP, "an entry lacks \"prefix\"/\"bus\" or has unusable types");
+        if !entries
+            .iter()
+            .flatten()
+            .all(|&(e, _)| e.kind() == Kind::Object && valid(e))
+        {
+            malformed(
+                stats,
+                who,
+                OP,
+                "an entry lacks \"prefix\"/\"bus\" or has unusable types",
+            );
             return false;
         }
         for &(e, all) in entries.iter().flatten() {
             let mut bus_buf = [0u8; MAX_BUS_BYTES];
-            let (Some(prefix), Some(Ok(bus))) =
-                (e.get(b"prefix"), e.get(b"bus").and_then(|b| b.as_str()).map(|b| b.to_latin1(&mut bus_buf)))
-            else {
+            let (Some(prefix), Some(Ok(bus))) = (
+                e.get(b"prefix"),
+                e.get(b"bus")
+                    .and_then(|b| b.as_str())
+                    .map(|b| b.to_latin1(&mut bus_buf)),
+            ) else {
                 continue; // a bus too long to be stored holds nothing
             };
             if prefix.is_null() {
@@ -507,25 +627,25 @@ impl PubSub {
             malformed(stats, who, OP, "no \"subscriptions\" key");
             return;
         };
-        let platform = |k: JsonStr<'_>| {
-            if k.eq_latin1(b"internal") {
-                Some(false)
-            } else if k.eq_latin1(b"all") {
-                Some(true)
-            } else {
-                None
-            }
-        };
         let valid = platforms.kind() == Kind::Object
-            && platforms.members().filter(|&(k, _)| platform(k).is_some()).all(|(_, buses)| {
-                buses.kind() == Kind::Object
-                    && buses.members().all(|(_, p)| p.kind() == Kind::Array && p.items().all(|i| i.kind() == Kind::String))
-            });
+            && platforms
+                .members()
+                .filter(|&(k, _)| platform(k).is_some())
+                .all(|(_, buses)| {
+                    buses.kind() == Kind::Object
+                        && buses.members().all(|(_, p)| {
+                            p.kind() == Kind::Array && p.items().all(|i| i.kind() == Kind::String)
+                        })
+                });
         if !valid {
-            malformed(stats, who, OP, "\"subscriptions\" is not {PLATFORM: {BUS: [prefix, ...]}}");
+            malformed(
+                stats,
+                who,
+                OP,
+                "\"subscriptions\" is not {PLATFORM: {BUS: [prefix, ...]}}",
+            );
             return;
         }
-        let mut first_error = None;
         let mut txn = match self.subs.begin_replace(from.0) {
             Ok(t) => t,
             Err(e) => {
@@ -533,32 +653,15 @@ impl PubSub {
                 return;
             }
         };
-        for (k, buses) in platforms.members() {
-            let Some(all) = platform(k) else { continue };
-            for (bus, prefixes) in buses.members() {
-                let mut bus_buf = [0u8; MAX_BUS_BYTES];
-                let bus = match bus.to_latin1(&mut bus_buf) {
-                    Ok(b) => b,
-                    Err(json::Latin1Error::NotLatin1) => continue,
-                    Err(json::Latin1Error::TooLong) => {
-                        first_error.get_or_insert(SubscribeError::BusTooLong);
-                        continue;
-                    }
-                };
-                for p in prefixes.items().filter_map(|p| p.as_str()) {
-                    let mut buf = [0u8; MAX_PREFIX_BYTES];
-                    let r = match p.to_latin1(&mut buf) {
-                        Ok(p) => txn.add(bus, p, all).map(|_| ()),
-                        Err(json::Latin1Error::NotLatin1) => Ok(()),
-                        Err(json::Latin1Error::TooLong) => Err(SubscribeError::PrefixTooLong),
-                    };
-                    if let Err(e) = r {
-                        first_error.get_or_insert(e);
-                    }
-                }
-            }
-        }
+        let mut first_error = sync_items(platforms, |bus, p, all| txn.add(bus, p, all).map(|_| ()));
         txn.commit();
+        if first_error.is_some() {
+            // The replaced entries held slots until the commit; what did not fit then may fit now
+            // (subscribe is idempotent for the entries already in).
+            first_error = sync_items(platforms, |bus, p, all| {
+                self.subs.subscribe(from.0, bus, p, all).map(|_| ())
+            });
+        }
         if let Some(e) = first_error {
             refused(stats, who, OP, e);
         }
@@ -586,17 +689,27 @@ impl PubSub {
             _ => None,
         };
         let Some(delivery) = delivery else {
-            malformed(stats, who, OP, "body is not an object with \"bus\", \"headers\" and \"message\"");
+            malformed(
+                stats,
+                who,
+                OP,
+                "body is not an object with \"bus\", \"headers\" and \"message\"",
+            );
             return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
         };
         if let Some(refusal) = self.policy.check(who, topic) {
             if stats::bump(&mut stats.rejected_protected_topic) {
-                log::warn!("publish to protected topic {:?} by {} refused", topic.escape_ascii().to_string(), who.escape_ascii());
+                log::warn!(
+                    "publish to protected topic {:?} by {} refused",
+                    topic.escape_ascii().to_string(),
+                    who.escape_ascii()
+                );
             }
             self.text.clear();
             refusal.write_text(topic, &mut self.text);
-            let frames: [&[u8]; 9] =
-                [b"", SIGNATURE, who, env.msg_id, b"error", b"-32001", &self.text, b"", b"pubsub"];
+            let frames: [&[u8]; 9] = [
+                b"", SIGNATURE, who, env.msg_id, b"error", b"-32001", &self.text, b"", b"pubsub",
+            ];
             // Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
             if let Outcome::Blocked(p) = Router::reply(stats, sink, from, &frames) {
                 return Outcome::Blocked(p);
@@ -605,12 +718,27 @@ impl PubSub {
             return Outcome::Done;
         }
         let mut bus_buf = [0u8; MAX_BUS_BYTES];
-        let bus = delivery.bus.as_str().and_then(|s| s.to_latin1(&mut bus_buf).ok());
+        let bus = delivery
+            .bus
+            .as_str()
+            .and_then(|s| s.to_latin1(&mut bus_buf).ok());
         let count = match bus {
             Some(bus) if !self.subs.is_empty() => {
-                let PubSub { subs, body, slow, max_body_bytes, .. } = self;
+                let PubSub {
+                    subs,
+                    body,
+                    slow,
+                    max_body_bytes,
+                    ..
+                } = self;
                 body.clear();
-                if delivery.emit(&mut Capped { out: body, max: *max_body_bytes }).is_err() {
+                if delivery
+                    .emit(&mut Capped {
+                        out: body,
+                        max: *max_body_bytes,
+                    })
+                    .is_err()
+                {
                     if stats::bump(&mut stats.rejected_publish_too_large) {
                         log::warn!(
                             "publish from {} to {:?} dropped: delivery body over {max_body_bytes} bytes",
@@ -619,10 +747,25 @@ impl PubSub {
                         );
                     }
                     body.clear();
-                    return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
+                    return Self::request_response(
+                        stats,
+                        sink,
+                        from,
+                        who,
+                        env.msg_id,
+                        &0u32.to_le_bytes(),
+                    );
                 }
-                let frames: [&[u8]; 8] =
-                    [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"publish", topic, body.as_slice()];
+                let frames: [&[u8]; 8] = [
+                    b"",
+                    SIGNATURE,
+                    env.user_id,
+                    env.msg_id,
+                    b"pubsub",
+                    b"publish",
+                    topic,
+                    body.as_slice(),
+                ];
                 let mut delivered = 0u64;
                 let count = subs.for_each_subscriber(bus, topic, |p| {
                     let state = slow.get_mut(usize::from(p));
@@ -668,21 +811,54 @@ impl PubSub {
     }
 
     /// The publish count to the publisher, dropped (and counted) if its queue is full.
-    fn count_reply(stats: &mut Stats, sink: &mut impl Sink, to: PeerId, who: &[u8], msg_id: &[u8], count: u32) {
+    fn count_reply(
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+        to: PeerId,
+        who: &[u8],
+        msg_id: &[u8],
+        count: u32,
+    ) {
         let c = count.to_le_bytes();
-        let frames: [&[u8]; 7] = [b"", SIGNATURE, who, msg_id, b"pubsub", b"request_response", &c];
+        let frames: [&[u8]; 7] = [
+            b"",
+            SIGNATURE,
+            who,
+            msg_id,
+            b"pubsub",
+            b"request_response",
+            &c,
+        ];
         if sink.deliver(to, &frames).is_err() && stats::bump(&mut stats.dropped_reply_full) {
-            log::warn!("publish count to {} dropped: its queue is full", who.escape_ascii());
+            log::warn!(
+                "publish count to {} dropped: its queue is full",
+                who.escape_ascii()
+            );
         }
     }
 
     /// VIP.md §7.7.
-    fn list(&mut self, from: PeerId, env: &Envelope<'_>, who: &[u8], stats: &mut Stats, sink: &mut impl Sink) -> Outcome {
+    fn list(
+        &mut self,
+        from: PeerId,
+        env: &Envelope<'_>,
+        who: &[u8],
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+    ) -> Outcome {
         self.text.clear();
         self.text.push(b'[');
         self.list_rows(from, env, who, stats);
         self.text.push(b']');
-        let frames: [&[u8]; 7] = [b"", SIGNATURE, who, env.msg_id, b"pubsub", b"list_response", &self.text];
+        let frames: [&[u8]; 7] = [
+            b"",
+            SIGNATURE,
+            who,
+            env.msg_id,
+            b"pubsub",
+            b"list_response",
+            &self.text,
+        ];
         let outcome = Router::reply(stats, sink, from, &frames);
         if self.text.capacity() > SCRATCH_KEEP_BYTES {
             self.text = Vec::new();
@@ -700,10 +876,18 @@ impl PubSub {
                 return;
             }
         };
-        let (Some(prefix), Some(bus), Some(subscribed), Some(reverse)) =
-            (v.get(b"prefix"), v.get(b"bus"), v.get(b"subscribed"), v.get(b"reverse"))
-        else {
-            malformed(stats, who, OP, "missing \"prefix\", \"bus\", \"subscribed\" or \"reverse\"");
+        let (Some(prefix), Some(bus), Some(subscribed), Some(reverse)) = (
+            v.get(b"prefix"),
+            v.get(b"bus"),
+            v.get(b"subscribed"),
+            v.get(b"reverse"),
+        ) else {
+            malformed(
+                stats,
+                who,
+                OP,
+                "missing \"prefix\", \"bus\", \"subscribed\" or \"reverse\"",
+            );
             return;
         };
         let Some(prefix) = prefix.as_str() else {
@@ -728,7 +912,11 @@ impl PubSub {
             if bus.is_some_and(|want| !bytes_eq(want, b)) || (subscribed && !member) {
                 return;
             }
-            let hit = if reverse { str_starts_with(prefix, p) } else { bytes_start_with(p, prefix) };
+            let hit = if reverse {
+                str_starts_with(prefix, p)
+            } else {
+                bytes_start_with(p, prefix)
+            };
             if !hit {
                 return;
             }
@@ -747,16 +935,26 @@ impl PubSub {
             text.extend_from_slice(if member { b", true]" } else { b", false]" });
         });
         if truncated {
-            log::warn!("pubsub list for {}: reply truncated at {MAX_LIST_REPLY_BYTES} bytes", who.escape_ascii());
+            log::warn!(
+                "pubsub list for {}: reply truncated at {MAX_LIST_REPLY_BYTES} bytes",
+                who.escape_ascii()
+            );
         }
     }
 
     /// VIP.md §7.8, honoured only from [`AUTH_IDENTITY`].
     fn policy_update(&mut self, op: &[u8], env: &Envelope<'_>, who: &[u8], stats: &mut Stats) {
-        let name = if op == b"auth_update" { "auth_update" } else { "protected_update" };
+        let name = if op == b"auth_update" {
+            "auth_update"
+        } else {
+            "protected_update"
+        };
         if who != AUTH_IDENTITY {
             if stats::bump(&mut stats.rejected_policy_update) {
-                log::warn!("pubsub {name} from {} ignored: accepted only from platform.auth", who.escape_ascii());
+                log::warn!(
+                    "pubsub {name} from {} ignored: accepted only from platform.auth",
+                    who.escape_ascii()
+                );
             }
             return;
         }
@@ -784,7 +982,9 @@ impl PubSub {
         if len == 0 || buf.get(len - 1) != Some(&b'}') {
             return len;
         }
-        let Some(tail) = buf.get_mut(len - 1..) else { return len };
+        let Some(tail) = buf.get_mut(len - 1..) else {
+            return len;
+        };
         let room = tail.len();
         let mut w = SliceWriter::new(tail);
         let written = (|| -> Result<(), SinkFull> {
