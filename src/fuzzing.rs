@@ -709,7 +709,9 @@ pub fn fuzz_vip_route(data: &[u8]) {
     let mut c = Cursor { data };
     let b0 = c.byte();
     let n_peers = 2 + usize::from(b0 % 3);
-    let mut router = Router::new(ROUTE_CAPACITY, PlatformInfo::with_router_id(b"fuzz-router"), u32::from(b0) << 24);
+    // Small pubsub tables: a router is built per input.
+    let limits = Limits { max_connections: ROUTE_CAPACITY, max_subscriptions: 64, max_subs_per_peer: 16, ..Limits::COMPILED };
+    let mut router = Router::new(&limits, PlatformInfo::with_router_id(b"fuzz-router"), u32::from(b0) << 24);
     let mut model: Model = Default::default();
     for _ in 0..n_peers {
         let slot = c.byte() % 5;

@@ -167,7 +167,7 @@ fn route_and_count(mechanism: Mechanism) {
     let listeners = listener::bind("tcp://127.0.0.1:0", mechanism).unwrap();
     let port: u16 = listeners[0].endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let limits = Limits::COMPILED;
-    let router = Router::new(limits.max_connections, PlatformInfo::with_router_id(b"rid"), 1);
+    let router = Router::new(&limits, PlatformInfo::with_router_id(b"rid"), 1);
     let mut server = Server::new(listeners, router, limits, b"rid".to_vec()).unwrap();
     let mut server_key = None;
     if mechanism == Mechanism::Curve {

@@ -1,6 +1,7 @@
 //! The VIP router core without sockets: envelope in, frames out, compared with the worked
 //! examples of VIP.md §15 and the rules of §4–§8.
 
+use viprouter::limits::Limits;
 use viprouter::vip::peers::PeerId;
 use viprouter::vip::platform::PlatformInfo;
 use viprouter::vip::router::{Full, OnFull, Outcome, Router, Sink};
@@ -53,7 +54,8 @@ fn router() -> Router {
     let mut info = PlatformInfo::with_router_id(RID);
     info.instance_name = b"volttron1".to_vec();
     info.addresses_json = b"[\"tcp://127.0.0.1:22916\"]".to_vec();
-    let mut r = Router::new(16, info, 0);
+    let limits = Limits { max_connections: 16, ..Limits::COMPILED };
+    let mut r = Router::new(&limits, info, 0);
     r.attach(PeerId(1), b"agent.a").unwrap();
     r.attach(PeerId(2), b"agent.b").unwrap();
     r

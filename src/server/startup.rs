@@ -219,7 +219,7 @@ pub fn run(config: Config) -> Result<Exit, String> {
         info.serverkey = KeyText::new(&s.keys.public.0).as_str().as_bytes().to_vec();
     }
     let seed = u32::from_le_bytes([random[0], random[1], random[2], random[3]]);
-    let router = Router::new(config.limits.max_connections, info, seed);
+    let router = Router::new(&config.limits, info, seed);
     let mut server = Server::new(listeners, router, config.limits.clone(), router_id.clone().into_bytes())
         .map_err(|e| format!("event loop: {e}"))?;
 

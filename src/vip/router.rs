@@ -18,7 +18,8 @@ use super::envelope::{Envelope, EnvelopeError};
 use super::error::{VipErrno, error_frames};
 use super::peers::{AttachError, PeerId, PeerTable};
 use super::platform::PlatformInfo;
-use crate::limits::MAX_MSG_PARTS;
+use super::pubsub::PubSub;
+use crate::limits::{Limits, MAX_MSG_PARTS};
 use crate::stats::{self, FixedWriter, Stats};
 use crate::zmtp::Message;
 
@@ -74,12 +75,19 @@ pub struct Router {
     pub info: PlatformInfo,
     /// Counters.
     pub stats: Stats,
+    /// The pubsub service (VIP.md §7).
+    pub pubsub: PubSub,
 }
 
 impl Router {
-    /// A router for `capacity` peers.
-    pub fn new(capacity: usize, info: PlatformInfo, seed: u32) -> Router {
-        Router { peers: PeerTable::new(capacity, seed), info, stats: Stats::default() }
+    /// A router for `limits.max_connections` peers, with the pubsub index sized from `limits`.
+    pub fn new(limits: &Limits, info: PlatformInfo, seed: u32) -> Router {
+        Router {
+            peers: PeerTable::new(limits.max_connections, seed),
+            info,
+            stats: Stats::default(),
+            pubsub: PubSub::new(limits),
+        }
     }
 
     /// Attach a connection that completed its handshake with `identity` (empty → a generated
@@ -112,6 +120,7 @@ impl Router {
         if self.peers.is_registered(peer) {
             self.unregister(peer, sink);
         }
+        self.pubsub.peer_detached(peer);
         self.peers.detach(peer);
     }
 
@@ -147,6 +156,10 @@ impl Router {
             b"ping" => self.ping(from, &env, sink),
             b"peerlist" => self.peerlist(from, &env, sink),
             b"query" => self.query(from, &env, sink),
+            b"pubsub" => {
+                let Router { peers, stats, pubsub, .. } = self;
+                pubsub.handle(from, &env, peers, stats, sink)
+            }
             b"agentstop" => {
                 self.agentstop(from, &env, sink);
                 Outcome::Done
@@ -194,6 +207,7 @@ impl Router {
             return;
         }
         self.stats.peers_dropped += 1;
+        self.pubsub.remove_peer(peer); // VIP.md §7.12
         let Router { peers, stats, .. } = self;
         let me = peers.identity(peer);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"drop", me];
@@ -205,7 +219,7 @@ impl Router {
     }
 
     /// Queue a router reply to the requester; a full queue pauses the requester.
-    fn reply(stats: &mut Stats, sink: &mut impl Sink, to: PeerId, frames: &[&[u8]]) -> Outcome {
+    pub(super) fn reply(stats: &mut Stats, sink: &mut impl Sink, to: PeerId, frames: &[&[u8]]) -> Outcome {
         match sink.deliver(to, frames) {
             Ok(()) => Outcome::Done,
             Err(Full) => {
@@ -269,7 +283,7 @@ impl Router {
 
     /// VIP.md §5.1.
     fn hello(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
-        let Router { peers, info, stats } = self;
+        let Router { peers, info, stats, .. } = self;
         let me = peers.identity(from);
         let frames: [&[u8]; 9] = [b"", SIGNATURE, me, env.msg_id, b"hello", b"welcome", b"1.0", &info.router_id, me];
         Self::reply(stats, sink, from, &frames)
@@ -313,7 +327,7 @@ impl Router {
     /// VIP.md §5.4, plus `stats` (§12 Compat: a JSON object of the router's counters).
     fn query(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
         let mut json = [0u8; 8192];
-        let Router { info, stats, .. } = self;
+        let Router { info, stats, peers, pubsub } = self;
         let value: &[u8] = match env.arg(0) {
             b"stats" => {
                 let mut w = FixedWriter::new(&mut json);
@@ -321,6 +335,7 @@ impl Router {
                     log::error!("query stats: counters do not fit the reply buffer");
                 }
                 let n = w.written().len();
+                let n = pubsub.append_stats_json(peers, &mut json, n);
                 json.get(..n).unwrap_or(&[])
             }
             key => info.query(key).unwrap_or(&[]),
