@@ -91,6 +91,76 @@ fn load_auth(path: &Path) -> Result<AuthStore, String> {
     Ok(store)
 }
 
+/// A JSON string literal for `s` (ASCII only, `\u` escapes, VIP.md §3.8).
+fn json_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// The capabilities of every auth.json user in `auth_update`'s shape
+/// (`{"capabilities": {USER: {CAP: null}}}`, VIP.md §7.8), for the protected-topic check.
+fn capabilities_json(auth: &Authenticator) -> String {
+    let mut users: Vec<&str> = auth.store().entries().filter(|e| e.user_id_is_explicit()).map(|e| e.user_id()).collect();
+    users.sort_unstable();
+    users.dedup();
+    let mut out = String::from("{\"capabilities\": {");
+    for (i, user) in users.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        json_str(user, &mut out);
+        out.push_str(": {");
+        if let Some(caps) = auth.capabilities(user.as_bytes()) {
+            for (j, cap) in caps.iter().enumerate() {
+                if j > 0 {
+                    out.push_str(", ");
+                }
+                json_str(cap, &mut out);
+                out.push_str(": null");
+            }
+        }
+        out.push('}');
+    }
+    out.push_str("}}");
+    out
+}
+
+/// Load `protected_topics.json` (missing = no protected topics) and the auth.json capabilities
+/// into the pubsub service (VIP.md §7.9). Bad input keeps the previous tables.
+fn load_pubsub_policy(router: &mut Router, home: &Path, auth: Option<&Authenticator>) {
+    let path = home.join("protected_topics.json");
+    let content = match std::fs::read(&path) {
+        Ok(c) if c.iter().all(u8::is_ascii_whitespace) => b"{}".to_vec(),
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => b"{}".to_vec(),
+        Err(e) => {
+            log::error!("{}: {e}: keeping the previous protected topics", path.display());
+            return;
+        }
+    };
+    if let Err(e) = router.pubsub.set_protected_topics_json(&content) {
+        log::error!("{}: {e}: keeping the previous protected topics", path.display());
+    }
+    if let Some(a) = auth {
+        if let Err(e) = router.pubsub.set_user_capabilities_json(capabilities_json(a).as_bytes()) {
+            log::error!("auth.json capabilities: {e}: keeping the previous ones");
+        }
+    }
+}
+
 /// Everything `run` needs from the platform directory when auth is on.
 struct Security {
     keys: KeyPair,
@@ -219,26 +289,36 @@ pub fn run(config: Config) -> Result<Exit, String> {
         info.serverkey = KeyText::new(&s.keys.public.0).as_str().as_bytes().to_vec();
     }
     let seed = u32::from_le_bytes([random[0], random[1], random[2], random[3]]);
-    let router = Router::new(&config.limits, info, seed);
+    let mut router = Router::new(&config.limits, info, seed);
+    match &sec {
+        Some(s) => load_pubsub_policy(&mut router, &config.volttron_home, Some(&s.auth.borrow())),
+        None => load_pubsub_policy(&mut router, &config.volttron_home, None),
+    }
     let mut server = Server::new(listeners, router, config.limits.clone(), router_id.clone().into_bytes())
         .map_err(|e| format!("event loop: {e}"))?;
 
+    let home = config.volttron_home.clone();
+    let reload_auth = sec.as_ref().map(|s| (s.auth.clone(), s.auth_path.clone()));
+    server.set_on_reload(Box::new(move |router: &mut Router| match &reload_auth {
+        Some((auth, path)) => {
+            match load_auth(path) {
+                Ok(store) => {
+                    log::info!("{}: reloaded, {} allow entries", path.display(), store.len());
+                    auth.borrow_mut().replace_store(store);
+                }
+                Err(e) => log::error!("{e}: keeping the previous rules"),
+            }
+            load_pubsub_policy(router, &home, Some(&auth.borrow()));
+        }
+        None => load_pubsub_policy(router, &home, None),
+    }));
     if let Some(sec) = sec {
         server.set_curve(CurveContext { keys: sec.keys, cookies: CookieKeys::new(&mut rand_core::OsRng) });
         server.set_authorize(authorize_hook(sec.auth.clone(), domains));
-        let auth = sec.auth.clone();
-        let path = sec.auth_path.clone();
-        server.set_on_reload(Box::new(move |_router: &mut Router| match load_auth(&path) {
-            Ok(store) => {
-                log::info!("{}: reloaded, {} allow entries", path.display(), store.len());
-                auth.borrow_mut().replace_store(store);
-            }
-            Err(e) => log::error!("{e}: keeping the previous rules"),
-        }));
-        match Watch::new(&config.volttron_home, &["auth.json", "protected_topics.json"]) {
-            Ok(w) => server.set_watch(w).map_err(|e| format!("inotify: {e}"))?,
-            Err(e) => log::warn!("cannot watch {} ({e}): reload with SIGHUP", config.volttron_home.display()),
-        }
+    }
+    match Watch::new(&config.volttron_home, &["auth.json", "protected_topics.json"]) {
+        Ok(w) => server.set_watch(w).map_err(|e| format!("inotify: {e}"))?,
+        Err(e) => log::warn!("cannot watch {} ({e}): reload with SIGHUP", config.volttron_home.display()),
     }
 
     log::info!(

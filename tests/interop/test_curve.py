@@ -280,3 +280,48 @@ def test_keygen_pair_is_consistent_with_libzmq():
     assert len(pair["public"]) == 43 and len(pair["secret"]) == 43
     assert z85(pair["public"]) == pub_z85 and z85(pair["secret"]) == sec_z85
     assert zmq.curve_public(sec_z85) == pub_z85
+
+
+def test_protected_topics_from_files_and_capability_reload(ctx, keys):
+    """VIP.md §7.9: protected_topics.json + auth.json capabilities, read by the router itself;
+    a capability granted in auth.json takes effect without restart (issue #4)."""
+    a_entry = entry(keys["agent.a"][0], "agent.a", capabilities={"can_publish": None})
+    b_entry = entry(keys["agent.b"][0], "agent.b", capabilities={"other": None})
+    r = CurveRouter([a_entry, b_entry])
+    try:
+        with open(os.path.join(r.home, "protected_topics.json"), "w") as f:
+            json.dump({"write-protect": [{"topic": "secret", "capabilities": ["can_publish"]}]}, f)
+        os.kill(r.proc.pid, signal.SIGHUP)
+        time.sleep(0.3)
+        a = curve_agent(ctx, r, r.tcp, "agent.a", keys)
+        b = curve_agent(ctx, r, r.ipc, "agent.b", keys)
+        assert welcomed(a) and welcomed(b)
+        a.send(b"", b"pubsub", b"subscribe", b'{"prefix": "", "bus": "", "all_platforms": false}', msgid=b"s")
+        a.recv_matching(lambda f: f[3] == b"s", WAIT, "subscribe reply")
+        body = b'{"bus": "", "headers": {}, "message": 1}'
+
+        def publish(agent, msgid):
+            agent.send(b"", b"pubsub", b"publish", b"secretive/x", body, msgid=msgid)
+            return agent.recv_matching(lambda f: f[3] == msgid and f[4] != b"pubsub" or
+                                       (f[3] == msgid and f[5:6] == [b"request_response"]), WAIT, "reply")[0]
+
+        f = publish(b, b"p1")
+        assert f[4:6] == [b"error", b"-32001"], f
+        assert f[6] == (b"to publish to topic \"secretive/x\" requires capabilities ['can_publish'], "
+                        b"but capability list {'other': None} was provided")
+        f = publish(a, b"p2")
+        assert f[4:7] == [b"pubsub", b"request_response", b"\x01\x00\x00\x00"], f
+        # grant b the capability in auth.json: no restart
+        b_entry["capabilities"] = {"can_publish": None}
+        r.write_auth([a_entry, b_entry])
+        deadline = time.monotonic() + 2.0
+        while True:
+            f = publish(b, b"p3")
+            if f[4:5] == [b"pubsub"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert f[4:7] == [b"pubsub", b"request_response", b"\x01\x00\x00\x00"], f
+        a.close()
+        b.close()
+    finally:
+        assert r.stop() == 0
