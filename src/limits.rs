@@ -110,6 +110,10 @@ pub const MAX_LISTENERS: usize = 16;
 /// libzmq does).
 pub const MAX_PING_CONTEXT_BYTES: usize = 16;
 
+/// Bytes of a pubsub bus name. Every shipped agent uses `''`. **Over it** a subscribe is
+/// answered `00`; a publish on such a bus reaches nobody (count 0).
+pub const MAX_BUS_BYTES: usize = 64;
+
 /// Subscriptions in total (pubsub index). **At the limit** a subscribe is answered `00` and
 /// logged; `rejected_subscription_full`.
 pub const MAX_SUBSCRIPTIONS: usize = 16_384;
@@ -275,7 +279,7 @@ impl Limits {
         let slots = self.max_connections * 16;
         let peers = self.max_connections * (MAX_IDENTITY_BYTES + 1 + 16) + self.max_connections * 2 * 2;
         let conn_state = self.max_connections * 1024;
-        let subs = self.max_subscriptions * (MAX_PREFIX_BYTES / 8 + 32);
+        let subs = crate::vip::pubsub::PubSub::index_limits(self).memory_bytes().unwrap_or(usize::MAX / 4);
         slots + peers + conn_state + subs
     }
 

@@ -71,12 +71,9 @@ use super::subscriptions::{
 use crate::json::{
     self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value,
 };
-use crate::limits::{Limits, MAX_PREFIX_BYTES, MAX_SUBS_PER_PEER};
+use crate::limits::{Limits, MAX_BUS_BYTES, MAX_PREFIX_BYTES, MAX_SUBS_PER_PEER};
 use crate::stats::{self, Stats};
 
-/// Longest bus name in bytes. Every shipped agent uses `''`. A subscribe on a longer bus is
-/// answered `00`; a publish on one reaches nobody. (Belongs with the limits in `limits.rs`.)
-pub const MAX_BUS_BYTES: usize = 64;
 
 /// The delivery-body scratch buffer is kept up to this capacity between publishes; a larger one
 /// (a huge message) is released after use.
@@ -260,19 +257,23 @@ fn refused(stats: &mut Stats, who: &[u8], op: &str, e: SubscribeError) {
 }
 
 impl PubSub {
+    /// The subscription index's limits for `limits` (also used for the memory ceiling).
+    pub fn index_limits(limits: &Limits) -> SubscriptionLimits {
+        SubscriptionLimits {
+            max_subscriptions: limits.max_subscriptions.min(MAX_SUPPORTED_SUBSCRIPTIONS),
+            max_per_peer: limits.max_subs_per_peer,
+            max_prefix_bytes: MAX_PREFIX_BYTES,
+            max_bus_bytes: MAX_BUS_BYTES,
+            max_peers: limits.max_connections.min(usize::from(u16::MAX) + 1),
+        }
+    }
+
     /// A service sized from `limits` (`max_subscriptions`, `max_subs_per_peer`,
     /// `max_connections` as the peer-index range, `max_msg_bytes` as the largest delivery body;
     /// prefixes up to [`MAX_PREFIX_BYTES`], buses up to [`MAX_BUS_BYTES`]). All index memory is
     /// allocated here.
     pub fn new(limits: &Limits) -> PubSub {
-        let max_peers = limits.max_connections.min(usize::from(u16::MAX) + 1);
-        let wanted = SubscriptionLimits {
-            max_subscriptions: limits.max_subscriptions.min(MAX_SUPPORTED_SUBSCRIPTIONS),
-            max_per_peer: limits.max_subs_per_peer,
-            max_prefix_bytes: MAX_PREFIX_BYTES,
-            max_bus_bytes: MAX_BUS_BYTES,
-            max_peers,
-        };
+        let wanted = Self::index_limits(limits);
         let subs = match Subscriptions::new(wanted) {
             Ok(s) => s,
             Err(e) => {
@@ -293,7 +294,7 @@ impl PubSub {
             policy: TopicPolicy::default(),
             body: Vec::new(),
             text: Vec::new(),
-            slow: vec![SlowPeer::default(); max_peers].into_boxed_slice(),
+            slow: vec![SlowPeer::default(); wanted.max_peers].into_boxed_slice(),
             max_body_bytes: usize::try_from(limits.max_msg_bytes).unwrap_or(usize::MAX),
         }
     }
