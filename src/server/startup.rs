@@ -16,12 +16,12 @@ use super::event_loop::{AuthQuery, Exit, Server};
 use super::listener::{self, Listener};
 use super::watch::Watch;
 use crate::auth::keystore;
-use crate::auth::{AuthMode, AuthRequest, AuthStore, Authenticator, Decision, keys::KeyText};
+use crate::auth::{AuthMode, AuthRequest, AuthStore, Authenticator, Decision, auto_entries, keys::KeyText};
 use crate::config::Config;
 use crate::stats;
 use crate::vip::platform::PlatformInfo;
 use crate::vip::router::Router;
-use crate::zmtp::mechanism::curve::{CookieKeys, KeyPair};
+use crate::zmtp::mechanism::curve::{CookieKeys, KeyPair, PublicKey};
 use crate::zmtp::mechanism::{Credentials, Mechanism};
 use crate::zmtp::session::CurveContext;
 
@@ -82,11 +82,32 @@ fn json_list(items: &[String]) -> Vec<u8> {
     format!("[{}]", quoted.join(", ")).into_bytes()
 }
 
-/// Load `auth.json`, logging what was skipped.
-fn load_auth(path: &Path) -> Result<AuthStore, String> {
-    let store = AuthStore::load(path, &mut rand_core::OsRng).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Built-in services whose keys the platform keeps in `keystores/<identity>/keystore.json` and
+/// admits on every start (VIP.md §9.7).
+const SERVICES: [&str; 6] = ["control.connection", "config.store", "platform.auth", "control", "keydiscovery", "platform_web"];
+
+/// Load `auth.json`, logging what was skipped, and add (in memory, after each load) the entries
+/// VOLTTRON's platform adds on every start: its own key as `platform`, and the built-in
+/// services whose keystores exist (VIP.md §9.7). The file itself is not rewritten.
+fn load_auth(path: &Path, home: &Path, platform: &PublicKey) -> Result<AuthStore, String> {
+    let mut store = AuthStore::load(path, &mut rand_core::OsRng).map_err(|e| format!("{}: {e}", path.display()))?;
     for s in store.skipped() {
         log::warn!("{}: {s}", path.display());
+    }
+    let mut services = Vec::new();
+    for id in SERVICES {
+        let ks = home.join("keystores").join(id).join("keystore.json");
+        if ks.exists() {
+            match keystore::load(&ks) {
+                Ok(pair) => services.push((id, pair.public)),
+                Err(e) => log::warn!("{}: {e} (service {id} not admitted automatically)", ks.display()),
+            }
+        }
+    }
+    for e in auto_entries(platform, &services) {
+        if store.upsert(&e).is_err() {
+            log::error!("{}: full ({} entries): the platform's own entry {:?} was not added", path.display(), store.len(), e.user_id);
+        }
     }
     Ok(store)
 }
@@ -168,6 +189,9 @@ struct Security {
     auth_path: PathBuf,
 }
 
+/// What a reload needs: the authenticator, auth.json, `$VOLTTRON_HOME`, the platform key.
+type ReloadAuth = (Rc<RefCell<Authenticator>>, PathBuf, PathBuf, PublicKey);
+
 fn security(config: &Config) -> Result<Option<Security>, String> {
     if !config.allow_auth {
         return Ok(None);
@@ -192,8 +216,8 @@ fn security(config: &Config) -> Result<Option<Security>, String> {
         log::warn!("{}: {e} (left unchanged)", kh.display());
     }
     let auth_path = home.join("auth.json");
-    let store = load_auth(&auth_path)?;
-    log::info!("{}: {} allow entries", auth_path.display(), store.len());
+    let store = load_auth(&auth_path, home, &public)?;
+    log::info!("{}: {} allow entries (with the platform's own)", auth_path.display(), store.len());
     let mut authenticator = Authenticator::new(store, AuthMode::Enforced);
     authenticator.set_identity_binding(config.identity_binding);
     Ok(Some(Security { keys: ks.keys, auth: Rc::new(RefCell::new(authenticator)), auth_path }))
@@ -203,6 +227,7 @@ fn security(config: &Config) -> Result<Option<Security>, String> {
 /// address (rate-limited).
 fn authorize_hook(auth: Rc<RefCell<Authenticator>>, domains: Vec<String>) -> super::event_loop::Authorize {
     let mut refused = 0u64;
+    let mut log_limit = RefusalLog::default();
     Box::new(move |q: &AuthQuery<'_>| {
         let a = auth.borrow();
         let domain = domains.get(q.listener).map_or(DEFAULT_DOMAIN, String::as_str);
@@ -223,12 +248,13 @@ fn authorize_hook(auth: Rc<RefCell<Authenticator>>, domains: Vec<String>) -> sup
                 true
             }
             Decision::Deny(reason) => {
-                if stats::bump(&mut refused) {
-                    let who = match q.credentials {
-                        Credentials::Curve(k) => format!("key {}", KeyText::new(k).as_str()),
-                        Credentials::Plain { user, .. } => format!("user {:?}", String::from_utf8_lossy(user)),
-                        Credentials::Null => "NULL".to_string(),
-                    };
+                let _ = stats::bump(&mut refused);
+                let who = match q.credentials {
+                    Credentials::Curve(k) => format!("key {}", KeyText::new(k).as_str()),
+                    Credentials::Plain { user, .. } => format!("user {:?}", String::from_utf8_lossy(user)),
+                    Credentials::Null => "NULL".to_string(),
+                };
+                if log_limit.first_time(&who, q.address) {
                     log::warn!(
                         "refused {} {} from {} (identity {:?}): {reason} [refusal #{refused}; add an allow entry to auth.json]",
                         q.mechanism.name(),
@@ -241,6 +267,50 @@ fn authorize_hook(auth: Rc<RefCell<Authenticator>>, domains: Vec<String>) -> sup
             }
         }
     })
+}
+
+/// Refusals are logged once per (credentials, address) among the last 64 distinct ones, so an
+/// operator finds every new agent's key in the log while a client retrying in a loop (or an
+/// attacker cycling keys) cannot flood it: at most 10 such lines per second.
+struct RefusalLog {
+    recent: [u32; 64],
+    next: usize,
+    second: u64,
+    lines: u32,
+}
+
+impl Default for RefusalLog {
+    fn default() -> Self {
+        RefusalLog { recent: [0; 64], next: 0, second: 0, lines: 0 }
+    }
+}
+
+impl RefusalLog {
+    fn first_time(&mut self, who: &str, address: &str) -> bool {
+        let mut h = crc32fast::Hasher::new();
+        h.update(who.as_bytes());
+        h.update(address.as_bytes());
+        let key = h.finalize() | 1;
+        if self.recent.contains(&key) {
+            return false;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if now != self.second {
+            self.second = now;
+            self.lines = 0;
+        }
+        if self.lines >= 10 {
+            return false;
+        }
+        self.lines += 1;
+        if let Some(slot) = self.recent.get_mut(self.next % 64) {
+            *slot = key;
+        }
+        self.next = self.next.wrapping_add(1);
+        true
+    }
 }
 
 /// Bind, set up and run the router until a stop signal or `quit`.
@@ -298,10 +368,11 @@ pub fn run(config: Config) -> Result<Exit, String> {
         .map_err(|e| format!("event loop: {e}"))?;
 
     let home = config.volttron_home.clone();
-    let reload_auth = sec.as_ref().map(|s| (s.auth.clone(), s.auth_path.clone()));
+    let reload_auth: Option<ReloadAuth> =
+        sec.as_ref().map(|s| (s.auth.clone(), s.auth_path.clone(), home.clone(), s.keys.public.clone()));
     server.set_on_reload(Box::new(move |router: &mut Router| match &reload_auth {
-        Some((auth, path)) => {
-            match load_auth(path) {
+        Some((auth, path, home, platform)) => {
+            match load_auth(path, home, platform) {
                 Ok(store) => {
                     log::info!("{}: reloaded, {} allow entries", path.display(), store.len());
                     auth.borrow_mut().replace_store(store);
@@ -344,6 +415,17 @@ mod tests {
         assert_eq!(endpoint_params("tcp://1.2.3.4:1?server=NULL", true).0, Mechanism::Null);
         assert_eq!(endpoint_params("tcp://1.2.3.4:1?serverkey=x&server=PLAIN&domain=d", true), (Mechanism::Plain, "d".to_string()));
         assert_eq!(endpoint_params("tcp://1.2.3.4:1?server=CURVE", false).0, Mechanism::Null);
+    }
+
+    #[test]
+    fn refusals_are_logged_once_per_key_and_address() {
+        let mut l = RefusalLog::default();
+        assert!(l.first_time("key A", "1.2.3.4"));
+        assert!(!l.first_time("key A", "1.2.3.4"));
+        assert!(l.first_time("key B", "1.2.3.4"));
+        assert!(l.first_time("key A", "5.6.7.8"));
+        let fresh = (0..100).filter(|i| l.first_time(&format!("k{i}"), "x")).count();
+        assert!(fresh <= 10, "at most 10 lines per second, got {fresh}");
     }
 
     #[test]

@@ -263,7 +263,7 @@ fn entry_key(e: u64) -> u32 {
 pub struct Subscriptions {
     limits: SubscriptionLimits,
     stride: usize,
-    keys: Box<[KeySlot]>,
+    keys: Vec<KeySlot>,
     key_bytes: Box<[u8]>,
     key_free: u32,
     index: Box<[u64]>,
@@ -272,7 +272,7 @@ pub struct Subscriptions {
     len_count: Box<[u32]>,
     /// Longest prefix length that has a key.
     longest: usize,
-    subs: Box<[SubSlot]>,
+    subs: Vec<SubSlot>,
     sub_free: u32,
     len: usize,
     peer_head: Box<[u32]>,
@@ -310,38 +310,23 @@ impl Subscriptions {
         let key_bytes_len = n.checked_mul(stride).ok_or(LimitsError::TooLarge)?;
         let index_len = index_len(n).ok_or(LimitsError::TooLarge)?;
 
-        let free_list_next = |i: usize| -> u32 {
-            if i + 1 < n {
-                u32::try_from(i + 1).unwrap_or(NIL)
-            } else {
-                NIL
-            }
-        };
-        let keys: Box<[KeySlot]> = (0..n)
-            .map(|i| KeySlot {
-                head: free_list_next(i),
-                ..FREE_KEY
-            })
-            .collect();
-        let subs: Box<[SubSlot]> = (0..n)
-            .map(|i| SubSlot {
-                next_p: free_list_next(i),
-                ..FREE_SUB
-            })
-            .collect();
-        let first = if n > 0 { 0 } else { NIL };
+        // Slots are handed out from a high-water mark first (pushed within the reserved
+        // capacity: no reallocation), then from the free lists. Nothing is written to a slot
+        // before it is used, so an idle router's index costs no resident memory.
+        let keys: Vec<KeySlot> = Vec::with_capacity(n);
+        let subs: Vec<SubSlot> = Vec::with_capacity(n);
         Ok(Self {
             limits,
             stride,
             keys,
             key_bytes: vec![0; key_bytes_len].into_boxed_slice(),
-            key_free: first,
+            key_free: NIL,
             index: vec![0; index_len].into_boxed_slice(),
             index_mask: index_len - 1,
             len_count: vec![0; limits.max_prefix_bytes + 1].into_boxed_slice(),
             longest: 0,
             subs,
-            sub_free: first,
+            sub_free: NIL,
             len: 0,
             peer_head: vec![NIL; limits.max_peers].into_boxed_slice(),
             peer_count: vec![0; limits.max_peers].into_boxed_slice(),
@@ -701,7 +686,7 @@ impl Subscriptions {
         if in_use >= self.limits.max_per_peer {
             return Err(SubscribeError::PeerLimit);
         }
-        if self.sub_free == NIL {
+        if self.sub_free == NIL && self.subs.len() >= self.limits.max_subscriptions {
             return Err(SubscribeError::TableFull);
         }
         let k = match key {
@@ -710,6 +695,11 @@ impl Subscriptions {
                 .new_key(hash, bus, prefix)
                 .ok_or(SubscribeError::TableFull)?,
         };
+        if self.sub_free == NIL {
+            // Fresh slot at the high-water mark (capacity reserved in `new`).
+            self.sub_free = u32::try_from(self.subs.len()).map_err(|_| SubscribeError::TableFull)?;
+            self.subs.push(FREE_SUB);
+        }
         let s = self.sub_free;
         let old_key_head = self.keys.get(k as usize).map_or(NIL, |key| key.head);
         let old_peer_head = self.peer_first(peer);
@@ -748,6 +738,14 @@ impl Subscriptions {
     }
 
     fn new_key(&mut self, hash: u64, bus: &[u8], prefix: &[u8]) -> Option<u32> {
+        if self.key_free == NIL {
+            if self.keys.len() >= self.limits.max_subscriptions {
+                return None;
+            }
+            // Fresh slot at the high-water mark (capacity reserved in `new`).
+            self.key_free = u32::try_from(self.keys.len()).ok()?;
+            self.keys.push(FREE_KEY);
+        }
         let k = self.key_free;
         let start = k as usize * self.stride;
         let bus_len = u16::try_from(bus.len()).ok()?;

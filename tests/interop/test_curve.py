@@ -325,3 +325,27 @@ def test_protected_topics_from_files_and_capability_reload(ctx, keys):
         b.close()
     finally:
         assert r.stop() == 0
+
+
+def test_platform_key_is_admitted_like_volttron_does(router, ctx):
+    """VIP.md §9.7: the platform admits its own key (user `platform`) on every start, so tools
+    that connect with the platform keystore (build_agent without keys) are welcomed."""
+    pub, sec = z85(router.keystore["public"]), z85(router.keystore["secret"])
+    t = Agent(ctx, router.tcp, "tool", sockopts={zmq.CURVE_SERVERKEY: router.serverkey,
+                                                  zmq.CURVE_PUBLICKEY: pub, zmq.CURVE_SECRETKEY: sec})
+    try:
+        assert welcomed(t)
+    finally:
+        t.close()
+
+
+def test_every_refused_key_is_logged_with_its_key(router, ctx):
+    others = [zmq.curve_keypair() for _ in range(3)]
+    for i, (pub, sec) in enumerate(others):
+        s = Agent(ctx, router.tcp, f"refused{i}", sockopts={zmq.CURVE_SERVERKEY: router.serverkey,
+                                                          zmq.CURVE_PUBLICKEY: pub, zmq.CURVE_SECRETKEY: sec})
+        assert not welcomed(s, timeout=0.5)
+        s.close()
+    log = router.log()
+    for pub, _ in others:
+        assert "refused CURVE key " + b64(pub) in log
