@@ -92,6 +92,11 @@ cargo_cmd  = $(if $(call needs_zig,$(1)),\
       $(abspath $(ZIG_VENV))/bin/cargo-zigbuild $(if $(filter build,$(2)),zigbuild,$(2)) \
       --target $(call zig_target,$(1)) $(if $(call prebuilt,$(1)),,-Zbuild-std=std,panic_abort),\
     $(CARGO) $(2) --target $(call triple,$(1))) --config $(CARGO_CROSS_CONFIG)
+# RUSTC_BOOTSTRAP=1 (needed for -Zbuild-std) is in proc-macro2's rerun-if-env-changed list, so
+# build-std builds sharing host artifacts with normal builds rebuild all proc-macros every time
+# they alternate. build-std triples therefore get their own target dir.
+tdir       = $(if $(call prebuilt,$(1)),$(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR)/build-std)
+test_tdir  = $(if $(call prebuilt,$(1)),$(ARM_TEST_DIR),$(ARM_TEST_DIR)-build-std)
 dist_bin   = $(DIST_DIR)/viprouter-$(call triple,$(1))
 qemu_wrap  = $(DIST_DIR)/viprouter-$(call triple,$(1))-qemu
 
@@ -138,12 +143,13 @@ define ARCH_RULES
 cross-deps-$(1): cross-deps-apt $(if $(call needs_zig,$(1)),cross-deps-zig)
 	$(if $(call prebuilt,$(1)),$(RUSTUP) target add $(call triple,$(1)),$(RUSTUP) component add rust-src)
 
-# Release build: $(CARGO_TARGET_DIR)/<triple>/release/viprouter (strip=true in the profile),
+# Release build: $(CARGO_TARGET_DIR)/<triple>/release/viprouter, or for build-std triples
+# $(CARGO_TARGET_DIR)/build-std/<triple>/release/viprouter (strip=true in the profile),
 # copied to $(DIST_DIR)/viprouter-<triple>, plus a qemu wrapper script for host-side tests.
 cross-$(1): cross-deps-$(1)
-	CARGO_TARGET_DIR=$(CARGO_TARGET_DIR) $$(call cargo_cmd,$(1),build) --release --bin viprouter --locked
+	CARGO_TARGET_DIR=$(call tdir,$(1)) $$(call cargo_cmd,$(1),build) --release --bin viprouter --locked
 	@mkdir -p $(DIST_DIR)
-	cp $(CARGO_TARGET_DIR)/$(call triple,$(1))/release/viprouter $(call dist_bin,$(1))
+	cp $(call tdir,$(1))/$(call triple,$(1))/release/viprouter $(call dist_bin,$(1))
 	printf '#!/bin/sh\nexec $(QEMU_$(1)) "$$$$(dirname "$$$$0")/viprouter-$(call triple,$(1))" "$$$$@"\n' > $(call qemu_wrap,$(1))
 	chmod +x $(call qemu_wrap,$(1))
 	@printf '%s: %s bytes\n' $(call dist_bin,$(1)) "$$$$(stat -c %s $(call dist_bin,$(1)))"
@@ -153,7 +159,7 @@ cross-$(1): cross-deps-$(1)
 # parallel codegen (build time). VIPROUTER_TEST_RUNNER lets tests that spawn a child re-enter
 # qemu; VIPROUTER_BIN points integration tests at the shipped binary through its qemu wrapper.
 test-arm-$(1): cross-$(1)
-	CARGO_TARGET_DIR=$(ARM_TEST_DIR) \
+	CARGO_TARGET_DIR=$(call test_tdir,$(1)) \
 	CARGO_PROFILE_RELEASE_PANIC=unwind CARGO_PROFILE_RELEASE_LTO=false \
 	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true \
 	CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true \

@@ -21,9 +21,10 @@ done
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
-MAINTAINER=${DEB_MAINTAINER:-"viprouter maintainers <viprouter@localhost>"}
+MAINTAINER=${DEB_MAINTAINER:-"viprouter maintainers <viprouter@example.org>"}  # set DEB_MAINTAINER for releases
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
+chmod 0755 "$STAGE"
 umask 022
 
 # Payload.
@@ -48,6 +49,13 @@ DATE=$(date -R -u -d "@${SOURCE_DATE_EPOCH:-$(git -C "$SRC" log -1 --format=%ct 
 printf 'viprouter (%s) unstable; urgency=medium\n\n  * Build for %s.\n\n -- %s  %s\n' \
     "$VERSION" "${TRIPLE:-$ARCH}" "$MAINTAINER" "$DATE" | gzip -9n > "$DOC/changelog.Debian.gz"
 
+# Static musl on purpose (no glibc-version coupling with the board's OS image).
+install -d "$STAGE/usr/share/lintian/overrides"
+printf '%s\n' "viprouter: statically-linked-binary [usr/bin/viprouter]" \
+    "viprouter: shared-library-lacks-prerequisites [usr/bin/viprouter]" \
+    > "$STAGE/usr/share/lintian/overrides/viprouter"
+chmod 0644 "$STAGE/usr/share/lintian/overrides/viprouter"
+
 # Control area.
 mkdir -p "$STAGE/DEBIAN"
 install -m 0755 "$HERE/postinst" "$HERE/prerm" "$HERE/postrm" "$STAGE/DEBIAN/"
@@ -69,10 +77,11 @@ esac
     echo "Section: net"
     echo "Priority: optional"
     echo "Description: VOLTTRON VIP message router"
-    echo " A single-threaded router for VOLTTRON's VIP protocol over ZeroMQ (ZMTP 3,"
-    echo " NULL and CURVE), for building controllers such as Raspberry Pi and BeagleBone."
-    echo " Runs as the systemd service viprouter.service with VOLTTRON_HOME=/var/lib/viprouter;"
-    echo " configuration in /etc/viprouter/config. Optional socket activation: viprouter.socket."
+    echo " A single-threaded router for VOLTTRON's VIP protocol over ZeroMQ"
+    echo " (ZMTP 3, NULL and CURVE) for building controllers such as Raspberry Pi"
+    echo " and BeagleBone. Runs as viprouter.service with VOLTTRON_HOME set to"
+    echo " /var/lib/viprouter; configuration in /etc/viprouter/config. Optional"
+    echo " socket activation through viprouter.socket."
 } > "$STAGE/DEBIAN/control"
 (cd "$STAGE" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) > "$STAGE/DEBIAN/md5sums"
 
