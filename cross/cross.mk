@@ -68,6 +68,10 @@ PREBUILT_STD_TRIPLES ?= aarch64-unknown-linux-musl aarch64-unknown-linux-gnu \
     armv7-unknown-linux-gnueabihf x86_64-unknown-linux-musl x86_64-unknown-linux-gnu
 
 APT_CROSS_PKGS   ?= qemu-user-static binutils
+# glibc triples only: target libc for qemu's -L sysroot (runner lines in config.toml).
+GNU_SYSROOT_aarch64 ?= libc6-arm64-cross
+GNU_SYSROOT_armv7   ?= libc6-armhf-cross
+GNU_SYSROOT_armv6   ?= libc6-armhf-cross
 APT_LINT_PKGS    ?= lintian
 
 VERSION          ?= $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
@@ -142,6 +146,7 @@ ARM_INTEROP ?= $(if $(wildcard tests/interop/*.py),yes)
 define ARCH_RULES
 cross-deps-$(1): cross-deps-apt $(if $(call needs_zig,$(1)),cross-deps-zig)
 	$(if $(call prebuilt,$(1)),$(RUSTUP) target add $(call triple,$(1)),$(RUSTUP) component add rust-src)
+	$(if $(call is_gnu,$(1)),$$(call apt_ensure,$(GNU_SYSROOT_$(1))))
 
 # Release build: $(CARGO_TARGET_DIR)/<triple>/release/viprouter, or for build-std triples
 # $(CARGO_TARGET_DIR)/build-std/<triple>/release/viprouter (strip=true in the profile),
@@ -187,12 +192,13 @@ deb-lint:
 	lintian --no-tag-display-limit $(DIST_DIR)/*.deb || true
 
 # --- plain install (no package manager) --------------------------------------------------------
-# Uses the host's static build (cross-amd64 on x86-64; on a board, `make install` after
-# `cargo build --release` with BIN=target/release/viprouter). The config is installed only if
+# Installs BIN, by default the static build for the machine's own arch (cross-$(HOST_ARCH));
+# on a board, copy target/dist/viprouter-<triple> over and pass BIN=that file. The config is installed only if
 # absent, so an edited one survives; the user and state dir are created as the .deb does.
-BIN ?= $(call dist_bin,amd64)
+HOST_ARCH ?= $(patsubst x86_64,amd64,$(patsubst armv7l,armv7,$(patsubst armv6l,armv6,$(shell uname -m))))
+BIN ?= $(call dist_bin,$(HOST_ARCH))
 
-install: $(if $(filter $(BIN),$(call dist_bin,amd64)),cross-amd64)
+install: $(if $(filter $(BIN),$(call dist_bin,$(HOST_ARCH))),cross-$(HOST_ARCH))
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/viprouter
 	install -D -m 0644 systemd/viprouter.service $(DESTDIR)$(UNITDIR)/viprouter.service
 	install -D -m 0644 systemd/viprouter.socket $(DESTDIR)$(UNITDIR)/viprouter.socket
