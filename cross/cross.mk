@@ -12,7 +12,7 @@
 #   make test-arm               cargo test for every ARM arch under qemu-user (+ interop, see below)
 #   make test-arm-<arch>        one arch
 #   make ci-arm                 what CI runs: test-arm-aarch64 test-arm-armv7 (ARMv6 is slowest)
-#   make interop-arm-<arch>     top-level `interop` target with VIPROUTER_BIN=<qemu wrapper>
+#   make interop-arm-<arch>     the pyzmq suite (tests/interop) against the ARM binary under qemu
 #   make deb                    .deb for arm64, armhf (ARMv6 baseline) and amd64 -> $(DIST_DIR)/
 #   make deb-<arch>             one of them (deb-armv7 = armhf tuned for ARMv7, see README)
 #   make install / uninstall    plain install of the host build under $(DESTDIR)$(PREFIX)
@@ -27,7 +27,9 @@ DIST_DIR         ?= $(CARGO_TARGET_DIR)/dist
 # Separate target dir for test builds: build-std + panic=abort (release) and the unwinding
 # test harness cannot share one deps/ directory (E0152 duplicate lang item, CROSS.md §4).
 ARM_TEST_DIR     ?= $(CARGO_TARGET_DIR)/arm-test
-ZIG_VENV         ?= .venv
+VENV             ?= .venv
+# zig + cargo-zigbuild share the interop venv (.venv, git-ignored) by default.
+ZIG_VENV         ?= $(VENV)
 CARGO_CROSS_CONFIG := $(CROSS_MK_DIR)/config.toml
 SUDO             ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_GET          ?= DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
@@ -173,8 +175,9 @@ test-arm-$(1): cross-$(1)
 	  $$(call cargo_cmd,$(1),test) --release --locked $(CARGO_TEST_ARGS)
 	$(if $(ARM_INTEROP),$(MAKE) interop-arm-$(1))
 
-interop-arm-$(1): cross-$(1)
-	$(MAKE) interop VIPROUTER_BIN="$(abspath $(call qemu_wrap,$(1)))"
+# Needs the top-level Makefile's `venv` target (pyzmq + pytest in $(VENV)).
+interop-arm-$(1): cross-$(1) venv
+	VIPROUTER_BIN="$(abspath $(call qemu_wrap,$(1)))" $(VENV)/bin/python -m pytest tests/interop -q $(INTEROP_ARGS)
 
 deb-$(1): cross-$(1)
 	GLIBC_PIN=$(GLIBC_PIN) $(CROSS_MK_DIR)/deb/build-deb.sh --bin $(call dist_bin,$(1)) --arch $(DEBARCH_$(1)) \
@@ -192,14 +195,15 @@ deb-lint:
 	lintian --no-tag-display-limit $(DIST_DIR)/*.deb || true
 
 # --- plain install (no package manager) --------------------------------------------------------
-# Installs BIN, by default the static build for the machine's own arch (cross-$(HOST_ARCH));
-# on a board, copy target/dist/viprouter-<triple> over and pass BIN=that file. The config is installed only if
+# Installs INSTALL_BIN, by default the static build for the machine's own arch
+# (cross-$(HOST_ARCH)); on a board, copy target/dist/viprouter-<triple> over and pass
+# INSTALL_BIN=that file. (Not BIN: the top-level Makefile uses that for the host build.) The config is installed only if
 # absent, so an edited one survives; the user and state dir are created as the .deb does.
 HOST_ARCH ?= $(patsubst x86_64,amd64,$(patsubst armv7l,armv7,$(patsubst armv6l,armv6,$(shell uname -m))))
-BIN ?= $(call dist_bin,$(HOST_ARCH))
+INSTALL_BIN ?= $(call dist_bin,$(HOST_ARCH))
 
-install: $(if $(filter $(BIN),$(call dist_bin,$(HOST_ARCH))),cross-$(HOST_ARCH))
-	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/viprouter
+install: $(if $(filter $(INSTALL_BIN),$(call dist_bin,$(HOST_ARCH))),cross-$(HOST_ARCH))
+	install -D -m 0755 $(INSTALL_BIN) $(DESTDIR)$(PREFIX)/bin/viprouter
 	install -D -m 0644 systemd/viprouter.service $(DESTDIR)$(UNITDIR)/viprouter.service
 	install -D -m 0644 systemd/viprouter.socket $(DESTDIR)$(UNITDIR)/viprouter.socket
 	install -D -m 0644 systemd/README.md $(DESTDIR)$(PREFIX)/share/doc/viprouter/README.systemd.md
