@@ -102,6 +102,8 @@ def greeting(connect, proc, deadline):
             fail(f"unexpected greeting {data!r}", proc)
         except (ConnectionRefusedError, FileNotFoundError, socket.timeout):
             time.sleep(0.2)
+        except ConnectionResetError:
+            fail("connection reset: the router did not take over the inherited listener", proc)
     fail("no greeting", proc)
 
 
