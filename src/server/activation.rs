@@ -127,7 +127,10 @@ impl fmt::Display for ActivationError {
         match self {
             ActivationError::BadNumber { var } => write!(f, "${var} is not a number"),
             ActivationError::TooMany { count } => {
-                write!(f, "LISTEN_FDS={count} exceeds the limit of {MAX_LISTEN_FDS}")
+                write!(
+                    f,
+                    "LISTEN_FDS={count} exceeds the limit of {MAX_LISTEN_FDS}"
+                )
             }
             ActivationError::NamesMismatch { fds, names } => {
                 write!(f, "LISTEN_FDNAMES has {names} names for {fds} descriptors")
@@ -136,7 +139,10 @@ impl fmt::Display for ActivationError {
                 write!(f, "inherited fd {fd} is not a socket: {errno}")
             }
             ActivationError::UnsupportedFamily { fd } => {
-                write!(f, "inherited fd {fd} is neither AF_INET/AF_INET6 nor AF_UNIX")
+                write!(
+                    f,
+                    "inherited fd {fd} is neither AF_INET/AF_INET6 nor AF_UNIX"
+                )
             }
             ActivationError::NotAListener { fd } => write!(
                 f,
@@ -194,8 +200,12 @@ pub fn parse_env(
     listen_fdnames: Option<&str>,
     my_pid: u32,
 ) -> Result<Option<Vec<NamedFd>>, ActivationError> {
-    let Some(count) = listen_fds else { return Ok(None) };
-    let Some(pid) = listen_pid else { return Ok(None) };
+    let Some(count) = listen_fds else {
+        return Ok(None);
+    };
+    let Some(pid) = listen_pid else {
+        return Ok(None);
+    };
     let pid: u32 = pid
         .trim()
         .parse()
@@ -231,7 +241,8 @@ pub fn parse_env(
 
 /// Family of a descriptor we do not own yet (getsockname takes a plain number).
 fn family_of_raw(fd: RawFd) -> Result<Family, ActivationError> {
-    let addr: SockaddrStorage = getsockname(fd).map_err(|errno| ActivationError::NotASocket { fd, errno })?;
+    let addr: SockaddrStorage =
+        getsockname(fd).map_err(|errno| ActivationError::NotASocket { fd, errno })?;
     match addr.family() {
         Some(AddressFamily::Inet | AddressFamily::Inet6) => Ok(Family::Inet),
         Some(AddressFamily::Unix) => Ok(Family::Unix),
@@ -257,8 +268,11 @@ impl ListenFds {
         mut adopt: impl FnMut(RawFd) -> OwnedFd,
     ) -> Result<Vec<(Option<String>, Listener)>, ActivationError> {
         // Adopt all first, so an early error does not leave later fds open-but-unowned.
-        let owned: Vec<(Option<String>, OwnedFd)> =
-            self.fds.into_iter().map(|i| (i.name, adopt(i.fd))).collect();
+        let owned: Vec<(Option<String>, OwnedFd)> = self
+            .fds
+            .into_iter()
+            .map(|i| (i.name, adopt(i.fd)))
+            .collect();
         owned
             .into_iter()
             .map(|(name, fd)| Ok((name, Listener::from_owned(fd)?)))
@@ -337,7 +351,10 @@ mod tests {
                 (4, Some("vip-ipc".into()))
             ]))
         );
-        assert_eq!(parse_env(Some("4242"), Some("0"), Some(""), me), Ok(Some(vec![])));
+        assert_eq!(
+            parse_env(Some("4242"), Some("0"), Some(""), me),
+            Ok(Some(vec![]))
+        );
         assert_eq!(
             parse_env(Some("4242"), Some("2"), Some("one"), me),
             Err(ActivationError::NamesMismatch { fds: 2, names: 1 })
@@ -374,7 +391,9 @@ mod tests {
         }
         let (unix, path) = unix_listener();
         match Listener::from_owned(OwnedFd::from(unix)).unwrap() {
-            Listener::Unix(l) => assert_eq!(l.local_addr().unwrap().as_pathname(), Some(path.as_path())),
+            Listener::Unix(l) => {
+                assert_eq!(l.local_addr().unwrap().as_pathname(), Some(path.as_path()))
+            }
             other => panic!("{other:?}"),
         }
         let _ = std::fs::remove_file(path);

@@ -64,6 +64,18 @@ impl Notifier {
         Ok(Notifier { sock, addr })
     }
 
+    /// A second handle to the same destination (e.g. one for the watchdog tick, one for the
+    /// reload hook), sharing the socket.
+    ///
+    /// # Errors
+    /// The `dup(2)` error.
+    pub fn try_clone(&self) -> io::Result<Notifier> {
+        Ok(Notifier {
+            sock: self.sock.try_clone()?,
+            addr: self.addr.clone(),
+        })
+    }
+
     /// Sends one raw notification, e.g. `"READY=1\nSTATUS=listening"`.
     ///
     /// # Errors
@@ -161,7 +173,11 @@ pub fn watchdog_interval() -> Option<Duration> {
 
 /// [`watchdog_timeout`] on explicit inputs (testable without touching the environment).
 #[must_use]
-pub fn watchdog_timeout_from(usec: Option<&OsStr>, pid: Option<&OsStr>, my_pid: u32) -> Option<Duration> {
+pub fn watchdog_timeout_from(
+    usec: Option<&OsStr>,
+    pid: Option<&OsStr>,
+    my_pid: u32,
+) -> Option<Duration> {
     let usec: u64 = usec?.to_str()?.parse().ok()?;
     if usec == 0 {
         return None;
@@ -188,7 +204,8 @@ mod tests {
         fn new() -> TempDir {
             static N: AtomicU32 = AtomicU32::new(0);
             let n = N.fetch_add(1, Ordering::Relaxed);
-            let p = std::env::temp_dir().join(format!("viprouter-notify-{}-{n}", std::process::id()));
+            let p =
+                std::env::temp_dir().join(format!("viprouter-notify-{}-{n}", std::process::id()));
             std::fs::create_dir_all(&p).unwrap();
             TempDir(p)
         }
@@ -212,7 +229,7 @@ mod tests {
         let server = UnixDatagram::bind(&path).unwrap();
         let n = Notifier::from_notify_socket(path.as_os_str()).unwrap();
         n.ready().unwrap();
-        n.watchdog().unwrap();
+        n.try_clone().unwrap().watchdog().unwrap();
         n.reloading().unwrap();
         n.ready().unwrap();
         n.status("two\nlines").unwrap();
@@ -233,7 +250,8 @@ mod tests {
     fn abstract_socket_is_supported() {
         let name = format!("viprouter-notify-test-{}", std::process::id());
         let server =
-            UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+            UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
+                .unwrap();
         let n = Notifier::from_notify_socket(OsStr::new(&format!("@{name}"))).unwrap();
         n.ready().unwrap();
         assert_eq!(recv(&server), "READY=1");
