@@ -35,8 +35,9 @@ run: release
 	@echo "  Ctrl-C stops it."
 	exec $(BIN) --volttron-home "$(VHOME)"
 
-## test: unit, property, fuzz-corpus replay, loopback and zero-allocation tests, then the pyzmq interop suite
-test: venv test-unit interop
+## test: unit, property, fuzz-corpus replay and zero-allocation tests, the pyzmq interop suite,
+## and the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING; socket activation)
+test: venv test-unit interop systemd-verify systemd-check
 
 test-unit:
 	$(CARGO) test --all-targets
@@ -73,7 +74,8 @@ fmt-check:
 bench:
 	tests/bench/compare.sh
 
-ci: test
+## ci: what .ci/run runs: every host test, then the unit and interop tests on aarch64 and armv7 under qemu
+ci: test ci-arm
 
 clean:
 	$(CARGO) clean

@@ -139,8 +139,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Take ownership of a descriptor systemd passed (socket activation). The one `unsafe` of the
+/// program, here in the binary's crate root so that the library keeps `#![forbid(unsafe_code)]`.
+#[allow(unsafe_code)]
+fn adopt_listen_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    // SAFETY: `server::activation::from_env` hands out `fd` only if LISTEN_PID is our pid and
+    // 3 <= fd < 3 + LISTEN_FDS, i.e. systemd passed it to this process; getsockname() succeeded
+    // on it, so it is open. Nothing in this process opened, wrapped or closed it before (files
+    // read earlier in start-up get other numbers, since this one is open), and `into_listeners`
+    // calls this at most once per fd, so ownership is unique.
+    unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+}
+
 fn run(config: Config) -> Result<(), String> {
-    let exit = startup::run(config)?;
+    let exit = startup::run(config, &mut adopt_listen_fd)?;
     log::info!("stopped ({})", match exit {
         Exit::Signal => "signal",
         Exit::Quit => "quit from control",

@@ -12,8 +12,12 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use std::os::fd::{OwnedFd, RawFd};
+
+use super::activation;
 use super::event_loop::{AuthQuery, Exit, Server};
-use super::listener::{self, Listener};
+use super::listener::{self, ListenSocket, Listener};
+use super::notify::{self, Notifier};
 use super::watch::Watch;
 use crate::auth::keystore;
 use crate::auth::{AuthMode, AuthRequest, AuthStore, Authenticator, Decision, auto_entries, keys::KeyText};
@@ -313,26 +317,73 @@ impl RefusalLog {
     }
 }
 
-/// Bind, set up and run the router until a stop signal or `quit`.
+/// Listeners handed over by systemd (`viprouter.socket`, sd_listen_fds(3)), if any. `adopt`
+/// takes ownership of a descriptor number: the one `unsafe` step, which lives in `main.rs`
+/// (see `server::activation`). Every inherited socket serves the default mechanism (CURVE
+/// with auth, else NULL) and domain `vip`.
+fn inherited_listeners(allow_auth: bool, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Option<Vec<Listener>>, String> {
+    let Some(fds) = activation::from_env().map_err(|e| format!("socket activation: {e}"))? else {
+        return Ok(None);
+    };
+    let mechanism = if allow_auth { Mechanism::Curve } else { Mechanism::Null };
+    let mut out = Vec::new();
+    for (_name, l) in fds.into_listeners(|fd| adopt(fd)).map_err(|e| format!("socket activation: {e}"))? {
+        out.push(match l {
+            activation::Listener::Tcp(std_l) => {
+                let local = std_l.local_addr().map_err(|e| format!("socket activation: {e}"))?;
+                Listener {
+                    socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(std_l)),
+                    endpoint: format!("tcp://{local}"),
+                    mechanism,
+                    path: None,
+                }
+            }
+            activation::Listener::Unix(std_l) => {
+                use std::os::linux::net::SocketAddrExt;
+                let local = std_l.local_addr().map_err(|e| format!("socket activation: {e}"))?;
+                let endpoint = match (local.as_abstract_name(), local.as_pathname()) {
+                    (Some(name), _) => format!("ipc://@{}", String::from_utf8_lossy(name)),
+                    (None, Some(path)) => format!("ipc://{}", path.display()),
+                    _ => "ipc://(unnamed)".to_string(),
+                };
+                Listener { socket: ListenSocket::Unix(mio::net::UnixListener::from_std(std_l)), endpoint, mechanism, path: None }
+            }
+        });
+    }
+    log::info!("socket activation: {} listeners from systemd", out.len());
+    Ok(Some(out))
+}
+
+/// Bind, set up and run the router until a stop signal or `quit`. `adopt` takes ownership of a
+/// descriptor systemd passed (socket activation; see `server::activation`).
 ///
 /// # Errors
 /// Start-up failures (directories, keys, auth.json, binding), with the path or address.
-pub fn run(config: Config) -> Result<Exit, String> {
+pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Exit, String> {
     raise_fd_limit(config.limits.max_connections);
     let run_dir = config.volttron_home.join("run");
     std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
     let sec = security(&config)?;
 
-    let (local_mech, local_domain) = endpoint_params(&config.local_address, config.allow_auth);
-    let mut listeners: Vec<Listener> = listener::bind(&config.local_address, local_mech)?;
-    let mut domains: Vec<String> = vec![local_domain; listeners.len()];
+    let mut listeners: Vec<Listener>;
+    let mut domains: Vec<String>;
     let mut vip_endpoints = Vec::new();
-    for a in &config.vip_addresses {
-        let (mech, domain) = endpoint_params(a, config.allow_auth);
-        let bound = listener::bind(a, mech)?;
-        vip_endpoints.extend(bound.iter().map(|l| l.endpoint.clone()));
-        domains.extend(std::iter::repeat_n(domain, bound.len()));
-        listeners.extend(bound);
+    if let Some(inherited) = inherited_listeners(config.allow_auth, adopt)? {
+        // systemd owns the addresses: bind nothing else.
+        vip_endpoints.extend(inherited.iter().filter(|l| l.endpoint.starts_with("tcp://")).map(|l| l.endpoint.clone()));
+        domains = vec![DEFAULT_DOMAIN.to_string(); inherited.len()];
+        listeners = inherited;
+    } else {
+        let (local_mech, local_domain) = endpoint_params(&config.local_address, config.allow_auth);
+        listeners = listener::bind(&config.local_address, local_mech)?;
+        domains = vec![local_domain; listeners.len()];
+        for a in &config.vip_addresses {
+            let (mech, domain) = endpoint_params(a, config.allow_auth);
+            let bound = listener::bind(a, mech)?;
+            vip_endpoints.extend(bound.iter().map(|l| l.endpoint.clone()));
+            domains.extend(std::iter::repeat_n(domain, bound.len()));
+            listeners.extend(bound);
+        }
     }
     if listeners.len() > crate::limits::MAX_LISTENERS {
         return Err(format!("{} endpoints: at most {} may be bound", listeners.len(), crate::limits::MAX_LISTENERS));
@@ -367,22 +418,44 @@ pub fn run(config: Config) -> Result<Exit, String> {
     let mut server = Server::new(listeners, router, config.limits.clone(), router_id.clone().into_bytes())
         .map_err(|e| format!("event loop: {e}"))?;
 
+    let notifier = Notifier::from_env();
+    let reload_notifier = notifier.as_ref().and_then(|n| n.try_clone().ok());
     let home = config.volttron_home.clone();
     let reload_auth: Option<ReloadAuth> =
         sec.as_ref().map(|s| (s.auth.clone(), s.auth_path.clone(), home.clone(), s.keys.public.clone()));
-    server.set_on_reload(Box::new(move |router: &mut Router| match &reload_auth {
-        Some((auth, path, home, platform)) => {
-            match load_auth(path, home, platform) {
-                Ok(store) => {
-                    log::info!("{}: reloaded, {} allow entries", path.display(), store.len());
-                    auth.borrow_mut().replace_store(store);
-                }
-                Err(e) => log::error!("{e}: keeping the previous rules"),
-            }
-            load_pubsub_policy(router, &home, Some(&auth.borrow()));
+    server.set_on_reload(Box::new(move |router: &mut Router| {
+        // systemd: RELOADING=1 … READY=1 around every reload, failed or not (sd_notify(3)).
+        if let Some(n) = &reload_notifier {
+            let _ = n.reloading();
         }
-        None => load_pubsub_policy(router, &home, None),
+        match &reload_auth {
+            Some((auth, path, home, platform)) => {
+                match load_auth(path, home, platform) {
+                    Ok(store) => {
+                        log::info!("{}: reloaded, {} allow entries", path.display(), store.len());
+                        auth.borrow_mut().replace_store(store);
+                    }
+                    Err(e) => log::error!("{e}: keeping the previous rules"),
+                }
+                load_pubsub_policy(router, home, Some(&auth.borrow()));
+            }
+            None => load_pubsub_policy(router, &home, None),
+        }
+        if let Some(n) = &reload_notifier {
+            let _ = n.ready();
+        }
     }));
+    if let (Some(n), Some(every)) = (notifier.as_ref().and_then(|n| n.try_clone().ok()), notify::watchdog_interval()) {
+        let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut last = crate::time::Instant(0);
+        server.set_on_tick(Box::new(move |now| {
+            if now.since(last) >= every_ms {
+                last = now;
+                let _ = n.watchdog();
+            }
+        }));
+        log::info!("systemd watchdog: WATCHDOG=1 every {every_ms} ms");
+    }
     if let Some(sec) = sec {
         server.set_curve(CurveContext { keys: sec.keys, cookies: CookieKeys::new(&mut rand_core::OsRng) });
         server.set_authorize(authorize_hook(sec.auth.clone(), domains));
@@ -399,7 +472,15 @@ pub fn run(config: Config) -> Result<Exit, String> {
         config.limits.max_connections,
         config.limits.memory_ceiling_bytes() / (1024 * 1024)
     );
+    if let Some(n) = &notifier {
+        // Every listener is bound and the loop is about to run (Type=notify).
+        let _ = n.ready();
+        let _ = n.status(&format!("routing on {}", summary.join(" ")));
+    }
     let exit = server.run().map_err(|e| format!("event loop: {e}"))?;
+    if let Some(n) = &notifier {
+        let _ = n.stopping();
+    }
     server.log_stats();
     server.cleanup();
     Ok(exit)
