@@ -1,7 +1,7 @@
 //! Router counters: accepted, rejected_*, dropped_*, high-water marks (DESIGN.md §2.3 naming).
 //!
 //! One [`Stats`] lives in the router. Every limit hit, refusal and drop increments a counter
-//! here; [`Stats::bump`] also says whether this occurrence should be logged (the first, then
+//! here; [`bump`] also says whether this occurrence should be logged (the first, then
 //! the 10th, 100th, … — "logged once" without letting a hostile peer flood the journal).
 //! The whole structure is answered as a JSON object to `query stats` and logged on SIGUSR1.
 
