@@ -94,6 +94,7 @@ pub struct Server {
     clock: std::time::Instant,
     exit: Option<Exit>,
     last_tick: Instant,
+    last_shrink: Instant,
     /// Called once per loop turn with the time (sd_notify watchdog, reloads).
     on_tick: Option<Box<dyn FnMut(Instant)>>,
     on_reload: Option<OnReload>,
@@ -193,6 +194,7 @@ impl Server {
             clock: std::time::Instant::now(),
             exit: None,
             last_tick: Instant(0),
+            last_shrink: Instant(0),
             on_tick: None,
             on_reload: None,
         })
@@ -469,6 +471,7 @@ impl Server {
                 Ok(0) => conn.eof = true,
                 Ok(n) => {
                     read_total += n;
+                    conn.last_active = now;
                     self.router.stats.bytes_in += n as u64;
                     if n == tail_before {
                         conn.rx.grow_if_busy(&mut self.budget);
@@ -707,7 +710,12 @@ impl Server {
         let Some(conn) = self.slots.get_mut(id) else { return };
         conn.dirty = false;
         match conn.flush() {
-            Ok(n) => self.router.stats.bytes_out += n as u64,
+            Ok(n) => {
+                self.router.stats.bytes_out += n as u64;
+                if n > 0 {
+                    conn.last_active = self.last_tick;
+                }
+            }
             Err(e) => {
                 log::debug!("write to {}: {e}", conn.peer);
                 self.close(id, "write error");
@@ -810,6 +818,7 @@ impl Server {
             c.cookies.rotate_if_due(now.0, &mut rand_core::OsRng);
         }
         self.sync_stats();
+        self.shrink_idle(now);
         if self.handshaking == 0 {
             return;
         }
@@ -829,6 +838,23 @@ impl Server {
             }
             self.close(id, "handshake timeout");
         }
+    }
+
+    /// Once a second, give idle connections' grown buffers back (`IDLE_SHRINK_MS`).
+    fn shrink_idle(&mut self, now: Instant) {
+        if now.0 / 1000 == self.last_shrink.0 / 1000 {
+            return;
+        }
+        self.last_shrink = now;
+        let mut freed = 0;
+        for index in 0..u16::try_from(self.limits.max_connections).unwrap_or(u16::MAX) {
+            if let Some(c) = self.slots.by_index(index) {
+                if c.handshake_done && c.paused.is_none() && c.pending_consumed == 0 {
+                    freed += c.shrink_if_idle(now);
+                }
+            }
+        }
+        self.budget.give(freed);
     }
 
     /// Close connection `id`: deregister, leave the peer set (notifying the others), return its
