@@ -6,11 +6,9 @@
 //! sockets in helper threads speaking raw ZMTP (their allocations are not counted: only the
 //! router thread's are).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -27,34 +25,9 @@ use viprouter::zmtp::mechanism::Mechanism;
 use viprouter::zmtp::mechanism::curve::{CookieKeys, CurveClient, KeyPair, PublicKey};
 use viprouter::zmtp::session::CurveContext;
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNT_HERE: Cell<bool> = const { Cell::new(false) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNT_HERE.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNT_HERE.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/alloc_counter.rs"]
+mod alloc_counter;
+use alloc_counter::{allocations, count_here, reset};
 
 fn frames(parts: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -164,7 +137,7 @@ fn route_and_count(mechanism: Mechanism) {
     // More than the router routes in this test: the first phase (b not reading) takes however
     // many messages fill b's queue and socket buffers.
     let total = 4 * (WARMUP + MEASURED);
-    ALLOCATIONS.store(0, Ordering::Relaxed);
+    reset();
 
     let listeners = listener::bind("tcp://127.0.0.1:0", mechanism).unwrap();
     let port: u16 = listeners[0].endpoint.rsplit(':').next().unwrap().parse().unwrap();
@@ -245,16 +218,16 @@ fn route_and_count(mechanism: Mechanism) {
         assert!(std::time::Instant::now() < deadline, "warm-up did not finish");
     }
     let start = server.router.stats.routed;
-    COUNT_HERE.with(|c| c.set(true));
+    count_here(true);
     while server.router.stats.routed < start + MEASURED {
         server.turn(&mut events).unwrap();
         if std::time::Instant::now() > deadline {
             break;
         }
     }
-    COUNT_HERE.with(|c| c.set(false));
+    count_here(false);
     let routed = server.router.stats.routed - start;
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+    let allocations = allocations();
     let stats = server.router.stats.clone();
 
     // Stop: closing the router's sockets ends the sender's writes and the receiver's reads.
@@ -269,10 +242,10 @@ fn route_and_count(mechanism: Mechanism) {
     assert_eq!(allocations, 0, "allocations while routing {MEASURED} {mechanism:?} messages");
 
     // The counter itself works: an allocation in this thread is seen.
-    COUNT_HERE.with(|c| c.set(true));
+    count_here(true);
     let v: Vec<u8> = Vec::with_capacity(std::hint::black_box(64));
-    COUNT_HERE.with(|c| c.set(false));
+    count_here(false);
     drop(v);
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 1, "the counting allocator counts");
-    ALLOCATIONS.store(0, Ordering::Relaxed);
+    assert_eq!(alloc_counter::allocations(), 1, "the counting allocator counts");
+    reset();
 }

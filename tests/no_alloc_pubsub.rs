@@ -12,8 +12,6 @@
 //! router dropped for it), so no queue comes near its limit and every publish is delivered to
 //! all 8 subscribers.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -32,34 +30,9 @@ use viprouter::zmtp::frame::{FLAG_MORE, FrameHeader};
 use viprouter::zmtp::greeting;
 use viprouter::zmtp::mechanism::Mechanism;
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNT_HERE: Cell<bool> = const { Cell::new(false) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNT_HERE.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNT_HERE.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/alloc_counter.rs"]
+mod alloc_counter;
+use alloc_counter::{allocations, count_here};
 
 const SUBSCRIBERS: usize = 8;
 /// Publishes the publisher may be ahead of the slowest reader in the measured phase.
@@ -308,7 +281,7 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
     }
     let warm = server.router.stats.clone();
     let t0 = Instant::now();
-    COUNT_HERE.with(|c| c.set(true));
+    count_here(true);
     while server.router.stats.pubsub_publishes < warm.pubsub_publishes + MEASURED {
         server.turn(&mut events).unwrap();
         publish_drops(&server);
@@ -316,9 +289,9 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
             break;
         }
     }
-    COUNT_HERE.with(|c| c.set(false));
+    count_here(false);
     let elapsed = t0.elapsed();
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+    let allocations = allocations();
     let st = server.router.stats.clone();
 
     shared.done.store(true, Ordering::Relaxed);
@@ -365,13 +338,9 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
     );
 
     // The counter itself works: an allocation in this thread is seen.
-    COUNT_HERE.with(|c| c.set(true));
+    count_here(true);
     let v: Vec<u8> = Vec::with_capacity(std::hint::black_box(64));
-    COUNT_HERE.with(|c| c.set(false));
+    count_here(false);
     drop(v);
-    assert_eq!(
-        ALLOCATIONS.load(Ordering::Relaxed),
-        1,
-        "the counting allocator counts"
-    );
+    assert_eq!(alloc_counter::allocations(), 1, "the counting allocator counts");
 }

@@ -111,6 +111,18 @@ struct ConnSink<'a> {
     refused_budget: u64,
 }
 
+impl<'a> ConnSink<'a> {
+    fn new(
+        slots: &'a mut Slots,
+        dirty: &'a mut Vec<SlotId>,
+        broken: &'a mut Vec<SlotId>,
+        budget: &'a mut Budget,
+        limits: &Limits,
+    ) -> Self {
+        ConnSink { slots, dirty, broken, budget, tx_queue_bytes: limits.tx_queue_bytes, delivered: 0, refused_budget: 0 }
+    }
+}
+
 impl Sink for ConnSink<'_> {
     fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
         let Some(id) = self.slots.id_of(to.0) else { return Err(Full) };
@@ -636,15 +648,7 @@ impl Server {
         let rx = std::mem::take(&mut conn.rx);
         let data = rx.buf.get(rx.start..rx.end).unwrap_or(&[]);
         let msg = Message::new(data, &self.parts);
-        let mut sink = ConnSink {
-            slots: &mut self.slots,
-            dirty: &mut self.dirty,
-            broken: &mut self.broken,
-            budget: &mut self.budget,
-            tx_queue_bytes: self.limits.tx_queue_bytes,
-            delivered: 0,
-            refused_budget: 0,
-        };
+        let mut sink = ConnSink::new(&mut self.slots, &mut self.dirty, &mut self.broken, &mut self.budget, &self.limits);
         let outcome = self.router.handle(PeerId(id.index), msg, &mut sink, on_full);
         let (delivered, refused) = (sink.delivered, sink.refused_budget);
         self.close_broken();
@@ -872,15 +876,8 @@ impl Server {
         }
         log::debug!("closed {} ({why})", conn.peer);
         if conn.attached {
-            let mut sink = ConnSink {
-                slots: &mut self.slots,
-                dirty: &mut self.dirty,
-                broken: &mut self.broken,
-                budget: &mut self.budget,
-                tx_queue_bytes: self.limits.tx_queue_bytes,
-                delivered: 0,
-                refused_budget: 0,
-            };
+            let mut sink =
+                ConnSink::new(&mut self.slots, &mut self.dirty, &mut self.broken, &mut self.budget, &self.limits);
             self.router.detach(PeerId(id.index), &mut sink);
             self.router.stats.msgs_out += sink.delivered;
             self.close_broken();
