@@ -9,3 +9,4 @@ pub mod zmtp;
 pub mod vip;
 pub mod server;
 pub mod config;
+pub mod bench;
