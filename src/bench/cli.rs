@@ -48,6 +48,10 @@ pub struct BenchCmd {
     /// also print one JSON line per result on stdout (vipbench's field names)
     #[argh(switch)]
     pub json: bool,
+    /// worker threads do their own socket I/O (no libzmq-style I/O thread): the cheapest
+    /// generator, i.e. the router's ceiling; figures not comparable with vipbench's
+    #[argh(switch)]
+    pub direct_io: bool,
     /// no progress lines
     #[argh(switch, short = 'q')]
     pub quiet: bool,
@@ -73,6 +77,7 @@ impl From<BenchCmd> for BenchArgs {
             json: c.json,
             progress: !c.quiet,
             label: c.label,
+            direct_io: c.direct_io,
             cases: c.cases,
         }
     }

@@ -181,6 +181,8 @@ pub struct Client {
     tx: Vec<u8>,
     tx_pos: usize,
     scratch: Vec<u8>,
+    /// Most bytes per `read`.
+    read_chunk: usize,
     /// PINGs answered.
     pub pings: u64,
 }
@@ -262,6 +264,7 @@ impl Client {
             tx: Vec::with_capacity(WRITE_CHUNK * 4),
             tx_pos: 0,
             scratch: Vec::new(),
+            read_chunk: READ_CHUNK,
             pings: 0,
         };
         c.tx.extend_from_slice(&greeting::emit(security.mechanism(), false));
@@ -398,11 +401,26 @@ impl Client {
         Ok(Some((h, start, self.scan)))
     }
 
+    /// Most bytes asked of the kernel per `read` (default 64 KiB; libzmq reads 8 KiB).
+    pub fn set_read_chunk(&mut self, bytes: usize) {
+        self.read_chunk = bytes.clamp(512, READ_CHUNK);
+    }
+
     /// Read what the socket has. `Ok(false)` when it would block.
     fn fill(&mut self) -> Result<bool, ClientError> {
+        Ok(self.read_once()? > 0)
+    }
+
+    /// One `read` of at most the read chunk: bytes read, 0 when it would block. Complete
+    /// messages are then taken with `poll_message(false)`.
+    ///
+    /// # Errors
+    /// Socket errors; [`ClientError::Closed`] at end of stream.
+    pub fn read_once(&mut self) -> Result<usize, ClientError> {
+        let chunk = self.read_chunk;
         let used = self.rx_end - self.rx_start;
-        let want = self.need.max(used) + READ_CHUNK;
-        if self.rx.len() - self.rx_end < READ_CHUNK / 2 || self.rx.len() - self.rx_start < want {
+        let want = self.need.max(used) + chunk;
+        if self.rx.len() - self.rx_end < chunk || self.rx.len() - self.rx_start < want {
             if self.rx_start > 0 {
                 self.rx.copy_within(self.rx_start..self.rx_end, 0);
                 self.scan -= self.rx_start;
@@ -413,7 +431,7 @@ impl Client {
                 self.rx.resize(want, 0);
             }
         }
-        let end = (self.rx_end + READ_CHUNK).min(self.rx.len());
+        let end = (self.rx_end + chunk).min(self.rx.len());
         let Some(buf) = self.rx.get_mut(self.rx_end..end) else {
             return Err(ClientError::Protocol("receive buffer"));
         };
@@ -422,9 +440,9 @@ impl Client {
                 Ok(0) => return Err(ClientError::Closed),
                 Ok(n) => {
                     self.rx_end += n;
-                    return Ok(true);
+                    return Ok(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -588,6 +606,36 @@ impl Client {
             }
         }
         Ok(true)
+    }
+
+    /// One `write` of at most [`WRITE_CHUNK`] queued bytes: bytes written, 0 when the
+    /// socket would block or nothing is queued.
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub fn flush_once(&mut self) -> Result<usize, ClientError> {
+        loop {
+            if self.tx_pos >= self.tx.len() {
+                return Ok(0);
+            }
+            let end = (self.tx_pos + WRITE_CHUNK).min(self.tx.len());
+            let chunk = self.tx.get(self.tx_pos..end).unwrap_or(&[]);
+            match self.stream.write(chunk) {
+                Ok(0) => return Err(ClientError::Closed),
+                Ok(n) => {
+                    self.tx_pos += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn tx_len(&self) -> usize {
+        self.tx.len() - self.tx_pos
     }
 
     /// Write everything queued, waiting for the socket until `deadline`.

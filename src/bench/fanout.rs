@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags};
+use nix::poll::PollFd;
 
-use super::client::{Client, ClientError, wait_fds};
+use super::client::{ClientError, wait_fds};
+use super::socket::Socket;
 use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, SUB_PREFIX, TOPIC};
 use super::report::CaseResult;
 use super::vip::{describe, fmt_id, hello_wait, is_error, is_vip, queue_vip};
@@ -63,11 +64,11 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
     let ctx = sh.ctx;
     let mut out = SubOut { got: vec![0; ns], ..SubOut::default() };
     let body = format!("{{\"prefix\":\"{SUB_PREFIX}\",\"bus\":\"\",\"all_platforms\":false}}");
-    let mut socks: Vec<Client> = Vec::with_capacity(ns);
+    let mut socks: Vec<Socket> = Vec::with_capacity(ns);
     let deadline = Instant::now() + SETUP_TIMEOUT;
     for i in 0..ns {
         let id = format!("{}-f{}", ctx.prefix, idx + i * sh.threads);
-        let r = Client::connect(&ctx.endpoint, id.as_bytes(), &ctx.security, SETUP_TIMEOUT).and_then(|mut c| {
+        let r = ctx.clients.connect(&ctx.endpoint, id.as_bytes(), &ctx.security, SETUP_TIMEOUT).and_then(|mut c| {
             if !hello_wait(&mut c, deadline)? {
                 return Err(ClientError::Timeout);
             }
@@ -91,7 +92,7 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
         let mut progress = false;
         for (i, c) in socks.iter_mut().enumerate() {
             loop {
-                match c.poll_message(true) {
+                match c.poll_message() {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(e) => {
@@ -136,7 +137,7 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
         let mut batch = 0u64;
         for (i, c) in socks.iter_mut().enumerate() {
             for _ in 0..1024 {
-                match c.poll_message(true) {
+                match c.poll_message() {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(e) => {
@@ -165,7 +166,13 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
             out.t_last = Some(Instant::now());
             sh.delivered.fetch_add(batch, Ordering::Relaxed);
         } else {
-            let mut fds: Vec<PollFd<'_>> = socks.iter().map(|c| PollFd::new(c.fd(), PollFlags::POLLIN)).collect();
+            let mut fds: Vec<PollFd<'_>> = socks
+                .iter()
+                .map(|c| {
+                    let (fd, f) = c.poll_fd();
+                    PollFd::new(fd, f)
+                })
+                .collect();
             let _ = wait_fds(&mut fds, Duration::from_millis(5));
         }
     }
@@ -184,7 +191,7 @@ struct PubOut {
 
 /// The publisher (this thread), vipbench's loop: credit-based window over the average
 /// subscriber, then a drain.
-fn publish(sh: &Shared<'_>, publ: &mut Client, k: u64, progress: &mut Progress) -> Result<PubOut, ClientError> {
+fn publish(sh: &Shared<'_>, publ: &mut Socket, k: u64, progress: &mut Progress) -> Result<PubOut, ClientError> {
     let ctx = sh.ctx;
     const PRE: &[u8] = b"{\"bus\":\"\",\"headers\":{},\"message\":\"";
     const POST: &[u8] = b"\"}";
@@ -247,14 +254,14 @@ fn publish(sh: &Shared<'_>, publ: &mut Client, k: u64, progress: &mut Progress) 
             last_change = t;
         }
         publ.flush()?;
-        while publ.poll_message(true)? {
+        while publ.poll_message()? {
             progressed = true;
             classify(&publ.message(), &mut o);
         }
         progress.tick(|el| format!("fanout {el:5.1} s  published {:>9}  delivered {deliv:>10}", o.sent));
         if !progressed {
-            let f = if publ.pending_tx() { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
-            wait_fds(&mut [PollFd::new(publ.fd(), f)], Duration::from_millis(1))?;
+            let (fd, f) = publ.poll_fd();
+            wait_fds(&mut [PollFd::new(fd, f)], Duration::from_millis(1))?;
         }
     }
     // drain: until all delivered, or no change for 2 stalls, or DRAIN
@@ -274,10 +281,11 @@ fn publish(sh: &Shared<'_>, publ: &mut Client, k: u64, progress: &mut Progress) 
             break;
         }
         publ.flush()?;
-        while publ.poll_message(true)? {
+        while publ.poll_message()? {
             classify(&publ.message(), &mut o);
         }
-        wait_fds(&mut [PollFd::new(publ.fd(), PollFlags::POLLIN)], Duration::from_millis(5))?;
+        let (fd, f) = publ.poll_fd();
+        wait_fds(&mut [PollFd::new(fd, f)], Duration::from_millis(5))?;
     }
     Ok(o)
 }
@@ -310,7 +318,9 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         }
         let pid = format!("{}-pub", ctx.prefix);
         let deadline = Instant::now() + SETUP_TIMEOUT;
-        let mut publ = Client::connect(&ctx.endpoint, pid.as_bytes(), &ctx.security, SETUP_TIMEOUT)
+        let mut publ = ctx
+            .clients
+            .connect(&ctx.endpoint, pid.as_bytes(), &ctx.security, SETUP_TIMEOUT)
             .and_then(|mut c| if hello_wait(&mut c, deadline)? { Ok(c) } else { Err(ClientError::Timeout) });
         if let Err(e) = &publ {
             sh.fail(format!("publisher: {e}"));

@@ -29,10 +29,12 @@ pub mod client;
 pub mod cpu;
 mod fanout;
 pub mod inproc;
+pub mod io;
 mod peers;
 pub mod report;
 mod route;
 mod rtt;
+pub mod socket;
 mod vip;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -83,6 +85,9 @@ pub struct BenchArgs {
     pub progress: bool,
     /// Label in the output.
     pub label: String,
+    /// Each worker thread does its own socket I/O instead of handing it to one libzmq-style
+    /// I/O thread: the cheapest generator (the router's ceiling), not comparable with vipbench.
+    pub direct_io: bool,
     /// Workloads to run, in order (empty: all of [`CASES`]).
     pub cases: Vec<String>,
 }
@@ -104,6 +109,7 @@ impl Default for BenchArgs {
             json: false,
             progress: true,
             label: "router".into(),
+            direct_io: false,
             cases: Vec::new(),
         }
     }
@@ -147,6 +153,8 @@ pub(crate) struct Ctx {
     /// `B` then `x`s, `size` bytes (not JSON on purpose, as vipbench).
     pub payload: Vec<u8>,
     pub router_cpu: RouterCpu,
+    /// The client sockets' I/O model.
+    pub clients: socket::Gen,
     /// External router pid for VmRSS (peers).
     pub rss_pid: Option<u32>,
     pub inproc: bool,
@@ -162,7 +170,7 @@ impl Ctx {
             .str("transport", self.transport)
             .bool("curve", matches!(self.security, Security::Curve { .. }))
             .int("threads", self.args.threads)
-            .int("io_threads", 0)
+            .int("io_threads", i64::from(matches!(self.clients, socket::Gen::Io(_))))
             .str("generator", "viprouter-bench")
             .str("router", if self.inproc { "in-process" } else { "external" });
         r
@@ -337,6 +345,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
             prefix: format!("rb{}.{n}", std::process::id()),
             payload: payload.clone(),
             router_cpu,
+            clients: if args.direct_io { socket::Gen::Direct } else { socket::Gen::Io(io::IoThread::start()?) },
             rss_pid: if inproc.is_some() { None } else { args.router_pid },
             inproc: inproc.is_some(),
         };

@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags};
+use nix::poll::PollFd;
 
-use super::client::{Client, ClientError, wait_fds};
+use super::client::{ClientError, wait_fds};
+use super::socket::Socket;
 use super::consts::{BATCH, SETUP_TIMEOUT};
 use super::report::CaseResult;
 use super::vip::{fmt_id, is_welcome, queue_vip};
@@ -39,7 +40,8 @@ impl Shared<'_> {
 }
 
 struct Peer {
-    c: Client,
+    c: Socket,
+    ready: bool,
     hello: bool,
     welcomed: bool,
 }
@@ -47,15 +49,23 @@ struct Peer {
 /// Drain one peer: handshake, hello, welcome, notices. Returns messages that were not the
 /// welcome.
 fn service(p: &mut Peer, i: u32, welcomes: &mut u64) -> Result<u64, ClientError> {
-    if !p.c.is_ready() && !p.c.advance_handshake()? {
-        return Ok(0);
-    }
-    if !p.hello {
+    // libzmq queues the hello right after zmq_connect; the direct client once it can seal it
+    if !p.hello && (p.ready || p.c.queues_early()) {
         queue_vip(&mut p.c, b"", &fmt_id(b'h', i), b"hello", &[])?;
         p.hello = true;
     }
+    if !p.ready {
+        if !p.c.advance()? {
+            return Ok(0);
+        }
+        p.ready = true;
+        if !p.hello {
+            queue_vip(&mut p.c, b"", &fmt_id(b'h', i), b"hello", &[])?;
+            p.hello = true;
+        }
+    }
     let mut other = 0;
-    while p.c.poll_message(true)? {
+    while p.c.poll_message()? {
         if !p.welcomed && is_welcome(&p.c.message()) {
             p.welcomed = true;
             *welcomes += 1;
@@ -78,8 +88,8 @@ fn worker(sh: &Shared<'_>, idx: usize, np: usize) -> u64 {
         let upto = (from + BATCH).min(np);
         for i in from..upto {
             let id = format!("{}-c{}", ctx.prefix, idx + i * sh.threads);
-            match Client::connect_start(&ctx.endpoint, id.as_bytes(), &ctx.security) {
-                Ok(c) => peers.push(Peer { c, hello: false, welcomed: false }),
+            match ctx.clients.connect_async(&ctx.endpoint, id.as_bytes(), &ctx.security) {
+                Ok(c) => peers.push(Peer { c, ready: false, hello: false, welcomed: false }),
                 Err(e) => {
                     sh.fail(format!("connect {id}: {e}"));
                     break 'batches;
@@ -124,8 +134,8 @@ fn worker(sh: &Shared<'_>, idx: usize, np: usize) -> u64 {
                 .iter()
                 .skip(from)
                 .map(|p| {
-                    let f = if p.c.pending_tx() { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
-                    PollFd::new(p.c.fd(), f)
+                    let (fd, f) = p.c.poll_fd();
+                    PollFd::new(fd, f)
                 })
                 .collect();
             if let Err(e) = wait_fds(&mut fds, Duration::from_millis(10)) {

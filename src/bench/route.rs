@@ -12,17 +12,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags};
+use nix::poll::PollFd;
 
-use super::client::{Client, ClientError, wait_fds};
+use super::client::{ClientError, wait_fds};
+use super::socket::Socket;
 use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, SUBSYSTEM};
 use super::report::CaseResult;
 use super::vip::{VIP1, describe, fmt_id, hello_wait, is_bench, is_error};
 use super::{Ctx, Progress, cpu};
 
 struct Pair {
-    snd: Client,
-    rcv: Client,
+    snd: Socket,
+    rcv: Socket,
     sid: Vec<u8>,
     rid: Vec<u8>,
     sent: u64,
@@ -68,7 +69,7 @@ fn setup_pair(sh: &Shared<'_>, gi: usize) -> Result<Pair, String> {
     let rid = format!("{}-r{gi}", ctx.prefix).into_bytes();
     let deadline = Instant::now() + SETUP_TIMEOUT;
     let connect = |id: &[u8]| {
-        Client::connect(&ctx.endpoint, id, &ctx.security, SETUP_TIMEOUT)
+        ctx.clients.connect(&ctx.endpoint, id, &ctx.security, SETUP_TIMEOUT)
             .map_err(|e| format!("connect {}: {e}", String::from_utf8_lossy(id)))
     };
     let mut rcv = connect(&rid)?;
@@ -146,7 +147,7 @@ fn pump(sh: &Shared<'_>, pairs: &mut [Pair], out: &mut Out) -> Result<(), Client
             // receiver
             let before = p.recvd;
             for _ in 0..1024 {
-                if !p.rcv.poll_message(true)? {
+                if !p.rcv.poll_message()? {
                     break;
                 }
                 progress = true;
@@ -174,7 +175,7 @@ fn pump(sh: &Shared<'_>, pairs: &mut [Pair], out: &mut Out) -> Result<(), Client
                 p.rcv.flush()?; // PONGs
             }
             // the sender may get errors or peerlist notices
-            while p.snd.poll_message(true)? {
+            while p.snd.poll_message()? {
                 progress = true;
                 let m = p.snd.message();
                 if is_error(&m) {
@@ -206,9 +207,10 @@ fn pump(sh: &Shared<'_>, pairs: &mut [Pair], out: &mut Out) -> Result<(), Client
         if !progress {
             let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(pairs.len() * 2);
             for p in pairs.iter() {
-                fds.push(PollFd::new(p.rcv.fd(), PollFlags::POLLIN));
-                let f = if p.blocked { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
-                fds.push(PollFd::new(p.snd.fd(), f));
+                let (fd, f) = p.rcv.poll_fd();
+                fds.push(PollFd::new(fd, f));
+                let (fd, f) = p.snd.poll_fd();
+                fds.push(PollFd::new(fd, f));
             }
             wait_fds(&mut fds, Duration::from_millis(5))?;
         }

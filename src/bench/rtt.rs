@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use super::client::{Client, ClientError};
+use super::client::ClientError;
+use super::socket::Socket;
 use super::consts::{RTT_COUNT, RTT_TIMEOUT, SETUP_TIMEOUT, SUBSYSTEM, WARMUP};
 use super::report::CaseResult;
 use super::vip::{VIP1, describe, fmt_id, hello_wait, is_bench, is_error};
@@ -20,7 +21,7 @@ fn pct(v: &[u64], p: f64) -> f64 {
 }
 
 /// Receive until the bench message `mid` arrives. `Ok(false)`: timed out.
-fn recv_bench(c: &mut Client, mid: &[u8], other: &mut u64) -> Result<bool, ClientError> {
+fn recv_bench(c: &mut Socket, mid: &[u8], other: &mut u64) -> Result<bool, ClientError> {
     let deadline = Instant::now() + RTT_TIMEOUT;
     while c.recv_until(deadline)? {
         let m = c.message();
@@ -35,10 +36,10 @@ fn recv_bench(c: &mut Client, mid: &[u8], other: &mut u64) -> Result<bool, Clien
     Ok(false)
 }
 
-fn setup(ctx: &Ctx, aid: &[u8], bid: &[u8]) -> Result<(Client, Client), String> {
+fn setup(ctx: &Ctx, aid: &[u8], bid: &[u8]) -> Result<(Socket, Socket), String> {
     let deadline = Instant::now() + SETUP_TIMEOUT;
     let connect = |id: &[u8]| {
-        Client::connect(&ctx.endpoint, id, &ctx.security, SETUP_TIMEOUT)
+        ctx.clients.connect(&ctx.endpoint, id, &ctx.security, SETUP_TIMEOUT)
             .map_err(|e| format!("connect {}: {e}", String::from_utf8_lossy(id)))
     };
     let mut a = connect(aid)?;
@@ -62,7 +63,7 @@ struct Tally {
     c0: cpu::Snap,
 }
 
-fn pingpong(ctx: &Ctx, a: &mut Client, b: &mut Client, aid: &[u8], bid: &[u8]) -> Result<Tally, ClientError> {
+fn pingpong(ctx: &Ctx, a: &mut Socket, b: &mut Socket, aid: &[u8], bid: &[u8]) -> Result<Tally, ClientError> {
     let payload = ctx.payload.as_slice();
     let now = Instant::now();
     let mut t = Tally {

@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use super::client::{Client, ClientError};
+use super::client::ClientError;
+use super::socket::Socket;
 use crate::zmtp::Message;
 
 /// The protocol signature.
@@ -54,8 +55,8 @@ pub fn describe(m: &Message<'_>) -> String {
 /// Queue `[to, VIP1, "", mid, subsystem, args...]`.
 ///
 /// # Errors
-/// As [`Client::queue`].
-pub fn queue_vip(c: &mut Client, to: &[u8], mid: &[u8], subsystem: &[u8], args: &[&[u8]]) -> Result<(), ClientError> {
+/// As [`Socket::queue`].
+pub fn queue_vip(c: &mut Socket, to: &[u8], mid: &[u8], subsystem: &[u8], args: &[&[u8]]) -> Result<(), ClientError> {
     match args {
         [] => c.queue(&[to, VIP1, b"", mid, subsystem]),
         [a] => c.queue(&[to, VIP1, b"", mid, subsystem, a]),
@@ -74,7 +75,7 @@ pub fn queue_vip(c: &mut Client, to: &[u8], mid: &[u8], subsystem: &[u8], args: 
 ///
 /// # Errors
 /// Connection errors.
-pub fn hello_wait(c: &mut Client, deadline: Instant) -> Result<bool, ClientError> {
+pub fn hello_wait(c: &mut Socket, deadline: Instant) -> Result<bool, ClientError> {
     queue_vip(c, b"", &fmt_id(b'h', 0), b"hello", &[])?;
     c.flush_until(deadline)?;
     while c.recv_until(deadline)? {

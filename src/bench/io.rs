@@ -1,0 +1,514 @@
+//! A libzmq-shaped client context: one I/O thread owns every connection; application
+//! threads hand it messages through per-socket pipes and are woken through a per-socket
+//! signal descriptor (libzmq's `io_thread_t`, `ypipe_t`, `mailbox_t`/`signaler_t`).
+//!
+//! Why: vipbench's figures are those of a libzmq client. A generator that writes straight
+//! from the application thread pays no thread hand-off per message (rtt), feeds the router
+//! fewer, larger batches (route: the router's CPU per message drops) and costs far less
+//! CPU, which on a 2-core machine is CPU left to the router. To measure what vipbench
+//! measures, and what VOLTTRON agents (pyzmq, hence libzmq) do to a router, the default
+//! generator has libzmq's shape:
+//!
+//! * the I/O thread does one `read` of at most 8 KiB per readable connection per loop
+//!   (`in_batch_size`), decodes every complete message into the socket's inbound pipe and
+//!   signals the application thread only if it was asleep on that pipe;
+//! * it writes at most 8 KiB per writable connection per loop (`out_batch_size`), refilled
+//!   from the outbound pipe only when the previous batch is out; when that pipe runs dry it
+//!   goes to sleep on it, and the next message an application thread queues activates it
+//!   (a command plus a wake-up of the I/O thread's poller, libzmq's `activate_read`);
+//! * connecting and the ZMTP handshake happen in the I/O thread; messages queued before the
+//!   handshake completed wait in the pipe (`zmq_connect` + `zmq_send` semantics).
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::client::{Client, ClientError, Security, WRITE_CHUNK};
+use crate::server::listener::Endpoint;
+use crate::zmtp::{Message, Part};
+
+/// libzmq's `in_batch_size`.
+pub const IN_BATCH: usize = 8192;
+/// Frames kept per received message (vipbench's `MAXF`); more are dropped.
+const MAX_FRAMES: usize = 24;
+const WAKER: Token = Token(usize::MAX);
+
+const CONNECTING: u8 = 0;
+const READY: u8 = 1;
+const FAILED: u8 = 2;
+
+/// One received message, owned.
+struct InMsg {
+    buf: Vec<u8>,
+    parts: heapless::Vec<Part, MAX_FRAMES>,
+}
+
+/// State shared by a socket's application side and the I/O thread.
+struct SockShared {
+    id: usize,
+    /// Application → I/O thread, one encoded message per entry (`[n][len u32 LE]*n bodies`).
+    out: Mutex<VecDeque<Vec<u8>>>,
+    /// The I/O thread found `out` empty and waits for an activation.
+    out_asleep: AtomicBool,
+    /// I/O thread → application.
+    inbound: Mutex<VecDeque<InMsg>>,
+    /// The application found `inbound` empty and may be waiting on its descriptor.
+    in_asleep: AtomicBool,
+    state: AtomicU8,
+    error: Mutex<Option<String>>,
+    /// Application end of the signal pair (polled, drained).
+    app_fd: UnixStream,
+    /// I/O thread end (written).
+    io_fd: UnixStream,
+}
+
+impl SockShared {
+    fn signal(&self) {
+        let _ = (&self.io_fd).write(&[1]);
+    }
+}
+
+enum Cmd {
+    Add { sock: Arc<SockShared>, endpoint: Endpoint, identity: Vec<u8>, security: Security },
+    Activate(usize),
+    Close(usize),
+}
+
+struct IoShared {
+    waker: Waker,
+    cmds: Mutex<Vec<Cmd>>,
+    stop: AtomicBool,
+    next_id: AtomicUsize,
+}
+
+impl IoShared {
+    fn command(&self, c: Cmd) {
+        if let Ok(mut q) = self.cmds.lock() {
+            q.push(c);
+        }
+        let _ = self.waker.wake();
+    }
+}
+
+/// The context: one I/O thread (vipbench runs libzmq with one).
+pub struct IoThread {
+    shared: Arc<IoShared>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl IoThread {
+    /// Start the I/O thread.
+    ///
+    /// # Errors
+    /// Poller or thread creation errors.
+    pub fn start() -> Result<IoThread, String> {
+        let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+        let waker = Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?;
+        let shared =
+            Arc::new(IoShared { waker, cmds: Mutex::new(Vec::new()), stop: AtomicBool::new(false), next_id: AtomicUsize::new(0) });
+        let sh = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name("bench-io".into())
+            .spawn(move || io_loop(poll, &sh))
+            .map_err(|e| format!("I/O thread: {e}"))?;
+        Ok(IoThread { shared, handle: Some(handle) })
+    }
+
+    /// A socket connecting to `endpoint` in the background (`zmq_connect`).
+    ///
+    /// # Errors
+    /// Signal pair creation.
+    pub fn socket(&self, endpoint: &Endpoint, identity: &[u8], security: &Security) -> Result<IoSocket, ClientError> {
+        let (app_fd, io_fd) = UnixStream::pair()?;
+        app_fd.set_nonblocking(true)?;
+        io_fd.set_nonblocking(true)?;
+        let sock = Arc::new(SockShared {
+            id: self.shared.next_id.fetch_add(1, Ordering::Relaxed),
+            out: Mutex::new(VecDeque::new()),
+            out_asleep: AtomicBool::new(true),
+            inbound: Mutex::new(VecDeque::new()),
+            in_asleep: AtomicBool::new(false),
+            state: AtomicU8::new(CONNECTING),
+            error: Mutex::new(None),
+            app_fd,
+            io_fd,
+        });
+        self.shared.command(Cmd::Add {
+            sock: Arc::clone(&sock),
+            endpoint: endpoint.clone(),
+            identity: identity.to_vec(),
+            security: security.clone(),
+        });
+        Ok(IoSocket { sock, io: Arc::clone(&self.shared), local: VecDeque::new(), cur: None })
+    }
+}
+
+impl Drop for IoThread {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let _ = self.shared.waker.wake();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The application side of one DEALER socket.
+pub struct IoSocket {
+    sock: Arc<SockShared>,
+    io: Arc<IoShared>,
+    local: VecDeque<InMsg>,
+    cur: Option<InMsg>,
+}
+
+impl IoSocket {
+    /// Handshake done?
+    pub fn is_ready(&self) -> bool {
+        self.sock.state.load(Ordering::Acquire) == READY
+    }
+
+    /// The connection's failure, if it failed.
+    ///
+    /// # Errors
+    /// The failure.
+    pub fn check(&self) -> Result<(), ClientError> {
+        if self.sock.state.load(Ordering::Acquire) == FAILED {
+            let msg = self.sock.error.lock().ok().and_then(|e| e.clone()).unwrap_or_default();
+            return Err(ClientError::Refused(msg));
+        }
+        Ok(())
+    }
+
+    /// Descriptor readable when messages (or a state change) arrived (`ZMQ_FD`).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.sock.app_fd.as_fd()
+    }
+
+    /// Queue one multipart message (`zmq_send` of each frame).
+    ///
+    /// # Errors
+    /// None today; kept for symmetry with the direct client.
+    pub fn queue(&mut self, frames: &[&[u8]]) -> Result<(), ClientError> {
+        let body: usize = frames.iter().map(|f| f.len()).sum();
+        let mut m = Vec::with_capacity(1 + 4 * frames.len() + body);
+        m.push(u8::try_from(frames.len()).unwrap_or(u8::MAX));
+        for f in frames.iter().take(255) {
+            m.extend_from_slice(&u32::try_from(f.len()).unwrap_or(u32::MAX).to_le_bytes());
+        }
+        for f in frames.iter().take(255) {
+            m.extend_from_slice(f);
+        }
+        if let Ok(mut q) = self.sock.out.lock() {
+            q.push_back(m);
+        }
+        if self.sock.out_asleep.load(Ordering::SeqCst) && self.sock.out_asleep.swap(false, Ordering::SeqCst) {
+            self.io.command(Cmd::Activate(self.sock.id));
+        }
+        Ok(())
+    }
+
+    /// Take the next received message, if any (non-blocking); it is then [`IoSocket::message`].
+    ///
+    /// As `zmq_msg_recv(ZMQ_DONTWAIT)`: the pipe first; when it is empty, the mailbox is
+    /// checked (a zero-timeout `poll` of the signal descriptor, drained when signalled) and
+    /// the pipe read again. That system call on every empty receive is part of what a libzmq
+    /// client costs, and part of what vipbench measures.
+    ///
+    /// # Errors
+    /// The connection's failure.
+    pub fn poll_message(&mut self) -> Result<bool, ClientError> {
+        if self.take() {
+            return Ok(true);
+        }
+        self.check_mailbox();
+        if self.take() {
+            return Ok(true);
+        }
+        self.check()?;
+        Ok(false)
+    }
+
+    /// Pop from the local batch, refilled from the shared pipe; marks the reader asleep when
+    /// both are empty.
+    fn take(&mut self) -> bool {
+        if self.local.is_empty()
+            && let Ok(mut q) = self.sock.inbound.lock()
+        {
+            std::mem::swap(&mut *q, &mut self.local);
+            if self.local.is_empty() {
+                self.sock.in_asleep.store(true, Ordering::SeqCst);
+            }
+        }
+        self.cur = self.local.pop_front();
+        self.cur.is_some()
+    }
+
+    /// libzmq's `mailbox_t::recv(…, 0)`: poll the signal descriptor without waiting and
+    /// drain it when it was signalled.
+    fn check_mailbox(&self) {
+        let mut fds = [nix::poll::PollFd::new(self.fd(), nix::poll::PollFlags::POLLIN)];
+        if matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0) {
+            self.drain_signal();
+        }
+    }
+
+    fn drain_signal(&self) {
+        let mut b = [0u8; 64];
+        while matches!((&self.sock.app_fd).read(&mut b), Ok(n) if n == b.len()) {}
+    }
+
+    /// The message taken by the last successful [`IoSocket::poll_message`].
+    pub fn message(&self) -> Message<'_> {
+        match &self.cur {
+            Some(m) => Message::new(&m.buf, &m.parts),
+            None => Message::new(&[], &[]),
+        }
+    }
+
+    /// Wait until a message arrives or `deadline`. `Ok(false)`: timed out.
+    ///
+    /// # Errors
+    /// The connection's failure.
+    pub fn recv_until(&mut self, deadline: Instant) -> Result<bool, ClientError> {
+        // As a blocking zmq_msg_recv: the pipe, else wait on the mailbox and read it.
+        loop {
+            if self.take() {
+                return Ok(true);
+            }
+            self.check()?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            super::client::wait_fds(&mut [nix::poll::PollFd::new(self.fd(), nix::poll::PollFlags::POLLIN)], left)?;
+            self.drain_signal();
+        }
+    }
+
+    /// Wait for the handshake until `deadline`.
+    ///
+    /// # Errors
+    /// The connection's failure, [`ClientError::Timeout`].
+    pub fn wait_ready(&mut self, deadline: Instant) -> Result<(), ClientError> {
+        loop {
+            self.check()?;
+            if self.is_ready() {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::Timeout);
+            }
+            let left = left.min(Duration::from_millis(50));
+            super::client::wait_fds(&mut [nix::poll::PollFd::new(self.fd(), nix::poll::PollFlags::POLLIN)], left)?;
+            self.check_mailbox();
+        }
+    }
+}
+
+impl Drop for IoSocket {
+    fn drop(&mut self) {
+        self.io.command(Cmd::Close(self.sock.id));
+    }
+}
+
+/// The I/O thread's view of one connection.
+struct IoSock {
+    sh: Arc<SockShared>,
+    client: Option<Client>,
+    readable: bool,
+    writable: bool,
+    active: bool,
+}
+
+fn split_frames(m: &[u8]) -> Option<heapless::Vec<&[u8], 32>> {
+    let (&n, rest) = m.split_first()?;
+    let (lens, mut body) = rest.split_at_checked(usize::from(n) * 4)?;
+    let mut frames = heapless::Vec::new();
+    for l in lens.chunks_exact(4) {
+        let len = u32::from_le_bytes([*l.first()?, *l.get(1)?, *l.get(2)?, *l.get(3)?]) as usize;
+        let (f, r) = body.split_at_checked(len)?;
+        frames.push(f).ok()?;
+        body = r;
+    }
+    Some(frames)
+}
+
+impl IoSock {
+    fn fail(&mut self, e: &ClientError, registry: &mio::Registry) {
+        if let Ok(mut err) = self.sh.error.lock() {
+            *err = Some(e.to_string());
+        }
+        self.sh.state.store(FAILED, Ordering::Release);
+        if let Some(c) = self.client.take() {
+            let _ = registry.deregister(&mut SourceFd(&c.fd().as_raw_fd()));
+        }
+        self.sh.signal();
+    }
+
+    /// One loop's worth of work; returns whether more is pending without a new event.
+    fn service(&mut self, registry: &mio::Registry) -> bool {
+        let Some(c) = self.client.as_mut() else { return false };
+        if !c.is_ready() {
+            match c.advance_handshake() {
+                Ok(true) => {
+                    self.sh.state.store(READY, Ordering::Release);
+                    self.sh.signal();
+                    self.writable = true;
+                    self.readable = true; // messages may have come with the handshake
+                }
+                Ok(false) => return false,
+                Err(e) => {
+                    self.fail(&e, registry);
+                    return false;
+                }
+            }
+        }
+        if let Err(e) = self.service_ready() {
+            self.fail(&e, registry);
+            return false;
+        }
+        let Some(c) = self.client.as_ref() else { return false };
+        let out_work = c.tx_len() > 0 || !self.sh.out_asleep.load(Ordering::SeqCst);
+        self.readable || (self.writable && out_work)
+    }
+
+    fn service_ready(&mut self) -> Result<(), ClientError> {
+        let Some(c) = self.client.as_mut() else { return Ok(()) };
+        if self.readable {
+            let n = c.read_once()?;
+            if n < IN_BATCH {
+                self.readable = false; // drained (edge-triggered: new data brings a new event)
+            }
+            let mut pushed = false;
+            if let Ok(mut q) = self.sh.inbound.lock() {
+                while c.poll_message(false)? {
+                    let m = c.message();
+                    let mut parts = heapless::Vec::new();
+                    let mut buf = Vec::with_capacity(m.body_bytes());
+                    for i in 0..m.len().min(MAX_FRAMES) {
+                        let f = m.frame(i);
+                        let start = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+                        let _ = parts.push(Part { start, len: u32::try_from(f.len()).unwrap_or(0) });
+                        buf.extend_from_slice(f);
+                    }
+                    q.push_back(InMsg { buf, parts });
+                    pushed = true;
+                }
+            }
+            if pushed && self.sh.in_asleep.swap(false, Ordering::SeqCst) {
+                self.sh.signal();
+            }
+        }
+        if self.writable {
+            if c.tx_len() == 0
+                && let Ok(mut q) = self.sh.out.lock()
+            {
+                while c.tx_len() < WRITE_CHUNK {
+                    let Some(m) = q.pop_front() else {
+                        self.sh.out_asleep.store(true, Ordering::SeqCst);
+                        break;
+                    };
+                    let frames = split_frames(&m).ok_or(ClientError::Protocol("bad queued message"))?;
+                    c.queue(&frames)?;
+                }
+            }
+            if c.tx_len() > 0 && c.flush_once()? == 0 {
+                self.writable = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn io_loop(mut poll: Poll, sh: &IoShared) {
+    let mut events = Events::with_capacity(1024);
+    let mut socks: HashMap<usize, IoSock> = HashMap::new();
+    let mut active: Vec<usize> = Vec::new();
+    let mut next: Vec<usize> = Vec::new();
+    let mut cmds: Vec<Cmd> = Vec::new();
+    while !sh.stop.load(Ordering::SeqCst) {
+        let timeout = if active.is_empty() { Duration::from_millis(100) } else { Duration::ZERO };
+        if let Err(e) = poll.poll(&mut events, Some(timeout))
+            && e.kind() != std::io::ErrorKind::Interrupted
+        {
+            break;
+        }
+        let mark = |s: &mut IoSock, active: &mut Vec<usize>| {
+            if !s.active {
+                s.active = true;
+                active.push(s.sh.id);
+            }
+        };
+        for ev in events.iter() {
+            if ev.token() == WAKER {
+                continue;
+            }
+            if let Some(s) = socks.get_mut(&ev.token().0) {
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    s.readable = true;
+                }
+                if ev.is_writable() {
+                    s.writable = true;
+                }
+                mark(s, &mut active);
+            }
+        }
+        if let Ok(mut q) = sh.cmds.lock() {
+            std::mem::swap(&mut *q, &mut cmds);
+        }
+        for c in cmds.drain(..) {
+            match c {
+                Cmd::Add { sock, endpoint, identity, security } => {
+                    let id = sock.id;
+                    let mut s = IoSock { sh: sock, client: None, readable: false, writable: false, active: false };
+                    match Client::connect_start(&endpoint, &identity, &security) {
+                        Ok(mut client) => {
+                            client.set_read_chunk(IN_BATCH);
+                            let fd = client.fd().as_raw_fd();
+                            let r = poll.registry().register(&mut SourceFd(&fd), Token(id), Interest::READABLE | Interest::WRITABLE);
+                            s.client = Some(client);
+                            if let Err(e) = r {
+                                s.fail(&ClientError::Io(e), poll.registry());
+                            } else {
+                                s.readable = true; // the greeting may already be there
+                                mark(&mut s, &mut active);
+                            }
+                        }
+                        Err(e) => s.fail(&e, poll.registry()),
+                    }
+                    socks.insert(id, s);
+                }
+                Cmd::Activate(id) => {
+                    if let Some(s) = socks.get_mut(&id) {
+                        mark(s, &mut active);
+                    }
+                }
+                Cmd::Close(id) => {
+                    if let Some(mut s) = socks.remove(&id)
+                        && let Some(c) = s.client.take()
+                    {
+                        let _ = poll.registry().deregister(&mut SourceFd(&c.fd().as_raw_fd()));
+                    }
+                }
+            }
+        }
+        for id in active.drain(..) {
+            let Some(s) = socks.get_mut(&id) else { continue };
+            s.active = false;
+            if s.service(poll.registry()) {
+                s.active = true;
+                next.push(id);
+            }
+        }
+        std::mem::swap(&mut active, &mut next);
+    }
+}
