@@ -37,6 +37,8 @@ use crate::zmtp::{Message, Part};
 
 /// libzmq's `in_batch_size`.
 pub const IN_BATCH: usize = 8192;
+/// Most frames in one queued message.
+const MAX_QUEUED_FRAMES: usize = 64;
 /// Frames kept per received message (vipbench's `MAXF`); more are dropped.
 const MAX_FRAMES: usize = 24;
 const WAKER: Token = Token(usize::MAX);
@@ -45,21 +47,75 @@ const CONNECTING: u8 = 0;
 const READY: u8 = 1;
 const FAILED: u8 = 2;
 
-/// One received message, owned.
-struct InMsg {
-    buf: Vec<u8>,
-    parts: heapless::Vec<Part, MAX_FRAMES>,
+/// Default per-frame work, in [`frame_work`] steps (about 1 ns each on the 2-core x86-64
+/// machine vipbench was compared on). libzmq handles every frame of a message on its own
+/// (`zmq_msg_t` init/move/close, `ypipe_t` write/read, the v2 encoder/decoder state machine,
+/// `socket_base_t` bookkeeping on each `zmq_send`/`zmq_msg_recv`), which costs it about
+/// 60 ns per frame and side more than the pipes here; measured as the gap in generator CPU
+/// per message (route, 12 frame hand-offs per message) and per peer (peers: 7-frame
+/// peerlist notices) between vipbench and this client. Half is spent where a frame enters
+/// a pipe, half where it leaves. On a machine where the router and the generator share the
+/// CPU, this is what makes throughput figures agree with vipbench's (`--frame-cost 0`
+/// turns it off).
+pub const FRAME_COST: u32 = 60;
+
+/// `n` dependent shift-xor-multiply steps the compiler cannot fold.
+#[inline(never)]
+pub fn frame_work(n: u32) {
+    let mut x = std::hint::black_box(0x9e37_79b9_7f4a_7c15u64);
+    for _ in 0..n {
+        x ^= x >> 29;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    }
+    std::hint::black_box(x);
+}
+
+/// libzmq keeps message parts of at most 33 bytes inside the `zmq_msg_t` (VSM).
+const VSM: usize = 33;
+
+/// One message part in a pipe, held as libzmq holds it: small ones inline, larger ones in
+/// a heap block of their own (the decoder's `malloc` per large frame).
+enum Frame {
+    Vsm { len: u8, data: [u8; VSM] },
+    Heap(Vec<u8>),
+}
+
+impl Frame {
+    fn new(b: &[u8]) -> Frame {
+        if b.len() <= VSM {
+            let mut data = [0u8; VSM];
+            for (d, s) in data.iter_mut().zip(b) {
+                *d = *s;
+            }
+            Frame::Vsm { len: b.len() as u8, data }
+        } else {
+            Frame::Heap(b.to_vec())
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Frame::Vsm { len, data } => data.get(..usize::from(*len)).unwrap_or(&[]),
+            Frame::Heap(v) => v,
+        }
+    }
+}
+
+/// A frame and whether more of its message follow: the unit libzmq's pipes carry.
+struct PipeFrame {
+    frame: Frame,
+    more: bool,
 }
 
 /// State shared by a socket's application side and the I/O thread.
 struct SockShared {
     id: usize,
-    /// Application → I/O thread, one encoded message per entry (`[n][len u32 LE]*n bodies`).
-    out: Mutex<VecDeque<Vec<u8>>>,
+    /// Application → I/O thread, frame by frame.
+    out: Mutex<VecDeque<PipeFrame>>,
     /// The I/O thread found `out` empty and waits for an activation.
     out_asleep: AtomicBool,
-    /// I/O thread → application.
-    inbound: Mutex<VecDeque<InMsg>>,
+    /// I/O thread → application, frame by frame.
+    inbound: Mutex<VecDeque<PipeFrame>>,
     /// The application found `inbound` empty and may be waiting on its descriptor.
     in_asleep: AtomicBool,
     state: AtomicU8,
@@ -83,6 +139,8 @@ enum Cmd {
 }
 
 struct IoShared {
+    /// Half the per-frame work (one side of a pipe).
+    half_cost: u32,
     waker: Waker,
     cmds: Mutex<Vec<Cmd>>,
     stop: AtomicBool,
@@ -109,11 +167,17 @@ impl IoThread {
     ///
     /// # Errors
     /// Poller or thread creation errors.
-    pub fn start() -> Result<IoThread, String> {
+    pub fn start(frame_cost: u32) -> Result<IoThread, String> {
         let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?;
         let shared =
-            Arc::new(IoShared { waker, cmds: Mutex::new(Vec::new()), stop: AtomicBool::new(false), next_id: AtomicUsize::new(0) });
+            Arc::new(IoShared {
+                half_cost: frame_cost / 2,
+                waker,
+                cmds: Mutex::new(Vec::new()),
+                stop: AtomicBool::new(false),
+                next_id: AtomicUsize::new(0),
+            });
         let sh = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("bench-io".into())
@@ -147,7 +211,14 @@ impl IoThread {
             identity: identity.to_vec(),
             security: security.clone(),
         });
-        Ok(IoSocket { sock, io: Arc::clone(&self.shared), local: VecDeque::new(), cur: None })
+        Ok(IoSocket {
+            sock,
+            io: Arc::clone(&self.shared),
+            local: VecDeque::new(),
+            buf: Vec::new(),
+            parts: heapless::Vec::new(),
+            has: false,
+        })
     }
 }
 
@@ -165,8 +236,12 @@ impl Drop for IoThread {
 pub struct IoSocket {
     sock: Arc<SockShared>,
     io: Arc<IoShared>,
-    local: VecDeque<InMsg>,
-    cur: Option<InMsg>,
+    /// Frames taken from the pipe in one go (whole messages).
+    local: VecDeque<PipeFrame>,
+    /// The current message, reassembled from its frames for [`IoSocket::message`].
+    buf: Vec<u8>,
+    parts: heapless::Vec<Part, MAX_FRAMES>,
+    has: bool,
 }
 
 impl IoSocket {
@@ -192,22 +267,23 @@ impl IoSocket {
         self.sock.app_fd.as_fd()
     }
 
-    /// Queue one multipart message (`zmq_send` of each frame).
+    /// Queue one multipart message (`zmq_send` of each frame: one pipe entry per frame,
+    /// flushed to the I/O thread after the last).
     ///
     /// # Errors
     /// None today; kept for symmetry with the direct client.
     pub fn queue(&mut self, frames: &[&[u8]]) -> Result<(), ClientError> {
-        let body: usize = frames.iter().map(|f| f.len()).sum();
-        let mut m = Vec::with_capacity(1 + 4 * frames.len() + body);
-        m.push(u8::try_from(frames.len()).unwrap_or(u8::MAX));
-        for f in frames.iter().take(255) {
-            m.extend_from_slice(&u32::try_from(f.len()).unwrap_or(u32::MAX).to_le_bytes());
+        let last = frames.len().saturating_sub(1);
+        let mut staged: heapless::Vec<PipeFrame, MAX_QUEUED_FRAMES> = heapless::Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            frame_work(self.io.half_cost);
+            if staged.push(PipeFrame { frame: Frame::new(f), more: i < last }).is_err() {
+                return Err(ClientError::Protocol("message of too many frames"));
+            }
         }
-        for f in frames.iter().take(255) {
-            m.extend_from_slice(f);
-        }
+        // the pipe lock is held only to link the frames in, never while working on them
         if let Ok(mut q) = self.sock.out.lock() {
-            q.push_back(m);
+            q.extend(staged);
         }
         if self.sock.out_asleep.load(Ordering::SeqCst) && self.sock.out_asleep.swap(false, Ordering::SeqCst) {
             self.io.command(Cmd::Activate(self.sock.id));
@@ -236,8 +312,8 @@ impl IoSocket {
         Ok(false)
     }
 
-    /// Pop from the local batch, refilled from the shared pipe; marks the reader asleep when
-    /// both are empty.
+    /// Take the next message from the local batch, refilled from the shared pipe; marks
+    /// the reader asleep when both are empty.
     fn take(&mut self) -> bool {
         if self.local.is_empty()
             && let Ok(mut q) = self.sock.inbound.lock()
@@ -247,13 +323,30 @@ impl IoSocket {
                 self.sock.in_asleep.store(true, Ordering::SeqCst);
             }
         }
-        self.cur = self.local.pop_front();
-        self.cur.is_some()
+        self.has = false;
+        self.buf.clear();
+        self.parts.clear();
+        while let Some(f) = self.local.pop_front() {
+            frame_work(self.io.half_cost);
+            let b = f.frame.bytes();
+            let start = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
+            // beyond MAX_FRAMES frames are dropped, as vipbench's receive does
+            if self.parts.push(Part { start, len: u32::try_from(b.len()).unwrap_or(0) }).is_ok() {
+                self.buf.extend_from_slice(b);
+            }
+            if !f.more {
+                self.has = true;
+                break;
+            }
+        }
+        self.has
     }
 
     /// libzmq's `mailbox_t::recv(…, 0)`: poll the signal descriptor without waiting and
-    /// drain it when it was signalled.
+    /// drain it when it was signalled. `signaler_t::wait` and `recv` also call `getpid()`
+    /// each time (fork detection); so does this, to cost what they cost.
     fn check_mailbox(&self) {
+        std::hint::black_box(std::process::id());
         let mut fds = [nix::poll::PollFd::new(self.fd(), nix::poll::PollFlags::POLLIN)];
         if matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0) {
             self.drain_signal();
@@ -261,16 +354,14 @@ impl IoSocket {
     }
 
     fn drain_signal(&self) {
+        std::hint::black_box(std::process::id());
         let mut b = [0u8; 64];
         while matches!((&self.sock.app_fd).read(&mut b), Ok(n) if n == b.len()) {}
     }
 
     /// The message taken by the last successful [`IoSocket::poll_message`].
     pub fn message(&self) -> Message<'_> {
-        match &self.cur {
-            Some(m) => Message::new(&m.buf, &m.parts),
-            None => Message::new(&[], &[]),
-        }
+        if self.has { Message::new(&self.buf, &self.parts) } else { Message::new(&[], &[]) }
     }
 
     /// Wait until a message arrives or `deadline`. `Ok(false)`: timed out.
@@ -324,22 +415,18 @@ impl Drop for IoSocket {
 struct IoSock {
     sh: Arc<SockShared>,
     client: Option<Client>,
+    /// Decoded frames on their way into the inbound pipe.
+    staged_in: VecDeque<PipeFrame>,
+    /// Frames taken from the outbound pipe, being encoded.
+    staged_out: VecDeque<PipeFrame>,
     readable: bool,
     writable: bool,
     active: bool,
 }
 
-fn split_frames(m: &[u8]) -> Option<heapless::Vec<&[u8], 32>> {
-    let (&n, rest) = m.split_first()?;
-    let (lens, mut body) = rest.split_at_checked(usize::from(n) * 4)?;
-    let mut frames = heapless::Vec::new();
-    for l in lens.chunks_exact(4) {
-        let len = u32::from_le_bytes([*l.first()?, *l.get(1)?, *l.get(2)?, *l.get(3)?]) as usize;
-        let (f, r) = body.split_at_checked(len)?;
-        frames.push(f).ok()?;
-        body = r;
-    }
-    Some(frames)
+/// The last staged frame has MORE set: its message is not complete yet.
+fn more_follow(q: &VecDeque<PipeFrame>) -> bool {
+    q.back().is_some_and(|f| f.more)
 }
 
 impl IoSock {
@@ -355,7 +442,7 @@ impl IoSock {
     }
 
     /// One loop's worth of work; returns whether more is pending without a new event.
-    fn service(&mut self, registry: &mio::Registry) -> bool {
+    fn service(&mut self, registry: &mio::Registry, half_cost: u32) -> bool {
         let Some(c) = self.client.as_mut() else { return false };
         if !c.is_ready() {
             match c.advance_handshake() {
@@ -372,7 +459,7 @@ impl IoSock {
                 }
             }
         }
-        if let Err(e) = self.service_ready() {
+        if let Err(e) = self.service_ready(half_cost) {
             self.fail(&e, registry);
             return false;
         }
@@ -381,43 +468,67 @@ impl IoSock {
         self.readable || (self.writable && out_work)
     }
 
-    fn service_ready(&mut self) -> Result<(), ClientError> {
+    fn service_ready(&mut self, half_cost: u32) -> Result<(), ClientError> {
         let Some(c) = self.client.as_mut() else { return Ok(()) };
         if self.readable {
             let n = c.read_once()?;
             if n < IN_BATCH {
                 self.readable = false; // drained (edge-triggered: new data brings a new event)
             }
-            let mut pushed = false;
-            if let Ok(mut q) = self.sh.inbound.lock() {
-                while c.poll_message(false)? {
-                    let m = c.message();
-                    let mut parts = heapless::Vec::new();
-                    let mut buf = Vec::with_capacity(m.body_bytes());
-                    for i in 0..m.len().min(MAX_FRAMES) {
-                        let f = m.frame(i);
-                        let start = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-                        let _ = parts.push(Part { start, len: u32::try_from(f.len()).unwrap_or(0) });
-                        buf.extend_from_slice(f);
-                    }
-                    q.push_back(InMsg { buf, parts });
-                    pushed = true;
+            while c.poll_message(false)? {
+                let m = c.message();
+                let n = m.len();
+                for i in 0..n {
+                    frame_work(half_cost);
+                    self.staged_in.push_back(PipeFrame { frame: Frame::new(m.frame(i)), more: i + 1 < n });
                 }
             }
-            if pushed && self.sh.in_asleep.swap(false, Ordering::SeqCst) {
-                self.sh.signal();
+            if !self.staged_in.is_empty() {
+                if let Ok(mut q) = self.sh.inbound.lock() {
+                    q.append(&mut self.staged_in);
+                }
+                if self.sh.in_asleep.swap(false, Ordering::SeqCst) {
+                    self.sh.signal();
+                }
             }
         }
         if self.writable {
-            if c.tx_len() == 0
-                && let Ok(mut q) = self.sh.out.lock()
-            {
-                while c.tx_len() < WRITE_CHUNK {
-                    let Some(m) = q.pop_front() else {
-                        self.sh.out_asleep.store(true, Ordering::SeqCst);
-                        break;
-                    };
-                    let frames = split_frames(&m).ok_or(ClientError::Protocol("bad queued message"))?;
+            // libzmq's encoder fills its 8 KiB batch exactly, cutting messages across batches:
+            // top the transmit buffer up to a full batch before each write.
+            if c.tx_len() < WRITE_CHUNK {
+                // take about the missing bytes' worth of whole messages under the lock ...
+                if let Ok(mut q) = self.sh.out.lock() {
+                    let mut bytes = c.tx_len();
+                    while bytes < WRITE_CHUNK {
+                        let Some(f) = q.pop_front() else {
+                            self.sh.out_asleep.store(true, Ordering::SeqCst);
+                            break;
+                        };
+                        bytes += f.frame.bytes().len() + 2;
+                        self.staged_out.push_back(f);
+                        // the rest of its message (queued under one lock: all there)
+                        while more_follow(&self.staged_out)
+                            && let Some(f) = q.pop_front()
+                        {
+                            bytes += f.frame.bytes().len() + 2;
+                            self.staged_out.push_back(f);
+                        }
+                    }
+                }
+                // ... and encode them outside it
+                while !self.staged_out.is_empty() {
+                    let mut msg: heapless::Vec<PipeFrame, MAX_QUEUED_FRAMES> = heapless::Vec::new();
+                    while let Some(f) = self.staged_out.pop_front() {
+                        frame_work(half_cost);
+                        let more = f.more;
+                        if msg.push(f).is_err() {
+                            return Err(ClientError::Protocol("message of too many frames"));
+                        }
+                        if !more {
+                            break;
+                        }
+                    }
+                    let frames: heapless::Vec<&[u8], MAX_QUEUED_FRAMES> = msg.iter().map(|f| f.frame.bytes()).collect();
                     c.queue(&frames)?;
                 }
             }
@@ -469,7 +580,15 @@ fn io_loop(mut poll: Poll, sh: &IoShared) {
             match c {
                 Cmd::Add { sock, endpoint, identity, security } => {
                     let id = sock.id;
-                    let mut s = IoSock { sh: sock, client: None, readable: false, writable: false, active: false };
+                    let mut s = IoSock {
+                        sh: sock,
+                        client: None,
+                        staged_in: VecDeque::new(),
+                        staged_out: VecDeque::new(),
+                        readable: false,
+                        writable: false,
+                        active: false,
+                    };
                     match Client::connect_start(&endpoint, &identity, &security) {
                         Ok(mut client) => {
                             client.set_read_chunk(IN_BATCH);
@@ -504,7 +623,7 @@ fn io_loop(mut poll: Poll, sh: &IoShared) {
         for id in active.drain(..) {
             let Some(s) = socks.get_mut(&id) else { continue };
             s.active = false;
-            if s.service(poll.registry()) {
+            if s.service(poll.registry(), sh.half_cost) {
                 s.active = true;
                 next.push(id);
             }

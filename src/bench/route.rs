@@ -157,6 +157,7 @@ fn pump(sh: &Shared<'_>, pairs: &mut [Pair], out: &mut Out) -> Result<(), Client
                         out.bad += 1;
                     }
                     p.recvd += 1;
+                    out.t_last = Some(Instant::now()); // per message, as vipbench
                 } else if is_error(&m) {
                     out.errors += 1;
                     if !warned {
@@ -167,10 +168,7 @@ fn pump(sh: &Shared<'_>, pairs: &mut [Pair], out: &mut Out) -> Result<(), Client
                     out.other += 1;
                 }
             }
-            if p.recvd > before {
-                got += p.recvd - before;
-                out.t_last = Some(Instant::now());
-            }
+            got += p.recvd - before;
             if p.rcv.pending_tx() {
                 p.rcv.flush()?; // PONGs
             }
