@@ -51,12 +51,14 @@ const FAILED: u8 = 2;
 /// machine vipbench was compared on). libzmq handles every frame of a message on its own
 /// (`zmq_msg_t` init/move/close, `ypipe_t` write/read, the v2 encoder/decoder state machine,
 /// `socket_base_t` bookkeeping on each `zmq_send`/`zmq_msg_recv`), which costs it about
-/// 60 ns per frame and side more than the pipes here; measured as the gap in generator CPU
-/// per message (route, 12 frame hand-offs per message) and per peer (peers: 7-frame
-/// peerlist notices) between vipbench and this client. Half is spent where a frame enters
-/// a pipe, half where it leaves. On a machine where the router and the generator share the
-/// CPU, this is what makes throughput figures agree with vipbench's (`--frame-cost 0`
-/// turns it off).
+/// 60 ns per frame more than the pipes here: measured as the gap in generator CPU per
+/// message (route: 12 frame hand-offs per message) and per peer (peers: 7-frame peerlist
+/// notices) between vipbench and this client. Two thirds are spent in the I/O thread (where
+/// a frame is encoded or decoded), one third in the application thread, the split of
+/// vipbench's CPU between libzmq's I/O thread and its workers (`perf stat --per-thread`:
+/// 0.94 vs 0.64 CPU at 1 M msg/s). With it the I/O thread is the bottleneck it is in
+/// vipbench, and route throughput, generator CPU and the router's batching agree with
+/// vipbench's (`--frame-cost 0` turns it off).
 pub const FRAME_COST: u32 = 60;
 
 /// `n` dependent shift-xor-multiply steps the compiler cannot fold.
@@ -139,8 +141,10 @@ enum Cmd {
 }
 
 struct IoShared {
-    /// Half the per-frame work (one side of a pipe).
-    half_cost: u32,
+    /// Per-frame work on the application side of a pipe (`zmq_send`/`zmq_msg_recv`).
+    app_cost: u32,
+    /// Per-frame work in the I/O thread (encoder/decoder, session).
+    io_cost: u32,
     waker: Waker,
     cmds: Mutex<Vec<Cmd>>,
     stop: AtomicBool,
@@ -172,7 +176,8 @@ impl IoThread {
         let waker = Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?;
         let shared =
             Arc::new(IoShared {
-                half_cost: frame_cost / 2,
+                app_cost: frame_cost / 3,
+                io_cost: frame_cost - frame_cost / 3,
                 waker,
                 cmds: Mutex::new(Vec::new()),
                 stop: AtomicBool::new(false),
@@ -276,7 +281,7 @@ impl IoSocket {
         let last = frames.len().saturating_sub(1);
         let mut staged: heapless::Vec<PipeFrame, MAX_QUEUED_FRAMES> = heapless::Vec::new();
         for (i, f) in frames.iter().enumerate() {
-            frame_work(self.io.half_cost);
+            frame_work(self.io.app_cost);
             if staged.push(PipeFrame { frame: Frame::new(f), more: i < last }).is_err() {
                 return Err(ClientError::Protocol("message of too many frames"));
             }
@@ -327,7 +332,7 @@ impl IoSocket {
         self.buf.clear();
         self.parts.clear();
         while let Some(f) = self.local.pop_front() {
-            frame_work(self.io.half_cost);
+            frame_work(self.io.app_cost);
             let b = f.frame.bytes();
             let start = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
             // beyond MAX_FRAMES frames are dropped, as vipbench's receive does
@@ -442,7 +447,7 @@ impl IoSock {
     }
 
     /// One loop's worth of work; returns whether more is pending without a new event.
-    fn service(&mut self, registry: &mio::Registry, half_cost: u32) -> bool {
+    fn service(&mut self, registry: &mio::Registry, io_cost: u32) -> bool {
         let Some(c) = self.client.as_mut() else { return false };
         if !c.is_ready() {
             match c.advance_handshake() {
@@ -459,7 +464,7 @@ impl IoSock {
                 }
             }
         }
-        if let Err(e) = self.service_ready(half_cost) {
+        if let Err(e) = self.service_ready(io_cost) {
             self.fail(&e, registry);
             return false;
         }
@@ -468,7 +473,7 @@ impl IoSock {
         self.readable || (self.writable && out_work)
     }
 
-    fn service_ready(&mut self, half_cost: u32) -> Result<(), ClientError> {
+    fn service_ready(&mut self, io_cost: u32) -> Result<(), ClientError> {
         let Some(c) = self.client.as_mut() else { return Ok(()) };
         if self.readable {
             let n = c.read_once()?;
@@ -479,7 +484,7 @@ impl IoSock {
                 let m = c.message();
                 let n = m.len();
                 for i in 0..n {
-                    frame_work(half_cost);
+                    frame_work(io_cost);
                     self.staged_in.push_back(PipeFrame { frame: Frame::new(m.frame(i)), more: i + 1 < n });
                 }
             }
@@ -519,7 +524,7 @@ impl IoSock {
                 while !self.staged_out.is_empty() {
                     let mut msg: heapless::Vec<PipeFrame, MAX_QUEUED_FRAMES> = heapless::Vec::new();
                     while let Some(f) = self.staged_out.pop_front() {
-                        frame_work(half_cost);
+                        frame_work(io_cost);
                         let more = f.more;
                         if msg.push(f).is_err() {
                             return Err(ClientError::Protocol("message of too many frames"));
@@ -623,7 +628,7 @@ fn io_loop(mut poll: Poll, sh: &IoShared) {
         for id in active.drain(..) {
             let Some(s) = socks.get_mut(&id) else { continue };
             s.active = false;
-            if s.service(poll.registry(), sh.half_cost) {
+            if s.service(poll.registry(), sh.io_cost) {
                 s.active = true;
                 next.push(id);
             }
