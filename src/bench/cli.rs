@@ -52,10 +52,10 @@ pub struct BenchCmd {
     /// generator, i.e. the router's ceiling; figures not comparable with vipbench's
     #[argh(switch)]
     pub direct_io: bool,
-    /// libzmq-shaped client: per-frame work modelling libzmq's per-frame overhead, in ~1 ns
-    /// steps (default 60; 0: none)
-    #[argh(option, default = "super::io::FRAME_COST")]
-    pub frame_cost: u32,
+    /// cost of the libzmq-shaped client in percent of libzmq's per-frame and per-event
+    /// overhead (default 100: figures comparable with vipbench; 0: none)
+    #[argh(option, default = "100")]
+    pub zmq_cost: u32,
     /// no progress lines
     #[argh(switch, short = 'q')]
     pub quiet: bool,
@@ -82,7 +82,7 @@ impl From<BenchCmd> for BenchArgs {
             progress: !c.quiet,
             label: c.label,
             direct_io: c.direct_io,
-            frame_cost: c.frame_cost,
+            zmq_cost: c.zmq_cost,
             cases: c.cases,
         }
     }

@@ -12,10 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::poll::PollFd;
 
-use super::client::{ClientError, wait_fds};
-use super::socket::Socket;
+use super::client::ClientError;
+use super::socket::{Socket, zmq_poll};
 use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, SUB_PREFIX, TOPIC};
 use super::report::CaseResult;
 use super::vip::{describe, fmt_id, hello_wait, is_error, is_vip, queue_vip};
@@ -166,14 +165,8 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
             out.t_last = Some(Instant::now());
             sh.delivered.fetch_add(batch, Ordering::Relaxed);
         } else {
-            let mut fds: Vec<PollFd<'_>> = socks
-                .iter()
-                .map(|c| {
-                    let (fd, f) = c.poll_fd();
-                    PollFd::new(fd, f)
-                })
-                .collect();
-            let _ = wait_fds(&mut fds, Duration::from_millis(5));
+            let items: Vec<&Socket> = socks.iter().collect();
+            let _ = zmq_poll(&items, Duration::from_millis(5));
         }
     }
     out
@@ -260,8 +253,7 @@ fn publish(sh: &Shared<'_>, publ: &mut Socket, k: u64, progress: &mut Progress) 
         }
         progress.tick(|el| format!("fanout {el:5.1} s  published {:>9}  delivered {deliv:>10}", o.sent));
         if !progressed {
-            let (fd, f) = publ.poll_fd();
-            wait_fds(&mut [PollFd::new(fd, f)], Duration::from_millis(1))?;
+            zmq_poll(&[&*publ], Duration::from_millis(1))?;
         }
     }
     // drain: until all delivered, or no change for 2 stalls, or DRAIN
@@ -284,8 +276,7 @@ fn publish(sh: &Shared<'_>, publ: &mut Socket, k: u64, progress: &mut Progress) 
         while publ.poll_message()? {
             classify(&publ.message(), &mut o);
         }
-        let (fd, f) = publ.poll_fd();
-        wait_fds(&mut [PollFd::new(fd, f)], Duration::from_millis(5))?;
+        zmq_poll(&[&*publ], Duration::from_millis(5))?;
     }
     Ok(o)
 }

@@ -19,6 +19,7 @@
 //! * connecting and the ZMTP handshake happen in the I/O thread; messages queued before the
 //!   handshake completed wait in the pipe (`zmq_connect` + `zmq_send` semantics).
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -37,6 +38,8 @@ use crate::zmtp::{Message, Part};
 
 /// libzmq's `in_batch_size`.
 pub const IN_BATCH: usize = 8192;
+/// libzmq's `inbound_poll_rate`: frames received between two mailbox checks.
+const INBOUND_POLL_RATE: u32 = 100;
 /// Most frames in one queued message.
 const MAX_QUEUED_FRAMES: usize = 64;
 /// Frames kept per received message (vipbench's `MAXF`); more are dropped.
@@ -47,19 +50,32 @@ const CONNECTING: u8 = 0;
 const READY: u8 = 1;
 const FAILED: u8 = 2;
 
-/// Default per-frame work, in [`frame_work`] steps (about 1 ns each on the 2-core x86-64
-/// machine vipbench was compared on). libzmq handles every frame of a message on its own
-/// (`zmq_msg_t` init/move/close, `ypipe_t` write/read, the v2 encoder/decoder state machine,
-/// `socket_base_t` bookkeeping on each `zmq_send`/`zmq_msg_recv`), which costs it about
-/// 60 ns per frame more than the pipes here: measured as the gap in generator CPU per
-/// message (route: 12 frame hand-offs per message) and per peer (peers: 7-frame peerlist
-/// notices) between vipbench and this client. Two thirds are spent in the I/O thread (where
-/// a frame is encoded or decoded), one third in the application thread, the split of
-/// vipbench's CPU between libzmq's I/O thread and its workers (`perf stat --per-thread`:
-/// 0.94 vs 0.64 CPU at 1 M msg/s). With it the I/O thread is the bottleneck it is in
-/// vipbench, and route throughput, generator CPU and the router's batching agree with
-/// vipbench's (`--frame-cost 0` turns it off).
-pub const FRAME_COST: u32 = 60;
+/// The libzmq cost model, in [`frame_work`] steps (about 1 ns each on the 2-core x86-64
+/// machine vipbench was compared on), at `--zmq-cost 100`.
+///
+/// libzmq handles every frame on its own (`zmq_msg_t` init/move/close, `ypipe_t`
+/// write/read, the v2 encoder/decoder state machine, `socket_base_t` bookkeeping on each
+/// `zmq_send`/`zmq_msg_recv`) and every readable connection as an event of its own
+/// (`in_event`: decoder set-up, session push and flush, pipe activation), all of which
+/// costs it more than the pipes here. Calibrated against vipbench on the same router,
+/// 40 steps per frame: the gap in generator CPU per routed message (route: 12 frame
+/// hand-offs per message), two thirds in the I/O thread (encoder/decoder), one third in the
+/// application thread: the split of vipbench's CPU between libzmq's I/O thread and its
+/// workers (`perf stat --per-thread`: 0.94 vs 0.64 CPU at 1 M msg/s), which makes the I/O
+/// thread the bottleneck it is there. (Per-event costs are modelled by doing libzmq's
+/// system calls: mailbox checks, signalling, `POLLOUT` toggling.)
+///
+/// Without it (`--zmq-cost 0`) this client costs about half of what libzmq does, and on a
+/// machine where router and generator share the CPU its throughput figures run ahead of
+/// vipbench's.
+pub const FRAME_COST_IO: u32 = 27;
+/// See [`FRAME_COST_IO`]: the application thread's share per frame.
+pub const FRAME_COST_APP: u32 = 13;
+
+/// Scale a 100 % cost to `percent`.
+fn scaled(cost: u32, percent: u32) -> u32 {
+    u32::try_from(u64::from(cost) * u64::from(percent) / 100).unwrap_or(u32::MAX)
+}
 
 /// `n` dependent shift-xor-multiply steps the compiler cannot fold.
 #[inline(never)]
@@ -167,17 +183,17 @@ pub struct IoThread {
 }
 
 impl IoThread {
-    /// Start the I/O thread.
+    /// Start the I/O thread with the libzmq cost model at `zmq_cost_percent` (100: libzmq's).
     ///
     /// # Errors
     /// Poller or thread creation errors.
-    pub fn start(frame_cost: u32) -> Result<IoThread, String> {
+    pub fn start(zmq_cost_percent: u32) -> Result<IoThread, String> {
         let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?;
         let shared =
             Arc::new(IoShared {
-                app_cost: frame_cost / 3,
-                io_cost: frame_cost - frame_cost / 3,
+                app_cost: scaled(FRAME_COST_APP, zmq_cost_percent),
+                io_cost: scaled(FRAME_COST_IO, zmq_cost_percent),
                 waker,
                 cmds: Mutex::new(Vec::new()),
                 stop: AtomicBool::new(false),
@@ -223,6 +239,7 @@ impl IoThread {
             buf: Vec::new(),
             parts: heapless::Vec::new(),
             has: false,
+            ticks: Cell::new(0),
         })
     }
 }
@@ -247,6 +264,8 @@ pub struct IoSocket {
     buf: Vec<u8>,
     parts: heapless::Vec<Part, MAX_FRAMES>,
     has: bool,
+    /// Frames received since the last mailbox check (libzmq `socket_base_t::_ticks`).
+    ticks: Cell<u32>,
 }
 
 impl IoSocket {
@@ -333,6 +352,11 @@ impl IoSocket {
         self.parts.clear();
         while let Some(f) = self.local.pop_front() {
             frame_work(self.io.app_cost);
+            // libzmq checks its mailbox every `inbound_poll_rate` (100) frames received
+            self.ticks.set(self.ticks.get() + 1);
+            if self.ticks.get() >= INBOUND_POLL_RATE {
+                self.check_mailbox();
+            }
             let b = f.frame.bytes();
             let start = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
             // beyond MAX_FRAMES frames are dropped, as vipbench's receive does
@@ -351,6 +375,7 @@ impl IoSocket {
     /// drain it when it was signalled. `signaler_t::wait` and `recv` also call `getpid()`
     /// each time (fork detection); so does this, to cost what they cost.
     fn check_mailbox(&self) {
+        self.ticks.set(0);
         std::hint::black_box(std::process::id());
         let mut fds = [nix::poll::PollFd::new(self.fd(), nix::poll::PollFlags::POLLIN)];
         if matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0) {
@@ -362,6 +387,13 @@ impl IoSocket {
         std::hint::black_box(std::process::id());
         let mut b = [0u8; 64];
         while matches!((&self.sock.app_fd).read(&mut b), Ok(n) if n == b.len()) {}
+    }
+
+    /// `getsockopt(ZMQ_EVENTS)`: process pending commands (the mailbox check) and tell
+    /// whether a message is waiting.
+    pub fn events(&self) -> bool {
+        self.check_mailbox();
+        !self.local.is_empty() || self.sock.inbound.lock().map(|q| !q.is_empty()).unwrap_or(false)
     }
 
     /// The message taken by the last successful [`IoSocket::poll_message`].
@@ -426,6 +458,8 @@ struct IoSock {
     staged_out: VecDeque<PipeFrame>,
     readable: bool,
     writable: bool,
+    /// WRITABLE interest registered (libzmq's `set_pollout`/`reset_pollout`).
+    pollout: bool,
     active: bool,
 }
 
@@ -470,7 +504,30 @@ impl IoSock {
         }
         let Some(c) = self.client.as_ref() else { return false };
         let out_work = c.tx_len() > 0 || !self.sh.out_asleep.load(Ordering::SeqCst);
+        if !out_work && self.pollout {
+            // nothing to send: stop polling for output, as libzmq's engine does
+            self.set_interest(registry, false);
+        }
         self.readable || (self.writable && out_work)
+    }
+
+    /// `set_pollout` / `reset_pollout`: one `epoll_ctl` each, as in libzmq.
+    fn set_interest(&mut self, registry: &mio::Registry, pollout: bool) {
+        let Some(c) = self.client.as_ref() else { return };
+        let interest = if pollout { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+        let fd = c.fd().as_raw_fd();
+        if registry.reregister(&mut SourceFd(&fd), Token(self.sh.id), interest).is_ok() {
+            self.pollout = pollout;
+        }
+    }
+
+    /// An application thread queued output while this connection slept on its pipe:
+    /// libzmq's `restart_output` (`set_pollout`, then a speculative write).
+    fn restart_output(&mut self, registry: &mio::Registry) {
+        if !self.pollout {
+            self.set_interest(registry, true);
+        }
+        self.writable = true;
     }
 
     fn service_ready(&mut self, io_cost: u32) -> Result<(), ClientError> {
@@ -592,6 +649,7 @@ fn io_loop(mut poll: Poll, sh: &IoShared) {
                         staged_out: VecDeque::new(),
                         readable: false,
                         writable: false,
+                        pollout: true,
                         active: false,
                     };
                     match Client::connect_start(&endpoint, &identity, &security) {
@@ -613,6 +671,9 @@ fn io_loop(mut poll: Poll, sh: &IoShared) {
                 }
                 Cmd::Activate(id) => {
                     if let Some(s) = socks.get_mut(&id) {
+                        if s.client.as_ref().is_some_and(Client::is_ready) {
+                            s.restart_output(poll.registry());
+                        }
                         mark(s, &mut active);
                     }
                 }

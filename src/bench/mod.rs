@@ -88,9 +88,9 @@ pub struct BenchArgs {
     /// Each worker thread does its own socket I/O instead of handing it to one libzmq-style
     /// I/O thread: the cheapest generator (the router's ceiling), not comparable with vipbench.
     pub direct_io: bool,
-    /// Per-frame work of the libzmq-shaped client, in [`io::frame_work`] steps (default
-    /// [`io::FRAME_COST`]; 0: none).
-    pub frame_cost: u32,
+    /// The libzmq-shaped client's cost model in percent of libzmq's ([`io::FRAME_COST_IO`];
+    /// default 100, 0: none).
+    pub zmq_cost: u32,
     /// Workloads to run, in order (empty: all of [`CASES`]).
     pub cases: Vec<String>,
 }
@@ -113,7 +113,7 @@ impl Default for BenchArgs {
             progress: true,
             label: "router".into(),
             direct_io: false,
-            frame_cost: io::FRAME_COST,
+            zmq_cost: 100,
             cases: Vec::new(),
         }
     }
@@ -176,7 +176,7 @@ impl Ctx {
             .int("threads", self.args.threads)
             .int("io_threads", i64::from(matches!(self.clients, socket::Gen::Io(_))))
             .str("generator", "viprouter-bench")
-            .int("frame_cost", if matches!(self.clients, socket::Gen::Io(_)) { self.args.frame_cost } else { 0 })
+            .int("zmq_cost", if matches!(self.clients, socket::Gen::Io(_)) { self.args.zmq_cost } else { 0 })
             .str("router", if self.inproc { "in-process" } else { "external" });
         r
     }
@@ -350,7 +350,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
             prefix: format!("rb{}.{n}", std::process::id()),
             payload: payload.clone(),
             router_cpu,
-            clients: if args.direct_io { socket::Gen::Direct } else { socket::Gen::Io(io::IoThread::start(args.frame_cost)?) },
+            clients: if args.direct_io { socket::Gen::Direct } else { socket::Gen::Io(io::IoThread::start(args.zmq_cost)?) },
             rss_pid: if inproc.is_some() { None } else { args.router_pid },
             inproc: inproc.is_some(),
         };

@@ -11,10 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use nix::poll::PollFd;
 
-use super::client::{ClientError, wait_fds};
-use super::socket::Socket;
+use super::client::ClientError;
+use super::socket::{Socket, zmq_poll};
 use super::consts::{BATCH, SETUP_TIMEOUT};
 use super::report::CaseResult;
 use super::vip::{fmt_id, is_welcome, queue_vip};
@@ -130,15 +129,8 @@ fn worker(sh: &Shared<'_>, idx: usize, np: usize) -> u64 {
                 sh.fail("peers: not every peer welcomed before the set-up timeout".into());
                 break 'batches;
             }
-            let mut fds: Vec<PollFd<'_>> = peers
-                .iter()
-                .skip(from)
-                .map(|p| {
-                    let (fd, f) = p.c.poll_fd();
-                    PollFd::new(fd, f)
-                })
-                .collect();
-            if let Err(e) = wait_fds(&mut fds, Duration::from_millis(10)) {
+            let items: Vec<&Socket> = peers.iter().skip(from).map(|p| &p.c).collect();
+            if let Err(e) = zmq_poll(&items, Duration::from_millis(10)) {
                 sh.fail(format!("poll: {e}"));
                 break 'batches;
             }

@@ -12,10 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::poll::PollFd;
 
-use super::client::{ClientError, wait_fds};
-use super::socket::Socket;
+use super::client::ClientError;
+use super::socket::{Socket, zmq_poll};
 use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, SUBSYSTEM};
 use super::report::CaseResult;
 use super::vip::{VIP1, describe, fmt_id, hello_wait, is_bench, is_error};
@@ -203,14 +202,8 @@ fn pump(sh: &Shared<'_>, pairs: &mut [Pair], out: &mut Out) -> Result<(), Client
             break;
         }
         if !progress {
-            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(pairs.len() * 2);
-            for p in pairs.iter() {
-                let (fd, f) = p.rcv.poll_fd();
-                fds.push(PollFd::new(fd, f));
-                let (fd, f) = p.snd.poll_fd();
-                fds.push(PollFd::new(fd, f));
-            }
-            wait_fds(&mut fds, Duration::from_millis(5))?;
+            let items: Vec<&Socket> = pairs.iter().flat_map(|p| [&p.rcv, &p.snd]).collect();
+            zmq_poll(&items, Duration::from_millis(5))?;
         }
     }
     Ok(())

@@ -4,9 +4,9 @@
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
-use nix::poll::PollFlags;
+use nix::poll::{PollFd, PollFlags};
 
-use super::client::{Client, ClientError, Security};
+use super::client::{Client, ClientError, Security, wait_fds};
 use super::io::{IoSocket, IoThread};
 use crate::server::listener::Endpoint;
 use crate::zmtp::Message;
@@ -151,6 +151,14 @@ impl Socket {
         }
     }
 
+    /// `ZMQ_EVENTS` (I/O thread sockets; the mailbox check) — direct sockets: false.
+    fn events(&self) -> bool {
+        match self {
+            Socket::Direct(_) => false,
+            Socket::Io(s) => s.events(),
+        }
+    }
+
     /// PONGs or messages waiting to be written by this thread.
     pub fn pending_tx(&self) -> bool {
         match self {
@@ -158,4 +166,41 @@ impl Socket {
             Socket::Io(_) => false,
         }
     }
+}
+
+/// Wait until one of `socks` has input or `timeout` passes, as `zmq_poll` does for libzmq
+/// sockets: a pass with a zero timeout, `ZMQ_EVENTS` (a mailbox check each) on every item,
+/// and only when nothing is ready a second `poll` with the timeout and the same checks
+/// again. For direct sockets, one `poll`.
+///
+/// # Errors
+/// `poll` errors.
+pub fn zmq_poll(socks: &[&Socket], timeout: Duration) -> Result<(), ClientError> {
+    let mut fds: Vec<PollFd<'_>> = socks
+        .iter()
+        .map(|s| {
+            let (fd, f) = s.poll_fd();
+            PollFd::new(fd, f)
+        })
+        .collect();
+    if socks.iter().all(|s| matches!(s, Socket::Direct(_))) {
+        return wait_fds(&mut fds, timeout);
+    }
+    if let Err(e) = nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO)
+        && e != nix::errno::Errno::EINTR
+    {
+        return Err(ClientError::Io(e.into()));
+    }
+    let mut ready = false;
+    for s in socks {
+        ready |= s.events();
+    }
+    if ready || fds.iter().any(|f| f.any().unwrap_or(false)) {
+        return Ok(());
+    }
+    wait_fds(&mut fds, timeout)?;
+    for s in socks {
+        s.events();
+    }
+    Ok(())
 }
