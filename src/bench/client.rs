@@ -183,6 +183,8 @@ pub struct Client {
     scratch: Vec<u8>,
     /// Most bytes per `read`.
     read_chunk: usize,
+    /// Bytes of our greeting queued so far (staged: 10, 11, then 64).
+    greeting_sent: usize,
     /// PINGs answered.
     pub pings: u64,
 }
@@ -248,6 +250,23 @@ impl Client {
                 Stream::Unix(s)
             }
         };
+        Client::start(stream, identity, security, false)
+    }
+
+    /// A TCP connection that was connected elsewhere (non-blocking connect in the I/O thread).
+    ///
+    /// # Errors
+    /// Socket option and CURVE set-up errors.
+    pub fn from_tcp(stream: TcpStream, identity: &[u8], security: &Security, staged: bool) -> Result<Client, ClientError> {
+        stream.set_nodelay(true)?;
+        stream.set_nonblocking(true)?;
+        Client::start(Stream::Tcp(stream), identity, security, staged)
+    }
+
+    /// Send the greeting and the first handshake command. With `staged`, the greeting goes
+    /// out as libzmq sends it (ZMTP.md §2.2): the 10-byte signature now, the major version
+    /// once the peer's signature arrived, the rest (and READY/HELLO) once its major did.
+    fn start(stream: Stream, identity: &[u8], security: &Security, staged: bool) -> Result<Client, ClientError> {
         let mut c = Client {
             stream,
             phase: Phase::Greeting,
@@ -265,19 +284,34 @@ impl Client {
             tx_pos: 0,
             scratch: Vec::new(),
             read_chunk: READ_CHUNK,
+            greeting_sent: 0,
             pings: 0,
         };
-        c.tx.extend_from_slice(&greeting::emit(security.mechanism(), false));
-        match security {
-            Security::Null => command::emit_ready(b"DEALER", identity, &mut c.tx),
-            Security::Curve { server_key, keys } => {
-                let mut curve = CurveClient::new(*server_key, keys.clone(), &mut OsRng)?;
-                curve.start(&mut c.tx)?;
-                c.curve = Some(curve);
-            }
+        if let Security::Curve { server_key, keys } = security {
+            c.curve = Some(CurveClient::new(*server_key, keys.clone(), &mut OsRng)?);
         }
+        c.send_greeting(if staged { 10 } else { GREETING_LEN })?;
         c.flush()?;
         Ok(c)
+    }
+
+    /// Queue our greeting up to byte `upto`; once all of it is queued, the first handshake
+    /// command follows.
+    fn send_greeting(&mut self, upto: usize) -> Result<(), ClientError> {
+        let g = greeting::emit(self.security.mechanism(), false);
+        let upto = upto.min(GREETING_LEN);
+        if upto <= self.greeting_sent {
+            return Ok(());
+        }
+        self.tx.extend_from_slice(g.get(self.greeting_sent..upto).unwrap_or(&[]));
+        self.greeting_sent = upto;
+        if upto == GREETING_LEN {
+            match self.curve.as_mut() {
+                None => command::emit_ready(b"DEALER", &self.identity, &mut self.tx),
+                Some(curve) => curve.start(&mut self.tx)?,
+            }
+        }
+        Ok(())
     }
 
     /// The routing identity this client announced.
@@ -313,7 +347,17 @@ impl Client {
                 }
                 Phase::Greeting => {
                     let avail = self.rx.get(self.rx_start..self.rx_end).unwrap_or(&[]);
-                    if let Some(g) = greeting::parse(avail)? {
+                    let got = avail.len();
+                    let parsed = greeting::parse(avail)?;
+                    if self.greeting_sent < GREETING_LEN {
+                        // libzmq's staging: major after the peer's signature, the rest after its major
+                        if got >= 11 {
+                            self.send_greeting(GREETING_LEN)?;
+                        } else if got >= 10 {
+                            self.send_greeting(11)?;
+                        }
+                    }
+                    if let Some(g) = parsed {
                         if Mechanism::from_wire(&g.mechanism) != Some(self.security.mechanism()) {
                             return Err(DecodeError::MechanismMismatch.into());
                         }

@@ -451,6 +451,8 @@ impl Drop for IoSocket {
 /// The I/O thread's view of one connection.
 struct IoSock {
     sh: Arc<SockShared>,
+    /// A TCP connect in progress (libzmq's `tcp_connecter_t`), with what the client needs.
+    connecting: Option<(mio::net::TcpStream, Vec<u8>, Security)>,
     client: Option<Client>,
     /// Decoded frames on their way into the inbound pipe.
     staged_in: VecDeque<PipeFrame>,
@@ -468,7 +470,65 @@ fn more_follow(q: &VecDeque<PipeFrame>) -> bool {
     q.back().is_some_and(|f| f.more)
 }
 
+/// The address of a `tcp://` endpoint; `None` for ipc (connected at once).
+fn tcp_addr(endpoint: &Endpoint) -> Option<Result<std::net::SocketAddr, ClientError>> {
+    use std::net::ToSocketAddrs;
+    let Endpoint::Tcp(hp) = endpoint else { return None };
+    let hp = match hp.strip_prefix("*:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => hp.clone(),
+    };
+    Some(match hp.to_socket_addrs() {
+        Ok(mut a) => a.next().ok_or(ClientError::Protocol("endpoint resolves to no address")),
+        Err(e) => Err(ClientError::Io(e)),
+    })
+}
+
 impl IoSock {
+    /// Register a connected client for reading and writing and start servicing it.
+    fn attach(&mut self, mut client: Client, registry: &mio::Registry, active: &mut Vec<usize>) {
+        client.set_read_chunk(IN_BATCH);
+        let fd = client.fd().as_raw_fd();
+        let r = registry.register(&mut SourceFd(&fd), Token(self.sh.id), Interest::READABLE | Interest::WRITABLE);
+        self.client = Some(client);
+        match r {
+            Ok(()) => {
+                self.pollout = true;
+                self.readable = true; // the greeting may already be there
+                if !self.active {
+                    self.active = true;
+                    active.push(self.sh.id);
+                }
+            }
+            Err(e) => self.fail(&ClientError::Io(e), registry),
+        }
+    }
+
+    /// The connect finished (the socket turned writable): check it, then start ZMTP.
+    fn finish_connect(&mut self, registry: &mio::Registry, active: &mut Vec<usize>) {
+        let Some((mut stream, identity, security)) = self.connecting.take() else { return };
+        let err = match stream.take_error() {
+            Ok(None) => match stream.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
+                    self.connecting = Some((stream, identity, security)); // not yet
+                    return;
+                }
+                Err(e) => Some(e),
+            },
+            Ok(Some(e)) | Err(e) => Some(e),
+        };
+        let _ = registry.deregister(&mut stream);
+        if let Some(e) = err {
+            self.fail(&ClientError::Io(e), registry);
+            return;
+        }
+        match Client::from_tcp(std::net::TcpStream::from(stream), &identity, &security, true) {
+            Ok(client) => self.attach(client, registry, active),
+            Err(e) => self.fail(&e, registry),
+        }
+    }
+
     fn fail(&mut self, e: &ClientError, registry: &mio::Registry) {
         if let Ok(mut err) = self.sh.error.lock() {
             *err = Some(e.to_string());
@@ -476,6 +536,9 @@ impl IoSock {
         self.sh.state.store(FAILED, Ordering::Release);
         if let Some(c) = self.client.take() {
             let _ = registry.deregister(&mut SourceFd(&c.fd().as_raw_fd()));
+        }
+        if let Some((mut stream, ..)) = self.connecting.take() {
+            let _ = registry.deregister(&mut stream);
         }
         self.sh.signal();
     }
@@ -626,6 +689,10 @@ fn io_loop(mut poll: Poll, sh: &IoShared) {
                 continue;
             }
             if let Some(s) = socks.get_mut(&ev.token().0) {
+                if s.connecting.is_some() {
+                    s.finish_connect(poll.registry(), &mut active);
+                    continue;
+                }
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                     s.readable = true;
                 }
@@ -644,6 +711,7 @@ fn io_loop(mut poll: Poll, sh: &IoShared) {
                     let id = sock.id;
                     let mut s = IoSock {
                         sh: sock,
+                        connecting: None,
                         client: None,
                         staged_in: VecDeque::new(),
                         staged_out: VecDeque::new(),
@@ -652,20 +720,23 @@ fn io_loop(mut poll: Poll, sh: &IoShared) {
                         pollout: true,
                         active: false,
                     };
-                    match Client::connect_start(&endpoint, &identity, &security) {
-                        Ok(mut client) => {
-                            client.set_read_chunk(IN_BATCH);
-                            let fd = client.fd().as_raw_fd();
-                            let r = poll.registry().register(&mut SourceFd(&fd), Token(id), Interest::READABLE | Interest::WRITABLE);
-                            s.client = Some(client);
-                            if let Err(e) = r {
-                                s.fail(&ClientError::Io(e), poll.registry());
-                            } else {
-                                s.readable = true; // the greeting may already be there
-                                mark(&mut s, &mut active);
+                    match tcp_addr(&endpoint) {
+                        // libzmq: non-blocking connect, wait for POLLOUT, then hand the socket
+                        // over to a new engine (deregistered and registered again)
+                        Some(Ok(addr)) => match mio::net::TcpStream::connect(addr) {
+                            Ok(mut stream) => {
+                                match poll.registry().register(&mut stream, Token(id), Interest::WRITABLE) {
+                                    Ok(()) => s.connecting = Some((stream, identity, security)),
+                                    Err(e) => s.fail(&ClientError::Io(e), poll.registry()),
+                                }
                             }
-                        }
-                        Err(e) => s.fail(&e, poll.registry()),
+                            Err(e) => s.fail(&ClientError::Io(e), poll.registry()),
+                        },
+                        Some(Err(e)) => s.fail(&e, poll.registry()),
+                        None => match Client::connect_start(&endpoint, &identity, &security) {
+                            Ok(client) => s.attach(client, poll.registry(), &mut active),
+                            Err(e) => s.fail(&e, poll.registry()),
+                        },
                     }
                     socks.insert(id, s);
                 }
