@@ -55,15 +55,18 @@ const FAILED: u8 = 2;
 ///
 /// libzmq handles every frame on its own (`zmq_msg_t` init/move/close, `ypipe_t`
 /// write/read, the v2 encoder/decoder state machine, `socket_base_t` bookkeeping on each
-/// `zmq_send`/`zmq_msg_recv`) and every readable connection as an event of its own
-/// (`in_event`: decoder set-up, session push and flush, pipe activation), all of which
-/// costs it more than the pipes here. Calibrated against vipbench on the same router,
-/// 40 steps per frame: the gap in generator CPU per routed message (route: 12 frame
-/// hand-offs per message), two thirds in the I/O thread (encoder/decoder), one third in the
-/// application thread: the split of vipbench's CPU between libzmq's I/O thread and its
-/// workers (`perf stat --per-thread`: 0.94 vs 0.64 CPU at 1 M msg/s), which makes the I/O
-/// thread the bottleneck it is there. (Per-event costs are modelled by doing libzmq's
-/// system calls: mailbox checks, signalling, `POLLOUT` toggling.)
+/// `zmq_send`/`zmq_msg_recv`), which costs it more than the pipes here; its system calls
+/// (mailbox checks with `getpid`, eventfd signalling, `POLLOUT` toggling, the connecter,
+/// the staged greeting) are done for real above. The rest is calibrated against vipbench
+/// on the same router (`../shared/bench/vipbench.c`, libzmq 4.3.4):
+/// * 40 steps per frame, two thirds in the I/O thread (encoder/decoder), one third in the
+///   application thread: the gap in generator CPU per routed message (route, 12 frame
+///   hand-offs per message), split as vipbench's CPU is between libzmq's I/O thread and
+///   its workers (`perf stat --per-thread`: 0.94 vs 0.64 CPU at 1 M msg/s), which makes
+///   the I/O thread the bottleneck it is there;
+/// * 250 steps per message taken by the application (`zmq_msg_recv` of each frame and
+///   vipbench's `mm_recv`): the gap per peer that remained in `peers`, where 500 small
+///   peerlist notices per peer dominate.
 ///
 /// Without it (`--zmq-cost 0`) this client costs about half of what libzmq does, and on a
 /// machine where router and generator share the CPU its throughput figures run ahead of
@@ -71,6 +74,8 @@ const FAILED: u8 = 2;
 pub const FRAME_COST_IO: u32 = 27;
 /// See [`FRAME_COST_IO`]: the application thread's share per frame.
 pub const FRAME_COST_APP: u32 = 13;
+/// See [`FRAME_COST_IO`]: per message received by the application thread.
+pub const MSG_COST_APP: u32 = 250;
 
 /// Scale a 100 % cost to `percent`.
 fn scaled(cost: u32, percent: u32) -> u32 {
@@ -161,6 +166,8 @@ struct IoShared {
     app_cost: u32,
     /// Per-frame work in the I/O thread (encoder/decoder, session).
     io_cost: u32,
+    /// Per message received, application side.
+    msg_cost: u32,
     waker: Waker,
     cmds: Mutex<Vec<Cmd>>,
     stop: AtomicBool,
@@ -194,6 +201,7 @@ impl IoThread {
             Arc::new(IoShared {
                 app_cost: scaled(FRAME_COST_APP, zmq_cost_percent),
                 io_cost: scaled(FRAME_COST_IO, zmq_cost_percent),
+                msg_cost: scaled(MSG_COST_APP, zmq_cost_percent),
                 waker,
                 cmds: Mutex::new(Vec::new()),
                 stop: AtomicBool::new(false),
@@ -365,6 +373,7 @@ impl IoSocket {
             }
             if !f.more {
                 self.has = true;
+                frame_work(self.io.msg_cost);
                 break;
             }
         }
