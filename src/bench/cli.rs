@@ -52,8 +52,8 @@ pub struct BenchCmd {
     /// generator, i.e. the router's ceiling; figures not comparable with vipbench's
     #[argh(switch)]
     pub direct_io: bool,
-    /// cost of the libzmq-shaped client in percent of libzmq's per-frame and per-event
-    /// overhead (default 100: figures comparable with vipbench; 0: none)
+    /// cost of the libzmq-shaped client in percent of libzmq's per-frame and per-message
+    /// overhead (default 100: figures comparable with vipbench's; 0: none)
     #[argh(option, default = "100")]
     pub zmq_cost: u32,
     /// no progress lines

@@ -18,6 +18,14 @@
 //!
 //! Router CPU per unit comes from `/proc/PID/stat` (`--router-pid`) or, for the in-process
 //! router, from its thread's `/proc/self/task/TID/stat` ([`cpu`]).
+//!
+//! The clients: by default they have libzmq's shape ([`io`]: one I/O thread owning every
+//! connection, 8 KiB batches, per-socket pipes and mailboxes, libzmq's connect path,
+//! staged greeting and system calls, and a calibrated model of its per-frame CPU cost), so
+//! that the router sees the traffic a libzmq agent (and vipbench) produces and, where
+//! router and generator share the CPU, the figures agree with vipbench's. `--direct-io`
+//! uses [`client::Client`] straight from the worker threads instead: the cheapest
+//! generator, for the router's ceiling.
 
 #![cfg_attr(
     not(test),
