@@ -35,8 +35,9 @@ run: release
 	@echo "  Ctrl-C stops it."
 	exec $(BIN) --volttron-home "$(VHOME)"
 
-## test: unit, property, fuzz-corpus replay, loopback and zero-allocation tests, then the pyzmq interop suite
-test: test-unit interop
+## test: unit, property, fuzz-corpus replay and zero-allocation tests, the pyzmq interop suite,
+## and the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING; socket activation)
+test: venv test-unit interop systemd-verify systemd-check
 
 test-unit:
 	$(CARGO) test --all-targets
@@ -56,11 +57,12 @@ fuzz-replay:
 	$(CARGO) test --test fuzz_replay
 
 fuzz-build:
-	cd tests/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build --fuzz-dir .
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build --fuzz-dir tests/fuzz
 
-## fuzz: T=<target> SECS=<seconds>
+## fuzz: T=<target> SECS=<seconds>; new inputs go to tests/fuzz/work/ (see tests/fuzz/README.md)
 fuzz:
-	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir tests/fuzz $(T) -- -max_total_time=$(SECS)
+	mkdir -p tests/fuzz/work/$(T)
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir tests/fuzz $(T) tests/fuzz/work/$(T) tests/fuzz/corpus/$(T) -- -max_total_time=$(SECS)
 
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -72,7 +74,8 @@ fmt-check:
 bench:
 	tests/bench/compare.sh
 
-ci: test
+## ci: what .ci/run runs: every host test, then the unit and interop tests on aarch64 and armv7 under qemu
+ci: test ci-arm
 
 clean:
 	$(CARGO) clean

@@ -96,6 +96,11 @@ pub const SEND_STALL_MS: u64 = 2_000;
 /// (fairness; the connection goes on a ready list and continues next turn).
 pub const READ_BUDGET_BYTES: usize = 256 * 1024;
 
+/// A connection idle this long (nothing queued, nothing buffered) gives buffers that grew in a
+/// burst back to the budget: they return to `RX_BUF_MIN_BYTES`/`TX_BUF_MIN_BYTES`. A burst of
+/// `peerlist` notifications on a 1000-peer start, for instance, leaves no lasting cost.
+pub const IDLE_SHRINK_MS: u64 = 5_000;
+
 /// Timer granularity: handshake deadlines and stalls are checked this often.
 pub const TICK_MS: u64 = 100;
 
@@ -109,6 +114,10 @@ pub const MAX_LISTENERS: usize = 16;
 /// PING context bytes echoed in PONG (ZMTP 3.1: at most 16; longer contexts are truncated as
 /// libzmq does).
 pub const MAX_PING_CONTEXT_BYTES: usize = 16;
+
+/// Bytes of a pubsub bus name. Every shipped agent uses `''`. **Over it** a subscribe is
+/// answered `00`; a publish on such a bus reaches nobody (count 0).
+pub const MAX_BUS_BYTES: usize = 64;
 
 /// Subscriptions in total (pubsub index). **At the limit** a subscribe is answered `00` and
 /// logged; `rejected_subscription_full`.
@@ -275,7 +284,7 @@ impl Limits {
         let slots = self.max_connections * 16;
         let peers = self.max_connections * (MAX_IDENTITY_BYTES + 1 + 16) + self.max_connections * 2 * 2;
         let conn_state = self.max_connections * 1024;
-        let subs = self.max_subscriptions * (MAX_PREFIX_BYTES / 8 + 32);
+        let subs = crate::vip::pubsub::PubSub::index_limits(self).memory_bytes().unwrap_or(usize::MAX / 4);
         slots + peers + conn_state + subs
     }
 

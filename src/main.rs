@@ -6,11 +6,8 @@ use argh::FromArgs;
 
 use viprouter::config::{CliValues, Config};
 use viprouter::limits::Limits;
-use viprouter::server::event_loop::{Exit, Server};
-use viprouter::server::listener;
-use viprouter::vip::platform::PlatformInfo;
-use viprouter::vip::router::Router;
-use viprouter::zmtp::mechanism::Mechanism;
+use viprouter::server::event_loop::Exit;
+use viprouter::server::startup;
 
 /// viprouter: a small, fast VOLTTRON VIP message router (ZeroMQ message bus).
 #[derive(FromArgs)]
@@ -42,6 +39,32 @@ struct Cli {
     /// more logging: -v debug, -vv trace (RUST_LOG, when set, wins)
     #[argh(switch, short = 'v')]
     verbose: u8,
+    #[argh(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Keygen(Keygen),
+}
+
+/// Print a new CURVE key pair, in VOLTTRON's form (43-char URL-safe base64) and in Z85.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "keygen")]
+struct Keygen {}
+
+fn keygen() -> ExitCode {
+    use viprouter::auth::keys::KeyText;
+    use viprouter::zmtp::mechanism::curve::KeyPair;
+    let pair = KeyPair::generate(&mut rand_core::OsRng);
+    let public = KeyText::new(&pair.public.0);
+    let secret = KeyText::new(pair.secret.as_bytes());
+    println!("{{\"public\": \"{}\", \"secret\": \"{}\"}}", public.as_str(), secret.as_str());
+    println!("public (z85): {}", String::from_utf8_lossy(&pair.public.to_z85()));
+    let secret_z85 = viprouter::zmtp::z85::encode_key(pair.secret.as_bytes());
+    println!("secret (z85): {}", String::from_utf8_lossy(&secret_z85));
+    ExitCode::SUCCESS
 }
 
 fn init_logging(verbose: u8) {
@@ -69,47 +92,14 @@ fn print_limits(limits: &Limits) {
     );
 }
 
-/// A uuid4 text, as VOLTTRON's router uses for its routing id (VIP.md §2.1).
-fn uuid4(random: &[u8; 16]) -> String {
-    let mut b = *random;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-}
-
-fn random_bytes() -> [u8; 16] {
-    use std::io::Read;
-    let mut b = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut b);
-    }
-    b
-}
-
-/// Let the process hold every connection the limits allow.
-fn raise_fd_limit(connections: usize) {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let want = connections as u64 + 64;
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
-        && soft < want {
-            let new = want.min(hard);
-            if setrlimit(Resource::RLIMIT_NOFILE, new, hard).is_err() || new < want {
-                log::warn!("open-file limit {new} is below max-connections + 64 = {want}: accepts may fail first");
-            }
-        }
-}
-
-fn json_list(items: &[String]) -> Vec<u8> {
-    let quoted: Vec<String> = items.iter().map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))).collect();
-    format!("[{}]", quoted.join(", ")).into_bytes()
-}
-
 fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
     if cli.version {
         println!("viprouter {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Keygen(_)) = cli.command {
+        return keygen();
     }
     init_logging(cli.verbose);
     let values = CliValues {
@@ -130,14 +120,6 @@ fn main() -> ExitCode {
         print_limits(&config.limits);
         return ExitCode::SUCCESS;
     }
-    if config.allow_auth {
-        eprintln!(
-            "viprouter: allow-auth = True needs CURVE and auth.json, which this build does not implement yet \
-             (README, \"What works\"). Set `allow-auth = False` in {}/config or pass --allow-auth false.",
-            config.volttron_home.display()
-        );
-        return ExitCode::from(2);
-    }
     if cli.check_config {
         println!("volttron-home: {}", config.volttron_home.display());
         println!("config file:   {}", config.config_file.as_ref().map_or("(none)".into(), |p| p.display().to_string()));
@@ -157,53 +139,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Take ownership of a descriptor systemd passed (socket activation). The one `unsafe` of the
+/// program, here in the binary's crate root so that the library keeps `#![forbid(unsafe_code)]`.
+#[allow(unsafe_code)]
+fn adopt_listen_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    // SAFETY: `server::activation::from_env` hands out `fd` only if LISTEN_PID is our pid and
+    // 3 <= fd < 3 + LISTEN_FDS, i.e. systemd passed it to this process; getsockname() succeeded
+    // on it, so it is open. Nothing in this process opened, wrapped or closed it before (files
+    // read earlier in start-up get other numbers, since this one is open), and `into_listeners`
+    // calls this at most once per fd, so ownership is unique.
+    unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+}
+
 fn run(config: Config) -> Result<(), String> {
-    raise_fd_limit(config.limits.max_connections);
-    let run_dir = config.volttron_home.join("run");
-    std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
-    let mechanism = Mechanism::Null;
-    let mut listeners = listener::bind(&config.local_address, mechanism)?;
-    let mut vip_endpoints = Vec::new();
-    for a in &config.vip_addresses {
-        let bound = listener::bind(a, mechanism)?;
-        vip_endpoints.extend(bound.iter().map(|l| l.endpoint.clone()));
-        listeners.extend(bound);
-    }
-    if listeners.len() > viprouter::limits::MAX_LISTENERS {
-        return Err(format!("{} endpoints: at most {} may be bound", listeners.len(), viprouter::limits::MAX_LISTENERS));
-    }
-    let random = random_bytes();
-    let router_id = uuid4(&random);
-    let mut info = PlatformInfo::with_router_id(router_id.as_bytes());
-    info.instance_name = config.instance_name.clone().into_bytes();
-    info.local_address = config.local_address.clone().into_bytes();
-    info.addresses_json = if vip_endpoints.is_empty() {
-        json_list(std::slice::from_ref(&config.local_address))
-    } else {
-        json_list(&vip_endpoints)
-    };
-    if let Some(f) = &config.agent_monitor_frequency {
-        info.agent_monitor_frequency = f.clone().into_bytes();
-    }
-    info.volttron_central_address = config.volttron_central_address.clone().into_bytes();
-    info.volttron_central_serverkey = config.volttron_central_serverkey.clone().into_bytes();
-    info.bind_web_address = config.bind_web_address.clone().into_bytes();
-    let seed = u32::from_le_bytes([random[0], random[1], random[2], random[3]]);
-    let router = Router::new(config.limits.max_connections, info, seed);
-    let mut server = Server::new(listeners, router, config.limits.clone(), router_id.clone().into_bytes())
-        .map_err(|e| format!("event loop: {e}"))?;
-    let endpoints: Vec<&str> = server.endpoints().collect();
-    log::info!(
-        "viprouter {} ready: router id {router_id}, mechanism {}, endpoints {}, max {} connections, memory ceiling {} MiB",
-        env!("CARGO_PKG_VERSION"),
-        mechanism.name(),
-        endpoints.join(" "),
-        config.limits.max_connections,
-        config.limits.memory_ceiling_bytes() / (1024 * 1024)
-    );
-    let exit = server.run().map_err(|e| format!("event loop: {e}"))?;
-    server.log_stats();
-    server.cleanup();
+    let exit = startup::run(config, &mut adopt_listen_fd)?;
     log::info!("stopped ({})", match exit {
         Exit::Signal => "signal",
         Exit::Quit => "quit from control",

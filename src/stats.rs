@@ -1,7 +1,7 @@
 //! Router counters: accepted, rejected_*, dropped_*, high-water marks (DESIGN.md §2.3 naming).
 //!
 //! One [`Stats`] lives in the router. Every limit hit, refusal and drop increments a counter
-//! here; [`Stats::bump`] also says whether this occurrence should be logged (the first, then
+//! here; [`bump`] also says whether this occurrence should be logged (the first, then
 //! the 10th, 100th, … — "logged once" without letting a hostile peer flood the journal).
 //! The whole structure is answered as a JSON object to `query stats` and logged on SIGUSR1.
 
@@ -125,6 +125,14 @@ counters! {
     rejected_protected_topic,
     /// Pubsub requests with malformed bodies (answered with the non-crashing reply).
     pubsub_malformed,
+    /// Subscribes refused because the peer holds `max-subs-per-peer` subscriptions.
+    rejected_subscription_peer_limit,
+    /// Publishes dropped because the delivery body would exceed the message-size limit.
+    rejected_publish_too_large,
+    /// Pubsub operations ignored: unknown, or multi-platform (`external_*`).
+    pubsub_unknown_op,
+    /// `auth_update`/`protected_update` ignored: not from `platform.auth`, or unusable content.
+    rejected_policy_update,
 }
 
 /// Increment `counter` and say whether this occurrence should be logged: the 1st, 10th,

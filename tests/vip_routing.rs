@@ -1,6 +1,7 @@
 //! The VIP router core without sockets: envelope in, frames out, compared with the worked
 //! examples of VIP.md §15 and the rules of §4–§8.
 
+use viprouter::limits::Limits;
 use viprouter::vip::peers::PeerId;
 use viprouter::vip::platform::PlatformInfo;
 use viprouter::vip::router::{Full, OnFull, Outcome, Router, Sink};
@@ -13,6 +14,7 @@ const RID: &[u8] = b"4325ac0e-4cd2-40d4-a447-67257c3dbe98";
 struct Recorder {
     out: Vec<(u16, Vec<Vec<u8>>)>,
     full: Vec<u16>,
+    stalled: Vec<u16>,
 }
 
 impl Sink for Recorder {
@@ -22,6 +24,10 @@ impl Sink for Recorder {
         }
         self.out.push((to.0, frames.iter().map(|f| f.to_vec()).collect()));
         Ok(())
+    }
+
+    fn is_stalled(&self, to: PeerId) -> bool {
+        self.stalled.contains(&to.0)
     }
 }
 
@@ -48,7 +54,8 @@ fn router() -> Router {
     let mut info = PlatformInfo::with_router_id(RID);
     info.instance_name = b"volttron1".to_vec();
     info.addresses_json = b"[\"tcp://127.0.0.1:22916\"]".to_vec();
-    let mut r = Router::new(16, info, 0);
+    let limits = Limits { max_connections: 16, ..Limits::COMPILED };
+    let mut r = Router::new(&limits, info, 0);
     r.attach(PeerId(1), b"agent.a").unwrap();
     r.attach(PeerId(2), b"agent.b").unwrap();
     r
@@ -222,6 +229,10 @@ fn full_recipient_blocks_then_answers_error_11() {
         *s.out.last().unwrap(),
         (1, frames(&[b"", b"VIP1", b"agent.a", b"f1", b"error", b"11", b"Resource temporarily unavailable", b"agent.b", b"RPC"]))
     );
+    // once the recipient is stalled, the next message gets error 11 at once, without a pause
+    let mut s = Recorder { full: vec![2], stalled: vec![2], ..Default::default() };
+    assert_eq!(send(&mut r, &mut s, 1, &m), Outcome::Done);
+    assert_eq!(s.out.last().unwrap().1[5], b"11");
     // a requester whose own queue is full is paused (its reply waits), never dropped
     let mut s = Recorder { full: vec![1], ..Default::default() };
     assert_eq!(send(&mut r, &mut s, 1, &[b"", b"VIP1", b"", b"p", b"ping"]), Outcome::Blocked(PeerId(1)));

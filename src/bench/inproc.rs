@@ -65,7 +65,7 @@ impl Inproc {
                 info.instance_name = b"bench".to_vec();
                 info.addresses_json = addresses.into_bytes();
                 let seed = u32::from_le_bytes([random[0], random[1], random[2], random[3]]);
-                let router = Router::new(limits.max_connections, info, seed);
+                let router = Router::new(&limits, info, seed);
                 let mut server = match Server::new(listeners, router, limits, router_id.into_bytes()) {
                     Ok(s) => s,
                     Err(e) => {

@@ -54,6 +54,9 @@ pub struct Config {
     pub bind_web_address: String,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
+    /// `[viprouter] identity-binding`: refuse a peer whose ZMTP identity differs from its
+    /// auth entry's `identity` (VIP.md §9.8; off by default, as VOLTTRON does not bind them).
+    pub identity_binding: bool,
 }
 
 /// A configuration problem, with where it is.
@@ -110,6 +113,7 @@ impl Config {
             volttron_central_serverkey: String::new(),
             bind_web_address: String::new(),
             config_file: None,
+            identity_binding: false,
         };
         let file = cfg.volttron_home.join("config");
         if std::env::var_os("SKIP_VOLTTRON_CONFIG").is_none() && file.exists() {
@@ -163,6 +167,10 @@ impl Config {
                     return Err(bad(format!("{:?} is not served by viprouter (only zmq)", e.value)));
                 }
                 ("volttron", _) => {}
+                ("viprouter", "identity-binding") => {
+                    self.identity_binding =
+                        ini::parse_bool(&e.value).ok_or_else(|| bad("expected True or False".into()))?;
+                }
                 ("viprouter", key) => {
                     let v: u64 = e.value.parse().map_err(|_| bad("expected a whole number".into()))?;
                     self.limits.lower(key, v).map_err(|le| match le {

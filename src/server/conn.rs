@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
-use crate::limits::{RX_BUF_BUSY_BYTES, RX_BUF_MAX_BYTES, RX_BUF_MIN_BYTES, TX_BUF_MIN_BYTES};
+use crate::limits::{IDLE_SHRINK_MS, RX_BUF_BUSY_BYTES, RX_BUF_MAX_BYTES, RX_BUF_MIN_BYTES, TX_BUF_MIN_BYTES};
 use crate::time::Instant;
 use crate::zmtp::Parts;
 use crate::zmtp::mechanism::Mechanism;
@@ -277,12 +277,17 @@ pub struct Conn {
     pub pending_parts: Parts,
     /// See `pending_parts`.
     pub pending_consumed: usize,
+    /// Its queue stayed full for longer than the stall time: messages to it are answered with
+    /// error 11 at once until the queue drains below half.
+    pub stalled: bool,
     /// WRITABLE interest is registered.
     pub want_write: bool,
     /// Queued on the dirty list this turn.
     pub dirty: bool,
     /// The peer closed its side (EOF read).
     pub eof: bool,
+    /// Last time bytes moved in or out (for `IDLE_SHRINK_MS`).
+    pub last_active: Instant,
     /// For logs: the peer's address.
     pub peer: heapless::String<64>,
     /// The address the authorisation sees: TCP peer IP without port, or
@@ -310,9 +315,11 @@ impl Conn {
             stall_expired: false,
             pending_parts: Parts::new(),
             pending_consumed: 0,
+            stalled: false,
             want_write: false,
             dirty: false,
             eof: false,
+            last_active: now,
             peer: label,
             auth_addr: bounded(auth_addr),
         }
@@ -324,6 +331,24 @@ impl Conn {
     /// Buffer bytes this connection holds (returned to the budget on close).
     pub fn buffer_bytes(&self) -> usize {
         self.rx.buf.len() + self.tx.capacity()
+    }
+
+    /// After `IDLE_SHRINK_MS` without traffic, give buffers that grew back to their initial
+    /// size. Returns the bytes given back to the budget.
+    pub fn shrink_if_idle(&mut self, now: Instant) -> usize {
+        if now.since(self.last_active) < IDLE_SHRINK_MS || self.tx.pending() > 0 || !self.rx.is_empty() {
+            return 0;
+        }
+        let mut freed = 0;
+        if self.rx.buf.len() > RX_BUF_MIN_BYTES {
+            freed += self.rx.buf.len() - RX_BUF_MIN_BYTES;
+            self.rx = RxBuf { buf: vec![0u8; RX_BUF_MIN_BYTES], start: 0, end: 0 };
+        }
+        if self.tx.buf.capacity() > TX_BUF_MIN_BYTES {
+            freed += self.tx.buf.capacity() - TX_BUF_MIN_BYTES;
+            self.tx = TxBuf { buf: Vec::with_capacity(TX_BUF_MIN_BYTES), sent: 0 };
+        }
+        freed
     }
 
     /// Read into the free tail of the receive buffer.

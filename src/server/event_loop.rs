@@ -23,6 +23,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::conn::{Budget, Conn, Pause, Stream};
 use super::listener::{ListenSocket, Listener};
 use super::signals::{SignalEvent, Signals};
+use super::watch::Watch;
 use super::slots::{SlotId, Slots};
 use crate::limits::{Limits, MAX_EVENTS, READ_BUDGET_BYTES, TICK_MS};
 use crate::stats::{self, FixedWriter};
@@ -36,6 +37,8 @@ use crate::zmtp::{DecodeError, Message, Parts};
 /// What the authorisation hook is asked (VIP.md §9.6; the ZAP request of ZMTP.md §8.2).
 #[derive(Clone, Copy, Debug)]
 pub struct AuthQuery<'a> {
+    /// Index of the listener the peer connected to (in bind order).
+    pub listener: usize,
     /// The endpoint the peer connected to, as reported in `query addresses`.
     pub endpoint: &'a str,
     /// Its mechanism.
@@ -55,6 +58,7 @@ pub type OnReload = Box<dyn FnMut(&mut Router)>;
 pub type Authorize = Box<dyn FnMut(&AuthQuery<'_>) -> bool>;
 
 const SIGNAL_TOKEN: Token = Token(0xFFFF);
+const WATCH_TOKEN: Token = Token(0xFFFE);
 
 /// Why the loop ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +74,7 @@ pub struct Server {
     poll: Poll,
     listeners: Vec<Listener>,
     signals: Signals,
+    watch: Option<Watch>,
     slots: Slots,
     /// The VIP core.
     pub router: Router,
@@ -89,6 +94,7 @@ pub struct Server {
     clock: std::time::Instant,
     exit: Option<Exit>,
     last_tick: Instant,
+    last_shrink: Instant,
     /// Called once per loop turn with the time (sd_notify watchdog, reloads).
     on_tick: Option<Box<dyn FnMut(Instant)>>,
     on_reload: Option<OnReload>,
@@ -135,6 +141,10 @@ impl Sink for ConnSink<'_> {
         self.delivered += 1;
         Ok(())
     }
+
+    fn is_stalled(&self, to: PeerId) -> bool {
+        self.slots.peek(to.0).is_some_and(|c| c.stalled)
+    }
 }
 
 enum Step {
@@ -165,6 +175,7 @@ impl Server {
             poll,
             listeners,
             signals,
+            watch: None,
             slots: Slots::new(max),
             router,
             budget: Budget::new(limits.buffer_budget_bytes),
@@ -183,6 +194,7 @@ impl Server {
             clock: std::time::Instant::now(),
             exit: None,
             last_tick: Instant(0),
+            last_shrink: Instant(0),
             on_tick: None,
             on_reload: None,
         })
@@ -201,6 +213,16 @@ impl Server {
     /// Run `f` once per loop turn (e.g. the systemd watchdog).
     pub fn set_on_tick(&mut self, f: Box<dyn FnMut(Instant)>) {
         self.on_tick = Some(f);
+    }
+
+    /// Reload (as on SIGHUP) whenever `watch` reports a change.
+    ///
+    /// # Errors
+    /// Registration errors.
+    pub fn set_watch(&mut self, watch: Watch) -> io::Result<()> {
+        watch.register(self.poll.registry(), WATCH_TOKEN)?;
+        self.watch = Some(watch);
+        Ok(())
     }
 
     /// Run `f` on SIGHUP.
@@ -248,12 +270,18 @@ impl Server {
             let token = ev.token();
             if token == SIGNAL_TOKEN {
                 self.handle_signals();
+            } else if token == WATCH_TOKEN {
+                if self.watch.as_ref().is_some_and(Watch::changed) {
+                    log::info!("configuration file changed: reloading");
+                    self.reload();
+                }
             } else if let Some(id) = SlotId::from_token(token) {
                 if ev.is_writable() {
                     self.flush(id);
                 }
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                    self.service(id, now);
+                    let hangup = ev.is_read_closed() || ev.is_error();
+                    self.service(id, now, !hangup);
                 }
             } else if token.0 < self.listeners.len() {
                 self.accept(token.0, now);
@@ -262,7 +290,7 @@ impl Server {
         // Connections with input left over from earlier turns (read budget, resumed).
         let mut ready = std::mem::take(&mut self.ready);
         for &id in &ready {
-            self.service(id, now);
+            self.service(id, now, false);
         }
         ready.clear();
         self.ready = ready;
@@ -289,12 +317,16 @@ impl Server {
                 }
                 SignalEvent::Reload => {
                     log::info!("SIGHUP: reloading");
-                    if let Some(f) = self.on_reload.as_mut() {
-                        f(&mut self.router);
-                    }
+                    self.reload();
                 }
                 SignalEvent::DumpStats => self.log_stats(),
             }
+        }
+    }
+
+    fn reload(&mut self) {
+        if let Some(f) = self.on_reload.as_mut() {
+            f(&mut self.router);
         }
     }
 
@@ -401,10 +433,19 @@ impl Server {
     }
 
     /// Read and process one connection (see the module doc).
-    fn service(&mut self, id: SlotId, now: Instant) {
+    ///
+    /// `short_read_drains`: a read that returned less than the free space means the socket is
+    /// drained, so the final read that would only return `WouldBlock` is skipped (edge-triggered
+    /// epoll reports every later arrival). Only for a readable event without hang-up; the ready
+    /// list and hang-ups read until `WouldBlock`.
+    fn service(&mut self, id: SlotId, now: Instant, short_read_drains: bool) {
         let mut read_total = 0usize;
+        let mut drained = false;
         loop {
             if let Step::Stop = self.drain_input(id, now) {
+                return;
+            }
+            if drained {
                 return;
             }
             let Some(conn) = self.slots.get_mut(id) else { return };
@@ -430,9 +471,12 @@ impl Server {
                 Ok(0) => conn.eof = true,
                 Ok(n) => {
                     read_total += n;
+                    conn.last_active = now;
                     self.router.stats.bytes_in += n as u64;
                     if n == tail_before {
                         conn.rx.grow_if_busy(&mut self.budget);
+                    } else if short_read_drains {
+                        drained = true;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -489,6 +533,12 @@ impl Server {
                 }
                 Ok(Input::NeedMore { consumed, need }) => {
                     conn.rx.consume(consumed);
+                    if need > crate::limits::RX_BUF_MAX_BYTES {
+                        // The session checks every size against the limits; this is a second
+                        // safeguard so that no input can grow a buffer past its ceiling.
+                        self.protocol_error(id, DecodeError::MessageTooLarge);
+                        return Step::Stop;
+                    }
                     if need > conn.rx.buf.len() && !conn.rx.make_room(need, &mut self.budget) {
                         conn.paused = Some(Pause::Budget);
                         self.paused.push(id);
@@ -503,6 +553,7 @@ impl Server {
                     conn.rx.consume(consumed);
                     let endpoint = self.listeners.get(usize::from(conn.listener)).map_or("", |l| l.endpoint.as_str());
                     let query = AuthQuery {
+                        listener: usize::from(conn.listener),
                         endpoint,
                         mechanism,
                         address: &conn.auth_addr,
@@ -659,7 +710,12 @@ impl Server {
         let Some(conn) = self.slots.get_mut(id) else { return };
         conn.dirty = false;
         match conn.flush() {
-            Ok(n) => self.router.stats.bytes_out += n as u64,
+            Ok(n) => {
+                self.router.stats.bytes_out += n as u64;
+                if n > 0 {
+                    conn.last_active = self.last_tick;
+                }
+            }
             Err(e) => {
                 log::debug!("write to {}: {e}", conn.peer);
                 self.close(id, "write error");
@@ -667,6 +723,10 @@ impl Server {
             }
         }
         let Some(conn) = self.slots.get_mut(id) else { return };
+        if conn.stalled && conn.tx.pending() <= self.limits.tx_queue_bytes / 2 {
+            conn.stalled = false;
+            log::info!("peer at {} drains its queue again", conn.peer);
+        }
         let want = conn.tx.pending() > 0;
         if want != conn.want_write {
             conn.want_write = want;
@@ -714,13 +774,21 @@ impl Server {
                 }
                 Some(Pause::Recipient { on, since }) => {
                     let half = self.limits.tx_queue_bytes / 2;
-                    let room = match self.slots.by_index(on) {
-                        None => true,
-                        Some(c) => c.tx.pending() <= half,
+                    let (room, stalled) = match self.slots.peek(on) {
+                        None => (true, false),
+                        Some(c) => (c.tx.pending() <= half, c.stalled),
                     };
                     if room {
                         true
-                    } else if on != id.index && now.since(since) >= self.limits.send_stall_ms {
+                    } else if on != id.index && (stalled || now.since(since) >= self.limits.send_stall_ms) {
+                        // The recipient is stuck: this message, and every later one to it until
+                        // it drains, is answered with error 11 (VIP.md §4 step 7).
+                        if let Some(c) = self.slots.by_index(on) {
+                            if !c.stalled {
+                                c.stalled = true;
+                                log::warn!("peer at {} has not drained its queue for {} ms: answering error 11 to its senders", c.peer, self.limits.send_stall_ms);
+                            }
+                        }
                         if let Some(c) = self.slots.get_mut(id) {
                             c.stall_expired = true;
                         }
@@ -750,6 +818,7 @@ impl Server {
             c.cookies.rotate_if_due(now.0, &mut rand_core::OsRng);
         }
         self.sync_stats();
+        self.shrink_idle(now);
         if self.handshaking == 0 {
             return;
         }
@@ -769,6 +838,23 @@ impl Server {
             }
             self.close(id, "handshake timeout");
         }
+    }
+
+    /// Once a second, give idle connections' grown buffers back (`IDLE_SHRINK_MS`).
+    fn shrink_idle(&mut self, now: Instant) {
+        if now.0 / 1000 == self.last_shrink.0 / 1000 {
+            return;
+        }
+        self.last_shrink = now;
+        let mut freed = 0;
+        for index in 0..u16::try_from(self.limits.max_connections).unwrap_or(u16::MAX) {
+            if let Some(c) = self.slots.by_index(index) {
+                if c.handshake_done && c.paused.is_none() && c.pending_consumed == 0 {
+                    freed += c.shrink_if_idle(now);
+                }
+            }
+        }
+        self.budget.give(freed);
     }
 
     /// Close connection `id`: deregister, leave the peer set (notifying the others), return its

@@ -22,6 +22,8 @@ pub mod envelope;
 pub mod error;
 pub mod peers;
 pub mod platform;
+pub mod protected;
+pub mod pubsub;
 pub mod router;
 pub mod subscriptions;
 

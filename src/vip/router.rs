@@ -18,7 +18,8 @@ use super::envelope::{Envelope, EnvelopeError};
 use super::error::{VipErrno, error_frames};
 use super::peers::{AttachError, PeerId, PeerTable};
 use super::platform::PlatformInfo;
-use crate::limits::MAX_MSG_PARTS;
+use super::pubsub::PubSub;
+use crate::limits::{Limits, MAX_MSG_PARTS};
 use crate::stats::{self, FixedWriter, Stats};
 use crate::zmtp::Message;
 
@@ -33,6 +34,13 @@ pub trait Sink {
     /// # Errors
     /// [`Full`] when the queue has no room (nothing was queued).
     fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full>;
+
+    /// Has `to` been full for longer than the stall time? Messages to a stalled peer are
+    /// answered with error 11 at once instead of pausing their sender again.
+    fn is_stalled(&self, to: PeerId) -> bool {
+        let _ = to;
+        false
+    }
 }
 
 /// What to do when a forwarded message's destination is full.
@@ -67,12 +75,19 @@ pub struct Router {
     pub info: PlatformInfo,
     /// Counters.
     pub stats: Stats,
+    /// The pubsub service (VIP.md §7).
+    pub pubsub: PubSub,
 }
 
 impl Router {
-    /// A router for `capacity` peers.
-    pub fn new(capacity: usize, info: PlatformInfo, seed: u32) -> Router {
-        Router { peers: PeerTable::new(capacity, seed), info, stats: Stats::default() }
+    /// A router for `limits.max_connections` peers, with the pubsub index sized from `limits`.
+    pub fn new(limits: &Limits, info: PlatformInfo, seed: u32) -> Router {
+        Router {
+            peers: PeerTable::new(limits.max_connections, seed),
+            info,
+            stats: Stats::default(),
+            pubsub: PubSub::new(limits),
+        }
     }
 
     /// Attach a connection that completed its handshake with `identity` (empty → a generated
@@ -105,6 +120,7 @@ impl Router {
         if self.peers.is_registered(peer) {
             self.unregister(peer, sink);
         }
+        self.pubsub.peer_detached(peer);
         self.peers.detach(peer);
     }
 
@@ -140,6 +156,10 @@ impl Router {
             b"ping" => self.ping(from, &env, sink),
             b"peerlist" => self.peerlist(from, &env, sink),
             b"query" => self.query(from, &env, sink),
+            b"pubsub" => {
+                let Router { peers, stats, pubsub, .. } = self;
+                pubsub.handle(from, &env, peers, stats, sink)
+            }
             b"agentstop" => {
                 self.agentstop(from, &env, sink);
                 Outcome::Done
@@ -187,6 +207,7 @@ impl Router {
             return;
         }
         self.stats.peers_dropped += 1;
+        self.pubsub.remove_peer(peer); // VIP.md §7.12
         let Router { peers, stats, .. } = self;
         let me = peers.identity(peer);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"drop", me];
@@ -198,7 +219,7 @@ impl Router {
     }
 
     /// Queue a router reply to the requester; a full queue pauses the requester.
-    fn reply(stats: &mut Stats, sink: &mut impl Sink, to: PeerId, frames: &[&[u8]]) -> Outcome {
+    pub(super) fn reply(stats: &mut Stats, sink: &mut impl Sink, to: PeerId, frames: &[&[u8]]) -> Outcome {
         match sink.deliver(to, frames) {
             Ok(()) => Outcome::Done,
             Err(Full) => {
@@ -229,16 +250,15 @@ impl Router {
                 stats.routed += 1;
                 Outcome::Done
             }
-            Err(Full) if on_full == OnFull::Pause => {
+            Err(Full) if on_full == OnFull::Pause && (to == from || !sink.is_stalled(to)) => {
                 stats.paused_sender += 1;
                 Outcome::Blocked(to)
             }
             Err(Full) => {
                 if stats::bump(&mut stats.errors_again) {
                     log::warn!(
-                        "queue of {:?} full for {} ms: answering error 11 to {:?}",
+                        "queue of {:?} stays full: answering error 11 to {:?}",
                         String::from_utf8_lossy(env.recipient),
-                        crate::limits::SEND_STALL_MS,
                         String::from_utf8_lossy(me)
                     );
                 }
@@ -263,7 +283,7 @@ impl Router {
 
     /// VIP.md §5.1.
     fn hello(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
-        let Router { peers, info, stats } = self;
+        let Router { peers, info, stats, .. } = self;
         let me = peers.identity(from);
         let frames: [&[u8]; 9] = [b"", SIGNATURE, me, env.msg_id, b"hello", b"welcome", b"1.0", &info.router_id, me];
         Self::reply(stats, sink, from, &frames)
@@ -307,7 +327,7 @@ impl Router {
     /// VIP.md §5.4, plus `stats` (§12 Compat: a JSON object of the router's counters).
     fn query(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
         let mut json = [0u8; 8192];
-        let Router { info, stats, .. } = self;
+        let Router { info, stats, peers, pubsub } = self;
         let value: &[u8] = match env.arg(0) {
             b"stats" => {
                 let mut w = FixedWriter::new(&mut json);
@@ -315,6 +335,7 @@ impl Router {
                     log::error!("query stats: counters do not fit the reply buffer");
                 }
                 let n = w.written().len();
+                let n = pubsub.append_stats_json(peers, &mut json, n);
                 json.get(..n).unwrap_or(&[])
             }
             key => info.query(key).unwrap_or(&[]),

@@ -263,7 +263,7 @@ fn entry_key(e: u64) -> u32 {
 pub struct Subscriptions {
     limits: SubscriptionLimits,
     stride: usize,
-    keys: Box<[KeySlot]>,
+    keys: Vec<KeySlot>,
     key_bytes: Box<[u8]>,
     key_free: u32,
     index: Box<[u64]>,
@@ -272,7 +272,7 @@ pub struct Subscriptions {
     len_count: Box<[u32]>,
     /// Longest prefix length that has a key.
     longest: usize,
-    subs: Box<[SubSlot]>,
+    subs: Vec<SubSlot>,
     sub_free: u32,
     len: usize,
     peer_head: Box<[u32]>,
@@ -310,38 +310,23 @@ impl Subscriptions {
         let key_bytes_len = n.checked_mul(stride).ok_or(LimitsError::TooLarge)?;
         let index_len = index_len(n).ok_or(LimitsError::TooLarge)?;
 
-        let free_list_next = |i: usize| -> u32 {
-            if i + 1 < n {
-                u32::try_from(i + 1).unwrap_or(NIL)
-            } else {
-                NIL
-            }
-        };
-        let keys: Box<[KeySlot]> = (0..n)
-            .map(|i| KeySlot {
-                head: free_list_next(i),
-                ..FREE_KEY
-            })
-            .collect();
-        let subs: Box<[SubSlot]> = (0..n)
-            .map(|i| SubSlot {
-                next_p: free_list_next(i),
-                ..FREE_SUB
-            })
-            .collect();
-        let first = if n > 0 { 0 } else { NIL };
+        // Slots are handed out from a high-water mark first (pushed within the reserved
+        // capacity: no reallocation), then from the free lists. Nothing is written to a slot
+        // before it is used, so an idle router's index costs no resident memory.
+        let keys: Vec<KeySlot> = Vec::with_capacity(n);
+        let subs: Vec<SubSlot> = Vec::with_capacity(n);
         Ok(Self {
             limits,
             stride,
             keys,
             key_bytes: vec![0; key_bytes_len].into_boxed_slice(),
-            key_free: first,
+            key_free: NIL,
             index: vec![0; index_len].into_boxed_slice(),
             index_mask: index_len - 1,
             len_count: vec![0; limits.max_prefix_bytes + 1].into_boxed_slice(),
             longest: 0,
             subs,
-            sub_free: first,
+            sub_free: NIL,
             len: 0,
             peer_head: vec![NIL; limits.max_peers].into_boxed_slice(),
             peer_count: vec![0; limits.max_peers].into_boxed_slice(),
@@ -701,7 +686,7 @@ impl Subscriptions {
         if in_use >= self.limits.max_per_peer {
             return Err(SubscribeError::PeerLimit);
         }
-        if self.sub_free == NIL {
+        if self.sub_free == NIL && self.subs.len() >= self.limits.max_subscriptions {
             return Err(SubscribeError::TableFull);
         }
         let k = match key {
@@ -710,6 +695,11 @@ impl Subscriptions {
                 .new_key(hash, bus, prefix)
                 .ok_or(SubscribeError::TableFull)?,
         };
+        if self.sub_free == NIL {
+            // Fresh slot at the high-water mark (capacity reserved in `new`).
+            self.sub_free = u32::try_from(self.subs.len()).map_err(|_| SubscribeError::TableFull)?;
+            self.subs.push(FREE_SUB);
+        }
         let s = self.sub_free;
         let old_key_head = self.keys.get(k as usize).map_or(NIL, |key| key.head);
         let old_peer_head = self.peer_first(peer);
@@ -748,6 +738,14 @@ impl Subscriptions {
     }
 
     fn new_key(&mut self, hash: u64, bus: &[u8], prefix: &[u8]) -> Option<u32> {
+        if self.key_free == NIL {
+            if self.keys.len() >= self.limits.max_subscriptions {
+                return None;
+            }
+            // Fresh slot at the high-water mark (capacity reserved in `new`).
+            self.key_free = u32::try_from(self.keys.len()).ok()?;
+            self.keys.push(FREE_KEY);
+        }
         let k = self.key_free;
         let start = k as usize * self.stride;
         let bus_len = u16::try_from(bus.len()).ok()?;
@@ -1021,75 +1019,4 @@ impl Drop for Replace<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits(n: usize) -> SubscriptionLimits {
-        SubscriptionLimits {
-            max_subscriptions: n,
-            max_per_peer: n,
-            max_prefix_bytes: 16,
-            max_bus_bytes: 4,
-            max_peers: 8,
-        }
-    }
-
-    /// The index stays consistent: every live key is found through the hash index and the
-    /// per-length counts match.
-    fn check_invariants(t: &Subscriptions) {
-        let mut live = 0;
-        let mut lens = vec![0u32; t.len_count.len()];
-        let mut subs = 0;
-        for (k, key) in t.keys.iter().enumerate() {
-            if key.subs == 0 {
-                continue;
-            }
-            live += 1;
-            lens[usize::from(key.prefix_len)] += 1;
-            subs += key.subs as usize;
-            let k = k as u32;
-            assert_eq!(t.lookup(key.hash, t.key_bus(k), t.key_prefix(k)), Some(k));
-        }
-        assert_eq!(t.index.iter().filter(|&&e| e != 0).count(), live);
-        assert_eq!(&lens[..], &t.len_count[..]);
-        assert_eq!(subs, t.len);
-        assert_eq!(
-            t.peer_count.iter().map(|&c| c as usize).sum::<usize>(),
-            t.len
-        );
-        let longest = lens.iter().rposition(|&c| c > 0).unwrap_or(0);
-        assert_eq!(t.longest, longest);
-    }
-
-    #[test]
-    fn index_survives_churn() {
-        let mut t = Subscriptions::new(limits(64)).unwrap();
-        let mut x = 7u64;
-        for round in 0..5000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let prefix = format!("p{}", x % 97);
-            let peer = (x >> 20) as u16 % 8;
-            if round % 3 == 0 {
-                t.unsubscribe(peer, b"", prefix.as_bytes(), false);
-            } else {
-                let _ = t.subscribe(peer, b"", prefix.as_bytes(), x & 1 == 0);
-            }
-            if round % 97 == 0 {
-                check_invariants(&t);
-            }
-        }
-        check_invariants(&t);
-    }
-
-    #[test]
-    fn generation_wrap_resets_seen() {
-        let mut t = Subscriptions::new(limits(4)).unwrap();
-        t.subscribe(3, b"", b"", false).unwrap();
-        t.generation = u32::MAX - 1;
-        for _ in 0..4 {
-            assert_eq!(t.for_each_subscriber(b"", b"x", |_| {}), 1);
-        }
-    }
-}
+mod tests;

@@ -168,6 +168,8 @@ def test_peerlist_list_contains_registered(ep, agents):
     a, b_ = pair(agents, ep)
     c = agents("agent.c", ep)
     c.hello()
+    for x in (a, b_):
+        assert x.recv() == peerlist_note("add", "agent.c")
     lst = a.peerlist()
     assert {b"agent.a", b"agent.b", b"agent.c"} <= set(lst), lst
     assert len(lst) == len(set(lst)), f"duplicates in listing: {lst}"
@@ -249,7 +251,7 @@ def test_agentstop_then_message_reregisters(ep, agents):
     a, b_ = pair(agents, ep)
     b_.send(b"", b"agentstop", b"agent.b")
     assert a.recv() == peerlist_note("drop", "agent.b")
-    b_.send(b"", b"ping", msgid=b"again")
+    b_.send(b"", b"ping", b"ping", b"alive", msgid=b"again")
     assert b_.recv()[4:6] == [b"ping", b"pong"]
     assert a.recv(what="re-registration add") == peerlist_note("add", "agent.b")
 
@@ -326,8 +328,8 @@ def test_duplicate_identity_first_wins(ep, agents):
     dup.send(b"", b"hello", b"hello", msgid=b"connect.hello.0")
     dup.expect_silence(1.5, "the duplicate must get no welcome")
     a.expect_silence(0.1, "no peerlist traffic for the duplicate")
-    b_.send(b"", b"ping", msgid=b"still")
-    assert b_.recv() == [b"", VIP, b"agent.b", b"still", b"ping", b"pong"]
+    b_.send(b"", b"ping", b"ping", b"alive", msgid=b"still")
+    assert b_.recv() == [b"", VIP, b"agent.b", b"still", b"ping", b"pong", b"alive"]
     roundtrip(a, b_)
     dup.expect_silence(0.2, "traffic for agent.b goes to the first connection")
 
@@ -415,8 +417,8 @@ def test_router_with_heartbeat_ttl_client(ep, agents):
                                            zmq.HEARTBEAT_TIMEOUT: 1000})
     a.hello()
     time.sleep(1.5)
-    a.send(b"", b"ping", msgid=b"t")
-    assert a.recv() == [b"", VIP, b"ttl.agent", b"t", b"ping", b"pong"]
+    a.send(b"", b"ping", b"ping", b"alive", msgid=b"t")
+    assert a.recv() == [b"", VIP, b"ttl.agent", b"t", b"ping", b"pong", b"alive"]
 
 
 # ----------------------------------------------------------------- ROUTER peer (§3.6)

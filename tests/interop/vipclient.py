@@ -11,6 +11,7 @@ import zmq
 
 VIP = b"VIP1"
 TIMEOUT = 5.0  # default bound for any expected message
+SEND_TIMEOUT_MS = 10000  # a blocking send that cannot enqueue for this long raises zmq.Again
 # Identities used by the fixture's readiness probe.  Their peerlist add/drop
 # notifications are harness noise and are filtered out of every recv().
 PROBE_PREFIX = b"_probe-"
@@ -56,6 +57,7 @@ class Agent:
         self.endpoint = endpoint
         self.sock = ctx.socket(sock_type)
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)  # no send may block forever either
         self.sock.setsockopt(zmq.ROUTING_ID, self.identity)
         for k, v in (sockopts or {}).items():
             self.sock.setsockopt(k, v)
@@ -108,11 +110,15 @@ class Agent:
             left = deadline - time.monotonic()
             frames = self.poll_recv(max(left, 0))
             assert frames is not None, (
-                f"{self.identity!r}: no {what} within {timeout} s; skipped {[fmt(s) for s in skipped][:5]}"
+                f"{self.identity!r}: no {what} within {timeout} s; skipped {len(skipped)}: {[fmt(s) for s in skipped][:3]}"
             )
             if pred(frames):
                 return frames, skipped
             skipped.append(frames)
+            assert time.monotonic() < deadline, (
+                f"{self.identity!r}: no {what} within {timeout} s; skipped {len(skipped)}: "
+                f"{[fmt(s) for s in skipped][:3]}"
+            )
 
     # ------------------------------------------------------------ requests
     def hello(self, msgid=b"connect.hello.0", timeout=TIMEOUT):
@@ -148,15 +154,26 @@ class Agent:
             self.sock.close(linger=0)
 
 
-def roundtrip(a, b_, payload=b"rt", timeout=TIMEOUT):
-    """a -> b -> a through the router; returns elapsed seconds.  Asserts exact frames."""
+def _is_peerlist_note(f):
+    return len(f) == 7 and f[0] == b"" and f[4] == b"peerlist" and f[5] in (b"add", b"drop")
+
+
+def roundtrip(a, b_, payload=b"rt", timeout=TIMEOUT, skip_peerlist=False):
+    """a -> b -> a through the router; returns elapsed seconds.  Asserts exact frames.
+    With skip_peerlist, peerlist add/drop notifications met on the way are ignored."""
     t0 = time.monotonic()
     msgid = b"rt-%d" % int(t0 * 1e6)
+
+    def get(x, what):
+        if skip_peerlist:
+            return x.recv_matching(lambda f: not _is_peerlist_note(f), timeout, what)[0]
+        return x.recv(timeout, what)
+
     a.send(b_.identity, b"RPC", payload, msgid=msgid)
-    f = b_.recv(timeout, f"round-trip leg {a.identity!r}->{b_.identity!r}")
+    f = get(b_, f"round-trip leg {a.identity!r}->{b_.identity!r}")
     assert f == [a.identity, VIP, a.identity, msgid, b"RPC", payload], fmt(f)
     b_.send(a.identity, b"RPC", payload, msgid=msgid)
-    f = a.recv(timeout, f"round-trip leg {b_.identity!r}->{a.identity!r}")
+    f = get(a, f"round-trip leg {b_.identity!r}->{a.identity!r}")
     assert f == [b_.identity, VIP, b_.identity, msgid, b"RPC", payload], fmt(f)
     return time.monotonic() - t0
 

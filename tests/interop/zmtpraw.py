@@ -79,10 +79,12 @@ class RawConn:
         if endpoint.startswith("tcp://"):
             host, port = endpoint[6:].rsplit(":", 1)
             self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+            self.local = "%s:%d" % self.sock.getsockname()[:2]
         elif endpoint.startswith("ipc://@"):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.settimeout(timeout)
             self.sock.connect("\0" + endpoint[len("ipc://@"):])
+            self.local = None
         else:
             raise ValueError(endpoint)
         self.buf = b""

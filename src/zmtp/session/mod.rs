@@ -151,7 +151,9 @@ pub struct Session {
     identity: heapless::Vec<u8, MAX_IDENTITY_BYTES>,
     /// Frames of the message being assembled (offsets relative to the caller's `buf`).
     parts: Parts,
-    /// Body bytes of the message being assembled.
+    /// Body bytes of the message being assembled, plus the whole frames of any commands that
+    /// arrived between its frames (they stay in the caller's buffer until the message is
+    /// complete, so they count against `max_msg_bytes`).
     msg_bytes: u64,
     /// Bytes before this offset are fully processed and not part of an unfinished message.
     msg_start: usize,
@@ -285,11 +287,15 @@ impl Session {
                     };
                     if hdr.command() {
                         // CURVE: libzmq never sends commands outside MESSAGE; ignore them too.
+                        let held = (hdr.header_len + (range.end - range.start)) as u64;
                         if let (Mech::Null | Mech::Plain(_), Some(body)) = (&self.mech, buf.get(range)) {
                             Self::traffic_command(body, out);
                         }
                         if self.parts.is_empty() {
                             self.msg_start = self.scan;
+                        } else {
+                            // Held in `buf` until the message completes (see `msg_bytes`).
+                            self.msg_bytes += held;
                         }
                         continue;
                     }
@@ -299,11 +305,14 @@ impl Session {
                             let (flags, inner) = server.open_message(body).map_err(DecodeError::Curve)?;
                             let payload = range.start + inner.start..range.start + inner.end;
                             if flags & INNER_COMMAND != 0 {
+                                let held = (hdr.header_len + (range.end - range.start)) as u64;
                                 if let Some(cmd) = buf.get(payload) {
                                     Self::curve_command(server, cmd, out)?;
                                 }
                                 if self.parts.is_empty() {
                                     self.msg_start = self.scan;
+                                } else {
+                                    self.msg_bytes += held;
                                 }
                                 continue;
                             }
@@ -458,6 +467,13 @@ impl Session {
         if hdr.command() {
             if hdr.size > MAX_COMMAND_BYTES {
                 return Err(DecodeError::FrameTooLarge { declared: hdr.size, limit: MAX_COMMAND_BYTES });
+            }
+            // A command between the frames of a message cannot be dropped from the buffer
+            // before the message completes: without this, a peer that sends one MORE frame and
+            // then commands forever makes `need` (and the receive buffer) grow without bound.
+            // (Found by the `frame_stream` fuzz target.)
+            if !self.parts.is_empty() && self.msg_bytes + hdr.header_len as u64 + hdr.size > cfg.limits.max_msg_bytes {
+                return Err(DecodeError::MessageTooLarge);
             }
         } else {
             // Under CURVE the wrapper adds 33 bytes to each frame; the payload limits are

@@ -12,8 +12,11 @@ fn client_greeting() -> [u8; 64] {
 /// Drive a session the way the server does, feeding `stream` in chunks of `chunk` bytes;
 /// return the events as strings and everything the session wrote.
 fn drive(stream: &[u8], chunk: usize) -> Result<(Vec<String>, Vec<u8>), DecodeError> {
-    let limits = Limits::COMPILED;
-    let cfg = SessionConfig { mechanism: Mechanism::Null, identity: b"rid", limits: &limits, curve: None };
+    drive_with(stream, chunk, &Limits::COMPILED)
+}
+
+fn drive_with(stream: &[u8], chunk: usize, limits: &Limits) -> Result<(Vec<String>, Vec<u8>), DecodeError> {
+    let cfg = SessionConfig { mechanism: Mechanism::Null, identity: b"rid", limits, curve: None };
     let mut out = Vec::new();
     let mut s = Session::new(Mechanism::Null, &mut out);
     let mut rx: Vec<u8> = Vec::new();
@@ -112,6 +115,40 @@ fn hostile_sizes_are_refused_at_the_header() {
     // a big command after the handshake
     let cmd = stream_with(&[0x06, 0, 0, 0, 0, 0, 0, 0x20, 0]);
     assert!(matches!(drive(&cmd, usize::MAX), Err(DecodeError::FrameTooLarge { .. })));
+}
+
+/// Found by the `frame_stream` fuzz target: commands between the frames of a message are
+/// kept in the receive buffer until the message completes, so they must count against the
+/// message limit, or `need` grows forever (here: 2-byte empty commands after a MORE frame).
+#[test]
+fn commands_between_frames_count_against_the_message_limit() {
+    let mut limits = Limits::COMPILED;
+    limits.lower("max-msg-bytes", 256).unwrap();
+    let held = |commands: usize| {
+        let mut extra = vec![0x01, 0x00];
+        for _ in 0..commands {
+            extra.extend_from_slice(&[0x04, 0x00]);
+        }
+        extra.extend_from_slice(b"\x00\x04VIP1");
+        drive_with(&stream_with(&extra), usize::MAX, &limits)
+    };
+    let (events, _) = held(126).unwrap();
+    assert_eq!(events, vec!["ready agent1".to_string(), "msg |VIP1".to_string()], "252 + 4 bytes fit");
+    assert_eq!(held(127), Err(DecodeError::MessageTooLarge), "254 + 4 bytes do not");
+    let mut extra = vec![0x01, 0x00];
+    for _ in 0..5000 {
+        extra.extend_from_slice(&[0x04, 0x00]);
+    }
+    for chunk in [1, 7, usize::MAX] {
+        assert_eq!(drive_with(&stream_with(&extra), chunk, &limits), Err(DecodeError::MessageTooLarge));
+    }
+    // Between messages, commands are consumed at once and cost nothing.
+    let mut extra = Vec::new();
+    for _ in 0..5000 {
+        extra.extend_from_slice(&[0x04, 0x00]);
+    }
+    extra.extend_from_slice(b"\x00\x04VIP1");
+    assert_eq!(drive_with(&stream_with(&extra), 64, &limits).unwrap().0.len(), 2);
 }
 
 #[test]

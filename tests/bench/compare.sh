@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# tests/bench/compare.sh - benchmark viprouter against the anchors of the shared
+# vipbench harness (zmqrouter = libzmq ROUTER in C, direct = no router hop, and
+# vtrouter / volttron when present). See tests/bench/README.md.
+#
+# usage: tests/bench/compare.sh [compare.sh options...]
+#   e.g. tests/bench/compare.sh --rounds 2 --cases "route route-big rtt peers"
+#
+# Builds the release binary, then runs $VIPBENCH_DIR/compare.sh (default
+# /work/shared/bench, or $REPO/../shared/bench) with --sut for viprouter
+# (plain and CURVE: --security both). Every option given here is passed
+# through and wins over the defaults (the last occurrence of an option wins).
+# Environment:
+#   VIPBENCH_DIR       folder holding vipbench, zmqrouter and compare.sh
+#   CARGO_TARGET_DIR   cargo target dir (default REPO/target)
+#   BENCH_RESULTS      parent of the results folder (default REPO/target/bench-results)
+#   VIPROUTER_BIN      use this binary instead of building one
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+if [ -z "${VIPBENCH_DIR:-}" ]; then
+  for d in "$REPO/../shared/bench"; do
+    [ -x "$d/compare.sh" ] && { VIPBENCH_DIR="$(cd "$d" && pwd)"; break; }
+  done
+fi
+[ -n "${VIPBENCH_DIR:-}" ] && [ -x "$VIPBENCH_DIR/compare.sh" ] \
+  || { echo "tests/bench/compare.sh: set VIPBENCH_DIR to the vipbench folder (compare.sh, vipbench, zmqrouter)" >&2; exit 2; }
+if [ ! -x "$VIPBENCH_DIR/vipbench" ] || [ ! -x "$VIPBENCH_DIR/zmqrouter" ]; then
+  make -C "$VIPBENCH_DIR" >&2 || { echo "build the tools first: apt-get install -y libzmq3-dev libsodium-dev pkg-config && make -C $VIPBENCH_DIR" >&2; exit 2; }
+fi
+
+# 1. the release binary: the static musl build we ship (no glibc, smallest resident set)
+if [ -n "${VIPROUTER_BIN:-}" ]; then
+  BIN="$VIPROUTER_BIN"
+else
+  TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+  TRIPLE="${BENCH_TARGET:-x86_64-unknown-linux-musl}"
+  rustup target add "$TRIPLE" >/dev/null 2>&1 || true
+  echo "building: cargo build --release --target $TRIPLE (target dir $TARGET)" >&2
+  CARGO_TARGET_DIR="$TARGET" cargo build --release --target "$TRIPLE" --bin viprouter --manifest-path "$REPO/Cargo.toml" >&2
+  BIN="$TARGET/$TRIPLE/release/viprouter"
+fi
+[ -x "$BIN" ] || { echo "tests/bench/compare.sh: no binary at $BIN" >&2; exit 2; }
+BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
+
+# 2. results folder (a caller's --out wins)
+OUT=""
+prev=""
+for a in "$@"; do [ "$prev" = --out ] && OUT="$a"; prev="$a"; done
+if [ -z "$OUT" ]; then
+  OUT="${BENCH_RESULTS:-$REPO/target/bench-results}/$(date +%Y%m%d-%H%M%S)"
+fi
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+
+# 3. one fresh VOLTTRON_HOME per router start, all under this folder, removed at exit
+export VIPROUTER_BENCH_BIN="$BIN"
+export VIPROUTER_BENCH_HOMES
+VIPROUTER_BENCH_HOMES="$(mktemp -d "${TMPDIR:-/tmp}/viprouter-bench.XXXXXX")"
+trap 'rm -rf "$VIPROUTER_BENCH_HOMES"' EXIT
+
+# Runs under `bash -c` in its own process group; exec keeps the router's pid.
+# The ipc endpoint is abstract (ipc://@HOME/run/vip.socket), so homes never clash.
+# CURVE runs: the router serves the key compare.sh hands it (written as its keystore), and an
+# auth.json regex entry admits the bench's client key (VIP.md §9.5: "/.*/" credentials).
+export VIPROUTER_BENCH_KEYSTORE="$REPO/tests/bench/keystore_from_z85.py"
+SUT='h="$(mktemp -d "$VIPROUTER_BENCH_HOMES/home.XXXXXX")" && if [ -n "$VIP_SECRETKEY" ]; then printf "[volttron]\n" > "$h/config" && python3 "$VIPROUTER_BENCH_KEYSTORE" "$VIP_SECRETKEY" "$VIP_SERVERKEY" "$h/keystore" && printf "{\"allow\": [{\"credentials\": \"/.*/\", \"user_id\": \"bench\"}]}" > "$h/auth.json"; else printf "[volttron]\nallow-auth = False\n" > "$h/config"; fi && RUST_LOG=warn exec "$VIPROUTER_BENCH_BIN" --volttron-home "$h" --vip-address "$VIP_ENDPOINT"'
+
+echo "results: $OUT" >&2
+set +e
+"$VIPBENCH_DIR/compare.sh" \
+  --sut "$SUT" --sut-label viprouter --sut-curve 1 --security both \
+  --cases "route route-big rtt peers" \
+  --out "$OUT" \
+  "$@"
+rc=$?
+echo "results: $OUT (summary.md, results.jsonl, logs/)" >&2
+exit "$rc"
