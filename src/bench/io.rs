@@ -64,7 +64,7 @@ const FAILED: u8 = 2;
 ///   hand-offs per message), split as vipbench's CPU is between libzmq's I/O thread and
 ///   its workers (`perf stat --per-thread`: 0.94 vs 0.64 CPU at 1 M msg/s), which makes
 ///   the I/O thread the bottleneck it is there;
-/// * 250 steps per message taken by the application (`zmq_msg_recv` of each frame and
+/// * 150 steps per message taken by the application (`zmq_msg_recv` of each frame and
 ///   vipbench's `mm_recv`): the gap per peer that remained in `peers`, where 500 small
 ///   peerlist notices per peer dominate.
 ///
@@ -75,7 +75,7 @@ pub const FRAME_COST_IO: u32 = 27;
 /// See [`FRAME_COST_IO`]: the application thread's share per frame.
 pub const FRAME_COST_APP: u32 = 13;
 /// See [`FRAME_COST_IO`]: per message received by the application thread.
-pub const MSG_COST_APP: u32 = 250;
+pub const MSG_COST_APP: u32 = 150;
 
 /// Scale a 100 % cost to `percent`.
 fn scaled(cost: u32, percent: u32) -> u32 {
