@@ -35,4 +35,5 @@ pub mod zmtp;
 pub mod vip;
 pub mod server;
 pub mod config;
+pub mod bench;
 #[doc(hidden)] pub mod fuzzing;

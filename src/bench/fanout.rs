@@ -1,0 +1,419 @@
+//! `fanout`: one publisher, K subscribers through the router's pubsub service (VIP.md §7.3,
+//! §7.6; vipbench `run_fanout`/`fanout_sub`).
+//!
+//! Subscribers say hello, send `subscribe` with `{"prefix":"devices/bench","bus":"",
+//! "all_platforms":false}` and wait (at most 5 s) for `request_response`. The publisher sends
+//! `["publish", "devices/bench/fanout", {"bus":"","headers":{},"message":"xxx…"}]` (body
+//! padded to `--size`), at most W publishes ahead of the average subscriber; a full window
+//! with no delivery for 1 s is written off as lost. A router that answers `subscribe` with
+//! error 93 (no pubsub subsystem) is reported as unsupported, not as a failure.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+
+use super::client::ClientError;
+use super::socket::{Socket, zmq_poll};
+use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, SUB_PREFIX, TOPIC};
+use super::report::CaseResult;
+use super::vip::{describe, fmt_id, hello_wait, is_error, is_vip, queue_vip};
+use super::{Ctx, Progress, cpu};
+
+struct Shared<'a> {
+    ctx: &'a Ctx,
+    threads: usize,
+    barrier: Barrier,
+    stop: AtomicBool,
+    delivered: AtomicU64,
+    subscribed: AtomicU64,
+    unsupported: AtomicU64,
+    failure: Mutex<Option<String>>,
+}
+
+impl Shared<'_> {
+    fn fail(&self, what: String) {
+        if let Ok(mut f) = self.failure.lock()
+            && f.is_none()
+        {
+            *f = Some(what);
+        }
+    }
+}
+
+#[derive(Default)]
+struct SubOut {
+    got: Vec<u64>,
+    subscribed: u64,
+    unsupported: u64,
+    errors: u64,
+    other: u64,
+    t_last: Option<Instant>,
+}
+
+fn is_request_response(m: &crate::zmtp::Message<'_>) -> bool {
+    is_vip(m) && m.len() >= 6 && m.frame(4) == b"pubsub" && m.frame(5) == b"request_response"
+}
+
+fn is_93(m: &crate::zmtp::Message<'_>) -> bool {
+    is_error(m) && m.frame(5) == b"93"
+}
+
+fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
+    let ctx = sh.ctx;
+    let mut out = SubOut { got: vec![0; ns], ..SubOut::default() };
+    let body = format!("{{\"prefix\":\"{SUB_PREFIX}\",\"bus\":\"\",\"all_platforms\":false}}");
+    let mut socks: Vec<Socket> = Vec::with_capacity(ns);
+    let deadline = Instant::now() + SETUP_TIMEOUT;
+    for i in 0..ns {
+        let id = format!("{}-f{}", ctx.prefix, idx + i * sh.threads);
+        let r = ctx.clients.connect(&ctx.endpoint, id.as_bytes(), &ctx.security, SETUP_TIMEOUT).and_then(|mut c| {
+            if !hello_wait(&mut c, deadline)? {
+                return Err(ClientError::Timeout);
+            }
+            queue_vip(&mut c, b"", &fmt_id(b's', i as u32), b"pubsub", &[b"subscribe", body.as_bytes()])?;
+            c.flush_until(deadline)?;
+            Ok(c)
+        });
+        match r {
+            Ok(c) => socks.push(c),
+            Err(e) => {
+                sh.fail(format!("subscriber {id}: {e}"));
+                break;
+            }
+        }
+    }
+    // collect the acks (a router that does not ack costs at most 5 s here)
+    let mut acked = vec![false; socks.len()];
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut answered = 0usize;
+    while answered < socks.len() && Instant::now() < end {
+        let mut progress = false;
+        for (i, c) in socks.iter_mut().enumerate() {
+            loop {
+                match c.poll_message() {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        sh.fail(format!("subscriber: {e}"));
+                        break;
+                    }
+                }
+                progress = true;
+                let m = c.message();
+                let first = acked.get(i).is_some_and(|a| !a);
+                if is_request_response(&m) {
+                    if first {
+                        out.subscribed += 1;
+                    }
+                } else if is_93(&m) && m.frame(3).first() == Some(&b's') {
+                    if first {
+                        out.unsupported += 1;
+                    }
+                } else {
+                    if is_error(&m) {
+                        eprintln!("bench: warning: subscribe got VIP error {}", describe(&m));
+                    }
+                    continue;
+                }
+                if let Some(a) = acked.get_mut(i)
+                    && !*a
+                {
+                    *a = true;
+                    answered += 1;
+                }
+            }
+        }
+        if !progress {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    sh.subscribed.fetch_add(out.subscribed, Ordering::Relaxed);
+    sh.unsupported.fetch_add(out.unsupported, Ordering::Relaxed);
+    sh.barrier.wait(); // subscribed
+    sh.barrier.wait(); // publishing starts
+    while !sh.stop.load(Ordering::Relaxed) {
+        let mut batch = 0u64;
+        for (i, c) in socks.iter_mut().enumerate() {
+            for _ in 0..1024 {
+                match c.poll_message() {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        sh.fail(format!("subscriber: {e}"));
+                        sh.stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                }
+                let m = c.message();
+                if is_vip(&m) && m.len() >= 7 && m.frame(4) == b"pubsub" && m.frame(5) == b"publish" {
+                    if let Some(g) = out.got.get_mut(i) {
+                        *g += 1;
+                    }
+                    batch += 1;
+                } else if is_error(&m) {
+                    out.errors += 1;
+                } else {
+                    out.other += 1;
+                }
+            }
+            if c.pending_tx() {
+                let _ = c.flush();
+            }
+        }
+        if batch > 0 {
+            out.t_last = Some(Instant::now());
+            sh.delivered.fetch_add(batch, Ordering::Relaxed);
+        } else {
+            let items: Vec<&Socket> = socks.iter().collect();
+            let _ = zmq_poll(&items, Duration::from_millis(5));
+        }
+    }
+    out
+}
+
+struct PubOut {
+    sent: u64,
+    acks: u64,
+    errors: u64,
+    stalls: u64,
+    other: u64,
+    unsupported: bool,
+    t_start: Instant,
+}
+
+/// The publisher (this thread), vipbench's loop: credit-based window over the average
+/// subscriber, then a drain.
+fn publish(sh: &Shared<'_>, publ: &mut Socket, k: u64, progress: &mut Progress) -> Result<PubOut, ClientError> {
+    let ctx = sh.ctx;
+    const PRE: &[u8] = b"{\"bus\":\"\",\"headers\":{},\"message\":\"";
+    const POST: &[u8] = b"\"}";
+    let fill = ctx.args.size.saturating_sub(PRE.len() + POST.len()).max(1);
+    let mut body = Vec::with_capacity(PRE.len() + fill + POST.len());
+    body.extend_from_slice(PRE);
+    body.resize(PRE.len() + fill, b'x');
+    body.extend_from_slice(POST);
+    let w = ctx.args.window as f64;
+    let t_start = Instant::now();
+    let deadline = t_start + ctx.duration();
+    let mut o = PubOut { sent: 0, acks: 0, errors: 0, stalls: 0, other: 0, unsupported: false, t_start };
+    let mut credit = 0.0f64;
+    let mut last_deliv = 0u64;
+    let mut last_change = t_start;
+    let mut warned = false;
+    let mut classify = |m: &crate::zmtp::Message<'_>, o: &mut PubOut| {
+        if is_request_response(m) {
+            o.acks += 1;
+        } else if is_error(m) {
+            o.errors += 1;
+            if is_93(m) {
+                o.unsupported = true;
+            }
+            if !warned {
+                warned = true;
+                eprintln!("bench: warning: publisher got VIP error {}", describe(m));
+            }
+        } else {
+            o.other += 1;
+        }
+    };
+    loop {
+        let t = Instant::now();
+        if o.sent >= COUNT || t >= deadline || o.unsupported || sh.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let deliv = sh.delivered.load(Ordering::Relaxed);
+        if deliv != last_deliv {
+            last_deliv = deliv;
+            last_change = t;
+        }
+        let acked = deliv as f64 / k as f64 + credit;
+        let mut progressed = false;
+        if (o.sent as f64) - acked < w {
+            let mut burst = 0;
+            while o.sent < COUNT && burst < 64 && (o.sent as f64) - acked < w {
+                let mid = fmt_id(b'p', o.sent as u32);
+                queue_vip(publ, b"", &mid, b"pubsub", &[b"publish", TOPIC, &body])?;
+                o.sent += 1;
+                burst += 1;
+            }
+            if burst > 0 {
+                progressed = true;
+            }
+        } else if t.duration_since(last_change) > STALL {
+            // nothing delivered for a stall with a full window: write it off and go on
+            credit += o.sent as f64 - acked;
+            o.stalls += 1;
+            last_change = t;
+        }
+        publ.flush()?;
+        while publ.poll_message()? {
+            progressed = true;
+            classify(&publ.message(), &mut o);
+        }
+        progress.tick(|el| format!("fanout {el:5.1} s  published {:>9}  delivered {deliv:>10}", o.sent));
+        if !progressed {
+            zmq_poll(&[&*publ], Duration::from_millis(1))?;
+        }
+    }
+    // drain: until all delivered, or no change for 2 stalls, or DRAIN
+    let dend = Instant::now() + DRAIN;
+    let mut last_change = Instant::now();
+    let mut last_deliv = u64::MAX;
+    while !o.unsupported {
+        let deliv = sh.delivered.load(Ordering::Relaxed);
+        let t = Instant::now();
+        if deliv >= o.sent * k || t > dend || sh.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if deliv != last_deliv {
+            last_deliv = deliv;
+            last_change = t;
+        } else if t.duration_since(last_change) > STALL * 2 {
+            break;
+        }
+        publ.flush()?;
+        while publ.poll_message()? {
+            classify(&publ.message(), &mut o);
+        }
+        zmq_poll(&[&*publ], Duration::from_millis(5))?;
+    }
+    Ok(o)
+}
+
+/// Run `fanout`.
+pub(crate) fn run(ctx: &Ctx) -> CaseResult {
+    let k = ctx.args.subscribers.max(1);
+    let threads = ctx.args.threads.min(k).max(1);
+    let sh = Shared {
+        ctx,
+        threads,
+        barrier: Barrier::new(threads + 1),
+        stop: AtomicBool::new(false),
+        delivered: AtomicU64::new(0),
+        subscribed: AtomicU64::new(0),
+        unsupported: AtomicU64::new(0),
+        failure: Mutex::new(None),
+    };
+    let mut subs: Vec<SubOut> = Vec::new();
+    let mut pub_out: Option<PubOut> = None;
+    let mut subscribed = 0u64;
+    let mut unsupported = false;
+    let (mut c0, mut c1) = (cpu::snap(ctx.router_cpu), cpu::snap(ctx.router_cpu));
+    std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for t in 0..threads {
+            let ns = (t..k).step_by(threads).count();
+            let sh = &sh;
+            handles.push(s.spawn(move || subscriber(sh, t, ns)));
+        }
+        let pid = format!("{}-pub", ctx.prefix);
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        let mut publ = ctx
+            .clients
+            .connect(&ctx.endpoint, pid.as_bytes(), &ctx.security, SETUP_TIMEOUT)
+            .and_then(|mut c| if hello_wait(&mut c, deadline)? { Ok(c) } else { Err(ClientError::Timeout) });
+        if let Err(e) = &publ {
+            sh.fail(format!("publisher: {e}"));
+        }
+        sh.barrier.wait();
+        subscribed = sh.subscribed.load(Ordering::Relaxed);
+        unsupported = sh.unsupported.load(Ordering::Relaxed) > 0;
+        let failed_setup = sh.failure.lock().map(|f| f.is_some()).unwrap_or(true);
+        if !unsupported && !failed_setup && subscribed < k as u64 {
+            eprintln!("bench: warning: fanout: only {subscribed}/{k} subscriptions acknowledged; waiting 0.5 s");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        c0 = cpu::snap(ctx.router_cpu);
+        // Let the subscribers go; publish unless set-up failed or pubsub is missing.
+        sh.barrier.wait();
+        let mut progress = Progress::new(ctx.args.progress);
+        if !failed_setup && !unsupported && let Ok(p) = publ.as_mut() {
+            match publish(&sh, p, k as u64, &mut progress) {
+                Ok(o) => pub_out = Some(o),
+                Err(e) => sh.fail(format!("publisher: {e}")),
+            }
+        }
+        sh.stop.store(true, Ordering::Relaxed);
+        for h in handles {
+            subs.push(h.join().unwrap_or_default());
+        }
+        c1 = cpu::snap(ctx.router_cpu);
+    });
+    if pub_out.as_ref().is_some_and(|p| p.unsupported) {
+        unsupported = true;
+    }
+    let failure = sh.failure.into_inner().ok().flatten();
+    let deliv = sh.delivered.load(Ordering::Relaxed);
+    let now = Instant::now();
+    let p = pub_out.unwrap_or(PubOut {
+        sent: 0,
+        acks: 0,
+        errors: 0,
+        stalls: 0,
+        other: 0,
+        unsupported: false,
+        t_start: now,
+    });
+    let mut t_last = p.t_start;
+    let (mut errors, mut other) = (p.errors, p.other);
+    let (mut minsub, mut maxsub): (Option<u64>, u64) = (None, 0);
+    for s in &subs {
+        if let Some(t) = s.t_last {
+            t_last = t_last.max(t);
+        }
+        errors += s.errors;
+        other += s.other;
+        for &g in &s.got {
+            minsub = Some(minsub.map_or(g, |m| m.min(g)));
+            maxsub = maxsub.max(g);
+        }
+    }
+    let el = t_last.duration_since(p.t_start).as_secs_f64();
+    let expected = p.sent * k as u64;
+    let rate = if el > 0.0 { deliv as f64 / el } else { 0.0 };
+    let loss = if expected > 0 { expected.saturating_sub(deliv) as f64 / expected as f64 } else { 0.0 };
+    let mut r = ctx.head("fanout");
+    r.bool("ok", failure.is_none() && !unsupported)
+        .bool("unsupported", unsupported)
+        .int("subscribers", k)
+        .int("subscribed_acked", subscribed)
+        .int("size", ctx.args.size)
+        .int("window", ctx.args.window)
+        .int("published", p.sent)
+        .int("expected", expected)
+        .int("delivered", deliv)
+        .int("lost", expected.saturating_sub(deliv))
+        .float("loss_frac", loss, 6)
+        .int("min_per_sub", minsub.unwrap_or(0))
+        .int("max_per_sub", maxsub)
+        .int("pub_acks", p.acks)
+        .int("errors", errors)
+        .int("stalls", p.stalls)
+        .int("other", other)
+        .float("elapsed_s", el, 3)
+        .float("delivered_per_s", rate, 0)
+        .float("published_per_s", if el > 0.0 { p.sent as f64 / el } else { 0.0 }, 0);
+    let us = cpu::fields(&mut r, &c0, &c1, deliv, "msg", ctx.router_cpu);
+    if let Some(f) = &failure {
+        r.str("failure", f);
+    }
+    r.line = if unsupported {
+        format!("{:<14} {:<7} unsupported by router (error 93 to pubsub subscribe)", ctx.args.label, "fanout")
+    } else {
+        format!(
+            "{:<14} {:<7} K={} S={} W={}   {:10.0} dlv/s  ({:.0} pub/s) loss {:.4}%{}{}",
+            ctx.args.label,
+            "fanout",
+            k,
+            ctx.args.size,
+            ctx.args.window,
+            rate,
+            if el > 0.0 { p.sent as f64 / el } else { 0.0 },
+            loss * 100.0,
+            cpu::note(us, "msg"),
+            failure.map(|f| format!("  FAILED: {f}")).unwrap_or_default()
+        )
+    };
+    r
+}

@@ -1,0 +1,185 @@
+//! Results: one [`CaseResult`] per workload run, printed as a table and as JSON lines whose
+//! field names are vipbench's where they overlap (`../shared/bench/vipbench.c`).
+
+use std::fmt::Write as _;
+
+/// One JSON value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val {
+    /// An integer.
+    Int(i64),
+    /// A float printed with this many decimals (vipbench's precision for the field).
+    Float(f64, usize),
+    /// A boolean.
+    Bool(bool),
+    /// A string.
+    Str(String),
+}
+
+impl Val {
+    /// The value as a number (booleans 0/1), if it is one.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Val::Int(i) => Some(*i as f64),
+            Val::Float(f, _) => Some(*f),
+            Val::Bool(b) => Some(f64::from(u8::from(*b))),
+            Val::Str(_) => None,
+        }
+    }
+
+    fn write_json(&self, out: &mut String) {
+        match self {
+            Val::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Val::Float(f, d) if f.is_finite() => {
+                let _ = write!(out, "{f:.d$}", d = *d);
+            }
+            Val::Float(..) => out.push_str("null"),
+            Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Val::Str(s) => json_str(s, out),
+        }
+    }
+}
+
+fn json_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The result of one workload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaseResult {
+    /// `route`, `rtt`, `fanout` or `peers`.
+    pub workload: String,
+    /// JSON fields, in output order.
+    pub fields: Vec<(String, Val)>,
+    /// The human table line.
+    pub line: String,
+}
+
+impl CaseResult {
+    pub(crate) fn new(workload: &str) -> CaseResult {
+        CaseResult { workload: workload.to_string(), fields: Vec::new(), line: String::new() }
+    }
+
+    pub(crate) fn set(&mut self, key: &str, v: Val) -> &mut Self {
+        if let Some(f) = self.fields.iter_mut().find(|(k, _)| k == key) {
+            f.1 = v;
+        } else {
+            self.fields.push((key.to_string(), v));
+        }
+        self
+    }
+
+    pub(crate) fn int(&mut self, key: &str, v: impl TryInto<i64>) -> &mut Self {
+        self.set(key, Val::Int(v.try_into().unwrap_or(i64::MAX)))
+    }
+
+    pub(crate) fn float(&mut self, key: &str, v: f64, decimals: usize) -> &mut Self {
+        self.set(key, Val::Float(v, decimals))
+    }
+
+    pub(crate) fn bool(&mut self, key: &str, v: bool) -> &mut Self {
+        self.set(key, Val::Bool(v))
+    }
+
+    pub(crate) fn str(&mut self, key: &str, v: &str) -> &mut Self {
+        self.set(key, Val::Str(v.to_string()))
+    }
+
+    /// A field's value.
+    pub fn get(&self, key: &str) -> Option<&Val> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// A numeric field's value.
+    pub fn num(&self, key: &str) -> Option<f64> {
+        self.get(key).and_then(Val::as_f64)
+    }
+
+    /// The result as one JSON object on one line.
+    pub fn to_json(&self) -> String {
+        let mut out = String::from("{");
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json_str(k, &mut out);
+            out.push(':');
+            v.write_json(&mut out);
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// Every result of one `viprouter bench` run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// In the order run.
+    pub results: Vec<CaseResult>,
+    /// Where the router ran and how its CPU was measured (printed under the table).
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// The result of `workload` (the first, if it ran more than once).
+    pub fn get(&self, workload: &str) -> Option<&CaseResult> {
+        self.results.iter().find(|r| r.workload == workload)
+    }
+
+    /// One JSON line per result (vipbench's format), joined by newlines.
+    pub fn to_json(&self) -> String {
+        self.results.iter().map(CaseResult::to_json).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The table as text.
+    pub fn table(&self) -> String {
+        let mut out = format!("\n{:<14} {:<7} result\n", "label", "load");
+        for r in &self.results {
+            out.push_str(&r.line);
+            out.push('\n');
+        }
+        for n in &self.notes {
+            out.push_str("  ");
+            out.push_str(n);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Print the table on stderr, as vipbench does (stdout stays for `--json` lines).
+    pub fn print_table(&self) {
+        eprint!("{}", self.table());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_line_keeps_order_precision_and_escapes() {
+        let mut r = CaseResult::new("route");
+        r.str("label", "a\"b").str("workload", "route").bool("ok", true).int("sent", 5u64);
+        r.float("elapsed_s", 1.23456, 3).float("msgs_per_s", f64::NAN, 0);
+        r.int("sent", 6u64);
+        assert_eq!(
+            r.to_json(),
+            r#"{"label":"a\"b","workload":"route","ok":true,"sent":6,"elapsed_s":1.235,"msgs_per_s":null}"#
+        );
+        assert_eq!(r.num("sent"), Some(6.0));
+        assert_eq!(r.num("label"), None);
+    }
+}
