@@ -43,3 +43,28 @@ fn command_metadata() {
 fn vip_route() {
     replay("vip_route", fuzzing::fuzz_vip_route);
 }
+
+#[test]
+fn session_curve() {
+    replay("session_curve", fuzzing::fuzz_session_curve);
+}
+
+#[test]
+fn session_plain() {
+    replay("session_plain", fuzzing::fuzz_session_plain);
+}
+
+#[test]
+fn json_scan() {
+    replay("json_scan", fuzzing::fuzz_json_scan);
+}
+
+#[test]
+fn auth_json() {
+    replay("auth_json", fuzzing::fuzz_auth_json);
+}
+
+#[test]
+fn decode_key() {
+    replay("decode_key", fuzzing::fuzz_decode_key);
+}

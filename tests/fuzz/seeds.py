@@ -150,16 +150,73 @@ def command_metadata_seeds():
 
 # --- vip_route: see fuzz_vip_route's doc ----------------------------------------------------
 
+# TOKEN_BASE + i is TOKENS[i] (src/fuzzing.rs); 0xFC..=0xFF is the identity attached to slot & 3.
+TOKEN_BASE = 0xC0
 TOKENS = [
+    # 0xC0
+    b"pubsub", b"subscribe", b"unsubscribe", b"synchronize", b"publish", b"auth_update",
+    b"protected_update", b"connected",
+    # 0xC8
+    b"platform.auth", b"request_response", b"external_publish", b"agent.a",
+    # 0xCC: subscribe bodies
+    b'{"prefix": "devices/campus", "bus": "", "all_platforms": false}',
+    b'{"prefix": ["devices", "secret", ""], "bus": "", "all_platforms": true}',
+    b'{"prefix": "se", "bus": "b\\u00e9"}',
+    b'{"prefix": ["a", 1], "bus": ""}',
+    # 0xD0: unsubscribe bodies
+    b'{"internal": {"prefix": ["devices/campus"], "bus": ""}}',
+    b'{"all": {"prefix": null, "bus": ""}, "internal": {"prefix": [], "bus": ""}}',
+    b'{"prefix": "devices/campus", "bus": ""}',
+    b'{"internal": {"prefix": "x"}}',
+    # 0xD4: synchronize bodies
+    b'{"subscriptions": {"internal": {"": [""]}}}',
+    b'{"subscriptions": {"internal": {"": ["devices", "secret/"], "b\\u00e9": ["x"]}, "all": {"": ["regex"]}}}',
+    b'{"subscriptions": {}}',
+    b'{"subscriptions": {"internal": {"": "devices"}}}',
+    # 0xD8: publish topics and bodies
+    b"devices/campus/b1/all",
+    b"secret/x",
+    b"regexaz",
+    b'{"bus": "", "headers": {"h": 1, "min_compatible_version": "3.0", "max_compatible_version": ""}, '
+    b'"message": {"v": [1, 2.5, "\\u00e9"]}}',
+    # 0xDC
+    b'{"bus": "", "headers": {}, "message": ["\\ud83d\\ude00", "\\u00e9\\u0000\\ud800", NaN, -Infinity, -0, '
+    b'1e400, 1.5e-7, 12345678901234567890123], "extra": 1}',
+    b'{"bus": "b\\u00e9", "headers": null, "message": {"a": {"b": [true, false, null]}, "a": 2}, "bus": "b\\u00e9"}',
+    b'{"bus": "", "headers": {}}',
+    b"b\xe9",
+    # 0xE0: list bodies
+    b'{"prefix": "", "all_platforms": false, "subscribed": true, "reverse": false, "bus": ""}',
+    b'{"prefix": "devices/campus/b1", "bus": null, "subscribed": false, "reverse": true, "all_platforms": true}',
+    b'{"prefix": "", "bus": "b\\u00e9", "subscribed": 0, "reverse": [], "all_platforms": "yes"}',
+    b"{}",
+    # 0xE4: auth_update and protected_update bodies
+    b'{"capabilities": {"agent.a": {"can_publish": null}, "agent.b": ["edit_config_store"], "platform.auth": {}}}',
+    b'{"capabilities": {"agent.a": {}, "agent.b": {"can_publish": {"x": 1}}}}',
+    b'{"write-protect": [{"topic": "secret", "capabilities": ["can_publish"]}, '
+    b'{"topic": "/regex.*z/", "capabilities": "can_publish"}]}',
+    b'{"write-protect": [{"topic": "devices", "capabilities": ["edit_config_store", "can_publish"]}, {"topic": "/(/"}]}',
+    # 0xE8
+    b"agent.b", b"devices", b'{"prefix": "", "bus": "b\\u00e9", "all_platforms": true}', b"routing_table",
+    # 0xEC
+    b"external_list", b"all", b"internal", b"secret",
+    # 0xF0: the tokens of the first corpus
     b"VIP1", b"hello", b"ping", b"peerlist", b"list", b"query", b"stats", b"agentstop", b"quit",
     b"error", b"external_rpc", b"control",
 ]
+assert len(TOKENS) == 60
+
+# An identity byte >= 0xC0 names one of these (low 2 bits).
+NAMED = {b"platform.auth": 0xC0, b"agent.a": 0xC1, b"agent.b": 0xC2, b"control": 0xC3}
 
 
-def route_setup(*peers):
+def route_setup(*peers, named=False):
     out = bytes([len(peers) - 2])
     for slot, ident in peers:
-        out += bytes([slot, len(ident)]) + ident
+        if named and ident in NAMED:
+            out += bytes([slot, NAMED[ident]])
+        else:
+            out += bytes([slot, len(ident)]) + ident
     return out
 
 
@@ -167,9 +224,9 @@ def route_msg(sender, frames, masks=(0, 0, 0), again=False):
     out = bytes([sender | (4 if again else 0)]) + bytes(masks) + bytes([len(frames)])
     for f in frames:
         if f in TOKENS:
-            out += bytes([0xF0 + TOKENS.index(f)])
+            out += bytes([TOKEN_BASE + TOKENS.index(f)])
         else:
-            assert len(f) < 0xF0
+            assert len(f) < TOKEN_BASE, f
             out += bytes([len(f)]) + f
     return out
 
@@ -226,8 +283,286 @@ def vip_route_seeds():
     )
 
 
+
+# VIP.md §15 E3: subscribe, publish, delivery (what the DEALER side writes).
+E3_MSG_SUB = b"1795550810.000000.8727080168650.000000"
+E3_MSG_PUB = b"1795550811.000000.8727080168749.000000"
+E3_SUBSCRIBE_BODY = b'{"prefix": "devices/campus", "bus": "", "all_platforms": false}'
+E3_TOPIC = b"devices/campus/b1/all"
+E3_PUBLISH_BODY = (
+    b'{"bus": "", "headers": {"h": 1, "min_compatible_version": "3.0", "max_compatible_version": ""}, '
+    b'"message": {"v": [1, 2.5, "\\u00e9"]}}'
+)
+E3_DELIVERY_BODY = (
+    b'{"sender": "agent.a", "bus": "", "headers": {"h": 1, "min_compatible_version": "3.0", '
+    b'"max_compatible_version": ""}, "message": {"v": [1, 2.5, "\\u00e9"]}}'
+)
+LIST_BODY = b'{"prefix": "", "all_platforms": false, "subscribed": true, "reverse": false, "bus": ""}'
+
+
+def pubsub(msg_id, *args):
+    return [b"", b"VIP1", b"", msg_id, b"pubsub", *args]
+
+
+def vip_route_pubsub_seeds():
+    w = lambda name, data: write("vip_route", name, data)  # noqa: E731
+    ab = route_setup((0, b"agent.a"), (1, b"agent.b"))
+    hello_both = route_msg(0, E1_HELLO) + route_msg(1, E1_HELLO)
+    e3 = (
+        route_msg(1, pubsub(E3_MSG_SUB, b"subscribe", E3_SUBSCRIBE_BODY))
+        + route_msg(0, pubsub(E3_MSG_PUB, b"publish", E3_TOPIC, E3_PUBLISH_BODY))
+    )
+    w("e3-subscribe-publish", ab + hello_both + e3)
+    # The subscriber's queue (bit 1) is full: its delivery is dropped, the count is still 1.
+    w(
+        "e3-slow-subscriber",
+        ab
+        + route_msg(1, pubsub(E3_MSG_SUB, b"subscribe", E3_SUBSCRIBE_BODY))
+        + route_msg(0, pubsub(E3_MSG_PUB, b"publish", E3_TOPIC, E3_PUBLISH_BODY), masks=(2, 2, 2)),
+    )
+    w(
+        "subscribe-list-unsubscribe",
+        ab
+        + route_msg(1, pubsub(b"s1", b"subscribe", TOKENS[0xCD - TOKEN_BASE]))
+        + route_msg(1, pubsub(b"s2", b"subscribe", TOKENS[0xCE - TOKEN_BASE]))
+        + route_msg(0, pubsub(b"s3", b"subscribe", TOKENS[0xEA - TOKEN_BASE]))
+        + route_msg(1, pubsub(b"l1", b"list", LIST_BODY))
+        + route_msg(0, pubsub(b"l2", b"list", TOKENS[0xE1 - TOKEN_BASE]))
+        + route_msg(0, pubsub(b"l3", b"list", TOKENS[0xE2 - TOKEN_BASE]))
+        + route_msg(0, pubsub(b"p1", b"publish", b"b\xe9", TOKENS[0xDD - TOKEN_BASE]))
+        + route_msg(1, pubsub(b"u1", b"unsubscribe", TOKENS[0xD0 - TOKEN_BASE]))
+        + route_msg(1, pubsub(b"u2", b"unsubscribe", TOKENS[0xD1 - TOKEN_BASE]))
+        + route_msg(1, pubsub(b"u3", b"unsubscribe", TOKENS[0xD2 - TOKEN_BASE]))
+        + route_msg(1, pubsub(b"u4", b"unsubscribe", TOKENS[0xD3 - TOKEN_BASE]))
+        + route_msg(1, pubsub(b"u5", b"unsubscribe"))
+        + route_msg(1, pubsub(b"s4", b"subscribe", b"not json"))
+        + route_msg(0, pubsub(b"p2", b"publish", E3_TOPIC, TOKENS[0xDC - TOKEN_BASE])),
+    )
+    # Agents send synchronize twice with the same MSG_ID after hello (VIP.md §7.5).
+    sync = pubsub(b"sync1", b"synchronize", b"connected", TOKENS[0xD4 - TOKEN_BASE])
+    w(
+        "synchronize-twice-then-publish",
+        ab
+        + hello_both
+        + route_msg(1, sync)
+        + route_msg(1, sync)
+        + route_msg(0, pubsub(b"sync2", b"synchronize", b"connected", TOKENS[0xD5 - TOKEN_BASE]))
+        + route_msg(0, pubsub(E3_MSG_PUB, b"publish", E3_TOPIC, TOKENS[0xDC - TOKEN_BASE]))
+        + route_msg(1, pubsub(b"sync3", b"synchronize", b"connected", TOKENS[0xD6 - TOKEN_BASE]))
+        + route_msg(1, pubsub(b"sync4", b"synchronize", b"connected", TOKENS[0xD7 - TOKEN_BASE]))
+        + route_msg(1, pubsub(b"sync5", b"synchronize", b"disconnected", TOKENS[0xD4 - TOKEN_BASE]))
+        + route_msg(0, pubsub(E3_MSG_PUB, b"publish", b"", TOKENS[0xDD - TOKEN_BASE]))
+        + route_msg(0, pubsub(b"q", b"publish", E3_TOPIC))
+        + route_msg(0, [b"", b"VIP1", b"", b"st", b"query", b"stats"]),
+    )
+    # platform.auth installs capabilities and protected topics (VIP.md §7.8, §7.9); agent.b
+    # lacks can_publish: -32001 then count 0; agent.a may publish.
+    policy = route_setup((0, b"platform.auth"), (1, b"agent.a"), (2, b"agent.b"), named=True)
+    w(
+        "protected-topics",
+        policy
+        + route_msg(0, pubsub(b"", b"auth_update", TOKENS[0xE4 - TOKEN_BASE]))
+        + route_msg(0, pubsub(b"", b"protected_update", TOKENS[0xE6 - TOKEN_BASE]))
+        + route_msg(1, pubsub(b"a1", b"subscribe", TOKENS[0xCD - TOKEN_BASE]))
+        + route_msg(2, pubsub(b"b1", b"publish", b"secret/x", E3_PUBLISH_BODY))
+        + route_msg(2, pubsub(b"b2", b"publish", b"regexaz", E3_PUBLISH_BODY), masks=(4, 4, 4))
+        + route_msg(1, pubsub(b"a2", b"publish", b"secret/x", E3_PUBLISH_BODY))
+        + route_msg(2, pubsub(b"b3", b"protected_update", b"{}"))
+        + route_msg(0, pubsub(b"", b"protected_update", TOKENS[0xE7 - TOKEN_BASE]))
+        + route_msg(0, pubsub(b"", b"auth_update", TOKENS[0xE5 - TOKEN_BASE]))
+        + route_msg(2, pubsub(b"b4", b"publish", b"devices/x", E3_PUBLISH_BODY))
+        + route_msg(0, pubsub(b"", b"auth_update", b"[]"))
+        + route_msg(0, pubsub(b"", b"error"))
+        + route_msg(0, pubsub(b"", b"request_response"))
+        + route_msg(0, pubsub(b"", b"external_publish"))
+        + route_msg(0, pubsub(b"", b"bogus"))
+        + route_msg(0, pubsub(b"")),
+    )
+    w(
+        "agentstop-drops-subscriptions",
+        ab
+        + route_msg(1, pubsub(b"s1", b"subscribe", TOKENS[0xCD - TOKEN_BASE]))
+        + route_msg(1, [b"", b"VIP1", b"", b"x", b"agentstop", b"agent.b"])
+        + route_msg(0, pubsub(b"p", b"publish", b"devices", E3_PUBLISH_BODY))
+        + route_msg(1, pubsub(b"s2", b"subscribe", TOKENS[0xCD - TOKEN_BASE]))
+        + bytes([0xF1, 0x00])
+        + bytes([0xE1, 0xC2])
+        + route_msg(0, pubsub(b"p", b"publish", b"devices", E3_PUBLISH_BODY)),
+    )
+
+
+# --- CURVE and PLAIN sessions: see fuzz_session_curve and fuzz_session_plain -----------------
+
+def curve_frame(op, payload=b"", more=False):
+    """A traffic operation: data frame (op 0..3, bit 4 MORE)."""
+    assert len(payload) < 0xFF
+    return bytes([op | (0x10 if more else 0), len(payload)]) + payload
+
+
+def curve_message(*frames):
+    return b"".join(curve_frame(0, f, more=i < len(frames) - 1) for i, f in enumerate(frames))
+
+
+def curve_ping(ctx):
+    return bytes([4, len(ctx)]) + ctx
+
+
+def session_curve_seeds():
+    def w(name, b0, b1, seed, meta, tamper=0, at=0, xor=0, ops=b""):
+        write("session_curve", name, bytes([b0, b1, seed, meta, tamper, at, xor]) + ops)
+
+    e1 = curve_message(*E1_HELLO)
+    e2 = curve_message(*E2_RPC)
+    # b0 = raw:1 client_key:2 chunk_mode:2 limits:3; limits 4 = 1 MiB.
+    w("dealer-e1-e2-ping", 0x04, 6, 1, 0, ops=e1 + curve_ping(b"hi") + e2)
+    w("bytewise", 0x0C, 0, 2, 0, ops=curve_frame(0, b"", True) + curve_ping(b"x" * 20) + curve_frame(0, b"VIP1"))
+    w("random-chunks-router", 0x14, 9, 3, 2, ops=e1 + bytes([5, 0, 5, 1, 5, 2, 5, 3]) + e1)
+    w("req-no-identity", 0x1C, 5, 4, 1, ops=curve_message(b"", b"req1"))
+    w("dealer-without-identity", 0x04, 0, 5, 3, ops=e1)
+    w("key1-not-allowed-here", 0x24, 0, 6, 0, ops=e1)
+    w("key2-unknown", 0x44, 0, 7, 0, ops=e1)
+    w("wrong-server-key", 0x04, 0, 0x88, 0, ops=e1)
+    w("pub-refused", 0x04, 0, 9, 4)
+    w("identity-too-long", 0x04, 0, 10, 5)
+    w("metadata-truncated", 0x04, 0, 11, 6)
+    w("metadata-extra", 0x04, 0, 12, 7, ops=prop(b"Socket-Type", b"DEALER") + prop(b"Identity", b"x") + b"\xff" + e1)
+    w("tamper-hello", 0x04, 0, 13, 0, tamper=1, at=100, xor=1, ops=e1)
+    w("tamper-initiate", 0x04, 0, 14, 0, tamper=2, at=150, xor=0x80, ops=e1)
+    w("tamper-traffic", 0x04, 0, 15, 0, tamper=3 | (2 << 2), at=40, xor=4, ops=e1)
+    w("replayed-frame", 0x04, 0, 16, 0, ops=curve_frame(0, b"a", True) + b"\x06" + curve_frame(0, b"b"))
+    w("unencrypted-frame", 0x04, 0, 17, 0, ops=b"\x07\x06\x00\x04VIP1" + e1)
+    w("tiny-limits-300", 0x00, 0, 18, 0, ops=bytes([0x10, 0xFF, 0, 0xFF]))
+    w("too-many-parts", 0x00, 0, 19, 0, ops=curve_frame(0, b"", True) * 9)
+    hello = cmd(b"HELLO", b"\x01\x00" + bytes(72) + bytes(32) + bytes(8) + bytes(80))
+    write("session_curve", "raw-hello-bad-box", bytes([0x84, 0, 0]) + hello)
+    write("session_curve", "raw-data-first", bytes([0x84, 0, 0]) + frame(b"x"))
+
+
+def plain_field(v):
+    return bytes([len(v)]) + v
+
+
+def session_plain_seeds():
+    def w(name, b0, b1, user, password, traffic=b""):
+        write("session_plain", name, bytes([b0, b1]) + plain_field(user) + plain_field(password) + traffic)
+
+    # b0 = raw:1 metadata:2 chunk_mode:2 limits:3; metadata 0 DEALER agent1, 1 REQ, 2 PUB, 3 truncated.
+    traffic = msg(*E1_HELLO) + cmd(b"PING", b"\x00\x00hi") + msg(*E2_RPC)
+    w("admin-dealer", 0x04, 0, b"admin", b"secret", traffic)
+    w("admin-bytewise", 0x0C, 0, b"admin", b"secret", traffic)
+    w("guest-req", 0x34, 3, b"guest", b"any password", msg(b"", b"req1"))
+    w("wrong-password", 0x04, 0, b"admin", b"wrong", traffic)
+    w("guest-newline", 0x04, 0, b"guest", b"a\nb", traffic)
+    w("user-not-utf8", 0x04, 0, b"\xff", b"", traffic)
+    w("admin-pub-refused", 0x44, 0, b"admin", b"secret")
+    w("admin-truncated-metadata", 0x64, 0, b"admin", b"secret")
+    w("tiny-limits", 0x00, 0, b"admin", b"secret", frame(b"y" * 257))
+    hello = cmd(b"HELLO", b"\x05admin\x06secret")
+    write("session_plain", "raw-hello-initiate", bytes([0x84, 0]) + hello + cmd(b"INITIATE", prop(b"Socket-Type", b"DEALER")))
+    write("session_plain", "raw-hello-trailing", bytes([0x84, 0]) + cmd(b"HELLO", b"\x05admin\x06secretX"))
+    write("session_plain", "raw-initiate-first", bytes([0x84, 0]) + cmd(b"INITIATE"))
+
+
+# --- json_scan: the document itself ----------------------------------------------------------
+
+def json_scan_seeds():
+    w = lambda name, data: write("json_scan", name, data)  # noqa: E731
+    w("e3-subscribe", E3_SUBSCRIBE_BODY)
+    w("e3-publish", E3_PUBLISH_BODY)
+    w("e3-delivery", E3_DELIVERY_BODY)
+    w("e2-rpc", E2_RPC[5])
+    w("list-response", b'[["", "test/topic", true], ["b\\u00e9", "x", false]]')
+    w("numbers", b'[0, -0, 1, -1, 12345678901234567890123, 1.0, 1e16, 1E-5, 2.5e+3, 0.1, 87837073113192.125, '
+                 b'1e400, -1e400, 1e-400, 5e-324, 1.7976931348623157e308, NaN, Infinity, -Infinity]')
+    w("strings", b'["", "a\\"b\\\\c\\/d\\b\\f\\n\\r\\t", "\\u0000\\u001f\\u007f\\u00e9\\u20ac", '
+                 b'"\\ud83d\\ude00", "\\ud800", "\\udc00\\ud800x", "\xe9\xff raw latin-1"]')
+    w("duplicates", b'{"a": 1, "a": 2, "b": {"a": [], "a": {}}}')
+    w("whitespace", b' \t\r\n{ "k" :\t[ true ,false, null ] }\n ')
+    w("deep-32", b"[" * 32 + b"]" * 32)
+    w("too-deep-33", b"[" * 33 + b"]" * 33)
+    w("scalar-string", b'"just a string"')
+    w("scalar-number", b"-12.5e-3")
+    w("bad-trailing-comma", b"[1, 2,]")
+    w("bad-control-in-string", b'"a\x01b"')
+    w("bad-escape", b'"\\x"')
+    w("bad-trailing-data", b"{} {}")
+    w("bad-number", b"[-]")
+    w("bad-raw-byte-outside-string", b"[\xe9]")
+    w("truncated", E3_PUBLISH_BODY[:60])
+    w("protected-topics", TOKENS[0xE6 - TOKEN_BASE])
+
+
+# --- auth_json: the text of an auth.json ------------------------------------------------------
+
+def auth_json_seeds():
+    data = os.path.join(HERE, "..", "data", "auth")
+    for name in sorted(os.listdir(data)):
+        if name.endswith(".json"):
+            with open(os.path.join(data, name), "rb") as f:
+                write("auth_json", name[: -len(".json")], f.read())
+    w = lambda name, data: write("auth_json", name, data)  # noqa: E731
+    w("empty", b"")
+    w("comments-only", b"# nothing\n// at all\n/* here */")
+    w("plain-null-curve", b'{"allow": [{"mechanism": "PLAIN", "credentials": "admin:secret", "user_id": "plain"}, '
+                          b'{"mechanism": "PLAIN", "credentials": "/guest:.*/", "user_id": "guest"}, '
+                          b'{"mechanism": "NULL", "address": "/localhost:.*/"}, '
+                          b'{"credentials": "u4hHHWXiZZswxVpTIc67WqsrcKOYZFwm3KKy_LQ_xRg", "user_id": "", '
+                          b'"domain": ["vip", "/x.*/"], "address": ["127.0.0.1"], "enabled": 1}], '
+                          b'"version": {"major": 1, "minor": 4}}')
+    w("not-utf8", b'{"allow": [{"user_id": "\xff"}]}')
+    w("error-on-line-3", b'{\n  "allow": [\n    {"credentials": 1,}\n  ]\n}')
+    w("unterminated-comment", b'{"allow": []} /* open')
+
+
+# --- decode_key: key text, or 32 raw bytes ----------------------------------------------------
+
+Z85_ALPHABET = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+
+
+def z85(data):
+    out = b""
+    for i in range(0, len(data), 4):
+        v = int.from_bytes(data[i:i + 4], "big")
+        chunk = []
+        for _ in range(5):
+            chunk.append(Z85_ALPHABET[v % 85])
+            v //= 85
+        out += bytes(reversed(chunk))
+    return out
+
+
+def decode_key_seeds():
+    import base64
+    w = lambda name, data: write("decode_key", name, data)  # noqa: E731
+    # VIP.md §9.2 worked conversion.
+    raw = bytes.fromhex("bb88471d65e2659b30c55a5321cebb5aab2b70a398645c26dca2b2fcb43fc518")
+    z = z85(raw)
+    assert z == b"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+    b64 = base64.urlsafe_b64encode(raw)
+    assert b64[:43] == b"u4hHHWXiZZswxVpTIc67WqsrcKOYZFwm3KKy_LQ_xRg"
+    w("z85-40", z)
+    w("volttron-43", b64[:43])
+    w("padded-44", b64)
+    w("b64-of-z85-54", base64.urlsafe_b64encode(z).rstrip(b"="))
+    w("b64-of-z85-56", base64.urlsafe_b64encode(z))
+    w("hex-64", raw.hex().encode())
+    w("hex-upper-64", raw.hex().upper().encode())
+    w("hex-of-z85-80", z.hex().encode())
+    w("raw-32", raw)
+    w("standard-alphabet-43", b64[:36] + b"/" + b64[37:43])
+    w("trailing-bits-43", b64[:42] + b"h")
+    w("bad-z85-40", z[:39] + b"~")
+    w("short", b"abc")
+
+
 if __name__ == "__main__":
     greeting_seeds()
     frame_stream_seeds()
     command_metadata_seeds()
     vip_route_seeds()
+    vip_route_pubsub_seeds()
+    session_curve_seeds()
+    session_plain_seeds()
+    json_scan_seeds()
+    auth_json_seeds()
+    decode_key_seeds()
