@@ -47,6 +47,7 @@ struct Cli {
 #[argh(subcommand)]
 enum Command {
     Keygen(Keygen),
+    Bench(viprouter::bench::BenchCmd),
 }
 
 /// Print a new CURVE key pair, in VOLTTRON's form (43-char URL-safe base64) and in Z85.
@@ -100,6 +101,9 @@ fn main() -> ExitCode {
     }
     if let Some(Command::Keygen(_)) = cli.command {
         return keygen();
+    }
+    if let Some(Command::Bench(cmd)) = cli.command {
+        return viprouter::bench::main(&cmd.into());
     }
     init_logging(cli.verbose);
     let values = CliValues {
