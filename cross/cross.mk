@@ -231,8 +231,7 @@ uninstall:
 # dist/...-qemu wrapper to check an ARM build).
 SYSTEMD_CHECK_BIN ?= $(CARGO_TARGET_DIR)/release/viprouter
 .PHONY: systemd-verify systemd-check
-$(CARGO_TARGET_DIR)/release/viprouter:
-	$(CARGO) build --release --bin viprouter --locked
+# (the host build target/release/viprouter is the top-level Makefile's $(BIN) rule)
 
 systemd-verify: $(if $(filter $(SYSTEMD_CHECK_BIN),$(CARGO_TARGET_DIR)/release/viprouter),$(CARGO_TARGET_DIR)/release/viprouter)
 	$(call apt_ensure,systemd)
