@@ -29,9 +29,10 @@ use crate::limits::{Limits, MAX_EVENTS, READ_BUDGET_BYTES, TICK_MS};
 use crate::stats::{self, FixedWriter};
 use crate::time::Instant;
 use crate::vip::peers::PeerId;
-use crate::vip::router::{Full, OnFull, Outcome, Router, Sink};
+use crate::vip::router::{Full, OnFull, Outcome, Router, Shared, Sink};
 use crate::zmtp::mechanism::{Credentials, Mechanism};
-use crate::zmtp::session::{CurveContext, Input, SessionConfig};
+use crate::zmtp::frame::APPEND_SLACK;
+use crate::zmtp::session::{CurveContext, Input, Session, SessionConfig};
 use crate::zmtp::{DecodeError, Message, Parts};
 
 /// What the authorisation hook is asked (VIP.md §9.6; the ZAP request of ZMTP.md §8.2).
@@ -123,25 +124,32 @@ impl<'a> ConnSink<'a> {
     }
 }
 
-impl Sink for ConnSink<'_> {
-    fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
+impl ConnSink<'_> {
+    /// Queue `len` bytes that `write` appends to `to`'s transmit queue, all or nothing.
+    fn queue(
+        &mut self,
+        to: PeerId,
+        len: impl FnOnce(&Session) -> usize,
+        write: impl FnOnce(&mut Session, &mut Vec<u8>) -> Result<(), DecodeError>,
+    ) -> Result<(), Full> {
         let Some(id) = self.slots.id_of(to.0) else { return Err(Full) };
         let Some(conn) = self.slots.get_mut(id) else { return Err(Full) };
         if !conn.session.is_traffic() {
             return Err(Full);
         }
-        let len = conn.session.encoded_len(frames);
+        let len = len(&conn.session);
         let pending = conn.tx.pending();
         if pending > 0 && pending + len > self.tx_queue_bytes {
             return Err(Full);
         }
         let before = conn.tx.capacity();
-        if !conn.tx.reserve(len, self.budget) {
+        // The slack lets frame::append copy small frames inline (no memcpy call).
+        if !conn.tx.reserve(len + APPEND_SLACK, self.budget) {
             self.refused_budget += 1;
             return Err(Full);
         }
         debug_assert!(conn.tx.capacity() >= before);
-        if conn.session.encode_message(frames, &mut conn.tx.buf).is_err() {
+        if write(&mut conn.session, &mut conn.tx.buf).is_err() {
             // CURVE nonce exhausted (after 2^64 messages): nothing sane can follow.
             self.broken.push(id);
             return Err(Full);
@@ -152,6 +160,33 @@ impl Sink for ConnSink<'_> {
         }
         self.delivered += 1;
         Ok(())
+    }
+}
+
+impl Sink for ConnSink<'_> {
+    fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
+        self.queue(to, |s| s.encoded_len(frames), |s, out| s.encode_message(frames, out))
+    }
+
+    fn deliver_shared(&mut self, to: PeerId, shared: &mut Shared<'_>) -> Result<(), Full> {
+        let verbatim = self.slots.peek(to.0).is_some_and(|c| c.session.frames_verbatim());
+        if !verbatim {
+            return self.deliver(to, shared.frames);
+        }
+        if !shared.encoded {
+            shared.wire.clear();
+            Session::encode_verbatim(shared.frames, shared.wire);
+            shared.encoded = true;
+        }
+        let wire: &[u8] = shared.wire;
+        self.queue(
+            to,
+            |_| wire.len(),
+            |_, out| {
+                out.extend_from_slice(wire);
+                Ok(())
+            },
+        )
     }
 
     fn is_stalled(&self, to: PeerId) -> bool {

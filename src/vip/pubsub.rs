@@ -64,7 +64,7 @@ use super::SIGNATURE;
 use super::envelope::Envelope;
 use super::peers::{PeerId, PeerTable};
 use super::protected::{PolicyError, TopicPolicy};
-use super::router::{Full, Outcome, Router, Sink};
+use super::router::{Full, Outcome, Router, Shared, Sink};
 use super::subscriptions::{
     MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions,
 };
@@ -102,6 +102,8 @@ pub struct PubSub {
     policy: TopicPolicy,
     /// Delivery body of the publish being handled.
     body: Vec<u8>,
+    /// Wire encoding of the delivery, shared by the subscribers that take it verbatim.
+    wire: Vec<u8>,
     /// `list_response` and error texts.
     text: Vec<u8>,
     slow: Box<[SlowPeer]>,
@@ -293,6 +295,7 @@ impl PubSub {
             subs,
             policy: TopicPolicy::default(),
             body: Vec::new(),
+            wire: Vec::new(),
             text: Vec::new(),
             slow: vec![SlowPeer::default(); wanted.max_peers].into_boxed_slice(),
             max_body_bytes: usize::try_from(limits.max_msg_bytes).unwrap_or(usize::MAX),
@@ -728,6 +731,7 @@ impl PubSub {
                 let PubSub {
                     subs,
                     body,
+                    wire,
                     slow,
                     max_body_bytes,
                     ..
@@ -767,10 +771,11 @@ impl PubSub {
                     topic,
                     body.as_slice(),
                 ];
+                let mut shared = Shared::new(&frames, wire);
                 let mut delivered = 0u64;
                 let count = subs.for_each_subscriber(bus, topic, |p| {
                     let state = slow.get_mut(usize::from(p));
-                    match sink.deliver(PeerId(p), &frames) {
+                    match sink.deliver_shared(PeerId(p), &mut shared) {
                         Ok(()) => {
                             delivered += 1;
                             if let Some(s) = state {

@@ -35,11 +35,40 @@ pub trait Sink {
     /// [`Full`] when the queue has no room (nothing was queued).
     fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full>;
 
+    /// Queue the same message to one of many recipients (pubsub fan-out). A sink whose
+    /// connection sends frames verbatim (NULL/PLAIN, not REQ) may encode them once into
+    /// `shared` and copy that block to each recipient; the default delivers frame by frame.
+    ///
+    /// # Errors
+    /// [`Full`] as for [`Sink::deliver`].
+    fn deliver_shared(&mut self, to: PeerId, shared: &mut Shared<'_>) -> Result<(), Full> {
+        self.deliver(to, shared.frames)
+    }
+
     /// Has `to` been full for longer than the stall time? Messages to a stalled peer are
     /// answered with error 11 at once instead of pausing their sender again.
     fn is_stalled(&self, to: PeerId) -> bool {
         let _ = to;
         false
+    }
+}
+
+/// One message for many recipients, with room for its wire encoding (see
+/// [`Sink::deliver_shared`]). `wire` is the caller's reusable buffer: it grows to the largest
+/// message once and is then reused, so steady-state fan-out allocates nothing.
+pub struct Shared<'a> {
+    /// The frames, as for [`Sink::deliver`].
+    pub frames: &'a [&'a [u8]],
+    /// Their verbatim ZMTP encoding, once [`Shared::encoded`] is set.
+    pub wire: &'a mut Vec<u8>,
+    /// `wire` holds the encoding of `frames`.
+    pub encoded: bool,
+}
+
+impl<'a> Shared<'a> {
+    /// `frames`, not yet encoded; `wire` is cleared when first used.
+    pub fn new(frames: &'a [&'a [u8]], wire: &'a mut Vec<u8>) -> Self {
+        Shared { frames, wire, encoded: false }
     }
 }
 

@@ -349,3 +349,35 @@ def test_every_refused_key_is_logged_with_its_key(router, ctx):
     log = router.log()
     for pub, _ in others:
         assert "refused CURVE key " + b64(pub) in log
+
+
+def test_fanout_to_curve_and_plain_subscribers_at_once(router, ctx, keys):
+    """One publish fans out to CURVE subscribers (sealed per connection) and a PLAIN subscriber
+    (the shared verbatim encoding) in the same turn: every copy intact, in order, 300 times."""
+    a = curve_agent(ctx, router, router.tcp, "agent.a", keys)
+    b = curve_agent(ctx, router, router.ipc, "agent.b", keys)
+    p = Agent(ctx, router.plain, "plainagent", sockopts={zmq.PLAIN_USERNAME: b"admin", zmq.PLAIN_PASSWORD: b"secret"})
+    try:
+        subs = [a, b, p]
+        for s in subs:
+            assert welcomed(s)
+            s.send(b"", b"pubsub", b"subscribe", b'{"prefix": "devices/", "bus": "", "all_platforms": false}',
+                   msgid=b"s")
+            s.recv_matching(lambda f: f[3] == b"s", WAIT, "subscribe reply")
+        n = 300
+        for i in range(n):
+            body = json.dumps({"bus": "", "headers": {"i": i}, "message": "x" * (i % 300)}).encode()
+            a.send(b"", b"pubsub", b"publish", b"devices/bench/%d" % i, body, msgid=b"p%d" % i)
+        for s in subs:
+            got = []
+            while len(got) < n:
+                f, _ = s.recv_matching(lambda f: f[4:6] == [b"pubsub", b"publish"], WAIT, "delivery")
+                got.append(f)
+            for i, f in enumerate(got):
+                assert f[3] == b"p%d" % i and f[6] == b"devices/bench/%d" % i, f[:7]
+                d = json.loads(f[7])
+                assert d["sender"] == "agent.a" and d["headers"] == {"i": i} and d["message"] == "x" * (i % 300), d
+    finally:
+        a.close()
+        b.close()
+        p.close()

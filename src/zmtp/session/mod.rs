@@ -571,6 +571,21 @@ impl Session {
         Ok(())
     }
 
+    /// Does [`Session::encode_message`] write frames verbatim (no CURVE boxes, no REQ
+    /// delimiter)? Then one encoding of a message serves every such session.
+    pub fn frames_verbatim(&self) -> bool {
+        !matches!(self.mech, Mech::Curve { .. }) && self.socket_type != SocketType::Req
+    }
+
+    /// Append `frames` as [`Session::encode_message`] does for a session that writes them
+    /// verbatim ([`Session::frames_verbatim`]).
+    pub fn encode_verbatim(frames: &[&[u8]], out: &mut Vec<u8>) {
+        let last = frames.len().saturating_sub(1);
+        for (i, f) in frames.iter().enumerate() {
+            FrameHeader::emit_frame(if i != last { FLAG_MORE } else { 0 }, f, out);
+        }
+    }
+
     /// Bytes [`Session::encode_message`] appends for `frames`.
     pub fn encoded_len(&self, frames: &[&[u8]]) -> usize {
         let curve = matches!(self.mech, Mech::Curve { .. });
@@ -586,6 +601,10 @@ impl Session {
     /// # Errors
     /// A CURVE sealing error (nonce exhausted): close the connection.
     pub fn encode_message(&mut self, frames: &[&[u8]], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        if self.frames_verbatim() {
+            Self::encode_verbatim(frames, out);
+            return Ok(());
+        }
         let req = self.socket_type == SocketType::Req;
         let last = frames.len().saturating_sub(1);
         let delimiter: &[&[u8]] = if req { &[&[]] } else { &[] };

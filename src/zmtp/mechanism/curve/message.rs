@@ -148,7 +148,7 @@ impl Channel {
         let box_at = out.len();
         out.extend_from_slice(&[0u8; TAG_LEN]);
         out.push(inner_flags & INNER_FLAGS_MASK);
-        out.extend_from_slice(payload);
+        crate::zmtp::frame::append(out, payload);
         let sealed = match out.get_mut(box_at..) {
             Some(boxed) => self
                 .key
