@@ -20,7 +20,8 @@
 //! receive, as libzmq does.
 //!
 //! [`Channel`] holds the precomputed transient key `k = beforenm(C', s') =
-//! beforenm(S', c')` and both short-nonce counters. [`Channel::seal_frame`]
+//! beforenm(S', c')`, one [`PrefixedBox`] per direction (the XSalsa20 subkey of the fixed
+//! `CurveZMQMESSAGE?` nonce prefix, derived once) and both short-nonce counters. [`Channel::seal_frame`]
 //! appends into the caller's `Vec` (no allocation if the caller reserved
 //! [`sealed_frame_len`] bytes) and encrypts in place;
 //! [`Channel::open_message`] decrypts in place in the caller's buffer.
@@ -28,8 +29,8 @@
 use core::ops::Range;
 
 use super::CurveError;
-use super::keys::{PrecomputedBox, TAG_LEN};
-use super::nonce::{RecvCounter, SendCounter, short_nonce};
+use super::keys::{PrecomputedBox, PrefixedBox, TAG_LEN};
+use super::nonce::{RecvCounter, SendCounter};
 use super::wire::{
     self, INNER_FLAGS_MASK, MESSAGE_BOX_AT, MESSAGE_FLAGS_AT, MESSAGE_MIN_LEN, MESSAGE_NAME,
     MESSAGE_NONCE_AT, MESSAGE_PAYLOAD_AT,
@@ -53,10 +54,12 @@ pub const fn sealed_frame_len(payload_len: usize) -> usize {
 #[derive(Debug)]
 pub struct Channel {
     key: PrecomputedBox,
+    /// `key` for MESSAGE nonces we send (`send_prefix ‖ counter`), subkey derived once.
+    send_box: PrefixedBox,
+    /// `key` for MESSAGE nonces the peer sends.
+    recv_box: PrefixedBox,
     send: SendCounter,
     recv: RecvCounter,
-    send_prefix: &'static [u8; 16],
-    recv_prefix: &'static [u8; 16],
 }
 
 impl Channel {
@@ -69,11 +72,11 @@ impl Channel {
         recv_prefix: &'static [u8; 16],
     ) -> Self {
         Channel {
+            send_box: key.with_prefix(send_prefix),
+            recv_box: key.with_prefix(recv_prefix),
             key,
             send,
             recv,
-            send_prefix,
-            recv_prefix,
         }
     }
 
@@ -118,8 +121,7 @@ impl Channel {
         let boxed = body
             .get_mut(MESSAGE_BOX_AT..)
             .ok_or(CurveError::WrongSize)?;
-        self.key
-            .open_box_in_place(&short_nonce(self.recv_prefix, n), boxed)?;
+        self.recv_box.open_box_in_place(n, boxed)?;
         self.recv.accept(n);
         let flags = *body.get(MESSAGE_FLAGS_AT).ok_or(CurveError::WrongSize)?;
         Ok((flags & INNER_FLAGS_MASK, MESSAGE_PAYLOAD_AT..body.len()))
@@ -150,9 +152,7 @@ impl Channel {
         out.push(inner_flags & INNER_FLAGS_MASK);
         crate::zmtp::frame::append(out, payload);
         let sealed = match out.get_mut(box_at..) {
-            Some(boxed) => self
-                .key
-                .seal_box_in_place(&short_nonce(self.send_prefix, n), boxed),
+            Some(boxed) => self.send_box.seal_box_in_place(n, boxed),
             None => Err(CurveError::WrongSize),
         };
         if sealed.is_err() {
