@@ -112,6 +112,15 @@
 //!    `tests::flipped_byte_in_welcome_specific_errors`,
 //!    `tests::flipped_byte_in_ready_specific_errors`,
 //!    `tests::flipped_byte_in_message_specific_errors`.
+//! 10. **Only vetted primitives, composed as NaCl composes them.** X25519 is
+//!     `x25519-dalek`; HSalsa20, Salsa20, Poly1305 and the secretbox layout are
+//!     RustCrypto's. The one rearrangement: MESSAGE nonces share a fixed 16-byte
+//!     prefix per direction, so [`keys::PrefixedBox`] derives the XSalsa20
+//!     subkey `HSalsa20(k, prefix)` once per connection and runs `SecretBox`
+//!     over Salsa20 with it (XSalsa20's definition); its key-passing `Kdf` type
+//!     is private to `keys` and cannot be keyed otherwise. Tests:
+//!     `keys::tests::prefixed_box_equals_xsalsa20poly1305` (byte-equal to
+//!     XSalsa20-Poly1305 under the full nonce), `tests::transcript_*`.
 //!
 //! Interop: byte-exact against the ZMTP.md §12.3 transcript
 //! (`tests::transcript_*`) and §12.2 NaCl KATs (`keys::tests::kat_*`); live
