@@ -298,7 +298,7 @@ impl PrecomputedBox {
 /// `crypto_box_afternm`, which libzmq calls per frame, derives it every time; doing it once
 /// saves about a fifth of the CPU a routed CURVE message costs. The box is still RustCrypto's
 /// `SecretBox` (keystream layout, Poly1305 key, tag): only its key-derivation step is moved
-/// ahead of time, by instantiating it with [`Subkeyed`] — Salsa20 whose `Kdf` returns the key
+/// ahead of time, by instantiating it with `Subkeyed` — Salsa20 whose `Kdf` returns the key
 /// it is given. Equality with [`PrecomputedBox`] under the full nonce is a property test
 /// (`prefixed_box_equals_xsalsa20poly1305`), and the CurveZMQ transcript vectors run through it.
 pub struct PrefixedBox {
