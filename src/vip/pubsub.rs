@@ -57,7 +57,10 @@
 //! `publish` allocates nothing in steady state: the delivery body is emitted once per publish
 //! into a scratch `Vec` owned by the service (it grows during warm-up to the largest body seen;
 //! above [`SCRATCH_KEEP_BYTES`] it is given back after use), the frames are a stack array, and
-//! the fan-out walks the index without allocating. The body is emitted before matching, so a
+//! the fan-out walks the index without allocating. The whole delivery is ZMTP-encoded once, into
+//! a second scratch `Vec` kept the same way, and copied as one block to every subscriber whose
+//! connection sends frames verbatim (NULL/PLAIN; [`Sink::deliver_shared`]); CURVE subscribers
+//! get it sealed under their own key. The body is emitted before matching, so a
 //! publish nobody listens to still pays for one emit (unless no subscription exists at all).
 
 use super::SIGNATURE;
@@ -805,6 +808,9 @@ impl PubSub {
                 stats.pubsub_deliveries += delivered;
                 if body.capacity() > SCRATCH_KEEP_BYTES {
                     *body = Vec::new();
+                }
+                if wire.capacity() > SCRATCH_KEEP_BYTES {
+                    *wire = Vec::new();
                 }
                 count
             }
