@@ -1,0 +1,468 @@
+//! The pubsub service: subsystem `pubsub` addressed to the router (VIP.md §7).
+//!
+//! Requests are `[S, '', 'VIP1', U, M, 'pubsub', OP, ...args]`; the operations are
+//!
+//! | OP | effect | reply (USER_ID = S, MSG_ID = M) |
+//! |---|---|---|
+//! | `subscribe {"prefix": P or [P..], "bus": B, "all_platforms": bool}` | add | `request_response` `01`; `00` if refused or malformed |
+//! | `unsubscribe {"internal"/"all": {"prefix": .., "bus": B}}` or legacy `{"prefix", "bus"}` | remove (`prefix: null` = every prefix of B) | `01`; `00` if malformed |
+//! | `synchronize connected {"subscriptions": {PLATFORM: {BUS: [P..]}}}` | replace S's whole set | none |
+//! | `publish TOPIC {"bus", "headers", "message", ..}` | fan out (below) | 4-byte LE count, after the deliveries |
+//! | `list {"prefix", "bus", "subscribed", "reverse", "all_platforms"}` | — | `list_response` `[[bus, prefix, member], ..]` |
+//! | `auth_update`, `protected_update` | replace the capability / protected-topic table | none |
+//! | `error`, `request_response`, unknown ops, `external_*` | ignored (logged) | none |
+//!
+//! Matching (§7.2) is the [`Subscriptions`] index: plain byte prefix, `''` matches all, bus
+//! compared exactly, one copy per subscriber; `internal` and `all_platforms` subscriptions both
+//! count (the union, §16.2 C, instead of Python's masking). Each delivery is
+//! `[X, '', 'VIP1', U, M, 'pubsub', 'publish', TOPIC, BODY]` with SENDER `''`, the publisher's
+//! **unmodified** USER_ID and MSG_ID, and BODY rebuilt as
+//! `{"sender": S, "bus": B, "headers": H, "message": MSG}` (ASCII-only Python-style JSON, NaN and
+//! Infinity kept, extra keys and extra frames dropped). The count is the number of *matching*
+//! subscribers, not of successful sends (§7.6).
+//!
+//! Malformed input never crashes the service (§16.2 B): it is counted (`pubsub_malformed`), logged
+//! rate-limited ([`stats::bump`]), and answered like the closest non-crashing path: `00` for
+//! subscribe/unsubscribe, `[]` for list, count 0 for publish, silence for everything else.
+//! Subscribes over a limit are answered `00`, counted (`rejected_subscription_full`,
+//! `rejected_subscription_peer_limit`) and logged; a subscribe with a list of prefixes is all or
+//! nothing. A `synchronize` over a limit keeps the entries that fit (best effort: the agent gets as
+//! much of what it asked as the limits allow) and is counted and logged the same way.
+//!
+//! # Slow subscribers (a deliberate deviation from VOLTTRON)
+//!
+//! When a subscriber's transmit queue is full, **only that delivery is dropped**: it is counted in
+//! `dropped_slow_subscriber` and per peer (visible in `query stats` as
+//! `"slow_subscribers": {identity: n}`), and logged when the subscriber starts dropping (a
+//! per-peer flag cleared by its next successful delivery; the 1st, 10th, 100th … stall of a peer
+//! is logged). The publisher and every other subscriber are unaffected, and the publisher is
+//! **not** sent VOLTTRON's error 11 for it (§7.6 `EAGAIN`): one slow listener must not make every
+//! publisher's log fill with errors about a peer it never addressed. The count still includes the
+//! slow subscriber, as in VOLTTRON.
+//!
+//! Replies: subscribe/unsubscribe/list replies pause a requester whose own queue is full
+//! ([`Outcome::Blocked`]; they are idempotent, so the retry is harmless). A publish whose
+//! deliveries have started is never retried: if the publisher's queue cannot take the count, the
+//! count is dropped and counted (`dropped_reply_full`).
+//!
+//! # Policy tables
+//!
+//! `auth_update` and `protected_update` are accepted only from [`AUTH_IDENTITY`] (§16.2 C);
+//! from anyone else they are logged and ignored (`rejected_policy_update`). The server can load
+//! the same tables itself with [`PubSub::set_protected_topics_json`] and
+//! [`PubSub::set_user_capabilities_json`]. See [`super::protected`].
+//!
+//! # Cost
+//!
+//! `publish` allocates nothing in steady state: the delivery body is emitted once per publish
+//! into a scratch `Vec` owned by the service (it grows during warm-up to the largest body seen;
+//! above [`SCRATCH_KEEP_BYTES`] it is given back after use), the frames are a stack array, and
+//! the fan-out walks the index without allocating. The whole delivery is ZMTP-encoded once, into
+//! a second scratch `Vec` kept the same way, and copied as one block to every subscriber whose
+//! connection sends frames verbatim (NULL/PLAIN; [`Sink::deliver_shared`]); CURVE subscribers
+//! get it sealed under their own key. The body is emitted before matching, so a
+//! publish nobody listens to still pays for one emit (unless no subscription exists at all).
+
+use super::SIGNATURE;
+use super::envelope::Envelope;
+use super::peers::{PeerId, PeerTable};
+use super::protected::{PolicyError, TopicPolicy};
+use super::router::{Full, Outcome, Router, Shared, Sink};
+use super::subscriptions::{
+    MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions,
+};
+use crate::json::{
+    self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value,
+};
+use crate::limits::{Limits, MAX_BUS_BYTES, MAX_PREFIX_BYTES, MAX_SUBS_PER_PEER};
+use crate::stats::{self, Stats};
+
+mod list;
+mod publish;
+mod subscribe;
+
+/// The delivery-body scratch buffer is kept up to this capacity between publishes; a larger one
+/// (a huge message) is released after use.
+pub const SCRATCH_KEEP_BYTES: usize = 1 << 20;
+
+/// Largest `list_response` in bytes; rows past it are left out (and logged).
+pub const MAX_LIST_REPLY_BYTES: usize = 8 << 20;
+
+/// At most this many peers are listed in `query stats` `"slow_subscribers"`.
+pub const MAX_SLOW_SUBSCRIBERS_SHOWN: usize = 32;
+
+/// The only identity whose `auth_update`/`protected_update` are honoured (VIP.md §7.8).
+pub const AUTH_IDENTITY: &[u8] = b"platform.auth";
+
+/// Per-peer slow-subscriber state.
+#[derive(Clone, Copy, Debug, Default)]
+struct SlowPeer {
+    dropped: u64,
+    stalls: u64,
+    dropping: bool,
+}
+
+/// The pubsub service state.
+pub struct PubSub {
+    subs: Subscriptions,
+    policy: TopicPolicy,
+    /// Delivery body of the publish being handled.
+    body: Vec<u8>,
+    /// Wire encoding of the delivery, shared by the subscribers that take it verbatim.
+    wire: Vec<u8>,
+    /// `list_response` and error texts.
+    text: Vec<u8>,
+    slow: Box<[SlowPeer]>,
+    max_body_bytes: usize,
+}
+
+impl core::fmt::Debug for PubSub {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PubSub")
+            .field("subs", &self.subs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Python truthiness of a JSON value (`all_platforms`, `subscribed`, `reverse`).
+fn truthy(v: Value<'_>) -> bool {
+    match v.kind() {
+        Kind::Null => false,
+        Kind::Bool => v.as_bool() == Some(true),
+        Kind::Number => v.as_number().is_some_and(|n| n.as_f64() != 0.0),
+        Kind::String => v.raw().len() > 2, // more than the two quotes
+        Kind::Array => v.items().next().is_some(),
+        Kind::Object => v.members().next().is_some(),
+    }
+}
+
+/// The platform key of a `synchronize` body: `internal` → false, `all` → true, else ignored.
+fn platform(k: JsonStr<'_>) -> Option<bool> {
+    if k.eq_latin1(b"internal") {
+        Some(false)
+    } else if k.eq_latin1(b"all") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+fn put_u64(out: &mut impl ByteSink, mut n: u64) -> Result<(), SinkFull> {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.put(digits.get(i..).unwrap_or_default())
+}
+
+/// Log a malformed request (rate-limited) and count it.
+fn malformed(stats: &mut Stats, who: &[u8], op: &str, why: &str) {
+    if stats::bump(&mut stats.pubsub_malformed) {
+        log::info!(
+            "pubsub {op} from {}: {why} (answered with the non-crashing reply)",
+            who.escape_ascii()
+        );
+    }
+}
+
+/// Count and log a subscribe refused by a limit.
+fn refused(stats: &mut Stats, who: &[u8], op: &str, e: SubscribeError) {
+    let counter = match e {
+        SubscribeError::PeerLimit => &mut stats.rejected_subscription_peer_limit,
+        _ => &mut stats.rejected_subscription_full,
+    };
+    if stats::bump(counter) {
+        log::warn!("pubsub {op} from {} refused: {e}", who.escape_ascii());
+    }
+}
+
+impl PubSub {
+    /// The subscription index's limits for `limits` (also used for the memory ceiling).
+    pub fn index_limits(limits: &Limits) -> SubscriptionLimits {
+        SubscriptionLimits {
+            max_subscriptions: limits.max_subscriptions.min(MAX_SUPPORTED_SUBSCRIPTIONS),
+            max_per_peer: limits.max_subs_per_peer,
+            max_prefix_bytes: MAX_PREFIX_BYTES,
+            max_bus_bytes: MAX_BUS_BYTES,
+            max_peers: limits.max_connections.min(usize::from(u16::MAX) + 1),
+        }
+    }
+
+    /// A service sized from `limits` (`max_subscriptions`, `max_subs_per_peer`,
+    /// `max_connections` as the peer-index range, `max_msg_bytes` as the largest delivery body;
+    /// prefixes up to [`MAX_PREFIX_BYTES`], buses up to [`MAX_BUS_BYTES`]). All index memory is
+    /// allocated here.
+    pub fn new(limits: &Limits) -> PubSub {
+        let wanted = Self::index_limits(limits);
+        let subs = match Subscriptions::new(wanted) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("subscription index not built ({e}); pubsub has no capacity");
+                let none = SubscriptionLimits {
+                    max_subscriptions: 0,
+                    max_per_peer: 0,
+                    max_peers: 0,
+                    ..wanted
+                };
+                // Infallible: every check passes for zero sizes.
+                #[allow(clippy::expect_used)]
+                Subscriptions::new(none).expect("an empty subscription index")
+            }
+        };
+        PubSub {
+            subs,
+            policy: TopicPolicy::default(),
+            body: Vec::new(),
+            wire: Vec::new(),
+            text: Vec::new(),
+            slow: vec![SlowPeer::default(); wanted.max_peers].into_boxed_slice(),
+            max_body_bytes: usize::try_from(limits.max_msg_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The subscription index (read-only).
+    pub fn subscriptions(&self) -> &Subscriptions {
+        &self.subs
+    }
+
+    /// The protected-topic and capability tables.
+    pub fn policy(&self) -> &TopicPolicy {
+        &self.policy
+    }
+
+    /// Replace the protected-topic table from the content of `$VOLTTRON_HOME/protected_topics.json`
+    /// (same format as a `protected_update` body, VIP.md §7.8). An empty file should be passed
+    /// as `{}`. On error the old table stays and the error is logged.
+    ///
+    /// # Errors
+    /// [`PolicyError`].
+    pub fn set_protected_topics_json(&mut self, content: &[u8]) -> Result<(), PolicyError> {
+        self.policy.set_protected_topics_json(content)
+    }
+
+    /// Replace the user-capability table from a body shaped like `auth_update`'s:
+    /// `{"capabilities": {USER: {CAP: ARG_OR_NULL, ...}, ...}}` (a list of names is accepted in
+    /// place of the object). USER is compared with the publisher's identity. On error the old
+    /// table stays and the error is logged.
+    ///
+    /// # Errors
+    /// [`PolicyError`].
+    pub fn set_user_capabilities_json(&mut self, body: &[u8]) -> Result<(), PolicyError> {
+        self.policy.set_user_capabilities_json(body)
+    }
+
+    /// Deliveries dropped for `peer` because its queue was full (since it connected).
+    pub fn slow_drops(&self, peer: PeerId) -> u64 {
+        self.slow.get(peer.index()).map_or(0, |s| s.dropped)
+    }
+
+    /// `peer` left the peer set (agentstop, or before a detach): its subscriptions go (§7.12).
+    pub fn remove_peer(&mut self, peer: PeerId) {
+        let n = self.subs.remove_peer(peer.0);
+        if n > 0 {
+            log::debug!("removed {n} subscriptions of peer {}", peer.0);
+        }
+    }
+
+    /// `peer`'s connection closed: its subscriptions and slow-subscriber counts go.
+    pub fn peer_detached(&mut self, peer: PeerId) {
+        self.remove_peer(peer);
+        if let Some(s) = self.slow.get_mut(peer.index()) {
+            *s = SlowPeer::default();
+        }
+    }
+
+    /// Handle one `pubsub` request from `from` (VIP.md §7).
+    pub fn handle(
+        &mut self,
+        from: PeerId,
+        env: &Envelope<'_>,
+        peers: &PeerTable,
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+    ) -> Outcome {
+        if !peers.is_attached(from) {
+            return Outcome::Done;
+        }
+        let who = peers.identity(from);
+        let Some(op) = env.get_arg(0) else {
+            malformed(stats, who, "request", "no operation frame");
+            return Outcome::Done;
+        };
+        match op {
+            b"subscribe" => {
+                let ok = self.subscribe(from, env, who, stats);
+                Self::request_response(
+                    stats,
+                    sink,
+                    from,
+                    who,
+                    env.msg_id,
+                    if ok { &[1] } else { &[0] },
+                )
+            }
+            b"unsubscribe" => {
+                let ok = self.unsubscribe(from, env, who, stats);
+                Self::request_response(
+                    stats,
+                    sink,
+                    from,
+                    who,
+                    env.msg_id,
+                    if ok { &[1] } else { &[0] },
+                )
+            }
+            b"synchronize" => {
+                self.synchronize(from, env, who, stats);
+                Outcome::Done
+            }
+            b"publish" => self.publish(from, env, peers, stats, sink),
+            b"list" => self.list(from, env, who, stats, sink),
+            b"auth_update" | b"protected_update" => {
+                self.policy_update(op, env, who, stats);
+                Outcome::Done
+            }
+            b"error" | b"request_response" => Outcome::Done,
+            b"external_list" | b"external_publish" => {
+                if stats::bump(&mut stats.pubsub_unknown_op) {
+                    log::info!(
+                        "pubsub {} from {} ignored: multi-platform pubsub is not implemented",
+                        op.escape_ascii(),
+                        who.escape_ascii()
+                    );
+                }
+                Outcome::Done
+            }
+            _ => {
+                if stats::bump(&mut stats.pubsub_unknown_op) {
+                    log::info!(
+                        "unknown pubsub operation {:?} from {} ignored",
+                        op.escape_ascii().to_string(),
+                        who.escape_ascii()
+                    );
+                }
+                Outcome::Done
+            }
+        }
+    }
+
+    /// `[S, '', 'VIP1', S, M, 'pubsub', 'request_response', RESULT]`, pausing S if its queue is
+    /// full.
+    fn request_response(
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+        to: PeerId,
+        who: &[u8],
+        msg_id: &[u8],
+        result: &[u8],
+    ) -> Outcome {
+        let frames: [&[u8]; 7] = [
+            b"",
+            SIGNATURE,
+            who,
+            msg_id,
+            b"pubsub",
+            b"request_response",
+            result,
+        ];
+        Router::reply(stats, sink, to, &frames)
+    }
+
+    /// VIP.md §7.8, honoured only from [`AUTH_IDENTITY`].
+    fn policy_update(&mut self, op: &[u8], env: &Envelope<'_>, who: &[u8], stats: &mut Stats) {
+        let name = if op == b"auth_update" {
+            "auth_update"
+        } else {
+            "protected_update"
+        };
+        if who != AUTH_IDENTITY {
+            if stats::bump(&mut stats.rejected_policy_update) {
+                log::warn!(
+                    "pubsub {name} from {} ignored: accepted only from platform.auth",
+                    who.escape_ascii()
+                );
+            }
+            return;
+        }
+        let Some(body) = env.get_arg(1) else {
+            malformed(stats, who, name, "no JSON frame");
+            return;
+        };
+        let r = if op == b"auth_update" {
+            self.policy.set_user_capabilities_json(body)
+        } else {
+            self.policy.set_protected_topics_json(body)
+        };
+        if r.is_err() {
+            stats.rejected_policy_update += 1;
+        }
+    }
+
+    /// Insert `, "subscriptions": N, "slow_subscribers": {"<identity>": n, ...}` before the final
+    /// `}` of the JSON object in `buf[..len]` (the `query stats` reply) and return the new length.
+    /// Only peers with drops are listed, at most [`MAX_SLOW_SUBSCRIBERS_SHOWN`] and only as many
+    /// as fit; `"slow_subscribers_omitted": k` counts the rest. On any problem `len` is returned
+    /// unchanged.
+    pub fn append_stats_json(&self, peers: &PeerTable, buf: &mut [u8], len: usize) -> usize {
+        const CLOSE_RESERVE: usize = 64; // `}, "slow_subscribers_omitted": <u64>}`
+        if len == 0 || buf.get(len - 1) != Some(&b'}') {
+            return len;
+        }
+        let Some(tail) = buf.get_mut(len - 1..) else {
+            return len;
+        };
+        let room = tail.len();
+        let mut w = SliceWriter::new(tail);
+        let written = (|| -> Result<(), SinkFull> {
+            w.put(b", \"subscriptions\": ")?;
+            put_u64(&mut w, self.subs.len() as u64)?;
+            w.put(b", \"slow_subscribers\": {")?;
+            let (mut shown, mut omitted) = (0usize, 0u64);
+            for (i, s) in self.slow.iter().enumerate() {
+                let peer = PeerId(u16::try_from(i).unwrap_or(u16::MAX));
+                if s.dropped == 0 || !peers.is_attached(peer) {
+                    continue;
+                }
+                let id = peers.identity(peer);
+                let mut need = LenCounter::new();
+                let _ = json::emit::emit_latin1_str(&mut need, id);
+                let need = need.len() + 26;
+                if shown >= MAX_SLOW_SUBSCRIBERS_SHOWN || w.len() + need + CLOSE_RESERVE > room {
+                    omitted += 1;
+                    continue;
+                }
+                if shown > 0 {
+                    w.put(b", ")?;
+                }
+                json::emit::emit_latin1_str(&mut w, id)?;
+                w.put(b": ")?;
+                put_u64(&mut w, s.dropped)?;
+                shown += 1;
+            }
+            w.put(b"}")?;
+            if omitted > 0 {
+                w.put(b", \"slow_subscribers_omitted\": ")?;
+                put_u64(&mut w, omitted)?;
+            }
+            w.put(b"}")
+        })();
+        match written {
+            Ok(()) => len - 1 + w.len(),
+            Err(SinkFull) => {
+                // Restore the closing brace the writer may have overwritten.
+                if let Some(b) = buf.get_mut(len - 1) {
+                    *b = b'}';
+                }
+                len
+            }
+        }
+    }
+}
