@@ -1,0 +1,352 @@
+//! Input: accept (handshake limits, eviction), read and decode a connection within the read
+//! budget, attach a peer after its handshake, route each complete message, protocol errors.
+
+use super::*;
+
+impl Server {
+    pub(super) fn accept(&mut self, li: usize, now: Instant) {
+        loop {
+            let Some(l) = self.listeners.get(li) else { return };
+            let mechanism = l.mechanism;
+            let accepted = match &l.socket {
+                ListenSocket::Tcp(s) => s.accept().map(|(st, addr)| {
+                    let _ = st.set_nodelay(true);
+                    crate::server::sockopt::keepalive(&st);
+                    (Stream::Tcp(st), addr.to_string(), addr.ip().to_string())
+                }),
+                ListenSocket::Unix(s) => s.accept().map(|(st, _)| {
+                    let label = crate::server::sockopt::peer_cred_label(&st);
+                    (Stream::Unix(st), label.clone(), label)
+                }),
+            };
+            let (stream, peer, auth_addr) = match accepted {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: leave the rest in the backlog until a slot frees.
+                    log::warn!("accept on {}: {e}", self.listeners.get(li).map_or("?", |l| &l.endpoint));
+                    return;
+                }
+            };
+            if self.slots.is_full() || !self.budget.take(Conn::INITIAL_BYTES) {
+                if stats::bump(&mut self.router.stats.rejected_conn_full) {
+                    log::warn!("connection from {peer} refused: {} connections (or the buffer budget) in use", self.slots.live());
+                }
+                drop(stream);
+                continue;
+            }
+            if self.handshaking >= self.limits.max_handshakes {
+                self.evict_oldest_handshake();
+            }
+            let conn = Box::new(Conn::new(stream, mechanism, li as u8, now, &peer, &auth_addr));
+            let id = match self.slots.insert(conn) {
+                Ok(id) => id,
+                Err(_) => {
+                    self.budget.give(Conn::INITIAL_BYTES);
+                    continue;
+                }
+            };
+            self.router.stats.accepted += 1;
+            self.handshaking += 1;
+            let live = self.slots.live() as u64;
+            if live > self.router.stats.connections_hwm {
+                self.router.stats.connections_hwm = live;
+            }
+            let registry = self.poll.registry();
+            let Some(conn) = self.slots.get_mut(id) else { continue };
+            if let Err(e) = conn.stream.register(registry, id.token(), Interest::READABLE) {
+                log::warn!("register {peer}: {e}");
+                self.close(id, "register failed");
+                continue;
+            }
+            log::debug!("accepted {peer} on slot {}", id.index);
+            self.flush(id);
+        }
+    }
+
+    pub(super) fn evict_oldest_handshake(&mut self) {
+        let oldest = self
+            .slots
+            .ids()
+            .filter_map(|id| {
+                let index = id.index;
+                let accepted = self.slots_peek_handshake(index)?;
+                Some((accepted, id))
+            })
+            .min_by_key(|(t, _)| *t)
+            .map(|(_, id)| id);
+        if let Some(id) = oldest {
+            if stats::bump(&mut self.router.stats.rejected_handshake_evicted) {
+                log::warn!("{} unfinished handshakes: closing the oldest to make room", self.handshaking);
+            }
+            self.close(id, "handshake evicted");
+        }
+    }
+
+    pub(super) fn slots_peek_handshake(&self, index: u16) -> Option<Instant> {
+        // Read-only peek through a shared borrow of the slot table.
+        let slots: &Slots = &self.slots;
+        slots.peek(index).filter(|c| !c.handshake_done).map(|c| c.accepted_at)
+    }
+
+    /// Read and process one connection (see the module doc).
+    ///
+    /// `short_read_drains`: a read that returned less than the free space means the socket is
+    /// drained, so the final read that would only return `WouldBlock` is skipped (edge-triggered
+    /// epoll reports every later arrival). Only for a readable event without hang-up; the ready
+    /// list and hang-ups read until `WouldBlock`.
+    pub(super) fn service(&mut self, id: SlotId, now: Instant, short_read_drains: bool) {
+        let mut read_total = 0usize;
+        let mut drained = false;
+        loop {
+            if let Step::Stop = self.drain_input(id, now) {
+                return;
+            }
+            if drained {
+                return;
+            }
+            let Some(conn) = self.slots.get_mut(id) else { return };
+            if conn.eof {
+                self.close(id, "closed by peer");
+                return;
+            }
+            if read_total >= READ_BUDGET_BYTES {
+                self.ready_next.push(id);
+                return;
+            }
+            let need = conn.rx.len() + 1;
+            if !conn.rx.make_room(need, &mut self.budget) {
+                conn.paused = Some(Pause::Budget);
+                self.paused.push(id);
+                if stats::bump(&mut self.router.stats.paused_budget) {
+                    log::warn!("buffer budget exhausted: pausing reads from {}", conn.peer);
+                }
+                return;
+            }
+            let tail_before = conn.rx.buf.len() - conn.rx.end;
+            match conn.read() {
+                Ok(0) => conn.eof = true,
+                Ok(n) => {
+                    read_total += n;
+                    conn.last_active = now;
+                    self.router.stats.bytes_in += n as u64;
+                    if n == tail_before {
+                        conn.rx.grow_if_busy(&mut self.budget);
+                    } else if short_read_drains {
+                        drained = true;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("read from {}: {e}", conn.peer);
+                    self.close(id, "read error");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Process every complete message in the receive buffer.
+    pub(super) fn drain_input(&mut self, id: SlotId, now: Instant) -> Step {
+        loop {
+            let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
+            if conn.paused.is_some() {
+                return Step::Stop;
+            }
+            if conn.pending_consumed > 0 {
+                // A message that was blocked on a full recipient: try it again.
+                let consumed = conn.pending_consumed;
+                self.parts = conn.pending_parts.clone();
+                match self.route(id, now) {
+                    Step::Continue => {
+                        if let Some(conn) = self.slots.get_mut(id) {
+                            conn.pending_consumed = 0;
+                            conn.rx.consume(consumed);
+                        }
+                        continue;
+                    }
+                    Step::Stop => return Step::Stop,
+                }
+            }
+            let mechanism = conn.session.mechanism();
+            let cfg = SessionConfig {
+                mechanism,
+                identity: &self.router_id,
+                limits: &self.limits,
+                curve: self.curve.as_ref(),
+            };
+            let tx_before = conn.tx.buf.len();
+            let data = conn.rx.buf.get_mut(conn.rx.start..conn.rx.end).unwrap_or(&mut []);
+            let r = conn.session.handle_input(&cfg, data, &mut conn.tx.buf, &mut self.parts, &mut rand_core::OsRng);
+            if conn.tx.buf.len() != tx_before && !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(id);
+            }
+            match r {
+                Err(e) => {
+                    self.protocol_error(id, e);
+                    return Step::Stop;
+                }
+                Ok(Input::NeedMore { consumed, need }) => {
+                    conn.rx.consume(consumed);
+                    if need > crate::limits::RX_BUF_MAX_BYTES {
+                        // The session checks every size against the limits; this is a second
+                        // safeguard so that no input can grow a buffer past its ceiling.
+                        self.protocol_error(id, DecodeError::MessageTooLarge);
+                        return Step::Stop;
+                    }
+                    if need > conn.rx.buf.len() && !conn.rx.make_room(need, &mut self.budget) {
+                        conn.paused = Some(Pause::Budget);
+                        self.paused.push(id);
+                        if stats::bump(&mut self.router.stats.paused_budget) {
+                            log::warn!("buffer budget exhausted: pausing reads from {}", conn.peer);
+                        }
+                        return Step::Stop;
+                    }
+                    return Step::Continue;
+                }
+                Ok(Input::Verify { consumed }) => {
+                    conn.rx.consume(consumed);
+                    let endpoint = self.listeners.get(usize::from(conn.listener)).map_or("", |l| l.endpoint.as_str());
+                    let query = AuthQuery {
+                        listener: usize::from(conn.listener),
+                        endpoint,
+                        mechanism,
+                        address: &conn.auth_addr,
+                        credentials: conn.session.credentials(),
+                        identity: conn.session.identity(),
+                    };
+                    let allow = (self.authorize)(&query);
+                    let tx_before = conn.tx.buf.len();
+                    let r = conn.session.authorize(&cfg, allow, &mut conn.tx.buf);
+                    if conn.tx.buf.len() != tx_before && !conn.dirty {
+                        conn.dirty = true;
+                        self.dirty.push(id);
+                    }
+                    if let Err(e) = r {
+                        self.protocol_error(id, e);
+                        return Step::Stop;
+                    }
+                }
+                Ok(Input::Ready { consumed }) => {
+                    conn.rx.consume(consumed);
+                    conn.handshake_done = true;
+                    self.handshaking = self.handshaking.saturating_sub(1);
+                    self.router.stats.handshakes_completed += 1;
+                    self.attach(id);
+                }
+                Ok(Input::Message { consumed }) => {
+                    if !conn.attached {
+                        conn.rx.consume(consumed);
+                        // First wins: a duplicate's messages are dropped (VIP.md §2.4) unless
+                        // the identity has been freed meanwhile.
+                        self.attach(id);
+                        if stats::bump(&mut self.router.stats.dropped_duplicate_identity) {
+                            log::info!("dropped a message from a duplicate-identity connection");
+                        }
+                        continue;
+                    }
+                    match self.route(id, now) {
+                        Step::Continue => {
+                            if let Some(conn) = self.slots.get_mut(id) {
+                                conn.rx.consume(consumed);
+                            }
+                        }
+                        Step::Stop => {
+                            if let Some(conn) = self.slots.get_mut(id) {
+                                if conn.paused.is_some() {
+                                    conn.pending_parts = self.parts.clone();
+                                    conn.pending_consumed = consumed;
+                                } else {
+                                    conn.rx.consume(consumed);
+                                }
+                            }
+                            return Step::Stop;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn attach(&mut self, id: SlotId) {
+        let Some(conn) = self.slots.get_mut(id) else { return };
+        let identity: heapless::Vec<u8, 255> =
+            heapless::Vec::from_slice(conn.session.identity()).unwrap_or_default();
+        match self.router.attach(PeerId(id.index), &identity) {
+            Ok(()) => {
+                conn.attached = true;
+                log::debug!("peer {:?} attached from {}", String::from_utf8_lossy(&identity), conn.peer);
+            }
+            Err(_) => conn.attached = false,
+        }
+    }
+
+    /// Route the message in `self.parts` from connection `id`.
+    pub(super) fn route(&mut self, id: SlotId, now: Instant) -> Step {
+        let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
+        let on_full = if conn.stall_expired { OnFull::Again } else { OnFull::Pause };
+        conn.stall_expired = false;
+        // Borrow the sender's receive buffer while the sink writes into other connections
+        // (and possibly the sender's own transmit queue): move it out, no copy.
+        let rx = std::mem::take(&mut conn.rx);
+        let data = rx.buf.get(rx.start..rx.end).unwrap_or(&[]);
+        let msg = Message::new(data, &self.parts);
+        let mut sink = ConnSink::new(&mut self.slots, &mut self.dirty, &mut self.broken, &mut self.budget, &self.limits);
+        let outcome = self.router.handle(PeerId(id.index), msg, &mut sink, on_full);
+        let (delivered, refused) = (sink.delivered, sink.refused_budget);
+        self.close_broken();
+        self.router.stats.msgs_out += delivered;
+        if refused > 0 && stats::bump(&mut self.router.stats.dropped_budget) {
+            log::warn!("buffer budget exhausted: a transmit queue could not grow");
+        }
+        let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
+        conn.rx = rx;
+        match outcome {
+            Outcome::Done => Step::Continue,
+            Outcome::Blocked(to) => {
+                conn.paused = Some(Pause::Recipient { on: to.0, since: now });
+                self.paused.push(id);
+                Step::Stop
+            }
+            Outcome::Quit => {
+                log::info!("quit from control: shutting down");
+                self.exit = Some(Exit::Quit);
+                Step::Continue
+            }
+        }
+    }
+
+    pub(super) fn protocol_error(&mut self, id: SlotId, e: DecodeError) {
+        let s = &mut self.router.stats;
+        let counter = match e {
+            DecodeError::BadSignature | DecodeError::UnsupportedVersion { .. } => &mut s.rejected_greeting,
+            DecodeError::MechanismMismatch => &mut s.rejected_mechanism,
+            DecodeError::FrameTooLarge { .. } => &mut s.rejected_frame_too_large,
+            DecodeError::MessageTooLarge => &mut s.rejected_msg_too_large,
+            DecodeError::TooManyParts => &mut s.rejected_too_many_parts,
+            DecodeError::AuthDenied => &mut s.rejected_auth,
+            DecodeError::Curve(_) | DecodeError::NotConfigured => &mut s.rejected_handshake,
+            DecodeError::UnexpectedCommand
+            | DecodeError::IncompatibleSocketType
+            | DecodeError::IdentityTooLong
+            | DecodeError::TruncatedProperty
+            | DecodeError::MalformedCommand
+            | DecodeError::PeerError
+            | DecodeError::MalformedPing => &mut s.rejected_handshake,
+        };
+        let first = stats::bump(counter);
+        if let Some(conn) = self.slots.get_mut(id) {
+            if first {
+                log::warn!("closing {}: {e}", conn.peer);
+            } else {
+                log::debug!("closing {}: {e}", conn.peer);
+            }
+            // Best effort: anything already queued for it (our greeting) goes out first.
+            let _ = conn.flush();
+        }
+        self.close(id, "protocol error");
+    }
+}
