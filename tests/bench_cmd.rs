@@ -157,6 +157,7 @@ fn unreachable_router_is_a_failed_result_not_a_hang() {
 fn arguments() {
     assert!(run(&args(&["nope"])).unwrap_err().contains("unknown workload"));
     assert!(run(&BenchArgs { pairs: 0, ..args(&["route"]) }).is_err());
+    assert!(run(&BenchArgs { rtt_count: 0, ..args(&["rtt"]) }).is_err());
     assert!(run(&BenchArgs { serverkey: Some("x".into()), ..args(&["route"]) }).is_err());
     assert!(
         run(&BenchArgs { endpoint: Some("tcp://127.0.0.1:1".into()), serverkey: Some("short".into()), ..args(&["route"]) })
@@ -165,18 +166,32 @@ fn arguments() {
 
     let cmd = BenchCmd::from_args(
         &["viprouter", "bench"],
-        &["--endpoint", "tcp://127.0.0.1:22916", "--router-pid", "42", "--duration", "1.5", "--json", "route", "rtt"],
+        &[
+            "--endpoint",
+            "tcp://127.0.0.1:22916",
+            "--router-pid",
+            "42",
+            "--duration",
+            "1.5",
+            "--rtt-count",
+            "700",
+            "--json",
+            "route",
+            "rtt",
+        ],
     )
     .expect("parses");
     let a: BenchArgs = cmd.into();
     assert_eq!(a.endpoint.as_deref(), Some("tcp://127.0.0.1:22916"));
     assert_eq!(a.router_pid, Some(42));
     assert_eq!(a.duration, 1.5);
+    assert_eq!(a.rtt_count, 700);
     assert!(a.json && a.progress && !a.direct_io);
     assert_eq!((a.size, a.pairs, a.window, a.subscribers, a.peers), (256, 4, 1000, 8, 1000));
     assert_eq!(a.cases, ["route", "rtt"]);
     let a: BenchArgs = BenchCmd::from_args(&["viprouter", "bench"], &["-q"]).expect("parses").into();
     assert!(a.cases.is_empty() && !a.progress && a.endpoint.is_none());
+    assert_eq!(a.rtt_count, 20_000);
 }
 
 fn base64url(raw: &[u8; 32]) -> String {

@@ -33,6 +33,9 @@ pub struct BenchCmd {
     /// fanout: subscribers (default 8)
     #[argh(option, default = "8")]
     pub subscribers: usize,
+    /// rtt: round trips after 500 warm-up ones (default 20000)
+    #[argh(option, default = "20000")]
+    pub rtt_count: u64,
     /// peers: idle peers (default 1000)
     #[argh(option, default = "1000")]
     pub peers: usize,
@@ -75,6 +78,7 @@ impl From<BenchCmd> for BenchArgs {
             pairs: c.pairs,
             window: c.window,
             subscribers: c.subscribers,
+            rtt_count: c.rtt_count,
             peers: c.peers,
             threads: c.threads,
             router_pid: c.router_pid,

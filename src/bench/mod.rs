@@ -81,6 +81,8 @@ pub struct BenchArgs {
     pub window: usize,
     /// fanout: subscribers.
     pub subscribers: usize,
+    /// rtt: measured round trips (after 500 warm-up ones).
+    pub rtt_count: u64,
     /// peers: idle peers.
     pub peers: usize,
     /// Client worker threads (vipbench `-t`).
@@ -114,6 +116,7 @@ impl Default for BenchArgs {
             pairs: 4,
             window: 1000,
             subscribers: 8,
+            rtt_count: consts::RTT_COUNT,
             peers: 1000,
             threads: 2,
             router_pid: None,
@@ -132,7 +135,7 @@ pub(crate) mod consts {
     use std::time::Duration;
     /// route: most messages per sender (vipbench `-n`).
     pub const COUNT: u64 = 1_000_000;
-    /// rtt: most round trips (vipbench `-M`).
+    /// rtt: most round trips (vipbench `-M`), the default of `--rtt-count`.
     pub const RTT_COUNT: u64 = 20_000;
     /// rtt: warm-up round trips.
     pub const WARMUP: u64 = 500;
@@ -294,8 +297,8 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
             return Err(format!("unknown workload {c:?} (expected route, rtt, fanout, peers)"));
         }
     }
-    if args.pairs == 0 || args.size == 0 || args.window == 0 || args.threads == 0 {
-        return Err("--pairs, --size, --window and --threads must be at least 1".into());
+    if args.pairs == 0 || args.size == 0 || args.window == 0 || args.threads == 0 || args.rtt_count == 0 {
+        return Err("--pairs, --size, --window, --threads and --rtt-count must be at least 1".into());
     }
     if !(args.duration > 0.0 && args.duration.is_finite()) {
         return Err("--duration must be a positive number of seconds".into());
