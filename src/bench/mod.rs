@@ -39,6 +39,7 @@ mod fanout;
 pub mod inproc;
 pub mod io;
 mod peers;
+mod pubsub;
 pub mod report;
 mod route;
 mod rtt;
