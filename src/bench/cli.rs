@@ -33,6 +33,10 @@ pub struct BenchCmd {
     /// fanout: subscribers (default 8)
     #[argh(option, default = "8")]
     pub subscribers: usize,
+    /// fanout: this many more subscriptions, held by idle peers (1000 each) to prefixes
+    /// that do not match the bench topic (default 0)
+    #[argh(option, default = "0")]
+    pub extra_subs: usize,
     /// rtt: round trips after 500 warm-up ones (default 20000)
     #[argh(option, default = "20000")]
     pub rtt_count: u64,
@@ -78,6 +82,7 @@ impl From<BenchCmd> for BenchArgs {
             pairs: c.pairs,
             window: c.window,
             subscribers: c.subscribers,
+            extra_subs: c.extra_subs,
             rtt_count: c.rtt_count,
             peers: c.peers,
             threads: c.threads,

@@ -9,6 +9,9 @@
 //! written off as lost. A router that answers `subscribe` with error 93 (no pubsub
 //! subsystem) is reported as unsupported, not as a failure.
 //!
+//! With `--extra-subs N`, ⌈N/1000⌉ idle peers first hold N more subscriptions that do not
+//! match the topic ([`Extra`]): the publish cost with a large index.
+//!
 //! Each subscriber thread records every delivery's publish→delivery latency (its receive
 //! time minus the stamp) in a vector of its own; p50/p99/p99.9/max over all deliveries are
 //! reported as `latency: "saturated"`: latency under a flood W publishes deep, mostly
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::client::ClientError;
 use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, TOPIC};
-use super::pubsub::{PublishBody, bench_subscribe_body, is_93, is_publish, is_request_response, now_ns, parse_stamp};
+use super::pubsub::{Extra, PublishBody, bench_subscribe_body, is_93, is_publish, is_request_response, now_ns, parse_stamp};
 use super::report::{CaseResult, Latency};
 use super::socket::{Socket, zmq_poll};
 use super::vip::{describe, fmt_id, hello_wait, is_error, queue_vip};
@@ -309,6 +312,13 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     let mut subscribed = 0u64;
     let mut unsupported = false;
     let (mut c0, mut c1) = (cpu::snap(ctx.router_cpu), cpu::snap(ctx.router_cpu));
+    let extra = Extra::subscribe(ctx, ctx.args.extra_subs).unwrap_or_else(|e| {
+        sh.fail(e);
+        Extra::default()
+    });
+    if let Some(e) = extra.shortfall() {
+        sh.fail(e);
+    }
     std::thread::scope(|s| {
         let mut handles = Vec::new();
         for t in 0..threads {
@@ -349,7 +359,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         }
         c1 = cpu::snap(ctx.router_cpu);
     });
-    if pub_out.as_ref().is_some_and(|p| p.unsupported) {
+    if pub_out.as_ref().is_some_and(|p| p.unsupported) || extra.unsupported {
         unsupported = true;
     }
     let failure = sh.failure.into_inner().ok().flatten();
@@ -389,8 +399,9 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     r.bool("ok", failure.is_none() && !unsupported)
         .bool("unsupported", unsupported)
         .int("subscribers", k)
-        .int("subscribed_acked", subscribed)
-        .int("size", ctx.args.size)
+        .int("subscribed_acked", subscribed);
+    extra.fields(&mut r);
+    r        .int("size", ctx.args.size)
         .int("window", ctx.args.window)
         .int("published", p.sent)
         .int("expected", expected)

@@ -82,6 +82,9 @@ pub struct BenchArgs {
     pub window: usize,
     /// fanout: subscribers.
     pub subscribers: usize,
+    /// fanout: subscriptions held by idle peers during the run (1000 per peer), none
+    /// matching the bench topic (the index's size, not its matches).
+    pub extra_subs: usize,
     /// rtt: measured round trips (after 500 warm-up ones).
     pub rtt_count: u64,
     /// peers: idle peers.
@@ -117,6 +120,7 @@ impl Default for BenchArgs {
             pairs: 4,
             window: 1000,
             subscribers: 8,
+            extra_subs: 0,
             rtt_count: consts::RTT_COUNT,
             peers: 1000,
             threads: 2,

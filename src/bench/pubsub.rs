@@ -1,5 +1,6 @@
 //! Pubsub pieces shared by `fanout` and `fanout-lat` (VIP.md §7.3, §7.6): the subscribe
-//! request and its answer, and the publish body stamped with its send time.
+//! request and its answer, the publish body stamped with its send time, and the idle
+//! subscriptions of `--extra-subs`.
 //!
 //! The stamp: nanoseconds since a process-wide instant ([`now_ns`]) as 16 lower-case hex
 //! digits at the start of the `"message"` string, the body still padded to `--size`:
@@ -11,8 +12,12 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use super::consts::SUB_PREFIX;
-use super::vip::{is_error, is_vip};
+use super::Ctx;
+use super::client::ClientError;
+use super::consts::{SETUP_TIMEOUT, SUB_PREFIX};
+use super::report::CaseResult;
+use super::socket::Socket;
+use super::vip::{fmt_id, hello_wait, is_error, is_vip, queue_vip};
 use crate::zmtp::Message;
 
 /// Hex digits of a stamp.
@@ -109,6 +114,111 @@ pub fn is_publish(m: &Message<'_>) -> bool {
     is_vip(m) && m.len() >= 7 && m.frame(4) == b"pubsub" && m.frame(5) == b"publish"
 }
 
+/// Most `--extra-subs` subscriptions per idle peer (the router takes 1024: `limits.rs`).
+pub const EXTRA_PER_PEER: usize = 1000;
+
+/// The `i`-th `--extra-subs` prefix. All are distinct and none is a prefix of the bench
+/// topic `devices/bench/fanout`, but most share its path, so that a publish probes the
+/// index at the lengths it walks and finds near misses there: four shapes in turn,
+/// `devices/bench/fanout/x{i}` (longer than the topic), `devices/bench/f{i}`,
+/// `devices/b{i}` and `other/{i}`.
+pub fn extra_prefix(i: usize) -> String {
+    match i % 4 {
+        0 => format!("devices/bench/fanout/x{i}"),
+        1 => format!("devices/bench/f{i}"),
+        2 => format!("devices/b{i}"),
+        _ => format!("other/{i}"),
+    }
+}
+
+/// The idle peers holding the `--extra-subs` subscriptions; the subscriptions last while
+/// they are connected (VIP.md §7.12), i.e. until this is dropped.
+#[derive(Default)]
+pub struct Extra {
+    /// Subscriptions asked for.
+    pub wanted: usize,
+    /// The peers.
+    pub socks: Vec<Socket>,
+    /// Answered `01`.
+    pub acked: u64,
+    /// Answered otherwise (`00`: a limit of the router).
+    pub refused: u64,
+    /// Answered with error 93 (no pubsub subsystem).
+    pub unsupported: bool,
+}
+
+impl Extra {
+    /// Connect ⌈n/1000⌉ idle peers and subscribe `n` [`extra_prefix`]es, at most 1000 per
+    /// peer, each peer's sent at once; wait for every `request_response`.
+    ///
+    /// # Errors
+    /// A peer that fails to connect, or answers missing after [`SETUP_TIMEOUT`].
+    pub fn subscribe(ctx: &Ctx, n: usize) -> Result<Extra, String> {
+        let mut extra = Extra { wanted: n, ..Extra::default() };
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        for (j, first) in (0..n).step_by(EXTRA_PER_PEER).enumerate() {
+            let id = format!("{}-x{j}", ctx.prefix);
+            let ids = first..n.min(first + EXTRA_PER_PEER);
+            let sock = extra.subscribe_peer(ctx, id.as_bytes(), ids, deadline).map_err(|e| format!("extra peer {id}: {e}"))?;
+            extra.socks.push(sock);
+        }
+        Ok(extra)
+    }
+
+    fn subscribe_peer(
+        &mut self,
+        ctx: &Ctx,
+        id: &[u8],
+        ids: std::ops::Range<usize>,
+        deadline: Instant,
+    ) -> Result<Socket, ClientError> {
+        let mut c = ctx.clients.connect(&ctx.endpoint, id, &ctx.security, SETUP_TIMEOUT)?;
+        if !hello_wait(&mut c, deadline)? {
+            return Err(ClientError::Timeout);
+        }
+        let mut left = ids.len();
+        for i in ids {
+            let body = subscribe_body(&extra_prefix(i));
+            queue_vip(&mut c, b"", &fmt_id(b'e', i as u32), b"pubsub", &[b"subscribe", body.as_bytes()])?;
+        }
+        c.flush_until(deadline)?;
+        while left > 0 {
+            if !c.recv_until(deadline)? {
+                return Err(ClientError::Timeout);
+            }
+            let m = c.message();
+            if m.frame(3).first() != Some(&b'e') {
+                continue; // peerlist notices and the like
+            }
+            if is_request_response(&m) {
+                if m.frame(6) == [1] {
+                    self.acked += 1;
+                } else {
+                    self.refused += 1;
+                }
+            } else if is_93(&m) {
+                self.unsupported = true;
+            } else {
+                continue;
+            }
+            left -= 1;
+        }
+        Ok(c)
+    }
+
+    /// Not every subscription acknowledged (a router without pubsub aside): why.
+    pub fn shortfall(&self) -> Option<String> {
+        (!self.unsupported && self.acked < self.wanted as u64).then(|| {
+            format!("only {}/{} extra subscriptions acknowledged ({} refused)", self.acked, self.wanted, self.refused)
+        })
+    }
+
+    /// `extra_subs`, `extra_peers`, `extra_subs_acked`.
+    pub fn fields(&self, r: &mut CaseResult) {
+        r.int("extra_subs", self.wanted).int("extra_peers", self.socks.len()).int("extra_subs_acked", self.acked);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +246,20 @@ mod tests {
         assert_eq!(parse_stamp(b"{\"message\": \"0123\"}"), None);
         assert_eq!(parse_stamp(b"{\"message\": 5}"), None);
         assert_eq!(parse_stamp(b""), None);
+    }
+
+    #[test]
+    fn extra_prefixes_are_distinct_near_misses() {
+        let topic = std::str::from_utf8(crate::bench::consts::TOPIC).unwrap();
+        let all: Vec<String> = (0..10_000).map(extra_prefix).collect();
+        let distinct: std::collections::HashSet<&String> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len());
+        for p in &all {
+            assert!(!topic.starts_with(p.as_str()), "{p} matches {topic}");
+            assert!(!p.contains('"') && !p.contains('\\'), "{p} needs JSON escaping");
+        }
+        // the four shapes in turn
+        assert_eq!(&all[..4], ["devices/bench/fanout/x0", "devices/bench/f1", "devices/b2", "other/3"]);
     }
 
     #[test]
