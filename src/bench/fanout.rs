@@ -18,7 +18,7 @@
 //! queueing. `fanout-lat` measures it paced.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Barrier, Mutex};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use super::client::ClientError;
@@ -27,7 +27,7 @@ use super::pubsub::{Extra, PublishBody, bench_subscribe_body, is_93, is_publish,
 use super::report::{CaseResult, Latency};
 use super::socket::{Socket, zmq_poll};
 use super::vip::{describe, fmt_id, hello_wait, is_error, queue_vip};
-use super::{Ctx, Progress, cpu};
+use super::{Ctx, FirstFailure, Progress, cpu};
 
 /// Latency samples preallocated per second of `--duration` (all subscribers together, more
 /// than this machine delivers), so that the vectors do not grow during a run; capacity never
@@ -42,17 +42,7 @@ struct Shared<'a> {
     delivered: AtomicU64,
     subscribed: AtomicU64,
     unsupported: AtomicU64,
-    failure: Mutex<Option<String>>,
-}
-
-impl Shared<'_> {
-    fn fail(&self, what: String) {
-        if let Ok(mut f) = self.failure.lock()
-            && f.is_none()
-        {
-            *f = Some(what);
-        }
-    }
+    failure: FirstFailure,
 }
 
 #[derive(Default)]
@@ -91,7 +81,7 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
         match r {
             Ok(c) => socks.push(c),
             Err(e) => {
-                sh.fail(format!("subscriber {id}: {e}"));
+                sh.failure.set(format!("subscriber {id}: {e}"));
                 break;
             }
         }
@@ -108,7 +98,7 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(e) => {
-                        sh.fail(format!("subscriber: {e}"));
+                        sh.failure.set(format!("subscriber: {e}"));
                         break;
                     }
                 }
@@ -153,7 +143,7 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(e) => {
-                        sh.fail(format!("subscriber: {e}"));
+                        sh.failure.set(format!("subscriber: {e}"));
                         sh.stop.store(true, Ordering::Relaxed);
                         break;
                     }
@@ -305,7 +295,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         delivered: AtomicU64::new(0),
         subscribed: AtomicU64::new(0),
         unsupported: AtomicU64::new(0),
-        failure: Mutex::new(None),
+        failure: FirstFailure::default(),
     };
     let mut subs: Vec<SubOut> = Vec::new();
     let mut pub_out: Option<PubOut> = None;
@@ -313,11 +303,11 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     let mut unsupported = false;
     let (mut c0, mut c1) = (cpu::snap(ctx.router_cpu), cpu::snap(ctx.router_cpu));
     let extra = Extra::subscribe(ctx, ctx.args.extra_subs).unwrap_or_else(|e| {
-        sh.fail(e);
+        sh.failure.set(e);
         Extra::default()
     });
     if let Some(e) = extra.shortfall() {
-        sh.fail(e);
+        sh.failure.set(e);
     }
     std::thread::scope(|s| {
         let mut handles = Vec::new();
@@ -333,12 +323,12 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
             .connect(&ctx.endpoint, pid.as_bytes(), &ctx.security, SETUP_TIMEOUT)
             .and_then(|mut c| if hello_wait(&mut c, deadline)? { Ok(c) } else { Err(ClientError::Timeout) });
         if let Err(e) = &publ {
-            sh.fail(format!("publisher: {e}"));
+            sh.failure.set(format!("publisher: {e}"));
         }
         sh.barrier.wait();
         subscribed = sh.subscribed.load(Ordering::Relaxed);
         unsupported = sh.unsupported.load(Ordering::Relaxed) > 0;
-        let failed_setup = sh.failure.lock().map(|f| f.is_some()).unwrap_or(true);
+        let failed_setup = sh.failure.is_set();
         if !unsupported && !failed_setup && subscribed < k as u64 {
             eprintln!("bench: warning: fanout: only {subscribed}/{k} subscriptions acknowledged; waiting 0.5 s");
             std::thread::sleep(Duration::from_millis(500));
@@ -350,7 +340,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         if !failed_setup && !unsupported && let Ok(p) = publ.as_mut() {
             match publish(&sh, p, k as u64, &mut progress) {
                 Ok(o) => pub_out = Some(o),
-                Err(e) => sh.fail(format!("publisher: {e}")),
+                Err(e) => sh.failure.set(format!("publisher: {e}")),
             }
         }
         sh.stop.store(true, Ordering::Relaxed);
@@ -362,7 +352,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     if pub_out.as_ref().is_some_and(|p| p.unsupported) || extra.unsupported {
         unsupported = true;
     }
-    let failure = sh.failure.into_inner().ok().flatten();
+    let failure = sh.failure.take();
     let deliv = sh.delivered.load(Ordering::Relaxed);
     let now = Instant::now();
     let p = pub_out.unwrap_or(PubOut {

@@ -36,6 +36,7 @@ pub mod cli;
 pub mod client;
 pub mod cpu;
 mod fanout;
+mod fanout_lat;
 pub mod inproc;
 pub mod io;
 mod peers;
@@ -46,7 +47,8 @@ mod rtt;
 pub mod socket;
 mod vip;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use rand_core::OsRng;
@@ -61,7 +63,7 @@ use crate::zmtp::mechanism::curve::{KeyPair, PublicKey};
 use crate::zmtp::z85;
 
 /// The workloads, in their default order.
-pub const CASES: [&str; 4] = ["route", "rtt", "fanout", "peers"];
+pub const CASES: [&str; 5] = ["route", "rtt", "fanout", "fanout-lat", "peers"];
 
 /// What to measure and how (the `viprouter bench` options).
 #[derive(Clone, Debug, PartialEq)]
@@ -72,20 +74,20 @@ pub struct BenchArgs {
     pub serverkey: Option<String>,
     /// In-process router only: serve CURVE (every client key authorised).
     pub curve: bool,
-    /// Seconds per route/rtt/fanout run.
+    /// Seconds per route/rtt/fanout/fanout-lat run.
     pub duration: f64,
-    /// Payload bytes (route, rtt) / publish body bytes (fanout).
+    /// Payload bytes (route, rtt) / publish body bytes (fanout, fanout-lat).
     pub size: usize,
     /// route: sender/receiver pairs.
     pub pairs: usize,
     /// route: most undelivered messages per pair; fanout: most publishes ahead.
     pub window: usize,
-    /// fanout: subscribers.
+    /// fanout, fanout-lat: subscribers.
     pub subscribers: usize,
-    /// fanout: subscriptions held by idle peers during the run (1000 per peer), none
+    /// fanout, fanout-lat: subscriptions held by idle peers during the run (1000 per peer), none
     /// matching the bench topic (the index's size, not its matches).
     pub extra_subs: usize,
-    /// rtt: measured round trips (after 500 warm-up ones).
+    /// rtt: measured round trips; fanout-lat: measured publishes (after 500 warm-up ones).
     pub rtt_count: u64,
     /// peers: idle peers.
     pub peers: usize,
@@ -208,6 +210,35 @@ impl Ctx {
     }
 }
 
+/// The first failure among a workload's threads.
+#[derive(Default)]
+pub(crate) struct FirstFailure {
+    set: AtomicBool,
+    what: Mutex<Option<String>>,
+}
+
+impl FirstFailure {
+    /// Record `what` unless a failure was recorded before.
+    pub fn set(&self, what: String) {
+        if let Ok(mut f) = self.what.lock()
+            && f.is_none()
+        {
+            *f = Some(what);
+            self.set.store(true, Ordering::Release);
+        }
+    }
+
+    /// Has one been recorded?
+    pub fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    /// The first failure.
+    pub fn take(self) -> Option<String> {
+        self.what.into_inner().ok().flatten()
+    }
+}
+
 /// A progress line on stderr at most once per second.
 pub(crate) struct Progress {
     enabled: bool,
@@ -299,7 +330,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
         if args.cases.is_empty() { CASES.iter().map(|s| s.to_string()).collect() } else { args.cases.clone() };
     for c in &cases {
         if !CASES.contains(&c.as_str()) {
-            return Err(format!("unknown workload {c:?} (expected route, rtt, fanout, peers)"));
+            return Err(format!("unknown workload {c:?} (expected {})", CASES.join(", ")));
         }
     }
     if args.pairs == 0 || args.size == 0 || args.window == 0 || args.threads == 0 || args.rtt_count == 0 {
@@ -374,6 +405,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
             "route" => route::run(&ctx),
             "rtt" => rtt::run(&ctx),
             "fanout" => fanout::run(&ctx),
+            "fanout-lat" => fanout_lat::run(&ctx),
             _ => peers::run(&ctx),
         };
         if args.progress {

@@ -89,6 +89,14 @@ fn hex(digits: &[u8]) -> Option<u64> {
     digits.iter().try_fold(0u64, |acc, &c| Some((acc << 4) | u64::from(char::from(c).to_digit(16)?)))
 }
 
+/// The number in a [`fmt_id`](super::vip::fmt_id) message id with tag `tag`.
+pub fn parse_id(mid: &[u8], tag: u8) -> Option<u32> {
+    match mid {
+        [t, digits @ ..] if *t == tag && digits.len() == 8 => hex(digits).and_then(|v| u32::try_from(v).ok()),
+        _ => None,
+    }
+}
+
 /// The body of the `subscribe` agents send (VIP.md §7.3).
 pub fn subscribe_body(prefix: &str) -> String {
     format!("{{\"prefix\":\"{prefix}\",\"bus\":\"\",\"all_platforms\":false}}")
@@ -222,6 +230,7 @@ impl Extra {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::vip::fmt_id;
 
     #[test]
     fn stamps_round_trip_through_either_spacing() {
@@ -260,6 +269,15 @@ mod tests {
         }
         // the four shapes in turn
         assert_eq!(&all[..4], ["devices/bench/fanout/x0", "devices/bench/f1", "devices/b2", "other/3"]);
+    }
+
+    #[test]
+    fn ids_parse_back() {
+        assert_eq!(parse_id(&fmt_id(b'p', 0xdead_beef), b'p'), Some(0xdead_beef));
+        assert_eq!(parse_id(&fmt_id(b'p', 500), b'p'), Some(500));
+        assert_eq!(parse_id(&fmt_id(b'p', 500), b'q'), None);
+        assert_eq!(parse_id(b"p123", b'p'), None);
+        assert_eq!(parse_id(b"p1234567z", b'p'), None);
     }
 
     #[test]
