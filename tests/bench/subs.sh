@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# tests/bench/subs.sh - the publish cost and latency with 10 versus 10 000 subscriptions in
+# the pubsub index (issue #4): `viprouter bench fanout` (flood) and `fanout-lat` (paced)
+# against the in-process router, each with --extra-subs 10 and --extra-subs 10000 (idle peers
+# holding subscriptions that share the topic's path but never match it), then a table of
+# both runs and their ratio. `make bench-subs` runs it.
+#
+# usage: tests/bench/subs.sh [viprouter bench options...]   e.g. --curve, --subscribers 16
+# Environment:
+#   CARGO_TARGET_DIR   cargo target dir (default REPO/target)
+#   BENCH_TARGET       target triple of the build (default x86_64-unknown-linux-musl, static)
+#   VIPROUTER_BIN      use this binary instead of building one
+#   BENCH_RESULTS      parent of the results folder (default REPO/target/bench-results)
+#   SUBS_LOW, SUBS_HIGH  the two index sizes (default 10 and 10000)
+#   FANOUT_S           seconds of each fanout flood (default 3)
+#   LAT_COUNT          measured fanout-lat publishes (default 20000; --duration 120 caps them)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LOW="${SUBS_LOW:-10}"
+HIGH="${SUBS_HIGH:-10000}"
+FANOUT_S="${FANOUT_S:-3}"
+LAT_COUNT="${LAT_COUNT:-20000}"
+
+# the release binary: the static musl build we ship, as tests/bench/compare.sh
+if [ -n "${VIPROUTER_BIN:-}" ]; then
+  BIN="$VIPROUTER_BIN"
+else
+  TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+  TRIPLE="${BENCH_TARGET:-x86_64-unknown-linux-musl}"
+  rustup target add "$TRIPLE" >/dev/null 2>&1 || true
+  echo "building: cargo build --release --target $TRIPLE (target dir $TARGET)" >&2
+  CARGO_TARGET_DIR="$TARGET" cargo build --release --target "$TRIPLE" --bin viprouter --manifest-path "$REPO/Cargo.toml" >&2
+  BIN="$TARGET/$TRIPLE/release/viprouter"
+fi
+[ -x "$BIN" ] || { echo "tests/bench/subs.sh: no binary at $BIN" >&2; exit 2; }
+
+OUT="${BENCH_RESULTS:-$REPO/target/bench-results}/subs-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+echo "results: $OUT" >&2
+
+# one in-process router per run; JSON lines on stdout, the table on stderr
+rc=0
+for n in "$LOW" "$HIGH"; do
+  echo "fanout --extra-subs $n" >&2
+  "$BIN" bench -q --json --extra-subs "$n" --duration "$FANOUT_S" "$@" fanout >"$OUT/fanout-$n.json" 2>>"$OUT/log.txt" || rc=1
+  echo "fanout-lat --extra-subs $n" >&2
+  "$BIN" bench -q --json --extra-subs "$n" --rtt-count "$LAT_COUNT" --duration 120 "$@" fanout-lat \
+    >"$OUT/fanout-lat-$n.json" 2>>"$OUT/log.txt" || rc=1
+done
+
+python3 - "$OUT" "$LOW" "$HIGH" <<'EOF' | tee "$OUT/summary.md"
+import json, sys
+out, low, high = sys.argv[1], sys.argv[2], sys.argv[3]
+def load(case, n):
+    with open(f"{out}/{case}-{n}.json") as f:
+        return json.loads(f.readline() or "{}")
+rows = [
+    ("fanout", "router_cpu_us_per_pub", "fanout: router CPU per publish (µs)"),
+    ("fanout", "router_cpu_us_per_msg", "fanout: router CPU per delivery (µs)"),
+    ("fanout", "delivered_per_s", "fanout: deliveries/s"),
+    ("fanout", "p99_us", "fanout: latency p99 under saturation (µs)"),
+    ("fanout-lat", "router_cpu_us_per_pub", "fanout-lat: router CPU per publish (µs)"),
+    ("fanout-lat", "router_cpu_us_per_msg", "fanout-lat: router CPU per delivery (µs)"),
+    ("fanout-lat", "p50_us", "fanout-lat: latency p50 (µs)"),
+    ("fanout-lat", "p99_us", "fanout-lat: latency p99 (µs)"),
+    ("fanout-lat", "p999_us", "fanout-lat: latency p99.9 (µs)"),
+    ("fanout-lat", "max_us", "fanout-lat: latency max (µs)"),
+    ("fanout-lat", "all_p99_us", "fanout-lat: until all subscribers, p99 (µs)"),
+]
+res = {(c, n): load(c, n) for c in ("fanout", "fanout-lat") for n in (low, high)}
+print(f"| | --extra-subs {low} | --extra-subs {high} | ratio {high}/{low} |")
+print("|---|---|---|---|")
+for case, key, label in rows:
+    a, b = res[(case, low)].get(key), res[(case, high)].get(key)
+    ratio = f"{b / a:.2f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 and b >= 0 else "-"
+    print(f"| {label} | {a} | {b} | {ratio} |")
+for (case, n), r in sorted(res.items()):
+    acked = r.get("extra_subs_acked")
+    state = "ok" if r.get("ok") else f"FAILED: {r.get('failure', '?')}"
+    print(f"\n{case} --extra-subs {n}: {state}; extra subscriptions acknowledged {acked}; "
+          f"published {r.get('published')}, delivered {r.get('delivered')}, lost {r.get('lost')}; "
+          f"other CPU {r.get('other_cpu_frac')} of the machine", end="")
+print()
+EOF
+exit "$rc"
