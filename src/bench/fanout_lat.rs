@@ -179,25 +179,31 @@ struct PubOut {
     c0: cpu::Snap,
 }
 
+impl PubOut {
+    fn new(capacity: u64, c0: cpu::Snap) -> PubOut {
+        let now = Instant::now();
+        PubOut {
+            total: 0,
+            sent: 0,
+            all: Vec::with_capacity(usize::try_from(capacity).unwrap_or(0)),
+            timeouts: 0,
+            acks: 0,
+            errors: 0,
+            other: 0,
+            t_start: now,
+            t_end: now,
+            c0,
+        }
+    }
+}
+
 /// The publisher (this thread): one publish, wait for all K, the next.
 fn publish(sh: &Shared<'_>, publ: &mut Socket) -> Result<PubOut, ClientError> {
     let ctx = sh.ctx;
     let count = ctx.args.rtt_count;
     let mut body = PublishBody::new(ctx.args.size);
-    let now = Instant::now();
-    let mut o = PubOut {
-        total: 0,
-        sent: 0,
-        all: Vec::with_capacity(usize::try_from(count).unwrap_or(0)),
-        timeouts: 0,
-        acks: 0,
-        errors: 0,
-        other: 0,
-        t_start: now,
-        t_end: now,
-        c0: cpu::snap(ctx.router_cpu),
-    };
-    let mut deadline = now + ctx.duration();
+    let mut o = PubOut::new(count, cpu::snap(ctx.router_cpu));
+    let mut deadline = o.t_start + ctx.duration();
     let mut progress = Progress::new(ctx.args.progress);
     let drain = |publ: &mut Socket, o: &mut PubOut| -> Result<(), ClientError> {
         while publ.poll_message()? {
@@ -320,19 +326,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     let unsupported = extra.unsupported || sh.unsupported.load(Ordering::Relaxed);
     let subscribed = sh.subscribed.load(Ordering::Relaxed);
     let failure = sh.failure.take();
-    let now = Instant::now();
-    let mut p = pub_out.unwrap_or(PubOut {
-        total: 0,
-        sent: 0,
-        all: Vec::new(),
-        timeouts: 0,
-        acks: 0,
-        errors: 0,
-        other: 0,
-        t_start: now,
-        t_end: now,
-        c0: c1,
-    });
+    let mut p = pub_out.unwrap_or_else(|| PubOut::new(0, c1));
     let (mut errors, mut other, mut unstamped) = (p.errors, p.other, 0);
     let mut lat: Vec<u64> = Vec::new();
     for s in &mut subs {

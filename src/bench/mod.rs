@@ -9,10 +9,21 @@
 //!   its pairs; at most W undelivered messages per pair; `[to, VIP1, "", m%08x, bench,
 //!   B xxx…]`; delivered msgs/s, lost, misrouted, errors.
 //! * `rtt`: a → router → b → router → a, blocking receives; p50/p99/p99.9/max after 500
-//!   warm-up round trips.
+//!   warm-up round trips (at most `--rtt-count`).
 //! * `fanout`: K subscribers `subscribe` to `devices/bench`, one publisher publishes to
 //!   `devices/bench/fanout` at most W ahead of the average subscriber. A router that answers
-//!   `subscribe` with error 93 is reported as "unsupported by router".
+//!   `subscribe` with error 93 is reported as "unsupported by router". Each publish body
+//!   carries its send time (`pubsub.rs`): publish→delivery p50/p99/p99.9/max over every
+//!   delivery, i.e. latency under saturation (`latency: "saturated"`); router CPU per
+//!   delivery and per publish.
+//! * `fanout-lat` (not in vipbench): the same subscribers, each on a thread of its own
+//!   blocked in its receive; one publish, wait until all K have it, the next: 500 warm-up
+//!   publishes, then `--rtt-count`; publish→delivery p50/p99/p99.9/max (`latency: "paced"`,
+//!   the idle platform's figure), and until the last subscriber (`all_p99_us` …).
+//! * `--extra-subs N` (fanout, fanout-lat): before the run ⌈N/1000⌉ idle peers subscribe N
+//!   prefixes that share the topic's path but never match it (`devices/bench/fanout/x{i}`,
+//!   `devices/bench/f{i}`, `devices/b{i}`, `other/{i}`), each acknowledged: the publish cost
+//!   with a large index (`make bench-subs`: 10 versus 10 000).
 //! * `peers`: C idle DEALERs connect in batches of 50 per thread, say hello, are held and
 //!   closed; with `--router-pid`, the router's VmRSS before/after and per peer.
 //!

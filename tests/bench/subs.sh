@@ -23,17 +23,8 @@ FANOUT_S="${FANOUT_S:-3}"
 LAT_COUNT="${LAT_COUNT:-20000}"
 
 # the release binary: the static musl build we ship, as tests/bench/compare.sh
-if [ -n "${VIPROUTER_BIN:-}" ]; then
-  BIN="$VIPROUTER_BIN"
-else
-  TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
-  TRIPLE="${BENCH_TARGET:-x86_64-unknown-linux-musl}"
-  rustup target add "$TRIPLE" >/dev/null 2>&1 || true
-  echo "building: cargo build --release --target $TRIPLE (target dir $TARGET)" >&2
-  CARGO_TARGET_DIR="$TARGET" cargo build --release --target "$TRIPLE" --bin viprouter --manifest-path "$REPO/Cargo.toml" >&2
-  BIN="$TARGET/$TRIPLE/release/viprouter"
-fi
-[ -x "$BIN" ] || { echo "tests/bench/subs.sh: no binary at $BIN" >&2; exit 2; }
+# shellcheck source=tests/bench/release_bin.sh
+. "$REPO/tests/bench/release_bin.sh"
 
 OUT="${BENCH_RESULTS:-$REPO/target/bench-results}/subs-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
