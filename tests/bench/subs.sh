@@ -15,6 +15,8 @@
 #   FANOUT_S           seconds of each fanout flood (default 3)
 #   LAT_COUNT          measured fanout-lat publishes (default 20000; --duration 120 caps them)
 #   ROUNDS             runs of each (default 3; the table gives medians)
+#   PIN_CPU            run every bench on this one CPU (taskset): no cross-core wake-ups, whose
+#                      cost on a VM makes fanout-lat's router CPU per publish bimodal
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -23,6 +25,8 @@ HIGH="${SUBS_HIGH:-10000}"
 FANOUT_S="${FANOUT_S:-3}"
 LAT_COUNT="${LAT_COUNT:-20000}"
 ROUNDS="${ROUNDS:-3}"
+PIN=()
+[ -n "${PIN_CPU:-}" ] && PIN=(taskset -c "$PIN_CPU")
 
 # the release binary: the static musl build we ship, as tests/bench/compare.sh
 # shellcheck source=tests/bench/release_bin.sh
@@ -37,10 +41,10 @@ rc=0
 for round in $(seq "$ROUNDS"); do
   for n in "$LOW" "$HIGH"; do
     echo "round $round: fanout --extra-subs $n" >&2
-    "$BIN" bench -q --json --extra-subs "$n" --duration "$FANOUT_S" "$@" fanout \
+    "${PIN[@]}" "$BIN" bench -q --json --extra-subs "$n" --duration "$FANOUT_S" "$@" fanout \
       >>"$OUT/fanout-$n.jsonl" 2>>"$OUT/log.txt" || rc=1
     echo "round $round: fanout-lat --extra-subs $n" >&2
-    "$BIN" bench -q --json --extra-subs "$n" --rtt-count "$LAT_COUNT" --duration 120 "$@" fanout-lat \
+    "${PIN[@]}" "$BIN" bench -q --json --extra-subs "$n" --rtt-count "$LAT_COUNT" --duration 120 "$@" fanout-lat \
       >>"$OUT/fanout-lat-$n.jsonl" 2>>"$OUT/log.txt" || rc=1
   done
 done
