@@ -65,6 +65,12 @@ fn every_workload_against_the_in_process_router() {
         assert_eq!(num(f, "subscribed_acked"), 4.0);
         assert!(num(f, "delivered") > 0.0);
         assert_eq!(num(f, "lost"), 0.0);
+        // a latency for every delivery, from the stamp in its body
+        assert_eq!(f.get("latency"), Some(&Val::Str("saturated".into())));
+        assert_eq!(num(f, "lat_samples"), num(f, "delivered"));
+        assert_eq!(num(f, "unstamped"), 0.0);
+        assert!(num(f, "p50_us") > 0.0 && num(f, "max_us") >= num(f, "p99_us"), "{}", f.to_json());
+        assert!(num(f, "router_cpu_us_per_pub") >= 0.0);
     }
 
     let p = report.get("peers").expect("peers ran");
@@ -81,6 +87,39 @@ fn every_workload_against_the_in_process_router() {
     }
     let table = report.table();
     assert!(table.contains("route") && table.contains("msg/s") && table.contains("p50"), "{table}");
+}
+
+#[test]
+fn pubsub_latency_with_extra_subscriptions() {
+    // 2500 extra subscriptions: three idle peers, the last with 500
+    let a = BenchArgs { extra_subs: 2500, rtt_count: 300, ..args(&["fanout-lat", "fanout"]) };
+    let report = run(&a).expect("bench runs");
+    for case in ["fanout-lat", "fanout"] {
+        let r = report.get(case).expect("ran");
+        assert!(ok(r), "{}", r.to_json());
+        assert_eq!(num(r, "subscribed_acked"), 4.0);
+        assert_eq!((num(r, "extra_subs"), num(r, "extra_peers"), num(r, "extra_subs_acked")), (2500.0, 3.0, 2500.0));
+        assert!(num(r, "published") > 0.0);
+        assert_eq!(num(r, "delivered"), 4.0 * num(r, "published"), "{}", r.to_json());
+        assert_eq!(num(r, "lost"), 0.0);
+        assert!(num(r, "p50_us") > 0.0, "{}", r.to_json());
+        assert!(num(r, "max_us") >= num(r, "p999_us") && num(r, "p999_us") >= num(r, "p99_us"));
+        assert!(num(r, "router_cpu_us_per_pub") >= 0.0 && num(r, "router_cpu_us_per_msg") >= 0.0);
+    }
+    let l = report.get("fanout-lat").expect("ran");
+    assert_eq!(l.get("latency"), Some(&Val::Str("paced".into())));
+    assert!(num(l, "published") <= 300.0);
+    assert_eq!(num(l, "timeouts"), 0.0);
+    assert!(num(l, "all_p50_us") > 0.0, "{}", l.to_json());
+    assert!(l.line.contains("until all 4"), "{}", l.line);
+
+    // over the router's limit (16384 in all): reported, not run
+    let a = BenchArgs { extra_subs: 17_000, ..args(&["fanout-lat"]) };
+    let r = run(&a).expect("bench runs");
+    let r = r.get("fanout-lat").expect("ran");
+    assert!(!ok(r));
+    assert_eq!(num(r, "published"), 0.0);
+    assert!(r.get("failure").is_some_and(|f| matches!(f, Val::Str(s) if s.contains("extra subscriptions acknowledged"))));
 }
 
 #[test]
@@ -157,6 +196,7 @@ fn unreachable_router_is_a_failed_result_not_a_hang() {
 fn arguments() {
     assert!(run(&args(&["nope"])).unwrap_err().contains("unknown workload"));
     assert!(run(&BenchArgs { pairs: 0, ..args(&["route"]) }).is_err());
+    assert!(run(&BenchArgs { rtt_count: 0, ..args(&["rtt"]) }).is_err());
     assert!(run(&BenchArgs { serverkey: Some("x".into()), ..args(&["route"]) }).is_err());
     assert!(
         run(&BenchArgs { endpoint: Some("tcp://127.0.0.1:1".into()), serverkey: Some("short".into()), ..args(&["route"]) })
@@ -165,18 +205,34 @@ fn arguments() {
 
     let cmd = BenchCmd::from_args(
         &["viprouter", "bench"],
-        &["--endpoint", "tcp://127.0.0.1:22916", "--router-pid", "42", "--duration", "1.5", "--json", "route", "rtt"],
+        &[
+            "--endpoint",
+            "tcp://127.0.0.1:22916",
+            "--router-pid",
+            "42",
+            "--duration",
+            "1.5",
+            "--rtt-count",
+            "700",
+            "--extra-subs",
+            "10000",
+            "--json",
+            "route",
+            "rtt",
+        ],
     )
     .expect("parses");
     let a: BenchArgs = cmd.into();
     assert_eq!(a.endpoint.as_deref(), Some("tcp://127.0.0.1:22916"));
     assert_eq!(a.router_pid, Some(42));
     assert_eq!(a.duration, 1.5);
+    assert_eq!((a.rtt_count, a.extra_subs), (700, 10_000));
     assert!(a.json && a.progress && !a.direct_io);
     assert_eq!((a.size, a.pairs, a.window, a.subscribers, a.peers), (256, 4, 1000, 8, 1000));
     assert_eq!(a.cases, ["route", "rtt"]);
     let a: BenchArgs = BenchCmd::from_args(&["viprouter", "bench"], &["-q"]).expect("parses").into();
     assert!(a.cases.is_empty() && !a.progress && a.endpoint.is_none());
+    assert_eq!((a.rtt_count, a.extra_subs), (20_000, 0));
 }
 
 fn base64url(raw: &[u8; 32]) -> String {

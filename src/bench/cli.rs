@@ -4,8 +4,9 @@ use argh::FromArgs;
 
 use super::BenchArgs;
 
-/// measure a router: route, rtt, fanout, peers (vipbench's workloads) against a router
-/// started in-process on loopback, or the one at --endpoint
+/// measure a router: route, rtt, fanout, fanout-lat, peers (vipbench's workloads and a
+/// paced publish latency) against a router started in-process on loopback, or the one at
+/// --endpoint
 #[derive(FromArgs, Debug, PartialEq)]
 #[argh(subcommand, name = "bench")]
 pub struct BenchCmd {
@@ -18,10 +19,10 @@ pub struct BenchCmd {
     /// in-process router: serve CURVE (every client key authorised)
     #[argh(switch)]
     pub curve: bool,
-    /// seconds per route/rtt/fanout run (default 3)
+    /// seconds per route/rtt/fanout/fanout-lat run (default 3)
     #[argh(option, default = "3.0")]
     pub duration: f64,
-    /// payload bytes of route/rtt, publish body bytes of fanout (default 256)
+    /// payload bytes of route/rtt, publish body bytes of fanout/fanout-lat (default 256)
     #[argh(option, default = "256")]
     pub size: usize,
     /// route: sender/receiver pairs (default 4)
@@ -30,9 +31,16 @@ pub struct BenchCmd {
     /// route: most undelivered messages per pair; fanout: most publishes ahead (default 1000)
     #[argh(option, default = "1000")]
     pub window: usize,
-    /// fanout: subscribers (default 8)
+    /// fanout, fanout-lat: subscribers (default 8)
     #[argh(option, default = "8")]
     pub subscribers: usize,
+    /// fanout, fanout-lat: this many more subscriptions, held by idle peers (1000 each) to prefixes
+    /// that do not match the bench topic (default 0)
+    #[argh(option, default = "0")]
+    pub extra_subs: usize,
+    /// rtt: round trips, fanout-lat: publishes, after 500 warm-up ones (default 20000)
+    #[argh(option, default = "20000")]
+    pub rtt_count: u64,
     /// peers: idle peers (default 1000)
     #[argh(option, default = "1000")]
     pub peers: usize,
@@ -59,7 +67,7 @@ pub struct BenchCmd {
     /// no progress lines
     #[argh(switch, short = 'q')]
     pub quiet: bool,
-    /// workloads, in order: route rtt fanout peers (default: all four)
+    /// workloads, in order: route rtt fanout fanout-lat peers (default: all five)
     #[argh(positional)]
     pub cases: Vec<String>,
 }
@@ -75,6 +83,8 @@ impl From<BenchCmd> for BenchArgs {
             pairs: c.pairs,
             window: c.window,
             subscribers: c.subscribers,
+            extra_subs: c.extra_subs,
+            rtt_count: c.rtt_count,
             peers: c.peers,
             threads: c.threads,
             router_pid: c.router_pid,

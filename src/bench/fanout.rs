@@ -3,22 +3,36 @@
 //!
 //! Subscribers say hello, send `subscribe` with `{"prefix":"devices/bench","bus":"",
 //! "all_platforms":false}` and wait (at most 5 s) for `request_response`. The publisher sends
-//! `["publish", "devices/bench/fanout", {"bus":"","headers":{},"message":"xxx…"}]` (body
-//! padded to `--size`), at most W publishes ahead of the average subscriber; a full window
-//! with no delivery for 1 s is written off as lost. A router that answers `subscribe` with
-//! error 93 (no pubsub subsystem) is reported as unsupported, not as a failure.
+//! `["publish", "devices/bench/fanout", {"bus":"","headers":{},"message":"<stamp>xxx…"}]`
+//! (body padded to `--size`, stamped with its send time: [`pubsub`](super::pubsub)), at most
+//! W publishes ahead of the average subscriber; a full window with no delivery for 1 s is
+//! written off as lost. A router that answers `subscribe` with error 93 (no pubsub
+//! subsystem) is reported as unsupported, not as a failure.
+//!
+//! With `--extra-subs N`, ⌈N/1000⌉ idle peers first hold N more subscriptions that do not
+//! match the topic ([`Extra`]): the publish cost with a large index.
+//!
+//! Each subscriber thread records every delivery's publish→delivery latency (its receive
+//! time minus the stamp) in a vector of its own; p50/p99/p99.9/max over all deliveries are
+//! reported as `latency: "saturated"`: latency under a flood W publishes deep, mostly
+//! queueing. `fanout-lat` measures it paced.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Barrier, Mutex};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-
 use super::client::ClientError;
+use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, TOPIC};
+use super::pubsub::{Extra, PublishBody, bench_subscribe_body, is_93, is_publish, is_request_response, now_ns, parse_stamp};
+use super::report::{CaseResult, Latency};
 use super::socket::{Socket, zmq_poll};
-use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, SUB_PREFIX, TOPIC};
-use super::report::CaseResult;
-use super::vip::{describe, fmt_id, hello_wait, is_error, is_vip, queue_vip};
-use super::{Ctx, Progress, cpu};
+use super::vip::{describe, fmt_id, hello_wait, is_error, queue_vip};
+use super::{Ctx, FirstFailure, Progress, cpu};
+
+/// Latency samples preallocated per second of `--duration` (all subscribers together, more
+/// than this machine delivers), so that the vectors do not grow during a run; capacity never
+/// touched costs address space, not memory.
+const LAT_PER_S: f64 = 2_000_000.0;
 
 struct Shared<'a> {
     ctx: &'a Ctx,
@@ -28,22 +42,16 @@ struct Shared<'a> {
     delivered: AtomicU64,
     subscribed: AtomicU64,
     unsupported: AtomicU64,
-    failure: Mutex<Option<String>>,
-}
-
-impl Shared<'_> {
-    fn fail(&self, what: String) {
-        if let Ok(mut f) = self.failure.lock()
-            && f.is_none()
-        {
-            *f = Some(what);
-        }
-    }
+    failure: FirstFailure,
 }
 
 #[derive(Default)]
 struct SubOut {
     got: Vec<u64>,
+    /// Publish→delivery latency of every delivery, ns.
+    lat: Vec<u64>,
+    /// Deliveries without a readable stamp.
+    unstamped: u64,
     subscribed: u64,
     unsupported: u64,
     errors: u64,
@@ -51,18 +59,13 @@ struct SubOut {
     t_last: Option<Instant>,
 }
 
-fn is_request_response(m: &crate::zmtp::Message<'_>) -> bool {
-    is_vip(m) && m.len() >= 6 && m.frame(4) == b"pubsub" && m.frame(5) == b"request_response"
-}
-
-fn is_93(m: &crate::zmtp::Message<'_>) -> bool {
-    is_error(m) && m.frame(5) == b"93"
-}
-
 fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
     let ctx = sh.ctx;
-    let mut out = SubOut { got: vec![0; ns], ..SubOut::default() };
-    let body = format!("{{\"prefix\":\"{SUB_PREFIX}\",\"bus\":\"\",\"all_platforms\":false}}");
+    let samples = (ctx.duration().as_secs_f64() * LAT_PER_S / sh.threads as f64) as u64;
+    let samples = samples.min(COUNT.saturating_mul(ns as u64));
+    let mut out =
+        SubOut { got: vec![0; ns], lat: Vec::with_capacity(usize::try_from(samples).unwrap_or(0)), ..SubOut::default() };
+    let body = bench_subscribe_body();
     let mut socks: Vec<Socket> = Vec::with_capacity(ns);
     let deadline = Instant::now() + SETUP_TIMEOUT;
     for i in 0..ns {
@@ -78,7 +81,7 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
         match r {
             Ok(c) => socks.push(c),
             Err(e) => {
-                sh.fail(format!("subscriber {id}: {e}"));
+                sh.failure.set(format!("subscriber {id}: {e}"));
                 break;
             }
         }
@@ -95,7 +98,7 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(e) => {
-                        sh.fail(format!("subscriber: {e}"));
+                        sh.failure.set(format!("subscriber: {e}"));
                         break;
                     }
                 }
@@ -140,13 +143,18 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(e) => {
-                        sh.fail(format!("subscriber: {e}"));
+                        sh.failure.set(format!("subscriber: {e}"));
                         sh.stop.store(true, Ordering::Relaxed);
                         break;
                     }
                 }
                 let m = c.message();
-                if is_vip(&m) && m.len() >= 7 && m.frame(4) == b"pubsub" && m.frame(5) == b"publish" {
+                if is_publish(&m) {
+                    let t = now_ns();
+                    match parse_stamp(m.frame(7)) {
+                        Some(sent) => out.lat.push(t.saturating_sub(sent)),
+                        None => out.unstamped += 1,
+                    }
                     if let Some(g) = out.got.get_mut(i) {
                         *g += 1;
                     }
@@ -186,13 +194,7 @@ struct PubOut {
 /// subscriber, then a drain.
 fn publish(sh: &Shared<'_>, publ: &mut Socket, k: u64, progress: &mut Progress) -> Result<PubOut, ClientError> {
     let ctx = sh.ctx;
-    const PRE: &[u8] = b"{\"bus\":\"\",\"headers\":{},\"message\":\"";
-    const POST: &[u8] = b"\"}";
-    let fill = ctx.args.size.saturating_sub(PRE.len() + POST.len()).max(1);
-    let mut body = Vec::with_capacity(PRE.len() + fill + POST.len());
-    body.extend_from_slice(PRE);
-    body.resize(PRE.len() + fill, b'x');
-    body.extend_from_slice(POST);
+    let mut body = PublishBody::new(ctx.args.size);
     let w = ctx.args.window as f64;
     let t_start = Instant::now();
     let deadline = t_start + ctx.duration();
@@ -233,7 +235,7 @@ fn publish(sh: &Shared<'_>, publ: &mut Socket, k: u64, progress: &mut Progress) 
             let mut burst = 0;
             while o.sent < COUNT && burst < 64 && (o.sent as f64) - acked < w {
                 let mid = fmt_id(b'p', o.sent as u32);
-                queue_vip(publ, b"", &mid, b"pubsub", &[b"publish", TOPIC, &body])?;
+                queue_vip(publ, b"", &mid, b"pubsub", &[b"publish", TOPIC, body.stamp(now_ns())])?;
                 o.sent += 1;
                 burst += 1;
             }
@@ -293,13 +295,20 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         delivered: AtomicU64::new(0),
         subscribed: AtomicU64::new(0),
         unsupported: AtomicU64::new(0),
-        failure: Mutex::new(None),
+        failure: FirstFailure::default(),
     };
     let mut subs: Vec<SubOut> = Vec::new();
     let mut pub_out: Option<PubOut> = None;
     let mut subscribed = 0u64;
     let mut unsupported = false;
     let (mut c0, mut c1) = (cpu::snap(ctx.router_cpu), cpu::snap(ctx.router_cpu));
+    let extra = Extra::subscribe(ctx, ctx.args.extra_subs).unwrap_or_else(|e| {
+        sh.failure.set(e);
+        Extra::default()
+    });
+    if let Some(e) = extra.shortfall() {
+        sh.failure.set(e);
+    }
     std::thread::scope(|s| {
         let mut handles = Vec::new();
         for t in 0..threads {
@@ -314,12 +323,12 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
             .connect(&ctx.endpoint, pid.as_bytes(), &ctx.security, SETUP_TIMEOUT)
             .and_then(|mut c| if hello_wait(&mut c, deadline)? { Ok(c) } else { Err(ClientError::Timeout) });
         if let Err(e) = &publ {
-            sh.fail(format!("publisher: {e}"));
+            sh.failure.set(format!("publisher: {e}"));
         }
         sh.barrier.wait();
         subscribed = sh.subscribed.load(Ordering::Relaxed);
         unsupported = sh.unsupported.load(Ordering::Relaxed) > 0;
-        let failed_setup = sh.failure.lock().map(|f| f.is_some()).unwrap_or(true);
+        let failed_setup = sh.failure.is_set();
         if !unsupported && !failed_setup && subscribed < k as u64 {
             eprintln!("bench: warning: fanout: only {subscribed}/{k} subscriptions acknowledged; waiting 0.5 s");
             std::thread::sleep(Duration::from_millis(500));
@@ -331,7 +340,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         if !failed_setup && !unsupported && let Ok(p) = publ.as_mut() {
             match publish(&sh, p, k as u64, &mut progress) {
                 Ok(o) => pub_out = Some(o),
-                Err(e) => sh.fail(format!("publisher: {e}")),
+                Err(e) => sh.failure.set(format!("publisher: {e}")),
             }
         }
         sh.stop.store(true, Ordering::Relaxed);
@@ -340,10 +349,10 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         }
         c1 = cpu::snap(ctx.router_cpu);
     });
-    if pub_out.as_ref().is_some_and(|p| p.unsupported) {
+    if pub_out.as_ref().is_some_and(|p| p.unsupported) || extra.unsupported {
         unsupported = true;
     }
-    let failure = sh.failure.into_inner().ok().flatten();
+    let failure = sh.failure.take();
     let deliv = sh.delivered.load(Ordering::Relaxed);
     let now = Instant::now();
     let p = pub_out.unwrap_or(PubOut {
@@ -356,14 +365,17 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         t_start: now,
     });
     let mut t_last = p.t_start;
-    let (mut errors, mut other) = (p.errors, p.other);
+    let (mut errors, mut other, mut unstamped) = (p.errors, p.other, 0);
     let (mut minsub, mut maxsub): (Option<u64>, u64) = (None, 0);
-    for s in &subs {
+    let mut lat: Vec<u64> = Vec::new();
+    for s in &mut subs {
         if let Some(t) = s.t_last {
             t_last = t_last.max(t);
         }
         errors += s.errors;
         other += s.other;
+        unstamped += s.unstamped;
+        lat.append(&mut s.lat);
         for &g in &s.got {
             minsub = Some(minsub.map_or(g, |m| m.min(g)));
             maxsub = maxsub.max(g);
@@ -377,8 +389,9 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     r.bool("ok", failure.is_none() && !unsupported)
         .bool("unsupported", unsupported)
         .int("subscribers", k)
-        .int("subscribed_acked", subscribed)
-        .int("size", ctx.args.size)
+        .int("subscribed_acked", subscribed);
+    extra.fields(&mut r);
+    r        .int("size", ctx.args.size)
         .int("window", ctx.args.window)
         .int("published", p.sent)
         .int("expected", expected)
@@ -393,8 +406,14 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         .int("other", other)
         .float("elapsed_s", el, 3)
         .float("delivered_per_s", rate, 0)
-        .float("published_per_s", if el > 0.0 { p.sent as f64 / el } else { 0.0 }, 0);
+        .float("published_per_s", if el > 0.0 { p.sent as f64 / el } else { 0.0 }, 0)
+        .str("latency", "saturated")
+        .int("lat_samples", lat.len())
+        .int("unstamped", unstamped);
+    let lat = Latency::of(&mut lat);
+    lat.fields(&mut r, "");
     let us = cpu::fields(&mut r, &c0, &c1, deliv, "msg", ctx.router_cpu);
+    let us_pub = cpu::fields(&mut r, &c0, &c1, p.sent, "pub", ctx.router_cpu);
     if let Some(f) = &failure {
         r.str("failure", f);
     }
@@ -402,7 +421,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         format!("{:<14} {:<7} unsupported by router (error 93 to pubsub subscribe)", ctx.args.label, "fanout")
     } else {
         format!(
-            "{:<14} {:<7} K={} S={} W={}   {:10.0} dlv/s  ({:.0} pub/s) loss {:.4}%{}{}",
+            "{:<14} {:<7} K={} S={} W={}   {:10.0} dlv/s  ({:.0} pub/s) loss {:.4}%{}{}\n{:<14} {:<7} latency under saturation: {}{}",
             ctx.args.label,
             "fanout",
             k,
@@ -412,7 +431,11 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
             if el > 0.0 { p.sent as f64 / el } else { 0.0 },
             loss * 100.0,
             cpu::note(us, "msg"),
-            failure.map(|f| format!("  FAILED: {f}")).unwrap_or_default()
+            failure.map(|f| format!("  FAILED: {f}")).unwrap_or_default(),
+            "",
+            "",
+            lat.line(),
+            cpu::note(us_pub, "pub"),
         )
     };
     r

@@ -9,10 +9,21 @@
 //!   its pairs; at most W undelivered messages per pair; `[to, VIP1, "", m%08x, bench,
 //!   B xxx…]`; delivered msgs/s, lost, misrouted, errors.
 //! * `rtt`: a → router → b → router → a, blocking receives; p50/p99/p99.9/max after 500
-//!   warm-up round trips.
+//!   warm-up round trips (at most `--rtt-count`).
 //! * `fanout`: K subscribers `subscribe` to `devices/bench`, one publisher publishes to
 //!   `devices/bench/fanout` at most W ahead of the average subscriber. A router that answers
-//!   `subscribe` with error 93 is reported as "unsupported by router".
+//!   `subscribe` with error 93 is reported as "unsupported by router". Each publish body
+//!   carries its send time (`pubsub.rs`): publish→delivery p50/p99/p99.9/max over every
+//!   delivery, i.e. latency under saturation (`latency: "saturated"`); router CPU per
+//!   delivery and per publish.
+//! * `fanout-lat` (not in vipbench): the same subscribers, each on a thread of its own
+//!   blocked in its receive; one publish, wait until all K have it, the next: 500 warm-up
+//!   publishes, then `--rtt-count`; publish→delivery p50/p99/p99.9/max (`latency: "paced"`,
+//!   the idle platform's figure), and until the last subscriber (`all_p99_us` …).
+//! * `--extra-subs N` (fanout, fanout-lat): before the run ⌈N/1000⌉ idle peers subscribe N
+//!   prefixes that share the topic's path but never match it (`devices/bench/fanout/x{i}`,
+//!   `devices/bench/f{i}`, `devices/b{i}`, `other/{i}`), each acknowledged: the publish cost
+//!   with a large index (`make bench-subs`: 10 versus 10 000).
 //! * `peers`: C idle DEALERs connect in batches of 50 per thread, say hello, are held and
 //!   closed; with `--router-pid`, the router's VmRSS before/after and per peer.
 //!
@@ -36,16 +47,19 @@ pub mod cli;
 pub mod client;
 pub mod cpu;
 mod fanout;
+mod fanout_lat;
 pub mod inproc;
 pub mod io;
 mod peers;
+mod pubsub;
 pub mod report;
 mod route;
 mod rtt;
 pub mod socket;
 mod vip;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use rand_core::OsRng;
@@ -60,7 +74,7 @@ use crate::zmtp::mechanism::curve::{KeyPair, PublicKey};
 use crate::zmtp::z85;
 
 /// The workloads, in their default order.
-pub const CASES: [&str; 4] = ["route", "rtt", "fanout", "peers"];
+pub const CASES: [&str; 5] = ["route", "rtt", "fanout", "fanout-lat", "peers"];
 
 /// What to measure and how (the `viprouter bench` options).
 #[derive(Clone, Debug, PartialEq)]
@@ -71,16 +85,21 @@ pub struct BenchArgs {
     pub serverkey: Option<String>,
     /// In-process router only: serve CURVE (every client key authorised).
     pub curve: bool,
-    /// Seconds per route/rtt/fanout run.
+    /// Seconds per route/rtt/fanout/fanout-lat run.
     pub duration: f64,
-    /// Payload bytes (route, rtt) / publish body bytes (fanout).
+    /// Payload bytes (route, rtt) / publish body bytes (fanout, fanout-lat).
     pub size: usize,
     /// route: sender/receiver pairs.
     pub pairs: usize,
     /// route: most undelivered messages per pair; fanout: most publishes ahead.
     pub window: usize,
-    /// fanout: subscribers.
+    /// fanout, fanout-lat: subscribers.
     pub subscribers: usize,
+    /// fanout, fanout-lat: subscriptions held by idle peers during the run (1000 per peer), none
+    /// matching the bench topic (the index's size, not its matches).
+    pub extra_subs: usize,
+    /// rtt: measured round trips; fanout-lat: measured publishes (after 500 warm-up ones).
+    pub rtt_count: u64,
     /// peers: idle peers.
     pub peers: usize,
     /// Client worker threads (vipbench `-t`).
@@ -114,6 +133,8 @@ impl Default for BenchArgs {
             pairs: 4,
             window: 1000,
             subscribers: 8,
+            extra_subs: 0,
+            rtt_count: consts::RTT_COUNT,
             peers: 1000,
             threads: 2,
             router_pid: None,
@@ -132,7 +153,7 @@ pub(crate) mod consts {
     use std::time::Duration;
     /// route: most messages per sender (vipbench `-n`).
     pub const COUNT: u64 = 1_000_000;
-    /// rtt: most round trips (vipbench `-M`).
+    /// rtt: most round trips (vipbench `-M`), the default of `--rtt-count`.
     pub const RTT_COUNT: u64 = 20_000;
     /// rtt: warm-up round trips.
     pub const WARMUP: u64 = 500;
@@ -197,6 +218,35 @@ impl Ctx {
     /// peers hold and settle: 1 s as vipbench, shorter for runs shorter than that.
     pub fn hold(&self) -> Duration {
         self.duration().min(Duration::from_secs(1))
+    }
+}
+
+/// The first failure among a workload's threads.
+#[derive(Default)]
+pub(crate) struct FirstFailure {
+    set: AtomicBool,
+    what: Mutex<Option<String>>,
+}
+
+impl FirstFailure {
+    /// Record `what` unless a failure was recorded before.
+    pub fn set(&self, what: String) {
+        if let Ok(mut f) = self.what.lock()
+            && f.is_none()
+        {
+            *f = Some(what);
+            self.set.store(true, Ordering::Release);
+        }
+    }
+
+    /// Has one been recorded?
+    pub fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    /// The first failure.
+    pub fn take(self) -> Option<String> {
+        self.what.into_inner().ok().flatten()
     }
 }
 
@@ -291,11 +341,11 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
         if args.cases.is_empty() { CASES.iter().map(|s| s.to_string()).collect() } else { args.cases.clone() };
     for c in &cases {
         if !CASES.contains(&c.as_str()) {
-            return Err(format!("unknown workload {c:?} (expected route, rtt, fanout, peers)"));
+            return Err(format!("unknown workload {c:?} (expected {})", CASES.join(", ")));
         }
     }
-    if args.pairs == 0 || args.size == 0 || args.window == 0 || args.threads == 0 {
-        return Err("--pairs, --size, --window and --threads must be at least 1".into());
+    if args.pairs == 0 || args.size == 0 || args.window == 0 || args.threads == 0 || args.rtt_count == 0 {
+        return Err("--pairs, --size, --window, --threads and --rtt-count must be at least 1".into());
     }
     if !(args.duration > 0.0 && args.duration.is_finite()) {
         return Err("--duration must be a positive number of seconds".into());
@@ -366,6 +416,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
             "route" => route::run(&ctx),
             "rtt" => rtt::run(&ctx),
             "fanout" => fanout::run(&ctx),
+            "fanout-lat" => fanout_lat::run(&ctx),
             _ => peers::run(&ctx),
         };
         if args.progress {

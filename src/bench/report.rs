@@ -124,6 +124,65 @@ impl CaseResult {
     }
 }
 
+/// vipbench `pct`: the ceil(p·n)-th smallest of sorted nanoseconds `v`, in µs.
+pub(crate) fn pct(v: &[u64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let i = ((p * v.len() as f64 + 0.999_999) as usize).saturating_sub(1).min(v.len() - 1);
+    v.get(i).copied().unwrap_or(0) as f64 / 1000.0
+}
+
+/// A latency distribution in µs (rtt, fanout, fanout-lat): vipbench's min/mean/p50/p99/p99.9/max.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Latency {
+    pub n: u64,
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    /// Sort the nanosecond samples `v` and summarise them.
+    pub fn of(v: &mut [u64]) -> Latency {
+        v.sort_unstable();
+        let n = v.len() as u64;
+        let sum: f64 = v.iter().map(|&x| x as f64).sum();
+        Latency {
+            n,
+            min: v.first().map_or(0.0, |&x| x as f64 / 1000.0),
+            mean: if n > 0 { sum / n as f64 / 1000.0 } else { 0.0 },
+            p50: pct(v, 0.50),
+            p99: pct(v, 0.99),
+            p999: pct(v, 0.999),
+            max: v.last().map_or(0.0, |&x| x as f64 / 1000.0),
+        }
+    }
+
+    /// Append the rtt case's fields, each name prefixed by `prefix` (`min_us`, `mean_us`,
+    /// `p50_us`, `p99_us`, `p999_us`, `max_us`).
+    pub fn fields(&self, r: &mut CaseResult, prefix: &str) {
+        for (k, v) in [
+            ("min_us", self.min),
+            ("mean_us", self.mean),
+            ("p50_us", self.p50),
+            ("p99_us", self.p99),
+            ("p999_us", self.p999),
+            ("max_us", self.max),
+        ] {
+            r.float(&format!("{prefix}{k}"), v, 1);
+        }
+    }
+
+    /// `p50 … p99 … p99.9 … max … us` for the table.
+    pub fn line(&self) -> String {
+        format!("p50 {:8.1}  p99 {:8.1}  p99.9 {:8.1}  max {:9.1} us", self.p50, self.p99, self.p999, self.max)
+    }
+}
+
 /// Every result of one `viprouter bench` run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
@@ -168,6 +227,24 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_as_vipbench() {
+        let v: Vec<u64> = (1..=1000).map(|x| x * 1000).collect();
+        assert_eq!(pct(&v, 0.5), 500.0);
+        assert_eq!(pct(&v, 0.99), 990.0);
+        assert_eq!(pct(&v, 0.999), 999.0);
+        assert_eq!(pct(&[], 0.5), 0.0);
+        let mut w: Vec<u64> = v.iter().rev().copied().collect();
+        let l = Latency::of(&mut w);
+        assert_eq!((l.n, l.min, l.p50, l.p99, l.p999, l.max), (1000, 1.0, 500.0, 990.0, 999.0, 1000.0));
+        assert_eq!(l.mean, 500.5);
+        assert_eq!(Latency::of(&mut []), Latency::default());
+        let mut r = CaseResult::new("x");
+        l.fields(&mut r, "all_");
+        assert_eq!(r.num("all_p999_us"), Some(999.0));
+        assert_eq!(r.fields.len(), 6);
+    }
 
     #[test]
     fn json_line_keeps_order_precision_and_escapes() {

@@ -30,18 +30,8 @@ if [ ! -x "$VIPBENCH_DIR/vipbench" ] || [ ! -x "$VIPBENCH_DIR/zmqrouter" ]; then
 fi
 
 # 1. the release binary: the static musl build we ship (no glibc, smallest resident set)
-if [ -n "${VIPROUTER_BIN:-}" ]; then
-  BIN="$VIPROUTER_BIN"
-else
-  TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
-  TRIPLE="${BENCH_TARGET:-x86_64-unknown-linux-musl}"
-  rustup target add "$TRIPLE" >/dev/null 2>&1 || true
-  echo "building: cargo build --release --target $TRIPLE (target dir $TARGET)" >&2
-  CARGO_TARGET_DIR="$TARGET" cargo build --release --target "$TRIPLE" --bin viprouter --manifest-path "$REPO/Cargo.toml" >&2
-  BIN="$TARGET/$TRIPLE/release/viprouter"
-fi
-[ -x "$BIN" ] || { echo "tests/bench/compare.sh: no binary at $BIN" >&2; exit 2; }
-BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
+# shellcheck source=tests/bench/release_bin.sh
+. "$REPO/tests/bench/release_bin.sh"
 
 # 2. results folder (a caller's --out wins)
 OUT=""
