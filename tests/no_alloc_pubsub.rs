@@ -11,6 +11,14 @@
 //! keeps at most `WINDOW` publishes ahead of the slowest reader (messages read + messages the
 //! router dropped for it), so no queue comes near its limit and every publish is delivered to
 //! all 8 subscribers.
+//!
+//! The result must not depend on how the machine schedules the threads: the warm-up goes on
+//! until every buffer is at its ceiling for this traffic (`stats.buffer_bytes`: every transmit
+//! queue at `tx-queue-bytes`, the publisher's receive buffer at `RX_BUF_BUSY_BYTES` — the router
+//! stops turning now and then until a backlog in the publisher's socket has made reads fill
+//! it), not merely for a number of publishes; and the measured phase stops turning the router
+//! once on purpose (as a loaded machine would deschedule it) while the publisher runs a window
+//! ahead.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -20,7 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mio::Events;
-use viprouter::limits::Limits;
+use viprouter::limits::{Limits, RX_BUF_BUSY_BYTES, RX_BUF_MIN_BYTES};
 use viprouter::server::event_loop::Server;
 use viprouter::server::listener;
 use viprouter::vip::platform::PlatformInfo;
@@ -32,7 +40,7 @@ use viprouter::zmtp::mechanism::Mechanism;
 
 #[path = "common/alloc_counter.rs"]
 mod alloc_counter;
-use alloc_counter::{allocations, count_here};
+use alloc_counter::{allocations, count_here, first};
 
 const SUBSCRIBERS: usize = 8;
 /// Publishes the publisher may be ahead of the slowest reader in the measured phase.
@@ -40,6 +48,8 @@ const WINDOW: u64 = 1000;
 const MEASURED: u64 = 100_000;
 /// Publishes after the readers are released and before counting starts.
 const SETTLE: u64 = 20_000;
+/// How long the router stops turning to let input pile up, as if descheduled.
+const NAP: Duration = Duration::from_millis(20);
 
 /// What the helper threads and the test thread tell each other. Index `SUBSCRIBERS` is the
 /// publisher's own reader (count replies).
@@ -148,6 +158,7 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
         .parse()
         .unwrap();
     let limits = Limits::COMPILED;
+    let tx_queue_bytes = limits.tx_queue_bytes;
     let router = Router::new(&limits, PlatformInfo::with_router_id(b"rid"), 1);
     let mut server = Server::new(listeners, router, limits, b"rid".to_vec()).unwrap();
 
@@ -231,7 +242,7 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
     });
 
     let mut events = Events::with_capacity(1024);
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     while server.router.pubsub.subscriptions().len() < SUBSCRIBERS {
         server.turn(&mut events).unwrap();
         assert!(Instant::now() < deadline, "subscriptions did not arrive");
@@ -273,18 +284,46 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
         );
     }
     let stalled = server.router.stats.pubsub_publishes;
-    // Warm-up, part 2: readers catch up, the publisher is paced.
-    while server.router.stats.pubsub_publishes < stalled + SETTLE {
+    // Warm-up, part 2: readers catch up, the publisher is paced; until SETTLE more publishes
+    // and every buffer at its ceiling: every transmit queue at tx-queue-bytes (part 1 overflowed
+    // them), the publisher's receive buffer at RX_BUF_BUSY_BYTES (grown by reads that fill it; a
+    // nap of the router once per tick builds the backlog for them if the flow has not), the
+    // subscribers' receive buffers at their initial size. `stats.buffer_bytes` is what the
+    // buffer budget holds, synced once per tick.
+    let ceiling = ((SUBSCRIBERS + 1) * (RX_BUF_MIN_BYTES + tx_queue_bytes) + RX_BUF_BUSY_BYTES
+        - RX_BUF_MIN_BYTES) as u64;
+    let mut nap_at = Instant::now();
+    while server.router.stats.pubsub_publishes < stalled + SETTLE
+        || server.router.stats.buffer_bytes < ceiling
+    {
         server.turn(&mut events).unwrap();
         publish_drops(&server);
-        assert!(Instant::now() < deadline, "warm-up did not finish");
+        if server.router.stats.buffer_bytes < ceiling && Instant::now() >= nap_at {
+            thread::sleep(NAP);
+            nap_at = Instant::now() + Duration::from_millis(100);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "warm-up did not finish: buffers hold {} bytes of {ceiling}",
+            server.router.stats.buffer_bytes
+        );
     }
+    assert_eq!(
+        server.router.stats.buffer_bytes, ceiling,
+        "no buffer grew beyond its ceiling for this traffic (else the ceiling misses a buffer)"
+    );
     let warm = server.router.stats.clone();
     let t0 = Instant::now();
+    let mut napped = false;
     count_here(true);
     while server.router.stats.pubsub_publishes < warm.pubsub_publishes + MEASURED {
         server.turn(&mut events).unwrap();
         publish_drops(&server);
+        if !napped && server.router.stats.pubsub_publishes >= warm.pubsub_publishes + MEASURED / 2 {
+            // The router is "descheduled" while the publisher runs ahead (up to the window).
+            napped = true;
+            thread::sleep(NAP);
+        }
         if Instant::now() > deadline {
             break;
         }
@@ -333,8 +372,10 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
     );
     assert!(received.iter().all(|&n| n > 0) && publisher_read > 0);
     assert_eq!(
-        allocations, 0,
-        "allocations while fanning out {publishes} publishes"
+        allocations,
+        0,
+        "allocations while fanning out {publishes} publishes (the first: {:?} bytes, old → new)",
+        first()
     );
 
     // The counter itself works: an allocation in this thread is seen.
