@@ -183,11 +183,11 @@ fn route_and_count(mechanism: Mechanism) {
     let mut server_key = None;
     if mechanism == Mechanism::Curve {
         let keys = KeyPair::generate(&mut rand_core::OsRng);
-        server_key = Some(keys.public.clone());
+        server_key = Some(keys.public);
         server.set_curve(CurveContext { keys, cookies: CookieKeys::new(&mut rand_core::OsRng) });
         server.set_authorize(Box::new(|_| true));
     }
-    let key_b = server_key.clone();
+    let key_b = server_key;
 
     let done = Arc::new(AtomicBool::new(false));
     // Receiver b reads and discards everything until told to stop, except while `hold` is set
