@@ -44,6 +44,9 @@ use viprouter::zmtp::session::CurveContext;
 #[path = "common/alloc_counter.rs"]
 mod alloc_counter;
 use alloc_counter::{allocations, count_here, first, reset};
+#[path = "common/warm_up.rs"]
+mod warm_up;
+use warm_up::NAP;
 
 fn frames(parts: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -147,9 +150,6 @@ fn curve_routing_allocates_nothing_in_steady_state() {
     route_and_count(Mechanism::Curve);
 }
 
-/// How long the router stops turning to let input pile up, as if descheduled.
-const NAP: Duration = Duration::from_millis(20);
-
 /// Turn the loop until `done(server)`; fail with `what` at `deadline`.
 fn turn_until(
     server: &mut Server,
@@ -248,28 +248,11 @@ fn route_and_count(mechanism: Mechanism) {
     hold.store(false, Ordering::Relaxed);
     // Warm-up 2: steady flow until WARMUP more messages are routed and every buffer on the path
     // is at its ceiling for this traffic: a's receive buffer at RX_BUF_BUSY_BYTES (grown by
-    // reads that fill it; a nap of the router once per tick builds the backlog for them if the
-    // flow has not), b's queue at tx-queue-bytes, the other two at their initial size.
-    // `stats.buffer_bytes` is what the buffer budget holds, synced once per tick.
+    // reads that fill it), b's queue at tx-queue-bytes, the other two at their initial size.
     let ceiling = (RX_BUF_BUSY_BYTES + TX_BUF_MIN_BYTES + RX_BUF_MIN_BYTES + tx_queue_bytes) as u64;
     let resumed_at = routed(&server);
-    let mut nap_at = Instant::now();
-    while routed(&server) < resumed_at + WARMUP || server.router.stats.buffer_bytes < ceiling {
-        server.turn(&mut events).unwrap();
-        if server.router.stats.buffer_bytes < ceiling && Instant::now() >= nap_at {
-            thread::sleep(NAP);
-            nap_at = Instant::now() + Duration::from_millis(100);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "warm-up did not finish: buffers hold {} bytes of {ceiling}",
-            server.router.stats.buffer_bytes
-        );
-    }
-    assert_eq!(
-        server.router.stats.buffer_bytes, ceiling,
-        "no buffer grew beyond its ceiling for this traffic (else the ceiling misses a buffer)"
-    );
+    let warm = |s: &Server| routed(s) >= resumed_at + WARMUP;
+    warm_up::to_ceiling(&mut server, &mut events, deadline, ceiling, warm, |_| {});
 
     let start = routed(&server);
     let paused_before = paused(&server);

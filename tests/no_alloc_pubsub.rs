@@ -41,6 +41,9 @@ use viprouter::zmtp::mechanism::Mechanism;
 #[path = "common/alloc_counter.rs"]
 mod alloc_counter;
 use alloc_counter::{allocations, count_here, first};
+#[path = "common/warm_up.rs"]
+mod warm_up;
+use warm_up::NAP;
 
 const SUBSCRIBERS: usize = 8;
 /// Publishes the publisher may be ahead of the slowest reader in the measured phase.
@@ -48,8 +51,6 @@ const WINDOW: u64 = 1000;
 const MEASURED: u64 = 100_000;
 /// Publishes after the readers are released and before counting starts.
 const SETTLE: u64 = 20_000;
-/// How long the router stops turning to let input pile up, as if descheduled.
-const NAP: Duration = Duration::from_millis(20);
 
 /// What the helper threads and the test thread tell each other. Index `SUBSCRIBERS` is the
 /// publisher's own reader (count replies).
@@ -286,31 +287,17 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
     let stalled = server.router.stats.pubsub_publishes;
     // Warm-up, part 2: readers catch up, the publisher is paced; until SETTLE more publishes
     // and every buffer at its ceiling: every transmit queue at tx-queue-bytes (part 1 overflowed
-    // them), the publisher's receive buffer at RX_BUF_BUSY_BYTES (grown by reads that fill it; a
-    // nap of the router once per tick builds the backlog for them if the flow has not), the
-    // subscribers' receive buffers at their initial size. `stats.buffer_bytes` is what the
-    // buffer budget holds, synced once per tick.
+    // them), the publisher's receive buffer at RX_BUF_BUSY_BYTES (grown by reads that fill it),
+    // the subscribers' receive buffers at their initial size.
     let ceiling = ((SUBSCRIBERS + 1) * (RX_BUF_MIN_BYTES + tx_queue_bytes) + RX_BUF_BUSY_BYTES
         - RX_BUF_MIN_BYTES) as u64;
-    let mut nap_at = Instant::now();
-    while server.router.stats.pubsub_publishes < stalled + SETTLE
-        || server.router.stats.buffer_bytes < ceiling
-    {
-        server.turn(&mut events).unwrap();
-        publish_drops(&server);
-        if server.router.stats.buffer_bytes < ceiling && Instant::now() >= nap_at {
-            thread::sleep(NAP);
-            nap_at = Instant::now() + Duration::from_millis(100);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "warm-up did not finish: buffers hold {} bytes of {ceiling}",
-            server.router.stats.buffer_bytes
-        );
-    }
-    assert_eq!(
-        server.router.stats.buffer_bytes, ceiling,
-        "no buffer grew beyond its ceiling for this traffic (else the ceiling misses a buffer)"
+    warm_up::to_ceiling(
+        &mut server,
+        &mut events,
+        deadline,
+        ceiling,
+        |s| s.router.stats.pubsub_publishes >= stalled + SETTLE,
+        &publish_drops,
     );
     let warm = server.router.stats.clone();
     let t0 = Instant::now();
