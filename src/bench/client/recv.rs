@@ -2,8 +2,8 @@
 //! message handed out as a borrowed [`Message`] (CURVE MESSAGEs decrypted in place, nothing
 //! copied), PING answered with PONG as libzmq does (ZMTP.md §7.8).
 //!
-//! Contract: commands never reach the caller; at most [`MAX_PARTS`](super::MAX_PARTS) frames
-//! and [`MAX_FRAME_BYTES`](super::MAX_FRAME_BYTES) per frame are accepted; the message from
+//! Contract: commands never reach the caller; at most [`MAX_PARTS`] frames and
+//! [`MAX_FRAME_BYTES`] per frame are accepted; the message from
 //! [`Client::poll_message`] stays valid until the next call.
 
 use std::io;

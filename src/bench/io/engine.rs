@@ -1,9 +1,8 @@
 //! The I/O thread: libzmq's `io_thread_t` loop over every connection, and per connection its
 //! view ([`IoSock`]: the connecter, then the stream engine's batched reads and writes).
 //!
-//! Contract (the libzmq shape the parent module's doc lists): at most one read of
-//! [`IN_BATCH`](super::IN_BATCH) bytes and one write of
-//! [`WRITE_CHUNK`](crate::bench::client::WRITE_CHUNK) bytes per ready connection per loop turn;
+//! Contract (the libzmq shape the parent module's doc lists): at most one read of [`IN_BATCH`]
+//! bytes and one write of [`WRITE_CHUNK`] bytes per ready connection per loop turn;
 //! complete messages only are handed to the inbound pipe, and the application thread is
 //! signalled only if it was asleep on it; output is pulled from the outbound pipe only when the
 //! previous batch is out, and a connection whose pipe ran dry sleeps until activated.

@@ -89,8 +89,9 @@ fn scan_value(s: &[u8], pos: usize) -> Option<(Kind, usize)> {
     (end <= s.len()).then_some((kind, end))
 }
 
-/// A borrowed view of one validated JSON value. `Copy`; obtained only from [`parse`] or from
-/// navigating another `Value`, so it always covers well-formed JSON.
+/// A borrowed view of one validated JSON value. `Copy`; obtained only from
+/// [`parse`](super::parse) or from navigating another `Value`, so it always covers well-formed
+/// JSON.
 #[derive(Clone, Copy, Debug)]
 pub struct Value<'a> {
     pub(super) raw: &'a [u8],
