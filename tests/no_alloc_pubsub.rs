@@ -11,6 +11,14 @@
 //! keeps at most `WINDOW` publishes ahead of the slowest reader (messages read + messages the
 //! router dropped for it), so no queue comes near its limit and every publish is delivered to
 //! all 8 subscribers.
+//!
+//! The result must not depend on how the machine schedules the threads: the warm-up goes on
+//! until every buffer is at its ceiling for this traffic (`stats.buffer_bytes`: every transmit
+//! queue at `tx-queue-bytes`, the publisher's receive buffer at `RX_BUF_BUSY_BYTES` — the router
+//! stops turning now and then until a backlog in the publisher's socket has made reads fill
+//! it), not merely for a number of publishes; and the measured phase stops turning the router
+//! once on purpose (as a loaded machine would deschedule it) while the publisher runs a window
+//! ahead.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -20,7 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mio::Events;
-use viprouter::limits::Limits;
+use viprouter::limits::{Limits, RX_BUF_BUSY_BYTES, RX_BUF_MIN_BYTES};
 use viprouter::server::event_loop::Server;
 use viprouter::server::listener;
 use viprouter::vip::platform::PlatformInfo;
@@ -32,7 +40,10 @@ use viprouter::zmtp::mechanism::Mechanism;
 
 #[path = "common/alloc_counter.rs"]
 mod alloc_counter;
-use alloc_counter::{allocations, count_here};
+use alloc_counter::{allocations, count_here, first};
+#[path = "common/warm_up.rs"]
+mod warm_up;
+use warm_up::NAP;
 
 const SUBSCRIBERS: usize = 8;
 /// Publishes the publisher may be ahead of the slowest reader in the measured phase.
@@ -148,6 +159,7 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
         .parse()
         .unwrap();
     let limits = Limits::COMPILED;
+    let tx_queue_bytes = limits.tx_queue_bytes;
     let router = Router::new(&limits, PlatformInfo::with_router_id(b"rid"), 1);
     let mut server = Server::new(listeners, router, limits, b"rid".to_vec()).unwrap();
 
@@ -231,7 +243,7 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
     });
 
     let mut events = Events::with_capacity(1024);
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     while server.router.pubsub.subscriptions().len() < SUBSCRIBERS {
         server.turn(&mut events).unwrap();
         assert!(Instant::now() < deadline, "subscriptions did not arrive");
@@ -273,18 +285,32 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
         );
     }
     let stalled = server.router.stats.pubsub_publishes;
-    // Warm-up, part 2: readers catch up, the publisher is paced.
-    while server.router.stats.pubsub_publishes < stalled + SETTLE {
-        server.turn(&mut events).unwrap();
-        publish_drops(&server);
-        assert!(Instant::now() < deadline, "warm-up did not finish");
-    }
+    // Warm-up, part 2: readers catch up, the publisher is paced; until SETTLE more publishes
+    // and every buffer at its ceiling: every transmit queue at tx-queue-bytes (part 1 overflowed
+    // them), the publisher's receive buffer at RX_BUF_BUSY_BYTES (grown by reads that fill it),
+    // the subscribers' receive buffers at their initial size.
+    let ceiling = ((SUBSCRIBERS + 1) * (RX_BUF_MIN_BYTES + tx_queue_bytes) + RX_BUF_BUSY_BYTES
+        - RX_BUF_MIN_BYTES) as u64;
+    warm_up::to_ceiling(
+        &mut server,
+        &mut events,
+        deadline,
+        ceiling,
+        |s| s.router.stats.pubsub_publishes >= stalled + SETTLE,
+        &publish_drops,
+    );
     let warm = server.router.stats.clone();
     let t0 = Instant::now();
+    let mut napped = false;
     count_here(true);
     while server.router.stats.pubsub_publishes < warm.pubsub_publishes + MEASURED {
         server.turn(&mut events).unwrap();
         publish_drops(&server);
+        if !napped && server.router.stats.pubsub_publishes >= warm.pubsub_publishes + MEASURED / 2 {
+            // The router is "descheduled" while the publisher runs ahead (up to the window).
+            napped = true;
+            thread::sleep(NAP);
+        }
         if Instant::now() > deadline {
             break;
         }
@@ -333,8 +359,10 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
     );
     assert!(received.iter().all(|&n| n > 0) && publisher_read > 0);
     assert_eq!(
-        allocations, 0,
-        "allocations while fanning out {publishes} publishes"
+        allocations,
+        0,
+        "allocations while fanning out {publishes} publishes (the first: {:?} bytes, old → new)",
+        first()
     );
 
     // The counter itself works: an allocation in this thread is seen.

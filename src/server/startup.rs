@@ -70,12 +70,12 @@ fn random_bytes() -> [u8; 16] {
 fn raise_fd_limit(connections: usize) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let want = connections as u64 + 64;
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < want {
-            let new = want.min(hard);
-            if setrlimit(Resource::RLIMIT_NOFILE, new, hard).is_err() || new < want {
-                log::warn!("open-file limit {new} is below max-connections + 64 = {want}: accepts may fail first");
-            }
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < want
+    {
+        let new = want.min(hard);
+        if setrlimit(Resource::RLIMIT_NOFILE, new, hard).is_err() || new < want {
+            log::warn!("open-file limit {new} is below max-connections + 64 = {want}: accepts may fail first");
         }
     }
 }
@@ -179,10 +179,10 @@ fn load_pubsub_policy(router: &mut Router, home: &Path, auth: Option<&Authentica
     if let Err(e) = router.pubsub.set_protected_topics_json(&content) {
         log::error!("{}: {e}: keeping the previous protected topics", path.display());
     }
-    if let Some(a) = auth {
-        if let Err(e) = router.pubsub.set_user_capabilities_json(capabilities_json(a).as_bytes()) {
-            log::error!("auth.json capabilities: {e}: keeping the previous ones");
-        }
+    if let Some(a) = auth
+        && let Err(e) = router.pubsub.set_user_capabilities_json(capabilities_json(a).as_bytes())
+    {
+        log::error!("auth.json capabilities: {e}: keeping the previous ones");
     }
 }
 
@@ -210,7 +210,7 @@ fn security(config: &Config) -> Result<Option<Security>, String> {
         }
         keystore::KeystoreOrigin::Loaded => {}
     }
-    let public = ks.keys.public.clone();
+    let public = ks.keys.public;
     let mut hosts: Vec<(&str, &_)> = vec![("@", &public)];
     for a in &config.vip_addresses {
         hosts.push((keystore::known_hosts_key(a), &public));
@@ -238,15 +238,15 @@ fn authorize_hook(auth: Rc<RefCell<Authenticator>>, domains: Vec<String>) -> sup
         let req = AuthRequest { domain: domain.as_bytes(), address: q.address, mechanism: q.mechanism, credentials: q.credentials };
         match a.decide(&req) {
             Decision::Allow { entry, user_id } => {
-                if let Some(e) = entry {
-                    if !a.check_identity(e, q.identity) {
-                        log::warn!(
-                            "refused {:?} from {}: identity not bound to its key (identity binding is on)",
-                            String::from_utf8_lossy(q.identity),
-                            q.address
-                        );
-                        return false;
-                    }
+                if let Some(e) = entry
+                    && !a.check_identity(e, q.identity)
+                {
+                    log::warn!(
+                        "refused {:?} from {}: identity not bound to its key (identity binding is on)",
+                        String::from_utf8_lossy(q.identity),
+                        q.address
+                    );
+                    return false;
                 }
                 log::debug!("admitted {:?} from {} as {user_id}", String::from_utf8_lossy(q.identity), q.address);
                 true
@@ -327,7 +327,7 @@ fn inherited_listeners(allow_auth: bool, adopt: &mut dyn FnMut(RawFd) -> OwnedFd
     };
     let mechanism = if allow_auth { Mechanism::Curve } else { Mechanism::Null };
     let mut out = Vec::new();
-    for (_name, l) in fds.into_listeners(|fd| adopt(fd)).map_err(|e| format!("socket activation: {e}"))? {
+    for (_name, l) in fds.into_listeners(adopt).map_err(|e| format!("socket activation: {e}"))? {
         out.push(match l {
             activation::Listener::Tcp(std_l) => {
                 let local = std_l.local_addr().map_err(|e| format!("socket activation: {e}"))?;
@@ -422,7 +422,7 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     let reload_notifier = notifier.as_ref().and_then(|n| n.try_clone().ok());
     let home = config.volttron_home.clone();
     let reload_auth: Option<ReloadAuth> =
-        sec.as_ref().map(|s| (s.auth.clone(), s.auth_path.clone(), home.clone(), s.keys.public.clone()));
+        sec.as_ref().map(|s| (s.auth.clone(), s.auth_path.clone(), home.clone(), s.keys.public));
     server.set_on_reload(Box::new(move |router: &mut Router| {
         // systemd: RELOADING=1 … READY=1 around every reload, failed or not (sd_notify(3)).
         if let Some(n) = &reload_notifier {

@@ -52,10 +52,10 @@ impl Watch {
                 break;
             }
             for e in events {
-                if let Some(name) = e.name.as_deref() {
-                    if self.names.iter().any(|n| OsStr::new(n) == name) {
-                        hit = true;
-                    }
+                if let Some(name) = e.name.as_deref()
+                    && self.names.iter().any(|n| OsStr::new(n) == name)
+                {
+                    hit = true;
                 }
             }
         }

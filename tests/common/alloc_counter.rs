@@ -5,12 +5,15 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 struct Counting;
 
 /// Allocations counted so far.
 pub static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// The first counted allocation: the old size (0 for `alloc`) and the requested size.
+static FIRST: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
 thread_local! {
     static COUNT_HERE: Cell<bool> = const { Cell::new(false) };
@@ -26,16 +29,35 @@ pub fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
 }
 
+/// The first counted allocation as `(old size, new size)` (`old` is 0 for a fresh
+/// allocation, non-zero for a buffer that grew): what a failing test reports.
+pub fn first() -> (usize, usize) {
+    (
+        FIRST[0].load(Ordering::Relaxed),
+        FIRST[1].load(Ordering::Relaxed),
+    )
+}
+
 /// Start counting from zero.
 #[allow(dead_code)] // not every test binary needs it
 pub fn reset() {
     ALLOCATIONS.store(0, Ordering::Relaxed);
+    FIRST[0].store(0, Ordering::Relaxed);
+    FIRST[1].store(0, Ordering::Relaxed);
+}
+
+/// Count one allocation (no allocation here: atomics only).
+fn count(old: usize, new: usize) {
+    if ALLOCATIONS.fetch_add(1, Ordering::Relaxed) == 0 {
+        FIRST[0].store(old, Ordering::Relaxed);
+        FIRST[1].store(new, Ordering::Relaxed);
+    }
 }
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNT_HERE.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            count(0, layout.size());
         }
         unsafe { System.alloc(layout) }
     }
@@ -44,7 +66,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if COUNT_HERE.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            count(layout.size(), new_size);
         }
         unsafe { System.realloc(ptr, layout, new_size) }
     }

@@ -1,5 +1,6 @@
 //! Unit tests of `store` (kept apart so the module file shows the code).
 
+use super::entry::{pattern, truthy, uuid4};
 use super::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
