@@ -31,7 +31,6 @@ use crate::time::Instant;
 use crate::vip::peers::PeerId;
 use crate::vip::router::{Full, OnFull, Outcome, Router, Shared, Sink};
 use crate::zmtp::mechanism::{Credentials, Mechanism};
-use crate::zmtp::frame::APPEND_SLACK;
 use crate::zmtp::session::{CurveContext, Input, Session, SessionConfig};
 use crate::zmtp::{DecodeError, Message, Parts};
 

@@ -45,8 +45,9 @@ impl ConnSink<'_> {
             return Err(Full);
         }
         let before = conn.tx.capacity();
-        // The slack lets frame::append copy small frames inline (no memcpy call).
-        if !conn.tx.reserve(len + APPEND_SLACK, self.budget) {
+        // No slack for frame::append's inline copies is reserved: it would let a queue at its
+        // limit double its buffer for 32 bytes. Near the end of the capacity it uses memcpy.
+        if !conn.tx.reserve(len, self.budget) {
             self.refused_budget += 1;
             return Err(Full);
         }
