@@ -293,7 +293,10 @@ fn needs_escape(b: u8) -> bool {
 /// Writes latin-1 bytes as string contents, copying runs that need no escaping in one `put`.
 fn put_latin1_escaped<S: ByteSink + ?Sized>(out: &mut S, bytes: &[u8]) -> Result<(), SinkFull> {
     let mut rest = bytes;
-    while let Some(i) = rest.iter().position(|&b| needs_escape(b)) {
+    while let Some(i) = {
+        let skip = super::ascii::printable_len(rest);
+        rest.get(skip..).and_then(|r| r.iter().position(|&b| needs_escape(b))).map(|j| skip + j)
+    } {
         let (run, tail) = rest.split_at(i);
         out.put(run)?;
         let Some((&b, after)) = tail.split_first() else {

@@ -35,6 +35,7 @@
 //! of our output yields the same dict as `json.loads` of Python's); integers longer than Python's
 //! `int` string limit (4300 digits) are accepted and copied verbatim.
 
+mod ascii;
 pub mod emit;
 pub mod scan;
 

@@ -256,6 +256,7 @@ impl Validator<'_> {
     fn string(&mut self) -> Result<(), JsonError> {
         self.pos += 1;
         loop {
+            self.pos += super::ascii::plain_len(self.s.get(self.pos..).unwrap_or_default());
             match self.peek() {
                 None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
                 Some(b'"') => {

@@ -29,6 +29,7 @@ fn string_end(s: &[u8], pos: usize) -> Option<(usize, bool)> {
     let mut i = pos + 1;
     let mut escapes = false;
     loop {
+        i += crate::json::ascii::unquoted_len(s.get(i..)?);
         match *s.get(i)? {
             b'"' => return Some((i + 1, escapes)),
             b'\\' => {

@@ -1,0 +1,121 @@
+//! Word-at-a-time (SWAR) scans over string contents: how many leading bytes need no attention.
+//!
+//! The validator, the navigator and the emitter each walk every byte of every string they see;
+//! for a `publish`, whose body is mostly one long string (`"message"`), those byte loops were a
+//! tenth of the router's CPU. These functions skip 8 bytes per step while none of them is
+//! special and leave the first word that holds one to the caller's byte loop, so the result is
+//! exact: it never skips a special byte, and it may stop up to 7 bytes early. Safe code only: the
+//! word is read with `u64::from_le_bytes`, the tests are the classic bit tricks (Warren,
+//! *Hacker's Delight* §6-1; "Bit Twiddling Hacks": `haszero`, `hasless`), whose "some byte
+//! matches" answer is exact.
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Non-zero iff some byte of `v` is below `n` (`n` ≤ 0x80).
+#[inline]
+fn any_below(v: u64, n: u8) -> u64 {
+    v.wrapping_sub(ONES * u64::from(n)) & !v & HIGHS
+}
+
+/// Non-zero iff some byte of `v` equals `b`.
+#[inline]
+fn any_eq(v: u64, b: u8) -> u64 {
+    any_below(v ^ (ONES * u64::from(b)), 1)
+}
+
+/// Non-zero iff some byte of `v` is 0x7F or above.
+#[inline]
+fn any_del_or_high(v: u64) -> u64 {
+    (v | v.wrapping_add(ONES)) & HIGHS
+}
+
+/// Leading whole words of `bytes` for which `special` is zero, in bytes.
+#[inline]
+fn clean_words(bytes: &[u8], special: impl Fn(u64) -> u64) -> usize {
+    let mut n = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else { break };
+        if special(u64::from_le_bytes(word)) != 0 {
+            break;
+        }
+        n += 8;
+    }
+    n
+}
+
+/// Bytes at the start of `bytes` that a JSON string may hold as they are: no `"`, no `\`, no
+/// control character (< 0x20). Exact up to the last whole clean word.
+#[inline]
+pub fn plain_len(bytes: &[u8]) -> usize {
+    clean_words(bytes, |v| any_eq(v, b'"') | any_eq(v, b'\\') | any_below(v, 0x20))
+}
+
+/// Bytes at the start of `bytes` that hold neither `"` nor `\` (walking a validated string).
+#[inline]
+pub fn unquoted_len(bytes: &[u8]) -> usize {
+    clean_words(bytes, |v| any_eq(v, b'"') | any_eq(v, b'\\'))
+}
+
+/// Bytes at the start of `bytes` that ASCII-only JSON output copies as they are: printable
+/// ASCII (0x20–0x7E) other than `"` and `\`.
+#[inline]
+pub fn printable_len(bytes: &[u8]) -> usize {
+    clean_words(bytes, |v| any_eq(v, b'"') | any_eq(v, b'\\') | any_below(v, 0x20) | any_del_or_high(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(bytes: &[u8], special: impl Fn(u8) -> bool) -> usize {
+        bytes.iter().position(|&b| special(b)).unwrap_or(bytes.len())
+    }
+
+    /// Never past the first special byte, and at most 7 bytes short of it (never short when the
+    /// special byte starts a word).
+    fn check(bytes: &[u8]) {
+        let plain = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
+        let quote = |b: u8| b == b'"' || b == b'\\';
+        let print = |b: u8| !(0x20..=0x7e).contains(&b) || b == b'"' || b == b'\\';
+        for (got, want) in [
+            (plain_len(bytes), naive(bytes, plain)),
+            (unquoted_len(bytes), naive(bytes, quote)),
+            (printable_len(bytes), naive(bytes, print)),
+        ] {
+            assert!(got <= want && want - got < 8 && got.is_multiple_of(8), "{bytes:?}: got {got}, want {want}");
+            assert_eq!(got, want / 8 * 8, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn every_byte_value_at_every_position_of_two_words() {
+        for special in 0..=255u8 {
+            for at in 0..16 {
+                for fill in [b'a', b'~', b' ', 0x7f, 0x80, 0xff] {
+                    let mut v = vec![fill; 16];
+                    v[at] = special;
+                    check(&v);
+                    check(&v[..at + 1]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_inputs_against_the_byte_loop() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..400usize {
+            let v: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // mostly printable, sometimes anything
+                    if x.is_multiple_of(29) { (x >> 8) as u8 } else { 0x20 + (x >> 16) as u8 % 0x5f }
+                })
+                .collect();
+            check(&v);
+        }
+    }
+}
