@@ -11,7 +11,7 @@ BIN     := target/release/viprouter
 T       ?= frame_stream
 SECS    ?= 30
 
-.PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs ci clean
+.PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io ci clean
 
 all: build
 
@@ -73,6 +73,10 @@ fmt-check:
 ## bench: ../shared/bench/compare.sh against viprouter and the libzmq anchors (same run, ratios)
 bench:
 	tests/bench/compare.sh
+
+## bench-io: CURVE route, viprouter vs zmqrouter vs direct, with a generator of 2 libzmq I/O threads
+bench-io:
+	tests/bench/io_threads.sh --io-threads 2 --security curve --workload route
 
 ## bench-subs: publish cost and latency with 10 vs 10 000 subscriptions in the pubsub index
 ## (tests/bench/subs.sh: viprouter bench fanout and fanout-lat, --extra-subs 10 and 10000)
