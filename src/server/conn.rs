@@ -284,6 +284,8 @@ pub struct Conn {
     pub want_write: bool,
     /// Queued on the dirty list this turn.
     pub dirty: bool,
+    /// Queued on the ready list (this turn's or the next), to be serviced without an event.
+    pub in_ready: bool,
     /// The peer closed its side (EOF read).
     pub eof: bool,
     /// Last time bytes moved in or out (for `IDLE_SHRINK_MS`).
@@ -318,6 +320,7 @@ impl Conn {
             stalled: false,
             want_write: false,
             dirty: false,
+            in_ready: false,
             eof: false,
             last_active: now,
             peer: label,

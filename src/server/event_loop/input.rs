@@ -112,7 +112,12 @@ impl Server {
                 return;
             }
             if read_total >= READ_BUDGET_BYTES {
-                self.ready_next.push(id);
+                // Once per connection: a connection already queued (its event and the ready
+                // list both serviced it this turn) is serviced again from that one entry.
+                if !conn.in_ready {
+                    conn.in_ready = true;
+                    self.ready_next.push(id);
+                }
                 return;
             }
             let need = conn.rx.len() + 1;

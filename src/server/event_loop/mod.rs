@@ -250,6 +250,9 @@ impl Server {
         // Connections with input left over from earlier turns (read budget, resumed).
         let mut ready = std::mem::take(&mut self.ready);
         for &id in &ready {
+            if let Some(c) = self.slots.get_mut(id) {
+                c.in_ready = false; // may queue itself again (read budget)
+            }
             self.service(id, now, false);
         }
         ready.clear();

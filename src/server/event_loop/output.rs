@@ -103,11 +103,16 @@ impl Server {
                 }
             };
             if resume {
+                let mut queue = false;
                 if let Some(c) = self.slots.get_mut(id) {
                     c.paused = None;
+                    queue = !c.in_ready;
+                    c.in_ready = true;
                 }
                 self.paused.swap_remove(i);
-                self.ready.push(id);
+                if queue {
+                    self.ready.push(id);
+                }
             } else {
                 i += 1;
             }
