@@ -50,6 +50,26 @@ fn sync_items(
     first_error
 }
 
+/// Argument frame `i` as a JSON object, or `None` after counting and logging why not (no
+/// frame, not JSON, not an object).
+fn object_arg<'a>(env: &Envelope<'a>, i: usize, stats: &mut Stats, who: &[u8], op: &str) -> Option<Value<'a>> {
+    let Some(body) = env.get_arg(i) else {
+        malformed(stats, who, op, "no JSON frame");
+        return None;
+    };
+    match json::parse(body) {
+        Ok(v) if v.kind() == Kind::Object => Some(v),
+        Ok(_) => {
+            malformed(stats, who, op, "body is not a JSON object");
+            None
+        }
+        Err(_) => {
+            malformed(stats, who, op, "body is not JSON");
+            None
+        }
+    }
+}
+
 impl PubSub {
     /// VIP.md §7.3. True = `01`.
     pub(super) fn subscribe(
@@ -60,21 +80,7 @@ impl PubSub {
         stats: &mut Stats,
     ) -> bool {
         const OP: &str = "subscribe";
-        let Some(body) = env.get_arg(1) else {
-            malformed(stats, who, OP, "no JSON frame");
-            return false;
-        };
-        let v = match json::parse(body) {
-            Ok(v) if v.kind() == Kind::Object => v,
-            Ok(_) => {
-                malformed(stats, who, OP, "body is not a JSON object");
-                return false;
-            }
-            Err(_) => {
-                malformed(stats, who, OP, "body is not JSON");
-                return false;
-            }
-        };
+        let Some(v) = object_arg(env, 1, stats, who, OP) else { return false };
         let (Some(prefix), Some(bus)) = (v.get(b"prefix"), v.get(b"bus")) else {
             malformed(stats, who, OP, "missing \"prefix\" or \"bus\"");
             return false;
@@ -153,17 +159,7 @@ impl PubSub {
         stats: &mut Stats,
     ) -> bool {
         const OP: &str = "unsubscribe";
-        let Some(body) = env.get_arg(1) else {
-            malformed(stats, who, OP, "no JSON frame");
-            return false;
-        };
-        let v = match json::parse(body) {
-            Ok(v) if v.kind() == Kind::Object => v,
-            _ => {
-                malformed(stats, who, OP, "body is not a JSON object");
-                return false;
-            }
-        };
+        let Some(v) = object_arg(env, 1, stats, who, OP) else { return false };
         let (internal, all) = (v.get(b"internal"), v.get(b"all"));
         let entries: [Option<(Value<'_>, bool)>; 2] = if internal.is_some() || all.is_some() {
             [internal.map(|e| (e, false)), all.map(|e| (e, true))]
