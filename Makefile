@@ -11,7 +11,7 @@ BIN     := target/release/viprouter
 T       ?= frame_stream
 SECS    ?= 30
 
-.PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io ci clean
+.PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
 
 all: build
 
@@ -77,6 +77,11 @@ bench:
 ## bench-io: CURVE route, viprouter vs zmqrouter vs direct, with a generator of 2 libzmq I/O threads
 bench-io:
 	tests/bench/io_threads.sh --io-threads 2 --security curve --workload route
+
+## bench-threads: fan-out, viprouter vs zmqrouter, with the CPU share of every generator and router
+## thread (tests/bench/threads_cpu.sh): the generator's single libzmq I/O thread sets a ceiling
+bench-threads:
+	tests/bench/threads_cpu.sh --workload fanout --security plain
 
 ## bench-subs: publish cost and latency with 10 vs 10 000 subscriptions in the pubsub index
 ## (tests/bench/subs.sh: viprouter bench fanout and fanout-lat, --extra-subs 10 and 10000)

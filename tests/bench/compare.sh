@@ -4,10 +4,11 @@
 # vtrouter / volttron when present). See tests/bench/README.md.
 #
 # usage: tests/bench/compare.sh [compare.sh options...]
-#   e.g. tests/bench/compare.sh --rounds 2 --cases "route route-big rtt peers"
+#   e.g. tests/bench/compare.sh --rounds 2 --cases "route route-big rtt fanout peers"
 #
 # Builds the release binary, then runs $VIPBENCH_DIR/compare.sh (default
-# /work/shared/bench, or $REPO/../shared/bench) with --sut for viprouter
+# REPO/../shared/bench; built in target/vipbench when that folder is read-only,
+# see vipbench_dir.sh) with --sut for viprouter
 # (plain and CURVE: --security both). Every option given here is passed
 # through and wins over the defaults (the last occurrence of an option wins).
 # Environment:
@@ -18,16 +19,8 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-if [ -z "${VIPBENCH_DIR:-}" ]; then
-  for d in "$REPO/../shared/bench"; do
-    [ -x "$d/compare.sh" ] && { VIPBENCH_DIR="$(cd "$d" && pwd)"; break; }
-  done
-fi
-[ -n "${VIPBENCH_DIR:-}" ] && [ -x "$VIPBENCH_DIR/compare.sh" ] \
-  || { echo "tests/bench/compare.sh: set VIPBENCH_DIR to the vipbench folder (compare.sh, vipbench, zmqrouter)" >&2; exit 2; }
-if [ ! -x "$VIPBENCH_DIR/vipbench" ] || [ ! -x "$VIPBENCH_DIR/zmqrouter" ]; then
-  make -C "$VIPBENCH_DIR" >&2 || { echo "build the tools first: apt-get install -y libzmq3-dev libsodium-dev pkg-config && make -C $VIPBENCH_DIR" >&2; exit 2; }
-fi
+# shellcheck source=tests/bench/vipbench_dir.sh
+. "$REPO/tests/bench/vipbench_dir.sh"
 
 # 1. the release binary: the static musl build we ship (no glibc, smallest resident set)
 # shellcheck source=tests/bench/release_bin.sh
@@ -60,7 +53,7 @@ echo "results: $OUT" >&2
 set +e
 "$VIPBENCH_DIR/compare.sh" \
   --sut "$SUT" --sut-label viprouter --sut-curve 1 --security both \
-  --cases "route route-big rtt peers" \
+  --cases "route route-big rtt fanout peers" \
   --out "$OUT" \
   "$@"
 rc=$?

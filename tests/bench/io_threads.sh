@@ -21,9 +21,8 @@ while [ $# -gt 0 ]; do
     *) echo "$0: unknown option $1" >&2; exit 2 ;;
   esac
 done
-VB_DIR="${VIPBENCH_DIR:-$REPO/../shared/bench}"
-ZR="$VB_DIR/zmqrouter"; VB="$VB_DIR/vipbench"
-[ -x "$ZR" ] && [ -x "$VB" ] || make -C "$VB_DIR" >&2
+. "$REPO/tests/bench/vipbench_dir.sh"
+ZR="$VIPBENCH_DIR/zmqrouter"; VB="$VIPBENCH_DIR/vipbench"
 . "$REPO/tests/bench/release_bin.sh"
 read -r PUB SEC < <("$ZR" --keygen)
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/viprouter-io.XXXXXX")"
