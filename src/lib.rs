@@ -26,14 +26,15 @@
 //!    `panic` and unchecked indexing outside tests.
 #![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod bench;
+pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod json;
 pub mod limits;
+pub mod server;
 pub mod stats;
 pub mod time;
-pub mod auth;
-pub mod zmtp;
 pub mod vip;
-pub mod server;
-pub mod config;
-pub mod bench;
-#[doc(hidden)] pub mod fuzzing;
+pub mod zmtp;

@@ -157,9 +157,12 @@ fn adopt_listen_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
 
 fn run(config: Config) -> Result<(), String> {
     let exit = startup::run(config, &mut adopt_listen_fd)?;
-    log::info!("stopped ({})", match exit {
-        Exit::Signal => "signal",
-        Exit::Quit => "quit from control",
-    });
+    log::info!(
+        "stopped ({})",
+        match exit {
+            Exit::Signal => "signal",
+            Exit::Quit => "quit from control",
+        }
+    );
     Ok(())
 }

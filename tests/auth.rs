@@ -9,9 +9,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 use viprouter::auth::keystore::{self, KeyFileError, KeystoreOrigin};
 use viprouter::auth::{
-    AuthFileErrorKind, AuthMode, AuthRequest, AuthStore, Authenticator, Credentials, Decision,
-    DenyReason, EntrySource, KeyError, KeyText, Location, MAX_AUTH_ENTRIES, SkipReason, UserId,
-    auto_entries, decode_key, encode_key,
+    AuthFileErrorKind, AuthMode, AuthRequest, AuthStore, Authenticator, Credentials, Decision, DenyReason, EntrySource,
+    KeyError, KeyText, Location, MAX_AUTH_ENTRIES, SkipReason, UserId, auto_entries, decode_key, encode_key,
 };
 use viprouter::zmtp::mechanism::Mechanism;
 use viprouter::zmtp::mechanism::curve::keys::{KeyPair, PublicKey, SecretKey};
@@ -24,9 +23,7 @@ fn rng() -> ChaCha20Rng {
 }
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/auth")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/auth").join(name)
 }
 
 fn load(name: &str) -> AuthStore {
@@ -42,21 +39,11 @@ fn key(text: &str) -> [u8; 32] {
 }
 
 fn curve<'a>(domain: &'a str, address: &'a str, k: &'a [u8; 32]) -> AuthRequest<'a> {
-    AuthRequest {
-        domain: domain.as_bytes(),
-        address,
-        mechanism: Mechanism::Curve,
-        credentials: Credentials::Curve(k),
-    }
+    AuthRequest { domain: domain.as_bytes(), address, mechanism: Mechanism::Curve, credentials: Credentials::Curve(k) }
 }
 
 fn null<'a>(domain: &'a str, address: &'a str) -> AuthRequest<'a> {
-    AuthRequest {
-        domain: domain.as_bytes(),
-        address,
-        mechanism: Mechanism::Null,
-        credentials: Credentials::Null,
-    }
+    AuthRequest { domain: domain.as_bytes(), address, mechanism: Mechanism::Null, credentials: Credentials::Null }
 }
 
 /// The user id if allowed, else the deny reason.
@@ -83,8 +70,7 @@ const UNKNOWN: &str = "u4hHHWXiZZswxVpTIc67WqsrcKOYZFwm3KKy_LQ_xRg";
 /// libzmq test key C in every form `decode_key` accepts.
 #[test]
 fn decode_key_every_form_client_key() {
-    let raw =
-        hex::decode("bb88471d65e2659b30c55a5321cebb5aab2b70a398645c26dca2b2fcb43fc518").unwrap();
+    let raw = hex::decode("bb88471d65e2659b30c55a5321cebb5aab2b70a398645c26dca2b2fcb43fc518").unwrap();
     let forms = [
         "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID",
         "u4hHHWXiZZswxVpTIc67WqsrcKOYZFwm3KKy_LQ_xRg",
@@ -96,31 +82,17 @@ fn decode_key_every_form_client_key() {
         "596e654024772d766f3c665676695d613c4e5936543165643a4d246643472a5b49614c567b684944",
     ];
     for f in forms {
-        assert_eq!(
-            decode_key(f).unwrap().to_vec(),
-            raw,
-            "form of length {}",
-            f.len()
-        );
+        assert_eq!(decode_key(f).unwrap().to_vec(), raw, "form of length {}", f.len());
     }
-    assert_eq!(
-        encode_key(&raw.try_into().unwrap()),
-        "u4hHHWXiZZswxVpTIc67WqsrcKOYZFwm3KKy_LQ_xRg"
-    );
+    assert_eq!(encode_key(&raw.try_into().unwrap()), "u4hHHWXiZZswxVpTIc67WqsrcKOYZFwm3KKy_LQ_xRg");
 }
 
 /// libzmq test key S: its base64-of-Z85 forms use `-` and `_` (URL-safe alphabet).
 #[test]
 fn decode_key_every_form_server_key() {
     let raw: [u8; 32] =
-        hex::decode("54fcba24e93249969316fb617c872bb0c1d1ff14800427c594cbfacf1bc2d652")
-            .unwrap()
-            .try_into()
-            .unwrap();
-    assert_eq!(
-        encode_key(&raw),
-        "VPy6JOkySZaTFvthfIcrsMHR_xSABCfFlMv6zxvC1lI"
-    );
+        hex::decode("54fcba24e93249969316fb617c872bb0c1d1ff14800427c594cbfacf1bc2d652").unwrap().try_into().unwrap();
+    assert_eq!(encode_key(&raw), "VPy6JOkySZaTFvthfIcrsMHR_xSABCfFlMv6zxvC1lI");
     assert_eq!(KeyText::new(&raw).as_str(), encode_key(&raw));
     for f in [
         "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7",
@@ -137,24 +109,12 @@ fn decode_key_every_form_server_key() {
 
 #[test]
 fn decode_key_errors() {
-    assert_eq!(
-        decode_key("short"),
-        Err(KeyError::UnknownEncoding { len: 5 })
-    );
-    assert_eq!(
-        decode_key("u4hHHWXiZZswxVpTIc67WqsrcKOYZFwm3KKy+LQ/xRg"),
-        Err(KeyError::BadBase64)
-    );
-    assert!(matches!(
-        decode_key("~~~~~w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"),
-        Err(KeyError::BadZ85(_))
-    ));
+    assert_eq!(decode_key("short"), Err(KeyError::UnknownEncoding { len: 5 }));
+    assert_eq!(decode_key("u4hHHWXiZZswxVpTIc67WqsrcKOYZFwm3KKy+LQ/xRg"), Err(KeyError::BadBase64));
+    assert!(matches!(decode_key("~~~~~w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"), Err(KeyError::BadZ85(_))));
     assert_eq!(decode_key("zz".repeat(32)), Err(KeyError::BadHex));
     // 80 hex chars that decode to something that is not Z85.
-    assert!(matches!(
-        decode_key("7e".repeat(40)),
-        Err(KeyError::BadZ85(_))
-    ));
+    assert!(matches!(decode_key("7e".repeat(40)), Err(KeyError::BadZ85(_))));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -166,17 +126,11 @@ fn keystore_created_on_first_start_mode_0600() {
     let path = keystore::platform_keystore_path(dir.path());
     let ks = keystore::load_or_create(&path, &mut rng()).unwrap();
     assert_eq!(ks.origin, KeystoreOrigin::Created);
-    assert_eq!(
-        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     let text = fs::read_to_string(&path).unwrap();
     let public = encode_key(&ks.keys.public.0);
     let secret = encode_key(ks.keys.secret.as_bytes());
-    assert_eq!(
-        text,
-        format!("{{\n    \"public\": \"{public}\",\n    \"secret\": \"{secret}\"\n}}")
-    );
+    assert_eq!(text, format!("{{\n    \"public\": \"{public}\",\n    \"secret\": \"{secret}\"\n}}"));
     assert!(!public.starts_with('-') && !secret.starts_with('-'));
     // No temporary file left behind.
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -207,14 +161,8 @@ fn keystore_any_accepted_key_form_and_mode_narrowed() {
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     let ks = keystore::load_or_create(&path, &mut rng()).unwrap();
     assert_eq!(ks.origin, KeystoreOrigin::Loaded);
-    assert_eq!(
-        encode_key(&ks.keys.public.0),
-        "VPy6JOkySZaTFvthfIcrsMHR_xSABCfFlMv6zxvC1lI"
-    );
-    assert_eq!(
-        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(encode_key(&ks.keys.public.0), "VPy6JOkySZaTFvthfIcrsMHR_xSABCfFlMv6zxvC1lI");
+    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
 }
 
 /// A secret whose text starts with `-` (first byte 0xF8..0xFB).
@@ -274,27 +222,15 @@ fn keystore_mismatch_or_corrupt_is_error_file_untouched() {
     let path = dir.path().join("keystore");
     let a = KeyPair::generate(&mut rng());
     let b = KeyPair::generate(&mut ChaCha20Rng::seed_from_u64(9));
-    let text = format!(
-        "{{\"public\": \"{}\", \"secret\": \"{}\"}}",
-        encode_key(&a.public.0),
-        encode_key(b.secret.as_bytes())
-    );
+    let text =
+        format!("{{\"public\": \"{}\", \"secret\": \"{}\"}}", encode_key(&a.public.0), encode_key(b.secret.as_bytes()));
     fs::write(&path, &text).unwrap();
-    assert_eq!(
-        keystore::load_or_create(&path, &mut rng()).unwrap_err(),
-        KeyFileError::PublicMismatch
-    );
+    assert_eq!(keystore::load_or_create(&path, &mut rng()).unwrap_err(), KeyFileError::PublicMismatch);
     assert_eq!(fs::read_to_string(&path).unwrap(), text);
     fs::write(&path, "{\"public\": ").unwrap();
-    assert!(matches!(
-        keystore::load_or_create(&path, &mut rng()),
-        Err(KeyFileError::Json(Some(_)))
-    ));
+    assert!(matches!(keystore::load_or_create(&path, &mut rng()), Err(KeyFileError::Json(Some(_)))));
     fs::write(&path, "{\"public\": \"x\"}").unwrap();
-    assert_eq!(
-        keystore::load_or_create(&path, &mut rng()).unwrap_err(),
-        KeyFileError::MissingKey("secret")
-    );
+    assert_eq!(keystore::load_or_create(&path, &mut rng()).unwrap_err(), KeyFileError::MissingKey("secret"));
     assert_eq!(fs::read_to_string(&path).unwrap(), "{\"public\": \"x\"}");
 }
 
@@ -327,15 +263,9 @@ fn known_hosts_merge_keeps_other_entries() {
              \"127.0.0.1:22916\": \"{LISTENER}\"\n}}"
         )
     );
-    assert_eq!(
-        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-        0o644
-    );
+    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
     assert_eq!(keystore::known_host(&path, "@").unwrap(), Some(mine));
-    assert_eq!(
-        keystore::known_host(&path, "10.0.0.5:22916").unwrap(),
-        Some(old)
-    );
+    assert_eq!(keystore::known_host(&path, "10.0.0.5:22916").unwrap(), Some(old));
     assert_eq!(keystore::known_host(&path, "nowhere").unwrap(), None);
     // Same content again: no write.
     assert!(!keystore::update_known_hosts(&path, &[(ipc, &mine)]).unwrap());
@@ -347,15 +277,9 @@ fn known_hosts_created_and_invalid_not_clobbered() {
     let path = dir.path().join("known_hosts");
     let k = PublicKey(key(LISTENER));
     assert!(keystore::update_known_hosts(&path, &[("@", &k)]).unwrap());
-    assert_eq!(
-        fs::read_to_string(&path).unwrap(),
-        format!("{{\n    \"@\": \"{LISTENER}\"\n}}")
-    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), format!("{{\n    \"@\": \"{LISTENER}\"\n}}"));
     fs::write(&path, "[\"not an object\"]").unwrap();
-    assert_eq!(
-        keystore::update_known_hosts(&path, &[("@", &k)]).unwrap_err(),
-        KeyFileError::NotAnObject
-    );
+    assert_eq!(keystore::update_known_hosts(&path, &[("@", &k)]).unwrap_err(), KeyFileError::NotAnObject);
     assert_eq!(fs::read_to_string(&path).unwrap(), "[\"not an object\"]");
 }
 
@@ -393,15 +317,9 @@ fn comment_laden_file_loads() {
     let a = auth("comments.json");
     assert_eq!(a.store().len(), 1);
     let e = a.store().entries().next().unwrap();
-    assert_eq!(
-        e.comments(),
-        Some("not a comment: # hash, // slashes, /* star */ and an escaped \" quote # here")
-    );
+    assert_eq!(e.comments(), Some("not a comment: # hash, // slashes, /* star */ and an escaped \" quote # here"));
     let k = key(LISTENER);
-    assert_eq!(
-        outcome(&a, &curve("vip", "127.0.0.1", &k)),
-        Ok("listener".into())
-    );
+    assert_eq!(outcome(&a, &curve("vip", "127.0.0.1", &k)), Ok("listener".into()));
 }
 
 #[test]
@@ -415,38 +333,22 @@ fn invalid_entries_skipped_rest_loads() {
             (1, SkipReason::BadMechanism),
             (2, SkipReason::MissingCredentials),
             (3, SkipReason::BadCurveKey),
-            (
-                4,
-                SkipReason::BadRegex {
-                    field: "credentials"
-                }
-            ),
+            (4, SkipReason::BadRegex { field: "credentials" }),
             (5, SkipReason::BadFieldType { field: "address" }),
             (6, SkipReason::BadCapability),
         ]
     );
     assert_eq!(s.len(), 1);
     assert_eq!(s.entries().next().unwrap().user_id(), "ok");
-    assert_eq!(
-        s.skipped()[3].to_string(),
-        "allow[3] skipped: credentials: not a 43-character CURVE key or a /regex/"
-    );
+    assert_eq!(s.skipped()[3].to_string(), "allow[3] skipped: credentials: not a 43-character CURVE key or a /regex/");
 }
 
 #[test]
 fn empty_and_missing_file_are_empty_stores() {
     assert!(AuthStore::parse(b"", &mut rng()).unwrap().is_empty());
-    assert!(
-        AuthStore::parse(b"# only a comment\n", &mut rng())
-            .unwrap()
-            .is_empty()
-    );
+    assert!(AuthStore::parse(b"# only a comment\n", &mut rng()).unwrap().is_empty());
     assert!(AuthStore::parse(b"{}", &mut rng()).unwrap().is_empty());
-    assert!(
-        AuthStore::load(&data("no-such-file.json"), &mut rng())
-            .unwrap()
-            .is_empty()
-    );
+    assert!(AuthStore::load(&data("no-such-file.json"), &mut rng()).unwrap().is_empty());
 }
 
 #[test]
@@ -458,39 +360,16 @@ fn malformed_json_error_has_line_and_column() {
         Location::Text { line, column, .. } => assert_eq!((line, column), (4, 67)),
         other => panic!("{other:?}"),
     }
-    assert!(
-        e.to_string()
-            .starts_with("auth.json: line 4, column 67: invalid JSON")
-    );
+    assert!(e.to_string().starts_with("auth.json: line 4, column 67: invalid JSON"));
 }
 
 #[test]
 fn malformed_structure_errors_have_paths() {
     let cases = [
-        (
-            "bad_allow_type.json",
-            "allow",
-            AuthFileErrorKind::WrongType {
-                expected: "an array",
-            },
-        ),
-        (
-            "bad_version.json",
-            "version.major",
-            AuthFileErrorKind::UnsupportedVersion,
-        ),
-        (
-            "bad_roles.json",
-            "roles.admin",
-            AuthFileErrorKind::WrongType {
-                expected: "an array of strings",
-            },
-        ),
-        (
-            "duplicate.json",
-            "allow[2]",
-            AuthFileErrorKind::DuplicateCredentials { first: 0 },
-        ),
+        ("bad_allow_type.json", "allow", AuthFileErrorKind::WrongType { expected: "an array" }),
+        ("bad_version.json", "version.major", AuthFileErrorKind::UnsupportedVersion),
+        ("bad_roles.json", "roles.admin", AuthFileErrorKind::WrongType { expected: "an array of strings" }),
+        ("duplicate.json", "allow[2]", AuthFileErrorKind::DuplicateCredentials { first: 0 }),
     ];
     for (file, path, kind) in cases {
         let e = AuthStore::load(&data(file), &mut rng()).unwrap_err();
@@ -508,19 +387,13 @@ fn malformed_structure_errors_have_paths() {
 fn failed_reload_keeps_previous_store() {
     let mut a = auth("platform.json");
     let k = key(LISTENER);
-    assert_eq!(
-        outcome(&a, &curve("vip", "1.2.3.4", &k)),
-        Ok("listener".into())
-    );
+    assert_eq!(outcome(&a, &curve("vip", "1.2.3.4", &k)), Ok("listener".into()));
     let reload = AuthStore::load(&data("duplicate.json"), &mut rng());
     assert!(reload.is_err());
     if let Ok(s) = reload {
         a.replace_store(s);
     }
-    assert_eq!(
-        outcome(&a, &curve("vip", "1.2.3.4", &k)),
-        Ok("listener".into())
-    );
+    assert_eq!(outcome(&a, &curve("vip", "1.2.3.4", &k)), Ok("listener".into()));
 }
 
 fn many_entries(n: usize) -> String {
@@ -528,32 +401,19 @@ fn many_entries(n: usize) -> String {
         .map(|i| {
             let mut raw = [0u8; 32];
             raw[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-            format!(
-                "{{\"credentials\": \"{}\", \"user_id\": \"agent{i}\"}}",
-                encode_key(&raw)
-            )
+            format!("{{\"credentials\": \"{}\", \"user_id\": \"agent{i}\"}}", encode_key(&raw))
         })
         .collect();
-    format!(
-        "{{\"allow\": [{}], \"version\": {{\"major\": 1, \"minor\": 4}}}}",
-        entries.join(", ")
-    )
+    format!("{{\"allow\": [{}], \"version\": {{\"major\": 1, \"minor\": 4}}}}", entries.join(", "))
 }
 
 #[test]
 fn over_limit_entries_refuse_the_file() {
     let full = AuthStore::parse(many_entries(MAX_AUTH_ENTRIES).as_bytes(), &mut rng()).unwrap();
     assert_eq!(full.len(), MAX_AUTH_ENTRIES);
-    let e =
-        AuthStore::parse(many_entries(MAX_AUTH_ENTRIES + 1).as_bytes(), &mut rng()).unwrap_err();
+    let e = AuthStore::parse(many_entries(MAX_AUTH_ENTRIES + 1).as_bytes(), &mut rng()).unwrap_err();
     assert_eq!(e.location, Location::Path("allow".into()));
-    assert_eq!(
-        e.kind,
-        AuthFileErrorKind::TooManyEntries {
-            count: MAX_AUTH_ENTRIES + 1,
-            max: MAX_AUTH_ENTRIES
-        }
-    );
+    assert_eq!(e.kind, AuthFileErrorKind::TooManyEntries { count: MAX_AUTH_ENTRIES + 1, max: MAX_AUTH_ENTRIES });
     // upsert into a full store fails and leaves it unchanged.
     let mut full = full;
     let kp = KeyPair::generate(&mut rng());
@@ -570,13 +430,7 @@ fn rule_allow_auth_false_admits_everyone() {
     let a = Authenticator::new(AuthStore::empty(), AuthMode::Open);
     let k = key(UNKNOWN);
     for req in [null("", "10.9.8.7"), curve("vip", "1.1.1.1", &k)] {
-        assert_eq!(
-            a.decide(&req),
-            Decision::Allow {
-                user_id: UserId::Anonymous,
-                entry: None
-            }
-        );
+        assert_eq!(a.decide(&req), Decision::Allow { user_id: UserId::Anonymous, entry: None });
     }
 }
 
@@ -584,44 +438,23 @@ fn rule_allow_auth_false_admits_everyone() {
 fn rule_curve_key_compared_in_43_char_form() {
     let a = auth("platform.json");
     let k = key("Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID");
-    assert_eq!(
-        outcome(&a, &curve("vip", "127.0.0.1", &k)),
-        Err(DenyReason::UnknownKey)
-    );
+    assert_eq!(outcome(&a, &curve("vip", "127.0.0.1", &k)), Err(DenyReason::UnknownKey));
     let k = key("0pT8zgzIhYeEMJnYXdgFru8bCaY7DbHdPk3GKjQ8HbU");
-    assert_eq!(
-        outcome(&a, &curve("vip", "127.0.0.1", &k)),
-        Ok("platform".into())
-    );
+    assert_eq!(outcome(&a, &curve("vip", "127.0.0.1", &k)), Ok("platform".into()));
     // ipc address form.
-    assert_eq!(
-        outcome(&a, &curve("vip", "localhost:1000:1000:12197", &k)),
-        Ok("platform".into())
-    );
+    assert_eq!(outcome(&a, &curve("vip", "localhost:1000:1000:12197", &k)), Ok("platform".into()));
 }
 
 #[test]
 fn rule_curve_credentials_must_be_43_chars() {
     // `"padded"` is written in the 44-char form: skipped at load, so the key is unknown.
     let a = auth("rules.json");
-    assert!(
-        a.store()
-            .skipped()
-            .iter()
-            .any(|s| s.index == 8 && s.reason == SkipReason::BadCurveKey)
-    );
-    let doc =
-        format!("{{\"allow\": [{{\"credentials\": \"{PADDED}=\", \"user_id\": \"padded\"}}]}}");
-    let a = Authenticator::new(
-        AuthStore::parse(doc.as_bytes(), &mut rng()).unwrap(),
-        AuthMode::Enforced,
-    );
+    assert!(a.store().skipped().iter().any(|s| s.index == 8 && s.reason == SkipReason::BadCurveKey));
+    let doc = format!("{{\"allow\": [{{\"credentials\": \"{PADDED}=\", \"user_id\": \"padded\"}}]}}");
+    let a = Authenticator::new(AuthStore::parse(doc.as_bytes(), &mut rng()).unwrap(), AuthMode::Enforced);
     assert!(a.store().is_empty());
     let k = key(PADDED);
-    assert_eq!(
-        outcome(&a, &curve("vip", "127.0.0.1", &k)),
-        Err(DenyReason::UnknownKey)
-    );
+    assert_eq!(outcome(&a, &curve("vip", "127.0.0.1", &k)), Err(DenyReason::UnknownKey));
 }
 
 #[test]
@@ -629,40 +462,24 @@ fn rule_disabled_entries_ignored() {
     let a = auth("disabled.json");
     assert_eq!(a.store().disabled(), 1);
     let k = key(LISTENER);
-    assert_eq!(
-        outcome(&a, &curve("vip", "127.0.0.1", &k)),
-        Err(DenyReason::UnknownKey)
-    );
+    assert_eq!(outcome(&a, &curve("vip", "127.0.0.1", &k)), Err(DenyReason::UnknownKey));
     let k = key(REMOTE);
-    assert_eq!(
-        outcome(&a, &curve("vip", "127.0.0.1", &k)),
-        Ok("remote".into())
-    );
+    assert_eq!(outcome(&a, &curve("vip", "127.0.0.1", &k)), Ok("remote".into()));
 }
 
 #[test]
 fn rule_deny_entries_play_no_role() {
     let a = auth("disabled.json");
     let k = key(DENIED);
-    assert_eq!(
-        outcome(&a, &curve("vip", "127.0.0.1", &k)),
-        Err(DenyReason::UnknownKey)
-    );
+    assert_eq!(outcome(&a, &curve("vip", "127.0.0.1", &k)), Err(DenyReason::UnknownKey));
 }
 
 #[test]
 fn rule_null_domain_and_address_are_wildcards() {
     let a = auth("platform.json");
     let k = key(LISTENER);
-    for (domain, address) in [
-        ("vip", "127.0.0.1"),
-        ("", "::1"),
-        ("other", "localhost:0:0:1"),
-    ] {
-        assert_eq!(
-            outcome(&a, &curve(domain, address, &k)),
-            Ok("listener".into())
-        );
+    for (domain, address) in [("vip", "127.0.0.1"), ("", "::1"), ("other", "localhost:0:0:1")] {
+        assert_eq!(outcome(&a, &curve(domain, address, &k)), Ok("listener".into()));
     }
 }
 
@@ -670,24 +487,12 @@ fn rule_null_domain_and_address_are_wildcards() {
 fn rule_domain_string_must_equal_or_regex_match() {
     let a = auth("rules.json");
     let k = key(FORWARDER);
-    assert_eq!(
-        outcome(&a, &curve("vip", "10.1.2.3", &k)),
-        Ok("forwarder".into())
-    );
+    assert_eq!(outcome(&a, &curve("vip", "10.1.2.3", &k)), Ok("forwarder".into()));
     // "/vip-.*/" regex domain of the second forwarder entry.
-    assert_eq!(
-        outcome(&a, &curve("vip-ext", "10.1.2.3", &k)),
-        Ok("forwarder2".into())
-    );
-    assert_eq!(
-        outcome(&a, &curve("other", "10.1.2.3", &k)),
-        Err(DenyReason::KeyNotAllowedHere)
-    );
+    assert_eq!(outcome(&a, &curve("vip-ext", "10.1.2.3", &k)), Ok("forwarder2".into()));
+    assert_eq!(outcome(&a, &curve("other", "10.1.2.3", &k)), Err(DenyReason::KeyNotAllowedHere));
     // Non-UTF-8 domain matches only wildcard domains.
-    let req = AuthRequest {
-        domain: b"\xff",
-        ..curve("vip", "10.1.2.3", &k)
-    };
+    let req = AuthRequest { domain: b"\xff", ..curve("vip", "10.1.2.3", &k) };
     assert_eq!(outcome(&a, &req), Err(DenyReason::KeyNotAllowedHere));
 }
 
@@ -695,71 +500,41 @@ fn rule_domain_string_must_equal_or_regex_match() {
 fn rule_address_exact_list_and_regex() {
     let a = auth("regex.json");
     let k = key(REMOTE);
-    assert_eq!(
-        outcome(&a, &curve("vip", "10.0.0.7", &k)),
-        Ok("remote".into())
-    );
-    assert_eq!(
-        outcome(&a, &curve("vip", "10.0.1.200", &k)),
-        Ok("remote".into())
-    );
-    assert_eq!(
-        outcome(&a, &curve("vip", "10.0.0.8", &k)),
-        Err(DenyReason::KeyNotAllowedHere)
-    );
+    assert_eq!(outcome(&a, &curve("vip", "10.0.0.7", &k)), Ok("remote".into()));
+    assert_eq!(outcome(&a, &curve("vip", "10.0.1.200", &k)), Ok("remote".into()));
+    assert_eq!(outcome(&a, &curve("vip", "10.0.0.8", &k)), Err(DenyReason::KeyNotAllowedHere));
 }
 
 #[test]
 fn rule_regex_matches_whole_value() {
     let a = auth("regex.json");
     let k = key(UNKNOWN);
-    assert_eq!(
-        outcome(&a, &curve("vip", "192.168.1.20", &k)),
-        Ok("lan-any".into())
-    );
+    assert_eq!(outcome(&a, &curve("vip", "192.168.1.20", &k)), Ok("lan-any".into()));
     // Not anchored at the start / end → refused ("/.*/" admits the key elsewhere).
     for address in ["10.192.168.1.5", "192.168.10.5"] {
-        assert_eq!(
-            outcome(&a, &curve("vip", address, &k)),
-            Err(DenyReason::KeyNotAllowedHere)
-        );
+        assert_eq!(outcome(&a, &curve("vip", address, &k)), Err(DenyReason::KeyNotAllowedHere));
     }
     // Top-level alternation is still whole-value (Python would admit 10.1.2.30 here).
     let r = auth("rules.json");
     let f = key(FORWARDER);
-    assert_eq!(
-        outcome(&r, &curve("vip-x", "10.1.2.4", &f)),
-        Ok("forwarder2".into())
-    );
-    assert_eq!(
-        outcome(&r, &curve("vip-x", "10.1.2.30", &f)),
-        Err(DenyReason::KeyNotAllowedHere)
-    );
+    assert_eq!(outcome(&r, &curve("vip-x", "10.1.2.4", &f)), Ok("forwarder2".into()));
+    assert_eq!(outcome(&r, &curve("vip-x", "10.1.2.30", &f)), Err(DenyReason::KeyNotAllowedHere));
 }
 
 #[test]
 fn rule_mechanism_must_equal() {
     let a = auth("rules.json");
     // The NULL entry does not admit CURVE, and CURVE entries do not admit NULL.
-    assert_eq!(
-        outcome(&a, &null("vip", "127.0.0.1")),
-        Err(DenyReason::NoNullEntry)
-    );
+    assert_eq!(outcome(&a, &null("vip", "127.0.0.1")), Err(DenyReason::NoNullEntry));
     // The NULL entry's address matches, but it does not admit this CURVE key.
     let k = key(REGEX_FIRST);
-    assert_eq!(
-        outcome(&a, &curve("vip", "localhost:1000:1000:5", &k)),
-        Err(DenyReason::KeyNotAllowedHere)
-    );
+    assert_eq!(outcome(&a, &curve("vip", "localhost:1000:1000:5", &k)), Err(DenyReason::KeyNotAllowedHere));
 }
 
 #[test]
 fn rule_null_mechanism_ignores_credentials() {
     let a = auth("rules.json");
-    assert_eq!(
-        outcome(&a, &null("vip", "localhost:1000:1000:4242")),
-        Ok("null-ipc".into())
-    );
+    assert_eq!(outcome(&a, &null("vip", "localhost:1000:1000:4242")), Ok("null-ipc".into()));
 }
 
 #[test]
@@ -767,15 +542,9 @@ fn rule_exact_credentials_tried_before_regex() {
     // rules.json lists a "/.*/" entry for 127.0.0.2 before the exact entry of this key.
     let a = auth("rules.json");
     let k = key(REGEX_FIRST);
-    assert_eq!(
-        outcome(&a, &curve("vip", "127.0.0.2", &k)),
-        Ok("exact".into())
-    );
+    assert_eq!(outcome(&a, &curve("vip", "127.0.0.2", &k)), Ok("exact".into()));
     let other = key(UNKNOWN);
-    assert_eq!(
-        outcome(&a, &curve("vip", "127.0.0.2", &other)),
-        Ok("regex-first".into())
-    );
+    assert_eq!(outcome(&a, &curve("vip", "127.0.0.2", &other)), Ok("regex-first".into()));
 }
 
 #[test]
@@ -785,10 +554,7 @@ fn rule_regex_entries_in_file_order() {
     let mut raw = key(UNKNOWN);
     raw[0] = 0xcc; // text starts with 'z'
     assert!(encode_key(&raw).starts_with('z'));
-    assert_eq!(
-        outcome(&a, &curve("vip", "127.0.0.9", &raw)),
-        Ok("regex-third".into())
-    );
+    assert_eq!(outcome(&a, &curve("vip", "127.0.0.9", &raw)), Ok("regex-third".into()));
 }
 
 #[test]
@@ -809,17 +575,9 @@ fn rule_missing_user_id_is_a_fresh_uuid4() {
 fn rule_empty_user_id_gives_dump_user_form() {
     let a = auth("rules.json");
     let k = key(EMPTY_UID);
-    assert_eq!(
-        outcome(&a, &curve("vip", "127.0.0.1", &k)),
-        Ok(format!("vip,127.0.0.1,CURVE,{EMPTY_UID}"))
-    );
+    assert_eq!(outcome(&a, &curve("vip", "127.0.0.1", &k)), Ok(format!("vip,127.0.0.1,CURVE,{EMPTY_UID}")));
     // `,` and `\` are backslash-escaped as VOLTTRON's dump_user does.
-    let composed = UserId::Composed {
-        domain: b"a,b",
-        address: "c\\d",
-        mechanism: Mechanism::Null,
-        key: None,
-    };
+    let composed = UserId::Composed { domain: b"a,b", address: "c\\d", mechanism: Mechanism::Null, key: None };
     assert_eq!(composed.to_string(), "a\\,b,c\\\\d,NULL");
 }
 
@@ -843,14 +601,8 @@ fn rule_plain_matches_user_colon_password() {
 fn rule_unknown_key_refused() {
     let a = auth("platform.json");
     let k = key(UNKNOWN);
-    assert_eq!(
-        outcome(&a, &curve("vip", "127.0.0.1", &k)),
-        Err(DenyReason::UnknownKey)
-    );
-    assert_eq!(
-        DenyReason::UnknownKey.to_string(),
-        "CURVE key not in any enabled allow entry of auth.json"
-    );
+    assert_eq!(outcome(&a, &curve("vip", "127.0.0.1", &k)), Err(DenyReason::UnknownKey));
+    assert_eq!(DenyReason::UnknownKey.to_string(), "CURVE key not in any enabled allow entry of auth.json");
 }
 
 #[test]
@@ -859,23 +611,14 @@ fn rule_local_uid_branch_off_by_default() {
     let req = null("vip", "localhost:1000:1000:321");
     assert_eq!(outcome(&a, &req), Err(DenyReason::NoNullEntry));
     a.set_local_uid(Some(1000));
-    assert_eq!(
-        outcome(&a, &req),
-        Ok("vip,localhost:1000:1000:321,NULL".into())
-    );
-    assert_eq!(
-        outcome(&a, &null("vip", "localhost:1001:1000:321")),
-        Err(DenyReason::NoNullEntry)
-    );
+    assert_eq!(outcome(&a, &req), Ok("vip,localhost:1000:1000:321,NULL".into()));
+    assert_eq!(outcome(&a, &null("vip", "localhost:1001:1000:321")), Err(DenyReason::NoNullEntry));
 }
 
 #[test]
 fn rule_credentials_must_fit_mechanism() {
     let a = auth("platform.json");
-    let req = AuthRequest {
-        mechanism: Mechanism::Curve,
-        ..null("vip", "127.0.0.1")
-    };
+    let req = AuthRequest { mechanism: Mechanism::Curve, ..null("vip", "127.0.0.1") };
     assert_eq!(outcome(&a, &req), Err(DenyReason::MalformedRequest));
 }
 
@@ -887,25 +630,13 @@ fn capabilities_by_user_id_with_roles_and_groups() {
     let a = auth("rules.json");
     let caps = a.capabilities(b"listener").unwrap();
     let names: Vec<_> = caps.iter().collect();
-    assert_eq!(
-        names,
-        [
-            "edit_config_store",
-            "read_x",
-            "read_config",
-            "restart_agents"
-        ]
-    );
+    assert_eq!(names, ["edit_config_store", "read_x", "read_config", "restart_agents"]);
     assert!(caps.contains(b"restart_agents"));
     assert!(!caps.contains(b"allow_auth_modifications"));
     assert!(a.capabilities(b"nobody").is_none());
     let p = auth("platform.json");
     assert!(p.capabilities(b"keydiscovery").unwrap().is_empty());
-    assert!(
-        p.capabilities(b"config.store")
-            .unwrap()
-            .contains(b"sync_agent_config")
-    );
+    assert!(p.capabilities(b"config.store").unwrap().contains(b"sync_agent_config"));
 }
 
 #[test]
@@ -930,19 +661,9 @@ fn auto_entries_match_table_and_upsert() {
     );
     // The JSON reads back as an entry with the same outcome.
     let doc = format!("{{\"allow\": [{}]}}", autos[2].to_json());
-    let back = Authenticator::new(
-        AuthStore::parse(doc.as_bytes(), &mut rng()).unwrap(),
-        AuthMode::Enforced,
-    );
-    assert_eq!(
-        outcome(&back, &curve("vip", "::1", &newcomer.0)),
-        Ok("agent.x".into())
-    );
-    assert!(
-        back.capabilities(b"agent.x")
-            .unwrap()
-            .contains(b"edit_config_store")
-    );
+    let back = Authenticator::new(AuthStore::parse(doc.as_bytes(), &mut rng()).unwrap(), AuthMode::Enforced);
+    assert_eq!(outcome(&back, &curve("vip", "::1", &newcomer.0)), Ok("agent.x".into()));
+    assert!(back.capabilities(b"agent.x").unwrap().contains(b"edit_config_store"));
 
     let mut a = auth("platform.json");
     for e in &autos {
@@ -950,30 +671,14 @@ fn auto_entries_match_table_and_upsert() {
     }
     // platform and config.store replaced in place (same user_id), agent.x appended.
     assert_eq!(a.store().len(), 9);
-    assert_eq!(
-        outcome(&a, &curve("vip", "::1", &platform.0)),
-        Ok("platform".into())
-    );
+    assert_eq!(outcome(&a, &curve("vip", "::1", &platform.0)), Ok("platform".into()));
     let old_platform = key("0pT8zgzIhYeEMJnYXdgFru8bCaY7DbHdPk3GKjQ8HbU");
-    assert_eq!(
-        outcome(&a, &curve("vip", "::1", &old_platform)),
-        Err(DenyReason::UnknownKey)
-    );
-    assert_eq!(
-        outcome(&a, &curve("vip", "::1", &newcomer.0)),
-        Ok("agent.x".into())
-    );
-    let ids: Vec<_> = a
-        .store()
-        .entries()
-        .map(|e| e.user_id().to_owned())
-        .collect();
+    assert_eq!(outcome(&a, &curve("vip", "::1", &old_platform)), Err(DenyReason::UnknownKey));
+    assert_eq!(outcome(&a, &curve("vip", "::1", &newcomer.0)), Ok("agent.x".into()));
+    let ids: Vec<_> = a.store().entries().map(|e| e.user_id().to_owned()).collect();
     assert_eq!(ids[0], "platform");
     assert_eq!(ids[8], "agent.x");
-    assert_eq!(
-        a.store().entries().nth(8).unwrap().source(),
-        EntrySource::Auto
-    );
+    assert_eq!(a.store().entries().nth(8).unwrap().source(), EntrySource::Auto);
 }
 
 #[test]
@@ -992,11 +697,7 @@ fn auto_entries_capabilities_follow_section_9_7() {
     let services: Vec<_> = ids.iter().map(|i| (*i, k)).collect();
     let autos = auto_entries(&k, &services);
     let caps = |i: usize| -> Vec<(String, Option<String>)> {
-        autos[i]
-            .capabilities
-            .iter()
-            .map(|c| (c.name.to_owned(), c.identity_arg.clone()))
-            .collect()
+        autos[i].capabilities.iter().map(|c| (c.name.to_owned(), c.identity_arg.clone())).collect()
     };
     let any = Some("/.*/".to_owned());
     let full = vec![
@@ -1011,16 +712,8 @@ fn auto_entries_capabilities_follow_section_9_7() {
     assert!(caps(5).is_empty());
     assert_eq!(caps(6), [("allow_auth_modifications".to_owned(), None)]);
     assert_eq!(caps(7), [("edit_config_store".to_owned(), any)]);
-    assert_eq!(
-        caps(8),
-        [("edit_config_store".to_owned(), Some("listener".to_owned()))]
-    );
-    assert!(
-        autos[1..]
-            .iter()
-            .zip(ids)
-            .all(|(e, i)| e.user_id == i && e.identity.as_deref() == Some(i))
-    );
+    assert_eq!(caps(8), [("edit_config_store".to_owned(), Some("listener".to_owned()))]);
+    assert!(autos[1..].iter().zip(ids).all(|(e, i)| e.user_id == i && e.identity.as_deref() == Some(i)));
 }
 
 fn entry_of(a: &Authenticator, req: &AuthRequest<'_>) -> viprouter::auth::EntryId {

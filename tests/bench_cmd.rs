@@ -119,7 +119,9 @@ fn pubsub_latency_with_extra_subscriptions() {
     let r = r.get("fanout-lat").expect("ran");
     assert!(!ok(r));
     assert_eq!(num(r, "published"), 0.0);
-    assert!(r.get("failure").is_some_and(|f| matches!(f, Val::Str(s) if s.contains("extra subscriptions acknowledged"))));
+    assert!(
+        r.get("failure").is_some_and(|f| matches!(f, Val::Str(s) if s.contains("extra subscriptions acknowledged")))
+    );
 }
 
 #[test]
@@ -199,8 +201,12 @@ fn arguments() {
     assert!(run(&BenchArgs { rtt_count: 0, ..args(&["rtt"]) }).is_err());
     assert!(run(&BenchArgs { serverkey: Some("x".into()), ..args(&["route"]) }).is_err());
     assert!(
-        run(&BenchArgs { endpoint: Some("tcp://127.0.0.1:1".into()), serverkey: Some("short".into()), ..args(&["route"]) })
-            .is_err()
+        run(&BenchArgs {
+            endpoint: Some("tcp://127.0.0.1:1".into()),
+            serverkey: Some("short".into()),
+            ..args(&["route"])
+        })
+        .is_err()
     );
 
     let cmd = BenchCmd::from_args(

@@ -21,8 +21,7 @@ use std::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use viprouter::zmtp::mechanism::curve::{
-    ClientStep, CookieKeys, CurveClient, CurveError, CurveServer, KeyPair, PublicKey, SecretKey,
-    ServerStep,
+    ClientStep, CookieKeys, CurveClient, CurveError, CurveServer, KeyPair, PublicKey, SecretKey, ServerStep,
 };
 
 const SERVER_SECRET: &str = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6";
@@ -34,16 +33,12 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 fn python() -> Option<String> {
     let candidates = [
         std::env::var("VIPROUTER_PYTHON").ok(),
-        Some(format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")))
-            .filter(|p| Path::new(p).exists()),
+        Some(format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR"))).filter(|p| Path::new(p).exists()),
         Some("python3".to_string()),
     ];
     for py in candidates.into_iter().flatten() {
         let ok = Command::new(&py)
-            .args([
-                "-c",
-                "import zmq, sys; sys.exit(0 if zmq.has('curve') else 1)",
-            ])
+            .args(["-c", "import zmq, sys; sys.exit(0 if zmq.has('curve') else 1)"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -119,11 +114,7 @@ fn read_message(
     let mut parts = Vec::new();
     loop {
         let (flags, mut body) = read_frame(s).unwrap();
-        assert_eq!(
-            flags & 0x05,
-            0,
-            "outer frame never MORE/COMMAND under CURVE"
-        );
+        assert_eq!(flags & 0x05, 0, "outer frame never MORE/COMMAND under CURVE");
         let (inner, range) = open(&mut body).unwrap();
         if inner & 0x02 != 0 {
             continue; // PING/PONG etc.
@@ -157,11 +148,7 @@ fn pyzmq_router_accepts_our_curve_client() {
         println!("skipping pyzmq interop: python3 with pyzmq (CURVE) not available");
         return;
     };
-    let child = Command::new(&py)
-        .args(["-c", ROUTER_PY, SERVER_SECRET])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Command::new(&py).args(["-c", ROUTER_PY, SERVER_SECRET]).stdout(Stdio::piped()).spawn().unwrap();
     let mut child = Reaper(child);
     let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
@@ -214,18 +201,11 @@ fn pyzmq_router_accepts_our_curve_client() {
     s.write_all(&out).unwrap();
     let (flags, mut ready) = read_frame(&mut s).unwrap();
     assert_eq!(flags, 0x04);
-    let step = client
-        .handle_command(&mut ready, &[], &mut Vec::new(), &mut rng)
-        .unwrap();
-    let ClientStep::Ready { metadata } = step else {
-        panic!("{step:?}")
-    };
+    let step = client.handle_command(&mut ready, &[], &mut Vec::new(), &mut rng).unwrap();
+    let ClientStep::Ready { metadata } = step else { panic!("{step:?}") };
     let mut router_md = Vec::new();
     prop(&mut router_md, "Socket-Type", b"ROUTER");
-    assert!(
-        ready[metadata].starts_with(&router_md),
-        "Socket-Type=ROUTER first in READY"
-    );
+    assert!(ready[metadata].starts_with(&router_md), "Socket-Type=ROUTER first in READY");
 
     out.clear();
     client.seal_frame(0x01, b"hello", &mut out).unwrap();
@@ -233,15 +213,7 @@ fn pyzmq_router_accepts_our_curve_client() {
     s.write_all(&out).unwrap();
 
     let got = lines.next().unwrap().unwrap();
-    assert_eq!(
-        got,
-        format!(
-            "GOT {} {} {}",
-            hex::encode("agent1"),
-            hex::encode("hello"),
-            hex::encode("world")
-        )
-    );
+    assert_eq!(got, format!("GOT {} {} {}", hex::encode("agent1"), hex::encode("hello"), hex::encode("world")));
     let reply = read_message(&mut s, |b| client.open_message(b));
     assert_eq!(reply, vec![b"ok".to_vec(), b"reply-world".to_vec()]);
 }
@@ -271,14 +243,7 @@ fn pyzmq_dealer_handshakes_with_our_curve_server() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let child = Command::new(&py)
-        .args([
-            "-c",
-            DEALER_PY,
-            &port,
-            SERVER_PUBLIC,
-            CLIENT_SECRET,
-            CLIENT_PUBLIC,
-        ])
+        .args(["-c", DEALER_PY, &port, SERVER_PUBLIC, CLIENT_SECRET, CLIENT_PUBLIC])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -305,20 +270,9 @@ fn pyzmq_dealer_handshakes_with_our_curve_server() {
     let (flags, mut initiate) = read_frame(&mut s).unwrap();
     assert_eq!(flags & 0x04, 0x04);
     out.clear();
-    let step = server
-        .handle_command(&mut initiate, &keys, &cookies, &mut out, &mut rng)
-        .unwrap();
-    let ServerStep::Initiated {
-        client_key,
-        metadata,
-    } = step
-    else {
-        panic!("{step:?}")
-    };
-    assert_eq!(
-        client_key,
-        PublicKey::from_z85(CLIENT_PUBLIC.as_bytes()).unwrap()
-    );
+    let step = server.handle_command(&mut initiate, &keys, &cookies, &mut out, &mut rng).unwrap();
+    let ServerStep::Initiated { client_key, metadata } = step else { panic!("{step:?}") };
+    assert_eq!(client_key, PublicKey::from_z85(CLIENT_PUBLIC.as_bytes()).unwrap());
     let mut want_md = Vec::new();
     prop(&mut want_md, "Socket-Type", b"DEALER");
     prop(&mut want_md, "Identity", b"agent1");
@@ -341,9 +295,6 @@ fn pyzmq_dealer_handshakes_with_our_curve_server() {
 
     let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let got = lines.next().unwrap().unwrap();
-    assert_eq!(
-        got,
-        format!("GOT  {} {}", hex::encode("VIP1"), hex::encode([b'y'; 300]))
-    );
+    assert_eq!(got, format!("GOT  {} {}", hex::encode("VIP1"), hex::encode([b'y'; 300])));
     assert!(child.0.wait().unwrap().success());
 }

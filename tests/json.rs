@@ -2,8 +2,7 @@
 
 use viprouter::json::emit::{emit_json_str, emit_latin1_str, emit_value, emitted_len};
 use viprouter::json::{
-    DeliveryBody, JsonErrorKind, Kind, Latin1Error, LenCounter, MAX_DEPTH, NumberKind, SinkFull,
-    SliceWriter, parse,
+    DeliveryBody, JsonErrorKind, Kind, Latin1Error, LenCounter, MAX_DEPTH, NumberKind, SinkFull, SliceWriter, parse,
 };
 
 /// Deterministic xorshift64* so failures reproduce without extra crates.
@@ -45,17 +44,13 @@ fn valid_documents() {
         (b"true", Kind::Bool),
         (b"false", Kind::Bool),
         (b"null", Kind::Null),
-        (
-            b"\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00E9\\ud800\"",
-            Kind::String,
-        ),
+        (b"\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00E9\\ud800\"", Kind::String),
         (b"\"caf\xc3\xa9 \x7f\x80\xff\"", Kind::String),
         (b"{\"a\":[1,{\"b\":null}],\"c\":\"d\"}", Kind::Object),
         (b"[NaN,-Infinity,Infinity,1e999]", Kind::Array),
     ];
     for (input, kind) in table {
-        let v =
-            parse(input).unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(input)));
+        let v = parse(input).unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(input)));
         assert_eq!(v.kind(), *kind, "{:?}", String::from_utf8_lossy(input));
     }
 }
@@ -102,12 +97,7 @@ fn invalid_documents() {
     ];
     for &(input, kind, pos) in table {
         let e = parse(input).expect_err(&String::from_utf8_lossy(input));
-        assert_eq!(
-            (e.kind, e.pos),
-            (kind, pos),
-            "{:?}",
-            String::from_utf8_lossy(input)
-        );
+        assert_eq!((e.kind, e.pos), (kind, pos), "{:?}", String::from_utf8_lossy(input));
         assert!(!e.to_string().is_empty());
     }
 }
@@ -130,12 +120,7 @@ fn every_prefix_of_a_valid_document_fails_cleanly() {
         let trimmed_end = doc.len() - doc.iter().rev().take_while(|b| **b == b' ').count();
         for cut in 0..trimmed_end {
             let e = parse(&doc[..cut]).expect_err("prefix must fail");
-            assert_eq!(
-                e.kind,
-                JsonErrorKind::UnexpectedEnd,
-                "cut {cut} of {:?}",
-                String::from_utf8_lossy(doc)
-            );
+            assert_eq!(e.kind, JsonErrorKind::UnexpectedEnd, "cut {cut} of {:?}", String::from_utf8_lossy(doc));
             assert_eq!(e.pos, cut);
         }
     }
@@ -178,11 +163,7 @@ fn e3_delivery_body_is_byte_exact() {
     let cap = out.capacity();
     d.emit(&mut out).unwrap();
     assert_eq!(out, E3_DELIVERY);
-    assert_eq!(
-        out.capacity(),
-        cap,
-        "no reallocation after reserving emitted_len"
-    );
+    assert_eq!(out.capacity(), cap, "no reallocation after reserving emitted_len");
 
     // Same into a fixed buffer; one byte short fails.
     let mut buf = [0u8; 154];
@@ -195,22 +176,13 @@ fn e3_delivery_body_is_byte_exact() {
 
 #[test]
 fn delivery_body_drops_extra_keys_and_uses_last_duplicate() {
-    let body =
-        parse(br#"{"extra":1,"message":0,"bus":"b","headers":{},"message":[NaN],"x":{}}"#).unwrap();
+    let body = parse(br#"{"extra":1,"message":0,"bus":"b","headers":{},"message":[NaN],"x":{}}"#).unwrap();
     let d = DeliveryBody::from_publish(b"a\xe9", body).unwrap();
     let mut out = Vec::new();
     d.emit(&mut out).unwrap();
-    assert_eq!(
-        out,
-        br#"{"sender": "a\u00e9", "bus": "b", "headers": {}, "message": [NaN]}"#
-    );
+    assert_eq!(out, br#"{"sender": "a\u00e9", "bus": "b", "headers": {}, "message": [NaN]}"#);
     // Missing key or not an object -> None (VIP.md §7.6 "count 0").
-    for bad in [
-        &br#"{"bus":"","headers":{}}"#[..],
-        b"[1]",
-        b"\"x\"",
-        br#"{"bus":"","message":1}"#,
-    ] {
+    for bad in [&br#"{"bus":"","headers":{}}"#[..], b"[1]", b"\"x\"", br#"{"bus":"","message":1}"#] {
         assert!(DeliveryBody::from_publish(b"a", parse(bad).unwrap()).is_none());
     }
 }
@@ -250,8 +222,7 @@ fn lookup_semantics() {
 
 #[test]
 fn numbers_are_raw_text() {
-    let v = parse(b"[123456789012345678901234567890, -0, 7, 1.5, 1e3, NaN, Infinity, -Infinity]")
-        .unwrap();
+    let v = parse(b"[123456789012345678901234567890, -0, 7, 1.5, 1e3, NaN, Infinity, -Infinity]").unwrap();
     let n: Vec<_> = v.items().map(|i| i.as_number().unwrap()).collect();
     assert_eq!(n[0].raw(), b"123456789012345678901234567890");
     assert_eq!(n[0].kind(), NumberKind::Integer);
@@ -268,10 +239,7 @@ fn numbers_are_raw_text() {
 
 #[test]
 fn strings_latin1_semantics() {
-    let v = parse(
-        b"[\"caf\\u00e9\", \"caf\xe9\", \"\\u20ac\", \"\\ud83d\\ude00\", \"\\ud800\", \"a\\/b\"]",
-    )
-    .unwrap();
+    let v = parse(b"[\"caf\\u00e9\", \"caf\xe9\", \"\\u20ac\", \"\\ud83d\\ude00\", \"\\ud800\", \"a\\/b\"]").unwrap();
     let s: Vec<_> = v.items().map(|i| i.as_str().unwrap()).collect();
     // escaped and raw latin-1 are the same string
     assert!(s[0].eq_latin1(b"caf\xe9") && s[1].eq_latin1(b"caf\xe9"));
@@ -294,10 +262,7 @@ fn strings_latin1_semantics() {
 fn emitter_escapes_like_python() {
     let mut out = Vec::new();
     emit_latin1_str(&mut out, b"a\"\\\x00\x1f\x7f\x80\xe9\xff\n\t\x08\x0c\r/").unwrap();
-    assert_eq!(
-        out,
-        br#""a\"\\\u0000\u001f\u007f\u0080\u00e9\u00ff\n\t\b\f\r/""#
-    );
+    assert_eq!(out, br#""a\"\\\u0000\u001f\u007f\u0080\u00e9\u00ff\n\t\b\f\r/""#);
     let v = parse(b"\"\\ud83d\\ude00\\u20ac\\uDBFF\\uDFFF\\udc00\"").unwrap();
     let mut out = Vec::new();
     emit_json_str(&mut out, v.as_str().unwrap()).unwrap();
@@ -343,12 +308,7 @@ const PYTHON_GOLDEN: &[(&[u8], &str)] = &[
 #[test]
 fn emitter_matches_python_golden() {
     for (input, want) in PYTHON_GOLDEN {
-        assert_eq!(
-            String::from_utf8(canon(input)).unwrap(),
-            *want,
-            "input {:?}",
-            String::from_utf8_lossy(input)
-        );
+        assert_eq!(String::from_utf8(canon(input)).unwrap(), *want, "input {:?}", String::from_utf8_lossy(input));
     }
 }
 
@@ -370,9 +330,7 @@ fn gen_string(r: &mut Rng, out: &mut Vec<u8>) {
             0 => out.push(0x80 + r.below(128) as u8), // raw latin-1
             1 => out.extend_from_slice(format!("\\u{:04x}", r.below(0x10000)).as_bytes()),
             2 => out.extend_from_slice(b"\\ud83d\\ude00"),
-            3 => out.extend_from_slice(
-                [&b"\\n"[..], b"\\\"", b"\\\\", b"\\/", b"\\t", b"\\b"][r.below(6)],
-            ),
+            3 => out.extend_from_slice([&b"\\n"[..], b"\\\"", b"\\\\", b"\\/", b"\\t", b"\\b"][r.below(6)]),
             _ => out.push(b"abc/XYZ 09_-.~"[r.below(14)]),
         }
     }
@@ -380,25 +338,13 @@ fn gen_string(r: &mut Rng, out: &mut Vec<u8>) {
 }
 
 fn gen_number(r: &mut Rng, out: &mut Vec<u8>) {
-    let forms: [&str; 10] = [
-        "0",
-        "-0",
-        "7",
-        "-12",
-        "123456789012345678901234567890",
-        "2.5",
-        "-0.001",
-        "1e300",
-        "6.02E+23",
-        "1.5e-7",
-    ];
+    let forms: [&str; 10] =
+        ["0", "-0", "7", "-12", "123456789012345678901234567890", "2.5", "-0.001", "1e300", "6.02E+23", "1.5e-7"];
     match r.below(14) {
         10 => out.extend_from_slice(b"NaN"),
         11 => out.extend_from_slice(b"Infinity"),
         12 => out.extend_from_slice(b"-Infinity"),
-        13 => {
-            out.extend_from_slice(format!("{:?}", f64::from_bits(r.next()).abs() % 1e20).as_bytes())
-        }
+        13 => out.extend_from_slice(format!("{:?}", f64::from_bits(r.next()).abs() % 1e20).as_bytes()),
         i => out.extend_from_slice(forms[i].as_bytes()),
     }
 }
@@ -456,15 +402,8 @@ fn random_documents_round_trip() {
     for _ in 0..3000 {
         let doc = gen_doc(&mut r);
         let once = canon(&doc);
-        assert!(
-            once.is_ascii(),
-            "output must be ASCII: {:?}",
-            String::from_utf8_lossy(&once)
-        );
-        assert!(
-            !once.windows(2).any(|w| w == b",\"" || w == b":\""),
-            "Python separators"
-        );
+        assert!(once.is_ascii(), "output must be ASCII: {:?}", String::from_utf8_lossy(&once));
+        assert!(!once.windows(2).any(|w| w == b",\"" || w == b":\""), "Python separators");
         assert_eq!(canon(&once), once, "canonical form is a fixed point");
     }
 }
@@ -478,11 +417,7 @@ fn fuzz_random_bytes_and_mutations_never_panic() {
         buf.clear();
         if round % 2 == 0 {
             for _ in 0..r.below(40) {
-                buf.push(if r.below(3) == 0 {
-                    r.next() as u8
-                } else {
-                    alphabet[r.below(alphabet.len())]
-                });
+                buf.push(if r.below(3) == 0 { r.next() as u8 } else { alphabet[r.below(alphabet.len())] });
             }
         } else {
             buf = gen_doc(&mut r);
@@ -509,11 +444,7 @@ fn fuzz_random_bytes_and_mutations_never_panic() {
                 assert!(parse(&out).is_ok(), "emitted output reparses");
                 let _ = v.get(b"a");
                 for (k, x) in v.members() {
-                    let _ = (
-                        k.chars().count(),
-                        k.latin1_len(),
-                        x.as_number().map(|n| n.as_f64()),
-                    );
+                    let _ = (k.chars().count(), k.latin1_len(), x.as_number().map(|n| n.as_f64()));
                 }
             }
             Err(e) => assert!(e.pos <= buf.len()),
@@ -550,12 +481,7 @@ fn python_differential_when_available() {
         d.push(']');
         docs.push(d.into_bytes());
     }
-    let child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn();
+    let child = Command::new("python3").arg("-c").arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn();
     let Ok(mut child) = child else {
         eprintln!("SKIPPED python_differential_when_available: python3 not found");
         return;
@@ -581,18 +507,11 @@ fn python_differential_when_available() {
                 let v = parse(d).unwrap();
                 has_duplicate_keys(v)
             };
-            assert!(
-                parsed_equal_after_python,
-                "input {:?}\n ours {got}\n py   {want}",
-                String::from_utf8_lossy(d)
-            );
+            assert!(parsed_equal_after_python, "input {:?}\n ours {got}\n py   {want}", String::from_utf8_lossy(d));
             mismatches += 1;
         }
     }
-    assert!(
-        mismatches < docs.len() / 20,
-        "{mismatches} duplicate-key differences"
-    );
+    assert!(mismatches < docs.len() / 20, "{mismatches} duplicate-key differences");
 }
 
 fn has_duplicate_keys(v: viprouter::json::Value<'_>) -> bool {
@@ -600,9 +519,7 @@ fn has_duplicate_keys(v: viprouter::json::Value<'_>) -> bool {
     let mut sorted = keys.clone();
     sorted.sort();
     sorted.dedup();
-    sorted.len() != keys.len()
-        || v.members().any(|(_, x)| has_duplicate_keys(x))
-        || v.items().any(has_duplicate_keys)
+    sorted.len() != keys.len() || v.members().any(|(_, x)| has_duplicate_keys(x)) || v.items().any(has_duplicate_keys)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -657,17 +574,9 @@ fn scanning_and_emitting_do_not_allocate() {
             let h = v.get(b"headers").unwrap();
             assert!(h.get(b"x").unwrap().as_str().unwrap().chars().count() == 2);
             let mut scratch = [0u8; 16];
-            let _ = h
-                .get(b"x")
-                .unwrap()
-                .as_str()
-                .unwrap()
-                .to_latin1(&mut scratch);
+            let _ = h.get(b"x").unwrap().as_str().unwrap().to_latin1(&mut scratch);
         }
     });
     assert_eq!(n, 0, "allocations on the hot path");
-    assert!(
-        counting::allocations(|| drop(vec![1u8])) >= 1,
-        "the counter works"
-    );
+    assert!(counting::allocations(|| drop(vec![1u8])) >= 1, "the counter works");
 }

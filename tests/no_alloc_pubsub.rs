@@ -103,10 +103,7 @@ fn count_messages(buf: &mut Vec<u8>, greeting_left: &mut usize) -> u64 {
             if rest.len() < 9 {
                 break;
             }
-            (
-                u64::from_be_bytes(rest[1..9].try_into().unwrap()) as usize,
-                9,
-            )
+            (u64::from_be_bytes(rest[1..9].try_into().unwrap()) as usize, 9)
         } else {
             (usize::from(rest[1]), 2)
         };
@@ -151,13 +148,7 @@ fn drain(mut s: TcpStream, shared: Arc<Shared>, me: usize) -> u64 {
 #[test]
 fn publish_fan_out_allocates_nothing_in_steady_state() {
     let listeners = listener::bind("tcp://127.0.0.1:0", Mechanism::Null).unwrap();
-    let port: u16 = listeners[0]
-        .endpoint
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port: u16 = listeners[0].endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let limits = Limits::COMPILED;
     let tx_queue_bytes = limits.tx_queue_bytes;
     let router = Router::new(&limits, PlatformInfo::with_router_id(b"rid"), 1);
@@ -175,15 +166,7 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
     for i in 0..SUBSCRIBERS {
         let prefix = if i % 2 == 0 { "" } else { "devices" };
         let body = format!("{{\"prefix\": \"{prefix}\", \"bus\": \"\", \"all_platforms\": false}}");
-        let sub = frames(&[
-            b"",
-            b"VIP1",
-            b"",
-            b"s",
-            b"pubsub",
-            b"subscribe",
-            body.as_bytes(),
-        ]);
+        let sub = frames(&[b"", b"VIP1", b"", b"s", b"pubsub", b"subscribe", body.as_bytes()]);
         let shared = shared.clone();
         readers.push(thread::spawn(move || {
             let s = connect(port, format!("sub{i}").as_bytes(), &sub);
@@ -225,10 +208,7 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
         'publishing: while !sh.done.load(Ordering::Relaxed) {
             while !sh.stall.load(Ordering::Relaxed)
                 && (0..=SUBSCRIBERS).any(|i| {
-                    sh.read[i].load(Ordering::Relaxed)
-                        + sh.dropped[i].load(Ordering::Relaxed)
-                        + WINDOW
-                        < sent + 100
+                    sh.read[i].load(Ordering::Relaxed) + sh.dropped[i].load(Ordering::Relaxed) + WINDOW < sent + 100
                 })
             {
                 if sh.done.load(Ordering::Relaxed) {
@@ -248,15 +228,8 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
         server.turn(&mut events).unwrap();
         assert!(Instant::now() < deadline, "subscriptions did not arrive");
     }
-    let peers: Vec<_> = (0..SUBSCRIBERS)
-        .map(|i| {
-            server
-                .router
-                .peers
-                .lookup(format!("sub{i}").as_bytes())
-                .unwrap()
-        })
-        .collect();
+    let peers: Vec<_> =
+        (0..SUBSCRIBERS).map(|i| server.router.peers.lookup(format!("sub{i}").as_bytes()).unwrap()).collect();
     shared.go.store(true, Ordering::Relaxed);
 
     // Tell the publisher what the router dropped for whom (no allocation: atomics and lookups).
@@ -264,33 +237,26 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
         for (i, &p) in peers.iter().enumerate() {
             shared.dropped[i].store(server.router.pubsub.slow_drops(p), Ordering::Relaxed);
         }
-        shared.dropped[SUBSCRIBERS]
-            .store(server.router.stats.dropped_reply_full, Ordering::Relaxed);
+        shared.dropped[SUBSCRIBERS].store(server.router.stats.dropped_reply_full, Ordering::Relaxed);
     };
     // Warm-up, part 1: readers stalled until every queue has overflowed once.
     while shared.stall.load(Ordering::Relaxed) {
         server.turn(&mut events).unwrap();
-        let full = server.router.stats.dropped_reply_full > 0
-            && peers
-                .iter()
-                .all(|&p| server.router.pubsub.slow_drops(p) > 0);
+        let full =
+            server.router.stats.dropped_reply_full > 0 && peers.iter().all(|&p| server.router.pubsub.slow_drops(p) > 0);
         if full {
             publish_drops(&server);
             shared.stall.store(false, Ordering::Relaxed);
         }
-        assert!(
-            Instant::now() < deadline,
-            "warm-up: queues did not fill ({:?})",
-            server.router.stats
-        );
+        assert!(Instant::now() < deadline, "warm-up: queues did not fill ({:?})", server.router.stats);
     }
     let stalled = server.router.stats.pubsub_publishes;
     // Warm-up, part 2: readers catch up, the publisher is paced; until SETTLE more publishes
     // and every buffer at its ceiling: every transmit queue at tx-queue-bytes (part 1 overflowed
     // them), the publisher's receive buffer at RX_BUF_BUSY_BYTES (grown by reads that fill it),
     // the subscribers' receive buffers at their initial size.
-    let ceiling = ((SUBSCRIBERS + 1) * (RX_BUF_MIN_BYTES + tx_queue_bytes) + RX_BUF_BUSY_BYTES
-        - RX_BUF_MIN_BYTES) as u64;
+    let ceiling =
+        ((SUBSCRIBERS + 1) * (RX_BUF_MIN_BYTES + tx_queue_bytes) + RX_BUF_BUSY_BYTES - RX_BUF_MIN_BYTES) as u64;
     warm_up::to_ceiling(
         &mut server,
         &mut events,
@@ -340,23 +306,10 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
         warm.dropped_reply_full,
     );
     assert!(publishes >= MEASURED, "every publish handled ({st:?})");
-    assert!(
-        warm.dropped_slow_subscriber > 0 && warm.dropped_reply_full > 0,
-        "the warm-up exercised the drop paths"
-    );
-    assert_eq!(
-        drops, 0,
-        "paced: no subscriber fell behind in the measured phase"
-    );
-    assert_eq!(
-        deliveries,
-        publishes * SUBSCRIBERS as u64,
-        "every publish reached all {SUBSCRIBERS} subscribers"
-    );
-    assert_eq!(
-        st.dropped_reply_full, warm.dropped_reply_full,
-        "every count reached the publisher"
-    );
+    assert!(warm.dropped_slow_subscriber > 0 && warm.dropped_reply_full > 0, "the warm-up exercised the drop paths");
+    assert_eq!(drops, 0, "paced: no subscriber fell behind in the measured phase");
+    assert_eq!(deliveries, publishes * SUBSCRIBERS as u64, "every publish reached all {SUBSCRIBERS} subscribers");
+    assert_eq!(st.dropped_reply_full, warm.dropped_reply_full, "every count reached the publisher");
     assert!(received.iter().all(|&n| n > 0) && publisher_read > 0);
     assert_eq!(
         allocations,

@@ -3,17 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use viprouter::vip::subscriptions::{
-    LimitsError, ReplaceSummary, SubscribeError, SubscriptionLimits, Subscriptions,
-};
+use viprouter::vip::subscriptions::{LimitsError, ReplaceSummary, SubscribeError, SubscriptionLimits, Subscriptions};
 
-fn lim(
-    subs: usize,
-    per_peer: usize,
-    prefix: usize,
-    bus: usize,
-    peers: usize,
-) -> SubscriptionLimits {
+fn lim(subs: usize, per_peer: usize, prefix: usize, bus: usize, peers: usize) -> SubscriptionLimits {
     SubscriptionLimits {
         max_subscriptions: subs,
         max_per_peer: per_peer,
@@ -108,18 +100,9 @@ fn list_rows_and_entries() {
         v.sort();
         v
     };
-    assert_eq!(
-        rows(&t, false, Some(0)),
-        [(b"".to_vec(), b"test/topic".to_vec(), true)]
-    );
-    assert_eq!(
-        rows(&t, true, Some(0)),
-        [(b"".to_vec(), b"x".to_vec(), false)]
-    );
-    assert_eq!(
-        rows(&t, true, Some(1)),
-        [(b"".to_vec(), b"x".to_vec(), true)]
-    );
+    assert_eq!(rows(&t, false, Some(0)), [(b"".to_vec(), b"test/topic".to_vec(), true)]);
+    assert_eq!(rows(&t, true, Some(0)), [(b"".to_vec(), b"x".to_vec(), false)]);
+    assert_eq!(rows(&t, true, Some(1)), [(b"".to_vec(), b"x".to_vec(), true)]);
     let mut entries = Vec::new();
     t.for_each_entry(|p, b, pre, all| entries.push((p, b.to_vec(), pre.to_vec(), all)));
     entries.sort();
@@ -136,20 +119,10 @@ fn limit_total_subscriptions() {
     for i in 0..3u8 {
         assert_eq!(t.subscribe(u16::from(i), b"", &[b'a' + i], false), Ok(true));
     }
-    assert_eq!(
-        t.subscribe(3, b"", b"z", false),
-        Err(SubscribeError::TableFull)
-    );
-    assert_eq!(
-        t.subscribe(0, b"", b"a", false),
-        Ok(false),
-        "existing entry is still fine"
-    );
+    assert_eq!(t.subscribe(3, b"", b"z", false), Err(SubscribeError::TableFull));
+    assert_eq!(t.subscribe(0, b"", b"a", false), Ok(false), "existing entry is still fine");
     // sharing a key still needs an entry slot
-    assert_eq!(
-        t.subscribe(3, b"", b"a", false),
-        Err(SubscribeError::TableFull)
-    );
+    assert_eq!(t.subscribe(3, b"", b"a", false), Err(SubscribeError::TableFull));
     assert_eq!(t.len(), 3);
     assert!(t.unsubscribe(1, b"", b"b", false));
     assert_eq!(t.subscribe(3, b"", b"z", false), Ok(true));
@@ -159,21 +132,10 @@ fn limit_total_subscriptions() {
 fn limit_per_peer() {
     let mut t = Subscriptions::new(lim(100, 2, 8, 4, 4)).unwrap();
     assert_eq!(t.subscribe(0, b"", b"a", false), Ok(true));
-    assert_eq!(
-        t.subscribe(0, b"", b"a", true),
-        Ok(true),
-        "platforms count separately"
-    );
-    assert_eq!(
-        t.subscribe(0, b"", b"b", false),
-        Err(SubscribeError::PeerLimit)
-    );
+    assert_eq!(t.subscribe(0, b"", b"a", true), Ok(true), "platforms count separately");
+    assert_eq!(t.subscribe(0, b"", b"b", false), Err(SubscribeError::PeerLimit));
     assert_eq!(t.subscribe(0, b"", b"a", false), Ok(false));
-    assert_eq!(
-        t.subscribe(1, b"", b"b", false),
-        Ok(true),
-        "other peers unaffected"
-    );
+    assert_eq!(t.subscribe(1, b"", b"b", false), Ok(true), "other peers unaffected");
     assert_eq!(t.peer_len(0), 2);
 }
 
@@ -181,15 +143,9 @@ fn limit_per_peer() {
 fn limit_prefix_and_bus_bytes() {
     let mut t = Subscriptions::new(lim(10, 10, 4, 2, 4)).unwrap();
     assert_eq!(t.subscribe(0, b"", b"abcd", false), Ok(true));
-    assert_eq!(
-        t.subscribe(0, b"", b"abcde", false),
-        Err(SubscribeError::PrefixTooLong)
-    );
+    assert_eq!(t.subscribe(0, b"", b"abcde", false), Err(SubscribeError::PrefixTooLong));
     assert_eq!(t.subscribe(0, b"xy", b"a", false), Ok(true));
-    assert_eq!(
-        t.subscribe(0, b"xyz", b"a", false),
-        Err(SubscribeError::BusTooLong)
-    );
+    assert_eq!(t.subscribe(0, b"xyz", b"a", false), Err(SubscribeError::BusTooLong));
     assert!(!t.unsubscribe(0, b"", b"abcde", false));
     assert_eq!(matches(&mut t, b"", b"abcdefgh"), [0]);
     assert_eq!(matches(&mut t, b"xyz", b"a"), Vec::<u16>::new());
@@ -200,40 +156,22 @@ fn limit_prefix_and_bus_bytes() {
 fn limit_peers() {
     let mut t = Subscriptions::new(lim(10, 10, 4, 2, 3)).unwrap();
     assert_eq!(t.subscribe(2, b"", b"a", false), Ok(true));
-    assert_eq!(
-        t.subscribe(3, b"", b"a", false),
-        Err(SubscribeError::PeerOutOfRange)
-    );
+    assert_eq!(t.subscribe(3, b"", b"a", false), Err(SubscribeError::PeerOutOfRange));
     assert_eq!(t.peer_len(3), 0);
     assert_eq!(t.remove_peer(3), 0);
     assert!(t.begin_replace(3).is_err());
-    assert!(matches!(
-        t.replace_peer(3, []),
-        Err(SubscribeError::PeerOutOfRange)
-    ));
+    assert!(matches!(t.replace_peer(3, []), Err(SubscribeError::PeerOutOfRange)));
 }
 
 #[test]
 fn limits_validated_at_construction() {
     assert!(Subscriptions::new(lim(0, 0, 0, 0, 0)).is_ok());
-    assert_eq!(
-        Subscriptions::new(lim(1, 1, 1, 1, 65537)).unwrap_err(),
-        LimitsError::TooManyPeers
-    );
+    assert_eq!(Subscriptions::new(lim(1, 1, 1, 1, 65537)).unwrap_err(), LimitsError::TooManyPeers);
     assert!(Subscriptions::new(lim(1, 1, 1, 1, 65536)).is_ok());
-    assert_eq!(
-        Subscriptions::new(lim(1, 1, 65536, 1, 1)).unwrap_err(),
-        LimitsError::NameTooLong
-    );
-    assert_eq!(
-        Subscriptions::new(lim(usize::MAX, 1, 1, 1, 1)).unwrap_err(),
-        LimitsError::TooManySubscriptions
-    );
+    assert_eq!(Subscriptions::new(lim(1, 1, 65536, 1, 1)).unwrap_err(), LimitsError::NameTooLong);
+    assert_eq!(Subscriptions::new(lim(usize::MAX, 1, 1, 1, 1)).unwrap_err(), LimitsError::TooManySubscriptions);
     let mut empty = Subscriptions::new(lim(0, 0, 0, 0, 1)).unwrap();
-    assert_eq!(
-        empty.subscribe(0, b"", b"", false),
-        Err(SubscribeError::PeerLimit)
-    );
+    assert_eq!(empty.subscribe(0, b"", b"", false), Err(SubscribeError::PeerLimit));
     assert!(lim(10_000, 256, 256, 64, 1024).memory_bytes().unwrap() < 8 << 20);
 }
 
@@ -246,47 +184,21 @@ fn replace_swaps_set_and_is_idempotent() {
     t.subscribe(0, b"", b"a", false).unwrap();
     t.subscribe(0, b"", b"b", false).unwrap();
     t.subscribe(1, b"", b"a", false).unwrap();
-    let new: [(&[u8], &[u8], bool); 3] =
-        [(b"", b"c", false), (b"", b"a", false), (b"", b"c", false)];
-    assert_eq!(
-        t.replace_peer(0, new),
-        Ok(ReplaceSummary {
-            added: 1,
-            removed: 1
-        })
-    );
+    let new: [(&[u8], &[u8], bool); 3] = [(b"", b"c", false), (b"", b"a", false), (b"", b"c", false)];
+    assert_eq!(t.replace_peer(0, new), Ok(ReplaceSummary { added: 1, removed: 1 }));
     // agents send it twice in a row
-    assert_eq!(
-        t.replace_peer(0, new),
-        Ok(ReplaceSummary {
-            added: 0,
-            removed: 0
-        })
-    );
+    assert_eq!(t.replace_peer(0, new), Ok(ReplaceSummary { added: 0, removed: 0 }));
     assert!(t.contains(0, b"", b"c", false) && t.contains(0, b"", b"a", false));
     assert!(!t.contains(0, b"", b"b", false));
     assert_eq!(matches(&mut t, b"", b"a"), [0, 1]);
     // at the per-peer limit, a completely different set of the same size fits
     t.subscribe(0, b"", b"d", false).unwrap();
     assert_eq!(t.peer_len(0), 3);
-    let other: [(&[u8], &[u8], bool); 3] =
-        [(b"", b"x", false), (b"", b"y", false), (b"", b"z", true)];
-    assert_eq!(
-        t.replace_peer(0, other),
-        Ok(ReplaceSummary {
-            added: 3,
-            removed: 3
-        })
-    );
+    let other: [(&[u8], &[u8], bool); 3] = [(b"", b"x", false), (b"", b"y", false), (b"", b"z", true)];
+    assert_eq!(t.replace_peer(0, other), Ok(ReplaceSummary { added: 3, removed: 3 }));
     assert_eq!(t.peer_len(0), 3);
     // empty set = drop everything
-    assert_eq!(
-        t.replace_peer(0, []),
-        Ok(ReplaceSummary {
-            added: 0,
-            removed: 3
-        })
-    );
+    assert_eq!(t.replace_peer(0, []), Ok(ReplaceSummary { added: 0, removed: 3 }));
     assert_eq!(t.len(), 1);
 }
 
@@ -302,33 +214,20 @@ fn replace_is_all_or_nothing() {
         v
     };
     let before = snapshot(&t);
-    let too_many: [(&[u8], &[u8], bool); 3] =
-        [(b"", b"a", false), (b"", b"x", false), (b"", b"y", false)];
+    let too_many: [(&[u8], &[u8], bool); 3] = [(b"", b"a", false), (b"", b"x", false), (b"", b"y", false)];
     assert_eq!(t.replace_peer(0, too_many), Err(SubscribeError::PeerLimit));
     assert_eq!(snapshot(&t), before);
     let too_long: [(&[u8], &[u8], bool); 2] = [(b"", b"q", false), (b"", b"toolong", false)];
-    assert_eq!(
-        t.replace_peer(0, too_long),
-        Err(SubscribeError::PrefixTooLong)
-    );
+    assert_eq!(t.replace_peer(0, too_long), Err(SubscribeError::PrefixTooLong));
     assert_eq!(snapshot(&t), before);
     assert_eq!(matches(&mut t, b"", b"b"), [0]);
 
     // best effort: commit after an error keeps what fitted
     let mut txn = t.begin_replace(0).unwrap();
     assert_eq!(txn.add(b"", b"q", false), Ok(true));
-    assert_eq!(
-        txn.add(b"", b"toolong", false),
-        Err(SubscribeError::PrefixTooLong)
-    );
+    assert_eq!(txn.add(b"", b"toolong", false), Err(SubscribeError::PrefixTooLong));
     assert_eq!(txn.add(b"", b"a", false), Ok(false));
-    assert_eq!(
-        txn.commit(),
-        ReplaceSummary {
-            added: 1,
-            removed: 1
-        }
-    );
+    assert_eq!(txn.commit(), ReplaceSummary { added: 1, removed: 1 });
     assert!(t.contains(0, b"", b"q", false) && t.contains(0, b"", b"a", false));
     assert_eq!(t.peer_len(0), 2);
 }
@@ -356,25 +255,16 @@ fn ten_thousand_subscriptions() {
     let n = 10_000;
     let mut t = Subscriptions::new(lim(n, 101, 64, 8, 100)).unwrap();
     for i in 0..n {
-        assert_eq!(
-            t.subscribe((i % 100) as u16, b"", &topic_for(i), i % 2 == 0),
-            Ok(true)
-        );
+        assert_eq!(t.subscribe((i % 100) as u16, b"", &topic_for(i), i % 2 == 0), Ok(true));
     }
     assert_eq!(t.len(), n);
-    assert_eq!(
-        t.subscribe(0, b"", b"one/more", false),
-        Err(SubscribeError::TableFull)
-    );
+    assert_eq!(t.subscribe(0, b"", b"one/more", false), Err(SubscribeError::TableFull));
     for i in (0..n).step_by(37) {
         let mut topic = topic_for(i);
         topic.extend_from_slice(b"sub");
         assert_eq!(matches(&mut t, b"", &topic), [(i % 100) as u16]);
     }
-    assert_eq!(
-        matches(&mut t, b"", b"devices/campus1/building"),
-        Vec::<u16>::new()
-    );
+    assert_eq!(matches(&mut t, b"", b"devices/campus1/building"), Vec::<u16>::new());
     for p in 0..50u16 {
         assert_eq!(t.remove_peer(p), 100);
     }
@@ -386,10 +276,7 @@ fn ten_thousand_subscriptions() {
     assert!(t.is_empty());
     // and it fills up again after the churn
     for i in 0..n {
-        assert_eq!(
-            t.subscribe((i % 100) as u16, b"", &topic_for(i), false),
-            Ok(true)
-        );
+        assert_eq!(t.subscribe((i % 100) as u16, b"", &topic_for(i), false), Ok(true));
     }
 }
 
@@ -403,8 +290,7 @@ fn match_cost_10_vs_10000() {
     for n in [10usize, 10_000] {
         let mut t = Subscriptions::new(lim(n + 1, n + 1, 64, 8, 200)).unwrap();
         for i in 0..n {
-            t.subscribe((i % 200) as u16, b"", &topic_for(i + 100_000), false)
-                .unwrap();
+            t.subscribe((i % 200) as u16, b"", &topic_for(i + 100_000), false).unwrap();
         }
         t.subscribe(7, b"", b"devices/campus3/", false).unwrap();
         let iters = 500_000;
@@ -421,10 +307,7 @@ fn match_cost_10_vs_10000() {
             assert_eq!(hits, iters);
         }
         let ns = best;
-        println!(
-            "{n:>6} subscriptions: {ns:.1} ns per match of a {}-byte topic",
-            topic.len()
-        );
+        println!("{n:>6} subscriptions: {ns:.1} ns per match of a {}-byte topic", topic.len());
     }
 }
 
@@ -442,13 +325,8 @@ enum Op {
     Replace(u16, Vec<(Vec<u8>, Vec<u8>, bool)>, bool),
 }
 
-const L: SubscriptionLimits = SubscriptionLimits {
-    max_subscriptions: 12,
-    max_per_peer: 5,
-    max_prefix_bytes: 3,
-    max_bus_bytes: 1,
-    max_peers: 4,
-};
+const L: SubscriptionLimits =
+    SubscriptionLimits { max_subscriptions: 12, max_per_peer: 5, max_prefix_bytes: 3, max_bus_bytes: 1, max_peers: 4 };
 
 struct Model(Vec<Entry>);
 
@@ -530,12 +408,7 @@ impl Model {
         }
     }
     fn matching(&self, bus: &[u8], topic: &[u8]) -> Vec<u16> {
-        let set: BTreeSet<u16> = self
-            .0
-            .iter()
-            .filter(|e| e.1 == bus && topic.starts_with(&e.2))
-            .map(|e| e.0)
-            .collect();
+        let set: BTreeSet<u16> = self.0.iter().filter(|e| e.1 == bus && topic.starts_with(&e.2)).map(|e| e.0).collect();
         set.into_iter().collect()
     }
 }
@@ -571,30 +444,14 @@ fn assert_same(t: &mut Subscriptions, m: &Model) {
     want.sort();
     assert_eq!(entries, want);
     for bus in [&b""[..], b"x", b"y"] {
-        for topic in [
-            &b""[..],
-            b"a",
-            b"ab",
-            b"a/b",
-            b"ab/a",
-            b"b/",
-            b"bbbb",
-            b"aba/b",
-        ] {
-            assert_eq!(
-                matches(t, bus, topic),
-                m.matching(bus, topic),
-                "bus {bus:?} topic {topic:?}"
-            );
+        for topic in [&b""[..], b"a", b"ab", b"a/b", b"ab/a", b"b/", b"bbbb", b"aba/b"] {
+            assert_eq!(matches(t, bus, topic), m.matching(bus, topic), "bus {bus:?} topic {topic:?}");
         }
     }
     for all in [false, true] {
         let mut rows = BTreeMap::new();
         t.for_each_prefix(all, Some(1), |b, p, member| {
-            assert!(
-                rows.insert((b.to_vec(), p.to_vec()), member).is_none(),
-                "row repeated"
-            );
+            assert!(rows.insert((b.to_vec(), p.to_vec()), member).is_none(), "row repeated");
         });
         let mut want = BTreeMap::new();
         for e in m.0.iter().filter(|e| e.3 == all) {
@@ -696,14 +553,7 @@ static ALLOC: counting::Counting = counting::Counting;
 #[test]
 fn no_allocation_after_new() {
     let mut t = Subscriptions::new(lim(64, 16, 32, 4, 8)).unwrap();
-    let prefixes: [&[u8]; 6] = [
-        b"",
-        b"devices",
-        b"devices/",
-        b"devices/campus",
-        b"record",
-        b"x",
-    ];
+    let prefixes: [&[u8]; 6] = [b"", b"devices", b"devices/", b"devices/campus", b"record", b"x"];
     let n = counting::allocations(|| {
         for round in 0..50u16 {
             for (i, p) in prefixes.iter().enumerate() {

@@ -134,9 +134,15 @@ fn e5_ping_peerlist_query() {
     listed.sort();
     assert_eq!(listed, vec![&b"agent.a"[..], &b"agent.b"[..]]);
     let _ = send(&mut r, &mut s, 1, &[b"", b"VIP1", b"", b"l1", b"peerlist"]);
-    assert_eq!(*s.out.last().unwrap(), (1, frames(&[b"", b"VIP1", b"", b"l1", b"peerlist", b"error", b"missing operation"])));
+    assert_eq!(
+        *s.out.last().unwrap(),
+        (1, frames(&[b"", b"VIP1", b"", b"l1", b"peerlist", b"error", b"missing operation"]))
+    );
     let _ = send(&mut r, &mut s, 1, &[b"", b"VIP1", b"", b"l2", b"peerlist", b"add", b"zzz"]);
-    assert_eq!(*s.out.last().unwrap(), (1, frames(&[b"", b"VIP1", b"", b"l2", b"peerlist", b"error", b"unknown operation"])));
+    assert_eq!(
+        *s.out.last().unwrap(),
+        (1, frames(&[b"", b"VIP1", b"", b"l2", b"peerlist", b"error", b"unknown operation"]))
+    );
     for (key, value) in [
         (&b"instance-name"[..], &b"volttron1"[..]),
         (b"addresses", b"[\"tcp://127.0.0.1:22916\"]"),
@@ -227,7 +233,20 @@ fn full_recipient_blocks_then_answers_error_11() {
     assert_eq!(s.out.len(), registered_joins + 1);
     assert_eq!(
         *s.out.last().unwrap(),
-        (1, frames(&[b"", b"VIP1", b"agent.a", b"f1", b"error", b"11", b"Resource temporarily unavailable", b"agent.b", b"RPC"]))
+        (
+            1,
+            frames(&[
+                b"",
+                b"VIP1",
+                b"agent.a",
+                b"f1",
+                b"error",
+                b"11",
+                b"Resource temporarily unavailable",
+                b"agent.b",
+                b"RPC"
+            ])
+        )
     );
     // once the recipient is stalled, the next message gets error 11 at once, without a pause
     let mut s = Recorder { full: vec![2], stalled: vec![2], ..Default::default() };

@@ -8,15 +8,7 @@
 //! built-in service authenticates with its own key (from
 //! `$VOLTTRON_HOME/keystores/<identity>/keystore.json`); the `platform` entry uses the router's
 //! own key (`$VOLTTRON_HOME/keystore`).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 use super::jsontext::push_json_string;
 use super::keys::KeyText;
@@ -53,27 +45,19 @@ pub struct AutoEntry {
 const ANY: &str = "/.*/";
 
 fn edit_config_store(identity: &str) -> AutoCapability {
-    AutoCapability {
-        name: "edit_config_store",
-        identity_arg: Some(identity.to_owned()),
-    }
+    AutoCapability { name: "edit_config_store", identity_arg: Some(identity.to_owned()) }
 }
 
 fn plain(name: &'static str) -> AutoCapability {
-    AutoCapability {
-        name,
-        identity_arg: None,
-    }
+    AutoCapability { name, identity_arg: None }
 }
 
 /// The capabilities VIP.md §9.7 lists for `identity` (an installed agent if not a built-in).
 fn capabilities_of(identity: &str) -> Vec<AutoCapability> {
     match identity {
-        "control.connection" | "control" => vec![
-            edit_config_store(ANY),
-            plain("modify_rpc_method_allowance"),
-            plain("allow_auth_modifications"),
-        ],
+        "control.connection" | "control" => {
+            vec![edit_config_store(ANY), plain("modify_rpc_method_allowance"), plain("allow_auth_modifications")]
+        }
         "config.store" => vec![plain("sync_agent_config")],
         "platform.auth" => vec![plain("modify_rpc_method_allowance")],
         "keydiscovery" => Vec::new(),
@@ -113,9 +97,7 @@ impl AutoEntry {
     /// one line).
     #[must_use]
     pub fn to_json(&self) -> String {
-        let mut s = String::from(
-            "{\"domain\": null, \"address\": null, \"mechanism\": \"CURVE\", \"credentials\": ",
-        );
+        let mut s = String::from("{\"domain\": null, \"address\": null, \"mechanism\": \"CURVE\", \"credentials\": ");
         push_json_string(&mut s, self.credentials.as_str());
         s.push_str(", \"groups\": [], \"roles\": [], \"capabilities\": {");
         for (i, c) in self.capabilities.iter().enumerate() {

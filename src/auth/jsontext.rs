@@ -14,15 +14,7 @@
 //! `re.sub(…, '')` does. One deliberate difference: an unterminated quote is kept as an
 //! ordinary character, where Python's backtracking may end it at an escaped quote; such input is
 //! not valid JSON either way.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 use crate::json::JsonStr;
 
@@ -47,10 +39,7 @@ impl Stripped {
 
 /// Removes `#`, `//` and `/* */` comments outside quoted strings (see the module doc).
 pub(crate) fn strip_comments(src: &[u8]) -> Stripped {
-    let mut out = Stripped {
-        text: Vec::with_capacity(src.len()),
-        runs: Vec::new(),
-    };
+    let mut out = Stripped { text: Vec::with_capacity(src.len()), runs: Vec::new() };
     let mut run_start = 0;
     let mut i = 0;
     while let Some(&c) = src.get(i) {
@@ -102,10 +91,7 @@ fn string_end(src: &[u8], start: usize, q: u8) -> Option<usize> {
 }
 
 fn find(src: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    src.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    src.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
 }
 
 /// 1-based line and column (in bytes) of byte `offset` of `text`.
@@ -184,10 +170,7 @@ mod tests {
         assert_eq!(strip("{# c\n\"a\": 1}"), "{\n\"a\": 1}");
         assert_eq!(strip("{\"a#b\": \"//x\"} // tail"), "{\"a#b\": \"//x\"} ");
         assert_eq!(strip("[1, /* two\nlines */ 2]"), "[1,  2]");
-        assert_eq!(
-            strip("\"esc \\\" # still string\" #gone"),
-            "\"esc \\\" # still string\" "
-        );
+        assert_eq!(strip("\"esc \\\" # still string\" #gone"), "\"esc \\\" # still string\" ");
         assert_eq!(strip("'single # quoted' # c"), "'single # quoted' ");
         assert_eq!(strip("a /* unterminated"), "a /* unterminated");
         assert_eq!(strip("1/*x*/2"), "12");

@@ -25,15 +25,7 @@
 //! `binascii.unhexlify`.
 //!
 //! Base64 is done by the `base64` crate; Z85 by [`crate::zmtp::z85`].
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 use core::fmt;
 
@@ -51,10 +43,8 @@ pub const KEY_TEXT_LEN: usize = 43;
 pub const KEY_LEN: usize = 32;
 
 /// Encoder: URL-safe alphabet, no padding (VOLTTRON's `encode_key` strips the one `=`).
-const ENCODER: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::URL_SAFE,
-    GeneralPurposeConfig::new().with_encode_padding(false),
-);
+const ENCODER: GeneralPurpose =
+    GeneralPurpose::new(&alphabet::URL_SAFE, GeneralPurposeConfig::new().with_encode_padding(false));
 
 /// Decoder: URL-safe alphabet; the caller has already chosen padded or unpadded by length, so
 /// padding is accepted either way; trailing bits are tolerated as Python's `b64decode` does.
@@ -84,10 +74,9 @@ pub enum KeyError {
 impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeyError::UnknownEncoding { len } => write!(
-                f,
-                "unknown key encoding: {len} characters (expected 40, 43, 44, 54, 56, 64 or 80)"
-            ),
+            KeyError::UnknownEncoding { len } => {
+                write!(f, "unknown key encoding: {len} characters (expected 40, 43, 44, 54, 56, 64 or 80)")
+            }
             KeyError::BadBase64 => f.write_str("key is not valid URL-safe base64"),
             KeyError::BadHex => f.write_str("key is not valid hex"),
             KeyError::BadZ85(e) => write!(f, "key is not valid Z85 ({e})"),
@@ -157,18 +146,12 @@ pub fn decode_key(text: impl AsRef<[u8]>) -> Result<[u8; KEY_LEN], KeyError> {
         40 => z85::decode_key(text).map_err(KeyError::BadZ85),
         43 | 44 => {
             let mut buf = [0u8; 33];
-            let n = DECODER
-                .decode_slice(text, &mut buf)
-                .map_err(|_| KeyError::BadBase64)?;
-            buf.get(..n)
-                .and_then(|raw| <[u8; KEY_LEN]>::try_from(raw).ok())
-                .ok_or(KeyError::BadBase64)
+            let n = DECODER.decode_slice(text, &mut buf).map_err(|_| KeyError::BadBase64)?;
+            buf.get(..n).and_then(|raw| <[u8; KEY_LEN]>::try_from(raw).ok()).ok_or(KeyError::BadBase64)
         }
         54 | 56 => {
             let mut buf = [0u8; 42];
-            let n = DECODER
-                .decode_slice(text, &mut buf)
-                .map_err(|_| KeyError::BadBase64)?;
+            let n = DECODER.decode_slice(text, &mut buf).map_err(|_| KeyError::BadBase64)?;
             let z = buf.get(..n).ok_or(KeyError::BadBase64)?;
             z85::decode_key(z).map_err(KeyError::BadZ85)
         }
@@ -208,22 +191,15 @@ mod tests {
     use super::*;
 
     const RAW: [u8; 32] = [
-        0xbb, 0x88, 0x47, 0x1d, 0x65, 0xe2, 0x65, 0x9b, 0x30, 0xc5, 0x5a, 0x53, 0x21, 0xce, 0xbb,
-        0x5a, 0xab, 0x2b, 0x70, 0xa3, 0x98, 0x64, 0x5c, 0x26, 0xdc, 0xa2, 0xb2, 0xfc, 0xb4, 0x3f,
-        0xc5, 0x18,
+        0xbb, 0x88, 0x47, 0x1d, 0x65, 0xe2, 0x65, 0x9b, 0x30, 0xc5, 0x5a, 0x53, 0x21, 0xce, 0xbb, 0x5a, 0xab, 0x2b,
+        0x70, 0xa3, 0x98, 0x64, 0x5c, 0x26, 0xdc, 0xa2, 0xb2, 0xfc, 0xb4, 0x3f, 0xc5, 0x18,
     ];
 
     /// VIP.md §9.2 worked conversion.
     #[test]
     fn worked_conversion() {
-        assert_eq!(
-            encode_key(&RAW),
-            "u4hHHWXiZZswxVpTIc67WqsrcKOYZFwm3KKy_LQ_xRg"
-        );
-        assert_eq!(
-            decode_key("Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID").unwrap(),
-            RAW
-        );
+        assert_eq!(encode_key(&RAW), "u4hHHWXiZZswxVpTIc67WqsrcKOYZFwm3KKy_LQ_xRg");
+        assert_eq!(decode_key("Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID").unwrap(), RAW);
     }
 
     #[test]

@@ -29,15 +29,7 @@
 //! (Python's `dict.update` + `json.dumps(indent=4)`; duplicate keys collapse to the last, as in a
 //! Python dict). A known_hosts that is not a JSON object is an error, not silently replaced
 //! (Python would drop every other host).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 use core::fmt;
 use std::fs;
@@ -165,9 +157,7 @@ fn read_small(path: &Path) -> Result<Option<Vec<u8>>, KeyFileError> {
         Err(e) => return Err(io_err(e)),
     };
     let mut text = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut text)
-        .map_err(io_err)?;
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut text).map_err(io_err)?;
     if text.len() as u64 > MAX_FILE_BYTES {
         return Err(KeyFileError::TooLarge);
     }
@@ -187,10 +177,7 @@ fn parse_object(text: &[u8]) -> Result<json::Value<'_>, KeyFileError> {
 fn keystore_texts(text: &[u8]) -> Result<(String, String), KeyFileError> {
     let v = parse_object(text)?;
     let get = |name: &'static str| {
-        v.get(name.as_bytes())
-            .and_then(|k| k.as_str())
-            .map(to_string)
-            .ok_or(KeyFileError::MissingKey(name))
+        v.get(name.as_bytes()).and_then(|k| k.as_str()).map(to_string).ok_or(KeyFileError::MissingKey(name))
     };
     Ok((get("public")?, get("secret")?))
 }
@@ -231,10 +218,7 @@ pub fn load_or_create(path: &Path, rng: &mut impl CryptoRngCore) -> Result<Keyst
             } else {
                 let keys = pair_from_texts(&public, &secret)?;
                 narrow_mode(path, KEYSTORE_MODE)?;
-                return Ok(Keystore {
-                    keys,
-                    origin: KeystoreOrigin::Loaded,
-                });
+                return Ok(Keystore { keys, origin: KeystoreOrigin::Loaded });
             }
         }
     };
@@ -278,11 +262,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), KeyFileEr
     let tmp = dir.join(name);
     let _ = fs::remove_file(&tmp);
     let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         // The umask may have narrowed the creation mode; set it exactly.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
@@ -386,13 +366,7 @@ pub fn known_host(path: &Path, host: &str) -> Result<Option<PublicKey>, KeyFileE
             found = val.as_str().map(to_string);
         }
     }
-    found
-        .map(|t| {
-            decode_key(&t)
-                .map(PublicKey)
-                .map_err(|e| KeyFileError::BadKey("server key", e))
-        })
-        .transpose()
+    found.map(|t| decode_key(&t).map(PublicKey).map_err(|e| KeyFileError::BadKey("server key", e))).transpose()
 }
 
 #[cfg(test)]
@@ -402,14 +376,8 @@ mod tests {
     #[test]
     fn netloc_or_path() {
         assert_eq!(known_hosts_key("tcp://127.0.0.1:22916"), "127.0.0.1:22916");
-        assert_eq!(
-            known_hosts_key("tcp://127.0.0.1:22916?serverkey=abc&publickey=x"),
-            "127.0.0.1:22916"
-        );
-        assert_eq!(
-            known_hosts_key("ipc://@/home/v/.volttron/run/vip.socket"),
-            "@"
-        );
+        assert_eq!(known_hosts_key("tcp://127.0.0.1:22916?serverkey=abc&publickey=x"), "127.0.0.1:22916");
+        assert_eq!(known_hosts_key("ipc://@/home/v/.volttron/run/vip.socket"), "@");
         assert_eq!(known_hosts_key("tcp://[::1]:22916/"), "[::1]:22916");
         assert_eq!(known_hosts_key("ipc:///tmp/vip.sock?x=1"), "/tmp/vip.sock");
     }

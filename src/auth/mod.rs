@@ -53,15 +53,7 @@
 //!
 //! At most [`MAX_AUTH_ENTRIES`] entries; memory is allocated when a store is built, never while
 //! deciding.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod auto_entries;
 mod jsontext;
@@ -74,8 +66,7 @@ use core::fmt;
 pub use auto_entries::{AutoCapability, AutoEntry, auto_entries};
 pub use keys::{KeyError, KeyText, decode_key, encode_key};
 pub use store::{
-    AllowEntry, AuthFileError, AuthFileErrorKind, AuthStore, EntrySource, Location, SkipReason,
-    SkippedEntry, StoreFull,
+    AllowEntry, AuthFileError, AuthFileErrorKind, AuthStore, EntrySource, Location, SkipReason, SkippedEntry, StoreFull,
 };
 
 /// What the client presented (the ZAP credentials frames, VIP.md §9.4); the session's own type.
@@ -146,12 +137,7 @@ impl fmt::Display for UserId<'_> {
         match self {
             UserId::Entry(s) => f.write_str(s),
             UserId::Anonymous => Ok(()),
-            UserId::Composed {
-                domain,
-                address,
-                mechanism,
-                key,
-            } => {
+            UserId::Composed { domain, address, mechanism, key } => {
                 escaped(f, &String::from_utf8_lossy(domain))?;
                 f.write_str(",")?;
                 escaped(f, address)?;
@@ -186,9 +172,7 @@ impl fmt::Display for DenyReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::UnknownKey => "CURVE key not in any enabled allow entry of auth.json",
-            Self::KeyNotAllowedHere => {
-                "CURVE key in auth.json, but not for this domain and address"
-            }
+            Self::KeyNotAllowedHere => "CURVE key in auth.json, but not for this domain and address",
             Self::NoNullEntry => "no enabled NULL allow entry for this domain and address",
             Self::PlainUnsupported => "PLAIN user name or password is not UTF-8",
             Self::MalformedRequest => "credentials do not match the mechanism",
@@ -264,11 +248,7 @@ impl Authenticator {
     /// An authenticator over `store` in `mode`, identity binding off, no local-uid branch.
     #[must_use]
     pub fn new(store: AuthStore, mode: AuthMode) -> Self {
-        Authenticator {
-            mode,
-            store,
-            ..Self::default()
-        }
+        Authenticator { mode, store, ..Self::default() }
     }
 
     /// Installs a reloaded store. Peers already admitted stay (VIP.md §9.6); [`EntryId`]s issued
@@ -319,10 +299,7 @@ impl Authenticator {
     /// on the stack.
     pub fn decide<'a>(&'a self, req: &AuthRequest<'a>) -> Decision<'a> {
         if self.mode == AuthMode::Open {
-            return Decision::Allow {
-                user_id: UserId::Anonymous,
-                entry: None,
-            };
+            return Decision::Allow { user_id: UserId::Anonymous, entry: None };
         }
         let mut plain_buf = [0u8; 512];
         let mut plain_text: Option<&str> = None;
@@ -359,22 +336,11 @@ impl Authenticator {
                 && (req.mechanism == Mechanism::Null || e.credentials.matches(key_str))
             {
                 let user_id = if e.user_id().is_empty() {
-                    UserId::Composed {
-                        domain: req.domain,
-                        address: req.address,
-                        mechanism: req.mechanism,
-                        key,
-                    }
+                    UserId::Composed { domain: req.domain, address: req.address, mechanism: req.mechanism, key }
                 } else {
                     UserId::Entry(e.user_id())
                 };
-                return Decision::Allow {
-                    user_id,
-                    entry: Some(EntryId {
-                        generation: self.generation,
-                        index,
-                    }),
-                };
+                return Decision::Allow { user_id, entry: Some(EntryId { generation: self.generation, index }) };
             }
         }
         if req.mechanism == Mechanism::Plain {
@@ -396,15 +362,9 @@ impl Authenticator {
             }
             return Decision::Deny(DenyReason::NoNullEntry);
         }
-        let known = self
-            .store
-            .in_match_order()
-            .any(|(_, e)| e.mechanism == Mechanism::Curve && e.credentials.matches(key_str));
-        Decision::Deny(if known {
-            DenyReason::KeyNotAllowedHere
-        } else {
-            DenyReason::UnknownKey
-        })
+        let known =
+            self.store.in_match_order().any(|(_, e)| e.mechanism == Mechanism::Curve && e.credentials.matches(key_str));
+        Decision::Deny(if known { DenyReason::KeyNotAllowedHere } else { DenyReason::UnknownKey })
     }
 
     /// The capability names for the protected-topic check (VIP.md §7.9): those of the entry
@@ -413,9 +373,7 @@ impl Authenticator {
     /// this user" — the publish is then **allowed** (Python quirk, §7.9/§16.2 A12).
     #[must_use]
     pub fn capabilities(&self, user_id: &[u8]) -> Option<Capabilities<'_>> {
-        self.store
-            .by_user_id(user_id)
-            .map(|e| Capabilities(e.capabilities()))
+        self.store.by_user_id(user_id).map(|e| Capabilities(e.capabilities()))
     }
 
     /// The identity binding of VIP.md §9.8: whether a peer admitted through `entry` may use the
@@ -436,10 +394,5 @@ impl Authenticator {
 
 /// The uid of an ipc ZAP address `localhost:<uid>:<gid>:<pid>`.
 fn local_uid_of(address: &str) -> Option<u32> {
-    address
-        .strip_prefix("localhost:")?
-        .split(':')
-        .next()?
-        .parse()
-        .ok()
+    address.strip_prefix("localhost:")?.split(':').next()?.parse().ok()
 }

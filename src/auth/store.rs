@@ -62,15 +62,7 @@
 //! This file is the store itself ([`AuthStore`]: loading, the file-level checks, match order,
 //! the `user_id` index, [`AuthStore::upsert`]); `entry` reads and holds one `allow` entry;
 //! `error` has the refusal and skip types.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 mod entry;
 mod error;
@@ -133,25 +125,18 @@ impl AuthStore {
     /// I/O errors other than "not found", a file over [`MAX_AUTH_FILE_BYTES`], and every error
     /// of [`AuthStore::parse`].
     pub fn load(path: &Path, rng: &mut impl RngCore) -> Result<Self, AuthFileError> {
-        let io = |e: std::io::Error| AuthFileError {
-            location: Location::File,
-            kind: AuthFileErrorKind::Io(e.kind()),
-        };
+        let io = |e: std::io::Error| AuthFileError { location: Location::File, kind: AuthFileErrorKind::Io(e.kind()) };
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::empty()),
             Err(e) => return Err(io(e)),
         };
         let mut text = Vec::new();
-        file.take(MAX_AUTH_FILE_BYTES + 1)
-            .read_to_end(&mut text)
-            .map_err(io)?;
+        file.take(MAX_AUTH_FILE_BYTES + 1).read_to_end(&mut text).map_err(io)?;
         if text.len() as u64 > MAX_AUTH_FILE_BYTES {
             return Err(AuthFileError {
                 location: Location::File,
-                kind: AuthFileErrorKind::TooLarge {
-                    max: MAX_AUTH_FILE_BYTES,
-                },
+                kind: AuthFileErrorKind::TooLarge { max: MAX_AUTH_FILE_BYTES },
             });
         }
         Self::parse(&text, rng)
@@ -167,11 +152,7 @@ impl AuthStore {
             let offset = e.valid_up_to();
             let (line, column) = line_column(text, offset);
             return Err(AuthFileError {
-                location: Location::Text {
-                    offset,
-                    line,
-                    column,
-                },
+                location: Location::Text { offset, line, column },
                 kind: AuthFileErrorKind::NotUtf8,
             });
         }
@@ -182,21 +163,12 @@ impl AuthStore {
         let top = json::parse(&stripped.text).map_err(|e| {
             let offset = stripped.original_offset(e.pos);
             let (line, column) = line_column(text, offset);
-            AuthFileError {
-                location: Location::Text {
-                    offset,
-                    line,
-                    column,
-                },
-                kind: AuthFileErrorKind::Json(e.kind),
-            }
+            AuthFileError { location: Location::Text { offset, line, column }, kind: AuthFileErrorKind::Json(e.kind) }
         })?;
         if top.kind() != Kind::Object {
             return Err(AuthFileError {
                 location: Location::File,
-                kind: AuthFileErrorKind::WrongType {
-                    expected: "a JSON object at the top level",
-                },
+                kind: AuthFileErrorKind::WrongType { expected: "a JSON object at the top level" },
             });
         }
         for (field, kind) in [
@@ -209,21 +181,14 @@ impl AuthStore {
             if let Some(v) = top.get(field.as_bytes())
                 && v.kind() != kind
             {
-                let expected = if kind == Kind::Array {
-                    "an array"
-                } else {
-                    "an object"
-                };
+                let expected = if kind == Kind::Array { "an array" } else { "an object" };
                 return Err(err_at(field, AuthFileErrorKind::WrongType { expected }));
             }
         }
         if let Some(version) = top.get(b"version") {
             let major = version.get(b"major").and_then(|m| m.as_number());
             if major.and_then(|m| m.as_u64()) != Some(1) {
-                return Err(err_at(
-                    "version.major",
-                    AuthFileErrorKind::UnsupportedVersion,
-                ));
+                return Err(err_at("version.major", AuthFileErrorKind::UnsupportedVersion));
             }
         }
         let groups = name_lists(top.get(b"groups"), "groups")?;
@@ -232,19 +197,10 @@ impl AuthStore {
         let allow = top.get(b"allow");
         let count = allow.map_or(0, |a| a.items().count());
         if count > MAX_AUTH_ENTRIES {
-            return Err(err_at(
-                "allow",
-                AuthFileErrorKind::TooManyEntries {
-                    count,
-                    max: MAX_AUTH_ENTRIES,
-                },
-            ));
+            return Err(err_at("allow", AuthFileErrorKind::TooManyEntries { count, max: MAX_AUTH_ENTRIES }));
         }
 
-        let mut store = AuthStore {
-            entries: Vec::with_capacity(count),
-            ..AuthStore::default()
-        };
+        let mut store = AuthStore { entries: Vec::with_capacity(count), ..AuthStore::default() };
         let mut seen: HashMap<String, usize> = HashMap::with_capacity(count);
         for (index, item) in allow.into_iter().flat_map(|a| a.items()).enumerate() {
             match parse_entry(index, item, &groups, &roles, rng) {
@@ -252,10 +208,7 @@ impl AuthStore {
                     match seen.entry(entry.identity_key()) {
                         MapEntry::Occupied(o) => {
                             let first = *o.get();
-                            let earlier = store
-                                .entries
-                                .iter()
-                                .find(|e| e.source == EntrySource::File { index: first });
+                            let earlier = store.entries.iter().find(|e| e.source == EntrySource::File { index: first });
                             if let Some(earlier) = earlier
                                 && (earlier.user_id_explicit != entry.user_id_explicit
                                     || (entry.user_id_explicit && earlier.user_id != entry.user_id)
@@ -284,22 +237,13 @@ impl AuthStore {
     /// Recomputes the match order and the `user_id` index after `entries` changed.
     fn reindex(&mut self) {
         let idx = |i: usize| u16::try_from(i).ok();
-        let exact = self
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| !e.has_regex_credentials());
-        let regex = self
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.has_regex_credentials());
+        let exact = self.entries.iter().enumerate().filter(|(_, e)| !e.has_regex_credentials());
+        let regex = self.entries.iter().enumerate().filter(|(_, e)| e.has_regex_credentials());
         self.order = exact.chain(regex).filter_map(|(i, _)| idx(i)).collect();
         self.by_user_id = HashMap::with_capacity(self.entries.len());
         for &i in self.order.iter() {
             if let Some(e) = self.entries.get(usize::from(i)) {
-                self.by_user_id
-                    .insert(e.user_id.as_bytes().to_vec().into_boxed_slice(), i);
+                self.by_user_id.insert(e.user_id.as_bytes().to_vec().into_boxed_slice(), i);
             }
         }
     }
@@ -366,9 +310,7 @@ impl AuthStore {
 
     /// The entries in match order, with their positions.
     pub(crate) fn in_match_order(&self) -> impl Iterator<Item = (u16, &AllowEntry)> {
-        self.order
-            .iter()
-            .filter_map(|&i| self.entries.get(usize::from(i)).map(|e| (i, e)))
+        self.order.iter().filter_map(|&i| self.entries.get(usize::from(i)).map(|e| (i, e)))
     }
 
     /// The entry whose capabilities answer for `user_id` (last in match order wins).
@@ -381,21 +323,12 @@ impl AuthStore {
 // Parsing helpers
 
 /// `groups` / `roles`: `{name: [string, …]}`.
-fn name_lists(
-    map: Option<Value<'_>>,
-    what: &str,
-) -> Result<HashMap<String, Vec<String>>, AuthFileError> {
+fn name_lists(map: Option<Value<'_>>, what: &str) -> Result<HashMap<String, Vec<String>>, AuthFileError> {
     let mut out = HashMap::new();
     for (k, v) in map.into_iter().flat_map(|m| m.members()) {
         let name = to_string(k);
-        let wrong = || {
-            err_at(
-                format!("{what}.{name}"),
-                AuthFileErrorKind::WrongType {
-                    expected: "an array of strings",
-                },
-            )
-        };
+        let wrong =
+            || err_at(format!("{what}.{name}"), AuthFileErrorKind::WrongType { expected: "an array of strings" });
         if v.kind() != Kind::Array {
             return Err(wrong());
         }

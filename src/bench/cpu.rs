@@ -111,11 +111,8 @@ pub fn fields(r: &mut CaseResult, a: &Snap, b: &Snap, units: u64, unit: &str, sr
     };
     let process = b.process - a.process;
     // In-process, the router thread's time is part of ours.
-    let generator = if matches!(src, RouterCpu::Thread(_)) && router >= 0.0 {
-        (process - router).max(0.0)
-    } else {
-        process
-    };
+    let generator =
+        if matches!(src, RouterCpu::Thread(_)) && router >= 0.0 { (process - router).max(0.0) } else { process };
     let mut other = match (a.busy, b.busy) {
         (Some(x), Some(y)) => (y - x) - generator - router.max(0.0),
         _ => -1.0,

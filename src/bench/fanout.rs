@@ -17,13 +17,15 @@
 //! reported as `latency: "saturated"`: latency under a flood W publishes deep, mostly
 //! queueing. `fanout-lat` measures it paced.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::client::ClientError;
 use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, TOPIC};
-use super::pubsub::{Extra, PublishBody, bench_subscribe_body, is_93, is_publish, is_request_response, now_ns, parse_stamp};
+use super::pubsub::{
+    Extra, PublishBody, bench_subscribe_body, is_93, is_publish, is_request_response, now_ns, parse_stamp,
+};
 use super::report::{CaseResult, Latency};
 use super::socket::{Socket, zmq_poll};
 use super::vip::{describe, fmt_id, hello_wait, is_error, queue_vip};
@@ -63,8 +65,11 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
     let ctx = sh.ctx;
     let samples = (ctx.duration().as_secs_f64() * LAT_PER_S / sh.threads as f64) as u64;
     let samples = samples.min(COUNT.saturating_mul(ns as u64));
-    let mut out =
-        SubOut { got: vec![0; ns], lat: Vec::with_capacity(usize::try_from(samples).unwrap_or(0)), ..SubOut::default() };
+    let mut out = SubOut {
+        got: vec![0; ns],
+        lat: Vec::with_capacity(usize::try_from(samples).unwrap_or(0)),
+        ..SubOut::default()
+    };
     let body = bench_subscribe_body();
     let mut socks: Vec<Socket> = Vec::with_capacity(ns);
     let deadline = Instant::now() + SETUP_TIMEOUT;
@@ -337,7 +342,10 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         // Let the subscribers go; publish unless set-up failed or pubsub is missing.
         sh.barrier.wait();
         let mut progress = Progress::new(ctx.args.progress);
-        if !failed_setup && !unsupported && let Ok(p) = publ.as_mut() {
+        if !failed_setup
+            && !unsupported
+            && let Ok(p) = publ.as_mut()
+        {
             match publish(&sh, p, k as u64, &mut progress) {
                 Ok(o) => pub_out = Some(o),
                 Err(e) => sh.failure.set(format!("publisher: {e}")),
@@ -391,7 +399,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         .int("subscribers", k)
         .int("subscribed_acked", subscribed);
     extra.fields(&mut r);
-    r        .int("size", ctx.args.size)
+    r.int("size", ctx.args.size)
         .int("window", ctx.args.window)
         .int("published", p.sent)
         .int("expected", expected)

@@ -113,7 +113,8 @@ fn subscribe(ctx: &Ctx, id: &[u8], deadline: Instant) -> Result<(Socket, Answer)
 
 fn subscriber(sh: &Shared<'_>, idx: usize) -> SubOut {
     let ctx = sh.ctx;
-    let mut out = SubOut { lat: Vec::with_capacity(usize::try_from(ctx.args.rtt_count).unwrap_or(0)), ..SubOut::default() };
+    let mut out =
+        SubOut { lat: Vec::with_capacity(usize::try_from(ctx.args.rtt_count).unwrap_or(0)), ..SubOut::default() };
     let id = format!("{}-l{idx}", ctx.prefix);
     let sock = match subscribe(ctx, id.as_bytes(), Instant::now() + SETUP_TIMEOUT) {
         Ok((c, a)) => {
@@ -299,7 +300,14 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     let mut pub_out: Option<PubOut> = None;
     let mut c1 = cpu::snap(ctx.router_cpu);
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..k).map(|i| s.spawn({ let sh = &sh; move || subscriber(sh, i) })).collect();
+        let handles: Vec<_> = (0..k)
+            .map(|i| {
+                s.spawn({
+                    let sh = &sh;
+                    move || subscriber(sh, i)
+                })
+            })
+            .collect();
         let pid = format!("{}-pub", ctx.prefix);
         let deadline = Instant::now() + SETUP_TIMEOUT;
         let publ = ctx

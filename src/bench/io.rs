@@ -41,8 +41,8 @@ use mio::{Poll, Token, Waker};
 use super::client::{ClientError, Security};
 use crate::server::listener::Endpoint;
 use crate::zmtp::{Message, Part};
-pub use cost::{FRAME_COST_APP, FRAME_COST_IO, MSG_COST_APP, frame_work};
 use cost::scaled;
+pub use cost::{FRAME_COST_APP, FRAME_COST_IO, MSG_COST_APP, frame_work};
 use engine::io_loop;
 use pipe::{Cmd, Frame, IoShared, PipeFrame, SockShared};
 
@@ -74,16 +74,15 @@ impl IoThread {
     pub fn start(zmq_cost_percent: u32) -> Result<IoThread, String> {
         let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?;
-        let shared =
-            Arc::new(IoShared {
-                app_cost: scaled(FRAME_COST_APP, zmq_cost_percent),
-                io_cost: scaled(FRAME_COST_IO, zmq_cost_percent),
-                msg_cost: scaled(MSG_COST_APP, zmq_cost_percent),
-                waker,
-                cmds: Mutex::new(Vec::new()),
-                stop: AtomicBool::new(false),
-                next_id: AtomicUsize::new(0),
-            });
+        let shared = Arc::new(IoShared {
+            app_cost: scaled(FRAME_COST_APP, zmq_cost_percent),
+            io_cost: scaled(FRAME_COST_IO, zmq_cost_percent),
+            msg_cost: scaled(MSG_COST_APP, zmq_cost_percent),
+            waker,
+            cmds: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+            next_id: AtomicUsize::new(0),
+        });
         let sh = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("bench-io".into())

@@ -38,10 +38,7 @@
 //! uses [`client::Client`] straight from the worker threads instead: the cheapest
 //! generator, for the router's ceiling.
 
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod cli;
 pub mod client;
@@ -387,7 +384,9 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
              gen CPU = the rest of this process; VmRSS not measured (shared with the clients)",
             if server_key.is_some() { "CURVE" } else { "NULL" }
         ),
-        RouterCpu::Pid(pid) => format!("router: {endpoint_text}, pid {pid}; router CPU = /proc/{pid}/stat (all threads)"),
+        RouterCpu::Pid(pid) => {
+            format!("router: {endpoint_text}, pid {pid}; router CPU = /proc/{pid}/stat (all threads)")
+        }
         RouterCpu::None => format!("router: {endpoint_text}; no --router-pid: router CPU and memory not measured"),
     });
     let transport = match endpoint {
@@ -408,7 +407,11 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
             prefix: format!("rb{}.{n}", std::process::id()),
             payload: payload.clone(),
             router_cpu,
-            clients: if args.direct_io { socket::Gen::Direct } else { socket::Gen::Io(io::IoThread::start(args.zmq_cost)?) },
+            clients: if args.direct_io {
+                socket::Gen::Direct
+            } else {
+                socket::Gen::Io(io::IoThread::start(args.zmq_cost)?)
+            },
             rss_pid: if inproc.is_some() { None } else { args.router_pid },
             inproc: inproc.is_some(),
         };

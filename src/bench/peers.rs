@@ -7,15 +7,14 @@
 //! router's VmRSS/VmHWM, holds the peers another second and closes them. CPU per peer covers
 //! the connect phase.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-
 use super::client::ClientError;
-use super::socket::{Socket, zmq_poll};
 use super::consts::{BATCH, SETUP_TIMEOUT};
 use super::report::CaseResult;
+use super::socket::{Socket, zmq_poll};
 use super::vip::{fmt_id, is_welcome, queue_vip};
 use super::{Ctx, Progress, cpu};
 
@@ -102,7 +101,7 @@ fn worker(sh: &Shared<'_>, idx: usize, np: usize) -> u64 {
                     Ok(n) => other += n,
                     Err(e) => {
                         sh.fail(format!("peer {i}: {e}"));
-                            break 'batches;
+                        break 'batches;
                     }
                 }
             }
@@ -116,7 +115,7 @@ fn worker(sh: &Shared<'_>, idx: usize, np: usize) -> u64 {
                         Ok(n) => other += n,
                         Err(e) => {
                             sh.fail(format!("peer {i}: {e}"));
-                                    break 'batches;
+                            break 'batches;
                         }
                     }
                 }

@@ -167,7 +167,8 @@ impl Extra {
         for (j, first) in (0..n).step_by(EXTRA_PER_PEER).enumerate() {
             let id = format!("{}-x{j}", ctx.prefix);
             let ids = first..n.min(first + EXTRA_PER_PEER);
-            let sock = extra.subscribe_peer(ctx, id.as_bytes(), ids, deadline).map_err(|e| format!("extra peer {id}: {e}"))?;
+            let sock =
+                extra.subscribe_peer(ctx, id.as_bytes(), ids, deadline).map_err(|e| format!("extra peer {id}: {e}"))?;
             extra.socks.push(sock);
         }
         Ok(extra)

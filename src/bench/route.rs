@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-
 use super::client::ClientError;
-use super::socket::{Socket, zmq_poll};
 use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, SUBSYSTEM};
 use super::report::CaseResult;
+use super::socket::{Socket, zmq_poll};
 use super::vip::{VIP1, describe, fmt_id, hello_wait, is_bench, is_error};
 use super::{Ctx, Progress, cpu};
 
@@ -68,7 +67,8 @@ fn setup_pair(sh: &Shared<'_>, gi: usize) -> Result<Pair, String> {
     let rid = format!("{}-r{gi}", ctx.prefix).into_bytes();
     let deadline = Instant::now() + SETUP_TIMEOUT;
     let connect = |id: &[u8]| {
-        ctx.clients.connect(&ctx.endpoint, id, &ctx.security, SETUP_TIMEOUT)
+        ctx.clients
+            .connect(&ctx.endpoint, id, &ctx.security, SETUP_TIMEOUT)
             .map_err(|e| format!("connect {}: {e}", String::from_utf8_lossy(id)))
     };
     let mut rcv = connect(&rid)?;

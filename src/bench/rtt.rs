@@ -6,9 +6,9 @@
 use std::time::Instant;
 
 use super::client::ClientError;
-use super::socket::Socket;
 use super::consts::{RTT_TIMEOUT, SETUP_TIMEOUT, SUBSYSTEM, WARMUP};
 use super::report::{CaseResult, Latency};
+use super::socket::Socket;
 use super::vip::{VIP1, describe, fmt_id, hello_wait, is_bench, is_error};
 use super::{Ctx, Progress, cpu};
 
@@ -31,7 +31,8 @@ fn recv_bench(c: &mut Socket, mid: &[u8], other: &mut u64) -> Result<bool, Clien
 fn setup(ctx: &Ctx, aid: &[u8], bid: &[u8]) -> Result<(Socket, Socket), String> {
     let deadline = Instant::now() + SETUP_TIMEOUT;
     let connect = |id: &[u8]| {
-        ctx.clients.connect(&ctx.endpoint, id, &ctx.security, SETUP_TIMEOUT)
+        ctx.clients
+            .connect(&ctx.endpoint, id, &ctx.security, SETUP_TIMEOUT)
             .map_err(|e| format!("connect {}: {e}", String::from_utf8_lossy(id)))
     };
     let mut a = connect(aid)?;
@@ -126,14 +127,8 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     }
     let c1 = cpu::snap(ctx.router_cpu);
     let now = Instant::now();
-    let mut t = tally.unwrap_or(Tally {
-        lat: Vec::new(),
-        timeouts: 0,
-        other: 0,
-        t_start: now,
-        t_end: now,
-        c0: c_start,
-    });
+    let mut t =
+        tally.unwrap_or(Tally { lat: Vec::new(), timeouts: 0, other: 0, t_start: now, t_end: now, c0: c_start });
     let lat = Latency::of(&mut t.lat);
     let done = lat.n;
     let el = t.t_end.duration_since(t.t_start).as_secs_f64();

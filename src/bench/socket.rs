@@ -32,7 +32,13 @@ impl Gen {
     ///
     /// # Errors
     /// Connection and handshake errors.
-    pub fn connect(&self, endpoint: &Endpoint, id: &[u8], security: &Security, timeout: Duration) -> Result<Socket, ClientError> {
+    pub fn connect(
+        &self,
+        endpoint: &Endpoint,
+        id: &[u8],
+        security: &Security,
+        timeout: Duration,
+    ) -> Result<Socket, ClientError> {
         match self {
             Gen::Direct => Ok(Socket::Direct(Box::new(Client::connect(endpoint, id, security, timeout)?))),
             Gen::Io(io) => {

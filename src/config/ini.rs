@@ -80,7 +80,10 @@ mod tests {
         assert_eq!(e[1].key, "vip-address");
         assert_eq!(e[1].value, "tcp://127.0.0.1:22916");
         assert_eq!(e[2].value, "volttron1");
-        assert_eq!((e[3].section.as_str(), e[3].key.as_str(), e[3].value.as_str(), e[3].line), ("viprouter", "max-connections", "100", 8));
+        assert_eq!(
+            (e[3].section.as_str(), e[3].key.as_str(), e[3].value.as_str(), e[3].line),
+            ("viprouter", "max-connections", "100", 8)
+        );
         assert_eq!(parse("[volttron]\nnonsense\n"), Err(SyntaxError { line: 2 }));
         assert_eq!(parse_bool("False"), Some(false));
         assert_eq!(parse_bool("maybe"), None);

@@ -151,9 +151,9 @@ impl Config {
         for e in entries {
             let bad = |why: String| ConfigError::Value { file: file.clone(), line: e.line, key: e.key.clone(), why };
             match (e.section.as_str(), e.key.as_str()) {
-                ("volttron", "vip-address") => self.vip_addresses.extend(
-                    e.value.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string),
-                ),
+                ("volttron", "vip-address") => {
+                    self.vip_addresses.extend(e.value.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string))
+                }
                 ("volttron", "vip-local-address") => self.local_address = e.value.clone(),
                 ("volttron", "instance-name") => self.instance_name = e.value.clone(),
                 ("volttron", "allow-auth") => {
@@ -196,11 +196,7 @@ pub fn normalize_home(home: &str) -> PathBuf {
         s.pop();
     }
     let p = PathBuf::from(&s);
-    if p.is_absolute() {
-        p
-    } else {
-        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
-    }
+    if p.is_absolute() { p } else { std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p) }
 }
 
 #[cfg(test)]
@@ -209,9 +205,14 @@ mod tests {
 
     #[test]
     fn file_values_and_errors_name_the_line() {
-        let mut c = Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
+        let mut c =
+            Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
         assert_eq!(c.local_address, "ipc://@/nonexistent/vh/run/vip.socket");
-        c.apply_file(Path::new("cfg"), "[volttron]\nvip-address = tcp://127.0.0.1:1\nallow-auth = False\n[viprouter]\nmax-connections = 10\n").unwrap();
+        c.apply_file(
+            Path::new("cfg"),
+            "[volttron]\nvip-address = tcp://127.0.0.1:1\nallow-auth = False\n[viprouter]\nmax-connections = 10\n",
+        )
+        .unwrap();
         assert_eq!(c.vip_addresses, vec!["tcp://127.0.0.1:1"]);
         assert!(!c.allow_auth);
         assert_eq!(c.limits.max_connections, 10);

@@ -68,8 +68,9 @@ pub fn fuzz_auth_json(data: &[u8]) {
         Ok(s) => s,
     };
     let again = AuthStore::parse(data, &mut FuzzRng(7));
-    assert!(again.as_ref().is_ok_and(|a| a.len() == store.len()
-        && a.entries().zip(store.entries()).all(|(x, y)| x.user_id() == y.user_id())));
+    assert!(again.as_ref().is_ok_and(
+        |a| a.len() == store.len() && a.entries().zip(store.entries()).all(|(x, y)| x.user_id() == y.user_id())
+    ));
     assert!(store.len() <= crate::auth::MAX_AUTH_ENTRIES);
     for s in store.skipped() {
         let _ = s.to_string();

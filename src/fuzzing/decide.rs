@@ -13,9 +13,8 @@ pub(super) fn curve_server_keys() -> &'static KeyPair {
 /// from 127.0.0.1), 2 and 3 are unknown.
 pub(super) fn curve_client_keys(i: u8) -> &'static KeyPair {
     static KEYS: OnceLock<[KeyPair; 4]> = OnceLock::new();
-    let keys = KEYS.get_or_init(|| {
-        [0xc0u8, 0xc1, 0xc2, 0xc3].map(|b| KeyPair::from_secret(SecretKey::from_bytes([b; 32])))
-    });
+    let keys =
+        KEYS.get_or_init(|| [0xc0u8, 0xc1, 0xc2, 0xc3].map(|b| KeyPair::from_secret(SecretKey::from_bytes([b; 32]))));
     &keys[usize::from(i & 3)]
 }
 

@@ -17,7 +17,9 @@ use crate::auth::{
     AuthMode, AuthRequest, AuthStore, Authenticator, Decision, KeyError, KeyText, Location, UserId, decode_key,
     encode_key,
 };
-use crate::json::{self, DeliveryBody, JsonError, JsonErrorKind, JsonStr, Kind, Number, NumberKind, SliceWriter, Value};
+use crate::json::{
+    self, DeliveryBody, JsonError, JsonErrorKind, JsonStr, Kind, Number, NumberKind, SliceWriter, Value,
+};
 use crate::limits::{
     Limits, MAX_BUS_BYTES, MAX_COMMAND_BYTES, MAX_HANDSHAKE_FRAME_BYTES, MAX_IDENTITY_BYTES, MAX_PREFIX_BYTES,
 };
@@ -38,24 +40,24 @@ use crate::zmtp::{DecodeError, Message, Part, Parts, metadata};
 // One file per cargo-fuzz target (`tests/fuzz/fuzz_targets/`), plus `decide` (the authorisation
 // the session targets share). Each target's entry point `fuzz_*` is `pub` and re-exported here;
 // helpers shared between targets are `pub(super)` and reach the siblings through the same globs.
-mod greeting_parse;
-mod frame_stream;
+mod auth_json;
+mod command_metadata;
 mod decide;
+mod decode_key;
+mod frame_stream;
+mod greeting_parse;
+mod json_scan;
 mod session_curve;
 mod session_plain;
-mod command_metadata;
 mod vip_route;
-mod json_scan;
-mod auth_json;
-mod decode_key;
 
-pub use self::greeting_parse::*;
-pub use self::frame_stream::*;
+pub use self::auth_json::*;
+pub use self::command_metadata::*;
 use self::decide::*;
+pub use self::decode_key::*;
+pub use self::frame_stream::*;
+pub use self::greeting_parse::*;
+pub use self::json_scan::*;
 pub use self::session_curve::*;
 pub use self::session_plain::*;
-pub use self::command_metadata::*;
 pub use self::vip_route::*;
-pub use self::json_scan::*;
-pub use self::auth_json::*;
-pub use self::decode_key::*;

@@ -317,7 +317,14 @@ pub(super) fn route_message(
 }
 
 /// VIP.md §4 step 5/7 for a message addressed to another peer.
-pub(super) fn check_forward(router: &Router, me: &[u8], env: &Envelope<'_>, sink: &RecordingSink, outcome: Outcome, mode: OnFull) {
+pub(super) fn check_forward(
+    router: &Router,
+    me: &[u8],
+    env: &Envelope<'_>,
+    sink: &RecordingSink,
+    outcome: Outcome,
+    mode: OnFull,
+) {
     if env.recipient.is_empty() {
         return;
     }
@@ -433,7 +440,14 @@ pub(super) fn subscribers_of(router: &Router, bus: &[u8], topic: &[u8]) -> Vec<P
 
 /// VIP.md §7 for one `pubsub` request to the router: who is answered, with what, in which
 /// order, and who gets a publish.
-pub(super) fn check_pubsub(router: &Router, from: PeerId, me: &[u8], env: &Envelope<'_>, sink: &RecordingSink, outcome: Outcome) {
+pub(super) fn check_pubsub(
+    router: &Router,
+    from: PeerId,
+    me: &[u8],
+    env: &Envelope<'_>,
+    sink: &RecordingSink,
+    outcome: Outcome,
+) {
     let rest: Vec<&Attempt> = sink.attempts.iter().filter(|a| !is_notification(a, b"add")).collect();
     let f = |a: &Attempt, i: usize| a.frames.get(i).cloned().unwrap_or_default();
     let reply_head = |a: &Attempt, kind: &[u8]| {

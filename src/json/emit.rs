@@ -18,15 +18,7 @@
 //! from [`emitted_len`]/[`DeliveryBody::emitted_len`], a fixed [`SliceWriter`], or a
 //! [`LenCounter`] that only measures). Recursion is bounded by the depth the scanner accepted
 //! ([`MAX_DEPTH`](super::MAX_DEPTH)).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 use core::fmt::{self, Write as _};
 
@@ -131,11 +123,7 @@ impl ByteSink for SliceWriter<'_> {
 pub fn emit_value<S: ByteSink + ?Sized>(out: &mut S, v: Value<'_>) -> Result<(), SinkFull> {
     match v.kind() {
         Kind::Null => out.put(b"null"),
-        Kind::Bool => out.put(if v.as_bool() == Some(true) {
-            b"true"
-        } else {
-            b"false"
-        }),
+        Kind::Bool => out.put(if v.as_bool() == Some(true) { b"true" } else { b"false" }),
         Kind::Number => match v.as_number() {
             Some(n) => emit_number(out, n),
             None => out.put(v.raw()),
@@ -255,12 +243,7 @@ impl<'a> DeliveryBody<'a> {
                 message = Some(v);
             }
         }
-        Some(Self {
-            sender,
-            bus: bus?,
-            headers: headers?,
-            message: message?,
-        })
+        Some(Self { sender, bus: bus?, headers: headers?, message: message? })
     }
 
     /// Writes the body.
@@ -320,10 +303,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl CharBuf {
     fn new() -> Self {
-        Self {
-            bytes: [0; 64],
-            len: 0,
-        }
+        Self { bytes: [0; 64], len: 0 }
     }
 
     fn as_slice(&self) -> &[u8] {
@@ -410,23 +390,13 @@ fn put_zeros<S: ByteSink + ?Sized>(out: &mut S, mut n: usize) -> Result<(), Sink
 /// which rounds half to even. The nearest n-digit decimal always round-trips when some n-digit
 /// decimal does, so this is exactly Gay's answer.
 fn put_python_float_repr<S: ByteSink + ?Sized>(out: &mut S, x: f64) -> Result<(), SinkFull> {
-    let mut shortest = StackText {
-        bytes: [0; 40],
-        len: 0,
-    };
+    let mut shortest = StackText { bytes: [0; 40], len: 0 };
     if write!(shortest, "{:e}", x.abs()).is_err() {
         return Err(SinkFull); // cannot happen: an f64 in {:e} is at most 25 bytes
     }
     let short = shortest.bytes.get(..shortest.len).unwrap_or_default();
-    let n_digits = short
-        .iter()
-        .take_while(|&&b| b != b'e')
-        .filter(|b| b.is_ascii_digit())
-        .count();
-    let mut text = StackText {
-        bytes: [0; 40],
-        len: 0,
-    };
+    let n_digits = short.iter().take_while(|&&b| b != b'e').filter(|b| b.is_ascii_digit()).count();
+    let mut text = StackText { bytes: [0; 40], len: 0 };
     if write!(text, "{:.*e}", n_digits.saturating_sub(1), x.abs()).is_err() {
         return Err(SinkFull); // cannot happen: at most 17 digits
     }
@@ -447,11 +417,8 @@ fn put_python_float_repr<S: ByteSink + ?Sized>(out: &mut S, x: f64) -> Result<()
         n -= 1;
     }
     let digits = digits.get(..n).unwrap_or_default();
-    let exp: i32 = exp_part
-        .get(1..)
-        .and_then(|e| core::str::from_utf8(e).ok())
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(0);
+    let exp: i32 =
+        exp_part.get(1..).and_then(|e| core::str::from_utf8(e).ok()).and_then(|e| e.parse().ok()).unwrap_or(0);
     let decpt = exp + 1; // value = 0.DIGITS × 10^decpt
 
     if x.is_sign_negative() {
@@ -467,10 +434,7 @@ fn put_python_float_repr<S: ByteSink + ?Sized>(out: &mut S, x: f64) -> Result<()
         let e = decpt - 1;
         out.put(if e < 0 { b"e-" } else { b"e+" })?;
         let mag = e.unsigned_abs();
-        let mut buf = StackText {
-            bytes: [0; 40],
-            len: 0,
-        };
+        let mut buf = StackText { bytes: [0; 40], len: 0 };
         if write!(buf, "{mag:02}").is_err() {
             return Err(SinkFull);
         }

@@ -41,8 +41,7 @@ pub mod scan;
 
 pub use emit::{ByteSink, DeliveryBody, LenCounter, SinkFull, SliceWriter};
 pub use scan::{
-    Items, JsonError, JsonErrorKind, JsonStr, Kind, Latin1Error, Members, Number, NumberKind,
-    StrChars, Value, parse,
+    Items, JsonError, JsonErrorKind, JsonStr, Kind, Latin1Error, Members, Number, NumberKind, StrChars, Value, parse,
 };
 
 /// Maximum nesting depth of arrays and objects accepted by [`parse`] (the top-level container is

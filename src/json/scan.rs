@@ -14,15 +14,7 @@
 //!
 //! This file holds the validator ([`parse`], [`Kind`], [`JsonError`]); `value` the [`Value`] view
 //! and its iterators; `string` [`JsonStr`] and its decoding; `number` [`Number`].
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 mod number;
 mod string;
@@ -116,15 +108,8 @@ pub fn parse(input: &[u8]) -> Result<Value<'_>, JsonError> {
     if v.pos != input.len() {
         return Err(v.err(JsonErrorKind::TrailingData));
     }
-    let raw = input.get(start..end).ok_or(JsonError {
-        kind: JsonErrorKind::UnexpectedEnd,
-        pos: end,
-    })?;
-    Ok(Value {
-        raw,
-        offset: start,
-        kind,
-    })
+    let raw = input.get(start..end).ok_or(JsonError { kind: JsonErrorKind::UnexpectedEnd, pos: end })?;
+    Ok(Value { raw, offset: start, kind })
 }
 
 struct Validator<'a> {
@@ -134,10 +119,7 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn err(&self, kind: JsonErrorKind) -> JsonError {
-        JsonError {
-            kind,
-            pos: self.pos,
-        }
+        JsonError { kind, pos: self.pos }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -170,9 +152,7 @@ impl Validator<'_> {
             Some(b'n') => self.literal(b"null", Kind::Null),
             Some(b'N') => self.literal(b"NaN", Kind::Number),
             Some(b'I') => self.literal(b"Infinity", Kind::Number),
-            Some(b'-') if self.s.get(self.pos + 1) == Some(&b'I') => {
-                self.literal(b"-Infinity", Kind::Number)
-            }
+            Some(b'-') if self.s.get(self.pos + 1) == Some(&b'I') => self.literal(b"-Infinity", Kind::Number),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(_) => Err(self.err(JsonErrorKind::UnexpectedByte)),
         }

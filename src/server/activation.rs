@@ -34,9 +34,7 @@ use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 
 use nix::errno::Errno;
-use nix::sys::socket::{
-    AddressFamily, SockType, SockaddrLike, SockaddrStorage, getsockname, getsockopt, sockopt,
-};
+use nix::sys::socket::{AddressFamily, SockType, SockaddrLike, SockaddrStorage, getsockname, getsockopt, sockopt};
 
 /// First inherited descriptor (`SD_LISTEN_FDS_START`).
 pub const LISTEN_FDS_START: RawFd = 3;
@@ -127,10 +125,7 @@ impl fmt::Display for ActivationError {
         match self {
             ActivationError::BadNumber { var } => write!(f, "${var} is not a number"),
             ActivationError::TooMany { count } => {
-                write!(
-                    f,
-                    "LISTEN_FDS={count} exceeds the limit of {MAX_LISTEN_FDS}"
-                )
+                write!(f, "LISTEN_FDS={count} exceeds the limit of {MAX_LISTEN_FDS}")
             }
             ActivationError::NamesMismatch { fds, names } => {
                 write!(f, "LISTEN_FDNAMES has {names} names for {fds} descriptors")
@@ -139,10 +134,7 @@ impl fmt::Display for ActivationError {
                 write!(f, "inherited fd {fd} is not a socket: {errno}")
             }
             ActivationError::UnsupportedFamily { fd } => {
-                write!(
-                    f,
-                    "inherited fd {fd} is neither AF_INET/AF_INET6 nor AF_UNIX"
-                )
+                write!(f, "inherited fd {fd} is neither AF_INET/AF_INET6 nor AF_UNIX")
             }
             ActivationError::NotAListener { fd } => write!(
                 f,
@@ -178,11 +170,7 @@ pub fn from_env() -> Result<Option<ListenFds>, ActivationError> {
     let Some(list) = parsed else { return Ok(None) };
     let mut fds = Vec::with_capacity(list.len());
     for (fd, name) in list {
-        fds.push(InheritedFd {
-            fd,
-            name,
-            family: family_of_raw(fd)?,
-        });
+        fds.push(InheritedFd { fd, name, family: family_of_raw(fd)? });
     }
     Ok(Some(ListenFds { fds }))
 }
@@ -206,17 +194,11 @@ pub fn parse_env(
     let Some(pid) = listen_pid else {
         return Ok(None);
     };
-    let pid: u32 = pid
-        .trim()
-        .parse()
-        .map_err(|_| ActivationError::BadNumber { var: "LISTEN_PID" })?;
+    let pid: u32 = pid.trim().parse().map_err(|_| ActivationError::BadNumber { var: "LISTEN_PID" })?;
     if pid != my_pid {
         return Ok(None);
     }
-    let count: usize = count
-        .trim()
-        .parse()
-        .map_err(|_| ActivationError::BadNumber { var: "LISTEN_FDS" })?;
+    let count: usize = count.trim().parse().map_err(|_| ActivationError::BadNumber { var: "LISTEN_FDS" })?;
     if count > MAX_LISTEN_FDS {
         return Err(ActivationError::TooMany { count });
     }
@@ -225,10 +207,7 @@ pub fn parse_env(
         // sd_listen_fds_with_names: a count mismatch is -EINVAL. An empty variable with zero
         // fds splits into one empty name, which is fine.
         if names.len() != count && !(count == 0 && names == &[""]) {
-            return Err(ActivationError::NamesMismatch {
-                fds: count,
-                names: names.len(),
-            });
+            return Err(ActivationError::NamesMismatch { fds: count, names: names.len() });
         }
     }
     let mut out = Vec::with_capacity(count);
@@ -241,8 +220,7 @@ pub fn parse_env(
 
 /// Family of a descriptor we do not own yet (getsockname takes a plain number).
 fn family_of_raw(fd: RawFd) -> Result<Family, ActivationError> {
-    let addr: SockaddrStorage =
-        getsockname(fd).map_err(|errno| ActivationError::NotASocket { fd, errno })?;
+    let addr: SockaddrStorage = getsockname(fd).map_err(|errno| ActivationError::NotASocket { fd, errno })?;
     match addr.family() {
         Some(AddressFamily::Inet | AddressFamily::Inet6) => Ok(Family::Inet),
         Some(AddressFamily::Unix) => Ok(Family::Unix),
@@ -268,15 +246,8 @@ impl ListenFds {
         mut adopt: impl FnMut(RawFd) -> OwnedFd,
     ) -> Result<Vec<(Option<String>, Listener)>, ActivationError> {
         // Adopt all first, so an early error does not leave later fds open-but-unowned.
-        let owned: Vec<(Option<String>, OwnedFd)> = self
-            .fds
-            .into_iter()
-            .map(|i| (i.name, adopt(i.fd)))
-            .collect();
-        owned
-            .into_iter()
-            .map(|(name, fd)| Ok((name, Listener::from_owned(fd)?)))
-            .collect()
+        let owned: Vec<(Option<String>, OwnedFd)> = self.fds.into_iter().map(|i| (i.name, adopt(i.fd))).collect();
+        owned.into_iter().map(|(name, fd)| Ok((name, Listener::from_owned(fd)?))).collect()
     }
 }
 
@@ -330,47 +301,21 @@ mod tests {
         let me = 4242;
         assert_eq!(parse_env(None, None, None, me), Ok(None));
         assert_eq!(parse_env(Some("4242"), None, None, me), Ok(None));
-        assert_eq!(
-            parse_env(None, Some("2"), None, me),
-            Ok(None),
-            "no LISTEN_PID: not for us"
-        );
-        assert_eq!(
-            parse_env(Some("1"), Some("2"), None, me),
-            Ok(None),
-            "other pid: leaked env"
-        );
-        assert_eq!(
-            parse_env(Some("4242"), Some("2"), None, me),
-            Ok(Some(vec![(3, None), (4, None)]))
-        );
+        assert_eq!(parse_env(None, Some("2"), None, me), Ok(None), "no LISTEN_PID: not for us");
+        assert_eq!(parse_env(Some("1"), Some("2"), None, me), Ok(None), "other pid: leaked env");
+        assert_eq!(parse_env(Some("4242"), Some("2"), None, me), Ok(Some(vec![(3, None), (4, None)])));
         assert_eq!(
             parse_env(Some("4242"), Some("2"), Some("vip-tcp:vip-ipc"), me),
-            Ok(Some(vec![
-                (3, Some("vip-tcp".into())),
-                (4, Some("vip-ipc".into()))
-            ]))
+            Ok(Some(vec![(3, Some("vip-tcp".into())), (4, Some("vip-ipc".into()))]))
         );
-        assert_eq!(
-            parse_env(Some("4242"), Some("0"), Some(""), me),
-            Ok(Some(vec![]))
-        );
+        assert_eq!(parse_env(Some("4242"), Some("0"), Some(""), me), Ok(Some(vec![])));
         assert_eq!(
             parse_env(Some("4242"), Some("2"), Some("one"), me),
             Err(ActivationError::NamesMismatch { fds: 2, names: 1 })
         );
-        assert_eq!(
-            parse_env(Some("4242"), Some("x"), None, me),
-            Err(ActivationError::BadNumber { var: "LISTEN_FDS" })
-        );
-        assert_eq!(
-            parse_env(Some("x"), Some("1"), None, me),
-            Err(ActivationError::BadNumber { var: "LISTEN_PID" })
-        );
-        assert_eq!(
-            parse_env(Some("4242"), Some("65"), None, me),
-            Err(ActivationError::TooMany { count: 65 })
-        );
+        assert_eq!(parse_env(Some("4242"), Some("x"), None, me), Err(ActivationError::BadNumber { var: "LISTEN_FDS" }));
+        assert_eq!(parse_env(Some("x"), Some("1"), None, me), Err(ActivationError::BadNumber { var: "LISTEN_PID" }));
+        assert_eq!(parse_env(Some("4242"), Some("65"), None, me), Err(ActivationError::TooMany { count: 65 }));
     }
 
     fn unix_listener() -> (UnixListener, std::path::PathBuf) {
@@ -403,17 +348,11 @@ mod tests {
     fn rejects_non_listeners() {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let raw = udp.as_raw_fd();
-        assert_eq!(
-            Listener::from_owned(OwnedFd::from(udp)).unwrap_err(),
-            ActivationError::NotAListener { fd: raw }
-        );
+        assert_eq!(Listener::from_owned(OwnedFd::from(udp)).unwrap_err(), ActivationError::NotAListener { fd: raw });
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let conn = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
         let raw = conn.as_raw_fd();
-        assert_eq!(
-            Listener::from_owned(OwnedFd::from(conn)).unwrap_err(),
-            ActivationError::NotAListener { fd: raw }
-        );
+        assert_eq!(Listener::from_owned(OwnedFd::from(conn)).unwrap_err(), ActivationError::NotAListener { fd: raw });
         let file = std::fs::File::open("/dev/null").unwrap();
         let raw = file.as_raw_fd();
         assert!(matches!(
@@ -428,16 +367,8 @@ mod tests {
         let (unix, path) = unix_listener();
         let lf = ListenFds {
             fds: vec![
-                InheritedFd {
-                    fd: 3,
-                    name: Some("tcp".into()),
-                    family: Family::Inet,
-                },
-                InheritedFd {
-                    fd: 4,
-                    name: Some("ipc".into()),
-                    family: Family::Unix,
-                },
+                InheritedFd { fd: 3, name: Some("tcp".into()), family: Family::Inet },
+                InheritedFd { fd: 4, name: Some("ipc".into()), family: Family::Unix },
             ],
         };
         let mut pool = vec![OwnedFd::from(unix), OwnedFd::from(tcp)];
@@ -468,9 +399,7 @@ mod tests {
         let out = Command::new("/bin/sh")
             .arg("-c")
             // fd 0 -> 3 (tcp), fd 2 -> 4 (unix); then restore sane 0 and 2 for the test harness.
-            .arg(format!(
-                r#"exec 3<&0 4<&2 0</dev/null 2>&1; LISTEN_PID=$$ exec {runner} "$0" "$@""#
-            ))
+            .arg(format!(r#"exec 3<&0 4<&2 0</dev/null 2>&1; LISTEN_PID=$$ exec {runner} "$0" "$@""#))
             .arg(exe)
             .args([
                 "--exact",
@@ -488,10 +417,7 @@ mod tests {
         let _ = std::fs::remove_file(path);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stdout}");
-        assert!(
-            stdout.contains("ACTIVATION-CHILD-OK"),
-            "child did not run the check: {stdout}"
-        );
+        assert!(stdout.contains("ACTIVATION-CHILD-OK"), "child did not run the check: {stdout}");
     }
 
     #[test]
@@ -503,16 +429,8 @@ mod tests {
         assert_eq!(
             lf.fds(),
             [
-                InheritedFd {
-                    fd: 3,
-                    name: Some("vip-tcp".into()),
-                    family: Family::Inet
-                },
-                InheritedFd {
-                    fd: 4,
-                    name: Some("vip-ipc".into()),
-                    family: Family::Unix
-                },
+                InheritedFd { fd: 3, name: Some("vip-tcp".into()), family: Family::Inet },
+                InheritedFd { fd: 4, name: Some("vip-ipc".into()), family: Family::Unix },
             ]
         );
         println!("ACTIVATION-CHILD-OK");

@@ -148,12 +148,11 @@ impl RxBuf {
     /// the budget. Returns false when the budget refused.
     pub fn make_room(&mut self, need: usize, budget: &mut Budget) -> bool {
         let need = need.max(self.len() + 1);
-        if (self.end == self.buf.len() || need > self.buf.len() - self.start)
-            && self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
+        if (self.end == self.buf.len() || need > self.buf.len() - self.start) && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
         if need <= self.buf.len() && self.end < self.buf.len() {
             return true;
         }

@@ -70,10 +70,7 @@ impl Notifier {
     /// # Errors
     /// The `dup(2)` error.
     pub fn try_clone(&self) -> io::Result<Notifier> {
-        Ok(Notifier {
-            sock: self.sock.try_clone()?,
-            addr: self.addr.clone(),
-        })
+        Ok(Notifier { sock: self.sock.try_clone()?, addr: self.addr.clone() })
     }
 
     /// Sends one raw notification, e.g. `"READY=1\nSTATUS=listening"`.
@@ -86,10 +83,7 @@ impl Notifier {
             Ok(())
         } else {
             // Datagram sockets send all or nothing; guard anyway so a short write is not "ok".
-            Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "short notification datagram",
-            ))
+            Err(io::Error::new(io::ErrorKind::WriteZero, "short notification datagram"))
         }
     }
 
@@ -135,10 +129,7 @@ impl Notifier {
     /// # Errors
     /// See [`Notifier::notify`].
     pub fn status(&self, text: &str) -> io::Result<()> {
-        let one_line: String = text
-            .chars()
-            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
-            .collect();
+        let one_line: String = text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
         self.notify(&format!("STATUS={one_line}"))
     }
 }
@@ -173,11 +164,7 @@ pub fn watchdog_interval() -> Option<Duration> {
 
 /// [`watchdog_timeout`] on explicit inputs (testable without touching the environment).
 #[must_use]
-pub fn watchdog_timeout_from(
-    usec: Option<&OsStr>,
-    pid: Option<&OsStr>,
-    my_pid: u32,
-) -> Option<Duration> {
+pub fn watchdog_timeout_from(usec: Option<&OsStr>, pid: Option<&OsStr>, my_pid: u32) -> Option<Duration> {
     let usec: u64 = usec?.to_str()?.parse().ok()?;
     if usec == 0 {
         return None;
@@ -204,8 +191,7 @@ mod tests {
         fn new() -> TempDir {
             static N: AtomicU32 = AtomicU32::new(0);
             let n = N.fetch_add(1, Ordering::Relaxed);
-            let p =
-                std::env::temp_dir().join(format!("viprouter-notify-{}-{n}", std::process::id()));
+            let p = std::env::temp_dir().join(format!("viprouter-notify-{}-{n}", std::process::id()));
             std::fs::create_dir_all(&p).unwrap();
             TempDir(p)
         }
@@ -237,9 +223,7 @@ mod tests {
         assert_eq!(recv(&server), "READY=1");
         assert_eq!(recv(&server), "WATCHDOG=1");
         let reload = recv(&server);
-        let usec = reload
-            .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
-            .expect(&reload);
+        let usec = reload.strip_prefix("RELOADING=1\nMONOTONIC_USEC=").expect(&reload);
         assert!(usec.parse::<u64>().unwrap() > 0);
         assert_eq!(recv(&server), "READY=1");
         assert_eq!(recv(&server), "STATUS=two lines");
@@ -249,9 +233,7 @@ mod tests {
     #[test]
     fn abstract_socket_is_supported() {
         let name = format!("viprouter-notify-test-{}", std::process::id());
-        let server =
-            UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
-                .unwrap();
+        let server = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
         let n = Notifier::from_notify_socket(OsStr::new(&format!("@{name}"))).unwrap();
         n.ready().unwrap();
         assert_eq!(recv(&server), "READY=1");
@@ -282,14 +264,8 @@ mod tests {
     #[test]
     fn watchdog_env_parsing() {
         let s = |v: &'static str| Some(OsStr::new(v));
-        assert_eq!(
-            watchdog_timeout_from(s("30000000"), s("42"), 42),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            watchdog_timeout_from(s("30000000"), None, 42),
-            Some(Duration::from_secs(30))
-        );
+        assert_eq!(watchdog_timeout_from(s("30000000"), s("42"), 42), Some(Duration::from_secs(30)));
+        assert_eq!(watchdog_timeout_from(s("30000000"), None, 42), Some(Duration::from_secs(30)));
         assert_eq!(watchdog_timeout_from(s("30000000"), s("41"), 42), None);
         assert_eq!(watchdog_timeout_from(s("0"), s("42"), 42), None);
         assert_eq!(watchdog_timeout_from(s("x"), s("42"), 42), None);

@@ -88,7 +88,8 @@ fn json_list(items: &[String]) -> Vec<u8> {
 
 /// Built-in services whose keys the platform keeps in `keystores/<identity>/keystore.json` and
 /// admits on every start (VIP.md §9.7).
-const SERVICES: [&str; 6] = ["control.connection", "config.store", "platform.auth", "control", "keydiscovery", "platform_web"];
+const SERVICES: [&str; 6] =
+    ["control.connection", "config.store", "platform.auth", "control", "keydiscovery", "platform_web"];
 
 /// Load `auth.json`, logging what was skipped, and add (in memory, after each load) the entries
 /// VOLTTRON's platform adds on every start: its own key as `platform`, and the built-in
@@ -110,7 +111,12 @@ fn load_auth(path: &Path, home: &Path, platform: &PublicKey) -> Result<AuthStore
     }
     for e in auto_entries(platform, &services) {
         if store.upsert(&e).is_err() {
-            log::error!("{}: full ({} entries): the platform's own entry {:?} was not added", path.display(), store.len(), e.user_id);
+            log::error!(
+                "{}: full ({} entries): the platform's own entry {:?} was not added",
+                path.display(),
+                store.len(),
+                e.user_id
+            );
         }
     }
     Ok(store)
@@ -138,7 +144,8 @@ fn json_str(s: &str, out: &mut String) {
 /// The capabilities of every auth.json user in `auth_update`'s shape
 /// (`{"capabilities": {USER: {CAP: null}}}`, VIP.md §7.8), for the protected-topic check.
 fn capabilities_json(auth: &Authenticator) -> String {
-    let mut users: Vec<&str> = auth.store().entries().filter(|e| e.user_id_is_explicit()).map(|e| e.user_id()).collect();
+    let mut users: Vec<&str> =
+        auth.store().entries().filter(|e| e.user_id_is_explicit()).map(|e| e.user_id()).collect();
     users.sort_unstable();
     users.dedup();
     let mut out = String::from("{\"capabilities\": {");
@@ -202,11 +209,15 @@ fn security(config: &Config) -> Result<Option<Security>, String> {
     }
     let home = &config.volttron_home;
     let ks_path = home.join("keystore");
-    let ks = keystore::load_or_create(&ks_path, &mut rand_core::OsRng).map_err(|e| format!("{}: {e}", ks_path.display()))?;
+    let ks =
+        keystore::load_or_create(&ks_path, &mut rand_core::OsRng).map_err(|e| format!("{}: {e}", ks_path.display()))?;
     match ks.origin {
         keystore::KeystoreOrigin::Created => log::info!("created the platform keystore {}", ks_path.display()),
         keystore::KeystoreOrigin::Regenerated => {
-            log::warn!("regenerated the platform keystore {} (its key was unusable): agents must learn the new server key", ks_path.display());
+            log::warn!(
+                "regenerated the platform keystore {} (its key was unusable): agents must learn the new server key",
+                ks_path.display()
+            );
         }
         keystore::KeystoreOrigin::Loaded => {}
     }
@@ -235,7 +246,12 @@ fn authorize_hook(auth: Rc<RefCell<Authenticator>>, domains: Vec<String>) -> sup
     Box::new(move |q: &AuthQuery<'_>| {
         let a = auth.borrow();
         let domain = domains.get(q.listener).map_or(DEFAULT_DOMAIN, String::as_str);
-        let req = AuthRequest { domain: domain.as_bytes(), address: q.address, mechanism: q.mechanism, credentials: q.credentials };
+        let req = AuthRequest {
+            domain: domain.as_bytes(),
+            address: q.address,
+            mechanism: q.mechanism,
+            credentials: q.credentials,
+        };
         match a.decide(&req) {
             Decision::Allow { entry, user_id } => {
                 if let Some(e) = entry
@@ -298,9 +314,7 @@ impl RefusalLog {
         if self.recent.contains(&key) {
             return false;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if now != self.second {
             self.second = now;
             self.lines = 0;
@@ -321,7 +335,10 @@ impl RefusalLog {
 /// takes ownership of a descriptor number: the one `unsafe` step, which lives in `main.rs`
 /// (see `server::activation`). Every inherited socket serves the default mechanism (CURVE
 /// with auth, else NULL) and domain `vip`.
-fn inherited_listeners(allow_auth: bool, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Option<Vec<Listener>>, String> {
+fn inherited_listeners(
+    allow_auth: bool,
+    adopt: &mut dyn FnMut(RawFd) -> OwnedFd,
+) -> Result<Option<Vec<Listener>>, String> {
     let Some(fds) = activation::from_env().map_err(|e| format!("socket activation: {e}"))? else {
         return Ok(None);
     };
@@ -346,7 +363,12 @@ fn inherited_listeners(allow_auth: bool, adopt: &mut dyn FnMut(RawFd) -> OwnedFd
                     (None, Some(path)) => format!("ipc://{}", path.display()),
                     _ => "ipc://(unnamed)".to_string(),
                 };
-                Listener { socket: ListenSocket::Unix(mio::net::UnixListener::from_std(std_l)), endpoint, mechanism, path: None }
+                Listener {
+                    socket: ListenSocket::Unix(mio::net::UnixListener::from_std(std_l)),
+                    endpoint,
+                    mechanism,
+                    path: None,
+                }
             }
         });
     }
@@ -494,7 +516,10 @@ mod tests {
     fn endpoint_parameters() {
         assert_eq!(endpoint_params("tcp://1.2.3.4:1", true), (Mechanism::Curve, "vip".to_string()));
         assert_eq!(endpoint_params("tcp://1.2.3.4:1?server=NULL", true).0, Mechanism::Null);
-        assert_eq!(endpoint_params("tcp://1.2.3.4:1?serverkey=x&server=PLAIN&domain=d", true), (Mechanism::Plain, "d".to_string()));
+        assert_eq!(
+            endpoint_params("tcp://1.2.3.4:1?serverkey=x&server=PLAIN&domain=d", true),
+            (Mechanism::Plain, "d".to_string())
+        );
         assert_eq!(endpoint_params("tcp://1.2.3.4:1?server=CURVE", false).0, Mechanism::Null);
     }
 

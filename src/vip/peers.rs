@@ -253,9 +253,10 @@ impl PeerTable {
         *pos = 0;
         self.registered.swap_remove(at);
         if let Some(&moved) = self.registered.get(at)
-            && let Some(mp) = self.reg_pos.get_mut(usize::from(moved)) {
-                *mp = at as u16 + 1;
-            }
+            && let Some(mp) = self.reg_pos.get_mut(usize::from(moved))
+        {
+            *mp = at as u16 + 1;
+        }
         true
     }
 

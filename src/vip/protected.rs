@@ -99,9 +99,7 @@ impl fmt::Display for PolicyError {
             Self::Json(e) => write!(f, "{e}"),
             Self::NotObject => f.write_str("not a JSON object"),
             Self::MissingCapabilities => f.write_str("no \"capabilities\" key"),
-            Self::NotAContainer => {
-                f.write_str("\"write-protect\" is not a list, or \"capabilities\" is not an object")
-            }
+            Self::NotAContainer => f.write_str("\"write-protect\" is not a list, or \"capabilities\" is not an object"),
             Self::Entry { index, problem } => write!(f, "entry {index}: {problem}"),
         }
     }
@@ -195,9 +193,7 @@ impl ProtectedTopics {
                 return Err(bad(EntryProblem::NotObject));
             }
             let topic = e.get(b"topic").ok_or(bad(EntryProblem::MissingTopic))?;
-            let caps = e
-                .get(b"capabilities")
-                .ok_or(bad(EntryProblem::MissingCapabilities))?;
+            let caps = e.get(b"capabilities").ok_or(bad(EntryProblem::MissingCapabilities))?;
             let topic = topic.as_str().ok_or(bad(EntryProblem::TopicNotString))?;
             let required = Required::from_json(caps).ok_or(bad(EntryProblem::BadCapabilities))?;
             let text = decode(topic);
@@ -216,11 +212,7 @@ impl ProtectedTopics {
                     let mut buf = vec![0u8; len];
                     topic.to_latin1(&mut buf).ok().map(<[u8]>::to_vec)
                 });
-                t.literals.push(Literal {
-                    text,
-                    bytes,
-                    required,
-                });
+                t.literals.push(Literal { text, bytes, required });
             }
         }
         Ok(t)
@@ -239,11 +231,7 @@ impl ProtectedTopics {
     /// The entry that governs `topic` (frame bytes, latin-1), if any. No allocation once the
     /// text buffer has grown to the longest topic matched against a regex.
     pub fn lookup(&mut self, topic: &[u8]) -> Option<&Required> {
-        let ProtectedTopics {
-            literals,
-            patterns,
-            text,
-        } = self;
+        let ProtectedTopics { literals, patterns, text } = self;
         let literals: &Vec<Literal> = literals;
         let mut first_prefix = None;
         for lit in literals {
@@ -254,10 +242,7 @@ impl ProtectedTopics {
             if t.len() == topic.len() && (t.is_empty() || t == topic) {
                 return Some(&lit.required);
             }
-            if first_prefix.is_none()
-                && t.len() <= topic.len()
-                && (t.is_empty() || topic.get(..t.len()) == Some(t))
-            {
+            if first_prefix.is_none() && t.len() <= topic.len() && (t.is_empty() || topic.get(..t.len()) == Some(t)) {
                 first_prefix = Some(&lit.required);
             }
         }
@@ -267,10 +252,7 @@ impl ProtectedTopics {
         text.clear();
         text.extend(topic.iter().map(|&b| char::from(b)));
         let text: &str = text;
-        patterns
-            .iter()
-            .find(|p| p.regex.is_match(text))
-            .map(|p| &p.required)
+        patterns.iter().find(|p| p.regex.is_match(text)).map(|p| &p.required)
     }
 }
 
@@ -297,9 +279,7 @@ impl UserCapabilities {
         if v.kind() != Kind::Object {
             return Err(PolicyError::NotObject);
         }
-        let caps = v
-            .get(b"capabilities")
-            .ok_or(PolicyError::MissingCapabilities)?;
+        let caps = v.get(b"capabilities").ok_or(PolicyError::MissingCapabilities)?;
         if caps.kind() != Kind::Object {
             return Err(PolicyError::NotAContainer);
         }
@@ -310,10 +290,7 @@ impl UserCapabilities {
                 Kind::Array => c.items().filter_map(|i| i.as_str()).map(decode).collect(),
                 Kind::Null => Vec::new(),
                 _ => {
-                    return Err(PolicyError::Entry {
-                        index,
-                        problem: EntryProblem::BadCapabilities,
-                    });
+                    return Err(PolicyError::Entry { index, problem: EntryProblem::BadCapabilities });
                 }
             };
             let mut repr = Vec::new();
@@ -343,9 +320,7 @@ impl UserCapabilities {
 
     /// Whether `user` has an entry, and if so whether it holds capability `name`.
     pub fn has(&self, user: &[u8], name: &str) -> Option<bool> {
-        self.users
-            .get(user)
-            .map(|u| u.names.iter().any(|n| n == name))
+        self.users.get(user).map(|u| u.names.iter().any(|n| n == name))
     }
 }
 
@@ -439,25 +414,16 @@ impl TopicPolicy {
             return None;
         }
         let caps = users.users.get(user)?;
-        if required
-            .names
-            .iter()
-            .all(|r| caps.names.iter().any(|n| n == r))
-        {
+        if required.names.iter().all(|r| caps.names.iter().any(|n| n == r)) {
             return None;
         }
-        Some(Refusal {
-            required: &required.repr,
-            provided: &caps.repr,
-        })
+        Some(Refusal { required: &required.repr, provided: &caps.repr })
     }
 }
 
 /// The decoded string (lone surrogates as U+FFFD).
 fn decode(s: JsonStr<'_>) -> String {
-    s.chars()
-        .map(|c| char::from_u32(c).unwrap_or('\u{FFFD}'))
-        .collect()
+    s.chars().map(|c| char::from_u32(c).unwrap_or('\u{FFFD}')).collect()
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -465,11 +431,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 fn hex_escape(out: &mut Vec<u8>, prefix: &[u8], c: u32, digits: u32) {
     out.extend_from_slice(prefix);
     for i in (0..digits).rev() {
-        out.push(
-            HEX.get(((c >> (i * 4)) & 0xf) as usize)
-                .copied()
-                .unwrap_or(b'0'),
-        );
+        out.push(HEX.get(((c >> (i * 4)) & 0xf) as usize).copied().unwrap_or(b'0'));
     }
 }
 
@@ -506,11 +468,7 @@ fn repr_str(chars: impl Iterator<Item = u32> + Clone, out: &mut Vec<u8>) {
 fn repr_value(v: Value<'_>, out: &mut Vec<u8>) {
     match v.kind() {
         Kind::Null => out.extend_from_slice(b"None"),
-        Kind::Bool => out.extend_from_slice(if v.as_bool() == Some(true) {
-            b"True"
-        } else {
-            b"False"
-        }),
+        Kind::Bool => out.extend_from_slice(if v.as_bool() == Some(true) { b"True" } else { b"False" }),
         Kind::Number => {
             let start = out.len();
             if let Some(n) = v.as_number() {

@@ -133,13 +133,14 @@ impl Router {
             self.peers.attach(peer, identity)
         };
         if let Err(AttachError::Duplicate(holder)) = r
-            && stats::bump(&mut self.stats.rejected_duplicate_identity) {
-                log::warn!(
-                    "duplicate identity {:?}: a live connection (peer {}) holds it; the newcomer is ignored (first wins)",
-                    String::from_utf8_lossy(identity),
-                    holder.0
-                );
-            }
+            && stats::bump(&mut self.stats.rejected_duplicate_identity)
+        {
+            log::warn!(
+                "duplicate identity {:?}: a live connection (peer {}) holds it; the newcomer is ignored (first wins)",
+                String::from_utf8_lossy(identity),
+                holder.0
+            );
+        }
         r
     }
 
@@ -197,9 +198,7 @@ impl Router {
             // VIP.md §5.5: errors addressed to the router are discarded; §5.9: routing_table
             // answers nothing (its only answered op, `update`, is unused).
             b"error" | b"routing_table" => Outcome::Done,
-            b"external_rpc"
-                if env.arg_count() == 2 && matches!(env.arg(0), b"send_platform" | b"send_peer") =>
-            {
+            b"external_rpc" if env.arg_count() == 2 && matches!(env.arg(0), b"send_platform" | b"send_peer") => {
                 // Multi-platform routing is not implemented (README): no reply, as VOLTTRON
                 // gives none for these ops.
                 Outcome::Done

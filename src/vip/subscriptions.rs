@@ -114,10 +114,7 @@ pub struct Subscriptions {
 
 impl fmt::Debug for Subscriptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subscriptions")
-            .field("limits", &self.limits)
-            .field("len", &self.len)
-            .finish_non_exhaustive()
+        f.debug_struct("Subscriptions").field("limits", &self.limits).field("len", &self.len).finish_non_exhaustive()
     }
 }
 
@@ -130,9 +127,7 @@ impl Subscriptions {
         if limits.max_peers > usize::from(u16::MAX) + 1 {
             return Err(LimitsError::TooManyPeers);
         }
-        if limits.max_prefix_bytes > usize::from(u16::MAX)
-            || limits.max_bus_bytes > usize::from(u16::MAX)
-        {
+        if limits.max_prefix_bytes > usize::from(u16::MAX) || limits.max_bus_bytes > usize::from(u16::MAX) {
             return Err(LimitsError::NameTooLong);
         }
         limits.memory_bytes().ok_or(LimitsError::TooLarge)?;
@@ -183,9 +178,7 @@ impl Subscriptions {
 
     /// Number of entries `peer` holds (both platforms); 0 for an out-of-range peer.
     pub fn peer_len(&self, peer: u16) -> usize {
-        self.peer_count
-            .get(usize::from(peer))
-            .map_or(0, |&c| c as usize)
+        self.peer_count.get(usize::from(peer)).map_or(0, |&c| c as usize)
     }
 
     /// Adds `(peer, bus, prefix, all_platforms)` (VIP.md §7.3). `Ok(true)` if it is new,
@@ -210,13 +203,7 @@ impl Subscriptions {
     }
 
     /// Removes one entry (VIP.md §7.4, one named prefix). Returns whether it existed.
-    pub fn unsubscribe(
-        &mut self,
-        peer: u16,
-        bus: &[u8],
-        prefix: &[u8],
-        all_platforms: bool,
-    ) -> bool {
+    pub fn unsubscribe(&mut self, peer: u16, bus: &[u8], prefix: &[u8], all_platforms: bool) -> bool {
         if self.check(peer, bus, prefix).is_err() {
             return false;
         }
@@ -262,20 +249,14 @@ impl Subscriptions {
 
     /// Whether `peer` holds `(bus, prefix)` under the given platform.
     pub fn contains(&self, peer: u16, bus: &[u8], prefix: &[u8], all_platforms: bool) -> bool {
-        self.check(peer, bus, prefix).is_ok()
-            && self.find(peer, bus, prefix, all_platforms).2.is_some()
+        self.check(peer, bus, prefix).is_ok() && self.find(peer, bus, prefix, all_platforms).2.is_some()
     }
 
     /// Calls `f` once for every peer subscribed to a prefix of `topic` on `bus` (VIP.md §7.2),
     /// however many of its entries match, and returns how many peers that was (the local part of
     /// the publish COUNT, VIP.md §7.6). Order unspecified. No allocation; see the module doc for
     /// the cost. `f` cannot touch the table: collect failed deliveries and remove them afterwards.
-    pub fn for_each_subscriber(
-        &mut self,
-        bus: &[u8],
-        topic: &[u8],
-        mut f: impl FnMut(u16),
-    ) -> usize {
+    pub fn for_each_subscriber(&mut self, bus: &[u8], topic: &[u8], mut f: impl FnMut(u16)) -> usize {
         if self.len == 0 || bus.len() > self.limits.max_bus_bytes {
             return 0;
         }

@@ -46,8 +46,7 @@ impl<'a> Command<'a> {
         if len == 0 {
             return Err(DecodeError::MalformedCommand);
         }
-        let (name, data) =
-            rest.split_at_checked(usize::from(len)).ok_or(DecodeError::MalformedCommand)?;
+        let (name, data) = rest.split_at_checked(usize::from(len)).ok_or(DecodeError::MalformedCommand)?;
         Ok(Command { name, data })
     }
 
@@ -105,8 +104,7 @@ pub fn socket_metadata(socket_type: &[u8], identity: &[u8], out: &mut Vec<u8>) {
 
 /// Append a READY frame carrying `Socket-Type` and `Identity` (NULL mechanism; ZMTP.md §5).
 pub fn emit_ready(socket_type: &[u8], identity: &[u8], out: &mut Vec<u8>) {
-    let data_len = metadata::encoded_len(b"Socket-Type", socket_type)
-        + metadata::encoded_len(b"Identity", identity);
+    let data_len = metadata::encoded_len(b"Socket-Type", socket_type) + metadata::encoded_len(b"Identity", identity);
     emit_command_header(READY, data_len, out);
     socket_metadata(socket_type, identity, out);
 }

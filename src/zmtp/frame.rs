@@ -173,15 +173,9 @@ mod tests {
     #[test]
     fn parse_short_and_long() {
         // ZMTP.md §3.1 examples.
-        assert_eq!(
-            FrameHeader::parse(&[0x00, 0x01, b'x']),
-            Ok(Some(FrameHeader { flags: 0, size: 1, header_len: 2 }))
-        );
+        assert_eq!(FrameHeader::parse(&[0x00, 0x01, b'x']), Ok(Some(FrameHeader { flags: 0, size: 1, header_len: 2 })));
         let long = [0x02, 0, 0, 0, 0, 0, 0, 0x01, 0x2c];
-        assert_eq!(
-            FrameHeader::parse(&long),
-            Ok(Some(FrameHeader { flags: 2, size: 300, header_len: 9 }))
-        );
+        assert_eq!(FrameHeader::parse(&long), Ok(Some(FrameHeader { flags: 2, size: 300, header_len: 9 })));
         // every prefix is "need more"
         for n in 0..long.len() {
             assert_eq!(FrameHeader::parse(&long[..n]), Ok(None));

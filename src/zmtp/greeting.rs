@@ -51,25 +51,24 @@ pub struct Greeting {
 /// [`DecodeError::BadSignature`], [`DecodeError::UnsupportedVersion`].
 pub fn parse(buf: &[u8]) -> Result<Option<Greeting>, DecodeError> {
     if let Some(&b0) = buf.first()
-        && b0 != 0xFF {
-            return Err(DecodeError::BadSignature);
-        }
+        && b0 != 0xFF
+    {
+        return Err(DecodeError::BadSignature);
+    }
     if let Some(&b9) = buf.get(9)
-        && b9 & 1 == 0 {
-            return Err(DecodeError::BadSignature);
-        }
+        && b9 & 1 == 0
+    {
+        return Err(DecodeError::BadSignature);
+    }
     if let Some(&major) = buf.get(10)
-        && major < 3 {
-            return Err(DecodeError::UnsupportedVersion { major });
-        }
+        && major < 3
+    {
+        return Err(DecodeError::UnsupportedVersion { major });
+    }
     let Some(g) = buf.get(..GREETING_LEN) else { return Ok(None) };
     let mut mechanism = [0u8; 20];
     mechanism.copy_from_slice(g.get(12..32).unwrap_or(&[0; 20]));
-    Ok(Some(Greeting {
-        major: g.get(10).copied().unwrap_or(3),
-        minor: g.get(11).copied().unwrap_or(0),
-        mechanism,
-    }))
+    Ok(Some(Greeting { major: g.get(10).copied().unwrap_or(3), minor: g.get(11).copied().unwrap_or(0), mechanism }))
 }
 
 #[cfg(test)]

@@ -1,12 +1,4 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! Z85 (RFC 32), the text encoding libzmq and pyzmq use for CURVE keys
 //! (ZMTP.md §11.1, §11.2).
 //!
@@ -133,26 +125,14 @@ pub fn encode_into(data: &[u8], out: &mut [u8]) -> Result<usize, Z85Error> {
 pub fn decode_into(text: &[u8], out: &mut [u8]) -> Result<usize, Z85Error> {
     let len = decoded_len(text.len()).ok_or(Z85Error::BadLength)?;
     let out = out.get_mut(..len).ok_or(Z85Error::OutputTooSmall)?;
-    for (group_index, (group, word)) in text
-        .chunks_exact(5)
-        .zip(out.chunks_exact_mut(4))
-        .enumerate()
-    {
+    for (group_index, (group, word)) in text.chunks_exact(5).zip(out.chunks_exact_mut(4)).enumerate() {
         let mut value: u32 = 0;
         for (i, &ch) in group.iter().enumerate() {
-            let digit = DECODE_TABLE
-                .get(usize::from(ch))
-                .copied()
-                .unwrap_or(INVALID);
+            let digit = DECODE_TABLE.get(usize::from(ch)).copied().unwrap_or(INVALID);
             if digit == INVALID {
-                return Err(Z85Error::BadChar {
-                    offset: group_index.saturating_mul(5).saturating_add(i),
-                });
+                return Err(Z85Error::BadChar { offset: group_index.saturating_mul(5).saturating_add(i) });
             }
-            value = value
-                .checked_mul(85)
-                .and_then(|v| v.checked_add(u32::from(digit)))
-                .ok_or(Z85Error::Overflow)?;
+            value = value.checked_mul(85).and_then(|v| v.checked_add(u32::from(digit))).ok_or(Z85Error::Overflow)?;
         }
         word.copy_from_slice(&value.to_be_bytes());
     }
@@ -251,21 +231,14 @@ mod tests {
     #[test]
     fn z85_vectors_decode() {
         for (hex_in, text) in VECTORS {
-            assert_eq!(
-                hex::encode(decode(text.as_bytes()).unwrap()),
-                *hex_in,
-                "decode {text}"
-            );
+            assert_eq!(hex::encode(decode(text.as_bytes()).unwrap()), *hex_in, "decode {text}");
         }
     }
 
     #[test]
     fn z85_key_helpers_roundtrip() {
         let key = decode_key(b"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7").unwrap();
-        assert_eq!(
-            &encode_key(&key),
-            b"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
-        );
+        assert_eq!(&encode_key(&key), b"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
         assert_eq!(decode_key(b"HelloWorld"), Err(Z85Error::BadLength));
     }
 
@@ -277,18 +250,9 @@ mod tests {
         assert_eq!(decode(b"%nSc1"), Err(Z85Error::Overflow));
         assert_eq!(decode(b"#####"), Err(Z85Error::Overflow));
         assert_eq!(decode(b"~~~~~"), Err(Z85Error::BadChar { offset: 0 }));
-        assert_eq!(
-            decode(b"Hello World"[..10].as_ref()),
-            Err(Z85Error::BadChar { offset: 5 })
-        );
-        assert_eq!(
-            decode(b"HelloWor\x00d"),
-            Err(Z85Error::BadChar { offset: 8 })
-        );
-        assert_eq!(
-            decode(b"Hello\xffWorl"[..10].as_ref()),
-            Err(Z85Error::BadChar { offset: 5 })
-        );
+        assert_eq!(decode(b"Hello World"[..10].as_ref()), Err(Z85Error::BadChar { offset: 5 }));
+        assert_eq!(decode(b"HelloWor\x00d"), Err(Z85Error::BadChar { offset: 8 }));
+        assert_eq!(decode(b"Hello\xffWorl"[..10].as_ref()), Err(Z85Error::BadChar { offset: 5 }));
     }
 
     #[test]
@@ -296,14 +260,8 @@ mod tests {
         assert_eq!(encode(&[1, 2, 3]), Err(Z85Error::BadLength));
         assert_eq!(encode(&[]).unwrap(), "");
         let mut small = [0u8; 4];
-        assert_eq!(
-            encode_into(&[0; 4], &mut small),
-            Err(Z85Error::OutputTooSmall)
-        );
-        assert_eq!(
-            decode_into(b"HelloWorld", &mut small),
-            Err(Z85Error::OutputTooSmall)
-        );
+        assert_eq!(encode_into(&[0; 4], &mut small), Err(Z85Error::OutputTooSmall));
+        assert_eq!(decode_into(b"HelloWorld", &mut small), Err(Z85Error::OutputTooSmall));
     }
 
     #[test]

@@ -32,10 +32,7 @@ pub fn allocations() -> u64 {
 /// The first counted allocation as `(old size, new size)` (`old` is 0 for a fresh
 /// allocation, non-zero for a buffer that grew): what a failing test reports.
 pub fn first() -> (usize, usize) {
-    (
-        FIRST[0].load(Ordering::Relaxed),
-        FIRST[1].load(Ordering::Relaxed),
-    )
+    (FIRST[0].load(Ordering::Relaxed), FIRST[1].load(Ordering::Relaxed))
 }
 
 /// Start counting from zero.

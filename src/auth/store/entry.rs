@@ -220,10 +220,7 @@ pub(super) fn truthy(v: Value<'_>) -> bool {
 }
 
 pub(super) fn pattern(s: &str, field: &'static str) -> Result<Pattern, SkipReason> {
-    let body = s
-        .strip_prefix('/')
-        .and_then(|r| r.strip_suffix('/'))
-        .filter(|_| s.len() > 1);
+    let body = s.strip_prefix('/').and_then(|r| r.strip_suffix('/')).filter(|_| s.len() > 1);
     match body {
         None => Ok(Pattern::Exact(s.into())),
         Some(body) => {
@@ -231,10 +228,7 @@ pub(super) fn pattern(s: &str, field: &'static str) -> Result<Pattern, SkipReaso
                 .size_limit(REGEX_SIZE_LIMIT)
                 .build()
                 .map_err(|_| SkipReason::BadRegex { field })?;
-            Ok(Pattern::Regex {
-                source: body.into(),
-                re,
-            })
+            Ok(Pattern::Regex { source: body.into(), re })
         }
     }
 }
@@ -252,10 +246,7 @@ fn field(v: Option<Value<'_>>, name: &'static str) -> Result<Field, SkipReason> 
         Kind::Array => {
             let mut ps = Vec::new();
             for item in v.items() {
-                let s = item
-                    .as_str()
-                    .map(to_string)
-                    .ok_or(SkipReason::BadFieldType { field: name })?;
+                let s = item.as_str().map(to_string).ok_or(SkipReason::BadFieldType { field: name })?;
                 ps.push(pattern(&s, name)?);
             }
             Ok(Field::AnyOf(ps.into_boxed_slice()))
@@ -269,10 +260,7 @@ fn opt_string(v: Option<Value<'_>>, name: &'static str) -> Result<Option<String>
     match v {
         None => Ok(None),
         Some(v) if v.is_null() => Ok(None),
-        Some(v) => v
-            .as_str()
-            .map(|s| Some(to_string(s)))
-            .ok_or(SkipReason::BadFieldType { field: name }),
+        Some(v) => v.as_str().map(|s| Some(to_string(s))).ok_or(SkipReason::BadFieldType { field: name }),
     }
 }
 
@@ -283,14 +271,9 @@ fn names(v: Option<Value<'_>>, name: &'static str) -> Result<Vec<String>, SkipRe
     };
     match v.kind() {
         Kind::String => Ok(v.as_str().map(to_string).into_iter().collect()),
-        Kind::Array => v
-            .items()
-            .map(|i| {
-                i.as_str()
-                    .map(to_string)
-                    .ok_or(SkipReason::BadFieldType { field: name })
-            })
-            .collect(),
+        Kind::Array => {
+            v.items().map(|i| i.as_str().map(to_string).ok_or(SkipReason::BadFieldType { field: name })).collect()
+        }
         _ => Err(SkipReason::BadFieldType { field: name }),
     }
 }
@@ -371,17 +354,12 @@ pub(super) fn parse_entry(
     }
     let explicit_user_id = opt_string(v.get(b"user_id"), "user_id")?;
     let identity = opt_string(v.get(b"identity"), "identity")?;
-    let comments = v
-        .get(b"comments")
-        .and_then(|c| c.as_str())
-        .map(|s| to_string(s).into_boxed_str());
+    let comments = v.get(b"comments").and_then(|c| c.as_str()).map(|s| to_string(s).into_boxed_str());
     if let Some(rpc) = v.get(b"rpc_method_authorizations")
         && truthy(rpc)
         && rpc.kind() != Kind::Object
     {
-        return Err(SkipReason::BadFieldType {
-            field: "rpc_method_authorizations",
-        });
+        return Err(SkipReason::BadFieldType { field: "rpc_method_authorizations" });
     }
     let mut caps = Vec::new();
     capability_names(v.get(b"capabilities"), &mut caps)?;

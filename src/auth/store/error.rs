@@ -83,9 +83,7 @@ impl fmt::Display for AuthFileErrorKind {
             Self::NotUtf8 => f.write_str("not valid UTF-8"),
             Self::Json(kind) => write!(f, "invalid JSON: {kind}"),
             Self::WrongType { expected } => write!(f, "expected {expected}"),
-            Self::UnsupportedVersion => {
-                f.write_str("unsupported version (only major version 1 is understood)")
-            }
+            Self::UnsupportedVersion => f.write_str("unsupported version (only major version 1 is understood)"),
             Self::TooManyEntries { count, max } => {
                 write!(f, "{count} entries, more than the limit of {max}")
             }
@@ -116,10 +114,7 @@ impl fmt::Display for AuthFileError {
 impl std::error::Error for AuthFileError {}
 
 pub(super) fn err_at(path: impl Into<String>, kind: AuthFileErrorKind) -> AuthFileError {
-    AuthFileError {
-        location: Location::Path(path.into()),
-        kind,
-    }
+    AuthFileError { location: Location::Path(path.into()), kind }
 }
 
 /// Why one `allow` entry was skipped (the rest of the file still loads).
@@ -154,9 +149,7 @@ impl fmt::Display for SkipReason {
             Self::BadFieldType { field } => write!(f, "{field}: wrong type"),
             Self::BadMechanism => f.write_str("mechanism must be NULL, PLAIN or CURVE"),
             Self::MissingCredentials => f.write_str("credentials required for this mechanism"),
-            Self::BadCurveKey => {
-                f.write_str("credentials: not a 43-character CURVE key or a /regex/")
-            }
+            Self::BadCurveKey => f.write_str("credentials: not a 43-character CURVE key or a /regex/"),
             Self::BadRegex { field } => write!(f, "{field}: regular expression does not compile"),
             Self::BadCapability => f.write_str("capabilities: entries must be strings or objects"),
         }

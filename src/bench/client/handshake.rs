@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::OsRng;
 
-use super::{
-    Client, ClientError, MAX_HANDSHAKE_FRAME_BYTES, Phase, READ_CHUNK, Security, Stream, WRITE_CHUNK,
-};
+use super::{Client, ClientError, MAX_HANDSHAKE_FRAME_BYTES, Phase, READ_CHUNK, Security, Stream, WRITE_CHUNK};
 use crate::server::listener::Endpoint;
 use crate::zmtp::command::{self, Command};
 use crate::zmtp::greeting::{self, GREETING_LEN};
@@ -52,11 +50,7 @@ impl Client {
     ///
     /// # Errors
     /// Connection errors.
-    pub fn connect_start(
-        endpoint: &Endpoint,
-        identity: &[u8],
-        security: &Security,
-    ) -> Result<Client, ClientError> {
+    pub fn connect_start(endpoint: &Endpoint, identity: &[u8], security: &Security) -> Result<Client, ClientError> {
         let stream = match endpoint {
             Endpoint::Tcp(hp) => {
                 let hp = match hp.strip_prefix("*:") {
@@ -92,7 +86,12 @@ impl Client {
     ///
     /// # Errors
     /// Socket option and CURVE set-up errors.
-    pub fn from_tcp(stream: TcpStream, identity: &[u8], security: &Security, staged: bool) -> Result<Client, ClientError> {
+    pub fn from_tcp(
+        stream: TcpStream,
+        identity: &[u8],
+        security: &Security,
+        staged: bool,
+    ) -> Result<Client, ClientError> {
         stream.set_nodelay(true)?;
         stream.set_nonblocking(true)?;
         Client::start(Stream::Tcp(stream), identity, security, staged)

@@ -51,10 +51,9 @@ impl<'a> Number<'a> {
             NumberKind::NaN => f64::NAN,
             NumberKind::Infinity => f64::INFINITY,
             NumberKind::NegInfinity => f64::NEG_INFINITY,
-            NumberKind::Integer | NumberKind::Float => core::str::from_utf8(self.raw)
-                .ok()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(f64::NAN),
+            NumberKind::Integer | NumberKind::Float => {
+                core::str::from_utf8(self.raw).ok().and_then(|t| t.parse().ok()).unwrap_or(f64::NAN)
+            }
         }
     }
 }

@@ -54,10 +54,7 @@ impl<'a> JsonStr<'a> {
     /// The decoded characters as code points (latin-1 bytes, escapes decoded, `\uD83D\uDE00`-style
     /// pairs combined, lone surrogates yielded as they are — as Python does).
     pub fn chars(&self) -> StrChars<'a> {
-        StrChars {
-            raw: self.raw,
-            pos: 0,
-        }
+        StrChars { raw: self.raw, pos: 0 }
     }
 
     /// Whether the decoded string equals `bytes` read as latin-1 (each byte one character). A

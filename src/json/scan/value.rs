@@ -131,28 +131,12 @@ impl<'a> Value<'a> {
     /// Iterates the members of an object in input order (duplicates included); empty if this is
     /// not an object.
     pub fn members(&self) -> Members<'a> {
-        Members {
-            raw: self.raw,
-            offset: self.offset,
-            pos: if self.kind == Kind::Object {
-                1
-            } else {
-                self.raw.len()
-            },
-        }
+        Members { raw: self.raw, offset: self.offset, pos: if self.kind == Kind::Object { 1 } else { self.raw.len() } }
     }
 
     /// Iterates the items of an array; empty if this is not an array.
     pub fn items(&self) -> Items<'a> {
-        Items {
-            raw: self.raw,
-            offset: self.offset,
-            pos: if self.kind == Kind::Array {
-                1
-            } else {
-                self.raw.len()
-            },
-        }
+        Items { raw: self.raw, offset: self.offset, pos: if self.kind == Kind::Array { 1 } else { self.raw.len() } }
     }
 
     /// This value as a string view, if it is a string.
@@ -161,10 +145,7 @@ impl<'a> Value<'a> {
             return None;
         }
         let inner = self.raw.get(1..self.raw.len().checked_sub(1)?)?;
-        Some(JsonStr {
-            raw: inner,
-            escapes: inner.contains(&b'\\'),
-        })
+        Some(JsonStr { raw: inner, escapes: inner.contains(&b'\\') })
     }
 
     /// `Some(true/false)` if this is a boolean.
@@ -193,10 +174,7 @@ impl<'a> Value<'a> {
             r if r.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) => NumberKind::Float,
             _ => NumberKind::Integer,
         };
-        Some(Number {
-            raw: self.raw,
-            kind,
-        })
+        Some(Number { raw: self.raw, kind })
     }
 }
 
@@ -222,10 +200,7 @@ impl<'a> Iterator for Members<'a> {
             return None;
         }
         let (key_end, escapes) = string_end(s, p)?;
-        let key = JsonStr {
-            raw: s.get(p + 1..key_end.checked_sub(1)?)?,
-            escapes,
-        };
+        let key = JsonStr { raw: s.get(p + 1..key_end.checked_sub(1)?)?, escapes };
         p = skip_ws(s, key_end);
         if s.get(p) != Some(&b':') {
             self.pos = s.len();
@@ -234,14 +209,7 @@ impl<'a> Iterator for Members<'a> {
         p = skip_ws(s, p + 1);
         let (kind, end) = scan_value(s, p)?;
         self.pos = end;
-        Some((
-            key,
-            Value {
-                raw: s.get(p..end)?,
-                offset: self.offset + p,
-                kind,
-            },
-        ))
+        Some((key, Value { raw: s.get(p..end)?, offset: self.offset + p, kind }))
     }
 }
 
@@ -271,10 +239,6 @@ impl<'a> Iterator for Items<'a> {
         }
         let (kind, end) = scan_value(s, p)?;
         self.pos = end;
-        Some(Value {
-            raw: s.get(p..end)?,
-            offset: self.offset + p,
-            kind,
-        })
+        Some(Value { raw: s.get(p..end)?, offset: self.offset + p, kind })
     }
 }

@@ -31,7 +31,10 @@ impl Server {
             };
             if self.slots.is_full() || !self.budget.take(Conn::INITIAL_BYTES) {
                 if stats::bump(&mut self.router.stats.rejected_conn_full) {
-                    log::warn!("connection from {peer} refused: {} connections (or the buffer budget) in use", self.slots.live());
+                    log::warn!(
+                        "connection from {peer} refused: {} connections (or the buffer budget) in use",
+                        self.slots.live()
+                    );
                 }
                 drop(stream);
                 continue;
@@ -278,8 +281,7 @@ impl Server {
 
     pub(super) fn attach(&mut self, id: SlotId) {
         let Some(conn) = self.slots.get_mut(id) else { return };
-        let identity: heapless::Vec<u8, 255> =
-            heapless::Vec::from_slice(conn.session.identity()).unwrap_or_default();
+        let identity: heapless::Vec<u8, 255> = heapless::Vec::from_slice(conn.session.identity()).unwrap_or_default();
         match self.router.attach(PeerId(id.index), &identity) {
             Ok(()) => {
                 conn.attached = true;
@@ -299,7 +301,8 @@ impl Server {
         let rx = std::mem::take(&mut conn.rx);
         let data = rx.buf.get(rx.start..rx.end).unwrap_or(&[]);
         let msg = Message::new(data, &self.parts);
-        let mut sink = ConnSink::new(&mut self.slots, &mut self.dirty, &mut self.broken, &mut self.budget, &self.limits);
+        let mut sink =
+            ConnSink::new(&mut self.slots, &mut self.dirty, &mut self.broken, &mut self.budget, &self.limits);
         let outcome = self.router.handle(PeerId(id.index), msg, &mut sink, on_full);
         let (delivered, refused) = (sink.delivered, sink.refused_budget);
         self.close_broken();

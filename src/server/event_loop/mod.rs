@@ -23,8 +23,8 @@ use mio::{Events, Interest, Poll, Token};
 use super::conn::{Budget, Conn, Pause, Stream};
 use super::listener::{ListenSocket, Listener};
 use super::signals::{SignalEvent, Signals};
-use super::watch::Watch;
 use super::slots::{SlotId, Slots};
+use super::watch::Watch;
 use crate::limits::{Limits, MAX_EVENTS, READ_BUDGET_BYTES, TICK_MS};
 use crate::stats::{self, FixedWriter};
 use crate::time::Instant;
@@ -105,7 +105,6 @@ pub struct Server {
     on_tick: Option<Box<dyn FnMut(Instant)>>,
     on_reload: Option<OnReload>,
 }
-
 
 enum Step {
     /// Keep servicing this connection.

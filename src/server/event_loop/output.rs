@@ -91,7 +91,11 @@ impl Server {
                             && !c.stalled
                         {
                             c.stalled = true;
-                            log::warn!("peer at {} has not drained its queue for {} ms: answering error 11 to its senders", c.peer, self.limits.send_stall_ms);
+                            log::warn!(
+                                "peer at {} has not drained its queue for {} ms: answering error 11 to its senders",
+                                c.peer,
+                                self.limits.send_stall_ms
+                            );
                         }
                         if let Some(c) = self.slots.get_mut(id) {
                             c.stall_expired = true;
@@ -136,9 +140,7 @@ impl Server {
             .slots
             .ids()
             .filter(|id| {
-                self.slots
-                    .peek(id.index)
-                    .is_some_and(|c| !c.handshake_done && now.since(c.accepted_at) >= timeout)
+                self.slots.peek(id.index).is_some_and(|c| !c.handshake_done && now.since(c.accepted_at) >= timeout)
             })
             .collect();
         for id in expired {

@@ -22,7 +22,15 @@ impl<'a> ConnSink<'a> {
         budget: &'a mut Budget,
         limits: &Limits,
     ) -> Self {
-        ConnSink { slots, dirty, broken, budget, tx_queue_bytes: limits.tx_queue_bytes, delivered: 0, refused_budget: 0 }
+        ConnSink {
+            slots,
+            dirty,
+            broken,
+            budget,
+            tx_queue_bytes: limits.tx_queue_bytes,
+            delivered: 0,
+            refused_budget: 0,
+        }
     }
 }
 

@@ -37,68 +37,37 @@ fn lookup_order() {
             {"topic": "open", "capabilities": []}]}"#,
     )
     .unwrap();
-    assert_eq!(
-        t.lookup(b"a/b/c").unwrap().names(),
-        ["z"],
-        "exact wins over earlier prefixes"
-    );
-    assert_eq!(
-        t.lookup(b"a/b/d").unwrap().names(),
-        ["x"],
-        "first prefix in file order"
-    );
+    assert_eq!(t.lookup(b"a/b/c").unwrap().names(), ["z"], "exact wins over earlier prefixes");
+    assert_eq!(t.lookup(b"a/b/d").unwrap().names(), ["x"], "first prefix in file order");
     assert_eq!(t.lookup(b"ab").unwrap().names(), ["y"]);
     assert_eq!(t.lookup(b"rxxz").unwrap().names(), ["w"]);
     assert!(t.lookup(b"rxxzq").is_none(), "anchored");
-    assert_eq!(
-        t.lookup(b"/x").unwrap().names(),
-        ["slash"],
-        "a lone / is a literal"
-    );
+    assert_eq!(t.lookup(b"/x").unwrap().names(), ["slash"], "a lone / is a literal");
     assert!(t.lookup(b"open/x").unwrap().names().is_empty());
     assert!(t.lookup(b"b").is_none());
 }
 
 #[test]
 fn load_errors() {
-    assert!(matches!(
-        ProtectedTopics::from_json(b"[]"),
-        Err(PolicyError::NotObject)
-    ));
-    assert!(matches!(
-        ProtectedTopics::from_json(b"{"),
-        Err(PolicyError::Json(_))
-    ));
+    assert!(matches!(ProtectedTopics::from_json(b"[]"), Err(PolicyError::NotObject)));
+    assert!(matches!(ProtectedTopics::from_json(b"{"), Err(PolicyError::Json(_))));
     assert_eq!(ProtectedTopics::from_json(b"{}").unwrap().len(), 0);
     assert!(matches!(
         ProtectedTopics::from_json(br#"{"write-protect": [{"topic": "a"}]}"#),
-        Err(PolicyError::Entry {
-            index: 0,
-            problem: EntryProblem::MissingCapabilities
-        })
+        Err(PolicyError::Entry { index: 0, problem: EntryProblem::MissingCapabilities })
     ));
     assert!(matches!(
-        ProtectedTopics::from_json(
-            br#"{"write-protect": [{"topic": "/(?<=a)b/", "capabilities": "c"}]}"#
-        ),
-        Err(PolicyError::Entry {
-            index: 0,
-            problem: EntryProblem::BadRegex
-        })
+        ProtectedTopics::from_json(br#"{"write-protect": [{"topic": "/(?<=a)b/", "capabilities": "c"}]}"#),
+        Err(PolicyError::Entry { index: 0, problem: EntryProblem::BadRegex })
     ));
-    assert!(matches!(
-        UserCapabilities::from_json(b"{}"),
-        Err(PolicyError::MissingCapabilities)
-    ));
+    assert!(matches!(UserCapabilities::from_json(b"{}"), Err(PolicyError::MissingCapabilities)));
 }
 
 #[test]
 fn check_rules() {
     let mut p = TopicPolicy::default();
-    p.set_protected_topics_json(
-        br#"{"write-protect": [{"topic": "secret", "capabilities": ["can_publish"]}]}"#,
-    )
-    .unwrap();
+    p.set_protected_topics_json(br#"{"write-protect": [{"topic": "secret", "capabilities": ["can_publish"]}]}"#)
+        .unwrap();
     p.set_user_capabilities_json(br#"{"capabilities": {"agent.a": {"raw_cap": null}, "agent.b": {"can_publish": null}, "agent.c": ["can_publish"]}}"#)
         .unwrap();
     let r = p.check(b"agent.a", b"secretive").unwrap();
@@ -110,9 +79,6 @@ fn check_rules() {
     );
     assert!(p.check(b"agent.b", b"secret").is_none());
     assert!(p.check(b"agent.c", b"secret").is_none());
-    assert!(
-        p.check(b"nobody", b"secret").is_none(),
-        "no capability entry: allowed"
-    );
+    assert!(p.check(b"nobody", b"secret").is_none(), "no capability entry: allowed");
     assert!(p.check(b"agent.a", b"public").is_none());
 }

@@ -5,8 +5,7 @@ use super::*;
 /// Does `bytes` (latin-1) start with the decoded string `p`?
 fn bytes_start_with(bytes: &[u8], p: JsonStr<'_>) -> bool {
     let mut it = bytes.iter();
-    p.chars()
-        .all(|c| it.next().is_some_and(|&b| u32::from(b) == c))
+    p.chars().all(|c| it.next().is_some_and(|&b| u32::from(b) == c))
 }
 
 /// Does the decoded string `p` start with `bytes` (latin-1)?
@@ -34,15 +33,7 @@ impl PubSub {
         self.text.push(b'[');
         self.list_rows(from, env, who, stats);
         self.text.push(b']');
-        let frames: [&[u8]; 7] = [
-            b"",
-            SIGNATURE,
-            who,
-            env.msg_id,
-            b"pubsub",
-            b"list_response",
-            &self.text,
-        ];
+        let frames: [&[u8]; 7] = [b"", SIGNATURE, who, env.msg_id, b"pubsub", b"list_response", &self.text];
         let outcome = Router::reply(stats, sink, from, &frames);
         if self.text.capacity() > SCRATCH_KEEP_BYTES {
             self.text = Vec::new();
@@ -60,18 +51,10 @@ impl PubSub {
                 return;
             }
         };
-        let (Some(prefix), Some(bus), Some(subscribed), Some(reverse)) = (
-            v.get(b"prefix"),
-            v.get(b"bus"),
-            v.get(b"subscribed"),
-            v.get(b"reverse"),
-        ) else {
-            malformed(
-                stats,
-                who,
-                OP,
-                "missing \"prefix\", \"bus\", \"subscribed\" or \"reverse\"",
-            );
+        let (Some(prefix), Some(bus), Some(subscribed), Some(reverse)) =
+            (v.get(b"prefix"), v.get(b"bus"), v.get(b"subscribed"), v.get(b"reverse"))
+        else {
+            malformed(stats, who, OP, "missing \"prefix\", \"bus\", \"subscribed\" or \"reverse\"");
             return;
         };
         let Some(prefix) = prefix.as_str() else {
@@ -96,11 +79,7 @@ impl PubSub {
             if bus.is_some_and(|want| !bytes_eq(want, b)) || (subscribed && !member) {
                 return;
             }
-            let hit = if reverse {
-                str_starts_with(prefix, p)
-            } else {
-                bytes_start_with(p, prefix)
-            };
+            let hit = if reverse { str_starts_with(prefix, p) } else { bytes_start_with(p, prefix) };
             if !hit {
                 return;
             }
@@ -119,10 +98,7 @@ impl PubSub {
             text.extend_from_slice(if member { b", true]" } else { b", false]" });
         });
         if truncated {
-            log::warn!(
-                "pubsub list for {}: reply truncated at {MAX_LIST_REPLY_BYTES} bytes",
-                who.escape_ascii()
-            );
+            log::warn!("pubsub list for {}: reply truncated at {MAX_LIST_REPLY_BYTES} bytes", who.escape_ascii());
         }
     }
 }

@@ -68,12 +68,8 @@ use super::envelope::Envelope;
 use super::peers::{PeerId, PeerTable};
 use super::protected::{PolicyError, TopicPolicy};
 use super::router::{Full, Outcome, Router, Shared, Sink};
-use super::subscriptions::{
-    MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions,
-};
-use crate::json::{
-    self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value,
-};
+use super::subscriptions::{MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions};
+use crate::json::{self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value};
 use crate::limits::{Limits, MAX_BUS_BYTES, MAX_PREFIX_BYTES, MAX_SUBS_PER_PEER};
 use crate::stats::{self, Stats};
 
@@ -118,9 +114,7 @@ pub struct PubSub {
 
 impl core::fmt::Debug for PubSub {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PubSub")
-            .field("subs", &self.subs)
-            .finish_non_exhaustive()
+        f.debug_struct("PubSub").field("subs", &self.subs).finish_non_exhaustive()
     }
 }
 
@@ -166,10 +160,7 @@ fn put_u64(out: &mut impl ByteSink, mut n: u64) -> Result<(), SinkFull> {
 /// Log a malformed request (rate-limited) and count it.
 fn malformed(stats: &mut Stats, who: &[u8], op: &str, why: &str) {
     if stats::bump(&mut stats.pubsub_malformed) {
-        log::info!(
-            "pubsub {op} from {}: {why} (answered with the non-crashing reply)",
-            who.escape_ascii()
-        );
+        log::info!("pubsub {op} from {}: {why} (answered with the non-crashing reply)", who.escape_ascii());
     }
 }
 
@@ -206,12 +197,7 @@ impl PubSub {
             Ok(s) => s,
             Err(e) => {
                 log::error!("subscription index not built ({e}); pubsub has no capacity");
-                let none = SubscriptionLimits {
-                    max_subscriptions: 0,
-                    max_per_peer: 0,
-                    max_peers: 0,
-                    ..wanted
-                };
+                let none = SubscriptionLimits { max_subscriptions: 0, max_per_peer: 0, max_peers: 0, ..wanted };
                 // Infallible: every check passes for zero sizes.
                 #[allow(clippy::expect_used)]
                 Subscriptions::new(none).expect("an empty subscription index")
@@ -300,25 +286,11 @@ impl PubSub {
         match op {
             b"subscribe" => {
                 let ok = self.subscribe(from, env, who, stats);
-                Self::request_response(
-                    stats,
-                    sink,
-                    from,
-                    who,
-                    env.msg_id,
-                    if ok { &[1] } else { &[0] },
-                )
+                Self::request_response(stats, sink, from, who, env.msg_id, if ok { &[1] } else { &[0] })
             }
             b"unsubscribe" => {
                 let ok = self.unsubscribe(from, env, who, stats);
-                Self::request_response(
-                    stats,
-                    sink,
-                    from,
-                    who,
-                    env.msg_id,
-                    if ok { &[1] } else { &[0] },
-                )
+                Self::request_response(stats, sink, from, who, env.msg_id, if ok { &[1] } else { &[0] })
             }
             b"synchronize" => {
                 self.synchronize(from, env, who, stats);
@@ -364,31 +336,16 @@ impl PubSub {
         msg_id: &[u8],
         result: &[u8],
     ) -> Outcome {
-        let frames: [&[u8]; 7] = [
-            b"",
-            SIGNATURE,
-            who,
-            msg_id,
-            b"pubsub",
-            b"request_response",
-            result,
-        ];
+        let frames: [&[u8]; 7] = [b"", SIGNATURE, who, msg_id, b"pubsub", b"request_response", result];
         Router::reply(stats, sink, to, &frames)
     }
 
     /// VIP.md §7.8, honoured only from [`AUTH_IDENTITY`].
     fn policy_update(&mut self, op: &[u8], env: &Envelope<'_>, who: &[u8], stats: &mut Stats) {
-        let name = if op == b"auth_update" {
-            "auth_update"
-        } else {
-            "protected_update"
-        };
+        let name = if op == b"auth_update" { "auth_update" } else { "protected_update" };
         if who != AUTH_IDENTITY {
             if stats::bump(&mut stats.rejected_policy_update) {
-                log::warn!(
-                    "pubsub {name} from {} ignored: accepted only from platform.auth",
-                    who.escape_ascii()
-                );
+                log::warn!("pubsub {name} from {} ignored: accepted only from platform.auth", who.escape_ascii());
             }
             return;
         }

@@ -42,12 +42,7 @@ impl PubSub {
             _ => None,
         };
         let Some(delivery) = delivery else {
-            malformed(
-                stats,
-                who,
-                OP,
-                "body is not an object with \"bus\", \"headers\" and \"message\"",
-            );
+            malformed(stats, who, OP, "body is not an object with \"bus\", \"headers\" and \"message\"");
             return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
         };
         if let Some(refusal) = self.policy.check(who, topic) {
@@ -60,9 +55,7 @@ impl PubSub {
             }
             self.text.clear();
             refusal.write_text(topic, &mut self.text);
-            let frames: [&[u8]; 9] = [
-                b"", SIGNATURE, who, env.msg_id, b"error", b"-32001", &self.text, b"", b"pubsub",
-            ];
+            let frames: [&[u8]; 9] = [b"", SIGNATURE, who, env.msg_id, b"error", b"-32001", &self.text, b"", b"pubsub"];
             // Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
             if let Outcome::Blocked(p) = Router::reply(stats, sink, from, &frames) {
                 return Outcome::Blocked(p);
@@ -71,28 +64,12 @@ impl PubSub {
             return Outcome::Done;
         }
         let mut bus_buf = [0u8; MAX_BUS_BYTES];
-        let bus = delivery
-            .bus
-            .as_str()
-            .and_then(|s| s.to_latin1(&mut bus_buf).ok());
+        let bus = delivery.bus.as_str().and_then(|s| s.to_latin1(&mut bus_buf).ok());
         let count = match bus {
             Some(bus) if !self.subs.is_empty() => {
-                let PubSub {
-                    subs,
-                    body,
-                    wire,
-                    slow,
-                    max_body_bytes,
-                    ..
-                } = self;
+                let PubSub { subs, body, wire, slow, max_body_bytes, .. } = self;
                 body.clear();
-                if delivery
-                    .emit(&mut Capped {
-                        out: body,
-                        max: *max_body_bytes,
-                    })
-                    .is_err()
-                {
+                if delivery.emit(&mut Capped { out: body, max: *max_body_bytes }).is_err() {
                     if stats::bump(&mut stats.rejected_publish_too_large) {
                         log::warn!(
                             "publish from {} to {:?} dropped: delivery body over {max_body_bytes} bytes",
@@ -101,25 +78,10 @@ impl PubSub {
                         );
                     }
                     body.clear();
-                    return Self::request_response(
-                        stats,
-                        sink,
-                        from,
-                        who,
-                        env.msg_id,
-                        &0u32.to_le_bytes(),
-                    );
+                    return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
                 }
-                let frames: [&[u8]; 8] = [
-                    b"",
-                    SIGNATURE,
-                    env.user_id,
-                    env.msg_id,
-                    b"pubsub",
-                    b"publish",
-                    topic,
-                    body.as_slice(),
-                ];
+                let frames: [&[u8]; 8] =
+                    [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"publish", topic, body.as_slice()];
                 let mut shared = Shared::new(&frames, wire);
                 let mut delivered = 0u64;
                 let count = subs.for_each_subscriber(bus, topic, |p| {
@@ -169,29 +131,11 @@ impl PubSub {
     }
 
     /// The publish count to the publisher, dropped (and counted) if its queue is full.
-    fn count_reply(
-        stats: &mut Stats,
-        sink: &mut impl Sink,
-        to: PeerId,
-        who: &[u8],
-        msg_id: &[u8],
-        count: u32,
-    ) {
+    fn count_reply(stats: &mut Stats, sink: &mut impl Sink, to: PeerId, who: &[u8], msg_id: &[u8], count: u32) {
         let c = count.to_le_bytes();
-        let frames: [&[u8]; 7] = [
-            b"",
-            SIGNATURE,
-            who,
-            msg_id,
-            b"pubsub",
-            b"request_response",
-            &c,
-        ];
+        let frames: [&[u8]; 7] = [b"", SIGNATURE, who, msg_id, b"pubsub", b"request_response", &c];
         if sink.deliver(to, &frames).is_err() && stats::bump(&mut stats.dropped_reply_full) {
-            log::warn!(
-                "publish count to {} dropped: its queue is full",
-                who.escape_ascii()
-            );
+            log::warn!("publish count to {} dropped: its queue is full", who.escape_ascii());
         }
     }
 }

@@ -72,13 +72,7 @@ fn object_arg<'a>(env: &Envelope<'a>, i: usize, stats: &mut Stats, who: &[u8], o
 
 impl PubSub {
     /// VIP.md §7.3. True = `01`.
-    pub(super) fn subscribe(
-        &mut self,
-        from: PeerId,
-        env: &Envelope<'_>,
-        who: &[u8],
-        stats: &mut Stats,
-    ) -> bool {
+    pub(super) fn subscribe(&mut self, from: PeerId, env: &Envelope<'_>, who: &[u8], stats: &mut Stats) -> bool {
         const OP: &str = "subscribe";
         let Some(v) = object_arg(env, 1, stats, who, OP) else { return false };
         let (Some(prefix), Some(bus)) = (v.get(b"prefix"), v.get(b"bus")) else {
@@ -99,12 +93,7 @@ impl PubSub {
             }
         };
         let Some(prefixes) = prefix_list(prefix) else {
-            malformed(
-                stats,
-                who,
-                OP,
-                "\"prefix\" is not a string or a list of strings",
-            );
+            malformed(stats, who, OP, "\"prefix\" is not a string or a list of strings");
             return false;
         };
         if prefixes.clone().count() > MAX_SUBS_PER_PEER {
@@ -151,13 +140,7 @@ impl PubSub {
     }
 
     /// VIP.md §7.4. True = `01`. Everything is checked before anything is removed.
-    pub(super) fn unsubscribe(
-        &mut self,
-        from: PeerId,
-        env: &Envelope<'_>,
-        who: &[u8],
-        stats: &mut Stats,
-    ) -> bool {
+    pub(super) fn unsubscribe(&mut self, from: PeerId, env: &Envelope<'_>, who: &[u8], stats: &mut Stats) -> bool {
         const OP: &str = "unsubscribe";
         let Some(v) = object_arg(env, 1, stats, who, OP) else { return false };
         let (internal, all) = (v.get(b"internal"), v.get(b"all"));
@@ -173,27 +156,15 @@ impl PubSub {
             bus.as_str().is_some_and(|b| b.latin1_len().is_some())
                 && (prefix.is_null() || prefix_list(prefix).is_some())
         };
-        if !entries
-            .iter()
-            .flatten()
-            .all(|&(e, _)| e.kind() == Kind::Object && valid(e))
-        {
-            malformed(
-                stats,
-                who,
-                OP,
-                "an entry lacks \"prefix\"/\"bus\" or has unusable types",
-            );
+        if !entries.iter().flatten().all(|&(e, _)| e.kind() == Kind::Object && valid(e)) {
+            malformed(stats, who, OP, "an entry lacks \"prefix\"/\"bus\" or has unusable types");
             return false;
         }
         for &(e, all) in entries.iter().flatten() {
             let mut bus_buf = [0u8; MAX_BUS_BYTES];
-            let (Some(prefix), Some(Ok(bus))) = (
-                e.get(b"prefix"),
-                e.get(b"bus")
-                    .and_then(|b| b.as_str())
-                    .map(|b| b.to_latin1(&mut bus_buf)),
-            ) else {
+            let (Some(prefix), Some(Ok(bus))) =
+                (e.get(b"prefix"), e.get(b"bus").and_then(|b| b.as_str()).map(|b| b.to_latin1(&mut bus_buf)))
+            else {
                 continue; // a bus too long to be stored holds nothing
             };
             if prefix.is_null() {
@@ -229,22 +200,14 @@ impl PubSub {
             return;
         };
         let valid = platforms.kind() == Kind::Object
-            && platforms
-                .members()
-                .filter(|&(k, _)| platform(k).is_some())
-                .all(|(_, buses)| {
-                    buses.kind() == Kind::Object
-                        && buses.members().all(|(_, p)| {
-                            p.kind() == Kind::Array && p.items().all(|i| i.kind() == Kind::String)
-                        })
-                });
+            && platforms.members().filter(|&(k, _)| platform(k).is_some()).all(|(_, buses)| {
+                buses.kind() == Kind::Object
+                    && buses
+                        .members()
+                        .all(|(_, p)| p.kind() == Kind::Array && p.items().all(|i| i.kind() == Kind::String))
+            });
         if !valid {
-            malformed(
-                stats,
-                who,
-                OP,
-                "\"subscriptions\" is not {PLATFORM: {BUS: [prefix, ...]}}",
-            );
+            malformed(stats, who, OP, "\"subscriptions\" is not {PLATFORM: {BUS: [prefix, ...]}}");
             return;
         }
         let mut txn = match self.subs.begin_replace(from.0) {
@@ -259,9 +222,7 @@ impl PubSub {
         if first_error.is_some() {
             // The replaced entries held slots until the commit; what did not fit then may fit now
             // (subscribe is idempotent for the entries already in).
-            first_error = sync_items(platforms, |bus, p, all| {
-                self.subs.subscribe(from.0, bus, p, all).map(|_| ())
-            });
+            first_error = sync_items(platforms, |bus, p, all| self.subs.subscribe(from.0, bus, p, all).map(|_| ()));
         }
         if let Some(e) = first_error {
             refused(stats, who, OP, e);

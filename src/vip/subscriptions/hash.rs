@@ -18,10 +18,7 @@ pub(super) fn step(h: u64, b: u8) -> u64 {
 
 pub(super) fn bus_state(bus: &[u8]) -> u64 {
     let len = bus.len() as u64;
-    let mut h = len
-        .to_le_bytes()
-        .iter()
-        .fold(FNV_OFFSET, |h, &b| step(h, b));
+    let mut h = len.to_le_bytes().iter().fold(FNV_OFFSET, |h, &b| step(h, b));
     for &b in bus {
         h = step(h, b);
     }

@@ -33,10 +33,7 @@ impl SubscriptionLimits {
         let index = index_len(n)?.checked_mul(size_of::<u64>())?;
         let lens = self.max_prefix_bytes.checked_add(1)?.checked_mul(4)?;
         let peers = self.max_peers.checked_mul(12)?;
-        keys.checked_add(subs)?
-            .checked_add(index)?
-            .checked_add(lens)?
-            .checked_add(peers)
+        keys.checked_add(subs)?.checked_add(index)?.checked_add(lens)?.checked_add(peers)
     }
 }
 

@@ -28,24 +28,14 @@ impl Subscriptions {
             old += 1;
             s = slot.next_p;
         }
-        Ok(Replace {
-            table: self,
-            peer,
-            old_left: old,
-            added: 0,
-            done: false,
-        })
+        Ok(Replace { table: self, peer, old_left: old, added: 0, done: false })
     }
 
     /// Replaces `peer`'s whole set by `items` `(bus, prefix, all_platforms)` (VIP.md §7.5),
     /// **all or nothing**: on the first item that fails, the table is left exactly as before.
     /// Duplicate items are harmless. For best-effort (skip failing items) or for items that must
     /// be decoded from JSON one at a time, drive a [`Replace`] directly.
-    pub fn replace_peer<'x, I>(
-        &mut self,
-        peer: u16,
-        items: I,
-    ) -> Result<ReplaceSummary, SubscribeError>
+    pub fn replace_peer<'x, I>(&mut self, peer: u16, items: I) -> Result<ReplaceSummary, SubscribeError>
     where
         I: IntoIterator<Item = (&'x [u8], &'x [u8], bool)>,
     {
@@ -84,12 +74,7 @@ pub struct Replace<'t> {
 impl Replace<'_> {
     /// Adds `(bus, prefix, all_platforms)` to the new set. `Ok(true)` if the peer did not hold it
     /// before the replacement started. Same checks as [`Subscriptions::subscribe`].
-    pub fn add(
-        &mut self,
-        bus: &[u8],
-        prefix: &[u8],
-        all_platforms: bool,
-    ) -> Result<bool, SubscribeError> {
+    pub fn add(&mut self, bus: &[u8], prefix: &[u8], all_platforms: bool) -> Result<bool, SubscribeError> {
         let peer = self.peer;
         let t = &mut *self.table;
         t.check(peer, bus, prefix)?;
@@ -104,15 +89,7 @@ impl Replace<'_> {
             return Ok(false);
         }
         let in_use = t.peer_len(peer) - self.old_left;
-        t.insert_new(
-            peer,
-            hash,
-            key,
-            bus,
-            prefix,
-            flag(all_platforms) | FLAG_NEW,
-            in_use,
-        )?;
+        t.insert_new(peer, hash, key, bus, prefix, flag(all_platforms) | FLAG_NEW, in_use)?;
         self.added += 1;
         Ok(true)
     }
@@ -133,10 +110,7 @@ impl Replace<'_> {
             s = next;
         }
         self.done = true;
-        ReplaceSummary {
-            added: self.added,
-            removed,
-        }
+        ReplaceSummary { added: self.added, removed }
     }
 }
 

@@ -22,13 +22,7 @@ pub(super) struct KeySlot {
     pub(super) prefix_len: u16,
 }
 
-pub(super) const FREE_KEY: KeySlot = KeySlot {
-    hash: 0,
-    head: NIL,
-    subs: 0,
-    bus_len: 0,
-    prefix_len: 0,
-};
+pub(super) const FREE_KEY: KeySlot = KeySlot { hash: 0, head: NIL, subs: 0, bus_len: 0, prefix_len: 0 };
 
 #[derive(Clone, Copy, Debug)]
 pub(super) struct SubSlot {
@@ -42,21 +36,11 @@ pub(super) struct SubSlot {
     pub(super) flags: u8,
 }
 
-pub(super) const FREE_SUB: SubSlot = SubSlot {
-    key: NIL,
-    next_k: NIL,
-    prev_k: NIL,
-    next_p: NIL,
-    prev_p: NIL,
-    peer: 0,
-    flags: 0,
-};
+pub(super) const FREE_SUB: SubSlot =
+    SubSlot { key: NIL, next_k: NIL, prev_k: NIL, next_p: NIL, prev_p: NIL, peer: 0, flags: 0 };
 
 pub(super) fn index_len(max_subscriptions: usize) -> Option<usize> {
-    max_subscriptions
-        .checked_mul(2)?
-        .max(2)
-        .checked_next_power_of_two()
+    max_subscriptions.checked_mul(2)?.max(2).checked_next_power_of_two()
 }
 
 impl Subscriptions {
@@ -81,10 +65,7 @@ impl Subscriptions {
     }
 
     pub(super) fn peer_first(&self, peer: u16) -> u32 {
-        self.peer_head
-            .get(usize::from(peer))
-            .copied()
-            .unwrap_or(NIL)
+        self.peer_head.get(usize::from(peer)).copied().unwrap_or(NIL)
     }
 
     pub(super) fn key_bus(&self, k: u32) -> &[u8] {
@@ -92,9 +73,7 @@ impl Subscriptions {
             return &[];
         };
         let start = k as usize * self.stride;
-        self.key_bytes
-            .get(start..start + usize::from(key.bus_len))
-            .unwrap_or_default()
+        self.key_bytes.get(start..start + usize::from(key.bus_len)).unwrap_or_default()
     }
 
     pub(super) fn key_prefix(&self, k: u32) -> &[u8] {
@@ -102,9 +81,7 @@ impl Subscriptions {
             return &[];
         };
         let start = k as usize * self.stride + self.limits.max_bus_bytes;
-        self.key_bytes
-            .get(start..start + usize::from(key.prefix_len))
-            .unwrap_or_default()
+        self.key_bytes.get(start..start + usize::from(key.prefix_len)).unwrap_or_default()
     }
 
     pub(super) fn home(&self, hash: u64) -> usize {
@@ -131,13 +108,7 @@ impl Subscriptions {
     }
 
     /// (hash, existing key, existing entry of `peer` on that key and platform).
-    pub(super) fn find(
-        &self,
-        peer: u16,
-        bus: &[u8],
-        prefix: &[u8],
-        all: bool,
-    ) -> (u64, Option<u32>, Option<u32>) {
+    pub(super) fn find(&self, peer: u16, bus: &[u8], prefix: &[u8], all: bool) -> (u64, Option<u32>, Option<u32>) {
         let hash = key_hash(bus, prefix);
         let Some(k) = self.lookup(hash, bus, prefix) else {
             return (hash, None, None);
@@ -145,11 +116,7 @@ impl Subscriptions {
         let want = flag(all);
         let key_subs = self.keys.get(k as usize).map_or(0, |key| key.subs as usize);
         let by_key = key_subs <= self.peer_len(peer);
-        let mut s = if by_key {
-            self.keys.get(k as usize).map_or(NIL, |key| key.head)
-        } else {
-            self.peer_first(peer)
-        };
+        let mut s = if by_key { self.keys.get(k as usize).map_or(NIL, |key| key.head) } else { self.peer_first(peer) };
         while let Some(slot) = self.sub(s) {
             if slot.peer == peer && slot.key == k && slot.flags & FLAG_ALL == want {
                 return (hash, Some(k), Some(s));
@@ -180,9 +147,7 @@ impl Subscriptions {
         }
         let k = match key {
             Some(k) => k,
-            None => self
-                .new_key(hash, bus, prefix)
-                .ok_or(SubscribeError::TableFull)?,
+            None => self.new_key(hash, bus, prefix).ok_or(SubscribeError::TableFull)?,
         };
         if self.sub_free == NIL {
             // Fresh slot at the high-water mark (capacity reserved in `new`).
@@ -196,15 +161,7 @@ impl Subscriptions {
             return Err(SubscribeError::TableFull);
         };
         let next_free = slot.next_p;
-        *slot = SubSlot {
-            key: k,
-            next_k: old_key_head,
-            prev_k: NIL,
-            next_p: old_peer_head,
-            prev_p: NIL,
-            peer,
-            flags,
-        };
+        *slot = SubSlot { key: k, next_k: old_key_head, prev_k: NIL, next_p: old_peer_head, prev_p: NIL, peer, flags };
         self.sub_free = next_free;
         if let Some(next) = self.sub_mut(old_key_head) {
             next.prev_k = s;
@@ -241,13 +198,7 @@ impl Subscriptions {
         let prefix_len = u16::try_from(prefix.len()).ok()?;
         let key = self.keys.get_mut(k as usize)?;
         let next_free = key.head;
-        *key = KeySlot {
-            hash,
-            head: NIL,
-            subs: 0,
-            bus_len,
-            prefix_len,
-        };
+        *key = KeySlot { hash, head: NIL, subs: 0, bus_len, prefix_len };
         self.key_free = next_free;
         if let Some(dst) = self.key_bytes.get_mut(start..start + bus.len()) {
             dst.copy_from_slice(bus);
@@ -301,16 +252,9 @@ impl Subscriptions {
                 if e == 0 {
                     break;
                 }
-                let home = self
-                    .keys
-                    .get(entry_key(e) as usize)
-                    .map_or(j, |other| self.home(other.hash));
+                let home = self.keys.get(entry_key(e) as usize).map_or(j, |other| self.home(other.hash));
                 // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
-                let stays = if hole <= j {
-                    hole < home && home <= j
-                } else {
-                    hole < home || home <= j
-                };
+                let stays = if hole <= j { hole < home && home <= j } else { hole < home || home <= j };
                 if !stays {
                     if let Some(h) = self.index.get_mut(hole) {
                         *h = e;
@@ -331,10 +275,7 @@ impl Subscriptions {
         }
         let free_head = self.key_free;
         if let Some(slot) = self.keys.get_mut(k as usize) {
-            *slot = KeySlot {
-                head: free_head,
-                ..FREE_KEY
-            };
+            *slot = KeySlot { head: free_head, ..FREE_KEY };
         }
         self.key_free = k;
     }
@@ -373,10 +314,7 @@ impl Subscriptions {
         }
         let free_head = self.sub_free;
         if let Some(freed) = self.sub_mut(s) {
-            *freed = SubSlot {
-                next_p: free_head,
-                ..FREE_SUB
-            };
+            *freed = SubSlot { next_p: free_head, ..FREE_SUB };
         }
         self.sub_free = s;
         self.len -= 1;

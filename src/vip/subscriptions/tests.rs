@@ -3,13 +3,7 @@
 use super::*;
 
 fn limits(n: usize) -> SubscriptionLimits {
-    SubscriptionLimits {
-        max_subscriptions: n,
-        max_per_peer: n,
-        max_prefix_bytes: 16,
-        max_bus_bytes: 4,
-        max_peers: 8,
-    }
+    SubscriptionLimits { max_subscriptions: n, max_per_peer: n, max_prefix_bytes: 16, max_bus_bytes: 4, max_peers: 8 }
 }
 
 /// The index stays consistent: every live key is found through the hash index and the
@@ -31,10 +25,7 @@ fn check_invariants(t: &Subscriptions) {
     assert_eq!(t.index.iter().filter(|&&e| e != 0).count(), live);
     assert_eq!(&lens[..], &t.len_count[..]);
     assert_eq!(subs, t.len);
-    assert_eq!(
-        t.peer_count.iter().map(|&c| c as usize).sum::<usize>(),
-        t.len
-    );
+    assert_eq!(t.peer_count.iter().map(|&c| c as usize).sum::<usize>(), t.len);
     let longest = lens.iter().rposition(|&c| c > 0).unwrap_or(0);
     assert_eq!(t.longest, longest);
 }

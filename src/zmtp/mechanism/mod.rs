@@ -51,9 +51,7 @@ impl Mechanism {
 
     /// The mechanism a greeting field names, if we know it.
     pub fn from_wire(field: &[u8; 20]) -> Option<Mechanism> {
-        [Mechanism::Null, Mechanism::Plain, Mechanism::Curve]
-            .into_iter()
-            .find(|m| m.wire_name() == *field)
+        [Mechanism::Null, Mechanism::Plain, Mechanism::Curve].into_iter().find(|m| m.wire_name() == *field)
     }
 
     /// Name as printed in logs and ZAP requests.

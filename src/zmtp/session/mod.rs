@@ -135,7 +135,10 @@ enum Mech {
     Null,
     /// Boxed: 510 bytes that only PLAIN connections need, taken at accept.
     Plain(Box<PlainCredentials>),
-    Curve { server: CurveServer, client_key: [u8; 32] },
+    Curve {
+        server: CurveServer,
+        client_key: [u8; 32],
+    },
 }
 
 /// Server-side state of one ZMTP connection.
@@ -533,9 +536,10 @@ impl Session {
         if self.socket_type == SocketType::Req {
             // REQ prepends an empty delimiter (ZMTP.md §4.3); VIP starts after it.
             if let Some(first) = self.parts.first()
-                && first.len == 0 {
-                    frames.next();
-                }
+                && first.len == 0
+            {
+                frames.next();
+            }
         }
         for p in frames {
             // Cannot fail: both vectors have the same capacity.
@@ -554,9 +558,10 @@ impl Session {
     fn traffic_command(body: &[u8], out: &mut Vec<u8>) {
         let Ok(cmd) = Command::parse(body) else { return };
         if cmd.is(command::PING)
-            && let Ok((_ttl, ctx)) = command::parse_ping(cmd.data) {
-                command::emit_pong(ctx, out);
-            }
+            && let Ok((_ttl, ctx)) = command::parse_ping(cmd.data)
+        {
+            command::emit_pong(ctx, out);
+        }
     }
 
     /// Check the peer's READY/INITIATE metadata: Socket-Type (if present) must be one a
@@ -589,7 +594,8 @@ impl Session {
     /// Bytes [`Session::encode_message`] appends for `frames`.
     pub fn encoded_len(&self, frames: &[&[u8]]) -> usize {
         let curve = matches!(self.mech, Mech::Curve { .. });
-        let one = |len: usize| if curve { CurveServer::sealed_frame_len(len) } else { FrameHeader::encoded_len(len) + len };
+        let one =
+            |len: usize| if curve { CurveServer::sealed_frame_len(len) } else { FrameHeader::encoded_len(len) + len };
         let delimiter = if self.socket_type == SocketType::Req { one(0) } else { 0 };
         delimiter + frames.iter().map(|f| one(f.len())).sum::<usize>()
     }

@@ -1,12 +1,4 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! The CURVE client state machine for one connection (ZMTP.md §7.4–§7.9;
 //! RFC 26 client side), for outbound platform links and `viprouter bench`.
 //!
@@ -23,13 +15,13 @@ use super::CurveError;
 use super::keys::{KEY_LEN, KeyPair, PrecomputedBox, PublicKey, SecretKey, TAG_LEN};
 use super::message::{self, Channel};
 use super::nonce::{
-    HELLO_PREFIX, INITIATE_PREFIX, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, READY_PREFIX, RecvCounter,
-    SendCounter, VOUCH_PREFIX, WELCOME_PREFIX, long_nonce, short_nonce,
+    HELLO_PREFIX, INITIATE_PREFIX, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, READY_PREFIX, RecvCounter, SendCounter,
+    VOUCH_PREFIX, WELCOME_PREFIX, long_nonce, short_nonce,
 };
 use super::wire::{
-    self, COOKIE_LEN, ERROR_NAME, HELLO_LEN, HELLO_PADDING_LEN, HELLO_SIGNATURE_LEN,
-    INITIATE_MIN_LEN, INITIATE_NAME, READY_BOX_AT, READY_METADATA_AT, READY_MIN_LEN, READY_NAME,
-    READY_NONCE_AT, WELCOME_BOX_AT, WELCOME_LEN, WELCOME_NAME, WELCOME_NONCE_AT,
+    self, COOKIE_LEN, ERROR_NAME, HELLO_LEN, HELLO_PADDING_LEN, HELLO_SIGNATURE_LEN, INITIATE_MIN_LEN, INITIATE_NAME,
+    READY_BOX_AT, READY_METADATA_AT, READY_MIN_LEN, READY_NAME, READY_NONCE_AT, WELCOME_BOX_AT, WELCOME_LEN,
+    WELCOME_NAME, WELCOME_NONCE_AT,
 };
 
 /// Length of the complete HELLO frame [`CurveClient::start`] appends.
@@ -78,11 +70,7 @@ impl CurveClient {
     ///
     /// # Errors
     /// [`CurveError::WeakKey`] if `server_key` has low order.
-    pub fn new(
-        server_key: PublicKey,
-        keys: KeyPair,
-        rng: &mut impl CryptoRngCore,
-    ) -> Result<Self, CurveError> {
+    pub fn new(server_key: PublicKey, keys: KeyPair, rng: &mut impl CryptoRngCore) -> Result<Self, CurveError> {
         let transient = SecretKey::generate(rng);
         let hello_box = PrecomputedBox::new(&server_key, &transient)?;
         Ok(CurveClient {
@@ -156,9 +144,7 @@ impl CurveClient {
     ) -> Result<ClientStep, CurveError> {
         let state = core::mem::replace(&mut self.state, State::Failed);
         let result = match state {
-            State::ExpectWelcome | State::ExpectReady(_)
-                if wire::command_name(body) == Ok(ERROR_NAME) =>
-            {
+            State::ExpectWelcome | State::ExpectReady(_) if wire::command_name(body) == Ok(ERROR_NAME) => {
                 Err(CurveError::ErrorReceived)
             }
             State::ExpectWelcome => self.on_welcome(body, metadata, out, rng),
@@ -186,9 +172,7 @@ impl CurveClient {
         let welcome_nonce: [u8; 16] = wire::array_at(body, WELCOME_NONCE_AT)?;
         let hello_box = self.hello_box.take().ok_or(CurveError::WrongState)?;
         let transient = self.transient.take().ok_or(CurveError::WrongState)?;
-        let boxed = body
-            .get_mut(WELCOME_BOX_AT..)
-            .ok_or(CurveError::WrongSize)?;
+        let boxed = body.get_mut(WELCOME_BOX_AT..).ok_or(CurveError::WrongSize)?;
         hello_box.open_box_in_place(&long_nonce(WELCOME_PREFIX, &welcome_nonce), boxed)?;
         drop(hello_box);
         let server_transient = PublicKey(wire::array_at(boxed, TAG_LEN)?);
@@ -231,21 +215,12 @@ impl CurveClient {
         }
 
         let send = core::mem::take(&mut self.send);
-        self.state = State::ExpectReady(Channel::new(
-            session,
-            send,
-            RecvCounter::new(),
-            MESSAGE_C_PREFIX,
-            MESSAGE_S_PREFIX,
-        ));
+        self.state =
+            State::ExpectReady(Channel::new(session, send, RecvCounter::new(), MESSAGE_C_PREFIX, MESSAGE_S_PREFIX));
         Ok(ClientStep::InitiateSent)
     }
 
-    fn on_ready(
-        &mut self,
-        body: &mut [u8],
-        mut channel: Channel,
-    ) -> Result<ClientStep, CurveError> {
+    fn on_ready(&mut self, body: &mut [u8], mut channel: Channel) -> Result<ClientStep, CurveError> {
         wire::expect_command(body, READY_NAME)?;
         if body.len() < READY_MIN_LEN {
             return Err(CurveError::WrongSize);
@@ -253,14 +228,10 @@ impl CurveClient {
         let n = wire::u64_at(body, READY_NONCE_AT)?;
         channel.recv_counter().check(n)?;
         let boxed = body.get_mut(READY_BOX_AT..).ok_or(CurveError::WrongSize)?;
-        channel
-            .key()
-            .open_box_in_place(&short_nonce(READY_PREFIX, n), boxed)?;
+        channel.key().open_box_in_place(&short_nonce(READY_PREFIX, n), boxed)?;
         channel.recv_counter().accept(n);
         self.state = State::Traffic(channel);
-        Ok(ClientStep::Ready {
-            metadata: READY_METADATA_AT..body.len(),
-        })
+        Ok(ClientStep::Ready { metadata: READY_METADATA_AT..body.len() })
     }
 
     /// Decrypts one MESSAGE body (from a non-command frame) in place;
@@ -290,12 +261,7 @@ impl CurveClient {
     /// # Errors
     /// [`CurveError::WrongState`] before READY; otherwise as
     /// [`Channel::seal_frame`].
-    pub fn seal_frame(
-        &mut self,
-        inner_flags: u8,
-        payload: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), CurveError> {
+    pub fn seal_frame(&mut self, inner_flags: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<(), CurveError> {
         match &mut self.state {
             State::Traffic(channel) => channel.seal_frame(inner_flags, payload, out),
             _ => Err(CurveError::WrongState),

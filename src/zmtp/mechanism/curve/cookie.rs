@@ -1,12 +1,4 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! The WELCOME cookie and the server-wide cookie keys (ZMTP.md §7.5, §7.12;
 //! RFC 26 "WELCOME", "INITIATE").
 //!
@@ -53,10 +45,7 @@ impl CookieKey {
     fn generate(epoch: u32, rng: &mut impl CryptoRngCore) -> Self {
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         rng.fill_bytes(&mut key[..]);
-        CookieKey {
-            epoch,
-            cipher: PrecomputedBox::from_key(&key),
-        }
+        CookieKey { epoch, cipher: PrecomputedBox::from_key(&key) }
     }
 }
 
@@ -70,9 +59,7 @@ pub struct CookieKeys {
 
 impl core::fmt::Debug for CookieKeys {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("CookieKeys")
-            .field("epoch", &self.current.epoch)
-            .finish_non_exhaustive()
+        f.debug_struct("CookieKeys").field("epoch", &self.current.epoch).finish_non_exhaustive()
     }
 }
 
@@ -85,10 +72,7 @@ impl CookieKeys {
         let mut epoch = [0u8; 4];
         rng.fill_bytes(&mut epoch);
         CookieKeys {
-            current: CookieKey {
-                epoch: u32::from_be_bytes(epoch),
-                cipher: PrecomputedBox::from_key(&key),
-            },
+            current: CookieKey { epoch: u32::from_be_bytes(epoch), cipher: PrecomputedBox::from_key(&key) },
             previous: None,
             rotated_at_ms: None,
         }
@@ -140,10 +124,7 @@ impl CookieKeys {
         let (c, s) = plain.split_at_mut(KEY_LEN);
         c.copy_from_slice(&client_transient.0);
         s.copy_from_slice(server_transient.as_bytes());
-        let tag = self
-            .current
-            .cipher
-            .seal_detached(&long_nonce(COOKIE_PREFIX, &kn), &mut plain[..])?;
+        let tag = self.current.cipher.seal_detached(&long_nonce(COOKIE_PREFIX, &kn), &mut plain[..])?;
 
         let mut cookie = [0u8; COOKIE_LEN];
         let (kn_out, rest) = cookie.split_at_mut(16);
@@ -201,12 +182,7 @@ mod tests {
     fn setup() -> (ChaCha20Rng, CookieKeys, PublicKey, SecretKey) {
         let mut rng = ChaCha20Rng::seed_from_u64(7);
         let keys = CookieKeys::new(&mut rng);
-        (
-            rng,
-            keys,
-            PublicKey([3; 32]),
-            SecretKey::from_bytes([4; 32]),
-        )
+        (rng, keys, PublicKey([3; 32]), SecretKey::from_bytes([4; 32]))
     }
 
     #[test]
@@ -238,11 +214,7 @@ mod tests {
         for i in 0..COOKIE_LEN {
             let mut bad = cookie;
             bad[i] ^= 0x01;
-            let want = if i < 4 {
-                CurveError::CookieExpired
-            } else {
-                CurveError::BadCookie
-            };
+            let want = if i < 4 { CurveError::CookieExpired } else { CurveError::BadCookie };
             assert_eq!(keys.open(&bad).err(), Some(want), "byte {i}");
         }
     }

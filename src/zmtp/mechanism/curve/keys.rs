@@ -1,12 +1,4 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! CURVE keys and the precomputed NaCl box (ZMTP.md §7.1, §7.2; RFC 26
 //! "Keys").
 //!
@@ -147,10 +139,7 @@ impl KeyPair {
     /// The key pair of an existing secret key.
     #[must_use]
     pub fn from_secret(secret: SecretKey) -> Self {
-        KeyPair {
-            public: secret.public_key(),
-            secret,
-        }
+        KeyPair { public: secret.public_key(), secret }
     }
 }
 
@@ -166,10 +155,7 @@ pub(crate) fn beforenm(
     if !shared.was_contributory() {
         return Err(CurveError::WeakKey);
     }
-    let mut k = XSalsa20Poly1305::kdf(
-        GenericArray::from_slice(shared.as_bytes()),
-        &GenericArray::default(),
-    );
+    let mut k = XSalsa20Poly1305::kdf(GenericArray::from_slice(shared.as_bytes()), &GenericArray::default());
     let mut out = zeroize::Zeroizing::new([0u8; KEY_LEN]);
     out.copy_from_slice(k.as_slice());
     k.as_mut_slice().zeroize();
@@ -215,11 +201,7 @@ impl PrecomputedBox {
     ///
     /// # Errors
     /// [`CurveError::BadBox`] if the cipher refuses (message too long).
-    pub fn seal_detached(
-        &self,
-        nonce: &[u8; NONCE_LEN],
-        plain: &mut [u8],
-    ) -> Result<[u8; TAG_LEN], CurveError> {
+    pub fn seal_detached(&self, nonce: &[u8; NONCE_LEN], plain: &mut [u8]) -> Result<[u8; TAG_LEN], CurveError> {
         let tag = self
             .cipher
             .encrypt_in_place_detached(GenericArray::from_slice(nonce), b"", plain)
@@ -241,12 +223,7 @@ impl PrecomputedBox {
         tag: &[u8; TAG_LEN],
     ) -> Result<(), CurveError> {
         self.cipher
-            .decrypt_in_place_detached(
-                GenericArray::from_slice(nonce),
-                b"",
-                cipher,
-                GenericArray::from_slice(tag),
-            )
+            .decrypt_in_place_detached(GenericArray::from_slice(nonce), b"", cipher, GenericArray::from_slice(tag))
             .map_err(|_| CurveError::BadBox)
     }
 
@@ -256,14 +233,8 @@ impl PrecomputedBox {
     /// # Errors
     /// [`CurveError::WrongSize`] if `boxed` is shorter than a tag;
     /// [`CurveError::BadBox`] as [`Self::seal_detached`].
-    pub fn seal_box_in_place(
-        &self,
-        nonce: &[u8; NONCE_LEN],
-        boxed: &mut [u8],
-    ) -> Result<(), CurveError> {
-        let (tag_out, plain) = boxed
-            .split_at_mut_checked(TAG_LEN)
-            .ok_or(CurveError::WrongSize)?;
+    pub fn seal_box_in_place(&self, nonce: &[u8; NONCE_LEN], boxed: &mut [u8]) -> Result<(), CurveError> {
+        let (tag_out, plain) = boxed.split_at_mut_checked(TAG_LEN).ok_or(CurveError::WrongSize)?;
         let tag = self.seal_detached(nonce, plain)?;
         tag_out.copy_from_slice(&tag);
         Ok(())
@@ -275,14 +246,8 @@ impl PrecomputedBox {
     /// # Errors
     /// [`CurveError::WrongSize`] if `boxed` is shorter than a tag;
     /// [`CurveError::BadBox`] if the MAC does not verify.
-    pub fn open_box_in_place(
-        &self,
-        nonce: &[u8; NONCE_LEN],
-        boxed: &mut [u8],
-    ) -> Result<(), CurveError> {
-        let (tag, cipher) = boxed
-            .split_at_mut_checked(TAG_LEN)
-            .ok_or(CurveError::WrongSize)?;
+    pub fn open_box_in_place(&self, nonce: &[u8; NONCE_LEN], boxed: &mut [u8]) -> Result<(), CurveError> {
+        let (tag, cipher) = boxed.split_at_mut_checked(TAG_LEN).ok_or(CurveError::WrongSize)?;
         let tag: [u8; TAG_LEN] = (&*tag).try_into().map_err(|_| CurveError::WrongSize)?;
         self.open_detached(nonce, cipher, &tag)
     }
@@ -329,9 +294,7 @@ impl PrefixedBox {
     /// [`CurveError::WrongSize`] if `boxed` is shorter than a tag; [`CurveError::BadBox`] if
     /// the cipher refuses.
     pub fn seal_box_in_place(&self, counter: u64, boxed: &mut [u8]) -> Result<(), CurveError> {
-        let (tag_out, plain) = boxed
-            .split_at_mut_checked(TAG_LEN)
-            .ok_or(CurveError::WrongSize)?;
+        let (tag_out, plain) = boxed.split_at_mut_checked(TAG_LEN).ok_or(CurveError::WrongSize)?;
         let tag = self
             .cipher
             .encrypt_in_place_detached(GenericArray::from_slice(&self.nonce(counter)), b"", plain)
@@ -347,9 +310,7 @@ impl PrefixedBox {
     /// [`CurveError::WrongSize`] if `boxed` is shorter than a tag; [`CurveError::BadBox`] if
     /// the MAC does not verify.
     pub fn open_box_in_place(&self, counter: u64, boxed: &mut [u8]) -> Result<(), CurveError> {
-        let (tag, cipher) = boxed
-            .split_at_mut_checked(TAG_LEN)
-            .ok_or(CurveError::WrongSize)?;
+        let (tag, cipher) = boxed.split_at_mut_checked(TAG_LEN).ok_or(CurveError::WrongSize)?;
         let tag: [u8; TAG_LEN] = (&*tag).try_into().map_err(|_| CurveError::WrongSize)?;
         self.cipher
             .decrypt_in_place_detached(
@@ -496,8 +457,8 @@ mod tests {
         let bob = SecretKey::from_bytes(h32(BOB_SK));
         assert_eq!(alice.public_key().0, h32(ALICE_PK));
         assert_eq!(bob.public_key().0, h32(BOB_PK));
-        let shared = x25519_dalek::StaticSecret::from(h32(ALICE_SK))
-            .diffie_hellman(&x25519_dalek::PublicKey::from(h32(BOB_PK)));
+        let shared =
+            x25519_dalek::StaticSecret::from(h32(ALICE_SK)).diffie_hellman(&x25519_dalek::PublicKey::from(h32(BOB_PK)));
         assert_eq!(shared.as_bytes(), &h32(SHARED));
         let k1 = beforenm(&PublicKey(h32(BOB_PK)), &alice).unwrap();
         let k2 = beforenm(&PublicKey(h32(ALICE_PK)), &bob).unwrap();
@@ -528,12 +489,8 @@ mod tests {
                 &crypto_box::PublicKey::from(h32(BOB_PK)),
                 &crypto_box::SecretKey::from(h32(ALICE_SK)),
             );
-            let ct = salsa
-                .encrypt(
-                    GenericArray::from_slice(&nonce()),
-                    hex::decode(MESSAGE).unwrap().as_slice(),
-                )
-                .unwrap();
+            let ct =
+                salsa.encrypt(GenericArray::from_slice(&nonce()), hex::decode(MESSAGE).unwrap().as_slice()).unwrap();
             assert_eq!(ct, buf);
         }
 
@@ -552,47 +509,28 @@ mod tests {
             let mut b = boxed.clone();
             b[i] ^= 0x01;
             let before = b.clone();
-            assert_eq!(
-                opener.open_box_in_place(&nonce(), &mut b),
-                Err(CurveError::BadBox),
-                "byte {i}"
-            );
+            assert_eq!(opener.open_box_in_place(&nonce(), &mut b), Err(CurveError::BadBox), "byte {i}");
             assert_eq!(b, before, "failed open must not touch the buffer");
         }
         let mut short = [0u8; 15];
-        assert_eq!(
-            opener.open_box_in_place(&nonce(), &mut short),
-            Err(CurveError::WrongSize)
-        );
+        assert_eq!(opener.open_box_in_place(&nonce(), &mut short), Err(CurveError::WrongSize));
     }
 
     /// ZMTP.md §12.2: the low-order public key makes beforenm fail.
     #[test]
     fn kat_low_order_key_is_weak() {
         let alice = SecretKey::from_bytes(h32(ALICE_SK));
-        assert_eq!(
-            PrecomputedBox::new(&PublicKey(h32(LOW_ORDER)), &alice).err(),
-            Some(CurveError::WeakKey)
-        );
-        assert_eq!(
-            PrecomputedBox::new(&PublicKey([0; 32]), &alice).err(),
-            Some(CurveError::WeakKey)
-        );
+        assert_eq!(PrecomputedBox::new(&PublicKey(h32(LOW_ORDER)), &alice).err(), Some(CurveError::WeakKey));
+        assert_eq!(PrecomputedBox::new(&PublicKey([0; 32]), &alice).err(), Some(CurveError::WeakKey));
     }
 
     /// ZMTP.md §12.1: the standard test secrets yield their public keys.
     #[test]
     fn z85_test_keys_match() {
         let s = SecretKey::from_z85(b"JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6").unwrap();
-        assert_eq!(
-            s.public_key(),
-            PublicKey::from_z85(b"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7").unwrap()
-        );
+        assert_eq!(s.public_key(), PublicKey::from_z85(b"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7").unwrap());
         let c = SecretKey::from_z85(b"D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs").unwrap();
-        assert_eq!(
-            c.public_key().to_string(),
-            "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
-        );
+        assert_eq!(c.public_key().to_string(), "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID");
     }
 
     #[test]

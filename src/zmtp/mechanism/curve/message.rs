@@ -1,12 +1,4 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! The MESSAGE command: the traffic phase of CURVE (ZMTP.md §7.9, §3.3;
 //! RFC 26 "MESSAGE").
 //!
@@ -32,8 +24,8 @@ use super::CurveError;
 use super::keys::{PrecomputedBox, PrefixedBox, TAG_LEN};
 use super::nonce::{RecvCounter, SendCounter};
 use super::wire::{
-    self, INNER_FLAGS_MASK, MESSAGE_BOX_AT, MESSAGE_FLAGS_AT, MESSAGE_MIN_LEN, MESSAGE_NAME,
-    MESSAGE_NONCE_AT, MESSAGE_PAYLOAD_AT,
+    self, INNER_FLAGS_MASK, MESSAGE_BOX_AT, MESSAGE_FLAGS_AT, MESSAGE_MIN_LEN, MESSAGE_NAME, MESSAGE_NONCE_AT,
+    MESSAGE_PAYLOAD_AT,
 };
 
 /// Body length of a MESSAGE carrying `payload_len` bytes (saturating).
@@ -71,13 +63,7 @@ impl Channel {
         send_prefix: &'static [u8; 16],
         recv_prefix: &'static [u8; 16],
     ) -> Self {
-        Channel {
-            send_box: key.with_prefix(send_prefix),
-            recv_box: key.with_prefix(recv_prefix),
-            key,
-            send,
-            recv,
-        }
+        Channel { send_box: key.with_prefix(send_prefix), recv_box: key.with_prefix(recv_prefix), key, send, recv }
     }
 
     /// The session key (for READY, which uses the same `k`).
@@ -118,9 +104,7 @@ impl Channel {
         }
         let n = wire::u64_at(body, MESSAGE_NONCE_AT)?;
         self.recv.check(n)?;
-        let boxed = body
-            .get_mut(MESSAGE_BOX_AT..)
-            .ok_or(CurveError::WrongSize)?;
+        let boxed = body.get_mut(MESSAGE_BOX_AT..).ok_or(CurveError::WrongSize)?;
         self.recv_box.open_box_in_place(n, boxed)?;
         self.recv.accept(n);
         let flags = *body.get(MESSAGE_FLAGS_AT).ok_or(CurveError::WrongSize)?;
@@ -135,12 +119,7 @@ impl Channel {
     /// # Errors
     /// [`CurveError::NonceExhausted`] after 2^64 − 1 frames (close the
     /// connection); [`CurveError::BadBox`] if the cipher refuses.
-    pub fn seal_frame(
-        &mut self,
-        inner_flags: u8,
-        payload: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), CurveError> {
+    pub fn seal_frame(&mut self, inner_flags: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<(), CurveError> {
         let n = self.send.take()?;
         let start = out.len();
         let body_len = sealed_body_len(payload.len());

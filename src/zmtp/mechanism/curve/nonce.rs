@@ -1,12 +1,4 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! CurveZMQ nonces (ZMTP.md §7.3; RFC 26 "Nonces").
 //!
 //! Every box uses a 24-byte nonce: a fixed ASCII prefix followed either by a
@@ -118,11 +110,7 @@ impl RecvCounter {
     /// # Errors
     /// [`CurveError::NonceNotIncreasing`] otherwise.
     pub fn check(&self, n: u64) -> Result<(), CurveError> {
-        if n > self.last {
-            Ok(())
-        } else {
-            Err(CurveError::NonceNotIncreasing)
-        }
+        if n > self.last { Ok(()) } else { Err(CurveError::NonceNotIncreasing) }
     }
 
     /// Records `n` as accepted; call only after the box under `n` opened.

@@ -1,12 +1,4 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! The CURVE server state machine for one connection (ZMTP.md §7.4–§7.9,
 //! recipe §7.12; RFC 26 server side).
 //!
@@ -28,14 +20,13 @@ use super::cookie::{COOKIE_NONCE_RANDOM_LEN, CookieKeys};
 use super::keys::{KEY_LEN, KeyPair, PrecomputedBox, PublicKey, SecretKey, TAG_LEN};
 use super::message::{self, Channel};
 use super::nonce::{
-    HELLO_PREFIX, INITIATE_PREFIX, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, READY_PREFIX, RecvCounter,
-    SendCounter, VOUCH_PREFIX, WELCOME_PREFIX, long_nonce, short_nonce,
+    HELLO_PREFIX, INITIATE_PREFIX, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, READY_PREFIX, RecvCounter, SendCounter,
+    VOUCH_PREFIX, WELCOME_PREFIX, long_nonce, short_nonce,
 };
 use super::wire::{
-    self, COOKIE_LEN, HELLO_BOX_AT, HELLO_CLIENT_KEY_AT, HELLO_LEN, HELLO_NAME, HELLO_NONCE_AT,
-    HELLO_PADDING_AT, HELLO_PADDING_LEN, HELLO_VERSION_AT, INITIATE_BOX_AT, INITIATE_COOKIE_AT,
-    INITIATE_METADATA_AT, INITIATE_MIN_LEN, INITIATE_NAME, INITIATE_NONCE_AT, READY_MIN_LEN,
-    READY_NAME, VOUCH_LEN, WELCOME_LEN, WELCOME_NAME,
+    self, COOKIE_LEN, HELLO_BOX_AT, HELLO_CLIENT_KEY_AT, HELLO_LEN, HELLO_NAME, HELLO_NONCE_AT, HELLO_PADDING_AT,
+    HELLO_PADDING_LEN, HELLO_VERSION_AT, INITIATE_BOX_AT, INITIATE_COOKIE_AT, INITIATE_METADATA_AT, INITIATE_MIN_LEN,
+    INITIATE_NAME, INITIATE_NONCE_AT, READY_MIN_LEN, READY_NAME, VOUCH_LEN, WELCOME_LEN, WELCOME_NAME,
 };
 
 /// Length of the complete WELCOME frame `handle_command` appends for a HELLO.
@@ -61,11 +52,7 @@ pub enum ServerStep {
 #[derive(Debug)]
 enum State {
     ExpectHello,
-    ExpectInitiate {
-        client_transient: PublicKey,
-        cookie_nonce: [u8; 16],
-        hello_nonce: u64,
-    },
+    ExpectInitiate { client_transient: PublicKey, cookie_nonce: [u8; 16], hello_nonce: u64 },
     AwaitDecision(Channel),
     Traffic(Channel),
     Failed,
@@ -88,9 +75,7 @@ impl CurveServer {
     /// A server waiting for HELLO.
     #[must_use]
     pub fn new() -> Self {
-        CurveServer {
-            state: State::ExpectHello,
-        }
+        CurveServer { state: State::ExpectHello }
     }
 
     /// True once READY was sent (MESSAGE traffic may flow).
@@ -121,18 +106,9 @@ impl CurveServer {
         let state = core::mem::replace(&mut self.state, State::Failed);
         let result = match state {
             State::ExpectHello => self.on_hello(body, long_term, cookies, out, rng),
-            State::ExpectInitiate {
-                client_transient,
-                cookie_nonce,
-                hello_nonce,
-            } => self.on_initiate(
-                body,
-                long_term,
-                cookies,
-                &client_transient,
-                &cookie_nonce,
-                hello_nonce,
-            ),
+            State::ExpectInitiate { client_transient, cookie_nonce, hello_nonce } => {
+                self.on_initiate(body, long_term, cookies, &client_transient, &cookie_nonce, hello_nonce)
+            }
             State::AwaitDecision(_) | State::Traffic(_) => Err(CurveError::UnexpectedCommand),
             State::Failed => Err(CurveError::Failed),
         };
@@ -157,9 +133,7 @@ impl CurveServer {
         if wire::array_at::<2>(body, HELLO_VERSION_AT)? != [1, 0] {
             return Err(CurveError::BadVersion);
         }
-        let padding = body
-            .get(HELLO_PADDING_AT..HELLO_PADDING_AT + HELLO_PADDING_LEN)
-            .ok_or(CurveError::WrongSize)?;
+        let padding = body.get(HELLO_PADDING_AT..HELLO_PADDING_AT + HELLO_PADDING_LEN).ok_or(CurveError::WrongSize)?;
         if padding.iter().any(|&b| b != 0) {
             return Err(CurveError::BadCommand);
         }
@@ -202,11 +176,7 @@ impl CurveServer {
 
         let mut cookie_nonce = [0u8; 16];
         cookie_nonce.copy_from_slice(cookie.get(..16).ok_or(CurveError::WrongSize)?);
-        self.state = State::ExpectInitiate {
-            client_transient,
-            cookie_nonce,
-            hello_nonce,
-        };
+        self.state = State::ExpectInitiate { client_transient, cookie_nonce, hello_nonce };
         Ok(ServerStep::WelcomeSent)
     }
 
@@ -241,9 +211,7 @@ impl CurveServer {
 
         // k = beforenm(C', s') opens INITIATE and serves READY and MESSAGEs.
         let session = PrecomputedBox::new(client_transient, &server_transient)?;
-        let boxed = body
-            .get_mut(INITIATE_BOX_AT..)
-            .ok_or(CurveError::WrongSize)?;
+        let boxed = body.get_mut(INITIATE_BOX_AT..).ok_or(CurveError::WrongSize)?;
         session.open_box_in_place(&short_nonce(INITIATE_PREFIX, n), boxed)?;
 
         // Plaintext: C (32) ‖ Vn (16) ‖ vouch (80) ‖ metadata.
@@ -253,9 +221,7 @@ impl CurveServer {
         let vouch_at = plain_at + KEY_LEN + 16;
         let vouch_box = PrecomputedBox::new(&client_key, &server_transient)?;
         drop(server_transient);
-        let vouch = body
-            .get_mut(vouch_at..vouch_at + VOUCH_LEN)
-            .ok_or(CurveError::WrongSize)?;
+        let vouch = body.get_mut(vouch_at..vouch_at + VOUCH_LEN).ok_or(CurveError::WrongSize)?;
         vouch_box
             .open_box_in_place(&long_nonce(VOUCH_PREFIX, &vouch_nonce), vouch)
             .map_err(|_| CurveError::BadVouch)?;
@@ -269,17 +235,9 @@ impl CurveServer {
 
         let mut recv = RecvCounter::new();
         recv.accept(n);
-        self.state = State::AwaitDecision(Channel::new(
-            session,
-            SendCounter::new(),
-            recv,
-            MESSAGE_S_PREFIX,
-            MESSAGE_C_PREFIX,
-        ));
-        Ok(ServerStep::Initiated {
-            client_key,
-            metadata: INITIATE_METADATA_AT..body.len(),
-        })
+        self.state =
+            State::AwaitDecision(Channel::new(session, SendCounter::new(), recv, MESSAGE_S_PREFIX, MESSAGE_C_PREFIX));
+        Ok(ServerStep::Initiated { client_key, metadata: INITIATE_METADATA_AT..body.len() })
     }
 
     /// Length of the complete READY frame [`Self::send_ready`] appends for
@@ -308,9 +266,7 @@ impl CurveServer {
         out.extend_from_slice(&[0u8; TAG_LEN]);
         out.extend_from_slice(metadata);
         let sealed = match out.get_mut(box_at..) {
-            Some(b) => channel
-                .key()
-                .seal_box_in_place(&short_nonce(READY_PREFIX, n), b),
+            Some(b) => channel.key().seal_box_in_place(&short_nonce(READY_PREFIX, n), b),
             None => Err(CurveError::WrongSize),
         };
         if let Err(e) = sealed {
@@ -360,12 +316,7 @@ impl CurveServer {
     /// # Errors
     /// [`CurveError::WrongState`] before READY was sent; otherwise as
     /// [`Channel::seal_frame`].
-    pub fn seal_frame(
-        &mut self,
-        inner_flags: u8,
-        payload: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), CurveError> {
+    pub fn seal_frame(&mut self, inner_flags: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<(), CurveError> {
         match &mut self.state {
             State::Traffic(channel) => channel.seal_frame(inner_flags, payload, out),
             _ => Err(CurveError::WrongState),

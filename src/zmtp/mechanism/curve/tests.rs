@@ -17,10 +17,7 @@ struct ScriptedRng {
 
 impl ScriptedRng {
     fn new(hex_parts: &[&str]) -> Self {
-        let bytes = hex_parts
-            .iter()
-            .flat_map(|h| hex::decode(h).unwrap())
-            .collect();
+        let bytes = hex_parts.iter().flat_map(|h| hex::decode(h).unwrap()).collect();
         ScriptedRng { bytes, pos: 0 }
     }
     fn exhausted(&self) -> bool {
@@ -57,10 +54,8 @@ const SERVER_SECRET_Z85: &[u8] = b"JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6";
 const CLIENT_SECRET_Z85: &[u8] = b"D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs";
 const CLIENT_PUBLIC_Z85: &[u8] = b"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
 
-const CLIENT_MD: &str =
-    "0b536f636b65742d54797065000000064445414c4552084964656e74697479000000066167656e7431";
-const SERVER_MD: &str =
-    "0b536f636b65742d5479706500000006524f55544552084964656e7469747900000000";
+const CLIENT_MD: &str = "0b536f636b65742d54797065000000064445414c4552084964656e74697479000000066167656e7431";
+const SERVER_MD: &str = "0b536f636b65742d5479706500000006524f55544552084964656e7469747900000000";
 
 const T_HELLO: &str = concat!(
     "04c80548454c4c4f010000000000000000000000000000000000000000000000",
@@ -96,14 +91,10 @@ const T_READY: &str = concat!(
     "e5b976c483ec0654f901c19a18bef5ba8a058356adbb7f4fd971d3a3f9629bff",
     "74d79f"
 );
-const T_MSG_C3: &str =
-    "0026074d4553534147450000000000000003fa0a681cc7dcd8d8d0b244a4adaa4735232731a3f5fd";
-const T_MSG_C4: &str =
-    "0026074d45535341474500000000000000041c668bec4e63b9f2889a9e25c4b7f22168fad96ac923";
-const T_MSG_C5: &str =
-    "0028074d45535341474500000000000000054b8d03ba1ffb4e17aa053d64d2956b610dd6b89cb215dda4";
-const T_MSG_S2: &str =
-    "0023074d45535341474500000000000000028f3a79d46285b549661a50f17b3ff548204eef";
+const T_MSG_C3: &str = "0026074d4553534147450000000000000003fa0a681cc7dcd8d8d0b244a4adaa4735232731a3f5fd";
+const T_MSG_C4: &str = "0026074d45535341474500000000000000041c668bec4e63b9f2889a9e25c4b7f22168fad96ac923";
+const T_MSG_C5: &str = "0028074d45535341474500000000000000054b8d03ba1ffb4e17aa053d64d2956b610dd6b89cb215dda4";
+const T_MSG_S2: &str = "0023074d45535341474500000000000000028f3a79d46285b549661a50f17b3ff548204eef";
 const PING_TTL0: &[u8] = b"\x04PING\x00\x00";
 
 /// The "random" inputs of ZMTP.md §12.3, in the order this module draws
@@ -132,10 +123,7 @@ fn client_keys() -> KeyPair {
 /// The body of one complete ZMTP frame (short or long header).
 fn body_of(frame: &[u8]) -> Vec<u8> {
     let (hdr, len) = if frame[0] & wire::FLAG_LONG != 0 {
-        (
-            9,
-            u64::from_be_bytes(frame[1..9].try_into().unwrap()) as usize,
-        )
+        (9, u64::from_be_bytes(frame[1..9].try_into().unwrap()) as usize)
     } else {
         (2, usize::from(frame[1]))
     };
@@ -178,16 +166,8 @@ fn transcript_handshake_byte_exact() {
 
     let mut body = body_of(&h(T_INITIATE));
     out.clear();
-    let step = server
-        .handle_command(&mut body, &skeys, &cookies, &mut out, &mut rng)
-        .unwrap();
-    let ServerStep::Initiated {
-        client_key,
-        metadata,
-    } = step
-    else {
-        panic!("expected Initiated, got {step:?}")
-    };
+    let step = server.handle_command(&mut body, &skeys, &cookies, &mut out, &mut rng).unwrap();
+    let ServerStep::Initiated { client_key, metadata } = step else { panic!("expected Initiated, got {step:?}") };
     assert!(out.is_empty());
     assert_eq!(client_key, PublicKey::from_z85(CLIENT_PUBLIC_Z85).unwrap());
     assert_eq!(hex::encode(&body[metadata]), CLIENT_MD);
@@ -198,21 +178,15 @@ fn transcript_handshake_byte_exact() {
 
     let mut body = body_of(&h(T_READY));
     out.clear();
-    let step = client
-        .handle_command(&mut body, &[], &mut out, &mut rng)
-        .unwrap();
-    let ClientStep::Ready { metadata } = step else {
-        panic!("{step:?}")
-    };
+    let step = client.handle_command(&mut body, &[], &mut out, &mut rng).unwrap();
+    let ClientStep::Ready { metadata } = step else { panic!("{step:?}") };
     assert_eq!(hex::encode(&body[metadata]), SERVER_MD);
     assert!(client.is_ready() && server.is_ready());
 
     // Traffic, client → server: nonces 3, 4, 5.
-    for (flags, payload, want) in [
-        (0x01, &b"hello"[..], T_MSG_C3),
-        (0x00, &b"world"[..], T_MSG_C4),
-        (0x02, PING_TTL0, T_MSG_C5),
-    ] {
+    for (flags, payload, want) in
+        [(0x01, &b"hello"[..], T_MSG_C3), (0x00, &b"world"[..], T_MSG_C4), (0x02, PING_TTL0, T_MSG_C5)]
+    {
         out.clear();
         client.seal_frame(flags, payload, &mut out).unwrap();
         assert_eq!(hex::encode(&out), want);
@@ -235,24 +209,16 @@ fn transcript_pair() -> (CurveServer, CurveClient) {
     client.start(&mut out).unwrap();
     let mut b = body_of(&out);
     out.clear();
-    server
-        .handle_command(&mut b, &skeys, &cookies, &mut out, &mut rng)
-        .unwrap();
+    server.handle_command(&mut b, &skeys, &cookies, &mut out, &mut rng).unwrap();
     let mut b = body_of(&out);
     out.clear();
-    client
-        .handle_command(&mut b, &h(CLIENT_MD), &mut out, &mut rng)
-        .unwrap();
+    client.handle_command(&mut b, &h(CLIENT_MD), &mut out, &mut rng).unwrap();
     let mut b = body_of(&out);
     out.clear();
-    server
-        .handle_command(&mut b, &skeys, &cookies, &mut out, &mut rng)
-        .unwrap();
+    server.handle_command(&mut b, &skeys, &cookies, &mut out, &mut rng).unwrap();
     server.send_ready(&h(SERVER_MD), &mut out).unwrap();
     let mut b = body_of(&out);
-    client
-        .handle_command(&mut b, &[], &mut Vec::new(), &mut rng)
-        .unwrap();
+    client.handle_command(&mut b, &[], &mut Vec::new(), &mut rng).unwrap();
     (server, client)
 }
 
@@ -271,10 +237,7 @@ fn transcript_messages_open_in_place() {
     let (flags, range) = server.open_message(&mut m4).unwrap();
     assert_eq!((flags, &m4[range]), (0x00, &b"world"[..]));
     let mut m3_again = body_of(&h(T_MSG_C3));
-    assert_eq!(
-        server.open_message(&mut m3_again),
-        Err(CurveError::NonceNotIncreasing)
-    );
+    assert_eq!(server.open_message(&mut m3_again), Err(CurveError::NonceNotIncreasing));
     let mut m5 = body_of(&h(T_MSG_C5));
     let (flags, range) = server.open_message(&mut m5).unwrap();
     assert_eq!((flags, &m5[range]), (0x02, PING_TTL0));
@@ -312,18 +275,8 @@ impl Pair {
         let skeys = KeyPair::generate(&mut srng);
         let ckeys = KeyPair::generate(&mut crng);
         let cookies = CookieKeys::new(&mut srng);
-        let client =
-            CurveClient::new(claimed.unwrap_or(skeys.public), ckeys.clone(), &mut crng)
-                .unwrap();
-        Pair {
-            skeys,
-            ckeys,
-            cookies,
-            server: CurveServer::new(),
-            client,
-            srng,
-            crng,
-        }
+        let client = CurveClient::new(claimed.unwrap_or(skeys.public), ckeys.clone(), &mut crng).unwrap();
+        Pair { skeys, ckeys, cookies, server: CurveServer::new(), client, srng, crng }
     }
 
     fn hello(&mut self) -> Vec<u8> {
@@ -335,21 +288,13 @@ impl Pair {
 
     fn server_cmd(&mut self, body: &mut [u8]) -> (Result<ServerStep, CurveError>, Vec<u8>) {
         let mut out = Vec::new();
-        let r = self.server.handle_command(
-            body,
-            &self.skeys,
-            &self.cookies,
-            &mut out,
-            &mut self.srng,
-        );
+        let r = self.server.handle_command(body, &self.skeys, &self.cookies, &mut out, &mut self.srng);
         (r, out)
     }
 
     fn client_cmd(&mut self, body: &mut [u8]) -> (Result<ClientStep, CurveError>, Vec<u8>) {
         let mut out = Vec::new();
-        let r = self
-            .client
-            .handle_command(body, MD, &mut out, &mut self.crng);
+        let r = self.client.handle_command(body, MD, &mut out, &mut self.crng);
         (r, out)
     }
 
@@ -372,19 +317,11 @@ impl Pair {
     fn ready(&mut self) -> Vec<u8> {
         let mut initiate = self.initiate();
         let (r, _) = self.server_cmd(&mut initiate);
-        let Ok(ServerStep::Initiated {
-            client_key,
-            metadata,
-        }) = r
-        else {
-            panic!("{r:?}")
-        };
+        let Ok(ServerStep::Initiated { client_key, metadata }) = r else { panic!("{r:?}") };
         assert_eq!(client_key, self.ckeys.public);
         assert_eq!(&initiate[metadata], MD);
         let mut out = Vec::new();
-        self.server
-            .send_ready(b"\x0bSocket-Type\x00\x00\x00\x06ROUTER", &mut out)
-            .unwrap();
+        self.server.send_ready(b"\x0bSocket-Type\x00\x00\x00\x06ROUTER", &mut out).unwrap();
         body_of(&out)
     }
 
@@ -392,9 +329,7 @@ impl Pair {
         let mut p = Pair::new();
         let mut ready = p.ready();
         let (r, _) = p.client_cmd(&mut ready);
-        let Ok(ClientStep::Ready { metadata }) = r else {
-            panic!("{r:?}")
-        };
+        let Ok(ClientStep::Ready { metadata }) = r else { panic!("{r:?}") };
         assert_eq!(&ready[metadata], b"\x0bSocket-Type\x00\x00\x00\x06ROUTER");
         p
     }
@@ -410,12 +345,7 @@ fn client_seal(p: &mut Pair, flags: u8, payload: &[u8]) -> Vec<u8> {
 fn round_trip_seeded_pair() {
     let mut p = Pair::established();
     let big = vec![0x5a; 300];
-    let parts: [(u8, &[u8]); 4] = [
-        (0x01, b""),
-        (0x01, b"VIP1"),
-        (0x00, &big),
-        (0x02, PING_TTL0),
-    ];
+    let parts: [(u8, &[u8]); 4] = [(0x01, b""), (0x01, b"VIP1"), (0x00, &big), (0x02, PING_TTL0)];
     for (flags, payload) in parts {
         let frame = client_seal(&mut p, flags, payload);
         assert_eq!(frame[0], if payload.len() + 33 > 255 { 0x02 } else { 0x00 });
@@ -481,11 +411,7 @@ fn low_order_client_transient_weak_key() {
 /// Expected error for a command whose byte 0 (name length) was XORed
 /// with 0xFF.
 fn name_len_flip_error(body: &[u8]) -> CurveError {
-    if 1 + usize::from(body[0] ^ 0xFF) > body.len() {
-        CurveError::BadCommand
-    } else {
-        CurveError::UnexpectedCommand
-    }
+    if 1 + usize::from(body[0] ^ 0xFF) > body.len() { CurveError::BadCommand } else { CurveError::UnexpectedCommand }
 }
 
 #[test]
@@ -559,10 +485,7 @@ fn flipped_byte_in_initiate_specific_errors() {
     let mut p = Pair::new();
     p.welcome();
     let mut ok = initiate.clone();
-    assert!(matches!(
-        p.server_cmd(&mut ok).0,
-        Ok(ServerStep::Initiated { .. })
-    ));
+    assert!(matches!(p.server_cmd(&mut ok).0, Ok(ServerStep::Initiated { .. })));
 }
 
 #[test]
@@ -600,17 +523,10 @@ fn flipped_byte_in_message_specific_errors() {
             1..=7 => CurveError::UnexpectedCommand,
             _ => CurveError::BadBox,
         };
-        assert_eq!(
-            p.server.open_message(&mut bad),
-            Err(want),
-            "MESSAGE byte {i}"
-        );
+        assert_eq!(p.server.open_message(&mut bad), Err(want), "MESSAGE byte {i}");
     }
     let mut short = msg[..wire::MESSAGE_MIN_LEN - 1].to_vec();
-    assert_eq!(
-        p.server.open_message(&mut short),
-        Err(CurveError::WrongSize)
-    );
+    assert_eq!(p.server.open_message(&mut short), Err(CurveError::WrongSize));
     // Failed attempts did not advance the receive counter.
     let mut ok = msg.clone();
     assert_eq!(p.server.open_message(&mut ok).map(|r| r.0), Ok(0x01));
@@ -623,24 +539,11 @@ fn message_nonce_not_increasing() {
     let m3 = body_of(&client_seal(&mut p, 0, b"a"));
     let m4 = body_of(&client_seal(&mut p, 0, b"b"));
     assert!(p.server.open_message(&mut m4.clone()).is_ok());
-    assert_eq!(
-        p.server.open_message(&mut m3.clone()),
-        Err(CurveError::NonceNotIncreasing)
-    );
-    assert_eq!(
-        p.server.open_message(&mut m4.clone()),
-        Err(CurveError::NonceNotIncreasing)
-    );
-    p.client
-        .channel_mut()
-        .unwrap()
-        .send_counter()
-        .set_next(1000);
+    assert_eq!(p.server.open_message(&mut m3.clone()), Err(CurveError::NonceNotIncreasing));
+    assert_eq!(p.server.open_message(&mut m4.clone()), Err(CurveError::NonceNotIncreasing));
+    p.client.channel_mut().unwrap().send_counter().set_next(1000);
     let m1000 = body_of(&client_seal(&mut p, 0, b"c"));
-    assert!(
-        p.server.open_message(&mut m1000.clone()).is_ok(),
-        "gap accepted"
-    );
+    assert!(p.server.open_message(&mut m1000.clone()).is_ok(), "gap accepted");
 }
 
 /// Rule 5: a MESSAGE reflected back to its sender fails (prefixes differ).
@@ -654,17 +557,10 @@ fn reflected_message_bad_box() {
 #[test]
 fn nonce_exhaustion_refuses_to_wrap() {
     let mut p = Pair::established();
-    p.client
-        .channel_mut()
-        .unwrap()
-        .send_counter()
-        .set_next(u64::MAX);
+    p.client.channel_mut().unwrap().send_counter().set_next(u64::MAX);
     let last = client_seal(&mut p, 0, b"last");
     let mut out = b"keep".to_vec();
-    assert_eq!(
-        p.client.seal_frame(0, b"x", &mut out),
-        Err(CurveError::NonceExhausted)
-    );
+    assert_eq!(p.client.seal_frame(0, b"x", &mut out), Err(CurveError::NonceExhausted));
     assert_eq!(out, b"keep", "out untouched on error");
     assert!(p.server.open_message(&mut body_of(&last)).is_ok());
 }
@@ -676,37 +572,22 @@ fn replayed_hello_and_initiate() {
     let hello = p.hello();
     let (r, welcome1) = p.server_cmd(&mut hello.clone());
     assert_eq!(r, Ok(ServerStep::WelcomeSent));
-    assert_eq!(
-        p.server_cmd(&mut hello.clone()).0,
-        Err(CurveError::UnexpectedCommand)
-    );
+    assert_eq!(p.server_cmd(&mut hello.clone()).0, Err(CurveError::UnexpectedCommand));
 
     // A replayed HELLO on a fresh connection gets a fresh WELCOME
     // (new S', cookie): harmless, the replayer cannot open it.
     let mut p2 = Pair::new();
     let mut srng = ChaCha20Rng::seed_from_u64(555);
     let mut out = Vec::new();
-    let r = p2.server.handle_command(
-        &mut hello.clone(),
-        &p2.skeys,
-        &p2.cookies,
-        &mut out,
-        &mut srng,
-    );
+    let r = p2.server.handle_command(&mut hello.clone(), &p2.skeys, &p2.cookies, &mut out, &mut srng);
     assert_eq!(r, Ok(ServerStep::WelcomeSent));
     assert_ne!(out, welcome1);
 
     let mut p = Pair::new();
     let mut initiate = p.initiate();
     let saved = initiate.clone();
-    assert!(matches!(
-        p.server_cmd(&mut initiate).0,
-        Ok(ServerStep::Initiated { .. })
-    ));
-    assert_eq!(
-        p.server_cmd(&mut saved.clone()).0,
-        Err(CurveError::UnexpectedCommand)
-    );
+    assert!(matches!(p.server_cmd(&mut initiate).0, Ok(ServerStep::Initiated { .. })));
+    assert_eq!(p.server_cmd(&mut saved.clone()).0, Err(CurveError::UnexpectedCommand));
 }
 
 /// Rule 3: a captured HELLO + INITIATE replayed on a new connection
@@ -723,30 +604,12 @@ fn replayed_initiate_on_new_connection_bad_cookie() {
     let mut replay = CurveServer::new();
     let mut srng = ChaCha20Rng::seed_from_u64(777);
     let mut out = Vec::new();
-    let r = replay.handle_command(
-        &mut hello.clone(),
-        &p.skeys,
-        &p.cookies,
-        &mut out,
-        &mut srng,
-    );
+    let r = replay.handle_command(&mut hello.clone(), &p.skeys, &p.cookies, &mut out, &mut srng);
     assert_eq!(r, Ok(ServerStep::WelcomeSent));
-    let r = replay.handle_command(
-        &mut initiate.clone(),
-        &p.skeys,
-        &p.cookies,
-        &mut out,
-        &mut srng,
-    );
+    let r = replay.handle_command(&mut initiate.clone(), &p.skeys, &p.cookies, &mut out, &mut srng);
     assert_eq!(r, Err(CurveError::BadCookie));
     // Without a HELLO first, INITIATE is simply unexpected.
-    let r = CurveServer::new().handle_command(
-        &mut initiate.clone(),
-        &p.skeys,
-        &p.cookies,
-        &mut out,
-        &mut srng,
-    );
+    let r = CurveServer::new().handle_command(&mut initiate.clone(), &p.skeys, &p.cookies, &mut out, &mut srng);
     assert_eq!(r, Err(CurveError::UnexpectedCommand));
 }
 
@@ -758,10 +621,7 @@ fn initiate_after_two_rotations_cookie_expired() {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     p.cookies.rotate(&mut rng);
     p.cookies.rotate(&mut rng);
-    assert_eq!(
-        p.server_cmd(&mut initiate).0,
-        Err(CurveError::CookieExpired)
-    );
+    assert_eq!(p.server_cmd(&mut initiate).0, Err(CurveError::CookieExpired));
 }
 
 #[test]
@@ -769,10 +629,7 @@ fn initiate_after_one_rotation_ok() {
     let mut p = Pair::new();
     let mut initiate = p.initiate();
     p.cookies.rotate(&mut ChaCha20Rng::seed_from_u64(1));
-    assert!(matches!(
-        p.server_cmd(&mut initiate).0,
-        Ok(ServerStep::Initiated { .. })
-    ));
+    assert!(matches!(p.server_cmd(&mut initiate).0, Ok(ServerStep::Initiated { .. })));
 }
 
 /// Builds an INITIATE body by hand from a WELCOME body, with a chosen
@@ -831,15 +688,7 @@ fn vouch_case(
     let c_prime = SecretKey::generate(&mut crng);
     let other = KeyPair::generate(&mut ChaCha20Rng::seed_from_u64(4242));
     let (vt, vs, signer) = f(&c_prime.public_key(), &p.skeys.public, &p.ckeys, &other);
-    let mut body = craft_initiate(
-        &welcome,
-        &p.skeys.public,
-        &c_prime,
-        &p.ckeys,
-        &vt,
-        &vs,
-        &signer,
-    );
+    let mut body = craft_initiate(&welcome, &p.skeys.public, &c_prime, &p.ckeys, &vt, &vs, &signer);
     p.server_cmd(&mut body).0
 }
 
@@ -905,32 +754,17 @@ fn error_command_is_error_received() {
 
     let mut p = Pair::new();
     p.initiate();
-    assert_eq!(
-        p.client_cmd(&mut body.clone()).0,
-        Err(CurveError::ErrorReceived)
-    );
+    assert_eq!(p.client_cmd(&mut body.clone()).0, Err(CurveError::ErrorReceived));
 }
 
 #[test]
 fn api_misuse_is_wrong_state() {
     let mut p = Pair::new();
     let mut out = Vec::new();
-    assert_eq!(
-        p.client.seal_frame(0, b"x", &mut out),
-        Err(CurveError::WrongState)
-    );
-    assert_eq!(
-        p.server.seal_frame(0, b"x", &mut out),
-        Err(CurveError::WrongState)
-    );
-    assert_eq!(
-        p.server.send_ready(b"", &mut out),
-        Err(CurveError::WrongState)
-    );
-    assert_eq!(
-        p.server.open_message(&mut [0u8; 40]),
-        Err(CurveError::WrongState)
-    );
+    assert_eq!(p.client.seal_frame(0, b"x", &mut out), Err(CurveError::WrongState));
+    assert_eq!(p.server.seal_frame(0, b"x", &mut out), Err(CurveError::WrongState));
+    assert_eq!(p.server.send_ready(b"", &mut out), Err(CurveError::WrongState));
+    assert_eq!(p.server.open_message(&mut [0u8; 40]), Err(CurveError::WrongState));
     p.hello();
     assert_eq!(p.client.start(&mut out), Err(CurveError::WrongState));
     assert!(out.is_empty());
@@ -939,22 +773,13 @@ fn api_misuse_is_wrong_state() {
     let mut initiate = p.initiate();
     p.server_cmd(&mut initiate).0.unwrap();
     // Before READY is sent, no traffic.
-    assert_eq!(
-        p.server.seal_frame(0, b"x", &mut out),
-        Err(CurveError::WrongState)
-    );
+    assert_eq!(p.server.seal_frame(0, b"x", &mut out), Err(CurveError::WrongState));
     p.server.send_ready(b"", &mut out).unwrap();
-    assert_eq!(
-        p.server.send_ready(b"", &mut out),
-        Err(CurveError::WrongState)
-    );
+    assert_eq!(p.server.send_ready(b"", &mut out), Err(CurveError::WrongState));
 }
 
 #[test]
 fn curve_error_display() {
-    assert_eq!(
-        CurveError::CookieExpired.to_string(),
-        "CURVE: cookie expired"
-    );
+    assert_eq!(CurveError::CookieExpired.to_string(), "CURVE: cookie expired");
     assert_eq!(CurveError::BadVouch.to_string(), "CURVE: invalid vouch");
 }

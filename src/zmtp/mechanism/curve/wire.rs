@@ -1,12 +1,4 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! Byte layouts of the CURVE commands (ZMTP.md §7.4–§7.9, RFC 26 grammar),
 //! the ZMTP frame header they travel in (ZMTP.md §3.1) and ERROR (ZMTP.md
 //! §4.5, §7.8).
@@ -138,8 +130,7 @@ pub fn command_name(body: &[u8]) -> Result<&[u8], CurveError> {
     if len == 0 {
         return Err(CurveError::BadCommand);
     }
-    body.get(..len.saturating_add(1))
-        .ok_or(CurveError::BadCommand)
+    body.get(..len.saturating_add(1)).ok_or(CurveError::BadCommand)
 }
 
 /// Checks that `body` is the command `name` (e.g. [`HELLO_NAME`]).
@@ -148,11 +139,7 @@ pub fn command_name(body: &[u8]) -> Result<&[u8], CurveError> {
 /// [`CurveError::BadCommand`] as [`command_name`];
 /// [`CurveError::UnexpectedCommand`] if it is another command.
 pub fn expect_command(body: &[u8], name: &[u8]) -> Result<(), CurveError> {
-    if command_name(body)? == name {
-        Ok(())
-    } else {
-        Err(CurveError::UnexpectedCommand)
-    }
+    if command_name(body)? == name { Ok(()) } else { Err(CurveError::UnexpectedCommand) }
 }
 
 /// Copies `N` bytes at `at` out of `body`.
@@ -160,9 +147,7 @@ pub fn expect_command(body: &[u8], name: &[u8]) -> Result<(), CurveError> {
 /// # Errors
 /// [`CurveError::WrongSize`] if `body` is too short.
 pub fn array_at<const N: usize>(body: &[u8], at: usize) -> Result<[u8; N], CurveError> {
-    body.get(at..at.saturating_add(N))
-        .and_then(|s| s.try_into().ok())
-        .ok_or(CurveError::WrongSize)
+    body.get(at..at.saturating_add(N)).and_then(|s| s.try_into().ok()).ok_or(CurveError::WrongSize)
 }
 
 /// Reads the big-endian u64 at `at`.
@@ -241,15 +226,9 @@ mod tests {
         assert_eq!(command_name(b"\x00"), Err(CurveError::BadCommand));
         assert_eq!(command_name(b"\x05REA"), Err(CurveError::BadCommand));
         assert_eq!(command_name(b"\x05READYxx"), Ok(&b"\x05READY"[..]));
-        assert_eq!(
-            expect_command(b"\x05HELLO", READY_NAME),
-            Err(CurveError::UnexpectedCommand)
-        );
+        assert_eq!(expect_command(b"\x05HELLO", READY_NAME), Err(CurveError::UnexpectedCommand));
         assert_eq!(u64_at(&[0; 7], 0), Err(CurveError::WrongSize));
-        assert_eq!(
-            array_at::<4>(&[1, 2, 3, 4, 5], usize::MAX),
-            Err(CurveError::WrongSize)
-        );
+        assert_eq!(array_at::<4>(&[1, 2, 3, 4, 5], usize::MAX), Err(CurveError::WrongSize));
     }
 
     /// Anti-amplification: the server's answer to HELLO is smaller than HELLO.
