@@ -3,8 +3,8 @@
 //!
 //! Buffers start at `RX_BUF_MIN_BYTES`/`TX_BUF_MIN_BYTES` and grow only when needed (a large
 //! message, or a busy connection whose reads fill the buffer), and only while the process-wide
-//! [`Budget`] allows. They never shrink while the connection lives, so a warmed-up connection
-//! allocates nothing.
+//! [`Budget`] allows. They shrink back to the initial size only after `IDLE_SHRINK_MS` without
+//! traffic ([`Conn::shrink_if_idle`]), so a warmed-up, busy connection allocates nothing.
 
 use std::io::{self, Read, Write};
 

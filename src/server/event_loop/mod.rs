@@ -100,6 +100,8 @@ pub struct Server {
     clock: std::time::Instant,
     exit: Option<Exit>,
     last_tick: Instant,
+    /// The clock read at the start of the current loop turn (what `flush` stamps `last_active` with).
+    turn_now: Instant,
     last_shrink: Instant,
     /// Called once per loop turn with the time (sd_notify watchdog, reloads).
     on_tick: Option<Box<dyn FnMut(Instant)>>,
@@ -153,6 +155,7 @@ impl Server {
             clock: std::time::Instant::now(),
             exit: None,
             last_tick: Instant(0),
+            turn_now: Instant(0),
             last_shrink: Instant(0),
             on_tick: None,
             on_reload: None,
@@ -225,6 +228,7 @@ impl Server {
             Err(e) => return Err(e),
         }
         let now = self.now();
+        self.turn_now = now;
         for ev in events.iter() {
             let token = ev.token();
             if token == SIGNAL_TOKEN {

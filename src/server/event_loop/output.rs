@@ -17,7 +17,7 @@ impl Server {
             Ok(n) => {
                 self.router.stats.bytes_out += n as u64;
                 if n > 0 {
-                    conn.last_active = self.last_tick;
+                    conn.last_active = self.turn_now;
                 }
             }
             Err(e) => {
