@@ -64,8 +64,10 @@ fuzz:
 	mkdir -p tests/fuzz/work/$(T)
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir tests/fuzz $(T) tests/fuzz/work/$(T) tests/fuzz/corpus/$(T) -- -max_total_time=$(SECS)
 
+## clippy: the crate and the fuzz crate (tests/fuzz, its own workspace), warnings as errors
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
+	RUSTC_BOOTSTRAP=1 $(CARGO) clippy --manifest-path tests/fuzz/Cargo.toml --all-targets -- -D warnings
 
 fmt-check:
 	$(CARGO) fmt --check

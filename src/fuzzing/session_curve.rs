@@ -261,13 +261,13 @@ impl Feed for CurvePeer<'_> {
 }
 
 /// A CURVE server [`Session`] against arbitrary bytes or a real [`CurveClient`]; `authorize`
-/// follows every Verify with the decision of [`session_auth_json`]. The stream is replayed in
+/// follows every Verify with the decision of `session_auth_json`. The stream is replayed in
 /// chunks and must give identical events, output and end.
 ///
 /// Layout: byte 0 = `raw:1 client_key:2 chunk_mode:2 limits:3`, byte 1 = chunk parameter,
 /// byte 2 = RNG seed (bit 7: the client has a wrong server key). Raw: the rest follows a
 /// CURVE client greeting. Otherwise byte 3 = INITIATE metadata (`% 8`, see
-/// [`client_metadata`]; 7 = the bytes up to the next 0xFF, which is skipped), byte 4 = tamper
+/// `client_metadata`; 7 = the bytes up to the next 0xFF, which is skipped), byte 4 = tamper
 /// (`% 4`: none, HELLO, INITIATE, traffic frame `>> 2`), byte 5 = tamper offset, byte 6 =
 /// tamper xor (`| 1`), then traffic operations: `op % 8` 0–3 = data frame (bit 4 MORE,
 /// length byte, 0xFF = 300 bytes), 4 = PING (context length `% 24`), 5 = another command,

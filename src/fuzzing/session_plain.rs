@@ -6,7 +6,7 @@ use super::*;
 pub const SESSION_PLAIN_RAW: u8 = 0x80;
 
 /// A PLAIN server [`Session`]: greeting, HELLO (user and password from the input), the
-/// decision of [`session_auth_json`] on Verify, INITIATE, then arbitrary traffic; whole and in
+/// decision of `session_auth_json` on Verify, INITIATE, then arbitrary traffic; whole and in
 /// chunks, both must agree exactly.
 ///
 /// Layout: byte 0 = `raw:1 metadata:2 chunk_mode:2 limits:3`, byte 1 = chunk parameter. Raw:

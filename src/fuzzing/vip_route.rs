@@ -541,9 +541,9 @@ pub(super) fn check_pubsub(
 /// `0xFC..=0xFF` the identity attached to slot `& 3`).
 ///
 /// Besides the routing checks: every message the router sends itself is checked by
-/// [`check_router_message`] (a publish delivery body is printable-ASCII JSON with the four keys
+/// `check_router_message` (a publish delivery body is printable-ASCII JSON with the four keys
 /// of VIP.md §7.6, a `request_response` result is 1 or 4 bytes, a `list_response` is an array
-/// of `[bus, prefix, member]`), every `pubsub` request by [`check_pubsub`] (replies, the publish
+/// of `[bus, prefix, member]`), every `pubsub` request by `check_pubsub` (replies, the publish
 /// count of 4 bytes equal to the deliveries, which go to exactly the subscribers of a prefix of
 /// the topic on the bus, each with the body rebuilt from the request), `query stats` is a JSON
 /// object, and subscribers are always registered peers within the index limits.
