@@ -295,74 +295,20 @@ impl Limits {
     }
 
     /// Every limit as a table row, in documentation order.
+    #[rustfmt::skip] // one row per line, as in the README table
     pub fn rows(&self) -> [LimitRow; 11] {
         [
-            LimitRow {
-                name: "max-connections",
-                value: self.max_connections as u64,
-                unit: "connections",
-                at_limit: "accept then close at once; rejected_conn_full",
-            },
-            LimitRow {
-                name: "max-handshakes",
-                value: self.max_handshakes as u64,
-                unit: "connections",
-                at_limit: "oldest unfinished handshake closed; rejected_handshake_evicted",
-            },
-            LimitRow {
-                name: "handshake-timeout-ms",
-                value: self.handshake_timeout_ms,
-                unit: "ms",
-                at_limit: "close (no ERROR; client reconnects); rejected_handshake_timeout",
-            },
-            LimitRow {
-                name: "max-frame-bytes",
-                value: self.max_frame_bytes,
-                unit: "bytes",
-                at_limit: "close at the frame header, nothing buffered; rejected_frame_too_large",
-            },
-            LimitRow {
-                name: "max-msg-bytes",
-                value: self.max_msg_bytes,
-                unit: "bytes",
-                at_limit: "close at the frame header; rejected_msg_too_large",
-            },
-            LimitRow {
-                name: "max-msg-parts",
-                value: self.max_msg_parts as u64,
-                unit: "frames",
-                at_limit: "close; rejected_too_many_parts",
-            },
-            LimitRow {
-                name: "tx-queue-bytes",
-                value: self.tx_queue_bytes as u64,
-                unit: "bytes/peer",
-                at_limit: "pause sender up to send-stall-ms, then VIP error 11; notifications dropped",
-            },
-            LimitRow {
-                name: "buffer-budget-bytes",
-                value: self.buffer_budget_bytes as u64,
-                unit: "bytes",
-                at_limit: "buffers stop growing: reader pauses, tx counts as full, new conns refused",
-            },
-            LimitRow {
-                name: "send-stall-ms",
-                value: self.send_stall_ms,
-                unit: "ms",
-                at_limit: "paused sender's message answered with VIP error 11",
-            },
-            LimitRow {
-                name: "max-subscriptions",
-                value: self.max_subscriptions as u64,
-                unit: "subscriptions",
-                at_limit: "subscribe answered 00 and logged",
-            },
-            LimitRow {
-                name: "max-subs-per-peer",
-                value: self.max_subs_per_peer as u64,
-                unit: "subscriptions",
-                at_limit: "subscribe answered 00 and logged",
-            },
+            LimitRow { name: "max-connections", value: self.max_connections as u64, unit: "connections", at_limit: "accept then close at once; rejected_conn_full" },
+            LimitRow { name: "max-handshakes", value: self.max_handshakes as u64, unit: "connections", at_limit: "oldest unfinished handshake closed; rejected_handshake_evicted" },
+            LimitRow { name: "handshake-timeout-ms", value: self.handshake_timeout_ms, unit: "ms", at_limit: "close (no ERROR; client reconnects); rejected_handshake_timeout" },
+            LimitRow { name: "max-frame-bytes", value: self.max_frame_bytes, unit: "bytes", at_limit: "close at the frame header, nothing buffered; rejected_frame_too_large" },
+            LimitRow { name: "max-msg-bytes", value: self.max_msg_bytes, unit: "bytes", at_limit: "close at the frame header; rejected_msg_too_large" },
+            LimitRow { name: "max-msg-parts", value: self.max_msg_parts as u64, unit: "frames", at_limit: "close; rejected_too_many_parts" },
+            LimitRow { name: "tx-queue-bytes", value: self.tx_queue_bytes as u64, unit: "bytes/peer", at_limit: "pause sender up to send-stall-ms, then VIP error 11; notifications dropped" },
+            LimitRow { name: "buffer-budget-bytes", value: self.buffer_budget_bytes as u64, unit: "bytes", at_limit: "buffers stop growing: reader pauses, tx counts as full, new conns refused" },
+            LimitRow { name: "send-stall-ms", value: self.send_stall_ms, unit: "ms", at_limit: "paused sender's message answered with VIP error 11" },
+            LimitRow { name: "max-subscriptions", value: self.max_subscriptions as u64, unit: "subscriptions", at_limit: "subscribe answered 00 and logged" },
+            LimitRow { name: "max-subs-per-peer", value: self.max_subs_per_peer as u64, unit: "subscriptions", at_limit: "subscribe answered 00 and logged" },
         ]
     }
 }
