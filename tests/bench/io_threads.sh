@@ -27,27 +27,13 @@ ZR="$VIPBENCH_DIR/zmqrouter"; VB="$VIPBENCH_DIR/vipbench"
 read -r PUB SEC < <("$ZR" --keygen)
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/viprouter-io.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$REPO/tests/bench/start_router.sh"
 targets="sut zmqrouter"; [ "$WL" = route ] && targets="$targets direct"
 : > "$TMP/results"
 for r in $(seq "$ROUNDS"); do
   for t in $targets; do
-    port=$(free_port); ep="tcp://127.0.0.1:$port"; pid=""
-    case "$t" in
-      sut)
-        h="$TMP/home$r"; rm -rf "$h"; mkdir -p "$h"
-        if [ "$SECMODE" = curve ]; then
-          printf "[volttron]\n" > "$h/config"
-          python3 "$REPO/tests/bench/keystore_from_z85.py" "$SEC" "$PUB" "$h/keystore"
-          printf '{"allow": [{"credentials": "/.*/", "user_id": "bench"}]}' > "$h/auth.json"
-        else
-          printf "[volttron]\nallow-auth = False\n" > "$h/config"
-        fi
-        RUST_LOG=warn "$BIN" --volttron-home "$h" --vip-address "$ep" & pid=$! ;;
-      zmqrouter)
-        if [ "$SECMODE" = curve ]; then "$ZR" -e "$ep" --secretkey "$SEC" 2>/dev/null & pid=$!
-        else "$ZR" -e "$ep" 2>/dev/null & pid=$!; fi ;;
-    esac
+    port=$(free_port); ep="tcp://127.0.0.1:$port"
+    start_router "$t" "$SECMODE" "$ep" "$TMP/home$r"; pid="$ROUTER_PID"
     args=(--io-threads "$IO" -d "$DUR")
     if [ "$t" = direct ]; then args+=(--direct); [ "$SECMODE" = curve ] && args+=(--curve)
     else "$VB" -e "$ep" --timeout 10 wait >/dev/null 2>&1 || true

@@ -34,7 +34,7 @@ ZR="$VIPBENCH_DIR/zmqrouter"; VB="$VIPBENCH_DIR/vipbench"
 read -r PUB SEC < <("$ZR" --keygen)
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/viprouter-thr.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$REPO/tests/bench/start_router.sh"
 # one line per thread of process $1: "tid name ticks" (utime + stime)
 snap() { python3 -c 'import os, sys
 for tid in os.listdir(f"/proc/{sys.argv[1]}/task"):
@@ -48,18 +48,7 @@ WIN=$((DUR - 2))
 for r in $(seq "$ROUNDS"); do
   for t in sut zmqrouter; do
     port=$(free_port); ep="tcp://127.0.0.1:$port"
-    if [ "$t" = sut ]; then
-      h="$TMP/home$r"; rm -rf "$h"; mkdir -p "$h"
-      if [ "$SECMODE" = curve ]; then
-        printf "[volttron]\n" > "$h/config"
-        python3 "$REPO/tests/bench/keystore_from_z85.py" "$SEC" "$PUB" "$h/keystore"
-        printf '{"allow": [{"credentials": "/.*/", "user_id": "bench"}]}' > "$h/auth.json"
-      else
-        printf "[volttron]\nallow-auth = False\n" > "$h/config"
-      fi
-      RUST_LOG=warn "$BIN" --volttron-home "$h" --vip-address "$ep" & rp=$!
-    elif [ "$SECMODE" = curve ]; then "$ZR" -e "$ep" --secretkey "$SEC" 2>/dev/null & rp=$!
-    else "$ZR" -e "$ep" 2>/dev/null & rp=$!; fi
+    start_router "$t" "$SECMODE" "$ep" "$TMP/home$r"; rp="$ROUTER_PID"
     "$VB" -e "$ep" --timeout 10 wait >/dev/null 2>&1 || true
     args=(-p "$rp" -d "$DUR"); [ "$SECMODE" = curve ] && args+=(-k "$PUB")
     "$VB" -e "$ep" "${args[@]}" "$WL" > "$TMP/out.json" 2>/dev/null & gp=$!
