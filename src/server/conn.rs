@@ -43,6 +43,14 @@ impl Budget {
         }
     }
 
+    /// Account `bytes` that are already allocated (output a session appended to a transmit
+    /// queue beyond its reserved capacity: handshake replies, PONGs). Unlike [`Budget::take`]
+    /// this cannot refuse; past the limit, every `take` fails until enough is given back.
+    pub fn charge(&mut self, bytes: usize) {
+        self.used = self.used.saturating_add(bytes);
+        self.hwm = self.hwm.max(self.used);
+    }
+
     /// Return `bytes`.
     pub fn give(&mut self, bytes: usize) {
         self.used = self.used.saturating_sub(bytes);

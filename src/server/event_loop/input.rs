@@ -178,6 +178,15 @@ impl Server {
                     Step::Stop => return Step::Stop,
                 }
             }
+            if conn.handshake_done && conn.tx.pending() > self.limits.tx_queue_bytes {
+                // Its own queue is full (a peer that sends PINGs or requests and never reads
+                // the answers): stop reading it until the queue drains below half, as for a
+                // reply that does not fit. Only this peer waits; no stall, no error 11.
+                conn.paused = Some(Pause::Recipient { on: id.index, since: now });
+                self.paused.push(id);
+                self.router.stats.paused_sender += 1;
+                return Step::Stop;
+            }
             let mechanism = conn.session.mechanism();
             let cfg = SessionConfig {
                 mechanism,
@@ -186,8 +195,12 @@ impl Server {
                 curve: self.curve.as_ref(),
             };
             let tx_before = conn.tx.buf.len();
+            let cap_before = conn.tx.capacity();
             let data = conn.rx.buf.get_mut(conn.rx.start..conn.rx.end).unwrap_or(&mut []);
             let r = conn.session.handle_input(&cfg, data, &mut conn.tx.buf, &mut self.parts, &mut rand_core::OsRng);
+            // Session output (READY, WELCOME, PONGs) is appended without a reservation: account
+            // any growth, or closing the connection would give back bytes never taken.
+            self.budget.charge(conn.tx.capacity().saturating_sub(cap_before));
             if conn.tx.buf.len() != tx_before && !conn.dirty {
                 conn.dirty = true;
                 self.dirty.push(id);
@@ -228,7 +241,9 @@ impl Server {
                     };
                     let allow = (self.authorize)(&query);
                     let tx_before = conn.tx.buf.len();
+                    let cap_before = conn.tx.capacity();
                     let r = conn.session.authorize(&cfg, allow, &mut conn.tx.buf);
+                    self.budget.charge(conn.tx.capacity().saturating_sub(cap_before));
                     if conn.tx.buf.len() != tx_before && !conn.dirty {
                         conn.dirty = true;
                         self.dirty.push(id);

@@ -326,3 +326,6 @@ impl Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,92 @@
+//! Event-loop tests that need the server's private state (slots, budget, pause lists): a real
+//! server on 127.0.0.1 driven turn by turn in the test thread, raw ZMTP peers on blocking
+//! sockets.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant as StdInstant};
+
+use mio::Events;
+
+use super::Server;
+use crate::limits::Limits;
+use crate::server::listener;
+use crate::vip::platform::PlatformInfo;
+use crate::vip::router::Router;
+use crate::zmtp::command;
+use crate::zmtp::frame::{FLAG_MORE, FrameHeader};
+use crate::zmtp::greeting;
+use crate::zmtp::mechanism::Mechanism;
+
+fn server(limits: Limits) -> (Server, u16) {
+    let listeners = listener::bind("tcp://127.0.0.1:0", Mechanism::Null).unwrap();
+    let port: u16 = listeners[0].endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let router = Router::new(&limits, PlatformInfo::with_router_id(b"rid"), 1);
+    (Server::new(listeners, router, limits, b"rid".to_vec()).unwrap(), port)
+}
+
+fn frames(parts: &[&[u8]], out: &mut Vec<u8>) {
+    for (i, p) in parts.iter().enumerate() {
+        FrameHeader::emit_frame(if i + 1 < parts.len() { FLAG_MORE } else { 0 }, p, out);
+    }
+}
+
+/// Greeting and NULL READY with `identity`, not yet sent.
+fn handshake(identity: &[u8]) -> Vec<u8> {
+    let mut out = greeting::emit(Mechanism::Null, false).to_vec();
+    command::emit_ready(b"DEALER", identity, &mut out);
+    out
+}
+
+fn turn_for(server: &mut Server, events: &mut Events, d: Duration) {
+    let end = StdInstant::now() + d;
+    while StdInstant::now() < end {
+        server.turn(events).unwrap();
+    }
+}
+
+/// Every byte a live connection holds was taken from the budget, and nothing else was.
+fn assert_budget_balanced(server: &Server) {
+    let held: usize = server.slots.ids().filter_map(|id| server.slots.peek(id.index)).map(|c| c.buffer_bytes()).sum();
+    assert_eq!(server.budget.used(), held, "budget out of step with the buffers held");
+}
+
+#[test]
+fn ping_flood_from_a_peer_that_never_reads_is_bounded_and_budgeted() {
+    let mut limits = Limits::COMPILED;
+    limits.tx_queue_bytes = 64 * 1024;
+    let tx_queue = limits.tx_queue_bytes;
+    let (mut server, port) = server(limits);
+    let mut events = Events::with_capacity(64);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(&handshake(b"pinger")).unwrap();
+    turn_for(&mut server, &mut events, Duration::from_millis(50));
+    // 32 MiB of PINGs (each answered by a PONG of nearly the same size); the peer never reads.
+    let mut chunk = Vec::new();
+    while chunk.len() < 64 * 1024 {
+        command::emit_ping(100, &mut chunk);
+    }
+    s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+    let writer = std::thread::spawn(move || {
+        for _ in 0..512 {
+            if s.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        s
+    });
+    let deadline = StdInstant::now() + Duration::from_secs(20);
+    while !writer.is_finished() {
+        server.turn(&mut events).unwrap();
+        assert!(StdInstant::now() < deadline, "the writer never finished");
+    }
+    turn_for(&mut server, &mut events, Duration::from_millis(100));
+    let id = server.slots.ids().next().expect("the pinger is still connected");
+    let c = server.slots.peek(id.index).unwrap();
+    // One read's worth of PONGs may overshoot the queue limit, never more.
+    let bound = tx_queue + crate::limits::READ_BUDGET_BYTES;
+    assert!(c.tx.pending() <= bound, "{} bytes of PONGs queued (bound {bound})", c.tx.pending());
+    assert!(c.tx.capacity() <= 2 * bound, "transmit queue grew to {} bytes", c.tx.capacity());
+    assert_budget_balanced(&server);
+    drop(writer.join().unwrap());
+}
