@@ -111,6 +111,11 @@ impl Server {
             }
             let Some(conn) = self.slots.get_mut(id) else { return };
             if conn.eof {
+                // Half-closed (or gone): what was queued for it — replies to its last
+                // requests, READY — goes out first, best effort, as before a protocol error.
+                if let Ok(n) = conn.flush() {
+                    self.router.stats.bytes_out += n as u64;
+                }
                 self.close(id, "closed by peer");
                 return;
             }

@@ -90,3 +90,24 @@ fn ping_flood_from_a_peer_that_never_reads_is_bounded_and_budgeted() {
     assert_budget_balanced(&server);
     drop(writer.join().unwrap());
 }
+
+#[test]
+fn replies_queued_before_a_half_close_are_sent() {
+    let (mut server, port) = server(Limits::COMPILED);
+    let mut events = Events::with_capacity(64);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut out = handshake(b"halfclose");
+    frames(&[b"", b"VIP1", b"", b"m1", b"hello", b"hello"], &mut out);
+    s.write_all(&out).unwrap();
+    // The request and the end of the peer's sending side are both in before the router looks.
+    s.shutdown(Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    turn_for(&mut server, &mut events, Duration::from_millis(200));
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert!(got.len() > 64, "only {} bytes (the greeting) came back: READY and the hello reply were lost", got.len());
+    assert!(got.windows(7).any(|w| w == b"welcome"), "no hello reply in {got:?}");
+    assert_eq!(server.slots.live(), 0);
+    assert_budget_balanced(&server);
+}
