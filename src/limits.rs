@@ -82,7 +82,9 @@ pub const TX_BUF_MIN_BYTES: usize = 4096;
 pub const TX_QUEUE_BYTES: usize = 1024 * 1024;
 
 /// Process-wide bytes for all receive and transmit buffers together. **At the limit** a
-/// buffer that needs to grow does not: the receiving connection pauses until memory frees, a
+/// buffer that needs to grow does not: the receiving connection pauses until the growth it
+/// needs fits (a message that could not fit even if every other connection closed — a
+/// `buffer-budget-bytes` lowered below `max-msg-bytes` — is closed as too large instead), a
 /// transmit queue counts as full (see `TX_QUEUE_BYTES`), and a new connection that cannot get
 /// its initial buffers is refused like `MAX_CONNECTIONS`; `dropped_budget` / `paused_budget`.
 pub const BUFFER_BUDGET_BYTES: usize = 128 * 1024 * 1024;

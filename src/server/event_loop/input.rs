@@ -129,12 +129,8 @@ impl Server {
                 return;
             }
             let need = conn.rx.len() + 1;
-            if !conn.rx.make_room(need, &mut self.budget) {
-                conn.paused = Some(Pause::Budget);
-                self.paused.push(id);
-                if stats::bump(&mut self.router.stats.paused_budget) {
-                    log::warn!("buffer budget exhausted: pausing reads from {}", conn.peer);
-                }
+            if let Err(extra) = conn.rx.make_room(need, &mut self.budget) {
+                self.pause_on_budget(id, extra);
                 return;
             }
             let tail_before = conn.rx.buf.len() - conn.rx.end;
@@ -223,12 +219,10 @@ impl Server {
                         self.protocol_error(id, DecodeError::MessageTooLarge);
                         return Step::Stop;
                     }
-                    if need > conn.rx.buf.len() && !conn.rx.make_room(need, &mut self.budget) {
-                        conn.paused = Some(Pause::Budget);
-                        self.paused.push(id);
-                        if stats::bump(&mut self.router.stats.paused_budget) {
-                            log::warn!("buffer budget exhausted: pausing reads from {}", conn.peer);
-                        }
+                    if need > conn.rx.buf.len()
+                        && let Err(extra) = conn.rx.make_room(need, &mut self.budget)
+                    {
+                        self.pause_on_budget(id, extra);
                         return Step::Stop;
                     }
                     return Step::Continue;
@@ -296,6 +290,22 @@ impl Server {
                     }
                 }
             }
+        }
+    }
+
+    /// The receive buffer of `id` cannot grow by `extra` bytes now: pause it until they fit,
+    /// or, when they could never fit (the budget minus what it holds itself, e.g. a message
+    /// larger than a lowered `buffer-budget-bytes`), close it as for a message too large.
+    pub(super) fn pause_on_budget(&mut self, id: SlotId, extra: usize) {
+        let Some(conn) = self.slots.get_mut(id) else { return };
+        if extra == 0 || conn.buffer_bytes().saturating_add(extra) > self.limits.buffer_budget_bytes {
+            self.protocol_error(id, DecodeError::MessageTooLarge);
+            return;
+        }
+        conn.paused = Some(Pause::Budget { extra });
+        self.paused.push(id);
+        if stats::bump(&mut self.router.stats.paused_budget) {
+            log::warn!("buffer budget exhausted: pausing reads from {}", conn.peer);
         }
     }
 

@@ -111,3 +111,61 @@ fn replies_queued_before_a_half_close_are_sent() {
     assert_eq!(server.slots.live(), 0);
     assert_budget_balanced(&server);
 }
+
+/// Connect, handshake, and send the header of a single-frame message of `size` bytes with
+/// `body` bytes of it.
+fn start_big_message(port: u16, identity: &[u8], size: usize, body: usize) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut out = handshake(identity);
+    FrameHeader::emit(0, size, &mut out);
+    out.resize(out.len() + body, b'x');
+    s.write_all(&out).unwrap();
+    s
+}
+
+#[test]
+fn a_budget_pause_waits_without_spinning_and_resumes_when_bytes_are_freed() {
+    let mut limits = Limits::COMPILED;
+    limits.buffer_budget_bytes = 1 << 20;
+    let (mut server, port) = server(limits);
+    let mut events = Events::with_capacity(64);
+    // a's receive buffer grows to 700 KiB for its message; b's 400 KiB message then does not fit.
+    let a = start_big_message(port, b"a", 700 * 1024, 1000);
+    turn_for(&mut server, &mut events, Duration::from_millis(50));
+    let _b = start_big_message(port, b"b", 400 * 1024, 1000);
+    turn_for(&mut server, &mut events, Duration::from_millis(50));
+    assert_eq!(server.router.stats.paused_budget, 1, "b is paused on the budget");
+    let mut turns = 0u64;
+    let end = StdInstant::now() + Duration::from_millis(300);
+    while StdInstant::now() < end {
+        server.turn(&mut events).unwrap();
+        turns += 1;
+    }
+    assert!(server.router.stats.paused_budget <= 2, "retried {} times", server.router.stats.paused_budget);
+    assert!(turns < 100, "{turns} loop turns in 300 ms while nothing could change: the loop spins");
+    assert_budget_balanced(&server);
+    // a leaves: its bytes go back, b's buffer can grow, b is no longer paused.
+    drop(a);
+    turn_for(&mut server, &mut events, Duration::from_millis(100));
+    assert!(server.paused.is_empty(), "b still paused after the budget freed up");
+    let grown = server.slots.ids().filter_map(|id| server.slots.peek(id.index)).any(|c| c.rx.buf.len() >= 400 * 1024);
+    assert!(grown, "b's receive buffer did not grow for its message");
+    assert_budget_balanced(&server);
+}
+
+#[test]
+fn a_message_that_can_never_fit_the_budget_is_refused_instead_of_waiting_forever() {
+    let mut limits = Limits::COMPILED;
+    limits.buffer_budget_bytes = 1 << 20;
+    let (mut server, port) = server(limits);
+    let mut events = Events::with_capacity(64);
+    let mut s = start_big_message(port, b"big", 2 << 20, 1000);
+    turn_for(&mut server, &mut events, Duration::from_millis(200));
+    assert_eq!(server.slots.live(), 0, "a peer whose message cannot ever fit the budget is left waiting");
+    assert_eq!(server.router.stats.rejected_msg_too_large, 1);
+    assert!(server.paused.is_empty());
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert_budget_balanced(&server);
+}
