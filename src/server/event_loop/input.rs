@@ -23,9 +23,15 @@ impl Server {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if accept_error_is_per_connection(&e) => continue,
                 Err(e) => {
-                    // EMFILE and friends: leave the rest in the backlog until a slot frees.
-                    log::warn!("accept on {}: {e}", self.listeners.get(li).map_or("?", |l| &l.endpoint));
+                    // EMFILE and friends: leave the rest in the backlog and retry on each tick.
+                    // The listener is edge-triggered: the connections already queued raise no
+                    // new event, so without the retry they wait for the next client to connect.
+                    self.accept_retry |= 1u32.checked_shl(li as u32).unwrap_or(0);
+                    if stats::bump(&mut self.router.stats.accept_errors) {
+                        log::warn!("accept on {}: {e}", self.listeners.get(li).map_or("?", |l| &l.endpoint));
+                    }
                     return;
                 }
             };
@@ -65,6 +71,16 @@ impl Server {
             }
             log::debug!("accepted {peer} on slot {}", id.index);
             self.flush(id);
+        }
+    }
+
+    /// Retry the listeners an `accept` error left with connections in their backlog.
+    pub(super) fn retry_accepts(&mut self, now: Instant) {
+        let retry = std::mem::take(&mut self.accept_retry);
+        for li in 0..self.listeners.len().min(u32::BITS as usize) {
+            if retry & (1 << li) != 0 {
+                self.accept(li, now);
+            }
         }
     }
 
@@ -387,4 +403,27 @@ impl Server {
         }
         self.close(id, "protocol error");
     }
+}
+
+/// Errors `accept` reports for one pending connection only (it was reset or aborted before it
+/// was taken, or Linux passed on a network error pending on it — accept(2)): the next
+/// connection in the backlog may be accepted at once.
+fn accept_error_is_per_connection(e: &io::Error) -> bool {
+    use nix::errno::Errno;
+    matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset)
+        || e.raw_os_error().is_some_and(|code| {
+            [
+                Errno::EPROTO,
+                Errno::ENOPROTOOPT,
+                Errno::EHOSTDOWN,
+                Errno::ENONET,
+                Errno::EHOSTUNREACH,
+                Errno::EOPNOTSUPP,
+                Errno::ENETUNREACH,
+                Errno::ENETDOWN,
+                Errno::EPERM,
+            ]
+            .iter()
+            .any(|&errno| errno as i32 == code)
+        })
 }

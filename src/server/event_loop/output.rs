@@ -132,6 +132,9 @@ impl Server {
         }
         self.sync_stats();
         self.shrink_idle(now);
+        if self.accept_retry != 0 {
+            self.retry_accepts(now);
+        }
         if self.handshaking == 0 {
             return;
         }
