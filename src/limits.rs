@@ -10,9 +10,10 @@
 //! allocated once at start-up from these limits. Per-connection receive and transmit buffers
 //! start small on accept (`RX_BUF_MIN_BYTES`, `TX_BUF_MIN_BYTES`) and may grow — a one-time
 //! warm-up allocation for a busy or large-message peer — but only while the process-wide
-//! **buffer budget** (`BUFFER_BUDGET_BYTES`) has room. Buffers never shrink while the
-//! connection lives, so the steady state allocates nothing (`tests/no_alloc.rs`). The total
-//! memory ceiling printed by `--print-limits` is the budget plus the fixed tables.
+//! **buffer budget** (`BUFFER_BUDGET_BYTES`) has room. Buffers shrink back only after
+//! `IDLE_SHRINK_MS` without traffic, so the steady state allocates nothing
+//! (`tests/no_alloc.rs`). The total memory ceiling printed by `--print-limits` is the budget
+//! plus the fixed tables.
 //!
 //! What happens when each limit is hit is part of the constant's doc; every such event is
 //! counted in [`crate::stats::Stats`] and logged on its first occurrence (then at 10, 100, …).
@@ -82,7 +83,9 @@ pub const TX_BUF_MIN_BYTES: usize = 4096;
 pub const TX_QUEUE_BYTES: usize = 1024 * 1024;
 
 /// Process-wide bytes for all receive and transmit buffers together. **At the limit** a
-/// buffer that needs to grow does not: the receiving connection pauses until memory frees, a
+/// buffer that needs to grow does not: the receiving connection pauses until the growth it
+/// needs fits (a message that could not fit even if every other connection closed — a
+/// `buffer-budget-bytes` lowered below `max-msg-bytes` — is closed as too large instead), a
 /// transmit queue counts as full (see `TX_QUEUE_BYTES`), and a new connection that cannot get
 /// its initial buffers is refused like `MAX_CONNECTIONS`; `dropped_budget` / `paused_budget`.
 pub const BUFFER_BUDGET_BYTES: usize = 128 * 1024 * 1024;

@@ -133,6 +133,9 @@ counters! {
     pubsub_unknown_op,
     /// `auth_update`/`protected_update` ignored: not from `platform.auth`, or unusable content.
     rejected_policy_update,
+    /// `accept` failures that leave connections in the backlog (out of file descriptors or
+    /// kernel memory); the listener is retried on every tick until they clear.
+    accept_errors,
 }
 
 /// Increment `counter` and say whether this occurrence should be logged: the 1st, 10th,

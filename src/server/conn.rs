@@ -43,6 +43,14 @@ impl Budget {
         }
     }
 
+    /// Account `bytes` that are already allocated (output a session appended to a transmit
+    /// queue beyond its reserved capacity: handshake replies, PONGs). Unlike [`Budget::take`]
+    /// this cannot refuse; past the limit, every `take` fails until enough is given back.
+    pub fn charge(&mut self, bytes: usize) {
+        self.used = self.used.saturating_add(bytes);
+        self.hwm = self.hwm.max(self.used);
+    }
+
     /// Return `bytes`.
     pub fn give(&mut self, bytes: usize) {
         self.used = self.used.saturating_sub(bytes);
@@ -145,8 +153,12 @@ impl RxBuf {
     }
 
     /// Make room so that `need` unconsumed bytes fit and some tail space is free; grows within
-    /// the budget. Returns false when the budget refused.
-    pub fn make_room(&mut self, need: usize, budget: &mut Budget) -> bool {
+    /// the budget.
+    ///
+    /// # Errors
+    /// The budget refused: the bytes the growth needs (0 when the buffer is at its ceiling and
+    /// cannot grow at all).
+    pub fn make_room(&mut self, need: usize, budget: &mut Budget) -> Result<(), usize> {
         let need = need.max(self.len() + 1);
         if (self.end == self.buf.len() || need > self.buf.len() - self.start) && self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
@@ -154,10 +166,10 @@ impl RxBuf {
             self.start = 0;
         }
         if need <= self.buf.len() && self.end < self.buf.len() {
-            return true;
+            return Ok(());
         }
         let target = need.max(self.buf.len() * 2).min(RX_BUF_MAX_BYTES).max(need);
-        self.grow_to(target, budget)
+        if self.grow_to(target, budget) { Ok(()) } else { Err(target.saturating_sub(self.buf.len())) }
     }
 
     /// A busy connection (its last read filled the buffer) doubles its buffer up to
@@ -234,8 +246,12 @@ pub enum Pause {
         /// When the pause began.
         since: Instant,
     },
-    /// Its receive buffer may not grow: the buffer budget is exhausted.
-    Budget,
+    /// Its receive buffer may not grow: the buffer budget is exhausted. Resumed once `extra`
+    /// more bytes fit (resuming sooner would only fail again, every turn).
+    Budget {
+        /// The growth it waits for.
+        extra: usize,
+    },
 }
 
 fn bounded(s: &str) -> heapless::String<64> {

@@ -23,9 +23,15 @@ impl Server {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if accept_error_is_per_connection(&e) => continue,
                 Err(e) => {
-                    // EMFILE and friends: leave the rest in the backlog until a slot frees.
-                    log::warn!("accept on {}: {e}", self.listeners.get(li).map_or("?", |l| &l.endpoint));
+                    // EMFILE and friends: leave the rest in the backlog and retry on each tick.
+                    // The listener is edge-triggered: the connections already queued raise no
+                    // new event, so without the retry they wait for the next client to connect.
+                    self.accept_retry |= 1u32.checked_shl(li as u32).unwrap_or(0);
+                    if stats::bump(&mut self.router.stats.accept_errors) {
+                        log::warn!("accept on {}: {e}", self.listeners.get(li).map_or("?", |l| &l.endpoint));
+                    }
                     return;
                 }
             };
@@ -65,6 +71,16 @@ impl Server {
             }
             log::debug!("accepted {peer} on slot {}", id.index);
             self.flush(id);
+        }
+    }
+
+    /// Retry the listeners an `accept` error left with connections in their backlog.
+    pub(super) fn retry_accepts(&mut self, now: Instant) {
+        let retry = std::mem::take(&mut self.accept_retry);
+        for li in 0..self.listeners.len().min(u32::BITS as usize) {
+            if retry & (1 << li) != 0 {
+                self.accept(li, now);
+            }
         }
     }
 
@@ -111,6 +127,11 @@ impl Server {
             }
             let Some(conn) = self.slots.get_mut(id) else { return };
             if conn.eof {
+                // Half-closed (or gone): what was queued for it — replies to its last
+                // requests, READY — goes out first, best effort, as before a protocol error.
+                if let Ok(n) = conn.flush() {
+                    self.router.stats.bytes_out += n as u64;
+                }
                 self.close(id, "closed by peer");
                 return;
             }
@@ -124,12 +145,8 @@ impl Server {
                 return;
             }
             let need = conn.rx.len() + 1;
-            if !conn.rx.make_room(need, &mut self.budget) {
-                conn.paused = Some(Pause::Budget);
-                self.paused.push(id);
-                if stats::bump(&mut self.router.stats.paused_budget) {
-                    log::warn!("buffer budget exhausted: pausing reads from {}", conn.peer);
-                }
+            if let Err(extra) = conn.rx.make_room(need, &mut self.budget) {
+                self.pause_on_budget(id, extra);
                 return;
             }
             let tail_before = conn.rx.buf.len() - conn.rx.end;
@@ -178,6 +195,15 @@ impl Server {
                     Step::Stop => return Step::Stop,
                 }
             }
+            if conn.handshake_done && conn.tx.pending() > self.limits.tx_queue_bytes {
+                // Its own queue is full (a peer that sends PINGs or requests and never reads
+                // the answers): stop reading it until the queue drains below half, as for a
+                // reply that does not fit. Only this peer waits; no stall, no error 11.
+                conn.paused = Some(Pause::Recipient { on: id.index, since: now });
+                self.paused.push(id);
+                self.router.stats.paused_sender += 1;
+                return Step::Stop;
+            }
             let mechanism = conn.session.mechanism();
             let cfg = SessionConfig {
                 mechanism,
@@ -186,8 +212,12 @@ impl Server {
                 curve: self.curve.as_ref(),
             };
             let tx_before = conn.tx.buf.len();
+            let cap_before = conn.tx.capacity();
             let data = conn.rx.buf.get_mut(conn.rx.start..conn.rx.end).unwrap_or(&mut []);
             let r = conn.session.handle_input(&cfg, data, &mut conn.tx.buf, &mut self.parts, &mut rand_core::OsRng);
+            // Session output (READY, WELCOME, PONGs) is appended without a reservation: account
+            // any growth, or closing the connection would give back bytes never taken.
+            self.budget.charge(conn.tx.capacity().saturating_sub(cap_before));
             if conn.tx.buf.len() != tx_before && !conn.dirty {
                 conn.dirty = true;
                 self.dirty.push(id);
@@ -205,12 +235,10 @@ impl Server {
                         self.protocol_error(id, DecodeError::MessageTooLarge);
                         return Step::Stop;
                     }
-                    if need > conn.rx.buf.len() && !conn.rx.make_room(need, &mut self.budget) {
-                        conn.paused = Some(Pause::Budget);
-                        self.paused.push(id);
-                        if stats::bump(&mut self.router.stats.paused_budget) {
-                            log::warn!("buffer budget exhausted: pausing reads from {}", conn.peer);
-                        }
+                    if need > conn.rx.buf.len()
+                        && let Err(extra) = conn.rx.make_room(need, &mut self.budget)
+                    {
+                        self.pause_on_budget(id, extra);
                         return Step::Stop;
                     }
                     return Step::Continue;
@@ -228,7 +256,9 @@ impl Server {
                     };
                     let allow = (self.authorize)(&query);
                     let tx_before = conn.tx.buf.len();
+                    let cap_before = conn.tx.capacity();
                     let r = conn.session.authorize(&cfg, allow, &mut conn.tx.buf);
+                    self.budget.charge(conn.tx.capacity().saturating_sub(cap_before));
                     if conn.tx.buf.len() != tx_before && !conn.dirty {
                         conn.dirty = true;
                         self.dirty.push(id);
@@ -276,6 +306,22 @@ impl Server {
                     }
                 }
             }
+        }
+    }
+
+    /// The receive buffer of `id` cannot grow by `extra` bytes now: pause it until they fit,
+    /// or, when they could never fit (the budget minus what it holds itself, e.g. a message
+    /// larger than a lowered `buffer-budget-bytes`), close it as for a message too large.
+    pub(super) fn pause_on_budget(&mut self, id: SlotId, extra: usize) {
+        let Some(conn) = self.slots.get_mut(id) else { return };
+        if extra == 0 || conn.buffer_bytes().saturating_add(extra) > self.limits.buffer_budget_bytes {
+            self.protocol_error(id, DecodeError::MessageTooLarge);
+            return;
+        }
+        conn.paused = Some(Pause::Budget { extra });
+        self.paused.push(id);
+        if stats::bump(&mut self.router.stats.paused_budget) {
+            log::warn!("buffer budget exhausted: pausing reads from {}", conn.peer);
         }
     }
 
@@ -357,4 +403,27 @@ impl Server {
         }
         self.close(id, "protocol error");
     }
+}
+
+/// Errors `accept` reports for one pending connection only (it was reset or aborted before it
+/// was taken, or Linux passed on a network error pending on it — accept(2)): the next
+/// connection in the backlog may be accepted at once.
+fn accept_error_is_per_connection(e: &io::Error) -> bool {
+    use nix::errno::Errno;
+    matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset)
+        || e.raw_os_error().is_some_and(|code| {
+            [
+                Errno::EPROTO,
+                Errno::ENOPROTOOPT,
+                Errno::EHOSTDOWN,
+                Errno::ENONET,
+                Errno::EHOSTUNREACH,
+                Errno::EOPNOTSUPP,
+                Errno::ENETUNREACH,
+                Errno::ENETDOWN,
+                Errno::EPERM,
+            ]
+            .iter()
+            .any(|&errno| errno as i32 == code)
+        })
 }

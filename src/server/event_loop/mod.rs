@@ -10,7 +10,8 @@
 //! 4. every connection that got output this turn is flushed once (the dirty list: many
 //!    messages per `write`);
 //! 5. paused senders whose recipient drained (or whose stall expired) are resumed;
-//! 6. on each tick, handshake deadlines are enforced.
+//! 6. on each tick, handshake deadlines are enforced and listeners whose `accept` failed
+//!    (out of descriptors) are retried.
 //!
 //! Interest is recomputed from state (rustls `tlsserver-mio` style): READABLE always,
 //! WRITABLE only while a flush left bytes behind.
@@ -88,6 +89,8 @@ pub struct Server {
     budget: Budget,
     router_id: Vec<u8>,
     handshaking: usize,
+    /// Listeners (bit = index) whose last `accept` failed with connections left in the backlog.
+    accept_retry: u32,
     ready: Vec<SlotId>,
     ready_next: Vec<SlotId>,
     dirty: Vec<SlotId>,
@@ -143,6 +146,7 @@ impl Server {
             limits,
             router_id,
             handshaking: 0,
+            accept_retry: 0,
             ready: Vec::with_capacity(max),
             ready_next: Vec::with_capacity(max),
             dirty: Vec::with_capacity(max),
@@ -326,3 +330,6 @@ impl Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

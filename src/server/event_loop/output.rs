@@ -73,8 +73,8 @@ impl Server {
                     self.paused.swap_remove(i);
                     continue;
                 }
-                Some(Pause::Budget) => {
-                    self.budget.used() + crate::limits::RX_BUF_MIN_BYTES <= self.limits.buffer_budget_bytes
+                Some(Pause::Budget { extra }) => {
+                    self.budget.used().saturating_add(extra) <= self.limits.buffer_budget_bytes
                 }
                 Some(Pause::Recipient { on, since }) => {
                     let half = self.limits.tx_queue_bytes / 2;
@@ -132,6 +132,9 @@ impl Server {
         }
         self.sync_stats();
         self.shrink_idle(now);
+        if self.accept_retry != 0 {
+            self.retry_accepts(now);
+        }
         if self.handshaking == 0 {
             return;
         }
