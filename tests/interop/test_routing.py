@@ -346,6 +346,21 @@ def test_duplicate_identity_close_does_not_drop_first(ep, agents):
     assert b"agent.b" in a.peerlist()
 
 
+
+def test_duplicate_takes_over_freed_identity_with_its_next_message(ep, agents):
+    """§2.4.3: once the first connection is gone, the duplicate's next message attaches it and
+    is delivered (libzmq attaches the pipe and delivers what it holds): its hello is welcomed."""
+    a, b_ = pair(agents, ep)
+    dup = agents("agent.b", ep)
+    dup.send(b"", b"hello", b"hello", msgid=b"early")
+    dup.expect_silence(1.0, "no welcome while the first agent.b lives")
+    b_.close()
+    assert a.recv(5, "peerlist drop") == peerlist_note("drop", "agent.b")
+    dup.hello(msgid=b"later")
+    assert a.recv(5, "peerlist add for the new holder") == peerlist_note("add", "agent.b")
+    roundtrip(a, dup)
+
+
 # ----------------------------------------------------------------- ordering
 
 def test_ordering_10000(ep, agents):

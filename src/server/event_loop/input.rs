@@ -277,14 +277,18 @@ impl Server {
                 }
                 Ok(Input::Message { consumed }) => {
                     if !conn.attached {
-                        conn.rx.consume(consumed);
-                        // First wins: a duplicate's messages are dropped (VIP.md §2.4) unless
-                        // the identity has been freed meanwhile.
+                        // First wins: a duplicate's messages are dropped (VIP.md §2.4) until the
+                        // identity is freed; then this message attaches the connection and is
+                        // routed, as libzmq delivers once it attaches the pipe.
                         self.attach(id);
-                        if stats::bump(&mut self.router.stats.dropped_duplicate_identity) {
-                            log::info!("dropped a message from a duplicate-identity connection");
+                        let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
+                        if !conn.attached {
+                            conn.rx.consume(consumed);
+                            if stats::bump(&mut self.router.stats.dropped_duplicate_identity) {
+                                log::info!("dropped a message from a duplicate-identity connection");
+                            }
+                            continue;
                         }
-                        continue;
                     }
                     match self.route(id, now) {
                         Step::Continue => {
