@@ -27,7 +27,9 @@ pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Connections still in the greeting/security handshake. **At the limit** the oldest
 /// unfinished handshake is closed to make room (unauthenticated peers cannot starve
-/// authenticated ones of slots); `rejected_handshake_evicted`.
+/// authenticated ones of slots); `rejected_handshake_evicted`. The limit in force is never
+/// more than half of `max-connections` ([`Limits::handshake_cap`]), so half-open connections
+/// can never fill every slot.
 pub const MAX_HANDSHAKES: usize = 256;
 
 /// Time allowed from accept until the handshake completes (libzmq `ZMQ_HANDSHAKE_IVL` is
@@ -281,6 +283,13 @@ impl Limits {
         Ok(())
     }
 
+    /// The handshake limit in force: `max-handshakes`, but at most half of `max-connections`
+    /// (at least 1), so that unfinished handshakes are evicted before they can fill every slot
+    /// and lock authenticated peers out (a lowered `max-connections` lowers it too).
+    pub fn handshake_cap(&self) -> usize {
+        self.max_handshakes.min(self.max_connections / 2).max(1)
+    }
+
     /// Bytes of the fixed tables allocated at start-up for these limits (an upper bound;
     /// pages that are never touched cost no resident memory).
     pub fn fixed_table_bytes(&self) -> usize {
@@ -302,7 +311,7 @@ impl Limits {
     pub fn rows(&self) -> [LimitRow; 11] {
         [
             LimitRow { name: "max-connections", value: self.max_connections as u64, unit: "connections", at_limit: "accept then close at once; rejected_conn_full" },
-            LimitRow { name: "max-handshakes", value: self.max_handshakes as u64, unit: "connections", at_limit: "oldest unfinished handshake closed; rejected_handshake_evicted" },
+            LimitRow { name: "max-handshakes", value: self.handshake_cap() as u64, unit: "connections", at_limit: "oldest unfinished handshake closed; rejected_handshake_evicted" },
             LimitRow { name: "handshake-timeout-ms", value: self.handshake_timeout_ms, unit: "ms", at_limit: "close (no ERROR; client reconnects); rejected_handshake_timeout" },
             LimitRow { name: "max-frame-bytes", value: self.max_frame_bytes, unit: "bytes", at_limit: "close at the frame header, nothing buffered; rejected_frame_too_large" },
             LimitRow { name: "max-msg-bytes", value: self.max_msg_bytes, unit: "bytes", at_limit: "close at the frame header; rejected_msg_too_large" },

@@ -45,7 +45,7 @@ impl Server {
                 drop(stream);
                 continue;
             }
-            if self.handshaking >= self.limits.max_handshakes {
+            if self.handshaking >= self.limits.handshake_cap() {
                 self.evict_oldest_handshake();
             }
             let conn = Box::new(Conn::new(stream, mechanism, li as u8, now, &peer, &auth_addr));

@@ -169,3 +169,40 @@ fn a_message_that_can_never_fit_the_budget_is_refused_instead_of_waiting_forever
     let _ = s.read_to_end(&mut got);
     assert_budget_balanced(&server);
 }
+
+#[test]
+fn half_open_connections_cannot_fill_a_lowered_max_connections() {
+    // max-connections below max-handshakes: the handshake cap (half the slots) still evicts.
+    let mut limits = Limits::COMPILED;
+    limits.max_connections = 8;
+    assert_eq!(limits.handshake_cap(), 4);
+    let (mut server, port) = server(limits);
+    let mut events = Events::with_capacity(64);
+    // 12 connections that never send a byte, one after the other.
+    let mut silent = Vec::new();
+    for _ in 0..12 {
+        silent.push(TcpStream::connect(("127.0.0.1", port)).unwrap());
+        turn_for(&mut server, &mut events, Duration::from_millis(10));
+    }
+    assert!(server.handshaking <= 4, "{} unfinished handshakes", server.handshaking);
+    assert_eq!(server.router.stats.rejected_conn_full, 0, "slots filled up with half-open connections");
+    assert!(server.router.stats.rejected_handshake_evicted >= 8);
+    // A real peer still gets in and is answered.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut out = handshake(b"real");
+    frames(&[b"", b"VIP1", b"", b"m1", b"hello", b"hello"], &mut out);
+    s.write_all(&out).unwrap();
+    turn_for(&mut server, &mut events, Duration::from_millis(200));
+    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut got = vec![0u8; 4096];
+    let mut n = 0;
+    while let Ok(k) = s.read(&mut got[n..]) {
+        if k == 0 || got[..n + k].windows(7).any(|w| w == b"welcome") {
+            n += k;
+            break;
+        }
+        n += k;
+    }
+    assert!(got[..n].windows(7).any(|w| w == b"welcome"), "the real peer was not welcomed");
+    assert_budget_balanced(&server);
+}
