@@ -3,8 +3,8 @@
 //! operator's edit (or `vctl auth add`) takes effect for new handshakes without a restart.
 //!
 //! The directory is watched, not the files: editors and VOLTTRON replace files by rename, which
-//! a file watch would lose. Only close-after-write, move-in and create events for the named
-//! files count.
+//! a file watch would lose. Only close-after-write, move-in, create and delete events for the
+//! named files count, and a queue overflow (events lost: reload to be safe).
 
 use std::ffi::OsStr;
 use std::io;
@@ -52,14 +52,17 @@ impl Watch {
                 break;
             }
             for e in events {
-                if let Some(name) = e.name.as_deref()
-                    && self.names.iter().any(|n| OsStr::new(n) == name)
-                {
-                    hit = true;
-                }
+                hit |= self.concerns(e.mask, e.name.as_deref());
             }
         }
         hit
+    }
+
+    /// Whether an event calls for a reload: it names a watched file, or the kernel's event
+    /// queue overflowed (`IN_Q_OVERFLOW`: events were lost, one of them may have been ours).
+    fn concerns(&self, mask: AddWatchFlags, name: Option<&OsStr>) -> bool {
+        mask.contains(AddWatchFlags::IN_Q_OVERFLOW)
+            || name.is_some_and(|name| self.names.iter().any(|n| OsStr::new(n) == name))
     }
 }
 
@@ -80,6 +83,17 @@ mod tests {
         std::fs::write(dir.join("auth.json.tmp"), b"{}").unwrap();
         std::fs::rename(dir.join("auth.json.tmp"), dir.join("auth.json")).unwrap();
         assert!(w.changed());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_queue_overflow_counts_as_a_change() {
+        let dir = std::env::temp_dir().join(format!("viprouter-watch-ovf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = Watch::new(&dir, &["auth.json"]).unwrap();
+        assert!(w.concerns(AddWatchFlags::IN_Q_OVERFLOW, None));
+        assert!(!w.concerns(AddWatchFlags::IN_CLOSE_WRITE, Some(OsStr::new("other.json"))));
+        assert!(w.concerns(AddWatchFlags::IN_MOVED_TO, Some(OsStr::new("auth.json"))));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
