@@ -219,7 +219,9 @@ impl Server {
     /// # Errors
     /// Only a failing `poll`.
     pub fn turn(&mut self, events: &mut Events) -> io::Result<Option<Exit>> {
-        let timeout = if !self.ready.is_empty() {
+        // Output queued by the last flush pass itself (a close there queues `peerlist drop`s)
+        // counts as work pending, like input left over: it goes out now, not at the next tick.
+        let timeout = if !self.ready.is_empty() || !self.dirty.is_empty() {
             Duration::ZERO
         } else if !self.paused.is_empty() {
             Duration::from_millis(10)
