@@ -136,6 +136,9 @@ counters! {
     /// `accept` failures that leave connections in the backlog (out of file descriptors or
     /// kernel memory); the listener is retried on every tick until they clear.
     accept_errors,
+    /// `external_rpc send_platform`/`send_peer` requests dropped: multi-platform routing is not
+    /// implemented (VIP.md §11.6).
+    external_rpc_dropped,
 }
 
 /// Increment `counter` and say whether this occurrence should be logged: the 1st, 10th,

@@ -199,9 +199,7 @@ impl Router {
             // answers nothing (its only answered op, `update`, is unused).
             b"error" | b"routing_table" => Outcome::Done,
             b"external_rpc" if env.arg_count() == 2 && matches!(env.arg(0), b"send_platform" | b"send_peer") => {
-                // Multi-platform routing is not implemented (README): no reply, as VOLTTRON
-                // gives none for these ops.
-                Outcome::Done
+                self.external_rpc(from, &env, sink)
             }
             _ => self.unsupported(from, &env, sink),
         }
@@ -391,6 +389,30 @@ impl Router {
     }
 
     /// VIP.md §5.10: error 93.
+    /// VIP.md §5.9 / §11.6: `external_rpc send_platform|send_peer BODY`. Multi-platform routing
+    /// is not implemented (README), so nothing is forwarded and, as in VOLTTRON, nothing is
+    /// answered — except a JSON object without the key the op needs (`to_platform`,
+    /// `to_peer`), which VOLTTRON answers with 93. A body that is not a JSON object (it crashes
+    /// VOLTTRON's router, §16.2 B) is dropped. Each drop is counted and logged once.
+    fn external_rpc(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+        let key: &[u8] = if env.arg(0) == b"send_platform" { b"to_platform" } else { b"to_peer" };
+        match crate::json::parse(env.arg(1)) {
+            Ok(v) if v.kind() == crate::json::Kind::Object && v.get(key).is_none() => {
+                return self.unsupported(from, env, sink);
+            }
+            Ok(v) if v.kind() == crate::json::Kind::Object => {}
+            _ => log::debug!("external_rpc from {}: body is not a JSON object", self.name(from)),
+        }
+        if stats::bump(&mut self.stats.external_rpc_dropped) {
+            log::warn!(
+                "external_rpc {} from {} dropped: multi-platform routing is not implemented",
+                env.arg(0).escape_ascii(),
+                self.name(from)
+            );
+        }
+        Outcome::Done
+    }
+
     fn unsupported(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
         self.stats.errors_unsupported += 1;
         let f = error_frames(b"", env.msg_id, VipErrno::ProtoNotSupported, b"", env.subsystem);
