@@ -1,5 +1,11 @@
-//! The INI dialect of `$VOLTTRON_HOME/config` (VIP.md §14.2): `[section]` headers,
-//! `key = value` (or `key: value`), `#`/`;` comment lines, values optionally quoted.
+//! The INI dialect of `$VOLTTRON_HOME/config` (VIP.md §14.2), read as VOLTTRON's
+//! `ConfigFileAction.itersettings` (`volttron/platform/config.py`) reads it: `[section]`
+//! headers; `#`/`;` comment lines; a key runs to the first `=`, `:` or blank (so `key value`
+//! works and a URL's `:` is never the separator), then an optional `=`/`:`; a key alone is a
+//! switch (empty value). The value is split like `shlex.split(value, comments=True)`: blanks
+//! separate words, `'…'` and `"…"` quote (backslash escapes outside single quotes), and an
+//! unquoted `#` ends the value (`vip-address = tcp://…:22916 # public`). The words are joined
+//! with one blank.
 
 /// One `key = value` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -8,7 +14,7 @@ pub struct Entry {
     pub section: String,
     /// Key (lower-case, `_` folded to `-`).
     pub key: String,
-    /// Value with surrounding quotes removed.
+    /// The value's shell words joined by one blank (quotes and a trailing comment removed).
     pub value: String,
     /// 1-based line number.
     pub line: usize,
@@ -24,7 +30,7 @@ pub struct SyntaxError {
 /// Parse `text` into entries, in file order.
 ///
 /// # Errors
-/// [`SyntaxError`] for the first malformed line.
+/// [`SyntaxError`] for the first malformed line (an empty key, an unterminated quote).
 pub fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
     let mut section = String::new();
     let mut out = Vec::new();
@@ -37,26 +43,75 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
             section = name.trim().to_ascii_lowercase();
             continue;
         }
-        let Some(pos) = line.find(['=', ':']) else { return Err(SyntaxError { line: i + 1 }) };
-        let (key, value) = line.split_at(pos);
-        let value = value.get(1..).unwrap_or("").trim();
-        let value = unquote(value);
-        let key = key.trim().to_ascii_lowercase().replace('_', "-");
+        let key_end = line.find(|c: char| c == '=' || c == ':' || c.is_whitespace()).unwrap_or(line.len());
+        let (key, rest) = line.split_at(key_end);
+        let rest = rest.trim_start();
+        let rest = rest.strip_prefix(['=', ':']).unwrap_or(rest);
+        let words = shell_words(rest).ok_or(SyntaxError { line: i + 1 })?;
+        let key = key.to_ascii_lowercase().replace('_', "-");
         if key.is_empty() {
             return Err(SyntaxError { line: i + 1 });
         }
-        out.push(Entry { section: section.clone(), key, value: value.to_string(), line: i + 1 });
+        out.push(Entry { section: section.clone(), key, value: words.join(" "), line: i + 1 });
     }
     Ok(out)
 }
 
-fn unquote(v: &str) -> &str {
-    for q in ['"', '\''] {
-        if let Some(inner) = v.strip_prefix(q).and_then(|v| v.strip_suffix(q)) {
-            return inner;
+/// `shlex.split(v, comments=True, posix=True)`; `None` where Python raises (an unterminated
+/// quote, a trailing backslash).
+fn shell_words(v: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '#' => break,
+            ' ' | '\t' | '\r' | '\n' => {
+                if in_word {
+                    words.push(core::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        c => word.push(c),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => {
+                            let n = chars.next()?;
+                            if !matches!(n, '"' | '\\') {
+                                word.push('\\');
+                            }
+                            word.push(n);
+                        }
+                        c => word.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                word.push(chars.next()?);
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
         }
     }
-    v
+    if in_word {
+        words.push(word);
+    }
+    Some(words)
 }
 
 /// Python-style boolean (`True`, `false`, `1`, `no`, ...).
@@ -84,8 +139,22 @@ mod tests {
             (e[3].section.as_str(), e[3].key.as_str(), e[3].value.as_str(), e[3].line),
             ("viprouter", "max-connections", "100", 8)
         );
-        assert_eq!(parse("[volttron]\nnonsense\n"), Err(SyntaxError { line: 2 }));
+        assert_eq!(parse("[volttron]\n=nonsense\n"), Err(SyntaxError { line: 2 }));
         assert_eq!(parse_bool("False"), Some(false));
         assert_eq!(parse_bool("maybe"), None);
+    }
+
+    /// VOLTTRON's `itersettings`: the key ends at the first `=`, `:` or blank (so a URL's `:` is
+    /// not a separator), a key alone is a switch, and the value is read with
+    /// `shlex.split(value, comments=True)`.
+    #[test]
+    fn separators_switches_and_shell_words_like_volttron() {
+        let e = parse("[volttron]\nvip-address tcp://127.0.0.1:22916\nmsgdebug\nx = \"a b\" 'c' d\\ e # c\ny = a#b\n")
+            .unwrap();
+        assert_eq!((e[0].key.as_str(), e[0].value.as_str()), ("vip-address", "tcp://127.0.0.1:22916"));
+        assert_eq!((e[1].key.as_str(), e[1].value.as_str()), ("msgdebug", ""));
+        assert_eq!(e[2].value, "a b c d e");
+        assert_eq!(e[3].value, "a");
+        assert_eq!(parse("[volttron]\nx = \"open\n"), Err(SyntaxError { line: 2 }));
     }
 }

@@ -157,7 +157,16 @@ impl Config {
                 ("volttron", "vip-local-address") => self.local_address = e.value.clone(),
                 ("volttron", "instance-name") => self.instance_name = e.value.clone(),
                 ("volttron", "allow-auth") => {
-                    self.allow_auth = ini::parse_bool(&e.value).ok_or_else(|| bad("expected True or False".into()))?;
+                    // VOLTTRON (`main.py`, and agents' `is_auth_enabled`): only the exact text
+                    // `False` turns auth off; `false`, `no`, `0`, … leave it on.
+                    self.allow_auth = e.value != "False";
+                    if self.allow_auth && ini::parse_bool(&e.value) == Some(false) {
+                        log::warn!(
+                            "{file}:{}: allow-auth = {}: only `False` turns auth off (as in VOLTTRON); auth stays on",
+                            e.line,
+                            e.value
+                        );
+                    }
                 }
                 ("volttron", "agent-monitor-frequency") => self.agent_monitor_frequency = Some(e.value.clone()),
                 ("volttron", "volttron-central-address") => self.volttron_central_address = e.value.clone(),
@@ -220,6 +229,44 @@ mod tests {
         assert!(err.to_string().starts_with("cfg:2: max-connections: exceeds the compiled capacity"), "{err}");
         let err = c.apply_file(Path::new("cfg"), "[viprouter]\nbogus = 1\n").unwrap_err();
         assert_eq!(err.to_string(), "cfg:2: bogus: unknown setting");
+    }
+
+    /// VOLTTRON (`main.py`, `is_auth_enabled`) turns auth off only for the exact text `False`;
+    /// `false`, `no`, `0`, `off` and anything else leave it on, for the platform and its agents.
+    #[test]
+    fn allow_auth_is_off_only_for_exact_false() {
+        let mut c =
+            Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
+        for (v, want) in [
+            ("False", false),
+            ("'False'", false),
+            ("false", true),
+            ("no", true),
+            ("0", true),
+            ("off", true),
+            ("True", true),
+            ("maybe", true),
+        ] {
+            c.allow_auth = !want;
+            c.apply_file(Path::new("cfg"), &format!("[volttron]\nallow-auth = {v}\n")).unwrap();
+            assert_eq!(c.allow_auth, want, "allow-auth = {v}");
+        }
+    }
+
+    /// VOLTTRON splits values with `shlex.split(value, comments=True)`: `#` ends the value.
+    #[test]
+    fn inline_comments_end_the_value() {
+        let mut c =
+            Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
+        c.apply_file(
+            Path::new("cfg"),
+            "[volttron]\nvip-address = tcp://127.0.0.1:22916 # public\nallow-auth = False # test rig\ninstance-name = v1 #x\n[viprouter]\nmax-connections = 10 # small\n",
+        )
+        .unwrap();
+        assert_eq!(c.vip_addresses, vec!["tcp://127.0.0.1:22916"]);
+        assert!(!c.allow_auth);
+        assert_eq!(c.instance_name, "v1");
+        assert_eq!(c.limits.max_connections, 10);
     }
 
     #[test]

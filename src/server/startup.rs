@@ -4,7 +4,9 @@
 //! `allow-auth` the platform keystore (created on first start, mode 0600), `known_hosts` entries
 //! for `@` and every vip-address, and `auth.json`; then the local ipc address, then each
 //! vip-address. Endpoints are CURVE servers when auth is on, unless a vip-address says
-//! `?server=NULL` or `?server=PLAIN`; with `allow-auth = False` every endpoint is NULL.
+//! `?server=NULL` or `?server=PLAIN`; with `allow-auth = False` every endpoint is NULL. With
+//! auth on, NULL peers are still decided by `auth.json` (an enabled NULL entry, or an ipc peer
+//! of the router's own uid), as VOLTTRON's ZAP handler decides them.
 //! `auth.json` (and `protected_topics.json`) are reloaded on SIGHUP and on change (inotify); a
 //! broken file is reported and the previous rules stay in force.
 
@@ -235,6 +237,9 @@ fn security(config: &Config) -> Result<Option<Security>, String> {
     log::info!("{}: {} allow entries (with the platform's own)", auth_path.display(), store.len());
     let mut authenticator = Authenticator::new(store, AuthMode::Enforced);
     authenticator.set_identity_binding(config.identity_binding);
+    // VOLTTRON admits NULL ipc peers of the platform's own uid (VIP.md §9.6); reachable only on
+    // an ipc vip-address with `?server=NULL`.
+    authenticator.set_local_uid(Some(nix::unistd::getuid().as_raw()));
     Ok(Some(Security { keys: ks.keys, auth: Rc::new(RefCell::new(authenticator)), auth_path }))
 }
 

@@ -381,3 +381,45 @@ def test_fanout_to_curve_and_plain_subscribers_at_once(router, ctx, keys):
         a.close()
         b.close()
         p.close()
+
+
+def test_null_endpoint_with_auth_needs_a_null_entry(ctx, keys):
+    """VOLTTRON binds every endpoint with ZAP domain `vip` while auth is on, so libzmq asks the
+    ZAP handler about NULL connections too: a `?server=NULL` vip-address admits only peers
+    matching an enabled NULL allow entry (VIP.md §9.4, §9.6), never everyone."""
+    null_port = free_port()
+    null_ep = f"tcp://127.0.0.1:{null_port}"
+    r = CurveRouter([entry(keys["agent.a"][0], "agent.a")],
+                    extra_config=f"vip-address = {null_ep}?server=NULL\n")
+    try:
+        n = Agent(ctx, null_ep, "nullstranger")
+        try:
+            assert not welcomed(n, timeout=1.5), "NULL peer admitted without a NULL allow entry"
+        finally:
+            n.close()
+        r.write_auth([entry(keys["agent.a"][0], "agent.a"),
+                      {"mechanism": "NULL", "address": "127.0.0.1", "user_id": "nulluser"}])
+        time.sleep(0.5)
+        ok = Agent(ctx, null_ep, "nullfriend")
+        try:
+            assert welcomed(ok)
+        finally:
+            ok.close()
+    finally:
+        assert r.stop() == 0
+
+
+def test_null_ipc_endpoint_admits_the_platform_uid(ctx, keys):
+    """VOLTTRON's ZAP handler admits a NULL ipc peer running under the platform's own uid
+    (address `localhost:<uid>:<gid>:<pid>`) without an entry (VIP.md §9.6)."""
+    home_tag = tempfile.mktemp(prefix="vipnull-", dir="/tmp")
+    null_ipc = f"ipc://@{home_tag}/null.socket"
+    r = CurveRouter([entry(keys["agent.a"][0], "agent.a")], extra_config=f"vip-address = {null_ipc}?server=NULL\n")
+    try:
+        a = Agent(ctx, null_ipc, "samuid")
+        try:
+            assert welcomed(a)
+        finally:
+            a.close()
+    finally:
+        assert r.stop() == 0

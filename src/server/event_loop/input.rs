@@ -48,7 +48,10 @@ impl Server {
             if self.handshaking >= self.limits.handshake_cap() {
                 self.evict_oldest_handshake();
             }
-            let conn = Box::new(Conn::new(stream, mechanism, li as u8, now, &peer, &auth_addr));
+            let mut conn = Box::new(Conn::new(stream, mechanism, li as u8, now, &peer, &auth_addr));
+            if self.verify_null {
+                conn.session.verify_null();
+            }
             let id = match self.slots.insert(conn) {
                 Ok(id) => id,
                 Err(_) => {

@@ -100,6 +100,8 @@ pub struct Server {
     broken: Vec<SlotId>,
     curve: Option<CurveContext>,
     authorize: Authorize,
+    /// Ask `authorize` about NULL peers too (set with it).
+    verify_null: bool,
     clock: std::time::Instant,
     exit: Option<Exit>,
     last_tick: Instant,
@@ -156,6 +158,7 @@ impl Server {
             curve: None,
             // Until an authoriser is installed, nobody passes a CURVE/PLAIN handshake.
             authorize: Box::new(|_| false),
+            verify_null: false,
             clock: std::time::Instant::now(),
             exit: None,
             last_tick: Instant(0),
@@ -171,9 +174,13 @@ impl Server {
         self.curve = Some(ctx);
     }
 
-    /// Install the authorisation hook used by CURVE and PLAIN endpoints.
+    /// Install the authorisation hook. CURVE and PLAIN endpoints always ask it; from now on
+    /// NULL endpoints ask it too (before sending READY), as libzmq does for a NULL socket with a
+    /// ZAP domain while a ZAP handler runs — VOLTTRON's sockets with auth on (VIP.md §9.4).
+    /// Without a hook NULL endpoints admit everyone (`allow-auth = False`).
     pub fn set_authorize(&mut self, f: Authorize) {
         self.authorize = f;
+        self.verify_null = true;
     }
 
     /// Run `f` once per loop turn (e.g. the systemd watchdog).

@@ -149,6 +149,9 @@ pub struct Session {
     mech: Mech,
     /// The handshake just completed inside [`Session::authorize`]; report it on the next call.
     ready_pending: bool,
+    /// NULL only: ask the caller ([`Input::Verify`]) after the client's READY and send ours
+    /// only if allowed ([`Session::verify_null`]).
+    null_verify: bool,
     peer_minor: u8,
     socket_type: SocketType,
     identity: heapless::Vec<u8, MAX_IDENTITY_BYTES>,
@@ -178,6 +181,7 @@ impl Session {
                 Mechanism::Curve => Mech::Curve { server: CurveServer::new(), client_key: [0; 32] },
             },
             ready_pending: false,
+            null_verify: false,
             peer_minor: 0,
             socket_type: SocketType::Dealer,
             identity: heapless::Vec::new(),
@@ -186,6 +190,15 @@ impl Session {
             msg_start: 0,
             scan: 0,
         }
+    }
+
+    /// NULL endpoints with authentication (VOLTTRON binds every endpoint with ZAP domain
+    /// `vip` while auth is on, and libzmq then asks ZAP about NULL peers too, ZMTP.md §8): the
+    /// client's READY yields [`Input::Verify`] and our READY goes out from
+    /// [`Session::authorize`], or an ERROR `400`. Call before the first input; no effect on
+    /// PLAIN and CURVE, which always verify.
+    pub fn verify_null(&mut self) {
+        self.null_verify = self.mechanism == Mechanism::Null;
     }
 
     /// True once the handshake completed.
@@ -253,8 +266,11 @@ impl Session {
                     self.msg_start = GREETING_LEN;
                     self.state = match self.mechanism {
                         Mechanism::Null => {
-                            // NULL: the server sends READY right after the greeting (ZMTP.md §5).
-                            command::emit_ready(b"ROUTER", cfg.identity, out);
+                            // NULL: the server sends READY right after the greeting (ZMTP.md §5),
+                            // or, when it must verify, once allowed (libzmq waits for ZAP).
+                            if !self.null_verify {
+                                command::emit_ready(b"ROUTER", cfg.identity, out);
+                            }
                             State::NullHandshake
                         }
                         Mechanism::Plain => State::PlainHello,
@@ -372,6 +388,10 @@ impl Session {
         match self.state {
             State::NullHandshake if cmd.is(command::READY) => {
                 self.accept_peer_metadata(cmd.data)?;
+                if self.null_verify {
+                    self.state = State::Verify;
+                    return Ok(Some(HandshakeDone::Verify));
+                }
                 self.state = State::Traffic;
                 Ok(Some(HandshakeDone::Ready))
             }
@@ -399,7 +419,8 @@ impl Session {
     }
 
     /// The caller's authorisation decision after [`Input::Verify`]. Allowed: PLAIN sends
-    /// WELCOME and waits for INITIATE; CURVE sends READY and the next
+    /// WELCOME and waits for INITIATE; CURVE (and NULL with [`Session::verify_null`]) sends
+    /// READY and the next
     /// [`Session::handle_input`] reports [`Input::Ready`]. Refused: an ERROR "400" is queued
     /// (ZMTP.md §8.3: permanent, the libzmq client will not retry) and the session fails.
     ///
@@ -415,7 +436,12 @@ impl Session {
             return Err(DecodeError::AuthDenied);
         }
         match &mut self.mech {
-            Mech::Null => self.state = State::Traffic,
+            Mech::Null => {
+                // Only reached with `verify_null`: our READY was held back until now.
+                command::emit_ready(b"ROUTER", cfg.identity, out);
+                self.state = State::Traffic;
+                self.ready_pending = true;
+            }
             Mech::Plain(_) => {
                 plain::emit_welcome(out);
                 self.state = State::PlainInitiate;

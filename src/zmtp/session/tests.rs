@@ -188,3 +188,39 @@ fn req_delimiter_is_stripped_and_restored() {
     let (events, _) = drive(&s, usize::MAX).unwrap();
     assert_eq!(events, vec!["ready ".to_string(), "msg req1".to_string()]);
 }
+
+/// NULL with `verify_null` (auth on, VIP.md §9.4): our READY waits for the decision; a refusal
+/// is an ERROR `400` and no READY ever goes out.
+#[test]
+fn null_verify_holds_ready_until_allowed() {
+    let limits = Limits::COMPILED;
+    let cfg = SessionConfig { mechanism: Mechanism::Null, identity: b"rid", limits: &limits, curve: None };
+    for allow in [true, false] {
+        let mut out = Vec::new();
+        let mut s = Session::new(Mechanism::Null, &mut out);
+        s.verify_null();
+        let mut parts = Parts::new();
+        let mut rx = client_greeting().to_vec();
+        let r = s.handle_input(&cfg, &mut rx, &mut out, &mut parts, &mut rand_core::OsRng).unwrap();
+        let Input::NeedMore { consumed, .. } = r else { panic!("expected NeedMore, got {r:?}") };
+        rx.drain(..consumed);
+        assert!(!out.windows(5).any(|w| w == b"READY"), "READY sent before the decision");
+        rx.extend_from_slice(DEALER_READY_AGENT1);
+        let r = s.handle_input(&cfg, &mut rx, &mut out, &mut parts, &mut rand_core::OsRng).unwrap();
+        let Input::Verify { consumed } = r else { panic!("expected Verify, got {r:?}") };
+        rx.drain(..consumed);
+        assert_eq!(s.credentials(), Credentials::Null);
+        let r = s.authorize(&cfg, allow, &mut out);
+        if allow {
+            r.unwrap();
+            assert!(out.windows(5).any(|w| w == b"READY"));
+            let r = s.handle_input(&cfg, &mut rx, &mut out, &mut parts, &mut rand_core::OsRng).unwrap();
+            assert!(matches!(r, Input::Ready { .. }), "{r:?}");
+            assert_eq!(s.identity(), b"agent1");
+        } else {
+            assert_eq!(r, Err(DecodeError::AuthDenied));
+            assert!(!out.windows(5).any(|w| w == b"READY"));
+            assert!(out.windows(3).any(|w| w == b"400"));
+        }
+    }
+}
