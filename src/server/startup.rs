@@ -34,22 +34,32 @@ use crate::zmtp::session::CurveContext;
 /// The ZAP domain of every endpoint unless its address says `domain=` (VIP.md §2.1).
 const DEFAULT_DOMAIN: &str = "vip";
 
-/// Per-endpoint settings from a vip-address's URL parameters (`server=`, `domain=`).
-fn endpoint_params(address: &str, allow_auth: bool) -> (Mechanism, String) {
+/// Per-endpoint settings from a vip-address's URL parameters (`server=`, `domain=`), read as
+/// VOLTTRON's `vip.socket.Address` reads them: parameter names case-insensitive, the `server`
+/// value upper-cased and trimmed.
+///
+/// # Errors
+/// A `server` value other than NULL, PLAIN or CURVE (VOLTTRON refuses to start on it too).
+fn endpoint_params(address: &str, allow_auth: bool) -> Result<(Mechanism, String), String> {
     let mut mechanism = if allow_auth { Mechanism::Curve } else { Mechanism::Null };
     let mut domain = DEFAULT_DOMAIN.to_string();
     if let Some((_, query)) = address.split_once('?') {
         for kv in query.split('&') {
-            match kv.split_once('=') {
-                Some(("server", "NULL")) => mechanism = Mechanism::Null,
-                Some(("server", "PLAIN")) if allow_auth => mechanism = Mechanism::Plain,
-                Some(("server", "CURVE")) if allow_auth => mechanism = Mechanism::Curve,
-                Some(("domain", d)) => domain = d.to_string(),
-                _ => {}
+            let (name, value) = kv.split_once('=').unwrap_or((kv, ""));
+            if name.eq_ignore_ascii_case("server") {
+                match value.trim().to_ascii_uppercase().as_str() {
+                    "NULL" => mechanism = Mechanism::Null,
+                    "PLAIN" if allow_auth => mechanism = Mechanism::Plain,
+                    "CURVE" if allow_auth => mechanism = Mechanism::Curve,
+                    "PLAIN" | "CURVE" => {}
+                    _ => return Err(format!("{address}: bad value for server parameter: {value:?}")),
+                }
+            } else if name.eq_ignore_ascii_case("domain") {
+                domain = value.to_string();
             }
         }
     }
-    (mechanism, domain)
+    Ok((mechanism, domain))
 }
 
 /// A uuid4 text, as VOLTTRON's router uses for its routing id (VIP.md §2.1).
@@ -401,11 +411,11 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
         domains = vec![DEFAULT_DOMAIN.to_string(); inherited.len()];
         listeners = inherited;
     } else {
-        let (local_mech, local_domain) = endpoint_params(&config.local_address, config.allow_auth);
+        let (local_mech, local_domain) = endpoint_params(&config.local_address, config.allow_auth)?;
         listeners = listener::bind(&config.local_address, local_mech)?;
         domains = vec![local_domain; listeners.len()];
         for a in &config.vip_addresses {
-            let (mech, domain) = endpoint_params(a, config.allow_auth);
+            let (mech, domain) = endpoint_params(a, config.allow_auth)?;
             let bound = listener::bind(a, mech)?;
             vip_endpoints.extend(bound.iter().map(|l| l.endpoint.clone()));
             domains.extend(std::iter::repeat_n(domain, bound.len()));
@@ -519,13 +529,21 @@ mod tests {
 
     #[test]
     fn endpoint_parameters() {
-        assert_eq!(endpoint_params("tcp://1.2.3.4:1", true), (Mechanism::Curve, "vip".to_string()));
-        assert_eq!(endpoint_params("tcp://1.2.3.4:1?server=NULL", true).0, Mechanism::Null);
+        let p = |a: &str, auth: bool| endpoint_params(a, auth).unwrap();
+        assert_eq!(p("tcp://1.2.3.4:1", true), (Mechanism::Curve, "vip".to_string()));
+        assert_eq!(p("tcp://1.2.3.4:1?server=NULL", true).0, Mechanism::Null);
+        assert_eq!(p("tcp://1.2.3.4:1?serverkey=x&server=PLAIN&domain=d", true), (Mechanism::Plain, "d".to_string()));
+        assert_eq!(p("tcp://1.2.3.4:1?server=CURVE", false).0, Mechanism::Null);
+        // as VOLTTRON's Address: names case-insensitive, the server value upper-cased and trimmed
+        assert_eq!(p("tcp://1.2.3.4:1?Server=null", true).0, Mechanism::Null);
         assert_eq!(
-            endpoint_params("tcp://1.2.3.4:1?serverkey=x&server=PLAIN&domain=d", true),
-            (Mechanism::Plain, "d".to_string())
+            p("tcp://1.2.3.4:1?server=%20plain%20&DOMAIN=x".replace("%20", " ").as_str(), true),
+            (Mechanism::Plain, "x".to_string())
         );
-        assert_eq!(endpoint_params("tcp://1.2.3.4:1?server=CURVE", false).0, Mechanism::Null);
+        assert!(
+            endpoint_params("tcp://1.2.3.4:1?server=foo", true).unwrap_err().contains("bad value for server parameter")
+        );
+        assert!(endpoint_params("tcp://1.2.3.4:1?server=", false).is_err());
     }
 
     #[test]
