@@ -148,7 +148,8 @@ impl Config {
     pub fn apply_file(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
         let entries = ini::parse(text).map_err(|e| ConfigError::Syntax(path.to_path_buf(), e.line))?;
         let file = path.display().to_string();
-        for e in entries {
+        let mut skipped: Vec<&str> = Vec::new();
+        for e in &entries {
             let bad = |why: String| ConfigError::Value { file: file.clone(), line: e.line, key: e.key.clone(), why };
             match (e.section.as_str(), e.key.as_str()) {
                 ("volttron", "vip-address") => {
@@ -187,7 +188,18 @@ impl Config {
                         other => bad(other.to_string()),
                     })?;
                 }
-                (s, _) => return Err(bad(format!("unknown section [{s}]"))),
+                (s, _) => {
+                    // VOLTTRON reads only its own section and skips the rest (and lines before
+                    // the first header): warn once per section, do not refuse to start.
+                    if !skipped.contains(&s) {
+                        log::warn!(
+                            "{file}:{}: section {} is not read (only [volttron] and [viprouter])",
+                            e.line,
+                            if s.is_empty() { "(none: before the first header)".to_string() } else { format!("[{s}]") }
+                        );
+                        skipped.push(s);
+                    }
+                }
             }
         }
         Ok(())
@@ -251,6 +263,17 @@ mod tests {
             c.apply_file(Path::new("cfg"), &format!("[volttron]\nallow-auth = {v}\n")).unwrap();
             assert_eq!(c.allow_auth, want, "allow-auth = {v}");
         }
+    }
+
+    /// VOLTTRON reads only its own section: other sections and lines before the first header are
+    /// skipped (warned), not fatal.
+    #[test]
+    fn other_sections_are_skipped() {
+        let mut c =
+            Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
+        c.apply_file(Path::new("cfg"), "orphan = 1\n[web]\nbind = x\n[volttron]\ninstance-name = v1\n[Web]\ny = 2\n")
+            .unwrap();
+        assert_eq!(c.instance_name, "v1");
     }
 
     /// VOLTTRON splits values with `shlex.split(value, comments=True)`: `#` ends the value.
