@@ -5,7 +5,8 @@
 //! The `[volttron]` section is VOLTTRON's own (unknown keys there are ignored: the platform
 //! keeps many keys the router does not need). The `[viprouter]` section holds the router's own
 //! settings: every limit of [`crate::limits`] may be lowered there (never raised); an unknown
-//! key there is an error, with its line.
+//! key there is an error, with its line. Other sections, and lines before the first header, are
+//! skipped with a warning, as VOLTTRON skips them.
 
 pub mod ini;
 
