@@ -8,7 +8,8 @@
 //! auth on, NULL peers are still decided by `auth.json` (an enabled NULL entry, or an ipc peer
 //! of the router's own uid), as VOLTTRON's ZAP handler decides them.
 //! `auth.json` (and `protected_topics.json`) are reloaded on SIGHUP and on change (inotify); a
-//! broken file is reported and the previous rules stay in force.
+//! broken file is reported and the previous rules stay in force (at start, with none to keep, the
+//! platform's own entries only, as VOLTTRON).
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -107,7 +108,26 @@ const SERVICES: [&str; 6] =
 /// VOLTTRON's platform adds on every start: its own key as `platform`, and the built-in
 /// services whose keystores exist (VIP.md §9.7). The file itself is not rewritten.
 fn load_auth(path: &Path, home: &Path, platform: &PublicKey) -> Result<AuthStore, String> {
-    let mut store = AuthStore::load(path, &mut rand_core::OsRng).map_err(|e| format!("{}: {e}", path.display()))?;
+    let store = AuthStore::load(path, &mut rand_core::OsRng).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(with_platform_entries(store, path, home, platform))
+}
+
+/// At start there are no previous rules to keep: a broken `auth.json` leaves the platform's own
+/// entries only, as VOLTTRON loads such a file as empty — the router runs, the platform and its
+/// built-in services (which can repair the file, e.g. `vctl auth`) are admitted, every other
+/// peer is refused until the file is fixed (picked up at once).
+fn load_auth_at_start(path: &Path, home: &Path, platform: &PublicKey) -> AuthStore {
+    load_auth(path, home, platform).unwrap_or_else(|e| {
+        log::error!(
+            "{e}: starting with the platform's own entries only (as VOLTTRON does): every other peer is \
+             refused until the file is fixed"
+        );
+        with_platform_entries(AuthStore::empty(), path, home, platform)
+    })
+}
+
+/// Log what `load` skipped and add the platform's own entries (see [`load_auth`]).
+fn with_platform_entries(mut store: AuthStore, path: &Path, home: &Path, platform: &PublicKey) -> AuthStore {
     for s in store.skipped() {
         log::warn!("{}: {s}", path.display());
     }
@@ -131,7 +151,7 @@ fn load_auth(path: &Path, home: &Path, platform: &PublicKey) -> Result<AuthStore
             );
         }
     }
-    Ok(store)
+    store
 }
 
 /// A JSON string literal for `s` (ASCII only, `\u` escapes, VIP.md §3.8).
@@ -243,7 +263,7 @@ fn security(config: &Config) -> Result<Option<Security>, String> {
         log::warn!("{}: {e} (left unchanged)", kh.display());
     }
     let auth_path = home.join("auth.json");
-    let store = load_auth(&auth_path, home, &public)?;
+    let store = load_auth_at_start(&auth_path, home, &public);
     log::info!("{}: {} allow entries (with the platform's own)", auth_path.display(), store.len());
     let mut authenticator = Authenticator::new(store, AuthMode::Enforced);
     authenticator.set_identity_binding(config.identity_binding);

@@ -34,11 +34,11 @@ def z85(b64_key):
 
 
 class CurveRouter:
-    def __init__(self, entries, extra_config=""):
+    def __init__(self, entries, extra_config="", raw_auth=None):
         self.home = tempfile.mkdtemp(prefix="vipcv-", dir="/tmp")
         with open(os.path.join(self.home, "config"), "w") as f:
             f.write("[volttron]\ninstance-name = ctest\n" + extra_config)
-        self.write_auth(entries)
+        self.write_auth(entries, raw=raw_auth)
         self.port = free_port()
         self.plain_port = free_port()
         self.tcp = f"tcp://127.0.0.1:{self.port}"
@@ -241,6 +241,37 @@ def test_invalid_auth_json_keeps_the_previous_rules(router, ctx, keys):
     finally:
         a.close()
         a0.close()
+
+
+def test_invalid_auth_json_at_start_admits_the_platform_only(ctx, keys):
+    """With no previous rules to keep, a broken auth.json at start leaves the platform's own
+    entries (VOLTTRON loads such a file as empty): the router runs, the platform key is admitted,
+    other keys are refused until the file is fixed, which is picked up without restart."""
+    r = CurveRouter(None, raw_auth='{"allow": [ this is not json')
+    try:
+        assert "starting with the platform's own entries only" in r.log(), r.log()
+        pub, sec = z85(r.keystore["public"]), z85(r.keystore["secret"])
+        t = Agent(ctx, r.tcp, "tool", sockopts={zmq.CURVE_SERVERKEY: r.serverkey,
+                                                  zmq.CURVE_PUBLICKEY: pub, zmq.CURVE_SECRETKEY: sec})
+        try:
+            assert welcomed(t), "the platform's own key is admitted"
+        finally:
+            t.close()
+        a = curve_agent(ctx, r, r.tcp, "agent.a", keys)
+        try:
+            assert not welcomed(a, timeout=1.0), "a key of the broken file is not admitted"
+        finally:
+            a.close()
+        r.write_auth([entry(keys["agent.a"][0], "agent.a")])
+        deadline = time.monotonic() + 2.0
+        ok = False
+        while time.monotonic() < deadline and not ok:
+            a = curve_agent(ctx, r, r.tcp, "agent.a", keys)
+            ok = welcomed(a, timeout=0.5)
+            a.close()
+        assert ok, "the fixed file admits agent.a without restart\n" + r.log()[-2000:]
+    finally:
+        assert r.stop() == 0
 
 
 def test_sighup_reloads(router, ctx, keys):
