@@ -124,6 +124,20 @@ def welcomed(agent, timeout=WAIT):
     return f is not None and f[4:6] == [b"hello", b"welcome"]
 
 
+def admitted_within(ctx, router, name, keys, seconds=2.0):
+    """Connect with `name`'s key until welcomed (True) or `seconds` pass (False): auth.json
+    changes apply to new handshakes once the router has seen the file."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        a = curve_agent(ctx, router, router.tcp, name, keys)
+        try:
+            if welcomed(a, timeout=0.5):
+                return True
+        finally:
+            a.close()
+    return False
+
+
 @pytest.mark.parametrize("which", ["tcp", "ipc"])
 def test_admitted_keys_hello_and_route_1mib(router, ctx, keys, which):
     ep = getattr(router, which)
@@ -211,13 +225,8 @@ def test_auth_json_edit_admits_a_new_key_without_restart(router, ctx, keys):
     assert not welcomed(late, timeout=1.0)
     late.close()
     router.write_auth([entry(keys["agent.a"][0], "agent.a"), entry(keys["late"][0], "late")])
-    deadline = time.monotonic() + 2.0
-    ok = False
-    while time.monotonic() < deadline and not ok:
-        late = curve_agent(ctx, router, router.tcp, "late", keys)
-        ok = welcomed(late, timeout=0.5)
-        late.close()
-    assert ok, "a key added to auth.json is admitted within 2 s, without restart\n" + router.log()[-2000:]
+    assert admitted_within(ctx, router, "late", keys), (
+        "a key added to auth.json is admitted within 2 s, without restart\n" + router.log()[-2000:])
     # agent.b's entry is gone now: new connections with its key are refused
     b = curve_agent(ctx, router, router.tcp, "agent.b", keys)
     try:
@@ -263,13 +272,8 @@ def test_invalid_auth_json_at_start_admits_the_platform_only(ctx, keys):
         finally:
             a.close()
         r.write_auth([entry(keys["agent.a"][0], "agent.a")])
-        deadline = time.monotonic() + 2.0
-        ok = False
-        while time.monotonic() < deadline and not ok:
-            a = curve_agent(ctx, r, r.tcp, "agent.a", keys)
-            ok = welcomed(a, timeout=0.5)
-            a.close()
-        assert ok, "the fixed file admits agent.a without restart\n" + r.log()[-2000:]
+        assert admitted_within(ctx, r, "agent.a", keys), (
+            "the fixed file admits agent.a without restart\n" + r.log()[-2000:])
     finally:
         assert r.stop() == 0
 
@@ -277,13 +281,7 @@ def test_invalid_auth_json_at_start_admits_the_platform_only(ctx, keys):
 def test_sighup_reloads(router, ctx, keys):
     router.write_auth([entry(keys["late"][0], "late")])
     os.kill(router.proc.pid, signal.SIGHUP)
-    deadline = time.monotonic() + 2.0
-    ok = False
-    while time.monotonic() < deadline and not ok:
-        late = curve_agent(ctx, router, router.tcp, "late", keys)
-        ok = welcomed(late, timeout=0.5)
-        late.close()
-    assert ok
+    assert admitted_within(ctx, router, "late", keys)
     assert "SIGHUP: reloading" in router.log()
 
 
