@@ -28,9 +28,12 @@ chmod 0755 "$STAGE"
 umask 022
 
 # Payload. The binary loses its .comment section (toolchain versions), as dh_strip does; rustc
-# has already stripped symbols and debug info (profile.release strip = true).
+# has already stripped symbols and debug info (profile.release strip = true). The toolchain's
+# rust-objcopy (llvm-objcopy) reads every target's ELF; the host's GNU objcopy only its own.
+SYSROOT=$(rustc --print sysroot)
+OBJCOPY=${OBJCOPY:-$(ls "$SYSROOT"/lib/rustlib/*/bin/rust-objcopy | head -n1)}
 install -D -m 0755 "$BIN" "$STAGE/usr/bin/viprouter"
-objcopy --remove-section=.comment "$STAGE/usr/bin/viprouter"
+LD_LIBRARY_PATH="$SYSROOT/lib" "$OBJCOPY" --remove-section=.comment "$STAGE/usr/bin/viprouter"
 install -D -m 0644 "$SRC/systemd/viprouter.service" "$STAGE/lib/systemd/system/viprouter.service"
 install -D -m 0644 "$SRC/systemd/viprouter.socket" "$STAGE/lib/systemd/system/viprouter.socket"
 install -D -m 0644 "$SRC/systemd/viprouter.conf" "$STAGE/etc/viprouter/config"
@@ -98,7 +101,7 @@ esac
     echo "Priority: optional"
     echo "Description: VOLTTRON VIP message router"
     echo " A single-threaded router for VOLTTRON's VIP protocol over ZeroMQ"
-    echo " (ZMTP 3, NULL and CURVE) for building controllers such as Raspberry Pi"
+    echo " (ZMTP 3; NULL, PLAIN and CURVE) for building controllers such as Raspberry Pi"
     echo " and BeagleBone. Runs as viprouter.service with VOLTTRON_HOME set to"
     echo " /var/lib/viprouter; configuration in /etc/viprouter/config. Optional"
     echo " socket activation through viprouter.socket."
