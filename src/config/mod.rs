@@ -30,14 +30,25 @@ pub const VOLTTRON_KEYS: [&str; 9] = [
     "bind-web-address",
 ];
 
-/// The `[viprouter]` keys besides the limits ([`Limits::NAMES`]); any other key of that section
-/// is an error. Gates [`Config::apply_file`] and is checked against the man page like
-/// [`VOLTTRON_KEYS`].
-pub const VIPROUTER_KEYS: [&str; 1] = ["identity-binding"];
+/// The `[viprouter]` keys besides the limits ([`Limits::NAMES`]), each with its default as the
+/// file would write it; any other key of that section is an error. Gates
+/// [`Config::apply_file`]; `tests/manpages.rs` checks that viprouter.conf(5) documents each key
+/// with this default and that the shipped config shows it.
+pub const VIPROUTER_KEYS: [(&str, &str); 1] = [("identity-binding", "False")];
 
 /// Every key of the `[viprouter]` section: [`VIPROUTER_KEYS`], then the limits.
 pub fn viprouter_keys() -> impl Iterator<Item = &'static str> {
-    VIPROUTER_KEYS.into_iter().chain(Limits::NAMES)
+    VIPROUTER_KEYS.into_iter().map(|(key, _)| key).chain(Limits::NAMES)
+}
+
+/// The default of a `[viprouter]` key as the file would write it (a limit's compiled
+/// capacity); `None` for an unknown key.
+pub fn viprouter_default(key: &str) -> Option<String> {
+    VIPROUTER_KEYS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, default)| (*default).to_string())
+        .or_else(|| Limits::bounds(key).map(|(ceiling, _)| ceiling.to_string()))
 }
 
 /// Command-line values that feed the configuration (parsed by `main` with argh).
@@ -320,17 +331,19 @@ mod tests {
         assert_eq!(c.limits.max_connections, 10);
     }
 
-    /// Every listed `[viprouter]` key is accepted (at its compiled default for the limits), and
-    /// an unlisted one is refused; an unlisted `[volttron]` key is ignored.
+    /// Every listed `[viprouter]` key is accepted at its default (and sets it), an unlisted one is
+    /// refused; an unlisted `[volttron]` key is ignored.
     #[test]
     fn listed_keys_are_the_accepted_ones() {
         let mut c =
             Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
+        c.identity_binding = true;
         for key in viprouter_keys() {
-            let value = Limits::bounds(key).map_or("True".to_string(), |(ceiling, _)| ceiling.to_string());
+            let value = viprouter_default(key).unwrap();
             c.apply_file(Path::new("cfg"), &format!("[viprouter]\n{key} = {value}\n")).unwrap();
         }
-        assert!(c.identity_binding);
+        assert!(!c.identity_binding);
+        assert_eq!(c.limits, Limits::COMPILED);
         assert!(c.apply_file(Path::new("cfg"), "[viprouter]\nstats-interval = 1\n").is_err());
         c.apply_file(Path::new("cfg"), "[volttron]\nvolttron-central-address = x\nmessage-bus = zmq\nlog-level = 3\n")
             .unwrap();
