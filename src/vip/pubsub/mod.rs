@@ -50,7 +50,7 @@
 //! `auth_update` and `protected_update` are accepted only from [`AUTH_IDENTITY`] (§16.2 C);
 //! from anyone else they are logged and ignored (`rejected_policy_update`). The server can load
 //! the same tables itself with [`PubSub::set_protected_topics_json`] and
-//! [`PubSub::set_user_capabilities_json`]. See [`super::protected`].
+//! [`PubSub::set_user_capabilities_json`] or [`PubSub::set_user_capabilities`]. See [`super::protected`].
 //!
 //! # Cost
 //!
@@ -66,7 +66,7 @@
 use super::SIGNATURE;
 use super::envelope::Envelope;
 use super::peers::{PeerId, PeerTable};
-use super::protected::{PolicyError, TopicPolicy};
+use super::protected::{PolicyError, TopicPolicy, UserCapabilities};
 use super::router::{Full, Outcome, Router, Shared, Sink};
 use super::subscriptions::{MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions};
 use crate::json::{self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value};
@@ -243,6 +243,12 @@ impl PubSub {
     /// [`PolicyError`].
     pub fn set_user_capabilities_json(&mut self, body: &[u8]) -> Result<(), PolicyError> {
         self.policy.set_user_capabilities_json(body)
+    }
+
+    /// Replace the user-capability table with one the caller built (the router's own
+    /// `auth.json` entries, [`super::protected::UserCapabilities::from_entries`]).
+    pub fn set_user_capabilities(&mut self, users: UserCapabilities) {
+        self.policy.set_user_capabilities(users);
     }
 
     /// Deliveries dropped for `peer` because its queue was full (since it connected).
