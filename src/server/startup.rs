@@ -428,6 +428,7 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     }
     let seed = u32::from_le_bytes([random[0], random[1], random[2], random[3]]);
     let mut router = Router::new(&config.limits, info, seed);
+    router.error_msg_id = config.error_msg_id;
     match &sec {
         Some(s) => load_pubsub_policy(&mut router, &config.volttron_home, Some(&s.auth.borrow())),
         None => load_pubsub_policy(&mut router, &config.volttron_home, None),

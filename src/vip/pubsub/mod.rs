@@ -65,6 +65,7 @@
 
 use super::SIGNATURE;
 use super::envelope::Envelope;
+use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID};
 use super::peers::{PeerId, PeerTable};
 use super::protected::{PolicyError, TopicPolicy, UserCapabilities};
 use super::router::{Full, Outcome, Router, Shared, Sink};
@@ -272,7 +273,8 @@ impl PubSub {
         }
     }
 
-    /// Handle one `pubsub` request from `from` (VIP.md §7).
+    /// Handle one `pubsub` request from `from` (VIP.md §7); a -32001 refusal writes MSG_ID as
+    /// `error_msg_id` says (`super::error`).
     pub fn handle(
         &mut self,
         from: PeerId,
@@ -280,6 +282,7 @@ impl PubSub {
         peers: &PeerTable,
         stats: &mut Stats,
         sink: &mut impl Sink,
+        error_msg_id: ErrorMsgId,
     ) -> Outcome {
         if !peers.is_attached(from) {
             return Outcome::Done;
@@ -302,7 +305,7 @@ impl PubSub {
                 self.synchronize(from, env, who, stats);
                 Outcome::Done
             }
-            b"publish" => self.publish(from, env, peers, stats, sink),
+            b"publish" => self.publish(from, env, peers, stats, sink, error_msg_id),
             b"list" => self.list(from, env, who, stats, sink),
             b"auth_update" | b"protected_update" => {
                 self.policy_update(op, env, who, stats);
