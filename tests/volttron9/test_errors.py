@@ -47,7 +47,7 @@ def test_verbatim_msg_id_makes_unreachable_a_timeout(verbatim: Platform, transpo
     assert verbatim.query_stats(a)["errors_unreachable"] >= before + 1
 
 
-def _deaf_peer(platform: Platform, identity: str, transport: str) -> zmq.Socket:
+def _deaf_peer(platform: Platform, identity: str, transport: str) -> "zmq.Socket[bytes]":
     """A peer that never reads: a libzmq DEALER with VOLTTRON's keys for `identity`, a receive
     high-water mark of 1 and small kernel buffers, so the router's queue to it fills at once."""
     platform.allow(identity)
@@ -67,10 +67,10 @@ def _deaf_peer(platform: Platform, identity: str, transport: str) -> zmq.Socket:
 
 
 def test_error_11_for_a_recipient_that_stays_full(stalling: tuple[Platform, str], transport: str) -> None:
-    stalling, mode = stalling
-    a = stalling.agent(f"stall-a-{transport}", transport)
+    platform, mode = stalling
+    a = platform.agent(f"stall-a-{transport}", transport)
     deaf_id = f"deaf-{transport}"
-    deaf = _deaf_peer(stalling, deaf_id, transport)
+    deaf = _deaf_peer(platform, deaf_id, transport)
     try:
         wait_for("the deaf peer to join", lambda: deaf_id in a.vip.peerlist().get(timeout=5))
         big = "x" * MIB
@@ -79,7 +79,7 @@ def test_error_11_for_a_recipient_that_stays_full(stalling: tuple[Platform, str]
         # reads a's messages in order, pausing a while the deaf peer is full), and its reply
         # comes after every error 11 on a's socket: once it is back, the library has seen them.
         assert deaf_id in a.vip.peerlist().get(timeout=20)
-        assert stalling.query_stats(a)["errors_again"] > 0
+        assert platform.query_stats(a)["errors_again"] > 0
         raised = [c for c in calls if c.ready() and isinstance(c.exception, Again)]
         if mode == "verbatim":
             # Same library bug as above: the Again errors arrive and are dropped.
