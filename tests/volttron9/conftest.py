@@ -65,6 +65,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies (prctl PR_SET_PDEATHSIG), so a
+    killed pytest never leaves a router or an agent process behind."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def router_bin() -> str:
     return os.environ.get("VIPROUTER_BIN") or str(REPO / "target" / "release" / "viprouter")
 
@@ -108,6 +117,7 @@ class Platform:
             stdout=self._log,
             stderr=self._log,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         ready = self.wait_log(r"ready: router id (\S+),", since=0, timeout=READY_TIMEOUT)
         self.router_id = ready.group(1)
@@ -220,7 +230,13 @@ class Platform:
             self.allow(identity)
         script = Path(__file__).with_name("agent_process.py")
         argv = [sys.executable, str(script), identity, self.address(transport), self.home, "1" if self.auth else "0"]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
         self.processes.append(proc)
         return proc
 
