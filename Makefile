@@ -11,7 +11,9 @@ BIN     := target/release/viprouter
 T       ?= frame_stream
 SECS    ?= 30
 # ../shared: the vendored VOLTTRON 9.0.4 (vendor/volttron9), specs and research
-SHARED  ?= $(CURDIR)/../shared
+# The workplace's shared folder (vendored VOLTTRON 9.0.4, benchmark anchors): beside the checkout
+# (../shared) or, for git worktrees one level deeper, ../../shared; /work/shared as a last resort.
+SHARED  ?= $(firstword $(wildcard $(CURDIR)/../shared $(CURDIR)/../../shared /work/shared) $(CURDIR)/../shared)
 VT9_VENV ?= .venv-volttron9
 
 .PHONY: all build release run test test-unit interop venv volttron9 test-volttron9-agents fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
