@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use viprouter::config::{VOLTTRON_KEYS, viprouter_keys};
+use viprouter::config::{VOLTTRON_KEYS, viprouter_default, viprouter_keys};
 use viprouter::limits::{self, Limits};
 
 fn bin() -> PathBuf {
@@ -207,6 +207,14 @@ fn help(args: &[&str]) -> Help {
     h
 }
 
+/// Does `body` say `Default: VALUE` or `Default VALUE` (VALUE not followed by more of a word)?
+fn says_default(body: &str, value: &str) -> bool {
+    ["Default: ", "Default "].iter().any(|prefix| {
+        body.match_indices(&format!("{prefix}{value}"))
+            .any(|(at, m)| !body[at + m.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+    })
+}
+
 /// The `.TP` items of viprouter(8) that document the options of `command` ("" = the router).
 fn documented_options<'a>(page: &'a Page, command: &str) -> Vec<&'a Item> {
     page.items
@@ -243,13 +251,8 @@ fn check_options(page: &Page, command: &str, h: &Help) {
         );
         if let Some(d) = &opt.default {
             let d = d.trim_end_matches(['.', ';', ':']);
-            let says = |prefix: &str| {
-                item.body
-                    .match_indices(&format!("{prefix}{d}"))
-                    .any(|(at, m)| !item.body[at + m.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'))
-            };
             assert!(
-                says("Default: ") || says("Default "),
+                says_default(&item.body, d),
                 "{who} {:?}: --help says default {d}, man/viprouter.8 says: {}",
                 opt.names,
                 item.body
@@ -364,13 +367,20 @@ fn viprouter_conf_5_documents_every_key_the_parser_reads() {
         "[viprouter] keys of man/viprouter.conf.5 vs config::viprouter_keys()"
     );
     for item in &own {
-        if let Some((ceiling, floor)) = Limits::bounds(&item.tag) {
-            let want = format!("Default {ceiling}, minimum {floor}.");
+        let default = viprouter_default(&item.tag).unwrap();
+        if let Some((_, floor)) = Limits::bounds(&item.tag) {
+            let want = format!("Default {default}, minimum {floor}.");
             assert!(
                 item.body.ends_with(&want),
                 "{}: man/viprouter.conf.5 should end with {want:?}: {}",
                 item.tag,
                 item.body
+            );
+        } else {
+            assert!(
+                says_default(&item.body, &default),
+                "{}: man/viprouter.conf.5 should say Default: {default}",
+                item.tag
             );
         }
     }
@@ -382,8 +392,7 @@ fn viprouter_conf_5_documents_every_key_the_parser_reads() {
     }
     file.push_str("[viprouter]\n");
     for k in &own_keys {
-        let v = Limits::bounds(k).map_or("False".to_string(), |(ceiling, _)| ceiling.to_string());
-        file.push_str(&format!("{k} = {v}\n"));
+        file.push_str(&format!("{k} = {}\n", viprouter_default(k).unwrap()));
     }
     std::fs::write(home.path().join("config"), &file).unwrap();
     let check = |file: &str| {
@@ -437,6 +446,7 @@ fn viprouter_conf_5_limits_table_is_print_limits() {
         (limits::MAX_PREFIX_BYTES as u64, "bytes of a subscription prefix"),
         (limits::MAX_BUS_BYTES as u64, "bytes of a pubsub bus name"),
         (limits::MAX_LISTENERS as u64, "listening endpoints"),
+        (limits::MAX_QUOTED_MSG_ID as u64, "bytes of a MSG_ID quoted by error-msg-id"),
     ] {
         assert!(page.text.contains(&format!("{v} {what}")), "man/viprouter.conf.5 lacks \"{v} {what}\"");
     }
@@ -450,8 +460,8 @@ fn shipped_config_lists_every_key() {
     let has = |k: &str| text.lines().find(|l| l.strip_prefix('#').is_some_and(|l| l.starts_with(&format!("{k} ="))));
     for k in VOLTTRON_KEYS.into_iter().chain(viprouter_keys()) {
         let line = has(k).unwrap_or_else(|| panic!("systemd/viprouter.conf has no `#{k} = …` line"));
-        if let Some((ceiling, _)) = Limits::bounds(k) {
-            assert_eq!(line, format!("#{k} = {ceiling}"), "systemd/viprouter.conf: default of {k}");
+        if let Some(default) = viprouter_default(k) {
+            assert_eq!(line, format!("#{k} = {default}"), "systemd/viprouter.conf: default of {k}");
         }
     }
 }
