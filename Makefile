@@ -16,7 +16,7 @@ SECS    ?= 30
 SHARED  ?= $(firstword $(wildcard $(CURDIR)/../shared $(CURDIR)/../../shared /work/shared) $(CURDIR)/../shared)
 VT9_VENV ?= .venv-volttron9
 
-.PHONY: all build release run test test-unit interop venv volttron9 test-volttron9-agents fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
+.PHONY: all build release run test test-unit interop venv volttron9 test-volttron9-agents fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads bench-instr bench-instr-check bench-instr-update ci clean
 
 all: build
 
@@ -99,6 +99,25 @@ bench-io:
 ## thread (tests/bench/threads_cpu.sh): the generator's single libzmq I/O thread sets a ceiling
 bench-threads:
 	tests/bench/threads_cpu.sh --workload fanout --security plain
+
+## bench-instr: instructions per message (callgrind; route plain/CURVE, fan-out, 1000 connects) for
+## viprouter and zmqrouter -> target/bench-results/instr.json (tests/bench/instr.sh, ~2 min)
+bench-instr: release
+	$(call apt_ensure,valgrind libzmq3-dev libsodium-dev pkg-config)
+	@mkdir -p target/bench-results
+	rm -f target/bench-results/instr.json
+	VIPBENCH_DIR=$(SHARED)/bench VIPROUTER_BIN=$(CURDIR)/$(BIN) tests/bench/instr.sh --router viprouter --out target/bench-results/instr.json
+	VIPBENCH_DIR=$(SHARED)/bench tests/bench/instr.sh --router zmqrouter --out target/bench-results/instr.json
+
+## bench-instr-check (CI): viprouter's figures against tests/bench/instr-baseline.json; fails on
+## any more than 5% above it. A deliberate increase is a commit of bench-instr-update with the reason.
+bench-instr-check: release
+	$(call apt_ensure,valgrind libzmq3-dev libsodium-dev pkg-config)
+	VIPBENCH_DIR=$(SHARED)/bench VIPROUTER_BIN=$(CURDIR)/$(BIN) tests/bench/instr.sh --router viprouter --check tests/bench/instr-baseline.json
+
+## bench-instr-update: rewrite viprouter's (and zmqrouter's) figures in tests/bench/instr-baseline.json
+bench-instr-update: bench-instr
+	cp target/bench-results/instr.json tests/bench/instr-baseline.json
 
 ## bench-subs: publish cost and latency with 10 vs 10 000 subscriptions in the pubsub index
 ## (tests/bench/subs.sh: viprouter bench fanout and fanout-lat, --extra-subs 10 and 10000)

@@ -72,7 +72,7 @@ DEBSUFFIX_armv7  := -armv7
 PREBUILT_STD_TRIPLES ?= aarch64-unknown-linux-musl aarch64-unknown-linux-gnu \
     armv7-unknown-linux-gnueabihf x86_64-unknown-linux-musl x86_64-unknown-linux-gnu
 
-APT_CROSS_PKGS   ?= qemu-user-static binutils
+APT_CROSS_PKGS   ?= qemu-user-static binutils musl-tools
 # glibc triples only: target libc for qemu's -L sysroot (runner lines in config.toml).
 GNU_SYSROOT_aarch64 ?= libc6-arm64-cross
 GNU_SYSROOT_armv7   ?= libc6-armhf-cross
@@ -93,7 +93,9 @@ triple     = $(TRIPLE_$(1))
 is_gnu     = $(findstring -gnu,$(call triple,$(1)))
 prebuilt   = $(filter $(call triple,$(1)),$(PREBUILT_STD_TRIPLES))
 # zig is needed for build-std targets and for glibc pinning; rust-lld / cc handle the rest.
-needs_zig  = $(if $(call prebuilt,$(1)),$(call is_gnu,$(1)),yes)
+# zig is the C compiler (libsodium, built by libsodium-sys-stable) and linker of every ARM
+# triple; x86-64 musl uses Debian's musl-gcc (.cargo/config.toml), x86-64 glibc pins need zig.
+needs_zig  = $(if $(filter x86_64-%,$(call triple,$(1))),$(call is_gnu,$(1)),yes)
 upper      = $(shell echo '$(1)' | tr 'a-z-' 'A-Z_')
 zig_target = $(call triple,$(1))$(if $(call is_gnu,$(1)),.$(GLIBC_PIN))
 # The cargo command line (without the subcommand's trailing args) for <arch>, <subcommand>.

@@ -97,6 +97,7 @@ fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
     if cli.version {
         println!("viprouter {}", env!("CARGO_PKG_VERSION"));
+        println!("CURVE MESSAGE boxes: {}", viprouter::zmtp::mechanism::curve::sodium::backend());
         return ExitCode::SUCCESS;
     }
     if let Some(Command::Keygen(_)) = cli.command {
