@@ -21,7 +21,7 @@ use std::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use viprouter::zmtp::mechanism::curve::{
-    ClientStep, CookieKeys, CurveClient, CurveError, CurveServer, KeyPair, PublicKey, SecretKey, ServerStep,
+    ClientStep, CookieKeys, CurveClient, CurveError, CurveServer, KeyPair, PublicKey, SecretKey, ServerStep, Traffic,
 };
 
 const SERVER_SECRET: &str = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6";

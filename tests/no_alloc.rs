@@ -38,7 +38,7 @@ use viprouter::zmtp::command;
 use viprouter::zmtp::frame::{FLAG_MORE, FrameHeader};
 use viprouter::zmtp::greeting;
 use viprouter::zmtp::mechanism::Mechanism;
-use viprouter::zmtp::mechanism::curve::{CookieKeys, CurveClient, KeyPair, PublicKey};
+use viprouter::zmtp::mechanism::curve::{CookieKeys, CurveClient, KeyPair, PublicKey, Traffic};
 use viprouter::zmtp::session::CurveContext;
 
 #[path = "common/alloc_counter.rs"]

@@ -35,7 +35,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use crate::zmtp::Part;
 use crate::zmtp::frame::{FLAG_MORE, FrameHeader};
 use crate::zmtp::mechanism::Mechanism;
-use crate::zmtp::mechanism::curve::{CurveClient, KeyPair, PublicKey};
+use crate::zmtp::mechanism::curve::{CurveClient, KeyPair, PublicKey, Traffic};
 pub use error::ClientError;
 
 /// Largest frame accepted from the router (the router's own per-frame limit).

@@ -32,7 +32,7 @@ use crate::vip::router::{CONTROL, Full, OnFull, Outcome, Router, Sink};
 use crate::zmtp::command::{self, Command};
 use crate::zmtp::frame::{FLAG_COMMAND, FrameHeader};
 use crate::zmtp::greeting::{self, GREETING_LEN};
-use crate::zmtp::mechanism::curve::{ClientStep, CookieKeys, CurveClient, CurveError, KeyPair, SecretKey};
+use crate::zmtp::mechanism::curve::{ClientStep, CookieKeys, CurveClient, CurveError, KeyPair, SecretKey, Traffic};
 use crate::zmtp::mechanism::{Credentials, Mechanism, plain};
 use crate::zmtp::session::{CurveContext, Input, Session, SessionConfig};
 use crate::zmtp::{DecodeError, Message, Part, Parts, metadata};

@@ -67,19 +67,26 @@ impl FrameHeader {
     }
 
     /// Header bytes needed to encode a body of `size` bytes.
-    pub fn encoded_len(size: usize) -> usize {
+    pub const fn encoded_len(size: usize) -> usize {
         if size <= 255 { 2 } else { 9 }
+    }
+
+    /// Bytes of a whole frame (header and body) with a body of `size` bytes, saturating.
+    pub const fn frame_len(size: usize) -> usize {
+        size.saturating_add(Self::encoded_len(size))
     }
 
     /// Append the header for a body of `size` bytes with `flags` (MORE and/or COMMAND; the
     /// LONG bit is derived from `size`, reserved bits are cleared).
     pub fn emit(flags: u8, size: usize, out: &mut Vec<u8>) {
         let flags = flags & (FLAG_MORE | FLAG_COMMAND);
-        if size <= 255 {
-            out.extend_from_slice(&[flags, size as u8]);
-        } else {
-            out.push(flags | FLAG_LONG);
-            out.extend_from_slice(&(size as u64).to_be_bytes());
+        match u8::try_from(size) {
+            Ok(short) => out.extend_from_slice(&[flags, short]),
+            Err(_) => {
+                out.push(flags | FLAG_LONG);
+                // usize is at most 64 bits on every target: widening, never truncating.
+                out.extend_from_slice(&(size as u64).to_be_bytes());
+            }
         }
     }
 
@@ -204,5 +211,26 @@ mod tests {
         out.clear();
         FrameHeader::emit(0xF8 | FLAG_COMMAND, 0, &mut out);
         assert_eq!(out, [0x04, 0x00], "reserved bits are never sent");
+    }
+
+    /// The command and long-frame cases CURVE's handshake commands and MESSAGEs use (these
+    /// assertions were `curve::wire`'s, whose copy of the header encoder is gone).
+    #[test]
+    fn frame_header_short_long_boundary() {
+        let mut v = Vec::new();
+        FrameHeader::emit(FLAG_COMMAND, 255, &mut v);
+        assert_eq!(v, [0x04, 0xff]);
+        v.clear();
+        FrameHeader::emit(FLAG_COMMAND, 256, &mut v);
+        assert_eq!(v, [0x06, 0, 0, 0, 0, 0, 0, 1, 0]);
+        v.clear();
+        FrameHeader::emit(0, 33, &mut v);
+        assert_eq!(v, [0x00, 33]);
+        v.clear();
+        FrameHeader::emit(0, 333, &mut v);
+        assert_eq!(v, [0x02, 0, 0, 0, 0, 0, 0, 1, 0x4d]);
+        assert_eq!(FrameHeader::frame_len(255), 257);
+        assert_eq!(FrameHeader::frame_len(256), 265);
+        assert_eq!(FrameHeader::frame_len(usize::MAX), usize::MAX);
     }
 }

@@ -19,7 +19,7 @@ use crate::server::listener::Endpoint;
 use crate::zmtp::command::{self, Command};
 use crate::zmtp::greeting::{self, GREETING_LEN};
 use crate::zmtp::mechanism::Mechanism;
-use crate::zmtp::mechanism::curve::{ClientStep, CurveClient, CurveError, wire};
+use crate::zmtp::mechanism::curve::{ClientStep, CurveClient, CurveError};
 use crate::zmtp::{DecodeError, metadata};
 
 impl Client {
@@ -229,7 +229,7 @@ impl Client {
                         Ok(())
                     }
                     Err(CurveError::ErrorReceived) => {
-                        let reason = wire::error_reason(body).unwrap_or(&[]);
+                        let reason = command::error_body_reason(body).unwrap_or(&[]);
                         Err(ClientError::Refused(String::from_utf8_lossy(reason).into_owned()))
                     }
                     Err(e) => Err(e.into()),

@@ -11,6 +11,7 @@ use std::io;
 use super::{Client, ClientError, MAX_FRAME_BYTES, MAX_PARTS, Phase, READ_CHUNK};
 use crate::zmtp::command::{self, Command};
 use crate::zmtp::frame::{FLAG_MORE, FrameHeader};
+use crate::zmtp::mechanism::curve::{INNER_COMMAND, Traffic};
 use crate::zmtp::{DecodeError, Message, Part};
 
 impl Client {
@@ -121,7 +122,7 @@ impl Client {
     fn take_frame(&mut self, h: FrameHeader, start: usize, end: usize) -> Result<bool, ClientError> {
         let (flags, ps, pe) = match self.curve.as_mut() {
             None => {
-                let flags = if h.command() { 0x02 } else { h.flags & FLAG_MORE };
+                let flags = if h.command() { INNER_COMMAND } else { h.flags & FLAG_MORE };
                 (flags, start, end)
             }
             Some(curve) => {
@@ -135,7 +136,7 @@ impl Client {
                 (flags, start + r.start, start + r.end)
             }
         };
-        if flags & 0x02 != 0 {
+        if flags & INNER_COMMAND != 0 {
             self.on_command(ps, pe)?;
             if self.parts.is_empty() {
                 // a command between messages: drop its bytes now
@@ -173,7 +174,7 @@ impl Client {
                     self.scratch.clear();
                     command::emit_pong(context, &mut self.scratch);
                     let body = self.scratch.get(2..).unwrap_or(&[]);
-                    curve.seal_frame(0x02, body, &mut self.tx)?;
+                    curve.seal_frame(INNER_COMMAND, body, &mut self.tx)?;
                 }
             }
             Ok(())

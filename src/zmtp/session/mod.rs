@@ -27,14 +27,10 @@ use rand_core::CryptoRngCore;
 use super::command::{self, Command};
 use super::frame::{FLAG_MORE, FrameHeader};
 use super::greeting::{self, GREETING_LEN};
-use super::mechanism::curve::{CookieKeys, CurveServer, KeyPair, ServerStep};
+use super::mechanism::curve::{CookieKeys, CurveServer, INNER_COMMAND, INNER_MORE, KeyPair, ServerStep, Traffic};
 use super::mechanism::{Credentials, Mechanism, plain};
 use super::{DecodeError, Part, Parts, metadata};
 use crate::limits::{Limits, MAX_COMMAND_BYTES, MAX_HANDSHAKE_FRAME_BYTES, MAX_IDENTITY_BYTES};
-
-/// Inner-flag bits of a CURVE MESSAGE (ZMTP.md §7.9).
-const INNER_MORE: u8 = 0x01;
-const INNER_COMMAND: u8 = 0x02;
 
 /// The server's long-term CURVE keys and the process-wide cookie keys.
 #[derive(Debug)]
