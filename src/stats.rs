@@ -1,7 +1,7 @@
 //! Router counters: accepted, rejected_*, dropped_*, high-water marks (DESIGN.md §2.3 naming).
 //!
 //! One [`Stats`] lives in the router. Every limit hit, refusal and drop increments a counter
-//! here; [`bump`] also says whether this occurrence should be logged (the first, then
+//! here; [`bump_and_should_log`] also says whether this occurrence should be logged (the first, then
 //! the 10th, 100th, … — "logged once" without letting a hostile peer flood the journal).
 //! The whole structure is answered as a JSON object to `query stats` and logged on SIGUSR1.
 
@@ -144,7 +144,7 @@ counters! {
 /// Increment `counter` and say whether this occurrence should be logged: the 1st, 10th,
 /// 100th, … occurrence.
 #[must_use]
-pub fn bump(counter: &mut u64) -> bool {
+pub fn bump_and_should_log(counter: &mut u64) -> bool {
     *counter = counter.saturating_add(1);
     let mut n = *counter;
     while n.is_multiple_of(10) {
@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn bump_logs_first_and_powers_of_ten() {
         let mut c = 0;
-        let logged: Vec<u64> = (1..=1000u64).filter(|_| bump(&mut c)).collect();
+        let logged: Vec<u64> = (1..=1000u64).filter(|_| bump_and_should_log(&mut c)).collect();
         assert_eq!(logged, vec![1, 10, 100, 1000]);
     }
 

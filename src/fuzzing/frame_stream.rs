@@ -119,7 +119,7 @@ pub(super) struct Run {
     /// Everything the session wrote (greeting, handshake replies, PONGs).
     pub(super) out: Vec<u8>,
     /// How it ended: an error, or the unconsumed bytes once the input ran out.
-    pub(super) end: Result<Vec<u8>, DecodeError>,
+    pub(super) end: Result<Vec<u8>, SessionError>,
 }
 
 /// Where the first incomplete frame starts in `rx` and how many bytes `rx` must hold to
@@ -277,14 +277,14 @@ pub(super) fn drive_session(ep: &Endpoint<'_>, feed: &mut dyn Feed, mut chunks: 
                     if allow {
                         assert_eq!(r, Ok(()), "an allowed peer is answered");
                     } else {
-                        assert_eq!(r, Err(DecodeError::AuthDenied));
+                        assert_eq!(r, Err(SessionError::AuthDenied));
                         let mut error = Vec::new();
                         command::emit_error(b"400", &mut error);
                         assert_eq!(out.get(before..), Some(&error[..]), "a refusal is ERROR 400");
                     }
                     // A second decision is refused and writes nothing.
                     let mut scratch = Vec::new();
-                    assert_eq!(s.authorize(&cfg, true, &mut scratch), Err(DecodeError::UnexpectedCommand));
+                    assert_eq!(s.authorize(&cfg, true, &mut scratch), Err(SessionError::UnexpectedCommand));
                     assert!(scratch.is_empty());
                     if let Err(e) = r {
                         return Run { events, out, end: Err(e) };

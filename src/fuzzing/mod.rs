@@ -35,7 +35,7 @@ use crate::zmtp::greeting::{self, GREETING_LEN};
 use crate::zmtp::mechanism::curve::{ClientStep, CookieKeys, CurveClient, CurveError, KeyPair, SecretKey, Traffic};
 use crate::zmtp::mechanism::{Credentials, Mechanism, plain};
 use crate::zmtp::session::{CurveContext, Input, Session, SessionConfig};
-use crate::zmtp::{DecodeError, Message, Part, Parts, metadata};
+use crate::zmtp::{Message, Part, Parts, SessionError, metadata};
 
 // One file per cargo-fuzz target (`tests/fuzz/fuzz_targets/`), plus `decide` (the authorisation
 // the session targets share). Each target's entry point `fuzz_*` is `pub` and re-exported here;

@@ -303,7 +303,7 @@ fn authorize_hook(auth: Rc<RefCell<Authenticator>>, domains: Vec<String>) -> sup
                 true
             }
             Decision::Deny(reason) => {
-                let _ = stats::bump(&mut refused);
+                let _ = stats::bump_and_should_log(&mut refused);
                 let who = match q.credentials {
                     Credentials::Curve(k) => format!("key {}", KeyText::new(k).as_str()),
                     Credentials::Plain { user, .. } => format!("user {:?}", String::from_utf8_lossy(user)),

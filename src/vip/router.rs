@@ -133,7 +133,7 @@ impl Router {
             self.peers.attach(peer, identity)
         };
         if let Err(AttachError::Duplicate(holder)) = r
-            && stats::bump(&mut self.stats.rejected_duplicate_identity)
+            && stats::bump_and_should_log(&mut self.stats.rejected_duplicate_identity)
         {
             log::warn!(
                 "duplicate identity {:?}: a live connection (peer {}) holds it; the newcomer is ignored (first wins)",
@@ -165,13 +165,13 @@ impl Router {
                 return Outcome::Done;
             }
             Err(EnvelopeError::TooFewFrames) => {
-                if stats::bump(&mut self.stats.unroutable_too_few_frames) {
+                if stats::bump_and_should_log(&mut self.stats.unroutable_too_few_frames) {
                     log::info!("dropped a message with too few frames from {}", self.name(from));
                 }
                 return Outcome::Done;
             }
             Err(EnvelopeError::BadSignature) => {
-                if stats::bump(&mut self.stats.unroutable_bad_signature) {
+                if stats::bump_and_should_log(&mut self.stats.unroutable_bad_signature) {
                     log::info!("dropped a message with a bad VIP signature from {}", self.name(from));
                 }
                 return Outcome::Done;
@@ -219,7 +219,7 @@ impl Router {
         let me = peers.identity(from);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"add", me];
         for p in peers.registered() {
-            if sink.deliver(p, &frames).is_err() && stats::bump(&mut stats.dropped_notify_full) {
+            if sink.deliver(p, &frames).is_err() && stats::bump_and_should_log(&mut stats.dropped_notify_full) {
                 log::warn!("peerlist add dropped: queue of peer {} is full", p.0);
             }
         }
@@ -238,7 +238,7 @@ impl Router {
         let me = peers.identity(peer);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"drop", me];
         for p in peers.registered() {
-            if sink.deliver(p, &frames).is_err() && stats::bump(&mut stats.dropped_notify_full) {
+            if sink.deliver(p, &frames).is_err() && stats::bump_and_should_log(&mut stats.dropped_notify_full) {
                 log::warn!("peerlist drop dropped: queue of peer {} is full", p.0);
             }
         }
@@ -281,7 +281,7 @@ impl Router {
                 Outcome::Blocked(to)
             }
             Err(Full) => {
-                if stats::bump(&mut stats.errors_again) {
+                if stats::bump_and_should_log(&mut stats.errors_again) {
                     log::warn!(
                         "queue of {:?} stays full: answering error 11 to {:?}",
                         String::from_utf8_lossy(env.recipient),
@@ -301,7 +301,7 @@ impl Router {
             (Ok(()), _) => Outcome::Done,
             (Err(Full), OnFull::Pause) => Outcome::Blocked(to),
             (Err(Full), OnFull::Again) => {
-                let _ = stats::bump(&mut stats.dropped_reply_full);
+                let _ = stats::bump_and_should_log(&mut stats.dropped_reply_full);
                 Outcome::Done
             }
         }
@@ -403,7 +403,7 @@ impl Router {
             Ok(v) if v.kind() == crate::json::Kind::Object => {}
             _ => log::debug!("external_rpc from {}: body is not a JSON object", self.name(from)),
         }
-        if stats::bump(&mut self.stats.external_rpc_dropped) {
+        if stats::bump_and_should_log(&mut self.stats.external_rpc_dropped) {
             log::warn!(
                 "external_rpc {} from {} dropped: multi-platform routing is not implemented",
                 env.arg(0).escape_ascii(),

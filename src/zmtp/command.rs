@@ -10,7 +10,7 @@
 //! Views over borrowed bytes; emitters append complete frames (header included).
 
 use super::frame::{FLAG_COMMAND, FrameHeader};
-use super::{DecodeError, metadata};
+use super::{SessionError, metadata};
 use crate::limits::MAX_PING_CONTEXT_BYTES;
 
 /// Command names as the RFCs spell them.
@@ -39,14 +39,14 @@ impl<'a> Command<'a> {
     /// Split a command frame body.
     ///
     /// # Errors
-    /// [`DecodeError::MalformedCommand`] for an empty body, a zero name length, or a name
+    /// [`SessionError::MalformedCommand`] for an empty body, a zero name length, or a name
     /// that runs past the body.
-    pub fn parse(body: &'a [u8]) -> Result<Command<'a>, DecodeError> {
-        let (&len, rest) = body.split_first().ok_or(DecodeError::MalformedCommand)?;
+    pub fn parse(body: &'a [u8]) -> Result<Command<'a>, SessionError> {
+        let (&len, rest) = body.split_first().ok_or(SessionError::MalformedCommand)?;
         if len == 0 {
-            return Err(DecodeError::MalformedCommand);
+            return Err(SessionError::MalformedCommand);
         }
-        let (name, data) = rest.split_at_checked(usize::from(len)).ok_or(DecodeError::MalformedCommand)?;
+        let (name, data) = rest.split_at_checked(usize::from(len)).ok_or(SessionError::MalformedCommand)?;
         Ok(Command { name, data })
     }
 
@@ -59,10 +59,10 @@ impl<'a> Command<'a> {
 /// A PING's TTL (deciseconds) and context.
 ///
 /// # Errors
-/// [`DecodeError::MalformedPing`] when the 2-byte TTL is missing (a classic out-of-bounds
+/// [`SessionError::MalformedPing`] when the 2-byte TTL is missing (a classic out-of-bounds
 /// panic in other implementations, ZMTP.md §14.2).
-pub fn parse_ping(data: &[u8]) -> Result<(u16, &[u8]), DecodeError> {
-    let (ttl, ctx) = data.split_at_checked(2).ok_or(DecodeError::MalformedPing)?;
+pub fn parse_ping(data: &[u8]) -> Result<(u16, &[u8]), SessionError> {
+    let (ttl, ctx) = data.split_at_checked(2).ok_or(SessionError::MalformedPing)?;
     let ttl = u16::from_be_bytes([ttl.first().copied().unwrap_or(0), ttl.get(1).copied().unwrap_or(0)]);
     Ok((ttl, ctx))
 }
@@ -207,9 +207,9 @@ mod tests {
         let c = Command::parse(&body).unwrap();
         assert!(c.is(PING));
         assert_eq!(parse_ping(c.data), Ok((650, &[][..])));
-        assert_eq!(parse_ping(&[1]), Err(DecodeError::MalformedPing));
-        assert_eq!(Command::parse(&[]), Err(DecodeError::MalformedCommand));
-        assert_eq!(Command::parse(&[0]), Err(DecodeError::MalformedCommand));
-        assert_eq!(Command::parse(b"\x05REA"), Err(DecodeError::MalformedCommand));
+        assert_eq!(parse_ping(&[1]), Err(SessionError::MalformedPing));
+        assert_eq!(Command::parse(&[]), Err(SessionError::MalformedCommand));
+        assert_eq!(Command::parse(&[0]), Err(SessionError::MalformedCommand));
+        assert_eq!(Command::parse(b"\x05REA"), Err(SessionError::MalformedCommand));
     }
 }

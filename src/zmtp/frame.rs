@@ -8,7 +8,7 @@
 //! ignored on receive and never set on send. The encoder uses the short form iff the body is
 //! at most 255 bytes (RFC "SHOULD"); the decoder accepts the long form for any size.
 
-use super::DecodeError;
+use super::SessionError;
 
 /// Another frame of the same message follows.
 pub const FLAG_MORE: u8 = 0x01;
@@ -37,9 +37,9 @@ impl FrameHeader {
     /// Returns `Ok(None)` when `buf` is too short to hold the header (need more bytes).
     ///
     /// # Errors
-    /// [`DecodeError::FrameTooLarge`] when a long size has its top bit set (RFC 23 caps sizes
+    /// [`SessionError::FrameTooLarge`] when a long size has its top bit set (RFC 23 caps sizes
     /// at 2^63-1). Limits are the caller's to check, in u64, against `size`.
-    pub fn parse(buf: &[u8]) -> Result<Option<FrameHeader>, DecodeError> {
+    pub fn parse(buf: &[u8]) -> Result<Option<FrameHeader>, SessionError> {
         let Some(&flags) = buf.first() else { return Ok(None) };
         if flags & FLAG_LONG != 0 {
             let Some(raw) = buf.get(1..9) else { return Ok(None) };
@@ -47,7 +47,7 @@ impl FrameHeader {
             be.copy_from_slice(raw);
             let size = u64::from_be_bytes(be);
             if size > MAX_WIRE_SIZE {
-                return Err(DecodeError::FrameTooLarge { declared: size, limit: MAX_WIRE_SIZE });
+                return Err(SessionError::FrameTooLarge { declared: size, limit: MAX_WIRE_SIZE });
             }
             Ok(Some(FrameHeader { flags, size, header_len: 9 }))
         } else {
@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn top_bit_is_refused() {
         let h = [0x02, 0x80, 0, 0, 0, 0, 0, 0, 0];
-        assert!(matches!(FrameHeader::parse(&h), Err(DecodeError::FrameTooLarge { .. })));
+        assert!(matches!(FrameHeader::parse(&h), Err(SessionError::FrameTooLarge { .. })));
         let h = [0x02, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
         assert_eq!(FrameHeader::parse(&h).unwrap().unwrap().size, i64::MAX as u64);
     }

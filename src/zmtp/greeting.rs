@@ -8,7 +8,7 @@
 //! ZMTP 1.0/2.0 peers are refused (no downgrade, §2.5): they cannot use CURVE, and every
 //! libzmq in use speaks 3.x.
 
-use super::DecodeError;
+use super::SessionError;
 use super::mechanism::Mechanism;
 
 /// Greeting length.
@@ -48,22 +48,22 @@ pub struct Greeting {
 /// refused after 1 or 11 bytes instead of waiting for bytes it will never send.
 ///
 /// # Errors
-/// [`DecodeError::BadSignature`], [`DecodeError::UnsupportedVersion`].
-pub fn parse(buf: &[u8]) -> Result<Option<Greeting>, DecodeError> {
+/// [`SessionError::BadSignature`], [`SessionError::UnsupportedVersion`].
+pub fn parse(buf: &[u8]) -> Result<Option<Greeting>, SessionError> {
     if let Some(&b0) = buf.first()
         && b0 != 0xFF
     {
-        return Err(DecodeError::BadSignature);
+        return Err(SessionError::BadSignature);
     }
     if let Some(&b9) = buf.get(9)
         && b9 & 1 == 0
     {
-        return Err(DecodeError::BadSignature);
+        return Err(SessionError::BadSignature);
     }
     if let Some(&major) = buf.get(10)
         && major < 3
     {
-        return Err(DecodeError::UnsupportedVersion { major });
+        return Err(SessionError::UnsupportedVersion { major });
     }
     let Some(g) = buf.get(..GREETING_LEN) else { return Ok(None) };
     let mut mechanism = [0u8; 20];
@@ -110,14 +110,14 @@ mod tests {
 
     #[test]
     fn refuses_old_and_garbage_peers_early() {
-        assert_eq!(parse(b"GET / HTTP/1.1"), Err(DecodeError::BadSignature));
-        assert_eq!(parse(&[0xFE]), Err(DecodeError::BadSignature));
+        assert_eq!(parse(b"GET / HTTP/1.1"), Err(SessionError::BadSignature));
+        assert_eq!(parse(&[0xFE]), Err(SessionError::BadSignature));
         // ZMTP 1.0 with an 8-byte length: byte 9 bit 0 clear.
-        assert_eq!(parse(&[0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7e]), Err(DecodeError::BadSignature));
+        assert_eq!(parse(&[0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7e]), Err(SessionError::BadSignature));
         // ZMTP 2.0: major 1, refused at byte 10.
         assert_eq!(
             parse(&[0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 1, 5]),
-            Err(DecodeError::UnsupportedVersion { major: 1 })
+            Err(SessionError::UnsupportedVersion { major: 1 })
         );
         // ZMTP 3.0 accepted, minor 0.
         let mut g = LIBZMQ_NULL;

@@ -29,7 +29,7 @@ use core::fmt;
 
 /// Malformed or hostile ZMTP input. Each variant is one cause, so tests can match on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecodeError {
+pub enum SessionError {
     /// Greeting byte 0 is not 0xFF or byte 9 has bit 0 clear: a ZMTP 1.0 peer or garbage.
     BadSignature,
     /// Greeting major version below 3 (ZMTP 1.0 with revision, ZMTP 2.0).
@@ -73,29 +73,29 @@ pub enum DecodeError {
     NotConfigured,
 }
 
-impl fmt::Display for DecodeError {
+impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::BadSignature => write!(f, "not a ZMTP 3.x greeting (bad signature)"),
-            DecodeError::UnsupportedVersion { major } => {
+            SessionError::BadSignature => write!(f, "not a ZMTP 3.x greeting (bad signature)"),
+            SessionError::UnsupportedVersion { major } => {
                 write!(f, "unsupported ZMTP version {major} (3.x required)")
             }
-            DecodeError::MechanismMismatch => write!(f, "security mechanism mismatch"),
-            DecodeError::FrameTooLarge { declared, limit } => {
+            SessionError::MechanismMismatch => write!(f, "security mechanism mismatch"),
+            SessionError::FrameTooLarge { declared, limit } => {
                 write!(f, "frame of {declared} bytes exceeds the limit of {limit}")
             }
-            DecodeError::MessageTooLarge => write!(f, "message exceeds the size limit"),
-            DecodeError::TooManyParts => write!(f, "message has too many frames"),
-            DecodeError::MalformedCommand => write!(f, "malformed command"),
-            DecodeError::TruncatedProperty => write!(f, "malformed metadata"),
-            DecodeError::UnexpectedCommand => write!(f, "unexpected command or frame"),
-            DecodeError::IncompatibleSocketType => write!(f, "incompatible socket type"),
-            DecodeError::IdentityTooLong => write!(f, "identity longer than 255 bytes"),
-            DecodeError::PeerError => write!(f, "peer sent ERROR"),
-            DecodeError::MalformedPing => write!(f, "malformed PING"),
-            DecodeError::Curve(e) => write!(f, "{e}"),
-            DecodeError::AuthDenied => write!(f, "authentication refused"),
-            DecodeError::NotConfigured => write!(f, "mechanism not configured on this endpoint"),
+            SessionError::MessageTooLarge => write!(f, "message exceeds the size limit"),
+            SessionError::TooManyParts => write!(f, "message has too many frames"),
+            SessionError::MalformedCommand => write!(f, "malformed command"),
+            SessionError::TruncatedProperty => write!(f, "malformed metadata"),
+            SessionError::UnexpectedCommand => write!(f, "unexpected command or frame"),
+            SessionError::IncompatibleSocketType => write!(f, "incompatible socket type"),
+            SessionError::IdentityTooLong => write!(f, "identity longer than 255 bytes"),
+            SessionError::PeerError => write!(f, "peer sent ERROR"),
+            SessionError::MalformedPing => write!(f, "malformed PING"),
+            SessionError::Curve(e) => write!(f, "{e}"),
+            SessionError::AuthDenied => write!(f, "authentication refused"),
+            SessionError::NotConfigured => write!(f, "mechanism not configured on this endpoint"),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::zmtp::command::{self, Command};
 use crate::zmtp::greeting::{self, GREETING_LEN};
 use crate::zmtp::mechanism::Mechanism;
 use crate::zmtp::mechanism::curve::{ClientStep, CurveClient, CurveError};
-use crate::zmtp::{DecodeError, metadata};
+use crate::zmtp::{SessionError, metadata};
 
 impl Client {
     /// Connect and complete the handshake within `timeout`.
@@ -173,7 +173,7 @@ impl Client {
                     }
                     if let Some(g) = parsed {
                         if Mechanism::from_wire(&g.mechanism) != Some(self.security.mechanism()) {
-                            return Err(DecodeError::MechanismMismatch.into());
+                            return Err(SessionError::MechanismMismatch.into());
                         }
                         self.rx_start += GREETING_LEN;
                         self.scan = self.rx_start;

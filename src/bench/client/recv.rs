@@ -12,7 +12,7 @@ use super::{Client, ClientError, MAX_FRAME_BYTES, MAX_PARTS, Phase, READ_CHUNK};
 use crate::zmtp::command::{self, Command};
 use crate::zmtp::frame::{FLAG_MORE, FrameHeader};
 use crate::zmtp::mechanism::curve::{INNER_COMMAND, Traffic};
-use crate::zmtp::{DecodeError, Message, Part};
+use crate::zmtp::{Message, Part, SessionError};
 
 impl Client {
     /// The next complete frame at `scan`: header and absolute body range; advances `scan`.
@@ -23,7 +23,7 @@ impl Client {
             return Ok(None);
         };
         if h.size > limit {
-            return Err(DecodeError::FrameTooLarge { declared: h.size, limit }.into());
+            return Err(SessionError::FrameTooLarge { declared: h.size, limit }.into());
         }
         // size ≤ 16 MiB: fits usize on every target.
         let total = h.header_len + h.size as usize;
@@ -145,11 +145,11 @@ impl Client {
             return Ok(false);
         }
         if self.parts.len() >= MAX_PARTS {
-            return Err(DecodeError::TooManyParts.into());
+            return Err(SessionError::TooManyParts.into());
         }
         let rel = ps - self.rx_start;
         let (Ok(start), Ok(len)) = (u32::try_from(rel), u32::try_from(pe - ps)) else {
-            return Err(DecodeError::MessageTooLarge.into());
+            return Err(SessionError::MessageTooLarge.into());
         };
         self.parts.push(Part { start, len });
         Ok(flags & FLAG_MORE == 0)

@@ -29,14 +29,14 @@ impl Server {
                     // The listener is edge-triggered: the connections already queued raise no
                     // new event, so without the retry they wait for the next client to connect.
                     self.accept_retry |= 1u32.checked_shl(li as u32).unwrap_or(0);
-                    if stats::bump(&mut self.router.stats.accept_errors) {
+                    if stats::bump_and_should_log(&mut self.router.stats.accept_errors) {
                         log::warn!("accept on {}: {e}", self.listeners.get(li).map_or("?", |l| &l.endpoint));
                     }
                     return;
                 }
             };
             if self.slots.is_full() || !self.budget.take(Conn::INITIAL_BYTES) {
-                if stats::bump(&mut self.router.stats.rejected_conn_full) {
+                if stats::bump_and_should_log(&mut self.router.stats.rejected_conn_full) {
                     log::warn!(
                         "connection from {peer} refused: {} connections (or the buffer budget) in use",
                         self.slots.live()
@@ -99,7 +99,7 @@ impl Server {
             .min_by_key(|(t, _)| *t)
             .map(|(_, id)| id);
         if let Some(id) = oldest {
-            if stats::bump(&mut self.router.stats.rejected_handshake_evicted) {
+            if stats::bump_and_should_log(&mut self.router.stats.rejected_handshake_evicted) {
                 log::warn!("{} unfinished handshakes: closing the oldest to make room", self.handshaking);
             }
             self.close(id, "handshake evicted");
@@ -235,7 +235,7 @@ impl Server {
                     if need > crate::limits::RX_BUF_MAX_BYTES {
                         // The session checks every size against the limits; this is a second
                         // safeguard so that no input can grow a buffer past its ceiling.
-                        self.protocol_error(id, DecodeError::MessageTooLarge);
+                        self.protocol_error(id, SessionError::MessageTooLarge);
                         return Step::Stop;
                     }
                     if need > conn.rx.buf.len()
@@ -287,7 +287,7 @@ impl Server {
                         let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
                         if !conn.attached {
                             conn.rx.consume(consumed);
-                            if stats::bump(&mut self.router.stats.dropped_duplicate_identity) {
+                            if stats::bump_and_should_log(&mut self.router.stats.dropped_duplicate_identity) {
                                 log::info!("dropped a message from a duplicate-identity connection");
                             }
                             continue;
@@ -322,12 +322,12 @@ impl Server {
     pub(super) fn pause_on_budget(&mut self, id: SlotId, extra: usize) {
         let Some(conn) = self.slots.get_mut(id) else { return };
         if extra == 0 || conn.buffer_bytes().saturating_add(extra) > self.limits.buffer_budget_bytes {
-            self.protocol_error(id, DecodeError::MessageTooLarge);
+            self.protocol_error(id, SessionError::MessageTooLarge);
             return;
         }
         conn.paused = Some(Pause::Budget { extra });
         self.paused.push(id);
-        if stats::bump(&mut self.router.stats.paused_budget) {
+        if stats::bump_and_should_log(&mut self.router.stats.paused_budget) {
             log::warn!("buffer budget exhausted: pausing reads from {}", conn.peer);
         }
     }
@@ -360,7 +360,7 @@ impl Server {
         let (delivered, refused) = (sink.delivered, sink.refused_budget);
         self.close_broken();
         self.router.stats.msgs_out += delivered;
-        if refused > 0 && stats::bump(&mut self.router.stats.dropped_budget) {
+        if refused > 0 && stats::bump_and_should_log(&mut self.router.stats.dropped_budget) {
             log::warn!("buffer budget exhausted: a transmit queue could not grow");
         }
         let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
@@ -380,25 +380,25 @@ impl Server {
         }
     }
 
-    pub(super) fn protocol_error(&mut self, id: SlotId, e: DecodeError) {
+    pub(super) fn protocol_error(&mut self, id: SlotId, e: SessionError) {
         let s = &mut self.router.stats;
         let counter = match e {
-            DecodeError::BadSignature | DecodeError::UnsupportedVersion { .. } => &mut s.rejected_greeting,
-            DecodeError::MechanismMismatch => &mut s.rejected_mechanism,
-            DecodeError::FrameTooLarge { .. } => &mut s.rejected_frame_too_large,
-            DecodeError::MessageTooLarge => &mut s.rejected_msg_too_large,
-            DecodeError::TooManyParts => &mut s.rejected_too_many_parts,
-            DecodeError::AuthDenied => &mut s.rejected_auth,
-            DecodeError::Curve(_) | DecodeError::NotConfigured => &mut s.rejected_handshake,
-            DecodeError::UnexpectedCommand
-            | DecodeError::IncompatibleSocketType
-            | DecodeError::IdentityTooLong
-            | DecodeError::TruncatedProperty
-            | DecodeError::MalformedCommand
-            | DecodeError::PeerError
-            | DecodeError::MalformedPing => &mut s.rejected_handshake,
+            SessionError::BadSignature | SessionError::UnsupportedVersion { .. } => &mut s.rejected_greeting,
+            SessionError::MechanismMismatch => &mut s.rejected_mechanism,
+            SessionError::FrameTooLarge { .. } => &mut s.rejected_frame_too_large,
+            SessionError::MessageTooLarge => &mut s.rejected_msg_too_large,
+            SessionError::TooManyParts => &mut s.rejected_too_many_parts,
+            SessionError::AuthDenied => &mut s.rejected_auth,
+            SessionError::Curve(_) | SessionError::NotConfigured => &mut s.rejected_handshake,
+            SessionError::UnexpectedCommand
+            | SessionError::IncompatibleSocketType
+            | SessionError::IdentityTooLong
+            | SessionError::TruncatedProperty
+            | SessionError::MalformedCommand
+            | SessionError::PeerError
+            | SessionError::MalformedPing => &mut s.rejected_handshake,
         };
-        let first = stats::bump(counter);
+        let first = stats::bump_and_should_log(counter);
         if let Some(conn) = self.slots.get_mut(id) {
             if first {
                 log::warn!("closing {}: {e}", conn.peer);

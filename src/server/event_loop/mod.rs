@@ -33,7 +33,7 @@ use crate::vip::peers::PeerId;
 use crate::vip::router::{Full, OnFull, Outcome, Router, Shared, Sink};
 use crate::zmtp::mechanism::{Credentials, Mechanism};
 use crate::zmtp::session::{CurveContext, Input, Session, SessionConfig};
-use crate::zmtp::{DecodeError, Message, Parts};
+use crate::zmtp::{Message, Parts, SessionError};
 
 mod input;
 mod output;

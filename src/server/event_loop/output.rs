@@ -147,7 +147,7 @@ impl Server {
             })
             .collect();
         for id in expired {
-            if stats::bump(&mut self.router.stats.rejected_handshake_timeout) {
+            if stats::bump_and_should_log(&mut self.router.stats.rejected_handshake_timeout) {
                 log::warn!("handshake not completed within {timeout} ms: closing");
             }
             self.close(id, "handshake timeout");

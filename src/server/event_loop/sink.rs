@@ -40,7 +40,7 @@ impl ConnSink<'_> {
         &mut self,
         to: PeerId,
         len: impl FnOnce(&Session) -> usize,
-        write: impl FnOnce(&mut Session, &mut Vec<u8>) -> Result<(), DecodeError>,
+        write: impl FnOnce(&mut Session, &mut Vec<u8>) -> Result<(), SessionError>,
     ) -> Result<(), Full> {
         let Some(id) = self.slots.id_of(to.0) else { return Err(Full) };
         let Some(conn) = self.slots.get_mut(id) else { return Err(Full) };

@@ -22,7 +22,7 @@
 //! subscribers, not of successful sends (§7.6).
 //!
 //! Malformed input never crashes the service (§16.2 B): it is counted (`pubsub_malformed`), logged
-//! rate-limited ([`stats::bump`]), and answered like the closest non-crashing path: `00` for
+//! rate-limited ([`stats::bump_and_should_log`]), and answered like the closest non-crashing path: `00` for
 //! subscribe/unsubscribe, `[]` for list, count 0 for publish, silence for everything else.
 //! Subscribes over a limit are answered `00`, counted (`rejected_subscription_full`,
 //! `rejected_subscription_peer_limit`) and logged; a subscribe with a list of prefixes is all or
@@ -159,7 +159,7 @@ fn put_u64(out: &mut impl ByteSink, mut n: u64) -> Result<(), SinkFull> {
 
 /// Log a malformed request (rate-limited) and count it.
 fn malformed(stats: &mut Stats, who: &[u8], op: &str, why: &str) {
-    if stats::bump(&mut stats.pubsub_malformed) {
+    if stats::bump_and_should_log(&mut stats.pubsub_malformed) {
         log::info!("pubsub {op} from {}: {why} (answered with the non-crashing reply)", who.escape_ascii());
     }
 }
@@ -170,7 +170,7 @@ fn refused(stats: &mut Stats, who: &[u8], op: &str, e: SubscribeError) {
         SubscribeError::PeerLimit => &mut stats.rejected_subscription_peer_limit,
         _ => &mut stats.rejected_subscription_full,
     };
-    if stats::bump(counter) {
+    if stats::bump_and_should_log(counter) {
         log::warn!("pubsub {op} from {} refused: {e}", who.escape_ascii());
     }
 }
@@ -304,7 +304,7 @@ impl PubSub {
             }
             b"error" | b"request_response" => Outcome::Done,
             b"external_list" | b"external_publish" => {
-                if stats::bump(&mut stats.pubsub_unknown_op) {
+                if stats::bump_and_should_log(&mut stats.pubsub_unknown_op) {
                     log::info!(
                         "pubsub {} from {} ignored: multi-platform pubsub is not implemented",
                         op.escape_ascii(),
@@ -314,7 +314,7 @@ impl PubSub {
                 Outcome::Done
             }
             _ => {
-                if stats::bump(&mut stats.pubsub_unknown_op) {
+                if stats::bump_and_should_log(&mut stats.pubsub_unknown_op) {
                     log::info!(
                         "unknown pubsub operation {:?} from {} ignored",
                         op.escape_ascii().to_string(),
@@ -344,7 +344,7 @@ impl PubSub {
     fn policy_update(&mut self, op: &[u8], env: &Envelope<'_>, who: &[u8], stats: &mut Stats) {
         let name = if op == b"auth_update" { "auth_update" } else { "protected_update" };
         if who != AUTH_IDENTITY {
-            if stats::bump(&mut stats.rejected_policy_update) {
+            if stats::bump_and_should_log(&mut stats.rejected_policy_update) {
                 log::warn!("pubsub {name} from {} ignored: accepted only from platform.auth", who.escape_ascii());
             }
             return;

@@ -46,7 +46,7 @@ impl PubSub {
             return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
         };
         if let Some(refusal) = self.policy.check(who, topic) {
-            if stats::bump(&mut stats.rejected_protected_topic) {
+            if stats::bump_and_should_log(&mut stats.rejected_protected_topic) {
                 log::warn!(
                     "publish to protected topic {:?} by {} refused",
                     topic.escape_ascii().to_string(),
@@ -70,7 +70,7 @@ impl PubSub {
                 let PubSub { subs, body, wire, slow, max_body_bytes, .. } = self;
                 body.clear();
                 if delivery.emit(&mut Capped { out: body, max: *max_body_bytes }).is_err() {
-                    if stats::bump(&mut stats.rejected_publish_too_large) {
+                    if stats::bump_and_should_log(&mut stats.rejected_publish_too_large) {
                         log::warn!(
                             "publish from {} to {:?} dropped: delivery body over {max_body_bytes} bytes",
                             who.escape_ascii(),
@@ -99,7 +99,7 @@ impl PubSub {
                                 s.dropped += 1;
                                 if !s.dropping {
                                     s.dropping = true;
-                                    if stats::bump(&mut s.stalls) {
+                                    if stats::bump_and_should_log(&mut s.stalls) {
                                         log::warn!(
                                             "slow subscriber {}: queue full, dropping its pubsub deliveries \
                                              (stall {}, {} dropped so far; publishers unaffected)",
@@ -134,7 +134,7 @@ impl PubSub {
     fn count_reply(stats: &mut Stats, sink: &mut impl Sink, to: PeerId, who: &[u8], msg_id: &[u8], count: u32) {
         let c = count.to_le_bytes();
         let frames: [&[u8]; 7] = [b"", SIGNATURE, who, msg_id, b"pubsub", b"request_response", &c];
-        if sink.deliver(to, &frames).is_err() && stats::bump(&mut stats.dropped_reply_full) {
+        if sink.deliver(to, &frames).is_err() && stats::bump_and_should_log(&mut stats.dropped_reply_full) {
             log::warn!("publish count to {} dropped: its queue is full", who.escape_ascii());
         }
     }

@@ -9,7 +9,7 @@
 //! S: READY    = %d5 "READY" metadata                             or ERROR
 //! ```
 
-use super::super::DecodeError;
+use super::super::SessionError;
 use super::super::frame::{FLAG_COMMAND, FrameHeader};
 use super::super::metadata;
 
@@ -24,13 +24,13 @@ pub const INITIATE: &[u8] = b"INITIATE";
 /// (libzmq `plain_server.cpp`).
 ///
 /// # Errors
-/// [`DecodeError::MalformedCommand`].
-pub fn parse_hello(data: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
-    let (&ulen, rest) = data.split_first().ok_or(DecodeError::MalformedCommand)?;
-    let (user, rest) = rest.split_at_checked(usize::from(ulen)).ok_or(DecodeError::MalformedCommand)?;
-    let (&plen, rest) = rest.split_first().ok_or(DecodeError::MalformedCommand)?;
+/// [`SessionError::MalformedCommand`].
+pub fn parse_hello(data: &[u8]) -> Result<(&[u8], &[u8]), SessionError> {
+    let (&ulen, rest) = data.split_first().ok_or(SessionError::MalformedCommand)?;
+    let (user, rest) = rest.split_at_checked(usize::from(ulen)).ok_or(SessionError::MalformedCommand)?;
+    let (&plen, rest) = rest.split_first().ok_or(SessionError::MalformedCommand)?;
     if rest.len() != usize::from(plen) {
-        return Err(DecodeError::MalformedCommand);
+        return Err(SessionError::MalformedCommand);
     }
     Ok((user, rest))
 }
@@ -53,8 +53,8 @@ pub fn emit_ready(metadata_bytes: &[u8], out: &mut Vec<u8>) {
 /// Validate INITIATE data as a metadata list.
 ///
 /// # Errors
-/// [`DecodeError::TruncatedProperty`].
-pub fn check_initiate(data: &[u8]) -> Result<(), DecodeError> {
+/// [`SessionError::TruncatedProperty`].
+pub fn check_initiate(data: &[u8]) -> Result<(), SessionError> {
     metadata::validate(data)
 }
 
@@ -68,9 +68,9 @@ mod tests {
         let body = b"\x05HELLO\x05admin\x06secret";
         let cmd = crate::zmtp::command::Command::parse(body).unwrap();
         assert_eq!(parse_hello(cmd.data), Ok((&b"admin"[..], &b"secret"[..])));
-        assert_eq!(parse_hello(b"\x05admin\x06secretX"), Err(DecodeError::MalformedCommand));
-        assert_eq!(parse_hello(b"\x05adm"), Err(DecodeError::MalformedCommand));
-        assert_eq!(parse_hello(b""), Err(DecodeError::MalformedCommand));
+        assert_eq!(parse_hello(b"\x05admin\x06secretX"), Err(SessionError::MalformedCommand));
+        assert_eq!(parse_hello(b"\x05adm"), Err(SessionError::MalformedCommand));
+        assert_eq!(parse_hello(b""), Err(SessionError::MalformedCommand));
         let mut out = Vec::new();
         emit_welcome(&mut out);
         assert_eq!(out, b"\x04\x08\x07WELCOME");

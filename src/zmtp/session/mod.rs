@@ -29,7 +29,7 @@ use super::frame::{FLAG_MORE, FrameHeader};
 use super::greeting::{self, GREETING_LEN};
 use super::mechanism::curve::{CookieKeys, CurveServer, INNER_COMMAND, INNER_MORE, KeyPair, ServerStep, Traffic};
 use super::mechanism::{Credentials, Mechanism, plain};
-use super::{DecodeError, Part, Parts, metadata};
+use super::{Part, Parts, SessionError, metadata};
 use crate::limits::{Limits, MAX_COMMAND_BYTES, MAX_HANDSHAKE_FRAME_BYTES, MAX_IDENTITY_BYTES};
 
 /// The server's long-term CURVE keys and the process-wide cookie keys.
@@ -235,7 +235,7 @@ impl Session {
     /// the CURVE server's transient keys and nonces.
     ///
     /// # Errors
-    /// Any [`DecodeError`]: the connection must be closed (after flushing `out`).
+    /// Any [`SessionError`]: the connection must be closed (after flushing `out`).
     pub fn handle_input(
         &mut self,
         cfg: &SessionConfig<'_>,
@@ -243,7 +243,7 @@ impl Session {
         out: &mut Vec<u8>,
         parts: &mut Parts,
         rng: &mut dyn CryptoRngCore,
-    ) -> Result<Input, DecodeError> {
+    ) -> Result<Input, SessionError> {
         if self.ready_pending {
             self.ready_pending = false;
             return Ok(Input::Ready { consumed: 0 });
@@ -255,7 +255,7 @@ impl Session {
                         return Ok(Input::NeedMore { consumed: 0, need: GREETING_LEN });
                     };
                     if g.mechanism != self.mechanism.wire_name() {
-                        return Err(DecodeError::MechanismMismatch);
+                        return Err(SessionError::MechanismMismatch);
                     }
                     self.peer_minor = g.minor;
                     self.scan = GREETING_LEN;
@@ -271,7 +271,7 @@ impl Session {
                         }
                         Mechanism::Plain => State::PlainHello,
                         Mechanism::Curve if cfg.curve.is_some() => State::CurveHandshake,
-                        Mechanism::Curve => return Err(DecodeError::NotConfigured),
+                        Mechanism::Curve => return Err(SessionError::NotConfigured),
                     };
                 }
                 State::NullHandshake | State::PlainHello | State::PlainInitiate | State::CurveHandshake => {
@@ -280,7 +280,7 @@ impl Session {
                     };
                     if !hdr.command() {
                         // Data before the handshake completed (ZMTP.md §3.2).
-                        return Err(DecodeError::UnexpectedCommand);
+                        return Err(SessionError::UnexpectedCommand);
                     }
                     let body = buf.get_mut(range).unwrap_or(&mut []);
                     if let Some(done) = self.handshake_command(cfg, body, out, rng)? {
@@ -295,7 +295,7 @@ impl Session {
                     self.msg_start = self.scan;
                 }
                 State::Verify => return Ok(Input::Verify { consumed: 0 }),
-                State::Failed => return Err(DecodeError::AuthDenied),
+                State::Failed => return Err(SessionError::AuthDenied),
                 State::Traffic => {
                     let Some((hdr, range)) = self.next_frame_checked(cfg, buf)? else {
                         return Ok(self.need_more(buf));
@@ -317,7 +317,7 @@ impl Session {
                     let (more, payload) = match &mut self.mech {
                         Mech::Curve { server, .. } => {
                             let body = buf.get_mut(range.clone()).unwrap_or(&mut []);
-                            let (flags, inner) = server.open_message(body).map_err(DecodeError::Curve)?;
+                            let (flags, inner) = server.open_message(body).map_err(SessionError::Curve)?;
                             let payload = range.start + inner.start..range.start + inner.end;
                             if flags & INNER_COMMAND != 0 {
                                 let held = (hdr.header_len + (range.end - range.start)) as u64;
@@ -337,13 +337,13 @@ impl Session {
                     };
                     let len = payload.end - payload.start;
                     if self.parts.len() >= cfg.limits.max_msg_parts {
-                        return Err(DecodeError::TooManyParts);
+                        return Err(SessionError::TooManyParts);
                     }
                     if self.msg_bytes + len as u64 > cfg.limits.max_msg_bytes {
-                        return Err(DecodeError::MessageTooLarge);
+                        return Err(SessionError::MessageTooLarge);
                     }
                     let part = Part { start: payload.start as u32, len: len as u32 };
-                    self.parts.push(part).map_err(|_| DecodeError::TooManyParts)?;
+                    self.parts.push(part).map_err(|_| SessionError::TooManyParts)?;
                     self.msg_bytes += len as u64;
                     if !more {
                         return Ok(self.complete_message(parts));
@@ -360,13 +360,13 @@ impl Session {
         body: &mut [u8],
         out: &mut Vec<u8>,
         rng: &mut dyn CryptoRngCore,
-    ) -> Result<Option<HandshakeDone>, DecodeError> {
+    ) -> Result<Option<HandshakeDone>, SessionError> {
         if self.state == State::CurveHandshake {
             let (Mech::Curve { server, client_key }, Some(ctx)) = (&mut self.mech, cfg.curve) else {
-                return Err(DecodeError::NotConfigured);
+                return Err(SessionError::NotConfigured);
             };
             let step = server.handle_command(body, &ctx.keys, &ctx.cookies, out, &mut &mut *rng);
-            return match step.map_err(DecodeError::Curve)? {
+            return match step.map_err(SessionError::Curve)? {
                 ServerStep::WelcomeSent => Ok(None),
                 ServerStep::Initiated { client_key: key, metadata } => {
                     *client_key = key.0;
@@ -379,7 +379,7 @@ impl Session {
         }
         let cmd = Command::parse(body)?;
         if cmd.is(command::ERROR) {
-            return Err(DecodeError::PeerError);
+            return Err(SessionError::PeerError);
         }
         match self.state {
             State::NullHandshake if cmd.is(command::READY) => {
@@ -410,7 +410,7 @@ impl Session {
                 self.state = State::Traffic;
                 Ok(Some(HandshakeDone::Ready))
             }
-            _ => Err(DecodeError::UnexpectedCommand),
+            _ => Err(SessionError::UnexpectedCommand),
         }
     }
 
@@ -421,15 +421,15 @@ impl Session {
     /// (ZMTP.md §8.3: permanent, the libzmq client will not retry) and the session fails.
     ///
     /// # Errors
-    /// [`DecodeError::AuthDenied`] when refused; a CURVE error if READY cannot be sealed.
-    pub fn authorize(&mut self, cfg: &SessionConfig<'_>, allow: bool, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    /// [`SessionError::AuthDenied`] when refused; a CURVE error if READY cannot be sealed.
+    pub fn authorize(&mut self, cfg: &SessionConfig<'_>, allow: bool, out: &mut Vec<u8>) -> Result<(), SessionError> {
         if self.state != State::Verify {
-            return Err(DecodeError::UnexpectedCommand);
+            return Err(SessionError::UnexpectedCommand);
         }
         if !allow {
             self.state = State::Failed;
             command::emit_error(b"400", out);
-            return Err(DecodeError::AuthDenied);
+            return Err(SessionError::AuthDenied);
         }
         match &mut self.mech {
             Mech::Null => {
@@ -445,7 +445,7 @@ impl Session {
             Mech::Curve { server, .. } => {
                 let mut props = Vec::with_capacity(64 + cfg.identity.len());
                 command::socket_metadata(b"ROUTER", cfg.identity, &mut props);
-                server.send_ready(&props, out).map_err(DecodeError::Curve)?;
+                server.send_ready(&props, out).map_err(SessionError::Curve)?;
                 self.state = State::Traffic;
                 self.ready_pending = true;
             }
@@ -454,7 +454,7 @@ impl Session {
     }
 
     /// A PING inside a CURVE MESSAGE: answer with a sealed PONG (ZMTP.md §4.6).
-    fn curve_command(server: &mut CurveServer, body: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    fn curve_command(server: &mut CurveServer, body: &[u8], out: &mut Vec<u8>) -> Result<(), SessionError> {
         let Ok(cmd) = Command::parse(body) else { return Ok(()) };
         if !cmd.is(command::PING) {
             return Ok(());
@@ -466,16 +466,16 @@ impl Session {
         let _ = pong.extend_from_slice(command::PONG);
         let _ = pong.extend_from_slice(ctx);
         out.reserve(CurveServer::sealed_frame_len(pong.len()));
-        server.seal_frame(INNER_COMMAND, &pong, out).map_err(DecodeError::Curve)
+        server.seal_frame(INNER_COMMAND, &pong, out).map_err(SessionError::Curve)
     }
 
     /// Parse the frame at `scan`, checking the handshake-phase size limit. On success the scan
     /// position moves past it and the body's range is returned.
-    fn next_frame(&mut self, buf: &[u8], limit: u64) -> Result<Option<(FrameHeader, Range<usize>)>, DecodeError> {
+    fn next_frame(&mut self, buf: &[u8], limit: u64) -> Result<Option<(FrameHeader, Range<usize>)>, SessionError> {
         let rest = buf.get(self.scan..).unwrap_or(&[]);
         let Some(hdr) = FrameHeader::parse(rest)? else { return Ok(None) };
         if hdr.size > limit {
-            return Err(DecodeError::FrameTooLarge { declared: hdr.size, limit });
+            return Err(SessionError::FrameTooLarge { declared: hdr.size, limit });
         }
         Ok(self.take_frame(hdr, rest.len()))
     }
@@ -486,19 +486,19 @@ impl Session {
         &mut self,
         cfg: &SessionConfig<'_>,
         buf: &[u8],
-    ) -> Result<Option<(FrameHeader, Range<usize>)>, DecodeError> {
+    ) -> Result<Option<(FrameHeader, Range<usize>)>, SessionError> {
         let rest = buf.get(self.scan..).unwrap_or(&[]);
         let Some(hdr) = FrameHeader::parse(rest)? else { return Ok(None) };
         if hdr.command() {
             if hdr.size > MAX_COMMAND_BYTES {
-                return Err(DecodeError::FrameTooLarge { declared: hdr.size, limit: MAX_COMMAND_BYTES });
+                return Err(SessionError::FrameTooLarge { declared: hdr.size, limit: MAX_COMMAND_BYTES });
             }
             // A command between the frames of a message cannot be dropped from the buffer
             // before the message completes: without this, a peer that sends one MORE frame and
             // then commands forever makes `need` (and the receive buffer) grow without bound.
             // (Found by the `frame_stream` fuzz target.)
             if !self.parts.is_empty() && self.msg_bytes + hdr.header_len as u64 + hdr.size > cfg.limits.max_msg_bytes {
-                return Err(DecodeError::MessageTooLarge);
+                return Err(SessionError::MessageTooLarge);
             }
         } else {
             // Under CURVE the wrapper adds 33 bytes to each frame; the payload limits are
@@ -506,13 +506,13 @@ impl Session {
             let overhead = if matches!(self.mech, Mech::Curve { .. }) { 33 } else { 0 };
             let limit = cfg.limits.max_frame_bytes + overhead;
             if hdr.size > limit {
-                return Err(DecodeError::FrameTooLarge { declared: hdr.size, limit });
+                return Err(SessionError::FrameTooLarge { declared: hdr.size, limit });
             }
             if self.msg_bytes + hdr.size > cfg.limits.max_msg_bytes + overhead {
-                return Err(DecodeError::MessageTooLarge);
+                return Err(SessionError::MessageTooLarge);
             }
             if self.parts.len() >= cfg.limits.max_msg_parts {
-                return Err(DecodeError::TooManyParts);
+                return Err(SessionError::TooManyParts);
             }
         }
         Ok(self.take_frame(hdr, rest.len()))
@@ -588,13 +588,13 @@ impl Session {
 
     /// Check the peer's READY/INITIATE metadata: Socket-Type (if present) must be one a
     /// ROUTER accepts; Identity ≤ 255 bytes becomes the routing id.
-    fn accept_peer_metadata(&mut self, props: &[u8]) -> Result<(), DecodeError> {
+    fn accept_peer_metadata(&mut self, props: &[u8]) -> Result<(), SessionError> {
         metadata::validate(props)?;
         if let Some(t) = metadata::find(props, b"Socket-Type")? {
-            self.socket_type = SocketType::from_wire(t).ok_or(DecodeError::IncompatibleSocketType)?;
+            self.socket_type = SocketType::from_wire(t).ok_or(SessionError::IncompatibleSocketType)?;
         }
         let id = metadata::find(props, b"Identity")?.unwrap_or(&[]);
-        self.identity = heapless::Vec::from_slice(id).map_err(|_| DecodeError::IdentityTooLong)?;
+        self.identity = heapless::Vec::from_slice(id).map_err(|_| SessionError::IdentityTooLong)?;
         Ok(())
     }
 
@@ -628,7 +628,7 @@ impl Session {
     ///
     /// # Errors
     /// A CURVE sealing error (nonce exhausted): close the connection.
-    pub fn encode_message(&mut self, frames: &[&[u8]], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    pub fn encode_message(&mut self, frames: &[&[u8]], out: &mut Vec<u8>) -> Result<(), SessionError> {
         if self.frames_verbatim() {
             Self::encode_verbatim(frames, out);
             return Ok(());
@@ -641,7 +641,7 @@ impl Session {
             let more = i != last;
             match &mut self.mech {
                 Mech::Curve { server, .. } => {
-                    server.seal_frame(if more { INNER_MORE } else { 0 }, f, out).map_err(DecodeError::Curve)?;
+                    server.seal_frame(if more { INNER_MORE } else { 0 }, f, out).map_err(SessionError::Curve)?;
                 }
                 _ => FrameHeader::emit_frame(if more { FLAG_MORE } else { 0 }, f, out),
             }

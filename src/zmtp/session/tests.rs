@@ -12,11 +12,11 @@ fn client_greeting() -> [u8; 64] {
 
 /// Drive a session the way the server does, feeding `stream` in chunks of `chunk` bytes;
 /// return the events as strings and everything the session wrote.
-fn drive(stream: &[u8], chunk: usize) -> Result<(Vec<String>, Vec<u8>), DecodeError> {
+fn drive(stream: &[u8], chunk: usize) -> Result<(Vec<String>, Vec<u8>), SessionError> {
     drive_with(stream, chunk, &Limits::COMPILED)
 }
 
-fn drive_with(stream: &[u8], chunk: usize, limits: &Limits) -> Result<(Vec<String>, Vec<u8>), DecodeError> {
+fn drive_with(stream: &[u8], chunk: usize, limits: &Limits) -> Result<(Vec<String>, Vec<u8>), SessionError> {
     let cfg = SessionConfig { mechanism: Mechanism::Null, identity: b"rid", limits, curve: None };
     let mut out = Vec::new();
     let mut s = Session::new(Mechanism::Null, &mut out);
@@ -103,19 +103,19 @@ fn every_prefix_is_need_more() {
 #[test]
 fn hostile_sizes_are_refused_at_the_header() {
     let huge = stream_with(&[0x02, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
-    assert!(matches!(drive(&huge, usize::MAX), Err(DecodeError::FrameTooLarge { .. })));
+    assert!(matches!(drive(&huge, usize::MAX), Err(SessionError::FrameTooLarge { .. })));
     let top = stream_with(&[0x02, 0x80, 0, 0, 0, 0, 0, 0, 1]);
-    assert!(matches!(drive(&top, usize::MAX), Err(DecodeError::FrameTooLarge { .. })));
+    assert!(matches!(drive(&top, usize::MAX), Err(SessionError::FrameTooLarge { .. })));
     // message limit: two frames of 9 MiB each (each under the 16 MiB frame limit)
     let mut two = Vec::new();
     two.extend_from_slice(&[0x03, 0, 0, 0, 0, 0, 0x90, 0, 0]);
     let mut s = stream_with(&two);
     s.extend_from_slice(&vec![0u8; 0x90_0000]);
     s.extend_from_slice(&[0x02, 0, 0, 0, 0, 0, 0x90, 0, 0]);
-    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::MessageTooLarge));
+    assert_eq!(drive(&s, usize::MAX), Err(SessionError::MessageTooLarge));
     // a big command after the handshake
     let cmd = stream_with(&[0x06, 0, 0, 0, 0, 0, 0, 0x20, 0]);
-    assert!(matches!(drive(&cmd, usize::MAX), Err(DecodeError::FrameTooLarge { .. })));
+    assert!(matches!(drive(&cmd, usize::MAX), Err(SessionError::FrameTooLarge { .. })));
 }
 
 /// Found by the `frame_stream` fuzz target: commands between the frames of a message are
@@ -135,13 +135,13 @@ fn commands_between_frames_count_against_the_message_limit() {
     };
     let (events, _) = held(126).unwrap();
     assert_eq!(events, vec!["ready agent1".to_string(), "msg |VIP1".to_string()], "252 + 4 bytes fit");
-    assert_eq!(held(127), Err(DecodeError::MessageTooLarge), "254 + 4 bytes do not");
+    assert_eq!(held(127), Err(SessionError::MessageTooLarge), "254 + 4 bytes do not");
     let mut extra = vec![0x01, 0x00];
     for _ in 0..5000 {
         extra.extend_from_slice(&[0x04, 0x00]);
     }
     for chunk in [1, 7, usize::MAX] {
-        assert_eq!(drive_with(&stream_with(&extra), chunk, &limits), Err(DecodeError::MessageTooLarge));
+        assert_eq!(drive_with(&stream_with(&extra), chunk, &limits), Err(SessionError::MessageTooLarge));
     }
     // Between messages, commands are consumed at once and cost nothing.
     let mut extra = Vec::new();
@@ -158,26 +158,26 @@ fn too_many_parts() {
     for _ in 0..65 {
         extra.extend_from_slice(&[0x01, 0x00]);
     }
-    assert_eq!(drive(&stream_with(&extra), usize::MAX), Err(DecodeError::TooManyParts));
+    assert_eq!(drive(&stream_with(&extra), usize::MAX), Err(SessionError::TooManyParts));
 }
 
 #[test]
 fn handshake_failures() {
     let mut s = client_greeting().to_vec();
     s.extend_from_slice(b"\x00\x01x");
-    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::UnexpectedCommand), "data before READY");
+    assert_eq!(drive(&s, usize::MAX), Err(SessionError::UnexpectedCommand), "data before READY");
     let mut s = client_greeting().to_vec();
     s.extend_from_slice(b"\x04\x0a\x05ERROR\x03400");
-    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::PeerError));
+    assert_eq!(drive(&s, usize::MAX), Err(SessionError::PeerError));
     let mut s = client_greeting().to_vec();
     s.extend_from_slice(b"\x04\x19\x05READY\x0bSocket-Type\x00\x00\x00\x03PUB");
-    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::IncompatibleSocketType));
+    assert_eq!(drive(&s, usize::MAX), Err(SessionError::IncompatibleSocketType));
     let mut s = client_greeting().to_vec();
     s.extend_from_slice(b"\x04\x0a\x05READY\x0bSock");
-    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::TruncatedProperty));
+    assert_eq!(drive(&s, usize::MAX), Err(SessionError::TruncatedProperty));
     let mut g = client_greeting();
     g[12..17].copy_from_slice(b"CURVE");
-    assert_eq!(drive(&g, usize::MAX), Err(DecodeError::MechanismMismatch));
+    assert_eq!(drive(&g, usize::MAX), Err(SessionError::MechanismMismatch));
 }
 
 #[test]
@@ -218,7 +218,7 @@ fn null_verify_holds_ready_until_allowed() {
             assert!(matches!(r, Input::Ready { .. }), "{r:?}");
             assert_eq!(s.identity(), b"agent1");
         } else {
-            assert_eq!(r, Err(DecodeError::AuthDenied));
+            assert_eq!(r, Err(SessionError::AuthDenied));
             assert!(!out.windows(5).any(|w| w == b"READY"));
             assert!(out.windows(3).any(|w| w == b"400"));
         }
