@@ -9,7 +9,6 @@ pub mod event_loop;
 pub mod listener;
 pub mod notify;
 pub mod signals;
-pub mod slots;
 pub mod sockopt;
 pub mod startup;
 pub mod watch;

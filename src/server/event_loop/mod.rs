@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Token};
 
+use super::conn::slots::{SlotId, Slots};
 use super::conn::{Budget, Conn, Pause, Stream};
 use super::listener::{ListenSocket, Listener};
 use super::signals::{SignalEvent, Signals};
-use super::slots::{SlotId, Slots};
 use super::watch::Watch;
 use crate::limits::{Limits, MAX_EVENTS, READ_BUDGET_BYTES, TICK_MS};
 use crate::stats::{self, FixedWriter};

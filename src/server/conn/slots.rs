@@ -8,7 +8,7 @@
 
 use mio::Token;
 
-use super::conn::Conn;
+use super::Conn;
 
 /// A slot index with the generation it had when the token was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,59 @@
+//! The socket of a connection: TCP or Unix-domain, registered with mio.
+
+use std::io::{self, Read, Write};
+
+use mio::event::Source;
+use mio::{Interest, Registry, Token};
+
+/// A connected socket, TCP or Unix-domain.
+#[derive(Debug)]
+pub enum Stream {
+    /// `tcp://`
+    Tcp(mio::net::TcpStream),
+    /// `ipc://`
+    Unix(mio::net::UnixStream),
+}
+
+impl Stream {
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+
+    /// Register with `interest`.
+    ///
+    /// # Errors
+    /// The registry's error.
+    pub fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+        registry.register(self.source(), token, interest)
+    }
+
+    /// Change the interest.
+    ///
+    /// # Errors
+    /// The registry's error.
+    pub fn reregister(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+        registry.reregister(self.source(), token, interest)
+    }
+
+    /// Deregister (before drop, as mio requires).
+    pub fn deregister(&mut self, registry: &Registry) {
+        let _ = registry.deregister(self.source());
+    }
+
+    pub(super) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    pub(super) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+}
