@@ -41,7 +41,7 @@ fn limit_for_one_more() -> u64 {
 fn turn_for(server: &mut Server, events: &mut Events, d: Duration) {
     let end = Instant::now() + d;
     while Instant::now() < end {
-        server.turn(events).unwrap();
+        server.run_once(events).unwrap();
     }
 }
 
@@ -61,13 +61,13 @@ fn connections_left_in_the_backlog_by_emfile_are_accepted_once_descriptors_free_
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
     setrlimit(Resource::RLIMIT_NOFILE, limit_for_one_more(), hard).unwrap();
     turn_for(&mut server, &mut events, Duration::from_millis(100));
-    assert_eq!(server.router.stats.accepted, 1, "one descriptor, one accepted connection");
+    assert_eq!(server.stats().accepted, 1, "one descriptor, one accepted connection");
 
     // The first client leaves: the router closes its socket, one descriptor is free again.
     drop(first);
     turn_for(&mut server, &mut events, Duration::from_millis(500));
-    let accepted = server.router.stats.accepted;
+    let accepted = server.stats().accepted;
     setrlimit(Resource::RLIMIT_NOFILE, soft, hard).unwrap();
-    assert_eq!(server.router.stats.closed, 1);
+    assert_eq!(server.stats().closed, 1);
     assert!(accepted >= 2, "a connection waiting in the backlog was never accepted after EMFILE");
 }

@@ -159,8 +159,8 @@ fn turn_until(
     mut done: impl FnMut(&Server) -> bool,
 ) {
     while !done(server) {
-        server.turn(events).unwrap();
-        assert!(Instant::now() < deadline, "{what} ({:?})", server.router.stats);
+        server.run_once(events).unwrap();
+        assert!(Instant::now() < deadline, "{what} ({:?})", server.stats());
     }
 }
 
@@ -240,8 +240,8 @@ fn route_and_count(mechanism: Mechanism) {
 
     let mut events = Events::with_capacity(1024);
     let deadline = Instant::now() + Duration::from_secs(300);
-    let paused = |server: &Server| server.router.stats.paused_sender;
-    let routed = |server: &Server| server.router.stats.routed;
+    let paused = |server: &Server| server.stats().paused_sender;
+    let routed = |server: &Server| server.stats().routed;
     // Warm-up 1: b does not read until its queue is full and a is paused: b's transmit queue is
     // at its ceiling.
     turn_until(&mut server, &mut events, deadline, "b's queue never filled", |s| paused(s) > 0);
@@ -270,7 +270,7 @@ fn route_and_count(mechanism: Mechanism) {
     count_here(false);
     let routed = routed(&server) - start;
     let allocations = allocations();
-    let stats = server.router.stats.clone();
+    let stats = server.stats().clone();
 
     // Stop: closing the router's sockets ends the sender's writes and the receiver's reads.
     done.store(true, Ordering::Relaxed);

@@ -225,7 +225,7 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
     let mut events = Events::with_capacity(1024);
     let deadline = Instant::now() + Duration::from_secs(300);
     while server.router.pubsub.subscriptions().len() < SUBSCRIBERS {
-        server.turn(&mut events).unwrap();
+        server.run_once(&mut events).unwrap();
         assert!(Instant::now() < deadline, "subscriptions did not arrive");
     }
     let peers: Vec<_> =
@@ -237,20 +237,20 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
         for (i, &p) in peers.iter().enumerate() {
             shared.dropped[i].store(server.router.pubsub.slow_drops(p), Ordering::Relaxed);
         }
-        shared.dropped[SUBSCRIBERS].store(server.router.stats.dropped_reply_full, Ordering::Relaxed);
+        shared.dropped[SUBSCRIBERS].store(server.stats().dropped_reply_full, Ordering::Relaxed);
     };
     // Warm-up, part 1: readers stalled until every queue has overflowed once.
     while shared.stall.load(Ordering::Relaxed) {
-        server.turn(&mut events).unwrap();
+        server.run_once(&mut events).unwrap();
         let full =
-            server.router.stats.dropped_reply_full > 0 && peers.iter().all(|&p| server.router.pubsub.slow_drops(p) > 0);
+            server.stats().dropped_reply_full > 0 && peers.iter().all(|&p| server.router.pubsub.slow_drops(p) > 0);
         if full {
             publish_drops(&server);
             shared.stall.store(false, Ordering::Relaxed);
         }
-        assert!(Instant::now() < deadline, "warm-up: queues did not fill ({:?})", server.router.stats);
+        assert!(Instant::now() < deadline, "warm-up: queues did not fill ({:?})", server.stats());
     }
-    let stalled = server.router.stats.pubsub_publishes;
+    let stalled = server.stats().pubsub_publishes;
     // Warm-up, part 2: readers catch up, the publisher is paced; until SETTLE more publishes
     // and every buffer at its ceiling: every transmit queue at tx-queue-bytes (part 1 overflowed
     // them), the publisher's receive buffer at RX_BUF_BUSY_BYTES (grown by reads that fill it),
@@ -262,17 +262,17 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
         &mut events,
         deadline,
         ceiling,
-        |s| s.router.stats.pubsub_publishes >= stalled + SETTLE,
+        |s| s.stats().pubsub_publishes >= stalled + SETTLE,
         &publish_drops,
     );
-    let warm = server.router.stats.clone();
+    let warm = server.stats().clone();
     let t0 = Instant::now();
     let mut napped = false;
     count_here(true);
-    while server.router.stats.pubsub_publishes < warm.pubsub_publishes + MEASURED {
-        server.turn(&mut events).unwrap();
+    while server.stats().pubsub_publishes < warm.pubsub_publishes + MEASURED {
+        server.run_once(&mut events).unwrap();
         publish_drops(&server);
-        if !napped && server.router.stats.pubsub_publishes >= warm.pubsub_publishes + MEASURED / 2 {
+        if !napped && server.stats().pubsub_publishes >= warm.pubsub_publishes + MEASURED / 2 {
             // The router is "descheduled" while the publisher runs ahead (up to the window).
             napped = true;
             thread::sleep(NAP);
@@ -284,11 +284,11 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
     count_here(false);
     let elapsed = t0.elapsed();
     let allocations = allocations();
-    let st = server.router.stats.clone();
+    let st = server.stats().clone();
 
     shared.done.store(true, Ordering::Relaxed);
     while !publisher.is_finished() {
-        server.turn(&mut events).unwrap();
+        server.run_once(&mut events).unwrap();
     }
     let (_keep, publisher_read, sent) = publisher.join().unwrap();
     let received: Vec<u64> = readers.into_iter().map(|r| r.join().unwrap()).collect();

@@ -82,7 +82,7 @@ impl Inproc {
                 let mut events = Events::with_capacity(MAX_EVENTS);
                 let mut result = Ok(());
                 while !stop2.load(Ordering::Relaxed) {
-                    if let Err(e) = server.turn(&mut events) {
+                    if let Err(e) = server.run_once(&mut events) {
                         result = Err(format!("in-process router: {e}"));
                         break;
                     }

@@ -23,6 +23,7 @@ use crate::json::{
 use crate::limits::{
     Limits, MAX_BUS_BYTES, MAX_COMMAND_BYTES, MAX_HANDSHAKE_FRAME_BYTES, MAX_IDENTITY_BYTES, MAX_PREFIX_BYTES,
 };
+use crate::stats::Stats;
 use crate::vip::SIGNATURE;
 use crate::vip::envelope::Envelope;
 use crate::vip::peers::{AttachError, PeerId};

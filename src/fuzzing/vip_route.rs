@@ -217,7 +217,7 @@ pub(super) fn is_notification(a: &Attempt, op: &[u8]) -> bool {
 /// Attach `identity` to `peer` and check the result against the model.
 pub(super) fn route_attach(router: &mut Router, model: &mut Model, peer: u8, identity: &[u8]) {
     let p = PeerId(u16::from(peer));
-    let r = router.attach(p, identity);
+    let r = router.attach(&mut Stats::default(), p, identity);
     let slot = model.get(p.index());
     let holder = if identity.is_empty() { None } else { model.iter().position(|m| m.as_deref() == Some(identity)) };
     match (slot, holder) {
@@ -246,7 +246,7 @@ pub(super) fn route_detach(router: &mut Router, model: &mut Model, peer: u8, ful
     if let Some(a) = sink.attached.get_mut(p.index()) {
         *a = false; // nothing may be sent to the peer that is leaving
     }
-    router.detach(p, &mut sink);
+    router.detach(&mut Stats::default(), p, &mut sink);
     for a in &sink.attempts {
         assert!(is_notification(a, b"drop") && a.frames.get(6) == Some(&me), "detach sent {:?}", a.frames);
     }
@@ -271,7 +271,7 @@ pub(super) fn route_message(
     let modes = if again_first { [OnFull::Again; 3] } else { [OnFull::Pause, OnFull::Pause, OnFull::Again] };
     for (mode, full) in modes.into_iter().zip(masks) {
         let mut sink = RecordingSink { full, attached: attached_mask(model), attempts: Vec::new() };
-        let outcome = router.handle(from, msg, &mut sink, mode);
+        let outcome = router.handle(&mut Stats::default(), from, msg, &mut sink, mode);
         // Forwarded messages carry the sender as frame 0 and USER_ID; router messages start
         // with an empty frame.
         for a in &sink.attempts {

@@ -107,6 +107,23 @@ impl<'b> SliceWriter<'b> {
     pub fn written(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or_default()
     }
+
+    /// Bytes that still fit.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
+    /// Forget what was written after the first `len` bytes.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+}
+
+/// Formatted text (`write!`) into the slice, failing like [`ByteSink::put`] when it is full.
+impl fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.put(s.as_bytes()).map_err(|_| fmt::Error)
+    }
 }
 
 impl ByteSink for SliceWriter<'_> {
@@ -191,6 +208,23 @@ pub fn emit_latin1_str<S: ByteSink + ?Sized>(out: &mut S, bytes: &[u8]) -> Resul
     out.put(b"\"")?;
     put_latin1_escaped(out, bytes)?;
     out.put(b"\"")
+}
+
+/// Writes `n` in decimal.
+pub fn emit_u64<S: ByteSink + ?Sized>(out: &mut S, mut n: u64) -> Result<(), SinkFull> {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b"0123456789".get((n % 10) as usize).copied().unwrap_or(b'0');
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.put(digits.get(i..).unwrap_or_default())
 }
 
 /// Writes a number in Python's canonical form (see the module doc).

@@ -4,10 +4,12 @@
 //! to the router, write what they queued". See [`event_loop`] for one turn of the loop.
 
 pub mod activation;
+pub mod close;
 pub mod conn;
 pub mod event_loop;
 pub mod listener;
 pub mod notify;
+pub mod protocol;
 pub mod signals;
 pub mod sockopt;
 pub mod startup;

@@ -18,11 +18,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod command;
+pub mod deframer;
 pub mod frame;
 pub mod greeting;
 pub mod mechanism;
 pub mod metadata;
 pub mod session;
+pub mod traffic;
 pub mod z85;
 
 use core::fmt;
@@ -148,6 +150,11 @@ impl<'a> Message<'a> {
     /// Frame `i`, or an empty slice past the end.
     pub fn frame(&self, i: usize) -> &'a [u8] {
         self.get(i).unwrap_or(&[])
+    }
+
+    /// The frames' ranges in the buffer.
+    pub fn parts(&self) -> &'a [Part] {
+        self.parts
     }
 
     /// Total body bytes.

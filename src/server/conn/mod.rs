@@ -1,5 +1,15 @@
-//! One accepted connection: its stream, its ZMTP session, and its receive and transmit
-//! buffers, all in one struct (one slot, one owner — DESIGN.md §2.10).
+//! One connection: its stream, its protocol ([`Driver`]: the ZMTP session of an accepted
+//! agent, or any other protocol), its receive and transmit buffers and its state, all in one
+//! struct (one slot, one owner — DESIGN.md §2.10).
+//!
+//! State is a few small enums instead of flags:
+//! * [`Origin`]: accepted on a listener (with what the authorisation sees) or dialled by us;
+//! * [`Phase`]: connecting (dialled), handshaking, attached as a VIP peer, or a duplicate whose
+//!   identity another connection holds. The slot table changes it ([`slots::Slots::set_phase`]),
+//!   so that its count of unfinished handshakes cannot drift;
+//! * [`Blocked`]: why the connection is not read now, if it is not — its held message waits for
+//!   a full recipient or for its own queue, its buffer for the budget, or it has waited so long
+//!   that its message is answered with error 11. The message itself stays in the session.
 //!
 //! Buffers start at `RX_BUF_MIN_BYTES`/`TX_BUF_MIN_BYTES` and grow only when needed (a large
 //! message, or a busy connection whose reads fill the buffer), and only while the process-wide
@@ -8,37 +18,143 @@
 
 use std::io;
 
+use mio::{Interest, Registry, Token};
+
+use super::close::CloseReason;
+use super::protocol::{Context, Driver, Outbound};
 use crate::limits::{IDLE_SHRINK_MS, RX_BUF_MIN_BYTES, TX_BUF_MIN_BYTES};
 use crate::time::Instant;
-use crate::zmtp::Parts;
-use crate::zmtp::mechanism::Mechanism;
-use crate::zmtp::session::Session;
+use crate::zmtp::Message;
+use crate::zmtp::session::Input;
 
 mod buffers;
 pub mod slots;
 mod stream;
 
 pub use buffers::{Budget, RxBuf, TxBuf};
+use slots::SlotId;
 pub use stream::Stream;
 
-/// Why a connection is not reading now.
+/// How the connection came to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Accepted on a listener.
+    Accepted {
+        /// Index of the listener (bind order).
+        listener: u8,
+        /// The address the authorisation sees: TCP peer IP without port, or
+        /// `localhost:uid:gid:pid` for ipc (VIP.md §9.6).
+        auth_addr: heapless::String<64>,
+    },
+    /// Dialled by this router (a link, a broker).
+    Dialled,
+}
+
+/// Where the connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pause {
-    /// Its pending message waits for room in the queue of connection slot `on`.
-    Recipient {
-        /// Slot index of the full peer.
-        on: u16,
-        /// When the pause began.
+pub enum Phase {
+    /// Dialled: the TCP connect is in flight.
+    Connecting {
+        /// When it was started.
         since: Instant,
     },
+    /// Greeting and security handshake.
+    Handshaking {
+        /// When it was accepted (or its connect completed).
+        since: Instant,
+    },
+    /// Handshake done: a VIP peer under its identity.
+    Attached,
+    /// Handshake done, but a live connection holds its identity (first wins, VIP.md §2.4): its
+    /// messages are dropped until that identity is free, then it attaches.
+    Duplicate,
+}
+
+impl Phase {
+    /// The handshake completed (attached or not).
+    pub fn is_open(self) -> bool {
+        matches!(self, Phase::Attached | Phase::Duplicate)
+    }
+
+    /// When the connect or handshake started, while one is unfinished.
+    pub fn started(self) -> Option<Instant> {
+        match self {
+            Phase::Connecting { since } | Phase::Handshaking { since } => Some(since),
+            Phase::Attached | Phase::Duplicate => None,
+        }
+    }
+}
+
+/// Why a connection is not read now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blocked {
+    /// Its held message waits for room in another connection's queue.
+    Recipient {
+        /// The full connection.
+        on: SlotId,
+        /// When the wait began.
+        since: Instant,
+    },
+    /// Its own queue is over `tx-queue-bytes` (it sends and does not read the answers): it
+    /// waits until the queue drains below half. TCP pushes back on it; no stall, no error 11.
+    OwnQueue,
     /// Its receive buffer may not grow: the buffer budget is exhausted. Resumed once `extra`
     /// more bytes fit (resuming sooner would only fail again, every turn).
     Budget {
         /// The growth it waits for.
         extra: usize,
     },
+    /// Its recipient stayed full past `send-stall-ms`: it is read again, and its held message is
+    /// answered with VIP error 11 (VIP.md §4 step 7) instead of waiting once more.
+    StallExpired,
 }
 
+/// Membership of the event loop's per-turn lists, so that a connection is queued once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Queued {
+    dirty: bool,
+    ready: bool,
+}
+
+impl Queued {
+    /// Output was queued: flush `id` at the end of the turn (once).
+    pub fn mark_dirty(&mut self, id: SlotId, dirty: &mut Vec<SlotId>) {
+        if !self.dirty {
+            self.dirty = true;
+            dirty.push(id);
+        }
+    }
+
+    /// Flushed.
+    pub fn clear_dirty(&mut self) {
+        self.dirty = false;
+    }
+
+    /// Input is left: service `id` again without an event (once per list).
+    pub fn queue_ready(&mut self, id: SlotId, ready: &mut Vec<SlotId>) {
+        if !self.ready {
+            self.ready = true;
+            ready.push(id);
+        }
+    }
+
+    /// Taken off the ready list.
+    pub fn clear_ready(&mut self) {
+        self.ready = false;
+    }
+}
+
+/// One connection's side of a delivery: its transmit queue, its encoder and its list flags.
+pub struct Delivery<'a> {
+    /// The transmit queue.
+    pub tx: &'a mut TxBuf,
+    /// The encoder.
+    pub outbound: Outbound<'a>,
+    /// Its list membership (to mark it dirty).
+    pub queued: &'a mut Queued,
+}
+
+/// A bounded label for logs.
 fn bounded(s: &str) -> heapless::String<64> {
     let mut out = heapless::String::new();
     for c in s.chars() {
@@ -52,85 +168,84 @@ fn bounded(s: &str) -> heapless::String<64> {
 /// Everything the server keeps per connection.
 #[derive(Debug)]
 pub struct Conn {
-    /// The socket.
-    pub stream: Stream,
-    /// ZMTP state.
-    pub session: Session,
-    /// Received bytes.
-    pub rx: RxBuf,
-    /// Bytes to send.
-    pub tx: TxBuf,
-    /// Index of the listener it came from.
-    pub listener: u8,
-    /// When it was accepted.
-    pub accepted_at: Instant,
-    /// The handshake completed.
-    pub handshake_done: bool,
-    /// Its identity is attached in the router (false for an ignored duplicate).
-    pub attached: bool,
-    /// Not reading, and why.
-    pub paused: Option<Pause>,
-    /// The next retry of the pending message answers error 11 instead of waiting.
-    pub stall_expired: bool,
-    /// A complete message that could not be routed yet (its recipient was full): its frames,
-    /// and the bytes to consume once it is routed (0 = none).
-    pub pending_parts: Parts,
-    /// See `pending_parts`.
-    pub pending_consumed: usize,
+    stream: Stream,
+    driver: Driver,
+    rx: RxBuf,
+    tx: TxBuf,
+    origin: Origin,
+    phase: Phase,
+    blocked: Option<Blocked>,
     /// Its queue stayed full for longer than the stall time: messages to it are answered with
     /// error 11 at once until the queue drains below half.
-    pub stalled: bool,
+    stalled: bool,
     /// WRITABLE interest is registered.
-    pub want_write: bool,
-    /// Queued on the dirty list this turn.
-    pub dirty: bool,
-    /// Queued on the ready list (this turn's or the next), to be serviced without an event.
-    pub in_ready: bool,
+    want_write: bool,
     /// The peer closed its side (EOF read).
-    pub eof: bool,
+    eof: bool,
+    queued: Queued,
     /// Last time bytes moved in or out (for `IDLE_SHRINK_MS`).
-    pub last_active: Instant,
+    last_active: Instant,
     /// For logs: the peer's address.
-    pub peer: heapless::String<64>,
-    /// The address the authorisation sees: TCP peer IP without port, or
-    /// `localhost:uid:gid:pid` for ipc (VIP.md §9.6).
-    pub auth_addr: heapless::String<64>,
+    label: heapless::String<64>,
 }
 
 impl Conn {
-    /// A connection just accepted; our greeting is already queued. Takes its initial buffers
-    /// from `budget` (the caller checked it has room).
-    pub fn new(stream: Stream, mechanism: Mechanism, listener: u8, now: Instant, peer: &str, auth_addr: &str) -> Conn {
-        let mut tx = TxBuf { buf: Vec::with_capacity(TX_BUF_MIN_BYTES), sent: 0 };
-        let session = Session::new(mechanism, &mut tx.buf);
-        let label = bounded(peer);
-        Conn {
-            stream,
-            session,
-            rx: RxBuf { buf: vec![0u8; RX_BUF_MIN_BYTES], start: 0, end: 0 },
-            tx,
-            listener,
-            accepted_at: now,
-            handshake_done: false,
-            attached: false,
-            paused: None,
-            stall_expired: false,
-            pending_parts: Parts::new(),
-            pending_consumed: 0,
-            stalled: false,
-            want_write: false,
-            dirty: false,
-            in_ready: false,
-            eof: false,
-            last_active: now,
-            peer: label,
-            auth_addr: bounded(auth_addr),
-        }
-    }
-
     /// Bytes a new connection takes from the budget.
     pub const INITIAL_BYTES: usize = RX_BUF_MIN_BYTES + TX_BUF_MIN_BYTES;
 
+    /// A connection just accepted (whose `driver` already queued its first bytes into `tx`, e.g.
+    /// our greeting), or dialled. Takes its initial buffers from the budget (the caller checked
+    /// it has room).
+    fn with(
+        stream: Stream,
+        driver: Driver,
+        tx: TxBuf,
+        origin: Origin,
+        phase: Phase,
+        now: Instant,
+        label: &str,
+    ) -> Conn {
+        Conn {
+            stream,
+            driver,
+            rx: RxBuf { buf: vec![0u8; RX_BUF_MIN_BYTES], start: 0, end: 0 },
+            tx,
+            origin,
+            phase,
+            blocked: None,
+            stalled: false,
+            want_write: false,
+            eof: false,
+            queued: Queued::default(),
+            last_active: now,
+            label: bounded(label),
+        }
+    }
+
+    /// A ZMTP agent accepted on listener `listener`: its session greets at once.
+    pub fn accepted(
+        stream: Stream,
+        mechanism: crate::zmtp::mechanism::Mechanism,
+        verify_null: bool,
+        listener: u8,
+        now: Instant,
+        peer: &str,
+        auth_addr: &str,
+    ) -> Conn {
+        let mut tx = TxBuf { buf: Vec::with_capacity(TX_BUF_MIN_BYTES), sent: 0 };
+        let mut session = crate::zmtp::session::Session::new(mechanism, &mut tx.buf);
+        if verify_null {
+            session.verify_null();
+        }
+        let origin = Origin::Accepted { listener, auth_addr: bounded(auth_addr) };
+        Conn::with(stream, Driver::Zmtp(session), tx, origin, Phase::Handshaking { since: now }, now, peer)
+    }
+
+    /// A connection we dialled, its TCP connect in flight; `protocol` speaks once it completes.
+    pub fn dialled(stream: Stream, protocol: Box<dyn super::protocol::Protocol>, now: Instant, peer: &str) -> Conn {
+        let tx = TxBuf { buf: Vec::with_capacity(TX_BUF_MIN_BYTES), sent: 0 };
+        Conn::with(stream, Driver::Other(protocol), tx, Origin::Dialled, Phase::Connecting { since: now }, now, peer)
+    }
     /// Buffer bytes this connection holds (returned to the budget on close).
     pub fn buffer_bytes(&self) -> usize {
         self.rx.buf.len() + self.tx.capacity()
@@ -154,14 +269,17 @@ impl Conn {
         freed
     }
 
-    /// Read into the free tail of the receive buffer.
+    /// Read into the free tail of the receive buffer; 0 is the end of the stream (remembered:
+    /// [`Conn::is_eof`]).
     ///
     /// # Errors
     /// The socket's error (`WouldBlock` included).
     pub fn read(&mut self) -> io::Result<usize> {
         let tail = self.rx.buf.get_mut(self.rx.end..).unwrap_or(&mut []);
+        let room = !tail.is_empty();
         let n = self.stream.read(tail)?;
         self.rx.end += n;
+        self.eof |= n == 0 && room;
         Ok(n)
     }
 
@@ -190,5 +308,166 @@ impl Conn {
             self.tx.sent = 0;
         }
         Ok(total)
+    }
+
+    /// How it came to be.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Where it is in its life.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Why it is not read now, if it is not.
+    pub fn blocked(&self) -> Option<Blocked> {
+        self.blocked
+    }
+
+    /// Block it (`Some`) or read it again (`None`).
+    pub fn set_blocked(&mut self, blocked: Option<Blocked>) {
+        self.blocked = blocked;
+    }
+
+    /// Its queue stayed full past the stall time (see the field).
+    pub fn is_stalled(&self) -> bool {
+        self.stalled
+    }
+
+    /// Mark it stalled (true) or draining again (false).
+    pub fn set_stalled(&mut self, stalled: bool) {
+        self.stalled = stalled;
+    }
+
+    /// The peer's address, for logs.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The protocol.
+    pub fn driver(&self) -> &Driver {
+        &self.driver
+    }
+
+    /// The receive buffer.
+    pub fn rx(&self) -> &RxBuf {
+        &self.rx
+    }
+
+    /// The receive buffer, to make room or consume.
+    pub fn rx_mut(&mut self) -> &mut RxBuf {
+        &mut self.rx
+    }
+
+    /// The transmit queue.
+    pub fn tx(&self) -> &TxBuf {
+        &self.tx
+    }
+
+    /// Its list membership.
+    pub fn queued(&mut self) -> &mut Queued {
+        &mut self.queued
+    }
+
+    /// The peer closed its side.
+    pub fn is_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Bytes moved now.
+    pub fn touch(&mut self, now: Instant) {
+        self.last_active = now;
+    }
+
+    /// Register with mio (readable; writable too while connecting, to learn when the connect
+    /// completes).
+    ///
+    /// # Errors
+    /// The registry's error.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let connecting = matches!(self.phase, Phase::Connecting { .. });
+        self.want_write = connecting;
+        let interest = if connecting { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+        self.stream.register(registry, token, interest)
+    }
+
+    /// Register WRITABLE interest while bytes wait, and only then (recomputed after each flush).
+    ///
+    /// # Errors
+    /// The registry's error.
+    pub fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let want = self.tx.pending() > 0 || matches!(self.phase, Phase::Connecting { .. });
+        if want == self.want_write {
+            return Ok(());
+        }
+        self.want_write = want;
+        let interest = if want { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+        self.stream.reregister(registry, token, interest)
+    }
+
+    /// Deregister (before drop, as mio requires).
+    pub fn deregister(&mut self, registry: &Registry) {
+        self.stream.deregister(registry);
+    }
+
+    /// A dialled connection's socket became writable while connecting: `Ok(true)` once the
+    /// connect completed (its protocol then queued its opening bytes; the caller moves it to
+    /// `Handshaking`), `Ok(false)` if it is still in flight.
+    ///
+    /// # Errors
+    /// The connect failed, or the protocol could not start.
+    pub fn finish_connect(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<bool, CloseReason> {
+        match self.stream.connect_result() {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) => {
+                log::debug!("connect to {}: {e}", self.label);
+                return Err(CloseReason::ConnectFailed);
+            }
+        }
+        self.last_active = now;
+        self.driver.connected(cx, &mut self.tx.buf)?;
+        Ok(true)
+    }
+
+    /// Feed the unconsumed received bytes to the protocol. Its output (READY, WELCOME, PONGs) is
+    /// appended without a reservation: any growth is charged to `budget`, or closing the
+    /// connection would give back bytes never taken. Returns the input event and whether
+    /// output was queued.
+    pub fn feed(&mut self, cx: &mut Context<'_>, budget: &mut Budget) -> (Result<Input, CloseReason>, bool) {
+        let (len, cap) = (self.tx.buf.len(), self.tx.capacity());
+        let data = self.rx.buf.get_mut(self.rx.start..self.rx.end).unwrap_or(&mut []);
+        let r = self.driver.handle_input(cx, data, &mut self.tx.buf);
+        budget.charge(self.tx.capacity().saturating_sub(cap));
+        (r, self.tx.buf.len() != len)
+    }
+
+    /// The authorisation decision after `Input::Verify` (output charged as in [`Conn::feed`]).
+    pub fn authorize(&mut self, cx: &Context<'_>, allow: bool, budget: &mut Budget) -> (Result<(), CloseReason>, bool) {
+        let (len, cap) = (self.tx.buf.len(), self.tx.capacity());
+        let r = self.driver.authorize(cx, allow, &mut self.tx.buf);
+        budget.charge(self.tx.capacity().saturating_sub(cap));
+        (r, self.tx.buf.len() != len)
+    }
+
+    /// Done with the held message: drop its bytes.
+    pub fn release_message(&mut self) {
+        let consumed = self.driver.release();
+        self.rx.consume(consumed);
+    }
+
+    /// Where messages routed to it go; `None` until its handshake completed.
+    pub fn delivery(&mut self) -> Option<Delivery<'_>> {
+        let outbound = self.driver.outbound()?;
+        Some(Delivery { tx: &mut self.tx, outbound, queued: &mut self.queued })
+    }
+
+    /// Its held message and, for the replies to it, its own side of a delivery.
+    pub fn route_view(&mut self) -> (Message<'_>, Option<Delivery<'_>>) {
+        let data = self.rx.buf.get(self.rx.start..self.rx.end).unwrap_or(&[]);
+        let (msg, outbound) = self.driver.split(data);
+        let delivery = outbound.map(|outbound| Delivery { tx: &mut self.tx, outbound, queued: &mut self.queued });
+        (msg, delivery)
     }
 }

@@ -38,6 +38,27 @@ impl Stream {
         registry.reregister(self.source(), token, interest)
     }
 
+    /// A non-blocking connect's outcome once the socket reported writable: `Ok(true)`
+    /// connected, `Ok(false)` still in flight (a spurious wake-up), `Err` failed (mio's
+    /// `TcpStream::connect` contract: `take_error`, then `peer_addr`).
+    ///
+    /// # Errors
+    /// The connect's error.
+    pub fn connect_result(&self) -> io::Result<bool> {
+        let (error, peer) = match self {
+            Stream::Tcp(s) => (s.take_error()?, s.peer_addr().map(|_| ())),
+            Stream::Unix(s) => (s.take_error()?, s.peer_addr().map(|_| ())),
+        };
+        if let Some(e) = error {
+            return Err(e);
+        }
+        match peer {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deregister (before drop, as mio requires).
     pub fn deregister(&mut self, registry: &Registry) {
         let _ = registry.deregister(self.source());

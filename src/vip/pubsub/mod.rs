@@ -57,18 +57,19 @@
 //! `publish` allocates nothing in steady state: the delivery body is emitted once per publish
 //! into a scratch `Vec` owned by the service (it grows during warm-up to the largest body seen;
 //! above [`SCRATCH_KEEP_BYTES`] it is given back after use), the frames are a stack array, and
-//! the fan-out walks the index without allocating. The whole delivery is ZMTP-encoded once, into
-//! a second scratch `Vec` kept the same way, and copied as one block to every subscriber whose
-//! connection sends frames verbatim (NULL/PLAIN; [`Sink::deliver_shared`]); CURVE subscribers
-//! get it sealed under their own key. The body is emitted before matching, so a
+//! the fan-out walks the index without allocating. The frames go to the sink as one [`Fanout`]
+//! ([`Sink::deliver_fanout`]): the server encodes them once and copies that block to every
+//! subscriber whose connection sends frames verbatim (NULL/PLAIN); CURVE subscribers get them
+//! sealed under their own key. The body is emitted before matching, so a
 //! publish nobody listens to still pays for one emit (unless no subscription exists at all).
 
 use super::SIGNATURE;
 use super::envelope::Envelope;
 use super::peers::{PeerId, PeerTable};
 use super::protected::{PolicyError, TopicPolicy};
-use super::router::{Full, Outcome, Router, Shared, Sink};
+use super::router::{Fanout, Full, Outcome, Router, Sink};
 use super::subscriptions::{MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions};
+use crate::json::emit::emit_u64;
 use crate::json::{self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value};
 use crate::limits::{Limits, MAX_BUS_BYTES, MAX_PREFIX_BYTES, MAX_SUBS_PER_PEER};
 use crate::stats::{self, Stats};
@@ -104,8 +105,8 @@ pub struct PubSub {
     policy: TopicPolicy,
     /// Delivery body of the publish being handled.
     body: Vec<u8>,
-    /// Wire encoding of the delivery, shared by the subscribers that take it verbatim.
-    wire: Vec<u8>,
+    /// Publishes fanned out so far: the next [`Fanout`]'s id.
+    fanouts: u64,
     /// `list_response` and error texts.
     text: Vec<u8>,
     slow: Box<[SlowPeer]>,
@@ -139,22 +140,6 @@ fn platform(k: JsonStr<'_>) -> Option<bool> {
     } else {
         None
     }
-}
-
-fn put_u64(out: &mut impl ByteSink, mut n: u64) -> Result<(), SinkFull> {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.put(digits.get(i..).unwrap_or_default())
 }
 
 /// Log a malformed request (rate-limited) and count it.
@@ -207,7 +192,7 @@ impl PubSub {
             subs,
             policy: TopicPolicy::default(),
             body: Vec::new(),
-            wire: Vec::new(),
+            fanouts: 0,
             text: Vec::new(),
             slow: vec![SlowPeer::default(); wanted.max_peers].into_boxed_slice(),
             max_body_bytes: usize::try_from(limits.max_msg_bytes).unwrap_or(usize::MAX),
@@ -363,63 +348,56 @@ impl PubSub {
         }
     }
 
-    /// Insert `, "subscriptions": N, "slow_subscribers": {"<identity>": n, ...}` before the final
-    /// `}` of the JSON object in `buf[..len]` (the `query stats` reply) and return the new length.
-    /// Only peers with drops are listed, at most [`MAX_SLOW_SUBSCRIBERS_SHOWN`] and only as many
-    /// as fit; `"slow_subscribers_omitted": k` counts the rest. On any problem `len` is returned
-    /// unchanged.
-    pub fn append_stats_json(&self, peers: &PeerTable, buf: &mut [u8], len: usize) -> usize {
-        const CLOSE_RESERVE: usize = 64; // `}, "slow_subscribers_omitted": <u64>}`
-        if len == 0 || buf.get(len - 1) != Some(&b'}') {
-            return len;
+    /// Write `, "subscriptions": N, "slow_subscribers": {"<identity>": n, ...}` — the pubsub
+    /// members of the `query stats` object ([`Router::write_stats_json`]) — leaving `reserve`
+    /// bytes free for what the caller writes after them. Only peers with drops are listed, at
+    /// most [`MAX_SLOW_SUBSCRIBERS_SHOWN`] and only as many as fit;
+    /// `"slow_subscribers_omitted": k` counts the rest.
+    ///
+    /// # Errors
+    /// [`SinkFull`] when even the fixed part does not fit (the caller drops what was written).
+    pub fn write_stats_fields(
+        &self,
+        peers: &PeerTable,
+        w: &mut SliceWriter<'_>,
+        reserve: usize,
+    ) -> Result<(), SinkFull> {
+        const TAIL_RESERVE: usize = 64; // `}, "slow_subscribers_omitted": <u64>`
+        let room = w.remaining().saturating_sub(reserve);
+        let start = w.len();
+        w.put(b", \"subscriptions\": ")?;
+        emit_u64(w, self.subs.len() as u64)?;
+        w.put(b", \"slow_subscribers\": {")?;
+        let (mut shown, mut omitted) = (0usize, 0u64);
+        for (i, s) in self.slow.iter().enumerate() {
+            let peer = PeerId(u16::try_from(i).unwrap_or(u16::MAX));
+            if s.dropped == 0 || !peers.is_attached(peer) {
+                continue;
+            }
+            let id = peers.identity(peer);
+            let mut need = LenCounter::new();
+            let _ = json::emit::emit_latin1_str(&mut need, id);
+            let need = need.len() + 26;
+            if shown >= MAX_SLOW_SUBSCRIBERS_SHOWN || w.len() - start + need + TAIL_RESERVE > room {
+                omitted += 1;
+                continue;
+            }
+            if shown > 0 {
+                w.put(b", ")?;
+            }
+            json::emit::emit_latin1_str(w, id)?;
+            w.put(b": ")?;
+            emit_u64(w, s.dropped)?;
+            shown += 1;
         }
-        let Some(tail) = buf.get_mut(len - 1..) else {
-            return len;
-        };
-        let room = tail.len();
-        let mut w = SliceWriter::new(tail);
-        let written = (|| -> Result<(), SinkFull> {
-            w.put(b", \"subscriptions\": ")?;
-            put_u64(&mut w, self.subs.len() as u64)?;
-            w.put(b", \"slow_subscribers\": {")?;
-            let (mut shown, mut omitted) = (0usize, 0u64);
-            for (i, s) in self.slow.iter().enumerate() {
-                let peer = PeerId(u16::try_from(i).unwrap_or(u16::MAX));
-                if s.dropped == 0 || !peers.is_attached(peer) {
-                    continue;
-                }
-                let id = peers.identity(peer);
-                let mut need = LenCounter::new();
-                let _ = json::emit::emit_latin1_str(&mut need, id);
-                let need = need.len() + 26;
-                if shown >= MAX_SLOW_SUBSCRIBERS_SHOWN || w.len() + need + CLOSE_RESERVE > room {
-                    omitted += 1;
-                    continue;
-                }
-                if shown > 0 {
-                    w.put(b", ")?;
-                }
-                json::emit::emit_latin1_str(&mut w, id)?;
-                w.put(b": ")?;
-                put_u64(&mut w, s.dropped)?;
-                shown += 1;
-            }
-            w.put(b"}")?;
-            if omitted > 0 {
-                w.put(b", \"slow_subscribers_omitted\": ")?;
-                put_u64(&mut w, omitted)?;
-            }
-            w.put(b"}")
-        })();
-        match written {
-            Ok(()) => len - 1 + w.len(),
-            Err(SinkFull) => {
-                // Restore the closing brace the writer may have overwritten.
-                if let Some(b) = buf.get_mut(len - 1) {
-                    *b = b'}';
-                }
-                len
-            }
+        w.put(b"}")?;
+        if omitted > 0 {
+            w.put(b", \"slow_subscribers_omitted\": ")?;
+            emit_u64(w, omitted)?;
         }
+        if w.len() - start > room {
+            return Err(SinkFull);
+        }
+        Ok(())
     }
 }

@@ -67,7 +67,7 @@ impl PubSub {
         let bus = delivery.bus.as_str().and_then(|s| s.to_latin1(&mut bus_buf).ok());
         let count = match bus {
             Some(bus) if !self.subs.is_empty() => {
-                let PubSub { subs, body, wire, slow, max_body_bytes, .. } = self;
+                let PubSub { subs, body, slow, max_body_bytes, fanouts, .. } = self;
                 body.clear();
                 if delivery.emit(&mut Capped { out: body, max: *max_body_bytes }).is_err() {
                     if stats::bump_and_should_log(&mut stats.rejected_publish_too_large) {
@@ -82,11 +82,12 @@ impl PubSub {
                 }
                 let frames: [&[u8]; 8] =
                     [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"publish", topic, body.as_slice()];
-                let mut shared = Shared::new(&frames, wire);
+                *fanouts += 1;
+                let fanout = Fanout::new(&frames, *fanouts);
                 let mut delivered = 0u64;
                 let count = subs.for_each_subscriber(bus, topic, |p| {
                     let state = slow.get_mut(usize::from(p));
-                    match sink.deliver_shared(PeerId(p), &mut shared) {
+                    match sink.deliver_fanout(PeerId(p), &fanout) {
                         Ok(()) => {
                             delivered += 1;
                             if let Some(s) = state {
@@ -116,9 +117,6 @@ impl PubSub {
                 stats.pubsub_deliveries += delivered;
                 if body.capacity() > SCRATCH_KEEP_BYTES {
                     *body = Vec::new();
-                }
-                if wire.capacity() > SCRATCH_KEEP_BYTES {
-                    *wire = Vec::new();
                 }
                 count
             }

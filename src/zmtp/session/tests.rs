@@ -1,7 +1,7 @@
 //! Session tests: the server's driving loop simulated over an in-memory buffer.
 
 use super::*;
-use crate::zmtp::Message;
+use crate::zmtp::{command, greeting};
 
 pub(crate) const DEALER_READY_AGENT1: &[u8] =
     b"\x04\x2f\x05READY\x0bSocket-Type\x00\x00\x00\x06DEALER\x08Identity\x00\x00\x00\x06agent1";
@@ -17,16 +17,15 @@ fn drive(stream: &[u8], chunk: usize) -> Result<(Vec<String>, Vec<u8>), SessionE
 }
 
 fn drive_with(stream: &[u8], chunk: usize, limits: &Limits) -> Result<(Vec<String>, Vec<u8>), SessionError> {
-    let cfg = SessionConfig { mechanism: Mechanism::Null, identity: b"rid", limits, curve: None };
+    let cfg = SessionConfig { identity: b"rid", limits, curve: None };
     let mut out = Vec::new();
     let mut s = Session::new(Mechanism::Null, &mut out);
     let mut rx: Vec<u8> = Vec::new();
     let mut events = Vec::new();
-    let mut parts = Parts::new();
     for piece in stream.chunks(chunk.max(1)) {
         rx.extend_from_slice(piece);
         loop {
-            match s.handle_input(&cfg, &mut rx, &mut out, &mut parts, &mut rand_core::OsRng)? {
+            match s.handle_input(&cfg, &mut rx, &mut out, &mut rand_core::OsRng)? {
                 Input::NeedMore { consumed, need } => {
                     rx.drain(..consumed);
                     assert!(need > rx.len(), "need {need} must exceed held {}", rx.len());
@@ -37,11 +36,12 @@ fn drive_with(stream: &[u8], chunk: usize, limits: &Limits) -> Result<(Vec<Strin
                     events.push(format!("ready {}", String::from_utf8_lossy(s.identity())));
                     rx.drain(..consumed);
                 }
-                Input::Message { consumed } => {
-                    let m = Message::new(&rx, &parts);
+                Input::Message => {
+                    let m = s.message(&rx);
                     let frames: Vec<String> =
                         (0..m.len()).map(|i| String::from_utf8_lossy(m.frame(i)).into_owned()).collect();
                     events.push(format!("msg {}", frames.join("|")));
+                    let consumed = s.release();
                     rx.drain(..consumed);
                 }
             }
@@ -194,19 +194,18 @@ fn req_delimiter_is_stripped_and_restored() {
 #[test]
 fn null_verify_holds_ready_until_allowed() {
     let limits = Limits::COMPILED;
-    let cfg = SessionConfig { mechanism: Mechanism::Null, identity: b"rid", limits: &limits, curve: None };
+    let cfg = SessionConfig { identity: b"rid", limits: &limits, curve: None };
     for allow in [true, false] {
         let mut out = Vec::new();
         let mut s = Session::new(Mechanism::Null, &mut out);
         s.verify_null();
-        let mut parts = Parts::new();
         let mut rx = client_greeting().to_vec();
-        let r = s.handle_input(&cfg, &mut rx, &mut out, &mut parts, &mut rand_core::OsRng).unwrap();
+        let r = s.handle_input(&cfg, &mut rx, &mut out, &mut rand_core::OsRng).unwrap();
         let Input::NeedMore { consumed, .. } = r else { panic!("expected NeedMore, got {r:?}") };
         rx.drain(..consumed);
         assert!(!out.windows(5).any(|w| w == b"READY"), "READY sent before the decision");
         rx.extend_from_slice(DEALER_READY_AGENT1);
-        let r = s.handle_input(&cfg, &mut rx, &mut out, &mut parts, &mut rand_core::OsRng).unwrap();
+        let r = s.handle_input(&cfg, &mut rx, &mut out, &mut rand_core::OsRng).unwrap();
         let Input::Verify { consumed } = r else { panic!("expected Verify, got {r:?}") };
         rx.drain(..consumed);
         assert_eq!(s.credentials(), Credentials::Null);
@@ -214,7 +213,7 @@ fn null_verify_holds_ready_until_allowed() {
         if allow {
             r.unwrap();
             assert!(out.windows(5).any(|w| w == b"READY"));
-            let r = s.handle_input(&cfg, &mut rx, &mut out, &mut parts, &mut rand_core::OsRng).unwrap();
+            let r = s.handle_input(&cfg, &mut rx, &mut out, &mut rand_core::OsRng).unwrap();
             assert!(matches!(r, Input::Ready { .. }), "{r:?}");
             assert_eq!(s.identity(), b"agent1");
         } else {
