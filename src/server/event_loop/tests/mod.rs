@@ -1,6 +1,11 @@
 //! Event-loop tests that need the server's private state (slots, budget, pause lists): a real
 //! server on 127.0.0.1 driven turn by turn in the test thread, raw ZMTP peers on blocking
-//! sockets.
+//! sockets. `clock`: timers driven by the test's clock; `dialled`: a connection the router
+//! dials, speaking another protocol; `peer`: a ZMTP agent on the library's client session.
+
+mod clock;
+mod dialled;
+mod peer;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -23,6 +28,11 @@ fn server(limits: Limits) -> (Server, u16) {
     let port: u16 = listeners[0].endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let router = Router::new(&limits, PlatformInfo::with_router_id(b"rid"), 1);
     (Server::new(listeners, router, limits, b"rid".to_vec()).unwrap(), port)
+}
+
+/// Owned copies of `v`.
+fn frames_of(v: &[&[u8]]) -> Vec<Vec<u8>> {
+    v.iter().map(|f| f.to_vec()).collect()
 }
 
 fn frames(parts: &[&[u8]], out: &mut Vec<u8>) {
