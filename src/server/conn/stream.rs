@@ -1,6 +1,7 @@
 //! The socket of a connection: TCP or Unix-domain, registered with mio.
 
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
@@ -64,17 +65,34 @@ impl Stream {
         let _ = registry.deregister(self.source());
     }
 
-    pub(super) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Read what the socket has (non-blocking: `WouldBlock` when nothing; 0 at the end).
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
         }
     }
 
-    pub(super) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+    /// Write what the socket takes (non-blocking: `WouldBlock` when full).
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+        }
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
         }
     }
 }
