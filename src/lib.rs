@@ -27,8 +27,8 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod bench;
 pub mod config;
+#[cfg(any(test, fuzzing, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod json;

@@ -9,6 +9,9 @@ use viprouter::limits::Limits;
 use viprouter::server::event_loop::Exit;
 use viprouter::server::startup;
 
+#[cfg(feature = "bench")]
+mod bench;
+
 /// viprouter: a small, fast VOLTTRON VIP message router (ZeroMQ message bus).
 #[derive(FromArgs)]
 struct Cli {
@@ -47,7 +50,8 @@ struct Cli {
 #[argh(subcommand)]
 enum Command {
     Keygen(Keygen),
-    Bench(viprouter::bench::BenchCmd),
+    #[cfg(feature = "bench")]
+    Bench(bench::BenchCmd),
 }
 
 /// Print a new CURVE key pair, in VOLTTRON's form (43-char URL-safe base64) and in Z85.
@@ -102,8 +106,9 @@ fn main() -> ExitCode {
     if let Some(Command::Keygen(_)) = cli.command {
         return keygen();
     }
+    #[cfg(feature = "bench")]
     if let Some(Command::Bench(cmd)) = cli.command {
-        return viprouter::bench::main(&cmd.into());
+        return bench::main(&cmd.into());
     }
     init_logging(cli.verbose);
     let values = CliValues {

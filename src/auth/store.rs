@@ -81,7 +81,8 @@ use crate::json::{self, Kind, Value};
 
 use entry::parse_entry;
 pub use entry::{AllowEntry, EntrySource};
-pub(crate) use entry::{Field, Pattern};
+#[cfg(any(test, fuzzing, feature = "fuzzing"))]
+pub(crate) use entry::{Field, Pattern}; // for the fuzz harnesses
 use error::err_at;
 pub use error::{AuthFileError, AuthFileErrorKind, Location, SkipReason, SkippedEntry, StoreFull};
 

@@ -7,7 +7,7 @@
 //! [`Client::flush_until`] wait with `poll(2)` when the caller wants blocking behaviour.
 //!
 //! * Receive: a complete multipart message is handed out as a borrowed
-//!   [`Message`](crate::zmtp::Message) over the receive buffer (CURVE MESSAGEs are decrypted in
+//!   [`Message`](viprouter::zmtp::Message) over the receive buffer (CURVE MESSAGEs are decrypted in
 //!   place, nothing is copied); commands never reach the caller.
 //! * Send: [`Client::queue`] encodes frames straight into the transmit buffer (sealed under
 //!   CURVE); [`Client::flush`] writes what the socket takes.
@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use crate::server::conn::Stream;
-pub use crate::zmtp::session::client::ClientSecurity as Security;
-use crate::zmtp::session::client::ClientSession;
 pub use error::ClientError;
+use viprouter::server::conn::Stream;
+pub use viprouter::zmtp::session::client::ClientSecurity as Security;
+use viprouter::zmtp::session::client::ClientSession;
 
 /// Bytes asked of the kernel per `read`.
 const READ_CHUNK: usize = 64 * 1024;
@@ -56,11 +56,6 @@ pub struct Client {
 }
 
 impl Client {
-    /// The routing identity this client announced.
-    pub fn identity(&self) -> &[u8] {
-        self.session.identity()
-    }
-
     /// True once the handshake completed.
     pub fn is_ready(&self) -> bool {
         self.session.is_traffic()

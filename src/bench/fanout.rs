@@ -208,7 +208,7 @@ fn publish(sh: &Shared<'_>, publ: &mut Socket, k: u64, progress: &mut Progress) 
     let mut last_deliv = 0u64;
     let mut last_change = t_start;
     let mut warned = false;
-    let mut classify = |m: &crate::zmtp::Message<'_>, o: &mut PubOut| {
+    let mut classify = |m: &viprouter::zmtp::Message<'_>, o: &mut PubOut| {
         if is_request_response(m) {
             o.acks += 1;
         } else if is_error(m) {

@@ -42,6 +42,8 @@
 
 pub mod cli;
 pub mod client;
+#[cfg(test)]
+mod cmd_tests;
 pub mod cpu;
 mod fanout;
 mod fanout_lat;
@@ -66,9 +68,9 @@ use client::Security;
 use cpu::RouterCpu;
 pub use report::{CaseResult, Report, Val};
 
-use crate::server::listener::Endpoint;
-use crate::zmtp::mechanism::curve::{KeyPair, PublicKey};
-use crate::zmtp::z85;
+use viprouter::server::listener::Endpoint;
+use viprouter::zmtp::mechanism::curve::{KeyPair, PublicKey};
+use viprouter::zmtp::z85;
 
 /// The workloads, in their default order.
 pub const CASES: [&str; 5] = ["route", "rtt", "fanout", "fanout-lat", "peers"];

@@ -18,7 +18,7 @@ use super::consts::{SETUP_TIMEOUT, SUB_PREFIX};
 use super::report::CaseResult;
 use super::socket::Socket;
 use super::vip::{fmt_id, hello_wait, is_error, is_vip, queue_vip};
-use crate::zmtp::Message;
+use viprouter::zmtp::Message;
 
 /// Hex digits of a stamp.
 pub const STAMP_LEN: usize = 16;

@@ -18,6 +18,7 @@ pub enum Val {
 
 impl Val {
     /// The value as a number (booleans 0/1), if it is one.
+    #[cfg(test)]
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Val::Int(i) => Some(*i as f64),
@@ -104,6 +105,7 @@ impl CaseResult {
     }
 
     /// A numeric field's value.
+    #[cfg(test)]
     pub fn num(&self, key: &str) -> Option<f64> {
         self.get(key).and_then(Val::as_f64)
     }
@@ -194,6 +196,7 @@ pub struct Report {
 
 impl Report {
     /// The result of `workload` (the first, if it ran more than once).
+    #[cfg(test)]
     pub fn get(&self, workload: &str) -> Option<&CaseResult> {
         self.results.iter().find(|r| r.workload == workload)
     }

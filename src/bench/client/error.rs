@@ -6,8 +6,8 @@
 
 use std::io;
 
-use crate::zmtp::SessionError;
-use crate::zmtp::mechanism::curve::CurveError;
+use viprouter::zmtp::SessionError;
+use viprouter::zmtp::mechanism::curve::CurveError;
 
 /// Why a connection failed.
 #[derive(Debug)]

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use rand_core::OsRng;
 
 use super::{Client, ClientError, READ_CHUNK, Security, Stream, WRITE_CHUNK};
-use crate::limits::Limits;
-use crate::server::listener::Endpoint;
-use crate::zmtp::SessionError;
-use crate::zmtp::session::Input;
-use crate::zmtp::session::client::{ClientConfig, ClientSession};
+use viprouter::limits::Limits;
+use viprouter::server::listener::Endpoint;
+use viprouter::zmtp::SessionError;
+use viprouter::zmtp::session::Input;
+use viprouter::zmtp::session::client::{ClientConfig, ClientSession};
 
 impl Client {
     /// Connect and complete the handshake within `timeout`.

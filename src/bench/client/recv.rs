@@ -8,8 +8,8 @@
 use std::io;
 
 use super::{Client, ClientError, READ_CHUNK};
-use crate::zmtp::Message;
-use crate::zmtp::session::Input;
+use viprouter::zmtp::Message;
+use viprouter::zmtp::session::Input;
 
 impl Client {
     /// Most bytes asked of the kernel per `read` (default 64 KiB; libzmq reads 8 KiB).

@@ -20,7 +20,7 @@ use super::cost::frame_work;
 use super::pipe::{Cmd, Frame, IoShared, PipeFrame, SockShared};
 use super::{FAILED, IN_BATCH, MAX_QUEUED_FRAMES, READY, WAKER};
 use crate::bench::client::{Client, ClientError, Security, WRITE_CHUNK};
-use crate::server::listener::Endpoint;
+use viprouter::server::listener::Endpoint;
 
 /// The I/O thread's view of one connection.
 struct IoSock {
