@@ -84,16 +84,18 @@ fn init_logging(verbose: u8) {
 }
 
 fn print_limits(limits: &Limits) {
+    use viprouter::server::memory::{fixed_table_bytes, memory_ceiling_bytes};
     println!("{:<22} {:>12}  {:<14} at the limit", "limit", "value", "unit");
     for r in limits.rows() {
         println!("{:<22} {:>12}  {:<14} {}", r.name, r.value, r.unit, r.at_limit);
     }
+    let ceiling = memory_ceiling_bytes(limits);
     println!(
         "memory ceiling: {} bytes ({:.1} MiB) = buffer budget {} + fixed tables {}",
-        limits.memory_ceiling_bytes(),
-        limits.memory_ceiling_bytes() as f64 / (1024.0 * 1024.0),
+        ceiling,
+        ceiling as f64 / (1024.0 * 1024.0),
         limits.buffer_budget_bytes,
-        limits.fixed_table_bytes()
+        fixed_table_bytes(limits)
     );
 }
 

@@ -8,6 +8,7 @@ pub mod close;
 pub mod conn;
 pub mod event_loop;
 pub mod listener;
+pub mod memory;
 pub mod notify;
 pub mod protocol;
 pub mod signals;

@@ -527,7 +527,7 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
         env!("CARGO_PKG_VERSION"),
         summary.join(" "),
         config.limits.max_connections,
-        config.limits.memory_ceiling_bytes() / (1024 * 1024)
+        super::memory::memory_ceiling_bytes(&config.limits) / (1024 * 1024)
     );
     if let Some(n) = &notifier {
         // Every listener is bound and the loop is about to run (Type=notify).

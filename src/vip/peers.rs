@@ -86,6 +86,14 @@ impl PeerTable {
         }
     }
 
+    /// Bytes a table for `capacity` peers allocates (see [`PeerTable::new`]).
+    pub fn table_bytes(capacity: usize) -> usize {
+        let capacity = capacity.min(u16::MAX as usize - 1);
+        let slots = (capacity * 2).next_power_of_two().max(4);
+        // identity bytes, length, hash, state, registered list and position, index
+        capacity * (SLOT_BYTES + 1 + 4 + 1 + 2 + 2) + slots * 2
+    }
+
     /// Maximum number of peers.
     pub fn capacity(&self) -> usize {
         self.capacity

@@ -172,6 +172,14 @@ impl PubSub {
         }
     }
 
+    /// Bytes the service allocates at start-up for `limits`: the subscription index and the
+    /// per-peer slow-subscriber counts.
+    pub fn table_bytes(limits: &Limits) -> usize {
+        let index = Self::index_limits(limits);
+        let subs = index.memory_bytes().unwrap_or(usize::MAX / 4);
+        subs.saturating_add(index.max_peers * core::mem::size_of::<SlowPeer>())
+    }
+
     /// A service sized from `limits` (`max_subscriptions`, `max_subs_per_peer`,
     /// `max_connections` as the peer-index range, `max_msg_bytes` as the largest delivery body;
     /// prefixes up to [`MAX_PREFIX_BYTES`], buses up to [`MAX_BUS_BYTES`]). All index memory is
