@@ -66,14 +66,14 @@
 )]
 
 mod hash;
-mod limits;
+mod capacity;
 mod replace;
 mod table;
 
 use core::fmt;
 
 use hash::{bus_state, finish, step};
-pub use limits::{LimitsError, SubscribeError, SubscriptionLimits};
+pub use capacity::{LimitsError, SubscribeError, SubscriptionLimits};
 pub use replace::{Replace, ReplaceSummary};
 use table::{KeySlot, SubSlot, bytes_eq, flag, index_len};
 
