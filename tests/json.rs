@@ -2,8 +2,9 @@
 
 use viprouter::json::emit::{emit_json_str, emit_latin1_str, emit_value, emitted_len};
 use viprouter::json::{
-    DeliveryBody, JsonErrorKind, Kind, Latin1Error, LenCounter, MAX_DEPTH, NumberKind, SinkFull, SliceWriter, parse,
+    JsonErrorKind, Kind, Latin1Error, LenCounter, MAX_DEPTH, NumberKind, SinkFull, SliceWriter, parse,
 };
+use viprouter::vip::pubsub::DeliveryBody;
 
 /// Deterministic xorshift64* so failures reproduce without extra crates.
 struct Rng(u64);

@@ -10,8 +10,8 @@
 //! own key (`$VOLTTRON_HOME/keystore`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
-use super::jsontext::push_json_string;
 use super::keys::KeyText;
+use crate::json::emit::push_str;
 use crate::zmtp::mechanism::curve::keys::PublicKey;
 
 /// The `comments` VOLTTRON writes on these entries.
@@ -98,31 +98,31 @@ impl AutoEntry {
     #[must_use]
     pub fn to_json(&self) -> String {
         let mut s = String::from("{\"domain\": null, \"address\": null, \"mechanism\": \"CURVE\", \"credentials\": ");
-        push_json_string(&mut s, self.credentials.as_str());
+        push_str(&mut s, self.credentials.as_str());
         s.push_str(", \"groups\": [], \"roles\": [], \"capabilities\": {");
         for (i, c) in self.capabilities.iter().enumerate() {
             if i > 0 {
                 s.push_str(", ");
             }
-            push_json_string(&mut s, c.name);
+            push_str(&mut s, c.name);
             s.push_str(": ");
             match &c.identity_arg {
                 None => s.push_str("null"),
                 Some(arg) => {
                     s.push_str("{\"identity\": ");
-                    push_json_string(&mut s, arg);
+                    push_str(&mut s, arg);
                     s.push('}');
                 }
             }
         }
         s.push_str("}, \"rpc_method_authorizations\": {}, \"comments\": ");
-        push_json_string(&mut s, self.comments);
+        push_str(&mut s, self.comments);
         s.push_str(", \"user_id\": ");
-        push_json_string(&mut s, &self.user_id);
+        push_str(&mut s, &self.user_id);
         s.push_str(", \"identity\": ");
         match &self.identity {
             None => s.push_str("null"),
-            Some(id) => push_json_string(&mut s, id),
+            Some(id) => push_str(&mut s, id),
         }
         s.push_str(", \"enabled\": true}");
         s

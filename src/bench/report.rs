@@ -2,6 +2,7 @@
 //! field names are vipbench's where they overlap (`../shared/bench/vipbench.c`).
 
 use std::fmt::Write as _;
+use viprouter::json::emit::push_str;
 
 /// One JSON value.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,24 +39,9 @@ impl Val {
             }
             Val::Float(..) => out.push_str("null"),
             Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Val::Str(s) => json_str(s, out),
+            Val::Str(s) => push_str(out, s),
         }
     }
-}
-
-fn json_str(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// The result of one workload.
@@ -117,7 +103,7 @@ impl CaseResult {
             if i > 0 {
                 out.push(',');
             }
-            json_str(k, &mut out);
+            push_str(&mut out, k);
             out.push(':');
             v.write_json(&mut out);
         }

@@ -17,9 +17,7 @@ use crate::auth::{
     AuthMode, AuthRequest, AuthStore, Authenticator, Decision, KeyError, KeyText, Location, UserId, decode_key,
     encode_key,
 };
-use crate::json::{
-    self, DeliveryBody, JsonError, JsonErrorKind, JsonStr, Kind, Number, NumberKind, SliceWriter, Value,
-};
+use crate::json::{self, JsonError, JsonErrorKind, JsonStr, Kind, Number, NumberKind, SliceWriter, Value};
 use crate::limits::{
     Limits, MAX_BUS_BYTES, MAX_COMMAND_BYTES, MAX_HANDSHAKE_FRAME_BYTES, MAX_IDENTITY_BYTES, MAX_PREFIX_BYTES,
 };
@@ -28,7 +26,7 @@ use crate::vip::SIGNATURE;
 use crate::vip::envelope::Envelope;
 use crate::vip::peers::{AttachError, PeerId};
 use crate::vip::platform::PlatformInfo;
-use crate::vip::pubsub::AUTH_IDENTITY;
+use crate::vip::pubsub::{AUTH_IDENTITY, DeliveryBody};
 use crate::vip::router::{CONTROL, Full, OnFull, Outcome, Router, Sink};
 use crate::zmtp::command::{self, Command};
 use crate::zmtp::frame::{FLAG_COMMAND, FrameHeader};

@@ -39,7 +39,7 @@ mod ascii;
 pub mod emit;
 pub mod scan;
 
-pub use emit::{ByteSink, DeliveryBody, LenCounter, SinkFull, SliceWriter};
+pub use emit::{ByteSink, LenCounter, SinkFull, SliceWriter};
 pub use scan::{
     Items, JsonError, JsonErrorKind, JsonStr, Kind, Latin1Error, Members, Number, NumberKind, StrChars, Value, parse,
 };

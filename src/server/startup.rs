@@ -25,6 +25,7 @@ use super::watch::Watch;
 use crate::auth::keystore;
 use crate::auth::{AuthMode, AuthRequest, AuthStore, Authenticator, Decision, auto_entries, keys::KeyText};
 use crate::config::Config;
+use crate::json::emit::push_str;
 use crate::stats;
 use crate::vip::platform::PlatformInfo;
 use crate::vip::router::Router;
@@ -94,9 +95,15 @@ fn raise_fd_limit(connections: usize) {
 }
 
 fn json_list(items: &[String]) -> Vec<u8> {
-    let quoted: Vec<String> =
-        items.iter().map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))).collect();
-    format!("[{}]", quoted.join(", ")).into_bytes()
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        push_str(&mut out, item);
+    }
+    out.push(']');
+    out.into_bytes()
 }
 
 /// Built-in services whose keys the platform keeps in `keystores/<identity>/keystore.json` and
@@ -154,25 +161,6 @@ fn with_platform_entries(mut store: AuthStore, path: &Path, home: &Path, platfor
     store
 }
 
-/// A JSON string literal for `s` (ASCII only, `\u` escapes, VIP.md §3.8).
-fn json_str(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{u:04x}"));
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
 /// The capabilities of every auth.json user in `auth_update`'s shape
 /// (`{"capabilities": {USER: {CAP: null}}}`, VIP.md §7.8), for the protected-topic check.
 fn capabilities_json(auth: &Authenticator) -> String {
@@ -185,14 +173,14 @@ fn capabilities_json(auth: &Authenticator) -> String {
         if i > 0 {
             out.push_str(", ");
         }
-        json_str(user, &mut out);
+        push_str(&mut out, user);
         out.push_str(": {");
         if let Some(caps) = auth.capabilities(user.as_bytes()) {
             for (j, cap) in caps.iter().enumerate() {
                 if j > 0 {
                     out.push_str(", ");
                 }
-                json_str(cap, &mut out);
+                push_str(&mut out, cap);
                 out.push_str(": null");
             }
         }

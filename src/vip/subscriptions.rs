@@ -65,15 +65,15 @@
     )
 )]
 
-mod hash;
 mod capacity;
+mod hash;
 mod replace;
 mod table;
 
 use core::fmt;
 
-use hash::{bus_state, finish, step};
 pub use capacity::{LimitsError, SubscribeError, SubscriptionLimits};
+use hash::{bus_state, finish, step};
 pub use replace::{Replace, ReplaceSummary};
 use table::{KeySlot, SubSlot, bytes_eq, flag, index_len};
 

@@ -70,13 +70,15 @@ use super::protected::{PolicyError, TopicPolicy};
 use super::router::{Fanout, Full, Outcome, Router, Sink};
 use super::subscriptions::{MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions};
 use crate::json::emit::emit_u64;
-use crate::json::{self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value};
+use crate::json::{self, ByteSink, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value};
 use crate::limits::{Limits, MAX_BUS_BYTES, MAX_PREFIX_BYTES, MAX_SUBS_PER_PEER};
 use crate::stats::{self, Stats};
 
 mod list;
 mod publish;
 mod subscribe;
+
+pub use publish::DeliveryBody;
 
 /// The delivery-body scratch buffer is kept up to this capacity between publishes; a larger one
 /// (a huge message) is released after use.

@@ -2,6 +2,60 @@
 //! subscriber, fanned out through the index; the count reply after the deliveries.
 
 use super::*;
+use crate::json::emit;
+
+/// The delivery body of a `publish` (VIP.md §7.6):
+/// `{"sender": S, "bus": B, "headers": H, "message": MSG}`, in that order, extra keys dropped.
+#[derive(Clone, Copy, Debug)]
+pub struct DeliveryBody<'a> {
+    /// The publisher's identity (frame bytes, latin-1).
+    pub sender: &'a [u8],
+    /// The publish body's `bus` value.
+    pub bus: Value<'a>,
+    /// The publish body's `headers` value.
+    pub headers: Value<'a>,
+    /// The publish body's `message` value.
+    pub message: Value<'a>,
+}
+
+impl<'a> DeliveryBody<'a> {
+    /// Picks `bus`, `headers` and `message` out of a parsed publish body in one pass (last
+    /// duplicate wins). `None` if the body is not an object or lacks one of them — the
+    /// "no delivery, count 0" case of VIP.md §7.6.
+    pub fn from_publish(sender: &'a [u8], body: Value<'a>) -> Option<Self> {
+        let (mut bus, mut headers, mut message) = (None, None, None);
+        for (k, v) in body.members() {
+            if k.eq_latin1(b"bus") {
+                bus = Some(v);
+            } else if k.eq_latin1(b"headers") {
+                headers = Some(v);
+            } else if k.eq_latin1(b"message") {
+                message = Some(v);
+            }
+        }
+        Some(Self { sender, bus: bus?, headers: headers?, message: message? })
+    }
+
+    /// Writes the body.
+    pub fn emit<S: ByteSink + ?Sized>(&self, out: &mut S) -> Result<(), SinkFull> {
+        out.put(b"{\"sender\": ")?;
+        emit::emit_latin1_str(out, self.sender)?;
+        out.put(b", \"bus\": ")?;
+        emit::emit_value(out, self.bus)?;
+        out.put(b", \"headers\": ")?;
+        emit::emit_value(out, self.headers)?;
+        out.put(b", \"message\": ")?;
+        emit::emit_value(out, self.message)?;
+        out.put(b"}")
+    }
+
+    /// Exact number of bytes [`emit`](Self::emit) writes (one measuring pass).
+    pub fn emitted_len(&self) -> usize {
+        let mut c = LenCounter::new();
+        let _ = self.emit(&mut c);
+        c.len()
+    }
+}
 
 /// A [`ByteSink`] appending to a `Vec` up to a size limit.
 struct Capped<'a> {
