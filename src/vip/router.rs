@@ -15,7 +15,7 @@
 
 use super::SIGNATURE;
 use super::envelope::{Envelope, EnvelopeError};
-use super::error::{VipErrno, error_frames};
+use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID, VipErrno, error_frames};
 use super::peers::{AttachError, PeerId, PeerTable};
 use super::platform::PlatformInfo;
 use super::pubsub::PubSub;
@@ -111,12 +111,20 @@ pub struct Router {
     pub info: PlatformInfo,
     /// The pubsub service (VIP.md §7).
     pub pubsub: PubSub,
+    /// How MSG_ID is written in the errors the router generates (`[viprouter] error-msg-id`;
+    /// see [`super::error`]).
+    pub error_msg_id: ErrorMsgId,
 }
 
 impl Router {
     /// A router for `limits.max_connections` peers, with the pubsub index sized from `limits`.
     pub fn new(limits: &Limits, info: PlatformInfo, seed: u32) -> Router {
-        Router { peers: PeerTable::new(limits.max_connections, seed), info, pubsub: PubSub::new(limits) }
+        Router {
+            peers: PeerTable::new(limits.max_connections, seed),
+            info,
+            pubsub: PubSub::new(limits),
+            error_msg_id: ErrorMsgId::default(),
+        }
     }
 
     /// Attach a connection that completed its handshake with `identity` (empty → a generated
@@ -193,7 +201,7 @@ impl Router {
             b"ping" => self.ping(stats, from, &env, sink),
             b"peerlist" => self.peerlist(stats, from, &env, sink),
             b"query" => self.query(stats, from, &env, sink),
-            b"pubsub" => self.pubsub.handle(from, &env, &self.peers, stats, sink),
+            b"pubsub" => self.pubsub.handle(from, &env, &self.peers, stats, sink, self.error_msg_id),
             b"agentstop" => {
                 self.agentstop(stats, from, &env, sink);
                 Outcome::Done
@@ -269,7 +277,9 @@ impl Router {
         let me = self.peers.identity(from);
         let Some(to) = self.peers.lookup(env.recipient) else {
             stats.errors_unreachable += 1;
-            let f = error_frames(me, env.msg_id, VipErrno::HostUnreachable, env.recipient, env.subsystem);
+            let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+            let id = self.error_msg_id.msg_id(env.msg_id, &mut quoted);
+            let f = error_frames(me, id, VipErrno::HostUnreachable, env.recipient, env.subsystem);
             return Self::error_reply(stats, sink, from, &f, on_full);
         };
         let mut frames: heapless::Vec<&[u8], { MAX_MSG_PARTS + 1 }> = heapless::Vec::new();
@@ -296,7 +306,9 @@ impl Router {
                         String::from_utf8_lossy(me)
                     );
                 }
-                let f = error_frames(me, env.msg_id, VipErrno::Again, env.recipient, env.subsystem);
+                let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+                let id = self.error_msg_id.msg_id(env.msg_id, &mut quoted);
+                let f = error_frames(me, id, VipErrno::Again, env.recipient, env.subsystem);
                 Self::error_reply(stats, sink, from, &f, OnFull::Again)
             }
         }
@@ -436,7 +448,9 @@ impl Router {
     /// VIP.md §5.10: error 93.
     fn unsupported(&self, stats: &mut Stats, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
         stats.errors_unsupported += 1;
-        let f = error_frames(b"", env.msg_id, VipErrno::ProtoNotSupported, b"", env.subsystem);
+        let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+        let id = self.error_msg_id.msg_id(env.msg_id, &mut quoted);
+        let f = error_frames(b"", id, VipErrno::ProtoNotSupported, b"", env.subsystem);
         Self::reply(stats, sink, from, &f)
     }
 }
