@@ -96,7 +96,10 @@ pub enum ListenSocket {
     Unix(UnixListener),
 }
 
-/// One listener: its socket, the endpoint text reported to peers, and its mechanism.
+/// The ZAP domain of every endpoint unless its address says `domain=` (VIP.md §2.1).
+pub const DEFAULT_DOMAIN: &str = "vip";
+
+/// One listener: its socket, the endpoint text reported to peers, its mechanism and ZAP domain.
 #[derive(Debug)]
 pub struct Listener {
     /// The socket.
@@ -105,6 +108,8 @@ pub struct Listener {
     pub endpoint: String,
     /// Security mechanism of this endpoint.
     pub mechanism: Mechanism,
+    /// ZAP domain the authorisation sees ([`DEFAULT_DOMAIN`] unless the address set one).
+    pub domain: String,
     /// Socket file to remove on exit (ipc on a path).
     pub path: Option<String>,
 }
@@ -125,6 +130,7 @@ pub fn bind(addr: &str, mechanism: Mechanism) -> Result<Vec<Listener>, String> {
                     socket: ListenSocket::Tcp(l),
                     endpoint: format!("tcp://{local}"),
                     mechanism,
+                    domain: DEFAULT_DOMAIN.to_string(),
                     path: None,
                 });
             }
@@ -138,6 +144,7 @@ pub fn bind(addr: &str, mechanism: Mechanism) -> Result<Vec<Listener>, String> {
                 socket: ListenSocket::Unix(l),
                 endpoint: format!("ipc://@{name}"),
                 mechanism,
+                domain: DEFAULT_DOMAIN.to_string(),
                 path: None,
             }])
         }
@@ -154,6 +161,7 @@ pub fn bind(addr: &str, mechanism: Mechanism) -> Result<Vec<Listener>, String> {
                 socket: ListenSocket::Unix(l),
                 endpoint: format!("ipc://{path}"),
                 mechanism,
+                domain: DEFAULT_DOMAIN.to_string(),
                 path: Some(path),
             }])
         }

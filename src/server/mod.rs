@@ -4,6 +4,7 @@
 //! to the router, write what they queued". See [`event_loop`] for one turn of the loop.
 
 pub mod activation;
+pub mod auth_hook;
 pub mod close;
 pub mod conn;
 pub mod event_loop;
@@ -11,6 +12,7 @@ pub mod listener;
 pub mod memory;
 pub mod notify;
 pub mod protocol;
+pub mod reload;
 pub mod signals;
 pub mod sockopt;
 pub mod startup;

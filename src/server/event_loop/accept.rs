@@ -56,7 +56,8 @@ impl Server {
         }
         // At most MAX_LISTENERS (16) listeners: the index fits a u8.
         let listener = u8::try_from(li).unwrap_or(u8::MAX);
-        let conn = Conn::accepted(stream, mechanism, self.hooks.verify_null, listener, now, peer, auth_addr);
+        let verify_null = self.hooks.policy.decides_null();
+        let conn = Conn::accepted(stream, mechanism, verify_null, listener, now, peer, auth_addr);
         let Ok(id) = self.slots.insert(Box::new(conn)) else {
             self.budget.give(Conn::INITIAL_BYTES);
             return;

@@ -147,16 +147,16 @@ impl Server {
             self.close(id, CloseReason::Protocol(SessionError::UnexpectedCommand));
             return Step::Stop;
         };
-        let listener = usize::from(*listener);
+        let domain = self
+            .listeners
+            .get(usize::from(*listener))
+            .map_or(crate::server::listener::DEFAULT_DOMAIN, |l| l.domain.as_str());
         let query = AuthQuery {
-            listener,
-            endpoint: self.listeners.get(listener).map_or("", |l| l.endpoint.as_str()),
-            mechanism,
-            address: auth_addr,
-            credentials,
+            request: AuthRequest { domain: domain.as_bytes(), address: auth_addr, mechanism, credentials },
             identity,
+            now: self.now,
         };
-        let allow = (self.hooks.authorize)(&query);
+        let allow = self.hooks.policy.authorize(&query);
         let mut rng = rand_core::OsRng;
         let cx = Context {
             session: SessionConfig { identity: &self.router_id, limits: &self.limits, curve: self.curve.as_ref() },

@@ -38,6 +38,7 @@ use super::listener::{ListenSocket, Listener};
 use super::protocol::{Context, Protocol};
 use super::signals::{SignalEvent, Signals};
 use super::watch::Watch;
+use crate::auth::AuthRequest;
 use crate::json::SliceWriter;
 use crate::limits::{Limits, MAX_EVENTS, READ_BUDGET_BYTES, TICK_MS};
 use crate::stats::{self, Stats};
@@ -45,7 +46,7 @@ use crate::time::Instant;
 use crate::vip::peers::PeerId;
 use crate::vip::router::{OnFull, Outcome, Router};
 use crate::zmtp::SessionError;
-use crate::zmtp::mechanism::{Credentials, Mechanism};
+use crate::zmtp::mechanism::Mechanism;
 use crate::zmtp::session::{CurveContext, Input, SessionConfig};
 
 mod accept;
@@ -54,28 +55,57 @@ mod output;
 mod route;
 mod sink;
 
-/// What the authorisation hook is asked (VIP.md §9.6; the ZAP request of ZMTP.md §8.2).
+/// What the policy is asked about a peer (VIP.md §9.6; the ZAP request of ZMTP.md §8.2).
 #[derive(Clone, Copy, Debug)]
 pub struct AuthQuery<'a> {
-    /// Index of the listener the peer connected to (in bind order).
-    pub listener: usize,
-    /// The endpoint the peer connected to, as reported in `query addresses`.
-    pub endpoint: &'a str,
-    /// Its mechanism.
-    pub mechanism: Mechanism,
-    /// TCP: the peer's IP without port; ipc: `localhost:uid:gid:pid` (SO_PEERCRED).
-    pub address: &'a str,
-    /// What the peer proved.
-    pub credentials: Credentials<'a>,
+    /// The request the authorisation decides: the listener's ZAP domain, the peer's address
+    /// (TCP: IP without port; ipc: `localhost:uid:gid:pid`), mechanism and credentials.
+    pub request: AuthRequest<'a>,
     /// The routing identity from its READY/INITIATE metadata.
     pub identity: &'a [u8],
+    /// The time of the decision.
+    pub now: Instant,
 }
 
-/// Runs on SIGHUP with the router (reload auth, protected topics).
-pub type OnReload = Box<dyn FnMut(&mut Router)>;
+/// The platform's rules, as the loop asks them: who may connect (the in-process ZAP handler),
+/// and what to do on SIGHUP or when a watched file changes.
+pub trait Policy {
+    /// Does the policy decide NULL peers too? True with authentication on: VOLTTRON binds every
+    /// endpoint with a ZAP domain, and libzmq then asks ZAP about NULL peers (VIP.md §9.4).
+    /// CURVE and PLAIN peers are always decided.
+    fn decides_null(&self) -> bool {
+        true
+    }
 
-/// Decides whether a peer may connect (the in-process ZAP handler).
-pub type Authorize = Box<dyn FnMut(&AuthQuery<'_>) -> bool>;
+    /// May the peer of `q` connect?
+    fn authorize(&mut self, q: &AuthQuery<'_>) -> bool;
+
+    /// Load the rules again (into themselves and into `router`).
+    fn reload(&mut self, router: &mut Router) {
+        let _ = router;
+    }
+}
+
+/// A closure is a policy that only decides (nothing to reload).
+impl<F: FnMut(&AuthQuery<'_>) -> bool> Policy for F {
+    fn authorize(&mut self, q: &AuthQuery<'_>) -> bool {
+        self(q)
+    }
+}
+
+/// Until a policy is installed, nobody passes a CURVE/PLAIN handshake and NULL peers are not
+/// asked (`allow-auth = False`).
+struct NoPolicy;
+
+impl Policy for NoPolicy {
+    fn decides_null(&self) -> bool {
+        false
+    }
+
+    fn authorize(&mut self, _: &AuthQuery<'_>) -> bool {
+        false
+    }
+}
 
 const SIGNAL_TOKEN: Token = Token(0xFFFF);
 const WATCH_TOKEN: Token = Token(0xFFFE);
@@ -115,15 +145,11 @@ struct Sched {
     broken: Vec<SlotId>,
 }
 
-/// Start-up hooks and settings of the loop.
+/// What start-up installs: the rules and the watchdog.
 struct Hooks {
-    /// Decides CURVE/PLAIN peers (and NULL ones once installed).
-    authorize: Authorize,
-    /// Ask `authorize` about NULL peers too (set with it).
-    verify_null: bool,
+    policy: Box<dyn Policy>,
     /// Called once per tick with the time (sd_notify watchdog).
     on_tick: Option<Box<dyn FnMut(Instant)>>,
-    on_reload: Option<OnReload>,
 }
 
 /// The server: sockets, slots, the router and the counters.
@@ -193,8 +219,7 @@ impl Server {
             limits,
             router_id,
             curve: None,
-            // Until an authoriser is installed, nobody passes a CURVE/PLAIN handshake.
-            hooks: Hooks { authorize: Box::new(|_| false), verify_null: false, on_tick: None, on_reload: None },
+            hooks: Hooks { policy: Box::new(NoPolicy), on_tick: None },
             sched: Sched { ready: list(), ready_next: list(), dirty: list(), blocked: list(), broken: list() },
             fanout: sink::FanoutCache::default(),
             accept_retry: 0,
@@ -212,13 +237,17 @@ impl Server {
         self.curve = Some(ctx);
     }
 
-    /// Install the authorisation hook. CURVE and PLAIN endpoints always ask it; from now on
-    /// NULL endpoints ask it too (before sending READY), as libzmq does for a NULL socket with a
-    /// ZAP domain while a ZAP handler runs — VOLTTRON's sockets with auth on (VIP.md §9.4).
-    /// Without a hook NULL endpoints admit everyone (`allow-auth = False`).
-    pub fn set_authorize(&mut self, f: Authorize) {
-        self.hooks.authorize = f;
-        self.hooks.verify_null = true;
+    /// Install the platform's rules. CURVE and PLAIN endpoints always ask them; NULL
+    /// endpoints ask them too (before sending READY) if [`Policy::decides_null`], as libzmq does
+    /// for a NULL socket with a ZAP domain while a ZAP handler runs — VOLTTRON's sockets with
+    /// auth on (VIP.md §9.4). SIGHUP and file changes call [`Policy::reload`].
+    pub fn set_policy(&mut self, policy: Box<dyn Policy>) {
+        self.hooks.policy = policy;
+    }
+
+    /// Decide every peer, NULL ones included, with `f` (a policy with nothing to reload).
+    pub fn set_authorize(&mut self, f: Box<dyn FnMut(&AuthQuery<'_>) -> bool>) {
+        self.set_policy(Box::new(f));
     }
 
     /// Run `f` once per tick (e.g. the systemd watchdog).
@@ -234,11 +263,6 @@ impl Server {
         watch.register(self.poll.registry(), WATCH_TOKEN)?;
         self.watch = Some(watch);
         Ok(())
-    }
-
-    /// Run `f` on SIGHUP.
-    pub fn set_on_reload(&mut self, f: OnReload) {
-        self.hooks.on_reload = Some(f);
     }
 
     /// The server's clock: milliseconds since it was created.
@@ -416,9 +440,7 @@ impl Server {
     }
 
     fn reload(&mut self) {
-        if let Some(f) = self.hooks.on_reload.as_mut() {
-            f(&mut self.router);
-        }
+        self.hooks.policy.reload(&mut self.router);
     }
 
     /// Log every counter (and the pubsub fields) as one JSON line: the `query stats` object.
