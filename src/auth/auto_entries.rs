@@ -8,7 +8,6 @@
 //! built-in service authenticates with its own key (from
 //! `$VOLTTRON_HOME/keystores/<identity>/keystore.json`); the `platform` entry uses the router's
 //! own key (`$VOLTTRON_HOME/keystore`).
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 use super::keys::KeyText;
 use crate::json::emit::push_str;

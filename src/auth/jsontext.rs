@@ -15,7 +15,6 @@
 //! `re.sub(…, '')` does. One deliberate difference: an unterminated quote is kept as an
 //! ordinary character, where Python's backtracking may end it at an escaped quote; such input is
 //! not valid JSON either way.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 use crate::json::JsonStr;
 

@@ -18,7 +18,6 @@
 //! from [`emitted_len`]/[`DeliveryBody::emitted_len`], a fixed [`SliceWriter`], or a
 //! [`LenCounter`] that only measures). Recursion is bounded by the depth the scanner accepted
 //! ([`MAX_DEPTH`](super::MAX_DEPTH)).
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 use core::fmt::{self, Write as _};
 

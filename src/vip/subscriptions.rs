@@ -54,16 +54,6 @@
 //! This file holds [`Subscriptions`] and its public operations; `limits` the capacity and the
 //! errors at a limit; `table` the key and subscription slots, the hash index and the list
 //! surgery; `hash` the key hash; `replace` `synchronize`'s in-place replacement ([`Replace`]).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::cast_possible_truncation
-    )
-)]
 
 mod capacity;
 mod hash;

@@ -84,9 +84,10 @@ pub fn encoded_len(name: &[u8], value: &[u8]) -> usize {
 /// Append one property. Names longer than 255 bytes are a programming error and are cut to 255.
 pub fn emit(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
     let name = name.get(..255).unwrap_or(name);
-    out.push(name.len() as u8);
+    out.push(u8::try_from(name.len()).unwrap_or(u8::MAX)); // at most 255: cut above
     out.extend_from_slice(name);
-    out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+    // The values we send are socket types and identities (≤ 255 bytes), far below 4 GiB.
+    out.extend_from_slice(&u32::try_from(value.len()).unwrap_or(u32::MAX).to_be_bytes());
     out.extend_from_slice(value);
 }
 

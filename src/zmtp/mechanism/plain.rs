@@ -10,7 +10,7 @@
 //! ```
 
 use super::super::SessionError;
-use super::super::frame::{FLAG_COMMAND, FrameHeader};
+use super::super::command;
 use super::super::metadata;
 
 /// Command names.
@@ -37,16 +37,12 @@ pub fn parse_hello(data: &[u8]) -> Result<(&[u8], &[u8]), SessionError> {
 
 /// Append the WELCOME frame (exactly 8 body bytes; libzmq clients check the size).
 pub fn emit_welcome(out: &mut Vec<u8>) {
-    FrameHeader::emit(FLAG_COMMAND, 1 + WELCOME.len(), out);
-    out.push(WELCOME.len() as u8);
-    out.extend_from_slice(WELCOME);
+    command::emit_header(WELCOME, 0, out);
 }
 
 /// Append a READY frame carrying `metadata` (already encoded).
 pub fn emit_ready(metadata_bytes: &[u8], out: &mut Vec<u8>) {
-    FrameHeader::emit(FLAG_COMMAND, 6 + metadata_bytes.len(), out);
-    out.push(5);
-    out.extend_from_slice(b"READY");
+    command::emit_header(command::READY, metadata_bytes.len(), out);
     out.extend_from_slice(metadata_bytes);
 }
 

@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! The CURVE client state machine for one connection (ZMTP.md §7.4–§7.9;
 //! RFC 26 client side), for outbound platform links and `viprouter bench`.
 //!

@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! The MESSAGE command: the traffic phase of CURVE (ZMTP.md §7.9, §3.3;
 //! RFC 26 "MESSAGE").
 //!

@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! The CURVE security mechanism (RFC 25 → RFC 26 CurveZMQ), sans-IO, as
 //! libzmq 4.3 speaks it (ZMTP.md §7).
 //!

@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! The CURVE server state machine for one connection (ZMTP.md §7.4–§7.9,
 //! recipe §7.12; RFC 26 server side).
 //!

@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! Byte layouts of the CURVE commands (ZMTP.md §7.4–§7.9, RFC 26 grammar).
 //!
 //! All offsets are within the command *body* (which starts with the name-length byte). Every
