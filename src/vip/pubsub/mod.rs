@@ -68,7 +68,7 @@ use super::envelope::Envelope;
 use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID};
 use super::peers::{PeerId, PeerTable};
 use super::protected::{PolicyError, TopicPolicy, UserCapabilities};
-use super::router::{Fanout, Full, Outcome, Router, Sink};
+use super::router::{Fanout, Outcome, Router, Sink};
 use super::subscriptions::{MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions};
 use crate::json::emit::emit_u64;
 use crate::json::{self, ByteSink, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value};

@@ -73,6 +73,37 @@ impl ByteSink for Capped<'_> {
     }
 }
 
+impl SlowPeer {
+    /// A delivery to subscriber `identity` was queued (`ok`) or dropped on its full queue.
+    fn record(&mut self, ok: bool, stats: &mut Stats, identity: &[u8]) {
+        if ok {
+            self.dropping = false;
+            return;
+        }
+        stats.dropped_slow_subscriber += 1;
+        self.dropped += 1;
+        if !self.dropping {
+            self.dropping = true;
+            if stats::bump_and_should_log(&mut self.stalls) {
+                log::warn!(
+                    "slow subscriber {}: queue full, dropping its pubsub deliveries \
+                     (stall {}, {} dropped so far; publishers unaffected)",
+                    identity.escape_ascii(),
+                    self.stalls,
+                    self.dropped
+                );
+            }
+        }
+    }
+}
+
+/// Who published, for the replies.
+struct Publisher<'a> {
+    from: PeerId,
+    who: &'a [u8],
+    msg_id: &'a [u8],
+}
+
 impl PubSub {
     /// VIP.md §7.6.
     pub(super) fn publish(
@@ -92,6 +123,7 @@ impl PubSub {
         }
         stats.pubsub_publishes += 1;
         let (topic, body) = (env.arg(1), env.arg(2));
+        let publisher = Publisher { from, who, msg_id: env.msg_id };
         let delivery = match json::parse(body) {
             Ok(v) if v.kind() == Kind::Object => DeliveryBody::from_publish(who, v),
             _ => None,
@@ -101,81 +133,18 @@ impl PubSub {
             return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
         };
         if let Some(refusal) = self.policy.check(who, topic) {
-            if stats::bump_and_should_log(&mut stats.rejected_protected_topic) {
-                log::warn!(
-                    "publish to protected topic {:?} by {} refused",
-                    topic.escape_ascii().to_string(),
-                    who.escape_ascii()
-                );
-            }
             self.text.clear();
             refusal.write_text(topic, &mut self.text);
-            let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
-            let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
-            let frames: [&[u8]; 9] = [b"", SIGNATURE, who, id, b"error", b"-32001", &self.text, b"", b"pubsub"];
-            // Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
-            if let Outcome::Blocked(p) = Router::reply(stats, sink, from, &frames) {
-                return Outcome::Blocked(p);
-            }
-            Self::count_reply(stats, sink, from, who, env.msg_id, 0);
-            return Outcome::Done;
+            return Self::refuse_protected(&self.text, &publisher, topic, stats, sink, error_msg_id);
         }
         let mut bus_buf = [0u8; MAX_BUS_BYTES];
         let bus = delivery.bus.as_str().and_then(|s| s.to_latin1(&mut bus_buf).ok());
         let count = match bus {
             Some(bus) if !self.subs.is_empty() => {
-                let PubSub { subs, body, slow, max_body_bytes, fanouts, .. } = self;
-                body.clear();
-                if delivery.emit(&mut Capped { out: body, max: *max_body_bytes }).is_err() {
-                    if stats::bump_and_should_log(&mut stats.rejected_publish_too_large) {
-                        log::warn!(
-                            "publish from {} to {:?} dropped: delivery body over {max_body_bytes} bytes",
-                            who.escape_ascii(),
-                            topic.escape_ascii().to_string()
-                        );
-                    }
-                    body.clear();
+                if !self.emit_body(&delivery, who, topic, stats) {
                     return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
                 }
-                let frames: [&[u8]; 8] =
-                    [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"publish", topic, body.as_slice()];
-                *fanouts += 1;
-                let fanout = Fanout::new(&frames, *fanouts);
-                let mut delivered = 0u64;
-                let count = subs.for_each_subscriber(bus, topic, |p| {
-                    let state = slow.get_mut(usize::from(p));
-                    match sink.deliver_fanout(PeerId(p), &fanout) {
-                        Ok(()) => {
-                            delivered += 1;
-                            if let Some(s) = state {
-                                s.dropping = false;
-                            }
-                        }
-                        Err(Full) => {
-                            stats.dropped_slow_subscriber += 1;
-                            if let Some(s) = state {
-                                s.dropped += 1;
-                                if !s.dropping {
-                                    s.dropping = true;
-                                    if stats::bump_and_should_log(&mut s.stalls) {
-                                        log::warn!(
-                                            "slow subscriber {}: queue full, dropping its pubsub deliveries \
-                                             (stall {}, {} dropped so far; publishers unaffected)",
-                                            peers.identity(PeerId(p)).escape_ascii(),
-                                            s.stalls,
-                                            s.dropped
-                                        );
-                                    }
-                                }
-                            }
-                        }
-                    }
-                });
-                stats.pubsub_deliveries += delivered;
-                if body.capacity() > SCRATCH_KEEP_BYTES {
-                    *body = Vec::new();
-                }
-                count
+                self.fan_out(bus, topic, env, peers, stats, sink)
             }
             _ => 0,
         };
@@ -183,6 +152,83 @@ impl PubSub {
         let count = u32::try_from(count).unwrap_or(u32::MAX);
         Self::count_reply(stats, sink, from, who, env.msg_id, count);
         Outcome::Done
+    }
+
+    /// A publish to a protected topic without the capability: error -32001, then count 0
+    /// (VIP.md §7.9). Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
+    fn refuse_protected(
+        text: &[u8],
+        p: &Publisher<'_>,
+        topic: &[u8],
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+        error_msg_id: ErrorMsgId,
+    ) -> Outcome {
+        if stats::bump_and_should_log(&mut stats.rejected_protected_topic) {
+            log::warn!(
+                "publish to protected topic {:?} by {} refused",
+                topic.escape_ascii().to_string(),
+                p.who.escape_ascii()
+            );
+        }
+        let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+        let id = error_msg_id.msg_id(p.msg_id, &mut quoted);
+        let frames: [&[u8]; 9] = [b"", SIGNATURE, p.who, id, b"error", b"-32001", text, b"", b"pubsub"];
+        if let Outcome::Blocked(to) = Router::reply(stats, sink, p.from, &frames) {
+            return Outcome::Blocked(to);
+        }
+        Self::count_reply(stats, sink, p.from, p.who, p.msg_id, 0);
+        Outcome::Done
+    }
+
+    /// Emit the delivery body into the scratch buffer, within the message-size limit; false
+    /// (counted and logged) when it does not fit.
+    fn emit_body(&mut self, delivery: &DeliveryBody<'_>, who: &[u8], topic: &[u8], stats: &mut Stats) -> bool {
+        self.body.clear();
+        let max = self.max_body_bytes;
+        if delivery.emit(&mut Capped { out: &mut self.body, max }).is_ok() {
+            return true;
+        }
+        if stats::bump_and_should_log(&mut stats.rejected_publish_too_large) {
+            log::warn!(
+                "publish from {} to {:?} dropped: delivery body over {max} bytes",
+                who.escape_ascii(),
+                topic.escape_ascii().to_string()
+            );
+        }
+        self.body.clear();
+        false
+    }
+
+    /// Deliver the emitted body to every subscriber of `topic` on `bus`: one [`Fanout`], each
+    /// drop recorded per subscriber. Returns the number of matching subscribers.
+    fn fan_out(
+        &mut self,
+        bus: &[u8],
+        topic: &[u8],
+        env: &Envelope<'_>,
+        peers: &PeerTable,
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+    ) -> usize {
+        let PubSub { subs, body, slow, fanouts, .. } = self;
+        let frames: [&[u8]; 8] =
+            [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"publish", topic, body.as_slice()];
+        *fanouts += 1;
+        let fanout = Fanout::new(&frames, *fanouts);
+        let mut delivered = 0u64;
+        let count = subs.for_each_subscriber(bus, topic, |p| {
+            let ok = sink.deliver_fanout(PeerId(p), &fanout).is_ok();
+            delivered += u64::from(ok);
+            if let Some(s) = slow.get_mut(usize::from(p)) {
+                s.record(ok, stats, peers.identity(PeerId(p)));
+            }
+        });
+        stats.pubsub_deliveries += delivered;
+        if body.capacity() > SCRATCH_KEEP_BYTES {
+            *body = Vec::new();
+        }
+        count
     }
 
     /// The publish count to the publisher, dropped (and counted) if its queue is full.
