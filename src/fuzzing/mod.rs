@@ -48,6 +48,7 @@ mod greeting_parse;
 mod json_scan;
 mod session_curve;
 mod session_plain;
+mod vip_pubsub;
 mod vip_route;
 
 pub use self::auth_json::*;
@@ -59,4 +60,5 @@ pub use self::greeting_parse::*;
 pub use self::json_scan::*;
 pub use self::session_curve::*;
 pub use self::session_plain::*;
+use self::vip_pubsub::*;
 pub use self::vip_route::*;
