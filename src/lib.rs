@@ -25,6 +25,7 @@
 //! 5. Nothing reachable from peer input panics: the pure layers deny `unwrap`, `expect`,
 //!    `panic` and unchecked indexing outside tests.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 pub mod auth;
 pub mod config;

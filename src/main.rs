@@ -1,5 +1,7 @@
 //! `viprouter`: command line → configuration → router → event loop. Nothing else lives here.
 
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+
 use std::process::ExitCode;
 
 use argh::FromArgs;
