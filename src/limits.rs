@@ -298,6 +298,23 @@ impl Limits {
         max_subs_per_peer: MAX_SUBS_PER_PEER,
     };
 
+    /// The config-file names of the limits, in documentation order (as [`Limits::rows`]).
+    pub const NAMES: [&'static str; SPECS.len()] = {
+        let mut names = [""; SPECS.len()];
+        let mut i = 0;
+        while i < SPECS.len() {
+            names[i] = SPECS[i].name;
+            i += 1;
+        }
+        names
+    };
+
+    /// `(compiled ceiling, smallest workable value)` of the limit `name` (config-file spelling),
+    /// `None` for an unknown name: the range [`Limits::lower`] accepts.
+    pub fn bounds(name: &str) -> Option<(u64, u64)> {
+        SPECS.iter().find(|s| s.name == name).map(|s| (s.ceiling(), s.floor))
+    }
+
     /// Lower the limit `name` (config-file spelling, e.g. `max-connections`) to `value`.
     ///
     /// # Errors
@@ -352,6 +369,7 @@ mod tests {
     #[test]
     fn every_row_name_is_lowerable() {
         let l = Limits::COMPILED;
+        assert_eq!(l.rows().map(|r| r.name), Limits::NAMES);
         for row in l.rows() {
             let mut m = Limits::COMPILED;
             assert_eq!(m.lower(row.name, row.value), Ok(()), "{}", row.name);

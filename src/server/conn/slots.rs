@@ -45,6 +45,13 @@ struct Slot {
     conn: Option<Box<Conn>>,
 }
 
+/// Upper bound of one slot and its free-list entry, on any target (checked by a test).
+pub const SLOT_BYTES: usize = 24;
+
+/// Upper bound of one connection's boxed state outside its buffers (the ZMTP session inline,
+/// whose message frames table is most of it), on any target (checked by a test).
+pub const CONN_STATE_BYTES: usize = 1536;
+
 /// The slot table.
 #[derive(Debug)]
 pub struct Slots {
@@ -73,9 +80,10 @@ impl Slots {
     }
 
     /// Bytes the table of `capacity` slots takes at start-up, with the connection state each
-    /// live slot boxes (an upper bound: buffers are counted in the budget).
+    /// live slot boxes: an upper bound, the same on every target (buffers are counted in the
+    /// budget).
     pub fn table_bytes(capacity: usize) -> usize {
-        capacity * (core::mem::size_of::<Slot>() + core::mem::size_of::<u16>() + core::mem::size_of::<Conn>())
+        capacity * (SLOT_BYTES + CONN_STATE_BYTES)
     }
 
     /// Live connections.
@@ -192,6 +200,12 @@ impl Slots {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_bounds_hold_on_this_target() {
+        assert!(core::mem::size_of::<Slot>() + core::mem::size_of::<u16>() <= SLOT_BYTES);
+        assert!(core::mem::size_of::<Conn>() <= CONN_STATE_BYTES, "Conn is {} bytes", core::mem::size_of::<Conn>());
+    }
 
     #[test]
     fn tokens_round_trip_and_reserved_tokens_are_not_slots() {
