@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 
 use super::client::ClientError;
 use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, TOPIC};
+use super::messages::{describe, fmt_id, hello_wait, is_error, queue_vip};
 use super::pubsub::{
     Extra, PublishBody, bench_subscribe_body, is_93, is_publish, is_request_response, now_ns, parse_stamp,
 };
 use super::report::{CaseResult, Latency};
 use super::socket::{Socket, zmq_poll};
-use super::vip::{describe, fmt_id, hello_wait, is_error, queue_vip};
 use super::{Ctx, FirstFailure, Progress, cpu};
 
 /// Latency samples preallocated per second of `--duration` (all subscribers together, more

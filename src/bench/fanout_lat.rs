@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 
 use super::client::ClientError;
 use super::consts::{RTT_TIMEOUT, SETUP_TIMEOUT, TOPIC, WARMUP};
+use super::messages::{describe, fmt_id, hello_wait, is_error, queue_vip};
 use super::pubsub::{
     Extra, PublishBody, bench_subscribe_body, is_93, is_publish, is_request_response, now_ns, parse_id, parse_stamp,
 };
 use super::report::{CaseResult, Latency};
 use super::socket::Socket;
-use super::vip::{describe, fmt_id, hello_wait, is_error, queue_vip};
 use super::{Ctx, FirstFailure, Progress, cpu};
 
 /// How long a subscriber's receive blocks before it looks at the stop flag.

@@ -49,13 +49,13 @@ mod fanout;
 mod fanout_lat;
 pub mod inproc;
 pub mod io;
+mod messages;
 mod peers;
 mod pubsub;
 pub mod report;
 mod route;
 mod rtt;
 pub mod socket;
-mod vip;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use super::client::ClientError;
 use super::consts::{BATCH, SETUP_TIMEOUT};
+use super::messages::{fmt_id, is_welcome, queue_vip};
 use super::report::CaseResult;
 use super::socket::{Socket, zmq_poll};
-use super::vip::{fmt_id, is_welcome, queue_vip};
 use super::{Ctx, Progress, cpu};
 
 struct Shared<'a> {

@@ -15,9 +15,9 @@ use std::time::Instant;
 use super::Ctx;
 use super::client::ClientError;
 use super::consts::{SETUP_TIMEOUT, SUB_PREFIX};
+use super::messages::{fmt_id, hello_wait, is_error, is_vip, queue_vip};
 use super::report::CaseResult;
 use super::socket::Socket;
-use super::vip::{fmt_id, hello_wait, is_error, is_vip, queue_vip};
 use viprouter::zmtp::Message;
 
 /// Hex digits of a stamp.
@@ -89,7 +89,7 @@ fn hex(digits: &[u8]) -> Option<u64> {
     digits.iter().try_fold(0u64, |acc, &c| Some((acc << 4) | u64::from(char::from(c).to_digit(16)?)))
 }
 
-/// The number in a [`fmt_id`](super::vip::fmt_id) message id with tag `tag`.
+/// The number in a [`fmt_id`](super::messages::fmt_id) message id with tag `tag`.
 pub fn parse_id(mid: &[u8], tag: u8) -> Option<u32> {
     match mid {
         [t, digits @ ..] if *t == tag && digits.len() == 8 => hex(digits).and_then(|v| u32::try_from(v).ok()),
@@ -231,7 +231,7 @@ impl Extra {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::vip::fmt_id;
+    use crate::bench::messages::fmt_id;
 
     #[test]
     fn stamps_round_trip_through_either_spacing() {

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use super::client::ClientError;
 use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, SUBSYSTEM};
+use super::messages::{VIP1, describe, fmt_id, hello_wait, is_bench, is_error};
 use super::report::CaseResult;
 use super::socket::{Socket, zmq_poll};
-use super::vip::{VIP1, describe, fmt_id, hello_wait, is_bench, is_error};
 use super::{Ctx, Progress, cpu};
 
 struct Pair {

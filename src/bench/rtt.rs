@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use super::client::ClientError;
 use super::consts::{RTT_TIMEOUT, SETUP_TIMEOUT, SUBSYSTEM, WARMUP};
+use super::messages::{VIP1, describe, fmt_id, hello_wait, is_bench, is_error};
 use super::report::{CaseResult, Latency};
 use super::socket::Socket;
-use super::vip::{VIP1, describe, fmt_id, hello_wait, is_bench, is_error};
 use super::{Ctx, Progress, cpu};
 
 /// Receive until the bench message `mid` arrives. `Ok(false)`: timed out.

@@ -8,11 +8,11 @@ use super::*;
 impl Server {
     /// Read and process one connection (see the module doc).
     ///
-    /// `short_read_drains`: a read that returned less than the free space means the socket is
+    /// `trust_short_read`: a read that returned less than the free space means the socket is
     /// drained, so the final read that would only return `WouldBlock` is skipped (edge-triggered
     /// epoll reports every later arrival). Only for a readable event without hang-up; the ready
     /// list and hang-ups read until `WouldBlock`.
-    pub(super) fn service(&mut self, id: SlotId, now: Instant, short_read_drains: bool) {
+    pub(super) fn service(&mut self, id: SlotId, now: Instant, trust_short_read: bool) {
         if self.slots.get_mut(id).is_some_and(|c| matches!(c.phase(), Phase::Connecting { .. })) {
             // A hang-up before the connect completed: it failed.
             self.on_writable(id, now);
@@ -21,7 +21,7 @@ impl Server {
         let mut read_total = 0usize;
         let mut drained = false;
         loop {
-            if let Step::Stop = self.drain_input(id, now) {
+            if let Next::Stop = self.drain_input(id, now) {
                 return;
             }
             let Some(conn) = self.slots.get_mut(id) else { return };
@@ -54,7 +54,7 @@ impl Server {
                     self.stats.bytes_in += n as u64;
                     if n == tail_before {
                         conn.rx_mut().grow_if_busy(&mut self.budget);
-                    } else if short_read_drains {
+                    } else if trust_short_read {
                         drained = true;
                     }
                 }
@@ -70,13 +70,13 @@ impl Server {
     }
 
     /// Process everything the receive buffer holds, one [`Input`] at a time.
-    pub(super) fn drain_input(&mut self, id: SlotId, now: Instant) -> Step {
+    pub(super) fn drain_input(&mut self, id: SlotId, now: Instant) -> Next {
         loop {
-            let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
+            let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
             let on_full = match conn.blocked() {
                 None => OnFull::Pause,
                 Some(Blocked::StallExpired) => OnFull::Again,
-                Some(_) => return Step::Stop,
+                Some(_) => return Next::Stop,
             };
             if on_full == OnFull::Pause && conn.phase().is_open() && conn.tx().pending() > self.limits.tx_queue_bytes {
                 // Its own queue is full (a peer that sends PINGs or requests and never reads
@@ -84,20 +84,20 @@ impl Server {
                 // reply that does not fit. Only this peer waits; no stall, no error 11.
                 self.block(id, Blocked::OwnQueue);
                 self.stats.paused_sender += 1;
-                return Step::Stop;
+                return Next::Stop;
             }
             let step = match self.feed(id) {
                 Err(reason) => {
                     self.close(id, reason);
-                    return Step::Stop;
+                    return Next::Stop;
                 }
                 Ok(Input::NeedMore { consumed, need }) => return self.on_need_more(id, consumed, need),
                 Ok(Input::Verify { consumed }) => self.on_verify(id, consumed),
                 Ok(Input::Ready { consumed }) => self.on_ready(id, consumed),
                 Ok(Input::Message) => self.on_message(id, now, on_full),
             };
-            if let Step::Stop = step {
-                return Step::Stop;
+            if let Next::Stop = step {
+                return Next::Stop;
             }
         }
     }
@@ -118,34 +118,34 @@ impl Server {
     }
 
     /// Nothing more to do with the bytes at hand: drop what is done, and make room for `need`.
-    fn on_need_more(&mut self, id: SlotId, consumed: usize, need: usize) -> Step {
-        let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
+    fn on_need_more(&mut self, id: SlotId, consumed: usize, need: usize) -> Next {
+        let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
         conn.rx_mut().consume(consumed);
         if need > crate::limits::RX_BUF_MAX_BYTES {
             // The session checks every size against the limits; this is a second safeguard so
             // that no input can grow a buffer past its ceiling.
             self.close(id, CloseReason::Protocol(SessionError::MessageTooLarge));
-            return Step::Stop;
+            return Next::Stop;
         }
         if need > conn.rx().buf.len()
             && let Err(extra) = conn.rx_mut().make_room(need, &mut self.budget)
         {
             self.block_on_budget(id, extra);
-            return Step::Stop;
+            return Next::Stop;
         }
-        Step::Continue
+        Next::ReadMore
     }
 
     /// The peer presented its credentials: ask the authorisation hook, answer as it decides.
-    fn on_verify(&mut self, id: SlotId, consumed: usize) -> Step {
-        let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
+    fn on_verify(&mut self, id: SlotId, consumed: usize) -> Next {
+        let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
         conn.rx_mut().consume(consumed);
         let (super::super::conn::Origin::Accepted { listener, auth_addr }, Some((mechanism, credentials, identity))) =
             (conn.origin(), conn.driver().credentials())
         else {
             // Only an accepted ZMTP session asks; anything else has nobody to ask.
             self.close(id, CloseReason::Protocol(SessionError::UnexpectedCommand));
-            return Step::Stop;
+            return Next::Stop;
         };
         let domain = self
             .listeners
@@ -167,17 +167,17 @@ impl Server {
             conn.queued().mark_dirty(id, &mut self.sched.dirty);
         }
         match r {
-            Ok(()) => Step::Continue,
+            Ok(()) => Next::ReadMore,
             Err(reason) => {
                 self.close(id, reason);
-                Step::Stop
+                Next::Stop
             }
         }
     }
 
     /// The handshake completed: the connection becomes a VIP peer (or a duplicate).
-    fn on_ready(&mut self, id: SlotId, consumed: usize) -> Step {
-        let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
+    fn on_ready(&mut self, id: SlotId, consumed: usize) -> Next {
+        let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
         conn.rx_mut().consume(consumed);
         let dialled = matches!(conn.origin(), super::super::conn::Origin::Dialled);
         self.stats.handshakes_completed += 1;
@@ -185,11 +185,11 @@ impl Server {
         if dialled {
             self.dial_events.push(DialEvent::Ready(id));
         }
-        Step::Continue
+        Next::ReadMore
     }
 
     /// A complete message is held: route it, or drop it while the identity is a duplicate's.
-    fn on_message(&mut self, id: SlotId, now: Instant, on_full: OnFull) -> Step {
+    fn on_message(&mut self, id: SlotId, now: Instant, on_full: OnFull) -> Next {
         if on_full == OnFull::Again
             && let Some(conn) = self.slots.get_mut(id)
         {
@@ -200,38 +200,38 @@ impl Server {
             // is freed; then this message attaches the connection and is routed, as libzmq
             // delivers once it attaches the pipe.
             self.attach(id);
-            let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
+            let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
             if conn.phase() == Phase::Duplicate {
                 conn.release_message();
                 if stats::bump_and_should_log(&mut self.stats.dropped_duplicate_identity) {
                     log::info!("dropped a message from a duplicate-identity connection");
                 }
-                return Step::Continue;
+                return Next::ReadMore;
             }
         }
         let outcome = self.route(id, on_full);
-        let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
+        let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
         match outcome {
             Outcome::Done => {
                 conn.release_message();
-                Step::Continue
+                Next::ReadMore
             }
             Outcome::Blocked(to) if to == PeerId(id.index) => {
                 // A reply to the sender itself does not fit its own queue.
                 self.block(id, Blocked::OwnQueue);
-                Step::Stop
+                Next::Stop
             }
             Outcome::Blocked(to) => {
                 // The message stays held by the session: it is asked for again on the resume.
                 let on = self.slots.id_of(to.0).unwrap_or(id);
                 self.block(id, Blocked::Recipient { on, since: now });
-                Step::Stop
+                Next::Stop
             }
             Outcome::Quit => {
                 conn.release_message();
                 log::info!("quit from control: shutting down");
                 self.exit = Some(Exit::Quit);
-                Step::Continue
+                Next::ReadMore
             }
         }
     }

@@ -181,11 +181,11 @@ pub struct Server {
     last_shrink: Instant,
 }
 
-/// Whether to keep servicing a connection in this turn.
-enum Step {
-    /// Keep servicing it.
-    Continue,
-    /// Not now: it is blocked, closed, or its read budget is used up.
+/// What to do with a connection after its buffered input was processed, in this turn.
+enum Next {
+    /// Read more from its socket (within the read budget).
+    ReadMore,
+    /// Leave it for now: it is blocked, closed, or its read budget is used up.
     Stop,
 }
 

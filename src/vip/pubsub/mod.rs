@@ -146,20 +146,20 @@ fn platform(k: JsonStr<'_>) -> Option<bool> {
 }
 
 /// Log a malformed request (rate-limited) and count it.
-fn malformed(stats: &mut Stats, who: &[u8], op: &str, why: &str) {
+fn malformed(stats: &mut Stats, requester: &[u8], op: &str, why: &str) {
     if stats::bump_and_should_log(&mut stats.pubsub_malformed) {
-        log::info!("pubsub {op} from {}: {why} (answered with the non-crashing reply)", who.escape_ascii());
+        log::info!("pubsub {op} from {}: {why} (answered with the non-crashing reply)", requester.escape_ascii());
     }
 }
 
 /// Count and log a subscribe refused by a limit.
-fn refused(stats: &mut Stats, who: &[u8], op: &str, e: SubscribeError) {
+fn refused(stats: &mut Stats, requester: &[u8], op: &str, e: SubscribeError) {
     let counter = match e {
         SubscribeError::PeerLimit => &mut stats.rejected_subscription_peer_limit,
         _ => &mut stats.rejected_subscription_full,
     };
     if stats::bump_and_should_log(counter) {
-        log::warn!("pubsub {op} from {} refused: {e}", who.escape_ascii());
+        log::warn!("pubsub {op} from {} refused: {e}", requester.escape_ascii());
     }
 }
 
@@ -282,28 +282,28 @@ impl PubSub {
         if !peers.is_attached(from) {
             return Outcome::Done;
         }
-        let who = peers.identity(from);
+        let requester = peers.identity(from);
         let Some(op) = env.get_arg(0) else {
-            malformed(stats, who, "request", "no operation frame");
+            malformed(stats, requester, "request", "no operation frame");
             return Outcome::Done;
         };
         match op {
             b"subscribe" => {
-                let ok = self.subscribe(from, env, who, stats);
-                Self::request_response(stats, sink, from, who, env.msg_id, if ok { &[1] } else { &[0] })
+                let ok = self.subscribe(from, env, requester, stats);
+                Self::request_response(stats, sink, from, requester, env.msg_id, if ok { &[1] } else { &[0] })
             }
             b"unsubscribe" => {
-                let ok = self.unsubscribe(from, env, who, stats);
-                Self::request_response(stats, sink, from, who, env.msg_id, if ok { &[1] } else { &[0] })
+                let ok = self.unsubscribe(from, env, requester, stats);
+                Self::request_response(stats, sink, from, requester, env.msg_id, if ok { &[1] } else { &[0] })
             }
             b"synchronize" => {
-                self.synchronize(from, env, who, stats);
+                self.synchronize(from, env, requester, stats);
                 Outcome::Done
             }
             b"publish" => self.publish(from, env, peers, stats, sink, error_msg_id),
-            b"list" => self.list(from, env, who, stats, sink),
+            b"list" => self.list(from, env, requester, stats, sink),
             b"auth_update" | b"protected_update" => {
-                self.policy_update(op, env, who, stats);
+                self.policy_update(op, env, requester, stats);
                 Outcome::Done
             }
             b"error" | b"request_response" => Outcome::Done,
@@ -312,7 +312,7 @@ impl PubSub {
                     log::info!(
                         "pubsub {} from {} ignored: multi-platform pubsub is not implemented",
                         op.escape_ascii(),
-                        who.escape_ascii()
+                        requester.escape_ascii()
                     );
                 }
                 Outcome::Done
@@ -322,7 +322,7 @@ impl PubSub {
                     log::info!(
                         "unknown pubsub operation {:?} from {} ignored",
                         op.escape_ascii().to_string(),
-                        who.escape_ascii()
+                        requester.escape_ascii()
                     );
                 }
                 Outcome::Done
@@ -336,25 +336,25 @@ impl PubSub {
         stats: &mut Stats,
         sink: &mut impl Sink,
         to: PeerId,
-        who: &[u8],
+        requester: &[u8],
         msg_id: &[u8],
         result: &[u8],
     ) -> Outcome {
-        let frames: [&[u8]; 7] = [b"", SIGNATURE, who, msg_id, b"pubsub", b"request_response", result];
+        let frames: [&[u8]; 7] = [b"", SIGNATURE, requester, msg_id, b"pubsub", b"request_response", result];
         Router::reply(stats, sink, to, &frames)
     }
 
     /// VIP.md §7.8, honoured only from [`AUTH_IDENTITY`].
-    fn policy_update(&mut self, op: &[u8], env: &Envelope<'_>, who: &[u8], stats: &mut Stats) {
+    fn policy_update(&mut self, op: &[u8], env: &Envelope<'_>, requester: &[u8], stats: &mut Stats) {
         let name = if op == b"auth_update" { "auth_update" } else { "protected_update" };
-        if who != AUTH_IDENTITY {
+        if requester != AUTH_IDENTITY {
             if stats::bump_and_should_log(&mut stats.rejected_policy_update) {
-                log::warn!("pubsub {name} from {} ignored: accepted only from platform.auth", who.escape_ascii());
+                log::warn!("pubsub {name} from {} ignored: accepted only from platform.auth", requester.escape_ascii());
             }
             return;
         }
         let Some(body) = env.get_arg(1) else {
-            malformed(stats, who, name, "no JSON frame");
+            malformed(stats, requester, name, "no JSON frame");
             return;
         };
         let r = if op == b"auth_update" {

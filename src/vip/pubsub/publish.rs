@@ -100,7 +100,7 @@ impl SlowPeer {
 /// Who published, for the replies.
 struct Publisher<'a> {
     from: PeerId,
-    who: &'a [u8],
+    requester: &'a [u8],
     msg_id: &'a [u8],
 }
 
@@ -116,23 +116,23 @@ impl PubSub {
         error_msg_id: ErrorMsgId,
     ) -> Outcome {
         const OP: &str = "publish";
-        let who = peers.identity(from);
+        let requester = peers.identity(from);
         if env.arg_count() < 3 {
-            malformed(stats, who, OP, "fewer than 2 arguments (no reply)");
+            malformed(stats, requester, OP, "fewer than 2 arguments (no reply)");
             return Outcome::Done;
         }
         stats.pubsub_publishes += 1;
         let (topic, body) = (env.arg(1), env.arg(2));
-        let publisher = Publisher { from, who, msg_id: env.msg_id };
+        let publisher = Publisher { from, requester, msg_id: env.msg_id };
         let delivery = match json::parse(body) {
-            Ok(v) if v.kind() == Kind::Object => DeliveryBody::from_publish(who, v),
+            Ok(v) if v.kind() == Kind::Object => DeliveryBody::from_publish(requester, v),
             _ => None,
         };
         let Some(delivery) = delivery else {
-            malformed(stats, who, OP, "body is not an object with \"bus\", \"headers\" and \"message\"");
-            return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
+            malformed(stats, requester, OP, "body is not an object with \"bus\", \"headers\" and \"message\"");
+            return Self::request_response(stats, sink, from, requester, env.msg_id, &0u32.to_le_bytes());
         };
-        if let Some(refusal) = self.policy.check(who, topic) {
+        if let Some(refusal) = self.policy.check(requester, topic) {
             self.text.clear();
             refusal.write_text(topic, &mut self.text);
             return Self::refuse_protected(&self.text, &publisher, topic, stats, sink, error_msg_id);
@@ -141,8 +141,8 @@ impl PubSub {
         let bus = delivery.bus.as_str().and_then(|s| s.to_latin1(&mut bus_buf).ok());
         let count = match bus {
             Some(bus) if !self.subs.is_empty() => {
-                if !self.emit_body(&delivery, who, topic, stats) {
-                    return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
+                if !self.emit_body(&delivery, requester, topic, stats) {
+                    return Self::request_response(stats, sink, from, requester, env.msg_id, &0u32.to_le_bytes());
                 }
                 self.fan_out(bus, topic, env, peers, stats, sink)
             }
@@ -150,7 +150,7 @@ impl PubSub {
         };
         // Deliveries (if any) are out: never pause and retry from here (it would duplicate them).
         let count = u32::try_from(count).unwrap_or(u32::MAX);
-        Self::count_reply(stats, sink, from, who, env.msg_id, count);
+        Self::count_reply(stats, sink, from, requester, env.msg_id, count);
         Outcome::Done
     }
 
@@ -168,22 +168,22 @@ impl PubSub {
             log::warn!(
                 "publish to protected topic {:?} by {} refused",
                 topic.escape_ascii().to_string(),
-                p.who.escape_ascii()
+                p.requester.escape_ascii()
             );
         }
         let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
         let id = error_msg_id.msg_id(p.msg_id, &mut quoted);
-        let frames: [&[u8]; 9] = [b"", SIGNATURE, p.who, id, b"error", b"-32001", text, b"", b"pubsub"];
+        let frames: [&[u8]; 9] = [b"", SIGNATURE, p.requester, id, b"error", b"-32001", text, b"", b"pubsub"];
         if let Outcome::Blocked(to) = Router::reply(stats, sink, p.from, &frames) {
             return Outcome::Blocked(to);
         }
-        Self::count_reply(stats, sink, p.from, p.who, p.msg_id, 0);
+        Self::count_reply(stats, sink, p.from, p.requester, p.msg_id, 0);
         Outcome::Done
     }
 
     /// Emit the delivery body into the scratch buffer, within the message-size limit; false
     /// (counted and logged) when it does not fit.
-    fn emit_body(&mut self, delivery: &DeliveryBody<'_>, who: &[u8], topic: &[u8], stats: &mut Stats) -> bool {
+    fn emit_body(&mut self, delivery: &DeliveryBody<'_>, requester: &[u8], topic: &[u8], stats: &mut Stats) -> bool {
         self.body.clear();
         let max = self.max_body_bytes;
         if delivery.emit(&mut Capped { out: &mut self.body, max }).is_ok() {
@@ -192,7 +192,7 @@ impl PubSub {
         if stats::bump_and_should_log(&mut stats.rejected_publish_too_large) {
             log::warn!(
                 "publish from {} to {:?} dropped: delivery body over {max} bytes",
-                who.escape_ascii(),
+                requester.escape_ascii(),
                 topic.escape_ascii().to_string()
             );
         }
@@ -232,11 +232,11 @@ impl PubSub {
     }
 
     /// The publish count to the publisher, dropped (and counted) if its queue is full.
-    fn count_reply(stats: &mut Stats, sink: &mut impl Sink, to: PeerId, who: &[u8], msg_id: &[u8], count: u32) {
+    fn count_reply(stats: &mut Stats, sink: &mut impl Sink, to: PeerId, requester: &[u8], msg_id: &[u8], count: u32) {
         let c = count.to_le_bytes();
-        let frames: [&[u8]; 7] = [b"", SIGNATURE, who, msg_id, b"pubsub", b"request_response", &c];
+        let frames: [&[u8]; 7] = [b"", SIGNATURE, requester, msg_id, b"pubsub", b"request_response", &c];
         if sink.deliver(to, &frames).is_err() && stats::bump_and_should_log(&mut stats.dropped_reply_full) {
-            log::warn!("publish count to {} dropped: its queue is full", who.escape_ascii());
+            log::warn!("publish count to {} dropped: its queue is full", requester.escape_ascii());
         }
     }
 }
