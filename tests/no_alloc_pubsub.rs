@@ -30,13 +30,10 @@ use std::time::{Duration, Instant};
 use mio::Events;
 use viprouter::limits::{Limits, RX_BUF_BUSY_BYTES, RX_BUF_MIN_BYTES};
 use viprouter::server::event_loop::Server;
-use viprouter::server::listener;
-use viprouter::vip::platform::PlatformInfo;
-use viprouter::vip::router::Router;
-use viprouter::zmtp::command;
-use viprouter::zmtp::frame::{FLAG_MORE, FrameHeader};
-use viprouter::zmtp::greeting;
 use viprouter::zmtp::mechanism::Mechanism;
+
+mod common;
+use common::server::{frames, handshake};
 
 #[path = "common/alloc_counter.rs"]
 mod alloc_counter;
@@ -67,20 +64,11 @@ struct Shared {
     done: AtomicBool,
 }
 
-fn frames(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        FrameHeader::emit_frame(if i + 1 < parts.len() { FLAG_MORE } else { 0 }, p, &mut out);
-    }
-    out
-}
-
 /// Connect, greet, READY with `identity`, say hello, then send `then`.
 fn connect(port: u16, identity: &[u8], then: &[u8]) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_nodelay(true).unwrap();
-    let mut hello = greeting::emit(Mechanism::Null, false).to_vec();
-    command::emit_ready(b"DEALER", identity, &mut hello);
+    let mut hello = handshake(identity);
     hello.extend_from_slice(&frames(&[b"", b"VIP1", b"", b"h", b"hello", b"hello"]));
     hello.extend_from_slice(then);
     s.write_all(&hello).unwrap();
@@ -147,12 +135,9 @@ fn drain(mut s: TcpStream, shared: Arc<Shared>, me: usize) -> u64 {
 
 #[test]
 fn publish_fan_out_allocates_nothing_in_steady_state() {
-    let listeners = listener::bind("tcp://127.0.0.1:0", Mechanism::Null).unwrap();
-    let port: u16 = listeners[0].endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let limits = Limits::COMPILED;
     let tx_queue_bytes = limits.tx_queue_bytes;
-    let router = Router::new(&limits, PlatformInfo::with_router_id(b"rid"), 1);
-    let mut server = Server::new(listeners, router, limits, b"rid".to_vec()).unwrap();
+    let (mut server, port) = common::server::server(limits, Mechanism::Null);
 
     let shared = Arc::new(Shared {
         read: Default::default(),

@@ -3,20 +3,7 @@
 
 use super::*;
 
-/// A libzmq 4.3 NULL client greeting (ZMTP.md §2.3; padding byte 8 = identity length + 1).
-pub const LIBZMQ_NULL_GREETING: [u8; 64] = {
-    let mut g = [0u8; 64];
-    g[0] = 0xff;
-    g[8] = 0x01;
-    g[9] = 0x7f;
-    g[10] = 3;
-    g[11] = 1;
-    g[12] = b'N';
-    g[13] = b'U';
-    g[14] = b'L';
-    g[15] = b'L';
-    g
-};
+pub use crate::zmtp::greeting::LIBZMQ_NULL_GREETING;
 
 /// READY of a libzmq DEALER with identity `agent1` (ZMTP.md §12.4).
 pub const DEALER_READY_AGENT1: &[u8] =

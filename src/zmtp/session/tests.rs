@@ -3,8 +3,7 @@
 use super::*;
 use crate::zmtp::{command, greeting};
 
-pub(crate) const DEALER_READY_AGENT1: &[u8] =
-    b"\x04\x2f\x05READY\x0bSocket-Type\x00\x00\x00\x06DEALER\x08Identity\x00\x00\x00\x06agent1";
+pub(crate) use crate::fuzzing::DEALER_READY_AGENT1;
 
 fn client_greeting() -> [u8; 64] {
     greeting::emit(Mechanism::Null, false)
