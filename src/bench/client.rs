@@ -97,18 +97,8 @@ impl Client {
     /// # Errors
     /// Socket errors.
     pub fn flush(&mut self) -> Result<bool, ClientError> {
-        while self.tx_pos < self.tx.len() {
-            let end = (self.tx_pos + WRITE_CHUNK).min(self.tx.len());
-            let chunk = self.tx.get(self.tx_pos..end).unwrap_or(&[]);
-            match self.stream.write(chunk) {
-                Ok(0) => return Err(ClientError::Closed),
-                Ok(n) => self.tx_pos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(true)
+        while self.flush_once()? > 0 {}
+        Ok(self.tx_pos >= self.tx.len())
     }
 
     /// One `write` of at most [`WRITE_CHUNK`] queued bytes: bytes written, 0 when the

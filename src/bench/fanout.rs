@@ -25,7 +25,8 @@ use super::client::ClientError;
 use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, TOPIC};
 use super::messages::{describe, fmt_id, hello_wait, is_error, queue_vip};
 use super::pubsub::{
-    Extra, PublishBody, bench_subscribe_body, is_93, is_publish, is_request_response, now_ns, parse_stamp,
+    Extra, PublishBody, bench_subscribe_body, connect_publisher, is_93, is_publish, is_request_response, now_ns,
+    parse_stamp,
 };
 use super::report::{CaseResult, Latency};
 use super::socket::{Socket, zmq_poll};
@@ -336,13 +337,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         unsupported: AtomicU64::new(0),
         failure: FirstFailure::default(),
     };
-    let extra = Extra::subscribe(ctx, ctx.args.extra_subs).unwrap_or_else(|e| {
-        sh.failure.set(e);
-        Extra::default()
-    });
-    if let Some(e) = extra.shortfall() {
-        sh.failure.set(e);
-    }
+    let extra = Extra::subscribe_or_fail(ctx, &sh.failure);
     let mut out = run_threads(&sh, k);
     if out.publisher.as_ref().is_some_and(|p| p.unsupported) || extra.unsupported {
         out.unsupported = true;
@@ -369,12 +364,7 @@ fn run_threads(sh: &Shared<'_>, k: usize) -> Outcome {
                 s.spawn(move || subscriber(sh, t, ns))
             })
             .collect();
-        let pid = format!("{}-pub", ctx.prefix);
-        let deadline = Instant::now() + SETUP_TIMEOUT;
-        let mut publ = ctx
-            .clients
-            .connect(&ctx.endpoint, pid.as_bytes(), &ctx.security, SETUP_TIMEOUT)
-            .and_then(|mut c| if hello_wait(&mut c, deadline)? { Ok(c) } else { Err(ClientError::Timeout) });
+        let mut publ = connect_publisher(ctx);
         if let Err(e) = &publ {
             sh.failure.set(format!("publisher: {e}"));
         }
@@ -473,9 +463,7 @@ fn report(ctx: &Ctx, failure: Option<String>, deliv: u64, extra: &Extra, k: usiz
     lat.fields(&mut r, "");
     let us = cpu::fields(&mut r, &out.c0, &out.c1, deliv, "msg", ctx.router_cpu);
     let us_pub = cpu::fields(&mut r, &out.c0, &out.c1, p.sent, "pub", ctx.router_cpu);
-    if let Some(f) = &failure {
-        r.str("failure", f);
-    }
+    r.failure(failure.as_deref());
     let (label, size, window) = (&ctx.args.label, ctx.args.size, ctx.args.window);
     r.line = if out.unsupported {
         format!("{label:<14} {:<7} unsupported by router (error 93 to pubsub subscribe)", "fanout")

@@ -20,7 +20,8 @@ use super::client::ClientError;
 use super::consts::{RTT_TIMEOUT, SETUP_TIMEOUT, TOPIC, WARMUP};
 use super::messages::{describe, fmt_id, hello_wait, is_error, queue_vip};
 use super::pubsub::{
-    Extra, PublishBody, bench_subscribe_body, is_93, is_publish, is_request_response, now_ns, parse_id, parse_stamp,
+    Extra, PublishBody, bench_subscribe_body, connect_publisher, is_93, is_publish, is_request_response, now_ns,
+    parse_id, parse_stamp,
 };
 use super::report::{CaseResult, Latency};
 use super::socket::Socket;
@@ -289,13 +290,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         unsupported: AtomicBool::new(false),
         failure: FirstFailure::default(),
     };
-    let extra = Extra::subscribe(ctx, ctx.args.extra_subs).unwrap_or_else(|e| {
-        sh.failure.set(e);
-        Extra::default()
-    });
-    if let Some(e) = extra.shortfall() {
-        sh.failure.set(e);
-    }
+    let extra = Extra::subscribe_or_fail(ctx, &sh.failure);
     let (subs, pub_out, c1) = run_threads(&sh, k, &extra);
     let run = Run {
         unsupported: extra.unsupported || sh.unsupported.load(Ordering::Relaxed),
@@ -325,12 +320,7 @@ fn run_threads(sh: &Shared<'_>, k: usize, extra: &Extra) -> (Vec<SubOut>, Option
     let mut subs = Vec::new();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..k).map(|i| s.spawn(move || subscriber(sh, i))).collect();
-        let pid = format!("{}-pub", ctx.prefix);
-        let deadline = Instant::now() + SETUP_TIMEOUT;
-        let publ = ctx
-            .clients
-            .connect(&ctx.endpoint, pid.as_bytes(), &ctx.security, SETUP_TIMEOUT)
-            .and_then(|mut c| if hello_wait(&mut c, deadline)? { Ok(c) } else { Err(ClientError::Timeout) });
+        let publ = connect_publisher(ctx);
         sh.barrier.wait(); // every subscriber answered or failed
         match publ {
             Ok(mut p) if !sh.failure.is_set() && !extra.unsupported && !sh.unsupported.load(Ordering::Relaxed) => {
@@ -387,9 +377,7 @@ fn report(ctx: &Ctx, k: usize, failure: Option<String>, extra: &Extra, run: Run)
     all.fields(&mut r, "all_");
     cpu::fields(&mut r, &p.c0, &c1, lat.n, "msg", ctx.router_cpu);
     let us_pub = cpu::fields(&mut r, &p.c0, &c1, p.sent, "pub", ctx.router_cpu);
-    if let Some(f) = &failure {
-        r.str("failure", f);
-    }
+    r.failure(failure.as_deref());
     r.line = if unsupported {
         format!("{:<14} {:<7} unsupported by router (error 93 to pubsub subscribe)", ctx.args.label, "fanout-lat")
     } else {

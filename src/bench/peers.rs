@@ -235,9 +235,7 @@ fn report(ctx: &Ctx, c: usize, m: &Measured, failure: Option<String>) -> CaseRes
         .float("bytes_per_peer", per_peer, 0)
         .float("rss_per_1000_peers_kb", if per_peer >= 0.0 { per_peer * 1000.0 / 1024.0 } else { -1.0 }, 0);
     let us = cpu::fields(&mut r, &m.c0, &m.c1, welcomes, "peer", ctx.router_cpu);
-    if let Some(f) = &failure {
-        r.str("failure", f);
-    }
+    r.failure(failure.as_deref());
     let mem = if rss0 >= 0 {
         format!("RSS {rss0} -> {rss1} kB (HWM {hwm1})  {per_peer:.0} B/peer")
     } else {

@@ -97,6 +97,14 @@ pub fn parse_id(mid: &[u8], tag: u8) -> Option<u32> {
     }
 }
 
+/// The publisher of `fanout` and `fanout-lat`, connected and welcomed (`hello`).
+pub fn connect_publisher(ctx: &Ctx) -> Result<Socket, ClientError> {
+    let pid = format!("{}-pub", ctx.prefix);
+    let deadline = Instant::now() + SETUP_TIMEOUT;
+    let mut c = ctx.clients.connect(&ctx.endpoint, pid.as_bytes(), &ctx.security, SETUP_TIMEOUT)?;
+    if hello_wait(&mut c, deadline)? { Ok(c) } else { Err(ClientError::Timeout) }
+}
+
 /// The body of the `subscribe` agents send (VIP.md §7.3).
 pub fn subscribe_body(prefix: &str) -> String {
     format!("{{\"prefix\":\"{prefix}\",\"bus\":\"\",\"all_platforms\":false}}")
@@ -156,6 +164,18 @@ pub struct Extra {
 }
 
 impl Extra {
+    /// [`Extra::subscribe`], with a failure or a shortfall recorded in `failure`.
+    pub fn subscribe_or_fail(ctx: &Ctx, failure: &super::FirstFailure) -> Extra {
+        let extra = Extra::subscribe(ctx, ctx.args.extra_subs).unwrap_or_else(|e| {
+            failure.set(e);
+            Extra::default()
+        });
+        if let Some(e) = extra.shortfall() {
+            failure.set(e);
+        }
+        extra
+    }
+
     /// Connect ⌈n/1000⌉ idle peers and subscribe `n` [`extra_prefix`]es, at most 1000 per
     /// peer, each peer's sent at once; wait for every `request_response`.
     ///

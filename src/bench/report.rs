@@ -81,6 +81,14 @@ impl CaseResult {
         self.set(key, Val::Bool(v))
     }
 
+    /// The `failure` field, if the run failed.
+    pub(crate) fn failure(&mut self, failure: Option<&str>) -> &mut Self {
+        if let Some(f) = failure {
+            self.str("failure", f);
+        }
+        self
+    }
+
     pub(crate) fn str(&mut self, key: &str, v: &str) -> &mut Self {
         self.set(key, Val::Str(v.to_string()))
     }

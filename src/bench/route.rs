@@ -304,9 +304,7 @@ fn report(ctx: &Ctx, mut failure: Option<String>, outs: Vec<Out>, c0: &cpu::Snap
         .float("msgs_per_s", rate, 0)
         .float("mb_per_s", mbs, 2);
     let us = cpu::fields(&mut r, c0, c1, tot.recvd, "msg", ctx.router_cpu);
-    if let Some(f) = &failure {
-        r.str("failure", f);
-    }
+    r.failure(failure.as_deref());
     r.line = format!(
         "{:<14} {:<7} P={} S={} W={}   {:10.0} msg/s {:9.2} MB/s  lost {}/{}{}{}",
         ctx.args.label,

@@ -142,9 +142,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         .float("rtt_per_s", if el > 0.0 { done as f64 / el } else { 0.0 }, 0);
     lat.fields(&mut r, "");
     let us = cpu::fields(&mut r, &t.c0, &c1, done, "rt", ctx.router_cpu);
-    if let Some(f) = &failure {
-        r.str("failure", f);
-    }
+    r.failure(failure.as_deref());
     r.line = format!(
         "{:<14} {:<7} S={} n={}        {}{}{}",
         ctx.args.label,

@@ -88,15 +88,8 @@ pub(super) fn check_pubsub(
     outcome: Outcome,
 ) {
     let rest: Vec<&Attempt> = sink.attempts.iter().filter(|a| !is_notification(a, b"add")).collect();
-    let f = |a: &Attempt, i: usize| a.frames.get(i).cloned().unwrap_or_default();
-    let reply_head = |a: &Attempt, kind: &[u8]| {
-        a.to == from
-            && f(a, 0).is_empty()
-            && f(a, 2) == me
-            && f(a, 3) == env.msg_id
-            && f(a, 4) == b"pubsub"
-            && f(a, 5) == kind
-    };
+    let f = frame_of;
+    let reply_head = |a: &Attempt, kind: &[u8]| is_reply(a, from, me, env, kind);
     if let Outcome::Blocked(p) = outcome {
         assert_eq!(p, from, "pubsub pauses only on the requester's own queue");
         assert!(rest.iter().all(|a| a.to == from), "pubsub blocked after a delivery");
@@ -118,17 +111,21 @@ pub(super) fn check_pubsub(
     }
 }
 
+/// Frame `i` of an attempted delivery (empty past the end).
+fn frame_of(a: &Attempt, i: usize) -> Vec<u8> {
+    a.frames.get(i).cloned().unwrap_or_default()
+}
+
+/// Is `a` a pubsub reply of `kind` to the requester `from` (`me`) of `env`?
+fn is_reply(a: &Attempt, from: PeerId, me: &[u8], env: &Envelope<'_>, kind: &[u8]) -> bool {
+    let f = |i| frame_of(a, i);
+    a.to == from && f(0).is_empty() && f(2) == me && f(3) == env.msg_id && f(4) == b"pubsub" && f(5) == kind
+}
+
 /// VIP.md §7.6 for one `publish`: the -32001 error or the deliveries, then the count.
 fn check_publish(router: &Router, from: PeerId, me: &[u8], env: &Envelope<'_>, rest: &[&Attempt], outcome: Outcome) {
-    let f = |a: &Attempt, i: usize| a.frames.get(i).cloned().unwrap_or_default();
-    let reply_head = |a: &Attempt, kind: &[u8]| {
-        a.to == from
-            && f(a, 0).is_empty()
-            && f(a, 2) == me
-            && f(a, 3) == env.msg_id
-            && f(a, 4) == b"pubsub"
-            && f(a, 5) == kind
-    };
+    let f = frame_of;
+    let reply_head = |a: &Attempt, kind: &[u8]| is_reply(a, from, me, env, kind);
     let topic = env.arg(1);
     let refused = rest.iter().any(|a| f(a, 4) == b"error");
     let expected = expected_delivery(me, env.arg(2));

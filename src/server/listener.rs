@@ -114,6 +114,13 @@ pub struct Listener {
     pub path: Option<String>,
 }
 
+impl Listener {
+    /// A listener on `socket`, reported as `endpoint`, in the default ZAP domain.
+    pub fn new(socket: ListenSocket, endpoint: String, mechanism: Mechanism, path: Option<String>) -> Self {
+        Listener { socket, endpoint, mechanism, domain: DEFAULT_DOMAIN.to_string(), path }
+    }
+}
+
 /// Bind `addr`; a `tcp://` host resolving to several addresses binds each.
 ///
 /// # Errors
@@ -126,13 +133,7 @@ pub fn bind(addr: &str, mechanism: Mechanism) -> Result<Vec<Listener>, String> {
             for sa in Endpoint::tcp_addrs(&hp).map_err(|e| format!("{addr}: {e}"))? {
                 let l = TcpListener::bind(sa).map_err(|e| format!("{addr}: bind {sa}: {e}"))?;
                 let local = l.local_addr().map_err(|e| format!("{addr}: {e}"))?;
-                out.push(Listener {
-                    socket: ListenSocket::Tcp(l),
-                    endpoint: format!("tcp://{local}"),
-                    mechanism,
-                    domain: DEFAULT_DOMAIN.to_string(),
-                    path: None,
-                });
+                out.push(Listener::new(ListenSocket::Tcp(l), format!("tcp://{local}"), mechanism, None));
             }
             Ok(out)
         }
@@ -140,13 +141,7 @@ pub fn bind(addr: &str, mechanism: Mechanism) -> Result<Vec<Listener>, String> {
             let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
                 .map_err(|e| format!("{addr}: {e}"))?;
             let l = UnixListener::bind_addr(&sa).map_err(|e| format!("{addr}: bind: {e}"))?;
-            Ok(vec![Listener {
-                socket: ListenSocket::Unix(l),
-                endpoint: format!("ipc://@{name}"),
-                mechanism,
-                domain: DEFAULT_DOMAIN.to_string(),
-                path: None,
-            }])
+            Ok(vec![Listener::new(ListenSocket::Unix(l), format!("ipc://@{name}"), mechanism, None)])
         }
         Endpoint::IpcPath(path) => {
             // libzmq unlinks a stale socket file before binding; do the same.
@@ -157,13 +152,7 @@ pub fn bind(addr: &str, mechanism: Mechanism) -> Result<Vec<Listener>, String> {
                 }
             }
             let l = UnixListener::bind(&path).map_err(|e| format!("{addr}: bind: {e}"))?;
-            Ok(vec![Listener {
-                socket: ListenSocket::Unix(l),
-                endpoint: format!("ipc://{path}"),
-                mechanism,
-                domain: DEFAULT_DOMAIN.to_string(),
-                path: Some(path),
-            }])
+            Ok(vec![Listener::new(ListenSocket::Unix(l), format!("ipc://{path}"), mechanism, Some(path))])
         }
     }
 }

@@ -161,13 +161,8 @@ fn inherited_listeners(
         out.push(match l {
             activation::Listener::Tcp(std_l) => {
                 let local = std_l.local_addr().map_err(|e| format!("socket activation: {e}"))?;
-                Listener {
-                    socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(std_l)),
-                    endpoint: format!("tcp://{local}"),
-                    mechanism,
-                    domain: DEFAULT_DOMAIN.to_string(),
-                    path: None,
-                }
+                let socket = ListenSocket::Tcp(mio::net::TcpListener::from_std(std_l));
+                Listener::new(socket, format!("tcp://{local}"), mechanism, None)
             }
             activation::Listener::Unix(std_l) => {
                 use std::os::linux::net::SocketAddrExt;
@@ -177,13 +172,7 @@ fn inherited_listeners(
                     (None, Some(path)) => format!("ipc://{}", path.display()),
                     _ => "ipc://(unnamed)".to_string(),
                 };
-                Listener {
-                    socket: ListenSocket::Unix(mio::net::UnixListener::from_std(std_l)),
-                    endpoint,
-                    mechanism,
-                    domain: DEFAULT_DOMAIN.to_string(),
-                    path: None,
-                }
+                Listener::new(ListenSocket::Unix(mio::net::UnixListener::from_std(std_l)), endpoint, mechanism, None)
             }
         });
     }

@@ -19,7 +19,7 @@ use core::ops::Range;
 
 use super::frame::FrameHeader;
 use super::{Part, Parts, SessionError};
-use crate::limits::{Limits, MAX_COMMAND_BYTES};
+use crate::limits::{Limits, MAX_COMMAND_BYTES, MAX_HANDSHAKE_FRAME_BYTES};
 
 /// Bytes a CURVE MESSAGE wrapper adds to each frame (name, nonce, tag, inner flags; ZMTP.md §7.9).
 pub const CURVE_OVERHEAD: u64 = 33;
@@ -107,6 +107,19 @@ impl Deframer {
             return Err(SessionError::FrameTooLarge { declared: header.size, limit });
         }
         Ok(self.take(header, rest.len()))
+    }
+
+    /// The body of the next handshake command (ZMTP.md §3.2: before the handshake completed,
+    /// every frame is a command of at most `MAX_HANDSHAKE_FRAME_BYTES`), if all of it is buffered.
+    ///
+    /// # Errors
+    /// [`SessionError::FrameTooLarge`]; [`SessionError::UnexpectedCommand`] for a data frame.
+    pub fn next_handshake_command(&mut self, buf: &[u8]) -> Result<Option<Range<usize>>, SessionError> {
+        let Some(frame) = self.next_frame(buf, MAX_HANDSHAKE_FRAME_BYTES)? else { return Ok(None) };
+        if !frame.header.command() {
+            return Err(SessionError::UnexpectedCommand);
+        }
+        Ok(Some(frame.body))
     }
 
     /// Like [`Deframer::next_frame`], with the traffic-phase checks at the header, before the

@@ -15,16 +15,8 @@
 //!
 //! Spec: ../shared/spec/ZMTP.md (§2 greeting, §3 framing, §4 commands, §5 NULL, §15 checklist).
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::cast_possible_truncation
-    )
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::cast_possible_truncation))]
 
 pub mod command;
 pub mod deframer;

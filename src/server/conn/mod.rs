@@ -116,13 +116,18 @@ pub struct Queued {
     ready: bool,
 }
 
+/// Push `id` on `list` unless `on` says it is there already.
+fn push_once(on: &mut bool, id: SlotId, list: &mut Vec<SlotId>) {
+    if !*on {
+        *on = true;
+        list.push(id);
+    }
+}
+
 impl Queued {
     /// Output was queued: flush `id` at the end of the turn (once).
     pub fn mark_dirty(&mut self, id: SlotId, dirty: &mut Vec<SlotId>) {
-        if !self.dirty {
-            self.dirty = true;
-            dirty.push(id);
-        }
+        push_once(&mut self.dirty, id, dirty);
     }
 
     /// Flushed.
@@ -132,10 +137,7 @@ impl Queued {
 
     /// Input is left: service `id` again without an event (once per list).
     pub fn queue_ready(&mut self, id: SlotId, ready: &mut Vec<SlotId>) {
-        if !self.ready {
-            self.ready = true;
-            ready.push(id);
-        }
+        push_once(&mut self.ready, id, ready);
     }
 
     /// Taken off the ready list.

@@ -19,7 +19,7 @@
 use rand_core::CryptoRngCore;
 
 use super::Input;
-use crate::limits::{Limits, MAX_HANDSHAKE_FRAME_BYTES, MAX_IDENTITY_BYTES};
+use crate::limits::{Limits, MAX_IDENTITY_BYTES};
 use crate::zmtp::command::{self, Command};
 use crate::zmtp::deframer::{Deframer, FrameLimits};
 use crate::zmtp::greeting::{self, GREETING_LEN};
@@ -183,10 +183,7 @@ impl ClientSession {
         };
         match traffic::step(&mut self.deframer, channel, &limits, OnError::Report, buf, out)? {
             Progress::Message => Ok(Input::Message),
-            Progress::NeedMore => {
-                let (consumed, need) = self.deframer.need_more(buf);
-                Ok(Input::NeedMore { consumed, need })
-            }
+            Progress::NeedMore => Ok(super::need_more(&mut self.deframer, buf)),
             Progress::PeerError(reason) => Err(self.refused(buf.get(reason).unwrap_or(&[]))),
         }
     }
@@ -217,14 +214,10 @@ impl ClientSession {
             self.state = State::Handshake;
         }
         loop {
-            let Some(frame) = self.deframer.next_frame(buf, MAX_HANDSHAKE_FRAME_BYTES)? else {
-                let (consumed, need) = self.deframer.need_more(buf);
-                return Ok(Input::NeedMore { consumed, need });
+            let Some(body) = self.deframer.next_handshake_command(buf)? else {
+                return Ok(super::need_more(&mut self.deframer, buf));
             };
-            if !frame.header.command() {
-                return Err(SessionError::UnexpectedCommand);
-            }
-            let body = buf.get_mut(frame.body).unwrap_or(&mut []);
+            let body = buf.get_mut(body).unwrap_or(&mut []);
             let ready = self.handshake_command(body, out, rng)?;
             self.deframer.command_done();
             if ready {

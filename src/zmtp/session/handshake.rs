@@ -9,7 +9,6 @@
 use rand_core::CryptoRngCore;
 
 use super::{Input, Mech, Session, SessionConfig, SocketType, State};
-use crate::limits::MAX_HANDSHAKE_FRAME_BYTES;
 use crate::zmtp::command::{self, Command};
 use crate::zmtp::greeting::{self, GREETING_LEN};
 use crate::zmtp::mechanism::curve::ServerStep;
@@ -45,15 +44,10 @@ impl Session {
                 self.state = self.after_greeting(cfg, out)?;
                 continue;
             }
-            let Some(frame) = self.deframer.next_frame(buf, MAX_HANDSHAKE_FRAME_BYTES)? else {
-                let (consumed, need) = self.deframer.need_more(buf);
-                return Ok(Input::NeedMore { consumed, need });
+            let Some(body) = self.deframer.next_handshake_command(buf)? else {
+                return Ok(super::need_more(&mut self.deframer, buf));
             };
-            if !frame.header.command() {
-                // Data before the handshake completed (ZMTP.md §3.2).
-                return Err(SessionError::UnexpectedCommand);
-            }
-            let body = buf.get_mut(frame.body).unwrap_or(&mut []);
+            let body = buf.get_mut(body).unwrap_or(&mut []);
             let done = self.handshake_command(cfg, body, out, rng)?;
             self.deframer.command_done();
             if let Some(done) = done {

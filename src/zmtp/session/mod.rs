@@ -266,10 +266,7 @@ impl Session {
         };
         match traffic::step(&mut self.deframer, channel, &limits, OnError::Ignore, buf, out)? {
             Progress::Message => Ok(Input::Message),
-            Progress::NeedMore | Progress::PeerError(_) => {
-                let (consumed, need) = self.deframer.need_more(buf);
-                Ok(Input::NeedMore { consumed, need })
-            }
+            Progress::NeedMore | Progress::PeerError(_) => Ok(need_more(&mut self.deframer, buf)),
         }
     }
 
@@ -302,6 +299,12 @@ impl Session {
     pub fn frames_verbatim(&self) -> bool {
         !matches!(self.mech, Mech::Curve { .. }) && self.socket_type != SocketType::Req
     }
+}
+
+/// Nothing more can be done with the bytes at hand: what to drop and what to wait for.
+fn need_more(deframer: &mut Deframer, buf: &[u8]) -> Input {
+    let (consumed, need) = deframer.need_more(buf);
+    Input::NeedMore { consumed, need }
 }
 
 /// The frames of the held message, without a REQ peer's leading empty delimiter.
