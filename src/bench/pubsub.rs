@@ -89,7 +89,7 @@ fn hex(digits: &[u8]) -> Option<u64> {
     digits.iter().try_fold(0u64, |acc, &c| Some((acc << 4) | u64::from(char::from(c).to_digit(16)?)))
 }
 
-/// The number in a [`fmt_id`](super::messages::fmt_id) message id with tag `tag`.
+/// The number in a [`fmt_id`] message id with tag `tag`.
 pub fn parse_id(mid: &[u8], tag: u8) -> Option<u32> {
     match mid {
         [t, digits @ ..] if *t == tag && digits.len() == 8 => hex(digits).and_then(|v| u32::try_from(v).ok()),

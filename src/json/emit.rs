@@ -15,7 +15,7 @@
 //!   kept (see the deviation note in [`crate::json`]).
 //!
 //! Nothing here allocates: the sink decides where bytes go ([`Vec<u8>`] with capacity reserved
-//! from [`emitted_len`]/[`DeliveryBody::emitted_len`], a fixed [`SliceWriter`], or a
+//! from [`emitted_len`]/`vip::pubsub::DeliveryBody::emitted_len`, a fixed [`SliceWriter`], or a
 //! [`LenCounter`] that only measures). Recursion is bounded by the depth the scanner accepted
 //! ([`MAX_DEPTH`](super::MAX_DEPTH)).
 
@@ -229,7 +229,7 @@ pub fn emit_u64<S: ByteSink + ?Sized>(out: &mut S, mut n: u64) -> Result<(), Sin
 /// Writes `s` (Unicode text) as a JSON string (with quotes), ASCII-escaped exactly as Python's
 /// `json.dumps` writes a `str` (code points above U+FFFF as a surrogate pair). The one escaper
 /// of the crate: the frames' latin-1 strings ([`emit_latin1_str`]), the scanner's strings
-/// ([`emit_json_str`]) and Rust text all go through [`CharBuf::push_char`].
+/// ([`emit_json_str`]) and Rust text all go through the same per-character escape.
 pub fn emit_str<S: ByteSink + ?Sized>(out: &mut S, s: &str) -> Result<(), SinkFull> {
     out.put(b"\"")?;
     let mut buf = CharBuf::new();

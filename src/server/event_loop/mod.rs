@@ -18,7 +18,7 @@
 //! `drain_input` feeds it to the connection's protocol ([`super::protocol::Driver`]) and acts on
 //! each [`Input`] in its own function (`input.rs`); a complete message stays held by the session
 //! while `route` checks the sender out of its slot, lends the router the message, the counters
-//! and a [`sink::ConnSink`] over the other connections, and checks it back in; the sink encodes
+//! and a `ConnSink` (`sink.rs`) over the other connections, and checks it back in; the sink encodes
 //! into the recipients' transmit queues; `flush_dirty` writes them (`output.rs`). When the
 //! router says a recipient is full, the sender is [`Blocked`] and its message simply stays held:
 //! the next `drain_input` after the resume asks the session again and gets the same message.

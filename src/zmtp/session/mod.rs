@@ -18,7 +18,7 @@
 //!   messages to the peer are encoded by the session's [`Encoder`] ([`Session::encoder`],
 //!   [`Session::split`]).
 //!
-//! Layout: this file holds the types and the dispatch; [`handshake`] the greeting, NULL,
+//! Layout: this file holds the types and the dispatch; `handshake.rs` the greeting, NULL,
 //! PLAIN and CURVE handshakes and the authorisation step; the traffic phase is
 //! [`crate::zmtp::traffic`], shared with the client.
 //!
