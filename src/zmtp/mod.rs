@@ -1,12 +1,18 @@
-//! Sans-IO ZMTP 3.x, the server (ROUTER) side a VOLTTRON router needs.
+//! Sans-IO ZMTP 3.x: the server (ROUTER) side a VOLTTRON router needs, and the client (DEALER)
+//! side for the connections it opens itself.
 //!
 //! Layer contract (DESIGN.md §2.2): bytes in, events and bytes out. Nothing here touches a
 //! socket, a clock or the global allocator on the traffic path. The caller (`server/`) owns
-//! the receive buffer and hands [`session::Session::handle_input`] the unconsumed bytes; the
-//! session answers with how many bytes it consumed and, when a multipart message is complete,
-//! the byte ranges of its frames inside that same buffer ([`Part`]) — a borrowed view, nothing
-//! copied. Output (greeting, READY, PONG, encoded messages) is appended to the connection's
-//! transmit buffer, within capacity the caller reserved.
+//! the receive buffer and hands [`session::Session::handle_input`] (or
+//! [`session::client::ClientSession::handle_input`]) the unconsumed bytes; the session answers
+//! how many bytes it consumed and, when a multipart message is complete, holds it: the byte
+//! ranges of its frames inside that same buffer ([`Part`]), a borrowed view, nothing copied,
+//! until the caller releases it. Output (greeting, READY, PONG, encoded messages) is appended to
+//! the connection's transmit buffer, within capacity the caller reserved.
+//!
+//! One codec for both roles and every mechanism: [`frame`] and [`command`] encode and parse
+//! every frame (CURVE's commands included, [`mechanism::curve::wire`] lays out only their
+//! bodies), [`deframer`] assembles messages, [`traffic`] runs the traffic phase.
 //!
 //! Views follow smoltcp's contract: `parse` checks once, accessors cannot panic afterwards.
 //! "Need more bytes" is never an error (`Ok(None)`); `Err` is reserved for malformed or
