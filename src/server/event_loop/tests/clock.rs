@@ -82,3 +82,31 @@ fn a_sender_blocked_behind_a_reader_that_never_reads_gets_error_11_after_the_sta
     assert!(errors(&a) >= 1, "no error 11 once b stalled");
     assert!(server.stats().errors_again >= 1);
 }
+
+#[test]
+fn buffers_grown_by_a_large_message_shrink_back_once_the_callers_clock_says_the_peer_is_idle() {
+    let (mut server, port) = server(Limits::COMPILED);
+    let mut events = Events::with_capacity(64);
+    let mut a = Peer::connect(port, b"a");
+    while !(a.is_ready() && server.router.peers.lookup(b"a").is_some()) {
+        at(&mut server, &mut events, 0);
+        a.pump();
+    }
+    let initial = server.budget.used();
+    // A 256 KiB message to a peer that does not exist: a's receive buffer grows to hold it.
+    let body = vec![b'x'; 256 * 1024];
+    a.send(&[b"nobody", b"VIP1", b"", b"m1", b"RPC", &body]);
+    for t in 0..200 {
+        a.pump();
+        at(&mut server, &mut events, 1 + t);
+        if a.inbox.iter().any(|m| m[4] == b"error") {
+            break;
+        }
+    }
+    assert!(a.inbox.iter().any(|m| m[4] == b"error" && m[5] == b"113"), "the message was routed (error 113)");
+    assert!(server.budget.used() > initial, "the receive buffer grew for the message");
+    at(&mut server, &mut events, 1000 + crate::limits::IDLE_SHRINK_MS / 2);
+    assert!(server.budget.used() > initial, "not idle long enough yet");
+    at(&mut server, &mut events, 2000 + crate::limits::IDLE_SHRINK_MS);
+    assert_eq!(server.budget.used(), initial, "the grown buffers went back to the budget");
+}
