@@ -59,6 +59,7 @@ pub enum Outbound<'a> {
 impl Outbound<'_> {
     /// One encoding of a message serves every connection for which this holds
     /// ([`crate::zmtp::traffic::encode_verbatim`]).
+    #[inline]
     pub fn verbatim(&self) -> bool {
         match self {
             Outbound::Zmtp(e) => e.verbatim(),
@@ -67,6 +68,7 @@ impl Outbound<'_> {
     }
 
     /// Bytes [`Outbound::encode`] appends.
+    #[inline]
     pub fn encoded_len(&self, frames: &[&[u8]]) -> usize {
         match self {
             Outbound::Zmtp(e) => e.encoded_len(frames),
@@ -78,6 +80,7 @@ impl Outbound<'_> {
     ///
     /// # Errors
     /// The connection cannot send any more (CURVE nonce exhausted): close it.
+    #[inline]
     pub fn encode(&mut self, frames: &[&[u8]], out: &mut Vec<u8>) -> Result<(), CloseReason> {
         match self {
             Outbound::Zmtp(e) => e.encode(frames, out).map_err(CloseReason::Protocol),
@@ -185,6 +188,7 @@ impl Driver {
     }
 
     /// See [`Protocol::split`].
+    #[inline]
     pub fn split<'a>(&'a mut self, buf: &'a [u8]) -> (Message<'a>, Option<Outbound<'a>>) {
         match self {
             Driver::Zmtp(s) => {
@@ -196,6 +200,7 @@ impl Driver {
     }
 
     /// See [`Protocol::release`].
+    #[inline]
     pub fn release(&mut self) -> usize {
         match self {
             Driver::Zmtp(s) => s.release(),
@@ -204,6 +209,7 @@ impl Driver {
     }
 
     /// See [`Protocol::outbound`].
+    #[inline]
     pub fn outbound(&mut self) -> Option<Outbound<'_>> {
         match self {
             Driver::Zmtp(s) => s.encoder().map(Outbound::Zmtp),
@@ -212,6 +218,7 @@ impl Driver {
     }
 
     /// One encoding of a message serves this connection and every other for which this holds.
+    #[inline]
     pub fn frames_verbatim(&self) -> bool {
         match self {
             Driver::Zmtp(s) => s.is_traffic() && s.frames_verbatim(),

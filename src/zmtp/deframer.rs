@@ -40,6 +40,7 @@ pub struct FrameLimits {
 
 impl FrameLimits {
     /// The limits in force, for a session with (`sealed`) or without CURVE.
+    #[inline]
     pub fn new(limits: &Limits, sealed: bool) -> Self {
         FrameLimits {
             max_frame_bytes: limits.max_frame_bytes,
@@ -85,6 +86,7 @@ pub struct Deframer {
 
 impl Deframer {
     /// A deframer at the start of the buffer.
+    #[inline]
     pub fn new() -> Self {
         Self::default()
     }
@@ -128,6 +130,7 @@ impl Deframer {
     /// # Errors
     /// [`SessionError::FrameTooLarge`], [`SessionError::MessageTooLarge`],
     /// [`SessionError::TooManyParts`].
+    #[inline]
     pub fn next_traffic_frame(&mut self, buf: &[u8], limits: &FrameLimits) -> Result<Option<Frame>, SessionError> {
         let rest = buf.get(self.scan..).unwrap_or(&[]);
         let Some(header) = FrameHeader::parse(rest)? else { return Ok(None) };
@@ -159,6 +162,7 @@ impl Deframer {
     }
 
     /// The body range of a frame whose header was checked, if all of it is buffered.
+    #[inline]
     fn take(&mut self, header: FrameHeader, available: usize) -> Option<Frame> {
         // size ≤ a limit ≤ u32::MAX (limits.rs), so the conversion cannot fail on 32-bit targets.
         let size = usize::try_from(header.size).ok()?;
@@ -179,6 +183,7 @@ impl Deframer {
     /// A command in the traffic phase was acted on: between messages its bytes are done; between
     /// the frames of a message they stay in the buffer until the message completes (and count
     /// against its size).
+    #[inline]
     pub fn traffic_command_done(&mut self, frame: &Frame) {
         if self.parts.is_empty() {
             self.msg_start = self.scan;
@@ -202,6 +207,7 @@ impl Deframer {
     /// # Errors
     /// [`SessionError::TooManyParts`], [`SessionError::MessageTooLarge`] (checked again on the
     /// decrypted size under CURVE).
+    #[inline]
     pub fn push(&mut self, payload: Range<usize>, more: bool, limits: &FrameLimits) -> Result<bool, SessionError> {
         let len = payload.len();
         if self.parts.len() >= limits.max_msg_parts {
@@ -222,6 +228,7 @@ impl Deframer {
 
     /// Nothing more can be done with the bytes at hand: `(consumed, need)`, the bytes the
     /// caller must drop now and how many the (remaining) buffer must hold for the next step.
+    #[inline]
     pub fn need_more(&mut self, buf: &[u8]) -> (usize, usize) {
         let rest = buf.get(self.scan..).unwrap_or(&[]);
         let wanted = match FrameHeader::parse(rest) {
@@ -235,6 +242,7 @@ impl Deframer {
     }
 
     /// The caller drops `consumed` leading bytes: shift every remembered offset.
+    #[inline]
     fn rebase(&mut self, consumed: usize) {
         self.scan -= consumed;
         self.msg_start -= consumed;
@@ -246,17 +254,20 @@ impl Deframer {
     }
 
     /// A complete message is held.
+    #[inline]
     pub fn is_complete(&self) -> bool {
         self.complete
     }
 
     /// The frames of the held message (empty while none is complete), relative to `buf`.
+    #[inline]
     pub fn parts(&self) -> &[Part] {
         if self.complete { &self.parts } else { &[] }
     }
 
     /// Drop the held message: returns the bytes the caller must consume (the message and
     /// everything before it). 0 when no message is held.
+    #[inline]
     pub fn release(&mut self) -> usize {
         if !self.complete {
             return 0;

@@ -41,6 +41,7 @@ pub enum Progress {
 ///
 /// # Errors
 /// Any size limit, and CURVE errors (a MESSAGE that does not open): close the connection.
+#[inline]
 pub fn step(
     deframer: &mut Deframer,
     mut channel: Option<&mut Channel>,
@@ -131,17 +132,20 @@ pub struct Encoder<'a> {
 impl<'a> Encoder<'a> {
     /// Encode through `channel` (CURVE) or verbatim, with an empty delimiter frame in front of
     /// every message when `delimiter` (a REQ peer, ZMTP.md §4.3).
+    #[inline]
     pub fn new(channel: Option<&'a mut Channel>, delimiter: bool) -> Self {
         Encoder { channel, delimiter }
     }
 
     /// Frames go out verbatim (no CURVE boxes, no REQ delimiter): one encoding of a message
     /// ([`encode_verbatim`]) serves every such peer.
+    #[inline]
     pub fn verbatim(&self) -> bool {
         self.channel.is_none() && !self.delimiter
     }
 
     /// Bytes [`Encoder::encode`] appends for `frames`.
+    #[inline]
     pub fn encoded_len(&self, frames: &[&[u8]]) -> usize {
         let sealed = self.channel.is_some();
         let one =
@@ -156,6 +160,7 @@ impl<'a> Encoder<'a> {
     ///
     /// # Errors
     /// A CURVE sealing error (nonce exhausted): close the connection.
+    #[inline]
     pub fn encode(&mut self, frames: &[&[u8]], out: &mut Vec<u8>) -> Result<(), SessionError> {
         if self.verbatim() {
             encode_verbatim(frames, out);
@@ -176,6 +181,7 @@ impl<'a> Encoder<'a> {
 
 /// Append `frames` as one multipart message, verbatim (what [`Encoder::encode`] writes for a
 /// peer whose [`Encoder::verbatim`] holds).
+#[inline]
 pub fn encode_verbatim(frames: &[&[u8]], out: &mut Vec<u8>) {
     let last = frames.len().saturating_sub(1);
     for (i, f) in frames.iter().enumerate() {

@@ -117,6 +117,7 @@ pub struct Queued {
 }
 
 /// Push `id` on `list` unless `on` says it is there already.
+#[inline]
 fn push_once(on: &mut bool, id: SlotId, list: &mut Vec<SlotId>) {
     if !*on {
         *on = true;
@@ -126,6 +127,7 @@ fn push_once(on: &mut bool, id: SlotId, list: &mut Vec<SlotId>) {
 
 impl Queued {
     /// Output was queued: flush `id` at the end of the turn (once).
+    #[inline]
     pub fn mark_dirty(&mut self, id: SlotId, dirty: &mut Vec<SlotId>) {
         push_once(&mut self.dirty, id, dirty);
     }
@@ -460,12 +462,14 @@ impl Conn {
     }
 
     /// Where messages routed to it go; `None` until its handshake completed.
+    #[inline]
     pub fn delivery(&mut self) -> Option<Delivery<'_>> {
         let outbound = self.driver.outbound()?;
         Some(Delivery { tx: &mut self.tx, outbound, queued: &mut self.queued })
     }
 
     /// Its held message and, for the replies to it, its own side of a delivery.
+    #[inline]
     pub fn route_view(&mut self) -> (Message<'_>, Option<Delivery<'_>>) {
         let data = self.rx.buf.get(self.rx.start..self.rx.end).unwrap_or(&[]);
         let (msg, outbound) = self.driver.split(data);

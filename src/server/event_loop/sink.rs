@@ -30,6 +30,7 @@ impl FanoutCache {
     }
 
     /// The encoding of `fanout`, made now unless it is the cached one.
+    #[inline]
     fn encode(&mut self, fanout: &Fanout<'_>) -> &[u8] {
         if self.id != Some(fanout.id()) {
             self.wire.clear();
@@ -78,6 +79,7 @@ pub(super) struct ConnSink<'a> {
 }
 
 impl<'a> ConnSink<'a> {
+    #[inline]
     pub(super) fn new(
         slots: &'a mut Slots,
         sched: &'a mut Sched,
@@ -101,6 +103,7 @@ impl<'a> ConnSink<'a> {
     }
 
     /// Messages queued, and transmit-queue growths the budget refused.
+    #[inline]
     pub(super) fn counts(&self) -> (u64, u64) {
         (self.out.delivered, self.out.refused_budget)
     }
@@ -108,6 +111,7 @@ impl<'a> ConnSink<'a> {
 
 impl Conns<'_> {
     /// Queue `payload` to `to`, all or nothing.
+    #[inline]
     fn queue(&mut self, out: &mut Out<'_>, to: PeerId, payload: Payload<'_>) -> Result<(), Full> {
         if let Some(s) = self.sender.as_mut().filter(|s| s.id.index == to.0) {
             let d = s.delivery.as_mut().ok_or(Full)?;
@@ -119,6 +123,7 @@ impl Conns<'_> {
     }
 
     /// Does `to` take frames verbatim (one encoding serves it)?
+    #[inline]
     fn verbatim(&self, to: PeerId) -> bool {
         match self.sender.as_ref().filter(|s| s.id.index == to.0) {
             Some(s) => s.delivery.as_ref().is_some_and(|d| d.outbound.verbatim()),
@@ -126,6 +131,7 @@ impl Conns<'_> {
         }
     }
 
+    #[inline]
     fn is_stalled(&self, to: PeerId) -> bool {
         match self.sender.as_ref().filter(|s| s.id.index == to.0) {
             Some(s) => s.stalled,
@@ -136,6 +142,7 @@ impl Conns<'_> {
 
 impl Out<'_> {
     /// Append `payload` to `d`'s queue if it fits the queue limit and the budget.
+    #[inline]
     fn put(&mut self, id: SlotId, d: &mut Delivery<'_>, payload: Payload<'_>) -> Result<(), Full> {
         let len = match payload {
             Payload::Frames(frames) => d.outbound.encoded_len(frames),
@@ -170,10 +177,12 @@ impl Out<'_> {
 }
 
 impl Sink for ConnSink<'_> {
+    #[inline]
     fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
         self.conns.queue(&mut self.out, to, Payload::Frames(frames))
     }
 
+    #[inline]
     fn deliver_fanout(&mut self, to: PeerId, fanout: &Fanout<'_>) -> Result<(), Full> {
         if !self.conns.verbatim(to) {
             return self.deliver(to, fanout.frames);
@@ -182,6 +191,7 @@ impl Sink for ConnSink<'_> {
         self.conns.queue(&mut self.out, to, Payload::Encoded(wire))
     }
 
+    #[inline]
     fn is_stalled(&self, to: PeerId) -> bool {
         self.conns.is_stalled(to)
     }

@@ -273,22 +273,26 @@ impl Session {
     /// The held message ([`Input::Message`]): its frames in `buf`, the unconsumed bytes the
     /// message was found in. A REQ peer's leading empty delimiter is left out (VIP starts after
     /// it, ZMTP.md §4.3). No frames while no message is held.
+    #[inline]
     pub fn message<'a>(&'a self, buf: &'a [u8]) -> Message<'a> {
         Message::new(buf, message_parts(&self.deframer, self.socket_type))
     }
 
     /// Done with the held message: the bytes the caller must drop now (0 if none is held).
+    #[inline]
     pub fn release(&mut self) -> usize {
         self.deframer.release()
     }
 
     /// How messages to this peer are encoded; `None` until the handshake completed.
+    #[inline]
     pub fn encoder(&mut self) -> Option<Encoder<'_>> {
         encoder(&mut self.mech, self.socket_type, self.state)
     }
 
     /// The held message and the encoder at once, for a message whose replies go back to its
     /// own sender while it is being read (the router answering `hello`, errors, counts).
+    #[inline]
     pub fn split<'a>(&'a mut self, buf: &'a [u8]) -> (Message<'a>, Option<Encoder<'a>>) {
         let msg = Message::new(buf, message_parts(&self.deframer, self.socket_type));
         (msg, encoder(&mut self.mech, self.socket_type, self.state))
@@ -296,6 +300,7 @@ impl Session {
 
     /// Does the [`Encoder`] write frames verbatim (no CURVE boxes, no REQ delimiter)? Then one
     /// encoding of a message serves every such session.
+    #[inline]
     pub fn frames_verbatim(&self) -> bool {
         !matches!(self.mech, Mech::Curve { .. }) && self.socket_type != SocketType::Req
     }
@@ -308,6 +313,7 @@ fn need_more(deframer: &mut Deframer, buf: &[u8]) -> Input {
 }
 
 /// The frames of the held message, without a REQ peer's leading empty delimiter.
+#[inline]
 fn message_parts(deframer: &Deframer, socket_type: SocketType) -> &[Part] {
     let parts = deframer.parts();
     match parts.split_first() {
@@ -317,6 +323,7 @@ fn message_parts(deframer: &Deframer, socket_type: SocketType) -> &[Part] {
 }
 
 /// The encoder of a session in traffic: sealed under CURVE, with the delimiter for REQ.
+#[inline]
 fn encoder(mech: &mut Mech, socket_type: SocketType, state: State) -> Option<Encoder<'_>> {
     if state != State::Traffic {
         return None;
