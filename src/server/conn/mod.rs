@@ -468,6 +468,12 @@ impl Conn {
         Some(Delivery { tx: &mut self.tx, outbound, queued: &mut self.queued })
     }
 
+    /// Its transmit queue and list flags (for an encoding made once, see `event_loop/sink.rs`).
+    #[inline]
+    pub fn queues(&mut self) -> (&mut TxBuf, &mut Queued) {
+        (&mut self.tx, &mut self.queued)
+    }
+
     /// Its held message and, for the replies to it, its own side of a delivery.
     #[inline]
     pub fn route_view(&mut self) -> (Message<'_>, Option<Delivery<'_>>) {

@@ -8,7 +8,8 @@
 //! verbatim; the others encode it themselves (CURVE seals per connection).
 
 use super::*;
-use crate::server::conn::Delivery;
+use crate::server::conn::{Delivery, Queued, TxBuf};
+use crate::server::protocol::Outbound;
 use crate::vip::pubsub::SCRATCH_KEEP_BYTES;
 use crate::vip::router::{Fanout, Full, Sink};
 use crate::zmtp::traffic::encode_verbatim;
@@ -42,9 +43,8 @@ impl FanoutCache {
 }
 
 /// What to append: frames the connection encodes itself, or an encoding made once.
-#[derive(Clone, Copy)]
-enum Payload<'p> {
-    Frames(&'p [&'p [u8]]),
+enum Payload<'p, 'e> {
+    Frames(&'p [&'p [u8]], &'p mut Outbound<'e>),
     Encoded(&'p [u8]),
 }
 
@@ -110,16 +110,29 @@ impl<'a> ConnSink<'a> {
 }
 
 impl Conns<'_> {
-    /// Queue `payload` to `to`, all or nothing.
+    /// Queue `frames` to `to`, all or nothing, encoded by its own encoder.
     #[inline]
-    fn queue(&mut self, out: &mut Out<'_>, to: PeerId, payload: Payload<'_>) -> Result<(), Full> {
+    fn queue(&mut self, out: &mut Out<'_>, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
         if let Some(s) = self.sender.as_mut().filter(|s| s.id.index == to.0) {
             let d = s.delivery.as_mut().ok_or(Full)?;
-            return out.put(s.id, d, payload);
+            return out.put(s.id, d.tx, d.queued, Payload::Frames(frames, &mut d.outbound));
         }
         let id = self.slots.id_of(to.0).ok_or(Full)?;
-        let mut d = self.slots.get_mut(id).and_then(Conn::delivery).ok_or(Full)?;
-        out.put(id, &mut d, payload)
+        let d = self.slots.get_mut(id).and_then(Conn::delivery).ok_or(Full)?;
+        let Delivery { tx, mut outbound, queued } = d;
+        out.put(id, tx, queued, Payload::Frames(frames, &mut outbound))
+    }
+
+    /// Queue the verbatim encoding `wire` to `to` (which [`Conns::verbatim`] said takes it).
+    #[inline]
+    fn queue_encoded(&mut self, out: &mut Out<'_>, to: PeerId, wire: &[u8]) -> Result<(), Full> {
+        if let Some(s) = self.sender.as_mut().filter(|s| s.id.index == to.0) {
+            let d = s.delivery.as_mut().ok_or(Full)?;
+            return out.put(s.id, d.tx, d.queued, Payload::Encoded(wire));
+        }
+        let id = self.slots.id_of(to.0).ok_or(Full)?;
+        let (tx, queued) = self.slots.get_mut(id).map(Conn::queues).ok_or(Full)?;
+        out.put(id, tx, queued, Payload::Encoded(wire))
     }
 
     /// Does `to` take frames verbatim (one encoding serves it)?
@@ -141,27 +154,27 @@ impl Conns<'_> {
 }
 
 impl Out<'_> {
-    /// Append `payload` to `d`'s queue if it fits the queue limit and the budget.
+    /// Append `payload` to `tx` if it fits the queue limit and the budget.
     #[inline]
-    fn put(&mut self, id: SlotId, d: &mut Delivery<'_>, payload: Payload<'_>) -> Result<(), Full> {
-        let len = match payload {
-            Payload::Frames(frames) => d.outbound.encoded_len(frames),
+    fn put(&mut self, id: SlotId, tx: &mut TxBuf, queued: &mut Queued, payload: Payload<'_, '_>) -> Result<(), Full> {
+        let len = match &payload {
+            Payload::Frames(frames, outbound) => outbound.encoded_len(frames),
             Payload::Encoded(bytes) => bytes.len(),
         };
-        let pending = d.tx.pending();
+        let pending = tx.pending();
         if pending > 0 && pending + len > self.tx_queue_bytes {
             return Err(Full);
         }
         // No slack for frame::append's inline copies is reserved: it would let a queue at its
         // limit double its buffer for 32 bytes. Near the end of the capacity it uses memcpy.
-        if !d.tx.reserve(len, self.budget) {
+        if !tx.reserve(len, self.budget) {
             self.refused_budget += 1;
             return Err(Full);
         }
         let written = match payload {
-            Payload::Frames(frames) => d.outbound.encode(frames, &mut d.tx.buf),
+            Payload::Frames(frames, outbound) => outbound.encode(frames, &mut tx.buf),
             Payload::Encoded(bytes) => {
-                d.tx.buf.extend_from_slice(bytes);
+                tx.buf.extend_from_slice(bytes);
                 Ok(())
             }
         };
@@ -170,7 +183,7 @@ impl Out<'_> {
             self.broken.push(id);
             return Err(Full);
         }
-        d.queued.mark_dirty(id, self.dirty);
+        queued.mark_dirty(id, self.dirty);
         self.delivered += 1;
         Ok(())
     }
@@ -179,7 +192,7 @@ impl Out<'_> {
 impl Sink for ConnSink<'_> {
     #[inline]
     fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
-        self.conns.queue(&mut self.out, to, Payload::Frames(frames))
+        self.conns.queue(&mut self.out, to, frames)
     }
 
     #[inline]
@@ -188,7 +201,7 @@ impl Sink for ConnSink<'_> {
             return self.deliver(to, fanout.frames);
         }
         let wire = self.fanout.encode(fanout);
-        self.conns.queue(&mut self.out, to, Payload::Encoded(wire))
+        self.conns.queue_encoded(&mut self.out, to, wire)
     }
 
     #[inline]
