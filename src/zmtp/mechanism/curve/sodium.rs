@@ -7,11 +7,17 @@
 //!
 //! Why libsodium: RustCrypto's released `salsa20` is portable scalar code (its one-block SSE2
 //! backend was removed in 0.11 for a counter bug) and its `poly1305` AVX2 backend costs ~1.5 µs
-//! of set-up per message; libsodium picks, at `sodium_init`, an 8-block AVX2 or 4-block SSE2
-//! Salsa20 and an SSE2 Poly1305 on x86-64 (3-5× faster at 1–8 KiB here) and runs its portable
-//! C (`ref`, `poly1305-donna`) on ARM. It is the library libzmq itself uses, so the MESSAGE
-//! box costs what libzmq's does, minus libzmq's per-frame HSalsa20 and copies
+//! of set-up per message; libsodium picks, at `sodium_init`, a 16-block AVX-512, 8-block AVX2
+//! or 4-block SSE2 Salsa20 and an SSE2 Poly1305 on x86-64 (5-8× RustCrypto's Salsa20 and 2×
+//! its Poly1305 at 1–8 KiB, measured here) and runs its portable C (`ref`, `poly1305-donna`)
+//! on ARM, where neither has NEON code. It is the library libzmq itself uses, so the MESSAGE
+//! box costs at most what libzmq's does, minus libzmq's per-frame HSalsa20 and copies
 //! ([`super::keys::PrefixedBox`]).
+//!
+//! Two choices by size, on x86-64 only (measured there; ARM runs libsodium's code as is):
+//! libsodium's SIMD Salsa20 runs whole 512/1024-byte batches fast and a batch's remainder
+//! block by block, so keystream is taken in 1 KiB batches ([`BATCH`]); and frames of at most
+//! 64 bytes (VIP's header frames) get RustCrypto's portable Poly1305, which has no set-up.
 //!
 //! Only *primitives* are called here; the secretbox layout around them is NaCl's
 //! (`crypto_secretbox_detached` in libsodium's `secretbox_easy.c`): keystream block 0 under
@@ -47,10 +53,13 @@ const BLOCK: usize = 64;
 const BATCH: usize = 1024;
 /// Longest tail XORed by libsodium directly (two blocks) rather than from a batch.
 const TAIL_DIRECT: usize = 2 * BLOCK;
-/// Longest message whose Poly1305 tag RustCrypto's portable code computes: libsodium's SSE2
-/// code has a set-up that costs twice as much as the whole portable MAC for a 16-byte frame
-/// (VIP's header frames); from 64 bytes on libsodium's is as fast or faster.
+/// Longest message whose Poly1305 tag RustCrypto's portable code computes on x86-64:
+/// libsodium's SSE2 code has a set-up that costs twice as much as the whole portable MAC for a
+/// 16-byte frame (VIP's header frames); from 64 bytes on libsodium's is as fast or faster. On
+/// ARM libsodium's own code (portable `donna`, no set-up) does every MAC.
 const SMALL_MAC: usize = 64;
+/// Whether [`SMALL_MAC`] applies on this target.
+const SMALL_MAC_SOFT: bool = cfg!(target_arch = "x86_64");
 
 /// Whether libsodium runs multi-block SIMD Salsa20 here (set by [`init`]).
 static SIMD_BATCHES: AtomicBool = AtomicBool::new(false);
@@ -87,7 +96,7 @@ pub fn backend() -> &'static str {
     if cfg!(target_arch = "x86_64") {
         return "libsodium salsa20 xmm6 (sse2); poly1305 sse2 (RustCrypto soft <= 64 B)";
     }
-    "libsodium salsa20 ref; poly1305 donna (portable C; RustCrypto soft <= 64 B)"
+    "libsodium salsa20 ref; poly1305 donna (portable C)"
 }
 
 fn len(buf: &[u8]) -> c_ulonglong {
@@ -175,7 +184,7 @@ impl Drop for Keystream<'_> {
 /// Poly1305 of `msg` under the one-time `key`.
 fn mac(msg: &[u8], key: &[u8; POLY_KEY_LEN]) -> [u8; TAG_LEN] {
     let mut tag = [0u8; TAG_LEN];
-    if msg.len() <= SMALL_MAC {
+    if SMALL_MAC_SOFT && msg.len() <= SMALL_MAC {
         use poly1305::universal_hash::KeyInit;
         let key = poly1305::Key::from_slice(key.as_slice());
         tag.copy_from_slice(&poly1305::Poly1305::new(key).compute_unpadded(msg));
