@@ -31,14 +31,20 @@ $(BIN): FORCE
 FORCE:
 
 ## run: the router on an embedded default VOLTTRON_HOME (git-ignored, under .run/): ipc + tcp://127.0.0.1:$(PORT)
-run: release
+## On x86-64 it runs the static musl build the Debian package ships (idle RSS ~1.6 MB, glibc's ~3.3 MB).
+RUN_TRIPLE ?= $(if $(filter x86_64,$(shell uname -m)),x86_64-unknown-linux-musl)
+RUN_BIN    := $(if $(RUN_TRIPLE),target/$(RUN_TRIPLE)/release/viprouter,$(BIN))
+run:
+	$(if $(RUN_TRIPLE),$(call apt_ensure,musl-tools))
+	$(if $(RUN_TRIPLE),rustup target add $(RUN_TRIPLE) >/dev/null 2>&1 || true)
+	$(CARGO) build --release $(if $(RUN_TRIPLE),--target $(RUN_TRIPLE)) --bin viprouter
 	@mkdir -p "$(VHOME)"
 	@test -f "$(VHOME)/config" || printf '[volttron]\n# embedded default of `make run` (see README)\nvip-address = tcp://127.0.0.1:$(PORT)\ninstance-name = viprouter-dev\nallow-auth = False\n' > "$(VHOME)/config"
 	@echo "viprouter: VOLTTRON_HOME=$(VHOME)"
 	@echo "  connect agents to ipc://@$(VHOME)/run/vip.socket or tcp://127.0.0.1:$(PORT) (NULL mechanism)"
 	@echo "  e.g.  VOLTTRON_HOME=$(VHOME) VOLTTRON_VIP_ADDR=tcp://127.0.0.1:$(PORT) python your_agent.py"
 	@echo "  Ctrl-C stops it."
-	exec $(BIN) --volttron-home "$(VHOME)"
+	exec $(RUN_BIN) --volttron-home "$(VHOME)"
 
 ## test: unit, property, fuzz-corpus replay and zero-allocation tests, the pyzmq interop suite,
 ## real VOLTTRON 9.0.4 agents, and the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING; socket activation)
