@@ -10,6 +10,7 @@
 //! vip/      routing, hello/ping/peerlist/query, pubsub, protected topics
 //! auth/     keystore, known_hosts, auth.json: the in-process ZAP decision
 //! json/     zero-allocation JSON scanner and Python-compatible emitter
+//! amqp/     sans-IO AMQP 0-9-1 client and the VIP <-> RabbitMQ mapping (feature `rabbitmq`)
 //! limits.rs every capacity (one place); stats.rs counters; time.rs; config/ (CLI + INI)
 //! ```
 //!
@@ -26,6 +27,8 @@
 //!    `panic` and unchecked indexing outside tests.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "rabbitmq")]
+pub mod amqp;
 pub mod auth;
 pub mod bench;
 pub mod config;
