@@ -406,7 +406,7 @@ mod tests {
         let Some(Value::Table(first)) = a.iter().next() else { panic!() };
         assert_eq!(first.get(b"uri"), Some(Value::LongStr(b"amqp://a")));
         // `U` and `L` (the spec's letters) read as RabbitMQ's `s` and `l`.
-        let spec = [0, 0, 0, 14, 1, b'a', b'U', 0xff, 0xfe, 1, b'b', b'L', 0, 0, 0, 0, 0, 0, 0, 9];
+        let spec = [0, 0, 0, 16, 1, b'a', b'U', 0xff, 0xfe, 1, b'b', b'L', 0, 0, 0, 0, 0, 0, 0, 9];
         let t = parse_exact(&spec).unwrap();
         assert_eq!(t.get(b"a"), Some(Value::I16(-2)));
         assert_eq!(t.get(b"b"), Some(Value::I64(9)));

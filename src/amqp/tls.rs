@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore};
+pub use rustls::ClientConfig;
+use rustls::{ClientConnection, RootCertStore};
 
 /// A TLS set-up or session failure.
 #[derive(Debug)]
