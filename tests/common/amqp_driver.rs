@@ -116,6 +116,20 @@ pub struct Driver {
     rx: Vec<u8>,
     epoch: std::time::Instant,
     pub port: u16,
+    /// Every byte received (plaintext), kept when `VIPROUTER_AMQP_CAPTURE` names a directory:
+    /// written there on drop as `capture-<instance>` (fuzz corpus material, see README).
+    capture: Vec<u8>,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(dir) = std::env::var_os("VIPROUTER_AMQP_CAPTURE") {
+            let name = format!("capture-{}", self.client.settings().instance);
+            let mut data = vec![0u8];
+            data.extend_from_slice(&self.capture);
+            let _ = std::fs::write(std::path::Path::new(&dir).join(name), data);
+        }
+    }
 }
 
 impl Driver {
@@ -125,7 +139,15 @@ impl Driver {
         stream.set_nodelay(true).unwrap();
         let tls = tls.map(|(cfg, host)| Tls::new(cfg, host).unwrap());
         let mut d =
-            Driver { client: Client::new(settings), stream, tls, rx: Vec::new(), epoch: std::time::Instant::now(), port };
+            Driver {
+            client: Client::new(settings),
+            stream,
+            tls,
+            rx: Vec::new(),
+            epoch: std::time::Instant::now(),
+            port,
+            capture: Vec::new(),
+        };
         let now = d.now();
         d.client.begin(now);
         d
@@ -173,6 +195,7 @@ impl Driver {
         match self.stream.read(&mut buf) {
             Ok(0) => Ok(false),
             Ok(n) => {
+                let before = self.rx.len();
                 match &mut self.tls {
                     None => self.rx.extend_from_slice(&buf[..n]),
                     Some(t) => {
@@ -185,6 +208,9 @@ impl Driver {
                         t.write_tls(&mut out).unwrap();
                         self.stream.write_all(&out).unwrap();
                     }
+                }
+                if std::env::var_os("VIPROUTER_AMQP_CAPTURE").is_some() {
+                    self.capture.extend_from_slice(&self.rx[before..]);
                 }
                 Ok(true)
             }
