@@ -62,6 +62,12 @@ fn rpc_publish<'a>(
 
 #[test]
 fn against_rabbitmq() {
+    if std::env::var_os("VIPROUTER_TEST_RUNNER").is_some() {
+        // Under qemu-user (cross/cross.mk test-arm-*): the broker is the host's and the codec
+        // is the same code as on the host, where this test runs; skipped to save CI time.
+        eprintln!("SKIPPED amqp_broker: cross test run (VIPROUTER_TEST_RUNNER set); runs on the host");
+        return;
+    }
     if !Broker::available() {
         eprintln!(
             "SKIPPED amqp_broker: rabbitmq-server is not installed \
