@@ -40,7 +40,10 @@ fn python() -> Option<PathBuf> {
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
     ];
     candidates.into_iter().flatten().find(|p| {
-        Command::new(p).args(["-c", "import pika; assert pika.__version__ == '1.2.0'"]).status().is_ok_and(|s| s.success())
+        Command::new(p)
+            .args(["-c", "import pika; assert pika.__version__ == '1.2.0'"])
+            .status()
+            .is_ok_and(|s| s.success())
     })
 }
 
@@ -57,7 +60,13 @@ fn rpc_publish<'a>(
     headers: &'a [(&'a [u8], viprouter::amqp::table::Value<'a>)],
     body: &'a [u8],
 ) -> Publish<'a> {
-    Publish { exchange: EXCHANGE, routing_key: rk, mandatory: true, properties: vip_properties(app_id, b"RPC", b"1.123", headers), body }
+    Publish {
+        exchange: EXCHANGE,
+        routing_key: rk,
+        mandatory: true,
+        properties: vip_properties(app_id, b"RPC", b"1.123", headers),
+        body,
+    }
 }
 
 #[test]
@@ -86,7 +95,9 @@ fn against_rabbitmq() {
     channel_close_and_forced_close(&broker);
     match python() {
         Some(py) => pika_as_volttron_agents(&broker, &py),
-        None => eprintln!("SKIPPED pika scenarios: no python with pika==1.2.0 (VIPROUTER_PYTHON or .venv; `make venv`)"),
+        None => {
+            eprintln!("SKIPPED pika scenarios: no python with pika==1.2.0 (VIPROUTER_PYTHON or .venv; `make venv`)")
+        }
     }
     match &pki {
         Some((_, cert, key)) => tls_external(&broker, pki_dir.path(), cert, key),
@@ -188,8 +199,18 @@ fn returns_confirms_and_errors(b: &Broker) {
     };
     let err = RpcError::from_return(b"gr", &r).unwrap();
     let frames: Vec<&[u8]> = err.frames().to_vec();
-    let want: Vec<&[u8]> =
-        vec![b"caller", b"", b"VIP1", b"", b"m-77", b"error", b"113", b"No route to host", b"nowhere.nobody", b"external_rpc"];
+    let want: Vec<&[u8]> = vec![
+        b"caller",
+        b"",
+        b"VIP1",
+        b"",
+        b"m-77",
+        b"error",
+        b"113",
+        b"No route to host",
+        b"nowhere.nobody",
+        b"external_rpc",
+    ];
     assert_eq!(frames, want);
     assert!(g.client.close(g.now()));
     g.until(T, |e| matches!(e, Ev::Closed { .. }));
@@ -309,14 +330,22 @@ fn pika_as_volttron_agents(b: &Broker, py: &PathBuf) {
     g.ready();
 
     // Outbound pubsub → a VOLTTRON all_platforms subscriber (`__pubsub__.*.devices.#`).
-    let mut sub = vt_rmq(py, &["consume", &port, "__pubsub__.*.devices.#", "1", "10"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut sub =
+        vt_rmq(py, &["consume", &port, "__pubsub__.*.devices.#", "1", "10"]).stdout(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(sub.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "READY");
     let delivery = br#"{"sender": "pub1", "bus": "", "headers": {"min_compatible_version": "3.0"}, "message": [1, 2]}"#;
-    let p = OutboundPublish::from_vip(b"gp", &["devices/"], b"pub1", b"m1", b"devices/hvac1", delivery).unwrap().unwrap();
+    let p =
+        OutboundPublish::from_vip(b"gp", &["devices/"], b"pub1", b"m1", b"devices/hvac1", delivery).unwrap().unwrap();
     assert!(OutboundPublish::from_vip(b"gp", &["devices/"], b"pub1", b"m1", b"alerts/x", delivery).unwrap().is_none());
     let hdrs = p.headers();
-    g.publish(&Publish { exchange: EXCHANGE, routing_key: &p.routing_key, mandatory: false, properties: p.properties(&hdrs), body: p.body });
+    g.publish(&Publish {
+        exchange: EXCHANGE,
+        routing_key: &p.routing_key,
+        mandatory: false,
+        properties: p.properties(&hdrs),
+        body: p.body,
+    });
     let line = lines.next().expect("a message").unwrap();
     sub.wait().unwrap();
     for want in [
@@ -338,9 +367,10 @@ fn pika_as_volttron_agents(b: &Broker, py: &PathBuf) {
 
     // A VOLTTRON agent v1.agent_b publishes on devices/y: delivered, topic recovered.
     let body = r#"{"sender": "agent_b", "bus": "", "headers": {}, "message": "é"}"#;
-    let out = vt_rmq(py, &["publish", &port, "__pubsub__.v1.devices.y.#", "pubsub", "v1.agent_b", "m2", "agent_b", "", body])
-        .output()
-        .unwrap();
+    let out =
+        vt_rmq(py, &["publish", &port, "__pubsub__.v1.devices.y.#", "pubsub", "v1.agent_b", "m2", "agent_b", "", body])
+            .output()
+            .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (e, _) = g.until(T, |e| matches!(e, Ev::Delivery { .. }));
     let Ev::Delivery { tag, routing_key, props, body: got, .. } = e else { unreachable!() };
@@ -354,9 +384,10 @@ fn pika_as_volttron_agents(b: &Broker, py: &PathBuf) {
 
     // A VOLTTRON RPC to gp.callee (body: a JSON array of JSON-RPC texts, memo §5.3).
     let rpc = r#"["{\"jsonrpc\": \"2.0\", \"method\": \"echo\", \"params\": [1], \"id\": \"9\"}"]"#;
-    let out = vt_rmq(py, &["publish", &port, "gp.callee", "RPC", "v1.agent_b", "1.123", "v1.agent_b", "gp.callee", rpc])
-        .output()
-        .unwrap();
+    let out =
+        vt_rmq(py, &["publish", &port, "gp.callee", "RPC", "v1.agent_b", "1.123", "v1.agent_b", "gp.callee", rpc])
+            .output()
+            .unwrap();
     assert!(out.status.success());
     let (e, _) = g.until(T, |e| matches!(e, Ev::Delivery { .. }));
     let Ev::Delivery { tag, routing_key, props, body: got, .. } = e else { unreachable!() };
@@ -409,8 +440,9 @@ fn tls_external(b: &Broker, pki: &std::path::Path, cert: &std::path::Path, key: 
     b.ctl(&["add_user", "gt.viprouter", "unused-password"]);
     b.ctl(&["set_permissions", "-p", "/", "gt.viprouter", ".*", ".*", ".*"]);
     let ca = std::fs::read(pki.join("ca.pem")).unwrap();
-    let cfg = viprouter::amqp::tls::client_config(&ca, Some((&std::fs::read(cert).unwrap(), &std::fs::read(key).unwrap())))
-        .unwrap();
+    let cfg =
+        viprouter::amqp::tls::client_config(&ca, Some((&std::fs::read(cert).unwrap(), &std::fs::read(key).unwrap())))
+            .unwrap();
     let s = Settings::new(Credentials::External, "/", "gt", &Limits::COMPILED);
     let mut g = Driver::connect(tls_port, s, Some((cfg, "localhost")));
     g.client.bind(b"gt.agent").unwrap();
@@ -425,9 +457,18 @@ fn tls_external(b: &Broker, pki: &std::path::Path, cert: &std::path::Path, key: 
     // The server's certificate is refused by a client that trusts another CA.
     let other = tempfile::Builder::new().prefix("viprouter-amqp-pki2-").tempdir().unwrap();
     rabbitmq::make_test_pki(other.path(), "x").unwrap();
-    let wrong = viprouter::amqp::tls::client_config(&std::fs::read(other.path().join("ca.pem")).unwrap(), None).unwrap();
-    let s = Settings::new(Credentials::Plain { user: "guest".into(), password: "guest".into() }, "/", "gw", &Limits::COMPILED);
+    let wrong =
+        viprouter::amqp::tls::client_config(&std::fs::read(other.path().join("ca.pem")).unwrap(), None).unwrap();
+    let s = Settings::new(
+        Credentials::Plain { user: "guest".into(), password: "guest".into() },
+        "/",
+        "gw",
+        &Limits::COMPILED,
+    );
     let mut g = Driver::connect(tls_port, s, Some((wrong, "localhost")));
     let r = g.next(T);
-    assert!(matches!(&r, Err(e) if e.starts_with("TLS: ")), "an untrusted server certificate fails the handshake: {r:?}");
+    assert!(
+        matches!(&r, Err(e) if e.starts_with("TLS: ")),
+        "an untrusted server certificate fails the handshake: {r:?}"
+    );
 }

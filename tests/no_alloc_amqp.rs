@@ -77,7 +77,13 @@ fn publish_deliver_ack_confirm_allocate_nothing() {
         // Outbound RPC: VIP → AMQP publish.
         let r = OutboundRpc::from_vip(b"n", b"caller", b"m-1", vip).unwrap();
         let h = r.headers();
-        let p = Publish { exchange: EXCHANGE, routing_key: &r.routing_key, mandatory: true, properties: r.properties(&h), body: r.body };
+        let p = Publish {
+            exchange: EXCHANGE,
+            routing_key: &r.routing_key,
+            mandatory: true,
+            properties: r.properties(&h),
+            body: r.body,
+        };
         let seq = c.publish(&p).unwrap();
         // The broker's delivery, parsed in place, mapped to VIP, acked.
         let i = c.handle_input(&delivery, now).unwrap();

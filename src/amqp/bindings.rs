@@ -130,9 +130,10 @@ impl Bindings {
         if self.in_flight.is_some() {
             return None;
         }
-        let i = self.entries.iter().position(|e| {
-            (e.want && e.state == State::Unbound) || (!e.want && e.state == State::Bound)
-        })?;
+        let i = self
+            .entries
+            .iter()
+            .position(|e| (e.want && e.state == State::Unbound) || (!e.want && e.state == State::Bound))?;
         self.in_flight = Some(i);
         let e = self.entries.get_mut(i)?;
         e.state = State::Sent(e.want);

@@ -455,9 +455,8 @@ impl Client {
         // that the body fits too, so a refused publish leaves nothing behind.
         let head = method::put_publish(&mut self.tx, CHANNEL, p.exchange, p.routing_key, p.mandatory);
         let mid = self.tx.len();
-        let head = head.and_then(|()| {
-            properties::put_content_header(&mut self.tx, CHANNEL, p.body.len() as u64, &p.properties)
-        });
+        let head = head
+            .and_then(|()| properties::put_content_header(&mut self.tx, CHANNEL, p.body.len() as u64, &p.properties));
         let err = match head {
             Err(EncodeError) => Some(PublishError::Encode),
             // The content header must fit one frame.

@@ -68,6 +68,7 @@ impl<'a> Iterator for Chunks<'a> {
 
 /// What [`scan`] found after a content-carrying method frame.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // a stack value per step, never stored
 pub enum Scan<'a> {
     /// The message is not complete: at least this many bytes (from the start of the slice
     /// given) must be buffered.

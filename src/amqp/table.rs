@@ -300,7 +300,7 @@ impl TableWriter {
     ///
     /// # Errors
     /// [`EncodeError`] when the table is over `u32::MAX` bytes.
-    pub fn finish(self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    pub fn finish(self, out: &mut [u8]) -> Result<(), EncodeError> {
         wire::end_len32(out, self.at)
     }
 }
@@ -367,8 +367,7 @@ mod tests {
     #[test]
     fn every_type_and_nesting_round_trip() {
         let mut inner = Vec::new();
-        put_table(&mut inner, &[(b"uri", Value::LongStr(b"amqp://a")), (b"redelivered", Value::Bool(false))])
-            .unwrap();
+        put_table(&mut inner, &[(b"uri", Value::LongStr(b"amqp://a")), (b"redelivered", Value::Bool(false))]).unwrap();
         let inner_t = parse_exact(&inner).unwrap();
         let mut arr = Vec::new();
         put_array(&mut arr, &[Value::Table(inner_t), Value::I64(-5)]).unwrap();

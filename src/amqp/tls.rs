@@ -13,9 +13,9 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+pub use rustls::ClientConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-pub use rustls::ClientConfig;
 use rustls::{ClientConnection, RootCertStore};
 
 /// A TLS set-up or session failure.

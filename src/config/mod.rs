@@ -202,12 +202,19 @@ impl Config {
                         ini::parse_bool(&e.value).ok_or_else(|| bad("expected True or False".into()))?;
                 }
                 ("viprouter", "rabbitmq-url") => {
-                    let u = rabbitmq::AmqpUrl::parse(&e.value).map_err(|u| bad(format!("{u} (amqp[s]://USER:PASS@HOST:PORT/VHOST)")))?;
+                    let u = rabbitmq::AmqpUrl::parse(&e.value)
+                        .map_err(|u| bad(format!("{u} (amqp[s]://USER:PASS@HOST:PORT/VHOST)")))?;
                     self.rabbitmq.url = Some(u);
                 }
-                ("viprouter", "rabbitmq-ca-file") => self.rabbitmq.ca_file = Some(non_empty_path(&e.value).ok_or_else(|| bad("empty path".into()))?),
-                ("viprouter", "rabbitmq-cert-file") => self.rabbitmq.cert_file = Some(non_empty_path(&e.value).ok_or_else(|| bad("empty path".into()))?),
-                ("viprouter", "rabbitmq-key-file") => self.rabbitmq.key_file = Some(non_empty_path(&e.value).ok_or_else(|| bad("empty path".into()))?),
+                ("viprouter", "rabbitmq-ca-file") => {
+                    self.rabbitmq.ca_file = Some(non_empty_path(&e.value).ok_or_else(|| bad("empty path".into()))?)
+                }
+                ("viprouter", "rabbitmq-cert-file") => {
+                    self.rabbitmq.cert_file = Some(non_empty_path(&e.value).ok_or_else(|| bad("empty path".into()))?)
+                }
+                ("viprouter", "rabbitmq-key-file") => {
+                    self.rabbitmq.key_file = Some(non_empty_path(&e.value).ok_or_else(|| bad("empty path".into()))?)
+                }
                 ("viprouter", "rabbitmq-export") => {
                     self.rabbitmq.export = e.value.split(' ').filter(|p| !p.is_empty()).map(str::to_string).collect();
                 }
@@ -340,7 +347,10 @@ mod tests {
         )
         .unwrap();
         let r = &c.rabbitmq;
-        assert_eq!(r.url.as_ref().map(|u| (u.host.as_str(), u.port, u.vhost.as_str(), u.tls)), Some(("rmq.example", 5671, "volttron", true)));
+        assert_eq!(
+            r.url.as_ref().map(|u| (u.host.as_str(), u.port, u.vhost.as_str(), u.tls)),
+            Some(("rmq.example", 5671, "volttron", true))
+        );
         assert_eq!(r.export, vec!["devices/", "alerts/"]);
         assert!(r.external());
         if cfg!(feature = "rabbitmq") {

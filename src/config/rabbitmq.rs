@@ -96,7 +96,10 @@ impl AmqpUrl {
         let (user, password) = match userinfo {
             None => (None, None),
             Some(u) => match u.split_once(':') {
-                Some((a, b)) => (Some(percent_decode(a, "bad %-escape in the user")?), Some(percent_decode(b, "bad %-escape in the password")?)),
+                Some((a, b)) => (
+                    Some(percent_decode(a, "bad %-escape in the user")?),
+                    Some(percent_decode(b, "bad %-escape in the password")?),
+                ),
                 None => (Some(percent_decode(u, "bad %-escape in the user")?), None),
             },
         };
@@ -179,7 +182,8 @@ impl RabbitMq {
     /// The key to blame and why.
     pub fn check(&self, instance_name: &str) -> Result<(), (&'static str, String)> {
         let Some(url) = &self.url else {
-            let stray = [("rabbitmq-ca-file", self.ca_file.is_some()), ("rabbitmq-cert-file", self.cert_file.is_some())];
+            let stray =
+                [("rabbitmq-ca-file", self.ca_file.is_some()), ("rabbitmq-cert-file", self.cert_file.is_some())];
             if let Some((k, _)) = stray.iter().find(|(_, set)| *set) {
                 return Err((k, "set without rabbitmq-url".into()));
             }
@@ -259,7 +263,10 @@ mod tests {
         assert!(r.check("gw1").is_ok() || !cfg!(feature = "rabbitmq"));
         assert!(!r.external());
         r.cert_file = Some("c.pem".into());
-        assert_eq!(r.check("gw1").unwrap_err().0, if cfg!(feature = "rabbitmq") { "rabbitmq-key-file" } else { "rabbitmq-url" });
+        assert_eq!(
+            r.check("gw1").unwrap_err().0,
+            if cfg!(feature = "rabbitmq") { "rabbitmq-key-file" } else { "rabbitmq-url" }
+        );
         r.key_file = Some("c.key".into());
         assert!(r.external());
         assert!(r.check("gw.1").is_err(), "a '.' in the instance name breaks <instance>.<identity> keys");

@@ -95,7 +95,13 @@ fn run(input: &[u8], chunk: usize) -> Run {
             rx.drain(..consumed);
             match act {
                 Some(1) => {
-                    let p = Publish { exchange: b"volttron", routing_key: b"x.y", mandatory: true, properties: Default::default(), body: b"[1]" };
+                    let p = Publish {
+                        exchange: b"volttron",
+                        routing_key: b"x.y",
+                        mandatory: true,
+                        properties: Default::default(),
+                        body: b"[1]",
+                    };
                     r.events.push(format!("{:?}", c.publish(&p)));
                 }
                 Some(t) if t >= 2 => c.ack(t - 2, false),
@@ -133,7 +139,10 @@ fn parsers(b: &[u8]) {
         if let Ok(h) = ContentHeader::parse(f.payload) {
             let mut out = Vec::new();
             if put_content_header(&mut out, 1, h.body_size, &h.properties).is_ok() {
-                let (g, _) = frame::Frame::parse(&out, u32::MAX).ok().and_then(|x| x.ok()).unwrap_or_else(|| panic!("re-encoded header"));
+                let (g, _) = frame::Frame::parse(&out, u32::MAX)
+                    .ok()
+                    .and_then(|x| x.ok())
+                    .unwrap_or_else(|| panic!("re-encoded header"));
                 assert_eq!(ContentHeader::parse(g.payload).ok(), Some(h), "content header round trip");
             }
         }

@@ -134,12 +134,15 @@ impl Drop for Driver {
 
 impl Driver {
     /// Connect to 127.0.0.1:`port` (through TLS to `host` when `tls` is given) and begin.
-    pub fn connect(port: u16, settings: Settings, tls: Option<(Arc<viprouter::amqp::tls::ClientConfig>, &str)>) -> Driver {
+    pub fn connect(
+        port: u16,
+        settings: Settings,
+        tls: Option<(Arc<viprouter::amqp::tls::ClientConfig>, &str)>,
+    ) -> Driver {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream.set_nodelay(true).unwrap();
         let tls = tls.map(|(cfg, host)| Tls::new(cfg, host).unwrap());
-        let mut d =
-            Driver {
+        let mut d = Driver {
             client: Client::new(settings),
             stream,
             tls,

@@ -110,7 +110,18 @@ pub fn vip_properties<'a>(
 /// # Errors
 /// [`MapError::OutputFull`] when `out` has no room (capacity is never grown).
 pub fn put_json_str(out: &mut Vec<u8>, s: &[u8]) -> Result<(), MapError> {
-    let need = 2 + s.iter().map(|&b| if b < 0x20 { 6 } else if b == b'"' || b == b'\\' { 2 } else { 1 }).sum::<usize>();
+    let need = 2 + s
+        .iter()
+        .map(|&b| {
+            if b < 0x20 {
+                6
+            } else if b == b'"' || b == b'\\' {
+                2
+            } else {
+                1
+            }
+        })
+        .sum::<usize>();
     if out.capacity() - out.len() < need {
         return Err(MapError::OutputFull);
     }

@@ -207,7 +207,14 @@ impl<'a> RpcError<'a> {
         let errnum = it.next().and_then(|x| x.as_number()).map(|x| x.raw()).ok_or(MapError::BadBody)?;
         let mut s = || it.next().and_then(|x| x.as_str()).and_then(|x| x.as_plain()).ok_or(MapError::BadBody);
         let (errtext, recipient, subsystem) = (s()?, s()?, s()?);
-        Ok(RpcError { to_peer, message_id: d.properties.message_id.unwrap_or(b""), errnum, errtext, recipient, subsystem })
+        Ok(RpcError {
+            to_peer,
+            message_id: d.properties.message_id.unwrap_or(b""),
+            errnum,
+            errtext,
+            recipient,
+            subsystem,
+        })
     }
 
     /// The VIP error frames (ROUTER view: routing id first; VIP.md §6).
