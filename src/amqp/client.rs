@@ -591,3 +591,6 @@ fn sasl(c: &Credentials) -> Sasl<'_> {
         Credentials::External => Sasl::External,
     }
 }
+
+#[cfg(test)]
+mod tests;
