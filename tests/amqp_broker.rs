@@ -93,6 +93,7 @@ fn against_rabbitmq() {
     large_and_oversize_bodies(&broker);
     heartbeats_keep_an_idle_link(&broker);
     channel_close_and_forced_close(&broker);
+    memory_alarm_blocks_publishing(&broker);
     match python() {
         Some(py) => pika_as_volttron_agents(&broker, &py),
         None => {
@@ -309,6 +310,38 @@ fn channel_close_and_forced_close(b: &Broker) {
     g.reconnect();
     g.ready();
     assert_eq!(g.client.bindings(), (2, 2));
+    assert!(g.client.close(g.now()));
+    g.until(T, |e| matches!(e, Ev::Closed { .. }));
+}
+
+/// A memory alarm (`vm_memory_high_watermark` set tiny) blocks publishing connections:
+/// `connection.blocked` arrives, publishes are refused (dropped and counted by the bridge, never
+/// queued), and `connection.unblocked` follows when the alarm clears.
+fn memory_alarm_blocks_publishing(b: &Broker) {
+    let mut g = Driver::connect(b.port, settings("gm"), None);
+    g.client.bind(b"gm.a").unwrap();
+    g.ready();
+    let hdrs = vip_headers(b"gm.a", b"gm.b");
+    g.publish(&rpc_publish(b"gm.a", b"gm.b", &hdrs, b"[1]"));
+    g.until(T, |e| matches!(e, Ev::Delivery { .. }));
+    b.ctl(&["set_vm_memory_high_watermark", "0.000001"]);
+    // RabbitMQ blocks a connection (and says so) when it next publishes during the alarm: that
+    // publish is held by the broker, the ones after it are refused here.
+    g.idle(Duration::from_millis(500));
+    g.publish(&rpc_publish(b"gm.a", b"gm.b", &hdrs, b"[held]"));
+    let (e, _) = g.until(Duration::from_secs(30), |e| matches!(e, Ev::Blocked(_)));
+    assert!(matches!(&e, Ev::Blocked(r) if r.contains("memory")), "{e:?}");
+    assert!(!g.client.is_ready());
+    let p = rpc_publish(b"gm.a", b"gm.b", &hdrs, b"[2]");
+    assert_eq!(g.client.publish(&p), Err(viprouter::amqp::client::PublishError::Blocked));
+    b.ctl(&["set_vm_memory_high_watermark", "0.4"]);
+    let (e, _) = g.until(Duration::from_secs(30), |e| matches!(e, Ev::Unblocked));
+    assert_eq!(e, Ev::Unblocked);
+    let (e, _) = g.until(T, |e| matches!(e, Ev::Delivery { .. }));
+    assert!(matches!(&e, Ev::Delivery { body, .. } if body == b"[held]"), "the held publish arrives: {e:?}");
+    g.publish(&p);
+    let (e, _) = g.until(T, |e| matches!(e, Ev::Delivery { .. }));
+    assert!(matches!(&e, Ev::Delivery { body, .. } if body == b"[2]"), "{e:?}");
     assert!(g.client.close(g.now()));
     g.until(T, |e| matches!(e, Ev::Closed { .. }));
 }

@@ -9,7 +9,8 @@ use crate::fuzzing::amqp_handshake;
 
 fn client() -> Client {
     let creds = Credentials::Plain { user: "guest".into(), password: "guest".into() };
-    let limits = Limits { amqp_unconfirmed_window: 2, max_msg_bytes: 100_000, amqp_tx_bytes: 300_000, ..Limits::COMPILED };
+    let limits =
+        Limits { amqp_unconfirmed_window: 2, max_msg_bytes: 100_000, amqp_tx_bytes: 300_000, ..Limits::COMPILED };
     let mut c = Client::new(Settings::new(creds, "/", "n", &limits));
     c.bind(b"n.a").unwrap();
     c
@@ -68,7 +69,19 @@ fn handshake_sends_volttrons_topology_in_order() {
     assert!(c.transmit().starts_with(&frame::PROTOCOL_HEADER));
     assert_eq!(
         methods(c.transmit()),
-        vec![(10, 11), (10, 31), (10, 40), (20, 10), (40, 10), (40, 10), (50, 10), (60, 10), (85, 10), (50, 20), (60, 20)]
+        vec![
+            (10, 11),
+            (10, 31),
+            (10, 40),
+            (20, 10),
+            (40, 10),
+            (40, 10),
+            (50, 10),
+            (60, 10),
+            (85, 10),
+            (50, 20),
+            (60, 20)
+        ]
     );
     assert_eq!(c.bindings(), (1, 1));
     assert_eq!(c.queue(), "n.viprouter");
@@ -76,15 +89,22 @@ fn handshake_sends_volttrons_topology_in_order() {
 
 #[test]
 fn publishes_are_refused_when_not_ready_blocked_or_the_window_is_full() {
-    let p = Publish { exchange: EXCHANGE, routing_key: b"x.y", mandatory: true, properties: Properties::default(), body: b"1" };
+    let p = Publish {
+        exchange: EXCHANGE,
+        routing_key: b"x.y",
+        mandatory: true,
+        properties: Properties::default(),
+        body: b"1",
+    };
     let mut c = client();
     assert_eq!(c.publish(&p), Err(PublishError::NotReady));
     let mut c = ready();
     let n = c.transmit().len();
     c.written(n, Instant(1));
-    assert_eq!(feed(&mut c, &server_method(0, 10, 60, b"\x0blow on disk"), Instant(1)), vec![
-        "Blocked { reason: [108, 111, 119, 32, 111, 110, 32, 100, 105, 115, 107] }"
-    ]);
+    assert_eq!(
+        feed(&mut c, &server_method(0, 10, 60, b"\x0blow on disk"), Instant(1)),
+        vec!["Blocked { reason: [108, 111, 119, 32, 111, 110, 32, 100, 105, 115, 107] }"]
+    );
     assert!(!c.is_ready() && c.is_open());
     assert_eq!(c.publish(&p), Err(PublishError::Blocked));
     assert_eq!(feed(&mut c, &server_method(0, 10, 61, b""), Instant(1)), vec!["Unblocked"]);
@@ -166,7 +186,8 @@ fn closes_both_ways() {
     assert!(ev[0].starts_with("Closing(CloseInfo { by: BrokerChannel, code: 404"), "{ev:?}");
     assert_eq!(methods(c.transmit()), vec![(20, 41), (10, 50)]);
     // A delivery still in flight is discarded, then close-ok ends it.
-    let ev = feed(&mut c, &server_method(1, 60, 60, b"\x01t\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01e\x01k"), Instant(2));
+    let ev =
+        feed(&mut c, &server_method(1, 60, 60, b"\x01t\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01e\x01k"), Instant(2));
     assert!(ev.is_empty());
     let ev = feed(&mut c, &server_method(0, 10, 51, b""), Instant(2));
     assert_eq!(ev, vec!["Closed(CloseInfo { by: Client, code: 200, text: [], cause: (0, 0) })"]);
