@@ -3,6 +3,12 @@
 //! receive buffer ([`scan`]) and handed out as a [`Body`] view over its body frames; on send a
 //! body is split into frames of at most `frame_max - 8` bytes ([`put_body`]).
 //!
+//! The whole message must be in the receive buffer before it is handed out: the method frame,
+//! the header and the body plus 8 bytes per body frame. RabbitMQ splits bodies only at
+//! frame-max (so the overhead is 8 bytes per 128 KiB); a hostile broker splitting into tiny
+//! frames could ask for up to 9× the body, which the caller's receive-buffer cap refuses (`need`
+//! over the cap: close and count, as for any message over the limit).
+//!
 //! RabbitMQ writes a message's frames back to back (its writer sends method, header and body
 //! as one unit), so any other frame between them — a heartbeat included — is refused as
 //! [`Error::Unexpected`].
