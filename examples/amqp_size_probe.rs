@@ -76,7 +76,13 @@ fn run(url: &str, ca: Option<&String>) {
                 let body = br#"{"to_platform": "x", "to_peer": "y", "args": []}"#;
                 let r = OutboundRpc::from_vip(b"probe", b"me", b"1", body).expect("map");
                 let h = r.headers();
-                let p = Publish { exchange: EXCHANGE, routing_key: &r.routing_key, mandatory: true, properties: r.properties(&h), body: r.body };
+                let p = Publish {
+                    exchange: EXCHANGE,
+                    routing_key: &r.routing_key,
+                    mandatory: true,
+                    properties: r.properties(&h),
+                    body: r.body,
+                };
                 c.publish(&p).expect("publish");
                 published = true;
                 c.close(Instant(0));

@@ -135,6 +135,12 @@ pub const MAX_SUBS_PER_PEER: usize = 1024;
 /// is answered `00`.
 pub const MAX_PREFIX_BYTES: usize = 1024;
 
+/// Bytes of a MSG_ID the router writes as a JSON string in the errors it generates, quotes
+/// included (`[viprouter] error-msg-id = agent-readable`, `vip::error`; VOLTTRON's RPC ids are
+/// about 25 bytes). Stack space, per error. **Over it** the MSG_ID is echoed byte-exact (as with
+/// `verbatim`).
+pub const MAX_QUOTED_MSG_ID: usize = 256;
+
 // ----- RabbitMQ bridge (src/amqp/, cargo feature `rabbitmq`; issue #15) -----------------------
 
 /// Bytes of one AMQP frame, header and end octet included: the frame-max the client asks for in
