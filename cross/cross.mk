@@ -89,10 +89,12 @@ triple     = $(TRIPLE_$(1))
 is_gnu     = $(findstring -gnu,$(call triple,$(1)))
 prebuilt   = $(filter $(call triple,$(1)),$(PREBUILT_STD_TRIPLES))
 # zig is needed for build-std targets and for glibc pinning, and as the C compiler of ring
-# (rustls' crypto provider, cargo feature `rabbitmq`, on by default) on every ARM target: with
-# the feature off (CARGO_FEATURES=--no-default-features) rust-lld / cc handle the prebuilt ones.
+# (rustls' crypto provider, cargo feature `rabbitmq-tls`, on by default) on every ARM target:
+# without it (CARGO_FEATURES=--no-default-features [--features rabbitmq]) rust-lld / cc handle
+# the prebuilt ones.
 CARGO_FEATURES   ?=
-needs_zig  = $(if $(filter --no-default-features,$(CARGO_FEATURES)),$(if $(call prebuilt,$(1)),$(call is_gnu,$(1)),yes),yes)
+no_ring    = $(and $(filter --no-default-features,$(CARGO_FEATURES)),$(if $(findstring rabbitmq-tls,$(CARGO_FEATURES)),,yes))
+needs_zig  = $(if $(no_ring),$(if $(call prebuilt,$(1)),$(call is_gnu,$(1)),yes),yes)
 upper      = $(shell echo '$(1)' | tr 'a-z-' 'A-Z_')
 zig_target = $(call triple,$(1))$(if $(call is_gnu,$(1)),.$(GLIBC_PIN))
 # The cargo command line (without the subcommand's trailing args) for <arch>, <subcommand>.

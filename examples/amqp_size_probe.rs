@@ -34,11 +34,45 @@ fn run(url: &str, _ca: Option<&String>) {
     println!("{n} bytes");
 }
 
+#[cfg(feature = "rabbitmq-tls")]
+fn tls(ca: Option<&String>, host: &str) -> Option<viprouter::amqp::tls::Tls> {
+    use viprouter::amqp::tls;
+    ca.map(|p| {
+        let cfg = tls::client_config(&std::fs::read(p).expect("CA file"), None).expect("TLS config");
+        tls::Tls::new(cfg, host).expect("TLS")
+    })
+}
+
+/// Without TLS: the same calls on a type that is never constructed.
+#[cfg(all(feature = "rabbitmq", not(feature = "rabbitmq-tls")))]
+fn tls(ca: Option<&String>, _host: &str) -> Option<NoTls> {
+    assert!(ca.is_none(), "built without rabbitmq-tls");
+    None
+}
+
+#[cfg(all(feature = "rabbitmq", not(feature = "rabbitmq-tls")))]
+struct NoTls;
+
+#[cfg(all(feature = "rabbitmq", not(feature = "rabbitmq-tls")))]
+impl NoTls {
+    fn write_plaintext(&mut self, _: &[u8]) -> Result<usize, ()> {
+        Err(())
+    }
+    fn write_tls(&mut self, _: &mut Vec<u8>) -> Result<usize, ()> {
+        Err(())
+    }
+    fn read_tls(&mut self, _: &[u8]) -> Result<usize, ()> {
+        Err(())
+    }
+    fn read_plaintext(&mut self, _: &mut Vec<u8>, _: usize) -> Result<usize, ()> {
+        Err(())
+    }
+}
+
 #[cfg(feature = "rabbitmq")]
 fn run(url: &str, ca: Option<&String>) {
     use viprouter::amqp::client::{Client, Credentials, EXCHANGE, Event, Publish, Settings};
     use viprouter::amqp::mapping::rpc::OutboundRpc;
-    use viprouter::amqp::tls;
     use viprouter::time::Instant;
 
     let u = viprouter::config::rabbitmq::AmqpUrl::parse(url).unwrap_or_else(|e| panic!("{e}"));
@@ -48,10 +82,7 @@ fn run(url: &str, ca: Option<&String>) {
     };
     let mut c = Client::new(Settings::new(creds, &u.vhost, "probe", &viprouter::limits::Limits::COMPILED));
     let mut s = TcpStream::connect((u.host.as_str(), u.port)).expect("connect");
-    let mut t = ca.map(|p| {
-        let cfg = tls::client_config(&std::fs::read(p).expect("CA file"), None).expect("TLS config");
-        tls::Tls::new(cfg, &u.host).expect("TLS")
-    });
+    let mut t = tls(ca, &u.host);
     c.begin(Instant(0));
     let (mut rx, mut buf, mut published) = (Vec::new(), [0u8; 16384], false);
     loop {

@@ -2,11 +2,12 @@
 //! private loopback node (memo §8, §9.2), with pika 1.2.0 (VOLTTRON's pin) emulating VOLTTRON
 //! RabbitMQ-bus agents on the wire.
 //!
+//! Needs the `rabbitmq-tls` feature (default; the TLS scenario and the driver use it).
 //! One `#[test]` runs every scenario against one node (a node takes 5–10 s to start). Skipped,
 //! with a message, when `rabbitmq-server` is not installed; the pika scenarios are skipped
 //! when no Python with pika is found (`VIPROUTER_PYTHON`, `.venv/bin/python`). `.ci/run`
 //! installs both.
-#![cfg(feature = "rabbitmq")]
+#![cfg(feature = "rabbitmq-tls")]
 
 #[path = "common/amqp_driver.rs"]
 mod amqp_driver;

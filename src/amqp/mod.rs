@@ -30,7 +30,7 @@
 //! (field tables and arrays), [`method`] (classes and methods both ways), [`properties`] (the
 //! content header), [`content`] (header + body frames in place), [`confirm`] (the publisher-confirm window), [`bindings`] (the topology kept
 //! across reconnects), [`client`] (the connection state machine), [`mapping`] (VIP ↔ AMQP, pure
-//! functions), [`tls`] (rustls, sans-IO).
+//! functions), `tls` (rustls, sans-IO; feature `rabbitmq-tls`).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
@@ -43,6 +43,7 @@ pub mod mapping;
 pub mod method;
 pub mod properties;
 pub mod table;
+#[cfg(feature = "rabbitmq-tls")]
 pub mod tls;
 pub mod wire;
 

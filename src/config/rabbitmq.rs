@@ -201,6 +201,9 @@ impl RabbitMq {
                 ),
             ));
         }
+        if url.tls && !cfg!(feature = "rabbitmq-tls") {
+            return Err(("rabbitmq-url", "this build has no TLS (cargo feature `rabbitmq-tls`): use amqp://".into()));
+        }
         if url.tls && self.ca_file.is_none() {
             return Err(("rabbitmq-ca-file", "amqps needs the broker's CA (rabbitmq-ca-file)".into()));
         }
@@ -265,7 +268,22 @@ mod tests {
     }
 
     #[test]
-    #[cfg(feature = "rabbitmq")]
+    #[cfg(all(feature = "rabbitmq", not(feature = "rabbitmq-tls")))]
+    fn a_build_without_tls_refuses_amqps() {
+        let r = RabbitMq {
+            url: Some(AmqpUrl::parse("amqps://h/v").unwrap()),
+            ca_file: Some("ca".into()),
+            ..Default::default()
+        };
+        let (key, why) = r.check("gw1").unwrap_err();
+        assert_eq!(key, "rabbitmq-url");
+        assert!(why.contains("no TLS"), "{why}");
+        let plain = RabbitMq { url: Some(AmqpUrl::parse("amqp://h/v").unwrap()), ..Default::default() };
+        assert!(plain.check("gw1").is_ok());
+    }
+
+    #[test]
+    #[cfg(feature = "rabbitmq-tls")]
     fn cross_checks() {
         let mut r = RabbitMq { url: Some(AmqpUrl::parse("amqps://h/v").unwrap()), ..Default::default() };
         assert_eq!(r.check("gw1").unwrap_err().0, "rabbitmq-ca-file");
