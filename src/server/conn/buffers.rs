@@ -102,7 +102,7 @@ impl RxBuf {
         }
         // An idle connection's buffer was given back whole (`Conn::shrink_if_idle`): it comes
         // back at its initial size at least.
-        let target = need.max(self.buf.len() * 2).max(RX_BUF_MIN_BYTES).min(RX_BUF_MAX_BYTES).max(need);
+        let target = need.max(self.buf.len() * 2).clamp(RX_BUF_MIN_BYTES, RX_BUF_MAX_BYTES).max(need);
         if self.grow_to(target, budget) { Ok(()) } else { Err(target.saturating_sub(self.buf.len())) }
     }
 
