@@ -1,4 +1,5 @@
 #![allow(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! libsodium's Salsa20 and Poly1305, the primitives under every MESSAGE box (ZMTP.md §7.1,
 //! §7.9): the only `unsafe` code of the library, a few safe functions around
