@@ -77,11 +77,13 @@ pub const RX_BUF_BUSY_BYTES: usize = 64 * 1024;
 pub const TX_BUF_MIN_BYTES: usize = 4096;
 
 /// Queued transmit bytes per peer (the router's high-water mark; VOLTTRON uses 6000
-/// messages). A message is admitted when the peer's queue is empty or when it fits under this
-/// mark. **At the limit**: a routed message pauses its sender until the queue drains (at most
-/// `SEND_STALL_MS`, then error 11 to the sender, as VOLTTRON's `_send` does); a router
-/// notification to that peer is dropped (`dropped_notify_full`); a pubsub delivery is dropped
-/// for that subscriber only.
+/// messages). A message is admitted when it fits under this mark, or — a message too large to
+/// fit, up to `max-msg-bytes` — when the queue is at most half full (so it reaches an idle or
+/// draining peer; `server::event_loop::sink`). **At the limit**: a routed message pauses its
+/// sender until the queue drains below half (at most `SEND_STALL_MS`, then error 11 to the
+/// sender, as VOLTTRON's `_send` does); a router notification to that peer is dropped
+/// (`dropped_notify_full`); a pubsub delivery is dropped for that subscriber only
+/// (`dropped_slow_subscriber`) and left out of the publisher's count.
 pub const TX_QUEUE_BYTES: usize = 1024 * 1024;
 
 /// Process-wide bytes for all receive and transmit buffers together. **At the limit** a
@@ -316,7 +318,7 @@ impl Limits {
             LimitRow { name: "max-frame-bytes", value: self.max_frame_bytes, unit: "bytes", at_limit: "close at the frame header, nothing buffered; rejected_frame_too_large" },
             LimitRow { name: "max-msg-bytes", value: self.max_msg_bytes, unit: "bytes", at_limit: "close at the frame header; rejected_msg_too_large" },
             LimitRow { name: "max-msg-parts", value: self.max_msg_parts as u64, unit: "frames", at_limit: "close; rejected_too_many_parts" },
-            LimitRow { name: "tx-queue-bytes", value: self.tx_queue_bytes as u64, unit: "bytes/peer", at_limit: "pause sender up to send-stall-ms, then VIP error 11; notifications dropped" },
+            LimitRow { name: "tx-queue-bytes", value: self.tx_queue_bytes as u64, unit: "bytes/peer", at_limit: "pause sender up to send-stall-ms, then VIP error 11; notifications, deliveries dropped (not counted)" },
             LimitRow { name: "buffer-budget-bytes", value: self.buffer_budget_bytes as u64, unit: "bytes", at_limit: "buffers stop growing: reader pauses, tx counts as full, new conns refused" },
             LimitRow { name: "send-stall-ms", value: self.send_stall_ms, unit: "ms", at_limit: "paused sender's message answered with VIP error 11" },
             LimitRow { name: "max-subscriptions", value: self.max_subscriptions as u64, unit: "subscriptions", at_limit: "subscribe answered 00 and logged" },

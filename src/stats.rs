@@ -117,8 +117,11 @@ counters! {
     pubsub_publishes,
     /// Pubsub deliveries queued.
     pubsub_deliveries,
-    /// Pubsub deliveries dropped because the subscriber's queue was full.
+    /// Pubsub deliveries dropped because the subscriber's queue was full (not in the count).
     dropped_slow_subscriber,
+    /// Pubsub deliveries dropped because the buffer budget could not hold them (the
+    /// subscriber's queue had room; not in the count).
+    dropped_subscriber_budget,
     /// Subscribes refused because a subscription limit was reached.
     rejected_subscription_full,
     /// Publishes refused by the protected-topic check.

@@ -27,6 +27,15 @@ use crate::zmtp::Message;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Full;
 
+/// Why a [`Sink`] refused a delivery ([`Sink::refusal`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The destination's transmit queue is full (`tx-queue-bytes`), or the peer is gone.
+    QueueFull,
+    /// The queue had room, but the process-wide buffer budget could not hold the message.
+    Budget,
+}
+
 /// Where the router's output goes: one queue per peer.
 pub trait Sink {
     /// Queue `frames` as one multipart message to `to`, all or nothing.
@@ -50,6 +59,11 @@ pub trait Sink {
     fn is_stalled(&self, to: PeerId) -> bool {
         let _ = to;
         false
+    }
+
+    /// Why the last [`Full`] was returned.
+    fn refusal(&self) -> Refusal {
+        Refusal::QueueFull
     }
 }
 

@@ -30,7 +30,7 @@ use crate::limits::{Limits, MAX_EVENTS, READ_BUDGET_BYTES, TICK_MS};
 use crate::stats::{self, FixedWriter};
 use crate::time::Instant;
 use crate::vip::peers::PeerId;
-use crate::vip::router::{Full, OnFull, Outcome, Router, Shared, Sink};
+use crate::vip::router::{Full, OnFull, Outcome, Refusal, Router, Shared, Sink};
 use crate::zmtp::mechanism::{Credentials, Mechanism};
 use crate::zmtp::session::{CurveContext, Input, Session, SessionConfig};
 use crate::zmtp::{DecodeError, Message, Parts};

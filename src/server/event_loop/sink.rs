@@ -1,5 +1,13 @@
 //! The router's [`Sink`]: messages appended to the destination connections' transmit queues,
 //! all or nothing, within the per-connection queue limit and the process buffer budget.
+//!
+//! Admission (`tx-queue-bytes`, README "Limits"): a message is queued when it fits under the
+//! limit, or — a message too large to fit — when the queue is at most half full. So a message
+//! larger than the limit itself still reaches an idle or draining peer (it is not dropped
+//! because a 40-byte `peerlist add` happens to sit in front of it), and a sender paused behind
+//! a full peer, resumed when that peer drains below half, always gets its message in. One
+//! queue can thus hold up to half the limit plus one message (at most `max-msg-bytes`); the
+//! buffer budget bounds the total. A refusal records its cause ([`Sink::refusal`]).
 
 use super::*;
 
@@ -12,6 +20,8 @@ pub(super) struct ConnSink<'a> {
     pub(super) tx_queue_bytes: usize,
     pub(super) delivered: u64,
     pub(super) refused_budget: u64,
+    /// Why the last refused delivery was refused.
+    pub(super) last_refusal: Refusal,
 }
 
 impl<'a> ConnSink<'a> {
@@ -30,6 +40,7 @@ impl<'a> ConnSink<'a> {
             tx_queue_bytes: limits.tx_queue_bytes,
             delivered: 0,
             refused_budget: 0,
+            last_refusal: Refusal::QueueFull,
         }
     }
 }
@@ -42,14 +53,14 @@ impl ConnSink<'_> {
         len: impl FnOnce(&Session) -> usize,
         write: impl FnOnce(&mut Session, &mut Vec<u8>) -> Result<(), DecodeError>,
     ) -> Result<(), Full> {
+        self.last_refusal = Refusal::QueueFull;
         let Some(id) = self.slots.id_of(to.0) else { return Err(Full) };
         let Some(conn) = self.slots.get_mut(id) else { return Err(Full) };
         if !conn.session.is_traffic() {
             return Err(Full);
         }
         let len = len(&conn.session);
-        let pending = conn.tx.pending();
-        if pending > 0 && pending + len > self.tx_queue_bytes {
+        if !admits(conn.tx.pending(), len, self.tx_queue_bytes) {
             return Err(Full);
         }
         let before = conn.tx.capacity();
@@ -57,6 +68,7 @@ impl ConnSink<'_> {
         // limit double its buffer for 32 bytes. Near the end of the capacity it uses memcpy.
         if !conn.tx.reserve(len, self.budget) {
             self.refused_budget += 1;
+            self.last_refusal = Refusal::Budget;
             return Err(Full);
         }
         debug_assert!(conn.tx.capacity() >= before);
@@ -72,6 +84,11 @@ impl ConnSink<'_> {
         self.delivered += 1;
         Ok(())
     }
+}
+
+/// May a queue holding `pending` bytes take a message of `len` bytes (see the module doc)?
+pub(super) fn admits(pending: usize, len: usize, limit: usize) -> bool {
+    pending.saturating_add(len) <= limit || pending <= limit / 2
 }
 
 impl Sink for ConnSink<'_> {
@@ -102,5 +119,25 @@ impl Sink for ConnSink<'_> {
 
     fn is_stalled(&self, to: PeerId) -> bool {
         self.slots.peek(to.0).is_some_and(|c| c.stalled)
+    }
+
+    fn refusal(&self) -> Refusal {
+        self.last_refusal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::admits;
+
+    #[test]
+    fn a_message_larger_than_the_queue_limit_reaches_an_idle_or_half_empty_queue() {
+        let limit = 1 << 20;
+        assert!(admits(0, 16 << 20, limit), "an idle queue takes any message");
+        assert!(admits(40, limit + 1, limit), "a peerlist add in front of it must not drop it");
+        assert!(admits(limit / 2, 4 * limit, limit), "a queue drained to half (a paused sender resumes)");
+        assert!(!admits(limit / 2 + 1, limit, limit), "more than half full: it does not fit");
+        assert!(admits(limit - 100, 100, limit), "small messages fill the queue exactly");
+        assert!(!admits(limit - 100, 101, limit));
     }
 }

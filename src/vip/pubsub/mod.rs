@@ -18,8 +18,11 @@
 //! `[X, '', 'VIP1', U, M, 'pubsub', 'publish', TOPIC, BODY]` with SENDER `''`, the publisher's
 //! **unmodified** USER_ID and MSG_ID, and BODY rebuilt as
 //! `{"sender": S, "bus": B, "headers": H, "message": MSG}` (ASCII-only Python-style JSON, NaN and
-//! Infinity kept, extra keys and extra frames dropped). The count is the number of *matching*
-//! subscribers, not of successful sends (§7.6).
+//! Infinity kept, extra keys and extra frames dropped). The count is the number of subscribers
+//! the delivery was queued to — never more: a delivery dropped for a full queue or the buffer
+//! budget is not counted. VIP.md §7.6 observes VOLTTRON counting *matching* subscribers, but
+//! VOLTTRON also sends the publisher error 11 for each subscriber whose pipe was full; this
+//! router sends no error 11 (below), so the count is where the publisher learns of a drop.
 //!
 //! Malformed input never crashes the service (§16.2 B): it is counted (`pubsub_malformed`), logged
 //! rate-limited ([`stats::bump`]), and answered like the closest non-crashing path: `00` for
@@ -37,8 +40,11 @@
 //! per-peer flag cleared by its next successful delivery; the 1st, 10th, 100th … stall of a peer
 //! is logged). The publisher and every other subscriber are unaffected, and the publisher is
 //! **not** sent VOLTTRON's error 11 for it (§7.6 `EAGAIN`): one slow listener must not make every
-//! publisher's log fill with errors about a peer it never addressed. The count still includes the
-//! slow subscriber, as in VOLTTRON.
+//! publisher's log fill with errors about a peer it never addressed. The count leaves the slow
+//! subscriber out. "Full" follows the sink's admission rule (`server::event_loop::sink`): a
+//! message larger than `tx-queue-bytes` still reaches a subscriber whose queue is at most half
+//! full. A delivery the buffer budget cannot hold is dropped the same way and counted in
+//! `dropped_subscriber_budget` (not a slow subscriber: its queue had room).
 //!
 //! Replies: subscribe/unsubscribe/list replies pause a requester whose own queue is full
 //! ([`Outcome::Blocked`]; they are idempotent, so the retry is harmless). A publish whose
@@ -67,7 +73,7 @@ use super::SIGNATURE;
 use super::envelope::Envelope;
 use super::peers::{PeerId, PeerTable};
 use super::protected::{PolicyError, TopicPolicy};
-use super::router::{Full, Outcome, Router, Shared, Sink};
+use super::router::{Full, Outcome, Refusal, Router, Shared, Sink};
 use super::subscriptions::{MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions};
 use crate::json::{self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value};
 use crate::limits::{Limits, MAX_BUS_BYTES, MAX_PREFIX_BYTES, MAX_SUBS_PER_PEER};

@@ -19,6 +19,26 @@ impl ByteSink for Capped<'_> {
     }
 }
 
+/// A delivery dropped because the subscriber's queue is full: counted overall and per peer,
+/// logged when the peer starts dropping (README "PubSub").
+fn slow_subscriber(stats: &mut Stats, slow: &mut [SlowPeer], peers: &PeerTable, p: PeerId) {
+    stats.dropped_slow_subscriber += 1;
+    let Some(s) = slow.get_mut(p.index()) else { return };
+    s.dropped += 1;
+    if !s.dropping {
+        s.dropping = true;
+        if stats::bump(&mut s.stalls) {
+            log::warn!(
+                "slow subscriber {}: queue full, dropping its pubsub deliveries \
+                 (stall {}, {} dropped so far; publishers see them missing from their counts)",
+                peers.identity(p).escape_ascii(),
+                s.stalls,
+                s.dropped
+            );
+        }
+    }
+}
+
 impl PubSub {
     /// VIP.md §7.6.
     pub(super) fn publish(
@@ -84,34 +104,24 @@ impl PubSub {
                     [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"publish", topic, body.as_slice()];
                 let mut shared = Shared::new(&frames, wire);
                 let mut delivered = 0u64;
-                let count = subs.for_each_subscriber(bus, topic, |p| {
-                    let state = slow.get_mut(usize::from(p));
-                    match sink.deliver_shared(PeerId(p), &mut shared) {
-                        Ok(()) => {
-                            delivered += 1;
-                            if let Some(s) = state {
-                                s.dropping = false;
-                            }
-                        }
-                        Err(Full) => {
-                            stats.dropped_slow_subscriber += 1;
-                            if let Some(s) = state {
-                                s.dropped += 1;
-                                if !s.dropping {
-                                    s.dropping = true;
-                                    if stats::bump(&mut s.stalls) {
-                                        log::warn!(
-                                            "slow subscriber {}: queue full, dropping its pubsub deliveries \
-                                             (stall {}, {} dropped so far; publishers unaffected)",
-                                            peers.identity(PeerId(p)).escape_ascii(),
-                                            s.stalls,
-                                            s.dropped
-                                        );
-                                    }
-                                }
-                            }
+                subs.for_each_subscriber(bus, topic, |p| match sink.deliver_shared(PeerId(p), &mut shared) {
+                    Ok(()) => {
+                        delivered += 1;
+                        if let Some(s) = slow.get_mut(usize::from(p)) {
+                            s.dropping = false;
                         }
                     }
+                    Err(Full) => match sink.refusal() {
+                        Refusal::QueueFull => slow_subscriber(stats, slow, peers, PeerId(p)),
+                        Refusal::Budget => {
+                            if stats::bump(&mut stats.dropped_subscriber_budget) {
+                                log::warn!(
+                                    "pubsub delivery to {} dropped: the buffer budget cannot hold it",
+                                    peers.identity(PeerId(p)).escape_ascii()
+                                );
+                            }
+                        }
+                    },
                 });
                 stats.pubsub_deliveries += delivered;
                 if body.capacity() > SCRATCH_KEEP_BYTES {
@@ -120,11 +130,13 @@ impl PubSub {
                 if wire.capacity() > SCRATCH_KEEP_BYTES {
                     *wire = Vec::new();
                 }
-                count
+                delivered
             }
             _ => 0,
         };
         // Deliveries (if any) are out: never pause and retry from here (it would duplicate them).
+        // The count is what was delivered (queued), never more: a dropped delivery is not
+        // claimed (README "PubSub").
         let count = u32::try_from(count).unwrap_or(u32::MAX);
         Self::count_reply(stats, sink, from, who, env.msg_id, count);
         Outcome::Done
