@@ -131,11 +131,15 @@ impl Server {
         signals.register(poll.registry(), SIGNAL_TOKEN)?;
         let mut listeners = listeners;
         for (i, l) in listeners.iter_mut().enumerate() {
+            if let Err(e) = l.raise_backlog() {
+                log::warn!("{}: cannot raise the listen backlog: {e}", l.endpoint);
+            }
             match &mut l.socket {
                 ListenSocket::Tcp(s) => poll.registry().register(s, Token(i), Interest::READABLE)?,
                 ListenSocket::Unix(s) => poll.registry().register(s, Token(i), Interest::READABLE)?,
             }
         }
+        log_backlog(&limits);
         let max = limits.max_connections;
         Ok(Server {
             poll,
@@ -337,6 +341,21 @@ impl Server {
                 let _ = std::fs::remove_file(p);
             }
         }
+    }
+}
+
+/// Say what the listen backlog is, and warn when the system keeps it below `max-connections`
+/// (a reconnect storm would then wait in SYN retransmissions: 1 s, 3 s, 7 s …).
+fn log_backlog(limits: &Limits) {
+    match super::listener::somaxconn() {
+        Some(n) if (n as usize) < limits.max_connections => log::warn!(
+            "listen backlog {n} (net.core.somaxconn) is below max-connections {}: raise it \
+             (sysctl net.core.somaxconn={}) so that a reconnect storm is not held back",
+            limits.max_connections,
+            limits.max_connections
+        ),
+        Some(n) => log::info!("listen backlog {n} (net.core.somaxconn)"),
+        None => log::info!("listen backlog: the system maximum (net.core.somaxconn unreadable)"),
     }
 }
 
