@@ -25,12 +25,21 @@ use core::fmt;
 /// once (the peer sees a close, not a hang in the backlog); `rejected_conn_full`.
 pub const MAX_CONNECTIONS: usize = 4096;
 
-/// Connections still in the greeting/security handshake. **At the limit** the oldest
-/// unfinished handshake is closed to make room (unauthenticated peers cannot starve
-/// authenticated ones of slots); `rejected_handshake_evicted`. The limit in force is never
-/// more than half of `max-connections` ([`Limits::handshake_cap`]), so half-open connections
-/// can never fill every slot.
-pub const MAX_HANDSHAKES: usize = 256;
+/// Half-open connections: still in the greeting/security handshake with our side of it not
+/// done. A NULL connection whose READY the router has sent is not half-open (its peer may
+/// already have sent its first messages; it is bounded by `max-connections` and
+/// `handshake-timeout-ms` instead, see `server::event_loop` `evict_half_open`). **At the
+/// limit** the half-open connection with the least progress (no greeting byte, then a partial
+/// greeting, then a mechanism handshake under way), the oldest among equals, is closed to make
+/// room (unauthenticated peers cannot starve authenticated ones of slots);
+/// `rejected_handshake_evicted`. The limit in force is never more than half of
+/// `max-connections` ([`Limits::handshake_cap`]), so half-open connections can never fill every
+/// slot. The default, half of `MAX_CONNECTIONS`, lets a platform of up to 2048 agents
+/// reconnect all at once (a router restart) without a single eviction; a larger storm is let
+/// in in waves (an evicted libzmq peer reconnects after its reconnect interval and loses
+/// nothing: it sends no message before the handshake completes). Cost: the buffers of each
+/// (`RX_BUF_MIN_BYTES + TX_BUF_MIN_BYTES`), within the buffer budget.
+pub const MAX_HANDSHAKES: usize = MAX_CONNECTIONS / 2;
 
 /// Time allowed from accept until the handshake completes (libzmq `ZMQ_HANDSHAKE_IVL` is
 /// 30 s). **At the limit** the connection is closed without an ERROR (a transient condition:
@@ -313,7 +322,7 @@ impl Limits {
     pub fn rows(&self) -> [LimitRow; 11] {
         [
             LimitRow { name: "max-connections", value: self.max_connections as u64, unit: "connections", at_limit: "accept then close at once; rejected_conn_full" },
-            LimitRow { name: "max-handshakes", value: self.handshake_cap() as u64, unit: "connections", at_limit: "oldest unfinished handshake closed; rejected_handshake_evicted" },
+            LimitRow { name: "max-handshakes", value: self.handshake_cap() as u64, unit: "connections", at_limit: "half-open one with least progress closed (never one whose READY we sent); rejected_handshake_evicted" },
             LimitRow { name: "handshake-timeout-ms", value: self.handshake_timeout_ms, unit: "ms", at_limit: "close (no ERROR; client reconnects); rejected_handshake_timeout" },
             LimitRow { name: "max-frame-bytes", value: self.max_frame_bytes, unit: "bytes", at_limit: "close at the frame header, nothing buffered; rejected_frame_too_large" },
             LimitRow { name: "max-msg-bytes", value: self.max_msg_bytes, unit: "bytes", at_limit: "close at the frame header; rejected_msg_too_large" },

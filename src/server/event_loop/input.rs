@@ -46,7 +46,7 @@ impl Server {
                 continue;
             }
             if self.handshaking >= self.limits.handshake_cap() {
-                self.evict_oldest_handshake();
+                self.evict_half_open();
             }
             let mut conn = Box::new(Conn::new(stream, mechanism, li as u8, now, &peer, &auth_addr));
             if self.verify_null {
@@ -87,29 +87,42 @@ impl Server {
         }
     }
 
-    pub(super) fn evict_oldest_handshake(&mut self) {
-        let oldest = self
-            .slots
-            .ids()
-            .filter_map(|id| {
-                let index = id.index;
-                let accepted = self.slots_peek_handshake(index)?;
-                Some((accepted, id))
-            })
-            .min_by_key(|(t, _)| *t)
-            .map(|(_, id)| id);
-        if let Some(id) = oldest {
-            if stats::bump(&mut self.router.stats.rejected_handshake_evicted) {
-                log::warn!("{} unfinished handshakes: closing the oldest to make room", self.handshaking);
+    /// At the handshake limit: close the half-open connection that has shown the least, oldest
+    /// first, if `handshake_cap` of them are open (README "Limits", `max-handshakes`).
+    ///
+    /// Half-open means the handshake is unfinished **and** our side of it is not done. A NULL
+    /// connection whose READY we sent is not half-open: its libzmq peer may already have sent
+    /// its READY and its first messages (the `hello` it queued before connecting), which
+    /// closing it would lose — libzmq reconnects but does not send them again. Such connections
+    /// are bounded by `max-connections` and `handshake-timeout-ms` like established ones; on a
+    /// NULL endpoint without authentication the same peer could complete the handshake with one
+    /// more frame anyway. The victim is the connection with the least progress (no byte of its
+    /// greeting, then part of it, then a mechanism handshake under way), the oldest among equals:
+    /// a slowloris cannot refresh its age, and a peer that finished its greeting outranks one
+    /// that did not.
+    pub(super) fn evict_half_open(&mut self) {
+        let mut half_open = 0usize;
+        let mut victim: Option<((Progress, bool, Instant), SlotId)> = None;
+        for id in self.slots.ids() {
+            let Some(c) = self.slots.peek(id.index) else { continue };
+            let progress = c.session.progress();
+            if c.handshake_done || progress == Progress::OurSideDone {
+                continue;
             }
-            self.close(id, "handshake evicted");
+            half_open += 1;
+            let key = (progress, !c.rx.is_empty(), c.accepted_at);
+            if victim.is_none_or(|(k, _)| key < k) {
+                victim = Some((key, id));
+            }
         }
-    }
-
-    pub(super) fn slots_peek_handshake(&self, index: u16) -> Option<Instant> {
-        // Read-only peek through a shared borrow of the slot table.
-        let slots: &Slots = &self.slots;
-        slots.peek(index).filter(|c| !c.handshake_done).map(|c| c.accepted_at)
+        let Some((_, id)) = victim else { return };
+        if half_open < self.limits.handshake_cap() {
+            return;
+        }
+        if stats::bump(&mut self.router.stats.rejected_handshake_evicted) {
+            log::warn!("{half_open} unfinished handshakes: closing the one with the least progress to make room");
+        }
+        self.close(id, "handshake evicted");
     }
 
     /// Read and process one connection (see the module doc).

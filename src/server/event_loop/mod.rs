@@ -32,7 +32,7 @@ use crate::time::Instant;
 use crate::vip::peers::PeerId;
 use crate::vip::router::{Full, OnFull, Outcome, Refusal, Router, Shared, Sink};
 use crate::zmtp::mechanism::{Credentials, Mechanism};
-use crate::zmtp::session::{CurveContext, Input, Session, SessionConfig};
+use crate::zmtp::session::{CurveContext, Input, Progress, Session, SessionConfig};
 use crate::zmtp::{DecodeError, Message, Parts};
 
 mod input;
