@@ -32,6 +32,9 @@ use super::mechanism::{Credentials, Mechanism, plain};
 use super::{DecodeError, Part, Parts, metadata};
 use crate::limits::{Limits, MAX_COMMAND_BYTES, MAX_HANDSHAKE_FRAME_BYTES, MAX_IDENTITY_BYTES};
 
+mod progress;
+pub use progress::Progress;
+
 /// Inner-flag bits of a CURVE MESSAGE (ZMTP.md §7.9).
 const INNER_MORE: u8 = 0x01;
 const INNER_COMMAND: u8 = 0x02;
@@ -129,21 +132,6 @@ struct PlainCredentials {
     password: heapless::Vec<u8, 255>,
 }
 
-/// How far a connection's handshake has come ([`Session::progress`]), in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Progress {
-    /// The peer's greeting is not complete yet.
-    Greeting,
-    /// Greeting done; the mechanism's handshake is under way (CURVE HELLO/INITIATE, PLAIN
-    /// HELLO/INITIATE, NULL READY awaiting verification): nothing the peer sent can have been
-    /// a message yet.
-    Mechanism,
-    /// Our side is done: our last handshake command went out (NULL READY right after the
-    /// greeting, ZMTP.md §5), so a libzmq peer that read it considers the connection up and may
-    /// already have sent its READY and its first messages. Only the peer's READY may be missing.
-    OurSideDone,
-}
-
 /// Per-mechanism state.
 #[derive(Debug)]
 enum Mech {
@@ -219,16 +207,6 @@ impl Session {
     /// True once the handshake completed.
     pub fn is_traffic(&self) -> bool {
         self.state == State::Traffic
-    }
-
-    /// How far the handshake has come, for choosing which unfinished handshake to evict.
-    pub fn progress(&self) -> Progress {
-        match self.state {
-            State::Greeting => Progress::Greeting,
-            State::NullHandshake if !self.null_verify => Progress::OurSideDone,
-            State::Traffic => Progress::OurSideDone,
-            _ => Progress::Mechanism,
-        }
     }
 
     /// The peer's `Identity` property (empty if it sent none). Valid after [`Input::Ready`].
