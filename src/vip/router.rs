@@ -65,6 +65,32 @@ pub trait Sink {
     fn refusal(&self) -> Refusal {
         Refusal::QueueFull
     }
+
+    /// Queue `frames` to every peer in `members` — the registered peers, to which the sink is
+    /// told of every change ([`Sink::joined`], [`Sink::leaving`]) — as VOLTTRON's `peerlist
+    /// add/drop` (VIP.md §4 step 4, §8). A sink may write them later, but each member must get
+    /// them before anything queued to it afterwards. Returns for how many members the message
+    /// was dropped (queue full). The default writes it to each member now.
+    fn broadcast(&mut self, frames: &[&[u8]], members: &mut dyn Iterator<Item = PeerId>) -> u64 {
+        let mut dropped = 0;
+        for p in members {
+            if self.deliver(p, frames).is_err() {
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// `peer` joined the registered set: broadcasts from now on reach it.
+    fn joined(&mut self, peer: PeerId) {
+        let _ = peer;
+    }
+
+    /// `peer` leaves the registered set: broadcasts made while it was a member reach it first;
+    /// later ones do not.
+    fn leaving(&mut self, peer: PeerId) {
+        let _ = peer;
+    }
 }
 
 /// One message for many recipients, with room for its wire encoding (see
@@ -232,13 +258,19 @@ impl Router {
         let Router { peers, stats, .. } = self;
         let me = peers.identity(from);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"add", me];
-        for p in peers.registered() {
-            if sink.deliver(p, &frames).is_err() && stats::bump(&mut stats.dropped_notify_full) {
-                log::warn!("peerlist add dropped: queue of peer {} is full", p.0);
+        let dropped = sink.broadcast(&frames, &mut peers.registered());
+        Self::count_dropped_notifications(stats, dropped, "add");
+        self.peers.register(from);
+        sink.joined(from);
+        self.stats.peers_added += 1;
+    }
+
+    fn count_dropped_notifications(stats: &mut Stats, dropped: u64, op: &str) {
+        for _ in 0..dropped {
+            if stats::bump(&mut stats.dropped_notify_full) {
+                log::warn!("peerlist {op} dropped: the queue of a peer is full");
             }
         }
-        self.peers.register(from);
-        self.stats.peers_added += 1;
     }
 
     /// Leave the peer set and tell the remaining peers (VIP.md §8.2).
@@ -246,16 +278,14 @@ impl Router {
         if !self.peers.unregister(peer) {
             return;
         }
+        sink.leaving(peer);
         self.stats.peers_dropped += 1;
         self.pubsub.remove_peer(peer); // VIP.md §7.12
         let Router { peers, stats, .. } = self;
         let me = peers.identity(peer);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"drop", me];
-        for p in peers.registered() {
-            if sink.deliver(p, &frames).is_err() && stats::bump(&mut stats.dropped_notify_full) {
-                log::warn!("peerlist drop dropped: queue of peer {} is full", p.0);
-            }
-        }
+        let dropped = sink.broadcast(&frames, &mut peers.registered());
+        Self::count_dropped_notifications(stats, dropped, "drop");
     }
 
     /// Queue a router reply to the requester; a full queue pauses the requester.

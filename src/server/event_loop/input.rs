@@ -367,12 +367,19 @@ impl Server {
         let rx = std::mem::take(&mut conn.rx);
         let data = rx.buf.get(rx.start..rx.end).unwrap_or(&[]);
         let msg = Message::new(data, &self.parts);
-        let mut sink =
-            ConnSink::new(&mut self.slots, &mut self.dirty, &mut self.broken, &mut self.budget, &self.limits);
+        let mut sink = ConnSink::new(
+            &mut self.slots,
+            &mut self.dirty,
+            &mut self.broken,
+            &mut self.budget,
+            &mut self.broadcasts,
+            &self.limits,
+        );
         let outcome = self.router.handle(PeerId(id.index), msg, &mut sink, on_full);
-        let (delivered, refused) = (sink.delivered, sink.refused_budget);
+        let (delivered, refused, lost) = (sink.q.delivered, sink.q.refused_budget, sink.lost_notifications);
         self.close_broken();
         self.router.stats.msgs_out += delivered;
+        self.count_lost_notifications(lost);
         if refused > 0 && stats::bump(&mut self.router.stats.dropped_budget) {
             log::warn!("buffer budget exhausted: a transmit queue could not grow");
         }

@@ -35,10 +35,12 @@ use crate::zmtp::mechanism::{Credentials, Mechanism};
 use crate::zmtp::session::{CurveContext, Input, Progress, Session, SessionConfig};
 use crate::zmtp::{DecodeError, Message, Parts};
 
+mod broadcast;
 mod input;
 mod output;
 mod sink;
 
+use broadcast::Broadcasts;
 use sink::ConnSink;
 
 /// What the authorisation hook is asked (VIP.md §9.6; the ZAP request of ZMTP.md §8.2).
@@ -98,6 +100,8 @@ pub struct Server {
     parts: Parts,
     /// Connections whose transmit side failed while the router wrote to them (closed after).
     broken: Vec<SlotId>,
+    /// `peerlist` notifications not yet written to every registered peer.
+    broadcasts: Broadcasts,
     curve: Option<CurveContext>,
     authorize: Authorize,
     /// Ask `authorize` about NULL peers too (set with it).
@@ -159,6 +163,7 @@ impl Server {
             paused: Vec::with_capacity(max),
             parts: Parts::new(),
             broken: Vec::with_capacity(max),
+            broadcasts: Broadcasts::new(max),
             curve: None,
             // Until an authoriser is installed, nobody passes a CURVE/PLAIN handshake.
             authorize: Box::new(|_| false),
@@ -232,7 +237,7 @@ impl Server {
     pub fn turn(&mut self, events: &mut Events) -> io::Result<Option<Exit>> {
         // Output queued by the last flush pass itself (a close there queues `peerlist drop`s)
         // counts as work pending, like input left over: it goes out now, not at the next tick.
-        let timeout = if !self.ready.is_empty() || !self.dirty.is_empty() {
+        let timeout = if !self.ready.is_empty() || !self.dirty.is_empty() || self.broadcasts.more_now() {
             Duration::ZERO
         } else if !self.paused.is_empty() {
             Duration::from_millis(10)
@@ -246,6 +251,7 @@ impl Server {
         }
         let now = self.now();
         self.turn_now = now;
+        let busy = !events.is_empty() || !self.ready.is_empty();
         for ev in events.iter() {
             let token = ev.token();
             if token == SIGNAL_TOKEN {
@@ -278,6 +284,7 @@ impl Server {
         ready.clear();
         self.ready = ready;
         std::mem::swap(&mut self.ready, &mut self.ready_next);
+        self.write_broadcasts(busy);
         self.flush_dirty();
         self.resume_paused(now);
         if now.since(self.last_tick) >= TICK_MS {

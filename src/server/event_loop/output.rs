@@ -177,6 +177,7 @@ impl Server {
     /// buffers to the budget, free the slot.
     pub(super) fn close(&mut self, id: SlotId, why: &str) {
         let Some(mut conn) = self.slots.remove(id) else { return };
+        self.broadcasts.leave(id.index);
         conn.stream.deregister(self.poll.registry());
         self.budget.give(conn.buffer_bytes());
         if !conn.handshake_done {
@@ -188,10 +189,18 @@ impl Server {
         }
         log::debug!("closed {} ({why})", conn.peer);
         if conn.attached {
-            let mut sink =
-                ConnSink::new(&mut self.slots, &mut self.dirty, &mut self.broken, &mut self.budget, &self.limits);
+            let mut sink = ConnSink::new(
+                &mut self.slots,
+                &mut self.dirty,
+                &mut self.broken,
+                &mut self.budget,
+                &mut self.broadcasts,
+                &self.limits,
+            );
             self.router.detach(PeerId(id.index), &mut sink);
-            self.router.stats.msgs_out += sink.delivered;
+            let lost = sink.lost_notifications;
+            self.router.stats.msgs_out += sink.q.delivered;
+            self.count_lost_notifications(lost);
             self.close_broken();
         }
     }

@@ -9,19 +9,31 @@
 //! queue can thus hold up to half the limit plus one message (at most `max-msg-bytes`); the
 //! buffer budget bounds the total. A refusal records its cause ([`Sink::refusal`]).
 
+use super::broadcast::Broadcasts;
 use super::*;
 
-/// The [`Sink`] the router writes into: the destination connections' transmit queues.
-pub(super) struct ConnSink<'a> {
+/// The destination connections' transmit queues, as the sink writes them.
+pub(super) struct Queues<'a> {
     pub(super) slots: &'a mut Slots,
-    pub(super) dirty: &'a mut Vec<SlotId>,
-    pub(super) broken: &'a mut Vec<SlotId>,
-    pub(super) budget: &'a mut Budget,
-    pub(super) tx_queue_bytes: usize,
+    dirty: &'a mut Vec<SlotId>,
+    broken: &'a mut Vec<SlotId>,
+    budget: &'a mut Budget,
+    tx_queue_bytes: usize,
+    /// Messages queued.
     pub(super) delivered: u64,
+    /// Messages refused because the buffer budget could not grow a queue.
     pub(super) refused_budget: u64,
     /// Why the last refused delivery was refused.
-    pub(super) last_refusal: Refusal,
+    last_refusal: Refusal,
+}
+
+/// The [`Sink`] the router writes into: the destination connections' transmit queues, and the
+/// deferred broadcasts ([`super::broadcast`]).
+pub(super) struct ConnSink<'a> {
+    pub(super) q: Queues<'a>,
+    pub(super) broadcasts: &'a mut Broadcasts,
+    /// Broadcast entries lost for members that lagged past the ring (`dropped_notify_full`).
+    pub(super) lost_notifications: u64,
 }
 
 impl<'a> ConnSink<'a> {
@@ -30,31 +42,51 @@ impl<'a> ConnSink<'a> {
         dirty: &'a mut Vec<SlotId>,
         broken: &'a mut Vec<SlotId>,
         budget: &'a mut Budget,
+        broadcasts: &'a mut Broadcasts,
         limits: &Limits,
     ) -> Self {
         ConnSink {
-            slots,
-            dirty,
-            broken,
-            budget,
-            tx_queue_bytes: limits.tx_queue_bytes,
-            delivered: 0,
-            refused_budget: 0,
-            last_refusal: Refusal::QueueFull,
+            q: Queues {
+                slots,
+                dirty,
+                broken,
+                budget,
+                tx_queue_bytes: limits.tx_queue_bytes,
+                delivered: 0,
+                refused_budget: 0,
+                last_refusal: Refusal::QueueFull,
+            },
+            broadcasts,
+            lost_notifications: 0,
         }
     }
-}
 
-impl ConnSink<'_> {
-    /// Queue `len` bytes that `write` appends to `to`'s transmit queue, all or nothing.
+    /// Queue a message to `to` after the broadcast entries it has not received yet (they go
+    /// first, or the message does not go either: its queue is full).
     fn queue(
         &mut self,
         to: PeerId,
         len: impl FnOnce(&Session) -> usize,
         write: impl FnOnce(&mut Session, &mut Vec<u8>) -> Result<(), DecodeError>,
     ) -> Result<(), Full> {
+        let Some(id) = self.q.slots.id_of(to.0) else {
+            self.q.last_refusal = Refusal::QueueFull;
+            return Err(Full);
+        };
+        self.catch_up(id)?;
+        self.q.write(id, len, write)
+    }
+}
+
+impl Queues<'_> {
+    /// Queue `len` bytes that `write` appends to `id`'s transmit queue, all or nothing.
+    pub(super) fn write(
+        &mut self,
+        id: SlotId,
+        len: impl FnOnce(&Session) -> usize,
+        write: impl FnOnce(&mut Session, &mut Vec<u8>) -> Result<(), DecodeError>,
+    ) -> Result<(), Full> {
         self.last_refusal = Refusal::QueueFull;
-        let Some(id) = self.slots.id_of(to.0) else { return Err(Full) };
         let Some(conn) = self.slots.get_mut(id) else { return Err(Full) };
         if !conn.session.is_traffic() {
             return Err(Full);
@@ -97,7 +129,7 @@ impl Sink for ConnSink<'_> {
     }
 
     fn deliver_shared(&mut self, to: PeerId, shared: &mut Shared<'_>) -> Result<(), Full> {
-        let verbatim = self.slots.peek(to.0).is_some_and(|c| c.session.frames_verbatim());
+        let verbatim = self.q.slots.peek(to.0).is_some_and(|c| c.session.frames_verbatim());
         if !verbatim {
             return self.deliver(to, shared.frames);
         }
@@ -118,11 +150,34 @@ impl Sink for ConnSink<'_> {
     }
 
     fn is_stalled(&self, to: PeerId) -> bool {
-        self.slots.peek(to.0).is_some_and(|c| c.stalled)
+        self.q.slots.peek(to.0).is_some_and(|c| c.stalled)
     }
 
     fn refusal(&self) -> Refusal {
-        self.last_refusal
+        self.q.last_refusal
+    }
+
+    fn broadcast(&mut self, frames: &[&[u8]], members: &mut dyn Iterator<Item = PeerId>) -> u64 {
+        if self.broadcasts.push(frames) {
+            return 0;
+        }
+        // Too large for a ring entry: write it to each member now, after what it has pending.
+        members.filter(|&p| self.deliver(p, frames).is_err()).count() as u64
+    }
+
+    fn joined(&mut self, peer: PeerId) {
+        self.broadcasts.join(peer.0);
+    }
+
+    fn leaving(&mut self, peer: PeerId) {
+        // What was broadcast while it was a member reaches it first (best effort: what its
+        // full queue cannot take now is lost, as a notification to a full queue always was).
+        if let Some(id) = self.q.slots.id_of(peer.0) {
+            while self.catch_up(id).is_err() && self.broadcasts.give_up_one(peer.0) {
+                self.lost_notifications += 1;
+            }
+        }
+        self.broadcasts.leave(peer.0);
     }
 }
 
