@@ -117,6 +117,22 @@ pub const READ_BUDGET_BYTES: usize = 256 * 1024;
 /// `peerlist` notifications on a 1000-peer start, for instance, leaves no lasting cost.
 pub const IDLE_SHRINK_MS: u64 = 5_000;
 
+/// Bytes of one entry of the `peerlist` notification ring (`server::event_loop::broadcast`),
+/// which holds `max-connections` entries, allocated at start-up (zeroed: resident only once
+/// used). A notification is 7 frames, the largest (an identity of 255 bytes) 1 + 7×2 + 4 + 8 +
+/// 4 + 255 = 286 bytes. **At the limit** (the ring wraps over an entry a registered peer has not
+/// received yet, because its queue stayed full): that peer loses it; `dropped_notify_full`.
+pub const BROADCAST_ENTRY_BYTES: usize = 320;
+
+/// `peerlist` notifications written into peers' queues per event-loop turn at most, after a
+/// turn without input (the rest follow in the next turns, which poll without waiting) ...
+pub const BROADCAST_BUDGET: usize = 4096;
+
+/// ... and after a turn that served input: in a storm of connections the handshakes and
+/// welcomes go first (1000 CURVE agents at once would otherwise decrypt 3.5 million notification
+/// frames before the last one is welcomed), yet a router that is never idle still writes them.
+pub const BROADCAST_BUDGET_BUSY: usize = 256;
+
 /// Timer granularity: handshake deadlines and stalls are checked this often.
 pub const TICK_MS: u64 = 100;
 
@@ -307,8 +323,9 @@ impl Limits {
         let slots = self.max_connections * 16;
         let peers = self.max_connections * (MAX_IDENTITY_BYTES + 1 + 16) + self.max_connections * 2 * 2;
         let conn_state = self.max_connections * 1024;
+        let notifications = self.max_connections * (BROADCAST_ENTRY_BYTES + 2 + 8);
         let subs = crate::vip::pubsub::PubSub::index_limits(self).memory_bytes().unwrap_or(usize::MAX / 4);
-        slots + peers + conn_state + subs
+        slots + peers + conn_state + notifications + subs
     }
 
     /// The memory ceiling of the whole router for these limits: buffer budget plus fixed

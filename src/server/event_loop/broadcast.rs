@@ -26,23 +26,10 @@
 //! too large for an entry (never a `peerlist` one) is written eagerly instead.
 
 use super::*;
-
-/// Bytes of one ring entry: a `peerlist` notification is 7 frames, the largest (an identity of
-/// 255 bytes) 1 + 7×2 + 4 + 8 + 4 + 255 = 286 bytes.
-pub(super) const ENTRY_BYTES: usize = 320;
+use crate::limits::{BROADCAST_BUDGET, BROADCAST_BUDGET_BUSY, BROADCAST_ENTRY_BYTES as ENTRY_BYTES};
 
 /// Frames of one ring entry at most (`peerlist` notifications have 7).
 const MAX_ENTRY_FRAMES: usize = 16;
-
-/// Broadcast messages written per loop turn at most (the rest follow in the next turns, which
-/// then poll without waiting) when the turn had no input to serve...
-pub(super) const BROADCAST_BUDGET: usize = 4096;
-
-/// ... and when it had: during a storm of connections, handshakes and welcomes go first (the
-/// notifications would otherwise compete with them for the router's CPU and, worse, for the
-/// agents' — 1000 CURVE agents decrypt 3.5 million notification frames), yet a router that is
-/// never idle still writes them steadily.
-pub(super) const BROADCAST_BUDGET_BUSY: usize = 256;
 
 /// Cursor of a slot that is not a member.
 const NOT_MEMBER: u64 = u64::MAX;
