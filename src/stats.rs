@@ -95,8 +95,12 @@ counters! {
     errors_unsupported,
     /// Replies or errors that could not be queued to their requester (its queue was full).
     dropped_reply_full,
-    /// `peerlist` notifications dropped because the recipient's queue was full.
+    /// `peerlist` notifications a registered peer never got: its queue stayed full until the
+    /// notification ring wrapped over them, or was full when it left the peer set.
     dropped_notify_full,
+    /// Bytes still queued to a connection when it closed (the peer left without reading them,
+    /// or the router stopped before they could be written): accepted messages that were lost.
+    lost_queued_bytes,
     /// Times a sender was paused behind a full recipient.
     paused_sender,
     /// Times a connection paused because the buffer budget was exhausted.

@@ -56,10 +56,14 @@ impl Server {
         }
     }
 
+    /// At exit: one last flush of every queue; what does not go out is counted as lost.
     pub(super) fn flush_all(&mut self) {
         let ids: Vec<SlotId> = self.slots.ids().collect();
         for id in ids {
             self.flush(id);
+            if let Some(c) = self.slots.get_mut(id) {
+                self.router.stats.lost_queued_bytes += c.tx.pending() as u64;
+            }
         }
     }
 
@@ -178,6 +182,7 @@ impl Server {
     pub(super) fn close(&mut self, id: SlotId, why: &str) {
         let Some(mut conn) = self.slots.remove(id) else { return };
         self.broadcasts.leave(id.index);
+        self.router.stats.lost_queued_bytes += conn.tx.pending() as u64;
         conn.stream.deregister(self.poll.registry());
         self.budget.give(conn.buffer_bytes());
         if !conn.handshake_done {
