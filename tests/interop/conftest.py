@@ -219,8 +219,7 @@ def ctx():
 @pytest.fixture
 def router_factory(ctx):
     """start(extra_tcp=0, verbose=False, extra_config="") -> ready Router; all are SIGTERMed at
-    teardown (exit 0). `extra_config` is appended to the config file (e.g. a `[viprouter]` section
-    lowering limits)."""
+    teardown (exit 0). `extra_config` is appended to the config file (e.g. a `[viprouter]` section)."""
     started = []
 
     def start(extra_tcp=0, verbose=False, extra_config=""):
