@@ -12,9 +12,10 @@
 //! * before anything else is queued to it (`ConnSink::catch_up`): every peer receives exactly
 //!   what VOLTTRON would send it, in the same order relative to every other message — if they
 //!   do not all fit, the other message does not go either (its queue is full);
-//! * at the end of each loop turn, up to `BROADCAST_BUDGET` messages in all (fewer,
-//!   `BROADCAST_BUDGET_BUSY`, after a turn that served input), round robin over the members,
-//!   each only while its queue admits them (the sink's admission rule): a storm's handshakes and
+//! * at the end of each loop turn, up to `BROADCAST_BUDGET` messages in all, round robin over
+//!   the members, each only while its queue admits them (the sink's admission rule) — after a
+//!   turn that read input, none until the oldest has waited `BROADCAST_DEFER_MS` or half the
+//!   ring is unwritten, then `BROADCAST_BUDGET_BUSY` (limits.rs): a storm's handshakes and
 //!   welcomes go first, and a slow reader holds entries in the ring, not megabytes in its queue;
 //! * before it leaves the registered set (`agentstop`): what was broadcast while it was a member
 //!   reaches it.
@@ -26,7 +27,9 @@
 //! too large for an entry (never a `peerlist` one) is written eagerly instead.
 
 use super::*;
-use crate::limits::{BROADCAST_BUDGET, BROADCAST_BUDGET_BUSY, BROADCAST_ENTRY_BYTES as ENTRY_BYTES};
+use crate::limits::{
+    BROADCAST_BUDGET, BROADCAST_BUDGET_BUSY, BROADCAST_DEFER_MS, BROADCAST_ENTRY_BYTES as ENTRY_BYTES,
+};
 
 /// Frames of one ring entry at most (`peerlist` notifications have 7).
 const MAX_ENTRY_FRAMES: usize = 16;
@@ -49,6 +52,8 @@ pub(super) struct Broadcasts {
     next_slot: usize,
     /// The last pass stopped on its budget: the next turn must not wait.
     more: bool,
+    /// Since when some member has been behind (the age of the oldest unwritten entry, roughly).
+    behind_since: Option<Instant>,
 }
 
 impl Broadcasts {
@@ -63,6 +68,7 @@ impl Broadcasts {
             done: 0,
             next_slot: 0,
             more: false,
+            behind_since: None,
         }
     }
 
@@ -221,17 +227,29 @@ impl ConnSink<'_> {
 
 impl Server {
     /// End of turn: write pending broadcast entries into the members' queues, round robin,
-    /// at most `BROADCAST_BUDGET` messages, or `BROADCAST_BUDGET_BUSY` after a turn that served
-    /// input (see the module doc).
-    pub(super) fn write_broadcasts(&mut self, busy: bool) {
+    /// at most `BROADCAST_BUDGET` messages; after a turn that read input, none until the oldest
+    /// has waited `BROADCAST_DEFER_MS` or half the ring is unwritten, then
+    /// `BROADCAST_BUDGET_BUSY` (see the module doc).
+    pub(super) fn write_broadcasts(&mut self, busy: bool, now: Instant) {
         if !self.broadcasts.behind() {
             self.broadcasts.more = false;
+            self.broadcasts.behind_since = None;
             return;
         }
+        let since = *self.broadcasts.behind_since.get_or_insert(now);
+        let b = &self.broadcasts;
+        let waited = now.since(since) >= BROADCAST_DEFER_MS || b.head - b.done > b.capacity() / 2;
+        let mut budget = match busy {
+            false => BROADCAST_BUDGET,
+            true if waited => BROADCAST_BUDGET_BUSY,
+            true => {
+                self.broadcasts.more = false;
+                return;
+            }
+        };
         let n = self.broadcasts.cursor.len();
         let start = self.broadcasts.next_slot.min(n.saturating_sub(1));
         let head = self.broadcasts.head;
-        let mut budget = if busy { BROADCAST_BUDGET_BUSY } else { BROADCAST_BUDGET };
         let mut all_done = true;
         let mut stopped_at = None;
         let mut sink = ConnSink::new(
@@ -267,6 +285,7 @@ impl Server {
         self.count_lost_notifications(lost);
         if all_done && stopped_at.is_none() {
             self.broadcasts.done = head;
+            self.broadcasts.behind_since = None;
         }
         self.broadcasts.more = stopped_at.is_some();
         self.broadcasts.next_slot = stopped_at.unwrap_or(0);

@@ -239,7 +239,7 @@ impl Server {
         // counts as work pending, like input left over: it goes out now, not at the next tick.
         let timeout = if !self.ready.is_empty() || !self.dirty.is_empty() || self.broadcasts.more_now() {
             Duration::ZERO
-        } else if !self.paused.is_empty() {
+        } else if !self.paused.is_empty() || self.broadcasts.behind() {
             Duration::from_millis(10)
         } else {
             Duration::from_millis(TICK_MS)
@@ -251,7 +251,8 @@ impl Server {
         }
         let now = self.now();
         self.turn_now = now;
-        let busy = !events.is_empty() || !self.ready.is_empty();
+        // New input this turn (not just room to write): notifications may wait (broadcast.rs).
+        let mut busy = !self.ready.is_empty();
         for ev in events.iter() {
             let token = ev.token();
             if token == SIGNAL_TOKEN {
@@ -266,10 +267,12 @@ impl Server {
                     self.flush(id);
                 }
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    busy = true;
                     let hangup = ev.is_read_closed() || ev.is_error();
                     self.service(id, now, !hangup);
                 }
             } else if token.0 < self.listeners.len() {
+                busy = true;
                 self.accept(token.0, now);
             }
         }
@@ -284,7 +287,7 @@ impl Server {
         ready.clear();
         self.ready = ready;
         std::mem::swap(&mut self.ready, &mut self.ready_next);
-        self.write_broadcasts(busy);
+        self.write_broadcasts(busy, now);
         self.flush_dirty();
         self.resume_paused(now);
         if now.since(self.last_tick) >= TICK_MS {
