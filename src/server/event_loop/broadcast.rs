@@ -252,14 +252,7 @@ impl Server {
         let head = self.broadcasts.head;
         let mut all_done = true;
         let mut stopped_at = None;
-        let mut sink = ConnSink::new(
-            &mut self.slots,
-            &mut self.dirty,
-            &mut self.broken,
-            &mut self.budget,
-            &mut self.broadcasts,
-            &self.limits,
-        );
+        let mut sink = conn_sink!(self);
         for k in 0..n {
             let index = ((start + k) % n) as u16;
             if sink.broadcasts.pending(index).is_none() {

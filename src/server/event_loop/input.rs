@@ -367,14 +367,7 @@ impl Server {
         let rx = std::mem::take(&mut conn.rx);
         let data = rx.buf.get(rx.start..rx.end).unwrap_or(&[]);
         let msg = Message::new(data, &self.parts);
-        let mut sink = ConnSink::new(
-            &mut self.slots,
-            &mut self.dirty,
-            &mut self.broken,
-            &mut self.budget,
-            &mut self.broadcasts,
-            &self.limits,
-        );
+        let mut sink = conn_sink!(self);
         let outcome = self.router.handle(PeerId(id.index), msg, &mut sink, on_full);
         let (delivered, refused, lost) = (sink.q.delivered, sink.q.refused_budget, sink.lost_notifications);
         self.close_broken();

@@ -35,6 +35,21 @@ use crate::zmtp::mechanism::{Credentials, Mechanism};
 use crate::zmtp::session::{CurveContext, Input, Progress, Session, SessionConfig};
 use crate::zmtp::{DecodeError, Message, Parts};
 
+/// A [`sink::ConnSink`] over the server's queues. A macro, not a method: the router, borrowed
+/// mutably beside it, is another field of the server.
+macro_rules! conn_sink {
+    ($server:expr) => {
+        ConnSink::new(
+            &mut $server.slots,
+            &mut $server.dirty,
+            &mut $server.broken,
+            &mut $server.budget,
+            &mut $server.broadcasts,
+            &$server.limits,
+        )
+    };
+}
+
 mod broadcast;
 mod input;
 mod output;

@@ -194,14 +194,7 @@ impl Server {
         }
         log::debug!("closed {} ({why})", conn.peer);
         if conn.attached {
-            let mut sink = ConnSink::new(
-                &mut self.slots,
-                &mut self.dirty,
-                &mut self.broken,
-                &mut self.budget,
-                &mut self.broadcasts,
-                &self.limits,
-            );
+            let mut sink = conn_sink!(self);
             self.router.detach(PeerId(id.index), &mut sink);
             let lost = sink.lost_notifications;
             self.router.stats.msgs_out += sink.q.delivered;
