@@ -128,17 +128,18 @@ pub const BROADCAST_ENTRY_BYTES: usize = 320;
 /// turn without input (the rest follow in the next turns, which poll without waiting) ...
 pub const BROADCAST_BUDGET: usize = 4096;
 
-/// ... and after a turn that read input, once the oldest notification not yet written has
-/// waited `BROADCAST_DEFER_MS` or half the ring is unwritten (before that, none): in a storm of
-/// connections the handshakes and welcomes go first — 1000 CURVE agents connecting at once cost
-/// the router 1.0 s of CPU until the last welcome when the notifications went along, 0.3-0.4 s
-/// when they waited, and the agents half as much — yet a router that is never idle still writes
-/// them (each peer gets its own at the latest before anything else is queued to it).
+/// ... and after a turn that read input or while handshakes are under way, once the oldest
+/// notification not yet written has waited `BROADCAST_DEFER_MS` or half the ring is unwritten
+/// (before that, none): in a storm of connections the handshakes and welcomes go first — 1000
+/// CURVE agents reconnecting at once cost the router 1.0 s of CPU until the last welcome when
+/// the notifications went along, 0.3 s when they waited, and the agents less than half — yet a
+/// router that is never idle still writes them (each peer gets its own at the latest before
+/// anything else is queued to it).
 pub const BROADCAST_BUDGET_BUSY: usize = 256;
 
-/// How long `peerlist` notifications may wait while the router has input to read (see
-/// `BROADCAST_BUDGET_BUSY`): longer than a storm of `MAX_HANDSHAKES` CURVE agents takes on a
-/// slow board.
+/// How long `peerlist` notifications may wait while the router reads input or handshakes are
+/// under way (see `BROADCAST_BUDGET_BUSY`): longer than a storm of `MAX_HANDSHAKES` CURVE agents
+/// takes on a slow board.
 pub const BROADCAST_DEFER_MS: u64 = 5000;
 
 /// Timer granularity: handshake deadlines and stalls are checked this often.

@@ -14,7 +14,7 @@
 //!   do not all fit, the other message does not go either (its queue is full);
 //! * at the end of each loop turn, up to `BROADCAST_BUDGET` messages in all, round robin over
 //!   the members, each only while its queue admits them (the sink's admission rule) — after a
-//!   turn that read input, none until the oldest has waited `BROADCAST_DEFER_MS` or half the
+//!   turn that read input or while handshakes are under way, none until the oldest has waited `BROADCAST_DEFER_MS` or half the
 //!   ring is unwritten, then `BROADCAST_BUDGET_BUSY` (limits.rs): a storm's handshakes and
 //!   welcomes go first, and a slow reader holds entries in the ring, not megabytes in its queue;
 //! * before it leaves the registered set (`agentstop`): what was broadcast while it was a member
@@ -226,9 +226,9 @@ impl ConnSink<'_> {
 }
 
 impl Server {
-    /// End of turn: write pending broadcast entries into the members' queues, round robin,
-    /// at most `BROADCAST_BUDGET` messages; after a turn that read input, none until the oldest
-    /// has waited `BROADCAST_DEFER_MS` or half the ring is unwritten, then
+    /// End of turn: write pending broadcast entries into the members' queues, round robin, at
+    /// most `BROADCAST_BUDGET` messages; when `busy` (input read, or handshakes under way), none
+    /// until the oldest has waited `BROADCAST_DEFER_MS` or half the ring is unwritten, then
     /// `BROADCAST_BUDGET_BUSY` (see the module doc).
     pub(super) fn write_broadcasts(&mut self, busy: bool, now: Instant) {
         if !self.broadcasts.behind() {

@@ -266,8 +266,9 @@ impl Server {
         }
         let now = self.now();
         self.turn_now = now;
-        // New input this turn (not just room to write): notifications may wait (broadcast.rs).
-        let mut busy = !self.ready.is_empty();
+        // New input this turn (not just room to write), or handshakes under way (a storm of
+        // connections): notifications may wait (broadcast.rs).
+        let mut busy = !self.ready.is_empty() || self.handshaking > 0;
         for ev in events.iter() {
             let token = ev.token();
             if token == SIGNAL_TOKEN {
