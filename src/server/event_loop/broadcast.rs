@@ -14,9 +14,10 @@
 //!   do not all fit, the other message does not go either (its queue is full);
 //! * at the end of each loop turn, up to `BROADCAST_BUDGET` messages in all, round robin over
 //!   the members, each only while its queue admits them (the sink's admission rule) — after a
-//!   turn that read input or while handshakes are under way, none until the oldest has waited `BROADCAST_DEFER_MS` or half the
-//!   ring is unwritten, then `BROADCAST_BUDGET_BUSY` (limits.rs): a storm's handshakes and
-//!   welcomes go first, and a slow reader holds entries in the ring, not megabytes in its queue;
+//!   turn that read input or while handshakes are under way, none until the oldest has waited
+//!   `BROADCAST_DEFER_MS` or half the ring is unwritten, then `BROADCAST_BUDGET_BUSY`
+//!   (limits.rs): a storm's handshakes and welcomes go first, and a slow reader holds entries
+//!   in the ring, not megabytes in its queue;
 //! * before it leaves the registered set (`agentstop`): what was broadcast while it was a member
 //!   reaches it.
 //!
