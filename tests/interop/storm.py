@@ -327,3 +327,86 @@ class Swarm:
             except zmq.ZMQError:
                 pass
             s.close(linger=0)
+
+
+def _handshake_times(log, epoch):
+    """Seconds after `epoch` (time.time()) of every `attached` line — a completed handshake —
+    of a `-v` router log."""
+    import datetime
+    import re
+    stamp = re.compile(r"^\[(\S+)Z .* attached from ")
+    out = []
+    for line in log.splitlines():
+        m = stamp.match(line)
+        if m:
+            t = datetime.datetime.fromisoformat(m.group(1)).replace(tzinfo=datetime.timezone.utc)
+            out.append(t.timestamp() - epoch)
+    return out
+
+
+def figures(security, peers, restart):
+    """One storm; returns a dict of figures (see main())."""
+    ctx = zmq.Context()
+    ctx.set(zmq.MAX_SOCKETS, 3 * peers + 64)
+    router = StormRouter(client_keys=zmq.curve_keypair() if security == "curve" else None, verbose=True)
+    sw = Swarm(ctx, router.tcp, peers, curve=router.curve(), monitor=restart)
+    try:
+        if restart:
+            sw.greet = False
+            sw.connect()
+            while router.stats()["handshakes_completed"] < peers:
+                time.sleep(0.2)
+            sw.discard_monitor_events()
+            sw.greet = True
+            sw.expect_reconnect()
+            mine0 = own_cpu_seconds()
+            t0 = router.kill9_and_restart()
+            epoch = time.time() - (time.monotonic() - t0)
+            cpu0 = router.cpu()
+        else:
+            cpu0, mine0, t0, epoch = router.cpu(), own_cpu_seconds(), time.monotonic(), time.time()
+            sw.connect()
+            sw.hello_all()
+        missing = sw.run(120)
+        last = max(w for w in sw.welcomed if w) - t0
+        cpu, mine = router.cpu() - cpu0, own_cpu_seconds() - mine0
+        handshakes = [t for t in _handshake_times(router.log(), epoch) if t >= 0]
+        return {"missing": len(missing), "last_welcome": last, "last_handshake": max(handshakes),
+                "router_cpu": cpu, "client_cpu": mine}
+    finally:
+        sw.close()
+        ctx.destroy(linger=0)
+        router.stop()
+        router.cleanup()
+
+
+def main():
+    """Storm figures for the README and the issue: `python tests/interop/storm.py [--peers N]
+    [--rounds R] [--security null curve] [--phase cold restart]` (VIPROUTER_BIN as for the
+    suite). Per run, after the first connect (cold) or after READY=1 (restart): the last
+    welcome this client saw; the last handshake the router completed (its `-v` log; the hello
+    follows, with CURVE one client round trip later); router CPU (utime+stime) and this client's
+    CPU over the same span."""
+    import argparse
+    import statistics
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--peers", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--security", nargs="+", default=["null", "curve"])
+    ap.add_argument("--phase", nargs="+", default=["cold", "restart"])
+    args = ap.parse_args()
+    for security in args.security:
+        for phase in args.phase:
+            runs = [figures(security, args.peers, phase == "restart") for _ in range(args.rounds)]
+            keys = ["last_welcome", "last_handshake", "router_cpu", "client_cpu"]
+            med = {k: statistics.median(r[k] for r in runs) for k in keys}
+            print(f"{security:5} {phase:7} n={args.peers}: " + ", ".join(
+                f"{k} {med[k]:.2f} s [{' '.join(f'{r[k]:.2f}' for r in runs)}]" for k in keys)
+                + f"; never welcomed: {sum(r['missing'] for r in runs)}", flush=True)
+
+
+if __name__ == "__main__":
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    main()
