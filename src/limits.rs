@@ -380,7 +380,7 @@ impl Limits {
             LimitRow { name: "max-frame-bytes", value: self.max_frame_bytes, unit: "bytes", at_limit: "close at the frame header, nothing buffered; rejected_frame_too_large" },
             LimitRow { name: "max-msg-bytes", value: self.max_msg_bytes, unit: "bytes", at_limit: "close at the frame header; rejected_msg_too_large" },
             LimitRow { name: "max-msg-parts", value: self.max_msg_parts as u64, unit: "frames", at_limit: "close; rejected_too_many_parts" },
-            LimitRow { name: "tx-queue-bytes", value: self.tx_queue_bytes as u64, unit: "bytes/peer", at_limit: "pause sender up to send-stall-ms, then VIP error 11; notifications, deliveries dropped (not counted)" },
+            LimitRow { name: "tx-queue-bytes", value: self.tx_queue_bytes as u64, unit: "bytes/peer", at_limit: "pause sender up to send-stall-ms, then VIP error 11; pubsub delivery dropped, not in the count" },
             LimitRow { name: "buffer-budget-bytes", value: self.buffer_budget_bytes as u64, unit: "bytes", at_limit: "buffers stop growing: reader pauses, tx counts as full, new conns refused" },
             LimitRow { name: "send-stall-ms", value: self.send_stall_ms, unit: "ms", at_limit: "paused sender's message answered with VIP error 11" },
             LimitRow { name: "max-subscriptions", value: self.max_subscriptions as u64, unit: "subscriptions", at_limit: "subscribe answered 00 and logged" },
