@@ -318,6 +318,20 @@ class Swarm:
                 ep.unregister(fd)
                 del fds[fd]
 
+    def connect_then_await_reconnect(self, router, timeout):
+        """Connect without saying hello (ZMTP handshakes only: nobody registers, so no
+        notifications) until `router` has completed every handshake, then arm the agents'
+        behaviour for what comes next: a hello on every CONNECTED, a welcome awaited for it."""
+        self.greet = False
+        self.connect()
+        deadline = time.monotonic() + timeout
+        while router.stats()["handshakes_completed"] < self.n:
+            assert time.monotonic() < deadline, "the swarm never connected"
+            time.sleep(0.2)
+        self.discard_monitor_events()
+        self.greet = True
+        self.expect_reconnect()
+
     def close(self):
         for m in self.mons:
             m.close(linger=0)
@@ -352,13 +366,7 @@ def figures(security, peers, restart):
     sw = Swarm(ctx, router.tcp, peers, curve=router.curve(), monitor=restart)
     try:
         if restart:
-            sw.greet = False
-            sw.connect()
-            while router.stats()["handshakes_completed"] < peers:
-                time.sleep(0.2)
-            sw.discard_monitor_events()
-            sw.greet = True
-            sw.expect_reconnect()
+            sw.connect_then_await_reconnect(router, 120)
             mine0 = own_cpu_seconds()
             t0 = router.kill9_and_restart()
             epoch = time.time() - (time.monotonic() - t0)

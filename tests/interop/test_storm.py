@@ -129,16 +129,7 @@ def test_restart_storm_every_agent_welcomed_again(storm, security):
     500 000 notifications before it can see the second round's welcomes."""
     router, swarm = storm
     sw = swarm(monitor=True)
-    sw.greet = False
-    sw.connect()
-    deadline = time.monotonic() + WELCOME_TIMEOUT
-    while router.stats()["handshakes_completed"] < sw.n:
-        assert time.monotonic() < deadline, "the swarm never connected"
-        time.sleep(0.2)
-    sw.discard_monitor_events()
-
-    sw.greet = True
-    sw.expect_reconnect()
+    sw.connect_then_await_reconnect(router, WELCOME_TIMEOUT)
     mine0 = own_cpu_seconds()
     ready = router.kill9_and_restart()
     cpu0 = router.cpu()
