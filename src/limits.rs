@@ -128,18 +128,21 @@ pub const BROADCAST_ENTRY_BYTES: usize = 320;
 /// turn without input (the rest follow in the next turns, which poll without waiting) ...
 pub const BROADCAST_BUDGET: usize = 4096;
 
-/// ... and after a turn that read input or while handshakes are under way, once the oldest
-/// notification not yet written has waited `BROADCAST_DEFER_MS` or half the ring is unwritten
-/// (before that, none): in a storm of connections the handshakes and welcomes go first — 1000
-/// CURVE agents reconnecting at once cost the router 1.0 s of CPU until the last welcome when
-/// the notifications went along, 0.3 s when they waited, and the agents less than half — yet a
-/// router that is never idle still writes them (each peer gets its own at the latest before
-/// anything else is queued to it).
+/// ... and during a storm of connections (handshakes under way, or agents registering within
+/// the last `BROADCAST_QUIET_MS`) once the oldest notification not yet written has waited
+/// `BROADCAST_DEFER_MS` or half the ring is unwritten (before that, none): the storm's
+/// handshakes and welcomes go first — 1000 CURVE agents reconnecting at once cost the router
+/// 1.0 s of CPU until the last welcome when the notifications went along, 0.3 s when they
+/// waited, and the agents less than half — yet a router that is never quiet still writes them
+/// (each peer gets its own at the latest before anything else is queued to it).
 pub const BROADCAST_BUDGET_BUSY: usize = 256;
 
-/// How long `peerlist` notifications may wait while the router reads input or handshakes are
-/// under way (see `BROADCAST_BUDGET_BUSY`): longer than a storm of `MAX_HANDSHAKES` CURVE agents
-/// takes on a slow board.
+/// A storm is over when no agent has registered for this long (see `BROADCAST_BUDGET_BUSY`).
+pub const BROADCAST_QUIET_MS: u64 = 100;
+
+/// How long `peerlist` notifications may wait during a storm of connections (see
+/// `BROADCAST_BUDGET_BUSY`): longer than a storm of `MAX_HANDSHAKES` CURVE agents takes on a
+/// slow board.
 pub const BROADCAST_DEFER_MS: u64 = 5000;
 
 /// Timer granularity: handshake deadlines and stalls are checked this often.

@@ -217,11 +217,15 @@ class Swarm:
         for i in range(self.n):
             self.hello(i)
 
-    def discard_monitor_events(self):
-        """Drop the socket-monitor events received so far (e.g. the first CONNECTED of each)."""
+    def discard_first_connected(self, timeout=30.0):
+        """Consume each monitor's first CONNECTED event (the I/O thread may still be delivering
+        some: wait for each), so that only later connections trigger a hello."""
+        deadline = time.monotonic() + timeout
         for m in self.mons:
-            while m.poll(0):
-                zmq.utils.monitor.recv_monitor_message(m)
+            while True:
+                assert m.poll(max(0, int((deadline - time.monotonic()) * 1000))), "a CONNECTED event never came"
+                if zmq.utils.monitor.recv_monitor_message(m)["event"] & zmq.EVENT_CONNECTED:
+                    break
 
     def expect_reconnect(self):
         """The router goes away: every peer waits for a welcome to a hello sent from now on."""
@@ -328,7 +332,7 @@ class Swarm:
         while router.stats()["handshakes_completed"] < self.n:
             assert time.monotonic() < deadline, "the swarm never connected"
             time.sleep(0.2)
-        self.discard_monitor_events()
+        self.discard_first_connected(timeout)
         self.greet = True
         self.expect_reconnect()
 

@@ -30,9 +30,11 @@ UNDER_QEMU = router_bin().endswith("-qemu")
 PEERS = int(os.environ.get("VIPROUTER_STORM_PEERS", "200" if UNDER_QEMU else "1000"))
 # Wall-clock bounds are generous: CI runs on two cores shared with the client and other jobs.
 WELCOME_TIMEOUT = 120.0 if UNDER_QEMU else 40.0
-# The router's own CPU for a whole storm (handshakes, hellos, n²/2 notifications): measured
-# 0.1 s NULL and 1.0 s CURVE on the development machine; bounded here with headroom.
-ROUTER_CPU_BOUND = {"null": 1.0, "curve": 2.5}
+# The router's CPU from the first connect (or READY) to the last welcome — handshakes and
+# hellos; the n²/2 notifications wait until the storm is over: measured 0.02-0.07 s NULL and
+# 0.21-0.42 s CURVE on the loaded development machine (1.0-1.5 s CURVE while the notifications
+# went along); bounded here with headroom.
+ROUTER_CPU_BOUND = {"null": 0.5, "curve": 1.2}
 
 
 @pytest.fixture(params=["null", "curve"])

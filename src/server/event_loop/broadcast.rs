@@ -13,11 +13,11 @@
 //!   what VOLTTRON would send it, in the same order relative to every other message — if they
 //!   do not all fit, the other message does not go either (its queue is full);
 //! * at the end of each loop turn, up to `BROADCAST_BUDGET` messages in all, round robin over
-//!   the members, each only while its queue admits them (the sink's admission rule) — after a
-//!   turn that read input or while handshakes are under way, none until the oldest has waited
-//!   `BROADCAST_DEFER_MS` or half the ring is unwritten, then `BROADCAST_BUDGET_BUSY`
-//!   (limits.rs): a storm's handshakes and welcomes go first, and a slow reader holds entries
-//!   in the ring, not megabytes in its queue;
+//!   the members, each only while its queue admits them (the sink's admission rule) — during a
+//!   storm of connections (handshakes under way, or new entries within `BROADCAST_QUIET_MS`),
+//!   none until the oldest has waited `BROADCAST_DEFER_MS` or half the ring is unwritten, then
+//!   `BROADCAST_BUDGET_BUSY` (limits.rs): a storm's handshakes and welcomes go first, and a slow
+//!   reader holds entries in the ring, not megabytes in its queue;
 //! * before it leaves the registered set (`agentstop`): what was broadcast while it was a member
 //!   reaches it.
 //!
@@ -30,6 +30,7 @@
 use super::*;
 use crate::limits::{
     BROADCAST_BUDGET, BROADCAST_BUDGET_BUSY, BROADCAST_DEFER_MS, BROADCAST_ENTRY_BYTES as ENTRY_BYTES,
+    BROADCAST_QUIET_MS,
 };
 
 /// Frames of one ring entry at most (`peerlist` notifications have 7).
@@ -55,6 +56,9 @@ pub(super) struct Broadcasts {
     more: bool,
     /// Since when some member has been behind (the age of the oldest unwritten entry, roughly).
     behind_since: Option<Instant>,
+    /// `head` as the last end-of-turn pass saw it, and when it last changed (a new entry).
+    seen_head: u64,
+    last_push: Instant,
 }
 
 impl Broadcasts {
@@ -70,6 +74,8 @@ impl Broadcasts {
             next_slot: 0,
             more: false,
             behind_since: None,
+            seen_head: 0,
+            last_push: Instant(0),
         }
     }
 
@@ -228,23 +234,29 @@ impl ConnSink<'_> {
 
 impl Server {
     /// End of turn: write pending broadcast entries into the members' queues, round robin, at
-    /// most `BROADCAST_BUDGET` messages; when `busy` (input read, or handshakes under way), none
-    /// until the oldest has waited `BROADCAST_DEFER_MS` or half the ring is unwritten, then
-    /// `BROADCAST_BUDGET_BUSY` (see the module doc).
-    pub(super) fn write_broadcasts(&mut self, busy: bool, now: Instant) {
-        if !self.broadcasts.behind() {
-            self.broadcasts.more = false;
-            self.broadcasts.behind_since = None;
+    /// most `BROADCAST_BUDGET` messages. During a storm of connections — `handshaking`, or new
+    /// entries within the last `BROADCAST_QUIET_MS` — none, until the oldest has waited
+    /// `BROADCAST_DEFER_MS` or half the ring is unwritten; then `BROADCAST_BUDGET_BUSY` (see the
+    /// module doc).
+    pub(super) fn write_broadcasts(&mut self, handshaking: bool, now: Instant) {
+        let b = &mut self.broadcasts;
+        if !b.behind() {
+            b.more = false;
+            b.behind_since = None;
             return;
         }
-        let since = *self.broadcasts.behind_since.get_or_insert(now);
-        let b = &self.broadcasts;
+        let since = *b.behind_since.get_or_insert(now);
+        if b.head != b.seen_head {
+            b.seen_head = b.head;
+            b.last_push = now;
+        }
+        let storm = handshaking || now.since(b.last_push) < BROADCAST_QUIET_MS;
         let waited = now.since(since) >= BROADCAST_DEFER_MS || b.head - b.done > b.capacity() / 2;
-        let mut budget = match busy {
-            false => BROADCAST_BUDGET,
-            true if waited => BROADCAST_BUDGET_BUSY,
-            true => {
-                self.broadcasts.more = false;
+        let mut budget = match (storm, waited) {
+            (false, _) => BROADCAST_BUDGET,
+            (true, true) => BROADCAST_BUDGET_BUSY,
+            (true, false) => {
+                b.more = false;
                 return;
             }
         };

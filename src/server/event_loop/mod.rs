@@ -254,7 +254,7 @@ impl Server {
         // counts as work pending, like input left over: it goes out now, not at the next tick.
         let timeout = if !self.ready.is_empty() || !self.dirty.is_empty() || self.broadcasts.more_now() {
             Duration::ZERO
-        } else if !self.paused.is_empty() || self.broadcasts.behind() {
+        } else if !self.paused.is_empty() {
             Duration::from_millis(10)
         } else {
             Duration::from_millis(TICK_MS)
@@ -266,9 +266,8 @@ impl Server {
         }
         let now = self.now();
         self.turn_now = now;
-        // New input this turn (not just room to write), or handshakes under way (a storm of
-        // connections): notifications may wait (broadcast.rs).
-        let mut busy = !self.ready.is_empty() || self.handshaking > 0;
+        // Handshakes under way (a storm of connections): notifications may wait (broadcast.rs).
+        let storm = self.handshaking > 0;
         for ev in events.iter() {
             let token = ev.token();
             if token == SIGNAL_TOKEN {
@@ -283,12 +282,10 @@ impl Server {
                     self.flush(id);
                 }
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                    busy = true;
                     let hangup = ev.is_read_closed() || ev.is_error();
                     self.service(id, now, !hangup);
                 }
             } else if token.0 < self.listeners.len() {
-                busy = true;
                 self.accept(token.0, now);
             }
         }
@@ -303,7 +300,7 @@ impl Server {
         ready.clear();
         self.ready = ready;
         std::mem::swap(&mut self.ready, &mut self.ready_next);
-        self.write_broadcasts(busy, now);
+        self.write_broadcasts(storm, now);
         self.flush_dirty();
         self.resume_paused(now);
         if now.since(self.last_tick) >= TICK_MS {
