@@ -128,8 +128,8 @@ pub const BROADCAST_ENTRY_BYTES: usize = 320;
 /// turn without input (the rest follow in the next turns, which poll without waiting) ...
 pub const BROADCAST_BUDGET: usize = 4096;
 
-/// ... and during a storm of connections (handshakes under way, or agents registering within
-/// the last `BROADCAST_QUIET_MS`) once the oldest notification not yet written has waited
+/// ... and during a storm of connections (several notifications pending, and handshakes under
+/// way or agents registering within the last `BROADCAST_QUIET_MS`) once the oldest notification not yet written has waited
 /// `BROADCAST_DEFER_MS` or half the ring is unwritten (before that, none): the storm's
 /// handshakes and welcomes go first — 1000 CURVE agents reconnecting at once cost the router
 /// 1.0 s of CPU until the last welcome when the notifications went along, 0.3 s when they

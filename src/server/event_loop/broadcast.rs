@@ -14,7 +14,8 @@
 //!   do not all fit, the other message does not go either (its queue is full);
 //! * at the end of each loop turn, up to `BROADCAST_BUDGET` messages in all, round robin over
 //!   the members, each only while its queue admits them (the sink's admission rule) — during a
-//!   storm of connections (handshakes under way, or new entries within `BROADCAST_QUIET_MS`),
+//!   storm of connections (several entries pending, and handshakes under way or new entries
+//!   within `BROADCAST_QUIET_MS`),
 //!   none until the oldest has waited `BROADCAST_DEFER_MS` or half the ring is unwritten, then
 //!   `BROADCAST_BUDGET_BUSY` (limits.rs): a storm's handshakes and welcomes go first, and a slow
 //!   reader holds entries in the ring, not megabytes in its queue;
@@ -234,10 +235,10 @@ impl ConnSink<'_> {
 
 impl Server {
     /// End of turn: write pending broadcast entries into the members' queues, round robin, at
-    /// most `BROADCAST_BUDGET` messages. During a storm of connections — `handshaking`, or new
-    /// entries within the last `BROADCAST_QUIET_MS` — none, until the oldest has waited
-    /// `BROADCAST_DEFER_MS` or half the ring is unwritten; then `BROADCAST_BUDGET_BUSY` (see the
-    /// module doc).
+    /// most `BROADCAST_BUDGET` messages. During a storm of connections — more than one entry
+    /// pending, and `handshaking` or new entries within the last `BROADCAST_QUIET_MS` — none,
+    /// until the oldest has waited `BROADCAST_DEFER_MS` or half the ring is unwritten; then
+    /// `BROADCAST_BUDGET_BUSY` (see the module doc).
     pub(super) fn write_broadcasts(&mut self, handshaking: bool, now: Instant) {
         let b = &mut self.broadcasts;
         if !b.behind() {
@@ -250,7 +251,8 @@ impl Server {
             b.seen_head = b.head;
             b.last_push = now;
         }
-        let storm = handshaking || now.since(b.last_push) < BROADCAST_QUIET_MS;
+        // One agent joining is no storm: its notification goes at once.
+        let storm = (handshaking || now.since(b.last_push) < BROADCAST_QUIET_MS) && b.head - b.done > 1;
         let waited = now.since(since) >= BROADCAST_DEFER_MS || b.head - b.done > b.capacity() / 2;
         let mut budget = match (storm, waited) {
             (false, _) => BROADCAST_BUDGET,
