@@ -132,7 +132,7 @@ pub const BROADCAST_BUDGET: usize = 4096;
 /// way or agents registering within the last `BROADCAST_QUIET_MS`) once the oldest notification not yet written has waited
 /// `BROADCAST_DEFER_MS` or half the ring is unwritten (before that, none): the storm's
 /// handshakes and welcomes go first — 1000 CURVE agents reconnecting at once cost the router
-/// 1.0 s of CPU until the last welcome when the notifications went along, 0.3 s when they
+/// 1.0 s of CPU until the last welcome when the notifications went along, 0.2 s when they
 /// waited, and the agents less than half — yet a router that is never quiet still writes them
 /// (each peer gets its own at the latest before anything else is queued to it).
 pub const BROADCAST_BUDGET_BUSY: usize = 256;
