@@ -9,7 +9,7 @@
 //! entry in a ring ([`Broadcasts`]); each member has a cursor, the sequence number of the next
 //! entry it must receive. The entries are written into a member's queue:
 //!
-//! * before anything else is queued to it (`ConnSink::catch_up`): every peer receives exactly
+//! * before anything else is queued to it (`ConnSink::catch_up`, `sink.rs`): every peer receives exactly
 //!   what VOLTTRON would send it, in the same order relative to every other message — if they
 //!   do not all fit, the other message does not go either (its queue is full);
 //! * at the end of each loop turn, up to `BROADCAST_BUDGET` messages in all, round robin over
@@ -35,14 +35,14 @@ use crate::limits::{
 };
 
 /// Frames of one ring entry at most (`peerlist` notifications have 7).
-const MAX_ENTRY_FRAMES: usize = 16;
+pub(super) const MAX_ENTRY_FRAMES: usize = 16;
 
 /// Cursor of a slot that is not a member.
 const NOT_MEMBER: u64 = u64::MAX;
 
 /// The ring of broadcast entries and the members' cursors (see the module doc).
 #[derive(Debug)]
-pub(super) struct Broadcasts {
+pub(in crate::server) struct Broadcasts {
     arena: Box<[u8]>,
     lens: Box<[u16]>,
     /// Sequence number of the next entry.
@@ -80,6 +80,12 @@ impl Broadcasts {
         }
     }
 
+    /// Bytes the ring for `slots` connection slots allocates at start-up (entries, their
+    /// lengths, the cursors), for the memory ceiling (`server::memory`).
+    pub(in crate::server) fn table_bytes(slots: usize) -> usize {
+        slots.max(1).saturating_mul(ENTRY_BYTES + 2 + 8)
+    }
+
     fn capacity(&self) -> u64 {
         self.lens.len() as u64
     }
@@ -115,7 +121,7 @@ impl Broadcasts {
     }
 
     /// The frames of entry `seq`, if it is still in the ring.
-    fn get<'s>(&'s self, seq: u64, out: &mut heapless::Vec<&'s [u8], MAX_ENTRY_FRAMES>) -> bool {
+    pub(super) fn get<'s>(&'s self, seq: u64, out: &mut heapless::Vec<&'s [u8], MAX_ENTRY_FRAMES>) -> bool {
         out.clear();
         if seq >= self.head || self.head - seq > self.capacity() {
             return false;
@@ -148,19 +154,25 @@ impl Broadcasts {
     }
 
     /// The next entry slot `index` must receive, if any.
-    fn pending(&self, index: u16) -> Option<u64> {
+    pub(super) fn pending(&self, index: u16) -> Option<u64> {
         self.cursor.get(usize::from(index)).copied().filter(|&c| c < self.head)
     }
 
+    /// Slot `index` is a member with entries to receive (the hot path's one check).
+    #[inline]
+    pub(super) fn is_behind(&self, index: u16) -> bool {
+        self.cursor.get(usize::from(index)).is_some_and(|&c| c < self.head)
+    }
+
     /// Entry `seq` reached slot `index` (or was given up: see `skip_lost`).
-    fn advance(&mut self, index: u16, seq: u64) {
+    pub(super) fn advance(&mut self, index: u16, seq: u64) {
         if let Some(c) = self.cursor.get_mut(usize::from(index)) {
             *c = seq + 1;
         }
     }
 
     /// Move slot `index` past entries the ring has overwritten; returns how many it lost.
-    fn skip_lost(&mut self, index: u16) -> u64 {
+    pub(super) fn skip_lost(&mut self, index: u16) -> u64 {
         let oldest = self.head.saturating_sub(self.capacity());
         match self.cursor.get_mut(usize::from(index)) {
             Some(c) if *c < oldest => {
@@ -195,41 +207,32 @@ impl Broadcasts {
     }
 }
 
-impl ConnSink<'_> {
-    /// Write every entry `id` has not received yet into its queue, in order. Fails (leaving the
-    /// rest for later) when its queue does not admit the next one.
-    pub(super) fn catch_up(&mut self, id: SlotId) -> Result<(), Full> {
-        match self.catch_up_at_most(id, usize::MAX) {
-            (_, true) => Err(Full),
-            (_, false) => Ok(()),
+impl Broadcasts {
+    /// How many entries the end-of-turn pass may write now (see [`Server::write_broadcasts`]);
+    /// `None`: none this turn.
+    fn turn_budget(&mut self, handshaking: bool, now: Instant) -> Option<usize> {
+        if !self.behind() {
+            self.more = false;
+            self.behind_since = None;
+            return None;
         }
-    }
-
-    /// As [`ConnSink::catch_up`], at most `max` entries: how many were written, and whether
-    /// its queue refused the next one.
-    pub(super) fn catch_up_at_most(&mut self, id: SlotId, max: usize) -> (usize, bool) {
-        let mut written = 0;
-        while written < max {
-            self.lost_notifications += self.broadcasts.skip_lost(id.index);
-            let Some(seq) = self.broadcasts.pending(id.index) else { break };
-            let found = {
-                let mut frames: heapless::Vec<&[u8], MAX_ENTRY_FRAMES> = heapless::Vec::new();
-                let ConnSink { q, broadcasts, .. } = self;
-                let found = broadcasts.get(seq, &mut frames);
-                // The frames borrow the ring; the write touches only the destination's queue.
-                if found && q.write(id, |s| s.encoded_len(&frames), |s, out| s.encode_message(&frames, out)).is_err() {
-                    return (written, true);
-                }
-                found
-            };
-            if found {
-                written += 1;
-            } else {
-                self.lost_notifications += 1;
+        let since = *self.behind_since.get_or_insert(now);
+        if self.head != self.seen_head {
+            self.seen_head = self.head;
+            self.last_push = now;
+        }
+        // One agent joining is no storm: its notification goes at once.
+        let unwritten = self.head - self.done;
+        let storm = (handshaking || now.since(self.last_push) < BROADCAST_QUIET_MS) && unwritten > 1;
+        let waited = now.since(since) >= BROADCAST_DEFER_MS || unwritten > self.capacity() / 2;
+        match (storm, waited) {
+            (false, _) => Some(BROADCAST_BUDGET),
+            (true, true) => Some(BROADCAST_BUDGET_BUSY),
+            (true, false) => {
+                self.more = false;
+                None
             }
-            self.broadcasts.advance(id.index, seq);
         }
-        (written, false)
     }
 }
 
@@ -240,44 +243,24 @@ impl Server {
     /// until the oldest has waited `BROADCAST_DEFER_MS` or half the ring is unwritten; then
     /// `BROADCAST_BUDGET_BUSY` (see the module doc).
     pub(super) fn write_broadcasts(&mut self, handshaking: bool, now: Instant) {
-        let b = &mut self.broadcasts;
-        if !b.behind() {
-            b.more = false;
-            b.behind_since = None;
-            return;
-        }
-        let since = *b.behind_since.get_or_insert(now);
-        if b.head != b.seen_head {
-            b.seen_head = b.head;
-            b.last_push = now;
-        }
-        // One agent joining is no storm: its notification goes at once.
-        let storm = (handshaking || now.since(b.last_push) < BROADCAST_QUIET_MS) && b.head - b.done > 1;
-        let waited = now.since(since) >= BROADCAST_DEFER_MS || b.head - b.done > b.capacity() / 2;
-        let mut budget = match (storm, waited) {
-            (false, _) => BROADCAST_BUDGET,
-            (true, true) => BROADCAST_BUDGET_BUSY,
-            (true, false) => {
-                b.more = false;
-                return;
-            }
-        };
+        let Some(mut budget) = self.broadcasts.turn_budget(handshaking, now) else { return };
         let n = self.broadcasts.cursor.len();
         let start = self.broadcasts.next_slot.min(n.saturating_sub(1));
         let head = self.broadcasts.head;
         let mut all_done = true;
         let mut stopped_at = None;
-        let mut sink = conn_sink!(self);
+        let (_, _, mut sink) = self.routing(None);
         for k in 0..n {
-            let index = ((start + k) % n) as u16;
+            // Slot indexes are u16 (the slot table holds at most 2^16).
+            let Ok(index) = u16::try_from((start + k) % n) else { break };
             if sink.broadcasts.pending(index).is_none() {
                 continue;
             }
-            let Some(id) = sink.q.slots.id_of(index) else {
+            if !sink.is_connected(PeerId(index)) {
                 sink.broadcasts.leave(index);
                 continue;
-            };
-            let (written, _) = sink.catch_up_at_most(id, budget);
+            }
+            let (written, _) = sink.catch_up_at_most(PeerId(index), budget);
             budget -= written;
             if sink.broadcasts.pending(index).is_some() {
                 all_done = false;
@@ -287,25 +270,15 @@ impl Server {
                 break;
             }
         }
-        let (delivered, lost) = (sink.q.delivered, sink.lost_notifications);
-        self.close_broken();
-        self.router.stats.msgs_out += delivered;
-        self.count_lost_notifications(lost);
+        let totals = sink.totals();
+        self.account(totals);
+        let b = &mut self.broadcasts;
         if all_done && stopped_at.is_none() {
-            self.broadcasts.done = head;
-            self.broadcasts.behind_since = None;
+            b.done = head;
+            b.behind_since = None;
         }
-        self.broadcasts.more = stopped_at.is_some();
-        self.broadcasts.next_slot = stopped_at.unwrap_or(0);
-    }
-
-    /// Count (and log, rate-limited) notifications the ring lost for members that lagged.
-    pub(super) fn count_lost_notifications(&mut self, lost: u64) {
-        for _ in 0..lost {
-            if stats::bump(&mut self.router.stats.dropped_notify_full) {
-                log::warn!("peerlist notifications dropped: a peer did not read them before the ring wrapped");
-            }
-        }
+        b.more = stopped_at.is_some();
+        b.next_slot = stopped_at.unwrap_or(0);
     }
 }
 

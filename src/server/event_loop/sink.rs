@@ -1,160 +1,330 @@
 //! The router's [`Sink`]: messages appended to the destination connections' transmit queues,
 //! all or nothing, within the per-connection queue limit and the process buffer budget.
 //!
+//! The sender of the message being routed is checked out of the slot table while the router
+//! reads its message; messages to it (the router's replies) go to its own side of the delivery,
+//! lent along with the message ([`Conn::route_view`]). A pubsub fan-out is encoded once per
+//! [`Fanout`] into the server's [`FanoutCache`] and copied to every recipient that takes frames
+//! verbatim; the others encode it themselves (CURVE seals per connection).
+//!
 //! Admission (`tx-queue-bytes`, README "Limits"): a message is queued when it fits under the
-//! limit, or — a message too large to fit — when the queue is at most half full. So a message
-//! larger than the limit itself still reaches an idle or draining peer (it is not dropped
-//! because a 40-byte `peerlist add` happens to sit in front of it), and a sender paused behind
-//! a full peer, resumed when that peer drains below half, always gets its message in. One
-//! queue can thus hold up to half the limit plus one message (at most `max-msg-bytes`); the
-//! buffer budget bounds the total. A refusal records its cause ([`Sink::refusal`]).
+//! limit, or — a message too large to fit — when the queue is at most half full
+//! ([`TxBuf::admits`]). A refusal records its cause ([`Sink::refusal`]).
+//!
+//! `peerlist add/drop` broadcasts are not written here but pushed into the server's ring
+//! ([`super::broadcast`]); every message queued to a peer is preceded by the entries that peer
+//! has not received yet ([`ConnSink::catch_up`]): if they do not all fit, the message does not
+//! go either.
 
 use super::broadcast::Broadcasts;
 use super::*;
+use crate::server::conn::{Delivery, Queued, TxBuf};
+use crate::server::protocol::Outbound;
+use crate::vip::pubsub::SCRATCH_KEEP_BYTES;
+use crate::vip::router::{Fanout, Full, Refusal, Sink};
+use crate::zmtp::traffic::encode_verbatim;
 
-/// The destination connections' transmit queues, as the sink writes them.
-pub(super) struct Queues<'a> {
-    pub(super) slots: &'a mut Slots,
+/// The verbatim encoding of the last fan-out: encoded at its first verbatim recipient, copied to
+/// the others. Grows to the largest delivery once; a huge one is released after its route.
+#[derive(Debug, Default)]
+pub(super) struct FanoutCache {
+    id: Option<u64>,
+    wire: Vec<u8>,
+}
+
+impl FanoutCache {
+    /// Give back the room of a huge delivery.
+    pub(super) fn trim(&mut self) {
+        if self.wire.capacity() > SCRATCH_KEEP_BYTES {
+            *self = FanoutCache::default();
+        }
+    }
+
+    /// The encoding of `fanout`, made now unless it is the cached one.
+    #[inline]
+    fn encode(&mut self, fanout: &Fanout<'_>) -> &[u8] {
+        if self.id != Some(fanout.id()) {
+            self.wire.clear();
+            encode_verbatim(fanout.frames, &mut self.wire);
+            self.id = Some(fanout.id());
+        }
+        &self.wire
+    }
+}
+
+/// What to append: frames the connection encodes itself, or an encoding made once.
+enum Payload<'p, 'e> {
+    Frames(&'p [&'p [u8]], &'p mut Outbound<'e>),
+    Encoded(&'p [u8]),
+}
+
+/// The checked-out sender's own side of a delivery.
+pub(super) struct Sender<'a> {
+    pub(super) id: SlotId,
+    pub(super) delivery: Option<Delivery<'a>>,
+    pub(super) stalled: bool,
+}
+
+/// Where deliveries land: the slot table, and the checked-out sender.
+struct Conns<'a> {
+    slots: &'a mut Slots,
+    sender: Option<Sender<'a>>,
+}
+
+/// The accounting of deliveries.
+struct Out<'a> {
     dirty: &'a mut Vec<SlotId>,
     broken: &'a mut Vec<SlotId>,
     budget: &'a mut Budget,
     tx_queue_bytes: usize,
-    /// Messages queued.
-    pub(super) delivered: u64,
-    /// Messages refused because the buffer budget could not grow a queue.
-    pub(super) refused_budget: u64,
+    delivered: u64,
+    refused_budget: u64,
     /// Why the last refused delivery was refused.
     last_refusal: Refusal,
 }
 
+/// What a [`ConnSink`] did: messages queued, transmit-queue growths the budget refused,
+/// broadcast entries lost for members that lagged past the ring.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct SinkTotals {
+    delivered: u64,
+    refused_budget: u64,
+    lost_notifications: u64,
+}
+
+impl Server {
+    /// The router, the counters and a [`ConnSink`] over every connection (with the checked-out
+    /// `sender`, if a message is being routed), borrowed at once.
+    #[inline]
+    pub(super) fn routing<'a>(
+        &'a mut self,
+        sender: Option<Sender<'a>>,
+    ) -> (&'a mut Router, &'a mut Stats, ConnSink<'a>) {
+        let sink = ConnSink::new(
+            &mut self.slots,
+            &mut self.sched,
+            &mut self.budget,
+            &mut self.fanout,
+            &mut self.broadcasts,
+            &self.limits,
+            sender,
+        );
+        (&mut self.router, &mut self.stats, sink)
+    }
+
+    /// Account what a sink did: close the connections whose transmit side failed, count the
+    /// messages out, the budget refusals and the lost notifications (logged rate-limited).
+    #[inline]
+    pub(super) fn account(&mut self, t: SinkTotals) {
+        self.close_broken();
+        self.stats.msgs_out += t.delivered;
+        if t.refused_budget > 0 && stats::bump_and_should_log(&mut self.stats.dropped_budget) {
+            log::warn!("buffer budget exhausted: a transmit queue could not grow");
+        }
+        for _ in 0..t.lost_notifications {
+            if stats::bump_and_should_log(&mut self.stats.dropped_notify_full) {
+                log::warn!("peerlist notifications dropped: a peer did not read them before the ring wrapped");
+            }
+        }
+    }
+}
+
 /// The [`Sink`] the router writes into: the destination connections' transmit queues, and the
-/// deferred broadcasts ([`super::broadcast`]).
+/// ring of deferred broadcasts.
 pub(super) struct ConnSink<'a> {
-    pub(super) q: Queues<'a>,
+    conns: Conns<'a>,
+    out: Out<'a>,
+    fanout: &'a mut FanoutCache,
     pub(super) broadcasts: &'a mut Broadcasts,
     /// Broadcast entries lost for members that lagged past the ring (`dropped_notify_full`).
     pub(super) lost_notifications: u64,
 }
 
 impl<'a> ConnSink<'a> {
+    #[inline]
     pub(super) fn new(
         slots: &'a mut Slots,
-        dirty: &'a mut Vec<SlotId>,
-        broken: &'a mut Vec<SlotId>,
+        sched: &'a mut Sched,
         budget: &'a mut Budget,
+        fanout: &'a mut FanoutCache,
         broadcasts: &'a mut Broadcasts,
         limits: &Limits,
+        sender: Option<Sender<'a>>,
     ) -> Self {
         ConnSink {
-            q: Queues {
-                slots,
-                dirty,
-                broken,
+            conns: Conns { slots, sender },
+            out: Out {
+                dirty: &mut sched.dirty,
+                broken: &mut sched.broken,
                 budget,
                 tx_queue_bytes: limits.tx_queue_bytes,
                 delivered: 0,
                 refused_budget: 0,
                 last_refusal: Refusal::QueueFull,
             },
+            fanout,
             broadcasts,
             lost_notifications: 0,
         }
     }
 
-    /// Queue a message to `to` after the broadcast entries it has not received yet (they go
-    /// first, or the message does not go either: its queue is full).
-    fn queue(
-        &mut self,
-        to: PeerId,
-        len: impl FnOnce(&Session) -> usize,
-        write: impl FnOnce(&mut Session, &mut Vec<u8>) -> Result<(), DecodeError>,
-    ) -> Result<(), Full> {
-        let Some(id) = self.q.slots.id_of(to.0) else {
-            self.q.last_refusal = Refusal::QueueFull;
-            return Err(Full);
-        };
-        self.catch_up(id)?;
-        self.q.write(id, len, write)
+    /// What it did, for [`Server::account`] once the sink is dropped.
+    #[inline]
+    pub(super) fn totals(&self) -> SinkTotals {
+        SinkTotals {
+            delivered: self.out.delivered,
+            refused_budget: self.out.refused_budget,
+            lost_notifications: self.lost_notifications,
+        }
+    }
+
+    /// Is `to` a live connection (the sender of the message being routed included)?
+    pub(super) fn is_connected(&self, to: PeerId) -> bool {
+        self.conns.sender.as_ref().is_some_and(|s| s.id.index == to.0) || self.conns.slots.id_of(to.0).is_some()
+    }
+
+    /// Write every broadcast entry `to` has not received yet into its queue, in order. Fails,
+    /// leaving the rest for later, when its queue does not admit the next one.
+    #[inline]
+    fn catch_up(&mut self, to: PeerId) -> Result<(), Full> {
+        if !self.broadcasts.is_behind(to.0) {
+            return Ok(());
+        }
+        match self.catch_up_at_most(to, usize::MAX) {
+            (_, true) => Err(Full),
+            (_, false) => Ok(()),
+        }
+    }
+
+    /// As [`ConnSink::catch_up`], at most `max` entries: how many were written, and whether
+    /// its queue refused the next one.
+    pub(super) fn catch_up_at_most(&mut self, to: PeerId, max: usize) -> (usize, bool) {
+        let mut written = 0;
+        while written < max {
+            self.lost_notifications += self.broadcasts.skip_lost(to.0);
+            let Some(seq) = self.broadcasts.pending(to.0) else { break };
+            {
+                let mut frames = heapless::Vec::new();
+                if !self.broadcasts.get(seq, &mut frames) {
+                    self.lost_notifications += 1;
+                } else if self.conns.queue(&mut self.out, to, &frames).is_err() {
+                    return (written, true);
+                } else {
+                    written += 1;
+                }
+            }
+            self.broadcasts.advance(to.0, seq);
+        }
+        (written, false)
     }
 }
 
-impl Queues<'_> {
-    /// Queue `len` bytes that `write` appends to `id`'s transmit queue, all or nothing.
-    pub(super) fn write(
-        &mut self,
-        id: SlotId,
-        len: impl FnOnce(&Session) -> usize,
-        write: impl FnOnce(&mut Session, &mut Vec<u8>) -> Result<(), DecodeError>,
-    ) -> Result<(), Full> {
-        self.last_refusal = Refusal::QueueFull;
-        let Some(conn) = self.slots.get_mut(id) else { return Err(Full) };
-        if !conn.session.is_traffic() {
+impl Conns<'_> {
+    /// Queue `frames` to `to`, all or nothing, encoded by its own encoder.
+    #[inline]
+    fn queue(&mut self, out: &mut Out<'_>, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
+        if let Some(s) = self.sender.as_mut().filter(|s| s.id.index == to.0) {
+            let d = s.delivery.as_mut().ok_or(Full)?;
+            return out.put(s.id, d.tx, d.queued, Payload::Frames(frames, &mut d.outbound));
+        }
+        let id = self.slots.id_of(to.0).ok_or(Full)?;
+        let d = self.slots.get_mut(id).and_then(Conn::delivery).ok_or(Full)?;
+        let Delivery { tx, mut outbound, queued } = d;
+        out.put(id, tx, queued, Payload::Frames(frames, &mut outbound))
+    }
+
+    /// Queue the verbatim encoding `wire` to `to` (which [`Conns::verbatim`] said takes it).
+    #[inline]
+    fn queue_encoded(&mut self, out: &mut Out<'_>, to: PeerId, wire: &[u8]) -> Result<(), Full> {
+        if let Some(s) = self.sender.as_mut().filter(|s| s.id.index == to.0) {
+            let d = s.delivery.as_mut().ok_or(Full)?;
+            return out.put(s.id, d.tx, d.queued, Payload::Encoded(wire));
+        }
+        let id = self.slots.id_of(to.0).ok_or(Full)?;
+        let (tx, queued) = self.slots.get_mut(id).map(Conn::queues).ok_or(Full)?;
+        out.put(id, tx, queued, Payload::Encoded(wire))
+    }
+
+    /// Does `to` take frames verbatim (one encoding serves it)?
+    #[inline]
+    fn verbatim(&self, to: PeerId) -> bool {
+        match self.sender.as_ref().filter(|s| s.id.index == to.0) {
+            Some(s) => s.delivery.as_ref().is_some_and(|d| d.outbound.verbatim()),
+            None => self.slots.peek(to.0).is_some_and(|c| c.driver().frames_verbatim()),
+        }
+    }
+
+    #[inline]
+    fn is_stalled(&self, to: PeerId) -> bool {
+        match self.sender.as_ref().filter(|s| s.id.index == to.0) {
+            Some(s) => s.stalled,
+            None => self.slots.peek(to.0).is_some_and(Conn::is_stalled),
+        }
+    }
+}
+
+impl Out<'_> {
+    /// Append `payload` to `tx` if it fits the queue limit and the budget.
+    #[inline]
+    fn put(&mut self, id: SlotId, tx: &mut TxBuf, queued: &mut Queued, payload: Payload<'_, '_>) -> Result<(), Full> {
+        let len = match &payload {
+            Payload::Frames(frames, outbound) => outbound.encoded_len(frames),
+            Payload::Encoded(bytes) => bytes.len(),
+        };
+        if !tx.admits(len, self.tx_queue_bytes) {
             return Err(Full);
         }
-        let len = len(&conn.session);
-        if !admits(conn.tx.pending(), len, self.tx_queue_bytes) {
-            return Err(Full);
-        }
-        let before = conn.tx.capacity();
         // No slack for frame::append's inline copies is reserved: it would let a queue at its
         // limit double its buffer for 32 bytes. Near the end of the capacity it uses memcpy.
-        if !conn.tx.reserve(len, self.budget) {
+        if !tx.reserve(len, self.budget) {
             self.refused_budget += 1;
             self.last_refusal = Refusal::Budget;
             return Err(Full);
         }
-        debug_assert!(conn.tx.capacity() >= before);
-        if write(&mut conn.session, &mut conn.tx.buf).is_err() {
+        let written = match payload {
+            Payload::Frames(frames, outbound) => outbound.encode(frames, &mut tx.buf),
+            Payload::Encoded(bytes) => {
+                tx.buf.extend_from_slice(bytes);
+                Ok(())
+            }
+        };
+        if written.is_err() {
             // CURVE nonce exhausted (after 2^64 messages): nothing sane can follow.
             self.broken.push(id);
             return Err(Full);
         }
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(id);
-        }
+        queued.mark_dirty(id, self.dirty);
         self.delivered += 1;
         Ok(())
     }
 }
 
-/// May a queue holding `pending` bytes take a message of `len` bytes (see the module doc)?
-pub(super) fn admits(pending: usize, len: usize, limit: usize) -> bool {
-    pending.saturating_add(len) <= limit || pending <= limit / 2
-}
-
 impl Sink for ConnSink<'_> {
+    #[inline]
     fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
-        self.queue(to, |s| s.encoded_len(frames), |s, out| s.encode_message(frames, out))
+        self.out.last_refusal = Refusal::QueueFull;
+        self.catch_up(to)?;
+        self.conns.queue(&mut self.out, to, frames)
     }
 
-    fn deliver_shared(&mut self, to: PeerId, shared: &mut Shared<'_>) -> Result<(), Full> {
-        let verbatim = self.q.slots.peek(to.0).is_some_and(|c| c.session.frames_verbatim());
-        if !verbatim {
-            return self.deliver(to, shared.frames);
+    #[inline]
+    fn deliver_fanout(&mut self, to: PeerId, fanout: &Fanout<'_>) -> Result<(), Full> {
+        if !self.conns.verbatim(to) {
+            return self.deliver(to, fanout.frames);
         }
-        if !shared.encoded {
-            shared.wire.clear();
-            Session::encode_verbatim(shared.frames, shared.wire);
-            shared.encoded = true;
-        }
-        let wire: &[u8] = shared.wire;
-        self.queue(
-            to,
-            |_| wire.len(),
-            |_, out| {
-                out.extend_from_slice(wire);
-                Ok(())
-            },
-        )
+        self.out.last_refusal = Refusal::QueueFull;
+        self.catch_up(to)?;
+        let wire = self.fanout.encode(fanout);
+        self.conns.queue_encoded(&mut self.out, to, wire)
     }
 
+    #[inline]
     fn is_stalled(&self, to: PeerId) -> bool {
-        self.q.slots.peek(to.0).is_some_and(|c| c.stalled)
+        self.conns.is_stalled(to)
     }
 
     fn refusal(&self) -> Refusal {
-        self.q.last_refusal
+        self.out.last_refusal
     }
 
     fn broadcast(&mut self, frames: &[&[u8]], members: &mut dyn Iterator<Item = PeerId>) -> u64 {
@@ -162,7 +332,7 @@ impl Sink for ConnSink<'_> {
             return 0;
         }
         // Too large for a ring entry: write it to each member now, after what it has pending.
-        members.filter(|&p| self.deliver(p, frames).is_err()).count() as u64
+        members.map(|p| u64::from(self.deliver(p, frames).is_err())).sum()
     }
 
     fn joined(&mut self, peer: PeerId) {
@@ -170,29 +340,13 @@ impl Sink for ConnSink<'_> {
     }
 
     fn leaving(&mut self, peer: PeerId) {
-        // What was broadcast while it was a member reaches it first (best effort: what its
-        // full queue cannot take now is lost, as a notification to a full queue always was).
-        if let Some(id) = self.q.slots.id_of(peer.0) {
-            while self.catch_up(id).is_err() && self.broadcasts.give_up_one(peer.0) {
+        // What was broadcast while it was a member reaches it first (best effort: what its full
+        // queue cannot take now is lost, as a notification to a full queue always was).
+        if self.is_connected(peer) {
+            while self.catch_up(peer).is_err() && self.broadcasts.give_up_one(peer.0) {
                 self.lost_notifications += 1;
             }
         }
         self.broadcasts.leave(peer.0);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::admits;
-
-    #[test]
-    fn a_message_larger_than_the_queue_limit_reaches_an_idle_or_half_empty_queue() {
-        let limit = 1 << 20;
-        assert!(admits(0, 16 << 20, limit), "an idle queue takes any message");
-        assert!(admits(40, limit + 1, limit), "a peerlist add in front of it must not drop it");
-        assert!(admits(limit / 2, 4 * limit, limit), "a queue drained to half (a paused sender resumes)");
-        assert!(!admits(limit / 2 + 1, limit, limit), "more than half full: it does not fit");
-        assert!(admits(limit - 100, 100, limit), "small messages fill the queue exactly");
-        assert!(!admits(limit - 100, 101, limit));
     }
 }
