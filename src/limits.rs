@@ -104,10 +104,11 @@ pub const TX_QUEUE_BYTES: usize = 1024 * 1024;
 /// buffer that needs to grow does not: the receiving connection pauses until the growth it
 /// needs fits (a message that could not fit even if every other connection closed — a
 /// `buffer-budget-bytes` lowered below `max-msg-bytes` — is closed as too large instead), a
-/// transmit queue counts as full (see `TX_QUEUE_BYTES`; a pubsub delivery it cannot hold is
-/// dropped for that subscriber, `dropped_subscriber_budget`, and left out of the count), and a
-/// new connection that cannot get its initial buffers is refused like `MAX_CONNECTIONS`;
-/// `dropped_budget` / `paused_budget`.
+/// transmit queue that would have to grow counts as full — a routed message (or a reply) waits
+/// until the growth fits, at most `SEND_STALL_MS` for a routed message (then error 11 to its
+/// sender), and a pubsub delivery is dropped for that subscriber (`dropped_subscriber_budget`,
+/// left out of the count) — and a new connection that cannot get its initial buffers is
+/// refused like `MAX_CONNECTIONS`; `dropped_budget` / `paused_budget`.
 pub const BUFFER_BUDGET_BYTES: usize = 128 * 1024 * 1024;
 
 /// How long a sender may stay paused behind a full recipient before its message is answered
@@ -299,7 +300,7 @@ pub const SPECS: [LimitSpec; 11] = [
     LimitSpec { name: "max-msg-bytes", unit: "bytes", at_limit: "close at the frame header; rejected_msg_too_large", floor: 256, get: |l| l.max_msg_bytes, set: |l, v| l.max_msg_bytes = v, shown: |l| l.max_msg_bytes },
     LimitSpec { name: "max-msg-parts", unit: "frames", at_limit: "close; rejected_too_many_parts", floor: 8, get: |l| wide(l.max_msg_parts), set: |l, v| l.max_msg_parts = narrow(v), shown: |l| wide(l.max_msg_parts) },
     LimitSpec { name: "tx-queue-bytes", unit: "bytes/peer", at_limit: "pause sender up to send-stall-ms, then VIP error 11; pubsub delivery dropped, not in the count", floor: wide(TX_BUF_MIN_BYTES), get: |l| wide(l.tx_queue_bytes), set: |l, v| l.tx_queue_bytes = narrow(v), shown: |l| wide(l.tx_queue_bytes) },
-    LimitSpec { name: "buffer-budget-bytes", unit: "bytes", at_limit: "buffers stop growing: reader pauses, tx counts as full, new conns refused", floor: 1 << 20, get: |l| wide(l.buffer_budget_bytes), set: |l, v| l.buffer_budget_bytes = narrow(v), shown: |l| wide(l.buffer_budget_bytes) },
+    LimitSpec { name: "buffer-budget-bytes", unit: "bytes", at_limit: "buffers stop growing: reader pauses, routed message waits (error 11 after send-stall-ms), new conns refused", floor: 1 << 20, get: |l| wide(l.buffer_budget_bytes), set: |l, v| l.buffer_budget_bytes = narrow(v), shown: |l| wide(l.buffer_budget_bytes) },
     LimitSpec { name: "send-stall-ms", unit: "ms", at_limit: "paused sender's message answered with VIP error 11", floor: 0, get: |l| l.send_stall_ms, set: |l, v| l.send_stall_ms = v, shown: |l| l.send_stall_ms },
     LimitSpec { name: "max-subscriptions", unit: "subscriptions", at_limit: "subscribe answered 00 and logged", floor: 1, get: |l| wide(l.max_subscriptions), set: |l, v| l.max_subscriptions = narrow(v), shown: |l| wide(l.max_subscriptions) },
     LimitSpec { name: "max-subs-per-peer", unit: "subscriptions", at_limit: "subscribe answered 00 and logged", floor: 1, get: |l| wide(l.max_subs_per_peer), set: |l, v| l.max_subs_per_peer = narrow(v), shown: |l| wide(l.max_subs_per_peer) },

@@ -154,25 +154,28 @@ impl TxBuf {
     }
 
     /// Ensure `extra` more bytes can be appended without reallocating beyond the budget:
-    /// compact first, then grow. Returns false when the budget refused.
-    pub fn reserve(&mut self, extra: usize, budget: &mut Budget) -> bool {
+    /// compact first, then grow.
+    ///
+    /// # Errors
+    /// The budget refused: the growth it would have had to grant.
+    pub fn reserve(&mut self, extra: usize, budget: &mut Budget) -> Result<(), usize> {
         if self.buf.capacity() - self.buf.len() >= extra {
-            return true;
+            return Ok(());
         }
         if self.sent > 0 {
             self.buf.drain(..self.sent);
             self.sent = 0;
             if self.buf.capacity() - self.buf.len() >= extra {
-                return true;
+                return Ok(());
             }
         }
         let cap = self.buf.capacity();
         let target = (self.buf.len() + extra).next_power_of_two().max(cap * 2);
         if !budget.take(target - cap) {
-            return false;
+            return Err(target - cap);
         }
         self.buf.reserve_exact(target - self.buf.len());
-        true
+        Ok(())
     }
 
     /// Capacity (for budget accounting).
@@ -198,5 +201,17 @@ mod tests {
         assert!(!queue(limit / 2 + 1).admits(limit, limit), "more than half full: it does not fit");
         assert!(queue(limit - 100).admits(100, limit), "small messages fill the queue exactly");
         assert!(!queue(limit - 100).admits(101, limit));
+    }
+
+    #[test]
+    fn a_refused_growth_says_how_much_it_needed() {
+        let mut budget = Budget::new(8192);
+        let mut q = TxBuf::default();
+        assert_eq!(q.reserve(4096, &mut budget), Ok(()));
+        assert_eq!(budget.used(), 4096);
+        q.buf.resize(4096, 0);
+        assert_eq!(q.reserve(8192, &mut budget), Err(16384 - 4096), "doubling to the next power of two");
+        budget.give(4096);
+        assert_eq!(budget.used(), 0);
     }
 }

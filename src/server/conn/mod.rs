@@ -11,8 +11,9 @@
 //!   cannot drift, and picks the half-open connection to evict at the handshake limit
 //!   ([`slots::Slots::eviction_victim`], [`Conn::eviction_rank`]);
 //! * [`Blocked`]: why the connection is not read now, if it is not — its held message waits for
-//!   a full recipient or for its own queue, its buffer for the budget, or it has waited so long
-//!   that its message is answered with error 11. The message itself stays in the session.
+//!   a full recipient, for its own queue or for the budget to let a queue grow, its buffer for
+//!   the budget, or it has waited so long that its message is answered with error 11. The
+//!   message itself stays in the session.
 //!
 //! Buffers start at `RX_BUF_MIN_BYTES`/`TX_BUF_MIN_BYTES` and grow only when needed (a large
 //! message, or a busy connection whose reads fill the buffer), and only while the process-wide
@@ -117,8 +118,20 @@ pub enum Blocked {
         /// The growth it waits for.
         extra: usize,
     },
-    /// Its recipient stayed full past `send-stall-ms`: it is read again, and its held message is
-    /// answered with VIP error 11 (VIP.md §4 step 7) instead of waiting once more.
+    /// Its held message (or the reply to it) was refused because the destination's queue could
+    /// not grow: the buffer budget is exhausted, though the queue is under `tx-queue-bytes`.
+    /// Resumed once `extra` more bytes fit (resuming sooner would only fail again, every turn);
+    /// if they do not within `send-stall-ms`, its held message is answered with VIP error 11
+    /// ([`Blocked::StallExpired`]; the recipient is not to blame and is not marked stalled).
+    QueueBudget {
+        /// The growth the refused delivery needed.
+        extra: usize,
+        /// When the wait began.
+        since: Instant,
+    },
+    /// Its recipient stayed full (or the budget short) past `send-stall-ms`: it is read again,
+    /// and its held message is answered with VIP error 11 (VIP.md §4 step 7) instead of waiting
+    /// once more.
     StallExpired,
 }
 

@@ -6,7 +6,9 @@
 //! recipient is read again once that queue drains below half; if it does not within
 //! `send-stall-ms`, the recipient is marked stalled (messages to it are answered with error 11
 //! at once until it drains below half, see `flush`) and the sender's held message is answered
-//! with error 11 ([`Blocked::StallExpired`]). A sender blocked behind its own queue only waits.
+//! with error 11 ([`Blocked::StallExpired`]). A sender whose message a queue could not take
+//! because the buffer budget could not grow it waits until that growth fits, with the same stall
+//! time and error 11 ([`Blocked::QueueBudget`]). A sender blocked behind its own queue only waits.
 //!
 //! Bytes still queued to a connection when it closes, or when the router stops, are accepted
 //! messages that were lost: counted in `lost_queued_bytes`.
@@ -111,6 +113,7 @@ impl Server {
                 }
                 Some(Blocked::OwnQueue) => self.drained(id),
                 Some(Blocked::Recipient { on, since }) => self.recipient_ready(id, on, since, now),
+                Some(Blocked::QueueBudget { extra, since }) => self.budget_ready(id, extra, since, now),
             };
             if resume {
                 self.sched.blocked.swap_remove(i);
@@ -155,6 +158,23 @@ impl Server {
             );
         }
         if let Some(c) = self.slots.get_mut(id) {
+            c.set_blocked(Some(Blocked::StallExpired));
+        }
+        true
+    }
+
+    /// May `id`, blocked since `since` because a queue could not grow by `extra` bytes, try
+    /// again? Yes once they fit the budget; after `send-stall-ms` it tries again with error 11
+    /// ([`Blocked::StallExpired`]), without marking the recipient stalled.
+    fn budget_ready(&mut self, id: SlotId, extra: usize, since: Instant, now: Instant) -> bool {
+        if self.budget.used().saturating_add(extra) <= self.limits.buffer_budget_bytes {
+            return true;
+        }
+        if now.since(since) < self.limits.send_stall_ms {
+            return false;
+        }
+        if let Some(c) = self.slots.get_mut(id) {
+            log::debug!("{}: no buffer budget for its message within the stall time: error 11", c.label());
             c.set_blocked(Some(Blocked::StallExpired));
         }
         true

@@ -9,20 +9,22 @@ use super::*;
 
 impl Server {
     /// Route the message `id`'s session holds. `on_full`: what the router does when a
-    /// recipient's queue is full (pause the sender, or answer error 11 after a stall).
-    pub(super) fn route(&mut self, id: SlotId, on_full: OnFull) -> Outcome {
-        let Some(mut conn) = self.slots.check_out(id) else { return Outcome::Done };
+    /// recipient's queue is full (pause the sender, or answer error 11 after a stall). Also
+    /// returns, when the last refused delivery was refused by the buffer budget (not by a full
+    /// queue), the growth it needed: a blocked sender then waits for the budget.
+    pub(super) fn route(&mut self, id: SlotId, on_full: OnFull) -> (Outcome, Option<usize>) {
+        let Some(mut conn) = self.slots.check_out(id) else { return (Outcome::Done, None) };
         let stalled = conn.is_stalled();
-        let (outcome, totals) = {
+        let (outcome, budget_wait, totals) = {
             let (msg, delivery) = conn.route_view();
             let sender = Sender { id, delivery, stalled };
             let (router, stats, mut sink) = self.routing(Some(sender));
             let outcome = router.handle(stats, PeerId(id.index), msg, &mut sink, on_full);
-            (outcome, sink.totals())
+            (outcome, sink.budget_wait(), sink.totals())
         };
         self.slots.check_in(id, conn);
         self.fanout.trim();
         self.account(totals);
-        outcome
+        (outcome, budget_wait)
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! Admission (`tx-queue-bytes`, README "Limits"): a message is queued when it fits under the
 //! limit, or — a message too large to fit — when the queue is at most half full
-//! ([`TxBuf::admits`]). A refusal records its cause ([`Sink::refusal`]).
+//! ([`TxBuf::admits`]). A refusal records its cause ([`Sink::refusal`]) and, for the buffer
+//! budget, the growth it needed ([`ConnSink::budget_wait`]: the sender waits for it).
 //!
 //! `peerlist add/drop` broadcasts are not written here but pushed into the server's ring
 //! ([`super::broadcast`]); every message queued to a peer is preceded by the entries that peer
@@ -79,8 +80,9 @@ struct Out<'a> {
     tx_queue_bytes: usize,
     delivered: u64,
     refused_budget: u64,
-    /// Why the last refused delivery was refused.
+    /// Why the last refused delivery was refused, and for the budget, the growth it needed.
     last_refusal: Refusal,
+    budget_wait: usize,
 }
 
 /// What a [`ConnSink`] did: messages queued, transmit-queue growths the budget refused,
@@ -161,6 +163,7 @@ impl<'a> ConnSink<'a> {
                 delivered: 0,
                 refused_budget: 0,
                 last_refusal: Refusal::QueueFull,
+                budget_wait: 0,
             },
             fanout,
             broadcasts,
@@ -176,6 +179,14 @@ impl<'a> ConnSink<'a> {
             refused_budget: self.out.refused_budget,
             lost_notifications: self.lost_notifications,
         }
+    }
+
+    /// The growth the buffer budget refused to the last refused delivery, if that was the
+    /// cause: its sender waits until that much fits (`Blocked::QueueBudget`) instead of
+    /// retrying at once.
+    #[inline]
+    pub(super) fn budget_wait(&self) -> Option<usize> {
+        (self.out.last_refusal == Refusal::Budget).then_some(self.out.budget_wait)
     }
 
     /// Is `to` a live connection (the sender of the message being routed included)?
@@ -276,9 +287,10 @@ impl Out<'_> {
         }
         // No slack for frame::append's inline copies is reserved: it would let a queue at its
         // limit double its buffer for 32 bytes. Near the end of the capacity it uses memcpy.
-        if !tx.reserve(len, self.budget) {
+        if let Err(growth) = tx.reserve(len, self.budget) {
             self.refused_budget += 1;
             self.last_refusal = Refusal::Budget;
+            self.budget_wait = growth;
             return Err(Full);
         }
         let written = match payload {
