@@ -4,9 +4,9 @@
 //! state is boxed on accept and freed on close. The table also keeps the counts of unfinished
 //! and of half-open handshakes of accepted connections, which only change here
 //! ([`Slots::set_phase`]), and chooses the half-open connection the handshake limit evicts
-//! ([`Slots::eviction_victim`]). A
-//! connection whose message is being routed is checked out of its slot ([`Slots::check_out`])
-//! and back in ([`Slots::check_in`]): the slot stays its own meanwhile. A slot's index is the peer's [`crate::vip::peers::PeerId`].
+//! ([`Slots::eviction_victim`]). A connection whose message is being routed is checked out of
+//! its slot ([`Slots::check_out`]) and back in ([`Slots::check_in`]): the slot stays its own
+//! meanwhile. A slot's index is the peer's [`crate::vip::peers::PeerId`].
 //! The mio token packs `index | generation << 16`, so an event still queued for a slot that
 //! was closed and reused in the same turn is recognised as stale and ignored. Tokens below
 //! 2^16 (generation 0) are reserved for listeners and signals.
