@@ -150,7 +150,9 @@ impl TxBuf {
     #[inline]
     pub fn admits(&self, len: usize, limit: usize) -> bool {
         let pending = self.pending();
-        pending.saturating_add(len) <= limit || pending <= limit / 2
+        // The common case first: a queue at most half full takes anything. `pending` is at most
+        // `limit / 2` plus one message, so the sum cannot overflow.
+        pending <= limit / 2 || pending + len <= limit
     }
 
     /// Ensure `extra` more bytes can be appended without reallocating beyond the budget:

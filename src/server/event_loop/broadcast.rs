@@ -161,7 +161,8 @@ impl Broadcasts {
     /// Slot `index` is a member with entries to receive (the hot path's one check).
     #[inline]
     pub(super) fn is_behind(&self, index: u16) -> bool {
-        self.cursor.get(usize::from(index)).is_some_and(|&c| c < self.head)
+        // Once every member had every entry (the steady state), one comparison.
+        self.done < self.head && self.cursor.get(usize::from(index)).is_some_and(|&c| c < self.head)
     }
 
     /// Entry `seq` reached slot `index` (or was given up: see `skip_lost`).
@@ -197,6 +198,7 @@ impl Broadcasts {
     }
 
     /// True while some member may still be behind (the end-of-turn pass has work).
+    #[inline]
     pub(super) fn behind(&self) -> bool {
         self.done < self.head
     }
@@ -211,11 +213,6 @@ impl Broadcasts {
     /// How many entries the end-of-turn pass may write now (see [`Server::write_broadcasts`]);
     /// `None`: none this turn.
     fn turn_budget(&mut self, handshaking: bool, now: Instant) -> Option<usize> {
-        if !self.behind() {
-            self.more = false;
-            self.behind_since = None;
-            return None;
-        }
         let since = *self.behind_since.get_or_insert(now);
         if self.head != self.seen_head {
             self.seen_head = self.head;
@@ -242,7 +239,16 @@ impl Server {
     /// pending, and `handshaking` or new entries within the last `BROADCAST_QUIET_MS` — none,
     /// until the oldest has waited `BROADCAST_DEFER_MS` or half the ring is unwritten; then
     /// `BROADCAST_BUDGET_BUSY` (see the module doc).
+    #[inline]
     pub(super) fn write_broadcasts(&mut self, handshaking: bool, now: Instant) {
+        // Nobody behind: nothing to do (and `more`, `behind_since` were cleared when the last
+        // pass got everyone through). The common case, once per turn.
+        if self.broadcasts.behind() {
+            self.write_pending_broadcasts(handshaking, now);
+        }
+    }
+
+    fn write_pending_broadcasts(&mut self, handshaking: bool, now: Instant) {
         let Some(mut budget) = self.broadcasts.turn_budget(handshaking, now) else { return };
         let n = self.broadcasts.cursor.len();
         let start = self.broadcasts.next_slot.min(n.saturating_sub(1));

@@ -4,7 +4,7 @@
 //! Nothing is copied: the frames are read where the session parsed them, and written once, into
 //! each destination's transmit queue.
 
-use super::sink::Sender;
+use super::sink::{ConnSink, Sender};
 use super::*;
 
 impl Server {
@@ -18,8 +18,18 @@ impl Server {
         let (outcome, budget_wait, totals) = {
             let (msg, delivery) = conn.route_view();
             let sender = Sender { id, delivery, stalled };
-            let (router, stats, mut sink) = self.routing(Some(sender));
-            let outcome = router.handle(stats, PeerId(id.index), msg, &mut sink, on_full);
+            // Built in place (not through `Server::routing`, whose returned tuple costs the
+            // per-message path a copy of the sink).
+            let mut sink = ConnSink::new(
+                &mut self.slots,
+                &mut self.sched,
+                &mut self.budget,
+                &mut self.fanout,
+                &mut self.broadcasts,
+                &self.limits,
+                Some(sender),
+            );
+            let outcome = self.router.handle(&mut self.stats, PeerId(id.index), msg, &mut sink, on_full);
             (outcome, sink.budget_wait(), sink.totals())
         };
         self.slots.check_in(id, conn);

@@ -97,7 +97,6 @@ pub(super) struct SinkTotals {
 impl Server {
     /// The router, the counters and a [`ConnSink`] over every connection (with the checked-out
     /// `sender`, if a message is being routed), borrowed at once.
-    #[inline]
     pub(super) fn routing<'a>(
         &'a mut self,
         sender: Option<Sender<'a>>,
@@ -116,10 +115,18 @@ impl Server {
 
     /// Account what a sink did: close the connections whose transmit side failed, count the
     /// messages out, the budget refusals and the lost notifications (logged rate-limited).
-    #[inline]
+    #[inline(always)]
     pub(super) fn account(&mut self, t: SinkTotals) {
-        self.close_broken();
         self.stats.msgs_out += t.delivered;
+        if t.refused_budget > 0 || t.lost_notifications > 0 || !self.sched.broken.is_empty() {
+            self.account_trouble(t);
+        }
+    }
+
+    /// The rest of [`Server::account`], when anything went wrong.
+    #[inline(never)]
+    fn account_trouble(&mut self, t: SinkTotals) {
+        self.close_broken();
         if t.refused_budget > 0 && stats::bump_and_should_log(&mut self.stats.dropped_budget) {
             log::warn!("buffer budget exhausted: a transmit queue could not grow");
         }
@@ -208,7 +215,9 @@ impl<'a> ConnSink<'a> {
     }
 
     /// As [`ConnSink::catch_up`], at most `max` entries: how many were written, and whether
-    /// its queue refused the next one.
+    /// its queue refused the next one. Out of line: the per-message path only checks
+    /// [`Broadcasts::is_behind`].
+    #[inline(never)]
     pub(super) fn catch_up_at_most(&mut self, to: PeerId, max: usize) -> (usize, bool) {
         let mut written = 0;
         while written < max {
@@ -235,11 +244,11 @@ impl Conns<'_> {
     #[inline]
     fn queue(&mut self, out: &mut Out<'_>, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
         if let Some(s) = self.sender.as_mut().filter(|s| s.id.index == to.0) {
-            let d = s.delivery.as_mut().ok_or(Full)?;
+            let d = s.delivery.as_mut().ok_or_else(|| out.gone())?;
             return out.put(s.id, d.tx, d.queued, Payload::Frames(frames, &mut d.outbound));
         }
-        let id = self.slots.id_of(to.0).ok_or(Full)?;
-        let d = self.slots.get_mut(id).and_then(Conn::delivery).ok_or(Full)?;
+        let id = self.slots.id_of(to.0).ok_or_else(|| out.gone())?;
+        let d = self.slots.get_mut(id).and_then(Conn::delivery).ok_or_else(|| out.gone())?;
         let Delivery { tx, mut outbound, queued } = d;
         out.put(id, tx, queued, Payload::Frames(frames, &mut outbound))
     }
@@ -248,11 +257,11 @@ impl Conns<'_> {
     #[inline]
     fn queue_encoded(&mut self, out: &mut Out<'_>, to: PeerId, wire: &[u8]) -> Result<(), Full> {
         if let Some(s) = self.sender.as_mut().filter(|s| s.id.index == to.0) {
-            let d = s.delivery.as_mut().ok_or(Full)?;
+            let d = s.delivery.as_mut().ok_or_else(|| out.gone())?;
             return out.put(s.id, d.tx, d.queued, Payload::Encoded(wire));
         }
-        let id = self.slots.id_of(to.0).ok_or(Full)?;
-        let (tx, queued) = self.slots.get_mut(id).map(Conn::queues).ok_or(Full)?;
+        let id = self.slots.id_of(to.0).ok_or_else(|| out.gone())?;
+        let (tx, queued) = self.slots.get_mut(id).map(Conn::queues).ok_or_else(|| out.gone())?;
         out.put(id, tx, queued, Payload::Encoded(wire))
     }
 
@@ -275,6 +284,14 @@ impl Conns<'_> {
 }
 
 impl Out<'_> {
+    /// A refusal for want of room in the queue (or of the peer itself). Every refusal path
+    /// records its cause, so that the per-message path stores nothing when all is well.
+    #[cold]
+    fn gone(&mut self) -> Full {
+        self.last_refusal = Refusal::QueueFull;
+        Full
+    }
+
     /// Append `payload` to `tx` if it fits the queue limit and the budget.
     #[inline]
     fn put(&mut self, id: SlotId, tx: &mut TxBuf, queued: &mut Queued, payload: Payload<'_, '_>) -> Result<(), Full> {
@@ -283,7 +300,7 @@ impl Out<'_> {
             Payload::Encoded(bytes) => bytes.len(),
         };
         if !tx.admits(len, self.tx_queue_bytes) {
-            return Err(Full);
+            return Err(self.gone());
         }
         // No slack for frame::append's inline copies is reserved: it would let a queue at its
         // limit double its buffer for 32 bytes. Near the end of the capacity it uses memcpy.
@@ -303,7 +320,7 @@ impl Out<'_> {
         if written.is_err() {
             // CURVE nonce exhausted (after 2^64 messages): nothing sane can follow.
             self.broken.push(id);
-            return Err(Full);
+            return Err(self.gone());
         }
         queued.mark_dirty(id, self.dirty);
         self.delivered += 1;
@@ -314,7 +331,6 @@ impl Out<'_> {
 impl Sink for ConnSink<'_> {
     #[inline]
     fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
-        self.out.last_refusal = Refusal::QueueFull;
         self.catch_up(to)?;
         self.conns.queue(&mut self.out, to, frames)
     }
@@ -324,7 +340,6 @@ impl Sink for ConnSink<'_> {
         if !self.conns.verbatim(to) {
             return self.deliver(to, fanout.frames);
         }
-        self.out.last_refusal = Refusal::QueueFull;
         self.catch_up(to)?;
         let wire = self.fanout.encode(fanout);
         self.conns.queue_encoded(&mut self.out, to, wire)
