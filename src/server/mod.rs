@@ -4,6 +4,7 @@
 //! to the router, write what they queued". See [`event_loop`] for one turn of the loop.
 
 pub mod activation;
+pub mod auth_report;
 pub mod conn;
 pub mod event_loop;
 pub mod listener;

@@ -18,6 +18,7 @@ use std::rc::Rc;
 use std::os::fd::{OwnedFd, RawFd};
 
 use super::activation;
+use super::auth_report::{Admission, AuthReports};
 use super::event_loop::{AuthQuery, Exit, Server};
 use super::listener::{self, ListenSocket, Listener};
 use super::notify::{self, Notifier};
@@ -287,8 +288,12 @@ fn security(config: &Config) -> Result<Option<Security>, String> {
 }
 
 /// The in-process ZAP handler: the decision of VIP.md §9.6, refusals logged with key and
-/// address (rate-limited).
-fn authorize_hook(auth: Rc<RefCell<Authenticator>>, domains: Vec<String>) -> super::event_loop::Authorize {
+/// address (rate-limited), reported and in setup mode admitted by `admission`.
+fn authorize_hook(
+    auth: Rc<RefCell<Authenticator>>,
+    domains: Vec<String>,
+    mut admission: Admission,
+) -> super::event_loop::Authorize {
     let mut refused = 0u64;
     let mut log_limit = RefusalLog::default();
     Box::new(move |q: &AuthQuery<'_>| {
@@ -316,6 +321,9 @@ fn authorize_hook(auth: Rc<RefCell<Authenticator>>, domains: Vec<String>) -> sup
                 true
             }
             Decision::Deny(reason) => {
+                if admission.refused(domain, q) {
+                    return true;
+                }
                 let _ = stats::bump(&mut refused);
                 let who = match q.credentials {
                     Credentials::Curve(k) => format!("key {}", KeyText::new(k).as_str()),
@@ -528,7 +536,15 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     }
     if let Some(sec) = sec {
         server.set_curve(CurveContext { keys: sec.keys, cookies: CookieKeys::new(&mut rand_core::OsRng) });
-        server.set_authorize(authorize_hook(sec.auth.clone(), domains));
+        let reports = (config.auth_reports || config.setup_mode)
+            .then(|| Rc::new(RefCell::new(AuthReports::new(config.auth_reports))));
+        if let Some(r) = &reports {
+            server.set_auth_reports(r.clone());
+        }
+        if config.setup_mode {
+            log::warn!("setup mode: peers that auth.json refuses are admitted (as `volttron --setup-mode`)");
+        }
+        server.set_authorize(authorize_hook(sec.auth.clone(), domains, Admission::new(reports, config.setup_mode)));
     }
     match Watch::new(&config.volttron_home, &["auth.json", "protected_topics.json"]) {
         Ok(w) => server.set_watch(w).map_err(|e| format!("inotify: {e}"))?,

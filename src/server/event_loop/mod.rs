@@ -16,11 +16,14 @@
 //! Interest is recomputed from state (rustls `tlsserver-mio` style): READABLE always,
 //! WRITABLE only while a flush left bytes behind.
 
+use std::cell::RefCell;
 use std::io;
+use std::rc::Rc;
 use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Token};
 
+use super::auth_report::AuthReports;
 use super::conn::{Budget, Conn, Pause, Stream};
 use super::listener::{ListenSocket, Listener};
 use super::signals::{SignalEvent, Signals};
@@ -111,6 +114,8 @@ pub struct Server {
     /// Called once per loop turn with the time (sd_notify watchdog, reloads).
     on_tick: Option<Box<dyn FnMut(Instant)>>,
     on_reload: Option<OnReload>,
+    /// Admission reports for `platform.auth`, delivered on each tick (`server::auth_report`).
+    auth_reports: Option<Rc<RefCell<AuthReports>>>,
 }
 
 enum Step {
@@ -166,6 +171,7 @@ impl Server {
             last_shrink: Instant(0),
             on_tick: None,
             on_reload: None,
+            auth_reports: None,
         })
     }
 
@@ -196,6 +202,12 @@ impl Server {
         watch.register(self.poll.registry(), WATCH_TOKEN)?;
         self.watch = Some(watch);
         Ok(())
+    }
+
+    /// Deliver the reports the authorisation hook queues in `reports` to `platform.auth`, once
+    /// per tick (`--auth-reports`, `server::auth_report`).
+    pub fn set_auth_reports(&mut self, reports: Rc<RefCell<AuthReports>>) {
+        self.auth_reports = Some(reports);
     }
 
     /// Run `f` on SIGHUP.

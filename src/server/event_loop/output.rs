@@ -4,6 +4,16 @@
 use super::*;
 
 impl Server {
+    /// Queue the waiting admission reports to `platform.auth` (`server::auth_report`).
+    fn deliver_auth_reports(&mut self) {
+        let Some(reports) = self.auth_reports.clone() else { return };
+        let mut sink =
+            ConnSink::new(&mut self.slots, &mut self.dirty, &mut self.broken, &mut self.budget, &self.limits);
+        let _ = reports.borrow_mut().deliver(&mut self.router, &mut sink);
+        self.router.stats.msgs_out += sink.delivered;
+        self.close_broken();
+    }
+
     pub(super) fn close_broken(&mut self) {
         while let Some(b) = self.broken.pop() {
             self.close(b, "transmit failure");
@@ -131,6 +141,7 @@ impl Server {
             c.cookies.rotate_if_due(now.0, &mut rand_core::OsRng);
         }
         self.sync_stats();
+        self.deliver_auth_reports();
         self.shrink_idle(now);
         if self.accept_retry != 0 {
             self.retry_accepts(now);
