@@ -10,7 +10,16 @@ PORT    ?= 22916
 BIN     := target/release/viprouter
 T       ?= frame_stream
 SECS    ?= 30
+# The shared directory beside the checkout: vendored VOLTTRON 9.0.4 (`make volttron9`), bench tools.
+SHARED  ?= $(CURDIR)/../shared
+VT9_VENV ?= .venv-volttron9
+VT9_SRC  := $(CURDIR)/volttron-9.0.4
+VT9_PY   := $(VT9_VENV)/bin/python
+VT9_STAMP := $(VT9_VENV)/.viprouter-volttron
+VT9_ENV  := VIPROUTER_BIN=$(CURDIR)/$(BIN) VT9_VENV=$(CURDIR)/$(VT9_VENV) VT9_SRC=$(VT9_SRC)
+VT9_JOBS ?= 3
 
+.PHONY: volttron9 python-test volttron9-platform volttron9-suite volttron9-suite-nightly volttron9-baseline volttron9-test
 .PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
 
 all: build
@@ -37,7 +46,7 @@ run: release
 
 ## test: unit, property, fuzz-corpus replay and zero-allocation tests, the pyzmq interop suite,
 ## and the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING; socket activation)
-test: venv test-unit interop systemd-verify systemd-check
+test: venv test-unit interop systemd-verify systemd-check volttron9-test
 
 test-unit:
 	$(CARGO) test --all-targets
@@ -52,6 +61,50 @@ $(VENV)/.installed: tests/interop/requirements.txt
 ## interop: real libzmq peers (pyzmq) against the release binary
 interop: release venv
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest tests/interop -q
+
+## volttron9: the release binary and .venv-volttron9 = VOLTTRON 9.0.4 (../shared/vendor/volttron9/install.sh;
+## the tree lands in ./volttron-9.0.4) + viprouter-volttron (python/), with viprouter beside it in bin/
+volttron9: release $(VT9_STAMP)
+	ln -sf $(CURDIR)/$(BIN) $(VT9_VENV)/bin/viprouter
+
+$(VT9_STAMP): python/pyproject.toml $(wildcard python/viprouter_volttron/*.py) $(wildcard $(SHARED)/vendor/volttron9/*)
+	@test -x "$(SHARED)/vendor/volttron9/install.sh" || { echo "make volttron9: $(SHARED)/vendor/volttron9/install.sh not found: VOLTTRON 9.0.4 is vendored in the shared directory beside the checkout (make SHARED=/path/to/shared volttron9)" >&2; exit 1; }
+	$(SHARED)/vendor/volttron9/install.sh $(VT9_VENV)
+	$(VT9_PY) -m pip install --quiet --disable-pip-version-check ./python mypy==1.13.0
+	rm -rf python/build python/*.egg-info
+	touch $@
+
+## volttron9-test: python-test + volttron9-platform + volttron9-suite (what `make test` runs)
+volttron9-test: python-test volttron9-platform volttron9-suite
+
+## python-test: viprouter-volttron's unit tests and mypy --strict
+python-test: volttron9
+	$(VT9_PY) -m pytest python/tests -q -p no:cacheprovider
+	cd python && ../$(VT9_VENV)/bin/mypy viprouter_volttron
+
+## volttron9-platform: a VOLTTRON 9.0.4 platform on viprouter through vctl (tests/volttron9/platform)
+volttron9-platform: volttron9
+	$(VT9_ENV) $(VT9_PY) -m pytest tests/volttron9/platform -q -p no:cacheprovider
+
+## volttron9-suite: VOLTTRON's own tests on viprouter (CI set), failing on any test that passes on
+## VOLTTRON's router (tests/volttron9/suite-baseline.json); VT9_JOBS parallel pytest processes
+volttron9-suite: volttron9
+	@mkdir -p $(RUN_DIR)
+	$(VT9_ENV) $(VT9_PY) tests/volttron9/suite/run_suite.py run --router viprouter --set ci --jobs $(VT9_JOBS) --out $(RUN_DIR)/vt9-suite-ci.json
+	$(VT9_PY) tests/volttron9/suite/run_suite.py check $(RUN_DIR)/vt9-suite-ci.json
+
+## volttron9-suite-nightly: the slower files kept out of CI, same check
+volttron9-suite-nightly: volttron9
+	@mkdir -p $(RUN_DIR)
+	$(VT9_ENV) $(VT9_PY) tests/volttron9/suite/run_suite.py run --router viprouter --set nightly --jobs $(VT9_JOBS) --out $(RUN_DIR)/vt9-suite-nightly.json
+	$(VT9_PY) tests/volttron9/suite/run_suite.py check $(RUN_DIR)/vt9-suite-nightly.json
+
+## volttron9-baseline: every file on both routers, then rewrite tests/volttron9/suite-baseline.json
+volttron9-baseline: volttron9
+	@mkdir -p $(RUN_DIR)
+	$(VT9_ENV) $(VT9_PY) tests/volttron9/suite/run_suite.py run --router volttron --set all --jobs $(VT9_JOBS) --out $(RUN_DIR)/vt9-baseline-volttron.json
+	$(VT9_ENV) $(VT9_PY) tests/volttron9/suite/run_suite.py run --router viprouter --set all --jobs $(VT9_JOBS) --out $(RUN_DIR)/vt9-baseline-viprouter.json
+	$(VT9_PY) tests/volttron9/suite/run_suite.py record --volttron $(RUN_DIR)/vt9-baseline-volttron.json --viprouter $(RUN_DIR)/vt9-baseline-viprouter.json
 
 fuzz-replay:
 	$(CARGO) test --test fuzz_replay
@@ -95,6 +148,6 @@ ci: test ci-arm
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(RUN_DIR)
+	rm -rf $(VENV) $(RUN_DIR) $(VT9_VENV) volttron-9.0.4
 
 -include cross/cross.mk

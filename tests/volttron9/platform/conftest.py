@@ -67,7 +67,7 @@ def alive(pid):
 class Platform:
     """`viprouter-volttron` on a fresh VOLTTRON_HOME."""
 
-    def __init__(self, *extra_args, config_extra=""):
+    def __init__(self, *extra_args, config_extra="", env=None):
         if not Path(PY).exists():
             pytest.skip(f"no VOLTTRON 9 venv at {VENV}: run `make volttron9`")
         # Short path: the abstract ipc name must fit in sun_path.
@@ -85,7 +85,7 @@ class Platform:
         self.env.pop("NOTIFY_SOCKET", None)
         self.out = open(os.path.join(self.home, "platform.out"), "wb")
         self.proc = subprocess.Popen([str(VENV / "bin" / "viprouter-volttron"), "-v", "-l", self.log, *extra_args],
-                                     env=self.env, stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.out,
+                                     env=dict(self.env, **(env or {})), stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.out,
                                      start_new_session=True)
         pid_file = os.path.join(self.home, "VOLTTRON_PID")
         deadline = time.monotonic() + START_TIMEOUT

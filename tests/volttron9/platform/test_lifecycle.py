@@ -2,14 +2,16 @@
 the platform stopping first (SIGINT, SIGKILL), a router that cannot start, the root check."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import PY, VENV, Platform, alive, children, exe_name
+from conftest import VENV, Platform, alive
 
 
 def wait_for(pred, timeout, what, interval=0.3):
@@ -98,3 +100,40 @@ def test_root_is_refused_like_volttron_without_the_opt_in():
     assert ours.returncode == theirs.returncode == 77
     assert "refusing to run as root" in ours.stderr
     assert ours.stderr.replace("viprouter-volttron", "volttron") == theirs.stderr
+
+
+def test_systemd_notify_ready_and_stopping(tmp_path):
+    """Type=notify (systemd/viprouter-volttron.service): READY=1 only once VOLTTRON_PID exists,
+    STOPPING=1 at the end; the router and the agents never get NOTIFY_SOCKET."""
+    import socket
+
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(60)
+    p = Platform(env={"NOTIFY_SOCKET": path})
+    try:
+        msgs = [sock.recv(4096).decode()]
+        assert msgs[0].startswith("READY=1"), msgs
+        assert os.path.exists(os.path.join(p.home, "VOLTTRON_PID"))
+        with open(f"/proc/{p.router_pid()}/environ", "rb") as f:
+            assert b"NOTIFY_SOCKET" not in f.read()
+        p.vctl("shutdown", "--platform")
+        assert p.proc.wait(60) == 0
+        msgs.append(sock.recv(4096).decode())
+        assert msgs[1] == "STOPPING=1", msgs
+        sock.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            msgs.append(sock.recv(4096).decode())  # nobody else spoke for the unit
+    finally:
+        sock.close()
+        p.stop()
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_systemd_unit_verifies(tmp_path):
+    unit = (Path(__file__).resolve().parents[3] / "systemd" / "viprouter-volttron.service").read_text()
+    (tmp_path / "viprouter-volttron.service").write_text(unit.replace("/opt/volttron/.venv-volttron9", str(VENV)))
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "viprouter-volttron.service")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
