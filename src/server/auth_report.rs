@@ -35,6 +35,7 @@ use std::rc::Rc;
 
 use super::event_loop::AuthQuery;
 use crate::auth::KeyText;
+use crate::auth::jsontext::push_json_string as push_str;
 use crate::stats;
 use crate::vip::SIGNATURE;
 use crate::vip::router::{Router, Sink};
@@ -215,25 +216,6 @@ fn report_json(domain: &str, q: &AuthQuery<'_>) -> String {
     push_str(&mut s, &String::from_utf8_lossy(q.identity));
     s.push('}');
     s
-}
-
-/// A JSON string literal, ASCII only (`\u` escapes), as Python's `json.dumps` writes it.
-fn push_str(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{u:04x}"));
-                }
-            }
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
