@@ -82,9 +82,9 @@ python-test: volttron9
 	$(VT9_PY) -m pytest python/tests -q -p no:cacheprovider
 	cd python && ../$(VT9_VENV)/bin/mypy viprouter_volttron
 
-## volttron9-platform: a VOLTTRON 9.0.4 platform on viprouter through vctl (tests/volttron9/platform)
+## volttron9-platform: a VOLTTRON 9.0.4 platform on viprouter through vctl (tests/volttron9_platform)
 volttron9-platform: volttron9
-	$(VT9_ENV) $(VT9_PY) -m pytest tests/volttron9/platform -q -p no:cacheprovider
+	$(VT9_ENV) $(VT9_PY) -m pytest tests/volttron9_platform -q -p no:cacheprovider
 
 ## volttron9-suite: VOLTTRON's own tests on viprouter (CI set), failing on any test that passes on
 ## VOLTTRON's router (tests/volttron9/suite-baseline.json); VT9_JOBS parallel pytest processes

@@ -11,19 +11,9 @@ import time
 
 import pytest
 
-from conftest import PY, SRC, VENV, Platform, alive, children, exe_name
+from harness import HERE, PY, SRC, alive, children, exe_name, wait_for
 
 SERVICES = {"config.store", "control", "platform.auth", "platform.health", "keydiscovery"}
-
-
-def wait_for(pred, timeout, what, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        assert time.monotonic() < deadline, f"timed out ({timeout} s) waiting for {what}"
-        time.sleep(interval)
 
 
 def peers(platform):
@@ -140,7 +130,7 @@ def test_health_learns_connects_and_disconnects(platform):
     keys = platform.keypair()
     platform.vctl("auth", "add", "--credentials", keys["public"], "--user_id", "visitor", "--identity", "visitor")
     env = platform.env
-    visitor = subprocess.Popen([PY, str(platform_client()), "probe", platform.address, "visitor", keys["public"],
+    visitor = subprocess.Popen([PY, str(HERE / "vt9_client.py"), "probe", platform.address, "visitor", keys["public"],
                                 keys["secret"], platform.keystore["public"], "20", "8"], env=env,
                                stdout=subprocess.PIPE, text=True)
     try:
@@ -154,12 +144,6 @@ def test_health_learns_connects_and_disconnects(platform):
              "the visitor to leave get_platform_health")
     health = platform.rpc("platform.health", "get_platform_health")
     assert {"config.store", "control", "platform.auth"} <= set(health), health
-
-
-def platform_client():
-    from conftest import HERE
-
-    return HERE / "vt9_client.py"
 
 
 def test_router_crash_is_survived(platform):

@@ -1,5 +1,5 @@
 """A whole VOLTTRON 9.0.4 platform on viprouter, driven with VOLTTRON's own `vctl` and agent
-library (issue #10, deliverable 5(b)).
+library (issue #10, deliverable 5(b)): the `Platform` harness.
 
 Environment (set by `make volttron9-platform`):
   VT9_VENV       the `make volttron9` venv (VOLTTRON 9.0.4 + viprouter-volttron)
@@ -21,11 +21,22 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]
+REPO = HERE.parents[1]
 VENV = Path(os.environ.get("VT9_VENV", REPO / ".venv-volttron9"))
 SRC = Path(os.environ.get("VT9_SRC", REPO / "volttron-9.0.4"))
 PY = str(VENV / "bin" / "python")
 START_TIMEOUT = 60.0
+
+
+def wait_for(pred, timeout, what, interval=0.5):
+    """Poll `pred` until it returns something true (returned), or fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        assert time.monotonic() < deadline, f"timed out ({timeout} s) waiting for {what}"
+        time.sleep(interval)
 
 
 def free_port():
@@ -160,10 +171,3 @@ class Platform:
         self.out.close()
         if os.environ.get("VT9_KEEP") != "1":
             shutil.rmtree(self.home, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def platform():
-    p = Platform()
-    yield p
-    p.stop()

@@ -11,17 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VENV, Platform, alive
-
-
-def wait_for(pred, timeout, what, interval=0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        assert time.monotonic() < deadline, f"timed out ({timeout} s) waiting for {what}"
-        time.sleep(interval)
+from harness import VENV, Platform, alive, wait_for
 
 
 def test_setup_mode_admits_and_records_new_keys():
@@ -132,7 +122,7 @@ def test_systemd_notify_ready_and_stopping(tmp_path):
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
 def test_systemd_unit_verifies(tmp_path):
-    unit = (Path(__file__).resolve().parents[3] / "systemd" / "viprouter-volttron.service").read_text()
+    unit = (Path(__file__).resolve().parents[2] / "systemd" / "viprouter-volttron.service").read_text()
     (tmp_path / "viprouter-volttron.service").write_text(unit.replace("/opt/volttron/.venv-volttron9", str(VENV)))
     r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "viprouter-volttron.service")],
                        capture_output=True, text=True, timeout=60)
