@@ -13,10 +13,10 @@ VOLTTRON's own ``volttron`` (``--router volttron``: the baseline); as root, both
       run the files in N parallel pytest processes (longest first; each PlatformWrapper makes its
       own VOLTTRON_HOME and picks its own 127.0.0.N address; each process gets its own HOME);
       R.json: per-test outcome, per-file counts and wall time.
-  run_suite.py check --baseline tests/volttron9/suite-baseline.json R.json
+  run_suite.py check --baseline tests/volttron9_suite/baseline.json R.json
       exit 1 when a test that passes on VOLTTRON's router (in the baseline) does not pass in R.json
       (a known viprouter deviation listed in the baseline's "known" section is reported, not fatal).
-  run_suite.py record --volttron PY.json --viprouter VR.json [--out tests/volttron9/suite-baseline.json]
+  run_suite.py record --volttron PY.json --viprouter VR.json [--out tests/volttron9_suite/baseline.json]
       write the committed baseline: per-test outcome on both routers, per-file counts and wall
       times, and for tests failing on both the reason (kept from the previous baseline or taken
       from the failure message).
@@ -36,8 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]
-BASELINE = HERE.parent / "suite-baseline.json"
+REPO = HERE.parents[1]
+BASELINE = HERE / "baseline.json"
 VENV = Path(os.environ.get("VT9_VENV", REPO / ".venv-volttron9")).resolve()
 SRC = Path(os.environ.get("VT9_SRC", REPO / "volttron-9.0.4")).resolve()
 
@@ -58,6 +58,13 @@ CI_FILES = [
     "volttrontesting/platform/control_tests/test_vctl_commands.py",
 ]
 NIGHTLY_FILES = []
+# Files run as several pytest processes at once, one per `-k` expression (together they select
+# every test): their module-scoped platforms are parametrized (auth on: volttron_instance0; rmq:
+# 1, skipped here; auth off: 2), so each process starts only its own platform.
+SHARDS = {
+    "volttrontesting/platform/control_tests/test_vctl_commands.py": ["volttron_instance0", "not volttron_instance0"],
+    "volttrontesting/platform/control_tests/test_control.py": ["volttron_instance0", "not volttron_instance0"],
+}
 FILE_TIMEOUT_S = 2400
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "missing")
 
@@ -96,9 +103,17 @@ def expected_durations():
         return {}
 
 
-def run_file(path, router, bindir, workdir):
-    """One file in its own pytest process; returns its outcomes and wall time."""
-    name = path.replace("/", "_")
+def work_units(files):
+    """(file, -k expression or None) for every pytest process to run, longest expected first."""
+    order = expected_durations()
+    units = [(f, k) for f in files for k in SHARDS.get(f, [None])]
+    return sorted(units, key=lambda u: -order.get(u[0], 1e9) / len(SHARDS.get(u[0], [None])))
+
+
+def run_file(path, router, bindir, workdir, nodeids=None, attempt="", kexpr=None):
+    """One file (or some of its tests: `nodeids`, or `-k kexpr`) in its own pytest process;
+    returns its outcomes and wall time."""
+    name = path.replace("/", "_") + attempt + (f".k{SHARDS[path].index(kexpr)}" if kexpr else "")
     out = Path(workdir) / f"{name}.outcomes.json"
     home = Path(workdir) / f"{name}.home"
     home.mkdir()
@@ -116,16 +131,34 @@ def run_file(path, router, bindir, workdir):
     started = time.monotonic()
     with open(log, "wb") as f:
         try:
-            rc = subprocess.run([str(VENV / "bin" / "python"), "-m", "pytest", path, "-p", "outcomes",
-                                 "-p", "no:cacheprovider", "-q"], cwd=SRC, env=env, stdout=f, stderr=f,
+            rc = subprocess.run([str(VENV / "bin" / "python"), "-m", "pytest", *(nodeids or [path]), "-p", "outcomes",
+                                 "-p", "no:cacheprovider", "-q", *(["-k", kexpr] if kexpr else [])], cwd=SRC, env=env, stdout=f, stderr=f,
                                 timeout=FILE_TIMEOUT_S, start_new_session=True).returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"
     wall = round(time.monotonic() - started, 1)
     tests = json.loads(out.read_text())["tests"] if out.exists() else {}
     counts = {o: sum(1 for t in tests.values() if t["outcome"] == o) for o in OUTCOMES}
-    print(f"[{router}] {path}: {fmt_counts(counts)} in {wall:.0f} s (pytest status {rc}, log {log})", flush=True)
+    print(f"[{router}] {path}{attempt}{f' -k {kexpr!r}' if kexpr else ''}: {fmt_counts(counts)} in {wall:.0f} s "
+          f"(pytest status {rc}, log {log})", flush=True)
     return path, {"tests": tests, "counts": counts, "wall_s": wall, "status": rc, "log": str(log)}
+
+
+def merge_parts(parts):
+    """Per-file results from its processes: outcomes united, counts and wall times summed
+    (`wall_s` of a sharded file is the sum of its processes', `shard_wall_s` each one)."""
+    results = {}
+    for path, r in parts:
+        if path not in results:
+            results[path] = r
+            continue
+        m = results[path]
+        m["tests"].update(r["tests"])
+        m["counts"] = {o: m["counts"][o] + r["counts"][o] for o in OUTCOMES}
+        m.setdefault("shard_wall_s", [m["wall_s"]]).append(r["wall_s"])
+        m["wall_s"] = round(m["wall_s"] + r["wall_s"], 1)
+        m["status"] = m["status"] if m["status"] != 0 else r["status"]
+    return results
 
 
 def fmt_counts(c):
@@ -136,15 +169,16 @@ def cmd_run(a):
     files = a.files or file_sets()[a.set]
     if not (VENV / "bin" / "python").exists() or not (SRC / "volttrontesting").is_dir():
         sys.exit(f"run_suite: no VOLTTRON 9 venv at {VENV} or tree at {SRC}: run `make volttron9`")
-    order = expected_durations()
-    files = sorted(files, key=lambda f: -order.get(f, 1e9))  # unknown first, then longest first
     workdir = tempfile.mkdtemp(prefix=f"vt9suite-{a.router}-")
     bindir = Path(workdir) / "bin"
     bindir.mkdir()
     write_wrappers(bindir, a.router)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
-        results = dict(pool.map(lambda f: run_file(f, a.router, bindir, workdir), files))
+        parts = list(pool.map(lambda u: run_file(u[0], a.router, bindir, workdir, kexpr=u[1]), work_units(files)))
+    results = merge_parts(parts)
+    if a.retry:
+        retry_regressions(results, a, bindir, workdir)
     wall = round(time.monotonic() - started, 1)
     starts_file = Path(workdir) / "platform-starts"
     platforms = len(starts_file.read_text().splitlines()) if starts_file.exists() else 0
@@ -158,6 +192,29 @@ def cmd_run(a):
         for r in results.values():
             if r["status"] == 0:
                 shutil.rmtree(Path(r["log"]).with_suffix(".home"), ignore_errors=True)
+
+
+def retry_regressions(results, a, bindir, workdir):
+    """Run once more, file by file, the tests that pass on VOLTTRON's router (baseline) but not
+    here: VOLTTRON's own tests have timing assumptions (e.g. `platformwrapper.py:1312`, "Timing
+    issue where check fails") that a loaded 2-core machine breaks now and then, on either
+    router. A test that passes on the second attempt counts as passed and is reported as such,
+    with its first outcome kept under `first_attempt`."""
+    base = json.loads(Path(a.retry).read_text())["tests"]
+    for path, r in results.items():
+        again = [nid for nid, t in r["tests"].items()
+                 if base.get(nid, {}).get("volttron") in ("passed", "xpassed")
+                 and t["outcome"] not in ("passed", "xpassed")]
+        if not again:
+            continue
+        _, second = run_file(path, a.router, bindir, workdir, again, attempt=".retry")
+        for nid in again:
+            first = r["tests"][nid]
+            now = second["tests"].get(nid, {"outcome": "missing", "message": "not run on retry"})
+            print(f"RETRIED {nid}: {first['outcome']} then {now['outcome']}", flush=True)
+            r["tests"][nid] = {**now, "first_attempt": first["outcome"], "first_message": first.get("message", "")}
+        r["counts"] = {o: sum(1 for t in r["tests"].values() if t["outcome"] == o) for o in OUTCOMES}
+        r["retry_wall_s"] = second["wall_s"]
 
 
 def outcomes_of(doc):
@@ -182,6 +239,10 @@ def cmd_check(a):
         (still_known if nid in known else regressions).append((nid, now))
     for nid, now in still_known:
         print(f"KNOWN viprouter deviation ({known[nid]}): {nid}: {now['outcome']}: {now.get('message', '')}")
+    flaky = sorted(nid for nid, t in got.items() if "first_attempt" in t and t["outcome"] in ("passed", "xpassed"))
+    for nid in flaky:
+        print(f"FLAKY: {nid} passed on its second attempt (first: {got[nid]['first_attempt']}: "
+              f"{got[nid].get('first_message', '')})")
     for nid in fixed:
         print(f"FIXED: {nid} now passes on viprouter: remove it from the baseline's \"known\" section")
     for nid, now in regressions:
@@ -190,7 +251,7 @@ def cmd_check(a):
     checked = sum(1 for nid, t in base["tests"].items()
                   if nid.split("::")[0] in ran and t["volttron"] in ("passed", "xpassed"))
     print(f"check: {checked} tests that pass on VOLTTRON's router; {len(regressions)} regressions, "
-          f"{len(still_known)} known deviations, {len(fixed)} fixed")
+          f"{len(still_known)} known deviations, {len(flaky)} passed on a second attempt, {len(fixed)} fixed")
     sys.exit(1 if regressions else 0)
 
 
@@ -250,6 +311,8 @@ def main():
     r.add_argument("--jobs", type=int, default=3)
     r.add_argument("--out", required=True)
     r.add_argument("--keep-logs", action="store_true", default=False)
+    r.add_argument("--retry", metavar="BASELINE", help="re-run once the tests that pass in BASELINE on "
+                   "VOLTTRON's router but not here (see retry_regressions)")
     r.add_argument("files", nargs="*")
     c = sub.add_parser("check")
     c.add_argument("--baseline", default=str(BASELINE))
