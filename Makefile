@@ -10,8 +10,9 @@ PORT    ?= 22916
 BIN     := target/release/viprouter
 T       ?= frame_stream
 SECS    ?= 30
-# The shared directory beside the checkout: vendored VOLTTRON 9.0.4 (`make volttron9`), bench tools.
-SHARED  ?= $(CURDIR)/../shared
+# The workplace's shared folder (vendored VOLTTRON 9.0.4, benchmark anchors): beside the checkout
+# (../shared) or, for git worktrees one level deeper, ../../shared; /work/shared as a last resort.
+SHARED  ?= $(firstword $(wildcard $(CURDIR)/../shared $(CURDIR)/../../shared /work/shared) $(CURDIR)/../shared)
 VT9_VENV ?= .venv-volttron9
 VT9_SRC  := $(CURDIR)/volttron-9.0.4
 VT9_PY   := $(VT9_VENV)/bin/python
@@ -19,7 +20,7 @@ VT9_STAMP := $(VT9_VENV)/.viprouter-volttron
 VT9_ENV  := VIPROUTER_BIN=$(CURDIR)/$(BIN) VT9_VENV=$(CURDIR)/$(VT9_VENV) VT9_SRC=$(VT9_SRC)
 VT9_JOBS ?= 3
 
-.PHONY: volttron9 python-test volttron9-platform volttron9-suite volttron9-suite-nightly volttron9-baseline volttron9-test
+.PHONY: volttron9 test-volttron9-agents python-test volttron9-platform volttron9-suite volttron9-suite-nightly volttron9-baseline volttron9-test
 .PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
 
 all: build
@@ -45,8 +46,9 @@ run: release
 	exec $(BIN) --volttron-home "$(VHOME)"
 
 ## test: unit, property, fuzz-corpus replay and zero-allocation tests, the pyzmq interop suite,
-## and the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING; socket activation)
-test: venv test-unit interop systemd-verify systemd-check volttron9-test
+## real VOLTTRON 9.0.4 agents, the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING;
+## socket activation), and a VOLTTRON 9 platform on viprouter with VOLTTRON's own tests (volttron9-test)
+test: venv test-unit interop test-volttron9-agents systemd-verify systemd-check volttron9-test
 
 test-unit:
 	$(CARGO) test --all-targets
@@ -105,6 +107,11 @@ volttron9-baseline: volttron9
 	$(VT9_ENV) $(VT9_PY) tests/volttron9_suite/run_suite.py run --router volttron --set all --jobs $(VT9_JOBS) --out $(RUN_DIR)/vt9-baseline-volttron.json
 	$(VT9_ENV) $(VT9_PY) tests/volttron9_suite/run_suite.py run --router viprouter --set all --jobs $(VT9_JOBS) --out $(RUN_DIR)/vt9-baseline-viprouter.json
 	$(VT9_PY) tests/volttron9_suite/run_suite.py record --volttron $(RUN_DIR)/vt9-baseline-volttron.json --viprouter $(RUN_DIR)/vt9-baseline-viprouter.json
+
+## test-volttron9-agents: VOLTTRON 9.0.4's agent library (unmodified) against the release binary,
+## CURVE and NULL, tcp and ipc (tests/volttron9, see its README)
+test-volttron9-agents: volttron9
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/volttron9 -q
 
 fuzz-replay:
 	$(CARGO) test --test fuzz_replay

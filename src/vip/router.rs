@@ -15,7 +15,7 @@
 
 use super::SIGNATURE;
 use super::envelope::{Envelope, EnvelopeError};
-use super::error::{VipErrno, error_frames};
+use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID, VipErrno, error_frames};
 use super::peers::{AttachError, PeerId, PeerTable};
 use super::platform::PlatformInfo;
 use super::pubsub::PubSub;
@@ -106,6 +106,9 @@ pub struct Router {
     pub stats: Stats,
     /// The pubsub service (VIP.md §7).
     pub pubsub: PubSub,
+    /// How MSG_ID is written in the errors the router generates (`[viprouter] error-msg-id`;
+    /// see [`super::error`]).
+    pub error_msg_id: ErrorMsgId,
 }
 
 impl Router {
@@ -116,6 +119,7 @@ impl Router {
             info,
             stats: Stats::default(),
             pubsub: PubSub::new(limits),
+            error_msg_id: ErrorMsgId::default(),
         }
     }
 
@@ -187,8 +191,8 @@ impl Router {
             b"peerlist" => self.peerlist(from, &env, sink),
             b"query" => self.query(from, &env, sink),
             b"pubsub" => {
-                let Router { peers, stats, pubsub, .. } = self;
-                pubsub.handle(from, &env, peers, stats, sink)
+                let Router { peers, stats, pubsub, error_msg_id, .. } = self;
+                pubsub.handle(from, &env, peers, stats, sink, *error_msg_id)
             }
             b"agentstop" => {
                 self.agentstop(from, &env, sink);
@@ -257,11 +261,13 @@ impl Router {
 
     /// VIP.md §4 step 5 and 7.
     fn forward(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink, on_full: OnFull) -> Outcome {
-        let Router { peers, stats, .. } = self;
+        let Router { peers, stats, error_msg_id, .. } = self;
         let me = peers.identity(from);
         let Some(to) = peers.lookup(env.recipient) else {
             stats.errors_unreachable += 1;
-            let f = error_frames(me, env.msg_id, VipErrno::HostUnreachable, env.recipient, env.subsystem);
+            let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+            let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
+            let f = error_frames(me, id, VipErrno::HostUnreachable, env.recipient, env.subsystem);
             return Self::error_reply(stats, sink, from, &f, on_full);
         };
         let mut frames: heapless::Vec<&[u8], { MAX_MSG_PARTS + 1 }> = heapless::Vec::new();
@@ -288,7 +294,9 @@ impl Router {
                         String::from_utf8_lossy(me)
                     );
                 }
-                let f = error_frames(me, env.msg_id, VipErrno::Again, env.recipient, env.subsystem);
+                let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+                let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
+                let f = error_frames(me, id, VipErrno::Again, env.recipient, env.subsystem);
                 Self::error_reply(stats, sink, from, &f, OnFull::Again)
             }
         }
@@ -353,7 +361,7 @@ impl Router {
     /// VIP.md §5.4, plus `stats` (§12 Compat: a JSON object of the router's counters).
     fn query(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
         let mut json = [0u8; 8192];
-        let Router { info, stats, peers, pubsub } = self;
+        let Router { info, stats, peers, pubsub, .. } = self;
         let value: &[u8] = match env.arg(0) {
             b"stats" => {
                 let mut w = FixedWriter::new(&mut json);
@@ -415,7 +423,9 @@ impl Router {
 
     fn unsupported(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
         self.stats.errors_unsupported += 1;
-        let f = error_frames(b"", env.msg_id, VipErrno::ProtoNotSupported, b"", env.subsystem);
+        let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+        let id = self.error_msg_id.msg_id(env.msg_id, &mut quoted);
+        let f = error_frames(b"", id, VipErrno::ProtoNotSupported, b"", env.subsystem);
         Self::reply(&mut self.stats, sink, from, &f)
     }
 }
