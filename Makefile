@@ -79,9 +79,9 @@ $(VT9_STAMP): python/pyproject.toml $(wildcard python/viprouter_volttron/*.py) $
 ## volttron9-test: python-test + volttron9-platform + volttron9-suite (what `make test` runs)
 volttron9-test: python-test volttron9-platform volttron9-suite
 
-## python-test: viprouter-volttron's unit tests and mypy --strict
+## python-test: viprouter-volttron's unit tests and mypy --strict; the suite runner's check/record
 python-test: volttron9
-	$(VT9_PY) -m pytest python/tests -q -p no:cacheprovider
+	$(VT9_PY) -m pytest python/tests tests/volttron9_suite/test_run_suite.py -q -p no:cacheprovider
 	cd python && ../$(VT9_VENV)/bin/mypy viprouter_volttron
 
 ## volttron9-platform: a VOLTTRON 9.0.4 platform on viprouter through vctl (tests/volttron9_platform)
