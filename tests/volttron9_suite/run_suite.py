@@ -9,10 +9,11 @@ VOLTTRON's own ``volttron`` (``--router volttron``: the baseline); as root, both
 ``volttron-ctl`` — get the same opt-in answer to VOLTTRON's root check
 (``viprouter_volttron.rootcheck``). Nothing else differs between the two runs.
 
-  run_suite.py run --router viprouter|volttron [--set ci|nightly|all | FILE...] [--jobs N] --out R.json
-      run the files in N parallel pytest processes (longest first; each PlatformWrapper makes its
-      own VOLTTRON_HOME and picks its own 127.0.0.N address; each process gets its own HOME);
-      R.json: per-test outcome, per-file counts and wall time.
+  run_suite.py run --router viprouter|volttron [FILE...] [--jobs N] [--retry BASELINE] --out R.json
+      run the files (default: the 13 of issue #10, FILES) in N parallel pytest processes (longest
+      first; each PlatformWrapper makes its own VOLTTRON_HOME and picks its own 127.0.0.N address;
+      each process gets its own HOME); R.json: per-test outcome, per-file counts and wall time.
+      --retry: re-run once what passes on VOLTTRON's router in BASELINE but failed here.
   run_suite.py check --baseline tests/volttron9_suite/baseline.json R.json
       exit 1 when a test that passes on VOLTTRON's router (in the baseline) does not pass in R.json;
       reported, not fatal: the baseline's "known" viprouter deviations (with the reason) and its
@@ -21,6 +22,8 @@ VOLTTRON's own ``volttron`` (``--router volttron``: the baseline); as root, both
       write the committed baseline: per-test outcome on both routers, per-file counts and wall
       times, and for tests failing on both the reason (kept from the previous baseline or taken
       from the failure message).
+  run_suite.py table [--baseline B]
+      the baseline's per-file counts and wall times as a Markdown table (README).
 
 Environment: VT9_VENV (the `make volttron9` venv), VT9_SRC (the unpacked VOLTTRON tree),
 VIPROUTER_BIN (the release binary).
@@ -42,8 +45,8 @@ BASELINE = HERE / "baseline.json"
 VENV = Path(os.environ.get("VT9_VENV", REPO / ".venv-volttron9")).resolve()
 SRC = Path(os.environ.get("VT9_SRC", REPO / "volttron-9.0.4")).resolve()
 
-# The files issue #10 names, by set. "nightly": the slowest, kept out of the CI run (README).
-CI_FILES = [
+# The files issue #10 names; all of them run in CI (about 12 minutes with 4 processes here).
+FILES = [
     "volttrontesting/subsystems/test_pubsub.py",
     "volttrontesting/subsystems/test_pubsub_subsystem.py",
     "volttrontesting/subsystems/test_rpc_subsystem.py",
@@ -58,7 +61,6 @@ CI_FILES = [
     "volttrontesting/platform/control_tests/test_control.py",
     "volttrontesting/platform/control_tests/test_vctl_commands.py",
 ]
-NIGHTLY_FILES = []
 # Files run as several pytest processes at once, one per `-k` expression (together they select
 # every test): their module-scoped platforms are parametrized (auth on: volttron_instance0; rmq:
 # 1, skipped here; auth off: 2), so each process starts only its own platform.
@@ -68,11 +70,6 @@ SHARDS = {
 }
 FILE_TIMEOUT_S = 2400
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "missing")
-
-
-def file_sets():
-    return {"ci": [f for f in CI_FILES if f not in NIGHTLY_FILES], "nightly": list(NIGHTLY_FILES),
-            "all": list(CI_FILES)}
 
 
 def write_wrappers(bindir, router):
@@ -167,7 +164,7 @@ def fmt_counts(c):
 
 
 def cmd_run(a):
-    files = a.files or file_sets()[a.set]
+    files = a.files or FILES
     if not (VENV / "bin" / "python").exists() or not (SRC / "volttrontesting").is_dir():
         sys.exit(f"run_suite: no VOLTTRON 9 venv at {VENV} or tree at {SRC}: run `make volttron9`")
     workdir = tempfile.mkdtemp(prefix=f"vt9suite-{a.router}-")
@@ -308,12 +305,31 @@ def cmd_record(a):
     print(f"wrote {a.out}: {len(tests)} tests, {len(files)} files")
 
 
+def cmd_table(a):
+    b = json.loads(Path(a.baseline).read_text())
+    short = {"passed": "p", "failed": "F", "error": "E", "skipped": "s", "xfailed": "xf", "xpassed": "xp"}
+
+    def cell(c):
+        if not c:
+            return "—"
+        counts = " ".join(f"{c[o]}{short[o]}" for o in short if c.get(o))
+        return f"{counts} ({c['wall_s']:.0f} s)"
+
+    print("| file (`volttrontesting/…`) | VOLTTRON's router | viprouter |")
+    print("|---|---|---|")
+    for f, d in sorted(b["files"].items()):
+        print(f"| `{f.split('/', 1)[1]}` | {cell(d.get('volttron'))} | {cell(d.get('viprouter'))} |")
+    runs = b.get("runs", {})
+    print("| **wall time, all files** | " + " | ".join(
+        f"{runs[r]['wall_s'] / 60:.1f} min ({runs[r]['jobs']} processes)" if r in runs else "—"
+        for r in ("volttron", "viprouter")) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
     r.add_argument("--router", choices=("viprouter", "volttron"), required=True)
-    r.add_argument("--set", choices=("ci", "nightly", "all"), default="ci")
     r.add_argument("--jobs", type=int, default=3)
     r.add_argument("--out", required=True)
     r.add_argument("--keep-logs", action="store_true", default=False)
@@ -327,8 +343,10 @@ def main():
     w.add_argument("--volttron", required=True)
     w.add_argument("--viprouter", required=True)
     w.add_argument("--out", default=str(BASELINE))
+    t = sub.add_parser("table")
+    t.add_argument("--baseline", default=str(BASELINE))
     a = ap.parse_args()
-    {"run": cmd_run, "check": cmd_check, "record": cmd_record}[a.cmd](a)
+    {"run": cmd_run, "check": cmd_check, "record": cmd_record, "table": cmd_table}[a.cmd](a)
 
 
 if __name__ == "__main__":
