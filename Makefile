@@ -18,7 +18,7 @@ VT9_SRC  := $(CURDIR)/volttron-9.0.4
 VT9_PY   := $(VT9_VENV)/bin/python
 VT9_STAMP := $(VT9_VENV)/.viprouter-volttron
 VT9_ENV  := VIPROUTER_BIN=$(CURDIR)/$(BIN) VT9_VENV=$(CURDIR)/$(VT9_VENV) VT9_SRC=$(VT9_SRC)
-VT9_JOBS ?= 3
+VT9_JOBS ?= 4
 
 .PHONY: volttron9 test-volttron9-agents python-test volttron9-platform volttron9-suite volttron9-baseline volttron9-test
 .PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean

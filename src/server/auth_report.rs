@@ -22,7 +22,7 @@
 //! writes auth.json, which the router reloads, so the peer's next connection is admitted
 //! without a restart.
 //!
-//! Bounds (not on the message path, so a queue of strings is fine): at most
+//! Bounds (not on the message path, so a queue of strings is fine; `limits.rs`): at most
 //! [`MAX_QUEUED`] reports wait for `platform.auth` to connect or drain, at most
 //! [`MAX_PER_SECOND`] are accepted per second (a client cycling keys cannot flood the
 //! platform's pending list); the rest are counted (`dropped_auth_report`) and logged once.
@@ -46,9 +46,9 @@ pub const SUBSYSTEM: &[u8] = b"viprouter.auth";
 /// The peer reports go to.
 pub const RECIPIENT: &[u8] = b"platform.auth";
 /// Reports that may wait for delivery.
-pub const MAX_QUEUED: usize = 64;
+pub const MAX_QUEUED: usize = crate::limits::MAX_AUTH_REPORTS_QUEUED;
 /// Reports accepted per second.
-pub const MAX_PER_SECOND: u32 = 20;
+pub const MAX_PER_SECOND: u32 = crate::limits::MAX_AUTH_REPORTS_PER_SECOND;
 
 /// What the router did with the peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
