@@ -12,12 +12,13 @@ its own process (issue #10, deliverable 3; `src/server/auth_report.rs`):
 The VOLTTRON side (the AuthService that turns reports into pending entries and auth.json
 entries) is tested with the real platform in tests/volttron9/.
 """
+import contextlib
 import json
 import os
 
 import zmq
 
-from test_curve import CurveRouter, b64, curve_agent, entry, welcomed
+from test_curve import CurveRouter, b64, curve_agent, entry, welcomed, z85
 from vipclient import VIP, Agent, fmt
 
 
@@ -31,13 +32,30 @@ def keystore(home, identity):
     return pub, sec
 
 
+@contextlib.contextmanager
 def services_router(keys, extra_args=()):
-    """A CURVE router whose auth.json admits only `platform.auth` (key `keys['platform.auth']`)."""
-    return CurveRouter([entry(keys["platform.auth"][0], "platform.auth")], extra_args=extra_args)
+    """(context, router): a CURVE router whose auth.json admits only `platform.auth` (key
+    `keys['platform.auth']`); stopped (status 0) afterwards."""
+    ctx = zmq.Context()
+    r = CurveRouter([entry(keys["platform.auth"][0], "platform.auth")], extra_args=extra_args)
+    try:
+        yield ctx, r
+    finally:
+        ctx.destroy(linger=0)
+        assert r.stop() == 0
 
 
 def is_report(f):
     return len(f) == 7 and f[:5] == [b"", VIP, b"", b"", b"viprouter.auth"]
+
+
+def assert_no_report(agent, why):
+    """Drain `agent` until 0.5 s of silence; none of it may be a report."""
+    while True:
+        g = agent.poll_recv(0.5)
+        if g is None:
+            return
+        assert not is_report(g), f"{why}: {fmt(g)}"
 
 
 def test_inproc_services_are_admitted_from_their_keystores():
@@ -45,18 +63,17 @@ def test_inproc_services_are_admitted_from_their_keystores():
     made = {}
 
     def prepare(home):
-        for ident in ("platform.health", "aip", "control"):
+        for ident in ("platform.health", "aip", "control", "agent.x"):
             made[ident] = keystore(home, ident)
 
     r = CurveRouter([], prepare=prepare)
     try:
-        for ident in made:
+        for ident in ("platform.health", "aip", "control"):
             a = curve_agent(ctx, r, r.ipc, ident, made)
             assert welcomed(a), f"{ident} (keystore only, no auth.json entry) must be admitted"
             a.close()
         # An agent that only has a keystore (not a built-in service) is not.
-        other = {"agent.x": zmq.curve_keypair()}
-        x = curve_agent(ctx, r, r.tcp, "agent.x", other)
+        x = curve_agent(ctx, r, r.tcp, "agent.x", made)
         assert not welcomed(x, timeout=1.0)
         x.close()
     finally:
@@ -65,10 +82,8 @@ def test_inproc_services_are_admitted_from_their_keystores():
 
 
 def test_refusals_are_reported_to_platform_auth_only():
-    ctx = zmq.Context()
     keys = {n: zmq.curve_keypair() for n in ("platform.auth", "early", "stranger")}
-    r = services_router(keys, extra_args=["--auth-reports"])
-    try:
+    with services_router(keys, extra_args=["--auth-reports"]) as (ctx, r):
         # Refused before platform.auth is connected: the report waits for it.
         early = curve_agent(ctx, r, r.tcp, "early", keys)
         assert not welcomed(early, timeout=1.0)
@@ -82,7 +97,6 @@ def test_refusals_are_reported_to_platform_auth_only():
 
         # A bystander (platform key, admitted) sees no report.
         ks = r.keystore
-        from test_curve import z85
         by = Agent(ctx, r.tcp, "bystander", sockopts={zmq.CURVE_SERVERKEY: r.serverkey,
                                                       zmq.CURVE_PUBLICKEY: z85(ks["public"]),
                                                       zmq.CURVE_SECRETKEY: z85(ks["secret"])})
@@ -92,48 +106,30 @@ def test_refusals_are_reported_to_platform_auth_only():
         f, _ = auth.recv_matching(is_report, what="the stranger's report")
         assert f[5] == b"refused"
         assert json.loads(f[6])["credentials"] == b64(keys["stranger"][0])
-        while True:
-            g = by.poll_recv(0.5)
-            if g is None:
-                break
-            assert not is_report(g), f"report leaked to a bystander: {fmt(g)}"
+        assert_no_report(by, "report leaked to a bystander")
         stats = json.loads(auth.query(b"stats"))
         assert stats["auth_reports_sent"] == 2, stats
         assert stats["rejected_auth"] >= 2, stats
         for a in (early, auth, by, s):
             a.close()
-    finally:
-        ctx.destroy(linger=0)
-        assert r.stop() == 0
 
 
 def test_no_reports_without_the_switch():
-    ctx = zmq.Context()
     keys = {n: zmq.curve_keypair() for n in ("platform.auth", "stranger")}
-    r = services_router(keys)
-    try:
+    with services_router(keys) as (ctx, r):
         auth = curve_agent(ctx, r, r.ipc, "platform.auth", keys)
         auth.hello()
         s = curve_agent(ctx, r, r.tcp, "stranger", keys)
         assert not welcomed(s, timeout=1.0)
-        while True:
-            g = auth.poll_recv(0.5)
-            if g is None:
-                break
-            assert not is_report(g), fmt(g)
+        assert_no_report(auth, "report without --auth-reports")
         assert json.loads(auth.query(b"stats"))["auth_reports_sent"] == 0
         auth.close()
         s.close()
-    finally:
-        ctx.destroy(linger=0)
-        assert r.stop() == 0
 
 
 def test_setup_mode_admits_and_reports():
-    ctx = zmq.Context()
     keys = {n: zmq.curve_keypair() for n in ("platform.auth", "newcomer")}
-    r = services_router(keys, extra_args=["--setup-mode", "--auth-reports"])
-    try:
+    with services_router(keys, extra_args=["--setup-mode", "--auth-reports"]) as (ctx, r):
         auth = curve_agent(ctx, r, r.ipc, "platform.auth", keys)
         auth.hello()
         n = curve_agent(ctx, r, r.tcp, "newcomer", keys)
@@ -146,6 +142,3 @@ def test_setup_mode_admits_and_reports():
         assert "setup mode: admitted" in r.log()
         auth.close()
         n.close()
-    finally:
-        ctx.destroy(linger=0)
-        assert r.stop() == 0

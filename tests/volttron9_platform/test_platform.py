@@ -174,6 +174,9 @@ def test_shutdown_platform_stops_everything(platform):
     assert platform.proc.wait(60) == 0, platform.tail()
     wait_for(lambda: not alive(router), 10, "viprouter to exit")
     assert not any(alive(p) for p in agents), "agents left behind"
-    assert "stopped (quit from control)" in platform.read("viprouter.log")
+    log = platform.read("viprouter.log")
+    assert "stopped (quit from control)" in log
+    assert not [line for line in log.splitlines() if "refused" in line and 'identity "aip"' in line], \
+        "control.shutdown's aip agent is admitted (from its keystore)"
     assert "exited cleanly" in platform.read("platform.log")
     assert not os.path.exists(os.path.join(platform.home, "VOLTTRON_PID"))
