@@ -252,14 +252,26 @@ impl Limits {
         max_subs_per_peer: MAX_SUBS_PER_PEER,
     };
 
-    /// Lower the limit `name` (config-file spelling, e.g. `max-connections`) to `value`.
-    ///
-    /// # Errors
-    /// [`LimitError`] when the name is unknown or the value is above the compiled ceiling or
-    /// below the smallest workable value; the limit is then unchanged.
-    pub fn lower(&mut self, name: &str, value: u64) -> Result<(), LimitError> {
+    /// The config-file names of the limits, in documentation order (as [`Limits::rows`]).
+    pub const NAMES: [&'static str; 11] = [
+        "max-connections",
+        "max-handshakes",
+        "handshake-timeout-ms",
+        "max-frame-bytes",
+        "max-msg-bytes",
+        "max-msg-parts",
+        "tx-queue-bytes",
+        "buffer-budget-bytes",
+        "send-stall-ms",
+        "max-subscriptions",
+        "max-subs-per-peer",
+    ];
+
+    /// `(compiled ceiling, smallest workable value)` of the limit `name` (config-file spelling),
+    /// `None` for an unknown name: the range [`Limits::lower`] accepts.
+    pub fn bounds(name: &str) -> Option<(u64, u64)> {
         let c = &Limits::COMPILED;
-        let (ceiling, floor) = match name {
+        Some(match name {
             "max-connections" => (c.max_connections as u64, 2),
             "max-handshakes" => (c.max_handshakes as u64, 1),
             "handshake-timeout-ms" => (c.handshake_timeout_ms, 100),
@@ -271,8 +283,17 @@ impl Limits {
             "send-stall-ms" => (c.send_stall_ms, 0),
             "max-subscriptions" => (c.max_subscriptions as u64, 1),
             "max-subs-per-peer" => (c.max_subs_per_peer as u64, 1),
-            _ => return Err(LimitError::Unknown),
-        };
+            _ => return None,
+        })
+    }
+
+    /// Lower the limit `name` (config-file spelling, e.g. `max-connections`) to `value`.
+    ///
+    /// # Errors
+    /// [`LimitError`] when the name is unknown or the value is above the compiled ceiling or
+    /// below the smallest workable value; the limit is then unchanged.
+    pub fn lower(&mut self, name: &str, value: u64) -> Result<(), LimitError> {
+        let (ceiling, floor) = Limits::bounds(name).ok_or(LimitError::Unknown)?;
         if value > ceiling {
             return Err(LimitError::ExceedsCompiledCapacity { ceiling });
         }
@@ -363,6 +384,7 @@ mod tests {
     #[test]
     fn every_row_name_is_lowerable() {
         let l = Limits::COMPILED;
+        assert_eq!(l.rows().map(|r| r.name), Limits::NAMES);
         for row in l.rows() {
             let mut m = Limits::COMPILED;
             assert_eq!(m.lower(row.name, row.value), Ok(()), "{}", row.name);
