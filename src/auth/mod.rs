@@ -56,7 +56,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod auto_entries;
-pub(crate) mod jsontext;
+mod jsontext;
 pub mod keys;
 pub mod keystore;
 pub mod store;

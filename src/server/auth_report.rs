@@ -29,16 +29,15 @@
 //! Delivered reports are counted as `auth_reports_sent`, setup-mode admissions as
 //! `admitted_setup_mode`.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::rc::Rc;
 
 use super::event_loop::AuthQuery;
 use crate::auth::KeyText;
-use crate::auth::jsontext::push_json_string as push_str;
-use crate::stats;
+use crate::json::emit::push_str;
+use crate::stats::{self, Stats};
 use crate::vip::SIGNATURE;
-use crate::vip::router::{Router, Sink};
+use crate::vip::peers::PeerTable;
+use crate::vip::router::Sink;
 use crate::zmtp::mechanism::Credentials;
 
 /// The VIP subsystem of a report.
@@ -68,8 +67,9 @@ impl Verdict {
     }
 }
 
-/// Reports waiting for `platform.auth`, filled by the authorisation hook and delivered by the
-/// event loop once per tick ([`AuthReports::deliver`]), and the counters the hook cannot reach.
+/// Reports waiting for `platform.auth`, filled by the policy ([`Admission`]) and delivered by
+/// the event loop once per tick ([`AuthReports::deliver`], through `Policy::reports`), and the
+/// counters the policy cannot reach.
 #[derive(Debug, Default)]
 pub struct AuthReports {
     /// Queue reports for `platform.auth` (`--auth-reports`); else only count.
@@ -86,10 +86,10 @@ impl AuthReports {
         AuthReports { forward, ..AuthReports::default() }
     }
 
-    /// Count, and with `forward` queue, a report about the handshake `q` (ZAP domain `domain`)
-    /// at `now_secs` (Unix seconds), within the bounds of the module doc. Returns whether it
-    /// was queued.
-    pub fn note(&mut self, verdict: Verdict, domain: &str, q: &AuthQuery<'_>, now_secs: u64) -> bool {
+    /// Count, and with `forward` queue, a report about the handshake `q` in second `now_secs`
+    /// (of the server's clock), within the bounds of the module doc. Returns whether it was
+    /// queued.
+    pub fn note(&mut self, verdict: Verdict, q: &AuthQuery<'_>, now_secs: u64) -> bool {
         if verdict == Verdict::Admitted {
             self.admitted += 1;
         }
@@ -100,7 +100,7 @@ impl AuthReports {
             self.dropped += 1;
             return false;
         }
-        self.queue.push_back((verdict, report_json(domain, q)));
+        self.queue.push_back((verdict, report_json(q)));
         true
     }
 
@@ -114,14 +114,13 @@ impl AuthReports {
         self.queue.is_empty()
     }
 
-    /// Move the counters into `router.stats` and queue the waiting reports to `platform.auth`
-    /// if it is in the peer set; what does not fit its queue waits for the next call. Returns
+    /// Move the counters into `stats` and queue the waiting reports to `platform.auth` if it is
+    /// in the peer set (`peers`); what does not fit its queue waits for the next call. Returns
     /// the number delivered.
-    pub fn deliver(&mut self, router: &mut Router, sink: &mut impl Sink) -> u64 {
-        let s = &mut router.stats;
-        s.admitted_setup_mode += std::mem::take(&mut self.admitted);
+    pub fn deliver(&mut self, peers: &PeerTable, stats: &mut Stats, sink: &mut impl Sink) -> u64 {
+        stats.admitted_setup_mode += std::mem::take(&mut self.admitted);
         for _ in 0..std::mem::take(&mut self.dropped) {
-            if stats::bump(&mut s.dropped_auth_report) {
+            if stats::bump_and_should_log(&mut stats.dropped_auth_report) {
                 log::warn!(
                     "admission report to platform.auth dropped (more than {MAX_PER_SECOND} per second or \
                      {MAX_QUEUED} waiting)"
@@ -131,7 +130,7 @@ impl AuthReports {
         if self.queue.is_empty() {
             return 0;
         }
-        let Some(to) = router.peers.lookup(RECIPIENT).filter(|&p| router.peers.is_registered(p)) else {
+        let Some(to) = peers.lookup(RECIPIENT).filter(|&p| peers.is_registered(p)) else {
             return 0;
         };
         let mut sent = 0;
@@ -143,40 +142,46 @@ impl AuthReports {
             self.queue.pop_front();
             sent += 1;
         }
-        router.stats.auth_reports_sent += sent;
+        stats.auth_reports_sent += sent;
         sent
     }
 }
 
-/// What the authorisation hook does with a peer that auth.json refuses: report it (with
+/// What the platform's policy does with a peer that auth.json refuses: report it (with
 /// `--auth-reports`) and, with `--setup-mode`, admit it.
 #[derive(Debug, Default)]
 pub struct Admission {
     /// Reports and counters (None: neither `--auth-reports` nor `--setup-mode`).
-    reports: Option<Rc<RefCell<AuthReports>>>,
+    reports: Option<AuthReports>,
     /// `--setup-mode`: admit what auth.json refuses.
     setup_mode: bool,
     logged: RateLimit,
 }
 
 impl Admission {
-    /// Reports into `reports`, if any; admits refused peers if `setup_mode`.
-    pub fn new(reports: Option<Rc<RefCell<AuthReports>>>, setup_mode: bool) -> Self {
+    /// `auth_reports`: queue reports for `platform.auth`; `setup_mode`: admit refused peers.
+    pub fn new(auth_reports: bool, setup_mode: bool) -> Self {
+        let reports = (auth_reports || setup_mode).then(|| AuthReports::new(auth_reports));
         Admission { reports, setup_mode, logged: RateLimit::default() }
     }
 
-    /// auth.json refused the peer of `q` (ZAP domain `domain`): report it and say whether it is
-    /// admitted all the same (setup mode; logged, at most [`MAX_PER_SECOND`] lines a second).
-    pub fn refused(&mut self, domain: &str, q: &AuthQuery<'_>) -> bool {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    /// auth.json refused the peer of `q`: report it and say whether it is admitted all the same
+    /// (setup mode; logged, at most [`MAX_PER_SECOND`] lines a second).
+    pub fn refused(&mut self, q: &AuthQuery<'_>) -> bool {
+        let now_s = q.now.0 / 1000;
         let verdict = if self.setup_mode { Verdict::Admitted } else { Verdict::Refused };
-        if let Some(r) = &self.reports {
-            let _ = r.borrow_mut().note(verdict, domain, q, now);
+        if let Some(r) = &mut self.reports {
+            let _ = r.note(verdict, q, now_s);
         }
-        if self.setup_mode && self.logged.allow(now) {
-            log::warn!("setup mode: admitted {} although auth.json has no entry for it", report_json(domain, q));
+        if self.setup_mode && self.logged.allow(now_s) {
+            log::warn!("setup mode: admitted {} although auth.json has no entry for it", report_json(q));
         }
         self.setup_mode
+    }
+
+    /// The reports (and counters) for the event loop to deliver.
+    pub fn reports(&mut self) -> Option<&mut AuthReports> {
+        self.reports.as_mut()
     }
 }
 
@@ -199,15 +204,16 @@ impl RateLimit {
 }
 
 /// The report's JSON object (see the module doc), ASCII as Python's `json.dumps` writes it.
-fn report_json(domain: &str, q: &AuthQuery<'_>) -> String {
+fn report_json(q: &AuthQuery<'_>) -> String {
+    let r = &q.request;
     let mut s = String::from("{\"domain\": ");
-    push_str(&mut s, domain);
+    push_str(&mut s, &String::from_utf8_lossy(r.domain));
     s.push_str(", \"address\": ");
-    push_str(&mut s, q.address);
+    push_str(&mut s, r.address);
     s.push_str(", \"mechanism\": ");
-    push_str(&mut s, q.mechanism.name());
+    push_str(&mut s, r.mechanism.name());
     s.push_str(", \"credentials\": ");
-    match q.credentials {
+    match r.credentials {
         Credentials::Curve(k) => push_str(&mut s, KeyText::new(k).as_str()),
         Credentials::Plain { user, .. } => push_str(&mut s, &String::from_utf8_lossy(user)),
         Credentials::Null => s.push_str("null"),
@@ -221,27 +227,27 @@ fn report_json(domain: &str, q: &AuthQuery<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::AuthRequest;
+    use crate::time::Instant;
     use crate::zmtp::mechanism::Mechanism;
 
-    fn query<'a>(credentials: Credentials<'a>, identity: &'a [u8]) -> AuthQuery<'a> {
+    fn query<'a>(domain: &'a [u8], credentials: Credentials<'a>, identity: &'a [u8]) -> AuthQuery<'a> {
+        let mechanism = match credentials {
+            Credentials::Curve(_) => Mechanism::Curve,
+            Credentials::Plain { .. } => Mechanism::Plain,
+            Credentials::Null => Mechanism::Null,
+        };
         AuthQuery {
-            listener: 0,
-            endpoint: "tcp://127.0.0.1:1",
-            mechanism: match credentials {
-                Credentials::Curve(_) => Mechanism::Curve,
-                Credentials::Plain { .. } => Mechanism::Plain,
-                Credentials::Null => Mechanism::Null,
-            },
-            address: "127.0.0.1",
-            credentials,
+            request: AuthRequest { domain, address: "127.0.0.1", mechanism, credentials },
             identity,
+            now: Instant(7_000),
         }
     }
 
     #[test]
     fn report_is_volttrons_pending_entry_shape() {
         let key = [0u8; 32];
-        let j = report_json("vip", &query(Credentials::Curve(&key), b"agent\"1\xff"));
+        let j = report_json(&query(b"vip", Credentials::Curve(&key), b"agent\"1\xff"));
         assert_eq!(
             j,
             format!(
@@ -250,10 +256,10 @@ mod tests {
                 KeyText::new(&key).as_str()
             )
         );
-        let j = report_json("vip", &query(Credentials::Null, b"x"));
+        let j = report_json(&query(b"vip", Credentials::Null, b"x"));
         assert!(j.contains("\"mechanism\": \"NULL\", \"credentials\": null"), "{j}");
-        let j = report_json("d", &query(Credentials::Plain { user: b"admin", password: b"pw" }, b"x"));
-        assert!(j.contains("\"credentials\": \"admin\""), "{j}");
+        let j = report_json(&query(b"d", Credentials::Plain { user: b"admin", password: b"pw" }, b"x"));
+        assert!(j.contains("\"domain\": \"d\"") && j.contains("\"credentials\": \"admin\""), "{j}");
         assert!(!j.contains("pw"), "the password is never reported: {j}");
     }
 
@@ -261,21 +267,35 @@ mod tests {
     fn bounded_per_second_and_in_total() {
         let mut r = AuthReports::new(true);
         let key = [1u8; 32];
-        let q = query(Credentials::Curve(&key), b"a");
-        let queued = (0..100).filter(|_| r.note(Verdict::Refused, "vip", &q, 7)).count();
+        let q = query(b"vip", Credentials::Curve(&key), b"a");
+        let queued = (0..100).filter(|_| r.note(Verdict::Refused, &q, 7)).count();
         assert_eq!(queued, MAX_PER_SECOND as usize);
         assert_eq!(r.dropped, 100 - u64::from(MAX_PER_SECOND));
         for second in 8..20 {
             for _ in 0..MAX_PER_SECOND {
-                let _ = r.note(Verdict::Admitted, "vip", &q, second);
+                let _ = r.note(Verdict::Admitted, &q, second);
             }
         }
         assert_eq!(r.len(), MAX_QUEUED);
         assert_eq!(r.admitted, 12 * u64::from(MAX_PER_SECOND));
         // Without --auth-reports: counted, never queued.
         let mut quiet = AuthReports::new(false);
-        assert!(!quiet.note(Verdict::Admitted, "vip", &q, 1));
+        assert!(!quiet.note(Verdict::Admitted, &q, 1));
         assert!(quiet.is_empty());
         assert_eq!((quiet.admitted, quiet.dropped), (1, 0));
+    }
+
+    #[test]
+    fn setup_mode_admits_and_counts() {
+        let key = [2u8; 32];
+        let q = query(b"vip", Credentials::Curve(&key), b"a");
+        let mut off = Admission::new(true, false);
+        assert!(!off.refused(&q));
+        assert_eq!(off.reports().map(|r| r.len()), Some(1));
+        let mut on = Admission::new(false, true);
+        assert!(on.refused(&q));
+        let r = on.reports().expect("setup mode counts its admissions");
+        assert!(r.is_empty() && r.admitted == 1, "counted, not queued without --auth-reports");
+        assert!(Admission::new(false, false).reports().is_none());
     }
 }
