@@ -189,6 +189,14 @@ pub const MAX_PREFIX_BYTES: usize = 1024;
 /// `verbatim`).
 pub const MAX_QUOTED_MSG_ID: usize = 256;
 
+/// Admission reports waiting for `platform.auth` (`--auth-reports`, `server::auth_report`), about
+/// 200 bytes each. **At the limit** a new report is dropped, counted (`dropped_auth_report`) and
+/// logged once.
+pub const MAX_AUTH_REPORTS_QUEUED: usize = 64;
+
+/// Admission reports accepted per second (a client cycling keys cannot flood the platform's
+/// pending list). **Over it** as above.
+pub const MAX_AUTH_REPORTS_PER_SECOND: u32 = 20;
 // ----- RabbitMQ bridge (src/amqp/, cargo feature `rabbitmq`; issue #15) -----------------------
 
 /// Bytes of one AMQP frame, header and end octet included: the frame-max the client asks for in

@@ -156,6 +156,12 @@ counters! {
     /// `external_rpc send_platform`/`send_peer` requests dropped: multi-platform routing is not
     /// implemented (VIP.md §11.6).
     external_rpc_dropped,
+    /// Admission reports queued to `platform.auth` (`--auth-reports`, `server::auth_report`).
+    auth_reports_sent,
+    /// Admission reports dropped: over the per-second rate or the waiting-queue size.
+    dropped_auth_report,
+    /// Peers that auth.json refuses, admitted because the router runs with `--setup-mode`.
+    admitted_setup_mode,
 }
 
 /// Increment `counter` and say whether this occurrence should be logged: the 1st, 10th,

@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Token};
 
+use super::auth_report::AuthReports;
 use super::close::CloseReason;
 use super::conn::slots::{SlotId, Slots};
 use super::conn::{Blocked, Budget, Conn, Phase, Stream};
@@ -90,6 +91,12 @@ pub trait Policy {
     /// Load the rules again (into themselves and into `router`).
     fn reload(&mut self, router: &mut Router) {
         let _ = router;
+    }
+
+    /// Admission reports waiting for `platform.auth` (`--auth-reports`, `server::auth_report`):
+    /// the loop delivers them once per tick.
+    fn reports(&mut self) -> Option<&mut AuthReports> {
+        None
     }
 }
 

@@ -13,9 +13,27 @@
 //! Bytes still queued to a connection when it closes, or when the router stops, are accepted
 //! messages that were lost: counted in `lost_queued_bytes`.
 
+use super::sink::ConnSink;
 use super::*;
 
 impl Server {
+    /// Queue the admission reports the policy holds to `platform.auth` (`server::auth_report`).
+    fn deliver_auth_reports(&mut self) {
+        let Some(reports) = self.hooks.policy.reports() else { return };
+        let mut sink = ConnSink::new(
+            &mut self.slots,
+            &mut self.sched,
+            &mut self.budget,
+            &mut self.fanout,
+            &mut self.broadcasts,
+            &self.limits,
+            None,
+        );
+        let _ = reports.deliver(&self.router.peers, &mut self.stats, &mut sink);
+        let totals = sink.totals();
+        self.account(totals);
+    }
+
     pub(super) fn close_broken(&mut self) {
         while let Some(b) = self.sched.broken.pop() {
             self.close(b, CloseReason::TransmitFailure);
@@ -188,6 +206,7 @@ impl Server {
             c.cookies.rotate_if_due(now.0, &mut rand_core::OsRng);
         }
         self.sync_stats();
+        self.deliver_auth_reports();
         self.shrink_idle(now);
         if self.accept_retry != 0 {
             self.retry_accepts(now);
