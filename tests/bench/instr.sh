@@ -14,8 +14,10 @@
 #   route-plain, route-curve  4 pairs, 256 B, window 1000: instructions per routed message
 #   fanout                    1 publisher, 8 subscribers, 256 B, 1000 ahead: per delivery (NULL)
 #   peers                     idle DEALERs connecting and saying hello: per connect (NULL);
-#                             every connect costs VOLTTRON's `peerlist add` to every peer already
-#                             there (O(n^2) in all), so zmqrouter runs with --peerlist here
+#                             zmqrouter runs with --peerlist (VOLTTRON's `peerlist add` to every
+#                             peer already there, O(n^2) in all); viprouter defers those during a
+#                             storm of connections and the peers leave at once (--hold 0), so its
+#                             figure has no broadcasts in it (README "Performance")
 # Under valgrind libsodium sees no AVX-512 (valgrind does not emulate it) and runs its AVX2 code.
 #
 # Usage: tests/bench/instr.sh [--router viprouter|zmqrouter] [--out FILE.json]
