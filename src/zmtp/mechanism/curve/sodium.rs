@@ -17,7 +17,7 @@
 //!
 //! Two choices by size, on x86-64 only (measured there; ARM runs libsodium's code as is):
 //! libsodium's SIMD Salsa20 runs whole 512/1024-byte batches fast and a batch's remainder
-//! block by block, so keystream is taken in 1 KiB batches ([`BATCH`]); and frames of at most
+//! block by block, so keystream is taken in 1 KiB batches (`BATCH`); and frames of at most
 //! 64 bytes (VIP's header frames) get RustCrypto's portable Poly1305, which has no set-up.
 //!
 //! Only *primitives* are called here; the secretbox layout around them is NaCl's
