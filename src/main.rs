@@ -140,6 +140,12 @@ fn main() -> ExitCode {
         println!("vip-address:   {}", config.vip_addresses.join(" "));
         println!("instance-name: {}", config.instance_name);
         println!("allow-auth:    {}", config.allow_auth);
+        if config.stats_topic.is_empty() {
+            println!("stats publish: off");
+        } else {
+            let sender = if config.stats_sender.is_empty() { "(router identity)" } else { &config.stats_sender };
+            println!("stats publish: {} every {} s as {sender}", config.stats_topic, config.stats_interval_s);
+        }
         print_limits(&config.limits);
         return ExitCode::SUCCESS;
     }

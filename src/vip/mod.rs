@@ -21,6 +21,7 @@ pub mod error;
 pub mod peers;
 pub mod platform;
 pub mod protected;
+pub mod report;
 pub mod pubsub;
 pub mod router;
 pub mod subscriptions;

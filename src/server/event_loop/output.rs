@@ -207,6 +207,7 @@ impl Server {
     /// budget, free the slot.
     pub(super) fn close(&mut self, id: SlotId, reason: CloseReason) {
         let Some(mut conn) = self.slots.remove(id) else { return };
+        self.stats.connections = self.slots.live() as u64;
         if reason.flush_first()
             && let Ok(n) = conn.flush()
         {
@@ -223,12 +224,20 @@ impl Server {
             self.dial_events.push(DialEvent::Closed(id, reason));
         }
         if conn.phase() == Phase::Attached {
-            let mut sink =
-                ConnSink::new(&mut self.slots, &mut self.sched, &mut self.budget, &mut self.fanout, &self.limits, None);
+            let mut sink = ConnSink::new(
+                &mut self.slots,
+                &mut self.sched,
+                &mut self.budget,
+                &mut self.fanout,
+                &mut self.traffic,
+                &self.limits,
+                None,
+            );
             self.router.detach(&mut self.stats, PeerId(id.index), &mut sink);
             self.stats.msgs_out += sink.counts().0;
             self.close_broken();
         }
+        self.traffic.reset(id.index);
     }
 }
 

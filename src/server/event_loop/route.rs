@@ -21,6 +21,7 @@ impl Server {
                 &mut self.sched,
                 &mut self.budget,
                 &mut self.fanout,
+                &mut self.traffic,
                 &self.limits,
                 Some(sender),
             );
@@ -29,6 +30,9 @@ impl Server {
             (outcome, delivered, refused)
         };
         self.slots.check_in(id, conn);
+        if !matches!(outcome, Outcome::Blocked(_)) {
+            self.traffic.count_in(id.index); // once per message: a blocked one is routed again
+        }
         self.fanout.trim();
         self.close_broken();
         self.stats.msgs_out += delivered;

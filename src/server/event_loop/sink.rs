@@ -66,6 +66,7 @@ struct Out<'a> {
     dirty: &'a mut Vec<SlotId>,
     broken: &'a mut Vec<SlotId>,
     budget: &'a mut Budget,
+    traffic: &'a mut PeerTraffic,
     tx_queue_bytes: usize,
     delivered: u64,
     refused_budget: u64,
@@ -85,6 +86,7 @@ impl<'a> ConnSink<'a> {
         sched: &'a mut Sched,
         budget: &'a mut Budget,
         fanout: &'a mut FanoutCache,
+        traffic: &'a mut PeerTraffic,
         limits: &Limits,
         sender: Option<Sender<'a>>,
     ) -> Self {
@@ -94,6 +96,7 @@ impl<'a> ConnSink<'a> {
                 dirty: &mut sched.dirty,
                 broken: &mut sched.broken,
                 budget,
+                traffic,
                 tx_queue_bytes: limits.tx_queue_bytes,
                 delivered: 0,
                 refused_budget: 0,
@@ -185,6 +188,7 @@ impl Out<'_> {
         }
         queued.mark_dirty(id, self.dirty);
         self.delivered += 1;
+        self.traffic.count_out(id.index);
         Ok(())
     }
 }
@@ -207,5 +211,9 @@ impl Sink for ConnSink<'_> {
     #[inline]
     fn is_stalled(&self, to: PeerId) -> bool {
         self.conns.is_stalled(to)
+    }
+
+    fn traffic(&self) -> Option<&PeerTraffic> {
+        Some(self.out.traffic)
     }
 }
