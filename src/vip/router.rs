@@ -400,7 +400,6 @@ impl Router {
     /// like an agent's publish ([`PubSub::publish_own`]); the number of matching subscribers,
     /// `None` if the topic is protected against `own.sender`.
     pub fn publish_own(&mut self, stats: &mut Stats, own: &OwnPublish<'_>, sink: &mut impl Sink) -> Option<usize> {
-        stats.router_publishes += 1;
         self.pubsub.publish_own(own, &self.peers, stats, sink)
     }
 

@@ -66,6 +66,7 @@ impl Server {
     fn publish_stats(&mut self, wall_us: u64) {
         self.sync_stats();
         let Some(health) = self.health.as_ref() else { return };
+        self.stats.router_publishes += 1; // before the object is written: it counts itself
         let mut message = [0u8; STATS_JSON_BYTES];
         let mut w = SliceWriter::new(&mut message);
         if self.router.write_stats_json(&self.stats, Some(&self.traffic), &mut w).is_err() {
