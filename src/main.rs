@@ -13,6 +13,7 @@ use viprouter::server::startup;
 
 #[cfg(feature = "bench")]
 mod bench;
+mod stats_cmd;
 
 /// viprouter: a small, fast VOLTTRON VIP message router (ZeroMQ message bus).
 #[derive(FromArgs)]
@@ -52,6 +53,7 @@ struct Cli {
 #[argh(subcommand)]
 enum Command {
     Keygen(Keygen),
+    Stats(stats_cmd::StatsCmd),
     #[cfg(feature = "bench")]
     Bench(bench::BenchCmd),
 }
@@ -129,6 +131,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Stats(cmd)) = &cli.command {
+        return stats_cmd::main(cmd, &config);
+    }
     if cli.print_limits {
         print_limits(&config.limits);
         return ExitCode::SUCCESS;
