@@ -109,7 +109,8 @@ fn publishing_and_answering_the_counters_allocates_nothing() {
         sender: b"viprouter".to_vec(),
         interval_ms: INTERVAL_MS,
     });
-    let shared = Arc::new(Shared { read: Default::default(), queries: AtomicU64::new(0), done: AtomicBool::new(false) });
+    let shared =
+        Arc::new(Shared { read: Default::default(), queries: AtomicU64::new(0), done: AtomicBool::new(false) });
     let mut threads = Vec::new();
     let subscribe = format!("{{\"prefix\": \"{TOPIC}\", \"bus\": \"\"}}");
     for i in 0..SUBSCRIBERS {

@@ -34,7 +34,8 @@ impl Router {
     fn start(volttron: &str, viprouter: &str, prepare: impl FnOnce(&Path)) -> Router {
         let home = tempfile::Builder::new().prefix("vr-stats-").tempdir_in("/tmp").unwrap();
         let tcp = format!("tcp://127.0.0.1:{}", free_port());
-        let config = format!("[volttron]\nvip-address = {tcp}\ninstance-name = statstest\n{volttron}[viprouter]\n{viprouter}");
+        let config =
+            format!("[volttron]\nvip-address = {tcp}\ninstance-name = statstest\n{volttron}[viprouter]\n{viprouter}");
         std::fs::write(home.path().join("config"), config).unwrap();
         prepare(home.path());
         let log = std::fs::File::create(home.path().join("router.log")).unwrap();
@@ -161,7 +162,8 @@ fn curve_with_vctls_pair_and_identity_binding() {
     });
     let out = ok(&r.stats(&["--json"]));
     let v = json::parse(out.trim_end().as_bytes()).unwrap();
-    let top: Vec<_> = v.get(b"top_talkers").unwrap().items().map(|t| t.get(b"identity").unwrap().raw().to_vec()).collect();
+    let top: Vec<_> =
+        v.get(b"top_talkers").unwrap().items().map(|t| t.get(b"identity").unwrap().raw().to_vec()).collect();
     assert!(top.contains(&b"\"control.connection\"".to_vec()), "{out}");
     // Another identity with that pair is refused by the binding (so that pair was the one used:
     // the platform's own entry has no identity to bind).

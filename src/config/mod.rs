@@ -412,7 +412,10 @@ mod tests {
             "[viprouter]\nstats-topic = analysis/viprouter/gw1\nstats-interval = 10\nstats-sender = viprouter\n",
         )
         .unwrap();
-        assert_eq!((c.stats_topic.as_str(), c.stats_interval_s, c.stats_sender.as_str()), ("analysis/viprouter/gw1", 10, "viprouter"));
+        assert_eq!(
+            (c.stats_topic.as_str(), c.stats_interval_s, c.stats_sender.as_str()),
+            ("analysis/viprouter/gw1", 10, "viprouter")
+        );
         c.apply_file(Path::new("cfg"), "[viprouter]\nstats-topic =\n").unwrap();
         assert!(c.stats_topic.is_empty());
         for bad in ["stats-interval = 0", "stats-interval = 86401", "stats-interval = 1.5", "stats-interval = -1"] {

@@ -211,7 +211,8 @@ impl Connection {
                     return Ok(frames);
                 }
                 if is(4, b"error") {
-                    let text = |i: usize| String::from_utf8_lossy(frames.get(i).map_or(&[][..], Vec::as_slice)).into_owned();
+                    let text =
+                        |i: usize| String::from_utf8_lossy(frames.get(i).map_or(&[][..], Vec::as_slice)).into_owned();
                     return Err(Failure::Protocol(format!(
                         "{}: {} answered with VIP error {} {}",
                         self.address,

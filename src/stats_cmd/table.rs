@@ -81,13 +81,7 @@ pub fn render(header: &Header, current: &Sample, previous: Option<&Sample>, watc
     let rates = Rates::new(current, previous);
     let get = |name: &str| current.get(name).unwrap_or(0);
     let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "viprouter {} at {}, up {}",
-        header.instance,
-        header.address,
-        uptime(get("uptime_ms"))
-    );
+    let _ = writeln!(t, "viprouter {} at {}, up {}", header.instance, header.address, uptime(get("uptime_ms")));
     state(&mut t, current);
     messages(&mut t, current, &rates);
     drops(&mut t, current, &rates);
@@ -178,7 +172,8 @@ fn talkers(t: &mut String, s: &Sample, r: &Rates<'_>) {
     if s.top.is_empty() {
         return;
     }
-    let _ = writeln!(t, "\n{:<NAME$} {:>12} {:>8} {:>12} {:>8}", "top talkers", "msgs in", "per s", "msgs out", "per s");
+    let _ =
+        writeln!(t, "\n{:<NAME$} {:>12} {:>8} {:>12} {:>8}", "top talkers", "msgs in", "per s", "msgs out", "per s");
     for p in &s.top {
         let (i, o) = r.of_talker(p).map_or((None, None), |(i, o)| (Some(i), Some(o)));
         let _ = writeln!(

@@ -90,8 +90,8 @@ pub fn resolve(cmd: &StatsCmd, config: &Config) -> Result<Target, Failure> {
     let address = cmd.address.clone().unwrap_or_else(|| config.local_address.clone());
     let endpoint = Endpoint::parse(&address).map_err(|e| Failure::Config(format!("{address}: {e}")))?;
     let bare = without_params(&address);
-    let own = bare == without_params(&config.local_address)
-        || config.vip_addresses.iter().any(|a| without_params(a) == bare);
+    let own =
+        bare == without_params(&config.local_address) || config.vip_addresses.iter().any(|a| without_params(a) == bare);
     let given = match (&cmd.serverkey, param(&address, "serverkey")) {
         (Some(k), _) => Some(key(k, "--serverkey")?),
         (None, Some(k)) => Some(key(k, "serverkey= of the address")?),
@@ -172,9 +172,11 @@ fn client_keys(cmd: &StatsCmd, address: &str, home: &Path) -> Result<(KeyPair, S
             Err(e) => unusable = unusable.or(Some(key_file_error(&path, e))),
         }
     }
-    Err(unusable.unwrap_or_else(|| Failure::Config(format!(
-        "no client key: neither {} nor {} exists (pass --key-file with a key pair auth.json lists)",
-        keystore::service_keystore_path(home, CONTROL_CONNECTION).display(),
-        keystore::platform_keystore_path(home).display()
-    ))))
+    Err(unusable.unwrap_or_else(|| {
+        Failure::Config(format!(
+            "no client key: neither {} nor {} exists (pass --key-file with a key pair auth.json lists)",
+            keystore::service_keystore_path(home, CONTROL_CONNECTION).display(),
+            keystore::platform_keystore_path(home).display()
+        ))
+    }))
 }

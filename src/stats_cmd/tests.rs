@@ -46,8 +46,10 @@ fn an_answer_is_read_whole() {
 /// What an older router answers (no gauges, limits or top talkers) still reads and renders.
 #[test]
 fn an_answer_without_the_new_members_still_renders() {
-    let s = Sample::parse(br#"{"accepted": 3, "msgs_in": 10, "dropped_notify_full": 2, "subscriptions": 1, "slow_subscribers": {}}"#)
-        .unwrap();
+    let s = Sample::parse(
+        br#"{"accepted": 3, "msgs_in": 10, "dropped_notify_full": 2, "subscriptions": 1, "slow_subscribers": {}}"#,
+    )
+    .unwrap();
     assert!(s.top.is_empty() && s.limits.is_empty());
     let text = table::render(&Header { address: "tcp://x:1".into(), instance: "old".into() }, &s, None, None);
     assert!(text.contains("  dropped_notify_full                   2            -\n"), "{text}");

@@ -21,8 +21,8 @@ pub mod error;
 pub mod peers;
 pub mod platform;
 pub mod protected;
-pub mod report;
 pub mod pubsub;
+pub mod report;
 pub mod router;
 pub mod subscriptions;
 

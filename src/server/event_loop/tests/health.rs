@@ -110,7 +110,9 @@ fn a_protected_topic_refuses_the_routers_publish_as_any_publish() {
     let (mut server, mut events, mut sub, mut talker) = set_up();
     let pubsub = &mut server.router.pubsub;
     pubsub
-        .set_protected_topics_json(br#"{"write-protect": [{"topic": "analysis/viprouter", "capabilities": ["health"]}]}"#)
+        .set_protected_topics_json(
+            br#"{"write-protect": [{"topic": "analysis/viprouter", "capabilities": ["health"]}]}"#,
+        )
         .unwrap();
     pubsub.set_user_capabilities_json(br#"{"capabilities": {"viprouter": {"other": null}}}"#).unwrap();
     for _ in 0..5 {
