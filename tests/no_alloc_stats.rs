@@ -24,7 +24,7 @@ use viprouter::time::Instant;
 use viprouter::zmtp::mechanism::Mechanism;
 
 mod common;
-use common::server::{frames, handshake, take_messages};
+use common::server::{connect, frames, take_messages};
 
 #[path = "common/alloc_counter.rs"]
 mod alloc_counter;
@@ -45,14 +45,9 @@ struct Shared {
     done: AtomicBool,
 }
 
-/// Connect, greet, READY with `identity`, say hello, then send `then`.
-fn connect(port: u16, identity: &[u8], then: &[u8]) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_nodelay(true).unwrap();
-    let mut hello = handshake(identity);
-    hello.extend_from_slice(&frames(&[b"", b"VIP1", b"", b"h", b"hello", b"hello"]));
-    hello.extend_from_slice(then);
-    s.write_all(&hello).unwrap();
+/// [`connect`], reading with a short timeout (the readers also watch the shared flags).
+fn connect_polling(port: u16, identity: &[u8], then: &[u8]) -> TcpStream {
+    let s = connect(port, identity, then);
     s.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
     s
 }
@@ -115,16 +110,16 @@ fn publishing_and_answering_the_counters_allocates_nothing() {
     let subscribe = format!("{{\"prefix\": \"{TOPIC}\", \"bus\": \"\"}}");
     for i in 0..SUBSCRIBERS {
         let sub = frames(&[b"", b"VIP1", b"", b"s", b"pubsub", b"subscribe", subscribe.as_bytes()]);
-        let s = connect(port, format!("historian{i}").as_bytes(), &sub);
+        let s = connect_polling(port, format!("historian{i}").as_bytes(), &sub);
         let sh = shared.clone();
         threads.push(thread::spawn(move || reader(s, sh, i, b"pubsub", false)));
     }
-    let querier = connect(port, b"operator", &[]);
+    let querier = connect_polling(port, b"operator", &[]);
     let sh = shared.clone();
     threads.push(thread::spawn(move || reader(querier, sh, SUBSCRIBERS, b"query", true)));
     // A routing pair: `talker` sends 20 messages to `listener` per interval.
-    let mut talker = connect(port, b"talker", &[]);
-    let listener = connect(port, b"listener", &[]);
+    let mut talker = connect_polling(port, b"talker", &[]);
+    let listener = connect_polling(port, b"listener", &[]);
     let sh = shared.clone();
     threads.push(thread::spawn(move || reader(listener, sh, SUBSCRIBERS + 1, b"RPC", false)));
     let burst: Vec<u8> = frames(&[b"listener", b"VIP1", b"", b"m", b"RPC", &[b'x'; 200]]).repeat(20);

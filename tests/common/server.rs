@@ -1,7 +1,7 @@
 //! A server on 127.0.0.1 and raw ZMTP peers on blocking sockets (the peers allocate freely:
 //! only the router thread's allocations are ever counted).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,18 @@ pub fn handshake(identity: &[u8]) -> Vec<u8> {
     let mut out = greeting::emit(Mechanism::Null, false).to_vec();
     command::emit_ready(b"DEALER", identity, &mut out);
     out
+}
+
+/// Connect to the server on `port`, greet, READY (NULL) with `identity`, say hello, then send
+/// `then`.
+pub fn connect(port: u16, identity: &[u8], then: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut hello = handshake(identity);
+    hello.extend_from_slice(&frames(&[b"", b"VIP1", b"", b"h", b"hello", b"hello"]));
+    hello.extend_from_slice(then);
+    s.write_all(&hello).unwrap();
+    s
 }
 
 /// One whole frame body from a blocking stream.

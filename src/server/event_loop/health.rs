@@ -14,7 +14,7 @@
 //! Cost: nothing is allocated (the object and the headers are written into stack buffers, the
 //! delivery body into the pubsub service's warm scratch; `tests/no_alloc_stats.rs`).
 
-use super::sink::ConnSink;
+use super::sink::conn_sink;
 use super::*;
 use crate::time::{UTC_TEXT_LEN, format_utc};
 use crate::vip::pubsub::OwnPublish;
@@ -83,15 +83,7 @@ impl Server {
             return;
         };
         let own = OwnPublish { sender: &health.publish.sender, topic: &health.publish.topic, headers, message };
-        let mut sink = ConnSink::new(
-            &mut self.slots,
-            &mut self.sched,
-            &mut self.budget,
-            &mut self.fanout,
-            &mut self.traffic,
-            &self.limits,
-            None,
-        );
+        let mut sink = conn_sink!(self, None);
         let _ = self.router.publish_own(&mut self.stats, &own, &mut sink);
         self.stats.msgs_out += sink.counts().0;
         self.fanout.trim();

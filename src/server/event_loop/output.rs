@@ -224,15 +224,7 @@ impl Server {
             self.dial_events.push(DialEvent::Closed(id, reason));
         }
         if conn.phase() == Phase::Attached {
-            let mut sink = ConnSink::new(
-                &mut self.slots,
-                &mut self.sched,
-                &mut self.budget,
-                &mut self.fanout,
-                &mut self.traffic,
-                &self.limits,
-                None,
-            );
+            let mut sink = conn_sink!(self, None);
             self.router.detach(&mut self.stats, PeerId(id.index), &mut sink);
             self.stats.msgs_out += sink.counts().0;
             self.close_broken();
@@ -241,4 +233,4 @@ impl Server {
     }
 }
 
-use super::sink::ConnSink;
+use super::sink::conn_sink;

@@ -4,7 +4,7 @@
 //! frames are read where the session parsed them, and written once, into each destination's
 //! transmit queue.
 
-use super::sink::{ConnSink, Sender};
+use super::sink::{Sender, conn_sink};
 use super::*;
 
 impl Server {
@@ -16,15 +16,7 @@ impl Server {
         let (outcome, delivered, refused) = {
             let (msg, delivery) = conn.route_view();
             let sender = Sender { id, delivery, stalled };
-            let mut sink = ConnSink::new(
-                &mut self.slots,
-                &mut self.sched,
-                &mut self.budget,
-                &mut self.fanout,
-                &mut self.traffic,
-                &self.limits,
-                Some(sender),
-            );
+            let mut sink = conn_sink!(self, Some(sender));
             let outcome = self.router.handle(&mut self.stats, PeerId(id.index), msg, &mut sink, on_full);
             let (delivered, refused) = sink.counts();
             (outcome, delivered, refused)

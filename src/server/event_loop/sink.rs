@@ -14,6 +14,24 @@ use crate::vip::pubsub::SCRATCH_KEEP_BYTES;
 use crate::vip::router::{Fanout, Full, Sink};
 use crate::zmtp::traffic::encode_verbatim;
 
+/// A [`ConnSink`] over `$server`'s connections and no checked-out sender (`None`) or one
+/// (`Some(Sender)`). The server's fields are borrowed one by one, so that its router and its
+/// counters stay free to lend alongside.
+macro_rules! conn_sink {
+    ($server:ident, $sender:expr) => {
+        $crate::server::event_loop::sink::ConnSink::new(
+            &mut $server.slots,
+            &mut $server.sched,
+            &mut $server.budget,
+            &mut $server.fanout,
+            &mut $server.traffic,
+            &$server.limits,
+            $sender,
+        )
+    };
+}
+pub(super) use conn_sink;
+
 /// The verbatim encoding of the last fan-out: encoded at its first verbatim recipient, copied to
 /// the others. Grows to the largest delivery once; a huge one is released after its route.
 #[derive(Debug, Default)]
