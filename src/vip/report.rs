@@ -9,10 +9,11 @@
 //!  "top_talkers": [{"identity": "<identity>", "msgs_in": n, "msgs_out": n}, ...]}
 //! ```
 //!
-//! Contract: written into the caller's fixed buffer without allocating (the publish path is
-//! allocation-free, `tests/no_alloc_stats.rs`). The counters come whole or not at all; each later
-//! part is left out whole when it does not fit (the slow subscribers and top talkers are cut to
-//! what fits, the slow subscribers saying how many were left out). The top talkers are the
+//! Contract: at most [`STATS_JSON_BYTES`], written into the caller's fixed buffer without
+//! allocating (the publish path is allocation-free, `tests/no_alloc_stats.rs`). The counters come
+//! whole or not at all; each later part is left out whole when it does not fit, and the two
+//! lists are cut to what fits: the slow subscribers (saying how many were left out) leave
+//! `TOP_TALKERS_ROOM` bytes to the top talkers. The top talkers are the
 //! [`MAX_TOP_TALKERS`] peers of the peer set with the most messages in and out together, busiest
 //! first, from the server's per-peer table ([`PeerTraffic`]); without a table the member is absent.
 
@@ -22,9 +23,13 @@ use crate::json::emit::{emit_latin1_str, emit_str, emit_u64};
 use crate::json::{ByteSink, LenCounter, SinkFull, SliceWriter};
 use crate::stats::{PeerTraffic, Stats, Traffic};
 
-/// Bytes of the `query stats` object: every counter, the limits, the pubsub fields and the top
-/// talkers (identities of up to 255 bytes, escaped, included).
-pub const STATS_JSON_BYTES: usize = 16384;
+/// Bytes of the `query stats` object, at most: every counter, the limits, then the pubsub fields
+/// and the top talkers as far as they fit.
+pub const STATS_JSON_BYTES: usize = 8192;
+
+/// Room the slow subscribers leave for the top talkers (10 entries of identities up to about 60
+/// characters; longer ones make the list shorter).
+const TOP_TALKERS_ROOM: usize = 1536;
 
 /// At most this many peers are listed in `"top_talkers"`.
 pub const MAX_TOP_TALKERS: usize = 10;
@@ -48,7 +53,8 @@ impl Router {
         w.put(b"{")?;
         stats.write_fields(w).map_err(|_| SinkFull)?;
         optional(w, |w| self.write_limits(w));
-        optional(w, |w| self.pubsub.write_stats_fields(&self.peers, w, 1));
+        let room = if traffic.is_some() { TOP_TALKERS_ROOM } else { 0 };
+        optional(w, |w| self.pubsub.write_stats_fields(&self.peers, w, room + 1));
         if let Some(t) = traffic {
             optional(w, |w| self.write_top_talkers(t, w));
         }
@@ -139,6 +145,17 @@ mod tests {
         }
     }
 
+    /// The buffer and frame ranges of a message made of `frames`.
+    fn message(frames: &[&[u8]]) -> (Vec<u8>, Vec<crate::zmtp::Part>) {
+        let mut buf = Vec::new();
+        let mut parts = Vec::new();
+        for f in frames {
+            parts.push(crate::zmtp::Part { start: buf.len() as u32, len: f.len() as u32 });
+            buf.extend_from_slice(f);
+        }
+        (buf, parts)
+    }
+
     /// A router whose peer set holds `names`, slot i = names[i].
     fn router_with(names: &[&[u8]]) -> (Router, Stats) {
         let mut r = Router::new(&Limits::COMPILED, PlatformInfo::with_router_id(b"rid"), 1);
@@ -206,6 +223,53 @@ mod tests {
         let mut w = SliceWriter::new(&mut buf);
         r.write_stats_json(&stats, None, &mut w).unwrap();
         assert!(json::parse(w.written()).unwrap().get(b"top_talkers").is_none());
+    }
+
+    /// Many slow subscribers with long identities still leave the top talkers their room, and
+    /// the object stays within [`STATS_JSON_BYTES`].
+    #[test]
+    fn slow_subscribers_leave_room_for_the_top_talkers() {
+        let names: Vec<Vec<u8>> = (0..100).map(|i| format!("slow-{i}-{}", "x".repeat(200)).into_bytes()).collect();
+        let refs: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+        let (mut r, mut stats) = router_with(&refs);
+        let sub = br#"{"prefix": "", "bus": ""}"#;
+        let frames: [&[u8]; 7] = [b"", b"VIP1", b"", b"s", b"pubsub", b"subscribe", sub];
+        let mut t = PeerTraffic::new(128);
+        for i in 0..100u16 {
+            let (buf, parts) = message(&frames);
+            let _ = r.handle(
+                &mut stats,
+                PeerId(i),
+                crate::zmtp::Message::new(&buf, &parts),
+                &mut Nowhere,
+                crate::vip::router::OnFull::Pause,
+            );
+            t.count_in(i);
+        }
+        struct Refuses;
+        impl Sink for Refuses {
+            fn deliver(&mut self, _: PeerId, _: &[&[u8]]) -> Result<(), Full> {
+                Err(Full)
+            }
+        }
+        let publish: [&[u8]; 8] =
+            [b"", b"VIP1", b"", b"m", b"pubsub", b"publish", b"t", br#"{"bus": "", "headers": {}, "message": 1}"#];
+        let (buf, parts) = message(&publish);
+        let _ = r.handle(
+            &mut stats,
+            PeerId(0),
+            crate::zmtp::Message::new(&buf, &parts),
+            &mut Refuses,
+            crate::vip::router::OnFull::Pause,
+        );
+        assert!(stats.dropped_slow_subscriber >= 99);
+        let mut buf = [0u8; STATS_JSON_BYTES];
+        let mut w = SliceWriter::new(&mut buf);
+        r.write_stats_json(&stats, Some(&t), &mut w).unwrap();
+        let v = json::parse(w.written()).unwrap();
+        assert!(v.get(b"slow_subscribers").unwrap().members().count() > 0);
+        assert!(v.get(b"slow_subscribers_omitted").is_some());
+        assert!(v.get(b"top_talkers").unwrap().items().count() >= 4, "{}", String::from_utf8_lossy(w.written()));
     }
 
     /// A buffer too small for the later parts keeps the counters and stays valid JSON.
