@@ -288,21 +288,7 @@ impl Config {
                     self.error_msg_id = ErrorMsgId::from_config(&e.value)
                         .ok_or_else(|| bad("expected agent-readable or verbatim".into()))?;
                 }
-                ("viprouter", "stats-topic") => self.stats_topic = e.value.clone(),
-                ("viprouter", "stats-interval") => {
-                    self.stats_interval_s = e
-                        .value
-                        .parse()
-                        .ok()
-                        .filter(|s| (1..=MAX_STATS_INTERVAL_S).contains(s))
-                        .ok_or_else(|| bad(format!("expected whole seconds from 1 to {MAX_STATS_INTERVAL_S}")))?;
-                }
-                ("viprouter", "stats-sender") => {
-                    if e.value.len() > crate::limits::MAX_IDENTITY_BYTES {
-                        return Err(bad(format!("longer than {} bytes", crate::limits::MAX_IDENTITY_BYTES)));
-                    }
-                    self.stats_sender = e.value.clone();
-                }
+                ("viprouter", k) if k.starts_with("stats-") => self.apply_stats(k, &e.value).map_err(bad)?,
                 ("viprouter", key) => {
                     let v: u64 = e.value.parse().map_err(|_| bad("expected a whole number".into()))?;
                     self.limits.lower(key, v).map_err(|le| match le {
@@ -323,6 +309,26 @@ impl Config {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// One of the `[viprouter] stats-*` keys (the router's own stats publish).
+    fn apply_stats(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "stats-topic" => self.stats_topic = value.to_string(),
+            "stats-interval" => {
+                self.stats_interval_s = value
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=MAX_STATS_INTERVAL_S).contains(s))
+                    .ok_or_else(|| format!("expected whole seconds from 1 to {MAX_STATS_INTERVAL_S}"))?;
+            }
+            "stats-sender" if value.len() > crate::limits::MAX_IDENTITY_BYTES => {
+                return Err(format!("longer than {} bytes", crate::limits::MAX_IDENTITY_BYTES));
+            }
+            "stats-sender" => self.stats_sender = value.to_string(),
+            _ => return Err("unknown setting".into()),
         }
         Ok(())
     }
