@@ -135,11 +135,49 @@ pub const MAX_SUBS_PER_PEER: usize = 1024;
 /// is answered `00`.
 pub const MAX_PREFIX_BYTES: usize = 1024;
 
+/// Links to remote platforms (multi-platform routing, VIP.md §11; `vip::links`): one outbound
+/// connection per remote platform named by `$VOLTTRON_HOME/external_platform_discovery.json` or
+/// by `keydiscovery`. Cost: one slot each at start-up plus its remote-subscription arena
+/// (`EXT_PREFIX_BYTES_PER_LINK`, zero pages until used). **At the limit** a further platform is
+/// not linked: its entry is skipped and logged; `rejected_link_table_full`.
+pub const MAX_LINKS: usize = 64;
+
+/// Subscription prefixes kept per remote platform (its `external_list`, VIP.md §11.5). **At the
+/// limit** the prefixes that fit are kept, the rest are left out (publishes matching only those
+/// are not forwarded to that platform), the list is answered `00`, counted
+/// (`rejected_external_prefixes`) and logged.
+pub const MAX_EXT_PREFIXES_PER_LINK: usize = 1024;
+
+/// Bytes of all subscription prefixes kept per remote platform (same behaviour as
+/// `MAX_EXT_PREFIXES_PER_LINK`).
+pub const EXT_PREFIX_BYTES_PER_LINK: usize = 64 * 1024;
+
+/// Bytes of a remote platform's `instance-name` (link table key, `external_list` key,
+/// `to_platform`). The link's routing id `instance.<name>.0.<16 digits>` must fit the 255 bytes
+/// of a ZMTP identity. **Over it** a discovery entry is skipped and logged; a `send_platform` to
+/// such a name is answered 113.
+pub const MAX_INSTANCE_NAME_BYTES: usize = 224;
+
+/// First delay before a link is dialled again after a failure or a drop; doubled after each
+/// further failure up to `LINK_RETRY_MAX_MS`, with up to 25% random jitter (VOLTTRON retries
+/// every 100 ms forever).
+pub const LINK_RETRY_MIN_MS: u64 = 100;
+
+/// Longest delay between two dials of a link that keeps failing: a remote platform that comes
+/// back is linked again within this time.
+pub const LINK_RETRY_MAX_MS: u64 = 5_000;
+
+/// Bytes of a link's `vip-address` (e.g. `tcp://192.168.1.20:22916`). **Over it** the discovery
+/// entry is skipped and logged.
+pub const MAX_LINK_ADDRESS_BYTES: usize = 1024;
+
 // Compile-time sanity checks (DESIGN.md §2.5).
 const _: () = assert!(MAX_CONNECTIONS <= u16::MAX as usize, "PeerId is a u16 slot index");
 const _: () = assert!(MAX_HANDSHAKES <= MAX_CONNECTIONS);
 const _: () = assert!(MAX_MSG_BYTES <= u32::MAX as u64, "frame offsets are u32");
 const _: () = assert!(TX_QUEUE_BYTES >= TX_BUF_MIN_BYTES);
+const _: () = assert!(MAX_LINKS <= u16::MAX as usize, "LinkId is a u16 slot index");
+const _: () = assert!(EXT_PREFIX_BYTES_PER_LINK <= u32::MAX as usize, "prefix offsets are u32");
 const _: () = assert!(
     BUFFER_BUDGET_BYTES >= RX_BUF_MAX_BYTES + TX_QUEUE_BYTES,
     "the budget must hold at least one maximal message in flight"
@@ -171,6 +209,8 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// See [`MAX_SUBS_PER_PEER`].
     pub max_subs_per_peer: usize,
+    /// See [`MAX_LINKS`].
+    pub max_links: usize,
 }
 
 /// A configuration value that cannot be applied to [`Limits`].
@@ -235,6 +275,7 @@ impl Limits {
         send_stall_ms: SEND_STALL_MS,
         max_subscriptions: MAX_SUBSCRIPTIONS,
         max_subs_per_peer: MAX_SUBS_PER_PEER,
+        max_links: MAX_LINKS,
     };
 
     /// Lower the limit `name` (config-file spelling, e.g. `max-connections`) to `value`.
@@ -256,6 +297,7 @@ impl Limits {
             "send-stall-ms" => (c.send_stall_ms, 0),
             "max-subscriptions" => (c.max_subscriptions as u64, 1),
             "max-subs-per-peer" => (c.max_subs_per_peer as u64, 1),
+            "max-links" => (c.max_links as u64, 0),
             _ => return Err(LimitError::Unknown),
         };
         if value > ceiling {
@@ -278,6 +320,7 @@ impl Limits {
             "buffer-budget-bytes" => self.buffer_budget_bytes = v,
             "send-stall-ms" => self.send_stall_ms = value,
             "max-subscriptions" => self.max_subscriptions = v,
+            "max-links" => self.max_links = v,
             _ => self.max_subs_per_peer = v,
         }
         Ok(())
@@ -297,7 +340,8 @@ impl Limits {
         let peers = self.max_connections * (MAX_IDENTITY_BYTES + 1 + 16) + self.max_connections * 2 * 2;
         let conn_state = self.max_connections * 1024;
         let subs = crate::vip::pubsub::PubSub::index_limits(self).memory_bytes().unwrap_or(usize::MAX / 4);
-        slots + peers + conn_state + subs
+        let links = crate::vip::links::Links::memory_bytes(self.max_links);
+        slots + peers + conn_state + subs + links
     }
 
     /// The memory ceiling of the whole router for these limits: buffer budget plus fixed
@@ -308,7 +352,7 @@ impl Limits {
 
     /// Every limit as a table row, in documentation order.
     #[rustfmt::skip] // one row per line, as in the README table
-    pub fn rows(&self) -> [LimitRow; 11] {
+    pub fn rows(&self) -> [LimitRow; 12] {
         [
             LimitRow { name: "max-connections", value: self.max_connections as u64, unit: "connections", at_limit: "accept then close at once; rejected_conn_full" },
             LimitRow { name: "max-handshakes", value: self.handshake_cap() as u64, unit: "connections", at_limit: "oldest unfinished handshake closed; rejected_handshake_evicted" },
@@ -321,6 +365,20 @@ impl Limits {
             LimitRow { name: "send-stall-ms", value: self.send_stall_ms, unit: "ms", at_limit: "paused sender's message answered with VIP error 11" },
             LimitRow { name: "max-subscriptions", value: self.max_subscriptions as u64, unit: "subscriptions", at_limit: "subscribe answered 00 and logged" },
             LimitRow { name: "max-subs-per-peer", value: self.max_subs_per_peer as u64, unit: "subscriptions", at_limit: "subscribe answered 00 and logged" },
+            LimitRow { name: "max-links", value: self.max_links as u64, unit: "platforms", at_limit: "further platforms not linked, logged; rejected_link_table_full" },
+        ]
+    }
+
+    /// The compiled-only capacities (not configurable), as rows for `--print-limits`.
+    #[rustfmt::skip] // one row per line, as in the README table
+    pub fn compiled_rows() -> [LimitRow; 6] {
+        [
+            LimitRow { name: "MAX_PREFIX_BYTES", value: MAX_PREFIX_BYTES as u64, unit: "bytes", at_limit: "subscribe answered 00" },
+            LimitRow { name: "MAX_BUS_BYTES", value: MAX_BUS_BYTES as u64, unit: "bytes", at_limit: "subscribe answered 00; a publish on a longer bus reaches nobody" },
+            LimitRow { name: "MAX_EXT_PREFIXES_PER_LINK", value: MAX_EXT_PREFIXES_PER_LINK as u64, unit: "prefixes", at_limit: "remote list kept up to the limit, answered 00; rejected_external_prefixes" },
+            LimitRow { name: "EXT_PREFIX_BYTES_PER_LINK", value: EXT_PREFIX_BYTES_PER_LINK as u64, unit: "bytes", at_limit: "as MAX_EXT_PREFIXES_PER_LINK" },
+            LimitRow { name: "MAX_INSTANCE_NAME_BYTES", value: MAX_INSTANCE_NAME_BYTES as u64, unit: "bytes", at_limit: "discovery entry skipped; send_platform answered 113" },
+            LimitRow { name: "MAX_LINK_ADDRESS_BYTES", value: MAX_LINK_ADDRESS_BYTES as u64, unit: "bytes", at_limit: "discovery entry skipped" },
         ]
     }
 }

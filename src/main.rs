@@ -84,6 +84,10 @@ fn print_limits(limits: &Limits) {
     for r in limits.rows() {
         println!("{:<22} {:>12}  {:<14} {}", r.name, r.value, r.unit, r.at_limit);
     }
+    println!("compiled (not configurable):");
+    for r in Limits::compiled_rows() {
+        println!("{:<26} {:>8}  {:<14} {}", r.name, r.value, r.unit, r.at_limit);
+    }
     println!(
         "memory ceiling: {} bytes ({:.1} MiB) = buffer budget {} + fixed tables {}",
         limits.memory_ceiling_bytes(),

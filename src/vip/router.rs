@@ -16,6 +16,8 @@
 use super::SIGNATURE;
 use super::envelope::{Envelope, EnvelopeError};
 use super::error::{VipErrno, error_frames};
+use super::external_pubsub::OwnList;
+use super::links::{LinkId, Links};
 use super::peers::{AttachError, PeerId, PeerTable};
 use super::platform::PlatformInfo;
 use super::pubsub::PubSub;
@@ -50,6 +52,20 @@ pub trait Sink {
     fn is_stalled(&self, to: PeerId) -> bool {
         let _ = to;
         false
+    }
+
+    /// Queue `frames` as one multipart message on the connection of link `link` (a DEALER
+    /// towards a remote platform's router: the frames go on the wire as they are, starting with
+    /// the empty RECIPIENT), all or nothing. Only called for a link the server reported up
+    /// ([`Router::link_up`]) and not down since. The queue is bounded like a peer's
+    /// (`tx-queue-bytes`); a full one answers [`Full`] and the router drops and counts (it never
+    /// pauses local senders behind a remote). The default (no link support) refuses everything.
+    ///
+    /// # Errors
+    /// [`Full`] when nothing was queued.
+    fn deliver_link(&mut self, link: LinkId, frames: &[&[u8]]) -> Result<(), Full> {
+        let _ = (link, frames);
+        Err(Full)
     }
 }
 
@@ -106,6 +122,12 @@ pub struct Router {
     pub stats: Stats,
     /// The pubsub service (VIP.md §7).
     pub pubsub: PubSub,
+    /// Links to remote platforms (VIP.md §11; [`super::links`]).
+    pub links: Links,
+    /// Our `external_list` body.
+    pub(super) own_list: OwnList,
+    /// Scratch for rewritten `external_rpc` bodies.
+    pub(super) rpc_body: Vec<u8>,
 }
 
 impl Router {
@@ -116,6 +138,9 @@ impl Router {
             info,
             stats: Stats::default(),
             pubsub: PubSub::new(limits),
+            links: Links::new(limits.max_links, seed),
+            own_list: OwnList::default(),
+            rpc_body: Vec::new(),
         }
     }
 
@@ -151,7 +176,12 @@ impl Router {
             self.unregister(peer, sink);
         }
         self.pubsub.peer_detached(peer);
+        let lists = self.links.peer_gone(peer);
+        if lists > 0 {
+            log::info!("{} left: the remote subscriptions it sent are dropped", self.name(peer));
+        }
         self.peers.detach(peer);
+        self.sync_external_list(sink);
     }
 
     /// Route one message from `from` (VIP.md §4).
@@ -186,18 +216,24 @@ impl Router {
             b"ping" => self.ping(from, &env, sink),
             b"peerlist" => self.peerlist(from, &env, sink),
             b"query" => self.query(from, &env, sink),
-            b"pubsub" => {
-                let Router { peers, stats, pubsub, .. } = self;
-                pubsub.handle(from, &env, peers, stats, sink)
-            }
+            b"pubsub" => match env.arg(0) {
+                b"external_list" => self.external_list_in(from, &env, sink),
+                b"external_publish" => self.external_publish_in(from, &env, sink),
+                _ => {
+                    let Router { peers, stats, pubsub, links, .. } = self;
+                    let outcome = pubsub.handle(from, &env, peers, links, stats, sink);
+                    self.sync_external_list(sink);
+                    outcome
+                }
+            },
             b"agentstop" => {
                 self.agentstop(from, &env, sink);
                 Outcome::Done
             }
             b"quit" if self.peers.identity(from) == CONTROL => Outcome::Quit,
-            // VIP.md §5.5: errors addressed to the router are discarded; §5.9: routing_table
-            // answers nothing (its only answered op, `update`, is unused).
-            b"error" | b"routing_table" => Outcome::Done,
+            // VIP.md §5.5: errors addressed to the router are discarded.
+            b"error" => Outcome::Done,
+            b"routing_table" => self.routing_table(from, &env, sink),
             b"external_rpc" if env.arg_count() == 2 && matches!(env.arg(0), b"send_platform" | b"send_peer") => {
                 self.external_rpc(from, &env, sink)
             }
@@ -234,6 +270,7 @@ impl Router {
         }
         self.stats.peers_dropped += 1;
         self.pubsub.remove_peer(peer); // VIP.md §7.12
+        self.sync_external_list(sink);
         let Router { peers, stats, .. } = self;
         let me = peers.identity(peer);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"drop", me];
@@ -353,7 +390,7 @@ impl Router {
     /// VIP.md §5.4, plus `stats` (§12 Compat: a JSON object of the router's counters).
     fn query(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
         let mut json = [0u8; 8192];
-        let Router { info, stats, peers, pubsub } = self;
+        let Router { info, stats, peers, pubsub, links, .. } = self;
         let value: &[u8] = match env.arg(0) {
             b"stats" => {
                 let mut w = FixedWriter::new(&mut json);
@@ -362,6 +399,7 @@ impl Router {
                 }
                 let n = w.written().len();
                 let n = pubsub.append_stats_json(peers, &mut json, n);
+                let n = links.append_stats_json(&mut json, n);
                 json.get(..n).unwrap_or(&[])
             }
             key => info.query(key).unwrap_or(&[]),
@@ -389,31 +427,7 @@ impl Router {
     }
 
     /// VIP.md §5.10: error 93.
-    /// VIP.md §5.9 / §11.6: `external_rpc send_platform|send_peer BODY`. Multi-platform routing
-    /// is not implemented (README), so nothing is forwarded and, as in VOLTTRON, nothing is
-    /// answered — except a JSON object without the key the op needs (`to_platform`,
-    /// `to_peer`), which VOLTTRON answers with 93. A body that is not a JSON object (it crashes
-    /// VOLTTRON's router, §16.2 B) is dropped. Each drop is counted and logged once.
-    fn external_rpc(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
-        let key: &[u8] = if env.arg(0) == b"send_platform" { b"to_platform" } else { b"to_peer" };
-        match crate::json::parse(env.arg(1)) {
-            Ok(v) if v.kind() == crate::json::Kind::Object && v.get(key).is_none() => {
-                return self.unsupported(from, env, sink);
-            }
-            Ok(v) if v.kind() == crate::json::Kind::Object => {}
-            _ => log::debug!("external_rpc from {}: body is not a JSON object", self.name(from)),
-        }
-        if stats::bump(&mut self.stats.external_rpc_dropped) {
-            log::warn!(
-                "external_rpc {} from {} dropped: multi-platform routing is not implemented",
-                env.arg(0).escape_ascii(),
-                self.name(from)
-            );
-        }
-        Outcome::Done
-    }
-
-    fn unsupported(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+    pub(super) fn unsupported(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
         self.stats.errors_unsupported += 1;
         let f = error_frames(b"", env.msg_id, VipErrno::ProtoNotSupported, b"", env.subsystem);
         Self::reply(&mut self.stats, sink, from, &f)

@@ -2,6 +2,7 @@
 //! subscriber, fanned out through the index; the count reply after the deliveries.
 
 use super::*;
+use crate::vip::external_pubsub;
 
 /// A [`ByteSink`] appending to a `Vec` up to a size limit.
 struct Capped<'a> {
@@ -26,6 +27,7 @@ impl PubSub {
         from: PeerId,
         env: &Envelope<'_>,
         peers: &PeerTable,
+        links: &mut Links,
         stats: &mut Stats,
         sink: &mut impl Sink,
     ) -> Outcome {
@@ -65,69 +67,121 @@ impl PubSub {
         }
         let mut bus_buf = [0u8; MAX_BUS_BYTES];
         let bus = delivery.bus.as_str().and_then(|s| s.to_latin1(&mut bus_buf).ok());
-        let count = match bus {
-            Some(bus) if !self.subs.is_empty() => {
-                let PubSub { subs, body, wire, slow, max_body_bytes, .. } = self;
-                body.clear();
-                if delivery.emit(&mut Capped { out: body, max: *max_body_bytes }).is_err() {
-                    if stats::bump(&mut stats.rejected_publish_too_large) {
-                        log::warn!(
-                            "publish from {} to {:?} dropped: delivery body over {max_body_bytes} bytes",
-                            who.escape_ascii(),
-                            topic.escape_ascii().to_string()
-                        );
-                    }
-                    body.clear();
-                    return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
+        let local = bus.is_some() && !self.subs.is_empty();
+        let remote = external_pubsub::wanted(links, topic);
+        let count = if local || remote {
+            let PubSub { body, max_body_bytes, .. } = self;
+            body.clear();
+            if delivery.emit(&mut Capped { out: body, max: *max_body_bytes }).is_err() {
+                if stats::bump(&mut stats.rejected_publish_too_large) {
+                    log::warn!(
+                        "publish from {} to {:?} dropped: delivery body over {max_body_bytes} bytes",
+                        who.escape_ascii(),
+                        topic.escape_ascii().to_string()
+                    );
                 }
+                body.clear();
+                return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
+            }
+            let body = core::mem::take(&mut self.body);
+            let mut count = 0;
+            if let Some(bus) = bus.filter(|_| local) {
                 let frames: [&[u8]; 8] =
                     [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"publish", topic, body.as_slice()];
-                let mut shared = Shared::new(&frames, wire);
-                let mut delivered = 0u64;
-                let count = subs.for_each_subscriber(bus, topic, |p| {
-                    let state = slow.get_mut(usize::from(p));
-                    match sink.deliver_shared(PeerId(p), &mut shared) {
-                        Ok(()) => {
-                            delivered += 1;
-                            if let Some(s) = state {
-                                s.dropping = false;
-                            }
-                        }
-                        Err(Full) => {
-                            stats.dropped_slow_subscriber += 1;
-                            if let Some(s) = state {
-                                s.dropped += 1;
-                                if !s.dropping {
-                                    s.dropping = true;
-                                    if stats::bump(&mut s.stalls) {
-                                        log::warn!(
-                                            "slow subscriber {}: queue full, dropping its pubsub deliveries \
-                                             (stall {}, {} dropped so far; publishers unaffected)",
-                                            peers.identity(PeerId(p)).escape_ascii(),
-                                            s.stalls,
-                                            s.dropped
-                                        );
-                                    }
-                                }
-                            }
-                        }
-                    }
-                });
-                stats.pubsub_deliveries += delivered;
-                if body.capacity() > SCRATCH_KEEP_BYTES {
-                    *body = Vec::new();
-                }
-                if wire.capacity() > SCRATCH_KEEP_BYTES {
-                    *wire = Vec::new();
-                }
-                count
+                count += self.fan_out(bus, topic, &frames, peers, stats, sink);
             }
-            _ => 0,
+            if remote {
+                let frames: [&[u8]; 8] =
+                    [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"external_publish", topic, body.as_slice()];
+                count += external_pubsub::forward_publish(links, topic, &frames, stats, sink);
+            }
+            self.body = body;
+            self.release_scratch();
+            count
+        } else {
+            0
         };
         // Deliveries (if any) are out: never pause and retry from here (it would duplicate them).
         let count = u32::try_from(count).unwrap_or(u32::MAX);
         Self::count_reply(stats, sink, from, who, env.msg_id, count);
         Outcome::Done
+    }
+
+    /// Give scratch buffers that grew for a huge message back.
+    fn release_scratch(&mut self) {
+        if self.body.capacity() > SCRATCH_KEEP_BYTES {
+            self.body = Vec::new();
+        }
+        if self.wire.capacity() > SCRATCH_KEEP_BYTES {
+            self.wire = Vec::new();
+        }
+    }
+
+    /// Queue `frames` (a `publish` delivery) to every subscriber of `topic` on `bus`, dropping
+    /// (and counting) it for a subscriber whose queue is full. Returns the number of matching
+    /// subscribers (VIP.md §7.6).
+    fn fan_out(
+        &mut self,
+        bus: &[u8],
+        topic: &[u8],
+        frames: &[&[u8]],
+        peers: &PeerTable,
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+    ) -> usize {
+        let PubSub { subs, wire, slow, .. } = self;
+        let mut shared = Shared::new(frames, wire);
+        let mut delivered = 0u64;
+        let count = subs.for_each_subscriber(bus, topic, |p| {
+            let state = slow.get_mut(usize::from(p));
+            match sink.deliver_shared(PeerId(p), &mut shared) {
+                Ok(()) => {
+                    delivered += 1;
+                    if let Some(s) = state {
+                        s.dropping = false;
+                    }
+                }
+                Err(Full) => {
+                    stats.dropped_slow_subscriber += 1;
+                    if let Some(s) = state {
+                        s.dropped += 1;
+                        if !s.dropping {
+                            s.dropping = true;
+                            if stats::bump(&mut s.stalls) {
+                                log::warn!(
+                                    "slow subscriber {}: queue full, dropping its pubsub deliveries \
+                                     (stall {}, {} dropped so far; publishers unaffected)",
+                                    peers.identity(PeerId(p)).escape_ascii(),
+                                    s.stalls,
+                                    s.dropped
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        stats.pubsub_deliveries += delivered;
+        count
+    }
+
+    /// Deliver a remote platform's publish (`external_publish` from a link, already checked) to
+    /// the local subscribers of `topic` on `bus`: `[X, '', 'VIP1', U, M, 'pubsub', 'publish',
+    /// TOPIC, BODY]` with BODY as received. Returns the number of matching subscribers.
+    pub(crate) fn deliver_external(
+        &mut self,
+        bus: &[u8],
+        topic: &[u8],
+        body: &[u8],
+        env: &Envelope<'_>,
+        peers: &PeerTable,
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+    ) -> usize {
+        let frames: [&[u8]; 8] = [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"publish", topic, body];
+        let n = self.fan_out(bus, topic, &frames, peers, stats, sink);
+        self.release_scratch();
+        n
     }
 
     /// The publish count to the publisher, dropped (and counted) if its queue is full.
