@@ -68,3 +68,13 @@ fn auth_json() {
 fn decode_key() {
     replay("decode_key", fuzzing::fuzz_decode_key);
 }
+
+#[test]
+fn links() {
+    replay("links", fuzzing::fuzz_links);
+}
+
+#[test]
+fn discovery() {
+    replay("discovery", fuzzing::fuzz_discovery);
+}

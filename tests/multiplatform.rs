@@ -78,7 +78,9 @@ fn discovery(names: &[(&str, u16)]) -> Vec<u8> {
     let entries: Vec<String> = names
         .iter()
         .map(|(n, port)| {
-            format!(r#""{n}": {{"vip-address": "tcp://127.0.0.1:{port}", "instance-name": "{n}", "serverkey": "{KEY}"}}"#)
+            format!(
+                r#""{n}": {{"vip-address": "tcp://127.0.0.1:{port}", "instance-name": "{n}", "serverkey": "{KEY}"}}"#
+            )
         })
         .collect();
     format!("{{{}}}", entries.join(", ")).into_bytes()
@@ -93,7 +95,9 @@ fn platform() -> (Router, TestSink, LinkId) {
     let limits = Limits { max_connections: 16, max_links: 4, ..Limits::COMPILED };
     let mut r = Router::new(&limits, info, 7);
     let mut s = TestSink::default();
-    for (p, id) in [(A, &b"agent.a"[..]), (B, b"agent.b"), (X, b"instance.p1.0.1234567890123456"), (KD, b"keydiscovery")] {
+    for (p, id) in
+        [(A, &b"agent.a"[..]), (B, b"agent.b"), (X, b"instance.p1.0.1234567890123456"), (KD, b"keydiscovery")]
+    {
         r.attach(PeerId(p), id).unwrap();
         send(&mut r, &mut s, p, &[b"", b"VIP1", b"", b"h", b"hello", b"hello"]);
     }
@@ -133,7 +137,10 @@ fn link_up_sends_hello_then_the_list_and_the_list_follows_all_platforms_changes(
     );
     let sub = |p: &str, all: bool| format!(r#"{{"prefix": "{p}", "bus": "", "all_platforms": {all}}}"#);
     pubsub(&mut r, &mut s, A, &[b"subscribe", sub("devices", true).as_bytes()]);
-    assert_eq!(s.take_links(), vec![frames(&[b"", b"VIP1", b"", b"", b"pubsub", b"external_list", br#"{"p1": ["devices"]}"#])]);
+    assert_eq!(
+        s.take_links(),
+        vec![frames(&[b"", b"VIP1", b"", b"", b"pubsub", b"external_list", br#"{"p1": ["devices"]}"#])]
+    );
     // internal subscriptions and a second subscriber to the same prefix change nothing
     pubsub(&mut r, &mut s, A, &[b"subscribe", sub("local", false).as_bytes()]);
     pubsub(&mut r, &mut s, B, &[b"subscribe", sub("devices", true).as_bytes()]);
@@ -143,7 +150,16 @@ fn link_up_sends_hello_then_the_list_and_the_list_follows_all_platforms_changes(
         &mut r,
         &mut s,
         B,
-        &[b"", b"VIP1", b"", b"m", b"pubsub", b"synchronize", b"connected", br#"{"subscriptions": {"all": {"": ["devices", "alerts/"]}}}"#],
+        &[
+            b"",
+            b"VIP1",
+            b"",
+            b"m",
+            b"pubsub",
+            b"synchronize",
+            b"connected",
+            br#"{"subscriptions": {"all": {"": ["devices", "alerts/"]}}}"#,
+        ],
     );
     assert_eq!(
         s.take_links(),
@@ -151,7 +167,10 @@ fn link_up_sends_hello_then_the_list_and_the_list_follows_all_platforms_changes(
     );
     // agent.b leaves: only agent.a's devices stays
     send(&mut r, &mut s, B, &[b"", b"VIP1", b"", b"m", b"agentstop", b"agent.b"]);
-    assert_eq!(s.take_links(), vec![frames(&[b"", b"VIP1", b"", b"", b"pubsub", b"external_list", br#"{"p1": ["devices"]}"#])]);
+    assert_eq!(
+        s.take_links(),
+        vec![frames(&[b"", b"VIP1", b"", b"", b"pubsub", b"external_list", br#"{"p1": ["devices"]}"#])]
+    );
     assert_eq!(r.links.get(id).unwrap().counters.lists_out, 4);
 }
 
@@ -161,9 +180,17 @@ fn remote_subscriptions_drive_forwarding_and_true_publisher_counts() {
     up(&mut r, &mut s, id);
     pubsub(&mut r, &mut s, B, &[b"subscribe", br#"{"prefix": "devices", "bus": ""}"#]);
     // p2's link tells us what p2 wants: reply 01 to X, as VOLTTRON does
-    send(&mut r, &mut s, X, &[b"", b"VIP1", b"", b"", b"pubsub", b"external_list", br#"{"p2": ["devices/", "x"], "p1": ["ignored"]}"#]);
+    send(
+        &mut r,
+        &mut s,
+        X,
+        &[b"", b"VIP1", b"", b"", b"pubsub", b"external_list", br#"{"p2": ["devices/", "x"], "p1": ["ignored"]}"#],
+    );
     let out = s.take_peers();
-    assert_eq!(out.last().unwrap(), &(X, frames(&[b"", b"VIP1", b"instance.p1.0.1234567890123456", b"", b"pubsub", b"request_response", b"\x01"])));
+    assert_eq!(
+        out.last().unwrap(),
+        &(X, frames(&[b"", b"VIP1", b"instance.p1.0.1234567890123456", b"", b"pubsub", b"request_response", b"\x01"]))
+    );
     assert_eq!(r.links.ext_subs(id).unwrap().len(), 2, "our own name's entry is skipped");
     // publish devices/x/y from agent.a: agent.b locally, then the link
     pubsub(&mut r, &mut s, A, &[b"publish", b"devices/x/y", DEVICES_BODY]);
@@ -237,7 +264,10 @@ fn external_publishes_reach_local_subscribers_and_protected_topics_hold() {
     s.take_peers();
     let body = br#"{"sender": "pub2", "bus": "", "headers": {}, "message": 1}"#;
     send(&mut r, &mut s, X, &[b"", b"VIP1", b"", b"M2", b"pubsub", b"external_publish", b"devices/a", body]);
-    assert_eq!(s.take_peers(), vec![(B, frames(&[b"", b"VIP1", b"", b"M2", b"pubsub", b"publish", b"devices/a", body]))]);
+    assert_eq!(
+        s.take_peers(),
+        vec![(B, frames(&[b"", b"VIP1", b"", b"M2", b"pubsub", b"publish", b"devices/a", body]))]
+    );
     assert!(s.take_links().is_empty(), "never forwarded again");
     // from a local agent: ignored (no forged senders)
     send(&mut r, &mut s, A, &[b"", b"VIP1", b"", b"M3", b"pubsub", b"external_publish", b"devices/a", body]);
@@ -248,7 +278,9 @@ fn external_publishes_reach_local_subscribers_and_protected_topics_hold() {
     assert!(s.take_peers().is_empty());
     assert_eq!(r.stats.external_malformed, 2);
     // protected topic: refused unless USER_ID names a user with the capability
-    r.pubsub.set_protected_topics_json(br#"{"write-protect": [{"topic": "secret", "capabilities": ["can_publish"]}]}"#).unwrap();
+    r.pubsub
+        .set_protected_topics_json(br#"{"write-protect": [{"topic": "secret", "capabilities": ["can_publish"]}]}"#)
+        .unwrap();
     r.pubsub.set_user_capabilities_json(br#"{"capabilities": {"p2.pub2": {"can_publish": null}}}"#).unwrap();
     send(&mut r, &mut s, X, &[b"", b"VIP1", b"", b"M5", b"pubsub", b"external_publish", b"secret/x", body]);
     assert!(s.take_peers().is_empty());
@@ -269,7 +301,8 @@ fn send_platform_is_rewritten_onto_the_link_or_answered_113_or_11() {
     };
     // link not up yet → 113 naming the platform, MSG_ID byte-exact, subsystem external_rpc
     rpc(&mut r, &mut s, call);
-    let e113 = frames(&[b"", b"VIP1", b"agent.a", msg_id, b"error", b"113", b"No route to host", b"p2", b"external_rpc"]);
+    let e113 =
+        frames(&[b"", b"VIP1", b"agent.a", msg_id, b"error", b"113", b"No route to host", b"p2", b"external_rpc"]);
     assert_eq!(s.take_peers(), vec![(A, e113.clone())]);
     up(&mut r, &mut s, id);
     rpc(&mut r, &mut s, call);
@@ -294,19 +327,35 @@ fn send_platform_is_rewritten_onto_the_link_or_answered_113_or_11() {
 fn send_peer_from_a_link_reaches_the_callee_with_a_remote_user_or_errors_back() {
     let (mut r, mut s, id) = platform();
     up(&mut r, &mut s, id);
-    let body = br#"{"to_platform": "p1", "to_peer": "agent.b", "from_platform": "p2", "from_peer": "caller2", "args": []}"#;
+    let body =
+        br#"{"to_platform": "p1", "to_peer": "agent.b", "from_platform": "p2", "from_peer": "caller2", "args": []}"#;
     send(&mut r, &mut s, X, &[b"", b"VIP1", b"", b"M7", b"external_rpc", b"send_peer", body]);
-    assert_eq!(s.take_peers(), vec![(B, frames(&[b"", b"VIP1", b"p2.caller2", b"M7", b"external_rpc", b"send_peer", body]))]);
+    assert_eq!(
+        s.take_peers(),
+        vec![(B, frames(&[b"", b"VIP1", b"p2.caller2", b"M7", b"external_rpc", b"send_peer", body]))]
+    );
     // the callee is not here: the caller hears 113 through its platform's router
-    let body = br#"{"to_platform": "p1", "to_peer": "ghost", "from_platform": "p2", "from_peer": "caller2", "args": []}"#;
+    let body =
+        br#"{"to_platform": "p1", "to_peer": "ghost", "from_platform": "p2", "from_peer": "caller2", "args": []}"#;
     send(&mut r, &mut s, X, &[b"", b"VIP1", b"", b"M8", b"external_rpc", b"send_peer", body]);
     assert!(s.take_peers().is_empty());
     assert_eq!(
         s.take_links(),
-        vec![frames(&[b"caller2", b"VIP1", b"", b"M8", b"error", b"113", b"No route to host", b"ghost", b"external_rpc"])]
+        vec![frames(&[
+            b"caller2",
+            b"VIP1",
+            b"",
+            b"M8",
+            b"error",
+            b"113",
+            b"No route to host",
+            b"ghost",
+            b"external_rpc"
+        ])]
     );
     // a local agent cannot pretend to be a remote caller
-    let forged = br#"{"to_platform": "p1", "to_peer": "agent.b", "from_platform": "p2", "from_peer": "admin", "args": []}"#;
+    let forged =
+        br#"{"to_platform": "p1", "to_peer": "agent.b", "from_platform": "p2", "from_peer": "admin", "args": []}"#;
     send(&mut r, &mut s, A, &[b"", b"VIP1", b"", b"M9", b"external_rpc", b"send_peer", forged]);
     assert!(s.take_peers().is_empty());
     assert_eq!((r.stats.external_rpc_in, r.stats.rejected_external_not_link), (1, 1));
@@ -324,7 +373,10 @@ fn routing_table_hello_welcome_keydiscovery_and_hostile_input() {
     assert_eq!(out[2][5], b"external_list");
     // hello while the link is up: welcome at once, with U and M of the hello
     send(&mut r, &mut s, X, &[b"", b"VIP1", b"u", b"m", b"routing_table", b"hello", b"hello", b"p2"]);
-    assert_eq!(s.take_links(), vec![frames(&[b"", b"VIP1", b"u", b"m", b"routing_table", b"hello", b"welcome", b"p1"])]);
+    assert_eq!(
+        s.take_links(),
+        vec![frames(&[b"", b"VIP1", b"u", b"m", b"routing_table", b"hello", b"welcome", b"p1"])]
+    );
     // keydiscovery configures a link; anyone else is ignored
     let entry = br#"{"instance-name": "p3", "vip-address": "tcp://127.0.0.1:24000", "serverkey": "wSdbLxSEa3DNUtqHbM6nFX1gCh4ksbvjD98ChP8dsSQ"}"#;
     send(&mut r, &mut s, A, &[b"", b"VIP1", b"", b"", b"routing_table", b"normalmode_platform_connection", entry]);

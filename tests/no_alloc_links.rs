@@ -106,7 +106,8 @@ fn external_publish_and_rpc_paths_allocate_nothing() {
         r.attach(PeerId(*p), id).unwrap();
         handle(&mut r, &mut s, *p, &hello);
     }
-    let subscribe = prepare(&[b"", b"VIP1", b"", b"s", b"pubsub", b"subscribe", br#"{"prefix": "devices", "bus": ""}"#]);
+    let subscribe =
+        prepare(&[b"", b"VIP1", b"", b"s", b"pubsub", b"subscribe", br#"{"prefix": "devices", "bus": ""}"#]);
     for p in 0..SUBSCRIBERS {
         handle(&mut r, &mut s, p, &subscribe);
     }

@@ -44,8 +44,12 @@ impl fmt::Display for EntryError {
         match self {
             EntryError::NotObject => f.write_str("not a JSON object"),
             EntryError::Missing(k) => write!(f, "no \"{k}\" string"),
-            EntryError::BadName => write!(f, "instance-name empty, over {MAX_INSTANCE_NAME_BYTES} bytes, or not latin-1"),
-            EntryError::BadAddress => write!(f, "vip-address is not tcp://… or ipc://… (≤ {MAX_LINK_ADDRESS_BYTES} bytes)"),
+            EntryError::BadName => {
+                write!(f, "instance-name empty, over {MAX_INSTANCE_NAME_BYTES} bytes, or not latin-1")
+            }
+            EntryError::BadAddress => {
+                write!(f, "vip-address is not tcp://… or ipc://… (≤ {MAX_LINK_ADDRESS_BYTES} bytes)")
+            }
             EntryError::BadServerKey => f.write_str("serverkey is not a CURVE key (43-char base64, Z85 or hex)"),
         }
     }
@@ -167,7 +171,10 @@ mod tests {
             ("[]".into(), EntryError::NotObject),
             ("garbage".into(), EntryError::NotObject),
             (r#"{"vip-address": "tcp://h:1", "serverkey": "k"}"#.into(), EntryError::Missing("instance-name")),
-            (r#"{"instance-name": 5, "vip-address": "tcp://h:1", "serverkey": "k"}"#.into(), EntryError::Missing("instance-name")),
+            (
+                r#"{"instance-name": 5, "vip-address": "tcp://h:1", "serverkey": "k"}"#.into(),
+                EntryError::Missing("instance-name"),
+            ),
             (entry("", "tcp://h:1", KEY), EntryError::BadName),
             (entry("p2", "http://h:1", KEY), EntryError::BadAddress),
             (entry("p2", "tcp://", KEY), EntryError::BadAddress),

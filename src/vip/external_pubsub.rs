@@ -20,8 +20,12 @@
 //!   (U and M as the publisher sent them, byte-exact; DELIVERY_BODY the local delivery body).
 //! * A remote's publish arrives as `[X, '', 'VIP1', U, M, 'pubsub', 'external_publish', TOPIC,
 //!   BODY]` and is delivered to the local subscribers of TOPIC on BODY's bus exactly as a local
-//!   publish (`[sub, '', 'VIP1', U, M, 'pubsub', 'publish', TOPIC, BODY]`, BODY as received). It
-//!   is not forwarded to other platforms (no multi-hop, as VOLTTRON). No reply.
+//!   publish (`[sub, '', 'VIP1', U, M, 'pubsub', 'publish', TOPIC, BODY']`). BODY must be an
+//!   object with `sender` and `bus` strings, `headers` and `message` (what every router sends);
+//!   BODY' is it re-emitted in the local delivery form (`{"sender", "bus", "headers",
+//!   "message"}`, Python's ASCII JSON — the same bytes when the remote is VOLTTRON), so agents
+//!   get exactly what a local publish gives them whatever the remote sent. It is not forwarded
+//!   to other platforms (no multi-hop, as VOLTTRON). No reply.
 //!
 //! # Where viprouter differs from VOLTTRON 9.0.4 (all measured defects, multiplatform.md §2.7)
 //!
@@ -63,8 +67,8 @@ use super::peers::PeerId;
 use super::router::{Full, Outcome, Router, Sink};
 use super::subscriptions::Subscriptions;
 use crate::json::emit::emit_latin1_str;
-use crate::json::{self, Kind, Latin1Error, Value};
-use crate::limits::{MAX_BUS_BYTES, MAX_PREFIX_BYTES};
+use crate::json::{self, DeliveryBody, Kind, Latin1Error, Value};
+use crate::limits::{MAX_BUS_BYTES, MAX_IDENTITY_BYTES, MAX_PREFIX_BYTES};
 use crate::stats::{self, Stats};
 
 /// The routing-id prefix of every platform link (VOLTTRON's `instance.<name>.<random>`).
@@ -106,7 +110,12 @@ pub struct ExtSubs {
 impl ExtSubs {
     /// An empty list with room for `max_prefixes` prefixes of `max_bytes` in all.
     pub fn new(max_bytes: usize, max_prefixes: usize) -> ExtSubs {
-        ExtSubs { bytes: vec![0; max_bytes].into_boxed_slice(), ends: vec![0; max_prefixes].into_boxed_slice(), n: 0, from: None }
+        ExtSubs {
+            bytes: vec![0; max_bytes].into_boxed_slice(),
+            ends: vec![0; max_prefixes].into_boxed_slice(),
+            n: 0,
+            from: None,
+        }
     }
 
     /// Number of prefixes.
@@ -262,7 +271,7 @@ pub fn forward_publish(
 
 impl Router {
     /// Is `from` a remote platform's link? If not, count and log the refused operation.
-    pub(super) fn from_link(&mut self, from: PeerId, what: &str) -> bool {
+    pub(super) fn sent_by_link(&mut self, from: PeerId, what: &str) -> bool {
         let id = self.peers.identity(from);
         if is_link_identity(id) {
             return true;
@@ -275,7 +284,7 @@ impl Router {
 
     /// Inbound `pubsub external_list BODY` from a remote's link.
     pub(super) fn external_list_in(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
-        if !self.from_link(from, "pubsub external_list") {
+        if !self.sent_by_link(from, "pubsub external_list") {
             return Outcome::Done;
         }
         let Some(v) = parse_list_body(env.arg(1)) else {
@@ -295,7 +304,9 @@ impl Router {
                 continue;
             }
             match self.links.set_ext_subs(name, from, |ext| ext.replace_from(prefixes)) {
-                Some(0) => log::debug!("external_list from {}: {} prefixes", name.escape_ascii(), prefixes.items().count()),
+                Some(0) => {
+                    log::debug!("external_list from {}: {} prefixes", name.escape_ascii(), prefixes.items().count())
+                }
                 Some(left_out) => {
                     complete = false;
                     self.stats.rejected_external_prefixes += left_out as u64 - 1;
@@ -332,19 +343,22 @@ impl Router {
     /// Inbound `pubsub external_publish TOPIC BODY` from a remote's link: protected-topic check,
     /// then local delivery. No reply.
     pub(super) fn external_publish_in(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
-        if !self.from_link(from, "pubsub external_publish") {
+        if !self.sent_by_link(from, "pubsub external_publish") {
             return Outcome::Done;
         }
         let (topic, body) = (env.arg(1), env.arg(2));
-        let bus = match json::parse(body) {
-            Ok(v) if v.kind() == Kind::Object => v.get(b"bus").and_then(|b| b.as_str()),
-            _ => None,
-        };
-        let mut bus_buf = [0u8; MAX_BUS_BYTES];
-        let Some(Ok(bus)) = bus.map(|b| b.to_latin1(&mut bus_buf)) else {
+        let (mut sender_buf, mut bus_buf) = ([0u8; MAX_IDENTITY_BYTES], [0u8; MAX_BUS_BYTES]);
+        let parsed = json::parse(body).ok().filter(|v| v.kind() == Kind::Object);
+        let sender = parsed.and_then(|v| v.get(b"sender")).and_then(|s| s.as_str());
+        let sender = sender.and_then(|s| s.to_latin1(&mut sender_buf).ok()).filter(|s| s.len() <= MAX_IDENTITY_BYTES);
+        let bus = parsed.and_then(|v| v.get(b"bus")).and_then(|b| b.as_str());
+        let bus = bus.and_then(|b| b.to_latin1(&mut bus_buf).ok()).filter(|b| b.len() <= MAX_BUS_BYTES);
+        let delivery = parsed.zip(sender).and_then(|(v, s)| DeliveryBody::from_publish(s, v));
+        let (Some(bus), Some(delivery), Some(_)) = (bus, delivery, env.get_arg(2)) else {
             if stats::bump(&mut self.stats.external_malformed) {
                 log::warn!(
-                    "external_publish from {}: no topic, or body not an object with a \"bus\" string; dropped",
+                    "external_publish from {}: no topic, or body not an object with \"sender\" and \"bus\" strings, \
+                     \"headers\" and \"message\"; dropped",
                     self.peers.identity(from).escape_ascii()
                 );
             }
@@ -363,7 +377,7 @@ impl Router {
             return Outcome::Done;
         }
         let Router { peers, stats, pubsub, .. } = self;
-        pubsub.deliver_external(bus, topic, body, env, peers, stats, sink);
+        pubsub.deliver_external(bus, topic, &delivery, env, peers, stats, sink);
         Outcome::Done
     }
 
@@ -399,7 +413,10 @@ impl Router {
                 }
                 Err(Full) => {
                     if stats::bump(&mut stats.external_publish_dropped_full) {
-                        log::warn!("external_list to {}: the link's queue is full; retried later", l.name().escape_ascii());
+                        log::warn!(
+                            "external_list to {}: the link's queue is full; retried later",
+                            l.name().escape_ascii()
+                        );
                     }
                 }
             }

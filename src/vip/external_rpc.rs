@@ -187,7 +187,11 @@ impl Router {
             }
             Err(Full) => {
                 if stats::bump(&mut stats.errors_again) {
-                    log::warn!("send_platform from {}: the link to {} is full; answered 11", me.escape_ascii(), shown.escape_ascii());
+                    log::warn!(
+                        "send_platform from {}: the link to {} is full; answered 11",
+                        me.escape_ascii(),
+                        shown.escape_ascii()
+                    );
                 }
                 let f = error_frames(me, env.msg_id, VipErrno::Again, shown, b"external_rpc");
                 Router::reply(stats, sink, from, &f)

@@ -79,7 +79,8 @@ impl Router {
         };
         match parse_entry_json(body) {
             Ok(config) => {
-                let own = OwnPlatform { instance_name: &self.info.instance_name, addresses_json: &self.info.addresses_json };
+                let own =
+                    OwnPlatform { instance_name: &self.info.instance_name, addresses_json: &self.info.addresses_json };
                 self.links.configure_logged(config, Source::Keydiscovery, own, &mut self.stats);
             }
             Err(e) => {

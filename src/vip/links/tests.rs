@@ -1,7 +1,11 @@
 use super::*;
 
 fn cfg(name: &str, port: u16) -> LinkConfig {
-    LinkConfig { instance_name: name.as_bytes().to_vec(), vip_address: format!("tcp://127.0.0.1:{port}"), serverkey: [7; 32] }
+    LinkConfig {
+        instance_name: name.as_bytes().to_vec(),
+        vip_address: format!("tcp://127.0.0.1:{port}"),
+        serverkey: [7; 32],
+    }
 }
 
 const OWN: OwnPlatform<'static> = OwnPlatform { instance_name: b"p1", addresses_json: br#"["tcp://127.0.0.1:22916"]"# };
@@ -121,7 +125,10 @@ fn own_platform_full_table_and_stats_json() {
     buf[..2].copy_from_slice(b"{}");
     let n = links.append_stats_json(&mut buf, 2);
     let text = std::str::from_utf8(&buf[..n]).unwrap();
-    assert!(text.starts_with(r#"{, "links": {"p2": {"state": "down", "address": "tcp://127.0.0.1:1", "ups": 0"#), "{text}");
+    assert!(
+        text.starts_with(r#"{, "links": {"p2": {"state": "down", "address": "tcp://127.0.0.1:1", "ups": 0"#),
+        "{text}"
+    );
     assert!(crate::json::parse(text.replacen("{, ", "{", 1).as_bytes()).is_ok(), "{text}");
     // too small a buffer: links omitted, JSON still closed
     let mut small = [0u8; 200];

@@ -47,23 +47,8 @@ impl PubSub {
             malformed(stats, who, OP, "body is not an object with \"bus\", \"headers\" and \"message\"");
             return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
         };
-        if let Some(refusal) = self.policy.check(who, topic) {
-            if stats::bump(&mut stats.rejected_protected_topic) {
-                log::warn!(
-                    "publish to protected topic {:?} by {} refused",
-                    topic.escape_ascii().to_string(),
-                    who.escape_ascii()
-                );
-            }
-            self.text.clear();
-            refusal.write_text(topic, &mut self.text);
-            let frames: [&[u8]; 9] = [b"", SIGNATURE, who, env.msg_id, b"error", b"-32001", &self.text, b"", b"pubsub"];
-            // Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
-            if let Outcome::Blocked(p) = Router::reply(stats, sink, from, &frames) {
-                return Outcome::Blocked(p);
-            }
-            Self::count_reply(stats, sink, from, who, env.msg_id, 0);
-            return Outcome::Done;
+        if let Some(outcome) = self.refuse_protected(from, who, env, topic, stats, sink) {
+            return outcome;
         }
         let mut bus_buf = [0u8; MAX_BUS_BYTES];
         let bus = delivery.bus.as_str().and_then(|s| s.to_latin1(&mut bus_buf).ok());
@@ -105,6 +90,36 @@ impl PubSub {
         let count = u32::try_from(count).unwrap_or(u32::MAX);
         Self::count_reply(stats, sink, from, who, env.msg_id, count);
         Outcome::Done
+    }
+
+    /// The protected-topic check of VIP.md §7.9: on refusal the -32001 error and a count of 0
+    /// (`Some` outcome); `None` when the publish may go on.
+    fn refuse_protected(
+        &mut self,
+        from: PeerId,
+        who: &[u8],
+        env: &Envelope<'_>,
+        topic: &[u8],
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+    ) -> Option<Outcome> {
+        let refusal = self.policy.check(who, topic)?;
+        if stats::bump(&mut stats.rejected_protected_topic) {
+            log::warn!(
+                "publish to protected topic {:?} by {} refused",
+                topic.escape_ascii().to_string(),
+                who.escape_ascii()
+            );
+        }
+        self.text.clear();
+        refusal.write_text(topic, &mut self.text);
+        let frames: [&[u8]; 9] = [b"", SIGNATURE, who, env.msg_id, b"error", b"-32001", &self.text, b"", b"pubsub"];
+        // Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
+        if let Outcome::Blocked(p) = Router::reply(stats, sink, from, &frames) {
+            return Some(Outcome::Blocked(p));
+        }
+        Self::count_reply(stats, sink, from, who, env.msg_id, 0);
+        Some(Outcome::Done)
     }
 
     /// Give scratch buffers that grew for a huge message back.
@@ -167,19 +182,38 @@ impl PubSub {
 
     /// Deliver a remote platform's publish (`external_publish` from a link, already checked) to
     /// the local subscribers of `topic` on `bus`: `[X, '', 'VIP1', U, M, 'pubsub', 'publish',
-    /// TOPIC, BODY]` with BODY as received. Returns the number of matching subscribers.
+    /// TOPIC, BODY]` with BODY re-emitted from `delivery`. Returns the number of matching
+    /// subscribers (0 when the body would exceed the message limit: dropped and counted).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn deliver_external(
         &mut self,
         bus: &[u8],
         topic: &[u8],
-        body: &[u8],
+        delivery: &DeliveryBody<'_>,
         env: &Envelope<'_>,
         peers: &PeerTable,
         stats: &mut Stats,
         sink: &mut impl Sink,
     ) -> usize {
-        let frames: [&[u8]; 8] = [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"publish", topic, body];
+        if self.subs.is_empty() {
+            return 0;
+        }
+        let mut body = core::mem::take(&mut self.body);
+        body.clear();
+        if delivery.emit(&mut Capped { out: &mut body, max: self.max_body_bytes }).is_err() {
+            if stats::bump(&mut stats.rejected_publish_too_large) {
+                log::warn!(
+                    "external publish to {:?} dropped: delivery body too large",
+                    topic.escape_ascii().to_string()
+                );
+            }
+            self.body = body;
+            self.release_scratch();
+            return 0;
+        }
+        let frames: [&[u8]; 8] = [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"publish", topic, &body];
         let n = self.fan_out(bus, topic, &frames, peers, stats, sink);
+        self.body = body;
         self.release_scratch();
         n
     }

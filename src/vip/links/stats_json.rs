@@ -1,0 +1,88 @@
+//! The `"links"` part of `query stats`.
+
+use std::fmt::Write as _;
+
+use super::{Link, Links};
+use crate::json::emit::emit_latin1_str;
+use crate::json::{ByteSink, SinkFull, SliceWriter};
+use crate::vip::external_pubsub::ExtSubs;
+
+impl Links {
+    /// Append `, "links": {"<name>": {"state": …, …}, …}` before the final `}` of the JSON
+    /// object in `buf[..len]` (the `query stats` reply) and return the new length; links that do
+    /// not fit are counted in `"links_omitted"`. On any problem `len` is returned unchanged.
+    pub fn append_stats_json(&self, buf: &mut [u8], len: usize) -> usize {
+        const CLOSE_RESERVE: usize = 48;
+        if len == 0 || buf.get(len - 1) != Some(&b'}') || self.is_empty() {
+            return len;
+        }
+        let Some(tail) = buf.get_mut(len - 1..) else { return len };
+        let room = tail.len();
+        let mut w = SliceWriter::new(tail);
+        let mut one = [0u8; 1024];
+        let written = (|| -> Result<(), SinkFull> {
+            w.put(b", \"links\": {")?;
+            let (mut shown, mut omitted) = (0usize, 0u64);
+            for s in self.slots.iter() {
+                let Some(l) = s.link.as_ref() else { continue };
+                let mut e = SliceWriter::new(&mut one);
+                if Self::link_json(l, &s.ext, &mut e).is_err() || w.len() + e.len() + 2 + CLOSE_RESERVE > room {
+                    omitted += 1;
+                    continue;
+                }
+                if shown > 0 {
+                    w.put(b", ")?;
+                }
+                w.put(e.written())?;
+                shown += 1;
+            }
+            w.put(b"}")?;
+            if omitted > 0 {
+                w.put(b", \"links_omitted\": ")?;
+                let mut n = [0u8; 24];
+                let mut nw = crate::stats::FixedWriter::new(&mut n);
+                let _ = write!(nw, "{omitted}");
+                w.put(nw.written())?;
+            }
+            w.put(b"}")
+        })();
+        match written {
+            Ok(()) => len - 1 + w.len(),
+            Err(SinkFull) => {
+                if let Some(b) = buf.get_mut(len - 1) {
+                    *b = b'}';
+                }
+                len
+            }
+        }
+    }
+
+    /// `"<name>": {"state": "up", …}` of one link.
+    fn link_json(l: &Link, ext: &ExtSubs, w: &mut SliceWriter<'_>) -> Result<(), SinkFull> {
+        emit_latin1_str(w, &l.config.instance_name)?;
+        w.put(b": {\"state\": \"")?;
+        w.put(l.state.name().as_bytes())?;
+        w.put(b"\", \"address\": ")?;
+        emit_latin1_str(w, l.config.vip_address.as_bytes())?;
+        let c = &l.counters;
+        let fields: [(&str, u64); 10] = [
+            ("ups", c.ups),
+            ("downs", c.downs),
+            ("refused", c.refused),
+            ("publishes_out", c.publishes_out),
+            ("dropped_down", c.dropped_down),
+            ("dropped_full", c.dropped_full),
+            ("rpc_out", c.rpc_out),
+            ("lists_out", c.lists_out),
+            ("msgs_in", c.msgs_in),
+            ("remote_prefixes", ext.len() as u64),
+        ];
+        for (k, v) in fields {
+            let mut num = [0u8; 48];
+            let mut nw = crate::stats::FixedWriter::new(&mut num);
+            let _ = write!(nw, ", \"{k}\": {v}");
+            w.put(nw.written())?;
+        }
+        w.put(b"}")
+    }
+}
