@@ -11,7 +11,7 @@ BIN     := target/release/viprouter
 T       ?= frame_stream
 SECS    ?= 30
 
-.PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
+.PHONY: all build release run test test-unit interop venv test-multiplatform fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
 
 all: build
 
@@ -52,6 +52,13 @@ $(VENV)/.installed: tests/interop/requirements.txt
 ## interop: real libzmq peers (pyzmq) against the release binary
 interop: release venv
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest tests/interop -q
+
+## test-multiplatform: two real VOLTTRON 9.0.4 platforms linked on loopback with real agents
+## (tests/multiplatform/README.md); needs .venv-volttron9 (../shared/vendor/volttron9/install.sh)
+VOLTTRON9_VENV ?= .venv-volttron9
+test-multiplatform:
+	@test -x $(VOLTTRON9_VENV)/bin/python || { echo "no $(VOLTTRON9_VENV): run ../shared/vendor/volttron9/install.sh $(VOLTTRON9_VENV)"; exit 1; }
+	$(VOLTTRON9_VENV)/bin/python -m pytest tests/multiplatform -q -p no:cacheprovider -rxXs
 
 fuzz-replay:
 	$(CARGO) test --test fuzz_replay
