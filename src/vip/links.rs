@@ -50,6 +50,27 @@
 //! `max-links` slots, allocated at start-up with their remote-subscription arenas
 //! ([`crate::limits::MAX_LINKS`]); a platform over the limit is not linked
 //! (`rejected_link_table_full`).
+//!
+//! # Corrections to VIP.md §11 (measured on VOLTTRON 9.0.4, `multiplatform.md` §4)
+//!
+//! The shared spec is read-only; where it is wrong or silent about multi-platform routing, this
+//! is what 9.0.4 does (and what the modules here are built on):
+//!
+//! | VIP.md | 9.0.4 actually |
+//! |---|---|
+//! | §5.9, §11.4: `routing_table update` is answered `request_response` | it kills the router (TypeError); so do `normalmode_platform_connection` without a body or with a non-object body, from **any** peer ([`super::routing_table`]) |
+//! | §11.3: `CONNECTED` drives the link status | it fires at TCP connect, before CURVE; `CONNECTION_DELAY` repeats on every retry; the link DEALER has HWM 1000, `RECONNECT_IVL` 100 ms, its own zmq context. viprouter: up = ZMTP handshake done |
+//! | §11.3: replies on the outbound link are dropped | yes, and the rest of `ext_route` is dead code too (pyzmq `Frame != str`): nothing arriving on a link is ever acted on, so each direction needs its own link |
+//! | §11.3: client key pair = the platform keystore | yes; `known_hosts` is **not** consulted for links, the server key comes from the discovery entry only |
+//! | §11.1: names "must be unique" | also: the `instance-name` in A's entry for B must equal B's configured name, and both must list each other, or traffic is lost silently (issue #1545, once a crash) |
+//! | §11.1: discovery by `GET <web>/discovery/` | body `{"serverkey", "vip-address", "instance-name"}` (+ `rmq-address`, `rmq-ca-cert`); `vip-address` is in effect the first tcp vip-address; the path must be exactly `/discovery/`, setup-mode URLs must have no path ([`super::discovery`]; setup mode is not implemented here) |
+//! | §7.12: a cleanly disconnected platform's `ext_subscriptions` entry is removed | never on disconnect: the entry stays, publishes still count the remote and queue in the dead link, replayed later ([`super::external_pubsub`]) |
+//! | §11.5: the list is sent when the `all` set changes and on `CONNECTED` | also on every peer drop and every `synchronize` once any publish created the `all` key (empty lists on every agent start/stop); the bus is not carried; the receiver skips the key equal to the name in *its config file* |
+//! | §11.5: `external_publish` | byte-for-byte as described; the receiver also delivers to `internal` subscribers; the publisher's count includes remotes whose link is down |
+//! | §11.6: external RPC | as described, but MSG_ID arrives as a 4-byte float, the callee sees peer and user `''` (capability-protected methods refuse remote callers, -32001), an unknown platform or peer is a silent timeout; loopback round trip 12 ms ([`super::external_rpc`]) |
+//! | §11.7: #1528 "subscriptions discarded on disconnect, not re-sent" | stale: they are never discarded and are re-sent on every reconnect; the real failures are stale counting/replay and agents that stop after 50 reconnect retries (§13.5: ≈5 s, so "agents keep running across a router restart" holds only for short outages) |
+//! | §11.7: #1506 decorator subscriptions not propagated | fixed by PR #1507 (`_sync` pushes the list); the issue was never closed |
+//! | §14.2: default `instance-name` "first vip-address, else the host name" | on the first start without a vip-address the router gets `None`; the host name takes effect from the next start |
 
 use super::external_pubsub::ExtSubs;
 use super::peers::PeerId;
@@ -134,9 +155,9 @@ pub enum Source {
 /// One remote platform to link to: a validated discovery entry (see [`super::discovery`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkConfig {
-    /// The remote's `instance-name` (latin-1 bytes, 1..=[`MAX_INSTANCE_NAME_BYTES`]).
+    /// The remote's `instance-name` (latin-1 bytes, 1..=[`crate::limits::MAX_INSTANCE_NAME_BYTES`]).
     pub instance_name: Vec<u8>,
-    /// Where to dial, e.g. `tcp://192.168.1.20:22916` (≤ [`MAX_LINK_ADDRESS_BYTES`]).
+    /// Where to dial, e.g. `tcp://192.168.1.20:22916` (≤ [`crate::limits::MAX_LINK_ADDRESS_BYTES`]).
     pub vip_address: String,
     /// The remote's CURVE server key (its platform public key), raw.
     pub serverkey: [u8; 32],
