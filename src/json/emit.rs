@@ -119,6 +119,50 @@ impl ByteSink for SliceWriter<'_> {
     }
 }
 
+/// Inserts more members into the JSON object held in `buf[..len]`: `f` writes them (starting
+/// with `, `) in place of its closing `}`, which is written again after them. `f` gets the
+/// writer and the room it has. Returns the new length; if the buffer does not end an object
+/// there, or `f` fails, `len` is returned and the object is left as it was.
+pub fn append_to_object(
+    buf: &mut [u8],
+    len: usize,
+    f: impl FnOnce(&mut SliceWriter<'_>, usize) -> Result<(), SinkFull>,
+) -> usize {
+    if len == 0 || buf.get(len - 1) != Some(&b'}') {
+        return len;
+    }
+    let Some(tail) = buf.get_mut(len - 1..) else { return len };
+    let room = tail.len();
+    let mut w = SliceWriter::new(tail);
+    match f(&mut w, room).and_then(|()| w.put(b"}")) {
+        Ok(()) => len - 1 + w.len(),
+        Err(SinkFull) => {
+            // Restore the closing brace the writer may have overwritten.
+            if let Some(b) = buf.get_mut(len - 1) {
+                *b = b'}';
+            }
+            len
+        }
+    }
+}
+
+/// Writes `n` in decimal.
+pub fn emit_u64<S: ByteSink + ?Sized>(out: &mut S, mut n: u64) -> Result<(), SinkFull> {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.put(digits.get(i..).unwrap_or_default())
+}
+
 /// Writes `v` re-serialised canonically (Python separators, ASCII only; see the module doc).
 pub fn emit_value<S: ByteSink + ?Sized>(out: &mut S, v: Value<'_>) -> Result<(), SinkFull> {
     match v.kind() {

@@ -1,9 +1,7 @@
 //! The `"links"` part of `query stats`.
 
-use std::fmt::Write as _;
-
 use super::{Link, Links};
-use crate::json::emit::emit_latin1_str;
+use crate::json::emit::{append_to_object, emit_latin1_str, emit_u64};
 use crate::json::{ByteSink, SinkFull, SliceWriter};
 use crate::vip::external_pubsub::ExtSubs;
 
@@ -13,14 +11,11 @@ impl Links {
     /// not fit are counted in `"links_omitted"`. On any problem `len` is returned unchanged.
     pub fn append_stats_json(&self, buf: &mut [u8], len: usize) -> usize {
         const CLOSE_RESERVE: usize = 48;
-        if len == 0 || buf.get(len - 1) != Some(&b'}') || self.is_empty() {
+        if self.is_empty() {
             return len;
         }
-        let Some(tail) = buf.get_mut(len - 1..) else { return len };
-        let room = tail.len();
-        let mut w = SliceWriter::new(tail);
         let mut one = [0u8; 1024];
-        let written = (|| -> Result<(), SinkFull> {
+        append_to_object(buf, len, |w, room| {
             w.put(b", \"links\": {")?;
             let (mut shown, mut omitted) = (0usize, 0u64);
             for s in self.slots.iter() {
@@ -39,22 +34,10 @@ impl Links {
             w.put(b"}")?;
             if omitted > 0 {
                 w.put(b", \"links_omitted\": ")?;
-                let mut n = [0u8; 24];
-                let mut nw = crate::stats::FixedWriter::new(&mut n);
-                let _ = write!(nw, "{omitted}");
-                w.put(nw.written())?;
+                emit_u64(w, omitted)?;
             }
-            w.put(b"}")
-        })();
-        match written {
-            Ok(()) => len - 1 + w.len(),
-            Err(SinkFull) => {
-                if let Some(b) = buf.get_mut(len - 1) {
-                    *b = b'}';
-                }
-                len
-            }
-        }
+            Ok(())
+        })
     }
 
     /// `"<name>": {"state": "up", …}` of one link.
@@ -78,10 +61,10 @@ impl Links {
             ("remote_prefixes", ext.len() as u64),
         ];
         for (k, v) in fields {
-            let mut num = [0u8; 48];
-            let mut nw = crate::stats::FixedWriter::new(&mut num);
-            let _ = write!(nw, ", \"{k}\": {v}");
-            w.put(nw.written())?;
+            w.put(b", \"")?;
+            w.put(k.as_bytes())?;
+            w.put(b"\": ")?;
+            emit_u64(w, v)?;
         }
         w.put(b"}")
     }

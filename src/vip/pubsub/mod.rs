@@ -73,7 +73,7 @@ use super::peers::{PeerId, PeerTable};
 use super::protected::{PolicyError, TopicPolicy};
 use super::router::{Full, Outcome, Router, Shared, Sink};
 use super::subscriptions::{MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions};
-use crate::json::{self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value};
+use crate::json::{self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, Value};
 use crate::limits::{Limits, MAX_BUS_BYTES, MAX_PREFIX_BYTES, MAX_SUBS_PER_PEER};
 use crate::stats::{self, Stats};
 
@@ -145,20 +145,8 @@ fn platform(k: JsonStr<'_>) -> Option<bool> {
     }
 }
 
-fn put_u64(out: &mut impl ByteSink, mut n: u64) -> Result<(), SinkFull> {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.put(digits.get(i..).unwrap_or_default())
+fn put_u64(out: &mut impl ByteSink, n: u64) -> Result<(), SinkFull> {
+    json::emit::emit_u64(out, n)
 }
 
 /// Log a malformed request (rate-limited) and count it.
@@ -371,17 +359,9 @@ impl PubSub {
     /// unchanged.
     pub fn append_stats_json(&self, peers: &PeerTable, buf: &mut [u8], len: usize) -> usize {
         const CLOSE_RESERVE: usize = 64; // `}, "slow_subscribers_omitted": <u64>}`
-        if len == 0 || buf.get(len - 1) != Some(&b'}') {
-            return len;
-        }
-        let Some(tail) = buf.get_mut(len - 1..) else {
-            return len;
-        };
-        let room = tail.len();
-        let mut w = SliceWriter::new(tail);
-        let written = (|| -> Result<(), SinkFull> {
+        json::emit::append_to_object(buf, len, |w, room| {
             w.put(b", \"subscriptions\": ")?;
-            put_u64(&mut w, self.subs.len() as u64)?;
+            put_u64(w, self.subs.len() as u64)?;
             w.put(b", \"slow_subscribers\": {")?;
             let (mut shown, mut omitted) = (0usize, 0u64);
             for (i, s) in self.slow.iter().enumerate() {
@@ -400,27 +380,17 @@ impl PubSub {
                 if shown > 0 {
                     w.put(b", ")?;
                 }
-                json::emit::emit_latin1_str(&mut w, id)?;
+                json::emit::emit_latin1_str(w, id)?;
                 w.put(b": ")?;
-                put_u64(&mut w, s.dropped)?;
+                put_u64(w, s.dropped)?;
                 shown += 1;
             }
             w.put(b"}")?;
             if omitted > 0 {
                 w.put(b", \"slow_subscribers_omitted\": ")?;
-                put_u64(&mut w, omitted)?;
+                put_u64(w, omitted)?;
             }
-            w.put(b"}")
-        })();
-        match written {
-            Ok(()) => len - 1 + w.len(),
-            Err(SinkFull) => {
-                // Restore the closing brace the writer may have overwritten.
-                if let Some(b) = buf.get_mut(len - 1) {
-                    *b = b'}';
-                }
-                len
-            }
-        }
+            Ok(())
+        })
     }
 }
