@@ -48,7 +48,7 @@ impl Router {
                 self.remote_hello(from, env, sink)
             }
             (b"hello", b"welcome") if is_link_identity(self.peers.identity(from)) && env.arg_count() >= 3 => {
-                log::info!(
+                log::debug!(
                     "platform {} welcomed our link (from {})",
                     env.arg(2).escape_ascii(),
                     self.peers.identity(from).escape_ascii()
@@ -109,8 +109,9 @@ impl Router {
             return;
         };
         let Some(link) = links.get_mut(id) else { return };
-        link.hello_from = Some(from);
-        log::info!("platform {} said hello (peer {})", name.escape_ascii(), peers.identity(from).escape_ascii());
+        if link.hello_from.replace(from) != Some(from) {
+            log::info!("platform {} said hello (peer {})", name.escape_ascii(), peers.identity(from).escape_ascii());
+        }
         if link.state() != LinkState::Up {
             link.welcome_owed = true;
             return;
