@@ -56,7 +56,7 @@ interop: release venv
 ## test-multiplatform: two real VOLTTRON 9.0.4 platforms linked on loopback with real agents
 ## (tests/multiplatform/README.md); needs .venv-volttron9 (../shared/vendor/volttron9/install.sh)
 VOLTTRON9_VENV ?= .venv-volttron9
-test-multiplatform:
+test-multiplatform: release
 	@test -x $(VOLTTRON9_VENV)/bin/python || { echo "no $(VOLTTRON9_VENV): run ../shared/vendor/volttron9/install.sh $(VOLTTRON9_VENV)"; exit 1; }
 	$(VOLTTRON9_VENV)/bin/python -m pytest tests/multiplatform -q -p no:cacheprovider -rxXs
 

@@ -16,7 +16,9 @@ from platforms import AgentAuth, KeyPair, Platform
 
 
 class Callee(Agent):
-    """The agent called from the other platform."""
+    """The agent called from the other platform; ``calls`` records who called ``whoami``."""
+
+    calls: List[Dict[str, str]] = []
 
     @RPC.export
     def echo(self, data: Any) -> Any:
@@ -29,7 +31,9 @@ class Callee(Agent):
     @RPC.export
     def whoami(self) -> Dict[str, str]:
         msg = self.vip.rpc.context.vip_message
-        return {"peer": str(msg.peer), "user": str(msg.user)}
+        who = {"peer": str(msg.peer), "user": str(msg.user)}
+        self.calls.append(who)
+        return who
 
     @RPC.export
     @RPC.allow("can_call_secret")

@@ -41,6 +41,11 @@ def volttron_key(z85: bytes) -> str:
     return base64.urlsafe_b64encode(zmq.utils.z85.decode(z85)).decode().rstrip("=")
 
 
+def z85_key(key: str) -> bytes:
+    """VOLTTRON's 43-char key text as the Z85 form pyzmq's CURVE options take."""
+    return zmq.utils.z85.encode(base64.urlsafe_b64decode(key + "="))
+
+
 @dataclass
 class KeyPair:
     public: str
