@@ -137,8 +137,9 @@ pub const MAX_PREFIX_BYTES: usize = 1024;
 
 /// Links to remote platforms (multi-platform routing, VIP.md §11; `vip::links`): one outbound
 /// connection per remote platform named by `$VOLTTRON_HOME/external_platform_discovery.json` or
-/// by `keydiscovery`. Cost: one slot each at start-up plus its remote-subscription arena
-/// (`EXT_PREFIX_BYTES_PER_LINK`, zero pages until used). **At the limit** a further platform is
+/// by `keydiscovery`. Cost: one slot each at start-up, plus the remote-subscription arena
+/// (`EXT_PREFIX_BYTES_PER_LINK` + 4 × `MAX_EXT_PREFIXES_PER_LINK` bytes, reserved when a link is
+/// configured, resident only as prefixes are stored). **At the limit** a further platform is
 /// not linked: its entry is skipped and logged; `rejected_link_table_full`.
 pub const MAX_LINKS: usize = 64;
 

@@ -97,13 +97,16 @@ impl OwnList {
     }
 }
 
-/// One remote platform's subscription prefixes, in a fixed arena.
+/// One remote platform's subscription prefixes, in a fixed arena: two vectors whose capacity is
+/// reserved once and never exceeded (so nothing reallocates, and pages are touched only as
+/// prefixes are stored: an idle router pays no resident memory for them).
 #[derive(Debug)]
 pub struct ExtSubs {
-    bytes: Box<[u8]>,
+    bytes: Vec<u8>,
     /// End offset of each prefix in `bytes`.
-    ends: Box<[u32]>,
-    n: usize,
+    ends: Vec<u32>,
+    max_bytes: usize,
+    max_prefixes: usize,
     from: Option<PeerId>,
 }
 
@@ -111,26 +114,33 @@ impl ExtSubs {
     /// An empty list with room for `max_prefixes` prefixes of `max_bytes` in all.
     pub fn new(max_bytes: usize, max_prefixes: usize) -> ExtSubs {
         ExtSubs {
-            bytes: vec![0; max_bytes].into_boxed_slice(),
-            ends: vec![0; max_prefixes].into_boxed_slice(),
-            n: 0,
+            bytes: Vec::with_capacity(max_bytes),
+            ends: Vec::with_capacity(max_prefixes),
+            max_bytes,
+            max_prefixes,
             from: None,
         }
     }
 
     /// Number of prefixes.
     pub fn len(&self) -> usize {
-        self.n
+        self.ends.len()
+    }
+
+    /// The byte capacity reserved (0 before a link was configured in the slot).
+    pub fn capacity_bytes(&self) -> usize {
+        self.max_bytes
     }
 
     /// No prefixes held.
     pub fn is_empty(&self) -> bool {
-        self.n == 0
+        self.ends.is_empty()
     }
 
     /// Forget every prefix (and who sent them).
     pub fn clear(&mut self) {
-        self.n = 0;
+        self.bytes.clear();
+        self.ends.clear();
         self.from = None;
     }
 
@@ -143,18 +153,10 @@ impl ExtSubs {
         self.from = from;
     }
 
-    fn used(&self) -> usize {
-        match self.n {
-            0 => 0,
-            n => self.ends.get(n - 1).map_or(0, |&e| e as usize),
-        }
-    }
-
     /// The prefixes, in list order.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        let ends = self.ends.get(..self.n).unwrap_or_default();
-        let starts = core::iter::once(0u32).chain(ends.iter().copied());
-        starts.zip(ends.iter().copied()).map(|(s, e)| self.bytes.get(s as usize..e as usize).unwrap_or_default())
+        let starts = core::iter::once(0u32).chain(self.ends.iter().copied());
+        starts.zip(self.ends.iter().copied()).map(|(s, e)| self.bytes.get(s as usize..e as usize).unwrap_or_default())
     }
 
     /// Does `topic` start with one of the prefixes (plain byte prefix, as VOLTTRON's
@@ -163,26 +165,24 @@ impl ExtSubs {
         self.iter().any(|p| topic.starts_with(p))
     }
 
-    /// Append one prefix; false when it does not fit.
+    /// Append one prefix; false when it does not fit (nothing grows past the reserved capacity).
     fn push(&mut self, p: &[u8]) -> bool {
-        let start = self.used();
-        let end = start + p.len();
-        match (self.bytes.get_mut(start..end), self.ends.get_mut(self.n), u32::try_from(end)) {
-            (Some(dst), Some(e), Ok(end32)) => {
-                dst.copy_from_slice(p);
-                *e = end32;
-                self.n += 1;
-                true
-            }
-            _ => false,
+        let end = self.bytes.len() + p.len();
+        let Ok(end32) = u32::try_from(end) else { return false };
+        if end > self.max_bytes || self.ends.len() >= self.max_prefixes {
+            return false;
         }
+        self.bytes.extend_from_slice(p);
+        self.ends.push(end32);
+        true
     }
 
     /// Replace the list by the strings of `items` (a validated array of strings) and return how
     /// many were left out for lack of room. Strings with a character above U+00FF can never
     /// start a topic frame and are skipped; longer than [`MAX_PREFIX_BYTES`] count as left out.
     pub fn replace_from(&mut self, items: Value<'_>) -> usize {
-        self.n = 0;
+        self.bytes.clear();
+        self.ends.clear();
         let mut left_out = 0;
         for s in items.items().filter_map(|i| i.as_str()) {
             let mut buf = [0u8; MAX_PREFIX_BYTES];

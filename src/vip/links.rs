@@ -47,9 +47,11 @@
 //!
 //! # Capacity
 //!
-//! `max-links` slots, allocated at start-up with their remote-subscription arenas
-//! ([`crate::limits::MAX_LINKS`]); a platform over the limit is not linked
-//! (`rejected_link_table_full`).
+//! `max-links` slots, allocated at start-up ([`crate::limits::MAX_LINKS`]); a slot's
+//! remote-subscription arena is reserved when a link is first configured in it (start-up,
+//! reload, a `keydiscovery` message — never per message) and kept for the slot's later links,
+//! so an idle router without links pays nothing for them. A platform over the limit is not
+//! linked (`rejected_link_table_full`).
 //!
 //! # Corrections to VIP.md §11 (measured on VOLTTRON 9.0.4, `multiplatform.md` §4)
 //!
@@ -75,6 +77,11 @@
 use super::external_pubsub::ExtSubs;
 use super::peers::PeerId;
 use crate::limits::{EXT_PREFIX_BYTES_PER_LINK, LINK_RETRY_MAX_MS, LINK_RETRY_MIN_MS, MAX_EXT_PREFIXES_PER_LINK};
+
+/// The remote-subscription arena of one configured link.
+fn link_arena() -> ExtSubs {
+    ExtSubs::new(EXT_PREFIX_BYTES_PER_LINK, MAX_EXT_PREFIXES_PER_LINK)
+}
 use crate::stats::{self, Stats};
 use crate::time::Instant;
 
@@ -291,7 +298,8 @@ impl Links {
             .map(|_| Slot {
                 generation: 0,
                 link: None,
-                ext: ExtSubs::new(EXT_PREFIX_BYTES_PER_LINK, MAX_EXT_PREFIXES_PER_LINK),
+                // Reserved when a link is first configured in the slot (Links::configure).
+                ext: ExtSubs::new(0, 0),
                 close_pending: None,
             })
             .collect();

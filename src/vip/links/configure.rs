@@ -113,6 +113,9 @@ impl Links {
                 log::info!("link to {} configured: {}", config.instance_name.escape_ascii(), config.vip_address);
             }
             slot.generation = slot.generation.wrapping_add(1);
+            if slot.ext.capacity_bytes() == 0 {
+                slot.ext = super::link_arena();
+            }
             let id = LinkId { index: u16::try_from(index).unwrap_or(u16::MAX), generation: slot.generation };
             slot.link = Some(Link {
                 id,
