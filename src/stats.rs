@@ -95,7 +95,8 @@ counters! {
     errors_unsupported,
     /// Replies or errors that could not be queued to their requester (its queue was full).
     dropped_reply_full,
-    /// `peerlist` notifications dropped because the recipient's queue was full.
+    /// `peerlist` notifications dropped because the recipient's queue was full (and our
+    /// `external_list` to a link whose queue was full: sent again later).
     dropped_notify_full,
     /// Times a sender was paused behind a full recipient.
     paused_sender,
@@ -174,8 +175,8 @@ counters! {
     /// `external_list`/`external_publish`/`send_peer` from a peer that is not a link (its identity
     /// does not start with `instance.`): ignored.
     rejected_external_not_link,
-    /// `external_list` entries naming a platform we have no link to (an `instance-name`
-    /// mismatch): ignored.
+    /// `external_list` entries and `routing_table hello`s naming a platform we have no link to
+    /// (an `instance-name` mismatch): ignored.
     external_list_unknown_platform,
     /// Remote subscription prefixes left out: over the per-link capacity.
     rejected_external_prefixes,

@@ -412,7 +412,7 @@ impl Router {
                     l.counters.lists_out += 1;
                 }
                 Err(Full) => {
-                    if stats::bump(&mut stats.external_publish_dropped_full) {
+                    if stats::bump(&mut stats.dropped_notify_full) {
                         log::warn!(
                             "external_list to {}: the link's queue is full; retried later",
                             l.name().escape_ascii()
