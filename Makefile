@@ -10,8 +10,13 @@ PORT    ?= 22916
 BIN     := target/release/viprouter
 T       ?= frame_stream
 SECS    ?= 30
+# ../shared: the vendored VOLTTRON 9.0.4 (vendor/volttron9), specs and research
+# The workplace's shared folder (vendored VOLTTRON 9.0.4, benchmark anchors): beside the checkout
+# (../shared) or, for git worktrees one level deeper, ../../shared; /work/shared as a last resort.
+SHARED  ?= $(firstword $(wildcard $(CURDIR)/../shared $(CURDIR)/../../shared /work/shared) $(CURDIR)/../shared)
+VT9_VENV ?= .venv-volttron9
 
-.PHONY: all build release run test test-unit interop venv test-multiplatform fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
+.PHONY: all build release run test test-unit interop venv volttron9 test-volttron9-agents test-multiplatform fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
 
 all: build
 
@@ -36,8 +41,8 @@ run: release
 	exec $(BIN) --volttron-home "$(VHOME)"
 
 ## test: unit, property, fuzz-corpus replay and zero-allocation tests, the pyzmq interop suite,
-## and the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING; socket activation)
-test: venv test-unit interop systemd-verify systemd-check
+## real VOLTTRON 9.0.4 agents, and the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING; socket activation)
+test: venv test-unit interop test-volttron9-agents systemd-verify systemd-check
 
 test-unit:
 	$(CARGO) test --all-targets
@@ -53,12 +58,20 @@ $(VENV)/.installed: tests/interop/requirements.txt
 interop: release venv
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest tests/interop -q
 
-## test-multiplatform: two real VOLTTRON 9.0.4 platforms linked on loopback with real agents
-## (tests/multiplatform/README.md); needs .venv-volttron9 (../shared/vendor/volttron9/install.sh)
-VOLTTRON9_VENV ?= .venv-volttron9
-test-multiplatform: release
-	@test -x $(VOLTTRON9_VENV)/bin/python || { echo "no $(VOLTTRON9_VENV): run ../shared/vendor/volttron9/install.sh $(VOLTTRON9_VENV)"; exit 1; }
-	$(VOLTTRON9_VENV)/bin/python -m pytest tests/multiplatform -q -p no:cacheprovider -rxXs
+## volttron9: the release binary and VOLTTRON 9.0.4 (not on PyPI) in $(VT9_VENV), from
+## $(SHARED)/vendor/volttron9/install.sh (idempotent; the source tree lands in ./volttron-9.0.4)
+volttron9: release
+	$(SHARED)/vendor/volttron9/install.sh $(VT9_VENV)
+
+## test-volttron9-agents: VOLTTRON 9.0.4's agent library (unmodified) against the release binary,
+## CURVE and NULL, tcp and ipc (tests/volttron9, see its README)
+test-volttron9-agents: volttron9
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/volttron9 -q
+
+## test-multiplatform: two real VOLTTRON 9.0.4 platforms linked on loopback with real agents on
+## both sides, issue #14's scenarios (tests/multiplatform/README.md; about 1 min)
+test-multiplatform: volttron9
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/multiplatform -q -p no:cacheprovider -rxXs
 
 fuzz-replay:
 	$(CARGO) test --test fuzz_replay
@@ -102,6 +115,6 @@ ci: test ci-arm
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(RUN_DIR)
+	rm -rf $(VENV) $(RUN_DIR) $(VT9_VENV) volttron-9.0.4
 
 -include cross/cross.mk

@@ -172,6 +172,12 @@ pub const LINK_RETRY_MAX_MS: u64 = 5_000;
 /// entry is skipped and logged.
 pub const MAX_LINK_ADDRESS_BYTES: usize = 1024;
 
+/// Bytes of a MSG_ID the router writes as a JSON string in the errors it generates, quotes
+/// included (`[viprouter] error-msg-id = agent-readable`, `vip::error`; VOLTTRON's RPC ids are
+/// about 25 bytes). Stack space, per error. **Over it** the MSG_ID is echoed byte-exact (as with
+/// `verbatim`).
+pub const MAX_QUOTED_MSG_ID: usize = 256;
+
 // Compile-time sanity checks (DESIGN.md §2.5).
 const _: () = assert!(MAX_CONNECTIONS <= u16::MAX as usize, "PeerId is a u16 slot index");
 const _: () = assert!(MAX_HANDSHAKES <= MAX_CONNECTIONS);

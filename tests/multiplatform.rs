@@ -301,8 +301,12 @@ fn send_platform_is_rewritten_onto_the_link_or_answered_113_or_11() {
     };
     // link not up yet → 113 naming the platform, MSG_ID byte-exact, subsystem external_rpc
     rpc(&mut r, &mut s, call);
+    // RPC's MSG_ID is a JSON number: the error carries it as a JSON string, which VOLTTRON's
+    // agent library parses back into its own key (`error-msg-id = agent-readable`, vip::error);
+    // forwarded on the link it stays byte-exact.
+    let quoted = b"\"17.8766231\"";
     let e113 =
-        frames(&[b"", b"VIP1", b"agent.a", msg_id, b"error", b"113", b"No route to host", b"p2", b"external_rpc"]);
+        frames(&[b"", b"VIP1", b"agent.a", quoted, b"error", b"113", b"No route to host", b"p2", b"external_rpc"]);
     assert_eq!(s.take_peers(), vec![(A, e113.clone())]);
     up(&mut r, &mut s, id);
     rpc(&mut r, &mut s, call);
@@ -353,6 +357,9 @@ fn send_peer_from_a_link_reaches_the_callee_with_a_remote_user_or_errors_back() 
             b"external_rpc"
         ])]
     );
+    // a JSON-number MSG_ID is quoted in that error too (vip::error, agent-readable)
+    send(&mut r, &mut s, X, &[b"", b"VIP1", b"", b"5.25", b"external_rpc", b"send_peer", body]);
+    assert_eq!(s.take_links()[0][3], b"\"5.25\"");
     // a local agent cannot pretend to be a remote caller
     let forged =
         br#"{"to_platform": "p1", "to_peer": "agent.b", "from_platform": "p2", "from_peer": "admin", "args": []}"#;

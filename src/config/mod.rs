@@ -15,6 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::limits::{LimitError, Limits};
+use crate::vip::error::ErrorMsgId;
 
 /// Command-line values that feed the configuration (parsed by `main` with argh).
 #[derive(Clone, Debug, Default)]
@@ -59,6 +60,11 @@ pub struct Config {
     /// `[viprouter] identity-binding`: refuse a peer whose ZMTP identity differs from its
     /// auth entry's `identity` (VIP.md §9.8; off by default, as VOLTTRON does not bind them).
     pub identity_binding: bool,
+    /// `[viprouter] error-msg-id`: `agent-readable` (default) writes a MSG_ID that is valid JSON
+    /// as a JSON string in the errors the router generates, so VOLTTRON's agent library matches
+    /// them (an RPC to a missing peer raises `Unreachable`); `verbatim` echoes it byte-exact
+    /// (`vip::error`).
+    pub error_msg_id: ErrorMsgId,
 }
 
 /// A configuration problem, with where it is.
@@ -116,6 +122,7 @@ impl Config {
             bind_web_address: String::new(),
             config_file: None,
             identity_binding: false,
+            error_msg_id: ErrorMsgId::default(),
         };
         let file = cfg.volttron_home.join("config");
         if std::env::var_os("SKIP_VOLTTRON_CONFIG").is_none() && file.exists() {
@@ -183,6 +190,10 @@ impl Config {
                     self.identity_binding =
                         ini::parse_bool(&e.value).ok_or_else(|| bad("expected True or False".into()))?;
                 }
+                ("viprouter", "error-msg-id") => {
+                    self.error_msg_id = ErrorMsgId::from_config(&e.value)
+                        .ok_or_else(|| bad("expected agent-readable or verbatim".into()))?;
+                }
                 ("viprouter", key) => {
                     let v: u64 = e.value.parse().map_err(|_| bad("expected a whole number".into()))?;
                     self.limits.lower(key, v).map_err(|le| match le {
@@ -243,6 +254,11 @@ mod tests {
         assert!(err.to_string().starts_with("cfg:2: max-connections: exceeds the compiled capacity"), "{err}");
         let err = c.apply_file(Path::new("cfg"), "[viprouter]\nbogus = 1\n").unwrap_err();
         assert_eq!(err.to_string(), "cfg:2: bogus: unknown setting");
+        assert_eq!(c.error_msg_id, ErrorMsgId::AgentReadable);
+        c.apply_file(Path::new("cfg"), "[viprouter]\nerror-msg-id = verbatim\n").unwrap();
+        assert_eq!(c.error_msg_id, ErrorMsgId::Verbatim);
+        let err = c.apply_file(Path::new("cfg"), "[viprouter]\nerror-msg-id = quoted\n").unwrap_err();
+        assert_eq!(err.to_string(), "cfg:2: error-msg-id: expected agent-readable or verbatim");
     }
 
     /// VOLTTRON (`main.py`, `is_auth_enabled`) turns auth off only for the exact text `False`;

@@ -21,13 +21,14 @@
 //!   `[S, '', 'VIP1', S, M, 'error', '113', 'No route to host', R, 'external_rpc']`. The agent
 //!   library routes an `error` by its last frame to the `external_rpc` subsystem, whose error
 //!   handler pops the pending call by MSG_ID (`rpc.py` `_handle_error`) and raises
-//!   `Unreachable`. (VOLTTRON 9.0.4 agents parse their own MSG_ID as a float and then miss the
-//!   match, VIP.md §3.7; with that agent-side fix the call fails at once, without it the caller
-//!   still times out as with VOLTTRON.) A full link queue is answered with error 11 the same way.
+//!   `Unreachable`. M is written as [`super::error::ErrorMsgId`] says (by default an RPC id
+//!   such as `17.8766` as the JSON string `"17.8766"`, because VOLTTRON's agent library
+//!   JSON-parses every frame and would otherwise look the call up by a float and time out).
+//!   A full link queue is answered with error 11 the same way.
 //! * **An unreachable callee is an error too.** When P is not connected here, we answer the
 //!   caller over our link to its platform, addressed to it through its router:
 //!   `[from_peer, 'VIP1', '', M, 'error', '113', 'No route to host', P, 'external_rpc']`
-//!   (VOLTTRON drops it and the caller times out).
+//!   (M as for the 113 above; VOLTTRON drops the call and the caller times out).
 //! * **The callee knows who calls.** USER is `<from_platform>.<from_peer>` (RabbitMQ VOLTTRON's
 //!   naming of remote users), so a method exported with required capabilities can be granted to
 //!   a remote caller by an `auth.json` entry with that `user_id`. VOLTTRON delivers USER `''`
@@ -47,7 +48,7 @@
 
 use super::SIGNATURE;
 use super::envelope::Envelope;
-use super::error::{VipErrno, error_frames};
+use super::error::{MAX_QUOTED_MSG_ID, VipErrno, error_frames};
 use super::external_pubsub::is_link_identity;
 use super::links::LinkState;
 use super::peers::PeerId;
@@ -154,7 +155,7 @@ impl Router {
         let mut name_buf = [0u8; MAX_INSTANCE_NAME_BYTES];
         let name = member(body, b"to_platform", &mut name_buf);
         let link = name.and_then(|n| self.links.by_name(n)).map(|l| (l.id(), l.state()));
-        let Router { peers, stats, links, info, rpc_body, .. } = self;
+        let Router { peers, stats, links, info, rpc_body, error_msg_id, .. } = self;
         let me = peers.identity(from);
         let shown = name.unwrap_or(raw_platform);
         let Some((id, LinkState::Up)) = link else {
@@ -166,7 +167,9 @@ impl Router {
                     if link.is_some() { "its link is not up" } else { "no link to that platform" }
                 );
             }
-            let f = error_frames(me, env.msg_id, VipErrno::HostUnreachable, shown, b"external_rpc");
+            let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+            let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
+            let f = error_frames(me, id, VipErrno::HostUnreachable, shown, b"external_rpc");
             return Router::reply(stats, sink, from, &f);
         };
         rpc_body.clear();
@@ -193,7 +196,9 @@ impl Router {
                         shown.escape_ascii()
                     );
                 }
-                let f = error_frames(me, env.msg_id, VipErrno::Again, shown, b"external_rpc");
+                let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+                let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
+                let f = error_frames(me, id, VipErrno::Again, shown, b"external_rpc");
                 Router::reply(stats, sink, from, &f)
             }
         }
@@ -250,7 +255,7 @@ impl Router {
         errno: VipErrno,
         sink: &mut impl Sink,
     ) -> Outcome {
-        let Router { links, stats, .. } = self;
+        let Router { links, stats, error_msg_id, .. } = self;
         let link = links.by_name(platform).filter(|l| l.state() == LinkState::Up).map(|l| l.id());
         if stats::bump(&mut stats.external_rpc_unreachable) {
             log::info!(
@@ -263,8 +268,10 @@ impl Router {
         }
         let Some(id) = link.filter(|_| !caller.is_empty()) else { return Outcome::Done };
         // RECIPIENT: the caller, reached through its platform's router.
+        let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+        let msg_id = error_msg_id.msg_id(env.msg_id, &mut quoted);
         let frames: [&[u8]; 9] =
-            [caller, SIGNATURE, b"", env.msg_id, b"error", errno.number(), errno.text(), callee, b"external_rpc"];
+            [caller, SIGNATURE, b"", msg_id, b"error", errno.number(), errno.text(), callee, b"external_rpc"];
         if sink.deliver_link(id, &frames).is_ok()
             && let Some(l) = links.get_mut(id)
         {

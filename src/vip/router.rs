@@ -15,7 +15,7 @@
 
 use super::SIGNATURE;
 use super::envelope::{Envelope, EnvelopeError};
-use super::error::{VipErrno, error_frames};
+use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID, VipErrno, error_frames};
 use super::external_pubsub::OwnList;
 use super::links::{LinkId, Links};
 use super::peers::{AttachError, PeerId, PeerTable};
@@ -128,6 +128,9 @@ pub struct Router {
     pub(super) own_list: OwnList,
     /// Scratch for rewritten `external_rpc` bodies.
     pub(super) rpc_body: Vec<u8>,
+    /// How MSG_ID is written in the errors the router generates (`[viprouter] error-msg-id`;
+    /// see [`super::error`]).
+    pub error_msg_id: ErrorMsgId,
 }
 
 impl Router {
@@ -141,6 +144,7 @@ impl Router {
             links: Links::new(limits.max_links, seed),
             own_list: OwnList::default(),
             rpc_body: Vec::new(),
+            error_msg_id: ErrorMsgId::default(),
         }
     }
 
@@ -220,8 +224,8 @@ impl Router {
                 b"external_list" => self.external_list_in(from, &env, sink),
                 b"external_publish" => self.external_publish_in(from, &env, sink),
                 _ => {
-                    let Router { peers, stats, pubsub, links, .. } = self;
-                    let outcome = pubsub.handle(from, &env, peers, links, stats, sink);
+                    let Router { peers, stats, pubsub, links, error_msg_id, .. } = self;
+                    let outcome = pubsub.handle(from, &env, peers, links, stats, sink, *error_msg_id);
                     self.sync_external_list(sink);
                     outcome
                 }
@@ -294,11 +298,13 @@ impl Router {
 
     /// VIP.md §4 step 5 and 7.
     fn forward(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink, on_full: OnFull) -> Outcome {
-        let Router { peers, stats, .. } = self;
+        let Router { peers, stats, error_msg_id, .. } = self;
         let me = peers.identity(from);
         let Some(to) = peers.lookup(env.recipient) else {
             stats.errors_unreachable += 1;
-            let f = error_frames(me, env.msg_id, VipErrno::HostUnreachable, env.recipient, env.subsystem);
+            let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+            let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
+            let f = error_frames(me, id, VipErrno::HostUnreachable, env.recipient, env.subsystem);
             return Self::error_reply(stats, sink, from, &f, on_full);
         };
         let mut frames: heapless::Vec<&[u8], { MAX_MSG_PARTS + 1 }> = heapless::Vec::new();
@@ -325,7 +331,9 @@ impl Router {
                         String::from_utf8_lossy(me)
                     );
                 }
-                let f = error_frames(me, env.msg_id, VipErrno::Again, env.recipient, env.subsystem);
+                let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+                let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
+                let f = error_frames(me, id, VipErrno::Again, env.recipient, env.subsystem);
                 Self::error_reply(stats, sink, from, &f, OnFull::Again)
             }
         }
@@ -429,7 +437,9 @@ impl Router {
     /// VIP.md §5.10: error 93.
     pub(super) fn unsupported(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
         self.stats.errors_unsupported += 1;
-        let f = error_frames(b"", env.msg_id, VipErrno::ProtoNotSupported, b"", env.subsystem);
+        let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+        let id = self.error_msg_id.msg_id(env.msg_id, &mut quoted);
+        let f = error_frames(b"", id, VipErrno::ProtoNotSupported, b"", env.subsystem);
         Self::reply(&mut self.stats, sink, from, &f)
     }
 }

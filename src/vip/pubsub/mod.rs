@@ -53,7 +53,7 @@
 //! `auth_update` and `protected_update` are accepted only from [`AUTH_IDENTITY`] (§16.2 C);
 //! from anyone else they are logged and ignored (`rejected_policy_update`). The server can load
 //! the same tables itself with [`PubSub::set_protected_topics_json`] and
-//! [`PubSub::set_user_capabilities_json`]. See [`super::protected`].
+//! [`PubSub::set_user_capabilities_json`] or [`PubSub::set_user_capabilities`]. See [`super::protected`].
 //!
 //! # Cost
 //!
@@ -68,9 +68,10 @@
 
 use super::SIGNATURE;
 use super::envelope::Envelope;
+use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID};
 use super::links::Links;
 use super::peers::{PeerId, PeerTable};
-use super::protected::{PolicyError, TopicPolicy};
+use super::protected::{PolicyError, TopicPolicy, UserCapabilities};
 use super::router::{Full, Outcome, Router, Shared, Sink};
 use super::subscriptions::{MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions};
 use crate::json::{self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, Value};
@@ -243,6 +244,12 @@ impl PubSub {
         self.policy.check_external(user, topic)
     }
 
+    /// Replace the user-capability table with one the caller built (the router's own
+    /// `auth.json` entries, [`super::protected::UserCapabilities::from_entries`]).
+    pub fn set_user_capabilities(&mut self, users: UserCapabilities) {
+        self.policy.set_user_capabilities(users);
+    }
+
     /// Deliveries dropped for `peer` because its queue was full (since it connected).
     pub fn slow_drops(&self, peer: PeerId) -> u64 {
         self.slow.get(peer.index()).map_or(0, |s| s.dropped)
@@ -264,7 +271,9 @@ impl PubSub {
         }
     }
 
-    /// Handle one `pubsub` request from `from` (VIP.md §7).
+    /// Handle one `pubsub` request from `from` (VIP.md §7); a -32001 refusal writes MSG_ID as
+    /// `error_msg_id` says (`super::error`).
+    #[allow(clippy::too_many_arguments)]
     pub fn handle(
         &mut self,
         from: PeerId,
@@ -273,6 +282,7 @@ impl PubSub {
         links: &mut Links,
         stats: &mut Stats,
         sink: &mut impl Sink,
+        error_msg_id: ErrorMsgId,
     ) -> Outcome {
         if !peers.is_attached(from) {
             return Outcome::Done;
@@ -295,7 +305,7 @@ impl PubSub {
                 self.synchronize(from, env, who, stats);
                 Outcome::Done
             }
-            b"publish" => self.publish(from, env, peers, links, stats, sink),
+            b"publish" => self.publish(from, env, peers, links, stats, sink, error_msg_id),
             b"list" => self.list(from, env, who, stats, sink),
             b"auth_update" | b"protected_update" => {
                 self.policy_update(op, env, who, stats);

@@ -22,6 +22,7 @@ impl ByteSink for Capped<'_> {
 
 impl PubSub {
     /// VIP.md §7.6.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn publish(
         &mut self,
         from: PeerId,
@@ -30,6 +31,7 @@ impl PubSub {
         links: &mut Links,
         stats: &mut Stats,
         sink: &mut impl Sink,
+        error_msg_id: ErrorMsgId,
     ) -> Outcome {
         const OP: &str = "publish";
         let who = peers.identity(from);
@@ -47,7 +49,7 @@ impl PubSub {
             malformed(stats, who, OP, "body is not an object with \"bus\", \"headers\" and \"message\"");
             return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
         };
-        if let Some(outcome) = self.refuse_protected(from, who, env, topic, stats, sink) {
+        if let Some(outcome) = self.refuse_protected(from, who, env, topic, stats, sink, error_msg_id) {
             return outcome;
         }
         let mut bus_buf = [0u8; MAX_BUS_BYTES];
@@ -94,6 +96,7 @@ impl PubSub {
 
     /// The protected-topic check of VIP.md §7.9: on refusal the -32001 error and a count of 0
     /// (`Some` outcome); `None` when the publish may go on.
+    #[allow(clippy::too_many_arguments)]
     fn refuse_protected(
         &mut self,
         from: PeerId,
@@ -102,6 +105,7 @@ impl PubSub {
         topic: &[u8],
         stats: &mut Stats,
         sink: &mut impl Sink,
+        error_msg_id: ErrorMsgId,
     ) -> Option<Outcome> {
         let refusal = self.policy.check(who, topic)?;
         if stats::bump(&mut stats.rejected_protected_topic) {
@@ -113,7 +117,9 @@ impl PubSub {
         }
         self.text.clear();
         refusal.write_text(topic, &mut self.text);
-        let frames: [&[u8]; 9] = [b"", SIGNATURE, who, env.msg_id, b"error", b"-32001", &self.text, b"", b"pubsub"];
+        let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+        let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
+        let frames: [&[u8]; 9] = [b"", SIGNATURE, who, id, b"error", b"-32001", &self.text, b"", b"pubsub"];
         // Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
         if let Outcome::Blocked(p) = Router::reply(stats, sink, from, &frames) {
             return Some(Outcome::Blocked(p));
