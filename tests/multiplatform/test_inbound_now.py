@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, Dict, Iterator
 import pytest
 import zmq.green as zmq
 from volttron.platform.vip.agent import Agent
+from volttron.platform.vip.agent.errors import Unreachable
 
 from agents import Callee, auth_for, link_peers, start_agent, stop_agent, wait_for
 from platforms import ROOT, KeyPair, Platform, make_pair, z85_key
@@ -97,3 +99,15 @@ def test_a_call_from_volttron_reaches_the_callee_with_its_user(inbound: Dict[str
     assert stats(p2, keys)["external_rpc_in"] == 1
     # The answer goes back by send_platform to p1: no link yet, so 113 to the callee.
     assert wait_for(lambda: stats(p2, keys)["external_rpc_unreachable"] >= 1, 10)
+
+
+def test_send_platform_without_a_link_is_unreachable_naming_the_platform(inbound: Dict[str, Any]) -> None:
+    # viprouter answers 113 naming the platform, with a MSG_ID the agent library reads back
+    # (error-msg-id = agent-readable): the stock 9.0.4 agent raises Unreachable at once
+    # instead of timing out (VOLTTRON's own router drops the call).
+    agent = inbound["agents"]["callee2"]
+    t0 = time.monotonic()
+    with pytest.raises(Unreachable) as e:
+        agent.vip.rpc.call("anyone", "echo", 1, external_platform="nowhere").get(timeout=10)
+    assert time.monotonic() - t0 < 2
+    assert e.value.peer == "nowhere" and e.value.subsystem == "external_rpc"
