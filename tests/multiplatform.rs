@@ -9,8 +9,11 @@ use viprouter::vip::discovery::parse_discovery;
 use viprouter::vip::links::{DownReason, LinkAction, LinkId, LinkState};
 use viprouter::vip::peers::PeerId;
 use viprouter::vip::platform::PlatformInfo;
-use viprouter::vip::router::{Full, OnFull, Outcome, Router, Sink};
+use viprouter::vip::router::{Full, OnFull, Outcome, Sink};
 use viprouter::zmtp::{Message, Part, Parts};
+
+mod common;
+use common::router::TestRouter as Router;
 
 const KEY: &str = "wSdbLxSEa3DNUtqHbM6nFX1gCh4ksbvjD98ChP8dsSQ";
 const A: u16 = 1; // agent.a

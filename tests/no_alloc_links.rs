@@ -19,8 +19,11 @@ use viprouter::vip::discovery::parse_entry_json;
 use viprouter::vip::links::{LinkAction, LinkId};
 use viprouter::vip::peers::PeerId;
 use viprouter::vip::platform::PlatformInfo;
-use viprouter::vip::router::{Full, OnFull, Outcome, Router, Sink};
+use viprouter::vip::router::{Full, OnFull, Outcome, Sink};
 use viprouter::zmtp::{Message, Part, Parts};
+
+mod common;
+use common::router::TestRouter as Router;
 
 #[path = "common/alloc_counter.rs"]
 mod alloc_counter;

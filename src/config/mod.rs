@@ -17,6 +17,42 @@ use std::path::{Path, PathBuf};
 use crate::limits::{LimitError, Limits};
 use crate::vip::error::ErrorMsgId;
 
+/// The `[volttron]` keys the router reads; every other key of that section is VOLTTRON's alone
+/// and ignored. This list gates [`Config::apply_file`] (a key missing here is never read) and
+/// `tests/manpages.rs` checks that viprouter.conf(5) and the shipped config document each one.
+pub const VOLTTRON_KEYS: [&str; 9] = [
+    "vip-address",
+    "vip-local-address",
+    "instance-name",
+    "allow-auth",
+    "message-bus",
+    "agent-monitor-frequency",
+    "volttron-central-address",
+    "volttron-central-serverkey",
+    "bind-web-address",
+];
+
+/// The `[viprouter]` keys besides the limits ([`Limits::NAMES`]), each with its default as the
+/// file would write it; any other key of that section is an error. Gates
+/// [`Config::apply_file`]; `tests/manpages.rs` checks that viprouter.conf(5) documents each key
+/// with this default and that the shipped config shows it.
+pub const VIPROUTER_KEYS: [(&str, &str); 2] = [("identity-binding", "False"), ("error-msg-id", "agent-readable")];
+
+/// Every key of the `[viprouter]` section: [`VIPROUTER_KEYS`], then the limits.
+pub fn viprouter_keys() -> impl Iterator<Item = &'static str> {
+    VIPROUTER_KEYS.into_iter().map(|(key, _)| key).chain(Limits::NAMES)
+}
+
+/// The default of a `[viprouter]` key as the file would write it (a limit's compiled
+/// capacity); `None` for an unknown key.
+pub fn viprouter_default(key: &str) -> Option<String> {
+    VIPROUTER_KEYS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, default)| (*default).to_string())
+        .or_else(|| Limits::bounds(key).map(|(ceiling, _)| ceiling.to_string()))
+}
+
 /// Command-line values that feed the configuration (parsed by `main` with argh).
 #[derive(Clone, Debug, Default)]
 pub struct CliValues {
@@ -161,6 +197,8 @@ impl Config {
         for e in &entries {
             let bad = |why: String| ConfigError::Value { file: file.clone(), line: e.line, key: e.key.clone(), why };
             match (e.section.as_str(), e.key.as_str()) {
+                ("volttron", k) if !VOLTTRON_KEYS.contains(&k) => {}
+                ("viprouter", k) if !viprouter_keys().any(|n| n == k) => return Err(bad("unknown setting".into())),
                 ("volttron", "vip-address") => {
                     self.vip_addresses.extend(e.value.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string))
                 }
@@ -308,6 +346,25 @@ mod tests {
         assert!(!c.allow_auth);
         assert_eq!(c.instance_name, "v1");
         assert_eq!(c.limits.max_connections, 10);
+    }
+
+    /// Every listed `[viprouter]` key is accepted at its default (and sets it), an unlisted one is
+    /// refused; an unlisted `[volttron]` key is ignored.
+    #[test]
+    fn listed_keys_are_the_accepted_ones() {
+        let mut c =
+            Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
+        c.identity_binding = true;
+        for key in viprouter_keys() {
+            let value = viprouter_default(key).unwrap();
+            c.apply_file(Path::new("cfg"), &format!("[viprouter]\n{key} = {value}\n")).unwrap();
+        }
+        assert!(!c.identity_binding);
+        assert_eq!(c.limits, Limits::COMPILED);
+        assert!(c.apply_file(Path::new("cfg"), "[viprouter]\nstats-interval = 1\n").is_err());
+        c.apply_file(Path::new("cfg"), "[volttron]\nvolttron-central-address = x\nmessage-bus = zmq\nlog-level = 3\n")
+            .unwrap();
+        assert_eq!(c.volttron_central_address, "x");
     }
 
     #[test]

@@ -157,6 +157,7 @@ fn link_discovery(variant: u8) -> Vec<u8> {
 /// The harness's per-input state.
 struct LinkRun {
     router: Router,
+    stats: Stats,
     model: RefCell<LinkModel>,
     now: u64,
 }
@@ -181,7 +182,7 @@ impl LinkRun {
         loop {
             let model = self.model.borrow();
             let mut sink = Self::sink(&model, 0, b"");
-            let action = self.router.poll_link(Instant(self.now), &mut sink);
+            let action = self.router.poll_link(&mut self.stats, Instant(self.now), &mut sink);
             drop(sink);
             drop(model);
             match action {
@@ -211,7 +212,7 @@ impl LinkRun {
                     self.model.borrow_mut().state.insert(key, LinkState::Up);
                     let model = self.model.borrow();
                     let mut sink = Self::sink(&model, c.byte(), b"");
-                    self.router.link_up(id, &mut sink);
+                    self.router.link_up(&mut self.stats, id, &mut sink);
                     let hello = sink.link_msgs.first().map(|m| m.1.get(5).cloned());
                     assert_eq!(hello, Some(Some(b"hello".to_vec())), "hello first on a new link");
                 }
@@ -222,7 +223,7 @@ impl LinkRun {
                 let live = matches!(self.model.borrow().state.get(&key), Some(LinkState::Up | LinkState::Connecting));
                 if live {
                     self.model.borrow_mut().state.insert(key, LinkState::Down);
-                    self.router.link_down(id, Instant(self.now), reason[usize::from(op >> 1 & 3)]);
+                    self.router.link_down(&mut self.stats, id, Instant(self.now), reason[usize::from(op >> 1 & 3)]);
                 }
             }
         }
@@ -233,7 +234,7 @@ impl LinkRun {
         let me = LINK_PEERS.get(usize::from(from)).copied().unwrap_or_default();
         let model = self.model.borrow();
         let mut sink = Self::sink(&model, full, me);
-        let outcome = self.router.handle(PeerId(from), msg, &mut sink, OnFull::Again);
+        let outcome = self.router.handle(&mut self.stats, PeerId(from), msg, &mut sink, OnFull::Again);
         let env = Envelope::parse(msg).ok();
         let is_publish =
             env.is_some_and(|e| e.recipient.is_empty() && e.subsystem == b"pubsub" && e.arg(0) == b"publish");
@@ -288,6 +289,7 @@ pub fn fuzz_links(data: &[u8]) {
         Limits { max_connections: 8, max_links: 2, max_subscriptions: 32, max_subs_per_peer: 8, ..Limits::COMPILED };
     let mut run = LinkRun {
         router: Router::new(&limits, info, u32::from(b0)),
+        stats: Stats::default(),
         model: RefCell::new(LinkModel::default()),
         now: 0,
     };
@@ -298,11 +300,11 @@ pub fn fuzz_links(data: &[u8]) {
         hbuf.extend_from_slice(f);
     }
     for (i, id) in LINK_PEERS.iter().enumerate() {
-        assert!(run.router.attach(PeerId(i as u16), id).is_ok());
+        assert!(run.router.attach(&mut run.stats, PeerId(i as u16), id).is_ok());
         run.message(i as u16, 0, &hbuf, &hparts);
     }
     if let Ok(d) = parse_discovery(&link_discovery(b0 >> 4)) {
-        run.router.set_file_links(&d);
+        run.router.set_file_links(&mut run.stats, &d);
     }
     let mut buf = Vec::new();
     let mut ops = 0;
@@ -331,23 +333,23 @@ pub fn fuzz_links(data: &[u8]) {
             0xB0..=0xCF => run.link_event(op, &mut c),
             0xD0..=0xDF => {
                 if let Some(id) = run.link(op) {
-                    run.router.link_input(id, Message::new(&hbuf, &hparts));
+                    run.router.link_input(&mut run.stats, id, Message::new(&hbuf, &hparts));
                 }
             }
             0xE0..=0xEF => {
                 let p = u16::from(op % 5);
                 let model = run.model.borrow();
                 let mut sink = LinkRun::sink(&model, 0, b"");
-                run.router.detach(PeerId(p), &mut sink);
+                run.router.detach(&mut run.stats, PeerId(p), &mut sink);
                 drop(sink);
                 drop(model);
                 let id = LINK_PEERS.get(usize::from(p)).copied().unwrap_or_default();
-                assert!(run.router.attach(PeerId(p), id).is_ok());
+                assert!(run.router.attach(&mut run.stats, PeerId(p), id).is_ok());
                 run.message(p, 0, &hbuf, &hparts);
             }
             _ => {
                 if let Ok(d) = parse_discovery(&link_discovery(c.byte())) {
-                    run.router.set_file_links(&d);
+                    run.router.set_file_links(&mut run.stats, &d);
                 }
             }
         }

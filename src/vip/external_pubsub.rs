@@ -64,10 +64,11 @@ use super::SIGNATURE;
 use super::envelope::Envelope;
 use super::links::{LinkState, Links};
 use super::peers::PeerId;
+use super::pubsub::DeliveryBody;
 use super::router::{Full, Outcome, Router, Sink};
 use super::subscriptions::Subscriptions;
 use crate::json::emit::emit_latin1_str;
-use crate::json::{self, DeliveryBody, Kind, Latin1Error, Value};
+use crate::json::{self, Kind, Latin1Error, Value};
 use crate::limits::{MAX_BUS_BYTES, MAX_IDENTITY_BYTES, MAX_PREFIX_BYTES};
 use crate::stats::{self, Stats};
 
@@ -243,7 +244,7 @@ pub fn forward_publish(
         }
         if link.state() != LinkState::Up {
             link.counters.dropped_down += 1;
-            if stats::bump(&mut stats.external_publish_dropped_down) {
+            if stats::bump_and_should_log(&mut stats.external_publish_dropped_down) {
                 log::info!(
                     "external publish to {} dropped: the link is {}",
                     link.name().escape_ascii(),
@@ -260,7 +261,7 @@ pub fn forward_publish(
             }
             Err(Full) => {
                 link.counters.dropped_full += 1;
-                if stats::bump(&mut stats.external_publish_dropped_full) {
+                if stats::bump_and_should_log(&mut stats.external_publish_dropped_full) {
                     log::warn!("external publish to {} dropped: the link's queue is full", link.name().escape_ascii());
                 }
             }
@@ -271,30 +272,36 @@ pub fn forward_publish(
 
 impl Router {
     /// Is `from` a remote platform's link? If not, count and log the refused operation.
-    pub(super) fn sent_by_link(&mut self, from: PeerId, what: &str) -> bool {
+    pub(super) fn sent_by_link(&self, stats: &mut Stats, from: PeerId, what: &str) -> bool {
         let id = self.peers.identity(from);
         if is_link_identity(id) {
             return true;
         }
-        if stats::bump(&mut self.stats.rejected_external_not_link) {
+        if stats::bump_and_should_log(&mut stats.rejected_external_not_link) {
             log::warn!("{what} from {} ignored: only platform links (instance.*) may send it", id.escape_ascii());
         }
         false
     }
 
     /// Inbound `pubsub external_list BODY` from a remote's link.
-    pub(super) fn external_list_in(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
-        if !self.sent_by_link(from, "pubsub external_list") {
+    pub(super) fn external_list_in(
+        &mut self,
+        stats: &mut Stats,
+        from: PeerId,
+        env: &Envelope<'_>,
+        sink: &mut impl Sink,
+    ) -> Outcome {
+        if !self.sent_by_link(stats, from, "pubsub external_list") {
             return Outcome::Done;
         }
         let Some(v) = parse_list_body(env.arg(1)) else {
-            if stats::bump(&mut self.stats.external_malformed) {
+            if stats::bump_and_should_log(&mut stats.external_malformed) {
                 log::warn!(
                     "external_list from {}: not a JSON object of arrays of strings; ignored",
                     self.peers.identity(from).escape_ascii()
                 );
             }
-            return self.list_reply(from, env, sink, false);
+            return self.list_reply(stats, from, env, sink, false);
         };
         let mut complete = true;
         for (name, prefixes) in v.members() {
@@ -309,8 +316,8 @@ impl Router {
                 }
                 Some(left_out) => {
                     complete = false;
-                    self.stats.rejected_external_prefixes += left_out as u64 - 1;
-                    if stats::bump(&mut self.stats.rejected_external_prefixes) {
+                    stats.rejected_external_prefixes += left_out as u64 - 1;
+                    if stats::bump_and_should_log(&mut stats.rejected_external_prefixes) {
                         log::warn!(
                             "external_list from {}: {left_out} prefixes left out (over the per-link capacity)",
                             name.escape_ascii()
@@ -318,7 +325,7 @@ impl Router {
                     }
                 }
                 None => {
-                    if stats::bump(&mut self.stats.external_list_unknown_platform) {
+                    if stats::bump_and_should_log(&mut stats.external_list_unknown_platform) {
                         log::warn!(
                             "external_list for platform {} ignored: no link is configured to it \
                              (does its instance-name match our discovery entry?)",
@@ -328,13 +335,19 @@ impl Router {
                 }
             }
         }
-        self.list_reply(from, env, sink, complete)
+        self.list_reply(stats, from, env, sink, complete)
     }
 
     /// `[X, '', 'VIP1', X, M, 'pubsub', 'request_response', 01|00]`, as VOLTTRON answers.
-    fn list_reply(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink, ok: bool) -> Outcome {
-        let Router { peers, stats, .. } = self;
-        let me = peers.identity(from);
+    fn list_reply(
+        &self,
+        stats: &mut Stats,
+        from: PeerId,
+        env: &Envelope<'_>,
+        sink: &mut impl Sink,
+        ok: bool,
+    ) -> Outcome {
+        let me = self.peers.identity(from);
         let result: &[u8] = if ok { &[1] } else { &[0] };
         let frames: [&[u8]; 7] = [b"", SIGNATURE, me, env.msg_id, b"pubsub", b"request_response", result];
         Router::reply(stats, sink, from, &frames)
@@ -342,8 +355,14 @@ impl Router {
 
     /// Inbound `pubsub external_publish TOPIC BODY` from a remote's link: protected-topic check,
     /// then local delivery. No reply.
-    pub(super) fn external_publish_in(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
-        if !self.sent_by_link(from, "pubsub external_publish") {
+    pub(super) fn external_publish_in(
+        &mut self,
+        stats: &mut Stats,
+        from: PeerId,
+        env: &Envelope<'_>,
+        sink: &mut impl Sink,
+    ) -> Outcome {
+        if !self.sent_by_link(stats, from, "pubsub external_publish") {
             return Outcome::Done;
         }
         let (topic, body) = (env.arg(1), env.arg(2));
@@ -355,7 +374,7 @@ impl Router {
         let bus = bus.and_then(|b| b.to_latin1(&mut bus_buf).ok()).filter(|b| b.len() <= MAX_BUS_BYTES);
         let delivery = parsed.zip(sender).and_then(|(v, s)| DeliveryBody::from_publish(s, v));
         let (Some(bus), Some(delivery), Some(_)) = (bus, delivery, env.get_arg(2)) else {
-            if stats::bump(&mut self.stats.external_malformed) {
+            if stats::bump_and_should_log(&mut stats.external_malformed) {
                 log::warn!(
                     "external_publish from {}: no topic, or body not an object with \"sender\" and \"bus\" strings, \
                      \"headers\" and \"message\"; dropped",
@@ -364,9 +383,9 @@ impl Router {
             }
             return Outcome::Done;
         };
-        self.stats.external_publish_in += 1;
+        stats.external_publish_in += 1;
         if !self.pubsub.external_allowed(env.user_id, topic) {
-            if stats::bump(&mut self.stats.rejected_external_protected) {
+            if stats::bump_and_should_log(&mut stats.rejected_external_protected) {
                 log::warn!(
                     "external publish to protected topic {:?} (user {:?}) from {} refused",
                     topic.escape_ascii().to_string(),
@@ -376,7 +395,7 @@ impl Router {
             }
             return Outcome::Done;
         }
-        let Router { peers, stats, pubsub, .. } = self;
+        let Router { peers, pubsub, .. } = self;
         pubsub.deliver_external(bus, topic, &delivery, env, peers, stats, sink);
         Outcome::Done
     }
@@ -384,7 +403,7 @@ impl Router {
     /// Push our `external_list` where it is owed: to every up link when the set of
     /// `all_platforms` prefixes changed since it was last built, and to links marked owed
     /// (link-up, or a previous send that found the queue full).
-    pub(super) fn sync_external_list(&mut self, sink: &mut impl Sink) {
+    pub(super) fn sync_external_list(&mut self, stats: &mut Stats, sink: &mut impl Sink) {
         if self.links.up_count() == 0 {
             return;
         }
@@ -400,7 +419,7 @@ impl Router {
                 }
             }
         }
-        let Router { links, stats, own_list, .. } = self;
+        let Router { links, own_list, .. } = self;
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"pubsub", b"external_list", &own_list.body];
         for (l, _) in links.with_ext_mut() {
             if !l.list_owed || l.state() != LinkState::Up {
@@ -412,7 +431,7 @@ impl Router {
                     l.counters.lists_out += 1;
                 }
                 Err(Full) => {
-                    if stats::bump(&mut stats.dropped_notify_full) {
+                    if stats::bump_and_should_log(&mut stats.dropped_notify_full) {
                         log::warn!(
                             "external_list to {}: the link's queue is full; retried later",
                             l.name().escape_ascii()

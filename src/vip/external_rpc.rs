@@ -56,7 +56,7 @@ use super::router::{Full, Outcome, Router, Sink};
 use crate::json::emit::emit_latin1_str;
 use crate::json::{self, ByteSink, JsonStr, Kind, SinkFull, Value};
 use crate::limits::MAX_INSTANCE_NAME_BYTES;
-use crate::stats;
+use crate::stats::{self, Stats};
 
 /// Largest `<from_platform>.<from_peer>` user stamped on a delivered `send_peer`.
 const MAX_REMOTE_USER_BYTES: usize = MAX_INSTANCE_NAME_BYTES + 1 + 255;
@@ -117,15 +117,23 @@ fn member<'a: 'b, 'b>(v: Value<'a>, key: &[u8], buf: &'b mut [u8]) -> Option<&'b
 
 impl Router {
     /// `external_rpc send_platform|send_peer BODY` (exactly two arguments).
-    pub(super) fn external_rpc(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+    pub(super) fn external_rpc(
+        &mut self,
+        stats: &mut Stats,
+        from: PeerId,
+        env: &Envelope<'_>,
+        sink: &mut impl Sink,
+    ) -> Outcome {
         let send_platform = env.arg(0) == b"send_platform";
         let key: &[u8] = if send_platform { b"to_platform" } else { b"to_peer" };
         let doc = env.arg(1);
         let body = match json::parse(doc) {
-            Ok(v) if v.kind() == Kind::Object && v.get(key).is_none() => return self.unsupported(from, env, sink),
+            Ok(v) if v.kind() == Kind::Object && v.get(key).is_none() => {
+                return self.unsupported(stats, from, env, sink);
+            }
             Ok(v) if v.kind() == Kind::Object => v,
             _ => {
-                if stats::bump(&mut self.stats.external_rpc_dropped) {
+                if stats::bump_and_should_log(&mut stats.external_rpc_dropped) {
                     log::warn!(
                         "external_rpc {} from {}: body is not a JSON object; dropped",
                         env.arg(0).escape_ascii(),
@@ -136,15 +144,16 @@ impl Router {
             }
         };
         if send_platform {
-            self.send_platform(from, env, body, doc, sink)
+            self.send_platform(stats, from, env, body, doc, sink)
         } else {
-            self.send_peer(from, env, body, sink)
+            self.send_peer(stats, from, env, body, sink)
         }
     }
 
     /// A local caller's `send_platform`: rewrite and queue on the link, or answer 113/11.
     fn send_platform(
         &mut self,
+        stats: &mut Stats,
         from: PeerId,
         env: &Envelope<'_>,
         body: Value<'_>,
@@ -155,11 +164,11 @@ impl Router {
         let mut name_buf = [0u8; MAX_INSTANCE_NAME_BYTES];
         let name = member(body, b"to_platform", &mut name_buf);
         let link = name.and_then(|n| self.links.by_name(n)).map(|l| (l.id(), l.state()));
-        let Router { peers, stats, links, info, rpc_body, error_msg_id, .. } = self;
+        let Router { peers, links, info, rpc_body, error_msg_id, .. } = self;
         let me = peers.identity(from);
         let shown = name.unwrap_or(raw_platform);
         let Some((id, LinkState::Up)) = link else {
-            if stats::bump(&mut stats.external_rpc_unreachable) {
+            if stats::bump_and_should_log(&mut stats.external_rpc_unreachable) {
                 log::info!(
                     "send_platform from {} to {:?}: {}; answered 113",
                     me.escape_ascii(),
@@ -189,7 +198,7 @@ impl Router {
                 Outcome::Done
             }
             Err(Full) => {
-                if stats::bump(&mut stats.errors_again) {
+                if stats::bump_and_should_log(&mut stats.errors_again) {
                     log::warn!(
                         "send_platform from {}: the link to {} is full; answered 11",
                         me.escape_ascii(),
@@ -206,9 +215,16 @@ impl Router {
 
     /// A remote platform's `send_peer` from its link: deliver to the local callee, or tell the
     /// caller (over our link to its platform) that the callee is not here.
-    fn send_peer(&mut self, from: PeerId, env: &Envelope<'_>, body: Value<'_>, sink: &mut impl Sink) -> Outcome {
+    fn send_peer(
+        &mut self,
+        stats: &mut Stats,
+        from: PeerId,
+        env: &Envelope<'_>,
+        body: Value<'_>,
+        sink: &mut impl Sink,
+    ) -> Outcome {
         if !is_link_identity(self.peers.identity(from)) {
-            if stats::bump(&mut self.stats.rejected_external_not_link) {
+            if stats::bump_and_should_log(&mut stats.rejected_external_not_link) {
                 log::warn!(
                     "external_rpc send_peer from {} ignored: only platform links (instance.*) may send it",
                     self.peers.identity(from).escape_ascii()
@@ -228,26 +244,28 @@ impl Router {
         }
         let target = self.peers.lookup(to_peer).filter(|&p| self.peers.is_registered(p));
         let Some(to) = target else {
-            return self.callee_unreachable(env, platform, caller, to_peer, VipErrno::HostUnreachable, sink);
+            return self.callee_unreachable(stats, env, platform, caller, to_peer, VipErrno::HostUnreachable, sink);
         };
         let frames: [&[u8]; 7] = [b"", SIGNATURE, &user, env.msg_id, b"external_rpc", b"send_peer", env.arg(1)];
         match sink.deliver(to, &frames) {
             Ok(()) => {
-                self.stats.external_rpc_in += 1;
+                stats.external_rpc_in += 1;
                 Outcome::Done
             }
             Err(Full) => {
                 // Pausing the remote's link would stall all its traffic behind one local peer.
-                let _ = stats::bump(&mut self.stats.external_rpc_dropped);
-                self.callee_unreachable(env, platform, caller, to_peer, VipErrno::Again, sink)
+                let _ = stats::bump_and_should_log(&mut stats.external_rpc_dropped);
+                self.callee_unreachable(stats, env, platform, caller, to_peer, VipErrno::Again, sink)
             }
         }
     }
 
     /// Error `errno` about `callee` to `caller` on `platform`, over our link to that platform
     /// (dropped and counted when there is none that is up).
+    #[allow(clippy::too_many_arguments)]
     fn callee_unreachable(
         &mut self,
+        stats: &mut Stats,
         env: &Envelope<'_>,
         platform: &[u8],
         caller: &[u8],
@@ -255,9 +273,9 @@ impl Router {
         errno: VipErrno,
         sink: &mut impl Sink,
     ) -> Outcome {
-        let Router { links, stats, error_msg_id, .. } = self;
+        let Router { links, error_msg_id, .. } = self;
         let link = links.by_name(platform).filter(|l| l.state() == LinkState::Up).map(|l| l.id());
-        if stats::bump(&mut stats.external_rpc_unreachable) {
+        if stats::bump_and_should_log(&mut stats.external_rpc_unreachable) {
             log::info!(
                 "send_peer from {} to {}: {}; {}",
                 platform.escape_ascii(),

@@ -32,20 +32,26 @@ use super::external_pubsub::is_link_identity;
 use super::links::{LinkState, OwnPlatform, Source};
 use super::peers::PeerId;
 use super::router::{Full, Outcome, Router, Sink};
-use crate::stats;
+use crate::stats::{self, Stats};
 
 /// The only identity whose `normalmode_platform_connection` is honoured.
 pub const KEYDISCOVERY_IDENTITY: &[u8] = b"keydiscovery";
 
 impl Router {
     /// Handle one `routing_table` request from `from`. Never replies on `from`'s connection.
-    pub(super) fn routing_table(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+    pub(super) fn routing_table(
+        &mut self,
+        stats: &mut Stats,
+        from: PeerId,
+        env: &Envelope<'_>,
+        sink: &mut impl Sink,
+    ) -> Outcome {
         match (env.arg(0), env.arg(1)) {
             (b"normalmode_platform_connection", _) if self.peers.identity(from) == KEYDISCOVERY_IDENTITY => {
-                self.normalmode(from, env)
+                self.normalmode(stats, from, env)
             }
             (b"hello", b"hello") if is_link_identity(self.peers.identity(from)) && env.arg_count() >= 3 => {
-                self.remote_hello(from, env, sink)
+                self.remote_hello(stats, from, env, sink)
             }
             (b"hello", b"welcome") if is_link_identity(self.peers.identity(from)) && env.arg_count() >= 3 => {
                 log::debug!(
@@ -55,7 +61,7 @@ impl Router {
                 );
             }
             (op, _) => {
-                if stats::bump(&mut self.stats.routing_table_ignored) {
+                if stats::bump_and_should_log(&mut stats.routing_table_ignored) {
                     log::warn!(
                         "routing_table {:?} from {} ignored ({} argument frames; multi-platform links are configured \
                          by external_platform_discovery.json and keydiscovery only)",
@@ -70,9 +76,9 @@ impl Router {
     }
 
     /// `normalmode_platform_connection ENTRY` from `keydiscovery`.
-    fn normalmode(&mut self, from: PeerId, env: &Envelope<'_>) {
+    fn normalmode(&mut self, stats: &mut Stats, from: PeerId, env: &Envelope<'_>) {
         let Some(body) = env.get_arg(1) else {
-            if stats::bump(&mut self.stats.external_malformed) {
+            if stats::bump_and_should_log(&mut stats.external_malformed) {
                 log::warn!("routing_table normalmode_platform_connection without an entry ignored");
             }
             return;
@@ -81,10 +87,10 @@ impl Router {
             Ok(config) => {
                 let own =
                     OwnPlatform { instance_name: &self.info.instance_name, addresses_json: &self.info.addresses_json };
-                self.links.configure_logged(config, Source::Keydiscovery, own, &mut self.stats);
+                self.links.configure_logged(config, Source::Keydiscovery, own, stats);
             }
             Err(e) => {
-                if stats::bump(&mut self.stats.external_malformed) {
+                if stats::bump_and_should_log(&mut stats.external_malformed) {
                     log::warn!(
                         "routing_table normalmode_platform_connection from {}: {e}; ignored",
                         self.peers.identity(from).escape_ascii()
@@ -95,11 +101,11 @@ impl Router {
     }
 
     /// `hello hello NAME` from a remote's link: answer `welcome` on our link to NAME.
-    fn remote_hello(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) {
+    fn remote_hello(&mut self, stats: &mut Stats, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) {
         let name = env.arg(2);
-        let Router { links, info, stats, peers, .. } = self;
+        let Router { links, info, peers, .. } = self;
         let Some(id) = links.by_name(name).map(|l| l.id()) else {
-            if stats::bump(&mut stats.external_list_unknown_platform) {
+            if stats::bump_and_should_log(&mut stats.external_list_unknown_platform) {
                 log::warn!(
                     "routing_table hello from platform {} (peer {}): no link is configured to it",
                     name.escape_ascii(),

@@ -169,7 +169,7 @@ impl Links {
                 log::info!("discovery entry {name:?} names this platform itself: skipped");
             }
             Err(ConfigureError::TableFull) => {
-                if stats::bump(&mut stats.rejected_link_table_full) {
+                if stats::bump_and_should_log(&mut stats.rejected_link_table_full) {
                     log::warn!("no link to {name:?}: the link table is full (max-links)");
                 }
             }

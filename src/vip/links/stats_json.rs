@@ -1,43 +1,50 @@
 //! The `"links"` part of `query stats`.
 
 use super::{Link, Links};
-use crate::json::emit::{append_to_object, emit_latin1_str, emit_u64};
+use crate::json::emit::{emit_latin1_str, emit_u64};
 use crate::json::{ByteSink, SinkFull, SliceWriter};
 use crate::vip::external_pubsub::ExtSubs;
 
 impl Links {
-    /// Append `, "links": {"<name>": {"state": …, …}, …}` before the final `}` of the JSON
-    /// object in `buf[..len]` (the `query stats` reply) and return the new length; links that do
-    /// not fit are counted in `"links_omitted"`. On any problem `len` is returned unchanged.
-    pub fn append_stats_json(&self, buf: &mut [u8], len: usize) -> usize {
-        const CLOSE_RESERVE: usize = 48;
+    /// Write `, "links": {"<name>": {"state": …, …}, …}` — the link members of the `query stats`
+    /// object ([`crate::vip::router::Router::write_stats_json`]) — leaving `reserve` bytes free
+    /// for what the caller writes after them. Nothing when no link is configured; links that do
+    /// not fit are counted in `"links_omitted"`.
+    ///
+    /// # Errors
+    /// [`SinkFull`] when even the fixed part does not fit (the caller drops what was written).
+    pub fn write_stats_fields(&self, w: &mut SliceWriter<'_>, reserve: usize) -> Result<(), SinkFull> {
+        const TAIL_RESERVE: usize = 48; // `}, "links_omitted": <u64>`
         if self.is_empty() {
-            return len;
+            return Ok(());
         }
+        let room = w.remaining().saturating_sub(reserve);
+        let start = w.len();
         let mut one = [0u8; 1024];
-        append_to_object(buf, len, |w, room| {
-            w.put(b", \"links\": {")?;
-            let (mut shown, mut omitted) = (0usize, 0u64);
-            for s in self.slots.iter() {
-                let Some(l) = s.link.as_ref() else { continue };
-                let mut e = SliceWriter::new(&mut one);
-                if Self::link_json(l, &s.ext, &mut e).is_err() || w.len() + e.len() + 2 + CLOSE_RESERVE > room {
-                    omitted += 1;
-                    continue;
-                }
-                if shown > 0 {
-                    w.put(b", ")?;
-                }
-                w.put(e.written())?;
-                shown += 1;
+        w.put(b", \"links\": {")?;
+        let (mut shown, mut omitted) = (0usize, 0u64);
+        for s in self.slots.iter() {
+            let Some(l) = s.link.as_ref() else { continue };
+            let mut e = SliceWriter::new(&mut one);
+            if Self::link_json(l, &s.ext, &mut e).is_err() || w.len() - start + e.len() + 2 + TAIL_RESERVE > room {
+                omitted += 1;
+                continue;
             }
-            w.put(b"}")?;
-            if omitted > 0 {
-                w.put(b", \"links_omitted\": ")?;
-                emit_u64(w, omitted)?;
+            if shown > 0 {
+                w.put(b", ")?;
             }
-            Ok(())
-        })
+            w.put(e.written())?;
+            shown += 1;
+        }
+        w.put(b"}")?;
+        if omitted > 0 {
+            w.put(b", \"links_omitted\": ")?;
+            emit_u64(w, omitted)?;
+        }
+        if w.len() - start > room {
+            return Err(SinkFull);
+        }
+        Ok(())
     }
 
     /// `"<name>": {"state": "up", …}` of one link.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::json::ByteSink;
 
 fn cfg(name: &str, port: u16) -> LinkConfig {
     LinkConfig {
@@ -121,20 +122,21 @@ fn own_platform_full_table_and_stats_json() {
     links.set_file_links(&[cfg("p2", 1), cfg("p3", 2), cfg("p4", 3)], OWN, &mut stats);
     assert_eq!(links.len(), 2);
     assert_eq!(stats.rejected_link_table_full, 1);
-    let mut buf = [0u8; 4096];
-    buf[..2].copy_from_slice(b"{}");
-    let n = links.append_stats_json(&mut buf, 2);
-    let text = std::str::from_utf8(&buf[..n]).unwrap();
+    let write = |buf: &mut [u8]| {
+        let mut w = crate::json::SliceWriter::new(buf);
+        w.put(b"{").unwrap();
+        assert!(links.write_stats_fields(&mut w, 1).is_ok());
+        w.put(b"}").unwrap();
+        String::from_utf8(w.written().to_vec()).unwrap()
+    };
+    let text = write(&mut [0u8; 4096]);
     assert!(
         text.starts_with(r#"{, "links": {"p2": {"state": "down", "address": "tcp://127.0.0.1:1", "ups": 0"#),
         "{text}"
     );
     assert!(crate::json::parse(text.replacen("{, ", "{", 1).as_bytes()).is_ok(), "{text}");
     // too small a buffer: links omitted, JSON still closed
-    let mut small = [0u8; 200];
-    small[..2].copy_from_slice(b"{}");
-    let n = links.append_stats_json(&mut small, 2);
-    let text = std::str::from_utf8(&small[..n]).unwrap();
+    let text = write(&mut [0u8; 200]);
     assert!(text.contains("\"links_omitted\": "), "{text}");
     assert!(text.ends_with('}'));
 }

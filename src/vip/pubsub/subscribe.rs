@@ -52,19 +52,19 @@ fn sync_items(
 
 /// Argument frame `i` as a JSON object, or `None` after counting and logging why not (no
 /// frame, not JSON, not an object).
-fn object_arg<'a>(env: &Envelope<'a>, i: usize, stats: &mut Stats, who: &[u8], op: &str) -> Option<Value<'a>> {
+fn object_arg<'a>(env: &Envelope<'a>, i: usize, stats: &mut Stats, requester: &[u8], op: &str) -> Option<Value<'a>> {
     let Some(body) = env.get_arg(i) else {
-        malformed(stats, who, op, "no JSON frame");
+        malformed(stats, requester, op, "no JSON frame");
         return None;
     };
     match json::parse(body) {
         Ok(v) if v.kind() == Kind::Object => Some(v),
         Ok(_) => {
-            malformed(stats, who, op, "body is not a JSON object");
+            malformed(stats, requester, op, "body is not a JSON object");
             None
         }
         Err(_) => {
-            malformed(stats, who, op, "body is not JSON");
+            malformed(stats, requester, op, "body is not JSON");
             None
         }
     }
@@ -72,11 +72,11 @@ fn object_arg<'a>(env: &Envelope<'a>, i: usize, stats: &mut Stats, who: &[u8], o
 
 impl PubSub {
     /// VIP.md §7.3. True = `01`.
-    pub(super) fn subscribe(&mut self, from: PeerId, env: &Envelope<'_>, who: &[u8], stats: &mut Stats) -> bool {
+    pub(super) fn subscribe(&mut self, from: PeerId, env: &Envelope<'_>, requester: &[u8], stats: &mut Stats) -> bool {
         const OP: &str = "subscribe";
-        let Some(v) = object_arg(env, 1, stats, who, OP) else { return false };
+        let Some(v) = object_arg(env, 1, stats, requester, OP) else { return false };
         let (Some(prefix), Some(bus)) = (v.get(b"prefix"), v.get(b"bus")) else {
-            malformed(stats, who, OP, "missing \"prefix\" or \"bus\"");
+            malformed(stats, requester, OP, "missing \"prefix\" or \"bus\"");
             return false;
         };
         let all = v.get(b"all_platforms").is_some_and(truthy);
@@ -84,20 +84,20 @@ impl PubSub {
         let bus = match bus.as_str().map(|s| s.to_latin1(&mut bus_buf)) {
             Some(Ok(b)) => b,
             Some(Err(json::Latin1Error::TooLong)) => {
-                refused(stats, who, OP, SubscribeError::BusTooLong);
+                refused(stats, requester, OP, SubscribeError::BusTooLong);
                 return false;
             }
             _ => {
-                malformed(stats, who, OP, "\"bus\" is not a latin-1 string");
+                malformed(stats, requester, OP, "\"bus\" is not a latin-1 string");
                 return false;
             }
         };
         let Some(prefixes) = prefix_list(prefix) else {
-            malformed(stats, who, OP, "\"prefix\" is not a string or a list of strings");
+            malformed(stats, requester, OP, "\"prefix\" is not a string or a list of strings");
             return false;
         };
         if prefixes.clone().count() > MAX_SUBS_PER_PEER {
-            refused(stats, who, OP, SubscribeError::PeerLimit);
+            refused(stats, requester, OP, SubscribeError::PeerLimit);
             return false;
         }
         // All or nothing: remember which entries are new, to take them back on a refusal.
@@ -135,14 +135,20 @@ impl PubSub {
                 }
             }
         }
-        refused(stats, who, OP, e);
+        refused(stats, requester, OP, e);
         false
     }
 
     /// VIP.md §7.4. True = `01`. Everything is checked before anything is removed.
-    pub(super) fn unsubscribe(&mut self, from: PeerId, env: &Envelope<'_>, who: &[u8], stats: &mut Stats) -> bool {
+    pub(super) fn unsubscribe(
+        &mut self,
+        from: PeerId,
+        env: &Envelope<'_>,
+        requester: &[u8],
+        stats: &mut Stats,
+    ) -> bool {
         const OP: &str = "unsubscribe";
-        let Some(v) = object_arg(env, 1, stats, who, OP) else { return false };
+        let Some(v) = object_arg(env, 1, stats, requester, OP) else { return false };
         let (internal, all) = (v.get(b"internal"), v.get(b"all"));
         let entries: [Option<(Value<'_>, bool)>; 2] = if internal.is_some() || all.is_some() {
             [internal.map(|e| (e, false)), all.map(|e| (e, true))]
@@ -157,7 +163,7 @@ impl PubSub {
                 && (prefix.is_null() || prefix_list(prefix).is_some())
         };
         if !entries.iter().flatten().all(|&(e, _)| e.kind() == Kind::Object && valid(e)) {
-            malformed(stats, who, OP, "an entry lacks \"prefix\"/\"bus\" or has unusable types");
+            malformed(stats, requester, OP, "an entry lacks \"prefix\"/\"bus\" or has unusable types");
             return false;
         }
         for &(e, all) in entries.iter().flatten() {
@@ -182,21 +188,21 @@ impl PubSub {
     }
 
     /// VIP.md §7.5: replace the peer's whole set; no reply.
-    pub(super) fn synchronize(&mut self, from: PeerId, env: &Envelope<'_>, who: &[u8], stats: &mut Stats) {
+    pub(super) fn synchronize(&mut self, from: PeerId, env: &Envelope<'_>, requester: &[u8], stats: &mut Stats) {
         const OP: &str = "synchronize";
         if env.arg(1) != b"connected" {
             return;
         }
         let Some(body) = env.get_arg(2) else {
-            malformed(stats, who, OP, "no JSON frame");
+            malformed(stats, requester, OP, "no JSON frame");
             return;
         };
         let Ok(v) = json::parse(body) else {
-            malformed(stats, who, OP, "body is not JSON");
+            malformed(stats, requester, OP, "body is not JSON");
             return;
         };
         let Some(platforms) = v.get(b"subscriptions") else {
-            malformed(stats, who, OP, "no \"subscriptions\" key");
+            malformed(stats, requester, OP, "no \"subscriptions\" key");
             return;
         };
         let valid = platforms.kind() == Kind::Object
@@ -207,13 +213,13 @@ impl PubSub {
                         .all(|(_, p)| p.kind() == Kind::Array && p.items().all(|i| i.kind() == Kind::String))
             });
         if !valid {
-            malformed(stats, who, OP, "\"subscriptions\" is not {PLATFORM: {BUS: [prefix, ...]}}");
+            malformed(stats, requester, OP, "\"subscriptions\" is not {PLATFORM: {BUS: [prefix, ...]}}");
             return;
         }
         let mut txn = match self.subs.begin_replace(from.0) {
             Ok(t) => t,
             Err(e) => {
-                refused(stats, who, OP, e);
+                refused(stats, requester, OP, e);
                 return;
             }
         };
@@ -225,7 +231,7 @@ impl PubSub {
             first_error = sync_items(platforms, |bus, p, all| self.subs.subscribe(from.0, bus, p, all).map(|_| ()));
         }
         if let Some(e) = first_error {
-            refused(stats, who, OP, e);
+            refused(stats, requester, OP, e);
         }
     }
 }
