@@ -341,7 +341,8 @@ fn send_peer_from_a_link_reaches_the_callee_with_a_remote_user_or_errors_back() 
         s.take_peers(),
         vec![(B, frames(&[b"", b"VIP1", b"p2.caller2", b"M7", b"external_rpc", b"send_peer", body]))]
     );
-    // the callee is not here: the caller hears 113 through its platform's router
+    // the callee is not here: the caller hears 113 through its platform's router, the number
+    // written `+113` so that a VOLTTRON router on the way cannot re-pack it (vip::external_rpc)
     let body =
         br#"{"to_platform": "p1", "to_peer": "ghost", "from_platform": "p2", "from_peer": "caller2", "args": []}"#;
     send(&mut r, &mut s, X, &[b"", b"VIP1", b"", b"M8", b"external_rpc", b"send_peer", body]);
@@ -354,7 +355,7 @@ fn send_peer_from_a_link_reaches_the_callee_with_a_remote_user_or_errors_back() 
             b"",
             b"M8",
             b"error",
-            b"113",
+            b"+113",
             b"No route to host",
             b"ghost",
             b"external_rpc"

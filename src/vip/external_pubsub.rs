@@ -396,7 +396,12 @@ impl Router {
             return Outcome::Done;
         }
         let Router { peers, pubsub, .. } = self;
-        pubsub.deliver_external(bus, topic, &delivery, env, peers, stats, sink);
+        let n = pubsub.deliver_external(bus, topic, &delivery, env, peers, stats, sink);
+        log::debug!(
+            "external_publish from {}: topic {:?} to {n} local subscribers",
+            peers.identity(from).escape_ascii(),
+            topic.escape_ascii().to_string()
+        );
         Outcome::Done
     }
 

@@ -27,8 +27,16 @@
 //!   A full link queue is answered with error 11 the same way.
 //! * **An unreachable callee is an error too.** When P is not connected here, we answer the
 //!   caller over our link to its platform, addressed to it through its router:
-//!   `[from_peer, 'VIP1', '', M, 'error', '113', 'No route to host', P, 'external_rpc']`
-//!   (M as for the 113 above; VOLTTRON drops the call and the caller times out).
+//!   `[from_peer, 'VIP1', '', M, 'error', '+113', 'No route to host', P, 'external_rpc']`
+//!   (M as for the 113 above; VOLTTRON drops the call and the caller times out). The error
+//!   number is written `+113` (`+11` for a full queue, [`link_errnum`]): a VOLTTRON 9.0.4 router
+//!   on the way JSON-decodes every frame it forwards and packs a number into 4 binary bytes
+//!   (`utils/frame_serialization.py`), and its agent library then fails on `int(b'q\0\0\0')`
+//!   and stops the caller agent altogether (measured: `tests/multiplatform`, vt-vr). `+113` is
+//!   not JSON, so it is forwarded as text, and the agent library's `int()` reads it as 113. Behind
+//!   a viprouter (which forwards frames byte-exact) the caller gets `Unreachable` at once; behind
+//!   VOLTTRON 9.0.4 the MSG_ID its router mangled no longer matches the call, so the error is
+//!   ignored there and the caller times out as it would anyway.
 //! * **The callee knows who calls.** USER is `<from_platform>.<from_peer>` (RabbitMQ VOLTTRON's
 //!   naming of remote users), so a method exported with required capabilities can be granted to
 //!   a remote caller by an `auth.json` entry with that `user_id`. VOLTTRON delivers USER `''`
@@ -107,6 +115,16 @@ pub fn rewrite_body(
         }
     }
     out.put(b"}")
+}
+
+/// The error number of an error sent to a remote caller over a link: `+113`, `+11` (not JSON,
+/// so that a VOLTTRON 9.0.4 router on the way forwards it as text; see the module doc).
+pub fn link_errnum(errno: VipErrno) -> &'static [u8] {
+    match errno {
+        VipErrno::HostUnreachable => b"+113",
+        VipErrno::Again => b"+11",
+        VipErrno::ProtoNotSupported => b"+93",
+    }
 }
 
 /// The latin-1 bytes of a string member, into `buf`.
@@ -289,7 +307,7 @@ impl Router {
         let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
         let msg_id = error_msg_id.msg_id(env.msg_id, &mut quoted);
         let frames: [&[u8]; 9] =
-            [caller, SIGNATURE, b"", msg_id, b"error", errno.number(), errno.text(), callee, b"external_rpc"];
+            [caller, SIGNATURE, b"", msg_id, b"error", link_errnum(errno), errno.text(), callee, b"external_rpc"];
         if sink.deliver_link(id, &frames).is_ok()
             && let Some(l) = links.get_mut(id)
         {

@@ -39,12 +39,11 @@ from agents import (  # noqa: E402
 )
 from platforms import KeyPair, Platform, make_pair  # noqa: E402
 
-PHASE2 = pytest.mark.skip(reason="links land in phase 2 (issue #14): viprouter does not dial yet")
 KINDS = [
     pytest.param(("volttron", "volttron"), id="vt-vt"),
-    pytest.param(("volttron", "viprouter"), id="vt-vr", marks=PHASE2),
-    pytest.param(("viprouter", "volttron"), id="vr-vt", marks=PHASE2),
-    pytest.param(("viprouter", "viprouter"), id="vr-vr", marks=PHASE2),
+    pytest.param(("volttron", "viprouter"), id="vt-vr"),
+    pytest.param(("viprouter", "volttron"), id="vr-vt"),
+    pytest.param(("viprouter", "viprouter"), id="vr-vr"),
 ]
 
 # Agents of each platform; the keys are made once per federation.

@@ -78,6 +78,8 @@ class Platform:
     keys: KeyPair = field(default_factory=KeyPair.new)
     proc: Optional["subprocess.Popen[bytes]"] = None
     log: Optional[Path] = None
+    # VOLTTRON's own platform.auth, run for a bare viprouter (auth_service.py).
+    auth_proc: Optional["subprocess.Popen[bytes]"] = None
 
     @property
     def address(self) -> str:
@@ -98,6 +100,19 @@ class Platform:
         (self.home / "external_platform_discovery.json").write_text(json.dumps(discovery))
         entries = [AgentAuth(f"platform-{r.name}", r.keys) for r in remotes] + agents
         write_auth(self.home, entries)
+        if self.bare_viprouter:
+            # viprouter admits this key as platform.auth, as VOLTTRON's platform admits its
+            # built-in services (VIP.md §9.7); auth_service.py connects with it.
+            ks = self.home / "keystores" / "platform.auth" / "keystore.json"
+            ks.parent.mkdir(parents=True, exist_ok=True)
+            k = KeyPair.new()
+            ks.write_text(json.dumps({"public": k.public, "secret": k.secret}))
+
+    @property
+    def bare_viprouter(self) -> bool:
+        """The router alone (no ``viprouter-volttron`` launcher): the tests start VOLTTRON's
+        ``platform.auth`` next to it (``auth_service.py``)."""
+        return self.kind == "viprouter" and not os.environ.get("VIPROUTER_VOLTTRON")
 
     def start(self, tmp: Path) -> None:
         self.launch(tmp)
@@ -128,22 +143,40 @@ class Platform:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; log {self.log}")
             ready = pid_file.exists() or self.kind != "volttron"
             if ready and port_accepts(self.port):
+                if self.bare_viprouter:
+                    self.start_auth_service()
                 return
             gevent.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready in {START_TIMEOUT_S} s; log {self.log}")
 
+    def start_auth_service(self) -> None:
+        """VOLTTRON's ``platform.auth`` as an agent of this bare viprouter (``auth_service.py``)."""
+        assert self.log is not None
+        log = self.log.with_suffix(".auth.log")
+        cmd = [sys.executable, str(HERE / "auth_service.py"), str(self.home), self.address, self.keys.public, str(log)]
+        env = dict(os.environ, VOLTTRON_HOME=str(self.home), HOME=str(self.home / "userhome"))
+        self.auth_proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log.with_suffix(".err").open("wb"))
+
     def stop(self) -> None:
-        """SIGINT (VOLTTRON's clean stop), then SIGKILL after 20 s; waits for the process."""
+        """SIGINT (VOLTTRON's clean stop), then SIGKILL after 20 s; waits for the process (and
+        for the ``platform.auth`` started next to a bare viprouter)."""
         p, self.proc = self.proc, None
-        if p is None or p.poll() is not None:
-            return
-        p.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 20
-        while p.poll() is None and time.monotonic() < deadline:
-            gevent.sleep(0.1)
-        if p.poll() is None:
-            p.kill()
-            p.wait(timeout=10)
+        a, self.auth_proc = self.auth_proc, None
+        for proc in (a, p):
+            stop_process(proc)
+
+
+def stop_process(p: Optional["subprocess.Popen[bytes]"]) -> None:
+    """SIGINT, then SIGKILL after 20 s; waits for the process."""
+    if p is None or p.poll() is not None:
+        return
+    p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 20
+    while p.poll() is None and time.monotonic() < deadline:
+        gevent.sleep(0.1)
+    if p.poll() is None:
+        p.kill()
+        p.wait(timeout=10)
 
 
 def viprouter_command(home: Path) -> List[str]:
@@ -152,7 +185,8 @@ def viprouter_command(home: Path) -> List[str]:
     if launcher:
         return [launcher, "-l", str(home / "volttron.log")]
     binary = os.environ.get("VIPROUTER_BIN", str(ROOT / "target" / "release" / "viprouter"))
-    return [binary, "--volttron-home", str(home)]
+    # -v: debug lines, among them each external publish received (what the link-cut test reads).
+    return [binary, "--volttron-home", str(home), "-v"]
 
 
 def port_accepts(port: int) -> bool:

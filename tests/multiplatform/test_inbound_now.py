@@ -1,10 +1,12 @@
-"""What already works before viprouter dials links (phase 1 of issue #14): a real VOLTTRON 9.0.4
-platform's link *into* a viprouter. p1 is VOLTTRON with a discovery entry for p2; p2 is the bare
-viprouter (no VOLTTRON services). p1's link connects to viprouter as a CURVE client with p1's
-platform key (admitted by p2's ``auth.json``), says ``routing_table hello`` and sends its
+"""One direction only: a real VOLTTRON 9.0.4 platform's link *into* a viprouter that has no link
+back (its discovery file names nobody; written so phase 1 of issue #14 could be tested before
+viprouter dialled, kept as the one-way case). p1 is VOLTTRON with a discovery entry for p2; p2 is
+the bare viprouter (no VOLTTRON services). p1's link connects to viprouter as a CURVE client with
+p1's platform key (admitted by p2's ``auth.json``), says ``routing_table hello`` and sends its
 ``external_list``; a call from p1's agent reaches the callee on viprouter as ``send_peer`` with
-the caller's ``<platform>.<peer>`` user. The answer cannot go back yet (viprouter has no link to
-p1: the callee's ``send_platform`` is answered 113), so the caller times out — that is phase 2.
+the caller's ``<platform>.<peer>`` user. The answer cannot go back (viprouter has no link to p1:
+the callee's ``send_platform`` is answered 113), so the caller times out. Both directions:
+``test_links.py``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def inbound() -> Iterator[Dict[str, Any]]:
         tmp,
         {"p1": [auth_for("caller1", keys["caller1"])], "p2": [auth_for("callee2", keys["callee2"])]},
     )
+    (p2.home / "external_platform_discovery.json").write_text("{}")  # no link back to p1
     agents: Dict[str, Agent] = {}
     try:
         p2.launch(tmp)
@@ -84,8 +87,8 @@ def stats(p2: Platform, keys: KeyPair) -> Dict[str, Any]:
 def test_a_volttron_link_into_viprouter_is_admitted_and_says_hello(inbound: Dict[str, Any]) -> None:
     callee, p2, keys = inbound["agents"]["callee2"], inbound["p2"], inbound["keys"]["callee2"]
     assert wait_for(lambda: any(p.startswith("instance.p2.") for p in link_peers(callee)), 20), "p1's link"
-    # p1 announces its (empty) subscription list for p1; viprouter has no link named p1 (phase 2
-    # configures it from the discovery file): counted, not silently lost.
+    # p1 announces its (empty) subscription list for p1; viprouter has no link named p1 (its
+    # discovery file names nobody): counted, not silently lost.
     assert wait_for(lambda: stats(p2, keys)["external_list_unknown_platform"] >= 1, 10)
     assert stats(p2, keys)["rejected_external_not_link"] == 0
 
