@@ -69,10 +69,10 @@ volttron9: release
 test-volttron9-agents: volttron9
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/volttron9 -q
 
-## test-multiplatform: two real VOLTTRON 9.0.4 platforms linked on loopback with real agents on
-## both sides, issue #14's scenarios (tests/multiplatform/README.md; about 1 min)
+## test-multiplatform: two platforms linked on loopback — VOLTTRON 9.0.4 and viprouter in every
+## combination — with real agents on both sides, issue #14's scenarios (tests/multiplatform/README.md)
 test-multiplatform: volttron9
-	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/multiplatform -q -p no:cacheprovider -rxXs
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/multiplatform -q -p no:cacheprovider -rxXs --timeout 300 --timeout-method thread
 
 fuzz-replay:
 	$(CARGO) test --test fuzz_replay

@@ -10,8 +10,8 @@
 //! * a remote's `send_peer` delivered to a local callee with its `<platform>.<peer>` user.
 //!
 //! The sink is a test double that copies every message into a buffer reserved up front (what a
-//! transmit queue does), so the count is the router's own. The server side of links (phase 2)
-//! is covered by the server's own zero-allocation tests once it lands.
+//! transmit queue does), so the count is the router's own. The server side of links (a real
+//! CURVE link between two `Server`s over TCP) is `tests/no_alloc_links_server.rs`.
 
 use viprouter::limits::Limits;
 use viprouter::time::Instant;
