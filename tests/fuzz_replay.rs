@@ -78,3 +78,9 @@ fn links() {
 fn discovery() {
     replay("discovery", fuzzing::fuzz_discovery);
 }
+
+#[cfg(feature = "rabbitmq")]
+#[test]
+fn amqp_client() {
+    replay("amqp_client", fuzzing::fuzz_amqp_client);
+}
