@@ -156,6 +156,15 @@ class Platform:
         cmd = [sys.executable, str(HERE / "auth_service.py"), str(self.home), self.address, self.keys.public, str(log)]
         env = dict(os.environ, VOLTTRON_HOME=str(self.home), HOME=str(self.home / "userhome"))
         self.auth_proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log.with_suffix(".err").open("wb"))
+        # Ready when it logs that it runs (after its hello to the router): a protected call made
+        # before that gets 113 for platform.auth (importing VOLTTRON takes seconds on a busy host).
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (log.exists() and "platform.auth running on" in log.read_text(errors="replace")):
+            if self.auth_proc.poll() is not None:
+                raise RuntimeError(f"{self.name}: platform.auth exited with {self.auth_proc.returncode}; {log}.err")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: platform.auth not running in {START_TIMEOUT_S} s; {log}")
+            gevent.sleep(0.1)
 
     def stop(self) -> None:
         """SIGINT (VOLTTRON's clean stop), then SIGKILL after 20 s; waits for the process (and
