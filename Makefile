@@ -16,7 +16,7 @@ SECS    ?= 30
 SHARED  ?= $(firstword $(wildcard $(CURDIR)/../shared $(CURDIR)/../../shared /work/shared) $(CURDIR)/../shared)
 VT9_VENV ?= .venv-volttron9
 
-.PHONY: all build release run test test-unit interop venv volttron9 test-volttron9-agents fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
+.PHONY: all build release run test test-unit interop venv volttron9 test-volttron9-agents test-multiplatform fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
 
 all: build
 
@@ -68,6 +68,11 @@ volttron9: release
 ## CURVE and NULL, tcp and ipc (tests/volttron9, see its README)
 test-volttron9-agents: volttron9
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/volttron9 -q
+
+## test-multiplatform: two real VOLTTRON 9.0.4 platforms linked on loopback with real agents on
+## both sides, issue #14's scenarios (tests/multiplatform/README.md; about 1 min)
+test-multiplatform: volttron9
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/multiplatform -q -p no:cacheprovider -rxXs
 
 fuzz-replay:
 	$(CARGO) test --test fuzz_replay

@@ -74,3 +74,13 @@ fn decode_key() {
 fn amqp_client() {
     replay("amqp_client", fuzzing::fuzz_amqp_client);
 }
+
+#[test]
+fn links() {
+    replay("links", fuzzing::fuzz_links);
+}
+
+#[test]
+fn discovery() {
+    replay("discovery", fuzzing::fuzz_discovery);
+}

@@ -8,7 +8,7 @@ use super::notify::Notifier;
 use super::reload::RuleFiles;
 use crate::auth::keys::KeyText;
 use crate::auth::{Authenticator, Decision};
-use crate::stats;
+use crate::stats::{self, Stats};
 use crate::vip::router::Router;
 use crate::zmtp::mechanism::Credentials;
 
@@ -90,11 +90,11 @@ impl Policy for PlatformPolicy {
         }
     }
 
-    fn reload(&mut self, router: &mut Router) {
+    fn reload(&mut self, router: &mut Router, stats: &mut Stats) {
         if let Some(n) = &self.notifier {
             let _ = n.reloading();
         }
-        self.files.reload(self.auth.as_mut(), router);
+        self.files.reload(self.auth.as_mut(), router, stats);
         if let Some(n) = &self.notifier {
             let _ = n.ready();
         }

@@ -4,15 +4,19 @@
 
 use super::conn::slots::Slots;
 use crate::limits::Limits;
+use crate::vip::links::Links;
 use crate::vip::peers::PeerTable;
 use crate::vip::pubsub::PubSub;
 
 /// Bytes of the fixed tables allocated at start-up for `limits` (an upper bound: pages that are
 /// never touched cost no resident memory): connection slots with their per-connection state,
-/// the peer table, the subscription index.
+/// the peer table, the subscription index, the link table.
 pub fn fixed_table_bytes(limits: &Limits) -> usize {
     let n = limits.max_connections;
-    Slots::table_bytes(n).saturating_add(PeerTable::table_bytes(n)).saturating_add(PubSub::table_bytes(limits))
+    Slots::table_bytes(n)
+        .saturating_add(PeerTable::table_bytes(n))
+        .saturating_add(PubSub::table_bytes(limits))
+        .saturating_add(Links::memory_bytes(limits.max_links))
 }
 
 /// The memory ceiling of the whole router for `limits`: the buffer budget plus the fixed tables.

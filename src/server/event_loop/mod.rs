@@ -33,7 +33,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::close::CloseReason;
 use super::conn::slots::{SlotId, Slots};
-use super::conn::{Blocked, Budget, Conn, Phase, Stream};
+use super::conn::{Blocked, Budget, Conn, Origin, Phase, Stream};
 use super::listener::{ListenSocket, Listener};
 use super::protocol::{Context, Protocol};
 use super::signals::{SignalEvent, Signals};
@@ -51,6 +51,7 @@ use crate::zmtp::session::{CurveContext, Input, SessionConfig};
 
 mod accept;
 mod input;
+mod links;
 mod output;
 mod route;
 mod sink;
@@ -80,9 +81,9 @@ pub trait Policy {
     /// May the peer of `q` connect?
     fn authorize(&mut self, q: &AuthQuery<'_>) -> bool;
 
-    /// Load the rules again (into themselves and into `router`).
-    fn reload(&mut self, router: &mut Router) {
-        let _ = router;
+    /// Load the rules again (into themselves and into `router`, counting problems in `stats`).
+    fn reload(&mut self, router: &mut Router, stats: &mut Stats) {
+        let _ = (router, stats);
     }
 }
 
@@ -170,6 +171,8 @@ pub struct Server {
     sched: Sched,
     /// The verbatim encoding of the current pubsub fan-out (see `sink.rs`).
     fanout: sink::FanoutCache,
+    /// The connections of the links to remote platforms (see `links.rs`).
+    links: links::LinkConns,
     /// Listeners (bit = index) whose last `accept` failed with connections left in the backlog.
     accept_retry: u32,
     dial_events: Vec<DialEvent>,
@@ -206,6 +209,7 @@ impl Server {
             }
         }
         let max = limits.max_connections;
+        let link_conns = links::LinkConns::new(limits.max_links);
         let list = || Vec::with_capacity(max);
         Ok(Server {
             poll,
@@ -222,6 +226,7 @@ impl Server {
             hooks: Hooks { policy: Box::new(NoPolicy), on_tick: None },
             sched: Sched { ready: list(), ready_next: list(), dirty: list(), blocked: list(), broken: list() },
             fanout: sink::FanoutCache::default(),
+            links: link_conns,
             accept_retry: 0,
             dial_events: Vec::new(),
             clock: std::time::Instant::now(),
@@ -307,7 +312,8 @@ impl Server {
         } else if !self.sched.blocked.is_empty() {
             Duration::from_millis(10)
         } else {
-            Duration::from_millis(TICK_MS)
+            // A down link due for its next dial wakes the loop then, not at the next tick.
+            Duration::from_millis(self.link_wait_ms().map_or(TICK_MS, |ms| ms.min(TICK_MS)))
         }
     }
 
@@ -354,6 +360,7 @@ impl Server {
             }
         }
         self.service_ready(now);
+        self.drive_links(now);
         self.flush_dirty();
         self.resume_blocked(now);
         if now.since(self.last_tick) >= TICK_MS {
@@ -390,32 +397,8 @@ impl Server {
     /// The socket could not be created or registered, every slot is taken, or the buffer budget
     /// has no room for its initial buffers.
     pub fn dial(&mut self, addr: std::net::SocketAddr, protocol: Box<dyn Protocol>) -> io::Result<SlotId> {
-        let now = self.now;
-        if self.slots.is_full() || !self.budget.take(Conn::INITIAL_BYTES) {
-            return Err(io::Error::other("no free connection slot or buffer budget"));
-        }
-        let stream = match mio::net::TcpStream::connect(addr) {
-            Ok(s) => s,
-            Err(e) => {
-                self.budget.give(Conn::INITIAL_BYTES);
-                return Err(e);
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let conn = Box::new(Conn::dialled(Stream::Tcp(stream), protocol, now, &addr.to_string()));
-        let Ok(id) = self.slots.insert(conn) else {
-            self.budget.give(Conn::INITIAL_BYTES);
-            return Err(io::Error::other("no free connection slot"));
-        };
-        let registry = self.poll.registry();
-        if let Some(conn) = self.slots.get_mut(id)
-            && let Err(e) = conn.register(registry, id.token())
-        {
-            self.close(id, CloseReason::RegisterFailed);
-            return Err(e);
-        }
-        log::debug!("dialling {addr} on slot {}", id.index);
-        Ok(id)
+        let label = addr.to_string();
+        self.dial_as(crate::server::link::DialTarget::Tcp(addr), protocol, Origin::Dialled, &label)
     }
 
     /// What happened to dialled connections since the last call.
@@ -440,7 +423,7 @@ impl Server {
     }
 
     fn reload(&mut self) {
-        self.hooks.policy.reload(&mut self.router);
+        self.hooks.policy.reload(&mut self.router, &mut self.stats);
     }
 
     /// Log every counter (and the pubsub fields) as one JSON line: the `query stats` object.

@@ -214,6 +214,13 @@ impl Server {
         }
         conn.deregister(self.poll.registry());
         self.budget.give(conn.buffer_bytes());
+        if let Some(link) = conn.link() {
+            // The link table counts and logs the link's ups and downs; no rejected_* counter.
+            self.stats.closed += 1;
+            log::debug!("closed link connection to {} ({reason})", conn.label());
+            self.on_link_closed(id, link, reason, conn.phase());
+            return;
+        }
         if reason.count(&mut self.stats) {
             log::warn!("closing {}: {reason}", conn.label());
         } else {
@@ -223,8 +230,15 @@ impl Server {
             self.dial_events.push(DialEvent::Closed(id, reason));
         }
         if conn.phase() == Phase::Attached {
-            let mut sink =
-                ConnSink::new(&mut self.slots, &mut self.sched, &mut self.budget, &mut self.fanout, &self.limits, None);
+            let mut sink = ConnSink::new(
+                &mut self.slots,
+                &mut self.sched,
+                &mut self.budget,
+                &mut self.fanout,
+                &self.limits,
+                &self.links,
+                None,
+            );
             self.router.detach(&mut self.stats, PeerId(id.index), &mut sink);
             self.stats.msgs_out += sink.counts().0;
             self.close_broken();

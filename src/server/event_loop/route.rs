@@ -22,6 +22,7 @@ impl Server {
                 &mut self.budget,
                 &mut self.fanout,
                 &self.limits,
+                &self.links,
                 Some(sender),
             );
             let outcome = self.router.handle(&mut self.stats, PeerId(id.index), msg, &mut sink, on_full);

@@ -5,6 +5,7 @@
 
 mod clock;
 mod dialled;
+mod links;
 mod peer;
 
 use std::io::{Read, Write};
