@@ -9,6 +9,8 @@
 
 pub mod activation;
 pub mod auth_hook;
+#[cfg(feature = "rabbitmq")]
+pub mod broker;
 pub mod close;
 pub mod conn;
 pub mod event_loop;

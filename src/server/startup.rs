@@ -306,6 +306,16 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     };
     server.set_policy(Box::new(PlatformPolicy::new(auth, files, reload_notifier)));
     start_links(&mut server, &config, link_keys);
+    #[cfg(feature = "rabbitmq")]
+    if let Some(bridge) = super::broker::BrokerConfig::from_config(&config, &config.limits)? {
+        log::info!(
+            "RabbitMQ bridge: instance {} on {}, exporting {:?}",
+            config.instance_name,
+            bridge.label,
+            config.rabbitmq.export
+        );
+        server.set_bridge(bridge);
+    }
     match Watch::new(&config.volttron_home, &["auth.json", "protected_topics.json", DISCOVERY_FILE]) {
         Ok(w) => server.set_watch(w).map_err(|e| format!("inotify: {e}"))?,
         Err(e) => log::warn!("cannot watch {} ({e}): reload with SIGHUP", config.volttron_home.display()),

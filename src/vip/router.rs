@@ -14,6 +14,7 @@
 //! Router notifications (`peerlist add/drop`) to a full peer are dropped and counted.
 
 use super::SIGNATURE;
+use super::bridge::{Bridge, Bus, BusStatus};
 use super::envelope::{Envelope, EnvelopeError};
 use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID, VipErrno, error_frames};
 use super::external_pubsub::OwnList;
@@ -68,6 +69,12 @@ pub trait Sink {
     fn deliver_link(&mut self, link: LinkId, frames: &[&[u8]]) -> Result<(), Full> {
         let _ = (link, frames);
         Err(Full)
+    }
+
+    /// The RabbitMQ bridge's connection ([`super::bridge::Bus`]), while one exists (dialled,
+    /// connecting or up). The default (no bridge) has none.
+    fn bus(&mut self) -> Option<&mut dyn Bus> {
+        None
     }
 }
 
@@ -133,6 +140,8 @@ pub struct Router {
     pub(super) own_list: OwnList,
     /// Scratch for rewritten `external_rpc` bodies.
     pub(super) rpc_body: Vec<u8>,
+    /// The RabbitMQ bridge (issue #15; [`super::bridge`]): off unless configured.
+    pub bridge: Bridge,
     /// How MSG_ID is written in the errors the router generates (`[viprouter] error-msg-id`;
     /// see [`super::error`]).
     pub error_msg_id: ErrorMsgId,
@@ -148,6 +157,7 @@ impl Router {
             links: Links::new(limits.max_links, seed),
             own_list: OwnList::default(),
             rpc_body: Vec::new(),
+            bridge: Bridge::new(seed),
             error_msg_id: ErrorMsgId::default(),
         }
     }
@@ -190,6 +200,7 @@ impl Router {
         }
         self.peers.detach(peer);
         self.sync_external_list(stats, sink);
+        self.sync_bridge_prefixes(stats, sink);
     }
 
     /// Route one message from `from` (VIP.md §4).
@@ -238,6 +249,7 @@ impl Router {
                     let Router { peers, pubsub, links, error_msg_id, .. } = self;
                     let outcome = pubsub.handle(from, &env, peers, links, stats, sink, *error_msg_id);
                     self.sync_external_list(stats, sink);
+                    self.sync_bridge_prefixes(stats, sink);
                     outcome
                 }
             },
@@ -275,6 +287,7 @@ impl Router {
         }
         self.peers.register(from);
         stats.peers_added += 1;
+        self.bridge_peer(stats, from, true, sink);
     }
 
     /// Leave the peer set and tell the remaining peers (VIP.md §8.2).
@@ -285,6 +298,8 @@ impl Router {
         stats.peers_dropped += 1;
         self.pubsub.remove_peer(peer); // VIP.md §7.12
         self.sync_external_list(stats, sink);
+        self.bridge_peer(stats, peer, false, sink);
+        self.sync_bridge_prefixes(stats, sink);
         let me = self.peers.identity(peer);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"drop", me];
         for p in self.peers.registered() {
@@ -415,7 +430,8 @@ impl Router {
         let value: &[u8] = match env.arg(0) {
             b"stats" => {
                 let mut w = SliceWriter::new(&mut json);
-                if self.write_stats_json(stats, &mut w).is_err() {
+                let bus = sink.bus().map(|b| b.status());
+                if self.write_stats_json(stats, bus, &mut w).is_err() {
                     log::error!("query stats: counters do not fit the reply buffer");
                 }
                 let n = w.len();
@@ -428,15 +444,25 @@ impl Router {
     }
 
     /// The `query stats` object (VIP.md §12 Compat), written once: `{`, every counter of
-    /// `stats`, the pubsub fields ([`PubSub::write_stats_fields`]), the links
-    /// ([`Links::write_stats_fields`]), `}`. Pubsub and link fields that do not fit are left
-    /// out; the counters always come whole or not at all.
+    /// `stats`, the RabbitMQ bridge ([`Bridge::write_stats_fields`], with `bus` the status of
+    /// its connection), the pubsub fields ([`PubSub::write_stats_fields`]), the links
+    /// ([`Links::write_stats_fields`]), `}`. Fields after the counters that do not fit are
+    /// left out; the counters always come whole or not at all.
     ///
     /// # Errors
     /// [`SinkFull`] when not even the counters fit.
-    pub fn write_stats_json(&self, stats: &Stats, w: &mut SliceWriter<'_>) -> Result<(), SinkFull> {
+    pub fn write_stats_json(
+        &self,
+        stats: &Stats,
+        bus: Option<BusStatus>,
+        w: &mut SliceWriter<'_>,
+    ) -> Result<(), SinkFull> {
         w.put(b"{")?;
         stats.write_fields(w).map_err(|_| SinkFull)?;
+        let before_bridge = w.len();
+        if w.remaining() < 1 || self.bridge.write_stats_fields(bus, w).is_err() {
+            w.truncate(before_bridge);
+        }
         let counters = w.len();
         if w.remaining() < 1 || self.pubsub.write_stats_fields(&self.peers, w, 1).is_err() {
             w.truncate(counters);

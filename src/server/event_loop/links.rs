@@ -121,8 +121,8 @@ impl Server {
     pub(super) fn drive_links(&mut self, now: Instant) {
         loop {
             let action = {
-                let Server { router, stats, slots, sched, budget, fanout, limits, links, .. } = &mut *self;
-                let mut sink = ConnSink::new(slots, sched, budget, fanout, limits, links, None);
+                let Server { router, stats, slots, sched, budget, fanout, limits, links, bridge, .. } = &mut *self;
+                let mut sink = ConnSink::new(slots, sched, budget, fanout, limits, links, bridge.slot, None);
                 let action = router.poll_link(stats, now, &mut sink);
                 stats.msgs_out += sink.counts().0;
                 action
@@ -164,8 +164,8 @@ impl Server {
     /// The handshake of `link`'s connection `id` completed: the link is up.
     pub(super) fn on_link_ready(&mut self, id: SlotId, link: LinkId) {
         self.slots.set_phase(id, Phase::Linked);
-        let Server { router, stats, slots, sched, budget, fanout, limits, links, .. } = &mut *self;
-        let mut sink = ConnSink::new(slots, sched, budget, fanout, limits, links, None);
+        let Server { router, stats, slots, sched, budget, fanout, limits, links, bridge, .. } = &mut *self;
+        let mut sink = ConnSink::new(slots, sched, budget, fanout, limits, links, bridge.slot, None);
         router.link_up(stats, link, &mut sink);
         stats.msgs_out += sink.counts().0;
         self.close_broken();

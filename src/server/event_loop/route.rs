@@ -23,6 +23,7 @@ impl Server {
                 &mut self.fanout,
                 &self.limits,
                 &self.links,
+                self.bridge.slot,
                 Some(sender),
             );
             let outcome = self.router.handle(&mut self.stats, PeerId(id.index), msg, &mut sink, on_full);

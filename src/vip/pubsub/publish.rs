@@ -107,7 +107,8 @@ struct Publisher<'a> {
 
 impl PubSub {
     /// VIP.md §7.6, then the remote platforms that hold a prefix of the topic
-    /// ([`external_pubsub::forward_publish`]).
+    /// ([`external_pubsub::forward_publish`]), then the RabbitMQ bridge if the topic is exported
+    /// ([`crate::vip::bridge::export_publish`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn publish(
         &mut self,
@@ -145,8 +146,9 @@ impl PubSub {
         let bus = delivery.bus.as_str().and_then(|s| s.to_latin1(&mut bus_buf).ok());
         let local = bus.filter(|_| !self.subs.is_empty());
         let remote = external_pubsub::wanted(links, topic);
+        let exported = self.exported(topic);
         let mut count = 0;
-        if local.is_some() || remote {
+        if local.is_some() || remote || exported {
             if !self.emit_body(&delivery, requester, topic, stats) {
                 return Self::request_response(stats, sink, from, requester, env.msg_id, &0u32.to_le_bytes());
             }
@@ -157,6 +159,10 @@ impl PubSub {
                 let frames: [&[u8]; 8] =
                     [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"external_publish", topic, &self.body];
                 count += external_pubsub::forward_publish(links, topic, &frames, stats, sink);
+            }
+            if exported {
+                // Not counted for the publisher: the broker says nothing of its subscribers.
+                crate::vip::bridge::export_publish(stats, sink, requester, env.msg_id, topic, &self.body);
             }
             self.release_scratch();
         }
