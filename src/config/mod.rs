@@ -76,6 +76,10 @@ pub struct CliValues {
     pub volttron_home: Option<String>,
     /// `--allow-auth`.
     pub allow_auth: Option<bool>,
+    /// `--setup-mode`.
+    pub setup_mode: bool,
+    /// `--auth-reports`.
+    pub auth_reports: bool,
 }
 
 /// The validated configuration of one router.
@@ -106,6 +110,12 @@ pub struct Config {
     /// `[viprouter] identity-binding`: refuse a peer whose ZMTP identity differs from its
     /// auth entry's `identity` (VIP.md §9.8; off by default, as VOLTTRON does not bind them).
     pub identity_binding: bool,
+    /// `--setup-mode`: admit peers that auth.json refuses, as `volttron --setup-mode` does
+    /// (`server::auth_report`).
+    pub setup_mode: bool,
+    /// `--auth-reports`: tell `platform.auth` about refused (and setup-mode admitted) peers
+    /// (`server::auth_report`).
+    pub auth_reports: bool,
     /// The RabbitMQ bridge (`[viprouter] rabbitmq-*`; disabled without `rabbitmq-url`).
     pub rabbitmq: rabbitmq::RabbitMq,
     /// `[viprouter] error-msg-id`: `agent-readable` (default) writes a MSG_ID that is valid JSON
@@ -170,6 +180,8 @@ impl Config {
             bind_web_address: String::new(),
             config_file: None,
             identity_binding: false,
+            setup_mode: cli.setup_mode,
+            auth_reports: cli.auth_reports,
             rabbitmq: rabbitmq::RabbitMq::default(),
             error_msg_id: ErrorMsgId::default(),
         };

@@ -9,6 +9,7 @@
 
 pub mod activation;
 pub mod auth_hook;
+pub mod auth_report;
 #[cfg(feature = "rabbitmq")]
 pub mod broker;
 pub mod close;

@@ -69,9 +69,10 @@ impl Server {
         match dialled {
             Ok(slot) => {
                 self.bridge.slot = Some(slot);
-                let Server { router, stats, slots, sched, budget, fanout, limits, links, bridge, .. } = &mut *self;
-                let mut sink = ConnSink::new(slots, sched, budget, fanout, limits, links, bridge.slot, None);
+                let (router, stats, mut sink) = self.routing(None);
                 router.bridge_dialled(stats, &mut sink);
+                let totals = sink.totals();
+                self.account(totals);
             }
             Err(e) => {
                 log::debug!("RabbitMQ bridge: dial {label}: {e}");
@@ -96,18 +97,18 @@ impl Server {
                 &mut self.sched,
                 &mut self.budget,
                 &mut self.fanout,
+                &mut self.broadcasts,
                 &self.limits,
                 &self.links,
                 None, // checked out: the router answers nothing to the broker from here
                 None,
             );
             self.router.bridge_input(&mut self.stats, msg, &mut sink);
-            sink.counts().0
+            sink.totals()
         };
         self.slots.check_in(id, conn);
-        self.stats.msgs_out += delivered;
+        self.account(delivered);
         self.fanout.trim();
-        self.close_broken();
         let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
         conn.release_message();
         conn.queued().mark_dirty(id, &mut self.sched.dirty); // the ack goes out with the flush

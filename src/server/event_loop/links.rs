@@ -23,7 +23,6 @@
 //! local sender. Counting: `closed` counts its close; the link table counts ups, downs and
 //! refusals (`query stats` `"links"`), and logs each transition once.
 
-use super::sink::ConnSink;
 use super::*;
 use crate::server::conn::Origin;
 use crate::server::link::{DialTarget, LinkProtocol, dial_target, down_reason};
@@ -120,13 +119,10 @@ impl Server {
     /// Do what the link table asks until it has nothing more (see the module doc).
     pub(super) fn drive_links(&mut self, now: Instant) {
         loop {
-            let action = {
-                let Server { router, stats, slots, sched, budget, fanout, limits, links, bridge, .. } = &mut *self;
-                let mut sink = ConnSink::new(slots, sched, budget, fanout, limits, links, bridge.slot, None);
-                let action = router.poll_link(stats, now, &mut sink);
-                stats.msgs_out += sink.counts().0;
-                action
-            };
+            let (router, stats, mut sink) = self.routing(None);
+            let action = router.poll_link(stats, now, &mut sink);
+            let totals = sink.totals();
+            self.account(totals);
             match action {
                 None => break,
                 Some(LinkAction::Dial(link)) => self.dial_link(link, now),
@@ -164,11 +160,10 @@ impl Server {
     /// The handshake of `link`'s connection `id` completed: the link is up.
     pub(super) fn on_link_ready(&mut self, id: SlotId, link: LinkId) {
         self.slots.set_phase(id, Phase::Linked);
-        let Server { router, stats, slots, sched, budget, fanout, limits, links, bridge, .. } = &mut *self;
-        let mut sink = ConnSink::new(slots, sched, budget, fanout, limits, links, bridge.slot, None);
+        let (router, stats, mut sink) = self.routing(None);
         router.link_up(stats, link, &mut sink);
-        stats.msgs_out += sink.counts().0;
-        self.close_broken();
+        let totals = sink.totals();
+        self.account(totals);
     }
 
     /// A message arrived on `link`'s connection `id`: the router's link input, then dropped.

@@ -88,7 +88,7 @@ impl SlowPeer {
             if stats::bump_and_should_log(&mut self.stalls) {
                 log::warn!(
                     "slow subscriber {}: queue full, dropping its pubsub deliveries \
-                     (stall {}, {} dropped so far; publishers unaffected)",
+                     (stall {}, {} dropped so far; publishers see them missing from their counts)",
                     identity.escape_ascii(),
                     self.stalls,
                     self.dropped
@@ -167,6 +167,8 @@ impl PubSub {
             self.release_scratch();
         }
         // Deliveries (if any) are out: never pause and retry from here (it would duplicate them).
+        // The count is what was delivered (queued), never more: a dropped delivery is not
+        // claimed (README "PubSub").
         let count = u32::try_from(count).unwrap_or(u32::MAX);
         Self::count_reply(stats, sink, from, requester, env.msg_id, count);
         Outcome::Done
@@ -219,7 +221,8 @@ impl PubSub {
     }
 
     /// Deliver the emitted body to every subscriber of `topic` on `bus`: one [`Fanout`], each
-    /// drop recorded per subscriber. Returns the number of matching subscribers.
+    /// drop recorded per subscriber (a full queue) or counted as the budget's. Returns the number
+    /// of subscribers the delivery was queued to: the count never claims a dropped delivery.
     fn fan_out(
         &mut self,
         bus: &[u8],
@@ -235,15 +238,25 @@ impl PubSub {
         *fanouts += 1;
         let fanout = Fanout::new(&frames, *fanouts);
         let mut delivered = 0u64;
-        let count = subs.for_each_subscriber(bus, topic, |p| {
+        subs.for_each_subscriber(bus, topic, |p| {
             let ok = sink.deliver_fanout(PeerId(p), &fanout).is_ok();
             delivered += u64::from(ok);
-            if let Some(s) = slow.get_mut(usize::from(p)) {
+            if !ok && sink.refusal() == Refusal::Budget {
+                // Its queue had room: not a slow subscriber.
+                if stats::bump_and_should_log(&mut stats.dropped_subscriber_budget) {
+                    log::warn!(
+                        "pubsub delivery to {} dropped: the buffer budget cannot hold it",
+                        peers.identity(PeerId(p)).escape_ascii()
+                    );
+                }
+            } else if let Some(s) = slow.get_mut(usize::from(p)) {
                 s.record(ok, stats, peers.identity(PeerId(p)));
             }
         });
         stats.pubsub_deliveries += delivered;
-        count
+        // The body scratch buffer is given back by the caller (`release_scratch`): an exported
+        // or linked publish still reads it.
+        usize::try_from(delivered).unwrap_or(usize::MAX)
     }
 
     /// Give the body scratch buffer back if it grew for a huge message.
@@ -255,8 +268,8 @@ impl PubSub {
 
     /// Deliver a remote platform's publish (`external_publish` from a link, already checked) to
     /// the local subscribers of `topic` on `bus`: `[X, '', 'VIP1', U, M, 'pubsub', 'publish',
-    /// TOPIC, BODY]` with BODY re-emitted from `delivery`. Returns the number of matching
-    /// subscribers (0 when the body would exceed the message limit: dropped and counted).
+    /// TOPIC, BODY]` with BODY re-emitted from `delivery`. Returns the number of subscribers
+    /// it was queued to (0 when the body would exceed the message limit: dropped and counted).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn deliver_external(
         &mut self,
