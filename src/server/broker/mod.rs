@@ -10,7 +10,7 @@
 //!   ([`TAKE_OUTPUT_BYTES`]), so that a slow socket fills the *client's* buffer and its
 //!   `amqp-tx-bytes` limit refuses further publishes instead of the queue growing.
 //! * **Events.** The handshake ends in [`Input::Ready`] (the server reports the bridge up);
-//!   every delivery and every returned publish is mapped ([`map`]) into a VIP message the
+//!   every delivery and every returned publish is mapped (`map.rs`) into a VIP message the
 //!   router reads like a remote link's ([`crate::vip::bridge`]) and held as [`Input::Message`]:
 //!   [`Protocol::release`] acknowledges it. Confirms, `connection.blocked`, oversize deliveries
 //!   are counted here (the [`Context`] lends the counters); a broker close, malformed input or a
