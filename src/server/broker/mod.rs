@@ -25,6 +25,7 @@
 //! (the client's transmit buffer is reserved at creation, the held message's buffer is kept);
 //! TLS allocates inside rustls.
 
+#[cfg(feature = "rabbitmq-tls")]
 use std::sync::Arc;
 
 use super::close::CloseReason;

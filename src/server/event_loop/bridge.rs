@@ -23,7 +23,6 @@
 
 use super::sink::ConnSink;
 use super::*;
-use crate::server::conn::Origin;
 
 /// The bridge's connection, and what it is made from.
 #[derive(Debug, Default)]
