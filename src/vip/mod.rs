@@ -27,6 +27,7 @@ pub mod peers;
 pub mod platform;
 pub mod protected;
 pub mod pubsub;
+pub mod report;
 pub mod router;
 pub mod routing_table;
 pub mod subscriptions;

@@ -42,6 +42,11 @@ impl Server {
         self.bridge.config = Some(config);
     }
 
+    /// The status of the bridge's connection while one exists (for the `query stats` object).
+    pub(super) fn bus_status(&mut self) -> Option<crate::vip::bridge::BusStatus> {
+        self.bridge.slot.and_then(|id| self.slots.get_mut(id)).and_then(Conn::bus).map(|b| b.status())
+    }
+
     /// Dial the broker when the router says it is time.
     pub(super) fn drive_bridge(&mut self, now: Instant) {
         #[cfg(feature = "rabbitmq")]
@@ -97,6 +102,7 @@ impl Server {
                 &mut self.budget,
                 &mut self.fanout,
                 &mut self.broadcasts,
+                &mut self.traffic,
                 &self.limits,
                 &self.links,
                 None, // checked out: the router answers nothing to the broker from here

@@ -218,6 +218,7 @@ impl Server {
             self.budget.give(Conn::INITIAL_BYTES);
             return Err(io::Error::other("no free connection slot"));
         };
+        self.stats.connections = self.slots.live() as u64;
         let registry = self.poll.registry();
         if let Some(conn) = self.slots.get_mut(id)
             && let Err(e) = conn.register(registry, id.token())

@@ -30,6 +30,27 @@ use crate::vip::pubsub::SCRATCH_KEEP_BYTES;
 use crate::vip::router::{Fanout, Full, Refusal, Sink};
 use crate::zmtp::traffic::encode_verbatim;
 
+/// A [`ConnSink`] over `$server`'s connections and no checked-out sender (`None`) or one
+/// (`Some(Sender)`). The server's fields are borrowed one by one, so that its router and its
+/// counters stay free to lend alongside.
+macro_rules! conn_sink {
+    ($server:ident, $sender:expr) => {
+        $crate::server::event_loop::sink::ConnSink::new(
+            &mut $server.slots,
+            &mut $server.sched,
+            &mut $server.budget,
+            &mut $server.fanout,
+            &mut $server.broadcasts,
+            &mut $server.traffic,
+            &$server.limits,
+            &$server.links,
+            $server.bridge.slot,
+            $sender,
+        )
+    };
+}
+pub(super) use conn_sink;
+
 /// The verbatim encoding of the last fan-out: encoded at its first verbatim recipient, copied to
 /// the others. Grows to the largest delivery once; a huge one is released after its route.
 #[derive(Debug, Default)]
@@ -85,6 +106,7 @@ struct Out<'a> {
     dirty: &'a mut Vec<SlotId>,
     broken: &'a mut Vec<SlotId>,
     budget: &'a mut Budget,
+    traffic: &'a mut PeerTraffic,
     tx_queue_bytes: usize,
     delivered: u64,
     refused_budget: u64,
@@ -109,17 +131,7 @@ impl Server {
         &'a mut self,
         sender: Option<Sender<'a>>,
     ) -> (&'a mut Router, &'a mut Stats, ConnSink<'a>) {
-        let sink = ConnSink::new(
-            &mut self.slots,
-            &mut self.sched,
-            &mut self.budget,
-            &mut self.fanout,
-            &mut self.broadcasts,
-            &self.limits,
-            &self.links,
-            self.bridge.slot,
-            sender,
-        );
+        let sink = conn_sink!(self, sender);
         (&mut self.router, &mut self.stats, sink)
     }
 
@@ -160,16 +172,17 @@ pub(super) struct ConnSink<'a> {
 }
 
 impl<'a> ConnSink<'a> {
-    /// One argument per server field it borrows (disjoint borrows: `route` builds it in place
-    /// while the sender is checked out).
-    #[inline]
+    /// Built by [`conn_sink!`] from the server's fields, borrowed one by one (a struct of them
+    /// would borrow the whole server and leave no router or counters to lend alongside).
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(super) fn new(
         slots: &'a mut Slots,
         sched: &'a mut Sched,
         budget: &'a mut Budget,
         fanout: &'a mut FanoutCache,
         broadcasts: &'a mut Broadcasts,
+        traffic: &'a mut PeerTraffic,
         limits: &Limits,
         links: &'a LinkConns,
         bus: Option<SlotId>,
@@ -181,6 +194,7 @@ impl<'a> ConnSink<'a> {
                 dirty: &mut sched.dirty,
                 broken: &mut sched.broken,
                 budget,
+                traffic,
                 tx_queue_bytes: limits.tx_queue_bytes,
                 delivered: 0,
                 refused_budget: 0,
@@ -349,6 +363,7 @@ impl Out<'_> {
         }
         queued.mark_dirty(id, self.dirty);
         self.delivered += 1;
+        self.traffic.count_out(id.index);
         Ok(())
     }
 }
@@ -413,5 +428,9 @@ impl Sink for ConnSink<'_> {
             }
         }
         self.broadcasts.leave(peer.0);
+    }
+
+    fn traffic(&self) -> Option<&PeerTraffic> {
+        Some(self.out.traffic)
     }
 }

@@ -5,7 +5,7 @@
 
 mod clock;
 mod dialled;
-mod links;
+mod health;
 mod peer;
 
 use std::io::{Read, Write};
