@@ -20,8 +20,10 @@ VT9_STAMP := $(VT9_VENV)/.viprouter-volttron
 VT9_ENV  := VIPROUTER_BIN=$(CURDIR)/$(BIN) VT9_VENV=$(CURDIR)/$(VT9_VENV) VT9_SRC=$(VT9_SRC)
 VT9_JOBS ?= 4
 
-.PHONY: volttron9 test-volttron9-agents test-multiplatform python-test volttron9-platform volttron9-suite volttron9-baseline volttron9-test
-.PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads bench-instr bench-instr-check bench-instr-update ci clean
+.PHONY: test-multiplatform test-rabbitmq
+.PHONY: volttron9 test-volttron9-agents python-test volttron9-platform volttron9-suite volttron9-baseline volttron9-test
+.PHONY: bench-instr bench-instr-check bench-instr-update
+.PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
 
 all: build
 
@@ -53,8 +55,8 @@ run:
 
 ## test: unit, property, fuzz-corpus replay and zero-allocation tests, the pyzmq interop suite,
 ## real VOLTTRON 9.0.4 agents, the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING;
-## socket activation), and a VOLTTRON 9 platform on viprouter with VOLTTRON's own tests (volttron9-test)
-test: venv test-unit interop test-volttron9-agents systemd-verify systemd-check volttron9-test
+## socket activation), and a VOLTTRON 9 platform on viprouter with VOLTTRON's own tests (volttron9-test), the RabbitMQ bridge against real rabbitmq-server nodes (test-rabbitmq)
+test: venv test-unit interop test-volttron9-agents systemd-verify systemd-check volttron9-test test-rabbitmq
 
 # VIPROUTER_REQUIRE_PYZMQ: tests/curve_pyzmq.rs fails, rather than skips, without pyzmq (`test` makes the venv first)
 test-unit:
@@ -118,6 +120,11 @@ test-volttron9-agents: volttron9
 ## combination — with real agents on both sides, issue #14's scenarios (tests/multiplatform/README.md)
 test-multiplatform: volttron9
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/multiplatform -q -p no:cacheprovider -rxXs --timeout 300 --timeout-method thread
+
+## test-rabbitmq: the RabbitMQ bridge (#15) against private rabbitmq-server nodes on loopback
+## (Debian's package, installed by .ci/run): gateways, pika RMQ agents, federation, outage, TLS
+test-rabbitmq: release venv
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest tests/rabbitmq -q -p no:cacheprovider -rxXs
 
 fuzz-replay:
 	$(CARGO) test --test fuzz_replay
