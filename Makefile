@@ -55,8 +55,8 @@ run:
 
 ## test: unit, property, fuzz-corpus replay and zero-allocation tests, the pyzmq interop suite,
 ## real VOLTTRON 9.0.4 agents, the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING;
-## socket activation), and a VOLTTRON 9 platform on viprouter with VOLTTRON's own tests (volttron9-test), the RabbitMQ bridge against real rabbitmq-server nodes (test-rabbitmq)
-test: venv test-unit interop test-volttron9-agents systemd-verify systemd-check volttron9-test test-rabbitmq
+## socket activation), and a VOLTTRON 9 platform on viprouter with VOLTTRON's own tests (volttron9-test), linked platforms (test-multiplatform), the RabbitMQ bridge against real rabbitmq-server nodes (test-rabbitmq)
+test: venv test-unit interop test-volttron9-agents systemd-verify systemd-check volttron9-test test-multiplatform test-rabbitmq
 
 # VIPROUTER_REQUIRE_PYZMQ: tests/curve_pyzmq.rs fails, rather than skips, without pyzmq (`test` makes the venv first)
 test-unit:
