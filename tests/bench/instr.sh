@@ -167,6 +167,10 @@ if [ -n "$CHECK" ]; then
   python3 - "$results" "$CHECK" "$TOL" <<'EOF'
 import json, sys
 new, base, tol = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
+# The committed CURVE figure is libsodium's AVX2 code (what valgrind runs on an AVX2 CPU). On a
+# CPU without AVX2 libsodium runs its SSE2 code: another instruction count, not a regression,
+# so that case is shown and not judged there.
+flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), [])
 bad = 0
 for router, cases in new.items():
     for case, r in cases.items():
@@ -174,6 +178,9 @@ for router, cases in new.items():
         was = base.get(router, {}).get(case, {}).get(key)
         if was is None:
             print(f"{router} {case}: no baseline"); bad += 1; continue
+        if case.endswith("-curve") and "avx2" not in flags:
+            print(f"skip {router} {case}: {now} vs {was} committed on an AVX2 CPU (this CPU has no AVX2)")
+            continue
         ratio = now / was
         verdict = "FAIL" if ratio > 1 + tol else "ok"
         bad += verdict == "FAIL"
