@@ -1,0 +1,260 @@
+"""Issue #14's measured table: external RPC round trip and external publish throughput over one
+link, each against the same thing done locally, in the same run (``make bench-link``).
+
+Two platforms ``p1`` and ``p2`` of one kind (``viprouter``: the bare router with VOLTTRON's
+``platform.auth`` beside it; ``volttron``: VOLTTRON 9.0.4's own platform), linked as the tests
+link them (``platforms.py``), with real VOLTTRON 9.0.4 ``Agent``s in this process under gevent:
+
+* RPC: ``caller`` on p1 calls ``echo("x")`` on ``callee1`` (p1, local) and on ``callee2`` (p2,
+  ``external_platform="p2"``), the two interleaved call by call so that both see the same load;
+  p50/p99 of the round trip as the caller sees it (``.get()`` returned).
+* Publish: ``pub`` on p1 publishes ``--pubs`` small messages to a subscriber ``sub1`` on p1
+  (local) and then to ``sub2`` on p2 (subscribed with ``all_platforms=True``), at most
+  ``--window`` publishes unanswered at a time; messages/s = delivered / (first send .. last
+  arrival), and the count delivered and the count the publisher was answered (its router's
+  local + remote count).
+
+The agent library (one Python process running the publisher, the caller and the subscribers
+under gevent) is the bottleneck: these figures are what a VOLTTRON agent sees, not the router's
+capacity (``make bench`` measures the router with libzmq clients). With ``--rounds N`` the kinds
+are measured alternately N times; compare ratios from the same round only (the host is shared).
+
+Usage: ``.venv-volttron9/bin/python tests/multiplatform/bench_link.py --kind viprouter --kind
+volttron --rounds 2`` (``VIPROUTER_BIN``: the release binary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import gevent
+import gevent.event
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from volttron.platform.vip.agent import RPC, Agent  # noqa: E402
+
+from agents import auth_for, link_peers, start_agent, stop_agent, wait_for  # noqa: E402
+from platforms import KeyPair, Platform, make_pair  # noqa: E402
+
+P1_AGENTS = ["caller", "callee1", "pub", "sub1"]
+P2_AGENTS = ["callee2", "sub2"]
+
+
+class Echo(Agent):
+    """The callee: returns its argument."""
+
+    @RPC.export
+    def echo(self, data: Any) -> Any:
+        return data
+
+
+@dataclass
+class Counter:
+    """Publishes a subscriber got on one topic, and when the last one arrived."""
+
+    topic: str
+    n: int = 0
+    last: float = 0.0
+    probes: int = 0
+
+    def callback(self, peer: str, sender: str, bus: str, topic: str, headers: Any, message: Any) -> None:
+        if topic == self.topic:
+            self.n += 1
+            self.last = time.perf_counter()
+        else:
+            self.probes += 1
+
+
+@dataclass
+class Result:
+    kind: str
+    round: int
+    rpc_calls: int
+    rpc_local_ms: Dict[str, float] = field(default_factory=dict)
+    rpc_external_ms: Dict[str, float] = field(default_factory=dict)
+    pub_local: Dict[str, float] = field(default_factory=dict)
+    pub_external: Dict[str, float] = field(default_factory=dict)
+
+
+def percentile(values: List[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def summary_ms(samples: List[float]) -> Dict[str, float]:
+    ms = [v * 1000.0 for v in samples]
+    return {"p50": percentile(ms, 0.5), "p99": percentile(ms, 0.99), "mean": statistics.fmean(ms)}
+
+
+def bench_rpc(caller: Agent, calls: int, warmup: int) -> Tuple[Dict[str, float], Dict[str, float]]:
+    """Local and external round trips of ``echo("x")``, interleaved call by call."""
+    local: List[float] = []
+    external: List[float] = []
+    for i in range(warmup + calls):
+        t0 = time.perf_counter()
+        caller.vip.rpc.call("callee1", "echo", "x").get(timeout=30)
+        t1 = time.perf_counter()
+        caller.vip.rpc.call("callee2", "echo", "x", external_platform="p2").get(timeout=30)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            local.append(t1 - t0)
+            external.append(t2 - t1)
+    return summary_ms(local), summary_ms(external)
+
+
+def until_subscribed(pub: Agent, probe_topic: str, sub: Counter, timeout: float = 20.0) -> None:
+    """Publish probes until one arrives (a remote subscription takes a moment to propagate)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = sub.probes
+        pub.vip.pubsub.publish("pubsub", probe_topic, headers={}, message="probe").get(timeout=10)
+        if wait_for(lambda: sub.probes > seen, 1.0, step=0.02):
+            return
+    raise RuntimeError(f"no probe on {probe_topic} arrived in {timeout} s")
+
+
+def bench_publish(pub: Agent, sub: Counter, count: int, window: int) -> Dict[str, float]:
+    """``count`` publishes on ``sub.topic``, at most ``window`` unanswered; then wait for the
+    subscriber to go quiet (2 s without a new message, or all arrived)."""
+    pending: List[Any] = []
+    answered = 0
+    payload = {"v": 1.5, "units": "degF"}
+    t0 = time.perf_counter()
+    for i in range(count):
+        pending.append(pub.vip.pubsub.publish("pubsub", sub.topic, headers={}, message=payload))
+        if len(pending) >= window:
+            answered += int(pending.pop(0).get(timeout=30))
+    for r in pending:
+        answered += int(r.get(timeout=30))
+    sent = time.perf_counter() - t0
+    while sub.n < count:
+        before = sub.n
+        if not wait_for(lambda: sub.n > before, 2.0, step=0.01):
+            break
+    span = (sub.last or time.perf_counter()) - t0
+    return {
+        "sent": count,
+        "delivered": sub.n,
+        "publisher_count": answered,
+        "send_s": sent,
+        "msgs_per_s": sub.n / span if span > 0 else 0.0,
+    }
+
+
+def start_federation(kind: str, tmp: Path) -> Tuple[Platform, Platform, Dict[str, Agent]]:
+    keys = {n: KeyPair.new() for n in P1_AGENTS + P2_AGENTS}
+    auth = {"p1": [auth_for(n, keys[n]) for n in P1_AGENTS], "p2": [auth_for(n, keys[n]) for n in P2_AGENTS]}
+    p1, p2 = make_pair((kind, kind), tmp, auth)
+    agents: Dict[str, Agent] = {}
+    for p in (p1, p2):
+        p.launch(tmp)
+    try:
+        for p in (p1, p2):
+            p.wait_ready()
+        for n in P1_AGENTS + P2_AGENTS:
+            plat = p1 if n in P1_AGENTS else p2
+            cls = Echo if n.startswith("callee") else Agent
+            agents[n] = start_agent(plat, n, keys[n], tmp / "clients" / n, cls)
+        linked = wait_for(
+            # each router announces the other's link to it as ``instance.<own name>.…``
+            lambda: any(x.startswith("instance.p1.") for x in link_peers(agents["caller"]))
+            and any(x.startswith("instance.p2.") for x in link_peers(agents["sub2"])),
+            60,
+            step=0.5,
+        )
+        if not linked:
+            raise RuntimeError("the platforms did not link")
+    except BaseException:
+        stop_all(p1, p2, agents)
+        raise
+    return p1, p2, agents
+
+
+def stop_all(p1: Platform, p2: Platform, agents: Dict[str, Agent]) -> None:
+    for a in agents.values():
+        stop_agent(a)
+    for p in (p1, p2):
+        p.stop()
+
+
+def run_kind(kind: str, rnd: int, args: argparse.Namespace) -> Result:
+    tmp = Path(tempfile.mkdtemp(prefix=f"linkbench-{kind}-"))
+    p1, p2, agents = start_federation(kind, tmp)
+    ok = False
+    try:
+        res = Result(kind, rnd, args.calls)
+        res.rpc_local_ms, res.rpc_external_ms = bench_rpc(agents["caller"], args.calls, args.warmup)
+        local, remote = Counter("bench/local/data"), Counter("bench/ext/data")
+        agents["sub1"].vip.pubsub.subscribe("pubsub", "bench/local/", local.callback).get(timeout=10)
+        agents["sub2"].vip.pubsub.subscribe("pubsub", "bench/ext/", remote.callback, all_platforms=True).get(timeout=10)
+        until_subscribed(agents["pub"], "bench/local/probe", local)
+        until_subscribed(agents["pub"], "bench/ext/probe", remote)
+        res.pub_local = bench_publish(agents["pub"], local, args.pubs, args.window)
+        res.pub_external = bench_publish(agents["pub"], remote, args.pubs, args.window)
+        ok = True
+        return res
+    finally:
+        stop_all(p1, p2, agents)
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            sys.stderr.write(f"bench_link: logs kept in {tmp}\n")
+
+
+def table(results: List[Result]) -> str:
+    rows = [
+        "| round | platforms | RPC local p50 / p99 (ms) | RPC external p50 / p99 (ms) | ext/local p50 "
+        "| publish local msg/s (delivered) | publish over the link msg/s (delivered) | link/local |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        name = {"viprouter": "viprouter ↔ viprouter", "volttron": "VOLTTRON 9.0.4 ↔ VOLTTRON 9.0.4"}[r.kind]
+        lo, ex, pl, pe = r.rpc_local_ms, r.rpc_external_ms, r.pub_local, r.pub_external
+        rows.append(
+            f"| {r.round} | {name} | {lo['p50']:.2f} / {lo['p99']:.2f} | {ex['p50']:.2f} / {ex['p99']:.2f} "
+            f"| {ex['p50'] / lo['p50']:.2f} | {pl['msgs_per_s']:.0f} ({pl['delivered']:.0f}/{pl['sent']:.0f}) "
+            f"| {pe['msgs_per_s']:.0f} ({pe['delivered']:.0f}/{pe['sent']:.0f}) "
+            f"| {pe['msgs_per_s'] / pl['msgs_per_s']:.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kind", action="append", choices=["viprouter", "volttron"], help="repeatable; default both")
+    ap.add_argument("--rounds", type=int, default=1, help="each kind this many times, alternating")
+    ap.add_argument("--calls", type=int, default=500, help="RPC calls measured per path")
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--pubs", type=int, default=5000, help="publishes per path")
+    ap.add_argument("--window", type=int, default=50, help="publishes unanswered at most")
+    ap.add_argument("--json", type=Path, help="also write the raw results here")
+    args = ap.parse_args()
+    kinds = args.kind or ["viprouter", "volttron"]
+    results: List[Result] = []
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    for rnd in range(1, args.rounds + 1):
+        for kind in kinds:
+            t0 = time.monotonic()
+            results.append(run_kind(kind, rnd, args))
+            sys.stderr.write(f"[round {rnd}] {kind}: {time.monotonic() - t0:.0f} s\n")
+            sys.stderr.write(json.dumps(asdict(results[-1])) + "\n")
+    print(f"bench_link {' '.join(sys.argv[1:])} — {started}; calls {args.calls}, publishes {args.pubs}, window {args.window}\n")
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
