@@ -45,10 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from volttron.platform.vip.agent import RPC, Agent  # noqa: E402
 
 from agents import auth_for, link_peers, start_agent, stop_agent, wait_for  # noqa: E402
+from bench_raw import bench_raw_rpc  # noqa: E402
 from platforms import KeyPair, Platform, make_pair  # noqa: E402
 
 P1_AGENTS = ["caller", "callee1", "pub", "sub1"]
 P2_AGENTS = ["callee2", "sub2"]
+# The raw libzmq clients of bench_raw.py (auth.json entries only; no Agent).
+P1_RAW = ["rawcaller", "rawcallee1"]
+P2_RAW = ["rawcallee2"]
 
 
 class Echo(Agent):
@@ -85,6 +89,8 @@ class Result:
     rpc_external_ms: Dict[str, float] = field(default_factory=dict)
     pub_local: Dict[str, float] = field(default_factory=dict)
     pub_external: Dict[str, float] = field(default_factory=dict)
+    raw_local_ms: Dict[str, float] = field(default_factory=dict)
+    raw_external_ms: Dict[str, float] = field(default_factory=dict)
 
 
 def percentile(values: List[float], q: float) -> float:
@@ -152,9 +158,8 @@ def bench_publish(pub: Agent, sub: Counter, count: int, window: int) -> Dict[str
     }
 
 
-def start_federation(kind: str, tmp: Path) -> Tuple[Platform, Platform, Dict[str, Agent]]:
-    keys = {n: KeyPair.new() for n in P1_AGENTS + P2_AGENTS}
-    auth = {"p1": [auth_for(n, keys[n]) for n in P1_AGENTS], "p2": [auth_for(n, keys[n]) for n in P2_AGENTS]}
+def start_federation(kind: str, tmp: Path, keys: Dict[str, KeyPair]) -> Tuple[Platform, Platform, Dict[str, Agent]]:
+    auth = {"p1": [auth_for(n, keys[n]) for n in P1_AGENTS + P1_RAW], "p2": [auth_for(n, keys[n]) for n in P2_AGENTS + P2_RAW]}
     p1, p2 = make_pair((kind, kind), tmp, auth)
     agents: Dict[str, Agent] = {}
     for p in (p1, p2):
@@ -190,11 +195,15 @@ def stop_all(p1: Platform, p2: Platform, agents: Dict[str, Agent]) -> None:
 
 def run_kind(kind: str, rnd: int, args: argparse.Namespace) -> Result:
     tmp = Path(tempfile.mkdtemp(prefix=f"linkbench-{kind}-"))
-    p1, p2, agents = start_federation(kind, tmp)
+    keys = {n: KeyPair.new() for n in P1_AGENTS + P2_AGENTS + P1_RAW + P2_RAW}
+    p1, p2, agents = start_federation(kind, tmp, keys)
     ok = False
     try:
         res = Result(kind, rnd, args.calls)
         res.rpc_local_ms, res.rpc_external_ms = bench_rpc(agents["caller"], args.calls, args.warmup)
+        if not args.no_raw:
+            lo, ex = bench_raw_rpc(p1, p2, keys, args.calls, args.warmup)
+            res.raw_local_ms, res.raw_external_ms = summary_ms(lo), summary_ms(ex)
         local, remote = Counter("bench/local/data"), Counter("bench/ext/data")
         agents["sub1"].vip.pubsub.subscribe("pubsub", "bench/local/", local.callback).get(timeout=10)
         agents["sub2"].vip.pubsub.subscribe("pubsub", "bench/ext/", remote.callback, all_platforms=True).get(timeout=10)
@@ -212,20 +221,30 @@ def run_kind(kind: str, rnd: int, args: argparse.Namespace) -> Result:
             sys.stderr.write(f"bench_link: logs kept in {tmp}\n")
 
 
+def p50_p99(d: Dict[str, float]) -> str:
+    return f"{d['p50']:.2f} / {d['p99']:.2f}" if d else "–"
+
+
+def delivered(d: Dict[str, float]) -> str:
+    """msg/s (delivered/sent, the publisher's count): e.g. ``1700 (5000/5000, 5000)``."""
+    return f"{d['msgs_per_s']:.0f} ({d['delivered']:.0f}/{d['sent']:.0f}, {d['publisher_count']:.0f})"
+
+
 def table(results: List[Result]) -> str:
     rows = [
-        "| round | platforms | RPC local p50 / p99 (ms) | RPC external p50 / p99 (ms) | ext/local p50 "
-        "| publish local msg/s (delivered) | publish over the link msg/s (delivered) | link/local |",
-        "|---|---|---|---|---|---|---|---|",
+        "| round | platforms | agent RPC local p50 / p99 ms | agent RPC external p50 / p99 ms | ext/local p50 "
+        "| raw RPC local p50 / p99 ms | raw RPC external p50 / p99 ms | ext/local p50 "
+        "| publish local msg/s (delivered/sent, publisher's count) | publish over the link, same | link/local |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         name = {"viprouter": "viprouter ↔ viprouter", "volttron": "VOLTTRON 9.0.4 ↔ VOLTTRON 9.0.4"}[r.kind]
         lo, ex, pl, pe = r.rpc_local_ms, r.rpc_external_ms, r.pub_local, r.pub_external
+        raw_ratio = f"{r.raw_external_ms['p50'] / r.raw_local_ms['p50']:.2f}" if r.raw_local_ms else "–"
         rows.append(
-            f"| {r.round} | {name} | {lo['p50']:.2f} / {lo['p99']:.2f} | {ex['p50']:.2f} / {ex['p99']:.2f} "
-            f"| {ex['p50'] / lo['p50']:.2f} | {pl['msgs_per_s']:.0f} ({pl['delivered']:.0f}/{pl['sent']:.0f}) "
-            f"| {pe['msgs_per_s']:.0f} ({pe['delivered']:.0f}/{pe['sent']:.0f}) "
-            f"| {pe['msgs_per_s'] / pl['msgs_per_s']:.2f} |"
+            f"| {r.round} | {name} | {p50_p99(lo)} | {p50_p99(ex)} | {ex['p50'] / lo['p50']:.2f} "
+            f"| {p50_p99(r.raw_local_ms)} | {p50_p99(r.raw_external_ms)} | {raw_ratio} "
+            f"| {delivered(pl)} | {delivered(pe)} | {pe['msgs_per_s'] / pl['msgs_per_s']:.2f} |"
         )
     return "\n".join(rows)
 
@@ -238,6 +257,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--pubs", type=int, default=5000, help="publishes per path")
     ap.add_argument("--window", type=int, default=50, help="publishes unanswered at most")
+    ap.add_argument("--no-raw", action="store_true", help="skip the raw libzmq RPC clients (bench_raw.py)")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     args = ap.parse_args()
     kinds = args.kind or ["viprouter", "volttron"]
