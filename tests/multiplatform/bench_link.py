@@ -45,14 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from volttron.platform.vip.agent import RPC, Agent  # noqa: E402
 
 from agents import auth_for, link_peers, start_agent, stop_agent, wait_for  # noqa: E402
-from bench_raw import bench_raw_rpc  # noqa: E402
+from bench_raw import bench_raw_publish, bench_raw_rpc  # noqa: E402
 from platforms import KeyPair, Platform, make_pair  # noqa: E402
 
 P1_AGENTS = ["caller", "callee1", "pub", "sub1"]
 P2_AGENTS = ["callee2", "sub2"]
 # The raw libzmq clients of bench_raw.py (auth.json entries only; no Agent).
-P1_RAW = ["rawcaller", "rawcallee1"]
-P2_RAW = ["rawcallee2"]
+P1_RAW = ["rawcaller", "rawcallee1", "rawpub", "rawsub1"]
+P2_RAW = ["rawcallee2", "rawsub2"]
 
 
 class Echo(Agent):
@@ -91,6 +91,8 @@ class Result:
     pub_external: Dict[str, float] = field(default_factory=dict)
     raw_local_ms: Dict[str, float] = field(default_factory=dict)
     raw_external_ms: Dict[str, float] = field(default_factory=dict)
+    raw_pub_local: Dict[str, float] = field(default_factory=dict)
+    raw_pub_external: Dict[str, float] = field(default_factory=dict)
 
 
 def percentile(values: List[float], q: float) -> float:
@@ -225,6 +227,9 @@ def run_kind(kind: str, rnd: int, args: argparse.Namespace) -> Result:
         until_subscribed(agents["pub"], "bench/local/probe", local)
         until_subscribed(agents["pub"], "bench/ext/probe", remote)
         res.pub_local, res.pub_external = bench_publish(agents["pub"], [local, remote], args.pubs, args.window, args.chunk)
+        if not args.no_raw:
+            raw = bench_raw_publish(p1, p2, keys, args.raw_pubs, args.raw_window, args.chunk)
+            res.raw_pub_local, res.raw_pub_external = raw
         ok = True
         return res
     finally:
@@ -244,23 +249,39 @@ def delivered(d: Dict[str, float]) -> str:
     return f"{d['msgs_per_s']:.0f} ({d['delivered']:.0f}/{d['sent']:.0f}, {d['publisher_count']:.0f})"
 
 
+def rate(d: Dict[str, float]) -> str:
+    return f"{d['msgs_per_s']:.0f} ({d['delivered']:.0f}/{d['sent']:.0f})" if d else "–"
+
+
+def ratio(a: Dict[str, float], b: Dict[str, float], key: str) -> str:
+    return f"{a[key] / b[key]:.2f}" if a and b and b[key] else "–"
+
+
 def table(results: List[Result]) -> str:
-    rows = [
+    """Two markdown tables: RPC round trips, publish throughput."""
+    rpc = [
         "| round | platforms | agent RPC local p50 / p99 ms | agent RPC external p50 / p99 ms | ext/local p50 "
-        "| raw RPC local p50 / p99 ms | raw RPC external p50 / p99 ms | ext/local p50 "
-        "| publish local msg/s (delivered/sent, publisher's count) | publish over the link, same | link/local |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| raw RPC local p50 / p99 ms | raw RPC external p50 / p99 ms | ext/local p50 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    pub = [
+        "| round | platforms | agent publish local msg/s (delivered/sent, publisher's count) | agent publish over the link, same "
+        "| link/local | raw publish local msg/s (delivered/sent) | raw publish over the link, same | link/local |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         name = {"viprouter": "viprouter ↔ viprouter", "volttron": "VOLTTRON 9.0.4 ↔ VOLTTRON 9.0.4"}[r.kind]
-        lo, ex, pl, pe = r.rpc_local_ms, r.rpc_external_ms, r.pub_local, r.pub_external
-        raw_ratio = f"{r.raw_external_ms['p50'] / r.raw_local_ms['p50']:.2f}" if r.raw_local_ms else "–"
-        rows.append(
-            f"| {r.round} | {name} | {p50_p99(lo)} | {p50_p99(ex)} | {ex['p50'] / lo['p50']:.2f} "
-            f"| {p50_p99(r.raw_local_ms)} | {p50_p99(r.raw_external_ms)} | {raw_ratio} "
-            f"| {delivered(pl)} | {delivered(pe)} | {pe['msgs_per_s'] / pl['msgs_per_s']:.2f} |"
+        lo, ex = r.rpc_local_ms, r.rpc_external_ms
+        rpc.append(
+            f"| {r.round} | {name} | {p50_p99(lo)} | {p50_p99(ex)} | {ratio(ex, lo, 'p50')} "
+            f"| {p50_p99(r.raw_local_ms)} | {p50_p99(r.raw_external_ms)} | {ratio(r.raw_external_ms, r.raw_local_ms, 'p50')} |"
         )
-    return "\n".join(rows)
+        pub.append(
+            f"| {r.round} | {name} | {delivered(r.pub_local)} | {delivered(r.pub_external)} "
+            f"| {ratio(r.pub_external, r.pub_local, 'msgs_per_s')} | {rate(r.raw_pub_local)} | {rate(r.raw_pub_external)} "
+            f"| {ratio(r.raw_pub_external, r.raw_pub_local, 'msgs_per_s')} |"
+        )
+    return "\n".join(rpc) + "\n\n" + "\n".join(pub)
 
 
 def main() -> int:
@@ -272,6 +293,8 @@ def main() -> int:
     ap.add_argument("--pubs", type=int, default=5000, help="publishes per path")
     ap.add_argument("--window", type=int, default=50, help="publishes unanswered at most")
     ap.add_argument("--chunk", type=int, default=500, help="publishes to one path before switching to the other")
+    ap.add_argument("--raw-pubs", type=int, default=20000, help="publishes per path by the raw client")
+    ap.add_argument("--raw-window", type=int, default=200, help="the raw publisher's publishes unanswered at most")
     ap.add_argument("--no-raw", action="store_true", help="skip the raw libzmq RPC clients (bench_raw.py)")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     args = ap.parse_args()

@@ -102,3 +102,92 @@ def bench_raw_rpc(
         if thread is not None:
             thread.join(timeout=5)
         ctx.destroy(linger=0)
+
+
+PUB_BODY = b'{"bus": "", "headers": {"min_compatible_version": "3.0", "max_compatible_version": ""}, "message": {"v": 1.5, "units": "degF"}}'
+
+
+def subscribe(sock: zmq.Socket, prefix: str, all_platforms: bool) -> None:
+    body = json.dumps({"prefix": prefix, "bus": "", "all_platforms": all_platforms}).encode()
+    sock.send_multipart([b"", VIP, b"", b"sub", b"pubsub", b"subscribe", body])
+    while sock.recv_multipart()[3] != b"sub":
+        pass
+
+
+class Arrivals:
+    """Publishes a raw subscriber got per topic, and when the last arrived (its own thread)."""
+
+    def __init__(self) -> None:
+        self.n: Dict[bytes, int] = {}
+        self.last = 0.0
+
+    def run(self, socks: List[zmq.Socket], stop: threading.Event) -> None:
+        poller = zmq.Poller()
+        for s in socks:
+            poller.register(s, zmq.POLLIN)
+        while not stop.is_set():
+            for s, _ in poller.poll(100):
+                f = s.recv_multipart()
+                if f[4:6] == [b"pubsub", b"publish"]:
+                    self.n[f[6]] = self.n.get(f[6], 0) + 1
+                    self.last = time.perf_counter()
+
+
+def raw_publish_chunk(pub: zmq.Socket, topic: bytes, count: int, window: int, got: Arrivals) -> Tuple[int, float]:
+    """``count`` publishes, at most ``window`` unanswered; until all arrived or 2 s quiet:
+    (delivered, seconds from the first send to the last arrival)."""
+    first = got.n.get(topic, 0)
+    sent = answered = 0
+    t0 = time.perf_counter()
+    while answered < count:
+        while sent < count and sent - answered < window:
+            pub.send_multipart([b"", VIP, b"", b"p", b"pubsub", b"publish", topic, PUB_BODY])
+            sent += 1
+        if pub.recv_multipart()[5:6] == [b"request_response"]:
+            answered += 1
+    quiet = time.monotonic() + 2.0
+    while got.n.get(topic, 0) - first < count and time.monotonic() < quiet:
+        before = got.n.get(topic, 0)
+        time.sleep(0.005)
+        if got.n.get(topic, 0) > before:
+            quiet = time.monotonic() + 2.0
+    n = got.n.get(topic, 0) - first
+    return n, (got.last - t0) if n else 0.0
+
+
+def bench_raw_publish(
+    p1: Platform, p2: Platform, keys: Dict[str, KeyPair], count: int, window: int, chunk: int
+) -> List[Dict[str, float]]:
+    """``rawpub`` (p1) publishes to ``rawsub1`` (p1) and ``rawsub2`` (p2, ``all_platforms``),
+    alternating in chunks as ``bench_link.bench_publish`` does."""
+    ctx = zmq.Context()
+    stop = threading.Event()
+    got = Arrivals()
+    thread: Optional[threading.Thread] = None
+    try:
+        pub = dealer(ctx, p1, "rawpub", keys["rawpub"])
+        subs = [dealer(ctx, p1, "rawsub1", keys["rawsub1"]), dealer(ctx, p2, "rawsub2", keys["rawsub2"])]
+        subscribe(subs[0], "raw/local/", False)
+        subscribe(subs[1], "raw/ext/", True)
+        thread = threading.Thread(target=got.run, args=(subs, stop), daemon=True)
+        thread.start()
+        topics = [b"raw/local/data", b"raw/ext/data"]
+        for t in (b"raw/local/probe", b"raw/ext/probe"):  # until the remote subscription is there
+            deadline = time.monotonic() + 20
+            while not got.n.get(t) and time.monotonic() < deadline:
+                raw_publish_chunk(pub, t, 1, 1, got)
+        totals = [[0, 0.0] for _ in topics]
+        done = 0
+        while done < count:
+            n = min(chunk, count - done)
+            for tot, topic in zip(totals, topics):
+                d, secs = raw_publish_chunk(pub, topic, n, window, got)
+                tot[0] += d
+                tot[1] += secs
+            done += n
+        return [{"sent": count, "delivered": d, "msgs_per_s": d / s if s > 0 else 0.0} for d, s in totals]
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=5)
+        ctx.destroy(linger=0)
