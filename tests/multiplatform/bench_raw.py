@@ -22,10 +22,10 @@ VIP = b"VIP1"
 TIMEOUT_MS = 30000
 
 
-def dealer(ctx: zmq.Context, platform: Platform, identity: str, keys: KeyPair) -> zmq.Socket:
+def dealer(ctx: "zmq.Context[zmq.Socket[bytes]]", platform: Platform, identity: str, keys: KeyPair) -> "zmq.Socket[bytes]":
     """A CURVE DEALER with ``identity`` as its routing id, connected to ``platform``, after its
     ``hello`` was answered (the router knows the peer)."""
-    s = ctx.socket(zmq.DEALER)
+    s: "zmq.Socket[bytes]" = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
     s.setsockopt(zmq.ROUTING_ID, identity.encode())
     s.setsockopt(zmq.RCVTIMEO, TIMEOUT_MS)
@@ -39,7 +39,7 @@ def dealer(ctx: zmq.Context, platform: Platform, identity: str, keys: KeyPair) -
     return s
 
 
-def answer(sock: zmq.Socket, frames: List[bytes]) -> None:
+def answer(sock: "zmq.Socket[bytes]", frames: List[bytes]) -> None:
     """The echo callee's reply to one message (anything else is ignored: peerlist notes)."""
     if frames[4] == b"RPC":
         sock.send_multipart([frames[0], VIP, b"", frames[3], b"RPC"] + frames[5:])
@@ -49,7 +49,7 @@ def answer(sock: zmq.Socket, frames: List[bytes]) -> None:
         sock.send_multipart([b"", VIP, b"", frames[3], b"external_rpc", b"send_platform", json.dumps(body).encode()])
 
 
-def serve(socks: List[zmq.Socket], stop: threading.Event) -> None:
+def serve(socks: List["zmq.Socket[bytes]"], stop: threading.Event) -> None:
     poller = zmq.Poller()
     for s in socks:
         poller.register(s, zmq.POLLIN)
@@ -58,7 +58,7 @@ def serve(socks: List[zmq.Socket], stop: threading.Event) -> None:
             answer(s, s.recv_multipart())
 
 
-def until_reply(sock: zmq.Socket, subsystem: bytes, msgid: bytes) -> None:
+def until_reply(sock: "zmq.Socket[bytes]", subsystem: bytes, msgid: bytes) -> None:
     """Until the reply arrives: the local one by its MSG_ID, the external one by its subsystem
     (a 9.0.4 router re-packs an external RPC's MSG_ID, multiplatform.md §2.5)."""
     while True:
@@ -107,7 +107,7 @@ def bench_raw_rpc(
 PUB_BODY = b'{"bus": "", "headers": {"min_compatible_version": "3.0", "max_compatible_version": ""}, "message": {"v": 1.5, "units": "degF"}}'
 
 
-def subscribe(sock: zmq.Socket, prefix: str, all_platforms: bool) -> None:
+def subscribe(sock: "zmq.Socket[bytes]", prefix: str, all_platforms: bool) -> None:
     body = json.dumps({"prefix": prefix, "bus": "", "all_platforms": all_platforms}).encode()
     sock.send_multipart([b"", VIP, b"", b"sub", b"pubsub", b"subscribe", body])
     while sock.recv_multipart()[3] != b"sub":
@@ -121,7 +121,7 @@ class Arrivals:
         self.n: Dict[bytes, int] = {}
         self.last = 0.0
 
-    def run(self, socks: List[zmq.Socket], stop: threading.Event) -> None:
+    def run(self, socks: List["zmq.Socket[bytes]"], stop: threading.Event) -> None:
         poller = zmq.Poller()
         for s in socks:
             poller.register(s, zmq.POLLIN)
@@ -133,7 +133,7 @@ class Arrivals:
                     self.last = time.perf_counter()
 
 
-def raw_publish_chunk(pub: zmq.Socket, topic: bytes, count: int, window: int, got: Arrivals) -> Tuple[int, float]:
+def raw_publish_chunk(pub: "zmq.Socket[bytes]", topic: bytes, count: int, window: int, got: Arrivals) -> Tuple[int, float]:
     """``count`` publishes, at most ``window`` unanswered; until all arrived or 2 s quiet:
     (delivered, seconds from the first send to the last arrival)."""
     first = got.n.get(topic, 0)
