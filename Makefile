@@ -124,7 +124,7 @@ test-multiplatform: volttron9
 ## bench-link: issue #14's table — external RPC round trip and publish throughput over one link vs
 ## local, viprouter<->viprouter and VOLTTRON 9.0.4<->VOLTTRON 9.0.4 alternately, real 9.0.4 agents
 ## (tests/multiplatform/bench_link.py; not part of `make test`). LINKBENCH_ARGS: e.g. --rounds 3
-LINKBENCH_ARGS ?= --rounds 2
+LINKBENCH_ARGS ?= --rounds 3
 bench-link: volttron9
 	@mkdir -p target/bench-results
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) nice $(VT9_PY) tests/multiplatform/bench_link.py --kind viprouter --kind volttron $(LINKBENCH_ARGS) --json target/bench-results/link.json
