@@ -153,19 +153,23 @@ impl Config {
         for e in &entries {
             let bad = |why: String| ConfigError::Value { file: file.clone(), line: e.line, key: e.key.clone(), why };
             match (e.section.as_str(), e.key.as_str()) {
-                ("volttron", "vip-address") => {
+                // modular VOLTTRON's name for it (repeatable, or several on indented lines).
+                ("volttron", "vip-address" | "address") => {
                     self.vip_addresses.extend(e.value.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string))
                 }
                 ("volttron", "vip-local-address") => self.local_address = e.value.clone(),
                 ("volttron", "instance-name") => self.instance_name = e.value.clone(),
-                ("volttron", "allow-auth") => {
+                // `auth-enabled` is modular VOLTTRON's name; it reads it the same way
+                // (`ServerOptions.adjust_incoming_field_value`: only `False` is false).
+                ("volttron", "allow-auth" | "auth-enabled") => {
                     // VOLTTRON (`main.py`, and agents' `is_auth_enabled`): only the exact text
                     // `False` turns auth off; `false`, `no`, `0`, … leave it on.
                     self.allow_auth = e.value != "False";
                     if self.allow_auth && ini::parse_bool(&e.value) == Some(false) {
                         log::warn!(
-                            "{file}:{}: allow-auth = {}: only `False` turns auth off (as in VOLTTRON); auth stays on",
+                            "{file}:{}: {} = {}: only `False` turns auth off (as in VOLTTRON); auth stays on",
                             e.line,
+                            e.key,
                             e.value
                         );
                     }
@@ -264,6 +268,23 @@ mod tests {
             c.apply_file(Path::new("cfg"), &format!("[volttron]\nallow-auth = {v}\n")).unwrap();
             assert_eq!(c.allow_auth, want, "allow-auth = {v}");
         }
+    }
+
+    /// modular VOLTTRON's keys: `address` (repeated, or continued on indented lines) adds bind
+    /// addresses like `vip-address`; `auth-enabled` is `allow-auth`.
+    #[test]
+    fn modular_keys() {
+        let mut c =
+            Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
+        c.apply_file(
+            Path::new("cfg"),
+            "[volttron]\naddress = tcp://127.0.0.1:1\naddress = tcp://127.0.0.1:2\n  tcp://127.0.0.1:3\nauth-enabled = False\n",
+        )
+        .unwrap();
+        assert_eq!(c.vip_addresses, vec!["tcp://127.0.0.1:1", "tcp://127.0.0.1:2", "tcp://127.0.0.1:3"]);
+        assert!(!c.allow_auth);
+        c.apply_file(Path::new("cfg"), "[volttron]\nauth-enabled = True\n").unwrap();
+        assert!(c.allow_auth);
     }
 
     /// VOLTTRON reads only its own section: other sections and lines before the first header are
