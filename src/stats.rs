@@ -123,6 +123,9 @@ counters! {
     rejected_subscription_full,
     /// Publishes refused by the protected-topic check.
     rejected_protected_topic,
+    /// Subscriptions refused by the protected-topic check (modular `authz.json`): subscribes
+    /// answered -32001, and `synchronize` requests with prefixes left out (once per request).
+    rejected_protected_subscribe,
     /// Pubsub requests with malformed bodies (answered with the non-crashing reply).
     pubsub_malformed,
     /// Subscribes refused because the peer holds `max-subs-per-peer` subscriptions.
@@ -139,6 +142,9 @@ counters! {
     /// `external_rpc send_platform`/`send_peer` requests dropped: multi-platform routing is not
     /// implemented (VIP.md §11.6).
     external_rpc_dropped,
+    /// Authorisation files not (re)loaded because they were broken (modular `authz.json`, a
+    /// credential file): the previous rules stayed in force.
+    config_load_errors,
 }
 
 /// Increment `counter` and say whether this occurrence should be logged: the 1st, 10th,

@@ -89,12 +89,13 @@ pub enum Outcome {
     Done,
     /// Nothing was sent: `PeerId`'s queue is full. Keep the message and retry.
     Blocked(PeerId),
-    /// `quit` from `control`: stop the router (VIP.md §5.7).
+    /// `quit` from the control identity: stop the router (VIP.md §5.7).
     Quit,
 }
 
-/// The identity allowed to stop the router and to `agentstop` others (VIP.md §5.6, §5.7).
-pub const CONTROL: &[u8] = b"control";
+/// The identity allowed to stop the router and to `agentstop` others (VIP.md §5.6, §5.7) by
+/// default; modular VOLTTRON's is `platform.control` ([`Router::set_control_identity`]).
+pub const CONTROL: &[u8] = crate::auth::layout::CONTROL_V9;
 
 /// The VIP router core.
 pub struct Router {
@@ -106,6 +107,8 @@ pub struct Router {
     pub stats: Stats,
     /// The pubsub service (VIP.md §7).
     pub pubsub: PubSub,
+    /// Who may `quit` the router and `agentstop` others ([`CONTROL`] unless set).
+    control: &'static [u8],
 }
 
 impl Router {
@@ -116,7 +119,19 @@ impl Router {
             info,
             stats: Stats::default(),
             pubsub: PubSub::new(limits),
+            control: CONTROL,
         }
+    }
+
+    /// The identity that may `quit` the router and `agentstop` others: `control` for VOLTTRON 9,
+    /// `platform.control` for modular VOLTTRON (`crate::auth::layout`).
+    pub fn set_control_identity(&mut self, identity: &'static [u8]) {
+        self.control = identity;
+    }
+
+    /// The identity that may `quit` the router and `agentstop` others.
+    pub fn control_identity(&self) -> &'static [u8] {
+        self.control
     }
 
     /// Attach a connection that completed its handshake with `identity` (empty → a generated
@@ -194,7 +209,7 @@ impl Router {
                 self.agentstop(from, &env, sink);
                 Outcome::Done
             }
-            b"quit" if self.peers.identity(from) == CONTROL => Outcome::Quit,
+            b"quit" if self.peers.identity(from) == self.control => Outcome::Quit,
             // VIP.md §5.5: errors addressed to the router are discarded; §5.9: routing_table
             // answers nothing (its only answered op, `update`, is unused).
             b"error" | b"routing_table" => Outcome::Done,
@@ -353,7 +368,7 @@ impl Router {
     /// VIP.md §5.4, plus `stats` (§12 Compat: a JSON object of the router's counters).
     fn query(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
         let mut json = [0u8; 8192];
-        let Router { info, stats, peers, pubsub } = self;
+        let Router { info, stats, peers, pubsub, .. } = self;
         let value: &[u8] = match env.arg(0) {
             b"stats" => {
                 let mut w = FixedWriter::new(&mut json);
@@ -375,11 +390,12 @@ impl Router {
     fn agentstop(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) {
         let target = env.arg(0);
         let me = self.peers.identity(from);
-        if target != me && me != CONTROL {
+        if target != me && me != self.control {
             log::info!(
-                "agentstop for {:?} from {:?} ignored (only the agent itself or control may stop it)",
+                "agentstop for {:?} from {:?} ignored (only the agent itself or {} may stop it)",
                 String::from_utf8_lossy(target),
-                String::from_utf8_lossy(me)
+                String::from_utf8_lossy(me),
+                String::from_utf8_lossy(self.control)
             );
             return;
         }

@@ -45,7 +45,17 @@ impl PubSub {
             malformed(stats, who, OP, "body is not an object with \"bus\", \"headers\" and \"message\"");
             return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
         };
-        if let Some(refusal) = self.policy.check(who, topic) {
+        if let Some(authz) = self.authz.as_mut() {
+            if !authz.allows(who, topic, Access::Publish) {
+                self.unauthorized(&mut stats.rejected_protected_topic, who, Access::Publish, topic);
+                // Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
+                if let Outcome::Blocked(p) = self.unauthorized_reply(stats, sink, from, env.msg_id) {
+                    return Outcome::Blocked(p);
+                }
+                Self::count_reply(stats, sink, from, who, env.msg_id, 0);
+                return Outcome::Done;
+            }
+        } else if let Some(refusal) = self.policy.check(who, topic) {
             if stats::bump(&mut stats.rejected_protected_topic) {
                 log::warn!(
                     "publish to protected topic {:?} by {} refused",
