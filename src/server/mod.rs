@@ -7,6 +7,7 @@ pub mod activation;
 pub mod conn;
 pub mod event_loop;
 pub mod listener;
+mod modular;
 pub mod notify;
 pub mod signals;
 pub mod slots;

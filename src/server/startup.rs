@@ -10,6 +10,10 @@
 //! `auth.json` (and `protected_topics.json`) are reloaded on SIGHUP and on change (inotify); a
 //! broken file is reported and the previous rules stay in force (at start, with none to keep, the
 //! platform's own entries only, as VOLTTRON).
+//!
+//! A modular VOLTTRON home (`credentials_store/platform.json`, `crate::auth::layout`) is read
+//! by `super::modular` instead: [`run`] asks for the layout once and hands over the security
+//! set-up, the pubsub policy, the reload and the watch.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -20,9 +24,11 @@ use std::os::fd::{OwnedFd, RawFd};
 use super::activation;
 use super::event_loop::{AuthQuery, Exit, Server};
 use super::listener::{self, ListenSocket, Listener};
+use super::modular::Modular;
 use super::notify::{self, Notifier};
 use super::watch::Watch;
 use crate::auth::keystore;
+use crate::auth::layout::Layout;
 use crate::auth::{AuthMode, AuthRequest, AuthStore, Authenticator, Decision, auto_entries, keys::KeyText};
 use crate::config::Config;
 use crate::stats;
@@ -226,10 +232,13 @@ fn load_pubsub_policy(router: &mut Router, home: &Path, auth: Option<&Authentica
 }
 
 /// Everything `run` needs from the platform directory when auth is on.
-struct Security {
-    keys: KeyPair,
-    auth: Rc<RefCell<Authenticator>>,
-    auth_path: PathBuf,
+pub(super) struct Security {
+    /// The server key pair.
+    pub(super) keys: KeyPair,
+    /// The connection-time decision.
+    pub(super) auth: Rc<RefCell<Authenticator>>,
+    /// Where the allow entries come from (`auth.json`, or modular's `credentials_store`).
+    pub(super) auth_path: PathBuf,
 }
 
 /// What a reload needs: the authenticator, auth.json, `$VOLTTRON_HOME`, the platform key.
@@ -266,7 +275,7 @@ fn security(config: &Config) -> Result<Option<Security>, String> {
     let store = load_auth_at_start(&auth_path, home, &public);
     log::info!("{}: {} allow entries (with the platform's own)", auth_path.display(), store.len());
     let mut authenticator = Authenticator::new(store, AuthMode::Enforced);
-    authenticator.set_identity_binding(config.identity_binding);
+    authenticator.set_identity_binding(config.identity_binding.unwrap_or(false));
     // VOLTTRON admits NULL ipc peers of the platform's own uid (VIP.md §9.6); reachable only on
     // an ipc vip-address with `?server=NULL`.
     authenticator.set_local_uid(Some(nix::unistd::getuid().as_raw()));
@@ -275,7 +284,18 @@ fn security(config: &Config) -> Result<Option<Security>, String> {
 
 /// The in-process ZAP handler: the decision of VIP.md §9.6, refusals logged with key and
 /// address (rate-limited).
-fn authorize_hook(auth: Rc<RefCell<Authenticator>>, domains: Vec<String>) -> super::event_loop::Authorize {
+fn authorize_hook(
+    auth: Rc<RefCell<Authenticator>>,
+    domains: Vec<String>,
+    layout: Layout,
+) -> super::event_loop::Authorize {
+    let (binding, fix) = match layout {
+        Layout::V9 => ("identity not bound to its key (identity binding is on)", "add an allow entry to auth.json"),
+        Layout::Modular => (
+            "not the identity of its credentials_store file (identity binding is on)",
+            "a modular home admits the keys of credentials_store: vctl auth add",
+        ),
+    };
     let mut refused = 0u64;
     let mut log_limit = RefusalLog::default();
     Box::new(move |q: &AuthQuery<'_>| {
@@ -292,11 +312,7 @@ fn authorize_hook(auth: Rc<RefCell<Authenticator>>, domains: Vec<String>) -> sup
                 if let Some(e) = entry
                     && !a.check_identity(e, q.identity)
                 {
-                    log::warn!(
-                        "refused {:?} from {}: identity not bound to its key (identity binding is on)",
-                        String::from_utf8_lossy(q.identity),
-                        q.address
-                    );
+                    log::warn!("refused {:?} from {}: {binding}", String::from_utf8_lossy(q.identity), q.address);
                     return false;
                 }
                 log::debug!("admitted {:?} from {} as {user_id}", String::from_utf8_lossy(q.identity), q.address);
@@ -310,8 +326,12 @@ fn authorize_hook(auth: Rc<RefCell<Authenticator>>, domains: Vec<String>) -> sup
                     Credentials::Null => "NULL".to_string(),
                 };
                 if log_limit.first_time(&who, q.address) {
+                    let reason = match (layout, reason) {
+                        (Layout::Modular, crate::auth::DenyReason::UnknownKey) => "CURVE key not in credentials_store",
+                        (_, r) => &r.to_string(),
+                    };
                     log::warn!(
-                        "refused {} {} from {} (identity {:?}): {reason} [refusal #{refused}; add an allow entry to auth.json]",
+                        "refused {} {} from {} (identity {:?}): {reason} [refusal #{refused}; {fix}]",
                         q.mechanism.name(),
                         who,
                         q.address,
@@ -420,7 +440,12 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     raise_fd_limit(config.limits.max_connections);
     let run_dir = config.volttron_home.join("run");
     std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
-    let sec = security(&config)?;
+    let layout = Layout::detect(&config.volttron_home);
+    log::info!("{}: {}", config.volttron_home.display(), layout.name());
+    let (sec, mut modular) = match layout {
+        Layout::V9 => (security(&config)?, None),
+        Layout::Modular => Modular::open(&config).map(|(m, sec)| (sec, Some(m)))?,
+    };
 
     let mut listeners: Vec<Listener>;
     let mut domains: Vec<String>;
@@ -468,9 +493,11 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     }
     let seed = u32::from_le_bytes([random[0], random[1], random[2], random[3]]);
     let mut router = Router::new(&config.limits, info, seed);
-    match &sec {
-        Some(s) => load_pubsub_policy(&mut router, &config.volttron_home, Some(&s.auth.borrow())),
-        None => load_pubsub_policy(&mut router, &config.volttron_home, None),
+    router.set_control_identity(layout.control_identity());
+    match (&mut modular, &sec) {
+        (Some(m), _) => m.start(&mut router),
+        (None, Some(s)) => load_pubsub_policy(&mut router, &config.volttron_home, Some(&s.auth.borrow())),
+        (None, None) => load_pubsub_policy(&mut router, &config.volttron_home, None),
     }
     let mut server = Server::new(listeners, router, config.limits.clone(), router_id.clone().into_bytes())
         .map_err(|e| format!("event loop: {e}"))?;
@@ -478,15 +505,22 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     let notifier = Notifier::from_env();
     let reload_notifier = notifier.as_ref().and_then(|n| n.try_clone().ok());
     let home = config.volttron_home.clone();
-    let reload_auth: Option<ReloadAuth> =
-        sec.as_ref().map(|s| (s.auth.clone(), s.auth_path.clone(), home.clone(), s.keys.public));
+    let reload_auth: Option<ReloadAuth> = sec
+        .as_ref()
+        .filter(|_| layout == Layout::V9)
+        .map(|s| (s.auth.clone(), s.auth_path.clone(), home.clone(), s.keys.public));
+    let watch = match &modular {
+        Some(m) => m.watch(),
+        None => Watch::new(&config.volttron_home, &["auth.json", "protected_topics.json"]),
+    };
     server.set_on_reload(Box::new(move |router: &mut Router| {
         // systemd: RELOADING=1 … READY=1 around every reload, failed or not (sd_notify(3)).
         if let Some(n) = &reload_notifier {
             let _ = n.reloading();
         }
-        match &reload_auth {
-            Some((auth, path, home, platform)) => {
+        match (&mut modular, &reload_auth) {
+            (Some(m), _) => m.reload(router),
+            (None, Some((auth, path, home, platform))) => {
                 match load_auth(path, home, platform) {
                     Ok(store) => {
                         log::info!("{}: reloaded, {} allow entries", path.display(), store.len());
@@ -496,7 +530,7 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
                 }
                 load_pubsub_policy(router, home, Some(&auth.borrow()));
             }
-            None => load_pubsub_policy(router, &home, None),
+            (None, None) => load_pubsub_policy(router, &home, None),
         }
         if let Some(n) = &reload_notifier {
             let _ = n.ready();
@@ -515,9 +549,9 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     }
     if let Some(sec) = sec {
         server.set_curve(CurveContext { keys: sec.keys, cookies: CookieKeys::new(&mut rand_core::OsRng) });
-        server.set_authorize(authorize_hook(sec.auth.clone(), domains));
+        server.set_authorize(authorize_hook(sec.auth.clone(), domains, layout));
     }
-    match Watch::new(&config.volttron_home, &["auth.json", "protected_topics.json"]) {
+    match watch {
         Ok(w) => server.set_watch(w).map_err(|e| format!("inotify: {e}"))?,
         Err(e) => log::warn!("cannot watch {} ({e}): reload with SIGHUP", config.volttron_home.display()),
     }
