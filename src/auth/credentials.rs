@@ -19,9 +19,9 @@
 //!   admitted: they are remote platforms' federation links, which viprouter does not serve
 //!   (README "What works").
 //! * **Bad files** ([`CredentialStore::load`]): a file that cannot be read or parsed is reported
-//!   ([`FileProblem`]) and **its previous entry is kept** (a file caught half-written by
-//!   `vctl auth add` — Python opens, then writes — is read again on its close event); the other
-//!   files load. Files are read in name order; at most [`MAX_CREDENTIAL_FILES`] are read (the
+//!   ([`FileProblem`]) and **its previous entry is kept**; the other files load. An empty file
+//!   is one being written (`vctl auth add`: Python creates it, then writes): it keeps its
+//!   previous entry, if any, without a report, and is read again on its close event. Files are read in name order; at most [`MAX_CREDENTIAL_FILES`] are read (the
 //!   rest are reported), each at most 1 MiB (the key-file limit of [`super::keystore`]).
 //! * Two files with the same public key: the later (in name order) wins, as in Python's
 //!   key → identity map, and the pair is reported.
@@ -115,8 +115,9 @@ pub fn platform_keys(path: &Path) -> Result<KeyPair, KeyFileError> {
     pair_from_texts(&field("publickey")?, &field("secretkey")?)
 }
 
-fn read_credential(path: &Path) -> Result<Option<Credential>, KeyFileError> {
-    read_small(path)?.map(|t| parse_credential(&t)).transpose()
+/// `None` for an empty (or blank) file.
+fn parse_or_empty(text: &[u8]) -> Result<Option<Credential>, KeyFileError> {
+    if text.iter().all(u8::is_ascii_whitespace) { Ok(None) } else { parse_credential(text).map(Some) }
 }
 
 impl CredentialStore {
@@ -142,11 +143,17 @@ impl CredentialStore {
         }
         let mut store = CredentialStore::default();
         for name in names {
-            match read_credential(&dir.join(&name)) {
-                Ok(Some(c)) => {
+            let keep = |store: &mut CredentialStore| {
+                if let Some(old) = previous.and_then(|p| p.files.get(&name)) {
+                    store.files.insert(name.clone(), old.clone());
+                }
+            };
+            match read_small(&dir.join(&name)).and_then(|t| t.map(|t| parse_or_empty(&t)).transpose()) {
+                Ok(Some(Some(c))) => {
                     store.files.insert(name, c);
                 }
-                Ok(None) => {} // removed while listing
+                Ok(Some(None)) => keep(&mut store), // empty: being written (Python opens, then writes)
+                Ok(None) => {}                      // removed while listing
                 Err(error) => {
                     let old = previous.and_then(|p| p.files.get(&name)).cloned();
                     report.problems.push(FileProblem { file: name.clone(), error, kept_previous: old.is_some() });

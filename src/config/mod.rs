@@ -56,8 +56,9 @@ pub struct Config {
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// `[viprouter] identity-binding`: refuse a peer whose ZMTP identity differs from its
-    /// auth entry's `identity` (VIP.md §9.8; off by default, as VOLTTRON does not bind them).
-    pub identity_binding: bool,
+    /// auth entry's `identity` (VIP.md §9.8). Unset: off for a VOLTTRON 9 home (VOLTTRON does
+    /// not bind them), on for a modular home (`crate::auth::credentials`).
+    pub identity_binding: Option<bool>,
 }
 
 /// A configuration problem, with where it is.
@@ -114,7 +115,7 @@ impl Config {
             volttron_central_serverkey: String::new(),
             bind_web_address: String::new(),
             config_file: None,
-            identity_binding: false,
+            identity_binding: None,
         };
         let file = cfg.volttron_home.join("config");
         if std::env::var_os("SKIP_VOLTTRON_CONFIG").is_none() && file.exists() {
@@ -184,7 +185,7 @@ impl Config {
                 ("volttron", _) => {}
                 ("viprouter", "identity-binding") => {
                     self.identity_binding =
-                        ini::parse_bool(&e.value).ok_or_else(|| bad("expected True or False".into()))?;
+                        Some(ini::parse_bool(&e.value).ok_or_else(|| bad("expected True or False".into()))?);
                 }
                 ("viprouter", key) => {
                     let v: u64 = e.value.parse().map_err(|_| bad("expected a whole number".into()))?;

@@ -109,9 +109,10 @@ fn a_bad_file_keeps_its_previous_entry_and_the_others_load() {
     assert_eq!(first.len(), 2);
     assert_eq!(report, LoadReport::default());
 
-    // agent.a caught half-written, a new agent.c broken from the start.
+    // agent.a caught half-written, a new agent.c broken from the start, agent.d being created.
     std::fs::write(d.0.join("agent.a.json"), "{\"identity\": \"agent.a\", \"publ").unwrap();
-    std::fs::write(d.0.join("agent.c.json"), "").unwrap();
+    std::fs::write(d.0.join("agent.c.json"), "{").unwrap();
+    std::fs::write(d.0.join("agent.d.json"), "").unwrap();
     let (second, report) = CredentialStore::load(&d.0, Some(&first)).unwrap();
     assert_eq!(second.iter().map(|c| c.identity.as_str()).collect::<Vec<_>>(), ["agent.a", "agent.b"]);
     assert_eq!(report.problems.len(), 2);
@@ -172,7 +173,8 @@ fn at_most_max_files_are_read() {
     }
     let (store, report) = CredentialStore::load(&d.0, None).unwrap();
     assert_eq!((store.len(), report.over_limit), (MAX_CREDENTIAL_FILES, 1));
-    let big = d.0.join("zz.json");
-    std::fs::write(&big, vec![b' '; (1 << 20) + 1]).unwrap();
-    assert_eq!(read_credential(&big), Err(KeyFileError::TooLarge));
+    let d2 = tmpdir("big");
+    std::fs::write(d2.0.join("zz.json"), vec![b' '; (1 << 20) + 1]).unwrap();
+    let (_, report) = CredentialStore::load(&d2.0, None).unwrap();
+    assert_eq!(report.problems.last().map(|p| (p.file.as_str(), p.error)), Some(("zz.json", KeyFileError::TooLarge)));
 }
