@@ -261,6 +261,11 @@ def make_bus_class() -> type:
             """Hold the sockets and start viprouter (not waiting for it)."""
             home = str(self._options.volttron_home)
             addresses = list(self._options.address or [])
+            # viprouter reads the home as modular's when this file exists; platform.auth
+            # writes it when it is built (run_server.py:351, for the AIP), before the bus.
+            platform_json = os.path.join(home, "credentials_store", "platform.json")
+            if not os.path.exists(platform_json):
+                raise RuntimeError(f"{platform_json} missing: viprouter would not see a modular home")
             binary = find_binary()
             probe = gevent.subprocess.run(
                 [binary, "--check-config", "--volttron-home", home], capture_output=True, text=True, timeout=30

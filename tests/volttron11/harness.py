@@ -162,12 +162,11 @@ def platform_project(dev: Path) -> Path:
 class Router:
     """viprouter on a home, as root (agent-level tests)."""
 
-    def __init__(self, home: Path, extra_env: Optional[Dict[str, str]] = None, pass_fds: tuple = ()) -> None:
+    def __init__(self, home: Path, extra_env: Optional[Dict[str, str]] = None) -> None:
         self.home = home
         self.log = home / "viprouter.log"
         self.proc: Optional[subprocess.Popen] = None
         self.extra_env = extra_env or {}
-        self.pass_fds = pass_fds
 
     def ready_lines(self) -> int:
         return self.log.read_text(errors="replace").count(" ready: ") if self.log.exists() else 0
@@ -180,8 +179,9 @@ class Router:
                 stdout=log,
                 stderr=log,
                 env=dict(os.environ, RUST_LOG="info", **self.extra_env),
-                pass_fds=self.pass_fds,
-                close_fds=not self.pass_fds,
+                # `preexec` may hand descriptors over (socket activation: fds 3…, made
+                # inheritable); every other descriptor here is close-on-exec (PEP 446).
+                close_fds=preexec is None,
                 preexec_fn=preexec,
             )
         wait_for(lambda: self.ready_lines() > before or self.dead(), 20, "viprouter ready")
@@ -218,7 +218,13 @@ class Platform:
         self.proc: Optional[subprocess.Popen] = None
 
     def env(self) -> Dict[str, str]:
+        # Network settings of this machine (proxies, CA bundles) for poetry's PyPI lookups.
+        passed = {
+            k: v for k, v in os.environ.items()
+            if k.lower().endswith("_proxy") or k in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+        }
         return {
+            **passed,
             "VOLTTRON_HOME": str(self.home),
             "HOME": str(self.userhome),
             "PATH": f"{VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",
@@ -282,3 +288,46 @@ class Platform:
 
 def rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+class HeldClient:
+    """``modular_client.py hold``: two agents that connect, then wait (``READY``) while the
+    test does something to the router, and report what still works when released."""
+
+    def __init__(self, home: Path, address: str, security: str = "curve") -> None:
+        self.err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [str(PYTHON), str(CLIENT), "hold", "--home", str(home), "--address", address, "--security", security],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
+            env=dict(os.environ, VOLTTRON_HOME=str(home)),
+        )
+        assert self.proc.stdout is not None
+        ready = select.select([self.proc.stdout], [], [], 60)[0]
+        line = self.proc.stdout.readline() if ready else ""
+        assert line.strip() == "READY", f"agents did not connect: {line!r} {self.stderr()[-2000:]}"
+
+    def stderr(self) -> str:
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")
+
+    def release(self, timeout: float = 60) -> Dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        last = None
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if not select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                    break
+                line = self.proc.stdout.readline()
+                if not line or line.strip() == "DONE":
+                    break
+                if line.startswith("{"):
+                    last = line
+        finally:
+            self.proc.kill()
+            self.proc.communicate()
+        assert last is not None, f"no observations: {self.stderr()[-3000:]}"
+        out: Dict[str, Any] = json.loads(last)
+        return out

@@ -347,6 +347,8 @@ def hold(args: argparse.Namespace) -> Dict[str, Any]:
     gevent.sleep(float(args.settle))
     obs: Dict[str, Any] = {}
     observe(obs, "agent a still running", lambda: not a.core.greenlet.dead)
+    observe(obs, "peers a new agent sees", lambda: sorted(
+        set(connect(peer, home, address, "agent.pub", null).vip.peerlist().get(timeout=WAIT)) & {"agent.a", "agent.b"}))
     observe(obs, "peerlist after restart", lambda: sorted(set(a.vip.peerlist().get(timeout=WAIT)) & {"agent.a", "agent.b"}))
     observe(obs, "rpc a->b after restart", lambda: a.vip.rpc.call("agent.b", "echo", 3).get(timeout=WAIT))
     observe(obs, "publish after restart", lambda: a.vip.pubsub.publish("pubsub", "test/after", message=1).get(timeout=WAIT))
@@ -355,9 +357,18 @@ def hold(args: argparse.Namespace) -> Dict[str, Any]:
     return obs
 
 
+def hello(args: argparse.Namespace) -> Dict[str, Any]:
+    """Connect one agent with the credentials of ``--identity`` and say hello."""
+    obs: Dict[str, Any] = {}
+    observe(obs, "hello", lambda: connect(make_agent_class(), Path(args.home), args.address, args.identity,
+                                          args.security == "null").vip.hello().get(timeout=WAIT))
+    return obs
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["seed", "run", "hold"])
+    p.add_argument("mode", choices=["seed", "run", "hold", "hello"])
+    p.add_argument("--identity", default="agent.a")
     p.add_argument("--home", required=True)
     p.add_argument("--address", default="")
     p.add_argument("--security", choices=["curve", "null"], default="curve")
@@ -368,7 +379,7 @@ def main() -> None:
     if args.mode == "seed":
         seed(Path(args.home))
         return
-    result = run(args) if args.mode == "run" else hold(args)
+    result = {"run": run, "hold": hold, "hello": hello}[args.mode](args)
     print(json.dumps(result, default=repr), flush=True)
     print("DONE", flush=True)
     os._exit(0)  # greenlets of the agents would keep the interpreter alive
