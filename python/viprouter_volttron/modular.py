@@ -8,8 +8,8 @@ its options, ``$VOLTTRON_HOME/config``, services, ``vctl`` and agents are VOLTTR
 1. :func:`register_bus` — the platform gets its message bus from the dependency container,
    which hands out the first registered ``MessageBus`` subclass (``run_server.py:403``); the only
    one registered is lib-zmq's ``ZmqMessageBus`` (``messagebus/zmq/__init__.py:114``), which
-   runs the Python router in a thread. Registering :class:`ViprouterMessageBus`-built-by
-   :func:`make_bus_class` first makes the platform start viprouter instead.
+   runs the Python router in a thread. Registering the bus of :func:`make_bus_class` first
+   makes the platform start viprouter instead.
 2. :func:`redirect_service_address` — every built-in service (``platform.auth``,
    ``platform.config_store``, ``platform.control``, ``platform.health``) connects to
    ``ServerOptions.service_address``, which defaults to ``inproc://vip``
@@ -22,16 +22,16 @@ viprouter reads the modular home natively (``credentials_store``, ``authz.json``
 
 The bus (:func:`make_bus_class`):
 
-* The router is launched when the platform builds its bus, before it starts its services
-  (they reach it over ipc, which needs a listener; lib-zmq's inproc does not), and
-  ``start()`` waits for it. The bus holds the platform's listening sockets itself — the abstract ipc socket and each
-  ``tcp://`` address — and passes them to viprouter as systemd socket activation does
-  (``LISTEN_FDS``, sd_listen_fds(3)); then it waits for viprouter's ``READY=1`` on a private
-  ``NOTIFY_SOCKET``. The supervisor (``supervisor.py``) restarts a crashed router at once: the
-  sockets never close, so connection attempts queue in the kernel meanwhile and modular's
-  agents and services — which give up after 50 refused reconnects, about 0.5 s
-  (``zmq_core.py:314``) — survive. An address the launcher cannot bind itself (a host name, an
-  ipc path) leaves the binding to viprouter (no held sockets; logged).
+* The router is launched when the platform builds its bus (``run_server.py:403``), before it
+  starts its services (they reach it over ipc, which needs a listener; lib-zmq's inproc does
+  not), and ``start()`` waits for viprouter's ``READY=1`` on a private ``NOTIFY_SOCKET``.
+* The bus holds the platform's listening sockets itself — the abstract ipc socket and each
+  ``tcp://`` address — and lends them to every viprouter start as systemd socket activation
+  does (``LISTEN_FDS``, sd_listen_fds(3)). The supervisor (``supervisor.py``) restarts a
+  crashed router at once; the sockets never close, so connection attempts wait in the kernel's
+  queue meanwhile and modular's agents and services — which give up after 50 refused
+  reconnects, about 0.5 s (``zmq_core.py:314``) — survive. An address the launcher cannot bind
+  itself (a host name, an ipc path) leaves the binding to viprouter (no held sockets; logged).
 * ``quit`` from ``platform.control`` (``vctl shutdown --platform``, or the platform's own
   SIGINT handler, ``run_server.py:541``) makes viprouter exit 0; the bus then calls the
   platform's stop handler, as lib-zmq's router thread does when it ends
@@ -229,7 +229,8 @@ def make_bus_class() -> type:
     import gevent.socket
     import gevent.subprocess
     from volttron.server.server_options import ServerOptions
-    from volttron.types import Message, MessageBus
+    from volttron.types import MessageBus
+    from volttron.types.message import Message
 
     class ViprouterMessageBus(MessageBus):
         """viprouter as modular VOLTTRON's message bus."""
@@ -386,7 +387,7 @@ def redirect_service_address() -> None:
             self.service_address = ipc_address(str(self.volttron_home))
 
     setattr(__post_init__, "__viprouter__", True)
-    ServerOptions.__post_init__ = __post_init__
+    setattr(ServerOptions, "__post_init__", __post_init__)
 
 
 def run(argv: Sequence[str]) -> int:
