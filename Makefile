@@ -9,9 +9,13 @@ VHOME   ?= $(CURDIR)/$(RUN_DIR)/volttron_home
 PORT    ?= 22916
 BIN     := target/release/viprouter
 T       ?= frame_stream
+VENV11  ?= .venv-volttron11
+# The modular platform must run as an unprivileged user, who cannot reach a Python under /root
+# (pyenv): prefer the distribution's interpreter for this venv.
+PYTHON11 ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo $(PYTHON))
 SECS    ?= 30
 
-.PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
+.PHONY: all build release run test test-unit interop venv volttron11 test-volttron11 fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
 
 all: build
 
@@ -36,8 +40,9 @@ run: release
 	exec $(BIN) --volttron-home "$(VHOME)"
 
 ## test: unit, property, fuzz-corpus replay and zero-allocation tests, the pyzmq interop suite,
-## and the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING; socket activation)
-test: venv test-unit interop systemd-verify systemd-check
+## the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING; socket activation),
+## and modular VOLTTRON's agents and platform on viprouter (test-volttron11)
+test: venv test-unit interop systemd-verify systemd-check test-volttron11
 
 test-unit:
 	$(CARGO) test --all-targets
@@ -52,6 +57,22 @@ $(VENV)/.installed: tests/interop/requirements.txt
 ## interop: real libzmq peers (pyzmq) against the release binary
 interop: release venv
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest tests/interop -q
+
+## volttron11: .venv-volttron11 with modular VOLTTRON pinned exactly (tests/volttron11/requirements.txt,
+## from PyPI) and the project's package (python/, editable): `viprouter-volttron`, `vctl`
+volttron11: $(VENV11)/.installed
+
+$(VENV11)/.installed: tests/volttron11/requirements.txt python/pyproject.toml
+	$(PYTHON11) -m venv $(VENV11)
+	$(VENV11)/bin/pip install --quiet --disable-pip-version-check -r tests/volttron11/requirements.txt
+	$(VENV11)/bin/pip install --quiet --disable-pip-version-check -e python
+	touch $@
+
+## test-volttron11: the package's unit tests (+ mypy --strict), then modular VOLTTRON's own agents and
+## platform against the release binary (tests/volttron11/README.md; as root: it creates a user)
+test-volttron11: release volttron11
+	cd python && ../$(VENV11)/bin/mypy viprouter_volttron tests
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VENV11)/bin/python -m pytest python/tests tests/volttron11 -q
 
 fuzz-replay:
 	$(CARGO) test --test fuzz_replay
@@ -95,6 +116,6 @@ ci: test ci-arm
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(RUN_DIR)
+	rm -rf $(VENV) $(VENV11) $(RUN_DIR)
 
 -include cross/cross.mk

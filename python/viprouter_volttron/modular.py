@@ -275,8 +275,9 @@ def make_bus_class() -> type:
                 raise RuntimeError(f"viprouter --check-config: {probe.stderr.strip()}")
             self.argv = router_argv(binary, home, addresses, parse_check_config(probe.stdout))
             name = f"viprouter-volttron-{os.getpid()}-{random.getrandbits(32):08x}"
-            self._notify = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self._notify.bind("\0" + name)
+            notify = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            notify.bind("\0" + name)
+            self._notify = notify
             self._held = HeldListeners.bind(home, addresses)
             fds = self._held.fds() if self._held else []
             env = router_env(os.environ, "@" + name, len(fds))
