@@ -106,7 +106,10 @@ impl Modular {
         let path = authz_path(&self.home);
         let authz = Authz::load(&path).unwrap_or_else(|e| {
             router.stats.config_load_errors += 1;
-            log::error!("{}: {e}: every topic is protected (nobody may publish or subscribe) until it is fixed", path.display());
+            log::error!(
+                "{}: {e}: every topic is protected (nobody may publish or subscribe) until it is fixed",
+                path.display()
+            );
             Authz::closed()
         });
         log_authz(&path, &authz);
