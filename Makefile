@@ -14,8 +14,13 @@ VENV11  ?= .venv-volttron11
 # (pyenv): prefer the distribution's interpreter for this venv.
 PYTHON11 ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo $(PYTHON))
 SECS    ?= 30
+# ../shared: the vendored VOLTTRON 9.0.4 (vendor/volttron9), specs and research
+# The workplace's shared folder (vendored VOLTTRON 9.0.4, benchmark anchors): beside the checkout
+# (../shared) or, for git worktrees one level deeper, ../../shared; /work/shared as a last resort.
+SHARED  ?= $(firstword $(wildcard $(CURDIR)/../shared $(CURDIR)/../../shared /work/shared) $(CURDIR)/../shared)
+VT9_VENV ?= .venv-volttron9
 
-.PHONY: all build release run test test-unit interop venv volttron11 test-volttron11 fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
+.PHONY: all build release run test test-unit interop venv volttron9 test-volttron9-agents volttron11 test-volttron11 fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
 
 all: build
 
@@ -40,9 +45,9 @@ run: release
 	exec $(BIN) --volttron-home "$(VHOME)"
 
 ## test: unit, property, fuzz-corpus replay and zero-allocation tests, the pyzmq interop suite,
-## the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING; socket activation),
-## and modular VOLTTRON's agents and platform on viprouter (test-volttron11)
-test: venv test-unit interop systemd-verify systemd-check test-volttron11
+## real VOLTTRON 9.0.4 agents, modular VOLTTRON's agents and platform on viprouter (test-volttron11),
+## and the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING; socket activation)
+test: venv test-unit interop test-volttron9-agents systemd-verify systemd-check test-volttron11
 
 test-unit:
 	$(CARGO) test --all-targets
@@ -57,6 +62,16 @@ $(VENV)/.installed: tests/interop/requirements.txt
 ## interop: real libzmq peers (pyzmq) against the release binary
 interop: release venv
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest tests/interop -q
+
+## volttron9: the release binary and VOLTTRON 9.0.4 (not on PyPI) in $(VT9_VENV), from
+## $(SHARED)/vendor/volttron9/install.sh (idempotent; the source tree lands in ./volttron-9.0.4)
+volttron9: release
+	$(SHARED)/vendor/volttron9/install.sh $(VT9_VENV)
+
+## test-volttron9-agents: VOLTTRON 9.0.4's agent library (unmodified) against the release binary,
+## CURVE and NULL, tcp and ipc (tests/volttron9, see its README)
+test-volttron9-agents: volttron9
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/volttron9 -q
 
 ## volttron11: .venv-volttron11 with modular VOLTTRON pinned exactly (tests/volttron11/requirements.txt,
 ## from PyPI) and the project's package (python/, editable): `viprouter-volttron`, `vctl`
@@ -116,6 +131,6 @@ ci: test ci-arm
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(VENV11) $(RUN_DIR)
+	rm -rf $(VENV) $(VENV11) $(RUN_DIR) $(VT9_VENV) volttron-9.0.4
 
 -include cross/cross.mk

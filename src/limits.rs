@@ -135,6 +135,12 @@ pub const MAX_SUBS_PER_PEER: usize = 1024;
 /// is answered `00`.
 pub const MAX_PREFIX_BYTES: usize = 1024;
 
+/// Bytes of a MSG_ID the router writes as a JSON string in the errors it generates, quotes
+/// included (`[viprouter] error-msg-id = agent-readable`, `vip::error`; VOLTTRON's RPC ids are
+/// about 25 bytes). Stack space, per error. **Over it** the MSG_ID is echoed byte-exact (as with
+/// `verbatim`).
+pub const MAX_QUOTED_MSG_ID: usize = 256;
+
 // Compile-time sanity checks (DESIGN.md §2.5).
 const _: () = assert!(MAX_CONNECTIONS <= u16::MAX as usize, "PeerId is a u16 slot index");
 const _: () = assert!(MAX_HANDSHAKES <= MAX_CONNECTIONS);
@@ -237,14 +243,26 @@ impl Limits {
         max_subs_per_peer: MAX_SUBS_PER_PEER,
     };
 
-    /// Lower the limit `name` (config-file spelling, e.g. `max-connections`) to `value`.
-    ///
-    /// # Errors
-    /// [`LimitError`] when the name is unknown or the value is above the compiled ceiling or
-    /// below the smallest workable value; the limit is then unchanged.
-    pub fn lower(&mut self, name: &str, value: u64) -> Result<(), LimitError> {
+    /// The config-file names of the limits, in documentation order (as [`Limits::rows`]).
+    pub const NAMES: [&'static str; 11] = [
+        "max-connections",
+        "max-handshakes",
+        "handshake-timeout-ms",
+        "max-frame-bytes",
+        "max-msg-bytes",
+        "max-msg-parts",
+        "tx-queue-bytes",
+        "buffer-budget-bytes",
+        "send-stall-ms",
+        "max-subscriptions",
+        "max-subs-per-peer",
+    ];
+
+    /// `(compiled ceiling, smallest workable value)` of the limit `name` (config-file spelling),
+    /// `None` for an unknown name: the range [`Limits::lower`] accepts.
+    pub fn bounds(name: &str) -> Option<(u64, u64)> {
         let c = &Limits::COMPILED;
-        let (ceiling, floor) = match name {
+        Some(match name {
             "max-connections" => (c.max_connections as u64, 2),
             "max-handshakes" => (c.max_handshakes as u64, 1),
             "handshake-timeout-ms" => (c.handshake_timeout_ms, 100),
@@ -256,8 +274,17 @@ impl Limits {
             "send-stall-ms" => (c.send_stall_ms, 0),
             "max-subscriptions" => (c.max_subscriptions as u64, 1),
             "max-subs-per-peer" => (c.max_subs_per_peer as u64, 1),
-            _ => return Err(LimitError::Unknown),
-        };
+            _ => return None,
+        })
+    }
+
+    /// Lower the limit `name` (config-file spelling, e.g. `max-connections`) to `value`.
+    ///
+    /// # Errors
+    /// [`LimitError`] when the name is unknown or the value is above the compiled ceiling or
+    /// below the smallest workable value; the limit is then unchanged.
+    pub fn lower(&mut self, name: &str, value: u64) -> Result<(), LimitError> {
+        let (ceiling, floor) = Limits::bounds(name).ok_or(LimitError::Unknown)?;
         if value > ceiling {
             return Err(LimitError::ExceedsCompiledCapacity { ceiling });
         }
@@ -348,6 +375,7 @@ mod tests {
     #[test]
     fn every_row_name_is_lowerable() {
         let l = Limits::COMPILED;
+        assert_eq!(l.rows().map(|r| r.name), Limits::NAMES);
         for row in l.rows() {
             let mut m = Limits::COMPILED;
             assert_eq!(m.lower(row.name, row.value), Ok(()), "{}", row.name);

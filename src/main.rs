@@ -12,7 +12,7 @@ use viprouter::server::startup;
 /// viprouter: a small, fast VOLTTRON VIP message router (ZeroMQ message bus).
 #[derive(FromArgs)]
 struct Cli {
-    /// address to bind, repeatable (e.g. tcp://127.0.0.1:22916); added to the config file's
+    /// address to bind, repeatable (e.g. tcp://127.0.0.1:22916), added to the config file's ones
     #[argh(option)]
     vip_address: Vec<String>,
     /// local ipc address (default ipc://@$VOLTTRON_HOME/run/vip.socket)

@@ -716,6 +716,90 @@ fn auto_entries_capabilities_follow_section_9_7() {
     assert!(autos[1..].iter().zip(ids).all(|(e, i)| e.user_id == i && e.identity.as_deref() == Some(i)));
 }
 
+/// `(name, argument JSON)` of every capability of `user`.
+fn caps_of(a: &Authenticator, user: &str) -> Vec<(String, String)> {
+    let caps = a.capabilities(user.as_bytes()).unwrap();
+    caps.all().iter().map(|c| (c.name().to_owned(), c.arg_json().to_owned())).collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items.iter().map(|(n, a)| ((*n).to_owned(), (*a).to_owned())).collect()
+}
+
+/// BUG-1 of the platform-services memo: each capability keeps its argument, normalised as
+/// VOLTTRON's `AuthEntry.build_capabilities_field` and `AuthFile._use_groups_and_roles` do
+/// (`auth_entry.py:151-169`, `auth_file.py:349-360`).
+#[test]
+fn capabilities_keep_their_arguments_as_volttron_normalises_them() {
+    // rules.json: ["edit_config_store", {"read_x": {"arg": 1}}] + roles viewer, group ops.
+    let a = auth("rules.json");
+    let want = [
+        ("edit_config_store", "null"),
+        ("read_x", r#"{"arg": 1}"#),
+        ("read_config", "null"),
+        ("restart_agents", "null"),
+    ];
+    assert_eq!(caps_of(&a, "listener"), pairs(&want));
+    let doc = r#"{"allow": [
+        {"credentials": "xMBdQKjD68DrDE7c_11OmWSl-7XiSGBxGpKqFmaL-9c", "user_id": "a",
+         "capabilities": {"edit_config_store": {"identity": "agent2"}}},
+        {"credentials": "txGZ69Bws2vqtzF5IMLC8dd3340F5VJ9hFj9pXyxeno", "user_id": "b",
+         "capabilities": [{"c": {"x": 1}}, "c", {"d": {"k": 1, "k": "caf\u00e9", "f": 1e3}}, "e"]},
+        {"credentials": "176uT6rWIxJBKI4riMpGbIRc4Dpxdxs9OwqVn_WvOtQ", "user_id": "c",
+         "capabilities": "solo", "roles": ["r"]},
+        {"credentials": "fZzN3g8kUsj4qzyemndSyj82dW3quVLoPn1EgUY2Re4", "user_id": "d",
+         "capabilities": {"restart": {"identity": "x"}, "keep": ["é", null, true]}, "roles": ["r"]}
+      ],
+      "roles": {"r": ["restart", "read"]}}"#;
+    let a = Authenticator::new(AuthStore::parse(doc.as_bytes(), &mut rng()).unwrap(), AuthMode::Enforced);
+    assert_eq!(caps_of(&a, "a"), pairs(&[("edit_config_store", r#"{"identity": "agent2"}"#)]));
+    // A list is merged with dict.update in order: the later bare "c" wins over {"c": {...}}
+    // (Python's "args override a bare name" comment never takes effect); duplicate keys keep
+    // the first position and the last value; numbers and strings (escaped or raw UTF-8 in the
+    // file) as json.dumps writes them.
+    assert_eq!(caps_of(&a, "b"), pairs(&[("c", "null"), ("d", r#"{"k": "caf\u00e9", "f": 1000.0}"#), ("e", "null")]));
+    assert_eq!(caps_of(&a, "c"), pairs(&[("solo", "null"), ("restart", "null"), ("read", "null")]));
+    // A role's capability has no argument and drops the entry's own argument for that name.
+    assert_eq!(
+        caps_of(&a, "d"),
+        pairs(&[("restart", "null"), ("keep", r#"["\u00e9", null, true]"#), ("read", "null")])
+    );
+    // The table handed to pubsub: every explicit user id, in match order.
+    let users: Vec<_> = a.user_capabilities().map(|(u, c)| (u.to_owned(), c.len())).collect();
+    assert_eq!(users, [("a".to_owned(), 1), ("b".to_owned(), 3), ("c".to_owned(), 3), ("d".to_owned(), 3)]);
+}
+
+/// The -32001 text from the router's own auth.json table equals the one from the
+/// `auth_update` body VOLTTRON's `platform.auth` sends for the same file, which is VOLTTRON's
+/// text (`pubsubservice.py:681-684`; `test_auth.py::test_pubsub_unauthorized`).
+#[test]
+fn refusal_text_shows_capability_arguments_as_volttron() {
+    use viprouter::vip::protected::{TopicPolicy, UserCapabilities};
+    let doc = r#"{"allow": [{"credentials": "xMBdQKjD68DrDE7c_11OmWSl-7XiSGBxGpKqFmaL-9c", "user_id": "agent2",
+        "identity": "agent2", "capabilities": {"edit_config_store": {"identity": "agent2"}}}]}"#;
+    let a = Authenticator::new(AuthStore::parse(doc.as_bytes(), &mut rng()).unwrap(), AuthMode::Enforced);
+    let from_entries = UserCapabilities::from_entries(
+        a.user_capabilities().map(|(u, caps)| (u, caps.all().iter().map(|c| (c.name(), c.arg_json())))),
+    );
+    let auth_update = br#"{"capabilities": {"agent2": {"edit_config_store": {"identity": "agent2"}}}}"#;
+    let mut texts = Vec::new();
+    for table in [from_entries, UserCapabilities::from_json(auth_update).unwrap()] {
+        let mut p = TopicPolicy::default();
+        p.set_protected_topics_json(
+            br#"{"write-protect": [{"topic": "foo", "capabilities": ["can_publish_to_my_topic"]}]}"#,
+        )
+        .unwrap();
+        p.set_user_capabilities(table);
+        let refusal = p.check(b"agent2", b"foo").expect("refused");
+        let mut text = Vec::new();
+        refusal.write_text(b"foo", &mut text);
+        texts.push(String::from_utf8(text).unwrap());
+    }
+    let volttron = "to publish to topic \"foo\" requires capabilities ['can_publish_to_my_topic'], but capability \
+                    list {'edit_config_store': {'identity': 'agent2'}} was provided";
+    assert_eq!(texts, [volttron, volttron]);
+}
+
 fn entry_of(a: &Authenticator, req: &AuthRequest<'_>) -> viprouter::auth::EntryId {
     match a.decide(req) {
         Decision::Allow { entry: Some(e), .. } => e,

@@ -407,6 +407,24 @@ fn e4_5_protected_topic_refused_with_exact_error_then_count_0() {
     assert_eq!(r.stats.rejected_protected_topic, 1);
 }
 
+/// `vip::error`: the -32001 error writes a JSON MSG_ID as a JSON string (the count reply that
+/// follows, not an error, keeps it byte-exact); `verbatim` echoes it.
+#[test]
+fn protected_topic_error_quotes_a_json_msg_id() {
+    for (style, want) in [
+        (viprouter::vip::error::ErrorMsgId::AgentReadable, &b"\"17.5\""[..]),
+        (viprouter::vip::error::ErrorMsgId::Verbatim, b"17.5"),
+    ] {
+        let mut r = router();
+        r.error_msg_id = style;
+        protect(&mut r);
+        let out = pubsub(&mut r, A, b"17.5", &[b"publish", b"secret/x", BODY]);
+        assert_eq!(out[0].1[4..6], frames(&[b"error", b"-32001"])[..]);
+        assert_eq!(out[0].1[3], want);
+        assert_eq!(out[1].1[3], b"17.5");
+    }
+}
+
 #[test]
 fn protected_prefix_regex_and_users_without_entry() {
     let mut r = router();

@@ -2,6 +2,7 @@
 //! examples of VIP.md §15 and the rules of §4–§8.
 
 use viprouter::limits::Limits;
+use viprouter::vip::error::ErrorMsgId;
 use viprouter::vip::peers::PeerId;
 use viprouter::vip::platform::PlatformInfo;
 use viprouter::vip::router::{Full, OnFull, Outcome, Router, Sink};
@@ -299,4 +300,38 @@ fn duplicate_identity_first_wins_and_generated_ids() {
     r.attach(PeerId(6), b"").unwrap();
     let id = r.peers.identity(PeerId(6)).to_vec();
     assert_eq!((id.len(), id[0]), (5, 0));
+}
+
+/// README "Choices", `vip::error`: in the errors the router generates (113, 11, 93), a MSG_ID
+/// that VOLTTRON's agent library would JSON-parse (RPC's `counter.hash`) is written as a JSON
+/// string of its text; forwarded frames and other replies keep it byte-exact; `verbatim` turns
+/// this off.
+#[test]
+fn errors_quote_a_json_msg_id_for_the_agent_library() {
+    let id: &[u8] = b"1795550813.8764837066011";
+    let quoted: &[u8] = b"\"1795550813.8764837066011\"";
+    for (style, want) in [(ErrorMsgId::AgentReadable, quoted), (ErrorMsgId::Verbatim, id)] {
+        let mut r = router();
+        r.error_msg_id = style;
+        let mut s = Recorder::default();
+        let _ = send(&mut r, &mut s, 1, &[b"nobody", b"VIP1", b"", id, b"RPC", b"{}"]);
+        assert_eq!(
+            *s.out.last().unwrap(),
+            (1, frames(&[b"", b"VIP1", b"agent.a", want, b"error", b"113", b"No route to host", b"nobody", b"RPC"]))
+        );
+        let _ = send(&mut r, &mut s, 1, &[b"", b"VIP1", b"", id, b"foo"]);
+        assert_eq!(s.out.last().unwrap().1[3], want, "93");
+        let mut full = Recorder { full: vec![2], stalled: vec![2], ..Default::default() };
+        let _ = send(&mut r, &mut full, 1, &[b"agent.b", b"VIP1", b"", id, b"RPC", b"x"]);
+        assert_eq!(full.out.last().unwrap().1[5], b"11");
+        assert_eq!(full.out.last().unwrap().1[3], want, "11");
+        // Not JSON (the agent library's other ids): byte-exact in errors too.
+        let _ = send(&mut r, &mut s, 1, &[b"nobody", b"VIP1", b"", b"1795550810.000000.87.000000", b"RPC"]);
+        assert_eq!(s.out.last().unwrap().1[3], b"1795550810.000000.87.000000");
+        // Forwarded messages and router replies other than errors: byte-exact.
+        let _ = send(&mut r, &mut s, 1, &[b"agent.b", b"VIP1", b"", id, b"RPC", b"{}"]);
+        assert_eq!(*s.out.last().unwrap(), (2, frames(&[b"agent.a", b"VIP1", b"agent.a", id, b"RPC", b"{}"])));
+        let _ = send(&mut r, &mut s, 1, &[b"", b"VIP1", b"", id, b"ping"]);
+        assert_eq!(*s.out.last().unwrap(), (1, frames(&[b"", b"VIP1", b"agent.a", id, b"ping", b"pong"])));
+    }
 }

@@ -44,6 +44,22 @@ pub struct AutoEntry {
 
 const ANY: &str = "/.*/";
 
+impl AutoCapability {
+    /// The argument as JSON text: `null`, or `{"identity": …}`.
+    #[must_use]
+    pub fn arg_json(&self) -> String {
+        match &self.identity_arg {
+            None => "null".to_owned(),
+            Some(arg) => {
+                let mut s = String::from("{\"identity\": ");
+                push_json_string(&mut s, arg);
+                s.push('}');
+                s
+            }
+        }
+    }
+}
+
 fn edit_config_store(identity: &str) -> AutoCapability {
     AutoCapability { name: "edit_config_store", identity_arg: Some(identity.to_owned()) }
 }
@@ -106,14 +122,7 @@ impl AutoEntry {
             }
             push_json_string(&mut s, c.name);
             s.push_str(": ");
-            match &c.identity_arg {
-                None => s.push_str("null"),
-                Some(arg) => {
-                    s.push_str("{\"identity\": ");
-                    push_json_string(&mut s, arg);
-                    s.push('}');
-                }
-            }
+            s.push_str(&c.arg_json());
         }
         s.push_str("}, \"rpc_method_authorizations\": {}, \"comments\": ");
         push_json_string(&mut s, self.comments);

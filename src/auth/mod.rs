@@ -69,7 +69,8 @@ use core::fmt;
 pub use auto_entries::{AutoCapability, AutoEntry, auto_entries};
 pub use keys::{KeyError, KeyText, decode_key, encode_key};
 pub use store::{
-    AllowEntry, AuthFileError, AuthFileErrorKind, AuthStore, EntrySource, Location, SkipReason, SkippedEntry, StoreFull,
+    AllowEntry, AuthFileError, AuthFileErrorKind, AuthStore, Capability, EntrySource, Location, SkipReason,
+    SkippedEntry, StoreFull,
 };
 
 /// What the client presented (the ZAP credentials frames, VIP.md §9.4); the session's own type.
@@ -218,20 +219,26 @@ pub struct Authenticator {
     local_uid: Option<u32>,
 }
 
-/// The capability names of one entry ([`Authenticator::capabilities`]).
+/// The capabilities of one entry ([`Authenticator::capabilities`]).
 #[derive(Clone, Copy, Debug)]
-pub struct Capabilities<'a>(&'a [Box<str>]);
+pub struct Capabilities<'a>(&'a [Capability]);
 
 impl<'a> Capabilities<'a> {
     /// The names, the entry's own first.
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().map(|s| &**s)
+        self.0.iter().map(Capability::name)
+    }
+
+    /// The capabilities with their arguments, the entry's own first.
+    #[must_use]
+    pub fn all(&self) -> &'a [Capability] {
+        self.0
     }
 
     /// Whether `name` is among them.
     #[must_use]
     pub fn contains(&self, name: &[u8]) -> bool {
-        self.0.iter().any(|s| s.as_bytes() == name)
+        self.0.iter().any(|c| c.name().as_bytes() == name)
     }
 
     /// Number of names.
@@ -377,6 +384,17 @@ impl Authenticator {
     #[must_use]
     pub fn capabilities(&self, user_id: &[u8]) -> Option<Capabilities<'_>> {
         self.store.by_user_id(user_id).map(|e| Capabilities(e.capabilities()))
+    }
+
+    /// Every user's capabilities, as VOLTTRON's `get_user_to_capabilities` (`auth/auth.py:533`)
+    /// maps them for `auth_update`: one pair per entry whose `user_id` was written in the file
+    /// (generated uuid4s name no peer), in match order, so with several entries for one user the
+    /// last pair is the one [`Authenticator::capabilities`] answers.
+    pub fn user_capabilities(&self) -> impl Iterator<Item = (&str, Capabilities<'_>)> {
+        self.store
+            .in_match_order()
+            .filter(|(_, e)| e.user_id_is_explicit())
+            .map(|(_, e)| (e.user_id(), Capabilities(e.capabilities())))
     }
 
     /// The identity binding of VIP.md §9.8: whether a peer admitted through `entry` may use the

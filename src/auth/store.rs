@@ -22,10 +22,13 @@
 //!   regex as credentials (a list never qualifies), else it is skipped.
 //! * `user_id`: a string, kept as is (even `""`); missing or `null` → a random uuid4 drawn from the
 //!   caller's RNG (new at every load, as in Python).
-//! * `capabilities`: a string, a list of strings/objects, or an object; only the **names** are
-//!   kept (the router needs nothing else, VIP.md §7.9). The capabilities of the roles listed in
-//!   `roles`, and of the roles of the groups listed in `groups`, are added. A string in `roles`
-//!   or `groups` is taken as one name (Python would iterate its characters).
+//! * `capabilities`: a string, a list of strings/objects, or an object; each name is kept with
+//!   its argument (JSON, `null` for a bare name), merged as VOLTTRON's `dict.update` does
+//!   ([`Capability`]): the router compares names (VIP.md §7.9) and shows the arguments in the
+//!   -32001 text (§6.2). The capabilities of the roles listed in `roles`, and of the roles of the
+//!   groups listed in `groups`, are added without argument (and drop the entry's own argument of
+//!   the same name, as in Python). A string in `roles` or `groups` is taken as one name (Python
+//!   would iterate its characters).
 //!
 //! # Regular expressions
 //!
@@ -80,7 +83,7 @@ use super::jsontext::{line_column, strip_comments, to_string};
 use crate::json::{self, Kind, Value};
 
 use entry::parse_entry;
-pub use entry::{AllowEntry, EntrySource};
+pub use entry::{AllowEntry, Capability, EntrySource};
 pub(crate) use entry::{Field, Pattern};
 use error::err_at;
 pub use error::{AuthFileError, AuthFileErrorKind, Location, SkipReason, SkippedEntry, StoreFull};

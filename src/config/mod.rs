@@ -14,6 +14,45 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::limits::{LimitError, Limits};
+use crate::vip::error::ErrorMsgId;
+
+/// The `[volttron]` keys the router reads; every other key of that section is VOLTTRON's alone
+/// and ignored. This list gates [`Config::apply_file`] (a key missing here is never read) and
+/// `tests/manpages.rs` checks that viprouter.conf(5) and the shipped config document each one.
+pub const VOLTTRON_KEYS: [&str; 11] = [
+    "vip-address",
+    "address",
+    "vip-local-address",
+    "instance-name",
+    "allow-auth",
+    "auth-enabled",
+    "message-bus",
+    "agent-monitor-frequency",
+    "volttron-central-address",
+    "volttron-central-serverkey",
+    "bind-web-address",
+];
+
+/// The `[viprouter]` keys besides the limits ([`Limits::NAMES`]), each with its default as the
+/// file would write it; any other key of that section is an error. Gates
+/// [`Config::apply_file`]; `tests/manpages.rs` checks that viprouter.conf(5) documents each key
+/// with this default and that the shipped config shows it.
+pub const VIPROUTER_KEYS: [(&str, &str); 2] = [("identity-binding", "False"), ("error-msg-id", "agent-readable")];
+
+/// Every key of the `[viprouter]` section: [`VIPROUTER_KEYS`], then the limits.
+pub fn viprouter_keys() -> impl Iterator<Item = &'static str> {
+    VIPROUTER_KEYS.into_iter().map(|(key, _)| key).chain(Limits::NAMES)
+}
+
+/// The default of a `[viprouter]` key as the file would write it (a limit's compiled
+/// capacity); `None` for an unknown key.
+pub fn viprouter_default(key: &str) -> Option<String> {
+    VIPROUTER_KEYS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, default)| (*default).to_string())
+        .or_else(|| Limits::bounds(key).map(|(ceiling, _)| ceiling.to_string()))
+}
 
 /// Command-line values that feed the configuration (parsed by `main` with argh).
 #[derive(Clone, Debug, Default)]
@@ -59,6 +98,11 @@ pub struct Config {
     /// auth entry's `identity` (VIP.md §9.8). Unset: off for a VOLTTRON 9 home (VOLTTRON does
     /// not bind them), on for a modular home (`crate::auth::credentials`).
     pub identity_binding: Option<bool>,
+    /// `[viprouter] error-msg-id`: `agent-readable` (default) writes a MSG_ID that is valid JSON
+    /// as a JSON string in the errors the router generates, so VOLTTRON's agent library matches
+    /// them (an RPC to a missing peer raises `Unreachable`); `verbatim` echoes it byte-exact
+    /// (`vip::error`).
+    pub error_msg_id: ErrorMsgId,
 }
 
 /// A configuration problem, with where it is.
@@ -116,6 +160,7 @@ impl Config {
             bind_web_address: String::new(),
             config_file: None,
             identity_binding: None,
+            error_msg_id: ErrorMsgId::default(),
         };
         let file = cfg.volttron_home.join("config");
         if std::env::var_os("SKIP_VOLTTRON_CONFIG").is_none() && file.exists() {
@@ -154,6 +199,8 @@ impl Config {
         for e in &entries {
             let bad = |why: String| ConfigError::Value { file: file.clone(), line: e.line, key: e.key.clone(), why };
             match (e.section.as_str(), e.key.as_str()) {
+                ("volttron", k) if !VOLTTRON_KEYS.contains(&k) => {}
+                ("viprouter", k) if !viprouter_keys().any(|n| n == k) => return Err(bad("unknown setting".into())),
                 // modular VOLTTRON's name for it (repeatable, or several on indented lines).
                 ("volttron", "vip-address" | "address") => {
                     self.vip_addresses.extend(e.value.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string))
@@ -186,6 +233,10 @@ impl Config {
                 ("viprouter", "identity-binding") => {
                     self.identity_binding =
                         Some(ini::parse_bool(&e.value).ok_or_else(|| bad("expected True or False".into()))?);
+                }
+                ("viprouter", "error-msg-id") => {
+                    self.error_msg_id = ErrorMsgId::from_config(&e.value)
+                        .ok_or_else(|| bad("expected agent-readable or verbatim".into()))?;
                 }
                 ("viprouter", key) => {
                     let v: u64 = e.value.parse().map_err(|_| bad("expected a whole number".into()))?;
@@ -247,6 +298,11 @@ mod tests {
         assert!(err.to_string().starts_with("cfg:2: max-connections: exceeds the compiled capacity"), "{err}");
         let err = c.apply_file(Path::new("cfg"), "[viprouter]\nbogus = 1\n").unwrap_err();
         assert_eq!(err.to_string(), "cfg:2: bogus: unknown setting");
+        assert_eq!(c.error_msg_id, ErrorMsgId::AgentReadable);
+        c.apply_file(Path::new("cfg"), "[viprouter]\nerror-msg-id = verbatim\n").unwrap();
+        assert_eq!(c.error_msg_id, ErrorMsgId::Verbatim);
+        let err = c.apply_file(Path::new("cfg"), "[viprouter]\nerror-msg-id = quoted\n").unwrap_err();
+        assert_eq!(err.to_string(), "cfg:2: error-msg-id: expected agent-readable or verbatim");
     }
 
     /// VOLTTRON (`main.py`, `is_auth_enabled`) turns auth off only for the exact text `False`;
@@ -313,6 +369,25 @@ mod tests {
         assert!(!c.allow_auth);
         assert_eq!(c.instance_name, "v1");
         assert_eq!(c.limits.max_connections, 10);
+    }
+
+    /// Every listed `[viprouter]` key is accepted at its default (and sets it), an unlisted one is
+    /// refused; an unlisted `[volttron]` key is ignored.
+    #[test]
+    fn listed_keys_are_the_accepted_ones() {
+        let mut c =
+            Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
+        c.identity_binding = Some(true);
+        for key in viprouter_keys() {
+            let value = viprouter_default(key).unwrap();
+            c.apply_file(Path::new("cfg"), &format!("[viprouter]\n{key} = {value}\n")).unwrap();
+        }
+        assert_eq!(c.identity_binding, Some(false));
+        assert_eq!(c.limits, Limits::COMPILED);
+        assert!(c.apply_file(Path::new("cfg"), "[viprouter]\nstats-interval = 1\n").is_err());
+        c.apply_file(Path::new("cfg"), "[volttron]\nvolttron-central-address = x\nmessage-bus = zmq\nlog-level = 3\n")
+            .unwrap();
+        assert_eq!(c.volttron_central_address, "x");
     }
 
     #[test]

@@ -33,6 +33,7 @@ use crate::auth::{AuthMode, AuthRequest, AuthStore, Authenticator, Decision, aut
 use crate::config::Config;
 use crate::stats;
 use crate::vip::platform::PlatformInfo;
+use crate::vip::protected::UserCapabilities;
 use crate::vip::router::Router;
 use crate::zmtp::mechanism::curve::{CookieKeys, KeyPair, PublicKey};
 use crate::zmtp::mechanism::{Credentials, Mechanism};
@@ -160,52 +161,13 @@ fn with_platform_entries(mut store: AuthStore, path: &Path, home: &Path, platfor
     store
 }
 
-/// A JSON string literal for `s` (ASCII only, `\u` escapes, VIP.md §3.8).
-fn json_str(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{u:04x}"));
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
-/// The capabilities of every auth.json user in `auth_update`'s shape
-/// (`{"capabilities": {USER: {CAP: null}}}`, VIP.md §7.8), for the protected-topic check.
-fn capabilities_json(auth: &Authenticator) -> String {
-    let mut users: Vec<&str> =
-        auth.store().entries().filter(|e| e.user_id_is_explicit()).map(|e| e.user_id()).collect();
-    users.sort_unstable();
-    users.dedup();
-    let mut out = String::from("{\"capabilities\": {");
-    for (i, user) in users.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        json_str(user, &mut out);
-        out.push_str(": {");
-        if let Some(caps) = auth.capabilities(user.as_bytes()) {
-            for (j, cap) in caps.iter().enumerate() {
-                if j > 0 {
-                    out.push_str(", ");
-                }
-                json_str(cap, &mut out);
-                out.push_str(": null");
-            }
-        }
-        out.push('}');
-    }
-    out.push_str("}}");
-    out
+/// The capabilities of every auth.json user, with their arguments, built from the entries
+/// themselves as `platform.auth`'s `auth_update` carries them (VIP.md §7.8), for the
+/// protected-topic check and its -32001 text (§7.9, §6.2).
+fn user_capabilities(auth: &Authenticator) -> UserCapabilities {
+    UserCapabilities::from_entries(
+        auth.user_capabilities().map(|(user, caps)| (user, caps.all().iter().map(|c| (c.name(), c.arg_json())))),
+    )
 }
 
 /// Load `protected_topics.json` (missing = no protected topics) and the auth.json capabilities
@@ -224,10 +186,8 @@ fn load_pubsub_policy(router: &mut Router, home: &Path, auth: Option<&Authentica
     if let Err(e) = router.pubsub.set_protected_topics_json(&content) {
         log::error!("{}: {e}: keeping the previous protected topics", path.display());
     }
-    if let Some(a) = auth
-        && let Err(e) = router.pubsub.set_user_capabilities_json(capabilities_json(a).as_bytes())
-    {
-        log::error!("auth.json capabilities: {e}: keeping the previous ones");
+    if let Some(a) = auth {
+        router.pubsub.set_user_capabilities(user_capabilities(a));
     }
 }
 
@@ -493,6 +453,7 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     }
     let seed = u32::from_le_bytes([random[0], random[1], random[2], random[3]]);
     let mut router = Router::new(&config.limits, info, seed);
+    router.error_msg_id = config.error_msg_id;
     router.set_control_identity(layout.control_identity());
     match (&mut modular, &sec) {
         (Some(m), _) => m.start(&mut router),

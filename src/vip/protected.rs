@@ -10,7 +10,8 @@
 //!   `{}`, the body `platform.auth` sends when the file is empty).
 //! * [`UserCapabilities`] from the body of `auth_update`:
 //!   `{"capabilities": {USER: {CAP: ARG_OR_NULL, ...}, ...}}` (a list of names is accepted too, as
-//!   older auth entries have).
+//!   older auth entries have), or from the router's own `auth.json` entries
+//!   ([`UserCapabilities::from_entries`], the same table without a JSON round trip).
 //!
 //! Lookup of a published topic ([`ProtectedTopics::lookup`], VIP.md §7.9): an exact literal match,
 //! else the **first literal in file order that is a plain prefix** of the topic (so `secret`
@@ -308,6 +309,43 @@ impl UserCapabilities {
         Ok(t)
     }
 
+    /// Builds the table from the router's own auth entries, without a JSON document: `users`
+    /// yields `(user_id, capabilities)` pairs, each capability as `(name, argument as JSON
+    /// text)`, in the order VOLTTRON's `get_user_to_capabilities` walks its entries (a later
+    /// pair for the same user replaces an earlier one, as in its dict). The -32001 text then
+    /// shows each argument as `platform.auth`'s `auth_update` would carry it (VIP.md §6.2, e.g.
+    /// `{'edit_config_store': {'identity': 'agent2'}}`). A user id with a character above U+00FF
+    /// can never equal an identity frame and is left out; an argument that is not JSON shows as
+    /// `None`.
+    pub fn from_entries<'a, C>(users: impl IntoIterator<Item = (&'a str, C)>) -> UserCapabilities
+    where
+        C: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut t = UserCapabilities::default();
+        for (user, caps) in users {
+            let Some(key) = user.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect::<Option<Vec<u8>>>() else {
+                continue;
+            };
+            let mut names = Vec::new();
+            let mut repr = vec![b'{'];
+            for (i, (name, arg)) in caps.into_iter().enumerate() {
+                if i > 0 {
+                    repr.extend_from_slice(b", ");
+                }
+                repr_str(name.chars().map(u32::from), &mut repr);
+                repr.extend_from_slice(b": ");
+                match json::parse(arg.as_bytes()) {
+                    Ok(v) => repr_value(v, &mut repr),
+                    Err(_) => repr.extend_from_slice(b"None"),
+                }
+                names.push(name.to_owned());
+            }
+            repr.push(b'}');
+            t.users.insert(key, UserCaps { names, repr });
+        }
+        t
+    }
+
     /// Number of users with an entry.
     pub fn len(&self) -> usize {
         self.users.len()
@@ -391,6 +429,13 @@ impl TopicPolicy {
                 Err(e)
             }
         }
+    }
+
+    /// Replaces the capability table with `users` (built by the caller, e.g.
+    /// [`UserCapabilities::from_entries`]).
+    pub fn set_user_capabilities(&mut self, users: UserCapabilities) {
+        log::info!("user capabilities loaded: {} users", users.len());
+        self.users = users;
     }
 
     /// The protected-topic table.

@@ -15,7 +15,7 @@
 
 use super::SIGNATURE;
 use super::envelope::{Envelope, EnvelopeError};
-use super::error::{VipErrno, error_frames};
+use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID, VipErrno, error_frames};
 use super::peers::{AttachError, PeerId, PeerTable};
 use super::platform::PlatformInfo;
 use super::pubsub::PubSub;
@@ -109,6 +109,9 @@ pub struct Router {
     pub pubsub: PubSub,
     /// Who may `quit` the router and `agentstop` others ([`CONTROL`] unless set).
     control: &'static [u8],
+    /// How MSG_ID is written in the errors the router generates (`[viprouter] error-msg-id`;
+    /// see [`super::error`]).
+    pub error_msg_id: ErrorMsgId,
 }
 
 impl Router {
@@ -120,6 +123,7 @@ impl Router {
             stats: Stats::default(),
             pubsub: PubSub::new(limits),
             control: CONTROL,
+            error_msg_id: ErrorMsgId::default(),
         }
     }
 
@@ -202,8 +206,8 @@ impl Router {
             b"peerlist" => self.peerlist(from, &env, sink),
             b"query" => self.query(from, &env, sink),
             b"pubsub" => {
-                let Router { peers, stats, pubsub, .. } = self;
-                pubsub.handle(from, &env, peers, stats, sink)
+                let Router { peers, stats, pubsub, error_msg_id, .. } = self;
+                pubsub.handle(from, &env, peers, stats, sink, *error_msg_id)
             }
             b"agentstop" => {
                 self.agentstop(from, &env, sink);
@@ -272,11 +276,13 @@ impl Router {
 
     /// VIP.md §4 step 5 and 7.
     fn forward(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink, on_full: OnFull) -> Outcome {
-        let Router { peers, stats, .. } = self;
+        let Router { peers, stats, error_msg_id, .. } = self;
         let me = peers.identity(from);
         let Some(to) = peers.lookup(env.recipient) else {
             stats.errors_unreachable += 1;
-            let f = error_frames(me, env.msg_id, VipErrno::HostUnreachable, env.recipient, env.subsystem);
+            let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+            let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
+            let f = error_frames(me, id, VipErrno::HostUnreachable, env.recipient, env.subsystem);
             return Self::error_reply(stats, sink, from, &f, on_full);
         };
         let mut frames: heapless::Vec<&[u8], { MAX_MSG_PARTS + 1 }> = heapless::Vec::new();
@@ -303,7 +309,9 @@ impl Router {
                         String::from_utf8_lossy(me)
                     );
                 }
-                let f = error_frames(me, env.msg_id, VipErrno::Again, env.recipient, env.subsystem);
+                let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+                let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
+                let f = error_frames(me, id, VipErrno::Again, env.recipient, env.subsystem);
                 Self::error_reply(stats, sink, from, &f, OnFull::Again)
             }
         }
@@ -431,7 +439,9 @@ impl Router {
 
     fn unsupported(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
         self.stats.errors_unsupported += 1;
-        let f = error_frames(b"", env.msg_id, VipErrno::ProtoNotSupported, b"", env.subsystem);
+        let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+        let id = self.error_msg_id.msg_id(env.msg_id, &mut quoted);
+        let f = error_frames(b"", id, VipErrno::ProtoNotSupported, b"", env.subsystem);
         Self::reply(&mut self.stats, sink, from, &f)
     }
 }

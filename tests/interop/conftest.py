@@ -71,11 +71,11 @@ class Router:
 
     _probe_seq = 0
 
-    def __init__(self, extra_tcp=0, verbose=False):
+    def __init__(self, extra_tcp=0, verbose=False, extra_config=""):
         # Short home path: the abstract ipc name must fit in sun_path (107 bytes).
         self.home = tempfile.mkdtemp(prefix="vipit-", dir="/tmp")
         with open(os.path.join(self.home, "config"), "w") as f:
-            f.write("[volttron]\nallow-auth = False\ninstance-name = itest\n")
+            f.write("[volttron]\nallow-auth = False\ninstance-name = itest\n" + extra_config)
         self.port = free_port()
         self.tcp = f"tcp://127.0.0.1:{self.port}"
         self.extra_tcp = [f"tcp://127.0.0.1:{free_port()}" for _ in range(extra_tcp)]
@@ -218,11 +218,12 @@ def ctx():
 
 @pytest.fixture
 def router_factory(ctx):
-    """start(extra_tcp=0, verbose=False) -> ready Router; all are SIGTERMed at teardown (exit 0)."""
+    """start(extra_tcp=0, verbose=False, extra_config="") -> ready Router; all are SIGTERMed at
+    teardown (exit 0). `extra_config` is appended to the config file (e.g. a `[viprouter]` section)."""
     started = []
 
-    def start(extra_tcp=0, verbose=False):
-        r = Router(extra_tcp=extra_tcp, verbose=verbose)
+    def start(extra_tcp=0, verbose=False, extra_config=""):
+        r = Router(extra_tcp=extra_tcp, verbose=verbose, extra_config=extra_config)
         started.append(r)
         r.wait_ready(ctx)
         return r

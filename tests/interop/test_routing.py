@@ -7,7 +7,7 @@ import time
 import pytest
 import zmq
 
-from vipclient import VIP, fmt, peerlist_note, roundtrip
+from vipclient import VIP, Agent, fmt, peerlist_note, roundtrip
 
 MIB = 1024 * 1024
 
@@ -153,13 +153,35 @@ def test_unknown_recipient_113_exact(ep, agents):
 
 
 def test_unknown_recipient_113_with_forged_user_and_rpc_msgid(ep, agents):
-    """USER in the error is the rewritten USER_ID (= sender identity); MSG_ID byte-exact (§6.3)."""
+    """USER in the error is the rewritten USER_ID (= sender identity). RPC's MSG_ID is a JSON
+    number, which VOLTTRON's agent library would read back as a float and so never match: by
+    default (`[viprouter] error-msg-id = agent-readable`, README "Choices") the router writes it
+    in its errors as a JSON string of the same text. Byte-exact (§6.3) with `verbatim`: below."""
     a = agents("agent.a", ep)
     a.hello()
     mid = b"1795550813.8764837066011"
     a.send(b"nobody", b"RPC", b"{}", msgid=mid, user=b"mallory")
     f = a.recv(what="error 113")
-    assert f == [b"", VIP, b"agent.a", mid, b"error", b"113", b"No route to host", b"nobody", b"RPC"], fmt(f)
+    quoted = b'"' + mid + b'"'
+    assert f == [b"", VIP, b"agent.a", quoted, b"error", b"113", b"No route to host", b"nobody", b"RPC"], fmt(f)
+
+
+@pytest.mark.parametrize("which", ["tcp", "ipc"])
+def test_verbatim_error_msg_id_is_byte_exact(router_factory, ctx, which):
+    """`[viprouter] error-msg-id = verbatim`: MSG_ID byte-exact in router errors (§6.3)."""
+    r = router_factory(extra_config="[viprouter]\nerror-msg-id = verbatim\n")
+    a = Agent(ctx, getattr(r, which), b"agent.a")
+    try:
+        a.hello()
+        mid = b"1795550813.8764837066011"
+        a.send(b"nobody", b"RPC", b"{}", msgid=mid, user=b"mallory")
+        f = a.recv(what="error 113")
+        assert f == [b"", VIP, b"agent.a", mid, b"error", b"113", b"No route to host", b"nobody", b"RPC"], fmt(f)
+        a.send(b"", b"no-such-subsystem", msgid=mid)
+        f = a.recv(what="error 93")
+        assert f == [b"", VIP, b"", mid, b"error", b"93", b"Protocol not supported", b"", b"no-such-subsystem"], fmt(f)
+    finally:
+        a.close()
 
 
 # ----------------------------------------------------------------- peerlist (§5.3, §8)

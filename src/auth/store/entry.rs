@@ -4,9 +4,11 @@
 //!
 //! Contract (the details are in the parent module's doc): an item is either an enabled, valid
 //! entry, disabled (`Ok(None)`, counted by the caller), or skipped with a [`SkipReason`]; a
-//! `/…/` value is a regular expression over the **whole** value; capability names of the
-//! entry's roles and groups are merged, without duplicates. Nothing here refuses the file: that
-//! is the store's decision ([`super::AuthStore::parse`]).
+//! `/…/` value is a regular expression over the **whole** value; capabilities are normalised as
+//! VOLTTRON's `AuthEntry.build_capabilities_field` and `AuthFile._use_groups_and_roles` do
+//! (`auth/auth_entry.py:151-169`, `auth/auth_file.py:349-360`), each [`Capability`] keeping its
+//! argument as JSON. Nothing here refuses the file: that is the store's decision
+//! ([`super::AuthStore::parse`]).
 
 use std::collections::HashMap;
 
@@ -16,8 +18,9 @@ use regex_lite::{Regex, RegexBuilder};
 use super::REGEX_SIZE_LIMIT;
 use super::error::SkipReason;
 use crate::auth::auto_entries::AutoEntry;
-use crate::auth::jsontext::to_string;
+use crate::auth::jsontext::{push_json_string, to_string};
 use crate::auth::keys::KEY_TEXT_LEN;
+use crate::json::emit::emit_number;
 use crate::json::{Kind, Value};
 use crate::zmtp::mechanism::Mechanism;
 
@@ -117,8 +120,39 @@ pub struct AllowEntry {
     pub(super) user_id: Box<str>,
     pub(super) user_id_explicit: bool,
     pub(super) identity: Option<Box<str>>,
-    capabilities: Box<[Box<str>]>,
+    capabilities: Box<[Capability]>,
     comments: Option<Box<str>>,
+}
+
+/// One capability of an entry: its name and its argument, the JSON value VOLTTRON keeps for it
+/// (`{name: null | ARG}` in `AuthEntry.capabilities`, e.g. `{"identity": "agent2"}` for
+/// `edit_config_store`). The argument is kept as JSON text in Python's `json.dumps` form
+/// (ASCII only, `", "`/`": "` separators, duplicate keys collapsed as a Python dict does), so
+/// it reads back to the object VOLTTRON's `platform.auth` sends in `auth_update`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capability {
+    name: Box<str>,
+    arg: Box<str>,
+}
+
+impl Capability {
+    /// A capability with `arg` as its JSON argument (`"null"` for none).
+    pub(crate) fn new(name: &str, arg: &str) -> Self {
+        Capability { name: name.into(), arg: arg.into() }
+    }
+
+    /// The capability name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The argument as JSON text (`null` when it has none, e.g. for capabilities given by a
+    /// role or group).
+    #[must_use]
+    pub fn arg_json(&self) -> &str {
+        &self.arg
+    }
 }
 
 impl AllowEntry {
@@ -152,9 +186,10 @@ impl AllowEntry {
         self.mechanism
     }
 
-    /// Capability names: the entry's own, then those of its roles and groups (no duplicates).
+    /// Capabilities: the entry's own, then those of its roles and groups (no duplicate names;
+    /// a name given by a role or group has no argument, as in VOLTTRON).
     #[must_use]
-    pub fn capabilities(&self) -> &[Box<str>] {
+    pub fn capabilities(&self) -> &[Capability] {
         &self.capabilities
     }
 
@@ -191,20 +226,73 @@ impl AllowEntry {
             user_id: auto.user_id.as_str().into(),
             user_id_explicit: true,
             identity: auto.identity.as_deref().map(Into::into),
-            capabilities: dedup(auto.capabilities.iter().map(|c| c.name.to_owned())),
+            capabilities: auto.capabilities.iter().map(|c| Capability::new(c.name, &c.arg_json())).collect(),
             comments: Some(auto.comments.into()),
         }
     }
 }
 
-fn dedup(names: impl Iterator<Item = String>) -> Box<[Box<str>]> {
-    let mut out: Vec<Box<str>> = Vec::new();
-    for n in names {
-        if !out.iter().any(|o| **o == *n) {
-            out.push(n.into_boxed_str());
+/// Python's `dict.update` of one capability: a known name keeps its place and takes the new
+/// argument; a new name is appended.
+fn update_capability(caps: &mut Vec<Capability>, name: String, arg: String) {
+    match caps.iter_mut().find(|c| *c.name == *name) {
+        Some(c) => c.arg = arg.into_boxed_str(),
+        None => caps.push(Capability { name: name.into_boxed_str(), arg: arg.into_boxed_str() }),
+    }
+}
+
+/// `v` as JSON text the way Python's `json.dumps` writes the object `json.loads` made of it
+/// (strings decoded as the file's UTF-8; duplicate keys: first position, last value).
+fn python_json(v: Value<'_>, out: &mut String) {
+    match v.kind() {
+        Kind::Null => out.push_str("null"),
+        Kind::Bool => out.push_str(if v.as_bool() == Some(true) { "true" } else { "false" }),
+        Kind::Number => {
+            let mut n = Vec::new();
+            if let Some(num) = v.as_number() {
+                let _ = emit_number(&mut n, num);
+            }
+            out.push_str(&String::from_utf8_lossy(&n));
+        }
+        Kind::String => push_json_string(out, &v.as_str().map(to_string).unwrap_or_default()),
+        Kind::Array => {
+            out.push('[');
+            for (i, item) in v.items().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                python_json(item, out);
+            }
+            out.push(']');
+        }
+        Kind::Object => {
+            let mut members: Vec<(String, Value<'_>)> = Vec::new();
+            for (k, val) in v.members() {
+                let k = to_string(k);
+                match members.iter_mut().find(|(name, _)| *name == k) {
+                    Some(m) => m.1 = val,
+                    None => members.push((k, val)),
+                }
+            }
+            out.push('{');
+            for (i, (k, val)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                push_json_string(out, &k);
+                out.push_str(": ");
+                python_json(val, out);
+            }
+            out.push('}');
         }
     }
-    out.into_boxed_slice()
+}
+
+/// `v` as JSON text ([`python_json`]).
+fn json_text(v: Value<'_>) -> String {
+    let mut s = String::new();
+    python_json(v, &mut s);
+    s
 }
 
 /// Python truthiness of a JSON value.
@@ -278,18 +366,23 @@ fn names(v: Option<Value<'_>>, name: &'static str) -> Result<Vec<String>, SkipRe
     }
 }
 
-/// Capability names of `build_capabilities_field`: string, object, or list of those.
-fn capability_names(v: Option<Value<'_>>, out: &mut Vec<String>) -> Result<(), SkipReason> {
+/// `build_capabilities_field`: falsy → none; a string → `{name: null}`; an object → its members
+/// with their arguments; a list of those, merged in order with `dict.update` (a later element
+/// wins, as in Python, whose "args override a bare name" intent at `auth_entry.py:162-164`
+/// never takes effect). Anything else skips the entry.
+fn capabilities(v: Option<Value<'_>>, out: &mut Vec<Capability>) -> Result<(), SkipReason> {
     let Some(v) = v.filter(|v| truthy(*v)) else {
         return Ok(());
     };
-    let one = |v: Value<'_>, out: &mut Vec<String>| match v.kind() {
+    let one = |v: Value<'_>, out: &mut Vec<Capability>| match v.kind() {
         Kind::String => {
-            out.extend(v.as_str().map(to_string));
+            update_capability(out, v.as_str().map(to_string).unwrap_or_default(), "null".into());
             Ok(())
         }
         Kind::Object => {
-            out.extend(v.members().map(|(k, _)| to_string(k)));
+            for (k, arg) in v.members() {
+                update_capability(out, to_string(k), json_text(arg));
+            }
             Ok(())
         }
         _ => Err(SkipReason::BadCapability),
@@ -362,13 +455,19 @@ pub(super) fn parse_entry(
         return Err(SkipReason::BadFieldType { field: "rpc_method_authorizations" });
     }
     let mut caps = Vec::new();
-    capability_names(v.get(b"capabilities"), &mut caps)?;
+    capabilities(v.get(b"capabilities"), &mut caps)?;
     let mut entry_roles = names(v.get(b"roles"), "roles")?;
     for g in names(v.get(b"groups"), "groups")? {
         entry_roles.extend(groups.get(&g).into_iter().flatten().cloned());
     }
+    // `entry.add_capabilities(list(set(role capabilities)))`: each becomes `{name: None}` and is
+    // merged with `dict.update`, so a role's capability also drops the entry's own argument for
+    // that name. Python's order among the roles' names is a set's (random per process); ours is
+    // first-seen.
     for r in &entry_roles {
-        caps.extend(roles.get(r).into_iter().flatten().cloned());
+        for name in roles.get(r).into_iter().flatten() {
+            update_capability(&mut caps, name.clone(), "null".into());
+        }
     }
     let enabled = v.get(b"enabled").is_none_or(truthy);
     if !enabled {
@@ -385,7 +484,7 @@ pub(super) fn parse_entry(
         user_id: user_id.into_boxed_str(),
         user_id_explicit,
         identity: identity.map(String::into_boxed_str),
-        capabilities: dedup(caps.into_iter()),
+        capabilities: caps.into_boxed_slice(),
         comments,
     }))
 }

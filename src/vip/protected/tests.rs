@@ -82,3 +82,38 @@ fn check_rules() {
     assert!(p.check(b"nobody", b"secret").is_none(), "no capability entry: allowed");
     assert!(p.check(b"agent.a", b"public").is_none());
 }
+
+/// The table built from auth entries: arguments rendered as Python `repr`, user ids as latin-1
+/// identities, a later pair for a user replacing an earlier one.
+#[test]
+fn user_capabilities_from_entries() {
+    let users: [(&str, Vec<(&str, &str)>); 5] = [
+        ("agent2", vec![("edit_config_store", r#"{"identity": "agent2"}"#), ("raw", "null")]),
+        ("caf\u{e9}", vec![("x", r#"["\u00e9", 1.5]"#)]),
+        ("\u{263a}", vec![("never", "null")]),
+        ("empty", vec![]),
+        ("agent2", vec![("bad", "{not json")]),
+    ];
+    let t = UserCapabilities::from_entries(users.iter().map(|(u, c)| (*u, c.iter().copied())));
+    assert_eq!(t.len(), 3, "the user above U+00FF is left out; agent2 once");
+    let text = |user: &[u8]| {
+        let mut p = TopicPolicy::default();
+        p.set_protected_topics_json(br#"{"write-protect": [{"topic": "t", "capabilities": "need"}]}"#).unwrap();
+        p.set_user_capabilities(UserCapabilities::from_entries(users.iter().map(|(u, c)| (*u, c.iter().copied()))));
+        let mut out = Vec::new();
+        if let Some(r) = p.check(user, b"t") {
+            r.write_text(b"t", &mut out);
+        }
+        out.iter().map(|&b| char::from(b)).collect::<String>()
+    };
+    let tail = |have: &str| {
+        format!("to publish to topic \"t\" requires capabilities ['need'], but capability list {have} was provided")
+    };
+    assert_eq!(text(b"agent2"), tail("{'bad': None}"));
+    assert_eq!(text(b"caf\xe9"), tail("{'x': ['\u{e9}', 1.5]}"));
+    assert_eq!(text(b"empty"), tail("{}"));
+    assert_eq!(text(b"nobody"), "", "a user without an entry may publish (VIP.md §7.9)");
+    let first = UserCapabilities::from_entries(users.iter().take(1).map(|(u, c)| (*u, c.iter().copied())));
+    assert_eq!(first.has(b"agent2", "raw"), Some(true));
+    assert_eq!(first.has(b"agent2", "identity"), Some(false));
+}

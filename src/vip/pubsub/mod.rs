@@ -50,7 +50,7 @@
 //! `auth_update` and `protected_update` are accepted only from [`AUTH_IDENTITY`] (§16.2 C);
 //! from anyone else they are logged and ignored (`rejected_policy_update`). The server can load
 //! the same tables itself with [`PubSub::set_protected_topics_json`] and
-//! [`PubSub::set_user_capabilities_json`]. See [`super::protected`].
+//! [`PubSub::set_user_capabilities_json`] or [`PubSub::set_user_capabilities`]. See [`super::protected`].
 //!
 //! With modular VOLTTRON's `authz.json` loaded ([`PubSub::set_authz`], [`crate::auth::authz`])
 //! those tables are not consulted; instead the **sender's identity** is checked for subscribe
@@ -75,8 +75,9 @@
 
 use super::SIGNATURE;
 use super::envelope::Envelope;
+use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID};
 use super::peers::{PeerId, PeerTable};
-use super::protected::{PolicyError, TopicPolicy};
+use super::protected::{PolicyError, TopicPolicy, UserCapabilities};
 use super::router::{Full, Outcome, Router, Shared, Sink};
 use super::subscriptions::{MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions};
 use crate::auth::authz::{Access, Authz};
@@ -271,6 +272,12 @@ impl PubSub {
         self.policy.set_user_capabilities_json(body)
     }
 
+    /// Replace the user-capability table with one the caller built (the router's own
+    /// `auth.json` entries, [`super::protected::UserCapabilities::from_entries`]).
+    pub fn set_user_capabilities(&mut self, users: UserCapabilities) {
+        self.policy.set_user_capabilities(users);
+    }
+
     /// Check topics against modular VOLTTRON's `authz.json` (module doc) instead of the 9.x
     /// tables; `None` goes back to the 9.x tables.
     pub fn set_authz(&mut self, authz: Option<Authz>) {
@@ -298,8 +305,17 @@ impl PubSub {
     }
 
     /// The -32001 error of a refused subscribe or publish (module doc), `self.text` as message.
-    fn unauthorized_reply(&self, stats: &mut Stats, sink: &mut impl Sink, to: PeerId, msg_id: &[u8]) -> Outcome {
-        let frames: [&[u8]; 9] = [b"", SIGNATURE, b"", msg_id, b"error", b"-32001", &self.text, b"", b"pubsub"];
+    fn unauthorized_reply(
+        &self,
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+        to: PeerId,
+        msg_id: &[u8],
+        error_msg_id: ErrorMsgId,
+    ) -> Outcome {
+        let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+        let id = error_msg_id.msg_id(msg_id, &mut quoted);
+        let frames: [&[u8]; 9] = [b"", SIGNATURE, b"", id, b"error", b"-32001", &self.text, b"", b"pubsub"];
         Router::reply(stats, sink, to, &frames)
     }
 
@@ -324,7 +340,8 @@ impl PubSub {
         }
     }
 
-    /// Handle one `pubsub` request from `from` (VIP.md §7).
+    /// Handle one `pubsub` request from `from` (VIP.md §7); a -32001 refusal writes MSG_ID as
+    /// `error_msg_id` says (`super::error`).
     pub fn handle(
         &mut self,
         from: PeerId,
@@ -332,6 +349,7 @@ impl PubSub {
         peers: &PeerTable,
         stats: &mut Stats,
         sink: &mut impl Sink,
+        error_msg_id: ErrorMsgId,
     ) -> Outcome {
         if !peers.is_attached(from) {
             return Outcome::Done;
@@ -345,7 +363,7 @@ impl PubSub {
             b"subscribe" => match self.subscribe(from, env, who, stats) {
                 Subscribed::Unauthorized => {
                     // Nothing was stored: pausing (and retrying the whole subscribe) is safe.
-                    if let Outcome::Blocked(p) = self.unauthorized_reply(stats, sink, from, env.msg_id) {
+                    if let Outcome::Blocked(p) = self.unauthorized_reply(stats, sink, from, env.msg_id, error_msg_id) {
                         return Outcome::Blocked(p);
                     }
                     let frames: [&[u8]; 7] = [b"", SIGNATURE, who, env.msg_id, b"pubsub", b"request_response", &[0]];
@@ -364,7 +382,7 @@ impl PubSub {
                 self.synchronize(from, env, who, stats);
                 Outcome::Done
             }
-            b"publish" => self.publish(from, env, peers, stats, sink),
+            b"publish" => self.publish(from, env, peers, stats, sink, error_msg_id),
             b"list" => self.list(from, env, who, stats, sink),
             b"auth_update" | b"protected_update" => {
                 self.policy_update(op, env, who, stats);

@@ -28,6 +28,7 @@ impl PubSub {
         peers: &PeerTable,
         stats: &mut Stats,
         sink: &mut impl Sink,
+        error_msg_id: ErrorMsgId,
     ) -> Outcome {
         const OP: &str = "publish";
         let who = peers.identity(from);
@@ -49,7 +50,7 @@ impl PubSub {
             if !authz.allows(who, topic, Access::Publish) {
                 self.unauthorized(&mut stats.rejected_protected_topic, who, Access::Publish, topic);
                 // Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
-                if let Outcome::Blocked(p) = self.unauthorized_reply(stats, sink, from, env.msg_id) {
+                if let Outcome::Blocked(p) = self.unauthorized_reply(stats, sink, from, env.msg_id, error_msg_id) {
                     return Outcome::Blocked(p);
                 }
                 Self::count_reply(stats, sink, from, who, env.msg_id, 0);
@@ -65,7 +66,9 @@ impl PubSub {
             }
             self.text.clear();
             refusal.write_text(topic, &mut self.text);
-            let frames: [&[u8]; 9] = [b"", SIGNATURE, who, env.msg_id, b"error", b"-32001", &self.text, b"", b"pubsub"];
+            let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+            let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
+            let frames: [&[u8]; 9] = [b"", SIGNATURE, who, id, b"error", b"-32001", &self.text, b"", b"pubsub"];
             // Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
             if let Outcome::Blocked(p) = Router::reply(stats, sink, from, &frames) {
                 return Outcome::Blocked(p);
