@@ -39,8 +39,8 @@
 //! # Where viprouter is stricter than modular (documented in README)
 //!
 //! modular's router checks a subscribe with `access="publish"` hard-coded, checks a publish
-//! against the unverified USER_ID frame (spoofable; a real agent sends `""`, so its protected
-//! publishes are always refused), and never checks `synchronize`. The pubsub service calls
+//! against the unverified USER_ID frame (modular's agents put their identity there, but any
+//! client may put another: spoofable), and never checks `synchronize`. The pubsub service calls
 //! [`Authz::allows`] with the **sender's identity** and the real access, for subscribe,
 //! publish and every prefix of a synchronize.
 //!

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 # Test identities (credential files) and what authz.json gives them.
-AGENTS = ["agent.a", "agent.b", "agent.pub", "agent.sub", "stranger", "raw.a", "raw.stranger", "raw.sub"]
+AGENTS = ["agent.a", "agent.b", "agent.pub", "agent.sub", "agent.both", "stranger", "raw.a", "raw.stranger", "raw.sub"]
 AUTHZ: Dict[str, Any] = {
     "protected_topics": ["secret"],
     "agents": {
@@ -42,6 +42,7 @@ AUTHZ: Dict[str, Any] = {
         "agent.b": {"comments": "viprouter test"},
         "agent.pub": {"pubsub_capabilities": {"secret": "publish"}},
         "agent.sub": {"pubsub_capabilities": {"secret": "subscribe"}},
+        "agent.both": {"pubsub_capabilities": {"secret": "pubsub"}},
         "stranger": {"comments": "no capabilities"},
         "raw.a": {"comments": "hand-made libzmq client"},
         "raw.stranger": {"comments": "hand-made libzmq client, no capabilities"},
@@ -141,11 +142,12 @@ def settled(x: Any) -> Any:
 
 
 def observe(obs: Dict[str, Any], name: str, fn: Callable[[], Any]) -> None:
-    """Record ``fn()``'s value, or the exception's type and message."""
+    """Record ``fn()``'s value, or the exception's type and message, and print what is known."""
     try:
         obs[name] = settled(fn())
     except BaseException as e:  # gevent.Timeout is a BaseException
         obs[name] = f"{type(e).__name__}: {e}"
+    checkpoint(obs)
 
 
 # --- raw libzmq peers (pyzmq), to send what an agent would not -----------------------------
@@ -232,6 +234,7 @@ def raw_checks(obs: Dict[str, Any], home: Path, address: str, null: bool) -> Non
     m.send(b"agent.missing", b"VIP1", b"", b"1796588451.873989", b"RPC", b"{}")
     e = m.until(lambda f: f[4] == b"error")
     obs["router reply to a missing peer"] = text(e)[4:] if e else "none"
+    obs["router reply to a missing peer: MSG_ID"] = repr(e[3]) if e else "none"
     m.close()
     if not null:
         intruder = Raw(address, "intruder", json.loads((home / "credentials_store" / "platform.json").read_text())["publickey"],
@@ -252,6 +255,9 @@ def _random_keys() -> List[str]:
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
+    """One part of the checks (``--part``); each part runs in its own process, because a
+    modular agent whose loop ends (as one refused by modular's router does) can freeze its
+    whole process (``checkpoint``)."""
     import gevent
 
     home, address, null = Path(args.home), args.address, args.security == "null"
@@ -261,6 +267,28 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         gevent.sleep(1.0)
     peer = make_agent_class()
     a = connect(peer, home, address, "agent.a", null)
+    if args.part == "basic":
+        basic_checks(obs, home, address, null, peer, a)
+    elif args.part == "protected":
+        print("RISKY", flush=True)  # on modular's router a refused agent's loop ends (checkpoint)
+        protected_checks(obs, home, address, null, peer)
+    elif args.part == "raw":
+        raw_checks(obs, home, address, null)
+        # agentstop of another peer by a plain agent (only the control identity may).
+        b = connect(peer, home, address, "agent.b", null)
+        a.core.connection.send_vip("", "agentstop", args=["agent.b"])
+        gevent.sleep(0.5)
+        observe(obs, "third-party agentstop by agent.a",
+                lambda: "ignored" if "agent.b" in a.vip.peerlist().get(timeout=WAIT) else "honoured")
+        del b
+    else:
+        query_checks(obs, home, address, null, a)
+    return obs
+
+
+def basic_checks(obs: Dict[str, Any], home: Path, address: str, null: bool, peer: Any, a: Any) -> None:
+    import gevent
+
     b = connect(peer, home, address, "agent.b", null)
     observe(obs, "hello", lambda: a.vip.hello().get(timeout=WAIT))
     observe(obs, "ping", lambda: a.vip.ping("").get(timeout=WAIT))
@@ -268,22 +296,13 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     observe(obs, "rpc a->b", lambda: a.vip.rpc.call("agent.b", "echo", 7).get(timeout=15))
     observe(obs, "rpc b->a", lambda: b.vip.rpc.call("agent.a", "echo", [1, "x"]).get(timeout=15))
     observe(obs, "rpc agent.version (library)", lambda: b.vip.rpc.call("agent.a", "agent.version").get(timeout=WAIT))
-    observe(obs, "rpc to a missing peer (library)", lambda: a.vip.rpc.call("agent.missing", "x").get(timeout=3))
+    observe(obs, "rpc to a missing peer", lambda: a.vip.rpc.call("agent.missing", "x").get(timeout=3))
     got: List[Any] = []
     observe(obs, "subscribe", lambda: b.vip.pubsub.subscribe("pubsub", "test/", lambda *m: got.append(m)).get(timeout=WAIT))
     observe(obs, "publish", lambda: a.vip.pubsub.publish("pubsub", "test/topic", message={"v": [1, 2.5, "é"]}).get(timeout=WAIT))
     gevent.sleep(0.5)
     obs["delivery"] = [list(m[1:4]) + [m[5]] for m in got]
     observe(obs, "pubsub list", lambda: b.vip.pubsub.list("pubsub", "test/").get(timeout=WAIT))
-    protected_checks(obs, home, address, null, peer)
-    raw_checks(obs, home, address, null)
-    # agentstop of another peer by a plain agent (only the control identity may).
-    a.core.connection.send_vip("", "agentstop", args=["agent.b"])
-    gevent.sleep(0.5)
-    observe(obs, "third-party agentstop by agent.a", lambda: "agent.b" not in a.vip.peerlist().get(timeout=WAIT) and "honoured" or "ignored")
-    checkpoint(obs)
-    query_checks(obs, home, address, null, a)
-    return obs
 
 
 def checkpoint(obs: Dict[str, Any]) -> None:
@@ -297,6 +316,7 @@ def query_checks(obs: Dict[str, Any], home: Path, address: str, null: bool, a: A
     """Last: queries that crash modular's own router (research memo §1.4)."""
     import gevent
 
+    print("RISKY", flush=True)
     q = raw_for(home, address, "raw.a", null)
     welcome(q)
     for key in ("instance-name", "serverkey", "platform-version"):
@@ -304,7 +324,6 @@ def query_checks(obs: Dict[str, Any], home: Path, address: str, null: bool, a: A
         reply = q.until(lambda m: m[3] == b"q-" + key.encode(), timeout=3)
         obs[f"query {key}"] = text(reply)[6:] if reply else "no reply"
         checkpoint(obs)
-        print("RISKY", flush=True)  # the next step may block this process for good
         gevent.sleep(0.3)
         observe(obs, f"router alive after query {key}", lambda: a.vip.ping("").get(timeout=3) is not None)
         checkpoint(obs)
@@ -312,21 +331,27 @@ def query_checks(obs: Dict[str, Any], home: Path, address: str, null: bool, a: A
 
 
 def protected_checks(obs: Dict[str, Any], home: Path, address: str, null: bool, peer: Any) -> None:
-    """authz.json: `secret` is protected; agent.pub may publish, agent.sub may subscribe."""
+    """authz.json: `secret` is protected; agent.pub may publish, agent.sub may subscribe,
+    agent.both may do both. agent.sub goes last: on modular's router its refused subscribe
+    ends its agent's loop, which can freeze this process (``checkpoint``)."""
     import gevent
 
     pub = connect(peer, home, address, "agent.pub", null)
-    sub = connect(peer, home, address, "agent.sub", null)
+    both = connect(peer, home, address, "agent.both", null)
     stranger = connect(peer, home, address, "stranger", null)
     got: List[Any] = []
-    observe(obs, "protected: subscribe with the capability",
-            lambda: sub.vip.pubsub.subscribe("pubsub", "secret", lambda *m: got.append(m[3])).get(timeout=WAIT))
+    observe(obs, "protected: subscribe with a pubsub capability",
+            lambda: both.vip.pubsub.subscribe("pubsub", "secret", lambda *m: got.append(m[3])).get(timeout=WAIT))
     observe(obs, "protected: publish with the capability",
             lambda: pub.vip.pubsub.publish("pubsub", "secret/x", message=1).get(timeout=WAIT))
     observe(obs, "protected: publish without it (refused by the agent's own check)",
             lambda: stranger.vip.pubsub.publish("pubsub", "secret/y", message=2).get(timeout=2))
     gevent.sleep(0.5)
     obs["protected: delivered topics"] = sorted(got)
+    checkpoint(obs)
+    sub = connect(peer, home, address, "agent.sub", null)
+    observe(obs, "protected: subscribe with the capability",
+            lambda: sub.vip.pubsub.subscribe("pubsub", "secret", lambda *m: None).get(timeout=WAIT))
 
 
 def hold(args: argparse.Namespace) -> Dict[str, Any]:
@@ -374,6 +399,7 @@ def main() -> None:
     p.add_argument("--security", choices=["curve", "null"], default="curve")
     p.add_argument("--auth", choices=["inprocess", "platform"], default="inprocess")
     p.add_argument("--settle", default="2")
+    p.add_argument("--part", choices=["basic", "protected", "raw", "query"], default="basic")
     args = p.parse_args()
     os.environ["VOLTTRON_HOME"] = args.home
     if args.mode == "seed":

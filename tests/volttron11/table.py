@@ -15,8 +15,8 @@ ROWS: List[Tuple[str, str, Callable[[Any], str]]] = [
     ("RPC a→b, b→a (real platform.auth first)", "rpc b->a", lambda v: "works" if v == [1, "x"] else str(v)),
     ("RPC `agent.version`", "rpc agent.version (library)", lambda v: "fails in the agent library (`_version`)"
      if "_version" in str(v) else str(v)),
-    ("RPC to a missing peer", "rpc to a missing peer (library)", lambda v: "agent times out (library parses its MSG_ID "
-     "as a float)" if str(v).startswith("Timeout") else str(v)),
+    ("RPC to a missing peer", "rpc to a missing peer", lambda v: "agent times out (it parses its MSG_ID as a float)"
+     if str(v).startswith("Timeout") else "Unreachable" if str(v).startswith("Unreachable") else str(v)),
     ("error 113 reply", "router reply to a missing peer", lambda v: "correct" if isinstance(v, list) and v[1] == "113"
      else str(v)),
     ("pubsub subscribe / publish / delivery", "delivery", lambda v: "delivered" if v else "not delivered"),
@@ -24,7 +24,7 @@ ROWS: List[Tuple[str, str, Callable[[Any], str]]] = [
     ("protected topic: subscribe with a `subscribe` capability", "protected: subscribe with the capability",
      lambda v: "allowed" if v == "\x01" else "refused (-32001)" if "32001" in str(v) else str(v)),
     ("protected topic: publish with a `publish` capability", "protected: delivered topics",
-     lambda v: "delivered" if v == ["secret/x"] else "refused (checks the empty USER_ID frame)"),
+     lambda v: "delivered" if v == ["secret/x"] else str(v)),
     ("protected topic: publish without capability (raw client)", "raw protected publish (no capability)",
      lambda v: f"-32001 `{v[2]}`" if isinstance(v, list) and len(v) > 2 else str(v)),
     ("protected topic: USER_ID frame spoofed as platform.control", "raw USER_ID spoof publish",
