@@ -79,6 +79,11 @@ fn subscribe(r: &mut Router, from: u16, prefixes: &str) -> Out {
 
 const BODY: &[u8] = br#"{"bus": "", "headers": {}, "message": 1}"#;
 
+/// modular's refusal as the router must write it: USER_ID empty, then the -32001 text.
+fn refusal(to: u16, text: &[u8]) -> (u16, Vec<Vec<u8>>) {
+    (to, v(&[b"", b"VIP1", b"", b"m1", b"error", b"-32001", text, b"", b"pubsub"]))
+}
+
 #[test]
 fn protected_subscribe_refused_as_modular_answers_and_nothing_stored() {
     let mut r = router();
@@ -86,20 +91,7 @@ fn protected_subscribe_refused_as_modular_answers_and_nothing_stored() {
     assert_eq!(
         out,
         vec![
-            (
-                STRANGER,
-                v(&[
-                    b"",
-                    b"VIP1",
-                    b"",
-                    b"m1",
-                    b"error",
-                    b"-32001",
-                    b"Peer: stranger not authorized to subscribe to secret/",
-                    b"",
-                    b"pubsub"
-                ])
-            ),
+            refusal(STRANGER, b"Peer: stranger not authorized to subscribe to secret/"),
             (STRANGER, v(&[b"", b"VIP1", b"stranger", b"m1", b"pubsub", b"request_response", &[0]])),
         ]
     );
@@ -125,20 +117,7 @@ fn protected_publish_refused_checked_against_the_sender_not_user_id() {
     assert_eq!(
         out,
         vec![
-            (
-                STRANGER,
-                v(&[
-                    b"",
-                    b"VIP1",
-                    b"",
-                    b"m1",
-                    b"error",
-                    b"-32001",
-                    b"Peer: stranger not authorized to publish to secret/x",
-                    b"",
-                    b"pubsub"
-                ])
-            ),
+            refusal(STRANGER, b"Peer: stranger not authorized to publish to secret/x"),
             (STRANGER, v(&[b"", b"VIP1", b"stranger", b"m1", b"pubsub", b"request_response", &[0, 0, 0, 0]])),
         ],
         "error, then count 0, nothing delivered"

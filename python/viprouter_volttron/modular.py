@@ -174,44 +174,27 @@ def renumber_fds(fds: Sequence[int]) -> None:
 
 
 def listen_fds_spawn(fds: Sequence[int], popen: Callable[..., Child]) -> Spawn:
-    """A supervisor ``spawn`` that starts viprouter with ``fds`` as its socket-activation
+    """A supervisor ``spawn`` for viprouter. With ``fds``, they become its socket-activation
     listeners: ``sh`` sets ``LISTEN_PID`` to its own pid and ``exec``s the router, which keeps
-    it. ``close_fds`` is off so that 3… survive; every other descriptor of a Python program is
-    close-on-exec (PEP 446)."""
+    it, and ``close_fds`` is off so that 3… survive (every other descriptor of a Python program
+    is close-on-exec, PEP 446). Without, viprouter binds its addresses itself."""
 
     def child_setup() -> None:
         set_parent_death_signal()
-        renumber_fds(fds)
+        if fds:
+            renumber_fds(fds)
 
     def spawn(argv: Sequence[str], env: Mapping[str, str], log: Optional[IO[bytes]]) -> Child:
-        wrapped = ["/bin/sh", "-c", 'LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"', *argv]
+        wrapper = ["/bin/sh", "-c", 'LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"'] if fds else []
         return popen(
-            wrapped,
+            [*wrapper, *argv],
             env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             start_new_session=True,
-            close_fds=False,
+            close_fds=not fds,
             preexec_fn=child_setup,
-        )
-
-    return spawn
-
-
-def plain_spawn(popen: Callable[..., Child]) -> Spawn:
-    """A supervisor ``spawn`` without held sockets (viprouter binds)."""
-
-    def spawn(argv: Sequence[str], env: Mapping[str, str], log: Optional[IO[bytes]]) -> Child:
-        return popen(
-            list(argv),
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            close_fds=True,
-            preexec_fn=set_parent_death_signal,
         )
 
     return spawn
@@ -281,7 +264,7 @@ def make_bus_class() -> type:
             self._held = HeldListeners.bind(home, addresses)
             fds = self._held.fds() if self._held else []
             env = router_env(os.environ, "@" + name, len(fds))
-            spawn = listen_fds_spawn(fds, gevent.subprocess.Popen) if fds else plain_spawn(gevent.subprocess.Popen)
+            spawn = listen_fds_spawn(fds, gevent.subprocess.Popen)
             self.log = os.environ.get("VIPROUTER_LOG", os.path.join(home, "viprouter.log"))
             self.supervisor = Supervisor(
                 self.argv, env, None if self.log == "-" else self.log, spawn=spawn, sleep=gevent.sleep
