@@ -141,6 +141,21 @@ pub const MAX_PREFIX_BYTES: usize = 1024;
 /// `verbatim`).
 pub const MAX_QUOTED_MSG_ID: usize = 256;
 
+/// Credential files read from a modular VOLTTRON home's `credentials_store` (one per identity;
+/// `crate::auth::credentials`). Memory: a few hundred bytes each, at load. **Over it** the
+/// files after the first 4096 in name order are not read (their keys are not admitted),
+/// logged and counted in `config_load_errors`.
+pub const MAX_CREDENTIAL_FILES: usize = 4096;
+
+/// Bytes of a modular VOLTTRON `authz.json` (`crate::auth::authz`). **Over it** the file is
+/// refused: the previous rules stay (at start: every topic protected), logged and counted in
+/// `config_load_errors`.
+pub const MAX_AUTHZ_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Distinct patterns (protected topics and capability patterns) compiled from one
+/// `authz.json`. **Over it** the file is refused as above.
+pub const MAX_AUTHZ_PATTERNS: usize = 16 * 1024;
+
 // Compile-time sanity checks (DESIGN.md §2.5).
 const _: () = assert!(MAX_CONNECTIONS <= u16::MAX as usize, "PeerId is a u16 slot index");
 const _: () = assert!(MAX_HANDSHAKES <= MAX_CONNECTIONS);

@@ -70,10 +70,7 @@ use std::path::Path;
 use super::jsontext::to_string;
 use crate::json::{self, JsonErrorKind, JsonStr, Kind, Value};
 
-/// Largest `authz.json` read, in bytes.
-pub const MAX_AUTHZ_FILE_BYTES: u64 = 16 * 1024 * 1024;
-/// Most distinct patterns (protected topics and capability patterns) in one file.
-pub const MAX_AUTHZ_PATTERNS: usize = 16 * 1024;
+pub use crate::limits::{MAX_AUTHZ_FILE_BYTES, MAX_AUTHZ_PATTERNS};
 /// Compiled-size limit of one pattern.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 

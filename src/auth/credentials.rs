@@ -42,8 +42,8 @@ use super::layout::PLATFORM_CREDENTIALS;
 use super::store::AuthStore;
 use crate::zmtp::mechanism::curve::keys::{KeyPair, PublicKey};
 
-/// Most credential files read from the directory (the rest are reported, not admitted).
-pub const MAX_CREDENTIAL_FILES: usize = MAX_AUTH_ENTRIES;
+pub use crate::limits::MAX_CREDENTIAL_FILES;
+const _: () = assert!(MAX_CREDENTIAL_FILES <= MAX_AUTH_ENTRIES, "every credential fits the allow store");
 /// The `comments` of the allow entries made from credential files (seen in logs only).
 pub const CREDENTIAL_COMMENT: &str = "modular VOLTTRON credentials_store";
 
