@@ -1,34 +1,43 @@
 //! viprouter: a small, fast VOLTTRON™ VIP router that speaks ZMTP 3.x itself.
 //!
 //! ```text
-//! server/   the only I/O: mio loop, sockets, signals, inotify, sd_notify, the clock
-//!   │ bytes in                                   ▲ frames out (vip::router::Sink)
-//!   ▼                                            │
-//! zmtp/     sans-IO ZMTP: greeting, frames, commands, NULL/PLAIN/CURVE sessions
-//!   │ complete messages (borrowed frame ranges)  │
-//!   ▼                                            │
-//! vip/      routing, hello/ping/peerlist/query, pubsub, protected topics
-//! auth/     keystore, known_hosts, auth.json: the in-process ZAP decision
-//! json/     zero-allocation JSON scanner and Python-compatible emitter
-//! limits.rs every capacity (one place); stats.rs counters; time.rs; config/ (CLI + INI)
+//! server/    the only I/O: mio loop, sockets, signals, inotify, sd_notify, the clock
+//!   │ bytes in (conn/ buffers)                  ▲ frames out (event_loop/sink.rs: vip::router::Sink)
+//!   ▼ protocol.rs: Driver (ZMTP session inline, │
+//!     or any Protocol: dialled links, AMQP)     │
+//! zmtp/      sans-IO ZMTP: greeting, frame, command, deframer, traffic (both roles),
+//!   │        session/ (server; client.rs), mechanism/ (PLAIN, CURVE), z85
+//!   │ complete messages (held by the session, borrowed frame ranges)
+//!   ▼                                           │
+//! vip/       routing, hello/ping/peerlist/query, pubsub/, subscriptions/, protected topics
+//! auth/      keystore, known_hosts, auth.json: the in-process ZAP decision
+//! json/      zero-allocation JSON scanner and Python-compatible emitter (one string escaper)
+//! limits.rs  every capacity (one table); stats.rs counters; time.rs; config/ (CLI + INI)
+//! fuzzing/   fuzz harnesses: only with cfg(test), cfg(fuzzing) or the `fuzzing` feature
 //! ```
+//!
+//! The binary (`main.rs`) adds `viprouter keygen` and, with the default `bench` feature,
+//! `viprouter bench` (`src/bench/`): the library is the router and nothing else.
 //!
 //! Layer rules (DESIGN.md §2.2):
 //! 1. `zmtp`, `vip`, `auth` (decision), `json`, `limits`, `time` are pure: no sockets, no clock,
 //!    no threads; randomness comes in as an argument.
 //! 2. They talk to `server` only in data: bytes consumed, bytes queued, [`zmtp::session::Input`]
-//!    events, [`vip::router::Outcome`].
-//! 3. `server` holds no protocol knowledge beyond "feed bytes, route messages, flush".
-//! 4. The router borrows frames from the sender's receive buffer and copies each message once,
-//!    into the destination's transmit queue; routing and pubsub fan-out allocate nothing in the
-//!    steady state (`tests/no_alloc.rs`, `tests/no_alloc_pubsub.rs`).
+//!    events, [`vip::router::Outcome`]; the server owns the counters ([`stats::Stats`]) and lends
+//!    them to the router.
+//! 3. `server` holds no protocol knowledge beyond "feed bytes, route messages, flush": every
+//!    connection's bytes go through its [`server::protocol::Driver`].
+//! 4. A received message stays where the session parsed it, in the sender's receive buffer, until
+//!    the router has read it; the router copies it once, into the destination's transmit queue;
+//!    routing and pubsub fan-out allocate nothing in the steady state (`tests/no_alloc*.rs`).
 //! 5. Nothing reachable from peer input panics: the pure layers deny `unwrap`, `expect`,
-//!    `panic` and unchecked indexing outside tests.
+//!    `panic`, unchecked indexing and truncating casts outside tests.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 pub mod auth;
-pub mod bench;
 pub mod config;
+#[cfg(any(test, fuzzing, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod json;

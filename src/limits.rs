@@ -13,7 +13,12 @@
 //! **buffer budget** (`BUFFER_BUDGET_BYTES`) has room. Buffers shrink back only after
 //! `IDLE_SHRINK_MS` without traffic, so the steady state allocates nothing
 //! (`tests/no_alloc.rs`). The total memory ceiling printed by `--print-limits` is the budget
-//! plus the fixed tables.
+//! plus the fixed tables, summed where the tables are known (`server::memory`): this module is
+//! a leaf and knows none of them.
+//!
+//! The configurable limits are one table, [`SPECS`]: name, unit, what happens at the limit,
+//! smallest workable value, and the field of [`Limits`] it sets. Lowering, printing and the
+//! README table all read it.
 //!
 //! What happens when each limit is hit is part of the constant's doc; every such event is
 //! counted in [`crate::stats::Stats`] and logged on its first occurrence (then at 10, 100, …).
@@ -223,6 +228,56 @@ impl fmt::Display for LimitError {
     }
 }
 
+/// One configurable limit (a row of [`SPECS`]).
+pub struct LimitSpec {
+    /// Key in the `[viprouter]` config section.
+    pub name: &'static str,
+    /// Unit of the value.
+    pub unit: &'static str,
+    /// Behaviour when the limit is hit.
+    pub at_limit: &'static str,
+    /// The smallest value configuration may set.
+    pub floor: u64,
+    /// The field in [`Limits`].
+    get: fn(&Limits) -> u64,
+    set: fn(&mut Limits, u64),
+    /// The value in force, as printed (the handshake limit is capped by `max-connections`).
+    shown: fn(&Limits) -> u64,
+}
+
+impl LimitSpec {
+    /// The compiled ceiling: configuration may lower the limit to `floor`, never raise it.
+    pub fn ceiling(&self) -> u64 {
+        (self.get)(&Limits::COMPILED)
+    }
+}
+
+/// A `usize` limit as u64 (usize is at most 64 bits on every target).
+const fn wide(v: usize) -> u64 {
+    v as u64
+}
+
+/// A u64 value at most a `usize` ceiling (checked by [`Limits::lower`]) as usize.
+fn narrow(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+/// Every configurable limit, in documentation order (README's limits table).
+#[rustfmt::skip] // one row per line, as in the README table
+pub const SPECS: [LimitSpec; 11] = [
+    LimitSpec { name: "max-connections", unit: "connections", at_limit: "accept then close at once; rejected_conn_full", floor: 2, get: |l| wide(l.max_connections), set: |l, v| l.max_connections = narrow(v), shown: |l| wide(l.max_connections) },
+    LimitSpec { name: "max-handshakes", unit: "connections", at_limit: "oldest unfinished handshake closed; rejected_handshake_evicted", floor: 1, get: |l| wide(l.max_handshakes), set: |l, v| l.max_handshakes = narrow(v), shown: |l| wide(l.handshake_cap()) },
+    LimitSpec { name: "handshake-timeout-ms", unit: "ms", at_limit: "close (no ERROR; client reconnects); rejected_handshake_timeout", floor: 100, get: |l| l.handshake_timeout_ms, set: |l, v| l.handshake_timeout_ms = v, shown: |l| l.handshake_timeout_ms },
+    LimitSpec { name: "max-frame-bytes", unit: "bytes", at_limit: "close at the frame header, nothing buffered; rejected_frame_too_large", floor: 256, get: |l| l.max_frame_bytes, set: |l, v| l.max_frame_bytes = v, shown: |l| l.max_frame_bytes },
+    LimitSpec { name: "max-msg-bytes", unit: "bytes", at_limit: "close at the frame header; rejected_msg_too_large", floor: 256, get: |l| l.max_msg_bytes, set: |l, v| l.max_msg_bytes = v, shown: |l| l.max_msg_bytes },
+    LimitSpec { name: "max-msg-parts", unit: "frames", at_limit: "close; rejected_too_many_parts", floor: 8, get: |l| wide(l.max_msg_parts), set: |l, v| l.max_msg_parts = narrow(v), shown: |l| wide(l.max_msg_parts) },
+    LimitSpec { name: "tx-queue-bytes", unit: "bytes/peer", at_limit: "pause sender up to send-stall-ms, then VIP error 11; notifications dropped", floor: wide(TX_BUF_MIN_BYTES), get: |l| wide(l.tx_queue_bytes), set: |l, v| l.tx_queue_bytes = narrow(v), shown: |l| wide(l.tx_queue_bytes) },
+    LimitSpec { name: "buffer-budget-bytes", unit: "bytes", at_limit: "buffers stop growing: reader pauses, tx counts as full, new conns refused", floor: 1 << 20, get: |l| wide(l.buffer_budget_bytes), set: |l, v| l.buffer_budget_bytes = narrow(v), shown: |l| wide(l.buffer_budget_bytes) },
+    LimitSpec { name: "send-stall-ms", unit: "ms", at_limit: "paused sender's message answered with VIP error 11", floor: 0, get: |l| l.send_stall_ms, set: |l, v| l.send_stall_ms = v, shown: |l| l.send_stall_ms },
+    LimitSpec { name: "max-subscriptions", unit: "subscriptions", at_limit: "subscribe answered 00 and logged", floor: 1, get: |l| wide(l.max_subscriptions), set: |l, v| l.max_subscriptions = narrow(v), shown: |l| wide(l.max_subscriptions) },
+    LimitSpec { name: "max-subs-per-peer", unit: "subscriptions", at_limit: "subscribe answered 00 and logged", floor: 1, get: |l| wide(l.max_subs_per_peer), set: |l, v| l.max_subs_per_peer = narrow(v), shown: |l| wide(l.max_subs_per_peer) },
+];
+
 /// One row of the limits table: name (as in the config file), value, unit, and what happens
 /// at the limit.
 pub struct LimitRow {
@@ -259,38 +314,20 @@ impl Limits {
     };
 
     /// The config-file names of the limits, in documentation order (as [`Limits::rows`]).
-    pub const NAMES: [&'static str; 11] = [
-        "max-connections",
-        "max-handshakes",
-        "handshake-timeout-ms",
-        "max-frame-bytes",
-        "max-msg-bytes",
-        "max-msg-parts",
-        "tx-queue-bytes",
-        "buffer-budget-bytes",
-        "send-stall-ms",
-        "max-subscriptions",
-        "max-subs-per-peer",
-    ];
+    pub const NAMES: [&'static str; SPECS.len()] = {
+        let mut names = [""; SPECS.len()];
+        let mut i = 0;
+        while i < SPECS.len() {
+            names[i] = SPECS[i].name;
+            i += 1;
+        }
+        names
+    };
 
     /// `(compiled ceiling, smallest workable value)` of the limit `name` (config-file spelling),
     /// `None` for an unknown name: the range [`Limits::lower`] accepts.
     pub fn bounds(name: &str) -> Option<(u64, u64)> {
-        let c = &Limits::COMPILED;
-        Some(match name {
-            "max-connections" => (c.max_connections as u64, 2),
-            "max-handshakes" => (c.max_handshakes as u64, 1),
-            "handshake-timeout-ms" => (c.handshake_timeout_ms, 100),
-            "max-frame-bytes" => (c.max_frame_bytes, 256),
-            "max-msg-bytes" => (c.max_msg_bytes, 256),
-            "max-msg-parts" => (c.max_msg_parts as u64, 8),
-            "tx-queue-bytes" => (c.tx_queue_bytes as u64, TX_BUF_MIN_BYTES as u64),
-            "buffer-budget-bytes" => (c.buffer_budget_bytes as u64, 1 << 20),
-            "send-stall-ms" => (c.send_stall_ms, 0),
-            "max-subscriptions" => (c.max_subscriptions as u64, 1),
-            "max-subs-per-peer" => (c.max_subs_per_peer as u64, 1),
-            _ => return None,
-        })
+        SPECS.iter().find(|s| s.name == name).map(|s| (s.ceiling(), s.floor))
     }
 
     /// Lower the limit `name` (config-file spelling, e.g. `max-connections`) to `value`.
@@ -299,29 +336,15 @@ impl Limits {
     /// [`LimitError`] when the name is unknown or the value is above the compiled ceiling or
     /// below the smallest workable value; the limit is then unchanged.
     pub fn lower(&mut self, name: &str, value: u64) -> Result<(), LimitError> {
-        let (ceiling, floor) = Limits::bounds(name).ok_or(LimitError::Unknown)?;
+        let spec = SPECS.iter().find(|s| s.name == name).ok_or(LimitError::Unknown)?;
+        let ceiling = spec.ceiling();
         if value > ceiling {
             return Err(LimitError::ExceedsCompiledCapacity { ceiling });
         }
-        if value < floor {
-            return Err(LimitError::TooSmall { floor });
+        if value < spec.floor {
+            return Err(LimitError::TooSmall { floor: spec.floor });
         }
-        // `value <= ceiling`, and every ceiling fits the field's type (see the const asserts),
-        // so the narrowing conversions below cannot truncate.
-        let v = value as usize;
-        match name {
-            "max-connections" => self.max_connections = v,
-            "max-handshakes" => self.max_handshakes = v,
-            "handshake-timeout-ms" => self.handshake_timeout_ms = value,
-            "max-frame-bytes" => self.max_frame_bytes = value,
-            "max-msg-bytes" => self.max_msg_bytes = value,
-            "max-msg-parts" => self.max_msg_parts = v,
-            "tx-queue-bytes" => self.tx_queue_bytes = v,
-            "buffer-budget-bytes" => self.buffer_budget_bytes = v,
-            "send-stall-ms" => self.send_stall_ms = value,
-            "max-subscriptions" => self.max_subscriptions = v,
-            _ => self.max_subs_per_peer = v,
-        }
+        (spec.set)(self, value);
         Ok(())
     }
 
@@ -332,38 +355,9 @@ impl Limits {
         self.max_handshakes.min(self.max_connections / 2).max(1)
     }
 
-    /// Bytes of the fixed tables allocated at start-up for these limits (an upper bound;
-    /// pages that are never touched cost no resident memory).
-    pub fn fixed_table_bytes(&self) -> usize {
-        let slots = self.max_connections * 16;
-        let peers = self.max_connections * (MAX_IDENTITY_BYTES + 1 + 16) + self.max_connections * 2 * 2;
-        let conn_state = self.max_connections * 1024;
-        let subs = crate::vip::pubsub::PubSub::index_limits(self).memory_bytes().unwrap_or(usize::MAX / 4);
-        slots + peers + conn_state + subs
-    }
-
-    /// The memory ceiling of the whole router for these limits: buffer budget plus fixed
-    /// tables.
-    pub fn memory_ceiling_bytes(&self) -> usize {
-        self.buffer_budget_bytes + self.fixed_table_bytes()
-    }
-
     /// Every limit as a table row, in documentation order.
-    #[rustfmt::skip] // one row per line, as in the README table
-    pub fn rows(&self) -> [LimitRow; 11] {
-        [
-            LimitRow { name: "max-connections", value: self.max_connections as u64, unit: "connections", at_limit: "accept then close at once; rejected_conn_full" },
-            LimitRow { name: "max-handshakes", value: self.handshake_cap() as u64, unit: "connections", at_limit: "oldest unfinished handshake closed; rejected_handshake_evicted" },
-            LimitRow { name: "handshake-timeout-ms", value: self.handshake_timeout_ms, unit: "ms", at_limit: "close (no ERROR; client reconnects); rejected_handshake_timeout" },
-            LimitRow { name: "max-frame-bytes", value: self.max_frame_bytes, unit: "bytes", at_limit: "close at the frame header, nothing buffered; rejected_frame_too_large" },
-            LimitRow { name: "max-msg-bytes", value: self.max_msg_bytes, unit: "bytes", at_limit: "close at the frame header; rejected_msg_too_large" },
-            LimitRow { name: "max-msg-parts", value: self.max_msg_parts as u64, unit: "frames", at_limit: "close; rejected_too_many_parts" },
-            LimitRow { name: "tx-queue-bytes", value: self.tx_queue_bytes as u64, unit: "bytes/peer", at_limit: "pause sender up to send-stall-ms, then VIP error 11; notifications dropped" },
-            LimitRow { name: "buffer-budget-bytes", value: self.buffer_budget_bytes as u64, unit: "bytes", at_limit: "buffers stop growing: reader pauses, tx counts as full, new conns refused" },
-            LimitRow { name: "send-stall-ms", value: self.send_stall_ms, unit: "ms", at_limit: "paused sender's message answered with VIP error 11" },
-            LimitRow { name: "max-subscriptions", value: self.max_subscriptions as u64, unit: "subscriptions", at_limit: "subscribe answered 00 and logged" },
-            LimitRow { name: "max-subs-per-peer", value: self.max_subs_per_peer as u64, unit: "subscriptions", at_limit: "subscribe answered 00 and logged" },
-        ]
+    pub fn rows(&self) -> [LimitRow; SPECS.len()] {
+        SPECS.each_ref().map(|s| LimitRow { name: s.name, value: (s.shown)(self), unit: s.unit, at_limit: s.at_limit })
     }
 }
 
@@ -395,6 +389,17 @@ mod tests {
             let mut m = Limits::COMPILED;
             assert_eq!(m.lower(row.name, row.value), Ok(()), "{}", row.name);
         }
-        assert!(l.memory_ceiling_bytes() > l.buffer_budget_bytes);
+    }
+
+    #[test]
+    fn every_spec_sets_its_own_field() {
+        for spec in &SPECS {
+            let mut l = Limits::COMPILED;
+            let v = spec.floor.max(1).min(spec.ceiling());
+            assert_eq!(l.lower(spec.name, v), Ok(()), "{}", spec.name);
+            assert_eq!((spec.get)(&l), v, "{} sets another field", spec.name);
+            let changed = SPECS.iter().filter(|o| (o.get)(&l) != o.ceiling()).count();
+            assert!(changed <= 1, "{} changed {changed} limits", spec.name);
+        }
     }
 }

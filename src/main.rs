@@ -1,5 +1,7 @@
 //! `viprouter`: command line → configuration → router → event loop. Nothing else lives here.
 
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+
 use std::process::ExitCode;
 
 use argh::FromArgs;
@@ -8,6 +10,9 @@ use viprouter::config::{CliValues, Config};
 use viprouter::limits::Limits;
 use viprouter::server::event_loop::Exit;
 use viprouter::server::startup;
+
+#[cfg(feature = "bench")]
+mod bench;
 
 /// viprouter: a small, fast VOLTTRON VIP message router (ZeroMQ message bus).
 #[derive(FromArgs)]
@@ -47,7 +52,8 @@ struct Cli {
 #[argh(subcommand)]
 enum Command {
     Keygen(Keygen),
-    Bench(viprouter::bench::BenchCmd),
+    #[cfg(feature = "bench")]
+    Bench(bench::BenchCmd),
 }
 
 /// Print a new CURVE key pair, in VOLTTRON's form (43-char URL-safe base64) and in Z85.
@@ -80,16 +86,18 @@ fn init_logging(verbose: u8) {
 }
 
 fn print_limits(limits: &Limits) {
+    use viprouter::server::memory::{fixed_table_bytes, memory_ceiling_bytes};
     println!("{:<22} {:>12}  {:<14} at the limit", "limit", "value", "unit");
     for r in limits.rows() {
         println!("{:<22} {:>12}  {:<14} {}", r.name, r.value, r.unit, r.at_limit);
     }
+    let ceiling = memory_ceiling_bytes(limits);
     println!(
         "memory ceiling: {} bytes ({:.1} MiB) = buffer budget {} + fixed tables {}",
-        limits.memory_ceiling_bytes(),
-        limits.memory_ceiling_bytes() as f64 / (1024.0 * 1024.0),
+        ceiling,
+        ceiling as f64 / (1024.0 * 1024.0),
         limits.buffer_budget_bytes,
-        limits.fixed_table_bytes()
+        fixed_table_bytes(limits)
     );
 }
 
@@ -102,8 +110,9 @@ fn main() -> ExitCode {
     if let Some(Command::Keygen(_)) = cli.command {
         return keygen();
     }
+    #[cfg(feature = "bench")]
     if let Some(Command::Bench(cmd)) = cli.command {
-        return viprouter::bench::main(&cmd.into());
+        return bench::main(&cmd.into());
     }
     init_logging(cli.verbose);
     let values = CliValues {

@@ -1,7 +1,7 @@
 //! Router counters: accepted, rejected_*, dropped_*, high-water marks (DESIGN.md §2.3 naming).
 //!
-//! One [`Stats`] lives in the router. Every limit hit, refusal and drop increments a counter
-//! here; [`bump`] also says whether this occurrence should be logged (the first, then
+//! One [`Stats`] lives in the server, which lends it to the router for each message. Every limit hit, refusal and drop increments a counter
+//! here; [`bump_and_should_log`] also says whether this occurrence should be logged (the first, then
 //! the 10th, 100th, … — "logged once" without letting a hostile peer flood the journal).
 //! The whole structure is answered as a JSON object to `query stats` and logged on SIGUSR1.
 
@@ -16,19 +16,29 @@ macro_rules! counters {
         }
 
         impl Stats {
-            /// Write the counters as one JSON object (`{"name": n, ...}`) without allocating.
+            /// Write the counters as the members of a JSON object (`"name": n, ...`, no braces)
+            /// without allocating; the `query stats` reply wraps them with the pubsub fields.
             ///
             /// # Errors
             /// Only the writer's own error (e.g. a fixed buffer that is too small).
-            pub fn write_json(&self, w: &mut impl Write) -> fmt::Result {
+            pub fn write_fields(&self, w: &mut impl Write) -> fmt::Result {
                 let mut first = true;
-                w.write_char('{')?;
                 $(
                     if !first { w.write_str(", ")?; }
                     first = false;
                     write!(w, "\"{}\": {}", stringify!($name), self.$name)?;
                 )*
                 let _ = first;
+                Ok(())
+            }
+
+            /// Write the counters as one JSON object (`{"name": n, ...}`) without allocating.
+            ///
+            /// # Errors
+            /// Only the writer's own error.
+            pub fn write_json(&self, w: &mut impl Write) -> fmt::Result {
+                w.write_char('{')?;
+                self.write_fields(w)?;
                 w.write_char('}')
             }
         }
@@ -150,41 +160,13 @@ counters! {
 /// Increment `counter` and say whether this occurrence should be logged: the 1st, 10th,
 /// 100th, … occurrence.
 #[must_use]
-pub fn bump(counter: &mut u64) -> bool {
+pub fn bump_and_should_log(counter: &mut u64) -> bool {
     *counter = counter.saturating_add(1);
     let mut n = *counter;
     while n.is_multiple_of(10) {
         n /= 10;
     }
     n == 1
-}
-
-/// A `fmt::Write` over a fixed byte buffer (for JSON replies without allocation).
-pub struct FixedWriter<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl<'a> FixedWriter<'a> {
-    /// A writer filling `buf` from its start.
-    pub fn new(buf: &'a mut [u8]) -> Self {
-        FixedWriter { buf, len: 0 }
-    }
-
-    /// The bytes written so far.
-    pub fn written(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or(&[])
-    }
-}
-
-impl Write for FixedWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
-        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -194,15 +176,17 @@ mod tests {
     #[test]
     fn bump_logs_first_and_powers_of_ten() {
         let mut c = 0;
-        let logged: Vec<u64> = (1..=1000u64).filter(|_| bump(&mut c)).collect();
+        let logged: Vec<u64> = (1..=1000u64).filter(|_| bump_and_should_log(&mut c)).collect();
         assert_eq!(logged, vec![1, 10, 100, 1000]);
     }
+
+    use crate::json::SliceWriter;
 
     #[test]
     fn json_is_an_object_with_every_counter() {
         let s = Stats { accepted: 3, ..Stats::default() };
         let mut buf = [0u8; 4096];
-        let mut w = FixedWriter::new(&mut buf);
+        let mut w = SliceWriter::new(&mut buf);
         s.write_json(&mut w).unwrap();
         let text = core::str::from_utf8(w.written()).unwrap();
         assert!(text.starts_with("{\"accepted\": 3, \"closed\": 0"));
@@ -213,7 +197,7 @@ mod tests {
     #[test]
     fn fixed_writer_refuses_overflow() {
         let mut buf = [0u8; 4];
-        let mut w = FixedWriter::new(&mut buf);
+        let mut w = SliceWriter::new(&mut buf);
         assert!(w.write_str("12345").is_err());
         assert!(w.write_str("1234").is_ok());
     }

@@ -6,16 +6,15 @@
 //! test running beside it.
 
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mio::Events;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use viprouter::limits::Limits;
-use viprouter::server::event_loop::Server;
-use viprouter::server::listener;
-use viprouter::vip::platform::PlatformInfo;
-use viprouter::vip::router::Router;
 use viprouter::zmtp::mechanism::Mechanism;
+
+mod common;
+use common::server::{server, turn_for};
 
 /// The RLIMIT_NOFILE under which exactly one more descriptor can be opened (the limit bounds
 /// descriptor numbers, and the table may have holes).
@@ -38,20 +37,9 @@ fn limit_for_one_more() -> u64 {
     limit
 }
 
-fn turn_for(server: &mut Server, events: &mut Events, d: Duration) {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        server.turn(events).unwrap();
-    }
-}
-
 #[test]
 fn connections_left_in_the_backlog_by_emfile_are_accepted_once_descriptors_free_up() {
-    let listeners = listener::bind("tcp://127.0.0.1:0", Mechanism::Null).unwrap();
-    let port: u16 = listeners[0].endpoint.rsplit(':').next().unwrap().parse().unwrap();
-    let limits = Limits::COMPILED;
-    let router = Router::new(&limits, PlatformInfo::with_router_id(b"rid"), 1);
-    let mut server = Server::new(listeners, router, limits, b"rid".to_vec()).unwrap();
+    let (mut server, port) = server(Limits::COMPILED, Mechanism::Null);
     let mut events = Events::with_capacity(64);
     turn_for(&mut server, &mut events, Duration::from_millis(20));
 
@@ -61,13 +49,13 @@ fn connections_left_in_the_backlog_by_emfile_are_accepted_once_descriptors_free_
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
     setrlimit(Resource::RLIMIT_NOFILE, limit_for_one_more(), hard).unwrap();
     turn_for(&mut server, &mut events, Duration::from_millis(100));
-    assert_eq!(server.router.stats.accepted, 1, "one descriptor, one accepted connection");
+    assert_eq!(server.stats().accepted, 1, "one descriptor, one accepted connection");
 
     // The first client leaves: the router closes its socket, one descriptor is free again.
     drop(first);
     turn_for(&mut server, &mut events, Duration::from_millis(500));
-    let accepted = server.router.stats.accepted;
+    let accepted = server.stats().accepted;
     setrlimit(Resource::RLIMIT_NOFILE, soft, hard).unwrap();
-    assert_eq!(server.router.stats.closed, 1);
+    assert_eq!(server.stats().closed, 1);
     assert!(accepted >= 2, "a connection waiting in the backlog was never accepted after EMFILE");
 }

@@ -9,8 +9,10 @@
 //!   style message and reply.
 //!
 //! Skipped, with a printed reason, when python3 cannot `import zmq` with
-//! CURVE support. The interpreter is `$VIPROUTER_PYTHON`, else
-//! `.venv/bin/python` in the package root, else `python3`.
+//! CURVE support — unless `VIPROUTER_REQUIRE_PYZMQ=1` (the Makefile sets it, after
+//! `make venv`): then a missing pyzmq fails the test instead of passing it unseen.
+//! The interpreter is `$VIPROUTER_PYTHON`, else `.venv/bin/python` in the package
+//! root, else `python3`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,7 +23,7 @@ use std::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use viprouter::zmtp::mechanism::curve::{
-    ClientStep, CookieKeys, CurveClient, CurveError, CurveServer, KeyPair, PublicKey, SecretKey, ServerStep,
+    ClientStep, CookieKeys, CurveClient, CurveError, CurveServer, KeyPair, PublicKey, SecretKey, ServerStep, Traffic,
 };
 
 const SERVER_SECRET: &str = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6";
@@ -49,6 +51,20 @@ fn python() -> Option<String> {
         }
     }
     None
+}
+
+/// The interpreter with pyzmq, or `None` to skip; a failure when pyzmq is required.
+fn python_or_skip() -> Option<String> {
+    let py = python();
+    let required = std::env::var("VIPROUTER_REQUIRE_PYZMQ").is_ok_and(|v| v == "1");
+    assert!(
+        py.is_some() || !required,
+        "VIPROUTER_REQUIRE_PYZMQ=1 but no python3 with pyzmq (CURVE) was found: run `make venv`"
+    );
+    if py.is_none() {
+        println!("skipping pyzmq interop: python3 with pyzmq (CURVE) not available");
+    }
+    py
 }
 
 /// Kills the child if the test panics.
@@ -144,10 +160,7 @@ import time; time.sleep(0.5)
 
 #[test]
 fn pyzmq_router_accepts_our_curve_client() {
-    let Some(py) = python() else {
-        println!("skipping pyzmq interop: python3 with pyzmq (CURVE) not available");
-        return;
-    };
+    let Some(py) = python_or_skip() else { return };
     let child = Command::new(&py).args(["-c", ROUTER_PY, SERVER_SECRET]).stdout(Stdio::piped()).spawn().unwrap();
     let mut child = Reaper(child);
     let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
@@ -236,10 +249,7 @@ print("GOT", " ".join(f.hex() for f in frames), flush=True)
 
 #[test]
 fn pyzmq_dealer_handshakes_with_our_curve_server() {
-    let Some(py) = python() else {
-        println!("skipping pyzmq interop: python3 with pyzmq (CURVE) not available");
-        return;
-    };
+    let Some(py) = python_or_skip() else { return };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let child = Command::new(&py)

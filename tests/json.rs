@@ -2,8 +2,9 @@
 
 use viprouter::json::emit::{emit_json_str, emit_latin1_str, emit_value, emitted_len};
 use viprouter::json::{
-    DeliveryBody, JsonErrorKind, Kind, Latin1Error, LenCounter, MAX_DEPTH, NumberKind, SinkFull, SliceWriter, parse,
+    JsonErrorKind, Kind, Latin1Error, LenCounter, MAX_DEPTH, NumberKind, SinkFull, SliceWriter, parse,
 };
+use viprouter::vip::pubsub::DeliveryBody;
 
 /// Deterministic xorshift64* so failures reproduce without extra crates.
 struct Rng(u64);
@@ -525,44 +526,15 @@ fn has_duplicate_keys(v: viprouter::json::Value<'_>) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Zero allocation on the hot path: a counting allocator that only counts on the testing thread.
 
-mod counting {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
-    pub struct Counting;
-    thread_local! {
-        pub static COUNT: Cell<Option<usize>> = const { Cell::new(None) };
-    }
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-            let _ = COUNT.try_with(|c| c.set(c.get().map(|n| n + 1)));
-            unsafe { System.alloc(l) }
-        }
-        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-            unsafe { System.dealloc(p, l) }
-        }
-        unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-            let _ = COUNT.try_with(|c| c.set(c.get().map(|n| n + 1)));
-            unsafe { System.realloc(p, l, n) }
-        }
-    }
-    /// Number of allocations `f` made on this thread.
-    pub fn allocations(f: impl FnOnce()) -> usize {
-        COUNT.with(|c| c.set(Some(0)));
-        f();
-        COUNT.with(|c| c.replace(None)).unwrap_or(0)
-    }
-}
-
-#[global_allocator]
-static ALLOC: counting::Counting = counting::Counting;
+#[path = "common/alloc_counter.rs"]
+mod alloc_counter;
 
 #[test]
 fn scanning_and_emitting_do_not_allocate() {
     let mut out = Vec::with_capacity(4096);
     let mut fixed = [0u8; 4096];
     let doc = br#"{"bus": "", "headers": {"h": 1.5e300, "x": "\ud83d\ude00\u00e9"}, "message": [NaN, -0, 0.1, {"k": [true, null]}]}"#;
-    let n = counting::allocations(|| {
+    let n = alloc_counter::allocations_in(|| {
         for _ in 0..100 {
             let v = parse(doc).unwrap();
             let d = DeliveryBody::from_publish(b"agent.\xe9", v).unwrap();
@@ -578,5 +550,5 @@ fn scanning_and_emitting_do_not_allocate() {
         }
     });
     assert_eq!(n, 0, "allocations on the hot path");
-    assert!(counting::allocations(|| drop(vec![1u8])) >= 1, "the counter works");
+    assert!(alloc_counter::allocations_in(|| drop(vec![1u8])) >= 1, "the counter works");
 }

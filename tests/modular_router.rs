@@ -6,6 +6,7 @@
 use viprouter::auth::authz::Authz;
 use viprouter::auth::layout::Layout;
 use viprouter::limits::Limits;
+use viprouter::stats::Stats;
 use viprouter::vip::peers::PeerId;
 use viprouter::vip::platform::PlatformInfo;
 use viprouter::vip::router::{Full, OnFull, Outcome, Router, Sink};
@@ -36,8 +37,15 @@ const AUTHZ: &str = r#"{"protected_topics": ["secret"],
              "platform.control": {"agent_roles": ["admin"]}},
   "roles": {"admin": {"pubsub_capabilities": {"/.*/": "pubsub"}}}}"#;
 
-fn router() -> Router {
+/// The router and the counters it is lent (the server owns them).
+struct Rig {
+    r: Router,
+    stats: Stats,
+}
+
+fn router() -> Rig {
     let mut r = Router::new(&Limits { max_connections: 64, ..Limits::COMPILED }, PlatformInfo::with_router_id(b"r"), 0);
+    let mut stats = Stats::default();
     for (p, id) in [
         (PUB, "agent.pub"),
         (SUB, "agent.sub"),
@@ -45,16 +53,16 @@ fn router() -> Router {
         (CONTROL, "platform.control"),
         (OLD_CONTROL, "control"),
     ] {
-        r.attach(PeerId(p), id.as_bytes()).unwrap();
+        r.attach(&mut stats, PeerId(p), id.as_bytes()).unwrap();
     }
     r.pubsub.set_authz(Some(Authz::parse(AUTHZ.as_bytes()).unwrap()));
     r.set_control_identity(Layout::Modular.control_identity());
-    r
+    Rig { r, stats }
 }
 
 /// Send `[sender, '', 'VIP1', user_id, msg_id, subsystem, args...]`; what the router wrote,
 /// without peerlist notifications.
-fn send(r: &mut Router, from: u16, user_id: &[u8], subsystem: &[u8], args: &[&[u8]]) -> (Outcome, Out) {
+fn send(rig: &mut Rig, from: u16, user_id: &[u8], subsystem: &[u8], args: &[&[u8]]) -> (Outcome, Out) {
     let mut all: Vec<&[u8]> = vec![b"", b"VIP1", user_id, b"m1", subsystem];
     all.extend_from_slice(args);
     let (mut buf, mut parts) = (Vec::new(), Parts::new());
@@ -63,7 +71,7 @@ fn send(r: &mut Router, from: u16, user_id: &[u8], subsystem: &[u8], args: &[&[u
         buf.extend_from_slice(f);
     }
     let mut s = Recorder::default();
-    let o = r.handle(PeerId(from), Message::new(&buf, &parts), &mut s, OnFull::Pause);
+    let o = rig.r.handle(&mut rig.stats, PeerId(from), Message::new(&buf, &parts), &mut s, OnFull::Pause);
     s.0.retain(|(_, f)| f.get(4).map(Vec::as_slice) != Some(b"peerlist"));
     (o, s.0)
 }
@@ -72,7 +80,7 @@ fn v(frames: &[&[u8]]) -> Vec<Vec<u8>> {
     frames.iter().map(|f| f.to_vec()).collect()
 }
 
-fn subscribe(r: &mut Router, from: u16, prefixes: &str) -> Out {
+fn subscribe(r: &mut Rig, from: u16, prefixes: &str) -> Out {
     let body = format!("{{\"prefix\": {prefixes}, \"bus\": \"\", \"all_platforms\": false}}");
     send(r, from, b"", b"pubsub", &[b"subscribe", body.as_bytes()]).1
 }
@@ -95,7 +103,7 @@ fn protected_subscribe_refused_as_modular_answers_and_nothing_stored() {
             (STRANGER, v(&[b"", b"VIP1", b"stranger", b"m1", b"pubsub", b"request_response", &[0]])),
         ]
     );
-    assert_eq!(r.pubsub.subscriptions().len(), 0, "all or nothing: open/ was not stored either");
+    assert_eq!(r.r.pubsub.subscriptions().len(), 0, "all or nothing: open/ was not stored either");
     assert_eq!(r.stats.rejected_protected_subscribe, 1);
     // A publish-only capability does not allow subscribing (modular checks subscribes as
     // "publish": viprouter checks the real access).
@@ -142,11 +150,11 @@ fn synchronize_leaves_out_protected_prefixes() {
     let body = br#"{"subscriptions": {"internal": {"": ["open", "secret/a"]}}}"#;
     let (_, out) = send(&mut r, STRANGER, b"", b"pubsub", &[b"synchronize", b"connected", body]);
     assert!(out.is_empty(), "synchronize has no reply");
-    assert_eq!(r.pubsub.subscriptions().len(), 1, "only `open` was stored");
+    assert_eq!(r.r.pubsub.subscriptions().len(), 1, "only `open` was stored");
     assert_eq!(r.stats.rejected_protected_subscribe, 1);
     let (_, out) = send(&mut r, SUB, b"", b"pubsub", &[b"synchronize", b"connected", body]);
     assert!(out.is_empty());
-    assert_eq!(r.pubsub.subscriptions().len(), 3);
+    assert_eq!(r.r.pubsub.subscriptions().len(), 3);
 }
 
 #[test]
@@ -156,14 +164,14 @@ fn platform_control_quits_and_stops_others_control_does_not() {
     assert_eq!(send(&mut r, OLD_CONTROL, b"", b"quit", &[]).1[0].1[5], b"93", "9.x's control is just a peer here");
     let (_, out) = send(&mut r, OLD_CONTROL, b"", b"agentstop", &[b"agent.pub"]);
     assert!(out.is_empty());
-    assert!(r.peers.lookup(b"agent.pub").is_some());
+    assert!(r.r.peers.lookup(b"agent.pub").is_some());
     let mut s = Recorder::default();
     let (mut buf, mut parts) = (Vec::new(), Parts::new());
     for f in [&b""[..], b"VIP1", b"", b"m", b"agentstop", b"agent.pub"] {
         parts.push(Part { start: buf.len() as u32, len: f.len() as u32 }).unwrap();
         buf.extend_from_slice(f);
     }
-    let _ = r.handle(PeerId(CONTROL), Message::new(&buf, &parts), &mut s, OnFull::Pause);
+    let _ = r.r.handle(&mut r.stats, PeerId(CONTROL), Message::new(&buf, &parts), &mut s, OnFull::Pause);
     assert!(s.0.iter().any(|(_, f)| f[4] == b"peerlist" && f[5] == b"drop" && f[6] == b"agent.pub"), "{:?}", s.0);
     assert_eq!(send(&mut r, CONTROL, b"", b"quit", &[]).0, Outcome::Quit);
 }

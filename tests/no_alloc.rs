@@ -31,15 +31,14 @@ use std::time::{Duration, Instant};
 use mio::Events;
 use viprouter::limits::{Limits, RX_BUF_BUSY_BYTES, RX_BUF_MIN_BYTES, TX_BUF_MIN_BYTES};
 use viprouter::server::event_loop::Server;
-use viprouter::server::listener;
-use viprouter::vip::platform::PlatformInfo;
-use viprouter::vip::router::Router;
 use viprouter::zmtp::command;
-use viprouter::zmtp::frame::{FLAG_MORE, FrameHeader};
 use viprouter::zmtp::greeting;
 use viprouter::zmtp::mechanism::Mechanism;
-use viprouter::zmtp::mechanism::curve::{CookieKeys, CurveClient, KeyPair, PublicKey};
+use viprouter::zmtp::mechanism::curve::{CookieKeys, CurveClient, KeyPair, PublicKey, Traffic};
 use viprouter::zmtp::session::CurveContext;
+
+mod common;
+use common::server::{frames, read_frame};
 
 #[path = "common/alloc_counter.rs"]
 mod alloc_counter;
@@ -47,33 +46,6 @@ use alloc_counter::{allocations, count_here, first, reset};
 #[path = "common/warm_up.rs"]
 mod warm_up;
 use warm_up::NAP;
-
-fn frames(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        FrameHeader::emit_frame(if i + 1 < parts.len() { FLAG_MORE } else { 0 }, p, &mut out);
-    }
-    out
-}
-
-/// One whole frame body from a blocking stream (test peer side; allocates freely).
-fn read_frame(s: &mut TcpStream) -> Vec<u8> {
-    let mut h = [0u8; 2];
-    s.read_exact(&mut h).unwrap();
-    let size = if h[0] & 0x02 != 0 {
-        let mut rest = [0u8; 7];
-        s.read_exact(&mut rest).unwrap();
-        let mut be = [0u8; 8];
-        be[0] = h[1];
-        be[1..].copy_from_slice(&rest);
-        u64::from_be_bytes(be) as usize
-    } else {
-        h[1] as usize
-    };
-    let mut body = vec![0u8; size];
-    s.read_exact(&mut body).unwrap();
-    body
-}
 
 /// A connected test peer: the stream and, under CURVE, its client channel.
 struct Peer {
@@ -159,8 +131,8 @@ fn turn_until(
     mut done: impl FnMut(&Server) -> bool,
 ) {
     while !done(server) {
-        server.turn(events).unwrap();
-        assert!(Instant::now() < deadline, "{what} ({:?})", server.router.stats);
+        server.run_once(events).unwrap();
+        assert!(Instant::now() < deadline, "{what} ({:?})", server.stats());
     }
 }
 
@@ -172,14 +144,11 @@ fn route_and_count(mechanism: Mechanism) {
     let total = 8 * (WARMUP + MEASURED);
     reset();
 
-    let listeners = listener::bind("tcp://127.0.0.1:0", mechanism).unwrap();
-    let port: u16 = listeners[0].endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let mut limits = Limits::COMPILED;
     // Never answer error 11 because a thread was starved (see the module doc).
     limits.send_stall_ms = 24 * 3600 * 1000;
     let tx_queue_bytes = limits.tx_queue_bytes;
-    let router = Router::new(&limits, PlatformInfo::with_router_id(b"rid"), 1);
-    let mut server = Server::new(listeners, router, limits, b"rid".to_vec()).unwrap();
+    let (mut server, port) = common::server::server(limits, mechanism);
     let mut server_key = None;
     if mechanism == Mechanism::Curve {
         let keys = KeyPair::generate(&mut rand_core::OsRng);
@@ -240,8 +209,8 @@ fn route_and_count(mechanism: Mechanism) {
 
     let mut events = Events::with_capacity(1024);
     let deadline = Instant::now() + Duration::from_secs(300);
-    let paused = |server: &Server| server.router.stats.paused_sender;
-    let routed = |server: &Server| server.router.stats.routed;
+    let paused = |server: &Server| server.stats().paused_sender;
+    let routed = |server: &Server| server.stats().routed;
     // Warm-up 1: b does not read until its queue is full and a is paused: b's transmit queue is
     // at its ceiling.
     turn_until(&mut server, &mut events, deadline, "b's queue never filled", |s| paused(s) > 0);
@@ -270,7 +239,7 @@ fn route_and_count(mechanism: Mechanism) {
     count_here(false);
     let routed = routed(&server) - start;
     let allocations = allocations();
-    let stats = server.router.stats.clone();
+    let stats = server.stats().clone();
 
     // Stop: closing the router's sockets ends the sender's writes and the receiver's reads.
     done.store(true, Ordering::Relaxed);

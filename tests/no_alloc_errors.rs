@@ -7,8 +7,11 @@
 use viprouter::limits::Limits;
 use viprouter::vip::peers::PeerId;
 use viprouter::vip::platform::PlatformInfo;
-use viprouter::vip::router::{Full, OnFull, Outcome, Router, Sink};
-use viprouter::zmtp::{Message, Part, Parts};
+use viprouter::vip::router::{Full, OnFull, Outcome, Sink};
+use viprouter::zmtp::{Message, Parts};
+
+mod common;
+use common::router::TestRouter as Router;
 
 #[path = "common/alloc_counter.rs"]
 mod alloc_counter;
@@ -47,12 +50,7 @@ struct Msg {
 }
 
 fn msg(frames: &[&[u8]]) -> Msg {
-    let mut buf = Vec::new();
-    let mut parts = Parts::new();
-    for f in frames {
-        parts.push(Part { start: buf.len() as u32, len: f.len() as u32 }).unwrap();
-        buf.extend_from_slice(f);
-    }
+    let (buf, parts) = common::router::msg(frames);
     Msg { buf, parts }
 }
 

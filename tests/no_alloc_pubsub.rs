@@ -33,13 +33,10 @@ use mio::Events;
 use viprouter::auth::authz::Authz;
 use viprouter::limits::{Limits, RX_BUF_BUSY_BYTES, RX_BUF_MIN_BYTES};
 use viprouter::server::event_loop::Server;
-use viprouter::server::listener;
-use viprouter::vip::platform::PlatformInfo;
-use viprouter::vip::router::Router;
-use viprouter::zmtp::command;
-use viprouter::zmtp::frame::{FLAG_MORE, FrameHeader};
-use viprouter::zmtp::greeting;
 use viprouter::zmtp::mechanism::Mechanism;
+
+mod common;
+use common::server::{frames, handshake};
 
 #[path = "common/alloc_counter.rs"]
 mod alloc_counter;
@@ -70,20 +67,11 @@ struct Shared {
     done: AtomicBool,
 }
 
-fn frames(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        FrameHeader::emit_frame(if i + 1 < parts.len() { FLAG_MORE } else { 0 }, p, &mut out);
-    }
-    out
-}
-
 /// Connect, greet, READY with `identity`, say hello, then send `then`.
 fn connect(port: u16, identity: &[u8], then: &[u8]) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_nodelay(true).unwrap();
-    let mut hello = greeting::emit(Mechanism::Null, false).to_vec();
-    command::emit_ready(b"DEALER", identity, &mut hello);
+    let mut hello = handshake(identity);
     hello.extend_from_slice(&frames(&[b"", b"VIP1", b"", b"h", b"hello", b"hello"]));
     hello.extend_from_slice(then);
     s.write_all(&hello).unwrap();
@@ -169,13 +157,10 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
 }
 
 fn fan_out(authz: Option<&str>) {
-    let listeners = listener::bind("tcp://127.0.0.1:0", Mechanism::Null).unwrap();
-    let port: u16 = listeners[0].endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let limits = Limits::COMPILED;
     let tx_queue_bytes = limits.tx_queue_bytes;
-    let mut router = Router::new(&limits, PlatformInfo::with_router_id(b"rid"), 1);
-    router.pubsub.set_authz(authz.map(|t| Authz::parse(t.as_bytes()).unwrap()));
-    let mut server = Server::new(listeners, router, limits, b"rid".to_vec()).unwrap();
+    let (mut server, port) = common::server::server(limits, Mechanism::Null);
+    server.router.pubsub.set_authz(authz.map(|t| Authz::parse(t.as_bytes()).unwrap()));
 
     let shared = Arc::new(Shared {
         read: Default::default(),
@@ -248,7 +233,7 @@ fn fan_out(authz: Option<&str>) {
     let mut events = Events::with_capacity(1024);
     let deadline = Instant::now() + Duration::from_secs(300);
     while server.router.pubsub.subscriptions().len() < SUBSCRIBERS {
-        server.turn(&mut events).unwrap();
+        server.run_once(&mut events).unwrap();
         assert!(Instant::now() < deadline, "subscriptions did not arrive");
     }
     let peers: Vec<_> =
@@ -260,20 +245,20 @@ fn fan_out(authz: Option<&str>) {
         for (i, &p) in peers.iter().enumerate() {
             shared.dropped[i].store(server.router.pubsub.slow_drops(p), Ordering::Relaxed);
         }
-        shared.dropped[SUBSCRIBERS].store(server.router.stats.dropped_reply_full, Ordering::Relaxed);
+        shared.dropped[SUBSCRIBERS].store(server.stats().dropped_reply_full, Ordering::Relaxed);
     };
     // Warm-up, part 1: readers stalled until every queue has overflowed once.
     while shared.stall.load(Ordering::Relaxed) {
-        server.turn(&mut events).unwrap();
+        server.run_once(&mut events).unwrap();
         let full =
-            server.router.stats.dropped_reply_full > 0 && peers.iter().all(|&p| server.router.pubsub.slow_drops(p) > 0);
+            server.stats().dropped_reply_full > 0 && peers.iter().all(|&p| server.router.pubsub.slow_drops(p) > 0);
         if full {
             publish_drops(&server);
             shared.stall.store(false, Ordering::Relaxed);
         }
-        assert!(Instant::now() < deadline, "warm-up: queues did not fill ({:?})", server.router.stats);
+        assert!(Instant::now() < deadline, "warm-up: queues did not fill ({:?})", server.stats());
     }
-    let stalled = server.router.stats.pubsub_publishes;
+    let stalled = server.stats().pubsub_publishes;
     // Warm-up, part 2: readers catch up, the publisher is paced; until SETTLE more publishes
     // and every buffer at its ceiling: every transmit queue at tx-queue-bytes (part 1 overflowed
     // them), the publisher's receive buffer at RX_BUF_BUSY_BYTES (grown by reads that fill it),
@@ -285,18 +270,18 @@ fn fan_out(authz: Option<&str>) {
         &mut events,
         deadline,
         ceiling,
-        |s| s.router.stats.pubsub_publishes >= stalled + SETTLE,
+        |s| s.stats().pubsub_publishes >= stalled + SETTLE,
         &publish_drops,
     );
     assert_eq!(server.router.pubsub.authz().is_some(), authz.is_some());
-    let warm = server.router.stats.clone();
+    let warm = server.stats().clone();
     let t0 = Instant::now();
     let mut napped = false;
     count_here(true);
-    while server.router.stats.pubsub_publishes < warm.pubsub_publishes + MEASURED {
-        server.turn(&mut events).unwrap();
+    while server.stats().pubsub_publishes < warm.pubsub_publishes + MEASURED {
+        server.run_once(&mut events).unwrap();
         publish_drops(&server);
-        if !napped && server.router.stats.pubsub_publishes >= warm.pubsub_publishes + MEASURED / 2 {
+        if !napped && server.stats().pubsub_publishes >= warm.pubsub_publishes + MEASURED / 2 {
             // The router is "descheduled" while the publisher runs ahead (up to the window).
             napped = true;
             thread::sleep(NAP);
@@ -308,11 +293,11 @@ fn fan_out(authz: Option<&str>) {
     count_here(false);
     let elapsed = t0.elapsed();
     let allocations = allocations();
-    let st = server.router.stats.clone();
+    let st = server.stats().clone();
 
     shared.done.store(true, Ordering::Relaxed);
     while !publisher.is_finished() {
-        server.turn(&mut events).unwrap();
+        server.run_once(&mut events).unwrap();
     }
     let (_keep, publisher_read, sent) = publisher.join().unwrap();
     let received: Vec<u64> = readers.into_iter().map(|r| r.join().unwrap()).collect();

@@ -5,54 +5,19 @@ use viprouter::json;
 use viprouter::limits::Limits;
 use viprouter::vip::peers::PeerId;
 use viprouter::vip::platform::PlatformInfo;
-use viprouter::vip::router::{Full, OnFull, Outcome, Router, Sink};
-use viprouter::zmtp::{Message, Part, Parts};
+use viprouter::vip::router::{OnFull, Outcome};
+use viprouter::zmtp::Message;
 
-/// Records deliveries; peers listed in `full` refuse.
-#[derive(Default)]
-struct Recorder {
-    out: Vec<(u16, Vec<Vec<u8>>)>,
-    full: Vec<u16>,
-}
-
-impl Sink for Recorder {
-    fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
-        if self.full.contains(&to.0) {
-            return Err(Full);
-        }
-        self.out.push((to.0, frames.iter().map(|f| f.to_vec()).collect()));
-        Ok(())
-    }
-}
-
-/// Messages written by the router: (destination peer, frames).
-type Out = Vec<(u16, Vec<Vec<u8>>)>;
+mod common;
+use common::router::{Out, Recorder, TestRouter as Router, frames, msg};
 
 /// One malformed-input case: the args after `pubsub`, and the expected last reply frame (or
 /// `None` for silence).
 type Case<'a> = (Vec<&'a [u8]>, Option<&'a [u8]>);
 
-impl Recorder {
-    fn take(&mut self) -> Out {
-        std::mem::take(&mut self.out)
-    }
-    fn to(&self, peer: u16) -> Vec<&Vec<Vec<u8>>> {
-        self.out.iter().filter(|(p, f)| *p == peer && f[4] != b"peerlist").map(|(_, f)| f).collect()
-    }
-}
-
 fn send(r: &mut Router, sink: &mut Recorder, from: u16, frames: &[&[u8]]) -> Outcome {
-    let mut buf = Vec::new();
-    let mut parts = Parts::new();
-    for f in frames {
-        parts.push(Part { start: buf.len() as u32, len: f.len() as u32 }).unwrap();
-        buf.extend_from_slice(f);
-    }
+    let (buf, parts) = msg(frames);
     r.handle(PeerId(from), Message::new(&buf, &parts), sink, OnFull::Pause)
-}
-
-fn frames(v: &[&[u8]]) -> Vec<Vec<u8>> {
-    v.iter().map(|f| f.to_vec()).collect()
 }
 
 const A: u16 = 1;

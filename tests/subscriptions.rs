@@ -519,42 +519,14 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // No allocation after `new`
 
-mod counting {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
-    pub struct Counting;
-    thread_local! {
-        pub static COUNT: Cell<Option<usize>> = const { Cell::new(None) };
-    }
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-            let _ = COUNT.try_with(|c| c.set(c.get().map(|n| n + 1)));
-            unsafe { System.alloc(l) }
-        }
-        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-            unsafe { System.dealloc(p, l) }
-        }
-        unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-            let _ = COUNT.try_with(|c| c.set(c.get().map(|n| n + 1)));
-            unsafe { System.realloc(p, l, n) }
-        }
-    }
-    pub fn allocations(f: impl FnOnce()) -> usize {
-        COUNT.with(|c| c.set(Some(0)));
-        f();
-        COUNT.with(|c| c.replace(None)).unwrap_or(0)
-    }
-}
-
-#[global_allocator]
-static ALLOC: counting::Counting = counting::Counting;
+#[path = "common/alloc_counter.rs"]
+mod alloc_counter;
 
 #[test]
 fn no_allocation_after_new() {
     let mut t = Subscriptions::new(lim(64, 16, 32, 4, 8)).unwrap();
     let prefixes: [&[u8]; 6] = [b"", b"devices", b"devices/", b"devices/campus", b"record", b"x"];
-    let n = counting::allocations(|| {
+    let n = alloc_counter::allocations_in(|| {
         for round in 0..50u16 {
             for (i, p) in prefixes.iter().enumerate() {
                 let _ = t.subscribe((round + i as u16) % 8, b"", p, i % 2 == 0);

@@ -5,50 +5,17 @@ use viprouter::limits::Limits;
 use viprouter::vip::error::ErrorMsgId;
 use viprouter::vip::peers::PeerId;
 use viprouter::vip::platform::PlatformInfo;
-use viprouter::vip::router::{Full, OnFull, Outcome, Router, Sink};
-use viprouter::zmtp::{Message, Part, Parts};
+use viprouter::vip::router::{OnFull, Outcome};
+use viprouter::zmtp::Message;
+
+mod common;
+use common::router::{Recorder, TestRouter as Router, frames, msg};
 
 const RID: &[u8] = b"4325ac0e-4cd2-40d4-a447-67257c3dbe98";
-
-/// Records deliveries; peers listed in `full` refuse.
-#[derive(Default)]
-struct Recorder {
-    out: Vec<(u16, Vec<Vec<u8>>)>,
-    full: Vec<u16>,
-    stalled: Vec<u16>,
-}
-
-impl Sink for Recorder {
-    fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
-        if self.full.contains(&to.0) {
-            return Err(Full);
-        }
-        self.out.push((to.0, frames.iter().map(|f| f.to_vec()).collect()));
-        Ok(())
-    }
-
-    fn is_stalled(&self, to: PeerId) -> bool {
-        self.stalled.contains(&to.0)
-    }
-}
-
-fn msg(frames: &[&[u8]]) -> (Vec<u8>, Parts) {
-    let mut buf = Vec::new();
-    let mut parts = Parts::new();
-    for f in frames {
-        parts.push(Part { start: buf.len() as u32, len: f.len() as u32 }).unwrap();
-        buf.extend_from_slice(f);
-    }
-    (buf, parts)
-}
 
 fn send(r: &mut Router, sink: &mut Recorder, from: u16, frames: &[&[u8]]) -> Outcome {
     let (buf, parts) = msg(frames);
     r.handle(PeerId(from), Message::new(&buf, &parts), sink, OnFull::Pause)
-}
-
-fn frames(v: &[&[u8]]) -> Vec<Vec<u8>> {
-    v.iter().map(|f| f.to_vec()).collect()
 }
 
 fn router() -> Router {

@@ -8,10 +8,9 @@
 //! built-in service authenticates with its own key (from
 //! `$VOLTTRON_HOME/keystores/<identity>/keystore.json`); the `platform` entry uses the router's
 //! own key (`$VOLTTRON_HOME/keystore`).
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
-use super::jsontext::push_json_string;
 use super::keys::KeyText;
+use crate::json::emit::push_str;
 use crate::zmtp::mechanism::curve::keys::PublicKey;
 
 /// The `comments` VOLTTRON writes on these entries.
@@ -52,7 +51,7 @@ impl AutoCapability {
             None => "null".to_owned(),
             Some(arg) => {
                 let mut s = String::from("{\"identity\": ");
-                push_json_string(&mut s, arg);
+                push_str(&mut s, arg);
                 s.push('}');
                 s
             }
@@ -114,24 +113,24 @@ impl AutoEntry {
     #[must_use]
     pub fn to_json(&self) -> String {
         let mut s = String::from("{\"domain\": null, \"address\": null, \"mechanism\": \"CURVE\", \"credentials\": ");
-        push_json_string(&mut s, self.credentials.as_str());
+        push_str(&mut s, self.credentials.as_str());
         s.push_str(", \"groups\": [], \"roles\": [], \"capabilities\": {");
         for (i, c) in self.capabilities.iter().enumerate() {
             if i > 0 {
                 s.push_str(", ");
             }
-            push_json_string(&mut s, c.name);
+            push_str(&mut s, c.name);
             s.push_str(": ");
             s.push_str(&c.arg_json());
         }
         s.push_str("}, \"rpc_method_authorizations\": {}, \"comments\": ");
-        push_json_string(&mut s, self.comments);
+        push_str(&mut s, self.comments);
         s.push_str(", \"user_id\": ");
-        push_json_string(&mut s, &self.user_id);
+        push_str(&mut s, &self.user_id);
         s.push_str(", \"identity\": ");
         match &self.identity {
             None => s.push_str("null"),
-            Some(id) => push_json_string(&mut s, id),
+            Some(id) => push_str(&mut s, id),
         }
         s.push_str(", \"enabled\": true}");
         s

@@ -1,5 +1,6 @@
 //! The text of VOLTTRON's JSON files (`auth.json`, `keystore`, `known_hosts`): comment
-//! stripping (VIP.md §9.5), UTF-8 strings, error positions, and writing.
+//! stripping (VIP.md §9.5), UTF-8 strings and error positions. Strings are written with
+//! [`crate::json::emit::push_str`].
 //!
 //! Python opens these files as text (UTF-8), strips comments from `auth.json` with
 //! `volttron.platform.agent.utils.strip_comments`, and parses with `json.loads`. The router's
@@ -14,7 +15,6 @@
 //! `re.sub(…, '')` does. One deliberate difference: an unterminated quote is kept as an
 //! ordinary character, where Python's backtracking may end it at an escaped quote; such input is
 //! not valid JSON either way.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 use crate::json::JsonStr;
 
@@ -133,30 +133,6 @@ pub(crate) fn to_string(s: JsonStr<'_>) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Appends `s` as a JSON string the way Python's `json.dumps` writes it (`ensure_ascii`).
-pub(crate) fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(ch),
-            _ => {
-                let mut units = [0u16; 2];
-                for u in ch.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{u:04x}"));
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,7 +168,7 @@ mod tests {
         let s = v.items().next().unwrap().as_str().unwrap();
         assert_eq!(to_string(s), "caf\u{e9} \u{e9} \u{1f600} \n");
         let mut out = String::new();
-        push_json_string(&mut out, "caf\u{e9} \u{1f600}\"");
+        crate::json::emit::push_str(&mut out, "caf\u{e9} \u{1f600}\"");
         assert_eq!(out, "\"caf\\u00e9 \\ud83d\\ude00\\\"\"");
     }
 }

@@ -65,7 +65,6 @@
 //! This file is the store itself ([`AuthStore`]: loading, the file-level checks, match order,
 //! the `user_id` index, [`AuthStore::upsert`]); `entry` reads and holds one `allow` entry;
 //! `error` has the refusal and skip types.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 mod entry;
 mod error;
@@ -84,7 +83,8 @@ use crate::json::{self, Kind, Value};
 
 use entry::parse_entry;
 pub use entry::{AllowEntry, Capability, EntrySource};
-pub(crate) use entry::{Field, Pattern};
+#[cfg(any(test, fuzzing, feature = "fuzzing"))]
+pub(crate) use entry::{Field, Pattern}; // for the fuzz harnesses
 use error::err_at;
 pub use error::{AuthFileError, AuthFileErrorKind, Location, SkipReason, SkippedEntry, StoreFull};
 
@@ -168,32 +168,7 @@ impl AuthStore {
             let (line, column) = line_column(text, offset);
             AuthFileError { location: Location::Text { offset, line, column }, kind: AuthFileErrorKind::Json(e.kind) }
         })?;
-        if top.kind() != Kind::Object {
-            return Err(AuthFileError {
-                location: Location::File,
-                kind: AuthFileErrorKind::WrongType { expected: "a JSON object at the top level" },
-            });
-        }
-        for (field, kind) in [
-            ("allow", Kind::Array),
-            ("deny", Kind::Array),
-            ("groups", Kind::Object),
-            ("roles", Kind::Object),
-            ("version", Kind::Object),
-        ] {
-            if let Some(v) = top.get(field.as_bytes())
-                && v.kind() != kind
-            {
-                let expected = if kind == Kind::Array { "an array" } else { "an object" };
-                return Err(err_at(field, AuthFileErrorKind::WrongType { expected }));
-            }
-        }
-        if let Some(version) = top.get(b"version") {
-            let major = version.get(b"major").and_then(|m| m.as_number());
-            if major.and_then(|m| m.as_u64()) != Some(1) {
-                return Err(err_at("version.major", AuthFileErrorKind::UnsupportedVersion));
-            }
-        }
+        check_top_level(top)?;
         let groups = name_lists(top.get(b"groups"), "groups")?;
         let roles = name_lists(top.get(b"roles"), "roles")?;
 
@@ -208,25 +183,7 @@ impl AuthStore {
         for (index, item) in allow.into_iter().flat_map(|a| a.items()).enumerate() {
             match parse_entry(index, item, &groups, &roles, rng) {
                 Ok(Some(entry)) => {
-                    match seen.entry(entry.identity_key()) {
-                        MapEntry::Occupied(o) => {
-                            let first = *o.get();
-                            let earlier = store.entries.iter().find(|e| e.source == EntrySource::File { index: first });
-                            if let Some(earlier) = earlier
-                                && (earlier.user_id_explicit != entry.user_id_explicit
-                                    || (entry.user_id_explicit && earlier.user_id != entry.user_id)
-                                    || earlier.identity != entry.identity)
-                            {
-                                return Err(err_at(
-                                    format!("allow[{index}]"),
-                                    AuthFileErrorKind::DuplicateCredentials { first },
-                                ));
-                            }
-                        }
-                        MapEntry::Vacant(v) => {
-                            v.insert(index);
-                        }
-                    }
+                    store.check_duplicate(&mut seen, index, &entry)?;
                     store.entries.push(entry);
                 }
                 Ok(None) => store.disabled += 1,
@@ -235,6 +192,33 @@ impl AuthStore {
         }
         store.reindex();
         Ok(store)
+    }
+
+    /// Two entries for the same credentials must agree on `user_id` and `identity`
+    /// (VOLTTRON refuses such a file too); `seen` maps credentials to their first entry.
+    fn check_duplicate(
+        &self,
+        seen: &mut HashMap<String, usize>,
+        index: usize,
+        entry: &AllowEntry,
+    ) -> Result<(), AuthFileError> {
+        match seen.entry(entry.identity_key()) {
+            MapEntry::Occupied(o) => {
+                let first = *o.get();
+                let earlier = self.entries.iter().find(|e| e.source == EntrySource::File { index: first });
+                if let Some(earlier) = earlier
+                    && (earlier.user_id_explicit != entry.user_id_explicit
+                        || (entry.user_id_explicit && earlier.user_id != entry.user_id)
+                        || earlier.identity != entry.identity)
+                {
+                    return Err(err_at(format!("allow[{index}]"), AuthFileErrorKind::DuplicateCredentials { first }));
+                }
+            }
+            MapEntry::Vacant(v) => {
+                v.insert(index);
+            }
+        }
+        Ok(())
     }
 
     /// Recomputes the match order and the `user_id` index after `entries` changed.
@@ -363,6 +347,38 @@ impl AuthStore {
 
 // ---------------------------------------------------------------------------------------------
 // Parsing helpers
+
+/// The top level must be an object whose `allow`/`deny` are arrays, `groups`/`roles`/`version`
+/// objects, and `version.major` (if any) 1.
+fn check_top_level(top: Value<'_>) -> Result<(), AuthFileError> {
+    if top.kind() != Kind::Object {
+        return Err(AuthFileError {
+            location: Location::File,
+            kind: AuthFileErrorKind::WrongType { expected: "a JSON object at the top level" },
+        });
+    }
+    for (field, kind) in [
+        ("allow", Kind::Array),
+        ("deny", Kind::Array),
+        ("groups", Kind::Object),
+        ("roles", Kind::Object),
+        ("version", Kind::Object),
+    ] {
+        if let Some(v) = top.get(field.as_bytes())
+            && v.kind() != kind
+        {
+            let expected = if kind == Kind::Array { "an array" } else { "an object" };
+            return Err(err_at(field, AuthFileErrorKind::WrongType { expected }));
+        }
+    }
+    if let Some(version) = top.get(b"version") {
+        let major = version.get(b"major").and_then(|m| m.as_number());
+        if major.and_then(|m| m.as_u64()) != Some(1) {
+            return Err(err_at("version.major", AuthFileErrorKind::UnsupportedVersion));
+        }
+    }
+    Ok(())
+}
 
 /// `groups` / `roles`: `{name: [string, …]}`.
 fn name_lists(map: Option<Value<'_>>, what: &str) -> Result<HashMap<String, Vec<String>>, AuthFileError> {

@@ -23,12 +23,13 @@ use std::time::{Duration, Instant};
 
 use super::client::ClientError;
 use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, TOPIC};
+use super::messages::{describe, fmt_id, hello_wait, is_error, queue_vip};
 use super::pubsub::{
-    Extra, PublishBody, bench_subscribe_body, is_93, is_publish, is_request_response, now_ns, parse_stamp,
+    Extra, PublishBody, bench_subscribe_body, connect_publisher, is_93, is_publish, is_request_response, now_ns,
+    parse_stamp,
 };
 use super::report::{CaseResult, Latency};
 use super::socket::{Socket, zmq_poll};
-use super::vip::{describe, fmt_id, hello_wait, is_error, queue_vip};
 use super::{Ctx, FirstFailure, Progress, cpu};
 
 /// Latency samples preallocated per second of `--duration` (all subscribers together, more
@@ -70,6 +71,19 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
         lat: Vec::with_capacity(usize::try_from(samples).unwrap_or(0)),
         ..SubOut::default()
     };
+    let mut socks = connect_subscribers(sh, idx, ns);
+    collect_acks(sh, &mut socks, &mut out);
+    sh.subscribed.fetch_add(out.subscribed, Ordering::Relaxed);
+    sh.unsupported.fetch_add(out.unsupported, Ordering::Relaxed);
+    sh.barrier.wait(); // subscribed
+    sh.barrier.wait(); // publishing starts
+    receive(sh, &mut socks, &mut out);
+    out
+}
+
+/// Connect this thread's `ns` subscribers, say hello and send each `subscribe`.
+fn connect_subscribers(sh: &Shared<'_>, idx: usize, ns: usize) -> Vec<Socket> {
+    let ctx = sh.ctx;
     let body = bench_subscribe_body();
     let mut socks: Vec<Socket> = Vec::with_capacity(ns);
     let deadline = Instant::now() + SETUP_TIMEOUT;
@@ -91,7 +105,11 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
             }
         }
     }
-    // collect the acks (a router that does not ack costs at most 5 s here)
+    socks
+}
+
+/// Collect the subscribe acks (a router that does not ack costs at most 5 s here).
+fn collect_acks(sh: &Shared<'_>, socks: &mut [Socket], out: &mut SubOut) {
     let mut acked = vec![false; socks.len()];
     let end = Instant::now() + Duration::from_secs(5);
     let mut answered = 0usize;
@@ -111,13 +129,9 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
                 let m = c.message();
                 let first = acked.get(i).is_some_and(|a| !a);
                 if is_request_response(&m) {
-                    if first {
-                        out.subscribed += 1;
-                    }
+                    out.subscribed += u64::from(first);
                 } else if is_93(&m) && m.frame(3).first() == Some(&b's') {
-                    if first {
-                        out.unsupported += 1;
-                    }
+                    out.unsupported += u64::from(first);
                 } else {
                     if is_error(&m) {
                         eprintln!("bench: warning: subscribe got VIP error {}", describe(&m));
@@ -136,10 +150,10 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    sh.subscribed.fetch_add(out.subscribed, Ordering::Relaxed);
-    sh.unsupported.fetch_add(out.unsupported, Ordering::Relaxed);
-    sh.barrier.wait(); // subscribed
-    sh.barrier.wait(); // publishing starts
+}
+
+/// Take deliveries until told to stop: count them per subscriber, record their latency.
+fn receive(sh: &Shared<'_>, socks: &mut [Socket], out: &mut SubOut) {
     while !sh.stop.load(Ordering::Relaxed) {
         let mut batch = 0u64;
         for (i, c) in socks.iter_mut().enumerate() {
@@ -182,7 +196,6 @@ fn subscriber(sh: &Shared<'_>, idx: usize, ns: usize) -> SubOut {
             let _ = zmq_poll(&items, Duration::from_millis(5));
         }
     }
-    out
 }
 
 struct PubOut {
@@ -193,6 +206,32 @@ struct PubOut {
     other: u64,
     unsupported: bool,
     t_start: Instant,
+    /// A VIP error to the publisher was reported once.
+    warned: bool,
+}
+
+impl PubOut {
+    fn new(t_start: Instant) -> PubOut {
+        PubOut { sent: 0, acks: 0, errors: 0, stalls: 0, other: 0, unsupported: false, t_start, warned: false }
+    }
+
+    /// Count a message the publisher received.
+    fn classify(&mut self, m: &viprouter::zmtp::Message<'_>) {
+        if is_request_response(m) {
+            self.acks += 1;
+        } else if is_error(m) {
+            self.errors += 1;
+            if is_93(m) {
+                self.unsupported = true;
+            }
+            if !self.warned {
+                self.warned = true;
+                eprintln!("bench: warning: publisher got VIP error {}", describe(m));
+            }
+        } else {
+            self.other += 1;
+        }
+    }
 }
 
 /// The publisher (this thread), vipbench's loop: credit-based window over the average
@@ -203,27 +242,10 @@ fn publish(sh: &Shared<'_>, publ: &mut Socket, k: u64, progress: &mut Progress) 
     let w = ctx.args.window as f64;
     let t_start = Instant::now();
     let deadline = t_start + ctx.duration();
-    let mut o = PubOut { sent: 0, acks: 0, errors: 0, stalls: 0, other: 0, unsupported: false, t_start };
+    let mut o = PubOut::new(t_start);
     let mut credit = 0.0f64;
     let mut last_deliv = 0u64;
     let mut last_change = t_start;
-    let mut warned = false;
-    let mut classify = |m: &crate::zmtp::Message<'_>, o: &mut PubOut| {
-        if is_request_response(m) {
-            o.acks += 1;
-        } else if is_error(m) {
-            o.errors += 1;
-            if is_93(m) {
-                o.unsupported = true;
-            }
-            if !warned {
-                warned = true;
-                eprintln!("bench: warning: publisher got VIP error {}", describe(m));
-            }
-        } else {
-            o.other += 1;
-        }
-    };
     loop {
         let t = Instant::now();
         if o.sent >= COUNT || t >= deadline || o.unsupported || sh.stop.load(Ordering::Relaxed) {
@@ -244,9 +266,7 @@ fn publish(sh: &Shared<'_>, publ: &mut Socket, k: u64, progress: &mut Progress) 
                 o.sent += 1;
                 burst += 1;
             }
-            if burst > 0 {
-                progressed = true;
-            }
+            progressed = burst > 0;
         } else if t.duration_since(last_change) > STALL {
             // nothing delivered for a stall with a full window: write it off and go on
             credit += o.sent as f64 - acked;
@@ -256,14 +276,19 @@ fn publish(sh: &Shared<'_>, publ: &mut Socket, k: u64, progress: &mut Progress) 
         publ.flush()?;
         while publ.poll_message()? {
             progressed = true;
-            classify(&publ.message(), &mut o);
+            o.classify(&publ.message());
         }
         progress.tick(|el| format!("fanout {el:5.1} s  published {:>9}  delivered {deliv:>10}", o.sent));
         if !progressed {
             zmq_poll(&[&*publ], Duration::from_millis(1))?;
         }
     }
-    // drain: until all delivered, or no change for 2 stalls, or DRAIN
+    drain(sh, publ, k, &mut o)?;
+    Ok(o)
+}
+
+/// After publishing: until all is delivered, or nothing changed for 2 stalls, or `DRAIN`.
+fn drain(sh: &Shared<'_>, publ: &mut Socket, k: u64, o: &mut PubOut) -> Result<(), ClientError> {
     let dend = Instant::now() + DRAIN;
     let mut last_change = Instant::now();
     let mut last_deliv = u64::MAX;
@@ -281,11 +306,21 @@ fn publish(sh: &Shared<'_>, publ: &mut Socket, k: u64, progress: &mut Progress) 
         }
         publ.flush()?;
         while publ.poll_message()? {
-            classify(&publ.message(), &mut o);
+            o.classify(&publ.message());
         }
         zmq_poll(&[&*publ], Duration::from_millis(5))?;
     }
-    Ok(o)
+    Ok(())
+}
+
+/// What the threads of one run produced.
+struct Outcome {
+    subs: Vec<SubOut>,
+    publisher: Option<PubOut>,
+    subscribed: u64,
+    unsupported: bool,
+    c0: cpu::Snap,
+    c1: cpu::Snap,
 }
 
 /// Run `fanout`.
@@ -302,102 +337,108 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         unsupported: AtomicU64::new(0),
         failure: FirstFailure::default(),
     };
-    let mut subs: Vec<SubOut> = Vec::new();
-    let mut pub_out: Option<PubOut> = None;
-    let mut subscribed = 0u64;
-    let mut unsupported = false;
-    let (mut c0, mut c1) = (cpu::snap(ctx.router_cpu), cpu::snap(ctx.router_cpu));
-    let extra = Extra::subscribe(ctx, ctx.args.extra_subs).unwrap_or_else(|e| {
-        sh.failure.set(e);
-        Extra::default()
-    });
-    if let Some(e) = extra.shortfall() {
-        sh.failure.set(e);
+    let extra = Extra::subscribe_or_fail(ctx, &sh.failure);
+    let mut out = run_threads(&sh, k);
+    if out.publisher.as_ref().is_some_and(|p| p.unsupported) || extra.unsupported {
+        out.unsupported = true;
     }
+    let delivered = sh.delivered.load(Ordering::Relaxed);
+    report(ctx, sh.failure.take(), delivered, &extra, k, out)
+}
+
+/// The subscriber threads and the publisher (this thread), from set-up to the drain.
+fn run_threads(sh: &Shared<'_>, k: usize) -> Outcome {
+    let ctx = sh.ctx;
+    let mut out = Outcome {
+        subs: Vec::new(),
+        publisher: None,
+        subscribed: 0,
+        unsupported: false,
+        c0: cpu::snap(ctx.router_cpu),
+        c1: cpu::snap(ctx.router_cpu),
+    };
     std::thread::scope(|s| {
-        let mut handles = Vec::new();
-        for t in 0..threads {
-            let ns = (t..k).step_by(threads).count();
-            let sh = &sh;
-            handles.push(s.spawn(move || subscriber(sh, t, ns)));
-        }
-        let pid = format!("{}-pub", ctx.prefix);
-        let deadline = Instant::now() + SETUP_TIMEOUT;
-        let mut publ = ctx
-            .clients
-            .connect(&ctx.endpoint, pid.as_bytes(), &ctx.security, SETUP_TIMEOUT)
-            .and_then(|mut c| if hello_wait(&mut c, deadline)? { Ok(c) } else { Err(ClientError::Timeout) });
+        let handles: Vec<_> = (0..sh.threads)
+            .map(|t| {
+                let ns = (t..k).step_by(sh.threads).count();
+                s.spawn(move || subscriber(sh, t, ns))
+            })
+            .collect();
+        let mut publ = connect_publisher(ctx);
         if let Err(e) = &publ {
             sh.failure.set(format!("publisher: {e}"));
         }
         sh.barrier.wait();
-        subscribed = sh.subscribed.load(Ordering::Relaxed);
-        unsupported = sh.unsupported.load(Ordering::Relaxed) > 0;
+        out.subscribed = sh.subscribed.load(Ordering::Relaxed);
+        out.unsupported = sh.unsupported.load(Ordering::Relaxed) > 0;
         let failed_setup = sh.failure.is_set();
-        if !unsupported && !failed_setup && subscribed < k as u64 {
-            eprintln!("bench: warning: fanout: only {subscribed}/{k} subscriptions acknowledged; waiting 0.5 s");
+        if !out.unsupported && !failed_setup && out.subscribed < k as u64 {
+            eprintln!("bench: warning: fanout: only {}/{k} subscriptions acknowledged; waiting 0.5 s", out.subscribed);
             std::thread::sleep(Duration::from_millis(500));
         }
-        c0 = cpu::snap(ctx.router_cpu);
+        out.c0 = cpu::snap(ctx.router_cpu);
         // Let the subscribers go; publish unless set-up failed or pubsub is missing.
         sh.barrier.wait();
         let mut progress = Progress::new(ctx.args.progress);
         if !failed_setup
-            && !unsupported
+            && !out.unsupported
             && let Ok(p) = publ.as_mut()
         {
-            match publish(&sh, p, k as u64, &mut progress) {
-                Ok(o) => pub_out = Some(o),
+            match publish(sh, p, k as u64, &mut progress) {
+                Ok(o) => out.publisher = Some(o),
                 Err(e) => sh.failure.set(format!("publisher: {e}")),
             }
         }
         sh.stop.store(true, Ordering::Relaxed);
-        for h in handles {
-            subs.push(h.join().unwrap_or_default());
-        }
-        c1 = cpu::snap(ctx.router_cpu);
+        out.subs = handles.into_iter().map(|h| h.join().unwrap_or_default()).collect();
+        out.c1 = cpu::snap(ctx.router_cpu);
     });
-    if pub_out.as_ref().is_some_and(|p| p.unsupported) || extra.unsupported {
-        unsupported = true;
-    }
-    let failure = sh.failure.take();
-    let deliv = sh.delivered.load(Ordering::Relaxed);
-    let now = Instant::now();
-    let p = pub_out.unwrap_or(PubOut {
-        sent: 0,
-        acks: 0,
-        errors: 0,
-        stalls: 0,
-        other: 0,
-        unsupported: false,
-        t_start: now,
-    });
-    let mut t_last = p.t_start;
-    let (mut errors, mut other, mut unstamped) = (p.errors, p.other, 0);
-    let (mut minsub, mut maxsub): (Option<u64>, u64) = (None, 0);
-    let mut lat: Vec<u64> = Vec::new();
-    for s in &mut subs {
-        if let Some(t) = s.t_last {
-            t_last = t_last.max(t);
-        }
-        errors += s.errors;
-        other += s.other;
-        unstamped += s.unstamped;
-        lat.append(&mut s.lat);
+    out
+}
+
+/// The subscribers' counts added up.
+#[derive(Default)]
+struct Totals {
+    t_last: Option<Instant>,
+    errors: u64,
+    other: u64,
+    unstamped: u64,
+    min_per_sub: Option<u64>,
+    max_per_sub: u64,
+    lat: Vec<u64>,
+}
+
+fn totals(subs: &mut [SubOut]) -> Totals {
+    let mut t = Totals::default();
+    for s in subs {
+        t.t_last = t.t_last.max(s.t_last);
+        t.errors += s.errors;
+        t.other += s.other;
+        t.unstamped += s.unstamped;
+        t.lat.append(&mut s.lat);
         for &g in &s.got {
-            minsub = Some(minsub.map_or(g, |m| m.min(g)));
-            maxsub = maxsub.max(g);
+            t.min_per_sub = Some(t.min_per_sub.map_or(g, |m| m.min(g)));
+            t.max_per_sub = t.max_per_sub.max(g);
         }
     }
+    t
+}
+
+/// The result fields and line of one run.
+fn report(ctx: &Ctx, failure: Option<String>, deliv: u64, extra: &Extra, k: usize, mut out: Outcome) -> CaseResult {
+    let p = out.publisher.take().unwrap_or_else(|| PubOut::new(Instant::now()));
+    let mut t = totals(&mut out.subs);
+    let t_last = t.t_last.map_or(p.t_start, |l| l.max(p.t_start));
     let el = t_last.duration_since(p.t_start).as_secs_f64();
     let expected = p.sent * k as u64;
     let rate = if el > 0.0 { deliv as f64 / el } else { 0.0 };
+    let pub_rate = if el > 0.0 { p.sent as f64 / el } else { 0.0 };
     let loss = if expected > 0 { expected.saturating_sub(deliv) as f64 / expected as f64 } else { 0.0 };
     let mut r = ctx.head("fanout");
-    r.bool("ok", failure.is_none() && !unsupported)
-        .bool("unsupported", unsupported)
+    r.bool("ok", failure.is_none() && !out.unsupported)
+        .bool("unsupported", out.unsupported)
         .int("subscribers", k)
-        .int("subscribed_acked", subscribed);
+        .int("subscribed_acked", out.subscribed);
     extra.fields(&mut r);
     r.int("size", ctx.args.size)
         .int("window", ctx.args.window)
@@ -406,37 +447,30 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         .int("delivered", deliv)
         .int("lost", expected.saturating_sub(deliv))
         .float("loss_frac", loss, 6)
-        .int("min_per_sub", minsub.unwrap_or(0))
-        .int("max_per_sub", maxsub)
+        .int("min_per_sub", t.min_per_sub.unwrap_or(0))
+        .int("max_per_sub", t.max_per_sub)
         .int("pub_acks", p.acks)
-        .int("errors", errors)
+        .int("errors", p.errors + t.errors)
         .int("stalls", p.stalls)
-        .int("other", other)
+        .int("other", p.other + t.other)
         .float("elapsed_s", el, 3)
         .float("delivered_per_s", rate, 0)
-        .float("published_per_s", if el > 0.0 { p.sent as f64 / el } else { 0.0 }, 0)
+        .float("published_per_s", pub_rate, 0)
         .str("latency", "saturated")
-        .int("lat_samples", lat.len())
-        .int("unstamped", unstamped);
-    let lat = Latency::of(&mut lat);
+        .int("lat_samples", t.lat.len())
+        .int("unstamped", t.unstamped);
+    let lat = Latency::of(&mut t.lat);
     lat.fields(&mut r, "");
-    let us = cpu::fields(&mut r, &c0, &c1, deliv, "msg", ctx.router_cpu);
-    let us_pub = cpu::fields(&mut r, &c0, &c1, p.sent, "pub", ctx.router_cpu);
-    if let Some(f) = &failure {
-        r.str("failure", f);
-    }
-    r.line = if unsupported {
-        format!("{:<14} {:<7} unsupported by router (error 93 to pubsub subscribe)", ctx.args.label, "fanout")
+    let us = cpu::fields(&mut r, &out.c0, &out.c1, deliv, "msg", ctx.router_cpu);
+    let us_pub = cpu::fields(&mut r, &out.c0, &out.c1, p.sent, "pub", ctx.router_cpu);
+    r.failure(failure.as_deref());
+    let (label, size, window) = (&ctx.args.label, ctx.args.size, ctx.args.window);
+    r.line = if out.unsupported {
+        format!("{label:<14} {:<7} unsupported by router (error 93 to pubsub subscribe)", "fanout")
     } else {
         format!(
-            "{:<14} {:<7} K={} S={} W={}   {:10.0} dlv/s  ({:.0} pub/s) loss {:.4}%{}{}\n{:<14} {:<7} latency under saturation: {}{}",
-            ctx.args.label,
+            "{label:<14} {:<7} K={k} S={size} W={window}   {rate:10.0} dlv/s  ({pub_rate:.0} pub/s) loss {:.4}%{}{}\n{:<14} {:<7} latency under saturation: {}{}",
             "fanout",
-            k,
-            ctx.args.size,
-            ctx.args.window,
-            rate,
-            if el > 0.0 { p.sent as f64 / el } else { 0.0 },
             loss * 100.0,
             cpu::note(us, "msg"),
             failure.map(|f| format!("  FAILED: {f}")).unwrap_or_default(),

@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 
 use super::client::ClientError;
 use super::consts::{RTT_TIMEOUT, SETUP_TIMEOUT, TOPIC, WARMUP};
+use super::messages::{describe, fmt_id, hello_wait, is_error, queue_vip};
 use super::pubsub::{
-    Extra, PublishBody, bench_subscribe_body, is_93, is_publish, is_request_response, now_ns, parse_id, parse_stamp,
+    Extra, PublishBody, bench_subscribe_body, connect_publisher, is_93, is_publish, is_request_response, now_ns,
+    parse_id, parse_stamp,
 };
 use super::report::{CaseResult, Latency};
 use super::socket::Socket;
-use super::vip::{describe, fmt_id, hello_wait, is_error, queue_vip};
 use super::{Ctx, FirstFailure, Progress, cpu};
 
 /// How long a subscriber's receive blocks before it looks at the stop flag.
@@ -289,35 +290,41 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         unsupported: AtomicBool::new(false),
         failure: FirstFailure::default(),
     };
-    let extra = Extra::subscribe(ctx, ctx.args.extra_subs).unwrap_or_else(|e| {
-        sh.failure.set(e);
-        Extra::default()
-    });
-    if let Some(e) = extra.shortfall() {
-        sh.failure.set(e);
-    }
-    let mut subs: Vec<SubOut> = Vec::new();
-    let mut pub_out: Option<PubOut> = None;
+    let extra = Extra::subscribe_or_fail(ctx, &sh.failure);
+    let (subs, pub_out, c1) = run_threads(&sh, k, &extra);
+    let run = Run {
+        unsupported: extra.unsupported || sh.unsupported.load(Ordering::Relaxed),
+        subscribed: sh.subscribed.load(Ordering::Relaxed),
+        publisher: pub_out.unwrap_or_else(|| PubOut::new(0, c1)),
+        subs,
+        c1,
+    };
+    report(ctx, k, sh.failure.take(), &extra, run)
+}
+
+/// What one run produced.
+struct Run {
+    unsupported: bool,
+    subscribed: u64,
+    publisher: PubOut,
+    subs: Vec<SubOut>,
+    c1: cpu::Snap,
+}
+
+/// The subscriber threads and the publisher (this thread): the subscribers' counts, the
+/// publisher's, and the router's CPU at the end.
+fn run_threads(sh: &Shared<'_>, k: usize, extra: &Extra) -> (Vec<SubOut>, Option<PubOut>, cpu::Snap) {
+    let ctx = sh.ctx;
+    let mut pub_out = None;
     let mut c1 = cpu::snap(ctx.router_cpu);
+    let mut subs = Vec::new();
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..k)
-            .map(|i| {
-                s.spawn({
-                    let sh = &sh;
-                    move || subscriber(sh, i)
-                })
-            })
-            .collect();
-        let pid = format!("{}-pub", ctx.prefix);
-        let deadline = Instant::now() + SETUP_TIMEOUT;
-        let publ = ctx
-            .clients
-            .connect(&ctx.endpoint, pid.as_bytes(), &ctx.security, SETUP_TIMEOUT)
-            .and_then(|mut c| if hello_wait(&mut c, deadline)? { Ok(c) } else { Err(ClientError::Timeout) });
+        let handles: Vec<_> = (0..k).map(|i| s.spawn(move || subscriber(sh, i))).collect();
+        let publ = connect_publisher(ctx);
         sh.barrier.wait(); // every subscriber answered or failed
         match publ {
             Ok(mut p) if !sh.failure.is_set() && !extra.unsupported && !sh.unsupported.load(Ordering::Relaxed) => {
-                match publish(&sh, &mut p) {
+                match publish(sh, &mut p) {
                     Ok(o) => pub_out = Some(o),
                     Err(e) => sh.failure.set(format!("publisher: {e}")),
                 }
@@ -327,14 +334,15 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         }
         c1 = cpu::snap(ctx.router_cpu);
         sh.stop.store(true, Ordering::Relaxed);
-        for h in handles {
-            subs.push(h.join().unwrap_or_default());
-        }
+        subs = handles.into_iter().map(|h| h.join().unwrap_or_default()).collect();
     });
-    let unsupported = extra.unsupported || sh.unsupported.load(Ordering::Relaxed);
-    let subscribed = sh.subscribed.load(Ordering::Relaxed);
-    let failure = sh.failure.take();
-    let mut p = pub_out.unwrap_or_else(|| PubOut::new(0, c1));
+    (subs, pub_out, c1)
+}
+
+/// The result fields and line of one run.
+fn report(ctx: &Ctx, k: usize, failure: Option<String>, extra: &Extra, run: Run) -> CaseResult {
+    let Run { unsupported, subscribed, publisher: mut p, mut subs, c1 } = run;
+    let mut r = ctx.head("fanout-lat");
     let (mut errors, mut other, mut unstamped) = (p.errors, p.other, 0);
     let mut lat: Vec<u64> = Vec::new();
     for s in &mut subs {
@@ -347,7 +355,6 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     let all = Latency::of(&mut p.all);
     let expected = p.sent * k as u64;
     let el = p.t_end.duration_since(p.t_start).as_secs_f64();
-    let mut r = ctx.head("fanout-lat");
     r.bool("ok", failure.is_none() && !unsupported && lat.n > 0)
         .bool("unsupported", unsupported)
         .int("subscribers", k)
@@ -370,9 +377,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     all.fields(&mut r, "all_");
     cpu::fields(&mut r, &p.c0, &c1, lat.n, "msg", ctx.router_cpu);
     let us_pub = cpu::fields(&mut r, &p.c0, &c1, p.sent, "pub", ctx.router_cpu);
-    if let Some(f) = &failure {
-        r.str("failure", f);
-    }
+    r.failure(failure.as_deref());
     r.line = if unsupported {
         format!("{:<14} {:<7} unsupported by router (error 93 to pubsub subscribe)", ctx.args.label, "fanout-lat")
     } else {

@@ -14,14 +14,14 @@ use std::time::Duration;
 use mio::Events;
 use rand_core::{OsRng, RngCore};
 
-use crate::limits::{Limits, MAX_EVENTS};
-use crate::server::event_loop::Server;
-use crate::server::listener;
-use crate::vip::platform::PlatformInfo;
-use crate::vip::router::Router;
-use crate::zmtp::mechanism::Mechanism;
-use crate::zmtp::mechanism::curve::{CookieKeys, KeyPair, PublicKey};
-use crate::zmtp::session::CurveContext;
+use viprouter::limits::{Limits, MAX_EVENTS};
+use viprouter::server::event_loop::Server;
+use viprouter::server::listener;
+use viprouter::vip::platform::PlatformInfo;
+use viprouter::vip::router::Router;
+use viprouter::zmtp::mechanism::Mechanism;
+use viprouter::zmtp::mechanism::curve::{CookieKeys, KeyPair, PublicKey};
+use viprouter::zmtp::session::CurveContext;
 
 /// A running in-process router.
 pub struct Inproc {
@@ -82,7 +82,7 @@ impl Inproc {
                 let mut events = Events::with_capacity(MAX_EVENTS);
                 let mut result = Ok(());
                 while !stop2.load(Ordering::Relaxed) {
-                    if let Err(e) = server.turn(&mut events) {
+                    if let Err(e) = server.run_once(&mut events) {
                         result = Err(format!("in-process router: {e}"));
                         break;
                     }

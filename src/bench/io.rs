@@ -39,12 +39,12 @@ use std::time::{Duration, Instant};
 use mio::{Poll, Token, Waker};
 
 use super::client::{ClientError, Security};
-use crate::server::listener::Endpoint;
-use crate::zmtp::{Message, Part};
 use cost::scaled;
 pub use cost::{FRAME_COST_APP, FRAME_COST_IO, MSG_COST_APP, frame_work};
 use engine::io_loop;
 use pipe::{Cmd, Frame, IoShared, PipeFrame, SockShared};
+use viprouter::server::listener::Endpoint;
+use viprouter::zmtp::{Message, Part};
 
 /// libzmq's `in_batch_size`.
 pub const IN_BATCH: usize = 8192;

@@ -42,18 +42,20 @@
 
 pub mod cli;
 pub mod client;
+#[cfg(test)]
+mod cmd_tests;
 pub mod cpu;
 mod fanout;
 mod fanout_lat;
 pub mod inproc;
 pub mod io;
+mod messages;
 mod peers;
 mod pubsub;
 pub mod report;
 mod route;
 mod rtt;
 pub mod socket;
-mod vip;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -66,9 +68,9 @@ use client::Security;
 use cpu::RouterCpu;
 pub use report::{CaseResult, Report, Val};
 
-use crate::server::listener::Endpoint;
-use crate::zmtp::mechanism::curve::{KeyPair, PublicKey};
-use crate::zmtp::z85;
+use viprouter::server::listener::Endpoint;
+use viprouter::zmtp::mechanism::curve::{KeyPair, PublicKey};
+use viprouter::zmtp::z85;
 
 /// The workloads, in their default order.
 pub const CASES: [&str; 5] = ["route", "rtt", "fanout", "fanout-lat", "peers"];
@@ -334,19 +336,7 @@ static RUN: AtomicU32 = AtomicU32::new(0);
 /// Bad arguments, an unreachable router, or an in-process router that would not start.
 /// A workload that runs but fails is reported in its result (`"ok":false`).
 pub fn run(args: &BenchArgs) -> Result<Report, String> {
-    let cases: Vec<String> =
-        if args.cases.is_empty() { CASES.iter().map(|s| s.to_string()).collect() } else { args.cases.clone() };
-    for c in &cases {
-        if !CASES.contains(&c.as_str()) {
-            return Err(format!("unknown workload {c:?} (expected {})", CASES.join(", ")));
-        }
-    }
-    if args.pairs == 0 || args.size == 0 || args.window == 0 || args.threads == 0 || args.rtt_count == 0 {
-        return Err("--pairs, --size, --window, --threads and --rtt-count must be at least 1".into());
-    }
-    if !(args.duration > 0.0 && args.duration.is_finite()) {
-        return Err("--duration must be a positive number of seconds".into());
-    }
+    let cases = check_args(args)?;
     raise_fd_limit();
     let mut report = Report::default();
     let inproc = match &args.endpoint {
@@ -378,17 +368,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
         (None, Some(pid)) => RouterCpu::Pid(pid),
         (None, None) => RouterCpu::None,
     };
-    report.notes.push(match router_cpu {
-        RouterCpu::Thread(tid) => format!(
-            "router: in-process at {endpoint_text} ({}); router CPU = its thread's /proc/self/task/{tid}/stat; \
-             gen CPU = the rest of this process; VmRSS not measured (shared with the clients)",
-            if server_key.is_some() { "CURVE" } else { "NULL" }
-        ),
-        RouterCpu::Pid(pid) => {
-            format!("router: {endpoint_text}, pid {pid}; router CPU = /proc/{pid}/stat (all threads)")
-        }
-        RouterCpu::None => format!("router: {endpoint_text}; no --router-pid: router CPU and memory not measured"),
-    });
+    report.notes.push(router_note(router_cpu, &endpoint_text, server_key.is_some()));
     let transport = match endpoint {
         Endpoint::Tcp(_) => "tcp",
         _ => "ipc",
@@ -429,6 +409,37 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
     }
     drop(inproc);
     Ok(report)
+}
+
+/// The workloads to run, once the arguments are checked.
+fn check_args(args: &BenchArgs) -> Result<Vec<String>, String> {
+    let cases: Vec<String> =
+        if args.cases.is_empty() { CASES.iter().map(|s| s.to_string()).collect() } else { args.cases.clone() };
+    for c in &cases {
+        if !CASES.contains(&c.as_str()) {
+            return Err(format!("unknown workload {c:?} (expected {})", CASES.join(", ")));
+        }
+    }
+    if args.pairs == 0 || args.size == 0 || args.window == 0 || args.threads == 0 || args.rtt_count == 0 {
+        return Err("--pairs, --size, --window, --threads and --rtt-count must be at least 1".into());
+    }
+    if !(args.duration > 0.0 && args.duration.is_finite()) {
+        return Err("--duration must be a positive number of seconds".into());
+    }
+    Ok(cases)
+}
+
+/// The report's note on the router measured and how its CPU is read.
+fn router_note(router_cpu: RouterCpu, endpoint: &str, curve: bool) -> String {
+    match router_cpu {
+        RouterCpu::Thread(tid) => format!(
+            "router: in-process at {endpoint} ({}); router CPU = its thread's /proc/self/task/{tid}/stat; \
+             gen CPU = the rest of this process; VmRSS not measured (shared with the clients)",
+            if curve { "CURVE" } else { "NULL" }
+        ),
+        RouterCpu::Pid(pid) => format!("router: {endpoint}, pid {pid}; router CPU = /proc/{pid}/stat (all threads)"),
+        RouterCpu::None => format!("router: {endpoint}; no --router-pid: router CPU and memory not measured"),
+    }
 }
 
 /// `viprouter bench` end to end: run, print the table on stderr and, with `--json`, one

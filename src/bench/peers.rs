@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use super::client::ClientError;
 use super::consts::{BATCH, SETUP_TIMEOUT};
+use super::messages::{fmt_id, is_welcome, queue_vip};
 use super::report::CaseResult;
 use super::socket::{Socket, zmq_poll};
-use super::vip::{fmt_id, is_welcome, queue_vip};
 use super::{Ctx, Progress, cpu};
 
 struct Shared<'a> {
@@ -150,6 +150,18 @@ fn worker(sh: &Shared<'_>, idx: usize, np: usize) -> u64 {
     other
 }
 
+/// What one run measured.
+struct Measured {
+    c0: cpu::Snap,
+    c1: cpu::Snap,
+    t_conn: f64,
+    welcomes: u64,
+    other: u64,
+    /// VmRSS and VmHWM before, once connected, and after closing (kB; -1 not measured).
+    rss: [i64; 3],
+    hwm: [i64; 2],
+}
+
 /// Run `peers`.
 pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     let c = ctx.args.peers.max(1);
@@ -162,48 +174,49 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         stop: AtomicBool::new(false),
         failure: Mutex::new(None),
     };
-    let (rss0, hwm0) = match ctx.rss_pid {
-        Some(pid) => (cpu::status_kb(pid, "VmRSS"), cpu::status_kb(pid, "VmHWM")),
-        None => (-1, -1),
-    };
-    let (mut rss1, mut hwm1, mut rss2) = (-1i64, -1i64, -1i64);
+    let m = measure(&sh, c);
+    let failure = sh.failure.into_inner().ok().flatten();
+    report(ctx, c, &m, failure)
+}
+
+/// Connect, hold and close the peers; the router's memory and CPU around it.
+fn measure(sh: &Shared<'_>, c: usize) -> Measured {
+    let ctx = sh.ctx;
+    let kb = |what| ctx.rss_pid.map_or(-1, |pid| cpu::status_kb(pid, what));
     let c0 = cpu::snap(ctx.router_cpu);
-    let mut c1 = c0;
+    let mut m =
+        Measured { c0, c1: c0, t_conn: 0.0, welcomes: 0, other: 0, rss: [kb("VmRSS"), -1, -1], hwm: [kb("VmHWM"), -1] };
     let t0 = Instant::now();
-    let mut t_conn = 0.0;
-    let mut welcomes = 0;
-    let mut other = 0;
     std::thread::scope(|s| {
-        let mut handles = Vec::new();
-        for t in 0..threads {
-            let np = (t..c).step_by(threads).count();
-            let sh = &sh;
-            handles.push(s.spawn(move || worker(sh, t, np)));
-        }
+        let handles: Vec<_> = (0..sh.threads)
+            .map(|t| {
+                let np = (t..c).step_by(sh.threads).count();
+                s.spawn(move || worker(sh, t, np))
+            })
+            .collect();
         let mut progress = Progress::new(ctx.args.progress);
-        while sh.connected_workers.load(Ordering::Relaxed) < threads {
+        while sh.connected_workers.load(Ordering::Relaxed) < sh.threads {
             std::thread::sleep(Duration::from_millis(2));
             progress.tick(|el| format!("peers  {el:5.1} s  welcomed {:>6}/{c}", sh.welcomes.load(Ordering::Relaxed)));
         }
-        c1 = cpu::snap(ctx.router_cpu);
-        t_conn = t0.elapsed().as_secs_f64();
-        welcomes = sh.welcomes.load(Ordering::Relaxed);
+        m.c1 = cpu::snap(ctx.router_cpu);
+        m.t_conn = t0.elapsed().as_secs_f64();
+        m.welcomes = sh.welcomes.load(Ordering::Relaxed);
         std::thread::sleep(ctx.hold()); // settle
-        if let Some(pid) = ctx.rss_pid {
-            rss1 = cpu::status_kb(pid, "VmRSS");
-            hwm1 = cpu::status_kb(pid, "VmHWM");
-        }
+        m.rss[1] = kb("VmRSS");
+        m.hwm[1] = kb("VmHWM");
         std::thread::sleep(ctx.hold());
         sh.stop.store(true, Ordering::Relaxed);
-        for h in handles {
-            other += h.join().unwrap_or(0);
-        }
+        m.other = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
         std::thread::sleep(Duration::from_millis(500));
-        if let Some(pid) = ctx.rss_pid {
-            rss2 = cpu::status_kb(pid, "VmRSS");
-        }
+        m.rss[2] = kb("VmRSS");
     });
-    let failure = sh.failure.into_inner().ok().flatten();
+    m
+}
+
+/// The result fields and line.
+fn report(ctx: &Ctx, c: usize, m: &Measured, failure: Option<String>) -> CaseResult {
+    let ([rss0, rss1, rss2], [hwm0, hwm1], welcomes, t_conn) = (m.rss, m.hwm, m.welcomes, m.t_conn);
     let per_peer =
         if rss0 >= 0 && rss1 >= 0 && welcomes > 0 { (rss1 - rss0) as f64 * 1024.0 / welcomes as f64 } else { -1.0 };
     let mut r = ctx.head("peers");
@@ -212,7 +225,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         .int("welcomed", welcomes)
         .float("connect_s", t_conn, 3)
         .float("hellos_per_s", if t_conn > 0.0 { welcomes as f64 / t_conn } else { 0.0 }, 0)
-        .int("other_msgs", other)
+        .int("other_msgs", m.other)
         .int("pid", ctx.rss_pid.unwrap_or(0))
         .int("rss_before_kb", rss0)
         .int("hwm_before_kb", hwm0)
@@ -221,10 +234,8 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         .int("rss_after_close_kb", rss2)
         .float("bytes_per_peer", per_peer, 0)
         .float("rss_per_1000_peers_kb", if per_peer >= 0.0 { per_peer * 1000.0 / 1024.0 } else { -1.0 }, 0);
-    let us = cpu::fields(&mut r, &c0, &c1, welcomes, "peer", ctx.router_cpu);
-    if let Some(f) = &failure {
-        r.str("failure", f);
-    }
+    let us = cpu::fields(&mut r, &m.c0, &m.c1, welcomes, "peer", ctx.router_cpu);
+    r.failure(failure.as_deref());
     let mem = if rss0 >= 0 {
         format!("RSS {rss0} -> {rss1} kB (HWM {hwm1})  {per_peer:.0} B/peer")
     } else {

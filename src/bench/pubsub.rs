@@ -15,10 +15,10 @@ use std::time::Instant;
 use super::Ctx;
 use super::client::ClientError;
 use super::consts::{SETUP_TIMEOUT, SUB_PREFIX};
+use super::messages::{fmt_id, hello_wait, is_error, is_vip, queue_vip};
 use super::report::CaseResult;
 use super::socket::Socket;
-use super::vip::{fmt_id, hello_wait, is_error, is_vip, queue_vip};
-use crate::zmtp::Message;
+use viprouter::zmtp::Message;
 
 /// Hex digits of a stamp.
 pub const STAMP_LEN: usize = 16;
@@ -89,12 +89,20 @@ fn hex(digits: &[u8]) -> Option<u64> {
     digits.iter().try_fold(0u64, |acc, &c| Some((acc << 4) | u64::from(char::from(c).to_digit(16)?)))
 }
 
-/// The number in a [`fmt_id`](super::vip::fmt_id) message id with tag `tag`.
+/// The number in a [`fmt_id`] message id with tag `tag`.
 pub fn parse_id(mid: &[u8], tag: u8) -> Option<u32> {
     match mid {
         [t, digits @ ..] if *t == tag && digits.len() == 8 => hex(digits).and_then(|v| u32::try_from(v).ok()),
         _ => None,
     }
+}
+
+/// The publisher of `fanout` and `fanout-lat`, connected and welcomed (`hello`).
+pub fn connect_publisher(ctx: &Ctx) -> Result<Socket, ClientError> {
+    let pid = format!("{}-pub", ctx.prefix);
+    let deadline = Instant::now() + SETUP_TIMEOUT;
+    let mut c = ctx.clients.connect(&ctx.endpoint, pid.as_bytes(), &ctx.security, SETUP_TIMEOUT)?;
+    if hello_wait(&mut c, deadline)? { Ok(c) } else { Err(ClientError::Timeout) }
 }
 
 /// The body of the `subscribe` agents send (VIP.md §7.3).
@@ -156,6 +164,18 @@ pub struct Extra {
 }
 
 impl Extra {
+    /// [`Extra::subscribe`], with a failure or a shortfall recorded in `failure`.
+    pub fn subscribe_or_fail(ctx: &Ctx, failure: &super::FirstFailure) -> Extra {
+        let extra = Extra::subscribe(ctx, ctx.args.extra_subs).unwrap_or_else(|e| {
+            failure.set(e);
+            Extra::default()
+        });
+        if let Some(e) = extra.shortfall() {
+            failure.set(e);
+        }
+        extra
+    }
+
     /// Connect ⌈n/1000⌉ idle peers and subscribe `n` [`extra_prefix`]es, at most 1000 per
     /// peer, each peer's sent at once; wait for every `request_response`.
     ///
@@ -231,7 +251,7 @@ impl Extra {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::vip::fmt_id;
+    use crate::bench::messages::fmt_id;
 
     #[test]
     fn stamps_round_trip_through_either_spacing() {

@@ -2,6 +2,7 @@
 //! field names are vipbench's where they overlap (`../shared/bench/vipbench.c`).
 
 use std::fmt::Write as _;
+use viprouter::json::emit::push_str;
 
 /// One JSON value.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,6 +19,7 @@ pub enum Val {
 
 impl Val {
     /// The value as a number (booleans 0/1), if it is one.
+    #[cfg(test)]
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Val::Int(i) => Some(*i as f64),
@@ -37,24 +39,9 @@ impl Val {
             }
             Val::Float(..) => out.push_str("null"),
             Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Val::Str(s) => json_str(s, out),
+            Val::Str(s) => push_str(out, s),
         }
     }
-}
-
-fn json_str(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// The result of one workload.
@@ -94,6 +81,14 @@ impl CaseResult {
         self.set(key, Val::Bool(v))
     }
 
+    /// The `failure` field, if the run failed.
+    pub(crate) fn failure(&mut self, failure: Option<&str>) -> &mut Self {
+        if let Some(f) = failure {
+            self.str("failure", f);
+        }
+        self
+    }
+
     pub(crate) fn str(&mut self, key: &str, v: &str) -> &mut Self {
         self.set(key, Val::Str(v.to_string()))
     }
@@ -104,6 +99,7 @@ impl CaseResult {
     }
 
     /// A numeric field's value.
+    #[cfg(test)]
     pub fn num(&self, key: &str) -> Option<f64> {
         self.get(key).and_then(Val::as_f64)
     }
@@ -115,7 +111,7 @@ impl CaseResult {
             if i > 0 {
                 out.push(',');
             }
-            json_str(k, &mut out);
+            push_str(&mut out, k);
             out.push(':');
             v.write_json(&mut out);
         }
@@ -194,6 +190,7 @@ pub struct Report {
 
 impl Report {
     /// The result of `workload` (the first, if it ran more than once).
+    #[cfg(test)]
     pub fn get(&self, workload: &str) -> Option<&CaseResult> {
         self.results.iter().find(|r| r.workload == workload)
     }

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use super::client::ClientError;
 use super::consts::{COUNT, DRAIN, SETUP_TIMEOUT, STALL, SUBSYSTEM};
+use super::messages::{VIP1, describe, fmt_id, hello_wait, is_bench, is_error};
 use super::report::CaseResult;
 use super::socket::{Socket, zmq_poll};
-use super::vip::{VIP1, describe, fmt_id, hello_wait, is_bench, is_error};
 use super::{Ctx, Progress, cpu};
 
 struct Pair {
@@ -112,8 +112,6 @@ fn worker(sh: &Shared<'_>, idx: usize, np: usize) -> Out {
 
 fn pump(sh: &Shared<'_>, pairs: &mut [Pair], out: &mut Out) -> Result<(), ClientError> {
     let ctx = sh.ctx;
-    let (n_max, w) = (COUNT, ctx.args.window as u64);
-    let payload = ctx.payload.as_slice();
     let mut seq: u32 = 0;
     let t_start = Instant::now();
     out.t_start = Some(t_start);
@@ -130,62 +128,13 @@ fn pump(sh: &Shared<'_>, pairs: &mut [Pair], out: &mut Out) -> Result<(), Client
         let mut got = 0u64;
         for p in pairs.iter_mut() {
             if sending {
-                let mut burst = 0;
-                while p.sent < n_max && p.sent - p.recvd < w && burst < 256 {
-                    let mid = fmt_id(b'm', seq);
-                    p.snd.queue(&[&p.rid, VIP1, b"", &mid, SUBSYSTEM, payload])?;
-                    seq = seq.wrapping_add(1);
-                    p.sent += 1;
-                    burst += 1;
-                }
-                if burst > 0 {
-                    progress = true;
-                }
+                progress |= send_burst(ctx, p, &mut seq)?;
             }
             p.blocked = !p.snd.flush()?;
-            // receiver
             let before = p.recvd;
-            for _ in 0..1024 {
-                if !p.rcv.poll_message()? {
-                    break;
-                }
-                progress = true;
-                let m = p.rcv.message();
-                if is_bench(&m) {
-                    if m.frame(0) != p.sid.as_slice() {
-                        out.bad += 1;
-                    }
-                    p.recvd += 1;
-                    out.t_last = Some(Instant::now()); // per message, as vipbench
-                } else if is_error(&m) {
-                    out.errors += 1;
-                    if !warned {
-                        warned = true;
-                        eprintln!("bench: warning: route receiver got VIP error {}", describe(&m));
-                    }
-                } else {
-                    out.other += 1;
-                }
-            }
+            progress |= receive(p, out, &mut warned)?;
             got += p.recvd - before;
-            if p.rcv.pending_tx() {
-                p.rcv.flush()?; // PONGs
-            }
-            // the sender may get errors or peerlist notices
-            while p.snd.poll_message()? {
-                progress = true;
-                let m = p.snd.message();
-                if is_error(&m) {
-                    out.errors += 1;
-                    if !warned {
-                        warned = true;
-                        eprintln!("bench: warning: route sender got VIP error {}", describe(&m));
-                    }
-                } else {
-                    out.other += 1;
-                }
-            }
-            if p.recvd < p.sent || (sending && p.sent < n_max) {
+            if p.recvd < p.sent || (sending && p.sent < COUNT) {
                 done = false;
             }
         }
@@ -209,6 +158,65 @@ fn pump(sh: &Shared<'_>, pairs: &mut [Pair], out: &mut Out) -> Result<(), Client
     Ok(())
 }
 
+/// Queue up to 256 messages from the pair's sender, within its window; true if any.
+fn send_burst(ctx: &Ctx, p: &mut Pair, seq: &mut u32) -> Result<bool, ClientError> {
+    let w = ctx.args.window as u64;
+    let mut burst = 0;
+    while p.sent < COUNT && p.sent - p.recvd < w && burst < 256 {
+        let mid = fmt_id(b'm', *seq);
+        p.snd.queue(&[&p.rid, VIP1, b"", &mid, SUBSYSTEM, ctx.payload.as_slice()])?;
+        *seq = seq.wrapping_add(1);
+        p.sent += 1;
+        burst += 1;
+    }
+    Ok(burst > 0)
+}
+
+/// Take what the pair's receiver (up to 1024 messages) and sender (errors, peerlist notices)
+/// got; true if anything arrived.
+fn receive(p: &mut Pair, out: &mut Out, warned: &mut bool) -> Result<bool, ClientError> {
+    let mut progress = false;
+    for _ in 0..1024 {
+        if !p.rcv.poll_message()? {
+            break;
+        }
+        progress = true;
+        let m = p.rcv.message();
+        if is_bench(&m) {
+            if m.frame(0) != p.sid.as_slice() {
+                out.bad += 1;
+            }
+            p.recvd += 1;
+            out.t_last = Some(Instant::now()); // per message, as vipbench
+        } else {
+            out.count_other(&m, "receiver", warned);
+        }
+    }
+    if p.rcv.pending_tx() {
+        p.rcv.flush()?; // PONGs
+    }
+    while p.snd.poll_message()? {
+        progress = true;
+        out.count_other(&p.snd.message(), "sender", warned);
+    }
+    Ok(progress)
+}
+
+impl Out {
+    /// A message that is not a bench delivery: a VIP error (reported once) or anything else.
+    fn count_other(&mut self, m: &viprouter::zmtp::Message<'_>, who: &str, warned: &mut bool) {
+        if is_error(m) {
+            self.errors += 1;
+            if !*warned {
+                *warned = true;
+                eprintln!("bench: warning: route {who} got VIP error {}", describe(m));
+            }
+        } else {
+            self.other += 1;
+        }
+    }
+}
+
 /// Run `route`.
 pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     let pairs = ctx.args.pairs;
@@ -224,12 +232,13 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     let mut outs: Vec<Out> = Vec::new();
     let (mut c0, mut c1) = (cpu::snap(ctx.router_cpu), cpu::snap(ctx.router_cpu));
     std::thread::scope(|s| {
-        let mut handles = Vec::new();
-        for t in 0..threads {
-            let np = (t..pairs).step_by(threads).count();
-            let sh = &sh;
-            handles.push(s.spawn(move || worker(sh, t, np)));
-        }
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let np = (t..pairs).step_by(threads).count();
+                let sh = &sh;
+                s.spawn(move || worker(sh, t, np))
+            })
+            .collect();
         sh.barrier.wait();
         if sh.failed.load(Ordering::Relaxed) {
             eprintln!("bench: warning: route: set-up failed");
@@ -247,14 +256,17 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
                 line
             });
         }
-        for h in handles {
-            outs.push(h.join().unwrap_or_default());
-        }
+        outs = handles.into_iter().map(|h| h.join().unwrap_or_default()).collect();
         c1 = cpu::snap(ctx.router_cpu);
     });
+    let failure = sh.first_failure.into_inner().ok().flatten();
+    report(ctx, failure, outs, &c0, &c1)
+}
+
+/// The workers' counts added up: the result fields and line.
+fn report(ctx: &Ctx, mut failure: Option<String>, outs: Vec<Out>, c0: &cpu::Snap, c1: &cpu::Snap) -> CaseResult {
     let mut tot = Out::default();
     let (mut t0, mut t1): (Option<Instant>, Option<Instant>) = (None, None);
-    let mut failure = sh.first_failure.into_inner().ok().flatten();
     for o in outs {
         tot.sent += o.sent;
         tot.recvd += o.recvd;
@@ -264,9 +276,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         if let Some(s) = o.t_start {
             t0 = Some(t0.map_or(s, |t| t.min(s)));
         }
-        if let Some(l) = o.t_last {
-            t1 = Some(t1.map_or(l, |t| t.max(l)));
-        }
+        t1 = t1.max(o.t_last);
         if failure.is_none() {
             failure = o.failure;
         }
@@ -280,7 +290,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
     let lost = tot.sent.saturating_sub(tot.recvd);
     let mut r = ctx.head("route");
     r.bool("ok", failure.is_none())
-        .int("pairs", pairs)
+        .int("pairs", ctx.args.pairs)
         .int("size", ctx.args.size)
         .int("window", ctx.args.window)
         .str("payload", "raw")
@@ -293,15 +303,13 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         .float("elapsed_s", el, 3)
         .float("msgs_per_s", rate, 0)
         .float("mb_per_s", mbs, 2);
-    let us = cpu::fields(&mut r, &c0, &c1, tot.recvd, "msg", ctx.router_cpu);
-    if let Some(f) = &failure {
-        r.str("failure", f);
-    }
+    let us = cpu::fields(&mut r, c0, c1, tot.recvd, "msg", ctx.router_cpu);
+    r.failure(failure.as_deref());
     r.line = format!(
         "{:<14} {:<7} P={} S={} W={}   {:10.0} msg/s {:9.2} MB/s  lost {}/{}{}{}",
         ctx.args.label,
         "route",
-        pairs,
+        ctx.args.pairs,
         ctx.args.size,
         ctx.args.window,
         rate,

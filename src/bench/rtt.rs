@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use super::client::ClientError;
 use super::consts::{RTT_TIMEOUT, SETUP_TIMEOUT, SUBSYSTEM, WARMUP};
+use super::messages::{VIP1, describe, fmt_id, hello_wait, is_bench, is_error};
 use super::report::{CaseResult, Latency};
 use super::socket::Socket;
-use super::vip::{VIP1, describe, fmt_id, hello_wait, is_bench, is_error};
 use super::{Ctx, Progress, cpu};
 
 /// Receive until the bench message `mid` arrives. `Ok(false)`: timed out.
@@ -142,9 +142,7 @@ pub(crate) fn run(ctx: &Ctx) -> CaseResult {
         .float("rtt_per_s", if el > 0.0 { done as f64 / el } else { 0.0 }, 0);
     lat.fields(&mut r, "");
     let us = cpu::fields(&mut r, &t.c0, &c1, done, "rt", ctx.router_cpu);
-    if let Some(f) = &failure {
-        r.str("failure", f);
-    }
+    r.failure(failure.as_deref());
     r.line = format!(
         "{:<14} {:<7} S={} n={}        {}{}{}",
         ctx.args.label,

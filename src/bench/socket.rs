@@ -8,8 +8,8 @@ use nix::poll::{PollFd, PollFlags};
 
 use super::client::{Client, ClientError, Security, wait_fds};
 use super::io::{IoSocket, IoThread};
-use crate::server::listener::Endpoint;
-use crate::zmtp::Message;
+use viprouter::server::listener::Endpoint;
+use viprouter::zmtp::Message;
 
 /// How clients do their I/O.
 pub enum Gen {

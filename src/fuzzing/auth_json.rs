@@ -76,7 +76,40 @@ pub fn fuzz_auth_json(data: &[u8]) {
         let _ = s.to_string();
     }
     let mut auth = Authenticator::new(store, AuthMode::Enforced);
-    // Every entry admits its own literal credentials (first 16 entries).
+    check_own_credentials(&auth);
+    // Fixed requests: a key nobody has, NULL over ipc, PLAIN that is not UTF-8, a mismatch.
+    let stranger = [0x42u8; 32];
+    let requests = [
+        auth_request(b"vip", "127.0.0.1", Mechanism::Curve, Credentials::Curve(&stranger)),
+        auth_request(b"vip", "localhost:1000:1000:42", Mechanism::Null, Credentials::Null),
+        auth_request(b"\xff", "", Mechanism::Plain, Credentials::Plain { user: b"\xff", password: b"" }),
+        auth_request(b"vip", "10.0.0.1", Mechanism::Curve, Credentials::Null),
+    ];
+    for req in &requests {
+        check_decision(&auth, req);
+    }
+    assert_eq!(auth.decide(&requests[2]), Decision::Deny(crate::auth::DenyReason::PlainUnsupported));
+    assert_eq!(auth.decide(&requests[3]), Decision::Deny(crate::auth::DenyReason::MalformedRequest));
+    auth.set_local_uid(Some(1000));
+    auth.set_identity_binding(true);
+    assert!(check_decision(&auth, &requests[1]), "the local-uid branch admits its uid");
+    // The platform's own entries (VIP.md §9.7) go in; old entry ids die with a replaced store.
+    let platform = curve_client_keys(0).public;
+    for auto in crate::auth::auto_entries(&platform, &[("control", curve_client_keys(1).public)]) {
+        let full = auth.store().len() >= crate::auth::MAX_AUTH_ENTRIES;
+        assert!(auth.store_mut().upsert(&auto).is_ok() || full);
+    }
+    let own = Credentials::Curve(&platform.0);
+    let req = auth_request(b"vip", "127.0.0.1", Mechanism::Curve, own);
+    if let Decision::Allow { entry: Some(id), .. } = auth.decide(&req) {
+        auth.replace_store(AuthStore::empty());
+        assert!(auth.entry(id).is_none(), "an entry id outlived its store");
+        assert!(!auth.check_identity(id, b"x"));
+    }
+}
+
+/// Every entry admits its own literal credentials (first 16 entries), and has capabilities.
+fn check_own_credentials(auth: &Authenticator) {
     let entries: Vec<AllowEntry> = auth.store().entries().take(16).cloned().collect();
     for e in &entries {
         let user = e.user_id().as_bytes().to_vec();
@@ -108,35 +141,6 @@ pub fn fuzz_auth_json(data: &[u8]) {
             _ => continue,
         };
         let req = auth_request(domain.as_bytes(), address, e.mechanism(), credentials);
-        assert!(check_decision(&auth, &req), "entry {:?} does not admit its own credentials", e.source());
-    }
-    // Fixed requests: a key nobody has, NULL over ipc, PLAIN that is not UTF-8, a mismatch.
-    let stranger = [0x42u8; 32];
-    let requests = [
-        auth_request(b"vip", "127.0.0.1", Mechanism::Curve, Credentials::Curve(&stranger)),
-        auth_request(b"vip", "localhost:1000:1000:42", Mechanism::Null, Credentials::Null),
-        auth_request(b"\xff", "", Mechanism::Plain, Credentials::Plain { user: b"\xff", password: b"" }),
-        auth_request(b"vip", "10.0.0.1", Mechanism::Curve, Credentials::Null),
-    ];
-    for req in &requests {
-        check_decision(&auth, req);
-    }
-    assert_eq!(auth.decide(&requests[2]), Decision::Deny(crate::auth::DenyReason::PlainUnsupported));
-    assert_eq!(auth.decide(&requests[3]), Decision::Deny(crate::auth::DenyReason::MalformedRequest));
-    auth.set_local_uid(Some(1000));
-    auth.set_identity_binding(true);
-    assert!(check_decision(&auth, &requests[1]), "the local-uid branch admits its uid");
-    // The platform's own entries (VIP.md §9.7) go in; old entry ids die with a replaced store.
-    let platform = curve_client_keys(0).public;
-    for auto in crate::auth::auto_entries(&platform, &[("control", curve_client_keys(1).public)]) {
-        let full = auth.store().len() >= crate::auth::MAX_AUTH_ENTRIES;
-        assert!(auth.store_mut().upsert(&auto).is_ok() || full);
-    }
-    let own = Credentials::Curve(&platform.0);
-    let req = auth_request(b"vip", "127.0.0.1", Mechanism::Curve, own);
-    if let Decision::Allow { entry: Some(id), .. } = auth.decide(&req) {
-        auth.replace_store(AuthStore::empty());
-        assert!(auth.entry(id).is_none(), "an entry id outlived its store");
-        assert!(!auth.check_identity(id, b"x"));
+        assert!(check_decision(auth, &req), "entry {:?} does not admit its own credentials", e.source());
     }
 }

@@ -17,7 +17,7 @@ pub fn fuzz_command_metadata(data: &[u8]) {
             }
         }
         Err(e) => {
-            assert_eq!(e, DecodeError::MalformedCommand);
+            assert_eq!(e, SessionError::MalformedCommand);
             let n = usize::from(data.first().copied().unwrap_or(0));
             assert!(data.is_empty() || n == 0 || n > data.len() - 1);
         }
@@ -48,7 +48,7 @@ pub(super) fn check_ping(data: &[u8]) {
             assert!(matches!(c, Ok(c) if c.is(command::PING) && command::parse_ping(c.data) == Ok((ttl, &[][..]))));
         }
         Err(e) => {
-            assert_eq!(e, DecodeError::MalformedPing);
+            assert_eq!(e, SessionError::MalformedPing);
             assert!(data.len() < 2);
         }
     }
@@ -59,7 +59,7 @@ pub(super) fn check_metadata(buf: &[u8]) {
     let errors = items.iter().filter(|i| i.is_err()).count();
     assert!(errors <= 1, "the iterator stops after its first error");
     if errors == 1 {
-        assert_eq!(items.last(), Some(&Err(DecodeError::TruncatedProperty)));
+        assert_eq!(items.last(), Some(&Err(SessionError::TruncatedProperty)));
     }
     let valid = errors == 0;
     assert_eq!(metadata::validate(buf).is_ok(), valid, "validate agrees with the iterator");
@@ -89,7 +89,7 @@ pub(super) fn check_metadata(buf: &[u8]) {
         let expect = if valid {
             Ok(pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v))
         } else {
-            Err(DecodeError::TruncatedProperty)
+            Err(SessionError::TruncatedProperty)
         };
         assert_eq!(metadata::find(buf, name), expect);
     }

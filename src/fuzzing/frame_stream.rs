@@ -3,20 +3,7 @@
 
 use super::*;
 
-/// A libzmq 4.3 NULL client greeting (ZMTP.md §2.3; padding byte 8 = identity length + 1).
-pub const LIBZMQ_NULL_GREETING: [u8; 64] = {
-    let mut g = [0u8; 64];
-    g[0] = 0xff;
-    g[8] = 0x01;
-    g[9] = 0x7f;
-    g[10] = 3;
-    g[11] = 1;
-    g[12] = b'N';
-    g[13] = b'U';
-    g[14] = b'L';
-    g[15] = b'L';
-    g
-};
+pub use crate::zmtp::greeting::LIBZMQ_NULL_GREETING;
 
 /// READY of a libzmq DEALER with identity `agent1` (ZMTP.md §12.4).
 pub const DEALER_READY_AGENT1: &[u8] =
@@ -119,7 +106,7 @@ pub(super) struct Run {
     /// Everything the session wrote (greeting, handshake replies, PONGs).
     pub(super) out: Vec<u8>,
     /// How it ended: an error, or the unconsumed bytes once the input ran out.
-    pub(super) end: Result<Vec<u8>, DecodeError>,
+    pub(super) end: Result<Vec<u8>, SessionError>,
 }
 
 /// Where the first incomplete frame starts in `rx` and how many bytes `rx` must hold to
@@ -204,152 +191,204 @@ pub(super) type Verify<'v> = &'v mut dyn FnMut(&Session) -> bool;
 
 /// Drive a session the way `server::event_loop` does: the unconsumed bytes are handed in,
 /// `consumed` is dropped, the buffer grows to `need` (never past a fixed cap), each read takes
-/// at most what the buffer has room for, and [`Session::authorize`] follows every
-/// [`Input::Verify`] with the hook's decision.
+/// at most what the buffer has room for, [`Session::authorize`] follows every
+/// [`Input::Verify`] with the hook's decision, and each held message is read and released.
 pub(super) fn drive_session(ep: &Endpoint<'_>, feed: &mut dyn Feed, mut chunks: Chunks, verify: Verify<'_>) -> Run {
-    let limits = ep.limits;
     let mut rng = FuzzRng(ep.seed);
     let curve = (ep.mechanism == Mechanism::Curve)
         .then(|| CurveContext { keys: curve_server_keys().clone(), cookies: CookieKeys::new(&mut rng) });
-    let cfg = SessionConfig { mechanism: ep.mechanism, identity: ROUTER_ID, limits, curve: curve.as_ref() };
-    let overhead = if ep.mechanism == Mechanism::Curve { 33 } else { 0 };
-    let cap = rx_cap(limits, overhead);
-    let held_cap = msg_held_cap(limits, overhead);
-    let mut out = Vec::new();
-    let mut s = Session::new(ep.mechanism, &mut out);
-    assert_eq!(out, greeting::emit(ep.mechanism, true), "our greeting goes out at once");
+    let cfg = SessionConfig { identity: ROUTER_ID, limits: ep.limits, curve: curve.as_ref() };
+    let mut d = Driver::new(ep, cfg, rng);
     let mut input: Vec<u8> = Vec::new();
     let mut pos = 0usize;
-    let mut rx: Vec<u8> = Vec::new();
-    let mut room = 64usize;
-    let mut parts = Parts::new();
-    let mut events: Vec<Vec<Vec<u8>>> = Vec::new();
-    let mut ready = false;
-    let mut verified = false;
-    // Bytes consumed so far: the greeting has been read once this reaches 64.
-    let mut total_consumed = 0usize;
-    // Offset in `rx` of the first frame not known to be complete (once greeted).
-    let mut walk = 0usize;
     loop {
-        // Process everything at hand.
-        loop {
-            let held = rx.len();
-            let r = s.handle_input(&cfg, &mut rx, &mut out, &mut parts, &mut rng);
-            match r {
-                Err(e) => return Run { events, out, end: Err(e) },
-                Ok(Input::NeedMore { consumed, need }) => {
-                    assert!(consumed <= held, "consumed {consumed} > held {held}");
-                    rx.drain(..consumed);
-                    total_consumed += consumed;
-                    walk = walk.saturating_sub(consumed);
-                    assert!(need > rx.len(), "need {need} must exceed held {}", rx.len());
-                    assert!(need <= cap, "need {need} over the receive-buffer cap {cap}");
-                    if total_consumed < GREETING_LEN {
-                        assert_eq!((total_consumed, need), (0, GREETING_LEN), "before the greeting");
-                    } else {
-                        assert_eq!(s.is_traffic(), ready);
-                        let (scan, want) = first_incomplete_frame(&rx, walk);
-                        walk = scan;
-                        assert!(need <= want, "need {need} beyond the next frame's end {want}");
-                        if ready {
-                            // Bytes held for the message being assembled (frames and any
-                            // commands between them) stay within the message limits.
-                            assert!(scan <= held_cap, "{scan} bytes held for one message (cap {held_cap})");
-                        } else {
-                            assert_eq!(scan, 0, "the handshake keeps nothing before READY");
-                        }
-                    }
-                    room = room.max(need);
-                    break;
-                }
-                Ok(Input::Verify { consumed }) => {
-                    assert_ne!(ep.mechanism, Mechanism::Null, "the NULL mechanism has no verify step");
-                    assert!(!ready && !verified, "Verify twice or after Ready");
-                    assert!(consumed > 0 && consumed <= held, "consumed {consumed}, held {held}");
-                    rx.drain(..consumed);
-                    total_consumed += consumed;
-                    walk = 0;
-                    verified = true;
-                    let allow = verify(&s);
-                    events.push(vec![b"verify".to_vec(), vec![u8::from(allow)]]);
-                    let before = out.len();
-                    let r = s.authorize(&cfg, allow, &mut out);
-                    if allow {
-                        assert_eq!(r, Ok(()), "an allowed peer is answered");
-                    } else {
-                        assert_eq!(r, Err(DecodeError::AuthDenied));
-                        let mut error = Vec::new();
-                        command::emit_error(b"400", &mut error);
-                        assert_eq!(out.get(before..), Some(&error[..]), "a refusal is ERROR 400");
-                    }
-                    // A second decision is refused and writes nothing.
-                    let mut scratch = Vec::new();
-                    assert_eq!(s.authorize(&cfg, true, &mut scratch), Err(DecodeError::UnexpectedCommand));
-                    assert!(scratch.is_empty());
-                    if let Err(e) = r {
-                        return Run { events, out, end: Err(e) };
-                    }
-                }
-                Ok(Input::Ready { consumed }) => {
-                    assert!(!ready, "Ready twice");
-                    assert!(consumed <= held, "consumed {consumed}, held {held}");
-                    // CURVE reports Ready on the call after `authorize`, having consumed the
-                    // INITIATE already; NULL and PLAIN report it on their last command.
-                    assert!(consumed > 0 || ep.mechanism == Mechanism::Curve, "Ready consumed nothing");
-                    assert_eq!(verified, ep.mechanism != Mechanism::Null, "Ready without the verify step");
-                    assert!(s.is_traffic());
-                    assert!(s.identity().len() <= MAX_IDENTITY_BYTES);
-                    ready = true;
-                    let t = format!("{:?}", s.socket_type()).into_bytes();
-                    events.push(vec![b"ready".to_vec(), t, s.identity().to_vec()]);
-                    rx.drain(..consumed);
-                    total_consumed += consumed;
-                    walk = 0;
-                }
-                Ok(Input::Message { consumed }) => {
-                    assert!(ready, "a message before the handshake completed");
-                    assert!(consumed > 0 && consumed <= held, "consumed {consumed}, held {held}");
-                    assert!(parts.len() <= limits.max_msg_parts);
-                    let mut last_end = 0usize;
-                    let mut total = 0u64;
-                    for p in parts.iter() {
-                        let (start, len) = (p.start as usize, p.len as usize);
-                        assert!(start >= last_end, "parts overlap or go backwards: {parts:?}");
-                        assert!(start + len <= consumed, "part {p:?} outside the {consumed} consumed bytes");
-                        assert!(len as u64 <= limits.max_frame_bytes);
-                        last_end = start + len;
-                        total += len as u64;
-                    }
-                    assert!(total <= limits.max_msg_bytes);
-                    let m = Message::new(&rx, &parts);
-                    assert_eq!(m.body_bytes() as u64, total);
-                    let frames: Vec<Vec<u8>> = (0..m.len())
-                        .map(|i| {
-                            let f = m.get(i);
-                            assert!(f.is_some(), "part {i} is not inside the buffer");
-                            f.unwrap_or(&[]).to_vec()
-                        })
-                        .collect();
-                    events.push(frames);
-                    rx.drain(..consumed);
-                    total_consumed += consumed;
-                    walk = walk.saturating_sub(consumed);
-                }
-            }
+        if let Err(e) = d.process(verify) {
+            return Run { events: d.events, out: d.out, end: Err(e) };
         }
         if pos >= input.len() {
-            input = feed.more(&out);
+            input = feed.more(&d.out);
             pos = 0;
             if input.is_empty() {
-                return Run { events, out, end: Ok(rx) };
+                return Run { events: d.events, out: d.out, end: Ok(d.rx) };
             }
         }
         // Read: at most the chunk, at most the free room, at most what is left.
-        let free = room - rx.len();
+        let free = d.room - d.rx.len();
         let n = chunks.next().min(free).min(input.len() - pos);
-        assert!(n > 0, "no room to read into (room {room}, held {})", rx.len());
-        rx.extend_from_slice(input.get(pos..pos + n).unwrap_or(&[]));
+        assert!(n > 0, "no room to read into (room {}, held {})", d.room, d.rx.len());
+        d.rx.extend_from_slice(input.get(pos..pos + n).unwrap_or(&[]));
         pos += n;
+    }
+}
+
+/// The server's side of [`drive_session`]: the session, its buffers and what was observed.
+struct Driver<'c> {
+    mechanism: Mechanism,
+    limits: &'c Limits,
+    cfg: SessionConfig<'c>,
+    rng: FuzzRng,
+    s: Session,
+    rx: Vec<u8>,
+    out: Vec<u8>,
+    /// The receive buffer's size: grown to every `need`.
+    room: usize,
+    cap: usize,
+    held_cap: usize,
+    events: Vec<Vec<Vec<u8>>>,
+    ready: bool,
+    verified: bool,
+    /// Bytes consumed so far: the greeting has been read once this reaches 64.
+    total_consumed: usize,
+    /// Offset in `rx` of the first frame not known to be complete (once greeted).
+    walk: usize,
+}
+
+impl<'c> Driver<'c> {
+    fn new(ep: &Endpoint<'c>, cfg: SessionConfig<'c>, rng: FuzzRng) -> Self {
+        let overhead = if ep.mechanism == Mechanism::Curve { 33 } else { 0 };
+        let mut out = Vec::new();
+        let s = Session::new(ep.mechanism, &mut out);
+        assert_eq!(out, greeting::emit(ep.mechanism, true), "our greeting goes out at once");
+        Driver {
+            mechanism: ep.mechanism,
+            limits: ep.limits,
+            cfg,
+            rng,
+            s,
+            rx: Vec::new(),
+            out,
+            room: 64,
+            cap: rx_cap(ep.limits, overhead),
+            held_cap: msg_held_cap(ep.limits, overhead),
+            events: Vec::new(),
+            ready: false,
+            verified: false,
+            total_consumed: 0,
+            walk: 0,
+        }
+    }
+
+    /// Drop `n` consumed bytes.
+    fn consume(&mut self, n: usize) {
+        self.rx.drain(..n);
+        self.total_consumed += n;
+    }
+
+    /// Process everything at hand.
+    fn process(&mut self, verify: Verify<'_>) -> Result<(), SessionError> {
+        loop {
+            let held = self.rx.len();
+            match self.s.handle_input(&self.cfg, &mut self.rx, &mut self.out, &mut self.rng)? {
+                Input::NeedMore { consumed, need } => {
+                    self.on_need_more(held, consumed, need);
+                    return Ok(());
+                }
+                Input::Verify { consumed } => self.on_verify(held, consumed, verify)?,
+                Input::Ready { consumed } => self.on_ready(held, consumed),
+                Input::Message => self.on_message(held),
+            }
+        }
+    }
+
+    fn on_need_more(&mut self, held: usize, consumed: usize, need: usize) {
+        assert!(consumed <= held, "consumed {consumed} > held {held}");
+        self.consume(consumed);
+        self.walk = self.walk.saturating_sub(consumed);
+        assert!(need > self.rx.len(), "need {need} must exceed held {}", self.rx.len());
+        assert!(need <= self.cap, "need {need} over the receive-buffer cap {}", self.cap);
+        if self.total_consumed < GREETING_LEN {
+            assert_eq!((self.total_consumed, need), (0, GREETING_LEN), "before the greeting");
+        } else {
+            assert_eq!(self.s.is_traffic(), self.ready);
+            let (scan, want) = first_incomplete_frame(&self.rx, self.walk);
+            self.walk = scan;
+            assert!(need <= want, "need {need} beyond the next frame's end {want}");
+            if self.ready {
+                // Bytes held for the message being assembled (frames and any commands between
+                // them) stay within the message limits.
+                assert!(scan <= self.held_cap, "{scan} bytes held for one message (cap {})", self.held_cap);
+            } else {
+                assert_eq!(scan, 0, "the handshake keeps nothing before READY");
+            }
+        }
+        self.room = self.room.max(need);
+    }
+
+    fn on_verify(&mut self, held: usize, consumed: usize, verify: Verify<'_>) -> Result<(), SessionError> {
+        assert_ne!(self.mechanism, Mechanism::Null, "the NULL mechanism has no verify step");
+        assert!(!self.ready && !self.verified, "Verify twice or after Ready");
+        assert!(consumed > 0 && consumed <= held, "consumed {consumed}, held {held}");
+        self.consume(consumed);
+        self.walk = 0;
+        self.verified = true;
+        let allow = verify(&self.s);
+        self.events.push(vec![b"verify".to_vec(), vec![u8::from(allow)]]);
+        let before = self.out.len();
+        let r = self.s.authorize(&self.cfg, allow, &mut self.out);
+        if allow {
+            assert_eq!(r, Ok(()), "an allowed peer is answered");
+        } else {
+            assert_eq!(r, Err(SessionError::AuthDenied));
+            let mut error = Vec::new();
+            command::emit_error(b"400", &mut error);
+            assert_eq!(self.out.get(before..), Some(&error[..]), "a refusal is ERROR 400");
+        }
+        // A second decision is refused and writes nothing.
+        let mut scratch = Vec::new();
+        assert_eq!(self.s.authorize(&self.cfg, true, &mut scratch), Err(SessionError::UnexpectedCommand));
+        assert!(scratch.is_empty());
+        r
+    }
+
+    fn on_ready(&mut self, held: usize, consumed: usize) {
+        assert!(!self.ready, "Ready twice");
+        assert!(consumed <= held, "consumed {consumed}, held {held}");
+        // CURVE reports Ready on the call after `authorize`, having consumed the INITIATE
+        // already; NULL and PLAIN report it on their last command.
+        assert!(consumed > 0 || self.mechanism == Mechanism::Curve, "Ready consumed nothing");
+        assert_eq!(self.verified, self.mechanism != Mechanism::Null, "Ready without the verify step");
+        assert!(self.s.is_traffic());
+        assert!(self.s.identity().len() <= MAX_IDENTITY_BYTES);
+        self.ready = true;
+        let t = format!("{:?}", self.s.socket_type()).into_bytes();
+        self.events.push(vec![b"ready".to_vec(), t, self.s.identity().to_vec()]);
+        self.consume(consumed);
+        self.walk = 0;
+    }
+
+    fn on_message(&mut self, held: usize) {
+        assert!(self.ready, "a message before the handshake completed");
+        let m = self.s.message(&self.rx);
+        let parts = m.parts();
+        assert!(parts.len() <= self.limits.max_msg_parts);
+        let mut last_end = 0usize;
+        let mut total = 0u64;
+        for p in parts {
+            let (start, len) = (p.start as usize, p.len as usize);
+            assert!(start >= last_end, "parts overlap or go backwards: {parts:?}");
+            assert!(start + len <= held, "part {p:?} outside the {held} held bytes");
+            assert!(len as u64 <= self.limits.max_frame_bytes);
+            last_end = start + len;
+            total += len as u64;
+        }
+        assert!(total <= self.limits.max_msg_bytes);
+        assert_eq!(m.body_bytes() as u64, total);
+        let frames: Vec<Vec<u8>> = (0..m.len())
+            .map(|i| {
+                let f = m.get(i);
+                assert!(f.is_some(), "part {i} is not inside the buffer");
+                f.unwrap_or(&[]).to_vec()
+            })
+            .collect();
+        // Held until released: asking again answers the same message.
+        let again = self.s.handle_input(&self.cfg, &mut self.rx, &mut self.out, &mut self.rng);
+        assert_eq!(again, Ok(Input::Message), "a held message is answered again");
+        let consumed = self.s.release();
+        assert!(consumed > 0 && consumed <= held, "consumed {consumed}, held {held}");
+        assert!(last_end <= consumed, "a part ends after the {consumed} consumed bytes");
+        self.events.push(frames);
+        self.consume(consumed);
+        self.walk = self.walk.saturating_sub(consumed);
     }
 }
 

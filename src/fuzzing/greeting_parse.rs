@@ -10,7 +10,7 @@ use super::*;
 pub fn fuzz_greeting(data: &[u8]) {
     // Nothing past byte 64 is ever looked at; a few more prefixes show that.
     let data = data.get(..GREETING_LEN + 8).unwrap_or(data);
-    let mut seen: Option<Result<Option<greeting::Greeting>, DecodeError>> = None;
+    let mut seen: Option<Result<Option<greeting::Greeting>, SessionError>> = None;
     for n in 0..=data.len() {
         let prefix = data.get(..n).unwrap_or(data);
         let r = greeting::parse(prefix);
@@ -40,17 +40,17 @@ pub fn fuzz_greeting(data: &[u8]) {
 }
 
 /// The greeting checks, restated: the earliest offending byte decides.
-pub(super) fn greeting_model(p: &[u8]) -> Result<Option<greeting::Greeting>, DecodeError> {
+pub(super) fn greeting_model(p: &[u8]) -> Result<Option<greeting::Greeting>, SessionError> {
     if p.first().is_some_and(|&b| b != 0xFF) {
-        return Err(DecodeError::BadSignature);
+        return Err(SessionError::BadSignature);
     }
     if p.get(9).is_some_and(|&b| b & 1 == 0) {
-        return Err(DecodeError::BadSignature);
+        return Err(SessionError::BadSignature);
     }
     if let Some(&major) = p.get(10)
         && major < 3
     {
-        return Err(DecodeError::UnsupportedVersion { major });
+        return Err(SessionError::UnsupportedVersion { major });
     }
     if p.len() < GREETING_LEN {
         return Ok(None);

@@ -17,25 +17,24 @@ use crate::auth::{
     AuthMode, AuthRequest, AuthStore, Authenticator, Decision, KeyError, KeyText, Location, UserId, decode_key,
     encode_key,
 };
-use crate::json::{
-    self, DeliveryBody, JsonError, JsonErrorKind, JsonStr, Kind, Number, NumberKind, SliceWriter, Value,
-};
+use crate::json::{self, JsonError, JsonErrorKind, JsonStr, Kind, Number, NumberKind, SliceWriter, Value};
 use crate::limits::{
     Limits, MAX_BUS_BYTES, MAX_COMMAND_BYTES, MAX_HANDSHAKE_FRAME_BYTES, MAX_IDENTITY_BYTES, MAX_PREFIX_BYTES,
 };
+use crate::stats::Stats;
 use crate::vip::SIGNATURE;
 use crate::vip::envelope::Envelope;
 use crate::vip::peers::{AttachError, PeerId};
 use crate::vip::platform::PlatformInfo;
-use crate::vip::pubsub::AUTH_IDENTITY;
+use crate::vip::pubsub::{AUTH_IDENTITY, DeliveryBody};
 use crate::vip::router::{CONTROL, Full, OnFull, Outcome, Router, Sink};
 use crate::zmtp::command::{self, Command};
 use crate::zmtp::frame::{FLAG_COMMAND, FrameHeader};
 use crate::zmtp::greeting::{self, GREETING_LEN};
-use crate::zmtp::mechanism::curve::{ClientStep, CookieKeys, CurveClient, CurveError, KeyPair, SecretKey};
+use crate::zmtp::mechanism::curve::{ClientStep, CookieKeys, CurveClient, CurveError, KeyPair, SecretKey, Traffic};
 use crate::zmtp::mechanism::{Credentials, Mechanism, plain};
 use crate::zmtp::session::{CurveContext, Input, Session, SessionConfig};
-use crate::zmtp::{DecodeError, Message, Part, Parts, metadata};
+use crate::zmtp::{Message, Part, Parts, SessionError, metadata};
 
 // One file per cargo-fuzz target (`tests/fuzz/fuzz_targets/`), plus `decide` (the authorisation
 // the session targets share). Each target's entry point `fuzz_*` is `pub` and re-exported here;
@@ -50,6 +49,7 @@ mod json_scan;
 mod modular_home;
 mod session_curve;
 mod session_plain;
+mod vip_pubsub;
 mod vip_route;
 
 pub use self::auth_json::*;
@@ -62,4 +62,5 @@ pub use self::json_scan::*;
 pub use self::modular_home::*;
 pub use self::session_curve::*;
 pub use self::session_plain::*;
+use self::vip_pubsub::*;
 pub use self::vip_route::*;

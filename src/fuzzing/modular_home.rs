@@ -41,9 +41,10 @@ pub fn fuzz_modular_home(data: &[u8]) {
     }
     assert!(!Authz::closed().allows(b"platform.control", b"x", Access::Publish));
     let mut r = Router::new(&Limits { max_connections: 16, ..Limits::COMPILED }, PlatformInfo::with_router_id(b"r"), 0);
+    let mut stats = Stats::default();
     for (i, id) in IDENTITIES.iter().enumerate() {
         let peer = PeerId(u16::try_from(i + 1).unwrap_or(1));
-        if r.attach(peer, id).is_err() {
+        if r.attach(&mut stats, peer, id).is_err() {
             continue; // "" gets a generated identity; duplicates are impossible here
         }
     }
@@ -65,7 +66,7 @@ pub fn fuzz_modular_home(data: &[u8]) {
             ];
             for frames in [&sub[..], &publish[..]] {
                 let mut sink = Collect::default();
-                route(&mut r, peer, frames, &mut sink);
+                route(&mut r, &mut stats, peer, frames, &mut sink);
                 let replies: Vec<&Vec<Vec<u8>>> = sink.0.iter().filter(|(to, _)| *to == peer).map(|(_, f)| f).collect();
                 let last = replies.last().map(|f| f.get(5).map(Vec::as_slice));
                 assert_eq!(last, Some(Some(&b"request_response"[..])), "one answer, last");
@@ -90,7 +91,7 @@ impl Sink for Collect {
     }
 }
 
-fn route(r: &mut Router, from: PeerId, frames: &[&[u8]], sink: &mut Collect) {
+fn route(r: &mut Router, stats: &mut Stats, from: PeerId, frames: &[&[u8]], sink: &mut Collect) {
     let (mut buf, mut parts) = (Vec::new(), Parts::new());
     for f in frames {
         let (Ok(start), Ok(len)) = (u32::try_from(buf.len()), u32::try_from(f.len())) else { return };
@@ -99,5 +100,5 @@ fn route(r: &mut Router, from: PeerId, frames: &[&[u8]], sink: &mut Collect) {
         }
         buf.extend_from_slice(f);
     }
-    let _ = r.handle(from, Message::new(&buf, &parts), sink, OnFull::Pause);
+    let _ = r.handle(stats, from, Message::new(&buf, &parts), sink, OnFull::Pause);
 }

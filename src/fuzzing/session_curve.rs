@@ -8,32 +8,25 @@ pub const SESSION_CURVE_RAW: u8 = 0x80;
 /// INITIATE metadata a client may send (index = byte 3 of a `session_curve` input `% 8`).
 pub(super) fn client_metadata(choice: u8, extra: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
     let mut m = Vec::new();
-    let identity: Option<&[u8]> = match choice & 7 {
-        0 => {
-            command::socket_metadata(b"DEALER", b"agent1", &mut m);
-            Some(b"agent1")
+    // (socket type, identity, whether the router admits it) for the well-formed choices.
+    let socket: Option<(&[u8], &[u8], bool)> = match choice & 7 {
+        0 => Some((b"DEALER", b"agent1", true)),
+        1 => Some((b"REQ", b"", true)),
+        2 => Some((b"ROUTER", b"rtr", true)),
+        4 => Some((b"PUB", b"x", false)),
+        5 => Some((b"DEALER", &[b'i'; 256], false)),
+        _ => None,
+    };
+    let identity: Option<&[u8]> = match (choice & 7, socket) {
+        (_, Some((t, id, ok))) => {
+            command::socket_metadata(t, id, &mut m);
+            ok.then_some(id)
         }
-        1 => {
-            command::socket_metadata(b"REQ", b"", &mut m);
-            Some(b"")
-        }
-        2 => {
-            command::socket_metadata(b"ROUTER", b"rtr", &mut m);
-            Some(b"rtr")
-        }
-        3 => {
+        (3, None) => {
             metadata::emit(b"Socket-Type", b"DEALER", &mut m);
             Some(b"")
         }
-        4 => {
-            command::socket_metadata(b"PUB", b"x", &mut m);
-            None
-        }
-        5 => {
-            command::socket_metadata(b"DEALER", &[b'i'; 256], &mut m);
-            None
-        }
-        6 => {
+        (6, None) => {
             m.extend_from_slice(b"\x0bSocket-Type\x00\x00\x00\x09DEAL");
             None
         }

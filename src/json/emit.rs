@@ -15,10 +15,9 @@
 //!   kept (see the deviation note in [`crate::json`]).
 //!
 //! Nothing here allocates: the sink decides where bytes go ([`Vec<u8>`] with capacity reserved
-//! from [`emitted_len`]/[`DeliveryBody::emitted_len`], a fixed [`SliceWriter`], or a
+//! from [`emitted_len`]/`vip::pubsub::DeliveryBody::emitted_len`, a fixed [`SliceWriter`], or a
 //! [`LenCounter`] that only measures). Recursion is bounded by the depth the scanner accepted
 //! ([`MAX_DEPTH`](super::MAX_DEPTH)).
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 use core::fmt::{self, Write as _};
 
@@ -107,6 +106,23 @@ impl<'b> SliceWriter<'b> {
     pub fn written(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or_default()
     }
+
+    /// Bytes that still fit.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
+    /// Forget what was written after the first `len` bytes.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+}
+
+/// Formatted text (`write!`) into the slice, failing like [`ByteSink::put`] when it is full.
+impl fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.put(s.as_bytes()).map_err(|_| fmt::Error)
+    }
 }
 
 impl ByteSink for SliceWriter<'_> {
@@ -193,6 +209,49 @@ pub fn emit_latin1_str<S: ByteSink + ?Sized>(out: &mut S, bytes: &[u8]) -> Resul
     out.put(b"\"")
 }
 
+/// Writes `n` in decimal.
+pub fn emit_u64<S: ByteSink + ?Sized>(out: &mut S, mut n: u64) -> Result<(), SinkFull> {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b"0123456789".get((n % 10) as usize).copied().unwrap_or(b'0');
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.put(digits.get(i..).unwrap_or_default())
+}
+
+/// Writes `s` (Unicode text) as a JSON string (with quotes), ASCII-escaped exactly as Python's
+/// `json.dumps` writes a `str` (code points above U+FFFF as a surrogate pair). The one escaper
+/// of the crate: the frames' latin-1 strings ([`emit_latin1_str`]), the scanner's strings
+/// ([`emit_json_str`]) and Rust text all go through the same per-character escape.
+pub fn emit_str<S: ByteSink + ?Sized>(out: &mut S, s: &str) -> Result<(), SinkFull> {
+    out.put(b"\"")?;
+    let mut buf = CharBuf::new();
+    for c in s.chars() {
+        if buf.len + 12 > buf.bytes.len() {
+            out.put(buf.as_slice())?;
+            buf.len = 0;
+        }
+        buf.push_char(u32::from(c));
+    }
+    out.put(buf.as_slice())?;
+    out.put(b"\"")
+}
+
+/// Appends `s` to `out` as [`emit_str`] writes it (for text built as a `String`: files, reports).
+pub fn push_str(out: &mut String, s: &str) {
+    let mut bytes = Vec::with_capacity(s.len() + 2);
+    let _ = emit_str(&mut bytes, s); // a Vec never refuses
+    // Only ASCII was written.
+    out.push_str(&String::from_utf8_lossy(&bytes));
+}
+
 /// Writes a number in Python's canonical form (see the module doc).
 pub fn emit_number<S: ByteSink + ?Sized>(out: &mut S, n: Number<'_>) -> Result<(), SinkFull> {
     match n.kind() {
@@ -211,59 +270,6 @@ pub fn emit_number<S: ByteSink + ?Sized>(out: &mut S, n: Number<'_>) -> Result<(
                 put_python_float_repr(out, x)
             }
         }
-    }
-}
-
-/// The delivery body of a `publish` (VIP.md §7.6):
-/// `{"sender": S, "bus": B, "headers": H, "message": MSG}`, in that order, extra keys dropped.
-#[derive(Clone, Copy, Debug)]
-pub struct DeliveryBody<'a> {
-    /// The publisher's identity (frame bytes, latin-1).
-    pub sender: &'a [u8],
-    /// The publish body's `bus` value.
-    pub bus: Value<'a>,
-    /// The publish body's `headers` value.
-    pub headers: Value<'a>,
-    /// The publish body's `message` value.
-    pub message: Value<'a>,
-}
-
-impl<'a> DeliveryBody<'a> {
-    /// Picks `bus`, `headers` and `message` out of a parsed publish body in one pass (last
-    /// duplicate wins). `None` if the body is not an object or lacks one of them — the
-    /// "no delivery, count 0" case of VIP.md §7.6.
-    pub fn from_publish(sender: &'a [u8], body: Value<'a>) -> Option<Self> {
-        let (mut bus, mut headers, mut message) = (None, None, None);
-        for (k, v) in body.members() {
-            if k.eq_latin1(b"bus") {
-                bus = Some(v);
-            } else if k.eq_latin1(b"headers") {
-                headers = Some(v);
-            } else if k.eq_latin1(b"message") {
-                message = Some(v);
-            }
-        }
-        Some(Self { sender, bus: bus?, headers: headers?, message: message? })
-    }
-
-    /// Writes the body.
-    pub fn emit<S: ByteSink + ?Sized>(&self, out: &mut S) -> Result<(), SinkFull> {
-        out.put(b"{\"sender\": ")?;
-        emit_latin1_str(out, self.sender)?;
-        out.put(b", \"bus\": ")?;
-        emit_value(out, self.bus)?;
-        out.put(b", \"headers\": ")?;
-        emit_value(out, self.headers)?;
-        out.put(b", \"message\": ")?;
-        emit_value(out, self.message)?;
-        out.put(b"}")
-    }
-
-    /// Exact number of bytes [`emit`](Self::emit) writes (one measuring pass).
-    pub fn emitted_len(&self) -> usize {
-        let mut c = LenCounter::new();
-        let _ = self.emit(&mut c);
-        c.len()
     }
 }
 

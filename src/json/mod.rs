@@ -35,11 +35,14 @@
 //! of our output yields the same dict as `json.loads` of Python's); integers longer than Python's
 //! `int` string limit (4300 digits) are accepted and copied verbatim.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::cast_possible_truncation))]
+
 mod ascii;
 pub mod emit;
 pub mod scan;
 
-pub use emit::{ByteSink, DeliveryBody, LenCounter, SinkFull, SliceWriter};
+pub use emit::{ByteSink, LenCounter, SinkFull, SliceWriter};
 pub use scan::{
     Items, JsonError, JsonErrorKind, JsonStr, Kind, Latin1Error, Members, Number, NumberKind, StrChars, Value, parse,
 };

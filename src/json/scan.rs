@@ -14,7 +14,6 @@
 //!
 //! This file holds the validator ([`parse`], [`Kind`], [`JsonError`]); `value` the [`Value`] view
 //! and its iterators; `string` [`JsonStr`] and its decoding; `number` [`Number`].
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 mod number;
 mod string;
@@ -190,18 +189,27 @@ impl Validator<'_> {
             self.pos += 1;
             self.skip_ws();
             self.value(depth)?;
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.skip_ws();
-                }
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(Kind::Object);
-                }
-                _ => return Err(self.unexpected()),
+            if self.next_item(b'}')? {
+                return Ok(Kind::Object);
             }
+        }
+    }
+
+    /// After a member or item: `,` (another follows: false) or `close` (the container ends:
+    /// true), with the whitespace around them.
+    fn next_item(&mut self, close: u8) -> Result<bool, JsonError> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.skip_ws();
+                Ok(false)
+            }
+            Some(c) if c == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            _ => Err(self.unexpected()),
         }
     }
 
@@ -217,17 +225,8 @@ impl Validator<'_> {
         }
         loop {
             self.value(depth)?;
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.skip_ws();
-                }
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(Kind::Array);
-                }
-                _ => return Err(self.unexpected()),
+            if self.next_item(b']')? {
+                return Ok(Kind::Array);
             }
         }
     }

@@ -96,7 +96,10 @@ pub enum ListenSocket {
     Unix(UnixListener),
 }
 
-/// One listener: its socket, the endpoint text reported to peers, and its mechanism.
+/// The ZAP domain of every endpoint unless its address says `domain=` (VIP.md §2.1).
+pub const DEFAULT_DOMAIN: &str = "vip";
+
+/// One listener: its socket, the endpoint text reported to peers, its mechanism and ZAP domain.
 #[derive(Debug)]
 pub struct Listener {
     /// The socket.
@@ -105,8 +108,17 @@ pub struct Listener {
     pub endpoint: String,
     /// Security mechanism of this endpoint.
     pub mechanism: Mechanism,
+    /// ZAP domain the authorisation sees ([`DEFAULT_DOMAIN`] unless the address set one).
+    pub domain: String,
     /// Socket file to remove on exit (ipc on a path).
     pub path: Option<String>,
+}
+
+impl Listener {
+    /// A listener on `socket`, reported as `endpoint`, in the default ZAP domain.
+    pub fn new(socket: ListenSocket, endpoint: String, mechanism: Mechanism, path: Option<String>) -> Self {
+        Listener { socket, endpoint, mechanism, domain: DEFAULT_DOMAIN.to_string(), path }
+    }
 }
 
 /// Bind `addr`; a `tcp://` host resolving to several addresses binds each.
@@ -121,12 +133,7 @@ pub fn bind(addr: &str, mechanism: Mechanism) -> Result<Vec<Listener>, String> {
             for sa in Endpoint::tcp_addrs(&hp).map_err(|e| format!("{addr}: {e}"))? {
                 let l = TcpListener::bind(sa).map_err(|e| format!("{addr}: bind {sa}: {e}"))?;
                 let local = l.local_addr().map_err(|e| format!("{addr}: {e}"))?;
-                out.push(Listener {
-                    socket: ListenSocket::Tcp(l),
-                    endpoint: format!("tcp://{local}"),
-                    mechanism,
-                    path: None,
-                });
+                out.push(Listener::new(ListenSocket::Tcp(l), format!("tcp://{local}"), mechanism, None));
             }
             Ok(out)
         }
@@ -134,12 +141,7 @@ pub fn bind(addr: &str, mechanism: Mechanism) -> Result<Vec<Listener>, String> {
             let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
                 .map_err(|e| format!("{addr}: {e}"))?;
             let l = UnixListener::bind_addr(&sa).map_err(|e| format!("{addr}: bind: {e}"))?;
-            Ok(vec![Listener {
-                socket: ListenSocket::Unix(l),
-                endpoint: format!("ipc://@{name}"),
-                mechanism,
-                path: None,
-            }])
+            Ok(vec![Listener::new(ListenSocket::Unix(l), format!("ipc://@{name}"), mechanism, None)])
         }
         Endpoint::IpcPath(path) => {
             // libzmq unlinks a stale socket file before binding; do the same.
@@ -150,12 +152,7 @@ pub fn bind(addr: &str, mechanism: Mechanism) -> Result<Vec<Listener>, String> {
                 }
             }
             let l = UnixListener::bind(&path).map_err(|e| format!("{addr}: bind: {e}"))?;
-            Ok(vec![Listener {
-                socket: ListenSocket::Unix(l),
-                endpoint: format!("ipc://{path}"),
-                mechanism,
-                path: Some(path),
-            }])
+            Ok(vec![Listener::new(ListenSocket::Unix(l), format!("ipc://{path}"), mechanism, Some(path))])
         }
     }
 }

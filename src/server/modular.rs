@@ -14,10 +14,8 @@
 //!   what is broken keeps its previous rules, is logged and counted (`config_load_errors`).
 //!   `platform.json` itself is not reloaded: a changed server key needs a restart (logged).
 
-use std::cell::RefCell;
 use std::io;
 use std::path::PathBuf;
-use std::rc::Rc;
 
 use super::startup::Security;
 use super::watch::Watch;
@@ -26,16 +24,18 @@ use crate::auth::credentials::{CredentialStore, LoadReport, platform_keys};
 use crate::auth::layout::{AUTHZ_FILE, authz_path, credentials_dir, platform_credentials_path};
 use crate::auth::{AuthMode, Authenticator};
 use crate::config::Config;
+use crate::stats::Stats;
 use crate::vip::router::Router;
 use crate::zmtp::mechanism::curve::PublicKey;
 
-/// The modular home the router serves: what a reload needs.
+/// The modular home the router serves: what a reload needs (the authenticator itself is the
+/// policy's, `super::auth_hook`).
 pub(super) struct Modular {
     home: PathBuf,
     creds: CredentialStore,
-    /// `None` with `auth-enabled = False`.
-    auth: Option<(Rc<RefCell<Authenticator>>, PublicKey)>,
-    /// Problems found before the router (and its counters) existed.
+    /// The server key in use; `None` with `auth-enabled = False`.
+    server_key: Option<PublicKey>,
+    /// Problems found before the server (and its counters) existed.
     pending_errors: u64,
 }
 
@@ -73,7 +73,7 @@ impl Modular {
         let dir = credentials_dir(&home);
         let (creds, r) = CredentialStore::load(&dir, None).map_err(|e| format!("{}: {e}", dir.display()))?;
         let pending_errors = report(&dir, &r);
-        let mut m = Modular { home, creds, auth: None, pending_errors };
+        let mut m = Modular { home, creds, server_key: None, pending_errors };
         if !config.allow_auth {
             log::info!("auth-enabled = False: NULL everywhere, credentials_store not consulted");
             return Ok((m, None));
@@ -94,18 +94,17 @@ impl Modular {
             a.store().len(),
             if binding { "on" } else { "off" }
         );
-        let auth = Rc::new(RefCell::new(a));
-        m.auth = Some((auth.clone(), keys.public));
-        Ok((m, Some(Security { keys, auth, auth_path: dir })))
+        m.server_key = Some(keys.public);
+        Ok((m, Some(Security { keys, auth: a })))
     }
 
     /// The pubsub policy at start: `authz.json`, or every topic protected if it is broken.
-    pub(super) fn start(&mut self, router: &mut Router) {
-        router.stats.config_load_errors += self.pending_errors;
-        self.pending_errors = 0;
+    /// Returns how many files could not be loaded (for `config_load_errors`).
+    pub(super) fn start(&mut self, router: &mut Router) -> u64 {
+        let mut errors = core::mem::take(&mut self.pending_errors);
         let path = authz_path(&self.home);
         let authz = Authz::load(&path).unwrap_or_else(|e| {
-            router.stats.config_load_errors += 1;
+            errors += 1;
             log::error!(
                 "{}: {e}: every topic is protected (nobody may publish or subscribe) until it is fixed",
                 path.display()
@@ -114,15 +113,17 @@ impl Modular {
         });
         log_authz(&path, &authz);
         router.pubsub.set_authz(Some(authz));
+        errors
     }
 
-    /// SIGHUP or a watched file changed: reread the credentials and `authz.json`.
-    pub(super) fn reload(&mut self, router: &mut Router) {
+    /// SIGHUP or a watched file changed: reread the credentials into `auth` and `authz.json`
+    /// into `router`.
+    pub(super) fn reload(&mut self, auth: Option<&mut Authenticator>, router: &mut Router, stats: &mut Stats) {
         let dir = credentials_dir(&self.home);
         match CredentialStore::load(&dir, Some(&self.creds)) {
             Ok((creds, r)) => {
-                router.stats.config_load_errors += report(&dir, &r);
-                if let Some((auth, public)) = &self.auth {
+                stats.config_load_errors += report(&dir, &r);
+                if let (Some(auth), Some(public)) = (auth, &self.server_key) {
                     if creds.platform().is_some_and(|p| p.public != *public) {
                         log::warn!(
                             "{}: the server key changed: new handshakes keep the key the router started with until it \
@@ -132,12 +133,12 @@ impl Modular {
                     }
                     let store = creds.auth_store();
                     log::info!("{}: reloaded, {} identities admitted", dir.display(), store.len());
-                    auth.borrow_mut().replace_store(store);
+                    auth.replace_store(store);
                 }
                 self.creds = creds;
             }
             Err(e) => {
-                router.stats.config_load_errors += 1;
+                stats.config_load_errors += 1;
                 log::error!("{}: {e}: keeping the previous credentials", dir.display());
             }
         }
@@ -157,7 +158,7 @@ impl Modular {
                 router.pubsub.set_authz(Some(a));
             }
             Err(e) => {
-                router.stats.config_load_errors += 1;
+                stats.config_load_errors += 1;
                 log::error!("{}: {e}: keeping the previous rules", path.display());
             }
         }

@@ -86,6 +86,14 @@ impl PeerTable {
         }
     }
 
+    /// Bytes a table for `capacity` peers allocates (see [`PeerTable::new`]).
+    pub fn table_bytes(capacity: usize) -> usize {
+        let capacity = capacity.min(u16::MAX as usize - 1);
+        let slots = (capacity * 2).next_power_of_two().max(4);
+        // identity bytes, length, hash, state, registered list and position, index
+        capacity * (SLOT_BYTES + 1 + 4 + 1 + 2 + 2) + slots * 2
+    }
+
     /// Maximum number of peers.
     pub fn capacity(&self) -> usize {
         self.capacity
@@ -132,11 +140,12 @@ impl PeerTable {
             return Err(AttachError::Duplicate(holder));
         }
         let h = hash(identity);
+        let len = u8::try_from(identity.len()).map_err(|_| AttachError::Invalid)?;
         let base = p * SLOT_BYTES;
         let dst = self.ids.get_mut(base..base + identity.len()).ok_or(AttachError::Invalid)?;
         dst.copy_from_slice(identity);
         if let (Some(l), Some(hh), Some(s)) = (self.lens.get_mut(p), self.hashes.get_mut(p), self.state.get_mut(p)) {
-            *l = identity.len() as u8;
+            *l = len;
             *hh = h;
             *s = ATTACHED;
         }
@@ -238,7 +247,8 @@ impl PeerTable {
         }
         self.registered.push(peer.0);
         if let Some(pos) = self.reg_pos.get_mut(peer.index()) {
-            *pos = self.registered.len() as u16;
+            // At most `capacity` (< u16::MAX) peers are registered.
+            *pos = u16::try_from(self.registered.len()).unwrap_or(u16::MAX);
         }
         true
     }
@@ -255,7 +265,7 @@ impl PeerTable {
         if let Some(&moved) = self.registered.get(at)
             && let Some(mp) = self.reg_pos.get_mut(usize::from(moved))
         {
-            *mp = at as u16 + 1;
+            *mp = u16::try_from(at + 1).unwrap_or(u16::MAX); // at < registered.len() ≤ capacity
         }
         true
     }

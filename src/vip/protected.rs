@@ -493,14 +493,15 @@ fn repr_str(chars: impl Iterator<Item = u32> + Clone, out: &mut Vec<u8>) {
         match c {
             _ if c == u32::from(quote) || c == u32::from(b'\\') => {
                 out.push(b'\\');
-                out.push(c as u8);
+                out.push(if c == u32::from(quote) { quote } else { b'\\' });
             }
             0x09 => out.extend_from_slice(b"\\t"),
             0x0a => out.extend_from_slice(b"\\n"),
             0x0d => out.extend_from_slice(b"\\r"),
-            0x20..=0x7e => out.push(c as u8),
+            // Both arms are within 0..=0xff: the conversion cannot fail.
+            0x20..=0x7e => out.push(u8::try_from(c).unwrap_or(b'?')),
             // Printable latin-1 (Python `str.isprintable`): everything from U+00A1 but U+00AD.
-            0xa1..=0xff if c != 0xad => out.push(c as u8),
+            0xa1..=0xff if c != 0xad => out.push(u8::try_from(c).unwrap_or(b'?')),
             0..=0xff => hex_escape(out, b"\\x", c, 2),
             0x100..=0xffff => hex_escape(out, b"\\u", c, 4),
             _ => hex_escape(out, b"\\U", c, 8),

@@ -19,8 +19,9 @@ use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID, VipErrno, error_frames};
 use super::peers::{AttachError, PeerId, PeerTable};
 use super::platform::PlatformInfo;
 use super::pubsub::PubSub;
+use crate::json::{ByteSink, SinkFull, SliceWriter};
 use crate::limits::{Limits, MAX_MSG_PARTS};
-use crate::stats::{self, FixedWriter, Stats};
+use crate::stats::{self, Stats};
 use crate::zmtp::Message;
 
 /// The destination's transmit queue cannot take the message now.
@@ -35,14 +36,15 @@ pub trait Sink {
     /// [`Full`] when the queue has no room (nothing was queued).
     fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full>;
 
-    /// Queue the same message to one of many recipients (pubsub fan-out). A sink whose
-    /// connection sends frames verbatim (NULL/PLAIN, not REQ) may encode them once into
-    /// `shared` and copy that block to each recipient; the default delivers frame by frame.
+    /// Queue the same message to one of many recipients (pubsub fan-out). A sink may encode
+    /// the frames once per [`Fanout`] (its [`Fanout::id`] tells one fan-out from the next) and
+    /// copy that block to each recipient that takes the same encoding; the default delivers
+    /// frame by frame.
     ///
     /// # Errors
     /// [`Full`] as for [`Sink::deliver`].
-    fn deliver_shared(&mut self, to: PeerId, shared: &mut Shared<'_>) -> Result<(), Full> {
-        self.deliver(to, shared.frames)
+    fn deliver_fanout(&mut self, to: PeerId, fanout: &Fanout<'_>) -> Result<(), Full> {
+        self.deliver(to, fanout.frames)
     }
 
     /// Has `to` been full for longer than the stall time? Messages to a stalled peer are
@@ -53,22 +55,23 @@ pub trait Sink {
     }
 }
 
-/// One message for many recipients, with room for its wire encoding (see
-/// [`Sink::deliver_shared`]). `wire` is the caller's reusable buffer: it grows to the largest
-/// message once and is then reused, so steady-state fan-out allocates nothing.
-pub struct Shared<'a> {
+/// One message for many recipients (see [`Sink::deliver_fanout`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Fanout<'a> {
     /// The frames, as for [`Sink::deliver`].
     pub frames: &'a [&'a [u8]],
-    /// Their verbatim ZMTP encoding, once [`Shared::encoded`] is set.
-    pub wire: &'a mut Vec<u8>,
-    /// `wire` holds the encoding of `frames`.
-    pub encoded: bool,
+    id: u64,
 }
 
-impl<'a> Shared<'a> {
-    /// `frames`, not yet encoded; `wire` is cleared when first used.
-    pub fn new(frames: &'a [&'a [u8]], wire: &'a mut Vec<u8>) -> Self {
-        Shared { frames, wire, encoded: false }
+impl<'a> Fanout<'a> {
+    /// `frames` for the fan-out numbered `id`: a number the sender never reuses for other frames.
+    pub fn new(frames: &'a [&'a [u8]], id: u64) -> Self {
+        Fanout { frames, id }
+    }
+
+    /// Which fan-out this is: the same id, the same frames.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 }
 
@@ -93,18 +96,20 @@ pub enum Outcome {
     Quit,
 }
 
+/// Bytes of the `query stats` reply: every counter and the pubsub fields.
+pub const STATS_JSON_BYTES: usize = 8192;
+
 /// The identity allowed to stop the router and to `agentstop` others (VIP.md §5.6, §5.7) by
 /// default; modular VOLTTRON's is `platform.control` ([`Router::set_control_identity`]).
 pub const CONTROL: &[u8] = crate::auth::layout::CONTROL_V9;
 
-/// The VIP router core.
+/// The VIP router core. Its counters are the caller's ([`Stats`], owned by the server and lent
+/// to every call that can count something).
 pub struct Router {
     /// Identities and the peer set.
     pub peers: PeerTable,
     /// Facts for `hello` and `query`.
     pub info: PlatformInfo,
-    /// Counters.
-    pub stats: Stats,
     /// The pubsub service (VIP.md §7).
     pub pubsub: PubSub,
     /// Who may `quit` the router and `agentstop` others ([`CONTROL`] unless set).
@@ -120,7 +125,6 @@ impl Router {
         Router {
             peers: PeerTable::new(limits.max_connections, seed),
             info,
-            stats: Stats::default(),
             pubsub: PubSub::new(limits),
             control: CONTROL,
             error_msg_id: ErrorMsgId::default(),
@@ -144,7 +148,7 @@ impl Router {
     /// # Errors
     /// [`AttachError::Duplicate`] when a live connection holds the identity: the newcomer is
     /// ignored, first wins (VIP.md §2.4 item 3); counted and logged.
-    pub fn attach(&mut self, peer: PeerId, identity: &[u8]) -> Result<(), AttachError> {
+    pub fn attach(&mut self, stats: &mut Stats, peer: PeerId, identity: &[u8]) -> Result<(), AttachError> {
         let r = if identity.is_empty() {
             let id = self.peers.generate_identity();
             self.peers.attach(peer, &id)
@@ -152,7 +156,7 @@ impl Router {
             self.peers.attach(peer, identity)
         };
         if let Err(AttachError::Duplicate(holder)) = r
-            && stats::bump(&mut self.stats.rejected_duplicate_identity)
+            && stats::bump_and_should_log(&mut stats.rejected_duplicate_identity)
         {
             log::warn!(
                 "duplicate identity {:?}: a live connection (peer {}) holds it; the newcomer is ignored (first wins)",
@@ -165,52 +169,56 @@ impl Router {
 
     /// The connection of `peer` closed: leave the peer set with the same `peerlist drop` as
     /// `agentstop` (VIP.md §8.3 Compat), then free the identity.
-    pub fn detach(&mut self, peer: PeerId, sink: &mut impl Sink) {
+    pub fn detach(&mut self, stats: &mut Stats, peer: PeerId, sink: &mut impl Sink) {
         if self.peers.is_registered(peer) {
-            self.unregister(peer, sink);
+            self.unregister(stats, peer, sink);
         }
         self.pubsub.peer_detached(peer);
         self.peers.detach(peer);
     }
 
     /// Route one message from `from` (VIP.md §4).
-    pub fn handle(&mut self, from: PeerId, msg: Message<'_>, sink: &mut impl Sink, on_full: OnFull) -> Outcome {
-        self.stats.msgs_in += 1;
+    pub fn handle(
+        &mut self,
+        stats: &mut Stats,
+        from: PeerId,
+        msg: Message<'_>,
+        sink: &mut impl Sink,
+        on_full: OnFull,
+    ) -> Outcome {
+        stats.msgs_in += 1;
         let env = match Envelope::parse(msg) {
             Ok(env) => env,
             Err(EnvelopeError::Probe) => {
-                self.stats.unroutable_probe += 1;
-                self.register(from, sink);
+                stats.unroutable_probe += 1;
+                self.register(stats, from, sink);
                 return Outcome::Done;
             }
             Err(EnvelopeError::TooFewFrames) => {
-                if stats::bump(&mut self.stats.unroutable_too_few_frames) {
+                if stats::bump_and_should_log(&mut stats.unroutable_too_few_frames) {
                     log::info!("dropped a message with too few frames from {}", self.name(from));
                 }
                 return Outcome::Done;
             }
             Err(EnvelopeError::BadSignature) => {
-                if stats::bump(&mut self.stats.unroutable_bad_signature) {
+                if stats::bump_and_should_log(&mut stats.unroutable_bad_signature) {
                     log::info!("dropped a message with a bad VIP signature from {}", self.name(from));
                 }
                 return Outcome::Done;
             }
         };
-        self.register(from, sink);
+        self.register(stats, from, sink);
         if !env.recipient.is_empty() {
-            return self.forward(from, &env, sink, on_full);
+            return self.forward(stats, from, &env, sink, on_full);
         }
         match env.subsystem {
-            b"hello" => self.hello(from, &env, sink),
-            b"ping" => self.ping(from, &env, sink),
-            b"peerlist" => self.peerlist(from, &env, sink),
-            b"query" => self.query(from, &env, sink),
-            b"pubsub" => {
-                let Router { peers, stats, pubsub, error_msg_id, .. } = self;
-                pubsub.handle(from, &env, peers, stats, sink, *error_msg_id)
-            }
+            b"hello" => self.hello(stats, from, &env, sink),
+            b"ping" => self.ping(stats, from, &env, sink),
+            b"peerlist" => self.peerlist(stats, from, &env, sink),
+            b"query" => self.query(stats, from, &env, sink),
+            b"pubsub" => self.pubsub.handle(from, &env, &self.peers, stats, sink, self.error_msg_id),
             b"agentstop" => {
-                self.agentstop(from, &env, sink);
+                self.agentstop(stats, from, &env, sink);
                 Outcome::Done
             }
             b"quit" if self.peers.identity(from) == self.control => Outcome::Quit,
@@ -218,9 +226,9 @@ impl Router {
             // answers nothing (its only answered op, `update`, is unused).
             b"error" | b"routing_table" => Outcome::Done,
             b"external_rpc" if env.arg_count() == 2 && matches!(env.arg(0), b"send_platform" | b"send_peer") => {
-                self.external_rpc(from, &env, sink)
+                self.external_rpc(stats, from, &env, sink)
             }
-            _ => self.unsupported(from, &env, sink),
+            _ => self.unsupported(stats, from, &env, sink),
         }
     }
 
@@ -230,34 +238,32 @@ impl Router {
     }
 
     /// VIP.md §4 step 4: first valid message → `peerlist add` to the others, then join.
-    fn register(&mut self, from: PeerId, sink: &mut impl Sink) {
+    fn register(&mut self, stats: &mut Stats, from: PeerId, sink: &mut impl Sink) {
         if self.peers.is_registered(from) || !self.peers.is_attached(from) {
             return;
         }
-        let Router { peers, stats, .. } = self;
-        let me = peers.identity(from);
+        let me = self.peers.identity(from);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"add", me];
-        for p in peers.registered() {
-            if sink.deliver(p, &frames).is_err() && stats::bump(&mut stats.dropped_notify_full) {
+        for p in self.peers.registered() {
+            if sink.deliver(p, &frames).is_err() && stats::bump_and_should_log(&mut stats.dropped_notify_full) {
                 log::warn!("peerlist add dropped: queue of peer {} is full", p.0);
             }
         }
         self.peers.register(from);
-        self.stats.peers_added += 1;
+        stats.peers_added += 1;
     }
 
     /// Leave the peer set and tell the remaining peers (VIP.md §8.2).
-    fn unregister(&mut self, peer: PeerId, sink: &mut impl Sink) {
+    fn unregister(&mut self, stats: &mut Stats, peer: PeerId, sink: &mut impl Sink) {
         if !self.peers.unregister(peer) {
             return;
         }
-        self.stats.peers_dropped += 1;
+        stats.peers_dropped += 1;
         self.pubsub.remove_peer(peer); // VIP.md §7.12
-        let Router { peers, stats, .. } = self;
-        let me = peers.identity(peer);
+        let me = self.peers.identity(peer);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"drop", me];
-        for p in peers.registered() {
-            if sink.deliver(p, &frames).is_err() && stats::bump(&mut stats.dropped_notify_full) {
+        for p in self.peers.registered() {
+            if sink.deliver(p, &frames).is_err() && stats::bump_and_should_log(&mut stats.dropped_notify_full) {
                 log::warn!("peerlist drop dropped: queue of peer {} is full", p.0);
             }
         }
@@ -275,13 +281,19 @@ impl Router {
     }
 
     /// VIP.md §4 step 5 and 7.
-    fn forward(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink, on_full: OnFull) -> Outcome {
-        let Router { peers, stats, error_msg_id, .. } = self;
-        let me = peers.identity(from);
-        let Some(to) = peers.lookup(env.recipient) else {
+    fn forward(
+        &self,
+        stats: &mut Stats,
+        from: PeerId,
+        env: &Envelope<'_>,
+        sink: &mut impl Sink,
+        on_full: OnFull,
+    ) -> Outcome {
+        let me = self.peers.identity(from);
+        let Some(to) = self.peers.lookup(env.recipient) else {
             stats.errors_unreachable += 1;
             let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
-            let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
+            let id = self.error_msg_id.msg_id(env.msg_id, &mut quoted);
             let f = error_frames(me, id, VipErrno::HostUnreachable, env.recipient, env.subsystem);
             return Self::error_reply(stats, sink, from, &f, on_full);
         };
@@ -302,7 +314,7 @@ impl Router {
                 Outcome::Blocked(to)
             }
             Err(Full) => {
-                if stats::bump(&mut stats.errors_again) {
+                if stats::bump_and_should_log(&mut stats.errors_again) {
                     log::warn!(
                         "queue of {:?} stays full: answering error 11 to {:?}",
                         String::from_utf8_lossy(env.recipient),
@@ -310,7 +322,7 @@ impl Router {
                     );
                 }
                 let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
-                let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
+                let id = self.error_msg_id.msg_id(env.msg_id, &mut quoted);
                 let f = error_frames(me, id, VipErrno::Again, env.recipient, env.subsystem);
                 Self::error_reply(stats, sink, from, &f, OnFull::Again)
             }
@@ -324,24 +336,23 @@ impl Router {
             (Ok(()), _) => Outcome::Done,
             (Err(Full), OnFull::Pause) => Outcome::Blocked(to),
             (Err(Full), OnFull::Again) => {
-                let _ = stats::bump(&mut stats.dropped_reply_full);
+                let _ = stats::bump_and_should_log(&mut stats.dropped_reply_full);
                 Outcome::Done
             }
         }
     }
 
     /// VIP.md §5.1.
-    fn hello(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
-        let Router { peers, info, stats, .. } = self;
-        let me = peers.identity(from);
-        let frames: [&[u8]; 9] = [b"", SIGNATURE, me, env.msg_id, b"hello", b"welcome", b"1.0", &info.router_id, me];
+    fn hello(&self, stats: &mut Stats, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+        let me = self.peers.identity(from);
+        let id = &self.info.router_id;
+        let frames: [&[u8]; 9] = [b"", SIGNATURE, me, env.msg_id, b"hello", b"welcome", b"1.0", id, me];
         Self::reply(stats, sink, from, &frames)
     }
 
     /// VIP.md §5.2: first arg replaced by `pong`, the rest copied.
-    fn ping(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
-        let Router { peers, stats, .. } = self;
-        let me = peers.identity(from);
+    fn ping(&self, stats: &mut Stats, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+        let me = self.peers.identity(from);
         let mut frames: heapless::Vec<&[u8], { MAX_MSG_PARTS + 1 }> = heapless::Vec::new();
         let head: [&[u8]; 6] = [b"", SIGNATURE, me, env.msg_id, b"ping", b"pong"];
         for f in head.into_iter().chain(env.frames_from(6)) {
@@ -351,8 +362,8 @@ impl Router {
     }
 
     /// VIP.md §5.3.
-    fn peerlist(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
-        let Router { peers, stats, .. } = self;
+    fn peerlist(&self, stats: &mut Stats, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+        let peers = &self.peers;
         let head: [&[u8]; 5] = [b"", SIGNATURE, b"", env.msg_id, b"peerlist"];
         match env.arg(0) {
             b"list" => {
@@ -374,28 +385,42 @@ impl Router {
     }
 
     /// VIP.md §5.4, plus `stats` (§12 Compat: a JSON object of the router's counters).
-    fn query(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
-        let mut json = [0u8; 8192];
-        let Router { info, stats, peers, pubsub, .. } = self;
+    fn query(&self, stats: &mut Stats, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+        let mut json = [0u8; STATS_JSON_BYTES];
         let value: &[u8] = match env.arg(0) {
             b"stats" => {
-                let mut w = FixedWriter::new(&mut json);
-                if stats.write_json(&mut w).is_err() {
+                let mut w = SliceWriter::new(&mut json);
+                if self.write_stats_json(stats, &mut w).is_err() {
                     log::error!("query stats: counters do not fit the reply buffer");
                 }
-                let n = w.written().len();
-                let n = pubsub.append_stats_json(peers, &mut json, n);
+                let n = w.len();
                 json.get(..n).unwrap_or(&[])
             }
-            key => info.query(key).unwrap_or(&[]),
+            key => self.info.query(key).unwrap_or(&[]),
         };
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", env.msg_id, b"query", b"", value];
         Self::reply(stats, sink, from, &frames)
     }
 
+    /// The `query stats` object (VIP.md §12 Compat), written once: `{`, every counter of
+    /// `stats`, the pubsub fields ([`PubSub::write_stats_fields`]), `}`. Pubsub fields that do
+    /// not fit are left out; the counters always come whole or not at all.
+    ///
+    /// # Errors
+    /// [`SinkFull`] when not even the counters fit.
+    pub fn write_stats_json(&self, stats: &Stats, w: &mut SliceWriter<'_>) -> Result<(), SinkFull> {
+        w.put(b"{")?;
+        stats.write_fields(w).map_err(|_| SinkFull)?;
+        let counters = w.len();
+        if w.remaining() < 1 || self.pubsub.write_stats_fields(&self.peers, w, 1).is_err() {
+            w.truncate(counters);
+        }
+        w.put(b"}")
+    }
+
     /// VIP.md §5.6 with the §16.2 C recommendation: honoured from the identity itself and from
     /// `control`; ignored (and logged) from anyone else.
-    fn agentstop(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) {
+    fn agentstop(&mut self, stats: &mut Stats, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) {
         let target = env.arg(0);
         let me = self.peers.identity(from);
         if target != me && me != self.control {
@@ -408,26 +433,25 @@ impl Router {
             return;
         }
         if let Some(peer) = self.peers.lookup(target) {
-            self.unregister(peer, sink);
+            self.unregister(stats, peer, sink);
         }
     }
 
-    /// VIP.md §5.10: error 93.
     /// VIP.md §5.9 / §11.6: `external_rpc send_platform|send_peer BODY`. Multi-platform routing
     /// is not implemented (README), so nothing is forwarded and, as in VOLTTRON, nothing is
     /// answered — except a JSON object without the key the op needs (`to_platform`,
     /// `to_peer`), which VOLTTRON answers with 93. A body that is not a JSON object (it crashes
     /// VOLTTRON's router, §16.2 B) is dropped. Each drop is counted and logged once.
-    fn external_rpc(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+    fn external_rpc(&self, stats: &mut Stats, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
         let key: &[u8] = if env.arg(0) == b"send_platform" { b"to_platform" } else { b"to_peer" };
         match crate::json::parse(env.arg(1)) {
             Ok(v) if v.kind() == crate::json::Kind::Object && v.get(key).is_none() => {
-                return self.unsupported(from, env, sink);
+                return self.unsupported(stats, from, env, sink);
             }
             Ok(v) if v.kind() == crate::json::Kind::Object => {}
             _ => log::debug!("external_rpc from {}: body is not a JSON object", self.name(from)),
         }
-        if stats::bump(&mut self.stats.external_rpc_dropped) {
+        if stats::bump_and_should_log(&mut stats.external_rpc_dropped) {
             log::warn!(
                 "external_rpc {} from {} dropped: multi-platform routing is not implemented",
                 env.arg(0).escape_ascii(),
@@ -437,11 +461,12 @@ impl Router {
         Outcome::Done
     }
 
-    fn unsupported(&mut self, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
-        self.stats.errors_unsupported += 1;
+    /// VIP.md §5.10: error 93.
+    fn unsupported(&self, stats: &mut Stats, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+        stats.errors_unsupported += 1;
         let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
         let id = self.error_msg_id.msg_id(env.msg_id, &mut quoted);
         let f = error_frames(b"", id, VipErrno::ProtoNotSupported, b"", env.subsystem);
-        Self::reply(&mut self.stats, sink, from, &f)
+        Self::reply(stats, sink, from, &f)
     }
 }

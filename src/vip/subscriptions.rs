@@ -54,26 +54,16 @@
 //! This file holds [`Subscriptions`] and its public operations; `limits` the capacity and the
 //! errors at a limit; `table` the key and subscription slots, the hash index and the list
 //! surgery; `hash` the key hash; `replace` `synchronize`'s in-place replacement ([`Replace`]).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::cast_possible_truncation
-    )
-)]
 
+mod capacity;
 mod hash;
-mod limits;
 mod replace;
 mod table;
 
 use core::fmt;
 
+pub use capacity::{LimitsError, SubscribeError, SubscriptionLimits};
 use hash::{bus_state, finish, step};
-pub use limits::{LimitsError, SubscribeError, SubscriptionLimits};
 pub use replace::{Replace, ReplaceSummary};
 use table::{KeySlot, SubSlot, bytes_eq, flag, index_len};
 

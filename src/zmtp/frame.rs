@@ -8,7 +8,7 @@
 //! ignored on receive and never set on send. The encoder uses the short form iff the body is
 //! at most 255 bytes (RFC "SHOULD"); the decoder accepts the long form for any size.
 
-use super::DecodeError;
+use super::SessionError;
 
 /// Another frame of the same message follows.
 pub const FLAG_MORE: u8 = 0x01;
@@ -37,9 +37,9 @@ impl FrameHeader {
     /// Returns `Ok(None)` when `buf` is too short to hold the header (need more bytes).
     ///
     /// # Errors
-    /// [`DecodeError::FrameTooLarge`] when a long size has its top bit set (RFC 23 caps sizes
+    /// [`SessionError::FrameTooLarge`] when a long size has its top bit set (RFC 23 caps sizes
     /// at 2^63-1). Limits are the caller's to check, in u64, against `size`.
-    pub fn parse(buf: &[u8]) -> Result<Option<FrameHeader>, DecodeError> {
+    pub fn parse(buf: &[u8]) -> Result<Option<FrameHeader>, SessionError> {
         let Some(&flags) = buf.first() else { return Ok(None) };
         if flags & FLAG_LONG != 0 {
             let Some(raw) = buf.get(1..9) else { return Ok(None) };
@@ -47,7 +47,7 @@ impl FrameHeader {
             be.copy_from_slice(raw);
             let size = u64::from_be_bytes(be);
             if size > MAX_WIRE_SIZE {
-                return Err(DecodeError::FrameTooLarge { declared: size, limit: MAX_WIRE_SIZE });
+                return Err(SessionError::FrameTooLarge { declared: size, limit: MAX_WIRE_SIZE });
             }
             Ok(Some(FrameHeader { flags, size, header_len: 9 }))
         } else {
@@ -67,19 +67,26 @@ impl FrameHeader {
     }
 
     /// Header bytes needed to encode a body of `size` bytes.
-    pub fn encoded_len(size: usize) -> usize {
+    pub const fn encoded_len(size: usize) -> usize {
         if size <= 255 { 2 } else { 9 }
+    }
+
+    /// Bytes of a whole frame (header and body) with a body of `size` bytes, saturating.
+    pub const fn frame_len(size: usize) -> usize {
+        size.saturating_add(Self::encoded_len(size))
     }
 
     /// Append the header for a body of `size` bytes with `flags` (MORE and/or COMMAND; the
     /// LONG bit is derived from `size`, reserved bits are cleared).
     pub fn emit(flags: u8, size: usize, out: &mut Vec<u8>) {
         let flags = flags & (FLAG_MORE | FLAG_COMMAND);
-        if size <= 255 {
-            out.extend_from_slice(&[flags, size as u8]);
-        } else {
-            out.push(flags | FLAG_LONG);
-            out.extend_from_slice(&(size as u64).to_be_bytes());
+        match u8::try_from(size) {
+            Ok(short) => out.extend_from_slice(&[flags, short]),
+            Err(_) => {
+                out.push(flags | FLAG_LONG);
+                // usize is at most 64 bits on every target: widening, never truncating.
+                out.extend_from_slice(&(size as u64).to_be_bytes());
+            }
         }
     }
 
@@ -186,7 +193,7 @@ mod tests {
     #[test]
     fn top_bit_is_refused() {
         let h = [0x02, 0x80, 0, 0, 0, 0, 0, 0, 0];
-        assert!(matches!(FrameHeader::parse(&h), Err(DecodeError::FrameTooLarge { .. })));
+        assert!(matches!(FrameHeader::parse(&h), Err(SessionError::FrameTooLarge { .. })));
         let h = [0x02, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
         assert_eq!(FrameHeader::parse(&h).unwrap().unwrap().size, i64::MAX as u64);
     }
@@ -204,5 +211,26 @@ mod tests {
         out.clear();
         FrameHeader::emit(0xF8 | FLAG_COMMAND, 0, &mut out);
         assert_eq!(out, [0x04, 0x00], "reserved bits are never sent");
+    }
+
+    /// The command and long-frame cases CURVE's handshake commands and MESSAGEs use (these
+    /// assertions were `curve::wire`'s, whose copy of the header encoder is gone).
+    #[test]
+    fn frame_header_short_long_boundary() {
+        let mut v = Vec::new();
+        FrameHeader::emit(FLAG_COMMAND, 255, &mut v);
+        assert_eq!(v, [0x04, 0xff]);
+        v.clear();
+        FrameHeader::emit(FLAG_COMMAND, 256, &mut v);
+        assert_eq!(v, [0x06, 0, 0, 0, 0, 0, 0, 1, 0]);
+        v.clear();
+        FrameHeader::emit(0, 33, &mut v);
+        assert_eq!(v, [0x00, 33]);
+        v.clear();
+        FrameHeader::emit(0, 333, &mut v);
+        assert_eq!(v, [0x02, 0, 0, 0, 0, 0, 0, 1, 0x4d]);
+        assert_eq!(FrameHeader::frame_len(255), 257);
+        assert_eq!(FrameHeader::frame_len(256), 265);
+        assert_eq!(FrameHeader::frame_len(usize::MAX), usize::MAX);
     }
 }

@@ -8,7 +8,7 @@
 //! ZMTP 1.0/2.0 peers are refused (no downgrade, §2.5): they cannot use CURVE, and every
 //! libzmq in use speaks 3.x.
 
-use super::DecodeError;
+use super::SessionError;
 use super::mechanism::Mechanism;
 
 /// Greeting length.
@@ -48,22 +48,22 @@ pub struct Greeting {
 /// refused after 1 or 11 bytes instead of waiting for bytes it will never send.
 ///
 /// # Errors
-/// [`DecodeError::BadSignature`], [`DecodeError::UnsupportedVersion`].
-pub fn parse(buf: &[u8]) -> Result<Option<Greeting>, DecodeError> {
+/// [`SessionError::BadSignature`], [`SessionError::UnsupportedVersion`].
+pub fn parse(buf: &[u8]) -> Result<Option<Greeting>, SessionError> {
     if let Some(&b0) = buf.first()
         && b0 != 0xFF
     {
-        return Err(DecodeError::BadSignature);
+        return Err(SessionError::BadSignature);
     }
     if let Some(&b9) = buf.get(9)
         && b9 & 1 == 0
     {
-        return Err(DecodeError::BadSignature);
+        return Err(SessionError::BadSignature);
     }
     if let Some(&major) = buf.get(10)
         && major < 3
     {
-        return Err(DecodeError::UnsupportedVersion { major });
+        return Err(SessionError::UnsupportedVersion { major });
     }
     let Some(g) = buf.get(..GREETING_LEN) else { return Ok(None) };
     let mut mechanism = [0u8; 20];
@@ -71,56 +71,59 @@ pub fn parse(buf: &[u8]) -> Result<Option<Greeting>, DecodeError> {
     Ok(Some(Greeting { major: g.get(10).copied().unwrap_or(3), minor: g.get(11).copied().unwrap_or(0), mechanism }))
 }
 
+/// A libzmq 4.3.5 NULL client greeting (ZMTP.md §2.3, §12.4; padding byte 8 = identity length
+/// + 1), for the tests and the fuzz harnesses.
+#[cfg(any(test, fuzzing, feature = "fuzzing"))]
+#[doc(hidden)]
+pub const LIBZMQ_NULL_GREETING: [u8; GREETING_LEN] = {
+    let mut g = [0u8; GREETING_LEN];
+    g[0] = 0xff;
+    g[8] = 0x01;
+    g[9] = 0x7f;
+    g[10] = 3;
+    g[11] = 1;
+    g[12] = b'N';
+    g[13] = b'U';
+    g[14] = b'L';
+    g[15] = b'L';
+    g
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// ZMTP.md §2.3 / §12.4: libzmq 4.3.5 NULL greeting.
-    const LIBZMQ_NULL: [u8; 64] = {
-        let mut g = [0u8; 64];
-        g[0] = 0xff;
-        g[8] = 0x01;
-        g[9] = 0x7f;
-        g[10] = 3;
-        g[11] = 1;
-        g[12] = b'N';
-        g[13] = b'U';
-        g[14] = b'L';
-        g[15] = b'L';
-        g
-    };
-
     #[test]
     fn parses_libzmq_null_greeting_and_every_prefix_needs_more() {
-        let g = parse(&LIBZMQ_NULL).unwrap().unwrap();
+        let g = parse(&LIBZMQ_NULL_GREETING).unwrap().unwrap();
         assert_eq!((g.major, g.minor), (3, 1));
         assert_eq!(Mechanism::from_wire(&g.mechanism), Some(Mechanism::Null));
         for n in 0..64 {
-            assert_eq!(parse(&LIBZMQ_NULL[..n]), Ok(None), "prefix {n}");
+            assert_eq!(parse(&LIBZMQ_NULL_GREETING[..n]), Ok(None), "prefix {n}");
         }
     }
 
     #[test]
     fn our_null_greeting_equals_libzmqs_but_for_padding() {
         let ours = emit(Mechanism::Null, true);
-        assert_eq!(ours[..8], LIBZMQ_NULL[..8]);
-        assert_eq!(ours[9..], LIBZMQ_NULL[9..]);
+        assert_eq!(ours[..8], LIBZMQ_NULL_GREETING[..8]);
+        assert_eq!(ours[9..], LIBZMQ_NULL_GREETING[9..]);
         assert_eq!(ours[8], 0, "padding is zero");
     }
 
     #[test]
     fn refuses_old_and_garbage_peers_early() {
-        assert_eq!(parse(b"GET / HTTP/1.1"), Err(DecodeError::BadSignature));
-        assert_eq!(parse(&[0xFE]), Err(DecodeError::BadSignature));
+        assert_eq!(parse(b"GET / HTTP/1.1"), Err(SessionError::BadSignature));
+        assert_eq!(parse(&[0xFE]), Err(SessionError::BadSignature));
         // ZMTP 1.0 with an 8-byte length: byte 9 bit 0 clear.
-        assert_eq!(parse(&[0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7e]), Err(DecodeError::BadSignature));
+        assert_eq!(parse(&[0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7e]), Err(SessionError::BadSignature));
         // ZMTP 2.0: major 1, refused at byte 10.
         assert_eq!(
             parse(&[0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 1, 5]),
-            Err(DecodeError::UnsupportedVersion { major: 1 })
+            Err(SessionError::UnsupportedVersion { major: 1 })
         );
         // ZMTP 3.0 accepted, minor 0.
-        let mut g = LIBZMQ_NULL;
+        let mut g = LIBZMQ_NULL_GREETING;
         g[11] = 0;
         assert_eq!(parse(&g).unwrap().unwrap().minor, 0);
         // Non-zero padding (libzmq: identity length + 1) is not validated.

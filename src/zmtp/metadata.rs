@@ -9,7 +9,7 @@
 //! Names are matched case-insensitively (the RFC says so; libzmq peers always send `Socket-Type`
 //! and `Identity` spelled exactly so).
 
-use super::DecodeError;
+use super::SessionError;
 
 /// Iterator over `(name, value)` pairs; yields one `Err` and then stops on malformed input.
 #[derive(Clone, Debug)]
@@ -26,7 +26,7 @@ impl<'a> Properties<'a> {
 }
 
 impl<'a> Iterator for Properties<'a> {
-    type Item = Result<(&'a [u8], &'a [u8]), DecodeError>;
+    type Item = Result<(&'a [u8], &'a [u8]), SessionError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed || self.rest.is_empty() {
@@ -47,7 +47,7 @@ impl<'a> Iterator for Properties<'a> {
             }
             None => {
                 self.failed = true;
-                Some(Err(DecodeError::TruncatedProperty))
+                Some(Err(SessionError::TruncatedProperty))
             }
         }
     }
@@ -56,16 +56,16 @@ impl<'a> Iterator for Properties<'a> {
 /// Check that `buf` is a well-formed property list.
 ///
 /// # Errors
-/// [`DecodeError::TruncatedProperty`].
-pub fn validate(buf: &[u8]) -> Result<(), DecodeError> {
+/// [`SessionError::TruncatedProperty`].
+pub fn validate(buf: &[u8]) -> Result<(), SessionError> {
     Properties::new(buf).try_for_each(|p| p.map(|_| ()))
 }
 
 /// The value of property `name` (case-insensitive), after validating the whole list.
 ///
 /// # Errors
-/// [`DecodeError::TruncatedProperty`].
-pub fn find<'a>(buf: &'a [u8], name: &[u8]) -> Result<Option<&'a [u8]>, DecodeError> {
+/// [`SessionError::TruncatedProperty`].
+pub fn find<'a>(buf: &'a [u8], name: &[u8]) -> Result<Option<&'a [u8]>, SessionError> {
     let mut found = None;
     for p in Properties::new(buf) {
         let (n, v) = p?;
@@ -84,9 +84,10 @@ pub fn encoded_len(name: &[u8], value: &[u8]) -> usize {
 /// Append one property. Names longer than 255 bytes are a programming error and are cut to 255.
 pub fn emit(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
     let name = name.get(..255).unwrap_or(name);
-    out.push(name.len() as u8);
+    out.push(u8::try_from(name.len()).unwrap_or(u8::MAX)); // at most 255: cut above
     out.extend_from_slice(name);
-    out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+    // The values we send are socket types and identities (≤ 255 bytes), far below 4 GiB.
+    out.extend_from_slice(&u32::try_from(value.len()).unwrap_or(u32::MAX).to_be_bytes());
     out.extend_from_slice(value);
 }
 
@@ -109,11 +110,11 @@ mod tests {
     fn every_truncation_is_an_error_never_a_panic() {
         let first_property_end = 1 + 11 + 4 + 6;
         for n in (1..DEALER_PROPS.len()).filter(|&n| n != first_property_end) {
-            assert_eq!(validate(&DEALER_PROPS[..n]), Err(DecodeError::TruncatedProperty), "{n}");
+            assert_eq!(validate(&DEALER_PROPS[..n]), Err(SessionError::TruncatedProperty), "{n}");
         }
         assert_eq!(validate(DEALER_PROPS), Ok(()));
         // a value length of 4 GiB does not allocate or panic
-        assert_eq!(validate(b"\x01a\xff\xff\xff\xff"), Err(DecodeError::TruncatedProperty));
+        assert_eq!(validate(b"\x01a\xff\xff\xff\xff"), Err(SessionError::TruncatedProperty));
     }
 
     #[test]

@@ -1,12 +1,18 @@
-//! Sans-IO ZMTP 3.x, the server (ROUTER) side a VOLTTRON router needs.
+//! Sans-IO ZMTP 3.x: the server (ROUTER) side a VOLTTRON router needs, and the client (DEALER)
+//! side for the connections it opens itself.
 //!
 //! Layer contract (DESIGN.md §2.2): bytes in, events and bytes out. Nothing here touches a
 //! socket, a clock or the global allocator on the traffic path. The caller (`server/`) owns
-//! the receive buffer and hands [`session::Session::handle_input`] the unconsumed bytes; the
-//! session answers with how many bytes it consumed and, when a multipart message is complete,
-//! the byte ranges of its frames inside that same buffer ([`Part`]) — a borrowed view, nothing
-//! copied. Output (greeting, READY, PONG, encoded messages) is appended to the connection's
-//! transmit buffer, within capacity the caller reserved.
+//! the receive buffer and hands [`session::Session::handle_input`] (or
+//! [`session::client::ClientSession::handle_input`]) the unconsumed bytes; the session answers
+//! how many bytes it consumed and, when a multipart message is complete, holds it: the byte
+//! ranges of its frames inside that same buffer ([`Part`]), a borrowed view, nothing copied,
+//! until the caller releases it. Output (greeting, READY, PONG, encoded messages) is appended to
+//! the connection's transmit buffer, within capacity the caller reserved.
+//!
+//! One codec for both roles and every mechanism: [`frame`] and [`command`] encode and parse
+//! every frame (CURVE's commands included, [`mechanism::curve::wire`] lays out only their
+//! bodies), [`deframer`] assembles messages, [`traffic`] runs the traffic phase.
 //!
 //! Views follow smoltcp's contract: `parse` checks once, accessors cannot panic afterwards.
 //! "Need more bytes" is never an error (`Ok(None)`); `Err` is reserved for malformed or
@@ -15,21 +21,24 @@
 //!
 //! Spec: ../shared/spec/ZMTP.md (§2 greeting, §3 framing, §4 commands, §5 NULL, §15 checklist).
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::cast_possible_truncation))]
 
 pub mod command;
+pub mod deframer;
 pub mod frame;
 pub mod greeting;
 pub mod mechanism;
 pub mod metadata;
 pub mod session;
+pub mod traffic;
 pub mod z85;
 
 use core::fmt;
 
 /// Malformed or hostile ZMTP input. Each variant is one cause, so tests can match on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecodeError {
+pub enum SessionError {
     /// Greeting byte 0 is not 0xFF or byte 9 has bit 0 clear: a ZMTP 1.0 peer or garbage.
     BadSignature,
     /// Greeting major version below 3 (ZMTP 1.0 with revision, ZMTP 2.0).
@@ -73,29 +82,29 @@ pub enum DecodeError {
     NotConfigured,
 }
 
-impl fmt::Display for DecodeError {
+impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::BadSignature => write!(f, "not a ZMTP 3.x greeting (bad signature)"),
-            DecodeError::UnsupportedVersion { major } => {
+            SessionError::BadSignature => write!(f, "not a ZMTP 3.x greeting (bad signature)"),
+            SessionError::UnsupportedVersion { major } => {
                 write!(f, "unsupported ZMTP version {major} (3.x required)")
             }
-            DecodeError::MechanismMismatch => write!(f, "security mechanism mismatch"),
-            DecodeError::FrameTooLarge { declared, limit } => {
+            SessionError::MechanismMismatch => write!(f, "security mechanism mismatch"),
+            SessionError::FrameTooLarge { declared, limit } => {
                 write!(f, "frame of {declared} bytes exceeds the limit of {limit}")
             }
-            DecodeError::MessageTooLarge => write!(f, "message exceeds the size limit"),
-            DecodeError::TooManyParts => write!(f, "message has too many frames"),
-            DecodeError::MalformedCommand => write!(f, "malformed command"),
-            DecodeError::TruncatedProperty => write!(f, "malformed metadata"),
-            DecodeError::UnexpectedCommand => write!(f, "unexpected command or frame"),
-            DecodeError::IncompatibleSocketType => write!(f, "incompatible socket type"),
-            DecodeError::IdentityTooLong => write!(f, "identity longer than 255 bytes"),
-            DecodeError::PeerError => write!(f, "peer sent ERROR"),
-            DecodeError::MalformedPing => write!(f, "malformed PING"),
-            DecodeError::Curve(e) => write!(f, "{e}"),
-            DecodeError::AuthDenied => write!(f, "authentication refused"),
-            DecodeError::NotConfigured => write!(f, "mechanism not configured on this endpoint"),
+            SessionError::MessageTooLarge => write!(f, "message exceeds the size limit"),
+            SessionError::TooManyParts => write!(f, "message has too many frames"),
+            SessionError::MalformedCommand => write!(f, "malformed command"),
+            SessionError::TruncatedProperty => write!(f, "malformed metadata"),
+            SessionError::UnexpectedCommand => write!(f, "unexpected command or frame"),
+            SessionError::IncompatibleSocketType => write!(f, "incompatible socket type"),
+            SessionError::IdentityTooLong => write!(f, "identity longer than 255 bytes"),
+            SessionError::PeerError => write!(f, "peer sent ERROR"),
+            SessionError::MalformedPing => write!(f, "malformed PING"),
+            SessionError::Curve(e) => write!(f, "{e}"),
+            SessionError::AuthDenied => write!(f, "authentication refused"),
+            SessionError::NotConfigured => write!(f, "mechanism not configured on this endpoint"),
         }
     }
 }
@@ -148,6 +157,11 @@ impl<'a> Message<'a> {
     /// Frame `i`, or an empty slice past the end.
     pub fn frame(&self, i: usize) -> &'a [u8] {
         self.get(i).unwrap_or(&[])
+    }
+
+    /// The frames' ranges in the buffer.
+    pub fn parts(&self) -> &'a [Part] {
+        self.parts
     }
 
     /// Total body bytes.

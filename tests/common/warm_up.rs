@@ -28,21 +28,22 @@ pub fn to_ceiling(
     mut each_turn: impl FnMut(&Server),
 ) {
     let mut nap_at = Instant::now();
-    while !done(server) || server.router.stats.buffer_bytes < ceiling {
-        server.turn(events).unwrap();
+    while !done(server) || server.stats().buffer_bytes < ceiling {
+        server.run_once(events).unwrap();
         each_turn(server);
-        if server.router.stats.buffer_bytes < ceiling && Instant::now() >= nap_at {
+        if server.stats().buffer_bytes < ceiling && Instant::now() >= nap_at {
             thread::sleep(NAP);
             nap_at = Instant::now() + Duration::from_millis(100);
         }
         assert!(
             Instant::now() < deadline,
             "warm-up did not finish: buffers hold {} bytes of {ceiling}",
-            server.router.stats.buffer_bytes
+            server.stats().buffer_bytes
         );
     }
     assert_eq!(
-        server.router.stats.buffer_bytes, ceiling,
+        server.stats().buffer_bytes,
+        ceiling,
         "no buffer grew beyond its ceiling for this traffic (else the ceiling misses a buffer)"
     );
 }

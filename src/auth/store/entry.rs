@@ -18,9 +18,10 @@ use regex_lite::{Regex, RegexBuilder};
 use super::REGEX_SIZE_LIMIT;
 use super::error::SkipReason;
 use crate::auth::auto_entries::AutoEntry;
-use crate::auth::jsontext::{push_json_string, to_string};
+use crate::auth::jsontext::to_string;
 use crate::auth::keys::KEY_TEXT_LEN;
 use crate::json::emit::emit_number;
+use crate::json::emit::push_str;
 use crate::json::{Kind, Value};
 use crate::zmtp::mechanism::Mechanism;
 
@@ -254,7 +255,7 @@ fn python_json(v: Value<'_>, out: &mut String) {
             }
             out.push_str(&String::from_utf8_lossy(&n));
         }
-        Kind::String => push_json_string(out, &v.as_str().map(to_string).unwrap_or_default()),
+        Kind::String => push_str(out, &v.as_str().map(to_string).unwrap_or_default()),
         Kind::Array => {
             out.push('[');
             for (i, item) in v.items().enumerate() {
@@ -279,7 +280,7 @@ fn python_json(v: Value<'_>, out: &mut String) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                push_json_string(out, &k);
+                push_str(out, &k);
                 out.push_str(": ");
                 python_json(val, out);
             }

@@ -6,8 +6,8 @@
 
 use std::io;
 
-use crate::zmtp::DecodeError;
-use crate::zmtp::mechanism::curve::CurveError;
+use viprouter::zmtp::SessionError;
+use viprouter::zmtp::mechanism::curve::CurveError;
 
 /// Why a connection failed.
 #[derive(Debug)]
@@ -19,7 +19,7 @@ pub enum ClientError {
     /// Nothing arrived in time.
     Timeout,
     /// Malformed ZMTP from the router.
-    Decode(DecodeError),
+    Decode(SessionError),
     /// The CURVE handshake or a MESSAGE failed.
     Curve(CurveError),
     /// The router sent ERROR (its reason).
@@ -50,8 +50,8 @@ impl From<io::Error> for ClientError {
     }
 }
 
-impl From<DecodeError> for ClientError {
-    fn from(e: DecodeError) -> Self {
+impl From<SessionError> for ClientError {
+    fn from(e: SessionError) -> Self {
         ClientError::Decode(e)
     }
 }

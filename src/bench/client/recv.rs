@@ -1,40 +1,17 @@
-//! Receiving on the bench client: frames parsed in place in one buffer, a complete multipart
-//! message handed out as a borrowed [`Message`] (CURVE MESSAGEs decrypted in place, nothing
-//! copied), PING answered with PONG as libzmq does (ZMTP.md §7.8).
+//! Receiving on the bench client: bytes read into one buffer and handed to the session, which
+//! holds each complete multipart message where it was parsed (CURVE MESSAGEs decrypted in place,
+//! nothing copied) until the next call; PING is answered with PONG by the session.
 //!
-//! Contract: commands never reach the caller; at most [`MAX_PARTS`] frames and
-//! [`MAX_FRAME_BYTES`] per frame are accepted; the message from
-//! [`Client::poll_message`] stays valid until the next call.
+//! Contract: commands never reach the caller; the message from [`Client::poll_message`] stays
+//! valid until the next call.
 
 use std::io;
 
-use super::{Client, ClientError, MAX_FRAME_BYTES, MAX_PARTS, Phase, READ_CHUNK};
-use crate::zmtp::command::{self, Command};
-use crate::zmtp::frame::{FLAG_MORE, FrameHeader};
-use crate::zmtp::{DecodeError, Message, Part};
+use super::{Client, ClientError, READ_CHUNK};
+use viprouter::zmtp::Message;
+use viprouter::zmtp::session::Input;
 
 impl Client {
-    /// The next complete frame at `scan`: header and absolute body range; advances `scan`.
-    pub(super) fn next_frame(&mut self, limit: u64) -> Result<Option<(FrameHeader, usize, usize)>, ClientError> {
-        let avail = self.rx.get(self.scan..self.rx_end).unwrap_or(&[]);
-        let Some(h) = FrameHeader::parse(avail)? else {
-            self.need = self.scan - self.rx_start + 9;
-            return Ok(None);
-        };
-        if h.size > limit {
-            return Err(DecodeError::FrameTooLarge { declared: h.size, limit }.into());
-        }
-        // size ≤ 16 MiB: fits usize on every target.
-        let total = h.header_len + h.size as usize;
-        if avail.len() < total {
-            self.need = self.scan - self.rx_start + total;
-            return Ok(None);
-        }
-        let start = self.scan + h.header_len;
-        self.scan += total;
-        Ok(Some((h, start, self.scan)))
-    }
-
     /// Most bytes asked of the kernel per `read` (default 64 KiB; libzmq reads 8 KiB).
     pub fn set_read_chunk(&mut self, bytes: usize) {
         self.read_chunk = bytes.clamp(512, READ_CHUNK);
@@ -55,9 +32,9 @@ impl Client {
         let used = self.rx_end - self.rx_start;
         let want = self.need.max(used) + chunk;
         if self.rx.len() - self.rx_end < chunk || self.rx.len() - self.rx_start < want {
+            // The session's offsets are relative to `rx_start`: moving the bytes keeps them.
             if self.rx_start > 0 {
                 self.rx.copy_within(self.rx_start..self.rx_end, 0);
-                self.scan -= self.rx_start;
                 self.rx_end -= self.rx_start;
                 self.rx_start = 0;
             }
@@ -85,31 +62,34 @@ impl Client {
 
     /// Make a complete message available as [`Client::message`]. With `read`, reads the
     /// socket (non-blocking) when the buffer holds no complete message. The previous message
-    /// is consumed first.
+    /// is released first.
     ///
     /// # Errors
     /// Socket, decode and CURVE errors; [`ClientError::Closed`].
     pub fn poll_message(&mut self, read: bool) -> Result<bool, ClientError> {
-        if self.complete {
-            self.rx_start = self.scan;
-            self.parts.clear();
-            self.complete = false;
+        if self.held {
+            self.rx_start += self.session.release();
+            self.held = false;
         }
-        if self.phase != Phase::Traffic {
+        if !self.session.is_traffic() {
             return Err(ClientError::Protocol("receive before the handshake completed"));
         }
         loop {
-            while let Some((h, start, end)) = self.next_frame(MAX_FRAME_BYTES)? {
-                if self.take_frame(h, start, end)? {
-                    self.complete = true;
+            match self.feed()? {
+                Input::Message => {
+                    self.held = true;
                     return Ok(true);
                 }
+                Input::NeedMore { consumed, need } => {
+                    self.rx_start += consumed;
+                    self.need = need;
+                }
+                Input::Ready { .. } | Input::Verify { .. } => {}
             }
             if self.rx_start == self.rx_end {
                 // nothing pending: restart at the front of the buffer (free compaction)
                 self.rx_start = 0;
                 self.rx_end = 0;
-                self.scan = 0;
             }
             if !read || !self.fill()? {
                 return Ok(false);
@@ -117,77 +97,9 @@ impl Client {
         }
     }
 
-    /// One traffic frame; `Ok(true)` when it completed a message.
-    fn take_frame(&mut self, h: FrameHeader, start: usize, end: usize) -> Result<bool, ClientError> {
-        let (flags, ps, pe) = match self.curve.as_mut() {
-            None => {
-                let flags = if h.command() { 0x02 } else { h.flags & FLAG_MORE };
-                (flags, start, end)
-            }
-            Some(curve) => {
-                if h.command() {
-                    return Err(ClientError::Protocol("command frame after the CURVE handshake"));
-                }
-                let Some(body) = self.rx.get_mut(start..end) else {
-                    return Err(ClientError::Protocol("frame outside the buffer"));
-                };
-                let (flags, r) = curve.open_message(body)?;
-                (flags, start + r.start, start + r.end)
-            }
-        };
-        if flags & 0x02 != 0 {
-            self.on_command(ps, pe)?;
-            if self.parts.is_empty() {
-                // a command between messages: drop its bytes now
-                self.rx_start = self.scan;
-            }
-            return Ok(false);
-        }
-        if self.parts.len() >= MAX_PARTS {
-            return Err(DecodeError::TooManyParts.into());
-        }
-        let rel = ps - self.rx_start;
-        let (Ok(start), Ok(len)) = (u32::try_from(rel), u32::try_from(pe - ps)) else {
-            return Err(DecodeError::MessageTooLarge.into());
-        };
-        self.parts.push(Part { start, len });
-        Ok(flags & FLAG_MORE == 0)
-    }
-
-    fn on_command(&mut self, start: usize, end: usize) -> Result<(), ClientError> {
-        let body = self.rx.get(start..end).unwrap_or(&[]);
-        let cmd = Command::parse(body)?;
-        if cmd.is(command::PING) {
-            let (_ttl, ctx) = command::parse_ping(cmd.data)?;
-            let mut context = [0u8; crate::limits::MAX_PING_CONTEXT_BYTES];
-            let n = ctx.len().min(context.len());
-            for (d, s) in context.iter_mut().zip(ctx) {
-                *d = *s;
-            }
-            let context = context.get(..n).unwrap_or(&[]);
-            self.pings += 1;
-            self.compact_tx();
-            match self.curve.as_mut() {
-                None => command::emit_pong(context, &mut self.tx),
-                Some(curve) => {
-                    self.scratch.clear();
-                    command::emit_pong(context, &mut self.scratch);
-                    let body = self.scratch.get(2..).unwrap_or(&[]);
-                    curve.seal_frame(0x02, body, &mut self.tx)?;
-                }
-            }
-            Ok(())
-        } else if cmd.is(command::ERROR) {
-            let reason = cmd.data.get(1..).unwrap_or(&[]);
-            Err(ClientError::Refused(String::from_utf8_lossy(reason).into_owned()))
-        } else {
-            Ok(()) // PONG and anything else: ignored, as libzmq does
-        }
-    }
-
     /// The message made available by the last successful [`Client::poll_message`].
     pub fn message(&self) -> Message<'_> {
-        let buf = self.rx.get(self.rx_start..self.scan).unwrap_or(&[]);
-        if self.complete { Message::new(buf, &self.parts) } else { Message::new(buf, &[]) }
+        let buf = self.rx.get(self.rx_start..self.rx_end).unwrap_or(&[]);
+        if self.held { self.session.message(buf) } else { Message::new(buf, &[]) }
     }
 }

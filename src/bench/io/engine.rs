@@ -20,7 +20,7 @@ use super::cost::frame_work;
 use super::pipe::{Cmd, Frame, IoShared, PipeFrame, SockShared};
 use super::{FAILED, IN_BATCH, MAX_QUEUED_FRAMES, READY, WAKER};
 use crate::bench::client::{Client, ClientError, Security, WRITE_CHUNK};
-use crate::server::listener::Endpoint;
+use viprouter::server::listener::Endpoint;
 
 /// The I/O thread's view of one connection.
 struct IoSock {
@@ -239,6 +239,14 @@ impl IoSock {
     }
 }
 
+/// Put `s` on the active list (once).
+fn mark(s: &mut IoSock, active: &mut Vec<usize>) {
+    if !s.active {
+        s.active = true;
+        active.push(s.sh.id);
+    }
+}
+
 pub(super) fn io_loop(mut poll: Poll, sh: &IoShared) {
     let mut events = Events::with_capacity(1024);
     let mut socks: HashMap<usize, IoSock> = HashMap::new();
@@ -252,12 +260,6 @@ pub(super) fn io_loop(mut poll: Poll, sh: &IoShared) {
         {
             break;
         }
-        let mark = |s: &mut IoSock, active: &mut Vec<usize>| {
-            if !s.active {
-                s.active = true;
-                active.push(s.sh.id);
-            }
-        };
         for ev in events.iter() {
             if ev.token() == WAKER {
                 continue;
@@ -280,56 +282,7 @@ pub(super) fn io_loop(mut poll: Poll, sh: &IoShared) {
             std::mem::swap(&mut *q, &mut cmds);
         }
         for c in cmds.drain(..) {
-            match c {
-                Cmd::Add { sock, endpoint, identity, security } => {
-                    let id = sock.id;
-                    let mut s = IoSock {
-                        sh: sock,
-                        connecting: None,
-                        client: None,
-                        staged_in: VecDeque::new(),
-                        staged_out: VecDeque::new(),
-                        readable: false,
-                        writable: false,
-                        pollout: true,
-                        active: false,
-                    };
-                    match tcp_addr(&endpoint) {
-                        // libzmq: non-blocking connect, wait for POLLOUT, then hand the socket
-                        // over to a new engine (deregistered and registered again)
-                        Some(Ok(addr)) => match mio::net::TcpStream::connect(addr) {
-                            Ok(mut stream) => {
-                                match poll.registry().register(&mut stream, Token(id), Interest::WRITABLE) {
-                                    Ok(()) => s.connecting = Some((stream, identity, security)),
-                                    Err(e) => s.fail(&ClientError::Io(e), poll.registry()),
-                                }
-                            }
-                            Err(e) => s.fail(&ClientError::Io(e), poll.registry()),
-                        },
-                        Some(Err(e)) => s.fail(&e, poll.registry()),
-                        None => match Client::connect_start(&endpoint, &identity, &security) {
-                            Ok(client) => s.attach(client, poll.registry(), &mut active),
-                            Err(e) => s.fail(&e, poll.registry()),
-                        },
-                    }
-                    socks.insert(id, s);
-                }
-                Cmd::Activate(id) => {
-                    if let Some(s) = socks.get_mut(&id) {
-                        if s.client.as_ref().is_some_and(Client::is_ready) {
-                            s.restart_output(poll.registry());
-                        }
-                        mark(s, &mut active);
-                    }
-                }
-                Cmd::Close(id) => {
-                    if let Some(mut s) = socks.remove(&id)
-                        && let Some(c) = s.client.take()
-                    {
-                        let _ = poll.registry().deregister(&mut SourceFd(&c.fd().as_raw_fd()));
-                    }
-                }
-            }
+            command(c, &poll, &mut socks, &mut active);
         }
         for id in active.drain(..) {
             let Some(s) = socks.get_mut(&id) else { continue };
@@ -340,5 +293,57 @@ pub(super) fn io_loop(mut poll: Poll, sh: &IoShared) {
             }
         }
         std::mem::swap(&mut active, &mut next);
+    }
+}
+
+/// One command from a worker thread: add a socket (connecting it), activate one, close one.
+fn command(c: Cmd, poll: &Poll, socks: &mut HashMap<usize, IoSock>, active: &mut Vec<usize>) {
+    match c {
+        Cmd::Add { sock, endpoint, identity, security } => {
+            let id = sock.id;
+            let mut s = IoSock {
+                sh: sock,
+                connecting: None,
+                client: None,
+                staged_in: VecDeque::new(),
+                staged_out: VecDeque::new(),
+                readable: false,
+                writable: false,
+                pollout: true,
+                active: false,
+            };
+            match tcp_addr(&endpoint) {
+                // libzmq: non-blocking connect, wait for POLLOUT, then hand the socket over to a
+                // new engine (deregistered and registered again)
+                Some(Ok(addr)) => match mio::net::TcpStream::connect(addr) {
+                    Ok(mut stream) => match poll.registry().register(&mut stream, Token(id), Interest::WRITABLE) {
+                        Ok(()) => s.connecting = Some((stream, identity, security)),
+                        Err(e) => s.fail(&ClientError::Io(e), poll.registry()),
+                    },
+                    Err(e) => s.fail(&ClientError::Io(e), poll.registry()),
+                },
+                Some(Err(e)) => s.fail(&e, poll.registry()),
+                None => match Client::connect_start(&endpoint, &identity, &security) {
+                    Ok(client) => s.attach(client, poll.registry(), active),
+                    Err(e) => s.fail(&e, poll.registry()),
+                },
+            }
+            socks.insert(id, s);
+        }
+        Cmd::Activate(id) => {
+            if let Some(s) = socks.get_mut(&id) {
+                if s.client.as_ref().is_some_and(Client::is_ready) {
+                    s.restart_output(poll.registry());
+                }
+                mark(s, active);
+            }
+        }
+        Cmd::Close(id) => {
+            if let Some(mut s) = socks.remove(&id)
+                && let Some(c) = s.client.take()
+            {
+                let _ = poll.registry().deregister(&mut SourceFd(&c.fd().as_raw_fd()));
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use mio::Waker;
 
 use crate::bench::client::Security;
-use crate::server::listener::Endpoint;
+use viprouter::server::listener::Endpoint;
 
 /// libzmq keeps message parts of at most 33 bytes inside the `zmq_msg_t` (VSM).
 const VSM: usize = 33;

@@ -1,436 +1,276 @@
-//! Input: accept (handshake limits, eviction), read and decode a connection within the read
-//! budget, attach a peer after its handshake, route each complete message, protocol errors.
+//! Input: read a connection within the read budget, feed its protocol, and act on each
+//! [`Input`] in its own function — `on_need_more` (keep bytes, grow the buffer), `on_verify`
+//! (the authorisation decision), `on_ready` (attach the peer), `on_message` (route the held
+//! message, or drop a duplicate's).
 
 use super::*;
 
 impl Server {
-    pub(super) fn accept(&mut self, li: usize, now: Instant) {
-        loop {
-            let Some(l) = self.listeners.get(li) else { return };
-            let mechanism = l.mechanism;
-            let accepted = match &l.socket {
-                ListenSocket::Tcp(s) => s.accept().map(|(st, addr)| {
-                    let _ = st.set_nodelay(true);
-                    crate::server::sockopt::keepalive(&st);
-                    (Stream::Tcp(st), addr.to_string(), addr.ip().to_string())
-                }),
-                ListenSocket::Unix(s) => s.accept().map(|(st, _)| {
-                    let label = crate::server::sockopt::peer_cred_label(&st);
-                    (Stream::Unix(st), label.clone(), label)
-                }),
-            };
-            let (stream, peer, auth_addr) = match accepted {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if accept_error_is_per_connection(&e) => continue,
-                Err(e) => {
-                    // EMFILE and friends: leave the rest in the backlog and retry on each tick.
-                    // The listener is edge-triggered: the connections already queued raise no
-                    // new event, so without the retry they wait for the next client to connect.
-                    self.accept_retry |= 1u32.checked_shl(li as u32).unwrap_or(0);
-                    if stats::bump(&mut self.router.stats.accept_errors) {
-                        log::warn!("accept on {}: {e}", self.listeners.get(li).map_or("?", |l| &l.endpoint));
-                    }
-                    return;
-                }
-            };
-            if self.slots.is_full() || !self.budget.take(Conn::INITIAL_BYTES) {
-                if stats::bump(&mut self.router.stats.rejected_conn_full) {
-                    log::warn!(
-                        "connection from {peer} refused: {} connections (or the buffer budget) in use",
-                        self.slots.live()
-                    );
-                }
-                drop(stream);
-                continue;
-            }
-            if self.handshaking >= self.limits.handshake_cap() {
-                self.evict_oldest_handshake();
-            }
-            let mut conn = Box::new(Conn::new(stream, mechanism, li as u8, now, &peer, &auth_addr));
-            if self.verify_null {
-                conn.session.verify_null();
-            }
-            let id = match self.slots.insert(conn) {
-                Ok(id) => id,
-                Err(_) => {
-                    self.budget.give(Conn::INITIAL_BYTES);
-                    continue;
-                }
-            };
-            self.router.stats.accepted += 1;
-            self.handshaking += 1;
-            let live = self.slots.live() as u64;
-            if live > self.router.stats.connections_hwm {
-                self.router.stats.connections_hwm = live;
-            }
-            let registry = self.poll.registry();
-            let Some(conn) = self.slots.get_mut(id) else { continue };
-            if let Err(e) = conn.stream.register(registry, id.token(), Interest::READABLE) {
-                log::warn!("register {peer}: {e}");
-                self.close(id, "register failed");
-                continue;
-            }
-            log::debug!("accepted {peer} on slot {}", id.index);
-            self.flush(id);
-        }
-    }
-
-    /// Retry the listeners an `accept` error left with connections in their backlog.
-    pub(super) fn retry_accepts(&mut self, now: Instant) {
-        let retry = std::mem::take(&mut self.accept_retry);
-        for li in 0..self.listeners.len().min(u32::BITS as usize) {
-            if retry & (1 << li) != 0 {
-                self.accept(li, now);
-            }
-        }
-    }
-
-    pub(super) fn evict_oldest_handshake(&mut self) {
-        let oldest = self
-            .slots
-            .ids()
-            .filter_map(|id| {
-                let index = id.index;
-                let accepted = self.slots_peek_handshake(index)?;
-                Some((accepted, id))
-            })
-            .min_by_key(|(t, _)| *t)
-            .map(|(_, id)| id);
-        if let Some(id) = oldest {
-            if stats::bump(&mut self.router.stats.rejected_handshake_evicted) {
-                log::warn!("{} unfinished handshakes: closing the oldest to make room", self.handshaking);
-            }
-            self.close(id, "handshake evicted");
-        }
-    }
-
-    pub(super) fn slots_peek_handshake(&self, index: u16) -> Option<Instant> {
-        // Read-only peek through a shared borrow of the slot table.
-        let slots: &Slots = &self.slots;
-        slots.peek(index).filter(|c| !c.handshake_done).map(|c| c.accepted_at)
-    }
-
     /// Read and process one connection (see the module doc).
     ///
-    /// `short_read_drains`: a read that returned less than the free space means the socket is
+    /// `trust_short_read`: a read that returned less than the free space means the socket is
     /// drained, so the final read that would only return `WouldBlock` is skipped (edge-triggered
     /// epoll reports every later arrival). Only for a readable event without hang-up; the ready
     /// list and hang-ups read until `WouldBlock`.
-    pub(super) fn service(&mut self, id: SlotId, now: Instant, short_read_drains: bool) {
+    pub(super) fn service(&mut self, id: SlotId, now: Instant, trust_short_read: bool) {
+        if self.slots.get_mut(id).is_some_and(|c| matches!(c.phase(), Phase::Connecting { .. })) {
+            // A hang-up before the connect completed: it failed.
+            self.on_writable(id, now);
+            return;
+        }
         let mut read_total = 0usize;
         let mut drained = false;
         loop {
-            if let Step::Stop = self.drain_input(id, now) {
+            if let Next::Stop = self.drain_input(id, now) {
+                return;
+            }
+            let Some(conn) = self.slots.get_mut(id) else { return };
+            if conn.is_eof() {
+                // Half-closed (or gone): what was queued for it — replies to its last
+                // requests, READY — goes out first, best effort (`CloseReason::flush_first`).
+                self.close(id, CloseReason::PeerClosed);
                 return;
             }
             if drained {
                 return;
             }
-            let Some(conn) = self.slots.get_mut(id) else { return };
-            if conn.eof {
-                // Half-closed (or gone): what was queued for it — replies to its last
-                // requests, READY — goes out first, best effort, as before a protocol error.
-                if let Ok(n) = conn.flush() {
-                    self.router.stats.bytes_out += n as u64;
-                }
-                self.close(id, "closed by peer");
-                return;
-            }
             if read_total >= READ_BUDGET_BYTES {
                 // Once per connection: a connection already queued (its event and the ready
                 // list both serviced it this turn) is serviced again from that one entry.
-                if !conn.in_ready {
-                    conn.in_ready = true;
-                    self.ready_next.push(id);
-                }
+                conn.queued().queue_ready(id, &mut self.sched.ready_next);
                 return;
             }
-            let need = conn.rx.len() + 1;
-            if let Err(extra) = conn.rx.make_room(need, &mut self.budget) {
-                self.pause_on_budget(id, extra);
+            let need = conn.rx().len() + 1;
+            if let Err(extra) = conn.rx_mut().make_room(need, &mut self.budget) {
+                self.block_on_budget(id, extra);
                 return;
             }
-            let tail_before = conn.rx.buf.len() - conn.rx.end;
+            let tail_before = conn.rx().buf.len() - conn.rx().end;
             match conn.read() {
-                Ok(0) => conn.eof = true,
+                Ok(0) => {} // end of stream: closed above, once the input is processed
                 Ok(n) => {
                     read_total += n;
-                    conn.last_active = now;
-                    self.router.stats.bytes_in += n as u64;
+                    conn.touch(now);
+                    self.stats.bytes_in += n as u64;
                     if n == tail_before {
-                        conn.rx.grow_if_busy(&mut self.budget);
-                    } else if short_read_drains {
+                        conn.rx_mut().grow_if_busy(&mut self.budget);
+                    } else if trust_short_read {
                         drained = true;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    log::debug!("read from {}: {e}", conn.peer);
-                    self.close(id, "read error");
+                    log::debug!("read from {}: {e}", conn.label());
+                    self.close(id, CloseReason::ReadError);
                     return;
                 }
             }
         }
     }
 
-    /// Process every complete message in the receive buffer.
-    pub(super) fn drain_input(&mut self, id: SlotId, now: Instant) -> Step {
+    /// Process everything the receive buffer holds, one [`Input`] at a time.
+    pub(super) fn drain_input(&mut self, id: SlotId, now: Instant) -> Next {
         loop {
-            let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
-            if conn.paused.is_some() {
-                return Step::Stop;
-            }
-            if conn.pending_consumed > 0 {
-                // A message that was blocked on a full recipient: try it again.
-                let consumed = conn.pending_consumed;
-                self.parts = conn.pending_parts.clone();
-                match self.route(id, now) {
-                    Step::Continue => {
-                        if let Some(conn) = self.slots.get_mut(id) {
-                            conn.pending_consumed = 0;
-                            conn.rx.consume(consumed);
-                        }
-                        continue;
-                    }
-                    Step::Stop => return Step::Stop,
-                }
-            }
-            if conn.handshake_done && conn.tx.pending() > self.limits.tx_queue_bytes {
+            let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
+            let on_full = match conn.blocked() {
+                None => OnFull::Pause,
+                Some(Blocked::StallExpired) => OnFull::Again,
+                Some(_) => return Next::Stop,
+            };
+            if on_full == OnFull::Pause && conn.phase().is_open() && conn.tx().pending() > self.limits.tx_queue_bytes {
                 // Its own queue is full (a peer that sends PINGs or requests and never reads
                 // the answers): stop reading it until the queue drains below half, as for a
                 // reply that does not fit. Only this peer waits; no stall, no error 11.
-                conn.paused = Some(Pause::Recipient { on: id.index, since: now });
-                self.paused.push(id);
-                self.router.stats.paused_sender += 1;
-                return Step::Stop;
+                self.block(id, Blocked::OwnQueue);
+                self.stats.paused_sender += 1;
+                return Next::Stop;
             }
-            let mechanism = conn.session.mechanism();
-            let cfg = SessionConfig {
-                mechanism,
-                identity: &self.router_id,
-                limits: &self.limits,
-                curve: self.curve.as_ref(),
+            let step = match self.feed(id) {
+                Err(reason) => {
+                    self.close(id, reason);
+                    return Next::Stop;
+                }
+                Ok(Input::NeedMore { consumed, need }) => return self.on_need_more(id, consumed, need),
+                Ok(Input::Verify { consumed }) => self.on_verify(id, consumed),
+                Ok(Input::Ready { consumed }) => self.on_ready(id, consumed),
+                Ok(Input::Message) => self.on_message(id, now, on_full),
             };
-            let tx_before = conn.tx.buf.len();
-            let cap_before = conn.tx.capacity();
-            let data = conn.rx.buf.get_mut(conn.rx.start..conn.rx.end).unwrap_or(&mut []);
-            let r = conn.session.handle_input(&cfg, data, &mut conn.tx.buf, &mut self.parts, &mut rand_core::OsRng);
-            // Session output (READY, WELCOME, PONGs) is appended without a reservation: account
-            // any growth, or closing the connection would give back bytes never taken.
-            self.budget.charge(conn.tx.capacity().saturating_sub(cap_before));
-            if conn.tx.buf.len() != tx_before && !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(id);
-            }
-            match r {
-                Err(e) => {
-                    self.protocol_error(id, e);
-                    return Step::Stop;
-                }
-                Ok(Input::NeedMore { consumed, need }) => {
-                    conn.rx.consume(consumed);
-                    if need > crate::limits::RX_BUF_MAX_BYTES {
-                        // The session checks every size against the limits; this is a second
-                        // safeguard so that no input can grow a buffer past its ceiling.
-                        self.protocol_error(id, DecodeError::MessageTooLarge);
-                        return Step::Stop;
-                    }
-                    if need > conn.rx.buf.len()
-                        && let Err(extra) = conn.rx.make_room(need, &mut self.budget)
-                    {
-                        self.pause_on_budget(id, extra);
-                        return Step::Stop;
-                    }
-                    return Step::Continue;
-                }
-                Ok(Input::Verify { consumed }) => {
-                    conn.rx.consume(consumed);
-                    let endpoint = self.listeners.get(usize::from(conn.listener)).map_or("", |l| l.endpoint.as_str());
-                    let query = AuthQuery {
-                        listener: usize::from(conn.listener),
-                        endpoint,
-                        mechanism,
-                        address: &conn.auth_addr,
-                        credentials: conn.session.credentials(),
-                        identity: conn.session.identity(),
-                    };
-                    let allow = (self.authorize)(&query);
-                    let tx_before = conn.tx.buf.len();
-                    let cap_before = conn.tx.capacity();
-                    let r = conn.session.authorize(&cfg, allow, &mut conn.tx.buf);
-                    self.budget.charge(conn.tx.capacity().saturating_sub(cap_before));
-                    if conn.tx.buf.len() != tx_before && !conn.dirty {
-                        conn.dirty = true;
-                        self.dirty.push(id);
-                    }
-                    if let Err(e) = r {
-                        self.protocol_error(id, e);
-                        return Step::Stop;
-                    }
-                }
-                Ok(Input::Ready { consumed }) => {
-                    conn.rx.consume(consumed);
-                    conn.handshake_done = true;
-                    self.handshaking = self.handshaking.saturating_sub(1);
-                    self.router.stats.handshakes_completed += 1;
-                    self.attach(id);
-                }
-                Ok(Input::Message { consumed }) => {
-                    if !conn.attached {
-                        // First wins: a duplicate's messages are dropped (VIP.md §2.4) until the
-                        // identity is freed; then this message attaches the connection and is
-                        // routed, as libzmq delivers once it attaches the pipe.
-                        self.attach(id);
-                        let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
-                        if !conn.attached {
-                            conn.rx.consume(consumed);
-                            if stats::bump(&mut self.router.stats.dropped_duplicate_identity) {
-                                log::info!("dropped a message from a duplicate-identity connection");
-                            }
-                            continue;
-                        }
-                    }
-                    match self.route(id, now) {
-                        Step::Continue => {
-                            if let Some(conn) = self.slots.get_mut(id) {
-                                conn.rx.consume(consumed);
-                            }
-                        }
-                        Step::Stop => {
-                            if let Some(conn) = self.slots.get_mut(id) {
-                                if conn.paused.is_some() {
-                                    conn.pending_parts = self.parts.clone();
-                                    conn.pending_consumed = consumed;
-                                } else {
-                                    conn.rx.consume(consumed);
-                                }
-                            }
-                            return Step::Stop;
-                        }
-                    }
-                }
+            if let Next::Stop = step {
+                return Next::Stop;
             }
         }
     }
 
-    /// The receive buffer of `id` cannot grow by `extra` bytes now: pause it until they fit,
-    /// or, when they could never fit (the budget minus what it holds itself, e.g. a message
-    /// larger than a lowered `buffer-budget-bytes`), close it as for a message too large.
-    pub(super) fn pause_on_budget(&mut self, id: SlotId, extra: usize) {
-        let Some(conn) = self.slots.get_mut(id) else { return };
-        if extra == 0 || conn.buffer_bytes().saturating_add(extra) > self.limits.buffer_budget_bytes {
-            self.protocol_error(id, DecodeError::MessageTooLarge);
-            return;
+    /// Feed `id`'s unconsumed bytes to its protocol; its output marks it dirty.
+    fn feed(&mut self, id: SlotId) -> Result<Input, CloseReason> {
+        let mut rng = rand_core::OsRng;
+        let mut cx = Context {
+            session: SessionConfig { identity: &self.router_id, limits: &self.limits, curve: self.curve.as_ref() },
+            rng: &mut rng,
+        };
+        let Some(conn) = self.slots.get_mut(id) else { return Err(CloseReason::ReadError) };
+        let (input, wrote) = conn.feed(&mut cx, &mut self.budget);
+        if wrote {
+            conn.queued().mark_dirty(id, &mut self.sched.dirty);
         }
-        conn.paused = Some(Pause::Budget { extra });
-        self.paused.push(id);
-        if stats::bump(&mut self.router.stats.paused_budget) {
-            log::warn!("buffer budget exhausted: pausing reads from {}", conn.peer);
-        }
+        input
     }
 
-    pub(super) fn attach(&mut self, id: SlotId) {
-        let Some(conn) = self.slots.get_mut(id) else { return };
-        let identity: heapless::Vec<u8, 255> = heapless::Vec::from_slice(conn.session.identity()).unwrap_or_default();
-        match self.router.attach(PeerId(id.index), &identity) {
-            Ok(()) => {
-                conn.attached = true;
-                log::debug!("peer {:?} attached from {}", String::from_utf8_lossy(&identity), conn.peer);
+    /// Nothing more to do with the bytes at hand: drop what is done, and make room for `need`.
+    fn on_need_more(&mut self, id: SlotId, consumed: usize, need: usize) -> Next {
+        let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
+        conn.rx_mut().consume(consumed);
+        if need > crate::limits::RX_BUF_MAX_BYTES {
+            // The session checks every size against the limits; this is a second safeguard so
+            // that no input can grow a buffer past its ceiling.
+            self.close(id, CloseReason::Protocol(SessionError::MessageTooLarge));
+            return Next::Stop;
+        }
+        if need > conn.rx().buf.len()
+            && let Err(extra) = conn.rx_mut().make_room(need, &mut self.budget)
+        {
+            self.block_on_budget(id, extra);
+            return Next::Stop;
+        }
+        Next::ReadMore
+    }
+
+    /// The peer presented its credentials: ask the authorisation hook, answer as it decides.
+    fn on_verify(&mut self, id: SlotId, consumed: usize) -> Next {
+        let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
+        conn.rx_mut().consume(consumed);
+        let (super::super::conn::Origin::Accepted { listener, auth_addr }, Some((mechanism, credentials, identity))) =
+            (conn.origin(), conn.driver().credentials())
+        else {
+            // Only an accepted ZMTP session asks; anything else has nobody to ask.
+            self.close(id, CloseReason::Protocol(SessionError::UnexpectedCommand));
+            return Next::Stop;
+        };
+        let domain = self
+            .listeners
+            .get(usize::from(*listener))
+            .map_or(crate::server::listener::DEFAULT_DOMAIN, |l| l.domain.as_str());
+        let query = AuthQuery {
+            request: AuthRequest { domain: domain.as_bytes(), address: auth_addr, mechanism, credentials },
+            identity,
+            now: self.now,
+        };
+        let allow = self.hooks.policy.authorize(&query);
+        let mut rng = rand_core::OsRng;
+        let cx = Context {
+            session: SessionConfig { identity: &self.router_id, limits: &self.limits, curve: self.curve.as_ref() },
+            rng: &mut rng,
+        };
+        let (r, wrote) = conn.authorize(&cx, allow, &mut self.budget);
+        if wrote {
+            conn.queued().mark_dirty(id, &mut self.sched.dirty);
+        }
+        match r {
+            Ok(()) => Next::ReadMore,
+            Err(reason) => {
+                self.close(id, reason);
+                Next::Stop
             }
-            Err(_) => conn.attached = false,
         }
     }
 
-    /// Route the message in `self.parts` from connection `id`.
-    pub(super) fn route(&mut self, id: SlotId, now: Instant) -> Step {
-        let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
-        let on_full = if conn.stall_expired { OnFull::Again } else { OnFull::Pause };
-        conn.stall_expired = false;
-        // Borrow the sender's receive buffer while the sink writes into other connections
-        // (and possibly the sender's own transmit queue): move it out, no copy.
-        let rx = std::mem::take(&mut conn.rx);
-        let data = rx.buf.get(rx.start..rx.end).unwrap_or(&[]);
-        let msg = Message::new(data, &self.parts);
-        let mut sink =
-            ConnSink::new(&mut self.slots, &mut self.dirty, &mut self.broken, &mut self.budget, &self.limits);
-        let outcome = self.router.handle(PeerId(id.index), msg, &mut sink, on_full);
-        let (delivered, refused) = (sink.delivered, sink.refused_budget);
-        self.close_broken();
-        self.router.stats.msgs_out += delivered;
-        if refused > 0 && stats::bump(&mut self.router.stats.dropped_budget) {
-            log::warn!("buffer budget exhausted: a transmit queue could not grow");
+    /// The handshake completed: the connection becomes a VIP peer (or a duplicate).
+    fn on_ready(&mut self, id: SlotId, consumed: usize) -> Next {
+        let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
+        conn.rx_mut().consume(consumed);
+        let dialled = matches!(conn.origin(), super::super::conn::Origin::Dialled);
+        self.stats.handshakes_completed += 1;
+        self.attach(id);
+        if dialled {
+            self.dial_events.push(DialEvent::Ready(id));
         }
-        let Some(conn) = self.slots.get_mut(id) else { return Step::Stop };
-        conn.rx = rx;
+        Next::ReadMore
+    }
+
+    /// A complete message is held: route it, or drop it while the identity is a duplicate's.
+    fn on_message(&mut self, id: SlotId, now: Instant, on_full: OnFull) -> Next {
+        if on_full == OnFull::Again
+            && let Some(conn) = self.slots.get_mut(id)
+        {
+            conn.set_blocked(None); // this try answers error 11 instead of waiting
+        }
+        if self.slots.get_mut(id).is_some_and(|c| c.phase() == Phase::Duplicate) {
+            // First wins: a duplicate's messages are dropped (VIP.md §2.4) until the identity
+            // is freed; then this message attaches the connection and is routed, as libzmq
+            // delivers once it attaches the pipe.
+            self.attach(id);
+            let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
+            if conn.phase() == Phase::Duplicate {
+                conn.release_message();
+                if stats::bump_and_should_log(&mut self.stats.dropped_duplicate_identity) {
+                    log::info!("dropped a message from a duplicate-identity connection");
+                }
+                return Next::ReadMore;
+            }
+        }
+        let outcome = self.route(id, on_full);
+        let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
         match outcome {
-            Outcome::Done => Step::Continue,
+            Outcome::Done => {
+                conn.release_message();
+                Next::ReadMore
+            }
+            Outcome::Blocked(to) if to == PeerId(id.index) => {
+                // A reply to the sender itself does not fit its own queue.
+                self.block(id, Blocked::OwnQueue);
+                Next::Stop
+            }
             Outcome::Blocked(to) => {
-                conn.paused = Some(Pause::Recipient { on: to.0, since: now });
-                self.paused.push(id);
-                Step::Stop
+                // The message stays held by the session: it is asked for again on the resume.
+                let on = self.slots.id_of(to.0).unwrap_or(id);
+                self.block(id, Blocked::Recipient { on, since: now });
+                Next::Stop
             }
             Outcome::Quit => {
+                conn.release_message();
                 log::info!("quit from control: shutting down");
                 self.exit = Some(Exit::Quit);
-                Step::Continue
+                Next::ReadMore
             }
         }
     }
 
-    pub(super) fn protocol_error(&mut self, id: SlotId, e: DecodeError) {
-        let s = &mut self.router.stats;
-        let counter = match e {
-            DecodeError::BadSignature | DecodeError::UnsupportedVersion { .. } => &mut s.rejected_greeting,
-            DecodeError::MechanismMismatch => &mut s.rejected_mechanism,
-            DecodeError::FrameTooLarge { .. } => &mut s.rejected_frame_too_large,
-            DecodeError::MessageTooLarge => &mut s.rejected_msg_too_large,
-            DecodeError::TooManyParts => &mut s.rejected_too_many_parts,
-            DecodeError::AuthDenied => &mut s.rejected_auth,
-            DecodeError::Curve(_) | DecodeError::NotConfigured => &mut s.rejected_handshake,
-            DecodeError::UnexpectedCommand
-            | DecodeError::IncompatibleSocketType
-            | DecodeError::IdentityTooLong
-            | DecodeError::TruncatedProperty
-            | DecodeError::MalformedCommand
-            | DecodeError::PeerError
-            | DecodeError::MalformedPing => &mut s.rejected_handshake,
+    /// Attach `id` under its identity: `Attached`, or `Duplicate` while another holds it.
+    pub(super) fn attach(&mut self, id: SlotId) {
+        let Some(conn) = self.slots.get_mut(id) else { return };
+        let identity: heapless::Vec<u8, 255> = heapless::Vec::from_slice(conn.driver().identity()).unwrap_or_default();
+        let phase = match self.router.attach(&mut self.stats, PeerId(id.index), &identity) {
+            Ok(()) => {
+                log::debug!("peer {:?} attached from {}", String::from_utf8_lossy(&identity), conn.label());
+                Phase::Attached
+            }
+            Err(_) => Phase::Duplicate,
         };
-        let first = stats::bump(counter);
-        if let Some(conn) = self.slots.get_mut(id) {
-            if first {
-                log::warn!("closing {}: {e}", conn.peer);
-            } else {
-                log::debug!("closing {}: {e}", conn.peer);
-            }
-            // Best effort: anything already queued for it (our greeting) goes out first.
-            let _ = conn.flush();
-        }
-        self.close(id, "protocol error");
+        self.slots.set_phase(id, phase);
     }
-}
 
-/// Errors `accept` reports for one pending connection only (it was reset or aborted before it
-/// was taken, or Linux passed on a network error pending on it — accept(2)): the next
-/// connection in the backlog may be accepted at once.
-fn accept_error_is_per_connection(e: &io::Error) -> bool {
-    use nix::errno::Errno;
-    matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset)
-        || e.raw_os_error().is_some_and(|code| {
-            [
-                Errno::EPROTO,
-                Errno::ENOPROTOOPT,
-                Errno::EHOSTDOWN,
-                Errno::ENONET,
-                Errno::EHOSTUNREACH,
-                Errno::EOPNOTSUPP,
-                Errno::ENETUNREACH,
-                Errno::ENETDOWN,
-                Errno::EPERM,
-            ]
-            .iter()
-            .any(|&errno| errno as i32 == code)
-        })
+    /// Block `id` (not read until the reason goes away; see `resume_blocked`).
+    pub(super) fn block(&mut self, id: SlotId, why: Blocked) {
+        let Some(conn) = self.slots.get_mut(id) else { return };
+        if conn.blocked().is_none() || conn.blocked() == Some(Blocked::StallExpired) {
+            self.sched.blocked.push(id);
+        }
+        conn.set_blocked(Some(why));
+    }
+
+    /// The receive buffer of `id` cannot grow by `extra` bytes now: block it until they fit,
+    /// or, when they could never fit (the budget minus what it holds itself, e.g. a message
+    /// larger than a lowered `buffer-budget-bytes`), close it as for a message too large.
+    pub(super) fn block_on_budget(&mut self, id: SlotId, extra: usize) {
+        let Some(conn) = self.slots.get_mut(id) else { return };
+        if extra == 0 || conn.buffer_bytes().saturating_add(extra) > self.limits.buffer_budget_bytes {
+            self.close(id, CloseReason::Protocol(SessionError::MessageTooLarge));
+            return;
+        }
+        if stats::bump_and_should_log(&mut self.stats.paused_budget) {
+            log::warn!("buffer budget exhausted: pausing reads from {}", conn.label());
+        }
+        self.block(id, Blocked::Budget { extra });
+    }
 }

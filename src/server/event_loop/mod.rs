@@ -1,68 +1,112 @@
-//! The single-threaded mio event loop: accept, read, route, flush, pause/resume, timers.
+//! The single-threaded mio event loop: accept and dial, read, route, flush, block/resume, timers.
 //!
-//! One turn:
-//! 1. `poll` (timeout 0 when work is pending, else until the next tick);
+//! One turn ([`Server::turn`], at the time its caller read from the clock):
+//! 1. [`Server::poll`] waits for events (not at all when work is pending, else until the next
+//!    tick);
 //! 2. listeners accept until `WouldBlock`; readable connections are serviced (read until
 //!    `WouldBlock` or the per-turn read budget, routing every complete message at once);
-//!    writable connections flush;
-//! 3. the ready list (connections with bytes left to read or just resumed) is serviced —
+//!    writable connections flush, or finish their connect if we dialled them;
+//! 3. the ready list (connections with bytes left to read, or just resumed) is serviced —
 //!    edge-triggered epoll will not wake them again (mio "draining readiness");
 //! 4. every connection that got output this turn is flushed once (the dirty list: many
 //!    messages per `write`);
-//! 5. paused senders whose recipient drained (or whose stall expired) are resumed;
-//! 6. on each tick, handshake deadlines are enforced and listeners whose `accept` failed
-//!    (out of descriptors) are retried.
+//! 5. blocked connections whose reason went away (or whose recipient stalled) are resumed;
+//! 6. on each tick, connect and handshake deadlines are enforced, idle buffers shrink and
+//!    listeners whose `accept` failed (out of descriptors) are retried.
+//!
+//! One message from socket to socket: `service` reads into the connection's receive buffer;
+//! `drain_input` feeds it to the connection's protocol ([`super::protocol::Driver`]) and acts on
+//! each [`Input`] in its own function (`input.rs`); a complete message stays held by the session
+//! while `route` checks the sender out of its slot, lends the router the message, the counters
+//! and a `ConnSink` (`sink.rs`) over the other connections, and checks it back in; the sink encodes
+//! into the recipients' transmit queues; `flush_dirty` writes them (`output.rs`). When the
+//! router says a recipient is full, the sender is [`Blocked`] and its message simply stays held:
+//! the next `drain_input` after the resume asks the session again and gets the same message.
 //!
 //! Interest is recomputed from state (rustls `tlsserver-mio` style): READABLE always,
-//! WRITABLE only while a flush left bytes behind.
+//! WRITABLE only while a flush left bytes behind (or a dialled connect is in flight).
 
 use std::io;
 use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Token};
 
-use super::conn::{Budget, Conn, Pause, Stream};
+use super::close::CloseReason;
+use super::conn::slots::{SlotId, Slots};
+use super::conn::{Blocked, Budget, Conn, Phase, Stream};
 use super::listener::{ListenSocket, Listener};
+use super::protocol::{Context, Protocol};
 use super::signals::{SignalEvent, Signals};
-use super::slots::{SlotId, Slots};
 use super::watch::Watch;
+use crate::auth::AuthRequest;
+use crate::json::SliceWriter;
 use crate::limits::{Limits, MAX_EVENTS, READ_BUDGET_BYTES, TICK_MS};
-use crate::stats::{self, FixedWriter};
+use crate::stats::{self, Stats};
 use crate::time::Instant;
 use crate::vip::peers::PeerId;
-use crate::vip::router::{Full, OnFull, Outcome, Router, Shared, Sink};
-use crate::zmtp::mechanism::{Credentials, Mechanism};
-use crate::zmtp::session::{CurveContext, Input, Session, SessionConfig};
-use crate::zmtp::{DecodeError, Message, Parts};
+use crate::vip::router::{OnFull, Outcome, Router};
+use crate::zmtp::SessionError;
+use crate::zmtp::mechanism::Mechanism;
+use crate::zmtp::session::{CurveContext, Input, SessionConfig};
 
+mod accept;
 mod input;
 mod output;
+mod route;
 mod sink;
 
-use sink::ConnSink;
-
-/// What the authorisation hook is asked (VIP.md §9.6; the ZAP request of ZMTP.md §8.2).
+/// What the policy is asked about a peer (VIP.md §9.6; the ZAP request of ZMTP.md §8.2).
 #[derive(Clone, Copy, Debug)]
 pub struct AuthQuery<'a> {
-    /// Index of the listener the peer connected to (in bind order).
-    pub listener: usize,
-    /// The endpoint the peer connected to, as reported in `query addresses`.
-    pub endpoint: &'a str,
-    /// Its mechanism.
-    pub mechanism: Mechanism,
-    /// TCP: the peer's IP without port; ipc: `localhost:uid:gid:pid` (SO_PEERCRED).
-    pub address: &'a str,
-    /// What the peer proved.
-    pub credentials: Credentials<'a>,
+    /// The request the authorisation decides: the listener's ZAP domain, the peer's address
+    /// (TCP: IP without port; ipc: `localhost:uid:gid:pid`), mechanism and credentials.
+    pub request: AuthRequest<'a>,
     /// The routing identity from its READY/INITIATE metadata.
     pub identity: &'a [u8],
+    /// The time of the decision.
+    pub now: Instant,
 }
 
-/// Runs on SIGHUP with the router (reload auth, protected topics).
-pub type OnReload = Box<dyn FnMut(&mut Router)>;
+/// The platform's rules, as the loop asks them: who may connect (the in-process ZAP handler),
+/// and what to do on SIGHUP or when a watched file changes.
+pub trait Policy {
+    /// Does the policy decide NULL peers too? True with authentication on: VOLTTRON binds every
+    /// endpoint with a ZAP domain, and libzmq then asks ZAP about NULL peers (VIP.md §9.4).
+    /// CURVE and PLAIN peers are always decided.
+    fn decides_null(&self) -> bool {
+        true
+    }
 
-/// Decides whether a peer may connect (the in-process ZAP handler).
-pub type Authorize = Box<dyn FnMut(&AuthQuery<'_>) -> bool>;
+    /// May the peer of `q` connect?
+    fn authorize(&mut self, q: &AuthQuery<'_>) -> bool;
+
+    /// Load the rules again (into themselves and into `router`); a file that cannot be loaded
+    /// is counted in `stats` (`config_load_errors`).
+    fn reload(&mut self, router: &mut Router, stats: &mut Stats) {
+        let _ = (router, stats);
+    }
+}
+
+/// A closure is a policy that only decides (nothing to reload).
+impl<F: FnMut(&AuthQuery<'_>) -> bool> Policy for F {
+    fn authorize(&mut self, q: &AuthQuery<'_>) -> bool {
+        self(q)
+    }
+}
+
+/// Until a policy is installed, nobody passes a CURVE/PLAIN handshake and NULL peers are not
+/// asked (`allow-auth = False`).
+struct NoPolicy;
+
+impl Policy for NoPolicy {
+    fn decides_null(&self) -> bool {
+        false
+    }
+
+    fn authorize(&mut self, _: &AuthQuery<'_>) -> bool {
+        false
+    }
+}
 
 const SIGNAL_TOKEN: Token = Token(0xFFFF);
 const WATCH_TOKEN: Token = Token(0xFFFE);
@@ -76,7 +120,40 @@ pub enum Exit {
     Quit,
 }
 
-/// The server: sockets, slots and the router.
+/// What happened to a connection this router dialled ([`Server::dial`]), for its owner (which
+/// reconnects with backoff, for instance).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialEvent {
+    /// Its handshake completed: it is a VIP peer now.
+    Ready(SlotId),
+    /// It was closed (or never connected).
+    Closed(SlotId, CloseReason),
+}
+
+/// Per-turn work lists. A connection is on `dirty`/`ready` at most once (its
+/// [`super::conn::Queued`] flags), on `blocked` while its [`Blocked`] is set.
+#[derive(Debug, Default)]
+struct Sched {
+    /// Serviced this turn without an event (input left over, or resumed).
+    ready: Vec<SlotId>,
+    /// Serviced next turn (read budget used up this turn).
+    ready_next: Vec<SlotId>,
+    /// Output queued this turn: flushed at its end.
+    dirty: Vec<SlotId>,
+    /// Blocked connections, checked each turn for a resume.
+    blocked: Vec<SlotId>,
+    /// Connections whose transmit side failed while the router wrote to them (closed after).
+    broken: Vec<SlotId>,
+}
+
+/// What start-up installs: the rules and the watchdog.
+struct Hooks {
+    policy: Box<dyn Policy>,
+    /// Called once per tick with the time (sd_notify watchdog).
+    on_tick: Option<Box<dyn FnMut(Instant)>>,
+}
+
+/// The server: sockets, slots, the router and the counters.
 pub struct Server {
     poll: Poll,
     listeners: Vec<Listener>,
@@ -85,38 +162,31 @@ pub struct Server {
     slots: Slots,
     /// The VIP core.
     pub router: Router,
+    stats: Stats,
     limits: Limits,
     budget: Budget,
     router_id: Vec<u8>,
-    handshaking: usize,
+    curve: Option<CurveContext>,
+    hooks: Hooks,
+    sched: Sched,
+    /// The verbatim encoding of the current pubsub fan-out (see `sink.rs`).
+    fanout: sink::FanoutCache,
     /// Listeners (bit = index) whose last `accept` failed with connections left in the backlog.
     accept_retry: u32,
-    ready: Vec<SlotId>,
-    ready_next: Vec<SlotId>,
-    dirty: Vec<SlotId>,
-    paused: Vec<SlotId>,
-    parts: Parts,
-    /// Connections whose transmit side failed while the router wrote to them (closed after).
-    broken: Vec<SlotId>,
-    curve: Option<CurveContext>,
-    authorize: Authorize,
-    /// Ask `authorize` about NULL peers too (set with it).
-    verify_null: bool,
+    dial_events: Vec<DialEvent>,
     clock: std::time::Instant,
     exit: Option<Exit>,
+    /// The time of the current turn (what `flush` stamps `last_active` with).
+    now: Instant,
     last_tick: Instant,
-    /// The clock read at the start of the current loop turn (what `flush` stamps `last_active` with).
-    turn_now: Instant,
     last_shrink: Instant,
-    /// Called once per loop turn with the time (sd_notify watchdog, reloads).
-    on_tick: Option<Box<dyn FnMut(Instant)>>,
-    on_reload: Option<OnReload>,
 }
 
-enum Step {
-    /// Keep servicing this connection.
-    Continue,
-    /// Stop servicing it this turn (paused, closed, or read budget used).
+/// What to do with a connection after its buffered input was processed, in this turn.
+enum Next {
+    /// Read more from its socket (within the read budget).
+    ReadMore,
+    /// Leave it for now: it is blocked, closed, or its read budget is used up.
     Stop,
 }
 
@@ -137,6 +207,7 @@ impl Server {
             }
         }
         let max = limits.max_connections;
+        let list = || Vec::with_capacity(max);
         Ok(Server {
             poll,
             listeners,
@@ -144,28 +215,21 @@ impl Server {
             watch: None,
             slots: Slots::new(max),
             router,
+            stats: Stats::default(),
             budget: Budget::new(limits.buffer_budget_bytes),
             limits,
             router_id,
-            handshaking: 0,
-            accept_retry: 0,
-            ready: Vec::with_capacity(max),
-            ready_next: Vec::with_capacity(max),
-            dirty: Vec::with_capacity(max),
-            paused: Vec::with_capacity(max),
-            parts: Parts::new(),
-            broken: Vec::with_capacity(max),
             curve: None,
-            // Until an authoriser is installed, nobody passes a CURVE/PLAIN handshake.
-            authorize: Box::new(|_| false),
-            verify_null: false,
+            hooks: Hooks { policy: Box::new(NoPolicy), on_tick: None },
+            sched: Sched { ready: list(), ready_next: list(), dirty: list(), blocked: list(), broken: list() },
+            fanout: sink::FanoutCache::default(),
+            accept_retry: 0,
+            dial_events: Vec::new(),
             clock: std::time::Instant::now(),
             exit: None,
+            now: Instant(0),
             last_tick: Instant(0),
-            turn_now: Instant(0),
             last_shrink: Instant(0),
-            on_tick: None,
-            on_reload: None,
         })
     }
 
@@ -174,18 +238,22 @@ impl Server {
         self.curve = Some(ctx);
     }
 
-    /// Install the authorisation hook. CURVE and PLAIN endpoints always ask it; from now on
-    /// NULL endpoints ask it too (before sending READY), as libzmq does for a NULL socket with a
-    /// ZAP domain while a ZAP handler runs — VOLTTRON's sockets with auth on (VIP.md §9.4).
-    /// Without a hook NULL endpoints admit everyone (`allow-auth = False`).
-    pub fn set_authorize(&mut self, f: Authorize) {
-        self.authorize = f;
-        self.verify_null = true;
+    /// Install the platform's rules. CURVE and PLAIN endpoints always ask them; NULL
+    /// endpoints ask them too (before sending READY) if [`Policy::decides_null`], as libzmq does
+    /// for a NULL socket with a ZAP domain while a ZAP handler runs — VOLTTRON's sockets with
+    /// auth on (VIP.md §9.4). SIGHUP and file changes call [`Policy::reload`].
+    pub fn set_policy(&mut self, policy: Box<dyn Policy>) {
+        self.hooks.policy = policy;
     }
 
-    /// Run `f` once per loop turn (e.g. the systemd watchdog).
+    /// Decide every peer, NULL ones included, with `f` (a policy with nothing to reload).
+    pub fn set_authorize(&mut self, f: Box<dyn FnMut(&AuthQuery<'_>) -> bool>) {
+        self.set_policy(Box::new(f));
+    }
+
+    /// Run `f` once per tick (e.g. the systemd watchdog).
     pub fn set_on_tick(&mut self, f: Box<dyn FnMut(Instant)>) {
-        self.on_tick = Some(f);
+        self.hooks.on_tick = Some(f);
     }
 
     /// Reload (as on SIGHUP) whenever `watch` reports a change.
@@ -198,13 +266,19 @@ impl Server {
         Ok(())
     }
 
-    /// Run `f` on SIGHUP.
-    pub fn set_on_reload(&mut self, f: OnReload) {
-        self.on_reload = Some(f);
+    /// The server's clock: milliseconds since it was created.
+    pub fn now(&self) -> Instant {
+        Instant(u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
-    fn now(&self) -> Instant {
-        Instant(self.clock.elapsed().as_millis() as u64)
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The counters, to count what start-up found (e.g. `config_load_errors`).
+    pub fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
     }
 
     /// Run until a stop signal or `quit`.
@@ -214,34 +288,56 @@ impl Server {
     pub fn run(&mut self) -> io::Result<Exit> {
         let mut events = Events::with_capacity(MAX_EVENTS);
         loop {
-            if let Some(exit) = self.turn(&mut events)? {
+            if let Some(exit) = self.run_once(&mut events)? {
                 return Ok(exit);
             }
         }
     }
 
-    /// One turn of the loop (see the module doc). Returns `Some` when the router must stop.
-    /// Public so that tests can drive the server in their own thread.
+    /// [`Server::poll`], then [`Server::turn`] at the time the clock says.
     ///
     /// # Errors
     /// Only a failing `poll`.
-    pub fn turn(&mut self, events: &mut Events) -> io::Result<Option<Exit>> {
+    pub fn run_once(&mut self, events: &mut Events) -> io::Result<Option<Exit>> {
+        self.poll(events, None)?;
+        Ok(self.turn(events, self.now()))
+    }
+
+    /// How long `poll` may wait: not at all while work is pending, a little while connections
+    /// are blocked (their resume is checked once per turn), else until the next tick.
+    pub fn timeout(&self) -> Duration {
         // Output queued by the last flush pass itself (a close there queues `peerlist drop`s)
         // counts as work pending, like input left over: it goes out now, not at the next tick.
-        let timeout = if !self.ready.is_empty() || !self.dirty.is_empty() {
+        if !self.sched.ready.is_empty() || !self.sched.dirty.is_empty() {
             Duration::ZERO
-        } else if !self.paused.is_empty() {
+        } else if !self.sched.blocked.is_empty() {
             Duration::from_millis(10)
         } else {
             Duration::from_millis(TICK_MS)
-        };
-        match self.poll.poll(events, Some(timeout)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(None),
-            Err(e) => return Err(e),
         }
-        let now = self.now();
-        self.turn_now = now;
+    }
+
+    /// Wait for events: at most [`Server::timeout`], and at most `cap` (tests that drive the
+    /// time themselves). An interrupted wait returns no events.
+    ///
+    /// # Errors
+    /// A failing `poll`.
+    pub fn poll(&mut self, events: &mut Events, cap: Option<Duration>) -> io::Result<()> {
+        let timeout = cap.map_or(self.timeout(), |c| c.min(self.timeout()));
+        match self.poll.poll(events, Some(timeout)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                events.clear();
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One turn of the loop at time `now` over the `events` of the last [`Server::poll`] (see
+    /// the module doc). Returns `Some` when the router must stop.
+    pub fn turn(&mut self, events: &Events, now: Instant) -> Option<Exit> {
+        self.now = now;
         for ev in events.iter() {
             let token = ev.token();
             if token == SIGNAL_TOKEN {
@@ -253,7 +349,7 @@ impl Server {
                 }
             } else if let Some(id) = SlotId::from_token(token) {
                 if ev.is_writable() {
-                    self.flush(id);
+                    self.on_writable(id, now);
                 }
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                     let hangup = ev.is_read_closed() || ev.is_error();
@@ -263,28 +359,74 @@ impl Server {
                 self.accept(token.0, now);
             }
         }
-        // Connections with input left over from earlier turns (read budget, resumed).
-        let mut ready = std::mem::take(&mut self.ready);
-        for &id in &ready {
-            if let Some(c) = self.slots.get_mut(id) {
-                c.in_ready = false; // may queue itself again (read budget)
-            }
-            self.service(id, now, false);
-        }
-        ready.clear();
-        self.ready = ready;
-        std::mem::swap(&mut self.ready, &mut self.ready_next);
+        self.service_ready(now);
         self.flush_dirty();
-        self.resume_paused(now);
+        self.resume_blocked(now);
         if now.since(self.last_tick) >= TICK_MS {
             self.last_tick = now;
             self.tick(now);
         }
         if let Some(exit) = self.exit {
             self.flush_all();
-            return Ok(Some(exit));
+            return Some(exit);
         }
-        Ok(None)
+        None
+    }
+
+    /// Connections with input left over from earlier turns (read budget, resumed).
+    fn service_ready(&mut self, now: Instant) {
+        let mut ready = std::mem::take(&mut self.sched.ready);
+        for &id in &ready {
+            if let Some(c) = self.slots.get_mut(id) {
+                c.queued().clear_ready(); // may queue itself again (read budget)
+            }
+            self.service(id, now, false);
+        }
+        ready.clear();
+        self.sched.ready = ready;
+        std::mem::swap(&mut self.sched.ready, &mut self.sched.ready_next);
+    }
+
+    /// Dial `addr` (TCP, non-blocking): once the connect completes, `protocol` speaks
+    /// ([`Protocol::connected`]); once its handshake completes, the connection is a VIP peer
+    /// under [`Protocol::identity`]. Its end is reported in [`Server::take_dial_events`]; the
+    /// connect and the handshake together must finish within `handshake-timeout-ms`.
+    ///
+    /// # Errors
+    /// The socket could not be created or registered, every slot is taken, or the buffer budget
+    /// has no room for its initial buffers.
+    pub fn dial(&mut self, addr: std::net::SocketAddr, protocol: Box<dyn Protocol>) -> io::Result<SlotId> {
+        let now = self.now;
+        if self.slots.is_full() || !self.budget.take(Conn::INITIAL_BYTES) {
+            return Err(io::Error::other("no free connection slot or buffer budget"));
+        }
+        let stream = match mio::net::TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                self.budget.give(Conn::INITIAL_BYTES);
+                return Err(e);
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = Box::new(Conn::dialled(Stream::Tcp(stream), protocol, now, &addr.to_string()));
+        let Ok(id) = self.slots.insert(conn) else {
+            self.budget.give(Conn::INITIAL_BYTES);
+            return Err(io::Error::other("no free connection slot"));
+        };
+        let registry = self.poll.registry();
+        if let Some(conn) = self.slots.get_mut(id)
+            && let Err(e) = conn.register(registry, id.token())
+        {
+            self.close(id, CloseReason::RegisterFailed);
+            return Err(e);
+        }
+        log::debug!("dialling {addr} on slot {}", id.index);
+        Ok(id)
+    }
+
+    /// What happened to dialled connections since the last call.
+    pub fn take_dial_events(&mut self) -> Vec<DialEvent> {
+        std::mem::take(&mut self.dial_events)
     }
 
     fn handle_signals(&mut self) {
@@ -304,25 +446,22 @@ impl Server {
     }
 
     fn reload(&mut self) {
-        if let Some(f) = self.on_reload.as_mut() {
-            f(&mut self.router);
-        }
+        self.hooks.policy.reload(&mut self.router, &mut self.stats);
     }
 
-    /// Log every counter as one JSON line.
+    /// Log every counter (and the pubsub fields) as one JSON line: the `query stats` object.
     pub fn log_stats(&mut self) {
         self.sync_stats();
-        let mut buf = [0u8; 8192];
-        let mut w = FixedWriter::new(&mut buf);
-        if self.router.stats.write_json(&mut w).is_ok() {
+        let mut buf = [0u8; crate::vip::router::STATS_JSON_BYTES];
+        let mut w = SliceWriter::new(&mut buf);
+        if self.router.write_stats_json(&self.stats, &mut w).is_ok() {
             log::info!("stats {}", String::from_utf8_lossy(w.written()));
         }
     }
 
     fn sync_stats(&mut self) {
-        let s = &mut self.router.stats;
-        s.buffer_bytes = self.budget.used() as u64;
-        s.buffer_bytes_hwm = self.budget.hwm() as u64;
+        self.stats.buffer_bytes = self.budget.used() as u64;
+        self.stats.buffer_bytes_hwm = self.budget.hwm() as u64;
     }
 
     /// Bound endpoints, as reported to peers.

@@ -1,56 +1,83 @@
-//! Output and housekeeping: flush transmit queues (the dirty list), resume paused senders and
-//! expire stalls, the tick (handshake deadlines), idle-buffer shrinking, closing connections.
+//! Output and housekeeping: flush transmit queues (the dirty list), finish dialled connects,
+//! resume blocked connections and expire stalls, the tick (connect and handshake deadlines),
+//! idle-buffer shrinking, closing connections.
+//!
+//! The back-pressure rule, in one place (`resume_blocked`): a sender blocked behind a full
+//! recipient is read again once that queue drains below half; if it does not within
+//! `send-stall-ms`, the recipient is marked stalled (messages to it are answered with error 11
+//! at once until it drains below half, see `flush`) and the sender's held message is answered
+//! with error 11 ([`Blocked::StallExpired`]). A sender blocked behind its own queue only waits.
 
 use super::*;
 
 impl Server {
     pub(super) fn close_broken(&mut self) {
-        while let Some(b) = self.broken.pop() {
-            self.close(b, "transmit failure");
+        while let Some(b) = self.sched.broken.pop() {
+            self.close(b, CloseReason::TransmitFailure);
+        }
+    }
+
+    /// A writable event: finish a dialled connect, else flush.
+    pub(super) fn on_writable(&mut self, id: SlotId, now: Instant) {
+        let Some(conn) = self.slots.get_mut(id) else { return };
+        if !matches!(conn.phase(), Phase::Connecting { .. }) {
+            self.flush(id);
+            return;
+        }
+        let mut rng = rand_core::OsRng;
+        let mut cx = Context {
+            session: SessionConfig { identity: &self.router_id, limits: &self.limits, curve: self.curve.as_ref() },
+            rng: &mut rng,
+        };
+        let cap = conn.tx().capacity();
+        let connected = conn.finish_connect(&mut cx, now);
+        self.budget.charge(conn.tx().capacity().saturating_sub(cap));
+        match connected {
+            Ok(false) => {}
+            Ok(true) => {
+                log::debug!("connected to {}", conn.label());
+                self.slots.set_phase(id, Phase::Handshaking { since: now });
+                self.flush(id);
+            }
+            Err(reason) => self.close(id, reason),
         }
     }
 
     pub(super) fn flush(&mut self, id: SlotId) {
         let Some(conn) = self.slots.get_mut(id) else { return };
-        conn.dirty = false;
+        conn.queued().clear_dirty();
         match conn.flush() {
             Ok(n) => {
-                self.router.stats.bytes_out += n as u64;
+                self.stats.bytes_out += n as u64;
                 if n > 0 {
-                    conn.last_active = self.turn_now;
+                    conn.touch(self.now);
                 }
             }
             Err(e) => {
-                log::debug!("write to {}: {e}", conn.peer);
-                self.close(id, "write error");
+                log::debug!("write to {}: {e}", conn.label());
+                self.close(id, CloseReason::WriteError);
                 return;
             }
         }
-        let Some(conn) = self.slots.get_mut(id) else { return };
-        if conn.stalled && conn.tx.pending() <= self.limits.tx_queue_bytes / 2 {
-            conn.stalled = false;
-            log::info!("peer at {} drains its queue again", conn.peer);
+        if conn.is_stalled() && conn.tx().pending() <= self.limits.tx_queue_bytes / 2 {
+            conn.set_stalled(false);
+            log::info!("peer at {} drains its queue again", conn.label());
         }
-        let want = conn.tx.pending() > 0;
-        if want != conn.want_write {
-            conn.want_write = want;
-            let interest = if want { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
-            if let Err(e) = conn.stream.reregister(self.poll.registry(), id.token(), interest) {
-                log::warn!("reregister {}: {e}", conn.peer);
-                self.close(id, "reregister failed");
-            }
+        if let Err(e) = conn.update_interest(self.poll.registry(), id.token()) {
+            log::warn!("reregister {}: {e}", conn.label());
+            self.close(id, CloseReason::RegisterFailed);
         }
     }
 
     pub(super) fn flush_dirty(&mut self) {
-        let dirty = std::mem::take(&mut self.dirty);
+        let dirty = std::mem::take(&mut self.sched.dirty);
         for &id in &dirty {
             self.flush(id);
         }
         let mut dirty = dirty;
         dirty.clear();
         // Flushing can close connections, which can queue `peerlist drop`s: keep those.
-        let more = std::mem::replace(&mut self.dirty, dirty);
+        let more = std::mem::replace(&mut self.sched.dirty, dirty);
         for id in more {
             self.flush(id);
         }
@@ -63,59 +90,28 @@ impl Server {
         }
     }
 
-    /// Resume paused connections whose reason went away; expire stalls.
-    pub(super) fn resume_paused(&mut self, now: Instant) {
+    /// Resume blocked connections whose reason went away; expire stalls (the module doc).
+    pub(super) fn resume_blocked(&mut self, now: Instant) {
         let mut i = 0;
-        while i < self.paused.len() {
-            let id = self.paused.get(i).copied().unwrap_or(SlotId { index: 0, generation: 0 });
-            let resume = match self.slots.get_mut(id).and_then(|c| c.paused) {
-                None => {
-                    self.paused.swap_remove(i);
+        while let Some(&id) = self.sched.blocked.get(i) {
+            let resume = match self.slots.get_mut(id).and_then(|c| c.blocked()) {
+                None | Some(Blocked::StallExpired) => {
+                    self.sched.blocked.swap_remove(i);
                     continue;
                 }
-                Some(Pause::Budget { extra }) => {
+                Some(Blocked::Budget { extra }) => {
                     self.budget.used().saturating_add(extra) <= self.limits.buffer_budget_bytes
                 }
-                Some(Pause::Recipient { on, since }) => {
-                    let half = self.limits.tx_queue_bytes / 2;
-                    let (room, stalled) = match self.slots.peek(on) {
-                        None => (true, false),
-                        Some(c) => (c.tx.pending() <= half, c.stalled),
-                    };
-                    if room {
-                        true
-                    } else if on != id.index && (stalled || now.since(since) >= self.limits.send_stall_ms) {
-                        // The recipient is stuck: this message, and every later one to it until
-                        // it drains, is answered with error 11 (VIP.md §4 step 7).
-                        if let Some(c) = self.slots.by_index(on)
-                            && !c.stalled
-                        {
-                            c.stalled = true;
-                            log::warn!(
-                                "peer at {} has not drained its queue for {} ms: answering error 11 to its senders",
-                                c.peer,
-                                self.limits.send_stall_ms
-                            );
-                        }
-                        if let Some(c) = self.slots.get_mut(id) {
-                            c.stall_expired = true;
-                        }
-                        true
-                    } else {
-                        false
-                    }
-                }
+                Some(Blocked::OwnQueue) => self.drained(id),
+                Some(Blocked::Recipient { on, since }) => self.recipient_ready(id, on, since, now),
             };
             if resume {
-                let mut queue = false;
+                self.sched.blocked.swap_remove(i);
                 if let Some(c) = self.slots.get_mut(id) {
-                    c.paused = None;
-                    queue = !c.in_ready;
-                    c.in_ready = true;
-                }
-                self.paused.swap_remove(i);
-                if queue {
-                    self.ready.push(id);
+                    if c.blocked() != Some(Blocked::StallExpired) {
+                        c.set_blocked(None);
+                    }
+                    c.queued().queue_ready(id, &mut self.sched.ready);
                 }
             } else {
                 i += 1;
@@ -123,8 +119,42 @@ impl Server {
         }
     }
 
+    /// `id`'s queue (or a closed one) is below half the limit.
+    fn drained(&mut self, id: SlotId) -> bool {
+        self.slots.get_mut(id).is_none_or(|c| c.tx().pending() <= self.limits.tx_queue_bytes / 2)
+    }
+
+    /// May `id`, blocked since `since` behind `on`, try again? Yes once `on` drained; after
+    /// `send-stall-ms` (or at once if `on` is already stalled) `on` is marked stalled and `id`
+    /// tries again with error 11 ([`Blocked::StallExpired`]).
+    fn recipient_ready(&mut self, id: SlotId, on: SlotId, since: Instant, now: Instant) -> bool {
+        if self.drained(on) {
+            return true;
+        }
+        let stalled = self.slots.get_mut(on).is_some_and(|c| c.is_stalled());
+        if !stalled && now.since(since) < self.limits.send_stall_ms {
+            return false;
+        }
+        // The recipient is stuck: this message, and every later one to it until it drains, is
+        // answered with error 11 (VIP.md §4 step 7).
+        if let Some(c) = self.slots.get_mut(on)
+            && !c.is_stalled()
+        {
+            c.set_stalled(true);
+            log::warn!(
+                "peer at {} has not drained its queue for {} ms: answering error 11 to its senders",
+                c.label(),
+                self.limits.send_stall_ms
+            );
+        }
+        if let Some(c) = self.slots.get_mut(id) {
+            c.set_blocked(Some(Blocked::StallExpired));
+        }
+        true
+    }
+
     pub(super) fn tick(&mut self, now: Instant) {
-        if let Some(f) = self.on_tick.as_mut() {
+        if let Some(f) = self.hooks.on_tick.as_mut() {
             f(now);
         }
         if let Some(c) = self.curve.as_mut() {
@@ -135,22 +165,22 @@ impl Server {
         if self.accept_retry != 0 {
             self.retry_accepts(now);
         }
-        if self.handshaking == 0 {
-            return;
-        }
-        let timeout = self.limits.handshake_timeout_ms;
+        self.expire_handshakes(now);
+    }
+
+    /// Close connections whose connect or handshake did not finish in time.
+    fn expire_handshakes(&mut self, now: Instant) {
+        let ms = self.limits.handshake_timeout_ms;
         let expired: Vec<SlotId> = self
             .slots
             .ids()
             .filter(|id| {
-                self.slots.peek(id.index).is_some_and(|c| !c.handshake_done && now.since(c.accepted_at) >= timeout)
+                let started = self.slots.peek(id.index).and_then(|c| c.phase().started());
+                started.is_some_and(|t| now.since(t) >= ms)
             })
             .collect();
         for id in expired {
-            if stats::bump(&mut self.router.stats.rejected_handshake_timeout) {
-                log::warn!("handshake not completed within {timeout} ms: closing");
-            }
-            self.close(id, "handshake timeout");
+            self.close(id, CloseReason::HandshakeTimeout { ms });
         }
     }
 
@@ -163,9 +193,8 @@ impl Server {
         let mut freed = 0;
         for index in 0..u16::try_from(self.limits.max_connections).unwrap_or(u16::MAX) {
             if let Some(c) = self.slots.by_index(index)
-                && c.handshake_done
-                && c.paused.is_none()
-                && c.pending_consumed == 0
+                && c.phase().is_open()
+                && c.blocked().is_none()
             {
                 freed += c.shrink_if_idle(now);
             }
@@ -173,26 +202,34 @@ impl Server {
         self.budget.give(freed);
     }
 
-    /// Close connection `id`: deregister, leave the peer set (notifying the others), return its
-    /// buffers to the budget, free the slot.
-    pub(super) fn close(&mut self, id: SlotId, why: &str) {
+    /// Close connection `id`: send what is queued if the reason asks for it, deregister, count
+    /// and log the reason, leave the peer set (notifying the others), return its buffers to the
+    /// budget, free the slot.
+    pub(super) fn close(&mut self, id: SlotId, reason: CloseReason) {
         let Some(mut conn) = self.slots.remove(id) else { return };
-        conn.stream.deregister(self.poll.registry());
+        if reason.flush_first()
+            && let Ok(n) = conn.flush()
+        {
+            self.stats.bytes_out += n as u64;
+        }
+        conn.deregister(self.poll.registry());
         self.budget.give(conn.buffer_bytes());
-        if !conn.handshake_done {
-            self.handshaking = self.handshaking.saturating_sub(1);
+        if reason.count(&mut self.stats) {
+            log::warn!("closing {}: {reason}", conn.label());
+        } else {
+            log::debug!("closed {} ({reason})", conn.label());
         }
-        self.router.stats.closed += 1;
-        if why == "closed by peer" || why == "read error" || why == "write error" {
-            self.router.stats.closed_by_peer += 1;
+        if matches!(conn.origin(), super::super::conn::Origin::Dialled) {
+            self.dial_events.push(DialEvent::Closed(id, reason));
         }
-        log::debug!("closed {} ({why})", conn.peer);
-        if conn.attached {
+        if conn.phase() == Phase::Attached {
             let mut sink =
-                ConnSink::new(&mut self.slots, &mut self.dirty, &mut self.broken, &mut self.budget, &self.limits);
-            self.router.detach(PeerId(id.index), &mut sink);
-            self.router.stats.msgs_out += sink.delivered;
+                ConnSink::new(&mut self.slots, &mut self.sched, &mut self.budget, &mut self.fanout, &self.limits, None);
+            self.router.detach(&mut self.stats, PeerId(id.index), &mut sink);
+            self.stats.msgs_out += sink.counts().0;
             self.close_broken();
         }
     }
 }
+
+use super::sink::ConnSink;

@@ -25,15 +25,15 @@ impl PubSub {
         &mut self,
         from: PeerId,
         env: &Envelope<'_>,
-        who: &[u8],
+        requester: &[u8],
         stats: &mut Stats,
         sink: &mut impl Sink,
     ) -> Outcome {
         self.text.clear();
         self.text.push(b'[');
-        self.list_rows(from, env, who, stats);
+        self.list_rows(from, env, requester, stats);
         self.text.push(b']');
-        let frames: [&[u8]; 7] = [b"", SIGNATURE, who, env.msg_id, b"pubsub", b"list_response", &self.text];
+        let frames: [&[u8]; 7] = [b"", SIGNATURE, requester, env.msg_id, b"pubsub", b"list_response", &self.text];
         let outcome = Router::reply(stats, sink, from, &frames);
         if self.text.capacity() > SCRATCH_KEEP_BYTES {
             self.text = Vec::new();
@@ -41,24 +41,24 @@ impl PubSub {
         outcome
     }
 
-    fn list_rows(&mut self, from: PeerId, env: &Envelope<'_>, who: &[u8], stats: &mut Stats) {
+    fn list_rows(&mut self, from: PeerId, env: &Envelope<'_>, requester: &[u8], stats: &mut Stats) {
         const OP: &str = "list";
         let Some(body) = env.get_arg(1) else { return };
         let v = match json::parse(body) {
             Ok(v) if v.kind() == Kind::Object => v,
             _ => {
-                malformed(stats, who, OP, "body is not a JSON object");
+                malformed(stats, requester, OP, "body is not a JSON object");
                 return;
             }
         };
         let (Some(prefix), Some(bus), Some(subscribed), Some(reverse)) =
             (v.get(b"prefix"), v.get(b"bus"), v.get(b"subscribed"), v.get(b"reverse"))
         else {
-            malformed(stats, who, OP, "missing \"prefix\", \"bus\", \"subscribed\" or \"reverse\"");
+            malformed(stats, requester, OP, "missing \"prefix\", \"bus\", \"subscribed\" or \"reverse\"");
             return;
         };
         let Some(prefix) = prefix.as_str() else {
-            malformed(stats, who, OP, "\"prefix\" is not a string");
+            malformed(stats, requester, OP, "\"prefix\" is not a string");
             return;
         };
         let all = v.get(b"all_platforms").is_some_and(truthy);
@@ -98,7 +98,7 @@ impl PubSub {
             text.extend_from_slice(if member { b", true]" } else { b", false]" });
         });
         if truncated {
-            log::warn!("pubsub list for {}: reply truncated at {MAX_LIST_REPLY_BYTES} bytes", who.escape_ascii());
+            log::warn!("pubsub list for {}: reply truncated at {MAX_LIST_REPLY_BYTES} bytes", requester.escape_ascii());
         }
     }
 }

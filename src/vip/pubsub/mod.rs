@@ -22,7 +22,7 @@
 //! subscribers, not of successful sends (§7.6).
 //!
 //! Malformed input never crashes the service (§16.2 B): it is counted (`pubsub_malformed`), logged
-//! rate-limited ([`stats::bump`]), and answered like the closest non-crashing path: `00` for
+//! rate-limited ([`stats::bump_and_should_log`]), and answered like the closest non-crashing path: `00` for
 //! subscribe/unsubscribe, `[]` for list, count 0 for publish, silence for everything else.
 //! Subscribes over a limit are answered `00`, counted (`rejected_subscription_full`,
 //! `rejected_subscription_peer_limit`) and logged; a subscribe with a list of prefixes is all or
@@ -67,10 +67,10 @@
 //! `publish` allocates nothing in steady state: the delivery body is emitted once per publish
 //! into a scratch `Vec` owned by the service (it grows during warm-up to the largest body seen;
 //! above [`SCRATCH_KEEP_BYTES`] it is given back after use), the frames are a stack array, and
-//! the fan-out walks the index without allocating. The whole delivery is ZMTP-encoded once, into
-//! a second scratch `Vec` kept the same way, and copied as one block to every subscriber whose
-//! connection sends frames verbatim (NULL/PLAIN; [`Sink::deliver_shared`]); CURVE subscribers
-//! get it sealed under their own key. The body is emitted before matching, so a
+//! the fan-out walks the index without allocating. The frames go to the sink as one [`Fanout`]
+//! ([`Sink::deliver_fanout`]): the server encodes them once and copies that block to every
+//! subscriber whose connection sends frames verbatim (NULL/PLAIN); CURVE subscribers get them
+//! sealed under their own key. The body is emitted before matching, so a
 //! publish nobody listens to still pays for one emit (unless no subscription exists at all).
 
 use super::SIGNATURE;
@@ -78,16 +78,19 @@ use super::envelope::Envelope;
 use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID};
 use super::peers::{PeerId, PeerTable};
 use super::protected::{PolicyError, TopicPolicy, UserCapabilities};
-use super::router::{Full, Outcome, Router, Shared, Sink};
+use super::router::{Fanout, Outcome, Router, Sink};
 use super::subscriptions::{MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions};
 use crate::auth::authz::{Access, Authz};
-use crate::json::{self, ByteSink, DeliveryBody, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value};
+use crate::json::emit::emit_u64;
+use crate::json::{self, ByteSink, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value};
 use crate::limits::{Limits, MAX_BUS_BYTES, MAX_PREFIX_BYTES, MAX_SUBS_PER_PEER};
 use crate::stats::{self, Stats};
 
 mod list;
 mod publish;
 mod subscribe;
+
+pub use publish::DeliveryBody;
 
 /// The delivery-body scratch buffer is kept up to this capacity between publishes; a larger one
 /// (a huge message) is released after use.
@@ -130,8 +133,8 @@ pub struct PubSub {
     authz: Option<Authz>,
     /// Delivery body of the publish being handled.
     body: Vec<u8>,
-    /// Wire encoding of the delivery, shared by the subscribers that take it verbatim.
-    wire: Vec<u8>,
+    /// Publishes fanned out so far: the next [`Fanout`]'s id.
+    fanouts: u64,
     /// `list_response` and error texts.
     text: Vec<u8>,
     slow: Box<[SlowPeer]>,
@@ -167,37 +170,21 @@ fn platform(k: JsonStr<'_>) -> Option<bool> {
     }
 }
 
-fn put_u64(out: &mut impl ByteSink, mut n: u64) -> Result<(), SinkFull> {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.put(digits.get(i..).unwrap_or_default())
-}
-
 /// Log a malformed request (rate-limited) and count it.
-fn malformed(stats: &mut Stats, who: &[u8], op: &str, why: &str) {
-    if stats::bump(&mut stats.pubsub_malformed) {
-        log::info!("pubsub {op} from {}: {why} (answered with the non-crashing reply)", who.escape_ascii());
+fn malformed(stats: &mut Stats, requester: &[u8], op: &str, why: &str) {
+    if stats::bump_and_should_log(&mut stats.pubsub_malformed) {
+        log::info!("pubsub {op} from {}: {why} (answered with the non-crashing reply)", requester.escape_ascii());
     }
 }
 
 /// Count and log a subscribe refused by a limit.
-fn refused(stats: &mut Stats, who: &[u8], op: &str, e: SubscribeError) {
+fn refused(stats: &mut Stats, requester: &[u8], op: &str, e: SubscribeError) {
     let counter = match e {
         SubscribeError::PeerLimit => &mut stats.rejected_subscription_peer_limit,
         _ => &mut stats.rejected_subscription_full,
     };
-    if stats::bump(counter) {
-        log::warn!("pubsub {op} from {} refused: {e}", who.escape_ascii());
+    if stats::bump_and_should_log(counter) {
+        log::warn!("pubsub {op} from {} refused: {e}", requester.escape_ascii());
     }
 }
 
@@ -211,6 +198,14 @@ impl PubSub {
             max_bus_bytes: MAX_BUS_BYTES,
             max_peers: limits.max_connections.min(usize::from(u16::MAX) + 1),
         }
+    }
+
+    /// Bytes the service allocates at start-up for `limits`: the subscription index and the
+    /// per-peer slow-subscriber counts.
+    pub fn table_bytes(limits: &Limits) -> usize {
+        let index = Self::index_limits(limits);
+        let subs = index.memory_bytes().unwrap_or(usize::MAX / 4);
+        subs.saturating_add(index.max_peers * core::mem::size_of::<SlowPeer>())
     }
 
     /// A service sized from `limits` (`max_subscriptions`, `max_subs_per_peer`,
@@ -234,7 +229,7 @@ impl PubSub {
             policy: TopicPolicy::default(),
             authz: None,
             body: Vec::new(),
-            wire: Vec::new(),
+            fanouts: 0,
             text: Vec::new(),
             slow: vec![SlowPeer::default(); wanted.max_peers].into_boxed_slice(),
             max_body_bytes: usize::try_from(limits.max_msg_bytes).unwrap_or(usize::MAX),
@@ -299,7 +294,7 @@ impl PubSub {
         self.text.extend_from_slice(access.word().as_bytes());
         self.text.extend_from_slice(b" to ");
         self.text.extend_from_slice(topic);
-        if stats::bump(counter) {
+        if stats::bump_and_should_log(counter) {
             log::warn!("pubsub: {} (authz.json)", self.text.escape_ascii());
         }
     }
@@ -354,57 +349,61 @@ impl PubSub {
         if !peers.is_attached(from) {
             return Outcome::Done;
         }
-        let who = peers.identity(from);
+        let requester = peers.identity(from);
         let Some(op) = env.get_arg(0) else {
-            malformed(stats, who, "request", "no operation frame");
+            malformed(stats, requester, "request", "no operation frame");
             return Outcome::Done;
         };
         match op {
-            b"subscribe" => match self.subscribe(from, env, who, stats) {
+            b"subscribe" => match self.subscribe(from, env, requester, stats) {
                 Subscribed::Unauthorized => {
                     // Nothing was stored: pausing (and retrying the whole subscribe) is safe.
                     if let Outcome::Blocked(p) = self.unauthorized_reply(stats, sink, from, env.msg_id, error_msg_id) {
                         return Outcome::Blocked(p);
                     }
-                    let frames: [&[u8]; 7] = [b"", SIGNATURE, who, env.msg_id, b"pubsub", b"request_response", &[0]];
-                    if sink.deliver(from, &frames).is_err() && stats::bump(&mut stats.dropped_reply_full) {
-                        log::warn!("subscribe reply to {} dropped: its queue is full", who.escape_ascii());
+                    let frames: [&[u8]; 7] =
+                        [b"", SIGNATURE, requester, env.msg_id, b"pubsub", b"request_response", &[0]];
+                    if sink.deliver(from, &frames).is_err() && stats::bump_and_should_log(&mut stats.dropped_reply_full)
+                    {
+                        log::warn!("subscribe reply to {} dropped: its queue is full", requester.escape_ascii());
                     }
                     Outcome::Done
                 }
-                s => Self::request_response(stats, sink, from, who, env.msg_id, &[u8::from(s == Subscribed::Yes)]),
+                s => {
+                    Self::request_response(stats, sink, from, requester, env.msg_id, &[u8::from(s == Subscribed::Yes)])
+                }
             },
             b"unsubscribe" => {
-                let ok = self.unsubscribe(from, env, who, stats);
-                Self::request_response(stats, sink, from, who, env.msg_id, if ok { &[1] } else { &[0] })
+                let ok = self.unsubscribe(from, env, requester, stats);
+                Self::request_response(stats, sink, from, requester, env.msg_id, if ok { &[1] } else { &[0] })
             }
             b"synchronize" => {
-                self.synchronize(from, env, who, stats);
+                self.synchronize(from, env, requester, stats);
                 Outcome::Done
             }
             b"publish" => self.publish(from, env, peers, stats, sink, error_msg_id),
-            b"list" => self.list(from, env, who, stats, sink),
+            b"list" => self.list(from, env, requester, stats, sink),
             b"auth_update" | b"protected_update" => {
-                self.policy_update(op, env, who, stats);
+                self.policy_update(op, env, requester, stats);
                 Outcome::Done
             }
             b"error" | b"request_response" => Outcome::Done,
             b"external_list" | b"external_publish" => {
-                if stats::bump(&mut stats.pubsub_unknown_op) {
+                if stats::bump_and_should_log(&mut stats.pubsub_unknown_op) {
                     log::info!(
                         "pubsub {} from {} ignored: multi-platform pubsub is not implemented",
                         op.escape_ascii(),
-                        who.escape_ascii()
+                        requester.escape_ascii()
                     );
                 }
                 Outcome::Done
             }
             _ => {
-                if stats::bump(&mut stats.pubsub_unknown_op) {
+                if stats::bump_and_should_log(&mut stats.pubsub_unknown_op) {
                     log::info!(
                         "unknown pubsub operation {:?} from {} ignored",
                         op.escape_ascii().to_string(),
-                        who.escape_ascii()
+                        requester.escape_ascii()
                     );
                 }
                 Outcome::Done
@@ -418,25 +417,25 @@ impl PubSub {
         stats: &mut Stats,
         sink: &mut impl Sink,
         to: PeerId,
-        who: &[u8],
+        requester: &[u8],
         msg_id: &[u8],
         result: &[u8],
     ) -> Outcome {
-        let frames: [&[u8]; 7] = [b"", SIGNATURE, who, msg_id, b"pubsub", b"request_response", result];
+        let frames: [&[u8]; 7] = [b"", SIGNATURE, requester, msg_id, b"pubsub", b"request_response", result];
         Router::reply(stats, sink, to, &frames)
     }
 
     /// VIP.md §7.8, honoured only from [`AUTH_IDENTITY`].
-    fn policy_update(&mut self, op: &[u8], env: &Envelope<'_>, who: &[u8], stats: &mut Stats) {
+    fn policy_update(&mut self, op: &[u8], env: &Envelope<'_>, requester: &[u8], stats: &mut Stats) {
         let name = if op == b"auth_update" { "auth_update" } else { "protected_update" };
-        if who != AUTH_IDENTITY {
-            if stats::bump(&mut stats.rejected_policy_update) {
-                log::warn!("pubsub {name} from {} ignored: accepted only from platform.auth", who.escape_ascii());
+        if requester != AUTH_IDENTITY {
+            if stats::bump_and_should_log(&mut stats.rejected_policy_update) {
+                log::warn!("pubsub {name} from {} ignored: accepted only from platform.auth", requester.escape_ascii());
             }
             return;
         }
         let Some(body) = env.get_arg(1) else {
-            malformed(stats, who, name, "no JSON frame");
+            malformed(stats, requester, name, "no JSON frame");
             return;
         };
         let r = if op == b"auth_update" {
@@ -449,63 +448,56 @@ impl PubSub {
         }
     }
 
-    /// Insert `, "subscriptions": N, "slow_subscribers": {"<identity>": n, ...}` before the final
-    /// `}` of the JSON object in `buf[..len]` (the `query stats` reply) and return the new length.
-    /// Only peers with drops are listed, at most [`MAX_SLOW_SUBSCRIBERS_SHOWN`] and only as many
-    /// as fit; `"slow_subscribers_omitted": k` counts the rest. On any problem `len` is returned
-    /// unchanged.
-    pub fn append_stats_json(&self, peers: &PeerTable, buf: &mut [u8], len: usize) -> usize {
-        const CLOSE_RESERVE: usize = 64; // `}, "slow_subscribers_omitted": <u64>}`
-        if len == 0 || buf.get(len - 1) != Some(&b'}') {
-            return len;
+    /// Write `, "subscriptions": N, "slow_subscribers": {"<identity>": n, ...}` — the pubsub
+    /// members of the `query stats` object ([`Router::write_stats_json`]) — leaving `reserve`
+    /// bytes free for what the caller writes after them. Only peers with drops are listed, at
+    /// most [`MAX_SLOW_SUBSCRIBERS_SHOWN`] and only as many as fit;
+    /// `"slow_subscribers_omitted": k` counts the rest.
+    ///
+    /// # Errors
+    /// [`SinkFull`] when even the fixed part does not fit (the caller drops what was written).
+    pub fn write_stats_fields(
+        &self,
+        peers: &PeerTable,
+        w: &mut SliceWriter<'_>,
+        reserve: usize,
+    ) -> Result<(), SinkFull> {
+        const TAIL_RESERVE: usize = 64; // `}, "slow_subscribers_omitted": <u64>`
+        let room = w.remaining().saturating_sub(reserve);
+        let start = w.len();
+        w.put(b", \"subscriptions\": ")?;
+        emit_u64(w, self.subs.len() as u64)?;
+        w.put(b", \"slow_subscribers\": {")?;
+        let (mut shown, mut omitted) = (0usize, 0u64);
+        for (i, s) in self.slow.iter().enumerate() {
+            let peer = PeerId(u16::try_from(i).unwrap_or(u16::MAX));
+            if s.dropped == 0 || !peers.is_attached(peer) {
+                continue;
+            }
+            let id = peers.identity(peer);
+            let mut need = LenCounter::new();
+            let _ = json::emit::emit_latin1_str(&mut need, id);
+            let need = need.len() + 26;
+            if shown >= MAX_SLOW_SUBSCRIBERS_SHOWN || w.len() - start + need + TAIL_RESERVE > room {
+                omitted += 1;
+                continue;
+            }
+            if shown > 0 {
+                w.put(b", ")?;
+            }
+            json::emit::emit_latin1_str(w, id)?;
+            w.put(b": ")?;
+            emit_u64(w, s.dropped)?;
+            shown += 1;
         }
-        let Some(tail) = buf.get_mut(len - 1..) else {
-            return len;
-        };
-        let room = tail.len();
-        let mut w = SliceWriter::new(tail);
-        let written = (|| -> Result<(), SinkFull> {
-            w.put(b", \"subscriptions\": ")?;
-            put_u64(&mut w, self.subs.len() as u64)?;
-            w.put(b", \"slow_subscribers\": {")?;
-            let (mut shown, mut omitted) = (0usize, 0u64);
-            for (i, s) in self.slow.iter().enumerate() {
-                let peer = PeerId(u16::try_from(i).unwrap_or(u16::MAX));
-                if s.dropped == 0 || !peers.is_attached(peer) {
-                    continue;
-                }
-                let id = peers.identity(peer);
-                let mut need = LenCounter::new();
-                let _ = json::emit::emit_latin1_str(&mut need, id);
-                let need = need.len() + 26;
-                if shown >= MAX_SLOW_SUBSCRIBERS_SHOWN || w.len() + need + CLOSE_RESERVE > room {
-                    omitted += 1;
-                    continue;
-                }
-                if shown > 0 {
-                    w.put(b", ")?;
-                }
-                json::emit::emit_latin1_str(&mut w, id)?;
-                w.put(b": ")?;
-                put_u64(&mut w, s.dropped)?;
-                shown += 1;
-            }
-            w.put(b"}")?;
-            if omitted > 0 {
-                w.put(b", \"slow_subscribers_omitted\": ")?;
-                put_u64(&mut w, omitted)?;
-            }
-            w.put(b"}")
-        })();
-        match written {
-            Ok(()) => len - 1 + w.len(),
-            Err(SinkFull) => {
-                // Restore the closing brace the writer may have overwritten.
-                if let Some(b) = buf.get_mut(len - 1) {
-                    *b = b'}';
-                }
-                len
-            }
+        w.put(b"}")?;
+        if omitted > 0 {
+            w.put(b", \"slow_subscribers_omitted\": ")?;
+            emit_u64(w, omitted)?;
         }
+        if w.len() - start > room {
+            return Err(SinkFull);
+        }
+        Ok(())
     }
 }

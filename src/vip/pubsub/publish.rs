@@ -2,6 +2,60 @@
 //! subscriber, fanned out through the index; the count reply after the deliveries.
 
 use super::*;
+use crate::json::emit;
+
+/// The delivery body of a `publish` (VIP.md §7.6):
+/// `{"sender": S, "bus": B, "headers": H, "message": MSG}`, in that order, extra keys dropped.
+#[derive(Clone, Copy, Debug)]
+pub struct DeliveryBody<'a> {
+    /// The publisher's identity (frame bytes, latin-1).
+    pub sender: &'a [u8],
+    /// The publish body's `bus` value.
+    pub bus: Value<'a>,
+    /// The publish body's `headers` value.
+    pub headers: Value<'a>,
+    /// The publish body's `message` value.
+    pub message: Value<'a>,
+}
+
+impl<'a> DeliveryBody<'a> {
+    /// Picks `bus`, `headers` and `message` out of a parsed publish body in one pass (last
+    /// duplicate wins). `None` if the body is not an object or lacks one of them — the
+    /// "no delivery, count 0" case of VIP.md §7.6.
+    pub fn from_publish(sender: &'a [u8], body: Value<'a>) -> Option<Self> {
+        let (mut bus, mut headers, mut message) = (None, None, None);
+        for (k, v) in body.members() {
+            if k.eq_latin1(b"bus") {
+                bus = Some(v);
+            } else if k.eq_latin1(b"headers") {
+                headers = Some(v);
+            } else if k.eq_latin1(b"message") {
+                message = Some(v);
+            }
+        }
+        Some(Self { sender, bus: bus?, headers: headers?, message: message? })
+    }
+
+    /// Writes the body.
+    pub fn emit<S: ByteSink + ?Sized>(&self, out: &mut S) -> Result<(), SinkFull> {
+        out.put(b"{\"sender\": ")?;
+        emit::emit_latin1_str(out, self.sender)?;
+        out.put(b", \"bus\": ")?;
+        emit::emit_value(out, self.bus)?;
+        out.put(b", \"headers\": ")?;
+        emit::emit_value(out, self.headers)?;
+        out.put(b", \"message\": ")?;
+        emit::emit_value(out, self.message)?;
+        out.put(b"}")
+    }
+
+    /// Exact number of bytes [`emit`](Self::emit) writes (one measuring pass).
+    pub fn emitted_len(&self) -> usize {
+        let mut c = LenCounter::new();
+        let _ = self.emit(&mut c);
+        c.len()
+    }
+}
 
 /// A [`ByteSink`] appending to a `Vec` up to a size limit.
 struct Capped<'a> {
@@ -19,6 +73,37 @@ impl ByteSink for Capped<'_> {
     }
 }
 
+impl SlowPeer {
+    /// A delivery to subscriber `identity` was queued (`ok`) or dropped on its full queue.
+    fn record(&mut self, ok: bool, stats: &mut Stats, identity: &[u8]) {
+        if ok {
+            self.dropping = false;
+            return;
+        }
+        stats.dropped_slow_subscriber += 1;
+        self.dropped += 1;
+        if !self.dropping {
+            self.dropping = true;
+            if stats::bump_and_should_log(&mut self.stalls) {
+                log::warn!(
+                    "slow subscriber {}: queue full, dropping its pubsub deliveries \
+                     (stall {}, {} dropped so far; publishers unaffected)",
+                    identity.escape_ascii(),
+                    self.stalls,
+                    self.dropped
+                );
+            }
+        }
+    }
+}
+
+/// Who published, for the replies.
+struct Publisher<'a> {
+    from: PeerId,
+    requester: &'a [u8],
+    msg_id: &'a [u8],
+}
+
 impl PubSub {
     /// VIP.md §7.6.
     pub(super) fn publish(
@@ -31,124 +116,137 @@ impl PubSub {
         error_msg_id: ErrorMsgId,
     ) -> Outcome {
         const OP: &str = "publish";
-        let who = peers.identity(from);
+        let requester = peers.identity(from);
         if env.arg_count() < 3 {
-            malformed(stats, who, OP, "fewer than 2 arguments (no reply)");
+            malformed(stats, requester, OP, "fewer than 2 arguments (no reply)");
             return Outcome::Done;
         }
         stats.pubsub_publishes += 1;
         let (topic, body) = (env.arg(1), env.arg(2));
+        let publisher = Publisher { from, requester, msg_id: env.msg_id };
         let delivery = match json::parse(body) {
-            Ok(v) if v.kind() == Kind::Object => DeliveryBody::from_publish(who, v),
+            Ok(v) if v.kind() == Kind::Object => DeliveryBody::from_publish(requester, v),
             _ => None,
         };
         let Some(delivery) = delivery else {
-            malformed(stats, who, OP, "body is not an object with \"bus\", \"headers\" and \"message\"");
-            return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
+            malformed(stats, requester, OP, "body is not an object with \"bus\", \"headers\" and \"message\"");
+            return Self::request_response(stats, sink, from, requester, env.msg_id, &0u32.to_le_bytes());
         };
         if let Some(authz) = self.authz.as_mut() {
-            if !authz.allows(who, topic, Access::Publish) {
-                self.unauthorized(&mut stats.rejected_protected_topic, who, Access::Publish, topic);
+            if !authz.allows(requester, topic, Access::Publish) {
+                self.unauthorized(&mut stats.rejected_protected_topic, requester, Access::Publish, topic);
                 // Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
                 if let Outcome::Blocked(p) = self.unauthorized_reply(stats, sink, from, env.msg_id, error_msg_id) {
                     return Outcome::Blocked(p);
                 }
-                Self::count_reply(stats, sink, from, who, env.msg_id, 0);
+                Self::count_reply(stats, sink, from, requester, env.msg_id, 0);
                 return Outcome::Done;
             }
-        } else if let Some(refusal) = self.policy.check(who, topic) {
-            if stats::bump(&mut stats.rejected_protected_topic) {
-                log::warn!(
-                    "publish to protected topic {:?} by {} refused",
-                    topic.escape_ascii().to_string(),
-                    who.escape_ascii()
-                );
-            }
+        } else if let Some(refusal) = self.policy.check(requester, topic) {
             self.text.clear();
             refusal.write_text(topic, &mut self.text);
-            let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
-            let id = error_msg_id.msg_id(env.msg_id, &mut quoted);
-            let frames: [&[u8]; 9] = [b"", SIGNATURE, who, id, b"error", b"-32001", &self.text, b"", b"pubsub"];
-            // Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
-            if let Outcome::Blocked(p) = Router::reply(stats, sink, from, &frames) {
-                return Outcome::Blocked(p);
-            }
-            Self::count_reply(stats, sink, from, who, env.msg_id, 0);
-            return Outcome::Done;
+            return Self::refuse_protected(&self.text, &publisher, topic, stats, sink, error_msg_id);
         }
         let mut bus_buf = [0u8; MAX_BUS_BYTES];
         let bus = delivery.bus.as_str().and_then(|s| s.to_latin1(&mut bus_buf).ok());
         let count = match bus {
             Some(bus) if !self.subs.is_empty() => {
-                let PubSub { subs, body, wire, slow, max_body_bytes, .. } = self;
-                body.clear();
-                if delivery.emit(&mut Capped { out: body, max: *max_body_bytes }).is_err() {
-                    if stats::bump(&mut stats.rejected_publish_too_large) {
-                        log::warn!(
-                            "publish from {} to {:?} dropped: delivery body over {max_body_bytes} bytes",
-                            who.escape_ascii(),
-                            topic.escape_ascii().to_string()
-                        );
-                    }
-                    body.clear();
-                    return Self::request_response(stats, sink, from, who, env.msg_id, &0u32.to_le_bytes());
+                if !self.emit_body(&delivery, requester, topic, stats) {
+                    return Self::request_response(stats, sink, from, requester, env.msg_id, &0u32.to_le_bytes());
                 }
-                let frames: [&[u8]; 8] =
-                    [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"publish", topic, body.as_slice()];
-                let mut shared = Shared::new(&frames, wire);
-                let mut delivered = 0u64;
-                let count = subs.for_each_subscriber(bus, topic, |p| {
-                    let state = slow.get_mut(usize::from(p));
-                    match sink.deliver_shared(PeerId(p), &mut shared) {
-                        Ok(()) => {
-                            delivered += 1;
-                            if let Some(s) = state {
-                                s.dropping = false;
-                            }
-                        }
-                        Err(Full) => {
-                            stats.dropped_slow_subscriber += 1;
-                            if let Some(s) = state {
-                                s.dropped += 1;
-                                if !s.dropping {
-                                    s.dropping = true;
-                                    if stats::bump(&mut s.stalls) {
-                                        log::warn!(
-                                            "slow subscriber {}: queue full, dropping its pubsub deliveries \
-                                             (stall {}, {} dropped so far; publishers unaffected)",
-                                            peers.identity(PeerId(p)).escape_ascii(),
-                                            s.stalls,
-                                            s.dropped
-                                        );
-                                    }
-                                }
-                            }
-                        }
-                    }
-                });
-                stats.pubsub_deliveries += delivered;
-                if body.capacity() > SCRATCH_KEEP_BYTES {
-                    *body = Vec::new();
-                }
-                if wire.capacity() > SCRATCH_KEEP_BYTES {
-                    *wire = Vec::new();
-                }
-                count
+                self.fan_out(bus, topic, env, peers, stats, sink)
             }
             _ => 0,
         };
         // Deliveries (if any) are out: never pause and retry from here (it would duplicate them).
         let count = u32::try_from(count).unwrap_or(u32::MAX);
-        Self::count_reply(stats, sink, from, who, env.msg_id, count);
+        Self::count_reply(stats, sink, from, requester, env.msg_id, count);
         Outcome::Done
     }
 
+    /// A publish to a protected topic without the capability: error -32001, then count 0
+    /// (VIP.md §7.9). Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
+    fn refuse_protected(
+        text: &[u8],
+        p: &Publisher<'_>,
+        topic: &[u8],
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+        error_msg_id: ErrorMsgId,
+    ) -> Outcome {
+        if stats::bump_and_should_log(&mut stats.rejected_protected_topic) {
+            log::warn!(
+                "publish to protected topic {:?} by {} refused",
+                topic.escape_ascii().to_string(),
+                p.requester.escape_ascii()
+            );
+        }
+        let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+        let id = error_msg_id.msg_id(p.msg_id, &mut quoted);
+        let frames: [&[u8]; 9] = [b"", SIGNATURE, p.requester, id, b"error", b"-32001", text, b"", b"pubsub"];
+        if let Outcome::Blocked(to) = Router::reply(stats, sink, p.from, &frames) {
+            return Outcome::Blocked(to);
+        }
+        Self::count_reply(stats, sink, p.from, p.requester, p.msg_id, 0);
+        Outcome::Done
+    }
+
+    /// Emit the delivery body into the scratch buffer, within the message-size limit; false
+    /// (counted and logged) when it does not fit.
+    fn emit_body(&mut self, delivery: &DeliveryBody<'_>, requester: &[u8], topic: &[u8], stats: &mut Stats) -> bool {
+        self.body.clear();
+        let max = self.max_body_bytes;
+        if delivery.emit(&mut Capped { out: &mut self.body, max }).is_ok() {
+            return true;
+        }
+        if stats::bump_and_should_log(&mut stats.rejected_publish_too_large) {
+            log::warn!(
+                "publish from {} to {:?} dropped: delivery body over {max} bytes",
+                requester.escape_ascii(),
+                topic.escape_ascii().to_string()
+            );
+        }
+        self.body.clear();
+        false
+    }
+
+    /// Deliver the emitted body to every subscriber of `topic` on `bus`: one [`Fanout`], each
+    /// drop recorded per subscriber. Returns the number of matching subscribers.
+    fn fan_out(
+        &mut self,
+        bus: &[u8],
+        topic: &[u8],
+        env: &Envelope<'_>,
+        peers: &PeerTable,
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+    ) -> usize {
+        let PubSub { subs, body, slow, fanouts, .. } = self;
+        let frames: [&[u8]; 8] =
+            [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"publish", topic, body.as_slice()];
+        *fanouts += 1;
+        let fanout = Fanout::new(&frames, *fanouts);
+        let mut delivered = 0u64;
+        let count = subs.for_each_subscriber(bus, topic, |p| {
+            let ok = sink.deliver_fanout(PeerId(p), &fanout).is_ok();
+            delivered += u64::from(ok);
+            if let Some(s) = slow.get_mut(usize::from(p)) {
+                s.record(ok, stats, peers.identity(PeerId(p)));
+            }
+        });
+        stats.pubsub_deliveries += delivered;
+        if body.capacity() > SCRATCH_KEEP_BYTES {
+            *body = Vec::new();
+        }
+        count
+    }
+
     /// The publish count to the publisher, dropped (and counted) if its queue is full.
-    fn count_reply(stats: &mut Stats, sink: &mut impl Sink, to: PeerId, who: &[u8], msg_id: &[u8], count: u32) {
+    fn count_reply(stats: &mut Stats, sink: &mut impl Sink, to: PeerId, requester: &[u8], msg_id: &[u8], count: u32) {
         let c = count.to_le_bytes();
-        let frames: [&[u8]; 7] = [b"", SIGNATURE, who, msg_id, b"pubsub", b"request_response", &c];
-        if sink.deliver(to, &frames).is_err() && stats::bump(&mut stats.dropped_reply_full) {
-            log::warn!("publish count to {} dropped: its queue is full", who.escape_ascii());
+        let frames: [&[u8]; 7] = [b"", SIGNATURE, requester, msg_id, b"pubsub", b"request_response", &c];
+        if sink.deliver(to, &frames).is_err() && stats::bump_and_should_log(&mut stats.dropped_reply_full) {
+            log::warn!("publish count to {} dropped: its queue is full", requester.escape_ascii());
         }
     }
 }

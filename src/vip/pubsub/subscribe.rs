@@ -55,19 +55,19 @@ fn sync_items(
 
 /// Argument frame `i` as a JSON object, or `None` after counting and logging why not (no
 /// frame, not JSON, not an object).
-fn object_arg<'a>(env: &Envelope<'a>, i: usize, stats: &mut Stats, who: &[u8], op: &str) -> Option<Value<'a>> {
+fn object_arg<'a>(env: &Envelope<'a>, i: usize, stats: &mut Stats, requester: &[u8], op: &str) -> Option<Value<'a>> {
     let Some(body) = env.get_arg(i) else {
-        malformed(stats, who, op, "no JSON frame");
+        malformed(stats, requester, op, "no JSON frame");
         return None;
     };
     match json::parse(body) {
         Ok(v) if v.kind() == Kind::Object => Some(v),
         Ok(_) => {
-            malformed(stats, who, op, "body is not a JSON object");
+            malformed(stats, requester, op, "body is not a JSON object");
             None
         }
         Err(_) => {
-            malformed(stats, who, op, "body is not JSON");
+            malformed(stats, requester, op, "body is not JSON");
             None
         }
     }
@@ -75,8 +75,14 @@ fn object_arg<'a>(env: &Envelope<'a>, i: usize, stats: &mut Stats, who: &[u8], o
 
 impl PubSub {
     /// VIP.md §7.3, and modular's protected-topic check (module doc).
-    pub(super) fn subscribe(&mut self, from: PeerId, env: &Envelope<'_>, who: &[u8], stats: &mut Stats) -> Subscribed {
-        match self.subscribe_checked(from, env, who, stats) {
+    pub(super) fn subscribe(
+        &mut self,
+        from: PeerId,
+        env: &Envelope<'_>,
+        requester: &[u8],
+        stats: &mut Stats,
+    ) -> Subscribed {
+        match self.subscribe_checked(from, env, requester, stats) {
             Ok(true) => Subscribed::Yes,
             Ok(false) => Subscribed::No,
             Err(Unauthorized) => Subscribed::Unauthorized,
@@ -88,7 +94,7 @@ impl PubSub {
     fn check_prefixes<'a>(
         &mut self,
         prefixes: impl Iterator<Item = JsonStr<'a>>,
-        who: &[u8],
+        requester: &[u8],
         stats: &mut Stats,
     ) -> Result<(), Unauthorized> {
         let Some(authz) = self.authz.as_mut() else { return Ok(()) };
@@ -96,9 +102,9 @@ impl PubSub {
             let mut buf = [0u8; MAX_PREFIX_BYTES];
             // A prefix that is not latin-1 can never match a frame; one too long is refused below.
             if let Ok(p) = p.to_latin1(&mut buf)
-                && !authz.allows(who, p, Access::Subscribe)
+                && !authz.allows(requester, p, Access::Subscribe)
             {
-                self.unauthorized(&mut stats.rejected_protected_subscribe, who, Access::Subscribe, p);
+                self.unauthorized(&mut stats.rejected_protected_subscribe, requester, Access::Subscribe, p);
                 return Err(Unauthorized);
             }
         }
@@ -109,13 +115,13 @@ impl PubSub {
         &mut self,
         from: PeerId,
         env: &Envelope<'_>,
-        who: &[u8],
+        requester: &[u8],
         stats: &mut Stats,
     ) -> Result<bool, Unauthorized> {
         const OP: &str = "subscribe";
-        let Some(v) = object_arg(env, 1, stats, who, OP) else { return Ok(false) };
+        let Some(v) = object_arg(env, 1, stats, requester, OP) else { return Ok(false) };
         let (Some(prefix), Some(bus)) = (v.get(b"prefix"), v.get(b"bus")) else {
-            malformed(stats, who, OP, "missing \"prefix\" or \"bus\"");
+            malformed(stats, requester, OP, "missing \"prefix\" or \"bus\"");
             return Ok(false);
         };
         let all = v.get(b"all_platforms").is_some_and(truthy);
@@ -123,23 +129,23 @@ impl PubSub {
         let bus = match bus.as_str().map(|s| s.to_latin1(&mut bus_buf)) {
             Some(Ok(b)) => b,
             Some(Err(json::Latin1Error::TooLong)) => {
-                refused(stats, who, OP, SubscribeError::BusTooLong);
+                refused(stats, requester, OP, SubscribeError::BusTooLong);
                 return Ok(false);
             }
             _ => {
-                malformed(stats, who, OP, "\"bus\" is not a latin-1 string");
+                malformed(stats, requester, OP, "\"bus\" is not a latin-1 string");
                 return Ok(false);
             }
         };
         let Some(prefixes) = prefix_list(prefix) else {
-            malformed(stats, who, OP, "\"prefix\" is not a string or a list of strings");
+            malformed(stats, requester, OP, "\"prefix\" is not a string or a list of strings");
             return Ok(false);
         };
         if prefixes.clone().count() > MAX_SUBS_PER_PEER {
-            refused(stats, who, OP, SubscribeError::PeerLimit);
+            refused(stats, requester, OP, SubscribeError::PeerLimit);
             return Ok(false);
         }
-        self.check_prefixes(prefixes.clone(), who, stats)?;
+        self.check_prefixes(prefixes.clone(), requester, stats)?;
         // All or nothing: remember which entries are new, to take them back on a refusal.
         let mut added = [0u64; MAX_SUBS_PER_PEER.div_ceil(64)];
         let mut failure = None;
@@ -175,14 +181,20 @@ impl PubSub {
                 }
             }
         }
-        refused(stats, who, OP, e);
+        refused(stats, requester, OP, e);
         Ok(false)
     }
 
     /// VIP.md §7.4. True = `01`. Everything is checked before anything is removed.
-    pub(super) fn unsubscribe(&mut self, from: PeerId, env: &Envelope<'_>, who: &[u8], stats: &mut Stats) -> bool {
+    pub(super) fn unsubscribe(
+        &mut self,
+        from: PeerId,
+        env: &Envelope<'_>,
+        requester: &[u8],
+        stats: &mut Stats,
+    ) -> bool {
         const OP: &str = "unsubscribe";
-        let Some(v) = object_arg(env, 1, stats, who, OP) else { return false };
+        let Some(v) = object_arg(env, 1, stats, requester, OP) else { return false };
         let (internal, all) = (v.get(b"internal"), v.get(b"all"));
         let entries: [Option<(Value<'_>, bool)>; 2] = if internal.is_some() || all.is_some() {
             [internal.map(|e| (e, false)), all.map(|e| (e, true))]
@@ -197,7 +209,7 @@ impl PubSub {
                 && (prefix.is_null() || prefix_list(prefix).is_some())
         };
         if !entries.iter().flatten().all(|&(e, _)| e.kind() == Kind::Object && valid(e)) {
-            malformed(stats, who, OP, "an entry lacks \"prefix\"/\"bus\" or has unusable types");
+            malformed(stats, requester, OP, "an entry lacks \"prefix\"/\"bus\" or has unusable types");
             return false;
         }
         for &(e, all) in entries.iter().flatten() {
@@ -222,21 +234,21 @@ impl PubSub {
     }
 
     /// VIP.md §7.5: replace the peer's whole set; no reply.
-    pub(super) fn synchronize(&mut self, from: PeerId, env: &Envelope<'_>, who: &[u8], stats: &mut Stats) {
+    pub(super) fn synchronize(&mut self, from: PeerId, env: &Envelope<'_>, requester: &[u8], stats: &mut Stats) {
         const OP: &str = "synchronize";
         if env.arg(1) != b"connected" {
             return;
         }
         let Some(body) = env.get_arg(2) else {
-            malformed(stats, who, OP, "no JSON frame");
+            malformed(stats, requester, OP, "no JSON frame");
             return;
         };
         let Ok(v) = json::parse(body) else {
-            malformed(stats, who, OP, "body is not JSON");
+            malformed(stats, requester, OP, "body is not JSON");
             return;
         };
         let Some(platforms) = v.get(b"subscriptions") else {
-            malformed(stats, who, OP, "no \"subscriptions\" key");
+            malformed(stats, requester, OP, "no \"subscriptions\" key");
             return;
         };
         let valid = platforms.kind() == Kind::Object
@@ -247,20 +259,20 @@ impl PubSub {
                         .all(|(_, p)| p.kind() == Kind::Array && p.items().all(|i| i.kind() == Kind::String))
             });
         if !valid {
-            malformed(stats, who, OP, "\"subscriptions\" is not {PLATFORM: {BUS: [prefix, ...]}}");
+            malformed(stats, requester, OP, "\"subscriptions\" is not {PLATFORM: {BUS: [prefix, ...]}}");
             return;
         }
         let PubSub { subs, authz, .. } = self;
         let mut txn = match subs.begin_replace(from.0) {
             Ok(t) => t,
             Err(e) => {
-                refused(stats, who, OP, e);
+                refused(stats, requester, OP, e);
                 return;
             }
         };
         let mut denied: Option<Vec<u8>> = None;
         let mut permitted = |authz: &mut Option<Authz>, p: &[u8]| {
-            let ok = authz.as_mut().is_none_or(|a| a.allows(who, p, Access::Subscribe));
+            let ok = authz.as_mut().is_none_or(|a| a.allows(requester, p, Access::Subscribe));
             if !ok && denied.is_none() {
                 denied = Some(p.to_vec()); // refused input: not the steady state
             }
@@ -282,10 +294,10 @@ impl PubSub {
             });
         }
         if let Some(p) = denied {
-            self.unauthorized(&mut stats.rejected_protected_subscribe, who, Access::Subscribe, &p);
+            self.unauthorized(&mut stats.rejected_protected_subscribe, requester, Access::Subscribe, &p);
         }
         if let Some(e) = first_error {
-            refused(stats, who, OP, e);
+            refused(stats, requester, OP, e);
         }
     }
 }

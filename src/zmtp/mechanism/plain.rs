@@ -9,8 +9,8 @@
 //! S: READY    = %d5 "READY" metadata                             or ERROR
 //! ```
 
-use super::super::DecodeError;
-use super::super::frame::{FLAG_COMMAND, FrameHeader};
+use super::super::SessionError;
+use super::super::command;
 use super::super::metadata;
 
 /// Command names.
@@ -24,37 +24,33 @@ pub const INITIATE: &[u8] = b"INITIATE";
 /// (libzmq `plain_server.cpp`).
 ///
 /// # Errors
-/// [`DecodeError::MalformedCommand`].
-pub fn parse_hello(data: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
-    let (&ulen, rest) = data.split_first().ok_or(DecodeError::MalformedCommand)?;
-    let (user, rest) = rest.split_at_checked(usize::from(ulen)).ok_or(DecodeError::MalformedCommand)?;
-    let (&plen, rest) = rest.split_first().ok_or(DecodeError::MalformedCommand)?;
+/// [`SessionError::MalformedCommand`].
+pub fn parse_hello(data: &[u8]) -> Result<(&[u8], &[u8]), SessionError> {
+    let (&ulen, rest) = data.split_first().ok_or(SessionError::MalformedCommand)?;
+    let (user, rest) = rest.split_at_checked(usize::from(ulen)).ok_or(SessionError::MalformedCommand)?;
+    let (&plen, rest) = rest.split_first().ok_or(SessionError::MalformedCommand)?;
     if rest.len() != usize::from(plen) {
-        return Err(DecodeError::MalformedCommand);
+        return Err(SessionError::MalformedCommand);
     }
     Ok((user, rest))
 }
 
 /// Append the WELCOME frame (exactly 8 body bytes; libzmq clients check the size).
 pub fn emit_welcome(out: &mut Vec<u8>) {
-    FrameHeader::emit(FLAG_COMMAND, 1 + WELCOME.len(), out);
-    out.push(WELCOME.len() as u8);
-    out.extend_from_slice(WELCOME);
+    command::emit_header(WELCOME, 0, out);
 }
 
 /// Append a READY frame carrying `metadata` (already encoded).
 pub fn emit_ready(metadata_bytes: &[u8], out: &mut Vec<u8>) {
-    FrameHeader::emit(FLAG_COMMAND, 6 + metadata_bytes.len(), out);
-    out.push(5);
-    out.extend_from_slice(b"READY");
+    command::emit_header(command::READY, metadata_bytes.len(), out);
     out.extend_from_slice(metadata_bytes);
 }
 
 /// Validate INITIATE data as a metadata list.
 ///
 /// # Errors
-/// [`DecodeError::TruncatedProperty`].
-pub fn check_initiate(data: &[u8]) -> Result<(), DecodeError> {
+/// [`SessionError::TruncatedProperty`].
+pub fn check_initiate(data: &[u8]) -> Result<(), SessionError> {
     metadata::validate(data)
 }
 
@@ -68,9 +64,9 @@ mod tests {
         let body = b"\x05HELLO\x05admin\x06secret";
         let cmd = crate::zmtp::command::Command::parse(body).unwrap();
         assert_eq!(parse_hello(cmd.data), Ok((&b"admin"[..], &b"secret"[..])));
-        assert_eq!(parse_hello(b"\x05admin\x06secretX"), Err(DecodeError::MalformedCommand));
-        assert_eq!(parse_hello(b"\x05adm"), Err(DecodeError::MalformedCommand));
-        assert_eq!(parse_hello(b""), Err(DecodeError::MalformedCommand));
+        assert_eq!(parse_hello(b"\x05admin\x06secretX"), Err(SessionError::MalformedCommand));
+        assert_eq!(parse_hello(b"\x05adm"), Err(SessionError::MalformedCommand));
+        assert_eq!(parse_hello(b""), Err(SessionError::MalformedCommand));
         let mut out = Vec::new();
         emit_welcome(&mut out);
         assert_eq!(out, b"\x04\x08\x07WELCOME");

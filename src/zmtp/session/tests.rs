@@ -1,10 +1,9 @@
 //! Session tests: the server's driving loop simulated over an in-memory buffer.
 
 use super::*;
-use crate::zmtp::Message;
+use crate::zmtp::{command, greeting};
 
-pub(crate) const DEALER_READY_AGENT1: &[u8] =
-    b"\x04\x2f\x05READY\x0bSocket-Type\x00\x00\x00\x06DEALER\x08Identity\x00\x00\x00\x06agent1";
+pub(crate) use crate::fuzzing::DEALER_READY_AGENT1;
 
 fn client_greeting() -> [u8; 64] {
     greeting::emit(Mechanism::Null, false)
@@ -12,21 +11,20 @@ fn client_greeting() -> [u8; 64] {
 
 /// Drive a session the way the server does, feeding `stream` in chunks of `chunk` bytes;
 /// return the events as strings and everything the session wrote.
-fn drive(stream: &[u8], chunk: usize) -> Result<(Vec<String>, Vec<u8>), DecodeError> {
+fn drive(stream: &[u8], chunk: usize) -> Result<(Vec<String>, Vec<u8>), SessionError> {
     drive_with(stream, chunk, &Limits::COMPILED)
 }
 
-fn drive_with(stream: &[u8], chunk: usize, limits: &Limits) -> Result<(Vec<String>, Vec<u8>), DecodeError> {
-    let cfg = SessionConfig { mechanism: Mechanism::Null, identity: b"rid", limits, curve: None };
+fn drive_with(stream: &[u8], chunk: usize, limits: &Limits) -> Result<(Vec<String>, Vec<u8>), SessionError> {
+    let cfg = SessionConfig { identity: b"rid", limits, curve: None };
     let mut out = Vec::new();
     let mut s = Session::new(Mechanism::Null, &mut out);
     let mut rx: Vec<u8> = Vec::new();
     let mut events = Vec::new();
-    let mut parts = Parts::new();
     for piece in stream.chunks(chunk.max(1)) {
         rx.extend_from_slice(piece);
         loop {
-            match s.handle_input(&cfg, &mut rx, &mut out, &mut parts, &mut rand_core::OsRng)? {
+            match s.handle_input(&cfg, &mut rx, &mut out, &mut rand_core::OsRng)? {
                 Input::NeedMore { consumed, need } => {
                     rx.drain(..consumed);
                     assert!(need > rx.len(), "need {need} must exceed held {}", rx.len());
@@ -37,11 +35,12 @@ fn drive_with(stream: &[u8], chunk: usize, limits: &Limits) -> Result<(Vec<Strin
                     events.push(format!("ready {}", String::from_utf8_lossy(s.identity())));
                     rx.drain(..consumed);
                 }
-                Input::Message { consumed } => {
-                    let m = Message::new(&rx, &parts);
+                Input::Message => {
+                    let m = s.message(&rx);
                     let frames: Vec<String> =
                         (0..m.len()).map(|i| String::from_utf8_lossy(m.frame(i)).into_owned()).collect();
                     events.push(format!("msg {}", frames.join("|")));
+                    let consumed = s.release();
                     rx.drain(..consumed);
                 }
             }
@@ -103,19 +102,19 @@ fn every_prefix_is_need_more() {
 #[test]
 fn hostile_sizes_are_refused_at_the_header() {
     let huge = stream_with(&[0x02, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
-    assert!(matches!(drive(&huge, usize::MAX), Err(DecodeError::FrameTooLarge { .. })));
+    assert!(matches!(drive(&huge, usize::MAX), Err(SessionError::FrameTooLarge { .. })));
     let top = stream_with(&[0x02, 0x80, 0, 0, 0, 0, 0, 0, 1]);
-    assert!(matches!(drive(&top, usize::MAX), Err(DecodeError::FrameTooLarge { .. })));
+    assert!(matches!(drive(&top, usize::MAX), Err(SessionError::FrameTooLarge { .. })));
     // message limit: two frames of 9 MiB each (each under the 16 MiB frame limit)
     let mut two = Vec::new();
     two.extend_from_slice(&[0x03, 0, 0, 0, 0, 0, 0x90, 0, 0]);
     let mut s = stream_with(&two);
     s.extend_from_slice(&vec![0u8; 0x90_0000]);
     s.extend_from_slice(&[0x02, 0, 0, 0, 0, 0, 0x90, 0, 0]);
-    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::MessageTooLarge));
+    assert_eq!(drive(&s, usize::MAX), Err(SessionError::MessageTooLarge));
     // a big command after the handshake
     let cmd = stream_with(&[0x06, 0, 0, 0, 0, 0, 0, 0x20, 0]);
-    assert!(matches!(drive(&cmd, usize::MAX), Err(DecodeError::FrameTooLarge { .. })));
+    assert!(matches!(drive(&cmd, usize::MAX), Err(SessionError::FrameTooLarge { .. })));
 }
 
 /// Found by the `frame_stream` fuzz target: commands between the frames of a message are
@@ -135,13 +134,13 @@ fn commands_between_frames_count_against_the_message_limit() {
     };
     let (events, _) = held(126).unwrap();
     assert_eq!(events, vec!["ready agent1".to_string(), "msg |VIP1".to_string()], "252 + 4 bytes fit");
-    assert_eq!(held(127), Err(DecodeError::MessageTooLarge), "254 + 4 bytes do not");
+    assert_eq!(held(127), Err(SessionError::MessageTooLarge), "254 + 4 bytes do not");
     let mut extra = vec![0x01, 0x00];
     for _ in 0..5000 {
         extra.extend_from_slice(&[0x04, 0x00]);
     }
     for chunk in [1, 7, usize::MAX] {
-        assert_eq!(drive_with(&stream_with(&extra), chunk, &limits), Err(DecodeError::MessageTooLarge));
+        assert_eq!(drive_with(&stream_with(&extra), chunk, &limits), Err(SessionError::MessageTooLarge));
     }
     // Between messages, commands are consumed at once and cost nothing.
     let mut extra = Vec::new();
@@ -158,26 +157,26 @@ fn too_many_parts() {
     for _ in 0..65 {
         extra.extend_from_slice(&[0x01, 0x00]);
     }
-    assert_eq!(drive(&stream_with(&extra), usize::MAX), Err(DecodeError::TooManyParts));
+    assert_eq!(drive(&stream_with(&extra), usize::MAX), Err(SessionError::TooManyParts));
 }
 
 #[test]
 fn handshake_failures() {
     let mut s = client_greeting().to_vec();
     s.extend_from_slice(b"\x00\x01x");
-    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::UnexpectedCommand), "data before READY");
+    assert_eq!(drive(&s, usize::MAX), Err(SessionError::UnexpectedCommand), "data before READY");
     let mut s = client_greeting().to_vec();
     s.extend_from_slice(b"\x04\x0a\x05ERROR\x03400");
-    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::PeerError));
+    assert_eq!(drive(&s, usize::MAX), Err(SessionError::PeerError));
     let mut s = client_greeting().to_vec();
     s.extend_from_slice(b"\x04\x19\x05READY\x0bSocket-Type\x00\x00\x00\x03PUB");
-    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::IncompatibleSocketType));
+    assert_eq!(drive(&s, usize::MAX), Err(SessionError::IncompatibleSocketType));
     let mut s = client_greeting().to_vec();
     s.extend_from_slice(b"\x04\x0a\x05READY\x0bSock");
-    assert_eq!(drive(&s, usize::MAX), Err(DecodeError::TruncatedProperty));
+    assert_eq!(drive(&s, usize::MAX), Err(SessionError::TruncatedProperty));
     let mut g = client_greeting();
     g[12..17].copy_from_slice(b"CURVE");
-    assert_eq!(drive(&g, usize::MAX), Err(DecodeError::MechanismMismatch));
+    assert_eq!(drive(&g, usize::MAX), Err(SessionError::MechanismMismatch));
 }
 
 #[test]
@@ -194,19 +193,18 @@ fn req_delimiter_is_stripped_and_restored() {
 #[test]
 fn null_verify_holds_ready_until_allowed() {
     let limits = Limits::COMPILED;
-    let cfg = SessionConfig { mechanism: Mechanism::Null, identity: b"rid", limits: &limits, curve: None };
+    let cfg = SessionConfig { identity: b"rid", limits: &limits, curve: None };
     for allow in [true, false] {
         let mut out = Vec::new();
         let mut s = Session::new(Mechanism::Null, &mut out);
         s.verify_null();
-        let mut parts = Parts::new();
         let mut rx = client_greeting().to_vec();
-        let r = s.handle_input(&cfg, &mut rx, &mut out, &mut parts, &mut rand_core::OsRng).unwrap();
+        let r = s.handle_input(&cfg, &mut rx, &mut out, &mut rand_core::OsRng).unwrap();
         let Input::NeedMore { consumed, .. } = r else { panic!("expected NeedMore, got {r:?}") };
         rx.drain(..consumed);
         assert!(!out.windows(5).any(|w| w == b"READY"), "READY sent before the decision");
         rx.extend_from_slice(DEALER_READY_AGENT1);
-        let r = s.handle_input(&cfg, &mut rx, &mut out, &mut parts, &mut rand_core::OsRng).unwrap();
+        let r = s.handle_input(&cfg, &mut rx, &mut out, &mut rand_core::OsRng).unwrap();
         let Input::Verify { consumed } = r else { panic!("expected Verify, got {r:?}") };
         rx.drain(..consumed);
         assert_eq!(s.credentials(), Credentials::Null);
@@ -214,11 +212,11 @@ fn null_verify_holds_ready_until_allowed() {
         if allow {
             r.unwrap();
             assert!(out.windows(5).any(|w| w == b"READY"));
-            let r = s.handle_input(&cfg, &mut rx, &mut out, &mut parts, &mut rand_core::OsRng).unwrap();
+            let r = s.handle_input(&cfg, &mut rx, &mut out, &mut rand_core::OsRng).unwrap();
             assert!(matches!(r, Input::Ready { .. }), "{r:?}");
             assert_eq!(s.identity(), b"agent1");
         } else {
-            assert_eq!(r, Err(DecodeError::AuthDenied));
+            assert_eq!(r, Err(SessionError::AuthDenied));
             assert!(!out.windows(5).any(|w| w == b"READY"));
             assert!(out.windows(3).any(|w| w == b"400"));
         }

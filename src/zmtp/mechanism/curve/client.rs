@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! The CURVE client state machine for one connection (ZMTP.md §7.4–§7.9;
 //! RFC 26 client side), for outbound platform links and `viprouter bench`.
 //!
@@ -13,19 +12,21 @@ use rand_core::CryptoRngCore;
 
 use super::CurveError;
 use super::keys::{KEY_LEN, KeyPair, PrecomputedBox, PublicKey, SecretKey, TAG_LEN};
-use super::message::{self, Channel};
+use super::message::{Channel, Traffic};
 use super::nonce::{
     HELLO_PREFIX, INITIATE_PREFIX, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, READY_PREFIX, RecvCounter, SendCounter,
     VOUCH_PREFIX, WELCOME_PREFIX, long_nonce, short_nonce,
 };
 use super::wire::{
-    self, COOKIE_LEN, ERROR_NAME, HELLO_LEN, HELLO_PADDING_LEN, HELLO_SIGNATURE_LEN, INITIATE_MIN_LEN, INITIATE_NAME,
-    READY_BOX_AT, READY_METADATA_AT, READY_MIN_LEN, READY_NAME, READY_NONCE_AT, WELCOME_BOX_AT, WELCOME_LEN,
-    WELCOME_NAME, WELCOME_NONCE_AT,
+    self, COOKIE_LEN, HELLO, HELLO_LEN, HELLO_PADDING_LEN, HELLO_SIGNATURE_LEN, INITIATE, INITIATE_MIN_LEN, READY,
+    READY_BOX_AT, READY_METADATA_AT, READY_MIN_LEN, READY_NONCE_AT, WELCOME, WELCOME_BOX_AT, WELCOME_LEN,
+    WELCOME_NONCE_AT,
 };
+use crate::zmtp::command::{self, Command};
+use crate::zmtp::frame::FrameHeader;
 
 /// Length of the complete HELLO frame [`CurveClient::start`] appends.
-pub const HELLO_FRAME_LEN: usize = wire::frame_len(HELLO_LEN);
+pub const HELLO_FRAME_LEN: usize = FrameHeader::frame_len(HELLO_LEN);
 
 /// What [`CurveClient::handle_command`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +101,7 @@ impl CurveClient {
         };
         let n = self.send.take()?;
         let start = out.len();
-        wire::push_frame_header(out, true, HELLO_LEN);
-        out.extend_from_slice(wire::HELLO_NAME);
+        wire::emit_command_start(HELLO, HELLO_LEN, out);
         out.extend_from_slice(&[1, 0]);
         out.extend_from_slice(&[0u8; HELLO_PADDING_LEN]);
         out.extend_from_slice(&self.transient_public.0);
@@ -124,14 +124,14 @@ impl CurveClient {
     /// Length of the INITIATE frame appended for `metadata_len` bytes.
     #[must_use]
     pub const fn initiate_frame_len(metadata_len: usize) -> usize {
-        wire::frame_len(INITIATE_MIN_LEN.saturating_add(metadata_len))
+        FrameHeader::frame_len(INITIATE_MIN_LEN.saturating_add(metadata_len))
     }
 
     /// Handles one handshake command body: WELCOME → appends INITIATE
     /// carrying `metadata` (ZMTP.md §4.2 encoding; consumes 16 bytes `Vn`
     /// from `rng`); READY → decrypts in place and returns
     /// [`ClientStep::Ready`]. An ERROR command yields
-    /// [`CurveError::ErrorReceived`] (its reason: [`wire::error_reason`]).
+    /// [`CurveError::ErrorReceived`] (its reason: [`command::error_body_reason`]).
     ///
     /// # Errors
     /// See [`CurveError`]; the client is failed afterwards.
@@ -144,7 +144,9 @@ impl CurveClient {
     ) -> Result<ClientStep, CurveError> {
         let state = core::mem::replace(&mut self.state, State::Failed);
         let result = match state {
-            State::ExpectWelcome | State::ExpectReady(_) if wire::command_name(body) == Ok(ERROR_NAME) => {
+            State::ExpectWelcome | State::ExpectReady(_)
+                if Command::parse(body).is_ok_and(|c| c.is(command::ERROR)) =>
+            {
                 Err(CurveError::ErrorReceived)
             }
             State::ExpectWelcome => self.on_welcome(body, metadata, out, rng),
@@ -165,7 +167,7 @@ impl CurveClient {
         out: &mut Vec<u8>,
         rng: &mut impl CryptoRngCore,
     ) -> Result<ClientStep, CurveError> {
-        wire::expect_command(body, WELCOME_NAME)?;
+        wire::expect_command(body, WELCOME)?;
         if body.len() != WELCOME_LEN {
             return Err(CurveError::WrongSize);
         }
@@ -186,8 +188,7 @@ impl CurveClient {
         let n = self.send.take()?;
 
         let start = out.len();
-        wire::push_frame_header(out, true, INITIATE_MIN_LEN.saturating_add(metadata.len()));
-        out.extend_from_slice(INITIATE_NAME);
+        wire::emit_command_start(INITIATE, INITIATE_MIN_LEN.saturating_add(metadata.len()), out);
         out.extend_from_slice(&cookie);
         out.extend_from_slice(&n.to_be_bytes());
         let box_at = out.len();
@@ -221,7 +222,7 @@ impl CurveClient {
     }
 
     fn on_ready(&mut self, body: &mut [u8], mut channel: Channel) -> Result<ClientStep, CurveError> {
-        wire::expect_command(body, READY_NAME)?;
+        wire::expect_command(body, READY)?;
         if body.len() < READY_MIN_LEN {
             return Err(CurveError::WrongSize);
         }
@@ -234,45 +235,20 @@ impl CurveClient {
         Ok(ClientStep::Ready { metadata: READY_METADATA_AT..body.len() })
     }
 
-    /// Decrypts one MESSAGE body (from a non-command frame) in place;
-    /// returns (inner flags, payload range within `body`).
-    ///
-    /// # Errors
-    /// [`CurveError::WrongState`] before READY; otherwise as
-    /// [`Channel::open_message`].
-    pub fn open_message(&mut self, body: &mut [u8]) -> Result<(u8, Range<usize>), CurveError> {
-        match &mut self.state {
-            State::Traffic(channel) => channel.open_message(body),
-            _ => Err(CurveError::WrongState),
-        }
-    }
-
-    /// Size of the complete frame [`Self::seal_frame`] appends for a
-    /// payload of `len` bytes.
-    #[must_use]
-    pub const fn sealed_frame_len(len: usize) -> usize {
-        message::sealed_frame_len(len)
-    }
-
-    /// Appends one complete outer frame carrying `inner_flags` (MORE
-    /// `0x01`, COMMAND `0x02`) and `payload`, encrypted; no allocation if
-    /// `out` has [`Self::sealed_frame_len`] spare capacity.
-    ///
-    /// # Errors
-    /// [`CurveError::WrongState`] before READY; otherwise as
-    /// [`Channel::seal_frame`].
-    pub fn seal_frame(&mut self, inner_flags: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<(), CurveError> {
-        match &mut self.state {
-            State::Traffic(channel) => channel.seal_frame(inner_flags, payload, out),
-            _ => Err(CurveError::WrongState),
-        }
-    }
-
     #[cfg(test)]
     pub(crate) fn channel_mut(&mut self) -> Option<&mut Channel> {
         match &mut self.state {
             State::Traffic(c) | State::ExpectReady(c) => Some(c),
             _ => None,
+        }
+    }
+}
+
+impl Traffic for CurveClient {
+    fn channel(&mut self) -> Result<&mut Channel, CurveError> {
+        match &mut self.state {
+            State::Traffic(channel) => Ok(channel),
+            _ => Err(CurveError::WrongState),
         }
     }
 }

@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! The WELCOME cookie and the server-wide cookie keys (ZMTP.md §7.5, §7.12;
 //! RFC 26 "WELCOME", "INITIATE").
 //!

@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! CURVE keys and the precomputed NaCl box (ZMTP.md §7.1, §7.2; RFC 26
 //! "Keys").
 //!

@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! The MESSAGE command: the traffic phase of CURVE (ZMTP.md §7.9, §3.3;
 //! RFC 26 "MESSAGE").
 //!
@@ -24,9 +23,16 @@ use super::CurveError;
 use super::keys::{PrecomputedBox, PrefixedBox, TAG_LEN};
 use super::nonce::{RecvCounter, SendCounter};
 use super::wire::{
-    self, INNER_FLAGS_MASK, MESSAGE_BOX_AT, MESSAGE_FLAGS_AT, MESSAGE_MIN_LEN, MESSAGE_NAME, MESSAGE_NONCE_AT,
-    MESSAGE_PAYLOAD_AT,
+    self, MESSAGE, MESSAGE_BOX_AT, MESSAGE_FLAGS_AT, MESSAGE_MIN_LEN, MESSAGE_NONCE_AT, MESSAGE_PAYLOAD_AT,
 };
+use crate::zmtp::frame::FrameHeader;
+
+/// Inner flag: another frame of the same message follows (§7.9; the MORE of ZMTP framing).
+pub const INNER_MORE: u8 = 0x01;
+/// Inner flag: the payload is a command body (PING, PONG, …), not a message frame.
+pub const INNER_COMMAND: u8 = 0x02;
+/// The inner flag bits libzmq honours; the others are masked off on receive and never sent.
+pub const INNER_FLAGS_MASK: u8 = INNER_MORE | INNER_COMMAND;
 
 /// Body length of a MESSAGE carrying `payload_len` bytes (saturating).
 #[must_use]
@@ -38,7 +44,46 @@ pub const fn sealed_body_len(payload_len: usize) -> usize {
 /// `payload_len` payload bytes (saturating).
 #[must_use]
 pub const fn sealed_frame_len(payload_len: usize) -> usize {
-    wire::frame_len(sealed_body_len(payload_len))
+    FrameHeader::frame_len(sealed_body_len(payload_len))
+}
+
+/// The traffic phase of a CURVE endpoint, client or server: once its handshake reached
+/// traffic, MESSAGEs go through its [`Channel`]. Written once for both roles.
+pub trait Traffic {
+    /// The traffic channel.
+    ///
+    /// # Errors
+    /// [`CurveError::WrongState`] before the handshake reached traffic.
+    fn channel(&mut self) -> Result<&mut Channel, CurveError>;
+
+    /// Decrypts one MESSAGE body (from a non-command frame) in place; returns (inner flags,
+    /// payload range within `body`).
+    ///
+    /// # Errors
+    /// [`CurveError::WrongState`] before traffic; otherwise as [`Channel::open_message`].
+    /// Close the connection on any error (never send ERROR).
+    fn open_message(&mut self, body: &mut [u8]) -> Result<(u8, Range<usize>), CurveError> {
+        self.channel()?.open_message(body)
+    }
+
+    /// Size of the complete frame [`Traffic::seal_frame`] appends for a payload of `len` bytes.
+    #[must_use]
+    fn sealed_frame_len(len: usize) -> usize
+    where
+        Self: Sized,
+    {
+        sealed_frame_len(len)
+    }
+
+    /// Appends one complete outer frame carrying `inner_flags` ([`INNER_MORE`],
+    /// [`INNER_COMMAND`]) and `payload`, encrypted; no allocation if `out` has
+    /// [`sealed_frame_len`] spare capacity.
+    ///
+    /// # Errors
+    /// [`CurveError::WrongState`] before traffic; otherwise as [`Channel::seal_frame`].
+    fn seal_frame(&mut self, inner_flags: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<(), CurveError> {
+        self.channel()?.seal_frame(inner_flags, payload, out)
+    }
 }
 
 /// One direction pair of the traffic phase: the session key, our send
@@ -98,7 +143,7 @@ impl Channel {
     /// MESSAGE), [`CurveError::WrongSize`] (< 33 bytes),
     /// [`CurveError::NonceNotIncreasing`], [`CurveError::BadBox`].
     pub fn open_message(&mut self, body: &mut [u8]) -> Result<(u8, Range<usize>), CurveError> {
-        wire::expect_command(body, MESSAGE_NAME)?;
+        wire::expect_command(body, MESSAGE)?;
         if body.len() < MESSAGE_MIN_LEN {
             return Err(CurveError::WrongSize);
         }
@@ -112,7 +157,7 @@ impl Channel {
     }
 
     /// Appends one complete outer frame (flags `0x00`/`0x02`) carrying
-    /// `inner_flags & 0x03` and `payload`, encrypted under the next nonce.
+    /// `inner_flags & INNER_FLAGS_MASK` and `payload`, encrypted under the next nonce.
     /// Allocates only if `out` has less spare capacity than
     /// [`sealed_frame_len`]`(payload.len())`. On error `out` is unchanged.
     ///
@@ -123,8 +168,7 @@ impl Channel {
         let n = self.send.take()?;
         let start = out.len();
         let body_len = sealed_body_len(payload.len());
-        wire::push_frame_header(out, false, body_len);
-        out.extend_from_slice(MESSAGE_NAME);
+        wire::emit_message_start(body_len, out);
         out.extend_from_slice(&n.to_be_bytes());
         let box_at = out.len();
         out.extend_from_slice(&[0u8; TAG_LEN]);

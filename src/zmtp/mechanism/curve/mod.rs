@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! The CURVE security mechanism (RFC 25 → RFC 26 CurveZMQ), sans-IO, as
 //! libzmq 4.3 speaks it (ZMTP.md §7).
 //!
@@ -12,9 +11,9 @@
 //! |---|---|---|
 //! | [`keys`] | long-term and transient keys, precomputed box | ZMTP.md §7.1, §7.2, §11.2 |
 //! | [`nonce`] | nonce prefixes, short-nonce counters | ZMTP.md §7.3 |
-//! | [`wire`] | command layouts, frame header, ERROR | ZMTP.md §3.1, §4.5, §7.4–§7.9 |
+//! | [`wire`] | command layouts (frame and command codec: [`crate::zmtp::frame`], [`crate::zmtp::command`]) | ZMTP.md §7.4–§7.9 |
 //! | [`cookie`] | WELCOME cookie, rotating cookie keys | ZMTP.md §7.5, §7.12 |
-//! | [`message`] | MESSAGE traffic channel | ZMTP.md §7.9, §3.3 |
+//! | [`message`] | MESSAGE traffic channel, inner flags, [`Traffic`] | ZMTP.md §7.9, §3.3 |
 //! | [`server`] | [`CurveServer`] state machine | ZMTP.md §7.12 |
 //! | [`client`] | [`CurveClient`] state machine | ZMTP.md §7.11 |
 //!
@@ -34,9 +33,9 @@
 //! * Per connection, a [`CurveServer`]. Feed it each complete command frame
 //!   body during the handshake. Reserve [`server::WELCOME_FRAME_LEN`] for the
 //!   HELLO reply, [`CurveServer::ready_frame_len`] for READY and
-//!   [`CurveServer::sealed_frame_len`] per outgoing frame.
+//!   [`message::sealed_frame_len`] per outgoing frame.
 //! * Client side ([`CurveClient`]): reserve [`client::HELLO_FRAME_LEN`],
-//!   then [`CurveClient::initiate_frame_len`]; same seal/open API.
+//!   then [`CurveClient::initiate_frame_len`]; the same seal/open API ([`Traffic`]).
 //! * On any `Err`: close silently (ERROR only for auth denials, via
 //!   [`CurveServer::send_error`]). See [`CurveError`].
 //!
@@ -137,6 +136,7 @@ pub mod wire;
 pub use client::{ClientStep, CurveClient};
 pub use cookie::{COOKIE_ROTATE_MS, CookieKeys};
 pub use keys::{KeyPair, PublicKey, SecretKey};
+pub use message::{Channel, INNER_COMMAND, INNER_FLAGS_MASK, INNER_MORE, Traffic};
 pub use server::{CurveServer, ServerStep};
 
 /// Why a CURVE command or message was refused. Every variant means "close
@@ -171,7 +171,7 @@ pub enum CurveError {
     /// A public key of low order (all-zero X25519 result).
     WeakKey,
     /// The peer sent ERROR during the handshake (reason:
-    /// [`wire::error_reason`] on the same body).
+    /// [`crate::zmtp::command::error_body_reason`] on the same body).
     ErrorReceived,
     /// API misuse: the call is not valid in this state (e.g. sealing before
     /// READY).

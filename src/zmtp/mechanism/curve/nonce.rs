@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! CurveZMQ nonces (ZMTP.md §7.3; RFC 26 "Nonces").
 //!
 //! Every box uses a 24-byte nonce: a fixed ASCII prefix followed either by a

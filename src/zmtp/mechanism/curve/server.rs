@@ -1,4 +1,3 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! The CURVE server state machine for one connection (ZMTP.md §7.4–§7.9,
 //! recipe §7.12; RFC 26 server side).
 //!
@@ -18,19 +17,21 @@ use rand_core::CryptoRngCore;
 use super::CurveError;
 use super::cookie::{COOKIE_NONCE_RANDOM_LEN, CookieKeys};
 use super::keys::{KEY_LEN, KeyPair, PrecomputedBox, PublicKey, SecretKey, TAG_LEN};
-use super::message::{self, Channel};
+use super::message::{Channel, Traffic};
 use super::nonce::{
     HELLO_PREFIX, INITIATE_PREFIX, MESSAGE_C_PREFIX, MESSAGE_S_PREFIX, READY_PREFIX, RecvCounter, SendCounter,
     VOUCH_PREFIX, WELCOME_PREFIX, long_nonce, short_nonce,
 };
 use super::wire::{
-    self, COOKIE_LEN, HELLO_BOX_AT, HELLO_CLIENT_KEY_AT, HELLO_LEN, HELLO_NAME, HELLO_NONCE_AT, HELLO_PADDING_AT,
-    HELLO_PADDING_LEN, HELLO_VERSION_AT, INITIATE_BOX_AT, INITIATE_COOKIE_AT, INITIATE_METADATA_AT, INITIATE_MIN_LEN,
-    INITIATE_NAME, INITIATE_NONCE_AT, READY_MIN_LEN, READY_NAME, VOUCH_LEN, WELCOME_LEN, WELCOME_NAME,
+    self, COOKIE_LEN, HELLO, HELLO_BOX_AT, HELLO_CLIENT_KEY_AT, HELLO_LEN, HELLO_NONCE_AT, HELLO_PADDING_AT,
+    HELLO_PADDING_LEN, HELLO_VERSION_AT, INITIATE, INITIATE_BOX_AT, INITIATE_COOKIE_AT, INITIATE_METADATA_AT,
+    INITIATE_MIN_LEN, INITIATE_NONCE_AT, READY, READY_MIN_LEN, VOUCH_LEN, WELCOME, WELCOME_LEN,
 };
+use crate::zmtp::command;
+use crate::zmtp::frame::FrameHeader;
 
 /// Length of the complete WELCOME frame `handle_command` appends for a HELLO.
-pub const WELCOME_FRAME_LEN: usize = wire::frame_len(WELCOME_LEN);
+pub const WELCOME_FRAME_LEN: usize = FrameHeader::frame_len(WELCOME_LEN);
 
 /// What [`CurveServer::handle_command`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +127,7 @@ impl CurveServer {
         out: &mut Vec<u8>,
         rng: &mut impl CryptoRngCore,
     ) -> Result<ServerStep, CurveError> {
-        wire::expect_command(body, HELLO_NAME)?;
+        wire::expect_command(body, HELLO)?;
         if body.len() != HELLO_LEN {
             return Err(CurveError::WrongSize);
         }
@@ -158,8 +159,7 @@ impl CurveServer {
         drop(server_transient);
 
         let start = out.len();
-        wire::push_frame_header(out, true, WELCOME_LEN);
-        out.extend_from_slice(WELCOME_NAME);
+        wire::emit_command_start(WELCOME, WELCOME_LEN, out);
         out.extend_from_slice(&welcome_nonce);
         let box_at = out.len();
         out.extend_from_slice(&[0u8; TAG_LEN]);
@@ -190,7 +190,7 @@ impl CurveServer {
         hello_nonce: u64,
     ) -> Result<ServerStep, CurveError> {
         // libzmq process_initiate order: prefix, size, cookie, nonce, box, vouch.
-        wire::expect_command(body, INITIATE_NAME)?;
+        wire::expect_command(body, INITIATE)?;
         if body.len() < INITIATE_MIN_LEN {
             return Err(CurveError::WrongSize);
         }
@@ -244,7 +244,7 @@ impl CurveServer {
     /// `metadata_len` bytes of metadata.
     #[must_use]
     pub const fn ready_frame_len(metadata_len: usize) -> usize {
-        wire::frame_len(READY_MIN_LEN.saturating_add(metadata_len))
+        FrameHeader::frame_len(READY_MIN_LEN.saturating_add(metadata_len))
     }
 
     /// After a positive auth decision: appends READY (boxed under `k` with
@@ -259,8 +259,7 @@ impl CurveServer {
         };
         let n = channel.take_send_nonce()?;
         let start = out.len();
-        wire::push_frame_header(out, true, READY_MIN_LEN.saturating_add(metadata.len()));
-        out.extend_from_slice(READY_NAME);
+        wire::emit_command_start(READY, READY_MIN_LEN.saturating_add(metadata.len()), out);
         out.extend_from_slice(&n.to_be_bytes());
         let box_at = out.len();
         out.extend_from_slice(&[0u8; TAG_LEN]);
@@ -284,41 +283,14 @@ impl CurveServer {
     /// reason `b"400"` for a denied client key. Reasons over 255 bytes are
     /// truncated. Send it only for permanent rejections, then close.
     pub fn send_error(reason: &[u8], out: &mut Vec<u8>) {
-        wire::push_error(out, reason);
+        command::emit_error(reason, out);
     }
+}
 
-    /// Decrypts one MESSAGE body (from a non-command frame) in place;
-    /// returns (inner flags, payload range within `body`).
-    ///
-    /// # Errors
-    /// [`CurveError::WrongState`] before READY was sent; otherwise as
-    /// [`Channel::open_message`]. Close the connection on any error (never
-    /// send ERROR).
-    pub fn open_message(&mut self, body: &mut [u8]) -> Result<(u8, Range<usize>), CurveError> {
+impl Traffic for CurveServer {
+    fn channel(&mut self) -> Result<&mut Channel, CurveError> {
         match &mut self.state {
-            State::Traffic(channel) => channel.open_message(body),
-            _ => Err(CurveError::WrongState),
-        }
-    }
-
-    /// Size of the complete frame [`Self::seal_frame`] appends for a
-    /// payload of `len` bytes.
-    #[must_use]
-    pub const fn sealed_frame_len(len: usize) -> usize {
-        message::sealed_frame_len(len)
-    }
-
-    /// Appends one complete outer frame (flags `0x00`/`0x02`) carrying
-    /// `inner_flags` (MORE `0x01`, COMMAND `0x02`) and `payload`, encrypted.
-    /// Does not allocate if `out` has [`Self::sealed_frame_len`] spare
-    /// capacity.
-    ///
-    /// # Errors
-    /// [`CurveError::WrongState`] before READY was sent; otherwise as
-    /// [`Channel::seal_frame`].
-    pub fn seal_frame(&mut self, inner_flags: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<(), CurveError> {
-        match &mut self.state {
-            State::Traffic(channel) => channel.seal_frame(inner_flags, payload, out),
+            State::Traffic(channel) => Ok(channel),
             _ => Err(CurveError::WrongState),
         }
     }

@@ -122,7 +122,7 @@ fn client_keys() -> KeyPair {
 
 /// The body of one complete ZMTP frame (short or long header).
 fn body_of(frame: &[u8]) -> Vec<u8> {
-    let (hdr, len) = if frame[0] & wire::FLAG_LONG != 0 {
+    let (hdr, len) = if frame[0] & crate::zmtp::frame::FLAG_LONG != 0 {
         (9, u64::from_be_bytes(frame[1..9].try_into().unwrap()) as usize)
     } else {
         (2, usize::from(frame[1]))
@@ -660,7 +660,7 @@ fn craft_initiate(
         .unwrap()
         .seal_box_in_place(&long_nonce(VOUCH_PREFIX, &vn), &mut vouch)
         .unwrap();
-    let mut body = wire::INITIATE_NAME.to_vec();
+    let mut body = b"\x08INITIATE".to_vec();
     body.extend_from_slice(cookie);
     body.extend_from_slice(&2u64.to_be_bytes());
     let box_at = body.len();
@@ -749,7 +749,7 @@ fn error_command_is_error_received() {
     CurveServer::send_error(b"400", &mut out);
     let mut body = body_of(&out);
     assert_eq!(p.client_cmd(&mut body).0, Err(CurveError::ErrorReceived));
-    assert_eq!(wire::error_reason(&body), Some(&b"400"[..]));
+    assert_eq!(crate::zmtp::command::error_body_reason(&body), Some(&b"400"[..]));
     assert_eq!(p.client_cmd(&mut body).0, Err(CurveError::Failed));
 
     let mut p = Pair::new();

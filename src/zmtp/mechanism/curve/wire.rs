@@ -1,26 +1,24 @@
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
-//! Byte layouts of the CURVE commands (ZMTP.md §7.4–§7.9, RFC 26 grammar),
-//! the ZMTP frame header they travel in (ZMTP.md §3.1) and ERROR (ZMTP.md
-//! §4.5, §7.8).
+//! Byte layouts of the CURVE commands (ZMTP.md §7.4–§7.9, RFC 26 grammar).
 //!
-//! All offsets are within the command *body* (which starts with the
-//! name-length byte). Every accessor is bounds-checked and returns
-//! [`CurveError`] instead of panicking.
+//! All offsets are within the command *body* (which starts with the name-length byte). Every
+//! accessor is bounds-checked and returns [`CurveError`] instead of panicking. The frame
+//! header, the command name and ERROR are ZMTP's own codec ([`crate::zmtp::frame`],
+//! [`crate::zmtp::command`]); this file adds only what CURVE lays out inside a body.
 
 use super::CurveError;
+use crate::zmtp::command::{self, Command};
+use crate::zmtp::frame::FrameHeader;
 
-/// `%d5 "HELLO"`.
-pub const HELLO_NAME: &[u8] = b"\x05HELLO";
-/// `%d7 "WELCOME"`.
-pub const WELCOME_NAME: &[u8] = b"\x07WELCOME";
-/// `%d8 "INITIATE"`.
-pub const INITIATE_NAME: &[u8] = b"\x08INITIATE";
-/// `%d5 "READY"`.
-pub const READY_NAME: &[u8] = b"\x05READY";
-/// `%d7 "MESSAGE"`.
-pub const MESSAGE_NAME: &[u8] = b"\x07MESSAGE";
-/// `%d5 "ERROR"`.
-pub const ERROR_NAME: &[u8] = b"\x05ERROR";
+/// `HELLO` (§7.4).
+pub const HELLO: &[u8] = b"HELLO";
+/// `WELCOME` (§7.5).
+pub const WELCOME: &[u8] = b"WELCOME";
+/// `INITIATE` (§7.6).
+pub const INITIATE: &[u8] = b"INITIATE";
+/// `READY` (§7.7).
+pub const READY: &[u8] = command::READY;
+/// `MESSAGE` (§7.9): the body of a *data* frame, not a command frame.
+pub const MESSAGE: &[u8] = b"MESSAGE";
 
 /// HELLO body length, exact (§7.4).
 pub const HELLO_LEN: usize = 200;
@@ -82,64 +80,27 @@ pub const MESSAGE_FLAGS_AT: usize = 32;
 /// Offset of the payload once decrypted.
 pub const MESSAGE_PAYLOAD_AT: usize = 33;
 
-/// ZMTP frame flag: another frame follows (§3.1).
-pub const FLAG_MORE: u8 = 0x01;
-/// ZMTP frame flag: 8-byte size.
-pub const FLAG_LONG: u8 = 0x02;
-/// ZMTP frame flag: command frame.
-pub const FLAG_COMMAND: u8 = 0x04;
-/// Inner MESSAGE flag bits libzmq honours (MORE | COMMAND, §7.9).
-pub const INNER_FLAGS_MASK: u8 = 0x03;
-
-/// Length of the ZMTP frame header for a body of `body_len` bytes: 2 (short,
-/// ≤ 255) or 9 (long).
-#[must_use]
-pub const fn frame_header_len(body_len: usize) -> usize {
-    if body_len <= 255 { 2 } else { 9 }
-}
-
-/// Length of a complete ZMTP frame (header + body), saturating.
-#[must_use]
-pub const fn frame_len(body_len: usize) -> usize {
-    body_len.saturating_add(frame_header_len(body_len))
-}
-
-/// Appends a ZMTP frame header: flags (`COMMAND` if `command`, `LONG` if the
-/// body exceeds 255 bytes, never `MORE`) and the size.
-pub fn push_frame_header(out: &mut Vec<u8>, command: bool, body_len: usize) {
-    let cmd = if command { FLAG_COMMAND } else { 0 };
-    match u8::try_from(body_len) {
-        Ok(short) => {
-            out.push(cmd);
-            out.push(short);
-        }
-        Err(_) => {
-            out.push(cmd | FLAG_LONG);
-            out.extend_from_slice(&(body_len as u64).to_be_bytes());
-        }
-    }
-}
-
-/// The name (with its length byte) of a command body: `body[..1 + body[0]]`.
+/// Checks that `body` is the command `name` (e.g. [`HELLO`]).
 ///
 /// # Errors
-/// [`CurveError::BadCommand`] if the body is empty, the name is empty, or
-/// the name length exceeds the body.
-pub fn command_name(body: &[u8]) -> Result<&[u8], CurveError> {
-    let len = usize::from(*body.first().ok_or(CurveError::BadCommand)?);
-    if len == 0 {
-        return Err(CurveError::BadCommand);
-    }
-    body.get(..len.saturating_add(1)).ok_or(CurveError::BadCommand)
-}
-
-/// Checks that `body` is the command `name` (e.g. [`HELLO_NAME`]).
-///
-/// # Errors
-/// [`CurveError::BadCommand`] as [`command_name`];
-/// [`CurveError::UnexpectedCommand`] if it is another command.
+/// [`CurveError::BadCommand`] if the body is empty, the name is empty, or the name length
+/// exceeds the body; [`CurveError::UnexpectedCommand`] if it is another command.
 pub fn expect_command(body: &[u8], name: &[u8]) -> Result<(), CurveError> {
-    if command_name(body)? == name { Ok(()) } else { Err(CurveError::UnexpectedCommand) }
+    let cmd = Command::parse(body).map_err(|_| CurveError::BadCommand)?;
+    if cmd.is(name) { Ok(()) } else { Err(CurveError::UnexpectedCommand) }
+}
+
+/// Appends the header of a command frame whose whole body (name included) is `body_len`
+/// bytes, and the name; the caller appends the rest of the body.
+pub fn emit_command_start(name: &[u8], body_len: usize, out: &mut Vec<u8>) {
+    command::emit_header(name, body_len.saturating_sub(1 + name.len()), out);
+}
+
+/// Appends the header of the data frame that carries a MESSAGE body of `body_len` bytes, and
+/// the name `MESSAGE` (§7.9: never MORE, never COMMAND outside).
+pub fn emit_message_start(body_len: usize, out: &mut Vec<u8>) {
+    FrameHeader::emit(0, body_len, out);
+    command::emit_name(MESSAGE, out);
 }
 
 /// Copies `N` bytes at `at` out of `body`.
@@ -158,75 +119,17 @@ pub fn u64_at(body: &[u8], at: usize) -> Result<u64, CurveError> {
     array_at::<8>(body, at).map(u64::from_be_bytes)
 }
 
-/// Body length of an ERROR with `reason` (truncated to 255 bytes).
-#[must_use]
-pub fn error_len(reason: &[u8]) -> usize {
-    ERROR_NAME.len() + 1 + reason.len().min(255)
-}
-
-/// Appends a complete ERROR command frame (clear text, §4.5/§7.8). Reasons
-/// longer than 255 bytes are truncated to 255.
-pub fn push_error(out: &mut Vec<u8>, reason: &[u8]) {
-    let reason = reason.get(..255).unwrap_or(reason);
-    push_frame_header(out, true, error_len(reason));
-    out.extend_from_slice(ERROR_NAME);
-    out.push(u8::try_from(reason.len()).unwrap_or(u8::MAX));
-    out.extend_from_slice(reason);
-}
-
-/// The reason of an ERROR body (`%d5 "ERROR" len reason`), or `None` if
-/// `body` is not a well-formed ERROR.
-#[must_use]
-pub fn error_reason(body: &[u8]) -> Option<&[u8]> {
-    let rest = body.strip_prefix(ERROR_NAME)?;
-    let (&len, reason) = rest.split_first()?;
-    reason.get(..usize::from(len))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn frame_header_short_long_boundary() {
-        let mut v = Vec::new();
-        push_frame_header(&mut v, true, 255);
-        assert_eq!(v, [0x04, 0xff]);
-        v.clear();
-        push_frame_header(&mut v, true, 256);
-        assert_eq!(v, [0x06, 0, 0, 0, 0, 0, 0, 1, 0]);
-        v.clear();
-        push_frame_header(&mut v, false, 33);
-        assert_eq!(v, [0x00, 33]);
-        v.clear();
-        push_frame_header(&mut v, false, 333);
-        assert_eq!(v, [0x02, 0, 0, 0, 0, 0, 0, 1, 0x4d]);
-        assert_eq!(frame_len(255), 257);
-        assert_eq!(frame_len(256), 265);
-        assert_eq!(frame_len(usize::MAX), usize::MAX);
-    }
-
-    /// ZMTP.md §12.4: ERROR "400".
-    #[test]
-    fn error_frame_bytes() {
-        let mut v = Vec::new();
-        push_error(&mut v, b"400");
-        assert_eq!(v, hex::decode("040a054552524f5203343030").unwrap());
-        assert_eq!(error_reason(&v[2..]), Some(&b"400"[..]));
-        assert_eq!(error_reason(b"\x05ERROR\x05ab"), None);
-        let mut long = Vec::new();
-        push_error(&mut long, &[b'x'; 300]);
-        assert_eq!(long.len(), 9 + 7 + 255);
-        assert_eq!(error_reason(&long[9..]).map(<[u8]>::len), Some(255));
-    }
-
-    #[test]
     fn command_name_bounds() {
-        assert_eq!(command_name(b""), Err(CurveError::BadCommand));
-        assert_eq!(command_name(b"\x00"), Err(CurveError::BadCommand));
-        assert_eq!(command_name(b"\x05REA"), Err(CurveError::BadCommand));
-        assert_eq!(command_name(b"\x05READYxx"), Ok(&b"\x05READY"[..]));
-        assert_eq!(expect_command(b"\x05HELLO", READY_NAME), Err(CurveError::UnexpectedCommand));
+        assert_eq!(expect_command(b"", READY), Err(CurveError::BadCommand));
+        assert_eq!(expect_command(b"\x00", READY), Err(CurveError::BadCommand));
+        assert_eq!(expect_command(b"\x05REA", READY), Err(CurveError::BadCommand));
+        assert_eq!(expect_command(b"\x05READYxx", READY), Ok(()));
+        assert_eq!(expect_command(b"\x05HELLO", READY), Err(CurveError::UnexpectedCommand));
         assert_eq!(u64_at(&[0; 7], 0), Err(CurveError::WrongSize));
         assert_eq!(array_at::<4>(&[1, 2, 3, 4, 5], usize::MAX), Err(CurveError::WrongSize));
     }
@@ -235,7 +138,7 @@ mod tests {
     #[test]
     fn welcome_not_larger_than_hello() {
         const { assert!(WELCOME_LEN <= HELLO_LEN) };
-        assert!(frame_len(WELCOME_LEN) <= frame_len(HELLO_LEN));
+        assert!(FrameHeader::frame_len(WELCOME_LEN) <= FrameHeader::frame_len(HELLO_LEN));
         assert_eq!(HELLO_BOX_AT + 16 + HELLO_SIGNATURE_LEN, HELLO_LEN);
         assert_eq!(WELCOME_BOX_AT + 16 + 32 + COOKIE_LEN, WELCOME_LEN);
         assert_eq!(INITIATE_BOX_AT + 16 + 32 + 16 + VOUCH_LEN, INITIATE_MIN_LEN);

@@ -1,6 +1,11 @@
 //! Event-loop tests that need the server's private state (slots, budget, pause lists): a real
 //! server on 127.0.0.1 driven turn by turn in the test thread, raw ZMTP peers on blocking
-//! sockets.
+//! sockets. `clock`: timers driven by the test's clock; `dialled`: a connection the router
+//! dials, speaking another protocol; `peer`: a ZMTP agent on the library's client session.
+
+mod clock;
+mod dialled;
+mod peer;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -25,6 +30,11 @@ fn server(limits: Limits) -> (Server, u16) {
     (Server::new(listeners, router, limits, b"rid".to_vec()).unwrap(), port)
 }
 
+/// Owned copies of `v`.
+fn frames_of(v: &[&[u8]]) -> Vec<Vec<u8>> {
+    v.iter().map(|f| f.to_vec()).collect()
+}
+
 fn frames(parts: &[&[u8]], out: &mut Vec<u8>) {
     for (i, p) in parts.iter().enumerate() {
         FrameHeader::emit_frame(if i + 1 < parts.len() { FLAG_MORE } else { 0 }, p, out);
@@ -41,7 +51,7 @@ fn handshake(identity: &[u8]) -> Vec<u8> {
 fn turn_for(server: &mut Server, events: &mut Events, d: Duration) {
     let end = StdInstant::now() + d;
     while StdInstant::now() < end {
-        server.turn(events).unwrap();
+        server.run_once(events).unwrap();
     }
 }
 
@@ -77,7 +87,7 @@ fn ping_flood_from_a_peer_that_never_reads_is_bounded_and_budgeted() {
     });
     let deadline = StdInstant::now() + Duration::from_secs(20);
     while !writer.is_finished() {
-        server.turn(&mut events).unwrap();
+        server.run_once(&mut events).unwrap();
         assert!(StdInstant::now() < deadline, "the writer never finished");
     }
     turn_for(&mut server, &mut events, Duration::from_millis(100));
@@ -85,8 +95,8 @@ fn ping_flood_from_a_peer_that_never_reads_is_bounded_and_budgeted() {
     let c = server.slots.peek(id.index).unwrap();
     // One read's worth of PONGs may overshoot the queue limit, never more.
     let bound = tx_queue + crate::limits::READ_BUDGET_BYTES;
-    assert!(c.tx.pending() <= bound, "{} bytes of PONGs queued (bound {bound})", c.tx.pending());
-    assert!(c.tx.capacity() <= 2 * bound, "transmit queue grew to {} bytes", c.tx.capacity());
+    assert!(c.tx().pending() <= bound, "{} bytes of PONGs queued (bound {bound})", c.tx().pending());
+    assert!(c.tx().capacity() <= 2 * bound, "transmit queue grew to {} bytes", c.tx().capacity());
     assert_budget_balanced(&server);
     drop(writer.join().unwrap());
 }
@@ -134,21 +144,21 @@ fn a_budget_pause_waits_without_spinning_and_resumes_when_bytes_are_freed() {
     turn_for(&mut server, &mut events, Duration::from_millis(50));
     let _b = start_big_message(port, b"b", 400 * 1024, 1000);
     turn_for(&mut server, &mut events, Duration::from_millis(50));
-    assert_eq!(server.router.stats.paused_budget, 1, "b is paused on the budget");
+    assert_eq!(server.stats().paused_budget, 1, "b is paused on the budget");
     let mut turns = 0u64;
     let end = StdInstant::now() + Duration::from_millis(300);
     while StdInstant::now() < end {
-        server.turn(&mut events).unwrap();
+        server.run_once(&mut events).unwrap();
         turns += 1;
     }
-    assert!(server.router.stats.paused_budget <= 2, "retried {} times", server.router.stats.paused_budget);
+    assert!(server.stats().paused_budget <= 2, "retried {} times", server.stats().paused_budget);
     assert!(turns < 100, "{turns} loop turns in 300 ms while nothing could change: the loop spins");
     assert_budget_balanced(&server);
     // a leaves: its bytes go back, b's buffer can grow, b is no longer paused.
     drop(a);
     turn_for(&mut server, &mut events, Duration::from_millis(100));
-    assert!(server.paused.is_empty(), "b still paused after the budget freed up");
-    let grown = server.slots.ids().filter_map(|id| server.slots.peek(id.index)).any(|c| c.rx.buf.len() >= 400 * 1024);
+    assert!(server.sched.blocked.is_empty(), "b still paused after the budget freed up");
+    let grown = server.slots.ids().filter_map(|id| server.slots.peek(id.index)).any(|c| c.rx().buf.len() >= 400 * 1024);
     assert!(grown, "b's receive buffer did not grow for its message");
     assert_budget_balanced(&server);
 }
@@ -162,8 +172,8 @@ fn a_message_that_can_never_fit_the_budget_is_refused_instead_of_waiting_forever
     let mut s = start_big_message(port, b"big", 2 << 20, 1000);
     turn_for(&mut server, &mut events, Duration::from_millis(200));
     assert_eq!(server.slots.live(), 0, "a peer whose message cannot ever fit the budget is left waiting");
-    assert_eq!(server.router.stats.rejected_msg_too_large, 1);
-    assert!(server.paused.is_empty());
+    assert_eq!(server.stats().rejected_msg_too_large, 1);
+    assert!(server.sched.blocked.is_empty());
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut got = Vec::new();
     let _ = s.read_to_end(&mut got);
@@ -184,9 +194,9 @@ fn half_open_connections_cannot_fill_a_lowered_max_connections() {
         silent.push(TcpStream::connect(("127.0.0.1", port)).unwrap());
         turn_for(&mut server, &mut events, Duration::from_millis(10));
     }
-    assert!(server.handshaking <= 4, "{} unfinished handshakes", server.handshaking);
-    assert_eq!(server.router.stats.rejected_conn_full, 0, "slots filled up with half-open connections");
-    assert!(server.router.stats.rejected_handshake_evicted >= 8);
+    assert!(server.slots.handshaking() <= 4, "{} unfinished handshakes", server.slots.handshaking());
+    assert_eq!(server.stats().rejected_conn_full, 0, "slots filled up with half-open connections");
+    assert!(server.stats().rejected_handshake_evicted >= 8);
     // A real peer still gets in and is answered.
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut out = handshake(b"real");

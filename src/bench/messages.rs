@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::client::ClientError;
 use super::socket::Socket;
-use crate::zmtp::Message;
+use viprouter::zmtp::Message;
 
 /// The protocol signature.
 pub const VIP1: &[u8] = b"VIP1";

@@ -1,14 +1,17 @@
 //! Fixed connection slots (DESIGN.md §2.5 "Token and slot rule").
 //!
-//! `MAX_CONNECTIONS` slots are allocated at start-up (16 bytes each); a connection's state is
-//! boxed on accept and freed on close. A slot's index is the peer's [`crate::vip::peers::PeerId`].
+//! `MAX_CONNECTIONS` slots are allocated at start-up ([`Slots::table_bytes`]); a connection's
+//! state is boxed on accept and freed on close. The table also keeps the count of unfinished
+//! handshakes of accepted connections, which only changes here ([`Slots::set_phase`]). A
+//! connection whose message is being routed is checked out of its slot ([`Slots::check_out`])
+//! and back in ([`Slots::check_in`]): the slot stays its own meanwhile. A slot's index is the peer's [`crate::vip::peers::PeerId`].
 //! The mio token packs `index | generation << 16`, so an event still queued for a slot that
 //! was closed and reused in the same turn is recognised as stale and ignored. Tokens below
 //! 2^16 (generation 0) are reserved for listeners and signals.
 
 use mio::Token;
 
-use super::conn::Conn;
+use super::{Conn, Origin, Phase};
 
 /// A slot index with the generation it had when the token was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,11 +30,12 @@ impl SlotId {
 
     /// The slot a token names, or `None` for reserved tokens.
     pub fn from_token(t: Token) -> Option<SlotId> {
-        let generation = (t.0 >> 16) as u16 & 0x7FFF;
+        // Both fields are masked to 16 bits first: the conversions cannot fail.
+        let generation = u16::try_from((t.0 >> 16) & 0x7FFF).ok()?;
         if generation == 0 {
             return None;
         }
-        Some(SlotId { index: (t.0 & 0xFFFF) as u16, generation })
+        Some(SlotId { index: u16::try_from(t.0 & 0xFFFF).ok()?, generation })
     }
 }
 
@@ -41,27 +45,68 @@ struct Slot {
     conn: Option<Box<Conn>>,
 }
 
+/// Upper bound of one slot and its free-list entry, on any target (checked by a test).
+pub const SLOT_BYTES: usize = 24;
+
+/// Upper bound of one connection's boxed state outside its buffers (the ZMTP session inline,
+/// whose message frames table is most of it), on any target (checked by a test).
+pub const CONN_STATE_BYTES: usize = 1536;
+
 /// The slot table.
 #[derive(Debug)]
 pub struct Slots {
     slots: Vec<Slot>,
     free: Vec<u16>,
     live: usize,
+    /// Accepted connections still in their handshake.
+    handshaking: usize,
+}
+
+/// Counts towards the handshake limit: an accepted connection in its handshake (dialled ones are
+/// ours and never evicted).
+fn counts_as_handshake(conn: &Conn) -> bool {
+    matches!(conn.origin, Origin::Accepted { .. }) && matches!(conn.phase, Phase::Handshaking { .. })
 }
 
 impl Slots {
-    /// `capacity` empty slots.
+    /// `capacity` empty slots (at most 2^16: a slot index is a u16, limits.rs).
     pub fn new(capacity: usize) -> Slots {
+        let capacity = capacity.min(usize::from(u16::MAX) + 1);
         let mut slots = Vec::with_capacity(capacity);
         slots.resize_with(capacity, Slot::default);
         // Pop from the end: low indexes first.
-        let free = (0..capacity as u16).rev().collect();
-        Slots { slots, free, live: 0 }
+        let free = (0..=u16::MAX).take(capacity).rev().collect();
+        Slots { slots, free, live: 0, handshaking: 0 }
+    }
+
+    /// Bytes the table of `capacity` slots takes at start-up, with the connection state each
+    /// live slot boxes: an upper bound, the same on every target (buffers are counted in the
+    /// budget).
+    pub fn table_bytes(capacity: usize) -> usize {
+        capacity * (SLOT_BYTES + CONN_STATE_BYTES)
     }
 
     /// Live connections.
     pub fn live(&self) -> usize {
         self.live
+    }
+
+    /// Accepted connections still in their handshake.
+    pub fn handshaking(&self) -> usize {
+        self.handshaking
+    }
+
+    /// Move connection `id` to `phase`, keeping the handshake count.
+    pub fn set_phase(&mut self, id: SlotId, phase: Phase) {
+        let Some(conn) = self.get_mut(id) else { return };
+        let before = counts_as_handshake(conn);
+        conn.phase = phase;
+        let after = counts_as_handshake(conn);
+        match (before, after) {
+            (true, false) => self.handshaking -= 1,
+            (false, true) => self.handshaking += 1,
+            _ => {}
+        }
     }
 
     /// True when no slot is free.
@@ -77,6 +122,7 @@ impl Slots {
         let Some(index) = self.free.pop() else { return Err(conn) };
         let Some(slot) = self.slots.get_mut(usize::from(index)) else { return Err(conn) };
         slot.generation = if slot.generation >= 0x7FFF { 1 } else { slot.generation + 1 };
+        self.handshaking += usize::from(counts_as_handshake(&conn));
         slot.conn = Some(conn);
         self.live += 1;
         Ok(SlotId { index, generation: slot.generation })
@@ -116,7 +162,28 @@ impl Slots {
         let conn = slot.conn.take()?;
         self.free.push(id.index);
         self.live -= 1;
+        self.handshaking -= usize::from(counts_as_handshake(&conn));
         Some(conn)
+    }
+
+    /// Take connection `id` out of its slot while its message is routed; the slot stays its
+    /// own (not free, same generation) until [`Slots::check_in`].
+    pub fn check_out(&mut self, id: SlotId) -> Option<Box<Conn>> {
+        let slot = self.slots.get_mut(usize::from(id.index))?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.conn.take()
+    }
+
+    /// Put a checked-out connection back.
+    pub fn check_in(&mut self, id: SlotId, conn: Box<Conn>) {
+        if let Some(slot) = self.slots.get_mut(usize::from(id.index))
+            && slot.generation == id.generation
+            && slot.conn.is_none()
+        {
+            slot.conn = Some(conn);
+        }
     }
 
     /// Ids of every live connection.
@@ -125,13 +192,20 @@ impl Slots {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.conn.is_some())
-            .map(|(i, s)| SlotId { index: i as u16, generation: s.generation })
+            // Every index fits u16 (`new` caps the table at 2^16 slots).
+            .filter_map(|(i, s)| Some(SlotId { index: u16::try_from(i).ok()?, generation: s.generation }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_bounds_hold_on_this_target() {
+        assert!(core::mem::size_of::<Slot>() + core::mem::size_of::<u16>() <= SLOT_BYTES);
+        assert!(core::mem::size_of::<Conn>() <= CONN_STATE_BYTES, "Conn is {} bytes", core::mem::size_of::<Conn>());
+    }
 
     #[test]
     fn tokens_round_trip_and_reserved_tokens_are_not_slots() {

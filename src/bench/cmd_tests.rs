@@ -1,9 +1,9 @@
 //! `viprouter bench` end to end against the in-process router: every workload for about
 //! half a second, NULL and CURVE, both client I/O models, and the argument handling.
 
+use super::inproc::Inproc;
+use super::{BenchArgs, BenchCmd, CaseResult, Report, Val, run};
 use argh::FromArgs;
-use viprouter::bench::inproc::Inproc;
-use viprouter::bench::{BenchArgs, BenchCmd, CaseResult, Report, Val, run};
 
 fn args(cases: &[&str]) -> BenchArgs {
     BenchArgs {

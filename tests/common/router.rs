@@ -1,0 +1,102 @@
+//! The VIP router core without sockets: a recording sink, messages from frame lists, and a
+//! router with its own counters.
+
+use std::ops::{Deref, DerefMut};
+
+use viprouter::limits::Limits;
+use viprouter::stats::Stats;
+use viprouter::vip::peers::{AttachError, PeerId};
+use viprouter::vip::platform::PlatformInfo;
+use viprouter::vip::router::{Full, OnFull, Outcome, Router, Sink};
+use viprouter::zmtp::{Message, Part, Parts};
+
+/// Messages written by the router: (destination peer, frames).
+pub type Out = Vec<(u16, Vec<Vec<u8>>)>;
+
+/// Records deliveries; peers listed in `full` refuse, peers in `stalled` say they are stalled.
+#[derive(Default)]
+pub struct Recorder {
+    pub out: Out,
+    pub full: Vec<u16>,
+    pub stalled: Vec<u16>,
+}
+
+impl Sink for Recorder {
+    fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
+        if self.full.contains(&to.0) {
+            return Err(Full);
+        }
+        self.out.push((to.0, frames.iter().map(|f| f.to_vec()).collect()));
+        Ok(())
+    }
+
+    fn is_stalled(&self, to: PeerId) -> bool {
+        self.stalled.contains(&to.0)
+    }
+}
+
+impl Recorder {
+    /// Everything recorded so far, cleared.
+    pub fn take(&mut self) -> Out {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The frames sent to `peer`, `peerlist` notices left out.
+    pub fn to(&self, peer: u16) -> Vec<&Vec<Vec<u8>>> {
+        self.out.iter().filter(|(p, f)| *p == peer && f[4] != b"peerlist").map(|(_, f)| f).collect()
+    }
+}
+
+/// The buffer and frame ranges of a message made of `frames`.
+pub fn msg(frames: &[&[u8]]) -> (Vec<u8>, Parts) {
+    let mut buf = Vec::new();
+    let mut parts = Parts::new();
+    for f in frames {
+        parts.push(Part { start: buf.len() as u32, len: f.len() as u32 }).unwrap();
+        buf.extend_from_slice(f);
+    }
+    (buf, parts)
+}
+
+/// Owned copies of `v`.
+pub fn frames(v: &[&[u8]]) -> Vec<Vec<u8>> {
+    v.iter().map(|f| f.to_vec()).collect()
+}
+
+/// A router with its own counters: `r.stats` reads them, `r.handle`/`attach`/`detach` lend
+/// them, everything else is the router's ([`Deref`]).
+pub struct TestRouter {
+    router: Router,
+    pub stats: Stats,
+}
+
+impl TestRouter {
+    pub fn new(limits: &Limits, info: PlatformInfo, seed: u32) -> Self {
+        TestRouter { router: Router::new(limits, info, seed), stats: Stats::default() }
+    }
+
+    pub fn handle(&mut self, from: PeerId, msg: Message<'_>, sink: &mut impl Sink, on_full: OnFull) -> Outcome {
+        self.router.handle(&mut self.stats, from, msg, sink, on_full)
+    }
+
+    pub fn attach(&mut self, peer: PeerId, identity: &[u8]) -> Result<(), AttachError> {
+        self.router.attach(&mut self.stats, peer, identity)
+    }
+
+    pub fn detach(&mut self, peer: PeerId, sink: &mut impl Sink) {
+        self.router.detach(&mut self.stats, peer, sink)
+    }
+}
+
+impl Deref for TestRouter {
+    type Target = Router;
+    fn deref(&self) -> &Router {
+        &self.router
+    }
+}
+
+impl DerefMut for TestRouter {
+    fn deref_mut(&mut self) -> &mut Router {
+        &mut self.router
+    }
+}
