@@ -152,8 +152,8 @@ counters! {
     /// `external_rpc send_platform`/`send_peer` requests dropped: multi-platform routing is not
     /// implemented (VIP.md §11.6).
     external_rpc_dropped,
-    /// Authorisation files not (re)loaded because they were broken (modular `authz.json`, a
-    /// credential file): the previous rules stayed in force.
+    /// Authorisation files not (re)loaded because they were broken (`auth.json` on a reload; in
+    /// a modular home `authz.json` or a credential file): the previous rules stayed in force.
     config_load_errors,
 }
 
