@@ -10,7 +10,8 @@
 //!   │ complete messages (held by the session, borrowed frame ranges)
 //!   ▼                                           │
 //! vip/       routing, hello/ping/peerlist/query, pubsub/, subscriptions/, protected topics
-//! auth/      keystore, known_hosts, auth.json: the in-process ZAP decision
+//! auth/      keystore, known_hosts, auth.json: the in-process ZAP decision; modular
+//!            VOLTTRON's credentials_store and authz.json (layout, credentials, authz)
 //! json/      zero-allocation JSON scanner and Python-compatible emitter (one string escaper)
 //! limits.rs  every capacity (one table); stats.rs counters; time.rs; config/ (CLI + INI)
 //! fuzzing/   fuzz harnesses: only with cfg(test), cfg(fuzzing) or the `fuzzing` feature
