@@ -92,8 +92,13 @@ DESTDIR          ?=
 triple     = $(TRIPLE_$(1))
 is_gnu     = $(findstring -gnu,$(call triple,$(1)))
 prebuilt   = $(filter $(call triple,$(1)),$(PREBUILT_STD_TRIPLES))
-# zig is needed for build-std targets and for glibc pinning; rust-lld / cc handle the rest.
-needs_zig  = $(if $(call prebuilt,$(1)),$(call is_gnu,$(1)),yes)
+# zig is needed for build-std targets and for glibc pinning, and as the C compiler of ring
+# (rustls' crypto provider, cargo feature `rabbitmq-tls`, on by default) on every ARM target:
+# without it (CARGO_FEATURES=--no-default-features [--features rabbitmq]) rust-lld / cc handle
+# the prebuilt ones.
+CARGO_FEATURES   ?=
+no_ring    = $(and $(filter --no-default-features,$(CARGO_FEATURES)),$(if $(findstring rabbitmq-tls,$(CARGO_FEATURES)),,yes))
+needs_zig  = $(if $(no_ring),$(if $(call prebuilt,$(1)),$(call is_gnu,$(1)),yes),yes)
 upper      = $(shell echo '$(1)' | tr 'a-z-' 'A-Z_')
 zig_target = $(call triple,$(1))$(if $(call is_gnu,$(1)),.$(GLIBC_PIN))
 # The cargo command line (without the subcommand's trailing args) for <arch>, <subcommand>.
@@ -158,7 +163,7 @@ cross-deps-$(1): cross-deps-apt $(if $(call needs_zig,$(1)),cross-deps-zig)
 # $(CARGO_TARGET_DIR)/build-std/<triple>/release/viprouter (strip=true in the profile),
 # copied to $(DIST_DIR)/viprouter-<triple>, plus a qemu wrapper script for host-side tests.
 cross-$(1): cross-deps-$(1)
-	CARGO_TARGET_DIR=$(call tdir,$(1)) $$(call cargo_cmd,$(1),build) --release --bin viprouter --locked
+	CARGO_TARGET_DIR=$(call tdir,$(1)) $$(call cargo_cmd,$(1),build) --release --bin viprouter --locked $(CARGO_FEATURES)
 	@mkdir -p $(DIST_DIR)
 	cp $(call tdir,$(1))/$(call triple,$(1))/release/viprouter $(call dist_bin,$(1))
 	printf '#!/bin/sh\nexec $(QEMU_$(1)) "$$$$(dirname "$$$$0")/viprouter-$(call triple,$(1))" "$$$$@"\n' > $(call qemu_wrap,$(1))
@@ -176,7 +181,7 @@ test-arm-$(1): cross-$(1)
 	CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true \
 	CARGO_TARGET_$(call upper,$(call triple,$(1)))_RUNNER="$(QEMU_$(1))" \
 	VIPROUTER_TEST_RUNNER="$(QEMU_$(1))" VIPROUTER_BIN="$(abspath $(call qemu_wrap,$(1)))" \
-	  $$(call cargo_cmd,$(1),test) --release --locked $(CARGO_TEST_ARGS)
+	  $$(call cargo_cmd,$(1),test) --release --locked $(CARGO_FEATURES) $(CARGO_TEST_ARGS)
 	$(if $(ARM_INTEROP),$(MAKE) interop-arm-$(1))
 
 # Needs the top-level Makefile's `venv` target (pyzmq + pytest in $(VENV)).

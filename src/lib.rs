@@ -13,6 +13,7 @@
 //! auth/      keystore, known_hosts, auth.json: the in-process ZAP decision; modular
 //!            VOLTTRON's credentials_store and authz.json (layout, credentials, authz)
 //! json/      zero-allocation JSON scanner and Python-compatible emitter (one string escaper)
+//! amqp/      sans-IO AMQP 0-9-1 client and the VIP <-> RabbitMQ mapping (features `rabbitmq`, `rabbitmq-tls`)
 //! limits.rs  every capacity (one table); stats.rs counters; time.rs; config/ (CLI + INI)
 //! fuzzing/   fuzz harnesses: only with cfg(test), cfg(fuzzing) or the `fuzzing` feature
 //! ```
@@ -36,6 +37,8 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
+#[cfg(feature = "rabbitmq")]
+pub mod amqp;
 pub mod auth;
 pub mod config;
 #[cfg(any(test, fuzzing, feature = "fuzzing"))]

@@ -160,12 +160,61 @@ pub const MAX_AUTHZ_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Distinct patterns (protected topics and capability patterns) compiled from one
 /// `authz.json`. **Over it** the file is refused as above.
 pub const MAX_AUTHZ_PATTERNS: usize = 16 * 1024;
+// ----- RabbitMQ bridge (src/amqp/, cargo feature `rabbitmq`; issue #15) -----------------------
+
+/// Bytes of one AMQP frame, header and end octet included: the frame-max the client asks for in
+/// `connection.tune-ok` (the lower of this and the broker's; RabbitMQ's default is 131072, the
+/// spec's minimum 4096). Publishes are split into body frames of at most this minus 8. **At the
+/// limit** a broker frame declaring more is refused at its 7-byte header, nothing buffered: the
+/// connection is closed with 501 FRAME_ERROR and the bridge reconnects; `amqp_protocol_errors`.
+pub const AMQP_FRAME_MAX_BYTES: u32 = 131_072;
+
+/// Bytes of one field table (message `headers`, `server-properties`, declare arguments),
+/// checked at its 4-byte length before it is walked. **At the limit** as a malformed frame
+/// (502 SYNTAX_ERROR, reconnect). Compiled only.
+pub const AMQP_MAX_TABLE_BYTES: usize = 64 * 1024;
+
+/// Nesting of field tables and arrays (`x-received-from` is an array of tables: depth 2;
+/// `x-death` depth 3). **At the limit** as a malformed frame (502, reconnect). Compiled only:
+/// the validator recurses, so this bounds its stack.
+pub const AMQP_MAX_TABLE_DEPTH: usize = 8;
+
+/// Bindings of the bridge's queue: one per locally connected peer (`N.<identity>`) plus one
+/// per local `all_platforms` subscription prefix. Cost: one boxed key (at most 255 bytes) per
+/// binding. **At the limit** the peer or prefix is not bound: remote senders get error 113 for
+/// that peer (as for an unknown one), remote publishes on that prefix do not arrive;
+/// `amqp_rejected_binding_full`.
+pub const AMQP_MAX_BINDINGS: usize = 8192;
+
+/// Publishes sent to the broker and not yet confirmed (publisher confirms). Cost: one bit each
+/// (a fixed ring). **At the limit** an exported publish is dropped and counted
+/// (`amqp_dropped_unconfirmed`) and an outbound RPC is answered with VIP error 11; nothing waits.
+pub const AMQP_UNCONFIRMED_WINDOW: usize = 1024;
+
+/// Bytes queued for the broker's socket (the AMQP connection's transmit buffer). **At the
+/// limit** as the unconfirmed window: exported publishes dropped, RPC answered error 11;
+/// control frames (acks, heartbeats, close) are always queued.
+pub const AMQP_TX_BYTES: usize = 1024 * 1024;
+
+/// Deliveries the broker may send before the bridge acknowledges (`basic.qos` prefetch-count).
+pub const AMQP_PREFETCH: u16 = 256;
+
+/// Heartbeat seconds the client proposes (VOLTTRON's RabbitMQ agents use 20, `auth_rmq.py`).
+/// No frame from the broker for two intervals: the connection is dropped and re-opened.
+pub const AMQP_HEARTBEAT_S: u16 = 20;
+
+/// Time from TCP connect until the channel is open and the topology declared, and from our
+/// `connection.close` until `close-ok`. **At the limit** the connection is dropped and the
+/// bridge reconnects.
+pub const AMQP_HANDSHAKE_TIMEOUT_MS: u64 = 15_000;
 
 // Compile-time sanity checks (DESIGN.md §2.5).
 const _: () = assert!(MAX_CONNECTIONS <= u16::MAX as usize, "PeerId is a u16 slot index");
 const _: () = assert!(MAX_HANDSHAKES <= MAX_CONNECTIONS);
 const _: () = assert!(MAX_MSG_BYTES <= u32::MAX as u64, "frame offsets are u32");
 const _: () = assert!(TX_QUEUE_BYTES >= TX_BUF_MIN_BYTES);
+const _: () = assert!(AMQP_FRAME_MAX_BYTES >= 4096, "AMQP frame-min-size");
+const _: () = assert!(AMQP_TX_BYTES >= AMQP_FRAME_MAX_BYTES as usize * 2);
 const _: () = assert!(
     BUFFER_BUDGET_BYTES >= RX_BUF_MAX_BYTES + TX_QUEUE_BYTES,
     "the budget must hold at least one maximal message in flight"
@@ -197,6 +246,14 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// See [`MAX_SUBS_PER_PEER`].
     pub max_subs_per_peer: usize,
+    /// See [`AMQP_FRAME_MAX_BYTES`].
+    pub amqp_frame_max_bytes: u32,
+    /// See [`AMQP_MAX_BINDINGS`].
+    pub amqp_max_bindings: usize,
+    /// See [`AMQP_UNCONFIRMED_WINDOW`].
+    pub amqp_unconfirmed_window: usize,
+    /// See [`AMQP_TX_BYTES`].
+    pub amqp_tx_bytes: usize,
 }
 
 /// A configuration value that cannot be applied to [`Limits`].
@@ -264,7 +321,7 @@ fn narrow(v: u64) -> usize {
 
 /// Every configurable limit, in documentation order (README's limits table).
 #[rustfmt::skip] // one row per line, as in the README table
-pub const SPECS: [LimitSpec; 11] = [
+pub const SPECS: [LimitSpec; 15] = [
     LimitSpec { name: "max-connections", unit: "connections", at_limit: "accept then close at once; rejected_conn_full", floor: 2, get: |l| wide(l.max_connections), set: |l, v| l.max_connections = narrow(v), shown: |l| wide(l.max_connections) },
     LimitSpec { name: "max-handshakes", unit: "connections", at_limit: "oldest unfinished handshake closed; rejected_handshake_evicted", floor: 1, get: |l| wide(l.max_handshakes), set: |l, v| l.max_handshakes = narrow(v), shown: |l| wide(l.handshake_cap()) },
     LimitSpec { name: "handshake-timeout-ms", unit: "ms", at_limit: "close (no ERROR; client reconnects); rejected_handshake_timeout", floor: 100, get: |l| l.handshake_timeout_ms, set: |l, v| l.handshake_timeout_ms = v, shown: |l| l.handshake_timeout_ms },
@@ -276,6 +333,10 @@ pub const SPECS: [LimitSpec; 11] = [
     LimitSpec { name: "send-stall-ms", unit: "ms", at_limit: "paused sender's message answered with VIP error 11", floor: 0, get: |l| l.send_stall_ms, set: |l, v| l.send_stall_ms = v, shown: |l| l.send_stall_ms },
     LimitSpec { name: "max-subscriptions", unit: "subscriptions", at_limit: "subscribe answered 00 and logged", floor: 1, get: |l| wide(l.max_subscriptions), set: |l, v| l.max_subscriptions = narrow(v), shown: |l| wide(l.max_subscriptions) },
     LimitSpec { name: "max-subs-per-peer", unit: "subscriptions", at_limit: "subscribe answered 00 and logged", floor: 1, get: |l| wide(l.max_subs_per_peer), set: |l, v| l.max_subs_per_peer = narrow(v), shown: |l| wide(l.max_subs_per_peer) },
+    LimitSpec { name: "amqp-frame-max-bytes", unit: "bytes", at_limit: "RabbitMQ bridge: larger broker frame refused at its header (501), reconnect", floor: 4096, get: |l| u64::from(l.amqp_frame_max_bytes), set: |l, v| l.amqp_frame_max_bytes = u32::try_from(v).unwrap_or(u32::MAX), shown: |l| u64::from(l.amqp_frame_max_bytes) },
+    LimitSpec { name: "amqp-max-bindings", unit: "bindings", at_limit: "RabbitMQ bridge: peer/prefix not bound (remote senders get 113); amqp_rejected_binding_full", floor: 1, get: |l| wide(l.amqp_max_bindings), set: |l, v| l.amqp_max_bindings = narrow(v), shown: |l| wide(l.amqp_max_bindings) },
+    LimitSpec { name: "amqp-unconfirmed", unit: "publishes", at_limit: "RabbitMQ bridge: export dropped and counted, RPC answered VIP error 11", floor: 1, get: |l| wide(l.amqp_unconfirmed_window), set: |l, v| l.amqp_unconfirmed_window = narrow(v), shown: |l| wide(l.amqp_unconfirmed_window) },
+    LimitSpec { name: "amqp-tx-bytes", unit: "bytes", at_limit: "RabbitMQ bridge: as amqp-unconfirmed (control frames always queued)", floor: 2 * AMQP_FRAME_MAX_BYTES as u64, get: |l| wide(l.amqp_tx_bytes), set: |l, v| l.amqp_tx_bytes = narrow(v), shown: |l| wide(l.amqp_tx_bytes) },
 ];
 
 /// One row of the limits table: name (as in the config file), value, unit, and what happens
@@ -311,6 +372,10 @@ impl Limits {
         send_stall_ms: SEND_STALL_MS,
         max_subscriptions: MAX_SUBSCRIPTIONS,
         max_subs_per_peer: MAX_SUBS_PER_PEER,
+        amqp_frame_max_bytes: AMQP_FRAME_MAX_BYTES,
+        amqp_max_bindings: AMQP_MAX_BINDINGS,
+        amqp_unconfirmed_window: AMQP_UNCONFIRMED_WINDOW,
+        amqp_tx_bytes: AMQP_TX_BYTES,
     };
 
     /// The config-file names of the limits, in documentation order (as [`Limits::rows`]).

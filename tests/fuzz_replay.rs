@@ -73,3 +73,9 @@ fn auth_json() {
 fn decode_key() {
     replay("decode_key", fuzzing::fuzz_decode_key);
 }
+
+#[cfg(feature = "rabbitmq")]
+#[test]
+fn amqp_client() {
+    replay("amqp_client", fuzzing::fuzz_amqp_client);
+}

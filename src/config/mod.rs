@@ -9,6 +9,7 @@
 //! skipped with a warning, as VOLTTRON skips them.
 
 pub mod ini;
+pub mod rabbitmq;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -37,7 +38,16 @@ pub const VOLTTRON_KEYS: [&str; 11] = [
 /// file would write it; any other key of that section is an error. Gates
 /// [`Config::apply_file`]; `tests/manpages.rs` checks that viprouter.conf(5) documents each key
 /// with this default and that the shipped config shows it.
-pub const VIPROUTER_KEYS: [(&str, &str); 2] = [("identity-binding", "False"), ("error-msg-id", "agent-readable")];
+pub const VIPROUTER_KEYS: [(&str, &str); 7] = [
+    ("identity-binding", "False"),
+    ("error-msg-id", "agent-readable"),
+    // The RabbitMQ bridge (issue #15; `rabbitmq`): empty = not configured.
+    ("rabbitmq-url", ""),
+    ("rabbitmq-ca-file", ""),
+    ("rabbitmq-cert-file", ""),
+    ("rabbitmq-key-file", ""),
+    ("rabbitmq-export", ""),
+];
 
 /// Every key of the `[viprouter]` section: [`VIPROUTER_KEYS`], then the limits.
 pub fn viprouter_keys() -> impl Iterator<Item = &'static str> {
@@ -98,6 +108,8 @@ pub struct Config {
     /// auth entry's `identity` (VIP.md §9.8). Unset: off for a VOLTTRON 9 home (VOLTTRON does
     /// not bind them), on for a modular home (`crate::auth::credentials`).
     pub identity_binding: Option<bool>,
+    /// The RabbitMQ bridge (`[viprouter] rabbitmq-*`; disabled without `rabbitmq-url`).
+    pub rabbitmq: rabbitmq::RabbitMq,
     /// `[viprouter] error-msg-id`: `agent-readable` (default) writes a MSG_ID that is valid JSON
     /// as a JSON string in the errors the router generates, so VOLTTRON's agent library matches
     /// them (an RPC to a missing peer raises `Unreachable`); `verbatim` echoes it byte-exact
@@ -160,6 +172,7 @@ impl Config {
             bind_web_address: String::new(),
             config_file: None,
             identity_binding: None,
+            rabbitmq: rabbitmq::RabbitMq::default(),
             error_msg_id: ErrorMsgId::default(),
         };
         let file = cfg.volttron_home.join("config");
@@ -185,7 +198,22 @@ impl Config {
                 None => nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
             };
         }
+        cfg.check_rabbitmq()?;
         Ok(cfg)
+    }
+
+    /// The RabbitMQ keys' cross-checks, once every source is applied (the instance name may come
+    /// from the command line).
+    ///
+    /// # Errors
+    /// [`ConfigError::Value`] naming the key.
+    pub fn check_rabbitmq(&self) -> Result<(), ConfigError> {
+        self.rabbitmq.check(&self.instance_name).map_err(|(key, why)| ConfigError::Value {
+            file: self.config_file.as_ref().map_or_else(|| "config".to_string(), |p| p.display().to_string()),
+            line: 0,
+            key: key.to_string(),
+            why,
+        })
     }
 
     /// Apply the entries of a config file.
@@ -234,6 +262,18 @@ impl Config {
                     self.identity_binding =
                         Some(ini::parse_bool(&e.value).ok_or_else(|| bad("expected True or False".into()))?);
                 }
+                ("viprouter", "rabbitmq-url") if e.value.is_empty() => self.rabbitmq.url = None,
+                ("viprouter", "rabbitmq-url") => {
+                    let u = rabbitmq::AmqpUrl::parse(&e.value)
+                        .map_err(|u| bad(format!("{u} (amqp[s]://USER:PASS@HOST:PORT/VHOST)")))?;
+                    self.rabbitmq.url = Some(u);
+                }
+                ("viprouter", "rabbitmq-ca-file") => self.rabbitmq.ca_file = non_empty_path(&e.value),
+                ("viprouter", "rabbitmq-cert-file") => self.rabbitmq.cert_file = non_empty_path(&e.value),
+                ("viprouter", "rabbitmq-key-file") => self.rabbitmq.key_file = non_empty_path(&e.value),
+                ("viprouter", "rabbitmq-export") => {
+                    self.rabbitmq.export = e.value.split(' ').filter(|p| !p.is_empty()).map(str::to_string).collect();
+                }
                 ("viprouter", "error-msg-id") => {
                     self.error_msg_id = ErrorMsgId::from_config(&e.value)
                         .ok_or_else(|| bad("expected agent-readable or verbatim".into()))?;
@@ -261,6 +301,10 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn non_empty_path(v: &str) -> Option<PathBuf> {
+    (!v.is_empty()).then(|| PathBuf::from(v))
 }
 
 /// Expand `~` and `$VAR`, make absolute, strip a trailing `/` (VIP.md §2.5).
@@ -369,6 +413,40 @@ mod tests {
         assert!(!c.allow_auth);
         assert_eq!(c.instance_name, "v1");
         assert_eq!(c.limits.max_connections, 10);
+    }
+
+    /// The issue's exact keys (#15).
+    #[test]
+    fn rabbitmq_keys() {
+        let mut c =
+            Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
+        assert!(!c.rabbitmq.enabled());
+        c.apply_file(
+            Path::new("cfg"),
+            "[volttron]\ninstance-name = gw17\n[viprouter]\nrabbitmq-url = amqps://rmq.example:5671/volttron\n\
+             rabbitmq-ca-file = /etc/ca.pem\nrabbitmq-cert-file = /etc/gw17.pem\nrabbitmq-key-file = /etc/gw17.key\n\
+             rabbitmq-export = devices/ alerts/\n",
+        )
+        .unwrap();
+        let r = &c.rabbitmq;
+        assert_eq!(
+            r.url.as_ref().map(|u| (u.host.as_str(), u.port, u.vhost.as_str(), u.tls)),
+            Some(("rmq.example", 5671, "volttron", true))
+        );
+        assert_eq!(r.export, vec!["devices/", "alerts/"]);
+        assert!(r.external());
+        if cfg!(feature = "rabbitmq-tls") {
+            c.check_rabbitmq().unwrap();
+        } else {
+            let e = c.check_rabbitmq().unwrap_err().to_string();
+            assert!(e.contains("no RabbitMQ support") || e.contains("no TLS"), "{e}");
+        }
+        let err = c.apply_file(Path::new("cfg"), "[viprouter]\nrabbitmq-url = amqp://h:70000/v\n").unwrap_err();
+        assert_eq!(err.to_string(), "cfg:2: rabbitmq-url: port must be 1..65535 (amqp[s]://USER:PASS@HOST:PORT/VHOST)");
+        if cfg!(feature = "rabbitmq-tls") {
+            c.apply_file(Path::new("cfg"), "[volttron]\ninstance-name = tcp://127.0.0.1:22916\n").unwrap();
+            assert!(c.check_rabbitmq().unwrap_err().to_string().contains("instance-name"));
+        }
     }
 
     /// Every listed `[viprouter]` key is accepted at its default (and sets it), an unlisted one is

@@ -39,6 +39,8 @@ use crate::zmtp::{Message, Part, Parts, SessionError, metadata};
 // One file per cargo-fuzz target (`tests/fuzz/fuzz_targets/`), plus `decide` (the authorisation
 // the session targets share). Each target's entry point `fuzz_*` is `pub` and re-exported here;
 // helpers shared between targets are `pub(super)` and reach the siblings through the same globs.
+#[cfg(feature = "rabbitmq")]
+mod amqp_client;
 mod auth_json;
 mod command_metadata;
 mod decide;
@@ -52,6 +54,8 @@ mod session_plain;
 mod vip_pubsub;
 mod vip_route;
 
+#[cfg(feature = "rabbitmq")]
+pub use self::amqp_client::*;
 pub use self::auth_json::*;
 pub use self::command_metadata::*;
 use self::decide::*;
