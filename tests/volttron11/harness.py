@@ -25,6 +25,7 @@ VENV = Path(os.environ.get("VOLTTRON11_VENV", str(REPO / ".venv-volttron11")))
 PYTHON = VENV / "bin" / "python"
 BIN = Path(os.environ.get("VIPROUTER_BIN", str(REPO / "target" / "release" / "viprouter")))
 CLIENT = Path(__file__).resolve().parent / "modular_client.py"
+POETRY_CACHE = REPO / "target" / "volttron11" / "poetry-cache"
 # The platform refuses uid 0 (run_server.py:615): it runs as this user, created if missing.
 USER = os.environ.get("VOLTTRON11_USER", "vr11test")
 
@@ -231,6 +232,8 @@ class Platform:
             "VIRTUAL_ENV": str(VENV),  # where modular's `poetry add` (vctl install) looks
             "VIPROUTER_BIN": str(BIN),
             "LANG": "C.UTF-8",
+            # poetry's metadata cache outlives a test run (vctl install resolves against PyPI).
+            "POETRY_CACHE_DIR": str(POETRY_CACHE),
         }
 
     def _as_user(self, argv: List[str]) -> List[str]:
@@ -238,6 +241,8 @@ class Platform:
 
     def start(self, timeout: float = 60) -> "Platform":
         chown_tree(self.root, self.user)
+        POETRY_CACHE.mkdir(parents=True, exist_ok=True)
+        os.chown(POETRY_CACHE, self.user.pw_uid, self.user.pw_gid)
         with open(self.root / "platform.out", "ab") as out:
             self.proc = subprocess.Popen(
                 self._as_user([str(VENV / "bin" / self.command), "--dev", "-v", "-l", str(self.log)]),
