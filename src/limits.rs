@@ -30,12 +30,21 @@ use core::fmt;
 /// once (the peer sees a close, not a hang in the backlog); `rejected_conn_full`.
 pub const MAX_CONNECTIONS: usize = 4096;
 
-/// Connections still in the greeting/security handshake. **At the limit** the oldest
-/// unfinished handshake is closed to make room (unauthenticated peers cannot starve
-/// authenticated ones of slots); `rejected_handshake_evicted`. The limit in force is never
-/// more than half of `max-connections` ([`Limits::handshake_cap`]), so half-open connections
-/// can never fill every slot.
-pub const MAX_HANDSHAKES: usize = 256;
+/// Half-open connections: still in the greeting/security handshake with our side of it not
+/// done. A NULL connection whose READY the router has sent is not half-open (its peer may
+/// already have sent its first messages; it is bounded by `max-connections` and
+/// `handshake-timeout-ms` instead: `server::conn::Phase::AwaitingPeer`). **At the
+/// limit** the half-open connection with the least progress (no greeting byte, then a partial
+/// greeting, then a mechanism handshake under way), the oldest among equals, is closed to make
+/// room (unauthenticated peers cannot starve authenticated ones of slots);
+/// `rejected_handshake_evicted`. The limit in force is never more than half of
+/// `max-connections` ([`Limits::handshake_cap`]), so half-open connections can never fill every
+/// slot. The default, half of `MAX_CONNECTIONS`, lets a platform of up to 2048 agents
+/// reconnect all at once (a router restart) without a single eviction; a larger storm is let
+/// in in waves (an evicted libzmq peer reconnects after its reconnect interval and loses
+/// nothing: it sends no message before the handshake completes). Cost: the buffers of each
+/// (`RX_BUF_MIN_BYTES + TX_BUF_MIN_BYTES`), within the buffer budget.
+pub const MAX_HANDSHAKES: usize = MAX_CONNECTIONS / 2;
 
 /// Time allowed from accept until the handshake completes (libzmq `ZMQ_HANDSHAKE_IVL` is
 /// 30 s). **At the limit** the connection is closed without an ERROR (a transient condition:
@@ -82,19 +91,24 @@ pub const RX_BUF_BUSY_BYTES: usize = 64 * 1024;
 pub const TX_BUF_MIN_BYTES: usize = 4096;
 
 /// Queued transmit bytes per peer (the router's high-water mark; VOLTTRON uses 6000
-/// messages). A message is admitted when the peer's queue is empty or when it fits under this
-/// mark. **At the limit**: a routed message pauses its sender until the queue drains (at most
-/// `SEND_STALL_MS`, then error 11 to the sender, as VOLTTRON's `_send` does); a router
-/// notification to that peer is dropped (`dropped_notify_full`); a pubsub delivery is dropped
-/// for that subscriber only.
+/// messages). A message is admitted when it fits under this mark, or — a message too large to
+/// fit, up to `max-msg-bytes` — when the queue is at most half full (so it reaches an idle or
+/// draining peer; `server::event_loop::sink`). **At the limit**: a routed message pauses its
+/// sender until the queue drains below half (at most `SEND_STALL_MS`, then error 11 to the
+/// sender, as VOLTTRON's `_send` does); router notifications to that peer wait in their ring
+/// (`BROADCAST_ENTRY_BYTES`); a pubsub delivery is dropped for that subscriber only
+/// (`dropped_slow_subscriber`) and left out of the publisher's count.
 pub const TX_QUEUE_BYTES: usize = 1024 * 1024;
 
 /// Process-wide bytes for all receive and transmit buffers together. **At the limit** a
 /// buffer that needs to grow does not: the receiving connection pauses until the growth it
 /// needs fits (a message that could not fit even if every other connection closed — a
 /// `buffer-budget-bytes` lowered below `max-msg-bytes` — is closed as too large instead), a
-/// transmit queue counts as full (see `TX_QUEUE_BYTES`), and a new connection that cannot get
-/// its initial buffers is refused like `MAX_CONNECTIONS`; `dropped_budget` / `paused_budget`.
+/// transmit queue that would have to grow counts as full — a routed message (or a reply) waits
+/// until the growth fits, at most `SEND_STALL_MS` for a routed message (then error 11 to its
+/// sender), and a pubsub delivery is dropped for that subscriber (`dropped_subscriber_budget`,
+/// left out of the count) — and a new connection that cannot get its initial buffers is
+/// refused like `MAX_CONNECTIONS`; `dropped_budget` / `paused_budget`.
 pub const BUFFER_BUDGET_BYTES: usize = 128 * 1024 * 1024;
 
 /// How long a sender may stay paused behind a full recipient before its message is answered
@@ -110,6 +124,35 @@ pub const READ_BUDGET_BYTES: usize = 256 * 1024;
 /// burst back to the budget: they return to `RX_BUF_MIN_BYTES`/`TX_BUF_MIN_BYTES`. A burst of
 /// `peerlist` notifications on a 1000-peer start, for instance, leaves no lasting cost.
 pub const IDLE_SHRINK_MS: u64 = 5_000;
+
+/// Bytes of one entry of the `peerlist` notification ring (`server::event_loop::broadcast`),
+/// which holds `max-connections` entries, allocated at start-up (zeroed: resident only once
+/// used). A notification is 7 frames, the largest (an identity of 255 bytes) 1 + 7×2 + 4 + 8 +
+/// 4 + 255 = 286 bytes. **At the limit** (the ring wraps over an entry a registered peer has not
+/// received yet, because its queue stayed full): that peer loses it; `dropped_notify_full`.
+pub const BROADCAST_ENTRY_BYTES: usize = 320;
+
+/// `peerlist` notifications written into peers' queues per event-loop turn at most, after a
+/// turn without input (the rest follow in the next turns, which poll without waiting) ...
+pub const BROADCAST_BUDGET: usize = 4096;
+
+/// ... and during a storm of connections (several notifications pending, and handshakes under
+/// way or agents registering within the last `BROADCAST_QUIET_MS`) once the oldest
+/// notification not yet written has waited `BROADCAST_DEFER_MS` or half the ring is unwritten
+/// (before that, none): the storm's
+/// handshakes and welcomes go first — 1000 CURVE agents reconnecting at once cost the router
+/// 1.0 s of CPU until the last welcome when the notifications went along, 0.2 s when they
+/// waited, and the agents less than half — yet a router that is never quiet still writes them
+/// (each peer gets its own at the latest before anything else is queued to it).
+pub const BROADCAST_BUDGET_BUSY: usize = 256;
+
+/// A storm is over when no agent has registered for this long (see `BROADCAST_BUDGET_BUSY`).
+pub const BROADCAST_QUIET_MS: u64 = 100;
+
+/// How long `peerlist` notifications may wait during a storm of connections (see
+/// `BROADCAST_BUDGET_BUSY`): longer than a storm of `MAX_HANDSHAKES` CURVE agents takes on a
+/// slow board.
+pub const BROADCAST_DEFER_MS: u64 = 5000;
 
 /// Timer granularity: handshake deadlines and stalls are checked this often.
 pub const TICK_MS: u64 = 100;
@@ -160,6 +203,16 @@ pub const MAX_AUTHZ_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Distinct patterns (protected topics and capability patterns) compiled from one
 /// `authz.json`. **Over it** the file is refused as above.
 pub const MAX_AUTHZ_PATTERNS: usize = 16 * 1024;
+
+/// Admission reports waiting for `platform.auth` (`--auth-reports`, `server::auth_report`), about
+/// 200 bytes each. **At the limit** a new report is dropped, counted (`dropped_auth_report`) and
+/// logged once.
+pub const MAX_AUTH_REPORTS_QUEUED: usize = 64;
+
+/// Admission reports accepted per second (a client cycling keys cannot flood the platform's
+/// pending list). **Over it** as above.
+pub const MAX_AUTH_REPORTS_PER_SECOND: u32 = 20;
+
 // ----- RabbitMQ bridge (src/amqp/, cargo feature `rabbitmq`; issue #15) -----------------------
 
 /// Bytes of one AMQP frame, header and end octet included: the frame-max the client asks for in
@@ -323,13 +376,13 @@ fn narrow(v: u64) -> usize {
 #[rustfmt::skip] // one row per line, as in the README table
 pub const SPECS: [LimitSpec; 15] = [
     LimitSpec { name: "max-connections", unit: "connections", at_limit: "accept then close at once; rejected_conn_full", floor: 2, get: |l| wide(l.max_connections), set: |l, v| l.max_connections = narrow(v), shown: |l| wide(l.max_connections) },
-    LimitSpec { name: "max-handshakes", unit: "connections", at_limit: "oldest unfinished handshake closed; rejected_handshake_evicted", floor: 1, get: |l| wide(l.max_handshakes), set: |l, v| l.max_handshakes = narrow(v), shown: |l| wide(l.handshake_cap()) },
+    LimitSpec { name: "max-handshakes", unit: "connections", at_limit: "half-open one with least progress closed (never one whose READY we sent); rejected_handshake_evicted", floor: 1, get: |l| wide(l.max_handshakes), set: |l, v| l.max_handshakes = narrow(v), shown: |l| wide(l.handshake_cap()) },
     LimitSpec { name: "handshake-timeout-ms", unit: "ms", at_limit: "close (no ERROR; client reconnects); rejected_handshake_timeout", floor: 100, get: |l| l.handshake_timeout_ms, set: |l, v| l.handshake_timeout_ms = v, shown: |l| l.handshake_timeout_ms },
     LimitSpec { name: "max-frame-bytes", unit: "bytes", at_limit: "close at the frame header, nothing buffered; rejected_frame_too_large", floor: 256, get: |l| l.max_frame_bytes, set: |l, v| l.max_frame_bytes = v, shown: |l| l.max_frame_bytes },
     LimitSpec { name: "max-msg-bytes", unit: "bytes", at_limit: "close at the frame header; rejected_msg_too_large", floor: 256, get: |l| l.max_msg_bytes, set: |l, v| l.max_msg_bytes = v, shown: |l| l.max_msg_bytes },
     LimitSpec { name: "max-msg-parts", unit: "frames", at_limit: "close; rejected_too_many_parts", floor: 8, get: |l| wide(l.max_msg_parts), set: |l, v| l.max_msg_parts = narrow(v), shown: |l| wide(l.max_msg_parts) },
-    LimitSpec { name: "tx-queue-bytes", unit: "bytes/peer", at_limit: "pause sender up to send-stall-ms, then VIP error 11; notifications dropped", floor: wide(TX_BUF_MIN_BYTES), get: |l| wide(l.tx_queue_bytes), set: |l, v| l.tx_queue_bytes = narrow(v), shown: |l| wide(l.tx_queue_bytes) },
-    LimitSpec { name: "buffer-budget-bytes", unit: "bytes", at_limit: "buffers stop growing: reader pauses, tx counts as full, new conns refused", floor: 1 << 20, get: |l| wide(l.buffer_budget_bytes), set: |l, v| l.buffer_budget_bytes = narrow(v), shown: |l| wide(l.buffer_budget_bytes) },
+    LimitSpec { name: "tx-queue-bytes", unit: "bytes/peer", at_limit: "pause sender up to send-stall-ms, then VIP error 11; pubsub delivery dropped, not in the count", floor: wide(TX_BUF_MIN_BYTES), get: |l| wide(l.tx_queue_bytes), set: |l, v| l.tx_queue_bytes = narrow(v), shown: |l| wide(l.tx_queue_bytes) },
+    LimitSpec { name: "buffer-budget-bytes", unit: "bytes", at_limit: "buffers stop growing: reader pauses, routed message waits (error 11 after send-stall-ms), new conns refused", floor: 1 << 20, get: |l| wide(l.buffer_budget_bytes), set: |l, v| l.buffer_budget_bytes = narrow(v), shown: |l| wide(l.buffer_budget_bytes) },
     LimitSpec { name: "send-stall-ms", unit: "ms", at_limit: "paused sender's message answered with VIP error 11", floor: 0, get: |l| l.send_stall_ms, set: |l, v| l.send_stall_ms = v, shown: |l| l.send_stall_ms },
     LimitSpec { name: "max-subscriptions", unit: "subscriptions", at_limit: "subscribe answered 00 and logged", floor: 1, get: |l| wide(l.max_subscriptions), set: |l, v| l.max_subscriptions = narrow(v), shown: |l| wide(l.max_subscriptions) },
     LimitSpec { name: "max-subs-per-peer", unit: "subscriptions", at_limit: "subscribe answered 00 and logged", floor: 1, get: |l| wide(l.max_subs_per_peer), set: |l, v| l.max_subs_per_peer = narrow(v), shown: |l| wide(l.max_subs_per_peer) },

@@ -32,6 +32,14 @@ struct Cli {
     /// override the config file's allow-auth (true: CURVE + auth.json; false: NULL)
     #[argh(option)]
     allow_auth: Option<bool>,
+    /// admit peers that auth.json refuses (as `volttron --setup-mode`); logged, and reported
+    /// with --auth-reports
+    #[argh(switch)]
+    setup_mode: bool,
+    /// send refused (and setup-mode admitted) peers to the platform.auth agent as
+    /// `viprouter.auth` messages, for its pending authorizations (viprouter-volttron)
+    #[argh(switch)]
+    auth_reports: bool,
     /// print every limit, its unit, what happens when it is hit, and the memory ceiling
     #[argh(switch)]
     print_limits: bool,
@@ -121,6 +129,8 @@ fn main() -> ExitCode {
         instance_name: cli.instance_name.clone(),
         volttron_home: cli.volttron_home.clone(),
         allow_auth: cli.allow_auth,
+        setup_mode: cli.setup_mode,
+        auth_reports: cli.auth_reports,
     };
     let config = match Config::load(&values) {
         Ok(c) => c,
@@ -141,6 +151,8 @@ fn main() -> ExitCode {
         println!("vip-address:   {}", config.vip_addresses.join(" "));
         println!("instance-name: {}", config.instance_name);
         println!("allow-auth:    {}", config.allow_auth);
+        println!("setup-mode:    {}", config.setup_mode);
+        println!("auth-reports:  {}", config.auth_reports);
         print_limits(&config.limits);
         return ExitCode::SUCCESS;
     }

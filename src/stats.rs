@@ -105,8 +105,12 @@ counters! {
     errors_unsupported,
     /// Replies or errors that could not be queued to their requester (its queue was full).
     dropped_reply_full,
-    /// `peerlist` notifications dropped because the recipient's queue was full.
+    /// `peerlist` notifications a registered peer never got: its queue stayed full until the
+    /// notification ring wrapped over them, or was full when it left the peer set.
     dropped_notify_full,
+    /// Bytes still queued to a connection when it closed (the peer left without reading them,
+    /// or the router stopped before they could be written): accepted messages that were lost.
+    lost_queued_bytes,
     /// Times a sender was paused behind a full recipient.
     paused_sender,
     /// Times a connection paused because the buffer budget was exhausted.
@@ -127,8 +131,11 @@ counters! {
     pubsub_publishes,
     /// Pubsub deliveries queued.
     pubsub_deliveries,
-    /// Pubsub deliveries dropped because the subscriber's queue was full.
+    /// Pubsub deliveries dropped because the subscriber's queue was full (not in the count).
     dropped_slow_subscriber,
+    /// Pubsub deliveries dropped because the buffer budget could not hold them (the
+    /// subscriber's queue had room; not in the count).
+    dropped_subscriber_budget,
     /// Subscribes refused because a subscription limit was reached.
     rejected_subscription_full,
     /// Publishes refused by the protected-topic check.
@@ -155,6 +162,12 @@ counters! {
     /// Authorisation files not (re)loaded because they were broken (`auth.json` on a reload; in
     /// a modular home `authz.json` or a credential file): the previous rules stayed in force.
     config_load_errors,
+    /// Admission reports queued to `platform.auth` (`--auth-reports`, `server::auth_report`).
+    auth_reports_sent,
+    /// Admission reports dropped: over the per-second rate or the waiting-queue size.
+    dropped_auth_report,
+    /// Peers that auth.json refuses, admitted because the router runs with `--setup-mode`.
+    admitted_setup_mode,
 }
 
 /// Increment `counter` and say whether this occurrence should be logged: the 1st, 10th,

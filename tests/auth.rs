@@ -693,6 +693,8 @@ fn auto_entries_capabilities_follow_section_9_7() {
         "platform_web",
         "platform.agent",
         "listener",
+        "platform.health",
+        "aip",
     ];
     let services: Vec<_> = ids.iter().map(|i| (*i, k)).collect();
     let autos = auto_entries(&k, &services);
@@ -713,6 +715,9 @@ fn auto_entries_capabilities_follow_section_9_7() {
     assert_eq!(caps(6), [("allow_auth_modifications".to_owned(), None)]);
     assert_eq!(caps(7), [("edit_config_store".to_owned(), any)]);
     assert_eq!(caps(8), [("edit_config_store".to_owned(), Some("listener".to_owned()))]);
+    // Inproc-only in VOLTTRON 9 (no entry of their own there): admitted, no capabilities.
+    assert!(caps(9).is_empty());
+    assert!(caps(10).is_empty());
     assert!(autos[1..].iter().zip(ids).all(|(e, i)| e.user_id == i && e.identity.as_deref() == Some(i)));
 }
 

@@ -668,7 +668,8 @@ fn slow_subscriber_is_isolated_and_visible_in_stats() {
     assert_eq!(s.to(C).len(), 0);
     let counts = s.to(A);
     assert_eq!(counts.len(), 100, "the publisher gets every count");
-    assert!(counts.iter().all(|f| f[5] == b"request_response" && f[6] == [3, 0, 0, 0]), "count = matching, not sent");
+    // The count never claims a delivery that did not happen: 2 queued, the slow one dropped.
+    assert!(counts.iter().all(|f| f[5] == b"request_response" && f[6] == [2, 0, 0, 0]), "count = delivered");
     assert!(s.out.iter().all(|(_, f)| f[4] != b"error"), "no error 11 to the publisher");
     assert_eq!(r.stats.dropped_slow_subscriber, 100);
     assert_eq!(r.pubsub.slow_drops(PeerId(C)), 100);
@@ -681,9 +682,27 @@ fn slow_subscriber_is_isolated_and_visible_in_stats() {
     s.take();
     let _ = send(&mut r, &mut s, A, &[b"", b"VIP1", b"", b"m", b"pubsub", b"publish", b"devices/x", BODY]);
     assert_eq!(s.to(C).len(), 1);
+    assert_eq!(s.to(A).last().unwrap()[6], [3, 0, 0, 0], "all three delivered, all three counted");
     // its counts go when it leaves
     r.detach(PeerId(C), &mut s);
     assert!(query_stats(&mut r).contains(r#""slow_subscribers": {}"#));
+}
+
+#[test]
+fn a_delivery_the_budget_refuses_is_not_counted_and_not_a_slow_subscriber() {
+    let mut r = router();
+    for p in [B, C] {
+        assert_eq!(subscribe(&mut r, p, "devices"), [1]);
+    }
+    let mut s = Recorder { no_budget: vec![C], ..Default::default() };
+    let _ = send(&mut r, &mut s, A, &[b"", b"VIP1", b"", b"m", b"pubsub", b"publish", b"devices/x", BODY]);
+    assert_eq!(s.to(B).len(), 1);
+    assert_eq!(s.to(C).len(), 0);
+    assert_eq!(s.to(A).last().unwrap()[6], [1, 0, 0, 0], "count = delivered");
+    assert_eq!(r.stats.dropped_subscriber_budget, 1);
+    assert_eq!(r.stats.dropped_slow_subscriber, 0);
+    assert_eq!(r.pubsub.slow_drops(PeerId(C)), 0);
+    assert!(query_stats(&mut r).contains(r#""dropped_subscriber_budget": 1"#));
 }
 
 #[test]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from viprouter_volttron import modular
+from viprouter_volttron.supervisor import parse_check_config
 
 volttron = pytest.importorskip("volttron.server.server_options", reason="modular VOLTTRON is not installed")
 
@@ -25,8 +26,8 @@ def test_router_argv_adds_only_addresses_the_config_file_lacks() -> None:
 
 def test_parse_check_config() -> None:
     out = "volttron-home: /vh\nlocal address: ipc://@/vh/run/vip.socket\nvip-address:   tcp://a:1 tcp://b:2\n"
-    assert modular.parse_check_config(out) == ["tcp://a:1", "tcp://b:2"]
-    assert modular.parse_check_config("nothing") == []
+    assert parse_check_config(out) == ["tcp://a:1", "tcp://b:2"]
+    assert parse_check_config("nothing") == []
 
 
 def test_tcp_bind_address() -> None:

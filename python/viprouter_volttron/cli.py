@@ -1,7 +1,8 @@
 """``viprouter-volttron``: the ``volttron`` command with viprouter as the message bus.
 
-Dispatches on the VOLTTRON installed in this Python: modular VOLTTRON (``volttron.server``,
-volttron 10+) runs through ``modular.py``. Arguments are VOLTTRON's own.
+Dispatches on the VOLTTRON installed in this Python: VOLTTRON 9.x (``volttron.platform.main``)
+runs through ``volttron9.py``; modular VOLTTRON (``volttron.server``, 10+: volttron 11 /
+volttron-core 2.x) through ``modular.py``. Arguments are VOLTTRON's own.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 import importlib.util
 import sys
 from typing import List, Optional, Sequence
+
+VOLTTRON9 = "volttron9"
+MODULAR = "modular"
 
 
 def _has(module: str) -> bool:
@@ -18,13 +22,29 @@ def _has(module: str) -> bool:
         return False
 
 
+def detect_flavour() -> Optional[str]:
+    """Which VOLTTRON this Python can import: ``"volttron9"``, ``"modular"`` or None."""
+    if _has("volttron.platform.main"):
+        return VOLTTRON9
+    if _has("volttron.server"):
+        return MODULAR
+    return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args: List[str] = list(sys.argv if argv is None else argv)
-    if _has("volttron.server.run_server"):
+    flavour = detect_flavour()
+    if flavour == VOLTTRON9:
+        from . import volttron9
+
+        return volttron9.run(args)
+    if flavour == MODULAR:
         from . import modular
 
         return modular.run(args)
-    sys.stderr.write(f"viprouter-volttron: no modular VOLTTRON installed for {sys.executable} (see README)\n")
+    sys.stderr.write(
+        f"viprouter-volttron: no VOLTTRON installed for {sys.executable} (see README: make volttron9, make volttron11)\n"
+    )
     return 1
 
 

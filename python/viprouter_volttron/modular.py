@@ -53,7 +53,16 @@ import subprocess
 import sys
 from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .supervisor import Child, Outcome, Result, Spawn, Supervisor, find_binary, set_parent_death_signal
+from .supervisor import (
+    Child,
+    Outcome,
+    Result,
+    Spawn,
+    Supervisor,
+    find_binary,
+    parse_check_config,
+    set_parent_death_signal,
+)
 
 _log = logging.getLogger("viprouter_volttron.modular")
 
@@ -67,14 +76,6 @@ def ipc_address(volttron_home: str) -> str:
     """The platform's local address: where modular's router binds (``router.py:113``) and
     where its agents and ``vctl`` connect by default (``ClientContext.get_address``)."""
     return f"ipc://@{volttron_home}/run/vip.socket"
-
-
-def parse_check_config(output: str) -> List[str]:
-    """The addresses on the ``vip-address:`` line of ``viprouter --check-config``."""
-    for line in output.splitlines():
-        if line.startswith("vip-address:"):
-            return line.split(":", 1)[1].split()
-    return []
 
 
 def router_argv(binary: str, volttron_home: str, addresses: Sequence[str], file_addresses: Sequence[str]) -> List[str]:

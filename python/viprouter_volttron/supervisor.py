@@ -1,19 +1,39 @@
-"""Start, watch, restart and stop the viprouter process (nothing VOLTTRON-specific).
+"""Start, watch, restart and stop the viprouter process (flavour-independent).
 
-A minimal supervisor for the modular launcher while the package's full one (branch ``vt9``)
-is not merged; same public names and behaviour for what ``modular.py`` uses:
+Nothing here knows about VOLTTRON: a platform launcher (``volttron9.py`` for VOLTTRON 9.x,
+``modular.py`` for modular VOLTTRON) builds the router's command line and decides what a clean
+exit means for the platform.
 
-* :func:`find_binary` — ``$VIPROUTER_BIN``, else ``viprouter`` next to ``sys.argv[0]`` or
-  ``sys.executable`` (a venv's ``bin/``), else on ``PATH``.
-* :class:`Supervisor` runs the router until it exits with status 0 (``quit`` from the control
-  identity, or SIGTERM/SIGINT), restarting it when it crashes (a signal or a non-zero status),
-  at once and then with back-off (:class:`RestartPolicy`); it gives up after
-  ``max_quick_failures`` runs shorter than ``quick_run_s`` in a row, and never retries status 2
-  (a configuration error).
-* The child runs in its own session with stdin from ``/dev/null``, output appended to the log
-  file, and ``PR_SET_PDEATHSIG`` = SIGTERM (it stops when its parent dies, however it dies).
-* ``spawn`` starts the child (default :func:`popen_spawn`), ``sleep`` waits: a gevent program
-  passes gevent's, so that exit statuses reach it through gevent's child watchers.
+Contract:
+
+* :func:`find_binary` — ``$VIPROUTER_BIN``, else ``viprouter`` next to the running script
+  (``sys.argv[0]``, also through a symlink) or next to ``sys.executable`` (a venv's ``bin/``),
+  else on ``PATH``.
+* :class:`Supervisor` runs the router until it exits *cleanly* (status 0: ``quit`` from
+  ``control``, or SIGTERM/SIGINT, which viprouter handles by exiting 0), restarting it when it
+  *crashes* (killed by another signal, or a non-zero status), with back-off:
+  the first restart at once, then 0.25 s, 0.5 s, 1 s, 2 s, … (``RestartPolicy``). A run shorter
+  than ``quick_run_s`` counts as a quick failure; after ``max_quick_failures`` of them in a row
+  it gives up (a router that cannot start — bad configuration, address in use — must not spin).
+  Status 2 (a configuration error) is never retried. Restarting at once matters: VOLTTRON's
+  agents reconnect by themselves, but each stops for good after 50 failed reconnection attempts
+  in its lifetime (``vip/agent/core.py:751-757``, libzmq retries every 100 ms), so the router
+  must be back within seconds.
+* The child: its own session (a terminal's Ctrl-C goes to the platform, which then stops the
+  router in order), stdin from ``/dev/null``, stdout and stderr appended to the log file (or
+  inherited), and ``PR_SET_PDEATHSIG`` = SIGTERM so that it stops when the process that started
+  it dies, however it dies (``kill -9`` included).
+* :meth:`Supervisor.stop` asks the child to stop (SIGTERM), waits, then kills it; usable from
+  ``atexit`` (it never needs an event loop).
+
+How the child is started and waited for is the ``spawn`` argument: by default
+``subprocess.Popen``. Under gevent this matters: once a program has used ``gevent.subprocess``
+(VOLTTRON's agent launcher does), gevent's event loop reaps *every* child on SIGCHLD
+(``waitpid(-1)``), so a plain ``os.waitpid`` from another thread may find its child gone and
+its exit status lost (measured: ``ECHILD`` whenever the child exits while nobody is already
+blocked in ``waitpid``). A gevent program therefore runs the supervisor in a greenlet with
+gevent's ``subprocess.Popen`` and ``gevent.sleep``, which get every status through gevent's own
+child watchers.
 """
 
 from __future__ import annotations
@@ -28,7 +48,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO, Callable, List, Mapping, Optional, Protocol, Sequence
+from typing import IO, Callable, List, Mapping, Optional, Protocol, Sequence, Tuple, cast
 
 _log = logging.getLogger("viprouter_volttron.supervisor")
 
@@ -55,44 +75,69 @@ class Child(Protocol):
 Spawn = Callable[[Sequence[str], Mapping[str, str], Optional[IO[bytes]]], Child]
 
 
-def find_binary(env: Optional[Mapping[str, str]] = None) -> str:
+def find_binary(
+    env: Optional[Mapping[str, str]] = None, argv0: Optional[str] = None, executable: Optional[str] = None
+) -> str:
     """The viprouter binary to run (see the module doc).
 
     Raises:
         FileNotFoundError: none found; the message says where it looked.
     """
     env = os.environ if env is None else env
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    executable = sys.executable if executable is None else executable
     explicit = env.get("VIPROUTER_BIN")
     if explicit:
-        if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
+        if os.access(explicit, os.X_OK) and os.path.isfile(explicit):
             return explicit
         raise FileNotFoundError(f"VIPROUTER_BIN={explicit} is not an executable file")
-    looked = []
-    for base in (sys.argv[0], sys.executable):
+    looked: List[str] = []
+    dirs: List[str] = []
+    for base in (argv0, os.path.realpath(argv0) if argv0 else "", executable):
         if base and os.sep in base:
-            candidate = os.path.join(os.path.dirname(os.path.abspath(base)), "viprouter")
-            looked.append(candidate)
-            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                return candidate
-    found = shutil.which("viprouter", path=env.get("PATH"))
-    if found:
-        return found
-    raise FileNotFoundError("viprouter not found: set VIPROUTER_BIN (looked at " + ", ".join(looked + ["PATH"]) + ")")
+            d = os.path.dirname(os.path.abspath(base))
+            if d not in dirs:
+                dirs.append(d)
+    for d in dirs:
+        candidate = os.path.join(d, "viprouter")
+        looked.append(candidate)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    on_path = shutil.which("viprouter", path=env.get("PATH"))
+    if on_path:
+        return on_path
+    raise FileNotFoundError(
+        "viprouter not found: set VIPROUTER_BIN, or put it next to this script or on PATH (looked at "
+        + ", ".join(looked + ["PATH"])
+        + ")"
+    )
+
+
+def parse_check_config(output: str) -> List[str]:
+    """The ``vip-address:`` line of ``viprouter --check-config`` (the addresses it reads from
+    the config file)."""
+    for line in output.splitlines():
+        if line.startswith("vip-address:"):
+            return line.split(":", 1)[1].split()
+    return []
 
 
 def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
-    """In a child, between fork and exec: get ``sig`` when the parent dies (Linux prctl)."""
+    """In a child, between fork and exec: receive ``sig`` when the parent dies
+    (``prctl(PR_SET_PDEATHSIG)``, Linux); if the parent is already gone, exit at once."""
     parent = os.getppid()
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:
+        return  # not Linux: the atexit stop still applies
+    if os.getppid() != parent or parent == 1:
         os._exit(1)
 
 
 def popen_spawn(argv: Sequence[str], env: Mapping[str, str], log: Optional[IO[bytes]]) -> Child:
-    """Start ``argv`` as the module doc says, with ``subprocess.Popen``."""
+    """Start ``argv`` as described in the module doc, with ``subprocess.Popen`` (gevent's, when
+    the caller's ``subprocess`` is gevent-patched)."""
     return subprocess.Popen(
         list(argv),
         env=dict(env),
@@ -124,9 +169,9 @@ class RestartPolicy:
 class Outcome(enum.Enum):
     """How :meth:`Supervisor.run` ended."""
 
-    CLEAN_EXIT = "clean exit"
-    GAVE_UP = "gave up"
-    STOPPED = "stopped"
+    CLEAN_EXIT = "clean exit"  # the router exited 0 (quit from control, or SIGTERM/SIGINT)
+    GAVE_UP = "gave up"  # it kept crashing, or a configuration error
+    STOPPED = "stopped"  # Supervisor.stop() was called
 
 
 @dataclass
@@ -137,6 +182,16 @@ class Result:
     returncode: Optional[int]
     restarts: int
     statuses: List[int] = field(default_factory=list)
+
+
+def describe(returncode: int) -> str:
+    """``Popen.returncode`` in words."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"
 
 
 class Supervisor:
@@ -170,61 +225,104 @@ class Supervisor:
         return child.pid if child is not None and child.returncode is None else None
 
     def _start(self) -> Child:
-        log = open(self.log_path, "ab", buffering=0) if self.log_path is not None else None
+        log: Optional[IO[bytes]] = None
+        if self.log_path is not None:
+            log = open(self.log_path, "ab", buffering=0)
+            log.write(f"--- viprouter-volttron: starting {' '.join(self.argv)}\n".encode())
         try:
             child = self._spawn(self.argv, self.env, log)
         finally:
             if log is not None:
-                log.close()
+                log.close()  # the child has its own descriptor
         self.starts += 1
-        _log.info("viprouter started (pid %d, start #%d)", child.pid, self.starts)
+        _log.info("viprouter started (pid %d, start #%d): %s", child.pid, self.starts, " ".join(self.argv))
         return child
 
     def run(self) -> Result:
-        """Run the router until a clean exit, :meth:`stop`, or the policy gives up."""
+        """Run the router until a clean exit, :meth:`stop`, or the policy gives up. The first
+        start's failure to execute (no such file, not executable) is raised."""
         quick = 0
         statuses: List[int] = []
-        while not self._stopping:
+        while True:
+            if self._stopping:
+                return Result(Outcome.STOPPED, statuses[-1] if statuses else None, len(statuses), statuses)
             started = self._clock()
             self._child = self._start()
             rc = self._child.wait()
             statuses.append(rc)
-            restarts = len(statuses) - 1
+            ran = self._clock() - started
             if self._stopping:
-                return Result(Outcome.STOPPED, rc, restarts, statuses)
+                _log.info("viprouter stopped (%s)", describe(rc))
+                return Result(Outcome.STOPPED, rc, len(statuses) - 1, statuses)
             if rc == 0:
-                return Result(Outcome.CLEAN_EXIT, rc, restarts, statuses)
+                _log.info("viprouter exited cleanly after %.1f s: the platform stops", ran)
+                return Result(Outcome.CLEAN_EXIT, rc, len(statuses) - 1, statuses)
             if rc in self.policy.no_restart_codes:
-                _log.error("viprouter exited with %d (configuration error): not restarted", rc)
-                return Result(Outcome.GAVE_UP, rc, restarts, statuses)
-            quick = quick + 1 if self._clock() - started < self.policy.quick_run_s else 1
+                _log.error("viprouter %s (configuration error): not restarted; see %s", describe(rc), self.log_path)
+                return Result(Outcome.GAVE_UP, rc, len(statuses) - 1, statuses)
+            quick = quick + 1 if ran < self.policy.quick_run_s else 1
             if quick > self.policy.max_quick_failures:
-                _log.error("viprouter failed %d times in a row (last status %d): giving up", quick, rc)
-                return Result(Outcome.GAVE_UP, rc, restarts, statuses)
+                _log.error(
+                    "viprouter %s; %d quick failures in a row: giving up (see %s)", describe(rc), quick, self.log_path
+                )
+                return Result(Outcome.GAVE_UP, rc, len(statuses) - 1, statuses)
             delay = self.policy.delay(quick)
-            _log.error("viprouter ended with status %d: restarting in %.2f s", rc, delay)
+            _log.error("viprouter %s after %.1f s: restarting in %.2f s", describe(rc), ran, delay)
             if delay > 0:
                 self._sleep(delay)
-        return Result(Outcome.STOPPED, statuses[-1] if statuses else None, max(len(statuses) - 1, 0), statuses)
 
     def request_stop(self) -> None:
-        """Ask the running router to stop (SIGTERM) without waiting."""
+        """Ask the running router to stop (SIGTERM) without waiting; :meth:`run` then returns
+        ``STOPPED``. Safe from any thread or greenlet."""
         self._stopping = True
         child = self._child
         if child is not None and child.returncode is None:
             try:
-                child.send_signal(signal.SIGTERM)
+                os.kill(child.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
 
     def stop(self, timeout: float = 5.0) -> Optional[int]:
-        """Stop the router: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+        """Stop the router and wait up to ``timeout`` seconds (then SIGKILL), without relying on
+        an event loop (so it works from ``atexit``). Returns its status if it was seen."""
         self.request_stop()
         child = self._child
         if child is None:
             return None
+        return _reap(child.pid, timeout)
+
+
+def _reap(pid: int, timeout: float) -> Optional[int]:
+    """Wait for ``pid`` with the OS's own ``waitpid``/``sleep`` (not an event loop's), SIGKILL
+    it after ``timeout``. None when someone else reaped it first."""
+    waitpid = cast(Callable[[int, int], Tuple[int, int]], _original("os", "waitpid", os.waitpid))
+    sleep = cast(Callable[[float], None], _original("time", "sleep", time.sleep))
+    deadline = time.monotonic() + timeout
+    killed = False
+    while True:
         try:
-            return child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            return child.wait()
+            done, status = waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if done == pid:
+            return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        if time.monotonic() >= deadline and not killed:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return None
+            killed = True
+            deadline = time.monotonic() + timeout
+        elif time.monotonic() >= deadline:
+            return None
+        sleep(0.02)
+
+
+def _original(module: str, name: str, default: Callable[..., object]) -> Callable[..., object]:
+    """The unpatched function when gevent monkey-patched it, else ``default``."""
+    if "gevent.monkey" in sys.modules:
+        from gevent import monkey
+
+        fn: Callable[..., object] = monkey.get_original(module, name)
+        return fn
+    return default

@@ -75,7 +75,7 @@ fn capabilities_of(identity: &str) -> Vec<AutoCapability> {
         }
         "config.store" => vec![plain("sync_agent_config")],
         "platform.auth" => vec![plain("modify_rpc_method_allowance")],
-        "keydiscovery" => Vec::new(),
+        "keydiscovery" | "platform.health" | "aip" => Vec::new(),
         "platform_web" => vec![plain("allow_auth_modifications")],
         "platform.agent" => vec![edit_config_store(ANY)],
         agent => vec![edit_config_store(agent)],

@@ -77,6 +77,10 @@ pub struct CliValues {
     pub volttron_home: Option<String>,
     /// `--allow-auth`.
     pub allow_auth: Option<bool>,
+    /// `--setup-mode`.
+    pub setup_mode: bool,
+    /// `--auth-reports`.
+    pub auth_reports: bool,
 }
 
 /// The validated configuration of one router.
@@ -108,6 +112,12 @@ pub struct Config {
     /// auth entry's `identity` (VIP.md §9.8). Unset: off for a VOLTTRON 9 home (VOLTTRON does
     /// not bind them), on for a modular home (`crate::auth::credentials`).
     pub identity_binding: Option<bool>,
+    /// `--setup-mode`: admit peers that auth.json refuses, as `volttron --setup-mode` does
+    /// (`server::auth_report`).
+    pub setup_mode: bool,
+    /// `--auth-reports`: tell `platform.auth` about refused (and setup-mode admitted) peers
+    /// (`server::auth_report`).
+    pub auth_reports: bool,
     /// The RabbitMQ bridge (`[viprouter] rabbitmq-*`; disabled without `rabbitmq-url`).
     pub rabbitmq: rabbitmq::RabbitMq,
     /// `[viprouter] error-msg-id`: `agent-readable` (default) writes a MSG_ID that is valid JSON
@@ -172,6 +182,8 @@ impl Config {
             bind_web_address: String::new(),
             config_file: None,
             identity_binding: None,
+            setup_mode: cli.setup_mode,
+            auth_reports: cli.auth_reports,
             rabbitmq: rabbitmq::RabbitMq::default(),
             error_msg_id: ErrorMsgId::default(),
         };

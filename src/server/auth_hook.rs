@@ -1,8 +1,10 @@
 //! The platform's [`Policy`]: the in-process ZAP handler (the decision of VIP.md §9.6 over
-//! `auth.json`, with refusals logged rate-limited) and the reload of the rules on SIGHUP or a
-//! file change (`reload.rs`), with systemd told around it. One owner holds the
-//! [`Authenticator`]: the event loop, through this policy.
+//! `auth.json`, with refusals logged rate-limited, reported to `platform.auth` and in setup mode
+//! admitted: `auth_report.rs`) and the reload of the rules on SIGHUP or a file change
+//! (`reload.rs`), with systemd told around it. One owner holds the [`Authenticator`]: the event
+//! loop, through this policy.
 
+use super::auth_report::{Admission, AuthReports};
 use super::event_loop::{AuthQuery, Policy};
 use super::notify::Notifier;
 use super::reload::RuleFiles;
@@ -21,12 +23,29 @@ pub struct PlatformPolicy {
     notifier: Option<Notifier>,
     refused: u64,
     log: RefusalLog,
+    /// What happens to refused peers besides the log: reports, setup mode.
+    admission: Admission,
 }
 
 impl PlatformPolicy {
     /// The rules of `files`, enforced by `auth` (if auth is on).
     pub fn new(auth: Option<Authenticator>, files: RuleFiles, notifier: Option<Notifier>) -> Self {
-        PlatformPolicy { auth, files, notifier, refused: 0, log: RefusalLog::default() }
+        PlatformPolicy {
+            auth,
+            files,
+            notifier,
+            refused: 0,
+            log: RefusalLog::default(),
+            admission: Admission::default(),
+        }
+    }
+
+    /// Report refused peers to `platform.auth` and/or admit them (`--auth-reports`,
+    /// `--setup-mode`, `auth_report.rs`).
+    #[must_use]
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
     }
 
     /// The authenticator, if auth is on (for the first load of the pubsub tables).
@@ -89,6 +108,9 @@ impl Policy for PlatformPolicy {
                 true
             }
             Decision::Deny(reason) => {
+                if self.admission.refused(q) {
+                    return true;
+                }
                 let reason = match reason {
                     DenyReason::UnknownKey if self.files.is_modular() => {
                         "CURVE key not in credentials_store".to_string()
@@ -99,6 +121,10 @@ impl Policy for PlatformPolicy {
                 false
             }
         }
+    }
+
+    fn reports(&mut self) -> Option<&mut AuthReports> {
+        self.admission.reports()
     }
 
     fn reload(&mut self, router: &mut Router, stats: &mut Stats) {

@@ -31,9 +31,10 @@ pub enum CloseReason {
         /// The timeout in force.
         ms: u64,
     },
-    /// Closed to make room: the handshake limit was reached and this was the oldest.
+    /// Closed to make room: the handshake limit was reached and this half-open connection had
+    /// the least progress (the oldest among equals).
     HandshakeEvicted {
-        /// Unfinished handshakes at the time.
+        /// Half-open handshakes at the time.
         unfinished: usize,
     },
     /// Its transmit side failed while the router wrote to it (CURVE nonce exhausted).
@@ -99,7 +100,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Foreign(why) => f.write_str(why),
             CloseReason::HandshakeTimeout { ms } => write!(f, "handshake not completed within {ms} ms"),
             CloseReason::HandshakeEvicted { unfinished } => {
-                write!(f, "{unfinished} unfinished handshakes: the oldest is closed to make room")
+                write!(f, "{unfinished} half-open handshakes: the one with the least progress is closed to make room")
             }
             CloseReason::TransmitFailure => f.write_str("transmit failure"),
             CloseReason::RegisterFailed => f.write_str("register failed"),

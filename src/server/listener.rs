@@ -119,6 +119,28 @@ impl Listener {
     pub fn new(socket: ListenSocket, endpoint: String, mechanism: Mechanism, path: Option<String>) -> Self {
         Listener { socket, endpoint, mechanism, domain: DEFAULT_DOMAIN.to_string(), path }
     }
+
+    /// Listen again with the largest backlog the system allows (`listen(fd, -1)`: Linux caps
+    /// it at `net.core.somaxconn`, 4096 by default since 5.4). mio and std listen with 128, and
+    /// systemd with the unit's `Backlog=`; a burst of reconnecting agents larger than that
+    /// leaves connections completed by the kernel but never queued for `accept` (issue #13).
+    /// Calling `listen` on a listening socket only changes its backlog.
+    ///
+    /// # Errors
+    /// The `listen(2)` error.
+    pub fn raise_backlog(&self) -> io::Result<()> {
+        use nix::sys::socket::{Backlog, listen};
+        match &self.socket {
+            ListenSocket::Tcp(s) => listen(s, Backlog::MAXALLOWABLE),
+            ListenSocket::Unix(s) => listen(s, Backlog::MAXALLOWABLE),
+        }
+        .map_err(io::Error::from)
+    }
+}
+
+/// `net.core.somaxconn`: the kernel's cap on every listen backlog (`None` when unreadable).
+pub fn somaxconn() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok()?.trim().parse().ok()
 }
 
 /// Bind `addr`; a `tcp://` host resolving to several addresses binds each.

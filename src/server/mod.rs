@@ -8,6 +8,7 @@
 
 pub mod activation;
 pub mod auth_hook;
+pub mod auth_report;
 pub mod close;
 pub mod conn;
 pub mod event_loop;

@@ -24,7 +24,7 @@ use rand_core::CryptoRngCore;
 use super::close::CloseReason;
 use crate::zmtp::Message;
 use crate::zmtp::mechanism::{Credentials, Mechanism};
-use crate::zmtp::session::{Input, Session, SessionConfig};
+use crate::zmtp::session::{HandshakeProgress, Input, Session, SessionConfig};
 use crate::zmtp::traffic::Encoder;
 
 /// What a protocol may use while it handles input.
@@ -164,6 +164,15 @@ impl Driver {
     pub fn credentials(&self) -> Option<(Mechanism, Credentials<'_>, &[u8])> {
         match self {
             Driver::Zmtp(s) => Some((s.mechanism(), s.credentials(), s.identity())),
+            Driver::Other(_) => None,
+        }
+    }
+
+    /// How far an accepted ZMTP peer's handshake has come (for the handshake eviction); `None`
+    /// for other protocols (dialled: never evicted).
+    pub fn handshake_progress(&self) -> Option<HandshakeProgress> {
+        match self {
+            Driver::Zmtp(s) => Some(s.handshake_progress()),
             Driver::Other(_) => None,
         }
     }

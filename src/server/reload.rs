@@ -64,9 +64,22 @@ impl RuleFiles {
 }
 
 /// Built-in services whose keys the platform keeps in `keystores/<identity>/keystore.json` and
-/// admits on every start (VIP.md §9.7).
-const SERVICES: [&str; 6] =
-    ["control.connection", "config.store", "platform.auth", "control", "keydiscovery", "platform_web"];
+/// admits on every start (VIP.md §9.7). The last two reached VOLTTRON 9's router over
+/// `inproc://vip`, where nothing is authenticated, so the platform never writes an auth.json
+/// entry for them: `platform.health` (`main.py:1006`) and the throw-away `aip` agent that
+/// `control.shutdown` connects (`aip.py:409`). A separate router admits them from their
+/// keystores like the others, so that a platform on viprouter starts and shuts down without
+/// hand edits.
+const SERVICES: [&str; 8] = [
+    "control.connection",
+    "config.store",
+    "platform.auth",
+    "control",
+    "keydiscovery",
+    "platform_web",
+    "platform.health",
+    "aip",
+];
 
 /// Load `auth.json`, logging what was skipped, and add (in memory, after each load) the entries
 /// VOLTTRON's platform adds on every start: its own key as `platform`, and the built-in

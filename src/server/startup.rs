@@ -19,6 +19,7 @@ use std::os::fd::{OwnedFd, RawFd};
 
 use super::activation;
 use super::auth_hook::PlatformPolicy;
+use super::auth_report::Admission;
 use super::event_loop::{Exit, Server};
 use super::listener::{self, DEFAULT_DOMAIN, ListenSocket, Listener};
 use super::modular::Modular;
@@ -306,7 +307,11 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
         }
         None => None,
     };
-    server.set_policy(Box::new(PlatformPolicy::new(auth, files, reload_notifier)));
+    if config.setup_mode && auth.is_some() {
+        log::warn!("setup mode: peers that auth.json refuses are admitted (as `volttron --setup-mode`)");
+    }
+    let admission = Admission::new(config.auth_reports, config.setup_mode);
+    server.set_policy(Box::new(PlatformPolicy::new(auth, files, reload_notifier).with_admission(admission)));
     match watch {
         Ok(w) => server.set_watch(w).map_err(|e| format!("inotify: {e}"))?,
         Err(e) => log::warn!("cannot watch {} ({e}): reload with SIGHUP", config.volttron_home.display()),

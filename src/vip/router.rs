@@ -11,7 +11,9 @@
 //! than the idempotent peer registration*, so the server can pause the sender and call again
 //! with the same message later. After `send-stall-ms` the server calls again with
 //! [`OnFull::Again`] and the router answers VOLTTRON's error 11 instead (VIP.md §4 step 7).
-//! Router notifications (`peerlist add/drop`) to a full peer are dropped and counted.
+//! Router notifications (`peerlist add/drop`) go to the registered peers through
+//! [`Sink::broadcast`]: the server writes them as each peer's queue has room, before anything
+//! else queued to that peer; one a peer never gets is counted (`dropped_notify_full`).
 
 use super::SIGNATURE;
 use super::envelope::{Envelope, EnvelopeError};
@@ -27,6 +29,15 @@ use crate::zmtp::Message;
 /// The destination's transmit queue cannot take the message now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Full;
+
+/// Why a [`Sink`] refused a delivery ([`Sink::refusal`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The destination's transmit queue is full (`tx-queue-bytes`), or the peer is gone.
+    QueueFull,
+    /// The queue had room, but the process-wide buffer budget could not hold the message.
+    Budget,
+}
 
 /// Where the router's output goes: one queue per peer.
 pub trait Sink {
@@ -52,6 +63,46 @@ pub trait Sink {
     fn is_stalled(&self, to: PeerId) -> bool {
         let _ = to;
         false
+    }
+
+    /// Why the last [`Full`] was returned.
+    fn refusal(&self) -> Refusal {
+        Refusal::QueueFull
+    }
+
+    /// Queue `frames` to every peer in `members` — the registered peers, of whose changes the
+    /// sink is told ([`Sink::joined`], [`Sink::leaving`]) — as VOLTTRON's `peerlist add/drop`
+    /// (VIP.md §4 step 4, §8). A sink may write them later, but each member must get them
+    /// before anything queued to it afterwards. Returns for how many members the message was
+    /// dropped (queue full). The default writes it to each member now.
+    fn broadcast(&mut self, frames: &[&[u8]], members: &mut dyn Iterator<Item = PeerId>) -> u64 {
+        let mut dropped = 0;
+        for p in members {
+            if self.deliver(p, frames).is_err() {
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// `peer` joined the registered set: broadcasts from now on reach it.
+    fn joined(&mut self, peer: PeerId) {
+        let _ = peer;
+    }
+
+    /// `peer` leaves the registered set: broadcasts made while it was a member reach it first;
+    /// later ones do not.
+    fn leaving(&mut self, peer: PeerId) {
+        let _ = peer;
+    }
+}
+
+/// Count (and log, rate-limited) `peerlist` notifications the sink dropped (`op`: add/drop).
+fn count_dropped_notifications(stats: &mut Stats, dropped: u64, op: &str) {
+    for _ in 0..dropped {
+        if stats::bump_and_should_log(&mut stats.dropped_notify_full) {
+            log::warn!("peerlist {op} dropped: the queue of a peer is full");
+        }
     }
 }
 
@@ -244,12 +295,10 @@ impl Router {
         }
         let me = self.peers.identity(from);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"add", me];
-        for p in self.peers.registered() {
-            if sink.deliver(p, &frames).is_err() && stats::bump_and_should_log(&mut stats.dropped_notify_full) {
-                log::warn!("peerlist add dropped: queue of peer {} is full", p.0);
-            }
-        }
+        let dropped = sink.broadcast(&frames, &mut self.peers.registered());
+        count_dropped_notifications(stats, dropped, "add");
         self.peers.register(from);
+        sink.joined(from);
         stats.peers_added += 1;
     }
 
@@ -258,15 +307,13 @@ impl Router {
         if !self.peers.unregister(peer) {
             return;
         }
+        sink.leaving(peer);
         stats.peers_dropped += 1;
         self.pubsub.remove_peer(peer); // VIP.md §7.12
         let me = self.peers.identity(peer);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"drop", me];
-        for p in self.peers.registered() {
-            if sink.deliver(p, &frames).is_err() && stats::bump_and_should_log(&mut stats.dropped_notify_full) {
-                log::warn!("peerlist drop dropped: queue of peer {} is full", p.0);
-            }
-        }
+        let dropped = sink.broadcast(&frames, &mut self.peers.registered());
+        count_dropped_notifications(stats, dropped, "drop");
     }
 
     /// Queue a router reply to the requester; a full queue pauses the requester.

@@ -7,23 +7,31 @@ use viprouter::limits::Limits;
 use viprouter::stats::Stats;
 use viprouter::vip::peers::{AttachError, PeerId};
 use viprouter::vip::platform::PlatformInfo;
-use viprouter::vip::router::{Full, OnFull, Outcome, Router, Sink};
+use viprouter::vip::router::{Full, OnFull, Outcome, Refusal, Router, Sink};
 use viprouter::zmtp::{Message, Part, Parts};
 
 /// Messages written by the router: (destination peer, frames).
 pub type Out = Vec<(u16, Vec<Vec<u8>>)>;
 
-/// Records deliveries; peers listed in `full` refuse, peers in `stalled` say they are stalled.
+/// Records deliveries; peers listed in `full` refuse (queue full), peers in `no_budget` refuse
+/// as a sink whose buffer budget is exhausted does, peers in `stalled` say they are stalled.
 #[derive(Default)]
 pub struct Recorder {
     pub out: Out,
     pub full: Vec<u16>,
+    pub no_budget: Vec<u16>,
     pub stalled: Vec<u16>,
+    pub refusal: Option<Refusal>,
 }
 
 impl Sink for Recorder {
     fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
         if self.full.contains(&to.0) {
+            self.refusal = Some(Refusal::QueueFull);
+            return Err(Full);
+        }
+        if self.no_budget.contains(&to.0) {
+            self.refusal = Some(Refusal::Budget);
             return Err(Full);
         }
         self.out.push((to.0, frames.iter().map(|f| f.to_vec()).collect()));
@@ -32,6 +40,10 @@ impl Sink for Recorder {
 
     fn is_stalled(&self, to: PeerId) -> bool {
         self.stalled.contains(&to.0)
+    }
+
+    fn refusal(&self) -> Refusal {
+        self.refusal.expect("refusal() asked only after a refusal")
     }
 }
 

@@ -34,7 +34,8 @@ def z85(b64_key):
 
 
 class CurveRouter:
-    def __init__(self, entries, extra_config="", raw_auth=None):
+    def __init__(self, entries, extra_config="", raw_auth=None, extra_args=(), prepare=None):
+        """`extra_args` go to the router's command line; `prepare(home)` runs before it starts."""
         self.home = tempfile.mkdtemp(prefix="vipcv-", dir="/tmp")
         with open(os.path.join(self.home, "config"), "w") as f:
             f.write("[volttron]\ninstance-name = ctest\n" + extra_config)
@@ -47,7 +48,9 @@ class CurveRouter:
         self.log_path = os.path.join(self.home, "router.stderr")
         self._log = open(self.log_path, "wb")
         argv = [router_bin(), "--volttron-home", self.home, "--vip-address", self.tcp,
-                "--vip-address", self.plain + "?server=PLAIN", "-v"]
+                "--vip-address", self.plain + "?server=PLAIN", "-v", *extra_args]
+        if prepare is not None:
+            prepare(self.home)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
                                      start_new_session=True)
         deadline = time.monotonic() + 10

@@ -158,7 +158,8 @@ def test_10000_publishes_to_3_subscribers_in_order(router, agents):
 
 def test_stalled_subscriber_does_not_hold_back_the_others(router, agents):
     """One subscriber never reads (small RCVHWM and kernel buffer); the others get everything,
-    the publisher gets every count (3 = matching subscribers), the drops show in query stats."""
+    the publisher gets every count (3 while the stalled one's queue has room, then 2: the count
+    is what was delivered, never a delivery that did not happen), the drops show in query stats."""
     pub = agents("pub", router.tcp)
     stalled = agents("stalled", router.tcp, sockopts={zmq.RCVHWM: 10, zmq.RCVBUF: 4096})
     fast = [agents(f"fast{i}", router.tcp) for i in range(2)]
@@ -169,6 +170,7 @@ def test_stalled_subscriber_does_not_hold_back_the_others(router, agents):
     body = b'{"bus": "", "headers": {}, "message": "%s"}' % payload
     n, window = 10_000, 500  # ~20 MB for the stalled one: far past its queue and socket buffers
     t0 = time.monotonic()
+    counts = []
     for start in range(0, n, window):
         for i in range(start, start + window):
             pub.send(b"", b"pubsub", b"publish", b"devices/big", body, msgid=b"%d" % i)
@@ -178,13 +180,15 @@ def test_stalled_subscriber_does_not_hold_back_the_others(router, agents):
                 assert f[3] == b"%d" % i, fmt(f)
         for i in range(start, start + window):
             f = recv_vip(pub, f"count {i}")
-            assert f[3] == b"%d" % i and count_of(f) == 3, fmt(f)
+            assert f[3] == b"%d" % i and count_of(f) in (2, 3), fmt(f)
+            counts.append(count_of(f))
     elapsed = time.monotonic() - t0
     assert elapsed < 60, f"took {elapsed:.1f} s"
     expect_no_vip(pub, 0.2, "no error 11 for fan-out drops")
     stats = json.loads(pub.query(b"stats"))
     dropped = stats["dropped_slow_subscriber"]
     assert dropped > 0, stats
+    assert counts.count(2) == dropped, f"{counts.count(2)} counts of 2 for {dropped} drops"
     assert stats["slow_subscribers"] == {"stalled": dropped}, stats
     router.assert_alive()
     assert router.wait_log(r"slow subscriber stalled: queue full", timeout=2.0), router.log_tail()

@@ -111,7 +111,14 @@ class Platform:
         exe = router_bin()
         if not os.access(exe, os.X_OK):
             pytest.fail(f"router binary not found: {exe} (`make release`, or set VIPROUTER_BIN)", pytrace=False)
-        self.proc = subprocess.Popen(
+        self.proc = self._start_router(exe)
+        ready = self.wait_log(r"ready: router id (\S+),", since=0, timeout=READY_TIMEOUT)
+        self.router_id = ready.group(1)
+        self.agents: list[Agent] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def _start_router(self, exe: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [exe, "--volttron-home", self.home],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
@@ -119,10 +126,16 @@ class Platform:
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        ready = self.wait_log(r"ready: router id (\S+),", since=0, timeout=READY_TIMEOUT)
-        self.router_id = ready.group(1)
-        self.agents: list[Agent] = []
-        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def kill9_and_restart(self) -> int:
+        """SIGKILL the router and start it again on the same VOLTTRON_HOME (keystore, config,
+        port); returns the log mark of the new process's start, once it is ready."""
+        self.proc.kill()
+        self.proc.wait(5)
+        mark = self.log_mark()
+        self.proc = self._start_router(router_bin())
+        self.router_id = self.wait_log(r"ready: router id (\S+),", since=mark, timeout=READY_TIMEOUT).group(1)
+        return mark
 
     # -------------------------------------------------------------- router log
     def log(self, since: int = 0) -> str:

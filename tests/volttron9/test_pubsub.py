@@ -54,8 +54,9 @@ def test_decorator_and_runtime_subscriptions_prefixes_and_counts(platform: Platf
     def publish(topic: str, message: Any) -> int:
         return int(pub.vip.pubsub.publish("pubsub", topic, headers={"h": 1}, message=message).get(timeout=5))
 
-    # The count is the number of matching subscribers (VIP.md §7.6); `run` counts once even
-    # with two matching subscriptions (one copy per subscriber).
+    # The count is the number of subscribers the publish was delivered to — every matching one
+    # here, none is full (VIP.md §7.6, README "PubSub"); `run` counts once even with two
+    # matching subscriptions (one copy per subscriber).
     assert publish("devices/campus/b1/temp", {"value": 21.5}) == 2
     assert publish("devices/other", [1, 2]) == 2
     assert publish("dev", "no device prefix") == 1  # only the '' subscription

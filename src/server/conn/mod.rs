@@ -4,12 +4,16 @@
 //!
 //! State is a few small enums instead of flags:
 //! * [`Origin`]: accepted on a listener (with what the authorisation sees) or dialled by us;
-//! * [`Phase`]: connecting (dialled), handshaking, attached as a VIP peer, or a duplicate whose
-//!   identity another connection holds. The slot table changes it ([`slots::Slots::set_phase`]),
-//!   so that its count of unfinished handshakes cannot drift;
+//! * [`Phase`]: connecting (dialled), handshaking (half-open: our side of the handshake not
+//!   done), awaiting the peer (our side done: a NULL READY went out), attached as a VIP peer, or
+//!   a duplicate whose identity another connection holds. The slot table changes it
+//!   ([`slots::Slots::set_phase`]), so that its counts of unfinished and half-open handshakes
+//!   cannot drift, and picks the half-open connection to evict at the handshake limit
+//!   ([`slots::Slots::eviction_victim`], [`Conn::eviction_rank`]);
 //! * [`Blocked`]: why the connection is not read now, if it is not — its held message waits for
-//!   a full recipient or for its own queue, its buffer for the budget, or it has waited so long
-//!   that its message is answered with error 11. The message itself stays in the session.
+//!   a full recipient, for its own queue or for the budget to let a queue grow, its buffer for
+//!   the budget, or it has waited so long that its message is answered with error 11. The
+//!   message itself stays in the session.
 //!
 //! Buffers start at `RX_BUF_MIN_BYTES`/`TX_BUF_MIN_BYTES` and grow only when needed (a large
 //! message, or a busy connection whose reads fill the buffer), and only while the process-wide
@@ -25,7 +29,7 @@ use super::protocol::{Context, Driver, Outbound};
 use crate::limits::{IDLE_SHRINK_MS, RX_BUF_MIN_BYTES, TX_BUF_MIN_BYTES};
 use crate::time::Instant;
 use crate::zmtp::Message;
-use crate::zmtp::session::Input;
+use crate::zmtp::session::{HandshakeProgress, Input};
 
 mod buffers;
 pub mod slots;
@@ -58,9 +62,19 @@ pub enum Phase {
         /// When it was started.
         since: Instant,
     },
-    /// Greeting and security handshake.
+    /// Greeting and security handshake, our side of it not done: half-open, evictable at the
+    /// handshake limit (`max-handshakes`).
     Handshaking {
         /// When it was accepted (or its connect completed).
+        since: Instant,
+    },
+    /// Handshake unfinished, but our side of it is done: our NULL READY went out right after
+    /// the greeting (ZMTP.md §5), so a libzmq peer that read it considers the connection up and
+    /// may already have sent its READY and its first messages (a VOLTTRON agent's `hello`, which
+    /// libzmq does not send again on a new connection). Never evicted for a newer connection:
+    /// bounded by `max-connections` and `handshake-timeout-ms` like an attached peer.
+    AwaitingPeer {
+        /// When it was accepted.
         since: Instant,
     },
     /// Handshake done: a VIP peer under its identity.
@@ -79,7 +93,7 @@ impl Phase {
     /// When the connect or handshake started, while one is unfinished.
     pub fn started(self) -> Option<Instant> {
         match self {
-            Phase::Connecting { since } | Phase::Handshaking { since } => Some(since),
+            Phase::Connecting { since } | Phase::Handshaking { since } | Phase::AwaitingPeer { since } => Some(since),
             Phase::Attached | Phase::Duplicate => None,
         }
     }
@@ -104,8 +118,20 @@ pub enum Blocked {
         /// The growth it waits for.
         extra: usize,
     },
-    /// Its recipient stayed full past `send-stall-ms`: it is read again, and its held message is
-    /// answered with VIP error 11 (VIP.md §4 step 7) instead of waiting once more.
+    /// Its held message (or the reply to it) was refused because the destination's queue could
+    /// not grow: the buffer budget is exhausted, though the queue is under `tx-queue-bytes`.
+    /// Resumed once `extra` more bytes fit (resuming sooner would only fail again, every turn);
+    /// if they do not within `send-stall-ms`, its held message is answered with VIP error 11
+    /// ([`Blocked::StallExpired`]; the recipient is not to blame and is not marked stalled).
+    QueueBudget {
+        /// The growth the refused delivery needed.
+        extra: usize,
+        /// When the wait began.
+        since: Instant,
+    },
+    /// Its recipient stayed full (or the budget short) past `send-stall-ms`: it is read again,
+    /// and its held message is answered with VIP error 11 (VIP.md §4 step 7) instead of waiting
+    /// once more.
     StallExpired,
 }
 
@@ -342,6 +368,16 @@ impl Conn {
     /// Mark it stalled (true) or draining again (false).
     pub fn set_stalled(&mut self, stalled: bool) {
         self.stalled = stalled;
+    }
+
+    /// Where a half-open connection stands for the handshake eviction, least first: no byte of
+    /// its greeting, then part of it, then a mechanism handshake under way — and the oldest
+    /// among equals (a slowloris cannot refresh its age). `None` unless it is half-open: an
+    /// accepted connection in [`Phase::Handshaking`] whose side of the handshake is not done.
+    pub fn eviction_rank(&self) -> Option<(HandshakeProgress, bool, Instant)> {
+        let (Origin::Accepted { .. }, Phase::Handshaking { since }) = (&self.origin, self.phase) else { return None };
+        let progress = self.driver.handshake_progress()?;
+        (progress != HandshakeProgress::OurSideDone).then_some((progress, !self.rx.is_empty(), since))
     }
 
     /// The peer's address, for logs.

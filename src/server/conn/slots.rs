@@ -1,10 +1,12 @@
 //! Fixed connection slots (DESIGN.md §2.5 "Token and slot rule").
 //!
 //! `MAX_CONNECTIONS` slots are allocated at start-up ([`Slots::table_bytes`]); a connection's
-//! state is boxed on accept and freed on close. The table also keeps the count of unfinished
-//! handshakes of accepted connections, which only changes here ([`Slots::set_phase`]). A
-//! connection whose message is being routed is checked out of its slot ([`Slots::check_out`])
-//! and back in ([`Slots::check_in`]): the slot stays its own meanwhile. A slot's index is the peer's [`crate::vip::peers::PeerId`].
+//! state is boxed on accept and freed on close. The table also keeps the counts of unfinished
+//! and of half-open handshakes of accepted connections, which only change here
+//! ([`Slots::set_phase`]), and chooses the half-open connection the handshake limit evicts
+//! ([`Slots::eviction_victim`]). A connection whose message is being routed is checked out of
+//! its slot ([`Slots::check_out`]) and back in ([`Slots::check_in`]): the slot stays its own
+//! meanwhile. A slot's index is the peer's [`crate::vip::peers::PeerId`].
 //! The mio token packs `index | generation << 16`, so an event still queued for a slot that
 //! was closed and reused in the same turn is recognised as stale and ignored. Tokens below
 //! 2^16 (generation 0) are reserved for listeners and signals.
@@ -12,6 +14,7 @@
 use mio::Token;
 
 use super::{Conn, Origin, Phase};
+use crate::zmtp::session::HandshakeProgress;
 
 /// A slot index with the generation it had when the token was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,12 +63,21 @@ pub struct Slots {
     live: usize,
     /// Accepted connections still in their handshake.
     handshaking: usize,
+    /// Of those, the half-open ones ([`Phase::Handshaking`]).
+    half_open: usize,
 }
 
-/// Counts towards the handshake limit: an accepted connection in its handshake (dialled ones are
-/// ours and never evicted).
-fn counts_as_handshake(conn: &Conn) -> bool {
-    matches!(conn.origin, Origin::Accepted { .. }) && matches!(conn.phase, Phase::Handshaking { .. })
+/// An accepted connection in its handshake (dialled ones are ours and never evicted):
+/// `(unfinished, half-open)`, half-open counting towards the handshake limit.
+fn handshake_counts(conn: &Conn) -> (usize, usize) {
+    if !matches!(conn.origin, Origin::Accepted { .. }) {
+        return (0, 0);
+    }
+    match conn.phase {
+        Phase::Handshaking { .. } => (1, 1),
+        Phase::AwaitingPeer { .. } => (1, 0),
+        Phase::Connecting { .. } | Phase::Attached | Phase::Duplicate => (0, 0),
+    }
 }
 
 impl Slots {
@@ -76,7 +88,7 @@ impl Slots {
         slots.resize_with(capacity, Slot::default);
         // Pop from the end: low indexes first.
         let free = (0..=u16::MAX).take(capacity).rev().collect();
-        Slots { slots, free, live: 0, handshaking: 0 }
+        Slots { slots, free, live: 0, handshaking: 0, half_open: 0 }
     }
 
     /// Bytes the table of `capacity` slots takes at start-up, with the connection state each
@@ -96,17 +108,47 @@ impl Slots {
         self.handshaking
     }
 
-    /// Move connection `id` to `phase`, keeping the handshake count.
+    /// Accepted connections in their handshake with our side of it not done (the handshake
+    /// limit counts these).
+    pub fn half_open(&self) -> usize {
+        self.half_open
+    }
+
+    /// Move connection `id` to `phase`, keeping the handshake counts.
     pub fn set_phase(&mut self, id: SlotId, phase: Phase) {
         let Some(conn) = self.get_mut(id) else { return };
-        let before = counts_as_handshake(conn);
+        let before = handshake_counts(conn);
         conn.phase = phase;
-        let after = counts_as_handshake(conn);
-        match (before, after) {
-            (true, false) => self.handshaking -= 1,
-            (false, true) => self.handshaking += 1,
-            _ => {}
+        let after = handshake_counts(conn);
+        self.count(after, before);
+    }
+
+    /// Add `add` to the handshake counts and take `sub` off.
+    fn count(&mut self, add: (usize, usize), sub: (usize, usize)) {
+        self.handshaking = self.handshaking + add.0 - sub.0;
+        self.half_open = self.half_open + add.1 - sub.1;
+    }
+
+    /// After input: a half-open connection whose side of the handshake is now done (its NULL
+    /// READY went out) is [`Phase::AwaitingPeer`] from now on — no longer half-open, never
+    /// evicted for a newer connection.
+    #[inline]
+    pub fn note_handshake_progress(&mut self, id: SlotId) {
+        let Some(conn) = self.get_mut(id) else { return };
+        if let Phase::Handshaking { since } = conn.phase
+            && conn.driver.handshake_progress() == Some(HandshakeProgress::OurSideDone)
+        {
+            self.set_phase(id, Phase::AwaitingPeer { since });
         }
+    }
+
+    /// The half-open connection to close when the handshake limit is reached: the one with the
+    /// least progress, the oldest among equals ([`Conn::eviction_rank`]).
+    pub fn eviction_victim(&self) -> Option<SlotId> {
+        self.ids()
+            .filter_map(|id| Some((self.peek(id.index)?.eviction_rank()?, id)))
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, id)| id)
     }
 
     /// True when no slot is free.
@@ -122,10 +164,12 @@ impl Slots {
         let Some(index) = self.free.pop() else { return Err(conn) };
         let Some(slot) = self.slots.get_mut(usize::from(index)) else { return Err(conn) };
         slot.generation = if slot.generation >= 0x7FFF { 1 } else { slot.generation + 1 };
-        self.handshaking += usize::from(counts_as_handshake(&conn));
+        let counts = handshake_counts(&conn);
         slot.conn = Some(conn);
+        let generation = slot.generation;
+        self.count(counts, (0, 0));
         self.live += 1;
-        Ok(SlotId { index, generation: slot.generation })
+        Ok(SlotId { index, generation })
     }
 
     /// The connection of `id`, if that slot still holds the same generation.
@@ -162,7 +206,7 @@ impl Slots {
         let conn = slot.conn.take()?;
         self.free.push(id.index);
         self.live -= 1;
-        self.handshaking -= usize::from(counts_as_handshake(&conn));
+        self.count((0, 0), handshake_counts(&conn));
         Some(conn)
     }
 

@@ -1,5 +1,6 @@
-//! Accepting: new connections within the connection and handshake limits (the oldest unfinished
-//! handshake is evicted to make room), listeners retried after `accept` ran out of descriptors.
+//! Accepting: new connections within the connection and handshake limits (the half-open
+//! handshake with the least progress is evicted to make room), listeners retried after `accept`
+//! ran out of descriptors.
 
 use super::*;
 
@@ -51,8 +52,8 @@ impl Server {
             }
             return;
         }
-        if self.slots.handshaking() >= self.limits.handshake_cap() {
-            self.evict_oldest_handshake();
+        if self.slots.half_open() >= self.limits.handshake_cap() {
+            self.evict_half_open();
         }
         // At most MAX_LISTENERS (16) listeners: the index fits a u8.
         let listener = u8::try_from(li).unwrap_or(u8::MAX);
@@ -85,25 +86,19 @@ impl Server {
         }
     }
 
-    /// Close the accepted connection whose handshake started first.
-    pub(super) fn evict_oldest_handshake(&mut self) {
-        let oldest = self
-            .slots
-            .ids()
-            .filter_map(|id| Some((self.handshake_started_at(id)?, id)))
-            .min_by_key(|(t, _)| *t)
-            .map(|(_, id)| id);
-        if let Some(id) = oldest {
-            self.close(id, CloseReason::HandshakeEvicted { unfinished: self.slots.handshaking() });
-        }
-    }
-
-    /// When `id`'s handshake started, if it is an accepted connection still in it.
-    pub(super) fn handshake_started_at(&self, id: SlotId) -> Option<Instant> {
-        let conn = self.slots.peek(id.index)?;
-        match (conn.origin(), conn.phase()) {
-            (super::super::conn::Origin::Accepted { .. }, Phase::Handshaking { since }) => Some(since),
-            _ => None,
+    /// At the handshake limit: close the half-open connection with the least progress, the
+    /// oldest among equals ([`super::super::conn::slots::Slots::eviction_victim`]).
+    ///
+    /// Half-open means the handshake is unfinished **and** our side of it is not done. A NULL
+    /// connection whose READY we sent is not half-open ([`Phase::AwaitingPeer`]): its libzmq peer
+    /// may already have sent its READY and its first messages (the `hello` it queued before
+    /// connecting), which closing it would lose — libzmq reconnects but does not send them
+    /// again. On a NULL endpoint without authentication the same peer could complete the
+    /// handshake with one more frame anyway. A slowloris cannot refresh its age, and a peer that
+    /// finished its greeting outranks one that did not.
+    pub(super) fn evict_half_open(&mut self) {
+        if let Some(id) = self.slots.eviction_victim() {
+            self.close(id, CloseReason::HandshakeEvicted { unfinished: self.slots.half_open() });
         }
     }
 }

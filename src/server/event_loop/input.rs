@@ -113,6 +113,8 @@ impl Server {
         let (input, wrote) = conn.feed(&mut cx, &mut self.budget);
         if wrote {
             conn.queued().mark_dirty(id, &mut self.sched.dirty);
+            // Our NULL READY went out: the connection is no longer half-open.
+            self.slots.note_handshake_progress(id);
         }
         input
     }
@@ -209,25 +211,31 @@ impl Server {
                 return Next::ReadMore;
             }
         }
-        let outcome = self.route(id, on_full);
+        let (outcome, budget_wait) = self.route(id, on_full);
         let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
-        match outcome {
-            Outcome::Done => {
+        match (outcome, budget_wait) {
+            (Outcome::Done, _) => {
                 conn.release_message();
                 Next::ReadMore
             }
-            Outcome::Blocked(to) if to == PeerId(id.index) => {
+            (Outcome::Blocked(_), Some(extra)) => {
+                // The destination's queue had room but could not grow: wait for the budget (not
+                // for the recipient, whose queue is not what is short).
+                self.block(id, Blocked::QueueBudget { extra, since: now });
+                Next::Stop
+            }
+            (Outcome::Blocked(to), None) if to == PeerId(id.index) => {
                 // A reply to the sender itself does not fit its own queue.
                 self.block(id, Blocked::OwnQueue);
                 Next::Stop
             }
-            Outcome::Blocked(to) => {
+            (Outcome::Blocked(to), None) => {
                 // The message stays held by the session: it is asked for again on the resume.
                 let on = self.slots.id_of(to.0).unwrap_or(id);
                 self.block(id, Blocked::Recipient { on, since: now });
                 Next::Stop
             }
-            Outcome::Quit => {
+            (Outcome::Quit, _) => {
                 conn.release_message();
                 log::info!("quit from control: shutting down");
                 self.exit = Some(Exit::Quit);

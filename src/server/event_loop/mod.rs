@@ -8,8 +8,9 @@
 //!    writable connections flush, or finish their connect if we dialled them;
 //! 3. the ready list (connections with bytes left to read, or just resumed) is serviced —
 //!    edge-triggered epoll will not wake them again (mio "draining readiness");
-//! 4. every connection that got output this turn is flushed once (the dirty list: many
-//!    messages per `write`);
+//! 4. pending `peerlist` broadcasts are written into the members' queues, within a per-turn
+//!    budget, held back during a storm of connections (`broadcast.rs`); every connection that
+//!    got output this turn is flushed once (the dirty list: many messages per `write`);
 //! 5. blocked connections whose reason went away (or whose recipient stalled) are resumed;
 //! 6. on each tick, connect and handshake deadlines are enforced, idle buffers shrink and
 //!    listeners whose `accept` failed (out of descriptors) are retried.
@@ -25,12 +26,16 @@
 //!
 //! Interest is recomputed from state (rustls `tlsserver-mio` style): READABLE always,
 //! WRITABLE only while a flush left bytes behind (or a dialled connect is in flight).
+//!
+//! Every listener listens with the largest backlog the system allows
+//! ([`Listener::raise_backlog`]): a reconnect storm must not wait in SYN retransmissions.
 
 use std::io;
 use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Token};
 
+use super::auth_report::AuthReports;
 use super::close::CloseReason;
 use super::conn::slots::{SlotId, Slots};
 use super::conn::{Blocked, Budget, Conn, Phase, Stream};
@@ -50,10 +55,13 @@ use crate::zmtp::mechanism::Mechanism;
 use crate::zmtp::session::{CurveContext, Input, SessionConfig};
 
 mod accept;
+mod broadcast;
 mod input;
 mod output;
 mod route;
 mod sink;
+
+pub(in crate::server) use broadcast::Broadcasts;
 
 /// What the policy is asked about a peer (VIP.md §9.6; the ZAP request of ZMTP.md §8.2).
 #[derive(Clone, Copy, Debug)]
@@ -84,6 +92,12 @@ pub trait Policy {
     /// is counted in `stats` (`config_load_errors`).
     fn reload(&mut self, router: &mut Router, stats: &mut Stats) {
         let _ = (router, stats);
+    }
+
+    /// Admission reports waiting for `platform.auth` (`--auth-reports`, `server::auth_report`):
+    /// the loop delivers them once per tick.
+    fn reports(&mut self) -> Option<&mut AuthReports> {
+        None
     }
 }
 
@@ -171,6 +185,8 @@ pub struct Server {
     sched: Sched,
     /// The verbatim encoding of the current pubsub fan-out (see `sink.rs`).
     fanout: sink::FanoutCache,
+    /// `peerlist` notifications not yet written to every registered peer (`broadcast.rs`).
+    broadcasts: Broadcasts,
     /// Listeners (bit = index) whose last `accept` failed with connections left in the backlog.
     accept_retry: u32,
     dial_events: Vec<DialEvent>,
@@ -201,11 +217,15 @@ impl Server {
         signals.register(poll.registry(), SIGNAL_TOKEN)?;
         let mut listeners = listeners;
         for (i, l) in listeners.iter_mut().enumerate() {
+            if let Err(e) = l.raise_backlog() {
+                log::warn!("{}: cannot raise the listen backlog: {e}", l.endpoint);
+            }
             match &mut l.socket {
                 ListenSocket::Tcp(s) => poll.registry().register(s, Token(i), Interest::READABLE)?,
                 ListenSocket::Unix(s) => poll.registry().register(s, Token(i), Interest::READABLE)?,
             }
         }
+        log_backlog(&limits);
         let max = limits.max_connections;
         let list = || Vec::with_capacity(max);
         Ok(Server {
@@ -223,6 +243,7 @@ impl Server {
             hooks: Hooks { policy: Box::new(NoPolicy), on_tick: None },
             sched: Sched { ready: list(), ready_next: list(), dirty: list(), blocked: list(), broken: list() },
             fanout: sink::FanoutCache::default(),
+            broadcasts: Broadcasts::new(max),
             accept_retry: 0,
             dial_events: Vec::new(),
             clock: std::time::Instant::now(),
@@ -308,7 +329,7 @@ impl Server {
     pub fn timeout(&self) -> Duration {
         // Output queued by the last flush pass itself (a close there queues `peerlist drop`s)
         // counts as work pending, like input left over: it goes out now, not at the next tick.
-        if !self.sched.ready.is_empty() || !self.sched.dirty.is_empty() {
+        if !self.sched.ready.is_empty() || !self.sched.dirty.is_empty() || self.broadcasts.more_now() {
             Duration::ZERO
         } else if !self.sched.blocked.is_empty() {
             Duration::from_millis(10)
@@ -338,6 +359,8 @@ impl Server {
     /// the module doc). Returns `Some` when the router must stop.
     pub fn turn(&mut self, events: &Events, now: Instant) -> Option<Exit> {
         self.now = now;
+        // Handshakes under way (a storm of connections): notifications may wait (broadcast.rs).
+        let storm = self.slots.handshaking() > 0;
         for ev in events.iter() {
             let token = ev.token();
             if token == SIGNAL_TOKEN {
@@ -360,6 +383,7 @@ impl Server {
             }
         }
         self.service_ready(now);
+        self.write_broadcasts(storm, now);
         self.flush_dirty();
         self.resume_blocked(now);
         if now.since(self.last_tick) >= TICK_MS {
@@ -476,6 +500,21 @@ impl Server {
                 let _ = std::fs::remove_file(p);
             }
         }
+    }
+}
+
+/// Say what the listen backlog is, and warn when the system keeps it below `max-connections`
+/// (a reconnect storm would then wait in SYN retransmissions: 1 s, 3 s, 7 s …).
+fn log_backlog(limits: &Limits) {
+    match super::listener::somaxconn() {
+        Some(n) if (n as usize) < limits.max_connections => log::warn!(
+            "listen backlog {n} (net.core.somaxconn) is below max-connections {}: raise it \
+             (sysctl net.core.somaxconn={}) so that a reconnect storm is not held back",
+            limits.max_connections,
+            limits.max_connections
+        ),
+        Some(n) => log::info!("listen backlog {n} (net.core.somaxconn)"),
+        None => log::info!("listen backlog: the system maximum (net.core.somaxconn unreadable)"),
     }
 }
 

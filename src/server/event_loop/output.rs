@@ -6,11 +6,34 @@
 //! recipient is read again once that queue drains below half; if it does not within
 //! `send-stall-ms`, the recipient is marked stalled (messages to it are answered with error 11
 //! at once until it drains below half, see `flush`) and the sender's held message is answered
-//! with error 11 ([`Blocked::StallExpired`]). A sender blocked behind its own queue only waits.
+//! with error 11 ([`Blocked::StallExpired`]). A sender whose message a queue could not take
+//! because the buffer budget could not grow it waits until that growth fits, with the same stall
+//! time and error 11 ([`Blocked::QueueBudget`]). A sender blocked behind its own queue only waits.
+//!
+//! Bytes still queued to a connection when it closes, or when the router stops, are accepted
+//! messages that were lost: counted in `lost_queued_bytes`.
 
+use super::sink::ConnSink;
 use super::*;
 
 impl Server {
+    /// Queue the admission reports the policy holds to `platform.auth` (`server::auth_report`).
+    fn deliver_auth_reports(&mut self) {
+        let Some(reports) = self.hooks.policy.reports() else { return };
+        let mut sink = ConnSink::new(
+            &mut self.slots,
+            &mut self.sched,
+            &mut self.budget,
+            &mut self.fanout,
+            &mut self.broadcasts,
+            &self.limits,
+            None,
+        );
+        let _ = reports.deliver(&self.router.peers, &mut self.stats, &mut sink);
+        let totals = sink.totals();
+        self.account(totals);
+    }
+
     pub(super) fn close_broken(&mut self) {
         while let Some(b) = self.sched.broken.pop() {
             self.close(b, CloseReason::TransmitFailure);
@@ -83,10 +106,14 @@ impl Server {
         }
     }
 
+    /// At exit: one last flush of every queue; what does not go out is counted as lost.
     pub(super) fn flush_all(&mut self) {
         let ids: Vec<SlotId> = self.slots.ids().collect();
         for id in ids {
             self.flush(id);
+            if let Some(c) = self.slots.get_mut(id) {
+                self.stats.lost_queued_bytes += c.tx().pending() as u64;
+            }
         }
     }
 
@@ -104,6 +131,7 @@ impl Server {
                 }
                 Some(Blocked::OwnQueue) => self.drained(id),
                 Some(Blocked::Recipient { on, since }) => self.recipient_ready(id, on, since, now),
+                Some(Blocked::QueueBudget { extra, since }) => self.budget_ready(id, extra, since, now),
             };
             if resume {
                 self.sched.blocked.swap_remove(i);
@@ -153,6 +181,23 @@ impl Server {
         true
     }
 
+    /// May `id`, blocked since `since` because a queue could not grow by `extra` bytes, try
+    /// again? Yes once they fit the budget; after `send-stall-ms` it tries again with error 11
+    /// ([`Blocked::StallExpired`]), without marking the recipient stalled.
+    fn budget_ready(&mut self, id: SlotId, extra: usize, since: Instant, now: Instant) -> bool {
+        if self.budget.used().saturating_add(extra) <= self.limits.buffer_budget_bytes {
+            return true;
+        }
+        if now.since(since) < self.limits.send_stall_ms {
+            return false;
+        }
+        if let Some(c) = self.slots.get_mut(id) {
+            log::debug!("{}: no buffer budget for its message within the stall time: error 11", c.label());
+            c.set_blocked(Some(Blocked::StallExpired));
+        }
+        true
+    }
+
     pub(super) fn tick(&mut self, now: Instant) {
         if let Some(f) = self.hooks.on_tick.as_mut() {
             f(now);
@@ -161,6 +206,7 @@ impl Server {
             c.cookies.rotate_if_due(now.0, &mut rand_core::OsRng);
         }
         self.sync_stats();
+        self.deliver_auth_reports();
         self.shrink_idle(now);
         if self.accept_retry != 0 {
             self.retry_accepts(now);
@@ -207,11 +253,13 @@ impl Server {
     /// budget, free the slot.
     pub(super) fn close(&mut self, id: SlotId, reason: CloseReason) {
         let Some(mut conn) = self.slots.remove(id) else { return };
+        self.broadcasts.leave(id.index);
         if reason.flush_first()
             && let Ok(n) = conn.flush()
         {
             self.stats.bytes_out += n as u64;
         }
+        self.stats.lost_queued_bytes += conn.tx().pending() as u64;
         conn.deregister(self.poll.registry());
         self.budget.give(conn.buffer_bytes());
         if reason.count(&mut self.stats) {
@@ -223,13 +271,10 @@ impl Server {
             self.dial_events.push(DialEvent::Closed(id, reason));
         }
         if conn.phase() == Phase::Attached {
-            let mut sink =
-                ConnSink::new(&mut self.slots, &mut self.sched, &mut self.budget, &mut self.fanout, &self.limits, None);
-            self.router.detach(&mut self.stats, PeerId(id.index), &mut sink);
-            self.stats.msgs_out += sink.counts().0;
-            self.close_broken();
+            let (router, stats, mut sink) = self.routing(None);
+            router.detach(stats, PeerId(id.index), &mut sink);
+            let totals = sink.totals();
+            self.account(totals);
         }
     }
 }
-
-use super::sink::ConnSink;

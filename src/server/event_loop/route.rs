@@ -1,40 +1,40 @@
 //! Routing one held message: the sender is checked out of its slot, the router reads its
-//! message with the counters and a [`ConnSink`] over every connection (the sender's own queue
-//! included, for the replies), and the sender is checked back in. Nothing is copied: the
-//! frames are read where the session parsed them, and written once, into each destination's
-//! transmit queue.
+//! message with the counters and a [`ConnSink`](super::sink::ConnSink) over every connection
+//! (the sender's own queue included, for the replies), and the sender is checked back in.
+//! Nothing is copied: the frames are read where the session parsed them, and written once, into
+//! each destination's transmit queue.
 
 use super::sink::{ConnSink, Sender};
 use super::*;
 
 impl Server {
     /// Route the message `id`'s session holds. `on_full`: what the router does when a
-    /// recipient's queue is full (pause the sender, or answer error 11 after a stall).
-    pub(super) fn route(&mut self, id: SlotId, on_full: OnFull) -> Outcome {
-        let Some(mut conn) = self.slots.check_out(id) else { return Outcome::Done };
+    /// recipient's queue is full (pause the sender, or answer error 11 after a stall). Also
+    /// returns, when the last refused delivery was refused by the buffer budget (not by a full
+    /// queue), the growth it needed: a blocked sender then waits for the budget.
+    pub(super) fn route(&mut self, id: SlotId, on_full: OnFull) -> (Outcome, Option<usize>) {
+        let Some(mut conn) = self.slots.check_out(id) else { return (Outcome::Done, None) };
         let stalled = conn.is_stalled();
-        let (outcome, delivered, refused) = {
+        let (outcome, budget_wait, totals) = {
             let (msg, delivery) = conn.route_view();
             let sender = Sender { id, delivery, stalled };
+            // Built in place (not through `Server::routing`, whose returned tuple costs the
+            // per-message path a copy of the sink).
             let mut sink = ConnSink::new(
                 &mut self.slots,
                 &mut self.sched,
                 &mut self.budget,
                 &mut self.fanout,
+                &mut self.broadcasts,
                 &self.limits,
                 Some(sender),
             );
             let outcome = self.router.handle(&mut self.stats, PeerId(id.index), msg, &mut sink, on_full);
-            let (delivered, refused) = sink.counts();
-            (outcome, delivered, refused)
+            (outcome, sink.budget_wait(), sink.totals())
         };
         self.slots.check_in(id, conn);
         self.fanout.trim();
-        self.close_broken();
-        self.stats.msgs_out += delivered;
-        if refused > 0 && stats::bump_and_should_log(&mut self.stats.dropped_budget) {
-            log::warn!("buffer budget exhausted: a transmit queue could not grow");
-        }
-        outcome
+        self.account(totals);
+        (outcome, budget_wait)
     }
 }

@@ -6,12 +6,23 @@
 //! lent along with the message ([`Conn::route_view`]). A pubsub fan-out is encoded once per
 //! [`Fanout`] into the server's [`FanoutCache`] and copied to every recipient that takes frames
 //! verbatim; the others encode it themselves (CURVE seals per connection).
+//!
+//! Admission (`tx-queue-bytes`, README "Limits"): a message is queued when it fits under the
+//! limit, or — a message too large to fit — when the queue is at most half full
+//! ([`TxBuf::admits`]). A refusal records its cause ([`Sink::refusal`]) and, for the buffer
+//! budget, the growth it needed ([`ConnSink::budget_wait`]: the sender waits for it).
+//!
+//! `peerlist add/drop` broadcasts are not written here but pushed into the server's ring
+//! ([`super::broadcast`]); every message queued to a peer is preceded by the entries that peer
+//! has not received yet ([`ConnSink::catch_up`]): if they do not all fit, the message does not
+//! go either.
 
+use super::broadcast::Broadcasts;
 use super::*;
 use crate::server::conn::{Delivery, Queued, TxBuf};
 use crate::server::protocol::Outbound;
 use crate::vip::pubsub::SCRATCH_KEEP_BYTES;
-use crate::vip::router::{Fanout, Full, Sink};
+use crate::vip::router::{Fanout, Full, Refusal, Sink};
 use crate::zmtp::traffic::encode_verbatim;
 
 /// The verbatim encoding of the last fan-out: encoded at its first verbatim recipient, copied to
@@ -69,13 +80,73 @@ struct Out<'a> {
     tx_queue_bytes: usize,
     delivered: u64,
     refused_budget: u64,
+    /// Why the last refused delivery was refused, and for the budget, the growth it needed.
+    last_refusal: Refusal,
+    budget_wait: usize,
 }
 
-/// The [`Sink`] the router writes into: the destination connections' transmit queues.
+/// What a [`ConnSink`] did: messages queued, transmit-queue growths the budget refused,
+/// broadcast entries lost for members that lagged past the ring.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct SinkTotals {
+    delivered: u64,
+    refused_budget: u64,
+    lost_notifications: u64,
+}
+
+impl Server {
+    /// The router, the counters and a [`ConnSink`] over every connection (with the checked-out
+    /// `sender`, if a message is being routed), borrowed at once.
+    pub(super) fn routing<'a>(
+        &'a mut self,
+        sender: Option<Sender<'a>>,
+    ) -> (&'a mut Router, &'a mut Stats, ConnSink<'a>) {
+        let sink = ConnSink::new(
+            &mut self.slots,
+            &mut self.sched,
+            &mut self.budget,
+            &mut self.fanout,
+            &mut self.broadcasts,
+            &self.limits,
+            sender,
+        );
+        (&mut self.router, &mut self.stats, sink)
+    }
+
+    /// Account what a sink did: close the connections whose transmit side failed, count the
+    /// messages out, the budget refusals and the lost notifications (logged rate-limited).
+    #[inline(always)]
+    pub(super) fn account(&mut self, t: SinkTotals) {
+        self.stats.msgs_out += t.delivered;
+        if t.refused_budget > 0 || t.lost_notifications > 0 || !self.sched.broken.is_empty() {
+            self.account_trouble(t);
+        }
+    }
+
+    /// The rest of [`Server::account`], when anything went wrong.
+    #[inline(never)]
+    fn account_trouble(&mut self, t: SinkTotals) {
+        self.close_broken();
+        if t.refused_budget > 0 && stats::bump_and_should_log(&mut self.stats.dropped_budget) {
+            log::warn!("buffer budget exhausted: a transmit queue could not grow");
+        }
+        for _ in 0..t.lost_notifications {
+            if stats::bump_and_should_log(&mut self.stats.dropped_notify_full) {
+                log::warn!("peerlist notifications dropped: a peer did not read them before the ring wrapped");
+            }
+        }
+    }
+}
+
+/// The [`Sink`] the router writes into: the destination connections' transmit queues, and the
+/// ring of deferred broadcasts.
 pub(super) struct ConnSink<'a> {
     conns: Conns<'a>,
     out: Out<'a>,
     fanout: &'a mut FanoutCache,
+    pub(super) broadcasts: &'a mut Broadcasts,
+    /// Broadcast entries lost for members that lagged past the ring (`dropped_notify_full`).
+    pub(super) lost_notifications: u64,
 }
 
 impl<'a> ConnSink<'a> {
@@ -85,6 +156,7 @@ impl<'a> ConnSink<'a> {
         sched: &'a mut Sched,
         budget: &'a mut Budget,
         fanout: &'a mut FanoutCache,
+        broadcasts: &'a mut Broadcasts,
         limits: &Limits,
         sender: Option<Sender<'a>>,
     ) -> Self {
@@ -97,15 +169,73 @@ impl<'a> ConnSink<'a> {
                 tx_queue_bytes: limits.tx_queue_bytes,
                 delivered: 0,
                 refused_budget: 0,
+                last_refusal: Refusal::QueueFull,
+                budget_wait: 0,
             },
             fanout,
+            broadcasts,
+            lost_notifications: 0,
         }
     }
 
-    /// Messages queued, and transmit-queue growths the budget refused.
+    /// What it did, for [`Server::account`] once the sink is dropped.
     #[inline]
-    pub(super) fn counts(&self) -> (u64, u64) {
-        (self.out.delivered, self.out.refused_budget)
+    pub(super) fn totals(&self) -> SinkTotals {
+        SinkTotals {
+            delivered: self.out.delivered,
+            refused_budget: self.out.refused_budget,
+            lost_notifications: self.lost_notifications,
+        }
+    }
+
+    /// The growth the buffer budget refused to the last refused delivery, if that was the
+    /// cause: its sender waits until that much fits (`Blocked::QueueBudget`) instead of
+    /// retrying at once.
+    #[inline]
+    pub(super) fn budget_wait(&self) -> Option<usize> {
+        (self.out.last_refusal == Refusal::Budget).then_some(self.out.budget_wait)
+    }
+
+    /// Is `to` a live connection (the sender of the message being routed included)?
+    pub(super) fn is_connected(&self, to: PeerId) -> bool {
+        self.conns.sender.as_ref().is_some_and(|s| s.id.index == to.0) || self.conns.slots.id_of(to.0).is_some()
+    }
+
+    /// Write every broadcast entry `to` has not received yet into its queue, in order. Fails,
+    /// leaving the rest for later, when its queue does not admit the next one.
+    #[inline]
+    fn catch_up(&mut self, to: PeerId) -> Result<(), Full> {
+        if !self.broadcasts.is_behind(to.0) {
+            return Ok(());
+        }
+        match self.catch_up_at_most(to, usize::MAX) {
+            (_, true) => Err(Full),
+            (_, false) => Ok(()),
+        }
+    }
+
+    /// As [`ConnSink::catch_up`], at most `max` entries: how many were written, and whether
+    /// its queue refused the next one. Out of line: the per-message path only checks
+    /// [`Broadcasts::is_behind`].
+    #[inline(never)]
+    pub(super) fn catch_up_at_most(&mut self, to: PeerId, max: usize) -> (usize, bool) {
+        let mut written = 0;
+        while written < max {
+            self.lost_notifications += self.broadcasts.skip_lost(to.0);
+            let Some(seq) = self.broadcasts.pending(to.0) else { break };
+            {
+                let mut frames = heapless::Vec::new();
+                if !self.broadcasts.get(seq, &mut frames) {
+                    self.lost_notifications += 1;
+                } else if self.conns.queue(&mut self.out, to, &frames).is_err() {
+                    return (written, true);
+                } else {
+                    written += 1;
+                }
+            }
+            self.broadcasts.advance(to.0, seq);
+        }
+        (written, false)
     }
 }
 
@@ -114,11 +244,11 @@ impl Conns<'_> {
     #[inline]
     fn queue(&mut self, out: &mut Out<'_>, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
         if let Some(s) = self.sender.as_mut().filter(|s| s.id.index == to.0) {
-            let d = s.delivery.as_mut().ok_or(Full)?;
+            let d = s.delivery.as_mut().ok_or_else(|| out.gone())?;
             return out.put(s.id, d.tx, d.queued, Payload::Frames(frames, &mut d.outbound));
         }
-        let id = self.slots.id_of(to.0).ok_or(Full)?;
-        let d = self.slots.get_mut(id).and_then(Conn::delivery).ok_or(Full)?;
+        let id = self.slots.id_of(to.0).ok_or_else(|| out.gone())?;
+        let d = self.slots.get_mut(id).and_then(Conn::delivery).ok_or_else(|| out.gone())?;
         let Delivery { tx, mut outbound, queued } = d;
         out.put(id, tx, queued, Payload::Frames(frames, &mut outbound))
     }
@@ -127,11 +257,11 @@ impl Conns<'_> {
     #[inline]
     fn queue_encoded(&mut self, out: &mut Out<'_>, to: PeerId, wire: &[u8]) -> Result<(), Full> {
         if let Some(s) = self.sender.as_mut().filter(|s| s.id.index == to.0) {
-            let d = s.delivery.as_mut().ok_or(Full)?;
+            let d = s.delivery.as_mut().ok_or_else(|| out.gone())?;
             return out.put(s.id, d.tx, d.queued, Payload::Encoded(wire));
         }
-        let id = self.slots.id_of(to.0).ok_or(Full)?;
-        let (tx, queued) = self.slots.get_mut(id).map(Conn::queues).ok_or(Full)?;
+        let id = self.slots.id_of(to.0).ok_or_else(|| out.gone())?;
+        let (tx, queued) = self.slots.get_mut(id).map(Conn::queues).ok_or_else(|| out.gone())?;
         out.put(id, tx, queued, Payload::Encoded(wire))
     }
 
@@ -154,6 +284,14 @@ impl Conns<'_> {
 }
 
 impl Out<'_> {
+    /// A refusal for want of room in the queue (or of the peer itself). Every refusal path
+    /// records its cause, so that the per-message path stores nothing when all is well.
+    #[cold]
+    fn gone(&mut self) -> Full {
+        self.last_refusal = Refusal::QueueFull;
+        Full
+    }
+
     /// Append `payload` to `tx` if it fits the queue limit and the budget.
     #[inline]
     fn put(&mut self, id: SlotId, tx: &mut TxBuf, queued: &mut Queued, payload: Payload<'_, '_>) -> Result<(), Full> {
@@ -161,14 +299,15 @@ impl Out<'_> {
             Payload::Frames(frames, outbound) => outbound.encoded_len(frames),
             Payload::Encoded(bytes) => bytes.len(),
         };
-        let pending = tx.pending();
-        if pending > 0 && pending + len > self.tx_queue_bytes {
-            return Err(Full);
+        if !tx.admits(len, self.tx_queue_bytes) {
+            return Err(self.gone());
         }
         // No slack for frame::append's inline copies is reserved: it would let a queue at its
         // limit double its buffer for 32 bytes. Near the end of the capacity it uses memcpy.
-        if !tx.reserve(len, self.budget) {
+        if let Err(growth) = tx.reserve(len, self.budget) {
             self.refused_budget += 1;
+            self.last_refusal = Refusal::Budget;
+            self.budget_wait = growth;
             return Err(Full);
         }
         let written = match payload {
@@ -181,7 +320,7 @@ impl Out<'_> {
         if written.is_err() {
             // CURVE nonce exhausted (after 2^64 messages): nothing sane can follow.
             self.broken.push(id);
-            return Err(Full);
+            return Err(self.gone());
         }
         queued.mark_dirty(id, self.dirty);
         self.delivered += 1;
@@ -192,6 +331,7 @@ impl Out<'_> {
 impl Sink for ConnSink<'_> {
     #[inline]
     fn deliver(&mut self, to: PeerId, frames: &[&[u8]]) -> Result<(), Full> {
+        self.catch_up(to)?;
         self.conns.queue(&mut self.out, to, frames)
     }
 
@@ -200,6 +340,7 @@ impl Sink for ConnSink<'_> {
         if !self.conns.verbatim(to) {
             return self.deliver(to, fanout.frames);
         }
+        self.catch_up(to)?;
         let wire = self.fanout.encode(fanout);
         self.conns.queue_encoded(&mut self.out, to, wire)
     }
@@ -207,5 +348,32 @@ impl Sink for ConnSink<'_> {
     #[inline]
     fn is_stalled(&self, to: PeerId) -> bool {
         self.conns.is_stalled(to)
+    }
+
+    fn refusal(&self) -> Refusal {
+        self.out.last_refusal
+    }
+
+    fn broadcast(&mut self, frames: &[&[u8]], members: &mut dyn Iterator<Item = PeerId>) -> u64 {
+        if self.broadcasts.push(frames) {
+            return 0;
+        }
+        // Too large for a ring entry: write it to each member now, after what it has pending.
+        members.map(|p| u64::from(self.deliver(p, frames).is_err())).sum()
+    }
+
+    fn joined(&mut self, peer: PeerId) {
+        self.broadcasts.join(peer.0);
+    }
+
+    fn leaving(&mut self, peer: PeerId) {
+        // What was broadcast while it was a member reaches it first (best effort: what its full
+        // queue cannot take now is lost, as a notification to a full queue always was).
+        if self.is_connected(peer) {
+            while self.catch_up(peer).is_err() && self.broadcasts.give_up_one(peer.0) {
+                self.lost_notifications += 1;
+            }
+        }
+        self.broadcasts.leave(peer.0);
     }
 }

@@ -18,8 +18,11 @@
 //! `[X, '', 'VIP1', U, M, 'pubsub', 'publish', TOPIC, BODY]` with SENDER `''`, the publisher's
 //! **unmodified** USER_ID and MSG_ID, and BODY rebuilt as
 //! `{"sender": S, "bus": B, "headers": H, "message": MSG}` (ASCII-only Python-style JSON, NaN and
-//! Infinity kept, extra keys and extra frames dropped). The count is the number of *matching*
-//! subscribers, not of successful sends (§7.6).
+//! Infinity kept, extra keys and extra frames dropped). The count is the number of subscribers
+//! the delivery was queued to — never more: a delivery dropped for a full queue or the buffer
+//! budget is not counted. VIP.md §7.6 observes VOLTTRON counting *matching* subscribers, but
+//! VOLTTRON also sends the publisher error 11 for each subscriber whose pipe was full; this
+//! router sends no error 11 (below), so the count is where the publisher learns of a drop.
 //!
 //! Malformed input never crashes the service (§16.2 B): it is counted (`pubsub_malformed`), logged
 //! rate-limited ([`stats::bump_and_should_log`]), and answered like the closest non-crashing path: `00` for
@@ -37,8 +40,11 @@
 //! per-peer flag cleared by its next successful delivery; the 1st, 10th, 100th … stall of a peer
 //! is logged). The publisher and every other subscriber are unaffected, and the publisher is
 //! **not** sent VOLTTRON's error 11 for it (§7.6 `EAGAIN`): one slow listener must not make every
-//! publisher's log fill with errors about a peer it never addressed. The count still includes the
-//! slow subscriber, as in VOLTTRON.
+//! publisher's log fill with errors about a peer it never addressed. The count leaves the slow
+//! subscriber out. "Full" follows the server's admission rule (`server::conn::TxBuf::admits`):
+//! a message larger than `tx-queue-bytes` still reaches a subscriber whose queue is at most half
+//! full. A delivery the buffer budget cannot hold ([`Refusal::Budget`]) is dropped the same way
+//! and counted in `dropped_subscriber_budget` (not a slow subscriber: its queue had room).
 //!
 //! Replies: subscribe/unsubscribe/list replies pause a requester whose own queue is full
 //! ([`Outcome::Blocked`]; they are idempotent, so the retry is harmless). A publish whose
@@ -78,7 +84,7 @@ use super::envelope::Envelope;
 use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID};
 use super::peers::{PeerId, PeerTable};
 use super::protected::{PolicyError, TopicPolicy, UserCapabilities};
-use super::router::{Fanout, Outcome, Router, Sink};
+use super::router::{Fanout, Outcome, Refusal, Router, Sink};
 use super::subscriptions::{MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions};
 use crate::auth::authz::{Access, Authz};
 use crate::json::emit::emit_u64;

@@ -87,7 +87,7 @@ impl SlowPeer {
             if stats::bump_and_should_log(&mut self.stalls) {
                 log::warn!(
                     "slow subscriber {}: queue full, dropping its pubsub deliveries \
-                     (stall {}, {} dropped so far; publishers unaffected)",
+                     (stall {}, {} dropped so far; publishers see them missing from their counts)",
                     identity.escape_ascii(),
                     self.stalls,
                     self.dropped
@@ -159,6 +159,8 @@ impl PubSub {
             _ => 0,
         };
         // Deliveries (if any) are out: never pause and retry from here (it would duplicate them).
+        // The count is what was delivered (queued), never more: a dropped delivery is not
+        // claimed (README "PubSub").
         let count = u32::try_from(count).unwrap_or(u32::MAX);
         Self::count_reply(stats, sink, from, requester, env.msg_id, count);
         Outcome::Done
@@ -211,7 +213,8 @@ impl PubSub {
     }
 
     /// Deliver the emitted body to every subscriber of `topic` on `bus`: one [`Fanout`], each
-    /// drop recorded per subscriber. Returns the number of matching subscribers.
+    /// drop recorded per subscriber (a full queue) or counted as the budget's. Returns the number
+    /// of subscribers the delivery was queued to: the count never claims a dropped delivery.
     fn fan_out(
         &mut self,
         bus: &[u8],
@@ -227,10 +230,18 @@ impl PubSub {
         *fanouts += 1;
         let fanout = Fanout::new(&frames, *fanouts);
         let mut delivered = 0u64;
-        let count = subs.for_each_subscriber(bus, topic, |p| {
+        subs.for_each_subscriber(bus, topic, |p| {
             let ok = sink.deliver_fanout(PeerId(p), &fanout).is_ok();
             delivered += u64::from(ok);
-            if let Some(s) = slow.get_mut(usize::from(p)) {
+            if !ok && sink.refusal() == Refusal::Budget {
+                // Its queue had room: not a slow subscriber.
+                if stats::bump_and_should_log(&mut stats.dropped_subscriber_budget) {
+                    log::warn!(
+                        "pubsub delivery to {} dropped: the buffer budget cannot hold it",
+                        peers.identity(PeerId(p)).escape_ascii()
+                    );
+                }
+            } else if let Some(s) = slow.get_mut(usize::from(p)) {
                 s.record(ok, stats, peers.identity(PeerId(p)));
             }
         });
@@ -238,7 +249,7 @@ impl PubSub {
         if body.capacity() > SCRATCH_KEEP_BYTES {
             *body = Vec::new();
         }
-        count
+        usize::try_from(delivered).unwrap_or(usize::MAX)
     }
 
     /// The publish count to the publisher, dropped (and counted) if its queue is full.

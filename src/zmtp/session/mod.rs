@@ -19,7 +19,8 @@
 //!   [`Session::split`]).
 //!
 //! Layout: this file holds the types and the dispatch; `handshake.rs` the greeting, NULL,
-//! PLAIN and CURVE handshakes and the authorisation step; the traffic phase is
+//! PLAIN and CURVE handshakes and the authorisation step; `progress.rs` how far a handshake has
+//! come ([`HandshakeProgress`], for the server's eviction choice); the traffic phase is
 //! [`crate::zmtp::traffic`], shared with the client.
 //!
 //! A data frame during the handshake is a protocol error; bytes that follow a handshake step
@@ -36,6 +37,9 @@ use crate::limits::{Limits, MAX_IDENTITY_BYTES};
 
 pub mod client;
 mod handshake;
+mod progress;
+
+pub use progress::HandshakeProgress;
 
 /// The server's long-term CURVE keys and the process-wide cookie keys.
 #[derive(Debug)]

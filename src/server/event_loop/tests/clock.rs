@@ -110,3 +110,82 @@ fn buffers_grown_by_a_large_message_shrink_back_once_the_callers_clock_says_the_
     at(&mut server, &mut events, 2000 + crate::limits::IDLE_SHRINK_MS);
     assert_eq!(server.budget.used(), initial, "the grown buffers went back to the budget");
 }
+
+/// `a` and `b` attached, and a `hog` holding most of a 1 MiB buffer budget in its receive
+/// buffer (an 850 KiB message it never finishes); then `a` sends `b` 100 KiB: `a`'s receive
+/// buffer still grows to hold it, `b`'s transmit queue — empty, far under `tx-queue-bytes` —
+/// cannot grow for it. Returns once that was refused, at time 1.
+fn starve_a_routed_message_of_budget(server: &mut Server, events: &mut Events, port: u16) -> (Peer, Peer, TcpStream) {
+    let (mut a, mut b) = (Peer::connect(port, b"a"), Peer::connect(port, b"b"));
+    while !(a.is_ready() && b.is_ready() && server.router.peers.lookup(b"b").is_some()) {
+        at(server, events, 0);
+        a.pump();
+        b.pump();
+    }
+    let hog = super::start_big_message(port, b"hog", 850 * 1024, 1000);
+    for _ in 0..5 {
+        at(server, events, 0);
+    }
+    a.send(&[b"b", b"VIP1", b"", b"m1", b"RPC", &vec![b'x'; 100 * 1024]]);
+    for _ in 0..200 {
+        if server.stats().dropped_budget > 0 {
+            break;
+        }
+        a.pump();
+        at(server, events, 1);
+    }
+    assert!(server.stats().dropped_budget > 0, "b's queue could always grow");
+    (a, b, hog)
+}
+
+#[test]
+fn a_sender_refused_by_the_buffer_budget_waits_for_it_without_spinning() {
+    let mut limits = Limits::COMPILED;
+    limits.buffer_budget_bytes = 1 << 20;
+    let (mut server, port) = server(limits);
+    let mut events = Events::with_capacity(64);
+    let (_a, mut b, hog) = starve_a_routed_message_of_budget(&mut server, &mut events, port);
+    let paused = server.stats().paused_sender;
+    for _ in 0..20 {
+        at(&mut server, &mut events, 2);
+        assert!(server.timeout() > Duration::ZERO, "the blocked sender is retried at once: the loop spins");
+        assert!(!server.sched.blocked.is_empty(), "a was resumed while nothing could change");
+    }
+    assert_eq!(server.stats().paused_sender, paused, "the message was retried while nothing could change");
+    // The hog leaves: its bytes go back, b's queue can grow, a's message goes through.
+    drop(hog);
+    for t in 0..50 {
+        at(&mut server, &mut events, 3 + t);
+        b.pump();
+        if !b.inbox.is_empty() {
+            break;
+        }
+    }
+    assert!(server.sched.blocked.is_empty(), "a still blocked once the budget freed up");
+    assert!(b.inbox.iter().any(|m| m[3] == b"m1" && m[5].len() == 100 * 1024), "the message never reached b");
+    assert_eq!(server.stats().errors_again, 0);
+}
+
+#[test]
+fn a_sender_refused_by_the_buffer_budget_gets_error_11_after_the_stall_time() {
+    let mut limits = Limits::COMPILED;
+    limits.buffer_budget_bytes = 1 << 20;
+    let stall = limits.send_stall_ms;
+    let (mut server, port) = server(limits);
+    let mut events = Events::with_capacity(64);
+    let (mut a, _b, _hog) = starve_a_routed_message_of_budget(&mut server, &mut events, port);
+    at(&mut server, &mut events, stall);
+    a.pump();
+    assert!(!server.sched.blocked.is_empty(), "not yet: one millisecond to go");
+    let errors = |a: &Peer| a.inbox.iter().filter(|m| m[4] == b"error" && m[5] == b"11" && m[3] == b"m1").count();
+    assert_eq!(errors(&a), 0);
+    for t in 0..20 {
+        at(&mut server, &mut events, 1 + stall + t);
+        a.pump();
+    }
+    assert_eq!(errors(&a), 1, "no error 11 after the stall time");
+    assert_eq!(server.stats().errors_again, 1);
+    assert!(server.sched.blocked.is_empty());
+    let b = server.router.peers.lookup(b"b").unwrap();
+    assert!(!server.slots.peek(b.0).unwrap().is_stalled(), "b is not to blame: its queue is empty");
+}

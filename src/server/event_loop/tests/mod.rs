@@ -216,3 +216,101 @@ fn half_open_connections_cannot_fill_a_lowered_max_connections() {
     assert!(got[..n].windows(7).any(|w| w == b"welcome"), "the real peer was not welcomed");
     assert_budget_balanced(&server);
 }
+
+/// Turn the server for `d` while reading `s`, and split what came into messages (frames), after
+/// the 64-byte greeting if `first` (the first read of the connection); commands are left out.
+fn read_messages(
+    s: &mut TcpStream,
+    first: bool,
+    server: &mut Server,
+    events: &mut Events,
+    d: Duration,
+) -> Vec<Vec<Vec<u8>>> {
+    s.set_nonblocking(true).unwrap();
+    let mut got = Vec::new();
+    let end = StdInstant::now() + d;
+    while StdInstant::now() < end {
+        server.run_once(events).unwrap();
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    s.set_nonblocking(false).unwrap();
+    let mut msgs = Vec::new();
+    let mut cur = Vec::new();
+    let mut at = if first { 64 } else { 0 };
+    while at + 2 <= got.len() {
+        let flags = got[at];
+        let (len, head) = if flags & 0x02 != 0 {
+            (u64::from_be_bytes(got[at + 1..at + 9].try_into().unwrap()) as usize, 9)
+        } else {
+            (usize::from(got[at + 1]), 2)
+        };
+        let body = got[at + head..at + head + len].to_vec();
+        at += head + len;
+        if flags & 0x04 != 0 {
+            continue;
+        }
+        cur.push(body);
+        if flags & FLAG_MORE == 0 {
+            msgs.push(std::mem::take(&mut cur));
+        }
+    }
+    msgs
+}
+
+#[test]
+fn a_deferred_peerlist_add_still_reaches_a_peer_before_a_message_from_the_newcomer() {
+    let (mut server, port) = server(Limits::COMPILED);
+    let mut events = Events::with_capacity(64);
+    let mut p = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut out = handshake(b"p");
+    frames(&[b"", b"VIP1", b"", b"h", b"hello", b"hello"], &mut out);
+    p.write_all(&out).unwrap();
+    let got = read_messages(&mut p, true, &mut server, &mut events, Duration::from_millis(100));
+    assert_eq!(got.len(), 1, "the welcome: {got:?}");
+    // x's hello registers it (a `peerlist add x` for p, written at the end of the turn at the
+    // earliest), and in the same read its message to p is routed at once.
+    let mut x = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut out = handshake(b"x");
+    frames(&[b"", b"VIP1", b"", b"h", b"hello", b"hello"], &mut out);
+    frames(&[b"p", b"VIP1", b"", b"m1", b"RPC", b"call"], &mut out);
+    x.write_all(&out).unwrap();
+    let got = read_messages(&mut p, false, &mut server, &mut events, Duration::from_millis(200));
+    let expected = vec![
+        frames_of(&[b"", b"VIP1", b"", b"", b"peerlist", b"add", b"x"]),
+        frames_of(&[b"x", b"VIP1", b"x", b"m1", b"RPC", b"call"]),
+    ];
+    assert_eq!(got, expected, "p must be told about x before x's message reaches it");
+    assert_eq!(server.stats().dropped_notify_full, 0);
+    assert_budget_balanced(&server);
+}
+
+#[test]
+fn a_null_peer_whose_ready_was_sent_is_not_evicted_by_newer_half_open_connections() {
+    let mut limits = Limits::COMPILED;
+    limits.max_handshakes = 4;
+    let (mut server, port) = server(limits);
+    let mut events = Events::with_capacity(64);
+    // The router's READY goes out right after this greeting; the client's READY is still to come.
+    let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    first.write_all(&greeting::emit(Mechanism::Null, false)).unwrap();
+    turn_for(&mut server, &mut events, Duration::from_millis(50));
+    let mut silent = Vec::new();
+    for _ in 0..12 {
+        silent.push(TcpStream::connect(("127.0.0.1", port)).unwrap());
+        turn_for(&mut server, &mut events, Duration::from_millis(10));
+    }
+    assert!(server.stats().rejected_handshake_evicted >= 8, "the silent ones are evicted");
+    let mut out = Vec::new();
+    command::emit_ready(b"DEALER", b"first", &mut out);
+    frames(&[b"", b"VIP1", b"", b"h1", b"hello", b"hello"], &mut out);
+    first.write_all(&out).unwrap();
+    let got = read_messages(&mut first, true, &mut server, &mut events, Duration::from_millis(200));
+    assert!(got.iter().any(|m| m.len() == 9 && m[5] == b"welcome"), "not welcomed: {got:?}");
+    assert_budget_balanced(&server);
+}
