@@ -13,6 +13,7 @@ use viprouter::server::startup;
 
 #[cfg(feature = "bench")]
 mod bench;
+mod stats_cmd;
 
 /// viprouter: a small, fast VOLTTRON VIP message router (ZeroMQ message bus).
 #[derive(FromArgs)]
@@ -60,6 +61,7 @@ struct Cli {
 #[argh(subcommand)]
 enum Command {
     Keygen(Keygen),
+    Stats(stats_cmd::StatsCmd),
     #[cfg(feature = "bench")]
     Bench(bench::BenchCmd),
 }
@@ -139,6 +141,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Stats(cmd)) = &cli.command {
+        return stats_cmd::main(cmd, &config);
+    }
     if cli.print_limits {
         print_limits(&config.limits);
         return ExitCode::SUCCESS;
@@ -153,6 +158,12 @@ fn main() -> ExitCode {
         println!("allow-auth:    {}", config.allow_auth);
         println!("setup-mode:    {}", config.setup_mode);
         println!("auth-reports:  {}", config.auth_reports);
+        if config.stats_topic.is_empty() {
+            println!("stats publish: off");
+        } else {
+            let sender = if config.stats_sender.is_empty() { "(router identity)" } else { &config.stats_sender };
+            println!("stats publish: {} every {} s as {sender}", config.stats_topic, config.stats_interval_s);
+        }
         print_limits(&config.limits);
         return ExitCode::SUCCESS;
     }

@@ -4,6 +4,11 @@
 //! here; [`bump_and_should_log`] also says whether this occurrence should be logged (the first, then
 //! the 10th, 100th, … — "logged once" without letting a hostile peer flood the journal).
 //! The whole structure is answered as a JSON object to `query stats` and logged on SIGUSR1.
+//! A few members are gauges (`connections`, `peers`, `buffer_bytes`, `uptime_ms`): the state
+//! now, not a count.
+//!
+//! [`PeerTraffic`] counts messages per peer (in from it, out to it) in a table sized once for
+//! `max-connections`, indexed by the peer's slot: the top talkers of `query stats`.
 
 use core::fmt::{self, Write};
 
@@ -168,6 +173,71 @@ counters! {
     dropped_auth_report,
     /// Peers that auth.json refuses, admitted because the router runs with `--setup-mode`.
     admitted_setup_mode,
+    /// Connections open now (a gauge: set at every accept, dial and close).
+    connections,
+    /// Peers in the VIP peer set now (a gauge: set at every join and leave).
+    peers,
+    /// Milliseconds since the router started (a gauge: the time of the current loop turn).
+    uptime_ms,
+    /// Publishes the router made itself (`[viprouter] stats-topic`: its own counters).
+    router_publishes,
+}
+
+/// Messages from and to one peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Messages read from the peer and handled (routed, answered or dropped by the router).
+    pub msgs_in: u64,
+    /// Messages queued to the peer (forwarded, replies, notifications, pubsub deliveries).
+    pub msgs_out: u64,
+}
+
+/// [`Traffic`] of every peer, indexed by its connection slot (`vip::peers::PeerId`'s index):
+/// allocated once for `max-connections` peers, counted without allocating; a slot's counts
+/// start again at 0 when its connection closes ([`PeerTraffic::reset`]).
+#[derive(Clone, Debug, Default)]
+pub struct PeerTraffic {
+    peers: Box<[Traffic]>,
+}
+
+impl PeerTraffic {
+    /// A table for `max_peers` slots, all zero.
+    pub fn new(max_peers: usize) -> Self {
+        PeerTraffic { peers: vec![Traffic::default(); max_peers].into_boxed_slice() }
+    }
+
+    /// Bytes [`PeerTraffic::new`] allocates for `max_peers` (the memory ceiling).
+    pub fn table_bytes(max_peers: usize) -> usize {
+        max_peers.saturating_mul(core::mem::size_of::<Traffic>())
+    }
+
+    /// One message read from slot `index`.
+    #[inline]
+    pub fn count_in(&mut self, index: u16) {
+        if let Some(t) = self.peers.get_mut(usize::from(index)) {
+            t.msgs_in += 1;
+        }
+    }
+
+    /// One message queued to slot `index`.
+    #[inline]
+    pub fn count_out(&mut self, index: u16) {
+        if let Some(t) = self.peers.get_mut(usize::from(index)) {
+            t.msgs_out += 1;
+        }
+    }
+
+    /// The counts of slot `index` (zero outside the table).
+    pub fn get(&self, index: u16) -> Traffic {
+        self.peers.get(usize::from(index)).copied().unwrap_or_default()
+    }
+
+    /// Slot `index` was freed: its next connection starts from zero.
+    pub fn reset(&mut self, index: u16) {
+        if let Some(t) = self.peers.get_mut(usize::from(index)) {
+            *t = Traffic::default();
+        }
+    }
 }
 
 /// Increment `counter` and say whether this occurrence should be logged: the 1st, 10th,
@@ -205,6 +275,22 @@ mod tests {
         assert!(text.starts_with("{\"accepted\": 3, \"closed\": 0"));
         assert!(text.ends_with('}'));
         assert!(text.contains("\"dropped_slow_subscriber\": 0"));
+    }
+
+    #[test]
+    fn peer_traffic_counts_per_slot_and_ignores_out_of_range() {
+        let mut t = PeerTraffic::new(4);
+        t.count_in(1);
+        t.count_in(1);
+        t.count_out(1);
+        t.count_out(3);
+        t.count_in(4); // outside the table: ignored, no panic
+        assert_eq!(t.get(1), Traffic { msgs_in: 2, msgs_out: 1 });
+        assert_eq!(t.get(3), Traffic { msgs_in: 0, msgs_out: 1 });
+        assert_eq!(t.get(4), Traffic::default());
+        t.reset(1);
+        assert_eq!(t.get(1), Traffic::default());
+        assert_eq!(PeerTraffic::table_bytes(4), 64);
     }
 
     #[test]

@@ -36,7 +36,7 @@ use viprouter::server::event_loop::Server;
 use viprouter::zmtp::mechanism::Mechanism;
 
 mod common;
-use common::server::{frames, handshake};
+use common::server::{connect, frames};
 
 #[path = "common/alloc_counter.rs"]
 mod alloc_counter;
@@ -65,17 +65,6 @@ struct Shared {
     go: AtomicBool,
     /// Stop everything.
     done: AtomicBool,
-}
-
-/// Connect, greet, READY with `identity`, say hello, then send `then`.
-fn connect(port: u16, identity: &[u8], then: &[u8]) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_nodelay(true).unwrap();
-    let mut hello = handshake(identity);
-    hello.extend_from_slice(&frames(&[b"", b"VIP1", b"", b"h", b"hello", b"hello"]));
-    hello.extend_from_slice(then);
-    s.write_all(&hello).unwrap();
-    s
 }
 
 /// Count complete ZMTP messages (not commands) in `buf`, after skipping the greeting; consumed

@@ -38,9 +38,14 @@ pub const VOLTTRON_KEYS: [&str; 11] = [
 /// file would write it; any other key of that section is an error. Gates
 /// [`Config::apply_file`]; `tests/manpages.rs` checks that viprouter.conf(5) documents each key
 /// with this default and that the shipped config shows it.
-pub const VIPROUTER_KEYS: [(&str, &str); 7] = [
+/// An empty default is written `key =` (not configured: the stats publish off and its sender the
+/// router's own identity; the RabbitMQ bridge off).
+pub const VIPROUTER_KEYS: [(&str, &str); 10] = [
     ("identity-binding", "False"),
     ("error-msg-id", "agent-readable"),
+    ("stats-topic", ""),
+    ("stats-interval", "60"),
+    ("stats-sender", ""),
     // The RabbitMQ bridge (issue #15; `rabbitmq`): empty = not configured.
     ("rabbitmq-url", ""),
     ("rabbitmq-ca-file", ""),
@@ -48,6 +53,9 @@ pub const VIPROUTER_KEYS: [(&str, &str); 7] = [
     ("rabbitmq-key-file", ""),
     ("rabbitmq-export", ""),
 ];
+
+/// The longest `stats-interval`, in seconds (a day).
+pub const MAX_STATS_INTERVAL_S: u64 = 86_400;
 
 /// Every key of the `[viprouter]` section: [`VIPROUTER_KEYS`], then the limits.
 pub fn viprouter_keys() -> impl Iterator<Item = &'static str> {
@@ -125,6 +133,12 @@ pub struct Config {
     /// them (an RPC to a missing peer raises `Unreachable`); `verbatim` echoes it byte-exact
     /// (`vip::error`).
     pub error_msg_id: ErrorMsgId,
+    /// `[viprouter] stats-topic`: publish the router's counters on this topic (empty: never).
+    pub stats_topic: String,
+    /// `[viprouter] stats-interval`: seconds between two such publishes.
+    pub stats_interval_s: u64,
+    /// `[viprouter] stats-sender`: their sender and USER_ID (empty: the router's identity).
+    pub stats_sender: String,
 }
 
 /// A configuration problem, with where it is.
@@ -186,6 +200,9 @@ impl Config {
             auth_reports: cli.auth_reports,
             rabbitmq: rabbitmq::RabbitMq::default(),
             error_msg_id: ErrorMsgId::default(),
+            stats_topic: String::new(),
+            stats_interval_s: 60,
+            stats_sender: String::new(),
         };
         let file = cfg.volttron_home.join("config");
         if std::env::var_os("SKIP_VOLTTRON_CONFIG").is_none() && file.exists() {
@@ -290,6 +307,7 @@ impl Config {
                     self.error_msg_id = ErrorMsgId::from_config(&e.value)
                         .ok_or_else(|| bad("expected agent-readable or verbatim".into()))?;
                 }
+                ("viprouter", k) if k.starts_with("stats-") => self.apply_stats(k, &e.value).map_err(bad)?,
                 ("viprouter", key) => {
                     let v: u64 = e.value.parse().map_err(|_| bad("expected a whole number".into()))?;
                     self.limits.lower(key, v).map_err(|le| match le {
@@ -310,6 +328,26 @@ impl Config {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// One of the `[viprouter] stats-*` keys (the router's own stats publish).
+    fn apply_stats(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "stats-topic" => self.stats_topic = value.to_string(),
+            "stats-interval" => {
+                self.stats_interval_s = value
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=MAX_STATS_INTERVAL_S).contains(s))
+                    .ok_or_else(|| format!("expected whole seconds from 1 to {MAX_STATS_INTERVAL_S}"))?;
+            }
+            "stats-sender" if value.len() > crate::limits::MAX_IDENTITY_BYTES => {
+                return Err(format!("longer than {} bytes", crate::limits::MAX_IDENTITY_BYTES));
+            }
+            "stats-sender" => self.stats_sender = value.to_string(),
+            _ => return Err("unknown setting".into()),
         }
         Ok(())
     }
@@ -474,10 +512,37 @@ mod tests {
         }
         assert_eq!(c.identity_binding, Some(false));
         assert_eq!(c.limits, Limits::COMPILED);
-        assert!(c.apply_file(Path::new("cfg"), "[viprouter]\nstats-interval = 1\n").is_err());
+        assert!(c.apply_file(Path::new("cfg"), "[viprouter]\nstats-interval = 0\n").is_err());
         c.apply_file(Path::new("cfg"), "[volttron]\nvolttron-central-address = x\nmessage-bus = zmq\nlog-level = 3\n")
             .unwrap();
         assert_eq!(c.volttron_central_address, "x");
+    }
+
+    /// The router's own stats publish: off until a topic is set; interval and sender checked.
+    #[test]
+    fn stats_publish_keys() {
+        let mut c =
+            Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
+        assert!(c.stats_topic.is_empty());
+        assert_eq!(c.stats_interval_s, 60);
+        c.apply_file(
+            Path::new("cfg"),
+            "[viprouter]\nstats-topic = analysis/viprouter/gw1\nstats-interval = 10\nstats-sender = viprouter\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.stats_topic.as_str(), c.stats_interval_s, c.stats_sender.as_str()),
+            ("analysis/viprouter/gw1", 10, "viprouter")
+        );
+        c.apply_file(Path::new("cfg"), "[viprouter]\nstats-topic =\n").unwrap();
+        assert!(c.stats_topic.is_empty());
+        for bad in ["stats-interval = 0", "stats-interval = 86401", "stats-interval = 1.5", "stats-interval = -1"] {
+            let err = c.apply_file(Path::new("cfg"), &format!("[viprouter]\n{bad}\n")).unwrap_err();
+            assert_eq!(err.to_string(), "cfg:2: stats-interval: expected whole seconds from 1 to 86400", "{bad}");
+        }
+        let long = "x".repeat(256);
+        let err = c.apply_file(Path::new("cfg"), &format!("[viprouter]\nstats-sender = {long}\n")).unwrap_err();
+        assert_eq!(err.to_string(), "cfg:2: stats-sender: longer than 255 bytes");
     }
 
     #[test]

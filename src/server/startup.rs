@@ -20,7 +20,7 @@ use std::os::fd::{OwnedFd, RawFd};
 use super::activation;
 use super::auth_hook::PlatformPolicy;
 use super::auth_report::Admission;
-use super::event_loop::{Exit, Server};
+use super::event_loop::{Exit, Server, StatsPublish};
 use super::listener::{self, DEFAULT_DOMAIN, ListenSocket, Listener};
 use super::modular::Modular;
 use super::notify::{self, Notifier};
@@ -255,6 +255,24 @@ fn install_watchdog(server: &mut Server, notifier: Option<&Notifier>) {
     log::info!("systemd watchdog: WATCHDOG=1 every {every_ms} ms");
 }
 
+/// The router's own periodic publish of its counters, when `[viprouter] stats-topic` is set.
+fn install_stats_publish(server: &mut Server, config: &Config, router_id: &str) {
+    if config.stats_topic.is_empty() {
+        return;
+    }
+    let sender = if config.stats_sender.is_empty() { router_id } else { config.stats_sender.as_str() };
+    log::info!(
+        "publishing the router's counters on {:?} every {} s as {sender:?}",
+        config.stats_topic,
+        config.stats_interval_s
+    );
+    server.set_stats_publish(StatsPublish {
+        topic: config.stats_topic.clone().into_bytes(),
+        sender: sender.as_bytes().to_vec(),
+        interval_ms: config.stats_interval_s.saturating_mul(1000),
+    });
+}
+
 /// Bind, set up and run the router until a stop signal or `quit`. `adopt` takes ownership of a
 /// descriptor systemd passed (socket activation; see `server::activation`).
 ///
@@ -293,6 +311,7 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
 
     let notifier = Notifier::from_env();
     install_watchdog(&mut server, notifier.as_ref());
+    install_stats_publish(&mut server, &config, &router_id);
     let watch = match &modular {
         Some(m) => m.watch(),
         None => Watch::new(&config.volttron_home, &["auth.json", "protected_topics.json"]),

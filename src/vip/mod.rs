@@ -22,6 +22,7 @@ pub mod peers;
 pub mod platform;
 pub mod protected;
 pub mod pubsub;
+pub mod report;
 pub mod router;
 pub mod subscriptions;
 

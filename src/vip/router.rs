@@ -20,10 +20,11 @@ use super::envelope::{Envelope, EnvelopeError};
 use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID, VipErrno, error_frames};
 use super::peers::{AttachError, PeerId, PeerTable};
 use super::platform::PlatformInfo;
-use super::pubsub::PubSub;
-use crate::json::{ByteSink, SinkFull, SliceWriter};
+use super::pubsub::{OwnPublish, PubSub};
+pub use super::report::STATS_JSON_BYTES;
+use crate::json::SliceWriter;
 use crate::limits::{Limits, MAX_MSG_PARTS};
-use crate::stats::{self, Stats};
+use crate::stats::{self, PeerTraffic, Stats};
 use crate::zmtp::Message;
 
 /// The destination's transmit queue cannot take the message now.
@@ -95,6 +96,12 @@ pub trait Sink {
     fn leaving(&mut self, peer: PeerId) {
         let _ = peer;
     }
+
+    /// The messages counted per peer so far (the server's table), for the top talkers of
+    /// `query stats`; `None` when the sink keeps none.
+    fn traffic(&self) -> Option<&PeerTraffic> {
+        None
+    }
 }
 
 /// Count (and log, rate-limited) `peerlist` notifications the sink dropped (`op`: add/drop).
@@ -147,9 +154,6 @@ pub enum Outcome {
     Quit,
 }
 
-/// Bytes of the `query stats` reply: every counter and the pubsub fields.
-pub const STATS_JSON_BYTES: usize = 8192;
-
 /// The identity allowed to stop the router and to `agentstop` others (VIP.md §5.6, §5.7) by
 /// default; modular VOLTTRON's is `platform.control` ([`Router::set_control_identity`]).
 pub const CONTROL: &[u8] = crate::auth::layout::CONTROL_V9;
@@ -168,6 +172,8 @@ pub struct Router {
     /// How MSG_ID is written in the errors the router generates (`[viprouter] error-msg-id`;
     /// see [`super::error`]).
     pub error_msg_id: ErrorMsgId,
+    /// The limits in force, reported in `query stats` (`"limits"`).
+    pub(super) limits: Limits,
 }
 
 impl Router {
@@ -179,6 +185,7 @@ impl Router {
             pubsub: PubSub::new(limits),
             control: CONTROL,
             error_msg_id: ErrorMsgId::default(),
+            limits: limits.clone(),
         }
     }
 
@@ -300,6 +307,7 @@ impl Router {
         self.peers.register(from);
         sink.joined(from);
         stats.peers_added += 1;
+        stats.peers = self.peers.registered_len() as u64;
     }
 
     /// Leave the peer set and tell the remaining peers (VIP.md §8.2).
@@ -309,6 +317,7 @@ impl Router {
         }
         sink.leaving(peer);
         stats.peers_dropped += 1;
+        stats.peers = self.peers.registered_len() as u64;
         self.pubsub.remove_peer(peer); // VIP.md §7.12
         let me = self.peers.identity(peer);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"drop", me];
@@ -437,7 +446,7 @@ impl Router {
         let value: &[u8] = match env.arg(0) {
             b"stats" => {
                 let mut w = SliceWriter::new(&mut json);
-                if self.write_stats_json(stats, &mut w).is_err() {
+                if self.write_stats_json(stats, sink.traffic(), &mut w).is_err() {
                     log::error!("query stats: counters do not fit the reply buffer");
                 }
                 let n = w.len();
@@ -449,20 +458,11 @@ impl Router {
         Self::reply(stats, sink, from, &frames)
     }
 
-    /// The `query stats` object (VIP.md §12 Compat), written once: `{`, every counter of
-    /// `stats`, the pubsub fields ([`PubSub::write_stats_fields`]), `}`. Pubsub fields that do
-    /// not fit are left out; the counters always come whole or not at all.
-    ///
-    /// # Errors
-    /// [`SinkFull`] when not even the counters fit.
-    pub fn write_stats_json(&self, stats: &Stats, w: &mut SliceWriter<'_>) -> Result<(), SinkFull> {
-        w.put(b"{")?;
-        stats.write_fields(w).map_err(|_| SinkFull)?;
-        let counters = w.len();
-        if w.remaining() < 1 || self.pubsub.write_stats_fields(&self.peers, w, 1).is_err() {
-            w.truncate(counters);
-        }
-        w.put(b"}")
+    /// Publish as the router itself (its own counters on `[viprouter] stats-topic`): delivered
+    /// like an agent's publish ([`PubSub::publish_own`]); the number of matching subscribers,
+    /// `None` if the topic is protected against `own.sender`.
+    pub fn publish_own(&mut self, stats: &mut Stats, own: &OwnPublish<'_>, sink: &mut impl Sink) -> Option<usize> {
+        self.pubsub.publish_own(own, &self.peers, stats, sink)
     }
 
     /// VIP.md §5.6 with the §16.2 C recommendation: honoured from the identity itself and from

@@ -1,7 +1,7 @@
 //! A server on 127.0.0.1 and raw ZMTP peers on blocking sockets (the peers allocate freely:
 //! only the router thread's allocations are ever counted).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use viprouter::server::listener::{self, Listener};
 use viprouter::vip::platform::PlatformInfo;
 use viprouter::vip::router::Router;
 use viprouter::zmtp::command;
-use viprouter::zmtp::frame::{FLAG_MORE, FrameHeader};
+use viprouter::zmtp::frame::{FLAG_COMMAND, FLAG_MORE, FrameHeader};
 use viprouter::zmtp::greeting;
 use viprouter::zmtp::mechanism::Mechanism;
 
@@ -45,6 +45,18 @@ pub fn handshake(identity: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Connect to the server on `port`, greet, READY (NULL) with `identity`, say hello, then send
+/// `then`.
+pub fn connect(port: u16, identity: &[u8], then: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut hello = handshake(identity);
+    hello.extend_from_slice(&frames(&[b"", b"VIP1", b"", b"h", b"hello", b"hello"]));
+    hello.extend_from_slice(then);
+    s.write_all(&hello).unwrap();
+    s
+}
+
 /// One whole frame body from a blocking stream.
 pub fn read_frame(s: &mut TcpStream) -> Vec<u8> {
     let mut h = [0u8; 2];
@@ -70,4 +82,37 @@ pub fn turn_for(server: &mut Server, events: &mut Events, d: Duration) {
     while Instant::now() < end {
         server.run_once(events).unwrap();
     }
+}
+
+/// Take the complete ZMTP messages (commands skipped) out of `buf`, after skipping the first
+/// `greeting_left` bytes (the server's greeting); what they took is removed from `buf`, a
+/// message still arriving stays.
+pub fn take_messages(buf: &mut Vec<u8>, greeting_left: &mut usize) -> Vec<Vec<Vec<u8>>> {
+    let skip = (*greeting_left).min(buf.len());
+    *greeting_left -= skip;
+    buf.drain(..skip);
+    let (mut pos, mut done) = (0, 0);
+    let mut out = Vec::new();
+    let mut message = Vec::new();
+    while let Some(header) = FrameHeader::parse(&buf[pos..]).ok().flatten() {
+        let end = pos + header.header_len + header.size as usize;
+        if end > buf.len() {
+            break;
+        }
+        let body = buf[pos + header.header_len..end].to_vec();
+        pos = end;
+        if header.flags & FLAG_COMMAND != 0 {
+            if message.is_empty() {
+                done = pos;
+            }
+            continue;
+        }
+        message.push(body);
+        if !header.more() {
+            out.push(std::mem::take(&mut message));
+            done = pos;
+        }
+    }
+    buf.drain(..done);
+    out
 }

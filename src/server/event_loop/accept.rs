@@ -64,7 +64,8 @@ impl Server {
             return;
         };
         self.stats.accepted += 1;
-        self.stats.connections_hwm = self.stats.connections_hwm.max(self.slots.live() as u64);
+        self.stats.connections = self.slots.live() as u64;
+        self.stats.connections_hwm = self.stats.connections_hwm.max(self.stats.connections);
         let registry = self.poll.registry();
         let Some(conn) = self.slots.get_mut(id) else { return };
         if let Err(e) = conn.register(registry, id.token()) {

@@ -46,7 +46,7 @@ use super::watch::Watch;
 use crate::auth::AuthRequest;
 use crate::json::SliceWriter;
 use crate::limits::{Limits, MAX_EVENTS, READ_BUDGET_BYTES, TICK_MS};
-use crate::stats::{self, Stats};
+use crate::stats::{self, PeerTraffic, Stats};
 use crate::time::Instant;
 use crate::vip::peers::PeerId;
 use crate::vip::router::{OnFull, Outcome, Router};
@@ -56,6 +56,7 @@ use crate::zmtp::session::{CurveContext, Input, SessionConfig};
 
 mod accept;
 mod broadcast;
+mod health;
 mod input;
 mod output;
 mod route;
@@ -160,6 +161,8 @@ struct Sched {
     broken: Vec<SlotId>,
 }
 
+pub use health::StatsPublish;
+
 /// What start-up installs: the rules and the watchdog.
 struct Hooks {
     policy: Box<dyn Policy>,
@@ -177,6 +180,10 @@ pub struct Server {
     /// The VIP core.
     pub router: Router,
     stats: Stats,
+    /// Messages per peer, by slot (the top talkers of `query stats`).
+    traffic: PeerTraffic,
+    /// The router's own periodic publish of its counters, if configured.
+    health: Option<health::Health>,
     limits: Limits,
     budget: Budget,
     router_id: Vec<u8>,
@@ -236,6 +243,8 @@ impl Server {
             slots: Slots::new(max),
             router,
             stats: Stats::default(),
+            traffic: PeerTraffic::new(max),
+            health: None,
             budget: Budget::new(limits.buffer_budget_bytes),
             limits,
             router_id,
@@ -361,6 +370,7 @@ impl Server {
         self.now = now;
         // Handshakes under way (a storm of connections): notifications may wait (broadcast.rs).
         let storm = self.slots.handshaking() > 0;
+        self.stats.uptime_ms = now.0;
         for ev in events.iter() {
             let token = ev.token();
             if token == SIGNAL_TOKEN {
@@ -384,6 +394,7 @@ impl Server {
         }
         self.service_ready(now);
         self.write_broadcasts(storm, now);
+        self.publish_stats_if_due(now);
         self.flush_dirty();
         self.resume_blocked(now);
         if now.since(self.last_tick) >= TICK_MS {
@@ -437,6 +448,7 @@ impl Server {
             self.budget.give(Conn::INITIAL_BYTES);
             return Err(io::Error::other("no free connection slot"));
         };
+        self.stats.connections = self.slots.live() as u64;
         let registry = self.poll.registry();
         if let Some(conn) = self.slots.get_mut(id)
             && let Err(e) = conn.register(registry, id.token())
@@ -478,12 +490,13 @@ impl Server {
         self.sync_stats();
         let mut buf = [0u8; crate::vip::router::STATS_JSON_BYTES];
         let mut w = SliceWriter::new(&mut buf);
-        if self.router.write_stats_json(&self.stats, &mut w).is_ok() {
+        if self.router.write_stats_json(&self.stats, Some(&self.traffic), &mut w).is_ok() {
             log::info!("stats {}", String::from_utf8_lossy(w.written()));
         }
     }
 
     fn sync_stats(&mut self) {
+        self.stats.connections = self.slots.live() as u64;
         self.stats.buffer_bytes = self.budget.used() as u64;
         self.stats.buffer_bytes_hwm = self.budget.hwm() as u64;
     }

@@ -13,22 +13,14 @@
 //! Bytes still queued to a connection when it closes, or when the router stops, are accepted
 //! messages that were lost: counted in `lost_queued_bytes`.
 
-use super::sink::ConnSink;
+use super::sink::conn_sink;
 use super::*;
 
 impl Server {
     /// Queue the admission reports the policy holds to `platform.auth` (`server::auth_report`).
     fn deliver_auth_reports(&mut self) {
         let Some(reports) = self.hooks.policy.reports() else { return };
-        let mut sink = ConnSink::new(
-            &mut self.slots,
-            &mut self.sched,
-            &mut self.budget,
-            &mut self.fanout,
-            &mut self.broadcasts,
-            &self.limits,
-            None,
-        );
+        let mut sink = conn_sink!(self, None);
         let _ = reports.deliver(&self.router.peers, &mut self.stats, &mut sink);
         let totals = sink.totals();
         self.account(totals);
@@ -254,6 +246,7 @@ impl Server {
     pub(super) fn close(&mut self, id: SlotId, reason: CloseReason) {
         let Some(mut conn) = self.slots.remove(id) else { return };
         self.broadcasts.leave(id.index);
+        self.stats.connections = self.slots.live() as u64;
         if reason.flush_first()
             && let Ok(n) = conn.flush()
         {
@@ -271,10 +264,11 @@ impl Server {
             self.dial_events.push(DialEvent::Closed(id, reason));
         }
         if conn.phase() == Phase::Attached {
-            let (router, stats, mut sink) = self.routing(None);
-            router.detach(stats, PeerId(id.index), &mut sink);
+            let mut sink = conn_sink!(self, None);
+            self.router.detach(&mut self.stats, PeerId(id.index), &mut sink);
             let totals = sink.totals();
             self.account(totals);
         }
+        self.traffic.reset(id.index);
     }
 }

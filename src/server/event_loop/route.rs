@@ -4,7 +4,7 @@
 //! Nothing is copied: the frames are read where the session parsed them, and written once, into
 //! each destination's transmit queue.
 
-use super::sink::{ConnSink, Sender};
+use super::sink::{Sender, conn_sink};
 use super::*;
 
 impl Server {
@@ -20,19 +20,14 @@ impl Server {
             let sender = Sender { id, delivery, stalled };
             // Built in place (not through `Server::routing`, whose returned tuple costs the
             // per-message path a copy of the sink).
-            let mut sink = ConnSink::new(
-                &mut self.slots,
-                &mut self.sched,
-                &mut self.budget,
-                &mut self.fanout,
-                &mut self.broadcasts,
-                &self.limits,
-                Some(sender),
-            );
+            let mut sink = conn_sink!(self, Some(sender));
             let outcome = self.router.handle(&mut self.stats, PeerId(id.index), msg, &mut sink, on_full);
             (outcome, sink.budget_wait(), sink.totals())
         };
         self.slots.check_in(id, conn);
+        if !matches!(outcome, Outcome::Blocked(_)) {
+            self.traffic.count_in(id.index); // once per message: a blocked one is routed again
+        }
         self.fanout.trim();
         self.account(totals);
         (outcome, budget_wait)

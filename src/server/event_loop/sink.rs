@@ -25,6 +25,25 @@ use crate::vip::pubsub::SCRATCH_KEEP_BYTES;
 use crate::vip::router::{Fanout, Full, Refusal, Sink};
 use crate::zmtp::traffic::encode_verbatim;
 
+/// A [`ConnSink`] over `$server`'s connections and no checked-out sender (`None`) or one
+/// (`Some(Sender)`). The server's fields are borrowed one by one, so that its router and its
+/// counters stay free to lend alongside.
+macro_rules! conn_sink {
+    ($server:ident, $sender:expr) => {
+        $crate::server::event_loop::sink::ConnSink::new(
+            &mut $server.slots,
+            &mut $server.sched,
+            &mut $server.budget,
+            &mut $server.fanout,
+            &mut $server.broadcasts,
+            &mut $server.traffic,
+            &$server.limits,
+            $sender,
+        )
+    };
+}
+pub(super) use conn_sink;
+
 /// The verbatim encoding of the last fan-out: encoded at its first verbatim recipient, copied to
 /// the others. Grows to the largest delivery once; a huge one is released after its route.
 #[derive(Debug, Default)]
@@ -77,6 +96,7 @@ struct Out<'a> {
     dirty: &'a mut Vec<SlotId>,
     broken: &'a mut Vec<SlotId>,
     budget: &'a mut Budget,
+    traffic: &'a mut PeerTraffic,
     tx_queue_bytes: usize,
     delivered: u64,
     refused_budget: u64,
@@ -101,15 +121,7 @@ impl Server {
         &'a mut self,
         sender: Option<Sender<'a>>,
     ) -> (&'a mut Router, &'a mut Stats, ConnSink<'a>) {
-        let sink = ConnSink::new(
-            &mut self.slots,
-            &mut self.sched,
-            &mut self.budget,
-            &mut self.fanout,
-            &mut self.broadcasts,
-            &self.limits,
-            sender,
-        );
+        let sink = conn_sink!(self, sender);
         (&mut self.router, &mut self.stats, sink)
     }
 
@@ -150,6 +162,9 @@ pub(super) struct ConnSink<'a> {
 }
 
 impl<'a> ConnSink<'a> {
+    /// Built by [`conn_sink!`] from the server's fields, borrowed one by one (a struct of them
+    /// would borrow the whole server and leave no router or counters to lend alongside).
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(super) fn new(
         slots: &'a mut Slots,
@@ -157,6 +172,7 @@ impl<'a> ConnSink<'a> {
         budget: &'a mut Budget,
         fanout: &'a mut FanoutCache,
         broadcasts: &'a mut Broadcasts,
+        traffic: &'a mut PeerTraffic,
         limits: &Limits,
         sender: Option<Sender<'a>>,
     ) -> Self {
@@ -166,6 +182,7 @@ impl<'a> ConnSink<'a> {
                 dirty: &mut sched.dirty,
                 broken: &mut sched.broken,
                 budget,
+                traffic,
                 tx_queue_bytes: limits.tx_queue_bytes,
                 delivered: 0,
                 refused_budget: 0,
@@ -324,6 +341,7 @@ impl Out<'_> {
         }
         queued.mark_dirty(id, self.dirty);
         self.delivered += 1;
+        self.traffic.count_out(id.index);
         Ok(())
     }
 }
@@ -375,5 +393,9 @@ impl Sink for ConnSink<'_> {
             }
         }
         self.broadcasts.leave(peer.0);
+    }
+
+    fn traffic(&self) -> Option<&PeerTraffic> {
+        Some(self.out.traffic)
     }
 }

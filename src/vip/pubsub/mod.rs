@@ -96,7 +96,7 @@ mod list;
 mod publish;
 mod subscribe;
 
-pub use publish::DeliveryBody;
+pub use publish::{DeliveryBody, OwnPublish};
 
 /// The delivery-body scratch buffer is kept up to this capacity between publishes; a larger one
 /// (a huge message) is released after use.

@@ -97,6 +97,28 @@ impl SlowPeer {
     }
 }
 
+/// The USER_ID and MSG_ID a delivery carries: the publisher's, unmodified (VIP.md §7.6).
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    user_id: &'a [u8],
+    msg_id: &'a [u8],
+}
+
+/// A publish the router makes itself (its own counters, `[viprouter] stats-topic`), delivered
+/// like an agent's: the same delivery body, the protected-topic check with `sender` as the user,
+/// the same slow-subscriber rule; nobody gets a count or an error back.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnPublish<'a> {
+    /// The body's `sender`, also the deliveries' USER_ID.
+    pub sender: &'a [u8],
+    /// The topic.
+    pub topic: &'a [u8],
+    /// The headers, a JSON object.
+    pub headers: Value<'a>,
+    /// The message, any JSON value.
+    pub message: Value<'a>,
+}
+
 /// Who published, for the replies.
 struct Publisher<'a> {
     from: PeerId,
@@ -154,7 +176,8 @@ impl PubSub {
                 if !self.emit_body(&delivery, requester, topic, stats) {
                     return Self::request_response(stats, sink, from, requester, env.msg_id, &0u32.to_le_bytes());
                 }
-                self.fan_out(bus, topic, env, peers, stats, sink)
+                let from = Origin { user_id: env.user_id, msg_id: env.msg_id };
+                self.fan_out(bus, topic, from, peers, stats, sink)
             }
             _ => 0,
         };
@@ -164,6 +187,39 @@ impl PubSub {
         let count = u32::try_from(count).unwrap_or(u32::MAX);
         Self::count_reply(stats, sink, from, requester, env.msg_id, count);
         Outcome::Done
+    }
+
+    /// Publish `own` on the default bus (see [`OwnPublish`]): the number of matching
+    /// subscribers, or `None` when the protected-topic check refused it (counted in
+    /// `rejected_protected_topic` and logged, 1st, 10th, 100th… time).
+    pub fn publish_own(
+        &mut self,
+        own: &OwnPublish<'_>,
+        peers: &PeerTable,
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+    ) -> Option<usize> {
+        if self.policy.check(own.sender, own.topic).is_some() {
+            if stats::bump_and_should_log(&mut stats.rejected_protected_topic) {
+                log::warn!(
+                    "the router's own publish to protected topic {:?} as {} refused: give that user the capability",
+                    own.topic.escape_ascii().to_string(),
+                    own.sender.escape_ascii()
+                );
+            }
+            return None;
+        }
+        stats.pubsub_publishes += 1;
+        if self.subs.is_empty() {
+            return Some(0);
+        }
+        let Ok(bus) = json::parse(b"\"\"") else { return Some(0) };
+        let delivery = DeliveryBody { sender: own.sender, bus, headers: own.headers, message: own.message };
+        if !self.emit_body(&delivery, own.sender, own.topic, stats) {
+            return Some(0);
+        }
+        let from = Origin { user_id: own.sender, msg_id: b"" };
+        Some(self.fan_out(b"", own.topic, from, peers, stats, sink))
     }
 
     /// A publish to a protected topic without the capability: error -32001, then count 0
@@ -219,14 +275,14 @@ impl PubSub {
         &mut self,
         bus: &[u8],
         topic: &[u8],
-        env: &Envelope<'_>,
+        from: Origin<'_>,
         peers: &PeerTable,
         stats: &mut Stats,
         sink: &mut impl Sink,
     ) -> usize {
         let PubSub { subs, body, slow, fanouts, .. } = self;
         let frames: [&[u8]; 8] =
-            [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"publish", topic, body.as_slice()];
+            [b"", SIGNATURE, from.user_id, from.msg_id, b"pubsub", b"publish", topic, body.as_slice()];
         *fanouts += 1;
         let fanout = Fanout::new(&frames, *fanouts);
         let mut delivered = 0u64;

@@ -5,6 +5,7 @@
 
 mod clock;
 mod dialled;
+mod health;
 mod peer;
 
 use std::io::{Read, Write};

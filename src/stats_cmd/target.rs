@@ -1,0 +1,182 @@
+//! Which router `viprouter stats` talks to, with which mechanism, keys and identity: the keys a
+//! local agent would use, found where VOLTTRON keeps them (VIP.md §9.3; VOLTTRON 9.0.4's
+//! `auth_zmq.py` `_set_server_key`, `_get_keys_from_keystore`; `vctl`'s `ControlConnection`).
+//!
+//! * Address: `--address`, else the platform's local endpoint (`vip-local-address`, default
+//!   `ipc://@$VOLTTRON_HOME/run/vip.socket`).
+//! * Mechanism: CURVE when a server key is given (`--serverkey`, or the address's `serverkey=`
+//!   parameter, as VOLTTRON agents take it); else NULL for an address with `server=NULL`; else,
+//!   for one of this platform's own addresses, what the router serves there (`allow-auth`); else
+//!   CURVE if `known_hosts` knows the address, NULL if not.
+//! * Server key, when not given: `known_hosts` (its entry for the address: `@` for the ipc
+//!   endpoint), else the platform keystore's public key.
+//! * Our pair: `--key-file` (a `{"public", "secret"}` keystore whose public key `auth.json`
+//!   lists), else the address's `publickey=`/`secretkey=` parameters, else
+//!   `keystores/control.connection/keystore.json` — the pair `vctl` uses, which VOLTTRON's
+//!   platform creates and admits on every start (viprouter admits it too when the file exists) —
+//!   else the platform's own `keystore` (admitted as the `platform` user; readable only by the
+//!   platform's user: `sudo -u viprouter viprouter stats` on the packaged router).
+//! * Identity: `--identity`, else `viprouter.stats.<pid>` (two operators never collide), except
+//!   `control.connection` when that pair is used and `[viprouter] identity-binding` is on (the
+//!   binding requires the entry's identity).
+
+use std::path::{Path, PathBuf};
+
+use viprouter::auth::keys::decode_key;
+use viprouter::auth::keystore::{self, KeyFileError};
+use viprouter::config::Config;
+use viprouter::server::listener::Endpoint;
+use viprouter::zmtp::mechanism::curve::{KeyPair, PublicKey, SecretKey};
+use viprouter::zmtp::session::client::ClientSecurity;
+
+use super::{Failure, StatsCmd};
+
+/// VOLTTRON's identity (and keystore name) of `vctl`'s connection.
+const CONTROL_CONNECTION: &str = "control.connection";
+
+/// What to connect to, and how.
+#[derive(Debug)]
+pub struct Target {
+    /// The address as given (parameters included), for messages.
+    pub address: String,
+    /// Where it is.
+    pub endpoint: Endpoint,
+    /// NULL, or CURVE with the keys.
+    pub security: ClientSecurity,
+    /// Our routing identity.
+    pub identity: Vec<u8>,
+    /// Where our keys come from, for the messages of a refusal.
+    pub keys_from: String,
+}
+
+/// The URL parameter `name` of `address` (case-insensitive name), if present.
+fn param<'a>(address: &'a str, name: &str) -> Option<&'a str> {
+    let (_, query) = address.split_once('?')?;
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        k.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+fn without_params(address: &str) -> &str {
+    address.split('?').next().unwrap_or(address)
+}
+
+/// A key text (Z85 or VOLTTRON's base64), for `what`.
+fn key(text: &str, what: &str) -> Result<[u8; 32], Failure> {
+    decode_key(text.trim()).map_err(|e| Failure::Config(format!("{what}: {e}")))
+}
+
+fn key_file_error(path: &Path, e: KeyFileError) -> Failure {
+    let hint = if e == KeyFileError::Io(std::io::ErrorKind::PermissionDenied) {
+        " (run as the platform's user, e.g. `sudo -u viprouter viprouter stats`, or pass --key-file)"
+    } else {
+        ""
+    };
+    Failure::Config(format!("{}: {e}{hint}", path.display()))
+}
+
+/// Decide the target (see the module doc).
+///
+/// # Errors
+/// [`Failure::Config`] for a bad address or key, or when CURVE is needed and no key is found.
+pub fn resolve(cmd: &StatsCmd, config: &Config) -> Result<Target, Failure> {
+    if cmd.address.is_none() && !config.volttron_home.is_dir() {
+        return Err(Failure::Config(format!(
+            "{} does not exist: no platform there (--volttron-home, VOLTTRON_HOME, or --address)",
+            config.volttron_home.display()
+        )));
+    }
+    let address = cmd.address.clone().unwrap_or_else(|| config.local_address.clone());
+    let endpoint = Endpoint::parse(&address).map_err(|e| Failure::Config(format!("{address}: {e}")))?;
+    let bare = without_params(&address);
+    let own =
+        bare == without_params(&config.local_address) || config.vip_addresses.iter().any(|a| without_params(a) == bare);
+    let given = match (&cmd.serverkey, param(&address, "serverkey")) {
+        (Some(k), _) => Some(key(k, "--serverkey")?),
+        (None, Some(k)) => Some(key(k, "serverkey= of the address")?),
+        (None, None) => None,
+    };
+    let null_param = param(&address, "server").is_some_and(|v| v.trim().eq_ignore_ascii_case("NULL"));
+    let home = &config.volttron_home;
+    let known = || -> Result<Option<[u8; 32]>, Failure> {
+        let path = keystore::known_hosts_path(home);
+        keystore::known_host(&path, keystore::known_hosts_key(&address))
+            .map(|k| k.map(|k| k.0))
+            .map_err(|e| key_file_error(&path, e))
+    };
+    let server_key = match given {
+        Some(k) => Some(k),
+        None if null_param => None,
+        None if own && !config.allow_auth => None,
+        None if own => Some(match known()? {
+            Some(k) => k,
+            None => platform_public(home)?,
+        }),
+        None => known()?,
+    };
+    let identity_given = cmd.identity.as_ref().map(|i| i.as_bytes().to_vec());
+    let Some(server_key) = server_key else {
+        let identity = identity_given.unwrap_or_else(default_identity);
+        return Ok(Target { address, endpoint, security: ClientSecurity::Null, identity, keys_from: "NULL".into() });
+    };
+    let (keys, keys_from) = client_keys(cmd, &address, home)?;
+    let binding_needs_control = config.identity_binding.unwrap_or(false) && keys_from.contains(CONTROL_CONNECTION);
+    let identity = identity_given.unwrap_or_else(|| {
+        if binding_needs_control { CONTROL_CONNECTION.as_bytes().to_vec() } else { default_identity() }
+    });
+    let security = ClientSecurity::Curve { server_key: PublicKey(server_key), keys };
+    Ok(Target { address, endpoint, security, identity, keys_from })
+}
+
+fn default_identity() -> Vec<u8> {
+    format!("viprouter.stats.{}", std::process::id()).into_bytes()
+}
+
+/// The platform's public key from its keystore (the ipc endpoint's server key when
+/// `known_hosts` has none).
+fn platform_public(home: &Path) -> Result<[u8; 32], Failure> {
+    let path = keystore::platform_keystore_path(home);
+    match keystore::load(&path) {
+        Ok(pair) => Ok(pair.public.0),
+        Err(KeyFileError::Io(std::io::ErrorKind::NotFound)) => Err(Failure::Config(format!(
+            "no server key: {} has no entry for this address and {} does not exist (pass --serverkey)",
+            keystore::known_hosts_path(home).display(),
+            path.display()
+        ))),
+        Err(e) => Err(key_file_error(&path, e)),
+    }
+}
+
+/// Our pair and where it came from (see the module doc).
+fn client_keys(cmd: &StatsCmd, address: &str, home: &Path) -> Result<(KeyPair, String), Failure> {
+    if let Some(file) = &cmd.key_file {
+        let path = PathBuf::from(file);
+        let pair = keystore::load(&path).map_err(|e| key_file_error(&path, e))?;
+        return Ok((pair, path.display().to_string()));
+    }
+    if let (Some(public), Some(secret)) = (param(address, "publickey"), param(address, "secretkey")) {
+        let pair = KeyPair::from_secret(SecretKey::from_bytes(key(secret, "secretkey= of the address")?));
+        if pair.public.0 != key(public, "publickey= of the address")? {
+            return Err(Failure::Config("publickey= and secretkey= of the address are not one pair".into()));
+        }
+        return Ok((pair, "the address's publickey=".into()));
+    }
+    let control = keystore::service_keystore_path(home, CONTROL_CONNECTION);
+    let platform = keystore::platform_keystore_path(home);
+    let mut unusable = None;
+    for path in [control, platform] {
+        match keystore::load(&path) {
+            Ok(pair) => return Ok((pair, path.display().to_string())),
+            Err(KeyFileError::Io(std::io::ErrorKind::NotFound)) => {}
+            Err(e) => unusable = unusable.or(Some(key_file_error(&path, e))),
+        }
+    }
+    Err(unusable.unwrap_or_else(|| {
+        Failure::Config(format!(
+            "no client key: neither {} nor {} exists (pass --key-file with a key pair auth.json lists)",
+            keystore::service_keystore_path(home, CONTROL_CONNECTION).display(),
+            keystore::platform_keystore_path(home).display()
+        ))
+    }))
+}
