@@ -24,7 +24,7 @@ VT9_STAMP := $(VT9_VENV)/.viprouter-volttron
 VT9_ENV  := VIPROUTER_BIN=$(CURDIR)/$(BIN) VT9_VENV=$(CURDIR)/$(VT9_VENV) VT9_SRC=$(VT9_SRC)
 VT9_JOBS ?= 4
 
-.PHONY: volttron9 test-volttron9-agents python-test volttron9-platform volttron9-suite volttron9-baseline volttron9-test
+.PHONY: volttron9 test-volttron9-agents test-multiplatform python-test volttron9-platform volttron9-suite volttron9-baseline volttron9-test
 .PHONY: volttron11 test-volttron11
 .PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
 
@@ -129,6 +129,11 @@ $(VENV11)/.installed: tests/volttron11/requirements.txt python/pyproject.toml
 test-volttron11: release volttron11
 	cd python && ../$(VENV11)/bin/mypy viprouter_volttron tests/test_modular.py tests/test_modular_supervisor.py
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VENV11)/bin/python -m pytest python/tests tests/volttron11 -q
+
+## test-multiplatform: two platforms linked on loopback — VOLTTRON 9.0.4 and viprouter in every
+## combination — with real agents on both sides, issue #14's scenarios (tests/multiplatform/README.md)
+test-multiplatform: volttron9
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/multiplatform -q -p no:cacheprovider -rxXs --timeout 300 --timeout-method thread
 
 fuzz-replay:
 	$(CARGO) test --test fuzz_replay

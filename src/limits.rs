@@ -183,6 +183,43 @@ pub const MAX_SUBS_PER_PEER: usize = 1024;
 /// is answered `00`.
 pub const MAX_PREFIX_BYTES: usize = 1024;
 
+/// Links to remote platforms (multi-platform routing, VIP.md §11; `vip::links`): one outbound
+/// connection per remote platform named by `$VOLTTRON_HOME/external_platform_discovery.json` or
+/// by `keydiscovery`. Cost: one slot each at start-up, plus the remote-subscription arena
+/// (`EXT_PREFIX_BYTES_PER_LINK` + 4 × `MAX_EXT_PREFIXES_PER_LINK` bytes, reserved when a link is
+/// configured, resident only as prefixes are stored). **At the limit** a further platform is
+/// not linked: its entry is skipped and logged; `rejected_link_table_full`.
+pub const MAX_LINKS: usize = 64;
+
+/// Subscription prefixes kept per remote platform (its `external_list`, VIP.md §11.5). **At the
+/// limit** the prefixes that fit are kept, the rest are left out (publishes matching only those
+/// are not forwarded to that platform), the list is answered `00`, counted
+/// (`rejected_external_prefixes`) and logged.
+pub const MAX_EXT_PREFIXES_PER_LINK: usize = 1024;
+
+/// Bytes of all subscription prefixes kept per remote platform (same behaviour as
+/// `MAX_EXT_PREFIXES_PER_LINK`).
+pub const EXT_PREFIX_BYTES_PER_LINK: usize = 64 * 1024;
+
+/// Bytes of a remote platform's `instance-name` (link table key, `external_list` key,
+/// `to_platform`). The link's routing id `instance.<name>.0.<16 digits>` must fit the 255 bytes
+/// of a ZMTP identity. **Over it** a discovery entry is skipped and logged; a `send_platform` to
+/// such a name is answered 113.
+pub const MAX_INSTANCE_NAME_BYTES: usize = 224;
+
+/// First delay before a link is dialled again after a failure or a drop; doubled after each
+/// further failure up to `LINK_RETRY_MAX_MS`, with up to 25% random jitter (VOLTTRON retries
+/// every 100 ms forever).
+pub const LINK_RETRY_MIN_MS: u64 = 100;
+
+/// Longest delay between two dials of a link that keeps failing: a remote platform that comes
+/// back is linked again within this time.
+pub const LINK_RETRY_MAX_MS: u64 = 5_000;
+
+/// Bytes of a link's `vip-address` (e.g. `tcp://192.168.1.20:22916`). **Over it** the discovery
+/// entry is skipped and logged.
+pub const MAX_LINK_ADDRESS_BYTES: usize = 1024;
+
 /// Bytes of a MSG_ID the router writes as a JSON string in the errors it generates, quotes
 /// included (`[viprouter] error-msg-id = agent-readable`, `vip::error`; VOLTTRON's RPC ids are
 /// about 25 bytes). Stack space, per error. **Over it** the MSG_ID is echoed byte-exact (as with
@@ -266,6 +303,8 @@ const _: () = assert!(MAX_CONNECTIONS <= u16::MAX as usize, "PeerId is a u16 slo
 const _: () = assert!(MAX_HANDSHAKES <= MAX_CONNECTIONS);
 const _: () = assert!(MAX_MSG_BYTES <= u32::MAX as u64, "frame offsets are u32");
 const _: () = assert!(TX_QUEUE_BYTES >= TX_BUF_MIN_BYTES);
+const _: () = assert!(MAX_LINKS <= u16::MAX as usize, "LinkId is a u16 slot index");
+const _: () = assert!(EXT_PREFIX_BYTES_PER_LINK <= u32::MAX as usize, "prefix offsets are u32");
 const _: () = assert!(AMQP_FRAME_MAX_BYTES >= 4096, "AMQP frame-min-size");
 const _: () = assert!(AMQP_TX_BYTES >= AMQP_FRAME_MAX_BYTES as usize * 2);
 const _: () = assert!(
@@ -299,6 +338,8 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// See [`MAX_SUBS_PER_PEER`].
     pub max_subs_per_peer: usize,
+    /// See [`MAX_LINKS`].
+    pub max_links: usize,
     /// See [`AMQP_FRAME_MAX_BYTES`].
     pub amqp_frame_max_bytes: u32,
     /// See [`AMQP_MAX_BINDINGS`].
@@ -374,7 +415,7 @@ fn narrow(v: u64) -> usize {
 
 /// Every configurable limit, in documentation order (README's limits table).
 #[rustfmt::skip] // one row per line, as in the README table
-pub const SPECS: [LimitSpec; 15] = [
+pub const SPECS: [LimitSpec; 16] = [
     LimitSpec { name: "max-connections", unit: "connections", at_limit: "accept then close at once; rejected_conn_full", floor: 2, get: |l| wide(l.max_connections), set: |l, v| l.max_connections = narrow(v), shown: |l| wide(l.max_connections) },
     LimitSpec { name: "max-handshakes", unit: "connections", at_limit: "half-open one with least progress closed (never one whose READY we sent); rejected_handshake_evicted", floor: 1, get: |l| wide(l.max_handshakes), set: |l, v| l.max_handshakes = narrow(v), shown: |l| wide(l.handshake_cap()) },
     LimitSpec { name: "handshake-timeout-ms", unit: "ms", at_limit: "close (no ERROR; client reconnects); rejected_handshake_timeout", floor: 100, get: |l| l.handshake_timeout_ms, set: |l, v| l.handshake_timeout_ms = v, shown: |l| l.handshake_timeout_ms },
@@ -386,6 +427,7 @@ pub const SPECS: [LimitSpec; 15] = [
     LimitSpec { name: "send-stall-ms", unit: "ms", at_limit: "paused sender's message answered with VIP error 11", floor: 0, get: |l| l.send_stall_ms, set: |l, v| l.send_stall_ms = v, shown: |l| l.send_stall_ms },
     LimitSpec { name: "max-subscriptions", unit: "subscriptions", at_limit: "subscribe answered 00 and logged", floor: 1, get: |l| wide(l.max_subscriptions), set: |l, v| l.max_subscriptions = narrow(v), shown: |l| wide(l.max_subscriptions) },
     LimitSpec { name: "max-subs-per-peer", unit: "subscriptions", at_limit: "subscribe answered 00 and logged", floor: 1, get: |l| wide(l.max_subs_per_peer), set: |l, v| l.max_subs_per_peer = narrow(v), shown: |l| wide(l.max_subs_per_peer) },
+    LimitSpec { name: "max-links", unit: "platforms", at_limit: "further platforms not linked, logged; rejected_link_table_full", floor: 0, get: |l| wide(l.max_links), set: |l, v| l.max_links = narrow(v), shown: |l| wide(l.max_links) },
     LimitSpec { name: "amqp-frame-max-bytes", unit: "bytes", at_limit: "RabbitMQ bridge: larger broker frame refused at its header (501), reconnect", floor: 4096, get: |l| u64::from(l.amqp_frame_max_bytes), set: |l, v| l.amqp_frame_max_bytes = u32::try_from(v).unwrap_or(u32::MAX), shown: |l| u64::from(l.amqp_frame_max_bytes) },
     LimitSpec { name: "amqp-max-bindings", unit: "bindings", at_limit: "RabbitMQ bridge: peer/prefix not bound (remote senders get 113); amqp_rejected_binding_full", floor: 1, get: |l| wide(l.amqp_max_bindings), set: |l, v| l.amqp_max_bindings = narrow(v), shown: |l| wide(l.amqp_max_bindings) },
     LimitSpec { name: "amqp-unconfirmed", unit: "publishes", at_limit: "RabbitMQ bridge: export dropped and counted, RPC answered VIP error 11", floor: 1, get: |l| wide(l.amqp_unconfirmed_window), set: |l, v| l.amqp_unconfirmed_window = narrow(v), shown: |l| wide(l.amqp_unconfirmed_window) },
@@ -425,6 +467,7 @@ impl Limits {
         send_stall_ms: SEND_STALL_MS,
         max_subscriptions: MAX_SUBSCRIPTIONS,
         max_subs_per_peer: MAX_SUBS_PER_PEER,
+        max_links: MAX_LINKS,
         amqp_frame_max_bytes: AMQP_FRAME_MAX_BYTES,
         amqp_max_bindings: AMQP_MAX_BINDINGS,
         amqp_unconfirmed_window: AMQP_UNCONFIRMED_WINDOW,

@@ -111,7 +111,8 @@ counters! {
     /// Replies or errors that could not be queued to their requester (its queue was full).
     dropped_reply_full,
     /// `peerlist` notifications a registered peer never got: its queue stayed full until the
-    /// notification ring wrapped over them, or was full when it left the peer set.
+    /// notification ring wrapped over them, or was full when it left the peer set (and our
+    /// `external_list` to a link whose queue was full: sent again later).
     dropped_notify_full,
     /// Bytes still queued to a connection when it closed (the peer left without reading them,
     /// or the router stopped before they could be written): accepted messages that were lost.
@@ -161,12 +162,55 @@ counters! {
     /// `accept` failures that leave connections in the backlog (out of file descriptors or
     /// kernel memory); the listener is retried on every tick until they clear.
     accept_errors,
-    /// `external_rpc send_platform`/`send_peer` requests dropped: multi-platform routing is not
-    /// implemented (VIP.md §11.6).
+    /// `external_rpc` requests dropped: a body that is not a JSON object, a `send_peer` from a
+    /// peer that is not a link, or to a local peer whose queue is full (VIP.md §11.6).
     external_rpc_dropped,
     /// Authorisation files not (re)loaded because they were broken (`auth.json` on a reload; in
     /// a modular home `authz.json` or a credential file): the previous rules stayed in force.
     config_load_errors,
+    /// Links that came up (handshake done), all links together (VIP.md §11.3; per link in
+    /// `"links"` of `query stats`).
+    link_ups,
+    /// Links that went down or failed to connect.
+    link_downs,
+    /// Link handshakes the remote refused (CURVE: no auth.json entry for our platform key there).
+    link_refused,
+    /// Discovery entries not linked because the link table was full (`max-links`).
+    rejected_link_table_full,
+    /// Messages that arrived on a link from the remote router (replies, peerlist): dropped, as
+    /// VOLTTRON does.
+    link_msgs_in,
+    /// `external_publish` messages queued on links.
+    external_publish_out,
+    /// External publishes not sent because the link was down (not counted for the publisher).
+    external_publish_dropped_down,
+    /// External publishes not sent because the link's queue was full (not counted for the
+    /// publisher).
+    external_publish_dropped_full,
+    /// `external_publish` messages received from links.
+    external_publish_in,
+    /// Received external publishes refused by the protected-topic check.
+    rejected_external_protected,
+    /// `external_rpc send_peer` messages queued on links.
+    external_rpc_out,
+    /// `external_rpc send_peer` messages received from links and delivered.
+    external_rpc_in,
+    /// `send_platform` answered error 113: unknown platform, or its link is down.
+    external_rpc_unreachable,
+    /// `external_list`, `external_publish`, `external_rpc` or `routing_table` bodies that are
+    /// malformed (answered with the non-crashing reply or dropped).
+    external_malformed,
+    /// `external_list`/`external_publish`/`send_peer` from a peer that is not a link (its identity
+    /// does not start with `instance.`): ignored.
+    rejected_external_not_link,
+    /// `external_list` entries and `routing_table hello`s naming a platform we have no link to
+    /// (an `instance-name` mismatch): ignored.
+    external_list_unknown_platform,
+    /// Remote subscription prefixes left out: over the per-link capacity.
+    rejected_external_prefixes,
+    /// `routing_table` requests ignored: `update`, setup mode, `web-addresses`, unknown
+    /// operations, missing bodies, and `normalmode_platform_connection` not from `keydiscovery`.
+    routing_table_ignored,
     /// Admission reports queued to `platform.auth` (`--auth-reports`, `server::auth_report`).
     auth_reports_sent,
     /// Admission reports dropped: over the per-second rate or the waiting-queue size.
@@ -245,7 +289,15 @@ impl PeerTraffic {
 #[must_use]
 pub fn bump_and_should_log(counter: &mut u64) -> bool {
     *counter = counter.saturating_add(1);
-    let mut n = *counter;
+    is_log_point(*counter)
+}
+
+/// Is `n` a count worth a log line: 1, 10, 100, …?
+#[must_use]
+pub fn is_log_point(mut n: u64) -> bool {
+    if n == 0 {
+        return false;
+    }
     while n.is_multiple_of(10) {
         n /= 10;
     }

@@ -74,6 +74,16 @@ fn decode_key() {
     replay("decode_key", fuzzing::fuzz_decode_key);
 }
 
+#[test]
+fn links() {
+    replay("links", fuzzing::fuzz_links);
+}
+
+#[test]
+fn discovery() {
+    replay("discovery", fuzzing::fuzz_discovery);
+}
+
 #[cfg(feature = "rabbitmq")]
 #[test]
 fn amqp_client() {

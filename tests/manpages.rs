@@ -447,6 +447,10 @@ fn viprouter_conf_5_limits_table_is_print_limits() {
         (limits::MAX_BUS_BYTES as u64, "bytes of a pubsub bus name"),
         (limits::MAX_LISTENERS as u64, "listening endpoints"),
         (limits::MAX_QUOTED_MSG_ID as u64, "bytes of a MSG_ID quoted by error-msg-id"),
+        (limits::MAX_EXT_PREFIXES_PER_LINK as u64, "subscription prefixes per remote platform"),
+        (limits::EXT_PREFIX_BYTES_PER_LINK as u64, "bytes of them"),
+        (limits::MAX_INSTANCE_NAME_BYTES as u64, "bytes of a remote platform's instance name"),
+        (limits::MAX_LINK_ADDRESS_BYTES as u64, "bytes of its address"),
     ] {
         assert!(page.text.contains(&format!("{v} {what}")), "man/viprouter.conf.5 lacks \"{v} {what}\"");
     }

@@ -579,7 +579,9 @@ fn malformed_inputs_get_the_non_crashing_answer() {
     }
     assert_eq!(r.pubsub.subscriptions().len(), before, "nothing half-applied");
     assert!(r.stats.pubsub_malformed >= 25, "{}", r.stats.pubsub_malformed);
-    assert_eq!(r.stats.pubsub_unknown_op, 3);
+    assert_eq!(r.stats.pubsub_unknown_op, 1);
+    // external_list / external_publish from a peer that is not a platform link: ignored
+    assert_eq!(r.stats.rejected_external_not_link, 2);
     // the service still works
     assert_eq!(publish(&mut r, A, b"t", BODY).1, 1);
     // a number out of any range inside a good body is just passed through

@@ -86,24 +86,32 @@ fn e4_errors_113_and_93_and_router_id_is_not_an_alias() {
 }
 
 #[test]
-fn external_rpc_is_dropped_or_answered_93_for_a_body_without_its_key() {
-    // VIP.md §5.9: send_platform/send_peer get no reply (multi-platform routing is not
-    // implemented here: dropped and counted); a body missing the key the op needs gets 93; a
-    // body that is not an object (crashes VOLTTRON, §16.2 B) is dropped; other ops get 93.
+fn external_rpc_without_a_link_is_113_93_or_dropped() {
+    // VIP.md §5.9 / §11.6 with multiplatform.md §3: send_platform to a platform without a link
+    // is answered 113 naming it (VOLTTRON: the caller times out); send_peer from a peer that is
+    // not a platform link (instance.*) is dropped; a body missing the key the op needs gets 93 as
+    // in VOLTTRON; a body that is not an object (crashes VOLTTRON, §16.2 B) is dropped; other ops
+    // get 93.
     let mut r = router();
     let mut s = Recorder::default();
-    let n = s.out.len();
     let _ = send(
         &mut r,
         &mut s,
         1,
         &[b"", b"VIP1", b"", b"x1", b"external_rpc", b"send_platform", br#"{"to_platform": "p2", "to_peer": "a"}"#],
     );
+    assert_eq!(
+        *s.out.last().unwrap(),
+        (1, frames(&[b"", b"VIP1", b"agent.a", b"x1", b"error", b"113", b"No route to host", b"p2", b"external_rpc"]))
+    );
+    assert_eq!(r.stats.external_rpc_unreachable, 1);
+    let n = s.out.len();
     let _ = send(&mut r, &mut s, 1, &[b"", b"VIP1", b"", b"x2", b"external_rpc", b"send_peer", br#"{"to_peer": "a"}"#]);
     let _ = send(&mut r, &mut s, 1, &[b"", b"VIP1", b"", b"x3", b"external_rpc", b"send_platform", b"[1]"]);
     let _ = send(&mut r, &mut s, 1, &[b"", b"VIP1", b"", b"x4", b"external_rpc", b"send_peer", b"not json"]);
     assert_eq!(s.out.len(), n, "no reply: {:?}", &s.out[n..]);
-    assert_eq!(r.stats.external_rpc_dropped, 4);
+    assert_eq!(r.stats.external_rpc_dropped, 2);
+    assert_eq!(r.stats.rejected_external_not_link, 1);
     for (id, op, body) in
         [(&b"x5"[..], &b"send_platform"[..], &br#"{"to_peer": "a"}"#[..]), (b"x6", b"send_peer", b"{}")]
     {
@@ -115,7 +123,7 @@ fn external_rpc_is_dropped_or_answered_93_for_a_body_without_its_key() {
     }
     let _ = send(&mut r, &mut s, 1, &[b"", b"VIP1", b"", b"x7", b"external_rpc", b"other_op", b"{}"]);
     assert_eq!(s.out.last().unwrap().1[5], b"93");
-    assert_eq!(r.stats.external_rpc_dropped, 4);
+    assert_eq!(r.stats.external_rpc_dropped, 2);
 }
 
 #[test]

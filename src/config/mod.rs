@@ -8,6 +8,7 @@
 //! key there is an error, with its line. Other sections, and lines before the first header, are
 //! skipped with a warning, as VOLTTRON skips them.
 
+pub mod discovery;
 pub mod ini;
 pub mod rabbitmq;
 

@@ -41,6 +41,8 @@ pub enum CloseReason {
     TransmitFailure,
     /// mio refused to register or reregister it.
     RegisterFailed,
+    /// The connection of a link the router removed or re-configured (VIP.md §11.3).
+    Unlinked,
 }
 
 impl CloseReason {
@@ -59,7 +61,10 @@ impl CloseReason {
                 stats.closed_by_peer += 1;
                 return false;
             }
-            CloseReason::ConnectFailed | CloseReason::TransmitFailure | CloseReason::RegisterFailed => return false,
+            CloseReason::ConnectFailed
+            | CloseReason::TransmitFailure
+            | CloseReason::RegisterFailed
+            | CloseReason::Unlinked => return false,
             CloseReason::Protocol(e) => protocol_counter(stats, e),
             CloseReason::Foreign(_) => &mut stats.rejected_protocol,
             CloseReason::HandshakeTimeout { .. } => &mut stats.rejected_handshake_timeout,
@@ -104,6 +109,7 @@ impl fmt::Display for CloseReason {
             }
             CloseReason::TransmitFailure => f.write_str("transmit failure"),
             CloseReason::RegisterFailed => f.write_str("register failed"),
+            CloseReason::Unlinked => f.write_str("link removed or re-configured"),
         }
     }
 }

@@ -6,18 +6,20 @@ use super::conn::slots::Slots;
 use super::event_loop::Broadcasts;
 use crate::limits::Limits;
 use crate::stats::PeerTraffic;
+use crate::vip::links::Links;
 use crate::vip::peers::PeerTable;
 use crate::vip::pubsub::PubSub;
 
 /// Bytes of the fixed tables allocated at start-up for `limits` (an upper bound: pages that are
 /// never touched cost no resident memory): connection slots with their per-connection state,
-/// the peer table, the subscription index, the ring of `peerlist` notifications, the per-peer
-/// message counts.
+/// the peer table, the subscription index, the link table, the ring of `peerlist` notifications,
+/// the per-peer message counts.
 pub fn fixed_table_bytes(limits: &Limits) -> usize {
     let n = limits.max_connections;
     Slots::table_bytes(n)
         .saturating_add(PeerTable::table_bytes(n))
         .saturating_add(PubSub::table_bytes(limits))
+        .saturating_add(Links::memory_bytes(limits.max_links))
         .saturating_add(Broadcasts::table_bytes(n))
         .saturating_add(PeerTraffic::table_bytes(n))
 }

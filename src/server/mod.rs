@@ -3,8 +3,9 @@
 //! It holds no protocol knowledge beyond "feed bytes to the connection's protocol, hand complete
 //! messages to the router, write what they queued". See [`event_loop`] for one turn of the loop
 //! and the path of one message, [`conn`] for a connection's state, [`protocol`] for what drives
-//! its bytes (accepted ZMTP agents, connections the router dials), [`close`] for why one ends,
-//! [`startup`] for start-up and [`auth_hook`]/[`reload`] for the platform's rules.
+//! its bytes (accepted ZMTP agents, connections the router dials), [`link`] for the connection of
+//! a link to a remote platform, [`close`] for why one ends, [`startup`] for start-up and
+//! [`auth_hook`]/[`reload`] for the platform's rules (and the discovery file's links).
 
 pub mod activation;
 pub mod auth_hook;
@@ -12,6 +13,7 @@ pub mod auth_report;
 pub mod close;
 pub mod conn;
 pub mod event_loop;
+pub mod link;
 pub mod listener;
 pub mod memory;
 mod modular;

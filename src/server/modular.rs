@@ -169,7 +169,7 @@ impl Modular {
     /// # Errors
     /// inotify errors.
     pub(super) fn watch(&self) -> io::Result<Watch> {
-        let mut w = Watch::new(&self.home, &[AUTHZ_FILE])?;
+        let mut w = Watch::new(&self.home, &[AUTHZ_FILE, crate::config::discovery::DISCOVERY_FILE])?;
         w.add(&credentials_dir(&self.home), &["*.json"])?;
         Ok(w)
     }

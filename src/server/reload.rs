@@ -1,16 +1,19 @@
 //! The platform's rules, loaded at start and again on SIGHUP or when a file changes (inotify):
 //! `auth.json` with the entries the platform adds itself (VIP.md §9.7), `protected_topics.json`
-//! and the users' capabilities for the pubsub service (§7.9).
+//! and the users' capabilities for the pubsub service (§7.9), and the remote platforms to link to
+//! from `external_platform_discovery.json` (§11.1, [`crate::config::discovery`]).
 //!
 //! A broken file is reported, counted (`config_load_errors`) and the previous rules stay in
-//! force (at start, with none to keep, the platform's own entries only, as VOLTTRON does).
-//! A modular VOLTTRON home has its own files and reload (`super::modular`).
+//! force (at start, with none to keep, the platform's own entries only, as VOLTTRON does; and no
+//! links from the discovery file). A modular VOLTTRON home has its own rule files and reload
+//! (`super::modular`); the discovery file's links are reloaded in both layouts.
 
 use std::path::{Path, PathBuf};
 
 use super::modular::Modular;
 use crate::auth::keystore;
 use crate::auth::{AuthStore, Authenticator, auto_entries};
+use crate::config::discovery::read_discovery;
 use crate::stats::Stats;
 use crate::vip::protected::UserCapabilities;
 use crate::vip::router::Router;
@@ -38,8 +41,10 @@ impl RuleFiles {
     }
 
     /// Reload `auth.json` into `auth` (the previous rules stay if it is broken), then the pubsub
-    /// tables into `router`; a modular home reloads its own files.
+    /// tables and the discovery file's links into `router`; a modular home reloads its own rule
+    /// files (and the links).
     pub fn reload(&mut self, auth: Option<&mut Authenticator>, router: &mut Router, stats: &mut Stats) {
+        reload_links(router, stats, &self.home);
         if let Some(m) = &mut self.modular {
             m.reload(auth, router, stats);
             return;
@@ -60,6 +65,22 @@ impl RuleFiles {
             }
         }
         load_pubsub_policy(router, &self.home, Some(auth));
+    }
+}
+
+/// Read `external_platform_discovery.json` again and apply it to the router's links; a file
+/// that cannot be read or parsed keeps the links configured before (VIP.md §11.1).
+pub fn reload_links(router: &mut Router, stats: &mut Stats, home: &Path) {
+    match read_discovery(home) {
+        Ok(d) => {
+            log::info!(
+                "{}: {} platforms to link to",
+                crate::config::discovery::discovery_path(home).display(),
+                d.entries.len()
+            );
+            router.set_file_links(stats, &d);
+        }
+        Err(e) => log::error!("{e}: keeping the previous links"),
     }
 }
 

@@ -30,6 +30,7 @@ use crate::auth::keystore;
 use crate::auth::layout::Layout;
 use crate::auth::{AuthMode, Authenticator, keys::KeyText};
 use crate::config::Config;
+use crate::config::discovery::{DISCOVERY_FILE, discovery_path, read_discovery};
 use crate::json::emit::push_str;
 use crate::vip::platform::PlatformInfo;
 use crate::vip::router::Router;
@@ -239,6 +240,28 @@ fn platform_info(config: &Config, router_id: &str, vip_endpoints: &[String], key
     info
 }
 
+/// The links to remote platforms (VIP.md §11.3): the key pair they authenticate with — the
+/// platform keystore; with auth off it is loaded (or created, as VOLTTRON's platform does on
+/// every start) when the first link is dialled — and the platforms
+/// `external_platform_discovery.json` names. A broken file is reported: no links from it until
+/// it is fixed (picked up at once).
+fn start_links(server: &mut Server, config: &Config, keys: Option<KeyPair>) {
+    let home = &config.volttron_home;
+    match keys {
+        Some(k) => server.set_link_keys(k),
+        None => server.set_link_keystore(home.join("keystore")),
+    }
+    match read_discovery(home) {
+        Ok(d) => {
+            if !d.entries.is_empty() || !d.skipped.is_empty() {
+                log::info!("{}: {} platforms to link to", discovery_path(home).display(), d.entries.len());
+            }
+            server.set_file_links(&d);
+        }
+        Err(e) => log::error!("{e}: no links from it until it is fixed"),
+    }
+}
+
 /// WATCHDOG=1 from the loop's tick when systemd asks for it.
 fn install_watchdog(server: &mut Server, notifier: Option<&Notifier>) {
     let (Some(n), Some(every)) = (notifier.and_then(|n| n.try_clone().ok()), notify::watchdog_interval()) else {
@@ -314,11 +337,12 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     install_stats_publish(&mut server, &config, &router_id);
     let watch = match &modular {
         Some(m) => m.watch(),
-        None => Watch::new(&config.volttron_home, &["auth.json", "protected_topics.json"]),
+        None => Watch::new(&config.volttron_home, &["auth.json", "protected_topics.json", DISCOVERY_FILE]),
     };
     let files =
         RuleFiles { home: config.volttron_home.clone(), platform: sec.as_ref().map(|s| s.keys.public), modular };
     let reload_notifier = notifier.as_ref().and_then(|n| n.try_clone().ok());
+    let link_keys = sec.as_ref().map(|s| s.keys.clone());
     let auth = match sec {
         Some(sec) => {
             server.set_curve(CurveContext { keys: sec.keys, cookies: CookieKeys::new(&mut rand_core::OsRng) });
@@ -331,6 +355,7 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     }
     let admission = Admission::new(config.auth_reports, config.setup_mode);
     server.set_policy(Box::new(PlatformPolicy::new(auth, files, reload_notifier).with_admission(admission)));
+    start_links(&mut server, &config, link_keys);
     match watch {
         Ok(w) => server.set_watch(w).map_err(|e| format!("inotify: {e}"))?,
         Err(e) => log::warn!("cannot watch {} ({e}): reload with SIGHUP", config.volttron_home.display()),

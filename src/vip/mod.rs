@@ -16,14 +16,19 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::cast_possible_truncation))]
 
+pub mod discovery;
 pub mod envelope;
 pub mod error;
+pub mod external_pubsub;
+pub mod external_rpc;
+pub mod links;
 pub mod peers;
 pub mod platform;
 pub mod protected;
 pub mod pubsub;
 pub mod report;
 pub mod router;
+pub mod routing_table;
 pub mod subscriptions;
 
 /// The protocol signature, frame 1 of every VIP message (VIP.md §3.3).

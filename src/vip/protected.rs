@@ -448,6 +448,22 @@ impl TopicPolicy {
         &self.users
     }
 
+    /// May a remote platform's publish (`external_publish`) with USER_ID `user` go to `topic`?
+    /// As [`TopicPolicy::check`], except that a user **without** an entry in the capability table
+    /// is refused when the topic is protected: remote platforms send `''` as USER_ID, and
+    /// VOLTTRON's "no entry, no check" would leave protected topics open to every remote.
+    pub fn check_external(&mut self, user: &[u8], topic: &[u8]) -> bool {
+        if self.topics.is_empty() {
+            return true;
+        }
+        let TopicPolicy { topics, users } = self;
+        let Some(required) = topics.lookup(topic) else { return true };
+        if required.names.is_empty() {
+            return true;
+        }
+        users.users.get(user).is_some_and(|caps| required.names.iter().all(|r| caps.names.iter().any(|n| n == r)))
+    }
+
     /// May `user` publish to `topic`? `None` = yes; otherwise the refusal (VIP.md §7.9).
     pub fn check(&mut self, user: &[u8], topic: &[u8]) -> Option<Refusal<'_>> {
         if self.topics.is_empty() {

@@ -5,6 +5,7 @@
 //! ```text
 //! {"accepted": n, ... every counter and gauge of Stats ...,
 //!  "limits": {"max-connections": n, ... every limit in force, config-file names ...},
+//!  "links": {"<platform>": {"state": "up", ...}, ...},
 //!  "subscriptions": n, "slow_subscribers": {"<identity>": dropped, ...},
 //!  "top_talkers": [{"identity": "<identity>", "msgs_in": n, "msgs_out": n}, ...]}
 //! ```
@@ -31,6 +32,10 @@ pub const STATS_JSON_BYTES: usize = 8192;
 /// characters; longer ones make the list shorter).
 const TOP_TALKERS_ROOM: usize = 1536;
 
+/// Room the links leave for the pubsub fields after them (`"subscriptions"` and a few slow
+/// subscribers).
+const PUBSUB_ROOM: usize = 256;
+
 /// At most this many peers are listed in `"top_talkers"`.
 pub const MAX_TOP_TALKERS: usize = 10;
 
@@ -54,6 +59,7 @@ impl Router {
         stats.write_fields(w).map_err(|_| SinkFull)?;
         optional(w, |w| self.write_limits(w));
         let room = if traffic.is_some() { TOP_TALKERS_ROOM } else { 0 };
+        optional(w, |w| self.links.write_stats_fields(w, room + PUBSUB_ROOM + 1));
         optional(w, |w| self.pubsub.write_stats_fields(&self.peers, w, room + 1));
         if let Some(t) = traffic {
             optional(w, |w| self.write_top_talkers(t, w));

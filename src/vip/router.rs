@@ -18,6 +18,8 @@
 use super::SIGNATURE;
 use super::envelope::{Envelope, EnvelopeError};
 use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID, VipErrno, error_frames};
+use super::external_pubsub::OwnList;
+use super::links::{LinkId, Links};
 use super::peers::{AttachError, PeerId, PeerTable};
 use super::platform::PlatformInfo;
 use super::pubsub::{OwnPublish, PubSub};
@@ -64,6 +66,20 @@ pub trait Sink {
     fn is_stalled(&self, to: PeerId) -> bool {
         let _ = to;
         false
+    }
+
+    /// Queue `frames` as one multipart message on the connection of link `link` (a DEALER
+    /// towards a remote platform's router: the frames go on the wire as they are, starting with
+    /// the empty RECIPIENT), all or nothing. Only called for a link the server reported up
+    /// ([`Router::link_up`]) and not down since. The queue is bounded like a peer's
+    /// (`tx-queue-bytes`); a full one answers [`Full`] and the router drops and counts (it never
+    /// pauses local senders behind a remote). The default (no link support) refuses everything.
+    ///
+    /// # Errors
+    /// [`Full`] when nothing was queued.
+    fn deliver_link(&mut self, link: LinkId, frames: &[&[u8]]) -> Result<(), Full> {
+        let _ = (link, frames);
+        Err(Full)
     }
 
     /// Why the last [`Full`] was returned.
@@ -169,6 +185,12 @@ pub struct Router {
     pub pubsub: PubSub,
     /// Who may `quit` the router and `agentstop` others ([`CONTROL`] unless set).
     control: &'static [u8],
+    /// Links to remote platforms (VIP.md §11; [`super::links`]).
+    pub links: Links,
+    /// Our `external_list` body.
+    pub(super) own_list: OwnList,
+    /// Scratch for rewritten `external_rpc` bodies.
+    pub(super) rpc_body: Vec<u8>,
     /// How MSG_ID is written in the errors the router generates (`[viprouter] error-msg-id`;
     /// see [`super::error`]).
     pub error_msg_id: ErrorMsgId,
@@ -184,6 +206,9 @@ impl Router {
             info,
             pubsub: PubSub::new(limits),
             control: CONTROL,
+            links: Links::new(limits.max_links, seed),
+            own_list: OwnList::default(),
+            rpc_body: Vec::new(),
             error_msg_id: ErrorMsgId::default(),
             limits: limits.clone(),
         }
@@ -232,7 +257,12 @@ impl Router {
             self.unregister(stats, peer, sink);
         }
         self.pubsub.peer_detached(peer);
+        let lists = self.links.peer_gone(peer);
+        if lists > 0 {
+            log::info!("{} left: the remote subscriptions it sent are dropped", self.name(peer));
+        }
         self.peers.detach(peer);
+        self.sync_external_list(stats, sink);
     }
 
     /// Route one message from `from` (VIP.md §4).
@@ -274,15 +304,24 @@ impl Router {
             b"ping" => self.ping(stats, from, &env, sink),
             b"peerlist" => self.peerlist(stats, from, &env, sink),
             b"query" => self.query(stats, from, &env, sink),
-            b"pubsub" => self.pubsub.handle(from, &env, &self.peers, stats, sink, self.error_msg_id),
+            b"pubsub" => match env.arg(0) {
+                b"external_list" => self.external_list_in(stats, from, &env, sink),
+                b"external_publish" => self.external_publish_in(stats, from, &env, sink),
+                _ => {
+                    let Router { peers, pubsub, links, error_msg_id, .. } = self;
+                    let outcome = pubsub.handle(from, &env, peers, links, stats, sink, *error_msg_id);
+                    self.sync_external_list(stats, sink);
+                    outcome
+                }
+            },
             b"agentstop" => {
                 self.agentstop(stats, from, &env, sink);
                 Outcome::Done
             }
             b"quit" if self.peers.identity(from) == self.control => Outcome::Quit,
-            // VIP.md §5.5: errors addressed to the router are discarded; §5.9: routing_table
-            // answers nothing (its only answered op, `update`, is unused).
-            b"error" | b"routing_table" => Outcome::Done,
+            // VIP.md §5.5: errors addressed to the router are discarded.
+            b"error" => Outcome::Done,
+            b"routing_table" => self.routing_table(stats, from, &env, sink),
             b"external_rpc" if env.arg_count() == 2 && matches!(env.arg(0), b"send_platform" | b"send_peer") => {
                 self.external_rpc(stats, from, &env, sink)
             }
@@ -291,7 +330,7 @@ impl Router {
     }
 
     /// A printable name for logs.
-    fn name(&self, peer: PeerId) -> String {
+    pub(super) fn name(&self, peer: PeerId) -> String {
         String::from_utf8_lossy(self.peers.identity(peer)).into_owned()
     }
 
@@ -319,6 +358,7 @@ impl Router {
         stats.peers_dropped += 1;
         stats.peers = self.peers.registered_len() as u64;
         self.pubsub.remove_peer(peer); // VIP.md §7.12
+        self.sync_external_list(stats, sink);
         let me = self.peers.identity(peer);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"drop", me];
         let dropped = sink.broadcast(&frames, &mut self.peers.registered());
@@ -484,32 +524,14 @@ impl Router {
         }
     }
 
-    /// VIP.md §5.9 / §11.6: `external_rpc send_platform|send_peer BODY`. Multi-platform routing
-    /// is not implemented (README), so nothing is forwarded and, as in VOLTTRON, nothing is
-    /// answered — except a JSON object without the key the op needs (`to_platform`,
-    /// `to_peer`), which VOLTTRON answers with 93. A body that is not a JSON object (it crashes
-    /// VOLTTRON's router, §16.2 B) is dropped. Each drop is counted and logged once.
-    fn external_rpc(&self, stats: &mut Stats, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
-        let key: &[u8] = if env.arg(0) == b"send_platform" { b"to_platform" } else { b"to_peer" };
-        match crate::json::parse(env.arg(1)) {
-            Ok(v) if v.kind() == crate::json::Kind::Object && v.get(key).is_none() => {
-                return self.unsupported(stats, from, env, sink);
-            }
-            Ok(v) if v.kind() == crate::json::Kind::Object => {}
-            _ => log::debug!("external_rpc from {}: body is not a JSON object", self.name(from)),
-        }
-        if stats::bump_and_should_log(&mut stats.external_rpc_dropped) {
-            log::warn!(
-                "external_rpc {} from {} dropped: multi-platform routing is not implemented",
-                env.arg(0).escape_ascii(),
-                self.name(from)
-            );
-        }
-        Outcome::Done
-    }
-
     /// VIP.md §5.10: error 93.
-    fn unsupported(&self, stats: &mut Stats, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) -> Outcome {
+    pub(super) fn unsupported(
+        &self,
+        stats: &mut Stats,
+        from: PeerId,
+        env: &Envelope<'_>,
+        sink: &mut impl Sink,
+    ) -> Outcome {
         stats.errors_unsupported += 1;
         let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
         let id = self.error_msg_id.msg_id(env.msg_id, &mut quoted);

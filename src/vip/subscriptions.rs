@@ -100,6 +100,8 @@ pub struct Subscriptions {
     peer_count: Box<[u32]>,
     seen: Box<[u32]>,
     generation: u32,
+    /// Bumped whenever an `all_platforms` entry is added or removed.
+    all_generation: u64,
 }
 
 impl fmt::Debug for Subscriptions {
@@ -148,6 +150,7 @@ impl Subscriptions {
             peer_count: vec![0; limits.max_peers].into_boxed_slice(),
             seen: vec![0; limits.max_peers].into_boxed_slice(),
             generation: 0,
+            all_generation: 0,
         })
     }
 
@@ -159,6 +162,12 @@ impl Subscriptions {
     /// Total number of entries.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// A counter bumped whenever an `all_platforms` entry is added or removed: when it has not
+    /// moved, the set of `all` prefixes (our `external_list`, VIP.md §11.5) has not changed.
+    pub fn all_generation(&self) -> u64 {
+        self.all_generation
     }
 
     /// Whether the table has no entries.

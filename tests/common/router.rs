@@ -5,6 +5,9 @@ use std::ops::{Deref, DerefMut};
 
 use viprouter::limits::Limits;
 use viprouter::stats::Stats;
+use viprouter::time::Instant;
+use viprouter::vip::discovery::Discovery;
+use viprouter::vip::links::{DownReason, LinkAction, LinkConfig, LinkId};
 use viprouter::vip::peers::{AttachError, PeerId};
 use viprouter::vip::platform::PlatformInfo;
 use viprouter::vip::router::{Full, OnFull, Outcome, Refusal, Router, Sink};
@@ -97,6 +100,30 @@ impl TestRouter {
 
     pub fn detach(&mut self, peer: PeerId, sink: &mut impl Sink) {
         self.router.detach(&mut self.stats, peer, sink)
+    }
+
+    pub fn set_file_links(&mut self, discovery: &Discovery) {
+        self.router.set_file_links(&mut self.stats, discovery)
+    }
+
+    pub fn configure_link(&mut self, config: LinkConfig) {
+        self.router.configure_link(&mut self.stats, config)
+    }
+
+    pub fn poll_link(&mut self, now: Instant, sink: &mut impl Sink) -> Option<LinkAction> {
+        self.router.poll_link(&mut self.stats, now, sink)
+    }
+
+    pub fn link_up(&mut self, link: LinkId, sink: &mut impl Sink) {
+        self.router.link_up(&mut self.stats, link, sink)
+    }
+
+    pub fn link_down(&mut self, link: LinkId, now: Instant, reason: DownReason) {
+        self.router.link_down(&mut self.stats, link, now, reason)
+    }
+
+    pub fn link_input(&mut self, link: LinkId, msg: Message<'_>) {
+        self.router.link_input(&mut self.stats, link, msg)
     }
 }
 

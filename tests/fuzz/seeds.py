@@ -555,6 +555,101 @@ def decode_key_seeds():
     w("short", b"abc")
 
 
+# --- links (src/fuzzing/links.rs) and discovery (src/fuzzing/discovery.rs) ----------------
+
+KEY43 = b"wSdbLxSEa3DNUtqHbM6nFX1gCh4ksbvjD98ChP8dsSQ"
+LINK_TOKENS = [
+    b"pubsub", b"external_list", b"external_publish", b"external_rpc", b"send_platform", b"send_peer",
+    b"routing_table", b"hello",
+    b"welcome", b"normalmode_platform_connection", b"update", b"subscribe", b"publish", b"synchronize",
+    b"connected", b"unsubscribe",
+    b"query", b"stats", b"agentstop", b"VIP1", b"p1", b"p2", b"p3", b"devices/hvac/1",
+    b'{"prefix": "devices", "bus": "", "all_platforms": true}',
+    b'{"prefix": ["", "x/"], "bus": "", "all_platforms": true}',
+    b'{"subscriptions": {"all": {"": ["devices", "alerts/"]}, "internal": {"": ["devices/hvac"]}}}',
+    b'{"all": {"prefix": null, "bus": ""}}',
+    b'{"bus": "", "headers": {"min_compatible_version": "3.0"}, "message": {"v": 42}}',
+    b'{"sender": "pub2", "bus": "", "headers": {}, "message": [1, "\\u00e9"]}',
+    b'{"p2": ["devices/", "", "x"], "p1": ["own"], "p3": ["devices/hvac"]}',
+    b'{"p2": "devices"}',
+    b'{"to_platform": "p2", "to_peer": "callee2", "from_platform": "", "from_peer": "forged", "args": ["{\\"id\\": 1}"]}',
+    b'{"to_platform": "p3", "to_peer": "x", "args": []}',
+    b'{"to_platform": "p1", "to_peer": "agent.b", "from_platform": "p2", "from_peer": "caller2", "args": []}',
+    b'{"to_platform": "p1", "to_peer": "ghost", "from_platform": "p3", "from_peer": "c3", "args": []}',
+    b'{"instance-name": "p3", "vip-address": "tcp://127.0.0.1:24001", "serverkey": "' + KEY43 + b'"}',
+    b'{"instance-name": "p4", "vip-address": "tcp://127.0.0.1:24002", "serverkey": "' + KEY43 + b'"}',
+    b'{"to_platform": 5}',
+    b"{}",
+]
+assert len(LINK_TOKENS) == 40
+LA, LB, LX, LKD, LY = range(5)  # agent.a, agent.b, p2's link, keydiscovery, p3's link
+
+
+def link_msg(peer, frames, full=0):
+    out = bytes([peer, full, len(frames)])
+    for f in frames:
+        if f in LINK_TOKENS:
+            out += bytes([TOKEN_BASE + LINK_TOKENS.index(f)])
+        else:
+            assert len(f) < TOKEN_BASE, f
+            out += bytes([len(f)]) + f
+    return out
+
+
+def to_router(peer, *args, full=0, msg_id=b"m1"):
+    return link_msg(peer, [b"", b"VIP1", b"", msg_id] + list(args), full)
+
+
+POLL, UP0, UP1, DOWN0 = b"\xa0", b"\xb0\x00", b"\xb1\x00", b"\xc6"
+
+
+def links_seeds():
+    w = lambda name, data: write("links", name, data)  # noqa: E731
+    ext_list = to_router(LX, b"pubsub", b"external_list", LINK_TOKENS[30])
+    sub_all = to_router(LB, b"pubsub", b"subscribe", LINK_TOKENS[24])
+    publish = to_router(LA, b"pubsub", b"publish", b"devices/hvac/1", LINK_TOKENS[28])
+    call = to_router(LA, b"external_rpc", b"send_platform", LINK_TOKENS[32])
+    send_peer = to_router(LX, b"external_rpc", b"send_peer", LINK_TOKENS[34])
+    ghost = to_router(LY, b"external_rpc", b"send_peer", LINK_TOKENS[35])
+    ext_pub = to_router(LX, b"pubsub", b"external_publish", b"devices/p2", LINK_TOKENS[29])
+    hello = to_router(LX, b"routing_table", b"hello", b"hello", b"p2")
+    stats = to_router(LA, b"query", b"stats")
+    session = POLL + UP0 + UP1 + ext_list + sub_all + publish + call + send_peer + ghost + ext_pub + hello + stats
+    w("session", b"\x00" + session)
+    w("down-up-no-replay", b"\x00" + session + DOWN0 + publish + call + POLL + b"\xa0" + UP0 + publish)
+    w("hello-before-up", b"\x00" + hello + POLL + UP0 + ext_list + publish)
+    w("full-links", b"\x00" + POLL + UP0 + UP1 + ext_list + to_router(LA, b"pubsub", b"publish", b"x/1", LINK_TOKENS[28], full=0xC0)
+      + to_router(LA, b"external_rpc", b"send_platform", LINK_TOKENS[32], full=0xC0))
+    hostile = b"".join(
+        to_router(p, b"routing_table", *args)
+        for p in (LA, LX, LKD)
+        for args in ([b"update", b"{}"], [b"update"], [b"normalmode_platform_connection"],
+                     [b"normalmode_platform_connection", LINK_TOKENS[36]], [b"normalmode_platform_connection", b"[]"],
+                     [b"hello"], [b"hello", b"welcome", b"p2"], [], [b"web-addresses", b"[1]"])
+    )
+    w("routing-table-hostile", b"\x00" + hostile + POLL + b"\xa0")
+    bad = b"".join(to_router(LX, b"pubsub", b"external_list", b) for b in (LINK_TOKENS[31], b"[]", b"x"))
+    bad += to_router(LX, b"pubsub", b"external_publish", b"t", b'{"bus": 1}') + to_router(LA, b"pubsub", b"external_list", LINK_TOKENS[30])
+    bad += to_router(LA, b"external_rpc", b"send_peer", LINK_TOKENS[34]) + to_router(LA, b"external_rpc", b"send_platform", LINK_TOKENS[38])
+    w("malformed-external", b"\x00" + POLL + UP0 + bad)
+    w("reload", b"\x00" + POLL + UP0 + ext_list + b"\xf0\x02" + POLL + UP0 + b"\xf0\x04" + b"\xf0\x01" + POLL + publish)
+    w("detach-link-peer", b"\x00" + POLL + UP0 + ext_list + sub_all + b"\xe2" + publish + b"\xd0" + b"\xe1" + publish)
+    w("sync-all", b"\x10" + POLL + UP0 + to_router(LB, b"pubsub", b"synchronize", b"connected", LINK_TOKENS[26])
+      + to_router(LB, b"pubsub", b"unsubscribe", LINK_TOKENS[27]) + to_router(LB, b"agentstop", b"agent.b"))
+
+
+def discovery_seeds():
+    w = lambda name, data: write("discovery", name, data)  # noqa: E731
+    entry = lambda n, a: b'{"vip-address": "' + a + b'", "instance-name": "' + n + b'", "serverkey": "' + KEY43 + b'"}'  # noqa: E731
+    w("file", b'{"p2": ' + entry(b"p2", b"tcp://127.0.0.1:23917") + b', "p3": ' + entry(b"p3", b"ipc://@/v/run/vip.socket") + b"}")
+    w("file-bad-entries", b'{"a": [], "b": {"instance-name": "x"}, "c": ' + entry(b"", b"tcp://h:1") + b"}")
+    w("entry", entry(b"bldg\\u00e9", b"tcp://10.0.0.1:22916"))
+    w("external-list", b'{"p2": ["devices/", "", "x\\u0100", "analysis"], "p1": []}')
+    w("send-platform", LINK_TOKENS[32])
+    w("rewrite-dups", b'{ "from_peer" :"a","from_peer":null ,"from_platform":[1]}')
+    w("empty", b"")
+
+
 if __name__ == "__main__":
     greeting_seeds()
     frame_stream_seeds()
@@ -566,3 +661,5 @@ if __name__ == "__main__":
     json_scan_seeds()
     auth_json_seeds()
     decode_key_seeds()
+    links_seeds()
+    discovery_seeds()

@@ -34,12 +34,16 @@ def z85(b64_key):
 
 
 class CurveRouter:
-    def __init__(self, entries, extra_config="", raw_auth=None, extra_args=(), prepare=None):
-        """`extra_args` go to the router's command line; `prepare(home)` runs before it starts."""
+    def __init__(self, entries, extra_config="", raw_auth=None, extra_args=(), prepare=None, files=None):
+        """`extra_args` go to the router's command line; `prepare(home)` runs before it starts;
+        `files` (name -> text) are written into VOLTTRON_HOME first."""
         self.home = tempfile.mkdtemp(prefix="vipcv-", dir="/tmp")
         with open(os.path.join(self.home, "config"), "w") as f:
             f.write("[volttron]\ninstance-name = ctest\n" + extra_config)
         self.write_auth(entries, raw=raw_auth)
+        for name, text in (files or {}).items():  # e.g. external_platform_discovery.json
+            with open(os.path.join(self.home, name), "w") as f:
+                f.write(text)
         self.port = free_port()
         self.plain_port = free_port()
         self.tcp = f"tcp://127.0.0.1:{self.port}"

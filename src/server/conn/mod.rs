@@ -3,10 +3,12 @@
 //! struct (one slot, one owner — DESIGN.md §2.10).
 //!
 //! State is a few small enums instead of flags:
-//! * [`Origin`]: accepted on a listener (with what the authorisation sees) or dialled by us;
+//! * [`Origin`]: accepted on a listener (with what the authorisation sees), dialled by us, or
+//!   dialled by us as the link to a remote platform;
 //! * [`Phase`]: connecting (dialled), handshaking (half-open: our side of the handshake not
-//!   done), awaiting the peer (our side done: a NULL READY went out), attached as a VIP peer, or
-//!   a duplicate whose identity another connection holds. The slot table changes it
+//!   done), awaiting the peer (our side done: a NULL READY went out), attached as a VIP peer, a
+//!   duplicate whose identity another connection holds, or a link whose handshake completed (no
+//!   VIP peer: what arrives on it goes to the router's link input). The slot table changes it
 //!   ([`slots::Slots::set_phase`]), so that its counts of unfinished and half-open handshakes
 //!   cannot drift, and picks the half-open connection to evict at the handshake limit
 //!   ([`slots::Slots::eviction_victim`], [`Conn::eviction_rank`]);
@@ -28,6 +30,7 @@ use super::close::CloseReason;
 use super::protocol::{Context, Driver, Outbound};
 use crate::limits::{IDLE_SHRINK_MS, RX_BUF_MIN_BYTES, TX_BUF_MIN_BYTES};
 use crate::time::Instant;
+use crate::vip::links::LinkId;
 use crate::zmtp::Message;
 use crate::zmtp::session::{HandshakeProgress, Input};
 
@@ -50,8 +53,13 @@ pub enum Origin {
         /// `localhost:uid:gid:pid` for ipc (VIP.md §9.6).
         auth_addr: heapless::String<64>,
     },
-    /// Dialled by this router (a link, a broker).
+    /// Dialled by this router (a broker, a test double): a VIP peer once its handshake is done,
+    /// its end reported as a [`crate::server::event_loop::DialEvent`].
     Dialled,
+    /// Dialled by this router as its link to a remote platform (VIP.md §11.3,
+    /// [`crate::vip::links`]): never a VIP peer; its handshake and its end are reported to the
+    /// router's link table, what arrives on it to the router's link input.
+    Link(LinkId),
 }
 
 /// Where the connection is in its life.
@@ -82,19 +90,22 @@ pub enum Phase {
     /// Handshake done, but a live connection holds its identity (first wins, VIP.md §2.4): its
     /// messages are dropped until that identity is free, then it attaches.
     Duplicate,
+    /// Handshake done on a link ([`Origin::Link`]): traffic flows both ways, but it is no VIP
+    /// peer.
+    Linked,
 }
 
 impl Phase {
     /// The handshake completed (attached or not).
     pub fn is_open(self) -> bool {
-        matches!(self, Phase::Attached | Phase::Duplicate)
+        matches!(self, Phase::Attached | Phase::Duplicate | Phase::Linked)
     }
 
     /// When the connect or handshake started, while one is unfinished.
     pub fn started(self) -> Option<Instant> {
         match self {
             Phase::Connecting { since } | Phase::Handshaking { since } | Phase::AwaitingPeer { since } => Some(since),
-            Phase::Attached | Phase::Duplicate => None,
+            Phase::Attached | Phase::Duplicate | Phase::Linked => None,
         }
     }
 }
@@ -271,10 +282,17 @@ impl Conn {
         Conn::with(stream, Driver::Zmtp(session), tx, origin, Phase::Handshaking { since: now }, now, peer)
     }
 
-    /// A connection we dialled, its TCP connect in flight; `protocol` speaks once it completes.
-    pub fn dialled(stream: Stream, protocol: Box<dyn super::protocol::Protocol>, now: Instant, peer: &str) -> Conn {
+    /// A connection we dialled (`origin` [`Origin::Dialled`] or [`Origin::Link`]), its connect in
+    /// flight; `protocol` speaks once it completes.
+    pub fn dialled(
+        stream: Stream,
+        protocol: Box<dyn super::protocol::Protocol>,
+        origin: Origin,
+        now: Instant,
+        peer: &str,
+    ) -> Conn {
         let tx = TxBuf { buf: Vec::with_capacity(TX_BUF_MIN_BYTES), sent: 0 };
-        Conn::with(stream, Driver::Other(protocol), tx, Origin::Dialled, Phase::Connecting { since: now }, now, peer)
+        Conn::with(stream, Driver::Other(protocol), tx, origin, Phase::Connecting { since: now }, now, peer)
     }
     /// Buffer bytes this connection holds (returned to the budget on close).
     pub fn buffer_bytes(&self) -> usize {
@@ -343,6 +361,15 @@ impl Conn {
     /// How it came to be.
     pub fn origin(&self) -> &Origin {
         &self.origin
+    }
+
+    /// The link it is the connection of, if it is one ([`Origin::Link`]).
+    #[inline]
+    pub fn link(&self) -> Option<LinkId> {
+        match self.origin {
+            Origin::Link(link) => Some(link),
+            Origin::Accepted { .. } | Origin::Dialled => None,
+        }
     }
 
     /// Where it is in its life.

@@ -76,7 +76,7 @@ fn handshake_counts(conn: &Conn) -> (usize, usize) {
     match conn.phase {
         Phase::Handshaking { .. } => (1, 1),
         Phase::AwaitingPeer { .. } => (1, 0),
-        Phase::Connecting { .. } | Phase::Attached | Phase::Duplicate => (0, 0),
+        Phase::Connecting { .. } | Phase::Attached | Phase::Duplicate | Phase::Linked => (0, 0),
     }
 }
 

@@ -182,7 +182,12 @@ impl Server {
         let Some(conn) = self.slots.get_mut(id) else { return Next::Stop };
         conn.rx_mut().consume(consumed);
         let dialled = matches!(conn.origin(), super::super::conn::Origin::Dialled);
+        let link = conn.link();
         self.stats.handshakes_completed += 1;
+        if let Some(link) = link {
+            self.on_link_ready(id, link);
+            return Next::ReadMore;
+        }
         self.attach(id);
         if dialled {
             self.dial_events.push(DialEvent::Ready(id));
@@ -190,8 +195,12 @@ impl Server {
         Next::ReadMore
     }
 
-    /// A complete message is held: route it, or drop it while the identity is a duplicate's.
+    /// A complete message is held: route it, drop it while the identity is a duplicate's, or
+    /// hand it to the router's link input when it arrived on a link.
     fn on_message(&mut self, id: SlotId, now: Instant, on_full: OnFull) -> Next {
+        if let Some(link) = self.slots.get_mut(id).and_then(|c| c.link()) {
+            return self.on_link_message(id, link);
+        }
         if on_full == OnFull::Again
             && let Some(conn) = self.slots.get_mut(id)
         {

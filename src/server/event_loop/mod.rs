@@ -38,7 +38,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::auth_report::AuthReports;
 use super::close::CloseReason;
 use super::conn::slots::{SlotId, Slots};
-use super::conn::{Blocked, Budget, Conn, Phase, Stream};
+use super::conn::{Blocked, Budget, Conn, Origin, Phase, Stream};
 use super::listener::{ListenSocket, Listener};
 use super::protocol::{Context, Protocol};
 use super::signals::{SignalEvent, Signals};
@@ -58,6 +58,7 @@ mod accept;
 mod broadcast;
 mod health;
 mod input;
+mod links;
 mod output;
 mod route;
 mod sink;
@@ -90,7 +91,7 @@ pub trait Policy {
     fn authorize(&mut self, q: &AuthQuery<'_>) -> bool;
 
     /// Load the rules again (into themselves and into `router`); a file that cannot be loaded
-    /// is counted in `stats` (`config_load_errors`).
+    /// is counted in `stats` (`config_load_errors`, link problems in their own counters).
     fn reload(&mut self, router: &mut Router, stats: &mut Stats) {
         let _ = (router, stats);
     }
@@ -192,6 +193,8 @@ pub struct Server {
     sched: Sched,
     /// The verbatim encoding of the current pubsub fan-out (see `sink.rs`).
     fanout: sink::FanoutCache,
+    /// The connections of the links to remote platforms (see `links.rs`).
+    links: links::LinkConns,
     /// `peerlist` notifications not yet written to every registered peer (`broadcast.rs`).
     broadcasts: Broadcasts,
     /// Listeners (bit = index) whose last `accept` failed with connections left in the backlog.
@@ -234,6 +237,7 @@ impl Server {
         }
         log_backlog(&limits);
         let max = limits.max_connections;
+        let link_conns = links::LinkConns::new(limits.max_links);
         let list = || Vec::with_capacity(max);
         Ok(Server {
             poll,
@@ -252,6 +256,7 @@ impl Server {
             hooks: Hooks { policy: Box::new(NoPolicy), on_tick: None },
             sched: Sched { ready: list(), ready_next: list(), dirty: list(), blocked: list(), broken: list() },
             fanout: sink::FanoutCache::default(),
+            links: link_conns,
             broadcasts: Broadcasts::new(max),
             accept_retry: 0,
             dial_events: Vec::new(),
@@ -343,7 +348,8 @@ impl Server {
         } else if !self.sched.blocked.is_empty() {
             Duration::from_millis(10)
         } else {
-            Duration::from_millis(TICK_MS)
+            // A down link due for its next dial wakes the loop then, not at the next tick.
+            Duration::from_millis(self.link_wait_ms().map_or(TICK_MS, |ms| ms.min(TICK_MS)))
         }
     }
 
@@ -393,6 +399,7 @@ impl Server {
             }
         }
         self.service_ready(now);
+        self.drive_links(now);
         self.write_broadcasts(storm, now);
         self.publish_stats_if_due(now);
         self.flush_dirty();
@@ -431,33 +438,8 @@ impl Server {
     /// The socket could not be created or registered, every slot is taken, or the buffer budget
     /// has no room for its initial buffers.
     pub fn dial(&mut self, addr: std::net::SocketAddr, protocol: Box<dyn Protocol>) -> io::Result<SlotId> {
-        let now = self.now;
-        if self.slots.is_full() || !self.budget.take(Conn::INITIAL_BYTES) {
-            return Err(io::Error::other("no free connection slot or buffer budget"));
-        }
-        let stream = match mio::net::TcpStream::connect(addr) {
-            Ok(s) => s,
-            Err(e) => {
-                self.budget.give(Conn::INITIAL_BYTES);
-                return Err(e);
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let conn = Box::new(Conn::dialled(Stream::Tcp(stream), protocol, now, &addr.to_string()));
-        let Ok(id) = self.slots.insert(conn) else {
-            self.budget.give(Conn::INITIAL_BYTES);
-            return Err(io::Error::other("no free connection slot"));
-        };
-        self.stats.connections = self.slots.live() as u64;
-        let registry = self.poll.registry();
-        if let Some(conn) = self.slots.get_mut(id)
-            && let Err(e) = conn.register(registry, id.token())
-        {
-            self.close(id, CloseReason::RegisterFailed);
-            return Err(e);
-        }
-        log::debug!("dialling {addr} on slot {}", id.index);
-        Ok(id)
+        let label = addr.to_string();
+        self.dial_as(crate::server::link::DialTarget::Tcp(addr), protocol, Origin::Dialled, &label)
     }
 
     /// What happened to dialled connections since the last call.

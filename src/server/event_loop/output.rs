@@ -255,6 +255,13 @@ impl Server {
         self.stats.lost_queued_bytes += conn.tx().pending() as u64;
         conn.deregister(self.poll.registry());
         self.budget.give(conn.buffer_bytes());
+        if let Some(link) = conn.link() {
+            // The link table counts and logs the link's ups and downs; no rejected_* counter.
+            self.stats.closed += 1;
+            log::debug!("closed link connection to {} ({reason})", conn.label());
+            self.on_link_closed(id, link, reason, conn.phase());
+            return;
+        }
         if reason.count(&mut self.stats) {
             log::warn!("closing {}: {reason}", conn.label());
         } else {

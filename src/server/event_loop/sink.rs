@@ -5,7 +5,10 @@
 //! reads its message; messages to it (the router's replies) go to its own side of the delivery,
 //! lent along with the message ([`Conn::route_view`]). A pubsub fan-out is encoded once per
 //! [`Fanout`] into the server's [`FanoutCache`] and copied to every recipient that takes frames
-//! verbatim; the others encode it themselves (CURVE seals per connection).
+//! verbatim; the others encode it themselves (CURVE seals per connection). Messages for a link
+//! to a remote platform ([`Sink::deliver_link`]) go to the connection dialled for it, under the
+//! same queue limit: a full link refuses and the router drops and counts (it never pauses a local
+//! sender behind a remote).
 //!
 //! Admission (`tx-queue-bytes`, README "Limits"): a message is queued when it fits under the
 //! limit, or — a message too large to fit — when the queue is at most half full
@@ -18,9 +21,11 @@
 //! go either.
 
 use super::broadcast::Broadcasts;
+use super::links::LinkConns;
 use super::*;
 use crate::server::conn::{Delivery, Queued, TxBuf};
 use crate::server::protocol::Outbound;
+use crate::vip::links::LinkId;
 use crate::vip::pubsub::SCRATCH_KEEP_BYTES;
 use crate::vip::router::{Fanout, Full, Refusal, Sink};
 use crate::zmtp::traffic::encode_verbatim;
@@ -38,6 +43,7 @@ macro_rules! conn_sink {
             &mut $server.broadcasts,
             &mut $server.traffic,
             &$server.limits,
+            &$server.links,
             $sender,
         )
     };
@@ -85,10 +91,11 @@ pub(super) struct Sender<'a> {
     pub(super) stalled: bool,
 }
 
-/// Where deliveries land: the slot table, and the checked-out sender.
+/// Where deliveries land: the slot table, the checked-out sender, the links' connections.
 struct Conns<'a> {
     slots: &'a mut Slots,
     sender: Option<Sender<'a>>,
+    links: &'a LinkConns,
 }
 
 /// The accounting of deliveries.
@@ -174,10 +181,11 @@ impl<'a> ConnSink<'a> {
         broadcasts: &'a mut Broadcasts,
         traffic: &'a mut PeerTraffic,
         limits: &Limits,
+        links: &'a LinkConns,
         sender: Option<Sender<'a>>,
     ) -> Self {
         ConnSink {
-            conns: Conns { slots, sender },
+            conns: Conns { slots, sender, links },
             out: Out {
                 dirty: &mut sched.dirty,
                 broken: &mut sched.broken,
@@ -265,6 +273,16 @@ impl Conns<'_> {
             return out.put(s.id, d.tx, d.queued, Payload::Frames(frames, &mut d.outbound));
         }
         let id = self.slots.id_of(to.0).ok_or_else(|| out.gone())?;
+        let d = self.slots.get_mut(id).and_then(Conn::delivery).ok_or_else(|| out.gone())?;
+        let Delivery { tx, mut outbound, queued } = d;
+        out.put(id, tx, queued, Payload::Frames(frames, &mut outbound))
+    }
+
+    /// Queue `frames` on the connection of `link` (never the checked-out sender: a link's
+    /// messages are not routed), all or nothing.
+    #[inline]
+    fn queue_link(&mut self, out: &mut Out<'_>, link: LinkId, frames: &[&[u8]]) -> Result<(), Full> {
+        let id = self.links.slot(link).ok_or_else(|| out.gone())?;
         let d = self.slots.get_mut(id).and_then(Conn::delivery).ok_or_else(|| out.gone())?;
         let Delivery { tx, mut outbound, queued } = d;
         out.put(id, tx, queued, Payload::Frames(frames, &mut outbound))
@@ -366,6 +384,11 @@ impl Sink for ConnSink<'_> {
     #[inline]
     fn is_stalled(&self, to: PeerId) -> bool {
         self.conns.is_stalled(to)
+    }
+
+    #[inline]
+    fn deliver_link(&mut self, link: LinkId, frames: &[&[u8]]) -> Result<(), Full> {
+        self.conns.queue_link(&mut self.out, link, frames)
     }
 
     fn refusal(&self) -> Refusal {

@@ -10,7 +10,8 @@
 //! | `publish TOPIC {"bus", "headers", "message", ..}` | fan out (below) | 4-byte LE count, after the deliveries |
 //! | `list {"prefix", "bus", "subscribed", "reverse", "all_platforms"}` | — | `list_response` `[[bus, prefix, member], ..]` |
 //! | `auth_update`, `protected_update` | replace the capability / protected-topic table | none |
-//! | `error`, `request_response`, unknown ops, `external_*` | ignored (logged) | none |
+//! | `error`, `request_response`, unknown ops | ignored (logged) | none |
+//! | `external_list`, `external_publish` | from remote platforms' links: [`super::external_pubsub`] (the router routes them there) | see there |
 //!
 //! Matching (§7.2) is the [`Subscriptions`] index: plain byte prefix, `''` matches all, bus
 //! compared exactly, one copy per subscriber; `internal` and `all_platforms` subscriptions both
@@ -20,9 +21,12 @@
 //! `{"sender": S, "bus": B, "headers": H, "message": MSG}` (ASCII-only Python-style JSON, NaN and
 //! Infinity kept, extra keys and extra frames dropped). The count is the number of subscribers
 //! the delivery was queued to — never more: a delivery dropped for a full queue or the buffer
-//! budget is not counted. VIP.md §7.6 observes VOLTTRON counting *matching* subscribers, but
-//! VOLTTRON also sends the publisher error 11 for each subscriber whose pipe was full; this
-//! router sends no error 11 (below), so the count is where the publisher learns of a drop.
+//! budget is not counted — plus the remote platforms the publish was queued to
+//! ([`super::external_pubsub`]: after the local deliveries, to every up link whose remote holds a
+//! prefix of the topic; a down or full link is not counted). VIP.md §7.6 observes VOLTTRON
+//! counting *matching* subscribers, but VOLTTRON also sends the publisher error 11 for each
+//! subscriber whose pipe was full; this router sends no error 11 (below), so the count is where
+//! the publisher learns of a drop.
 //!
 //! Malformed input never crashes the service (§16.2 B): it is counted (`pubsub_malformed`), logged
 //! rate-limited ([`stats::bump_and_should_log`]), and answered like the closest non-crashing path: `00` for
@@ -82,6 +86,7 @@
 use super::SIGNATURE;
 use super::envelope::Envelope;
 use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID};
+use super::links::Links;
 use super::peers::{PeerId, PeerTable};
 use super::protected::{PolicyError, TopicPolicy, UserCapabilities};
 use super::router::{Fanout, Outcome, Refusal, Router, Sink};
@@ -273,6 +278,12 @@ impl PubSub {
         self.policy.set_user_capabilities_json(body)
     }
 
+    /// May an external publish with USER_ID `user` go to `topic`? Stricter than a local publish
+    /// ([`TopicPolicy::check_external`]).
+    pub fn external_allowed(&mut self, user: &[u8], topic: &[u8]) -> bool {
+        self.policy.check_external(user, topic)
+    }
+
     /// Replace the user-capability table with one the caller built (the router's own
     /// `auth.json` entries, [`super::protected::UserCapabilities::from_entries`]).
     pub fn set_user_capabilities(&mut self, users: UserCapabilities) {
@@ -343,11 +354,13 @@ impl PubSub {
 
     /// Handle one `pubsub` request from `from` (VIP.md §7); a -32001 refusal writes MSG_ID as
     /// `error_msg_id` says (`super::error`).
+    #[allow(clippy::too_many_arguments)]
     pub fn handle(
         &mut self,
         from: PeerId,
         env: &Envelope<'_>,
         peers: &PeerTable,
+        links: &mut Links,
         stats: &mut Stats,
         sink: &mut impl Sink,
         error_msg_id: ErrorMsgId,
@@ -387,23 +400,13 @@ impl PubSub {
                 self.synchronize(from, env, requester, stats);
                 Outcome::Done
             }
-            b"publish" => self.publish(from, env, peers, stats, sink, error_msg_id),
+            b"publish" => self.publish(from, env, peers, links, stats, sink, error_msg_id),
             b"list" => self.list(from, env, requester, stats, sink),
             b"auth_update" | b"protected_update" => {
                 self.policy_update(op, env, requester, stats);
                 Outcome::Done
             }
             b"error" | b"request_response" => Outcome::Done,
-            b"external_list" | b"external_publish" => {
-                if stats::bump_and_should_log(&mut stats.pubsub_unknown_op) {
-                    log::info!(
-                        "pubsub {} from {} ignored: multi-platform pubsub is not implemented",
-                        op.escape_ascii(),
-                        requester.escape_ascii()
-                    );
-                }
-                Outcome::Done
-            }
             _ => {
                 if stats::bump_and_should_log(&mut stats.pubsub_unknown_op) {
                     log::info!(

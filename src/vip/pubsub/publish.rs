@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::json::emit;
+use crate::vip::external_pubsub;
 
 /// The delivery body of a `publish` (VIP.md §7.6):
 /// `{"sender": S, "bus": B, "headers": H, "message": MSG}`, in that order, extra keys dropped.
@@ -127,12 +128,15 @@ struct Publisher<'a> {
 }
 
 impl PubSub {
-    /// VIP.md §7.6.
+    /// VIP.md §7.6, then the remote platforms that hold a prefix of the topic
+    /// ([`external_pubsub::forward_publish`]).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn publish(
         &mut self,
         from: PeerId,
         env: &Envelope<'_>,
         peers: &PeerTable,
+        links: &mut Links,
         stats: &mut Stats,
         sink: &mut impl Sink,
         error_msg_id: ErrorMsgId,
@@ -171,16 +175,24 @@ impl PubSub {
         }
         let mut bus_buf = [0u8; MAX_BUS_BYTES];
         let bus = delivery.bus.as_str().and_then(|s| s.to_latin1(&mut bus_buf).ok());
-        let count = match bus {
-            Some(bus) if !self.subs.is_empty() => {
-                if !self.emit_body(&delivery, requester, topic, stats) {
-                    return Self::request_response(stats, sink, from, requester, env.msg_id, &0u32.to_le_bytes());
-                }
-                let from = Origin { user_id: env.user_id, msg_id: env.msg_id };
-                self.fan_out(bus, topic, from, peers, stats, sink)
+        let local = bus.filter(|_| !self.subs.is_empty());
+        let remote = external_pubsub::wanted(links, topic);
+        let mut count = 0;
+        if local.is_some() || remote {
+            if !self.emit_body(&delivery, requester, topic, stats) {
+                return Self::request_response(stats, sink, from, requester, env.msg_id, &0u32.to_le_bytes());
             }
-            _ => 0,
-        };
+            if let Some(bus) = local {
+                let from = Origin { user_id: env.user_id, msg_id: env.msg_id };
+                count += self.fan_out(bus, topic, from, peers, stats, sink);
+            }
+            if remote {
+                let frames: [&[u8]; 8] =
+                    [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"external_publish", topic, &self.body];
+                count += external_pubsub::forward_publish(links, topic, &frames, stats, sink);
+            }
+            self.release_scratch();
+        }
         // Deliveries (if any) are out: never pause and retry from here (it would duplicate them).
         // The count is what was delivered (queued), never more: a dropped delivery is not
         // claimed (README "PubSub").
@@ -219,7 +231,9 @@ impl PubSub {
             return Some(0);
         }
         let from = Origin { user_id: own.sender, msg_id: b"" };
-        Some(self.fan_out(b"", own.topic, from, peers, stats, sink))
+        let n = self.fan_out(b"", own.topic, from, peers, stats, sink);
+        self.release_scratch();
+        Some(n)
     }
 
     /// A publish to a protected topic without the capability: error -32001, then count 0
@@ -302,10 +316,38 @@ impl PubSub {
             }
         });
         stats.pubsub_deliveries += delivered;
-        if body.capacity() > SCRATCH_KEEP_BYTES {
-            *body = Vec::new();
-        }
         usize::try_from(delivered).unwrap_or(usize::MAX)
+    }
+
+    /// Give the body scratch buffer back if it grew for a huge message.
+    fn release_scratch(&mut self) {
+        if self.body.capacity() > SCRATCH_KEEP_BYTES {
+            self.body = Vec::new();
+        }
+    }
+
+    /// Deliver a remote platform's publish (`external_publish` from a link, already checked) to
+    /// the local subscribers of `topic` on `bus`: `[X, '', 'VIP1', U, M, 'pubsub', 'publish',
+    /// TOPIC, BODY]` with BODY re-emitted from `delivery`. Returns the number of subscribers the
+    /// delivery was queued to (0 when the body would exceed the message limit: dropped and counted).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn deliver_external(
+        &mut self,
+        bus: &[u8],
+        topic: &[u8],
+        delivery: &DeliveryBody<'_>,
+        env: &Envelope<'_>,
+        peers: &PeerTable,
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+    ) -> usize {
+        if self.subs.is_empty() || !self.emit_body(delivery, b"a remote platform", topic, stats) {
+            return 0;
+        }
+        let from = Origin { user_id: env.user_id, msg_id: env.msg_id };
+        let n = self.fan_out(bus, topic, from, peers, stats, sink);
+        self.release_scratch();
+        n
     }
 
     /// The publish count to the publisher, dropped (and counted) if its queue is full.

@@ -180,6 +180,9 @@ impl Subscriptions {
             *c += 1;
         }
         self.len += 1;
+        if flags & FLAG_ALL != 0 {
+            self.all_generation = self.all_generation.wrapping_add(1);
+        }
         Ok(())
     }
 
@@ -318,6 +321,9 @@ impl Subscriptions {
         }
         self.sub_free = s;
         self.len -= 1;
+        if slot.flags & FLAG_ALL != 0 {
+            self.all_generation = self.all_generation.wrapping_add(1);
+        }
         let key_empty = match self.keys.get_mut(slot.key as usize) {
             Some(key) => {
                 key.subs = key.subs.saturating_sub(1);

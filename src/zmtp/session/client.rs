@@ -276,15 +276,28 @@ impl ClientSession {
 
     /// How messages to the server are encoded; `None` until the handshake completed.
     pub fn encoder(&mut self) -> Option<Encoder<'_>> {
-        if self.state != State::Traffic {
-            return None;
-        }
-        let channel = match self.curve.as_mut() {
-            Some(c) => Some(c.channel().ok()?),
-            None => None,
-        };
-        Some(Encoder::new(channel, false))
+        encoder(&mut self.curve, self.state)
     }
+
+    /// The held message and the encoder at once (a connection whose messages are read while
+    /// others are queued to it, as the server session's `split`).
+    #[inline]
+    pub fn split<'a>(&'a mut self, buf: &'a [u8]) -> (Message<'a>, Option<Encoder<'a>>) {
+        (Message::new(buf, self.deframer.parts()), encoder(&mut self.curve, self.state))
+    }
+}
+
+/// The encoder of a client session in `state`; `None` until the handshake completed.
+#[inline]
+fn encoder(curve: &mut Option<CurveClient>, state: State) -> Option<Encoder<'_>> {
+    if state != State::Traffic {
+        return None;
+    }
+    let channel = match curve.as_mut() {
+        Some(c) => Some(c.channel().ok()?),
+        None => None,
+    };
+    Some(Encoder::new(channel, false))
 }
 
 /// A DEALER talks to ROUTER, DEALER or REP (ZMTP.md §4.3, §7.7).

@@ -6,6 +6,7 @@
 mod clock;
 mod dialled;
 mod health;
+mod links;
 mod peer;
 
 use std::io::{Read, Write};
