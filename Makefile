@@ -24,7 +24,8 @@ VT9_STAMP := $(VT9_VENV)/.viprouter-volttron
 VT9_ENV  := VIPROUTER_BIN=$(CURDIR)/$(BIN) VT9_VENV=$(CURDIR)/$(VT9_VENV) VT9_SRC=$(VT9_SRC)
 VT9_JOBS ?= 4
 
-.PHONY: volttron9 test-volttron9-agents test-multiplatform python-test volttron9-platform volttron9-suite volttron9-baseline volttron9-test
+.PHONY: test-multiplatform test-rabbitmq
+.PHONY: volttron9 test-volttron9-agents python-test volttron9-platform volttron9-suite volttron9-baseline volttron9-test
 .PHONY: volttron11 test-volttron11
 .PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
 
@@ -53,8 +54,9 @@ run: release
 ## test: unit, property, fuzz-corpus replay and zero-allocation tests, the pyzmq interop suite,
 ## real VOLTTRON 9.0.4 agents, the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING;
 ## socket activation), a VOLTTRON 9 platform on viprouter with VOLTTRON's own tests (volttron9-test),
-## and modular VOLTTRON's agents and platform on viprouter (test-volttron11)
-test: venv test-unit interop test-volttron9-agents systemd-verify systemd-check volttron9-test test-volttron11
+## linked platforms (test-multiplatform), the RabbitMQ bridge against real rabbitmq-server nodes
+## (test-rabbitmq), and modular VOLTTRON's agents and platform on viprouter (test-volttron11)
+test: venv test-unit interop test-volttron9-agents systemd-verify systemd-check volttron9-test test-multiplatform test-rabbitmq test-volttron11
 
 # VIPROUTER_REQUIRE_PYZMQ: tests/curve_pyzmq.rs fails, rather than skips, without pyzmq (`test` makes the venv first)
 test-unit:
@@ -134,6 +136,11 @@ test-volttron11: release volttron11
 ## combination — with real agents on both sides, issue #14's scenarios (tests/multiplatform/README.md)
 test-multiplatform: volttron9
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/multiplatform -q -p no:cacheprovider -rxXs --timeout 300 --timeout-method thread
+
+## test-rabbitmq: the RabbitMQ bridge (#15) against private rabbitmq-server nodes on loopback
+## (Debian's package, installed by .ci/run): gateways, pika RMQ agents, federation, outage, TLS
+test-rabbitmq: release venv
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest tests/rabbitmq -q -p no:cacheprovider -rxXs
 
 fuzz-replay:
 	$(CARGO) test --test fuzz_replay

@@ -286,6 +286,14 @@ pub const AMQP_UNCONFIRMED_WINDOW: usize = 1024;
 /// control frames (acks, heartbeats, close) are always queued.
 pub const AMQP_TX_BYTES: usize = 1024 * 1024;
 
+/// First delay before the bridge dials the broker again after a failure or a drop; doubled
+/// after each further failure up to [`BRIDGE_RETRY_MAX_MS`], with up to 25% random jitter.
+pub const BRIDGE_RETRY_MIN_MS: u64 = 250;
+
+/// Longest delay between two dials of a broker that keeps failing: a broker that comes back is
+/// connected again within this time (VOLTTRON's agents retry every 2 s, 30 times, then stop).
+pub const BRIDGE_RETRY_MAX_MS: u64 = 3_000;
+
 /// Deliveries the broker may send before the bridge acknowledges (`basic.qos` prefetch-count).
 pub const AMQP_PREFETCH: u16 = 256;
 

@@ -211,6 +211,66 @@ counters! {
     /// `routing_table` requests ignored: `update`, setup mode, `web-addresses`, unknown
     /// operations, missing bodies, and `normalmode_platform_connection` not from `keydiscovery`.
     routing_table_ignored,
+    /// RabbitMQ bridge (issue #15; `"rabbitmq"` in `query stats` has its state): connections
+    /// that came up (topology declared, consumer running).
+    amqp_ups,
+    /// Bridge connections that failed to come up or closed (each is dialled again after a
+    /// backoff).
+    amqp_downs,
+    /// Bridge connections closed because the broker sent malformed input or broke the protocol
+    /// (we closed with its reply code), or a TLS failure.
+    amqp_protocol_errors,
+    /// `connection.blocked` (or `channel.flow` off) from the broker: publishing paused.
+    amqp_blocked,
+    /// Outbound RPC (`send_platform` without a ZMTP link) published to the broker.
+    amqp_rpc_out,
+    /// `send_platform` answered VIP error 11: the bridge was down, blocked, or its unconfirmed
+    /// window or transmit buffer full.
+    amqp_rpc_refused,
+    /// `send_platform` answered VIP error 113: the call cannot be carried by the broker (no
+    /// `args` array, a `to_platform` with `.`, a name over 255 bytes).
+    amqp_rpc_unmapped,
+    /// Outbound RPC returned by the broker (nobody bound `X.P`): answered VIP error 113.
+    amqp_rpc_returned,
+    /// Exported publishes (`rabbitmq-export`) published to the broker.
+    amqp_export_out,
+    /// Exported publishes dropped: the bridge was down.
+    amqp_dropped_down,
+    /// Exported publishes dropped: the broker blocked publishing.
+    amqp_dropped_blocked,
+    /// Exported publishes dropped: `amqp-unconfirmed` publishes awaited the broker's confirm.
+    amqp_dropped_unconfirmed,
+    /// Exported publishes dropped: `amqp-tx-bytes` waited for the broker's socket.
+    amqp_dropped_tx_full,
+    /// Exported publishes dropped: topic or publisher too long for a routing key or `app_id`.
+    amqp_dropped_unmapped,
+    /// Publishes (RPC and exports) unconfirmed when their connection ended: their fate is unknown.
+    amqp_unconfirmed_lost,
+    /// Publishes the broker refused (`basic.nack`).
+    amqp_nacked,
+    /// RPC requests and responses from the broker delivered to local peers.
+    amqp_rpc_in,
+    /// Publishes from other instances received from the broker (delivered to local subscribers;
+    /// deliveries count in `pubsub_deliveries`).
+    amqp_publish_in,
+    /// Errors from the broker (returned RPC, VOLTTRON routers' `error`) delivered to local peers.
+    amqp_errors_in,
+    /// Deliveries from the broker that map to nothing (no or unknown `type`, malformed body or
+    /// properties, a routing key of another instance): acknowledged and dropped.
+    amqp_dropped_in,
+    /// Our own exported publishes coming back through one of our bindings (RabbitMQ ignores
+    /// `no_local`): acknowledged and dropped.
+    amqp_self_echo,
+    /// Deliveries over `max-msg-bytes`: skipped without buffering, acknowledged and dropped.
+    amqp_dropped_too_large,
+    /// RPC from the broker for a local peer that is gone or whose queue is full (and errors for
+    /// such a peer): dropped; the remote caller times out, as in VOLTTRON.
+    amqp_rpc_undeliverable,
+    /// Peers or `all_platforms` prefixes not bound: `amqp-max-bindings` reached.
+    amqp_rejected_binding_full,
+    /// Peers or `all_platforms` prefixes not bound: not a valid routing key (a `*` or `#` word,
+    /// longer than an AMQP short string).
+    amqp_rejected_binding_name,
     /// Admission reports queued to `platform.auth` (`--auth-reports`, `server::auth_report`).
     auth_reports_sent,
     /// Admission reports dropped: over the per-second rate or the waiting-queue size.

@@ -107,19 +107,41 @@ limitations under the License.
 On Debian systems, the complete text of the Apache License, Version 2.0
 can be found in "/usr/share/common-licenses/Apache-2.0"."""
 
-TEXTS = {"Apache-2.0": APACHE, "Expat": EXPAT, "BSD-3-Clause": BSD_3_CLAUSE, "Unlicense": UNLICENSE}
+ISC = """Permission to use, copy, modify, and/or distribute this software for any
+purpose with or without fee is hereby granted, provided that the above
+copyright notice and this permission notice appear in all copies.
+
+THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES
+WITH REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF
+MERCHANTABILITY AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR
+ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES
+WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN
+ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
+OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE."""
+
+TEXTS = {"Apache-2.0": APACHE, "Expat": EXPAT, "BSD-3-Clause": BSD_3_CLAUSE, "ISC": ISC, "Unlicense": UNLICENSE}
 
 # SPDX names in Cargo.toml -> DEP-5 short names (DEP-5 calls the MIT licence "Expat").
-DEP5_NAME = {"MIT": "Expat", "Apache-2.0": "Apache-2.0", "BSD-3-Clause": "BSD-3-Clause", "Unlicense": "Unlicense"}
+DEP5_NAME = {"MIT": "Expat", "Apache-2.0": "Apache-2.0", "BSD-3-Clause": "BSD-3-Clause", "ISC": "ISC",
+             "Unlicense": "Unlicense"}
 
 
 def dep5_license(spdx: str) -> str:
-    """`MIT OR Apache-2.0` (also the old `MIT/Apache-2.0`) -> `Expat or Apache-2.0`."""
-    names = [n.strip() for n in re.split(r"\s+OR\s+|/", spdx) if n.strip()]
+    """`MIT OR Apache-2.0` (also the old `MIT/Apache-2.0`) -> `Expat or Apache-2.0`;
+    `Apache-2.0 AND ISC` (ring: both apply) -> `Apache-2.0 and ISC`. No parentheses: a crate
+    whose expression has them stops the build here, to be written out by hand."""
+    if "(" in spdx:
+        sys.exit(f"copyright.py: licence expression {spdx!r} has parentheses: write its DEP-5 form here")
+    words = [w for w in re.split(r"\s+(OR|AND)\s+|/", spdx) if w]
+    names = [w.strip() for w in words if w not in ("OR", "AND")]
     unknown = [n for n in names if n not in DEP5_NAME]
-    if unknown:
+    if unknown or not names:
         sys.exit(f"copyright.py: licence {unknown} of {spdx!r} has no text here: add it to TEXTS")
-    return " or ".join(DEP5_NAME[n] for n in names)
+    out = DEP5_NAME[names[0]]
+    ops = [w for w in words if w in ("OR", "AND")] or ["OR"] * (len(names) - 1)  # `/` is OR
+    for op, name in zip(ops, names[1:]):
+        out += f" {op.lower()} {DEP5_NAME[name]}"
+    return out
 
 
 def cargo(args: list[str], src: str) -> str:
@@ -168,7 +190,7 @@ def main() -> None:
         if p["name"] == "viprouter":
             continue
         lic = dep5_license(p["license"] or "")
-        used.update(lic.split(" or "))
+        used.update(re.split(r" or | and ", lic))
         lines = notices(os.path.dirname(p["manifest_path"]), p["authors"], p["name"])
         paragraphs.append(paragraph(f"vendor/{p['name']}-{p['version']}/*", lines, lic))
     rustc = subprocess.run(["rustc", "--version"], cwd=a.src, check=True, capture_output=True, text=True).stdout.split()[1]
@@ -187,7 +209,7 @@ def main() -> None:
     ])
     main_para = paragraph("*", ["2026 the viprouter authors"], "Apache-2.0")
     licenses = [f"License: {n}\n" + "\n".join(" " + l if l else " ." for l in TEXTS[n].splitlines())
-                for n in ["Apache-2.0", "Expat", "BSD-3-Clause", "Unlicense"] if n in used]
+                for n in ["Apache-2.0", "Expat", "BSD-3-Clause", "ISC", "Unlicense"] if n in used]
     print("\n\n".join([head, main_para, *paragraphs, *licenses]))
 
 

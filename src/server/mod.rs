@@ -10,6 +10,8 @@
 pub mod activation;
 pub mod auth_hook;
 pub mod auth_report;
+#[cfg(feature = "rabbitmq")]
+pub mod broker;
 pub mod close;
 pub mod conn;
 pub mod event_loop;

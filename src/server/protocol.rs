@@ -17,11 +17,25 @@
 //!    message is read;
 //! 4. messages routed to the connection are encoded by its [`Outbound`] (None until ready).
 //!
+//! A protocol that keeps its own transmit buffer, runs its own timers or is a message bus (the
+//! RabbitMQ bridge's AMQP client) also has:
+//!
+//! 5. [`Protocol::take_output`]: bytes it queued outside `handle_input` (publishes, acks) are
+//!    moved into the connection's transmit queue when the server flushes it, a bounded chunk at
+//!    a time, so that its own buffer — and its own limit — hold the backlog;
+//! 6. [`Protocol::next_timer`] / [`Protocol::on_timer`]: the server calls it when its time came
+//!    (heartbeats, its own deadlines), at the time of the turn ([`Context::now`]);
+//! 7. [`Protocol::bus`]: the router's view of a message bus ([`crate::vip::bridge::Bus`]), lent
+//!    through the server's sink while the router routes.
+//!
 //! An error is a [`CloseReason`]: the connection is closed, counted and logged from it.
 
 use rand_core::CryptoRngCore;
 
 use super::close::CloseReason;
+use crate::stats::Stats;
+use crate::time::Instant;
+use crate::vip::bridge::Bus;
 use crate::zmtp::Message;
 use crate::zmtp::mechanism::{Credentials, Mechanism};
 use crate::zmtp::session::{HandshakeProgress, Input, Session, SessionConfig};
@@ -33,6 +47,10 @@ pub struct Context<'a> {
     pub session: SessionConfig<'a>,
     /// Randomness (CURVE transient keys, nonces).
     pub rng: &'a mut dyn CryptoRngCore,
+    /// The time of the turn (the caller's clock, [`crate::server::event_loop::Server::turn`]).
+    pub now: Instant,
+    /// The server's counters.
+    pub stats: &'a mut Stats,
 }
 
 /// How messages to a peer are encoded, for protocols other than ZMTP.
@@ -115,6 +133,36 @@ pub trait Protocol {
 
     /// The encoder for messages routed to this connection; `None` until `Ready`.
     fn outbound(&mut self) -> Option<Outbound<'_>>;
+
+    /// Move output queued outside [`Protocol::handle_input`] into `out` (the connection's
+    /// transmit queue, called before each flush): at most a bounded chunk while `out` already
+    /// holds bytes. The default has none.
+    ///
+    /// # Errors
+    /// The connection must be closed (after what `out` holds is flushed).
+    fn take_output(&mut self, now: Instant, out: &mut Vec<u8>) -> Result<(), CloseReason> {
+        let _ = (now, out);
+        Ok(())
+    }
+
+    /// When [`Protocol::on_timer`] is next due (`None`: no timer).
+    fn next_timer(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The time given by [`Protocol::next_timer`] came: queue what is due into `out`.
+    ///
+    /// # Errors
+    /// The connection must be closed (a heartbeat timeout, a deadline missed).
+    fn on_timer(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Result<(), CloseReason> {
+        let _ = (cx, out);
+        Ok(())
+    }
+
+    /// The message bus this connection carries (the RabbitMQ bridge), as the router uses it.
+    fn bus(&mut self) -> Option<&mut dyn Bus> {
+        None
+    }
 }
 
 /// The protocol of one connection: the ZMTP server session inline, anything else boxed.
@@ -223,6 +271,38 @@ impl Driver {
         match self {
             Driver::Zmtp(s) => s.encoder().map(Outbound::Zmtp),
             Driver::Other(p) => p.outbound(),
+        }
+    }
+
+    /// See [`Protocol::take_output`].
+    pub fn take_output(&mut self, now: Instant, out: &mut Vec<u8>) -> Result<(), CloseReason> {
+        match self {
+            Driver::Zmtp(_) => Ok(()),
+            Driver::Other(p) => p.take_output(now, out),
+        }
+    }
+
+    /// See [`Protocol::next_timer`].
+    pub fn next_timer(&self) -> Option<Instant> {
+        match self {
+            Driver::Zmtp(_) => None,
+            Driver::Other(p) => p.next_timer(),
+        }
+    }
+
+    /// See [`Protocol::on_timer`].
+    pub fn on_timer(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Result<(), CloseReason> {
+        match self {
+            Driver::Zmtp(_) => Ok(()),
+            Driver::Other(p) => p.on_timer(cx, out),
+        }
+    }
+
+    /// See [`Protocol::bus`].
+    pub fn bus(&mut self) -> Option<&mut dyn Bus> {
+        match self {
+            Driver::Zmtp(_) => None,
+            Driver::Other(p) => p.bus(),
         }
     }
 

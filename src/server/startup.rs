@@ -356,6 +356,16 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     let admission = Admission::new(config.auth_reports, config.setup_mode);
     server.set_policy(Box::new(PlatformPolicy::new(auth, files, reload_notifier).with_admission(admission)));
     start_links(&mut server, &config, link_keys);
+    #[cfg(feature = "rabbitmq")]
+    if let Some(bridge) = super::broker::BrokerConfig::from_config(&config, &config.limits)? {
+        log::info!(
+            "RabbitMQ bridge: instance {} on {}, exporting {:?}",
+            config.instance_name,
+            bridge.label,
+            config.rabbitmq.export
+        );
+        server.set_bridge(bridge);
+    }
     match watch {
         Ok(w) => server.set_watch(w).map_err(|e| format!("inotify: {e}"))?,
         Err(e) => log::warn!("cannot watch {} ({e}): reload with SIGHUP", config.volttron_home.display()),

@@ -362,9 +362,21 @@ impl Router {
         env: &Envelope<'_>,
         sink: &mut impl Sink,
     ) -> Outcome {
-        if !self.sent_by_link(stats, from, "pubsub external_publish") {
-            return Outcome::Done;
+        if self.sent_by_link(stats, from, "pubsub external_publish") {
+            self.remote_publish(stats, Some(from), env, sink);
         }
+        Outcome::Done
+    }
+
+    /// A remote platform's publish (`external_publish` frames) from the link peer `from`, or
+    /// from the RabbitMQ bridge (`None`): protected-topic check, then local delivery.
+    pub(crate) fn remote_publish(
+        &mut self,
+        stats: &mut Stats,
+        from: Option<PeerId>,
+        env: &Envelope<'_>,
+        sink: &mut impl Sink,
+    ) {
         let (topic, body) = (env.arg(1), env.arg(2));
         let (mut sender_buf, mut bus_buf) = ([0u8; MAX_IDENTITY_BYTES], [0u8; MAX_BUS_BYTES]);
         let parsed = json::parse(body).ok().filter(|v| v.kind() == Kind::Object);
@@ -378,10 +390,10 @@ impl Router {
                 log::warn!(
                     "external_publish from {}: no topic, or body not an object with \"sender\" and \"bus\" strings, \
                      \"headers\" and \"message\"; dropped",
-                    self.peers.identity(from).escape_ascii()
+                    self.remote_name(from).escape_ascii()
                 );
             }
-            return Outcome::Done;
+            return;
         };
         stats.external_publish_in += 1;
         if !self.pubsub.external_allowed(env.user_id, topic) {
@@ -390,19 +402,23 @@ impl Router {
                     "external publish to protected topic {:?} (user {:?}) from {} refused",
                     topic.escape_ascii().to_string(),
                     env.user_id.escape_ascii().to_string(),
-                    self.peers.identity(from).escape_ascii()
+                    self.remote_name(from).escape_ascii()
                 );
             }
-            return Outcome::Done;
+            return;
         }
         let Router { peers, pubsub, .. } = self;
         let n = pubsub.deliver_external(bus, topic, &delivery, env, peers, stats, sink);
         log::debug!(
             "external_publish from {}: topic {:?} to {n} local subscribers",
-            peers.identity(from).escape_ascii(),
+            from.map_or(&b"the RabbitMQ bridge"[..], |p| peers.identity(p)).escape_ascii(),
             topic.escape_ascii().to_string()
         );
-        Outcome::Done
+    }
+
+    /// Who sent a remote message, for logs: the link peer, or the RabbitMQ bridge.
+    pub(crate) fn remote_name(&self, from: Option<PeerId>) -> &[u8] {
+        from.map_or(b"the RabbitMQ bridge", |p| self.peers.identity(p))
     }
 
     /// Push our `external_list` where it is owed: to every up link when the set of

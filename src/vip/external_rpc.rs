@@ -128,7 +128,7 @@ pub fn link_errnum(errno: VipErrno) -> &'static [u8] {
 }
 
 /// The latin-1 bytes of a string member, into `buf`.
-fn member<'a: 'b, 'b>(v: Value<'a>, key: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
+pub(crate) fn member<'a: 'b, 'b>(v: Value<'a>, key: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
     let s: JsonStr<'a> = v.get(key)?.as_str()?;
     s.to_latin1(buf).ok()
 }
@@ -182,6 +182,11 @@ impl Router {
         let mut name_buf = [0u8; MAX_INSTANCE_NAME_BYTES];
         let name = member(body, b"to_platform", &mut name_buf);
         let link = name.and_then(|n| self.links.by_name(n)).map(|l| (l.id(), l.state()));
+        if !matches!(link, Some((_, LinkState::Up))) && self.bridge.is_on() {
+            // No ZMTP link up to that platform: the RabbitMQ bridge carries it (README "RabbitMQ
+            // bridge": a platform with a link up is reached over the link).
+            return self.bridge_send_platform(stats, from, env, name.unwrap_or(raw_platform), sink);
+        }
         let Router { peers, links, info, rpc_body, error_msg_id, .. } = self;
         let me = peers.identity(from);
         let shown = name.unwrap_or(raw_platform);
@@ -254,26 +259,42 @@ impl Router {
         let to_peer = member(body, b"to_peer", &mut peer_buf).unwrap_or_default();
         let platform = member(body, b"from_platform", &mut plat_buf).unwrap_or_default();
         let caller = member(body, b"from_peer", &mut caller_buf).unwrap_or_default();
-        // USER = "<from_platform>.<from_peer>" (empty if it cannot be a user name: too long).
+        match self.deliver_send_peer(stats, env, to_peer, platform, caller, sink) {
+            Ok(()) => Outcome::Done,
+            Err(errno) => self.callee_unreachable(stats, env, platform, caller, to_peer, errno, sink),
+        }
+    }
+
+    /// Deliver a remote caller's `send_peer` (frames `env`, BODY `env.arg(1)`) to the local
+    /// callee `to_peer`, USER = `<platform>.<caller>` (empty if it cannot be a user name: too
+    /// long). `Err` with the error the caller is owed when the callee is not here
+    /// (`HostUnreachable`) or its queue is full (`Again`: pausing the remote's link, or the
+    /// broker's consumer, would stall all its traffic behind one local peer).
+    pub(crate) fn deliver_send_peer(
+        &self,
+        stats: &mut Stats,
+        env: &Envelope<'_>,
+        to_peer: &[u8],
+        platform: &[u8],
+        caller: &[u8],
+        sink: &mut impl Sink,
+    ) -> Result<(), VipErrno> {
         let mut user = heapless::Vec::<u8, MAX_REMOTE_USER_BYTES>::new();
         let fits = user.extend_from_slice(platform).is_ok() && user.push(b'.').is_ok();
         if !fits || user.extend_from_slice(caller).is_err() {
             user.clear();
         }
         let target = self.peers.lookup(to_peer).filter(|&p| self.peers.is_registered(p));
-        let Some(to) = target else {
-            return self.callee_unreachable(stats, env, platform, caller, to_peer, VipErrno::HostUnreachable, sink);
-        };
+        let to = target.ok_or(VipErrno::HostUnreachable)?;
         let frames: [&[u8]; 7] = [b"", SIGNATURE, &user, env.msg_id, b"external_rpc", b"send_peer", env.arg(1)];
         match sink.deliver(to, &frames) {
             Ok(()) => {
                 stats.external_rpc_in += 1;
-                Outcome::Done
+                Ok(())
             }
             Err(Full) => {
-                // Pausing the remote's link would stall all its traffic behind one local peer.
                 let _ = stats::bump_and_should_log(&mut stats.external_rpc_dropped);
-                self.callee_unreachable(stats, env, platform, caller, to_peer, VipErrno::Again, sink)
+                Err(VipErrno::Again)
             }
         }
     }

@@ -275,8 +275,16 @@ pub struct Links {
     with_subs: usize,
 }
 
+/// The wait before the next dial after `failures` failures in a row: `min_ms` doubled per
+/// failure up to `max_ms`, plus up to 25% jitter taken from `random` (the link table's and the
+/// RabbitMQ bridge's backoff).
+pub(crate) fn retry_delay_ms(failures: u32, random: u64, min_ms: u64, max_ms: u64) -> u64 {
+    let base = min_ms.saturating_mul(1u64 << failures.min(16)).min(max_ms);
+    base + random % (base / 4 + 1)
+}
+
 /// splitmix64: the link table's random source (routing-id suffixes, backoff jitter).
-fn next_random(state: &mut u64) -> u64 {
+pub(crate) fn next_random(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -451,7 +459,7 @@ impl Links {
 
     /// Link `id` went down (or never came up): it is dialled again after the backoff.
     pub fn mark_down(&mut self, id: LinkId, now: Instant, reason: DownReason, stats: &mut Stats) {
-        let mut jitter = next_random(&mut self.rng);
+        let jitter = next_random(&mut self.rng);
         let Some(l) = self.get_mut(id) else { return };
         let was_up = l.state == LinkState::Up;
         if l.state == LinkState::Down {
@@ -462,9 +470,8 @@ impl Links {
         l.counters.downs += 1;
         l.last_down = Some(reason);
         l.list_owed = false;
-        let base = LINK_RETRY_MIN_MS.saturating_mul(1u64 << l.failures.min(16)).min(LINK_RETRY_MAX_MS);
-        jitter %= base / 4 + 1;
-        l.retry_at = now.plus(base + jitter);
+        let wait = retry_delay_ms(l.failures, jitter, LINK_RETRY_MIN_MS, LINK_RETRY_MAX_MS);
+        l.retry_at = now.plus(wait);
         l.failures = l.failures.saturating_add(1);
         stats.link_downs += 1;
         if reason == DownReason::Refused {
@@ -473,14 +480,14 @@ impl Links {
         }
         let name = l.config.instance_name.escape_ascii().to_string();
         if was_up {
-            log::warn!("link to {name} is down ({}); retrying in {} ms", reason.text(), base + jitter);
+            log::warn!("link to {name} is down ({}); retrying in {wait} ms", reason.text());
         } else if stats::is_log_point(l.failures.into()) || reason == DownReason::Refused && l.counters.refused == 1 {
             log::warn!(
                 "link to {name} ({}): {} (attempt {}); retrying in {} ms",
                 l.config.vip_address,
                 reason.text(),
                 l.failures,
-                base + jitter
+                wait
             );
         }
         if was_up {

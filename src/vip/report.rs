@@ -4,9 +4,11 @@
 //!
 //! ```text
 //! {"accepted": n, ... every counter and gauge of Stats ...,
+//!  "rabbitmq": {"state": ..., ...} (with a bridge configured),
 //!  "limits": {"max-connections": n, ... every limit in force, config-file names ...},
 //!  "links": {"<platform>": {"state": "up", ...}, ...},
 //!  "subscriptions": n, "slow_subscribers": {"<identity>": dropped, ...},
+//!  "links": {...} (remote platforms),
 //!  "top_talkers": [{"identity": "<identity>", "msgs_in": n, "msgs_out": n}, ...]}
 //! ```
 //!
@@ -18,6 +20,7 @@
 //! [`MAX_TOP_TALKERS`] peers of the peer set with the most messages in and out together, busiest
 //! first, from the server's per-peer table ([`PeerTraffic`]); without a table the member is absent.
 
+use super::bridge::BusStatus;
 use super::peers::PeerId;
 use super::router::Router;
 use crate::json::emit::{emit_latin1_str, emit_str, emit_u64};
@@ -44,23 +47,27 @@ pub const MAX_TOP_TALKERS: usize = 10;
 const TALKER_FIXED_BYTES: usize = 80;
 
 impl Router {
-    /// Write the `query stats` object (see the module doc). `traffic`: the per-peer counts, for
-    /// `"top_talkers"`.
+    /// Write the `query stats` object (see the module doc). `bus`: the status of the RabbitMQ
+    /// bridge's connection, if one exists (`"rabbitmq"`, [`super::bridge::Bridge`]); `traffic`:
+    /// the per-peer counts, for `"top_talkers"`.
     ///
     /// # Errors
     /// [`SinkFull`] when not even the counters fit.
     pub fn write_stats_json(
         &self,
         stats: &Stats,
+        bus: Option<BusStatus>,
         traffic: Option<&PeerTraffic>,
         w: &mut SliceWriter<'_>,
     ) -> Result<(), SinkFull> {
         w.put(b"{")?;
         stats.write_fields(w).map_err(|_| SinkFull)?;
+        optional(w, |w| self.bridge.write_stats_fields(bus, w));
         optional(w, |w| self.write_limits(w));
         let room = if traffic.is_some() { TOP_TALKERS_ROOM } else { 0 };
         optional(w, |w| self.links.write_stats_fields(w, room + PUBSUB_ROOM + 1));
         optional(w, |w| self.pubsub.write_stats_fields(&self.peers, w, room + 1));
+        optional(w, |w| self.links.write_stats_fields(w, room + 1));
         if let Some(t) = traffic {
             optional(w, |w| self.write_top_talkers(t, w));
         }
@@ -210,7 +217,7 @@ mod tests {
         t.count_out(1);
         let mut buf = [0u8; STATS_JSON_BYTES];
         let mut w = SliceWriter::new(&mut buf);
-        r.write_stats_json(&stats, Some(&t), &mut w).unwrap();
+        r.write_stats_json(&stats, None, Some(&t), &mut w).unwrap();
         let v = json::parse(w.written()).unwrap();
         assert_eq!(v.kind(), Kind::Object);
         assert_eq!(v.get(b"peers").and_then(|n| n.as_number()).and_then(|n| n.as_u64()), Some(2));
@@ -227,7 +234,7 @@ mod tests {
         assert_eq!(top[0].get(b"msgs_out").and_then(|n| n.as_number()).and_then(|n| n.as_u64()), Some(2));
         // Without a table there is no top_talkers member.
         let mut w = SliceWriter::new(&mut buf);
-        r.write_stats_json(&stats, None, &mut w).unwrap();
+        r.write_stats_json(&stats, None, None, &mut w).unwrap();
         assert!(json::parse(w.written()).unwrap().get(b"top_talkers").is_none());
     }
 
@@ -271,7 +278,7 @@ mod tests {
         assert!(stats.dropped_slow_subscriber >= 99);
         let mut buf = [0u8; STATS_JSON_BYTES];
         let mut w = SliceWriter::new(&mut buf);
-        r.write_stats_json(&stats, Some(&t), &mut w).unwrap();
+        r.write_stats_json(&stats, None, Some(&t), &mut w).unwrap();
         let v = json::parse(w.written()).unwrap();
         assert!(v.get(b"slow_subscribers").unwrap().members().count() > 0);
         assert!(v.get(b"slow_subscribers_omitted").is_some());
@@ -286,7 +293,7 @@ mod tests {
         t.count_in(0);
         let mut full = [0u8; STATS_JSON_BYTES];
         let mut w = SliceWriter::new(&mut full);
-        r.write_stats_json(&stats, Some(&t), &mut w).unwrap();
+        r.write_stats_json(&stats, None, Some(&t), &mut w).unwrap();
         let whole = w.len();
         let mut counters_only = [0u8; STATS_JSON_BYTES];
         let mut w = SliceWriter::new(&mut counters_only);
@@ -296,11 +303,11 @@ mod tests {
         for size in counters..whole {
             let mut buf = vec![0u8; size];
             let mut w = SliceWriter::new(&mut buf);
-            r.write_stats_json(&stats, Some(&t), &mut w).unwrap();
+            r.write_stats_json(&stats, None, Some(&t), &mut w).unwrap();
             let v = json::parse(w.written()).unwrap_or_else(|e| panic!("size {size}: {e:?}"));
             assert!(v.get(b"uptime_ms").is_some(), "size {size}");
         }
         let mut small = vec![0u8; counters - 1];
-        assert!(r.write_stats_json(&stats, Some(&t), &mut SliceWriter::new(&mut small)).is_err());
+        assert!(r.write_stats_json(&stats, None, Some(&t), &mut SliceWriter::new(&mut small)).is_err());
     }
 }

@@ -16,6 +16,7 @@
 //! else queued to that peer; one a peer never gets is counted (`dropped_notify_full`).
 
 use super::SIGNATURE;
+use super::bridge::{Bridge, Bus};
 use super::envelope::{Envelope, EnvelopeError};
 use super::error::{ErrorMsgId, MAX_QUOTED_MSG_ID, VipErrno, error_frames};
 use super::external_pubsub::OwnList;
@@ -80,6 +81,12 @@ pub trait Sink {
     fn deliver_link(&mut self, link: LinkId, frames: &[&[u8]]) -> Result<(), Full> {
         let _ = (link, frames);
         Err(Full)
+    }
+
+    /// The RabbitMQ bridge's connection ([`super::bridge::Bus`]), while one exists (dialled,
+    /// connecting or up). The default (no bridge) has none.
+    fn bus(&mut self) -> Option<&mut dyn Bus> {
+        None
     }
 
     /// Why the last [`Full`] was returned.
@@ -191,6 +198,8 @@ pub struct Router {
     pub(super) own_list: OwnList,
     /// Scratch for rewritten `external_rpc` bodies.
     pub(super) rpc_body: Vec<u8>,
+    /// The RabbitMQ bridge (issue #15; [`super::bridge`]): off unless configured.
+    pub bridge: Bridge,
     /// How MSG_ID is written in the errors the router generates (`[viprouter] error-msg-id`;
     /// see [`super::error`]).
     pub error_msg_id: ErrorMsgId,
@@ -209,6 +218,7 @@ impl Router {
             links: Links::new(limits.max_links, seed),
             own_list: OwnList::default(),
             rpc_body: Vec::new(),
+            bridge: Bridge::new(seed),
             error_msg_id: ErrorMsgId::default(),
             limits: limits.clone(),
         }
@@ -263,6 +273,7 @@ impl Router {
         }
         self.peers.detach(peer);
         self.sync_external_list(stats, sink);
+        self.sync_bridge_prefixes(stats, sink);
     }
 
     /// Route one message from `from` (VIP.md §4).
@@ -311,6 +322,7 @@ impl Router {
                     let Router { peers, pubsub, links, error_msg_id, .. } = self;
                     let outcome = pubsub.handle(from, &env, peers, links, stats, sink, *error_msg_id);
                     self.sync_external_list(stats, sink);
+                    self.sync_bridge_prefixes(stats, sink);
                     outcome
                 }
             },
@@ -347,6 +359,7 @@ impl Router {
         sink.joined(from);
         stats.peers_added += 1;
         stats.peers = self.peers.registered_len() as u64;
+        self.bridge_peer(stats, from, true, sink);
     }
 
     /// Leave the peer set and tell the remaining peers (VIP.md §8.2).
@@ -359,6 +372,8 @@ impl Router {
         stats.peers = self.peers.registered_len() as u64;
         self.pubsub.remove_peer(peer); // VIP.md §7.12
         self.sync_external_list(stats, sink);
+        self.bridge_peer(stats, peer, false, sink);
+        self.sync_bridge_prefixes(stats, sink);
         let me = self.peers.identity(peer);
         let frames: [&[u8]; 7] = [b"", SIGNATURE, b"", b"", b"peerlist", b"drop", me];
         let dropped = sink.broadcast(&frames, &mut self.peers.registered());
@@ -486,7 +501,8 @@ impl Router {
         let value: &[u8] = match env.arg(0) {
             b"stats" => {
                 let mut w = SliceWriter::new(&mut json);
-                if self.write_stats_json(stats, sink.traffic(), &mut w).is_err() {
+                let bus = sink.bus().map(|b| b.status());
+                if self.write_stats_json(stats, bus, sink.traffic(), &mut w).is_err() {
                     log::error!("query stats: counters do not fit the reply buffer");
                 }
                 let n = w.len();

@@ -6,6 +6,7 @@ use std::ops::{Deref, DerefMut};
 use viprouter::limits::Limits;
 use viprouter::stats::Stats;
 use viprouter::time::Instant;
+use viprouter::vip::bridge::BridgeDown;
 use viprouter::vip::discovery::Discovery;
 use viprouter::vip::links::{DownReason, LinkAction, LinkConfig, LinkId};
 use viprouter::vip::peers::{AttachError, PeerId};
@@ -124,6 +125,22 @@ impl TestRouter {
 
     pub fn link_input(&mut self, link: LinkId, msg: Message<'_>) {
         self.router.link_input(&mut self.stats, link, msg)
+    }
+
+    pub fn bridge_dialled(&mut self, sink: &mut impl Sink) {
+        self.router.bridge_dialled(&mut self.stats, sink)
+    }
+
+    pub fn bridge_up(&mut self) {
+        self.router.bridge_up(&mut self.stats)
+    }
+
+    pub fn bridge_down(&mut self, now: Instant, reason: BridgeDown) {
+        self.router.bridge_down(&mut self.stats, now, reason)
+    }
+
+    pub fn bridge_input(&mut self, msg: Message<'_>, sink: &mut impl Sink) {
+        self.router.bridge_input(&mut self.stats, msg, sink)
     }
 }
 

@@ -4,13 +4,13 @@
 //!
 //! State is a few small enums instead of flags:
 //! * [`Origin`]: accepted on a listener (with what the authorisation sees), dialled by us, or
-//!   dialled by us as the link to a remote platform;
+//!   dialled by us as the link to a remote platform or the RabbitMQ bridge;
 //! * [`Phase`]: connecting (dialled), handshaking (half-open: our side of the handshake not
 //!   done), awaiting the peer (our side done: a NULL READY went out), attached as a VIP peer, a
 //!   duplicate whose identity another connection holds, or a link whose handshake completed (no
-//!   VIP peer: what arrives on it goes to the router's link input). The slot table changes it
-//!   ([`slots::Slots::set_phase`]), so that its counts of unfinished and half-open handshakes
-//!   cannot drift, and picks the half-open connection to evict at the handshake limit
+//!   VIP peer: what arrives on it goes to the router's link or bridge input). The slot table
+//!   changes it ([`slots::Slots::set_phase`]), so that its counts of unfinished and half-open
+//!   handshakes cannot drift, and picks the half-open connection to evict at the handshake limit
 //!   ([`slots::Slots::eviction_victim`], [`Conn::eviction_rank`]);
 //! * [`Blocked`]: why the connection is not read now, if it is not — its held message waits for
 //!   a full recipient, for its own queue or for the budget to let a queue grow, its buffer for
@@ -60,6 +60,10 @@ pub enum Origin {
     /// [`crate::vip::links`]): never a VIP peer; its handshake and its end are reported to the
     /// router's link table, what arrives on it to the router's link input.
     Link(LinkId),
+    /// Dialled by this router as the RabbitMQ bridge's connection to its broker
+    /// ([`crate::vip::bridge`]): never a VIP peer; its handshake and its end are reported to the
+    /// router's bridge state, what arrives on it to the router's bridge input.
+    Broker,
 }
 
 /// Where the connection is in its life.
@@ -368,8 +372,43 @@ impl Conn {
     pub fn link(&self) -> Option<LinkId> {
         match self.origin {
             Origin::Link(link) => Some(link),
-            Origin::Accepted { .. } | Origin::Dialled => None,
+            Origin::Accepted { .. } | Origin::Dialled | Origin::Broker => None,
         }
+    }
+
+    /// The message bus it carries (the RabbitMQ bridge's connection). What the router
+    /// publishes or binds through it goes to the socket with the next flush: mark it dirty.
+    pub fn bus(&mut self) -> Option<&mut dyn crate::vip::bridge::Bus> {
+        self.driver.bus()
+    }
+
+    /// The protocol's next timer ([`crate::server::protocol::Protocol::next_timer`]).
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.driver.next_timer()
+    }
+
+    /// Run the protocol's timer; its output is charged to `budget` as in [`Conn::feed`].
+    /// Returns whether output was queued.
+    ///
+    /// # Errors
+    /// The protocol's: close the connection.
+    pub fn on_timer(&mut self, cx: &mut Context<'_>, budget: &mut Budget) -> Result<bool, CloseReason> {
+        let (len, cap) = (self.tx.buf.len(), self.tx.capacity());
+        let r = self.driver.on_timer(cx, &mut self.tx.buf);
+        budget.charge(self.tx.capacity().saturating_sub(cap));
+        r.map(|()| self.tx.buf.len() != len)
+    }
+
+    /// Move what the protocol queued itself into the transmit queue (before a flush), charged
+    /// to `budget` as in [`Conn::feed`].
+    ///
+    /// # Errors
+    /// The protocol's: close the connection.
+    pub fn take_output(&mut self, now: Instant, budget: &mut Budget) -> Result<(), CloseReason> {
+        let cap = self.tx.capacity();
+        let r = self.driver.take_output(now, &mut self.tx.buf);
+        budget.charge(self.tx.capacity().saturating_sub(cap));
+        r
     }
 
     /// Where it is in its life.

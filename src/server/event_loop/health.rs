@@ -65,11 +65,12 @@ impl Server {
     /// Publish the `query stats` object now, stamped with `wall_us` (µs since the Unix epoch).
     fn publish_stats(&mut self, wall_us: u64) {
         self.sync_stats();
+        let bus = self.bus_status();
         let Some(health) = self.health.as_ref() else { return };
         self.stats.router_publishes += 1; // before the object is written: it counts itself
         let mut message = [0u8; STATS_JSON_BYTES];
         let mut w = SliceWriter::new(&mut message);
-        if self.router.write_stats_json(&self.stats, Some(&self.traffic), &mut w).is_err() {
+        if self.router.write_stats_json(&self.stats, bus, Some(&self.traffic), &mut w).is_err() {
             return;
         }
         let message_len = w.len();

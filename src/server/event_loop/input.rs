@@ -108,6 +108,8 @@ impl Server {
         let mut cx = Context {
             session: SessionConfig { identity: &self.router_id, limits: &self.limits, curve: self.curve.as_ref() },
             rng: &mut rng,
+            now: self.now,
+            stats: &mut self.stats,
         };
         let Some(conn) = self.slots.get_mut(id) else { return Err(CloseReason::ReadError) };
         let (input, wrote) = conn.feed(&mut cx, &mut self.budget);
@@ -163,6 +165,8 @@ impl Server {
         let cx = Context {
             session: SessionConfig { identity: &self.router_id, limits: &self.limits, curve: self.curve.as_ref() },
             rng: &mut rng,
+            now: self.now,
+            stats: &mut self.stats,
         };
         let (r, wrote) = conn.authorize(&cx, allow, &mut self.budget);
         if wrote {
@@ -188,6 +192,10 @@ impl Server {
             self.on_link_ready(id, link);
             return Next::ReadMore;
         }
+        if self.bridge.slot == Some(id) {
+            self.on_bridge_ready(id);
+            return Next::ReadMore;
+        }
         self.attach(id);
         if dialled {
             self.dial_events.push(DialEvent::Ready(id));
@@ -200,6 +208,9 @@ impl Server {
     fn on_message(&mut self, id: SlotId, now: Instant, on_full: OnFull) -> Next {
         if let Some(link) = self.slots.get_mut(id).and_then(|c| c.link()) {
             return self.on_link_message(id, link);
+        }
+        if self.bridge.slot == Some(id) {
+            return self.on_bridge_message(id);
         }
         if on_full == OnFull::Again
             && let Some(conn) = self.slots.get_mut(id)

@@ -119,13 +119,10 @@ impl Server {
     /// Do what the link table asks until it has nothing more (see the module doc).
     pub(super) fn drive_links(&mut self, now: Instant) {
         loop {
-            let action = {
-                let (router, stats, mut sink) = self.routing(None);
-                let action = router.poll_link(stats, now, &mut sink);
-                let totals = sink.totals();
-                self.account(totals);
-                action
-            };
+            let (router, stats, mut sink) = self.routing(None);
+            let action = router.poll_link(stats, now, &mut sink);
+            let totals = sink.totals();
+            self.account(totals);
             match action {
                 None => break,
                 Some(LinkAction::Dial(link)) => self.dial_link(link, now),

@@ -55,6 +55,7 @@ use crate::zmtp::mechanism::Mechanism;
 use crate::zmtp::session::{CurveContext, Input, SessionConfig};
 
 mod accept;
+mod bridge;
 mod broadcast;
 mod health;
 mod input;
@@ -195,6 +196,8 @@ pub struct Server {
     fanout: sink::FanoutCache,
     /// The connections of the links to remote platforms (see `links.rs`).
     links: links::LinkConns,
+    /// The RabbitMQ bridge's connection (see `bridge.rs`).
+    bridge: bridge::BridgeConn,
     /// `peerlist` notifications not yet written to every registered peer (`broadcast.rs`).
     broadcasts: Broadcasts,
     /// Listeners (bit = index) whose last `accept` failed with connections left in the backlog.
@@ -257,6 +260,7 @@ impl Server {
             sched: Sched { ready: list(), ready_next: list(), dirty: list(), blocked: list(), broken: list() },
             fanout: sink::FanoutCache::default(),
             links: link_conns,
+            bridge: bridge::BridgeConn::default(),
             broadcasts: Broadcasts::new(max),
             accept_retry: 0,
             dial_events: Vec::new(),
@@ -348,8 +352,13 @@ impl Server {
         } else if !self.sched.blocked.is_empty() {
             Duration::from_millis(10)
         } else {
-            // A down link due for its next dial wakes the loop then, not at the next tick.
-            Duration::from_millis(self.link_wait_ms().map_or(TICK_MS, |ms| ms.min(TICK_MS)))
+            // A down link or bridge due for its next dial wakes the loop then, not at the next
+            // tick.
+            let wait = match (self.link_wait_ms(), self.bridge_wait_ms()) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or(TICK_MS),
+            };
+            Duration::from_millis(wait.min(TICK_MS))
         }
     }
 
@@ -400,6 +409,7 @@ impl Server {
         }
         self.service_ready(now);
         self.drive_links(now);
+        self.drive_bridge(now);
         self.write_broadcasts(storm, now);
         self.publish_stats_if_due(now);
         self.flush_dirty();
@@ -472,7 +482,8 @@ impl Server {
         self.sync_stats();
         let mut buf = [0u8; crate::vip::router::STATS_JSON_BYTES];
         let mut w = SliceWriter::new(&mut buf);
-        if self.router.write_stats_json(&self.stats, Some(&self.traffic), &mut w).is_ok() {
+        let bus = self.bus_status();
+        if self.router.write_stats_json(&self.stats, bus, Some(&self.traffic), &mut w).is_ok() {
             log::info!("stats {}", String::from_utf8_lossy(w.written()));
         }
     }

@@ -43,6 +43,8 @@ impl Server {
         let mut cx = Context {
             session: SessionConfig { identity: &self.router_id, limits: &self.limits, curve: self.curve.as_ref() },
             rng: &mut rng,
+            now: self.now,
+            stats: &mut self.stats,
         };
         let cap = conn.tx().capacity();
         let connected = conn.finish_connect(&mut cx, now);
@@ -61,17 +63,30 @@ impl Server {
     pub(super) fn flush(&mut self, id: SlotId) {
         let Some(conn) = self.slots.get_mut(id) else { return };
         conn.queued().clear_dirty();
-        match conn.flush() {
-            Ok(n) => {
-                self.stats.bytes_out += n as u64;
-                if n > 0 {
-                    conn.touch(self.now);
+        // A protocol with its own transmit buffer (the RabbitMQ bridge) gives its output a
+        // chunk at a time: take more as long as the socket takes it.
+        let own_output = matches!(conn.driver(), crate::server::protocol::Driver::Other(_));
+        loop {
+            if own_output && let Err(reason) = conn.take_output(self.now, &mut self.budget) {
+                self.close(id, reason);
+                return;
+            }
+            let before = conn.tx().pending();
+            match conn.flush() {
+                Ok(n) => {
+                    self.stats.bytes_out += n as u64;
+                    if n > 0 {
+                        conn.touch(self.now);
+                    }
+                }
+                Err(e) => {
+                    log::debug!("write to {}: {e}", conn.label());
+                    self.close(id, CloseReason::WriteError);
+                    return;
                 }
             }
-            Err(e) => {
-                log::debug!("write to {}: {e}", conn.label());
-                self.close(id, CloseReason::WriteError);
-                return;
+            if !own_output || before == 0 || conn.tx().pending() > 0 {
+                break;
             }
         }
         if conn.is_stalled() && conn.tx().pending() <= self.limits.tx_queue_bytes / 2 {
@@ -204,6 +219,7 @@ impl Server {
             self.retry_accepts(now);
         }
         self.expire_handshakes(now);
+        self.bridge_timers(now);
     }
 
     /// Close connections whose connect or handshake did not finish in time.
@@ -255,6 +271,12 @@ impl Server {
         self.stats.lost_queued_bytes += conn.tx().pending() as u64;
         conn.deregister(self.poll.registry());
         self.budget.give(conn.buffer_bytes());
+        if matches!(conn.origin(), super::super::conn::Origin::Broker) {
+            // The bridge counts and logs its ups and downs; no rejected_* counter.
+            let phase = conn.phase();
+            self.on_bridge_closed(id, &mut conn, reason, phase);
+            return;
+        }
         if let Some(link) = conn.link() {
             // The link table counts and logs the link's ups and downs; no rejected_* counter.
             self.stats.closed += 1;

@@ -44,6 +44,7 @@ macro_rules! conn_sink {
             &mut $server.traffic,
             &$server.limits,
             &$server.links,
+            $server.bridge.slot,
             $sender,
         )
     };
@@ -91,11 +92,13 @@ pub(super) struct Sender<'a> {
     pub(super) stalled: bool,
 }
 
-/// Where deliveries land: the slot table, the checked-out sender, the links' connections.
+/// Where deliveries land: the slot table, the checked-out sender, the links' connections, the
+/// RabbitMQ bridge's connection.
 struct Conns<'a> {
     slots: &'a mut Slots,
     sender: Option<Sender<'a>>,
     links: &'a LinkConns,
+    bus: Option<SlotId>,
 }
 
 /// The accounting of deliveries.
@@ -182,10 +185,11 @@ impl<'a> ConnSink<'a> {
         traffic: &'a mut PeerTraffic,
         limits: &Limits,
         links: &'a LinkConns,
+        bus: Option<SlotId>,
         sender: Option<Sender<'a>>,
     ) -> Self {
         ConnSink {
-            conns: Conns { slots, sender, links },
+            conns: Conns { slots, sender, links, bus },
             out: Out {
                 dirty: &mut sched.dirty,
                 broken: &mut sched.broken,
@@ -389,6 +393,14 @@ impl Sink for ConnSink<'_> {
     #[inline]
     fn deliver_link(&mut self, link: LinkId, frames: &[&[u8]]) -> Result<(), Full> {
         self.conns.queue_link(&mut self.out, link, frames)
+    }
+
+    #[inline]
+    fn bus(&mut self) -> Option<&mut dyn crate::vip::bridge::Bus> {
+        let id = self.conns.bus?;
+        let conn = self.conns.slots.get_mut(id)?;
+        conn.queued().mark_dirty(id, self.out.dirty);
+        conn.bus()
     }
 
     fn refusal(&self) -> Refusal {

@@ -150,6 +150,9 @@ pub struct PubSub {
     text: Vec<u8>,
     slow: Box<[SlowPeer]>,
     max_body_bytes: usize,
+    /// `rabbitmq-export`: topics under these prefixes (VIP character prefixes) are published to
+    /// the RabbitMQ bridge after the local deliveries ([`crate::vip::bridge`]).
+    export: Vec<Vec<u8>>,
 }
 
 impl core::fmt::Debug for PubSub {
@@ -244,6 +247,7 @@ impl PubSub {
             text: Vec::new(),
             slow: vec![SlowPeer::default(); wanted.max_peers].into_boxed_slice(),
             max_body_bytes: usize::try_from(limits.max_msg_bytes).unwrap_or(usize::MAX),
+            export: Vec::new(),
         }
     }
 
@@ -276,6 +280,22 @@ impl PubSub {
     /// [`PolicyError`].
     pub fn set_user_capabilities_json(&mut self, body: &[u8]) -> Result<(), PolicyError> {
         self.policy.set_user_capabilities_json(body)
+    }
+
+    /// Publish topics under these prefixes to the RabbitMQ bridge (`rabbitmq-export`).
+    pub fn set_export(&mut self, export: Vec<Vec<u8>>) {
+        self.export = export;
+    }
+
+    /// The `rabbitmq-export` prefixes.
+    pub fn export(&self) -> &[Vec<u8>] {
+        &self.export
+    }
+
+    /// Is `topic` exported to the RabbitMQ bridge?
+    #[inline]
+    fn exported(&self, topic: &[u8]) -> bool {
+        !self.export.is_empty() && self.export.iter().any(|p| topic.starts_with(p))
     }
 
     /// May an external publish with USER_ID `user` go to `topic`? Stricter than a local publish

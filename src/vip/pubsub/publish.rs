@@ -129,7 +129,8 @@ struct Publisher<'a> {
 
 impl PubSub {
     /// VIP.md §7.6, then the remote platforms that hold a prefix of the topic
-    /// ([`external_pubsub::forward_publish`]).
+    /// ([`external_pubsub::forward_publish`]), then the RabbitMQ bridge if the topic is exported
+    /// ([`crate::vip::bridge::export_publish`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn publish(
         &mut self,
@@ -177,19 +178,24 @@ impl PubSub {
         let bus = delivery.bus.as_str().and_then(|s| s.to_latin1(&mut bus_buf).ok());
         let local = bus.filter(|_| !self.subs.is_empty());
         let remote = external_pubsub::wanted(links, topic);
+        let exported = self.exported(topic);
         let mut count = 0;
-        if local.is_some() || remote {
+        if local.is_some() || remote || exported {
             if !self.emit_body(&delivery, requester, topic, stats) {
                 return Self::request_response(stats, sink, from, requester, env.msg_id, &0u32.to_le_bytes());
             }
             if let Some(bus) = local {
-                let from = Origin { user_id: env.user_id, msg_id: env.msg_id };
-                count += self.fan_out(bus, topic, from, peers, stats, sink);
+                let origin = Origin { user_id: env.user_id, msg_id: env.msg_id };
+                count += self.fan_out(bus, topic, origin, peers, stats, sink);
             }
             if remote {
                 let frames: [&[u8]; 8] =
                     [b"", SIGNATURE, env.user_id, env.msg_id, b"pubsub", b"external_publish", topic, &self.body];
                 count += external_pubsub::forward_publish(links, topic, &frames, stats, sink);
+            }
+            if exported {
+                // Not counted for the publisher: the broker says nothing of its subscribers.
+                crate::vip::bridge::export_publish(stats, sink, requester, env.msg_id, topic, &self.body);
             }
             self.release_scratch();
         }
@@ -316,6 +322,8 @@ impl PubSub {
             }
         });
         stats.pubsub_deliveries += delivered;
+        // The body scratch buffer is given back by the caller (`release_scratch`): an exported
+        // or linked publish still reads it.
         usize::try_from(delivered).unwrap_or(usize::MAX)
     }
 
@@ -328,8 +336,8 @@ impl PubSub {
 
     /// Deliver a remote platform's publish (`external_publish` from a link, already checked) to
     /// the local subscribers of `topic` on `bus`: `[X, '', 'VIP1', U, M, 'pubsub', 'publish',
-    /// TOPIC, BODY]` with BODY re-emitted from `delivery`. Returns the number of subscribers the
-    /// delivery was queued to (0 when the body would exceed the message limit: dropped and counted).
+    /// TOPIC, BODY]` with BODY re-emitted from `delivery`. Returns the number of subscribers
+    /// it was queued to (0 when the body would exceed the message limit: dropped and counted).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn deliver_external(
         &mut self,
@@ -344,8 +352,8 @@ impl PubSub {
         if self.subs.is_empty() || !self.emit_body(delivery, b"a remote platform", topic, stats) {
             return 0;
         }
-        let from = Origin { user_id: env.user_id, msg_id: env.msg_id };
-        let n = self.fan_out(bus, topic, from, peers, stats, sink);
+        let origin = Origin { user_id: env.user_id, msg_id: env.msg_id };
+        let n = self.fan_out(bus, topic, origin, peers, stats, sink);
         self.release_scratch();
         n
     }
