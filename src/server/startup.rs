@@ -296,6 +296,23 @@ fn install_stats_publish(server: &mut Server, config: &Config, router_id: &str) 
     });
 }
 
+/// The RabbitMQ bridge, when the configuration names a broker (cargo feature `rabbitmq`).
+fn install_bridge(server: &mut Server, config: &Config) -> Result<(), String> {
+    #[cfg(feature = "rabbitmq")]
+    if let Some(bridge) = super::broker::BrokerConfig::from_config(config, &config.limits)? {
+        log::info!(
+            "RabbitMQ bridge: instance {} on {}, exporting {:?}",
+            config.instance_name,
+            bridge.label,
+            config.rabbitmq.export
+        );
+        server.set_bridge(bridge);
+    }
+    #[cfg(not(feature = "rabbitmq"))]
+    let _ = (server, config);
+    Ok(())
+}
+
 /// Bind, set up and run the router until a stop signal or `quit`. `adopt` takes ownership of a
 /// descriptor systemd passed (socket activation; see `server::activation`).
 ///
@@ -356,16 +373,7 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     let admission = Admission::new(config.auth_reports, config.setup_mode);
     server.set_policy(Box::new(PlatformPolicy::new(auth, files, reload_notifier).with_admission(admission)));
     start_links(&mut server, &config, link_keys);
-    #[cfg(feature = "rabbitmq")]
-    if let Some(bridge) = super::broker::BrokerConfig::from_config(&config, &config.limits)? {
-        log::info!(
-            "RabbitMQ bridge: instance {} on {}, exporting {:?}",
-            config.instance_name,
-            bridge.label,
-            config.rabbitmq.export
-        );
-        server.set_bridge(bridge);
-    }
+    install_bridge(&mut server, &config)?;
     match watch {
         Ok(w) => server.set_watch(w).map_err(|e| format!("inotify: {e}"))?,
         Err(e) => log::warn!("cannot watch {} ({e}): reload with SIGHUP", config.volttron_home.display()),
