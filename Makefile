@@ -27,6 +27,7 @@ VT9_JOBS ?= 4
 .PHONY: test-multiplatform test-rabbitmq
 .PHONY: volttron9 test-volttron9-agents python-test volttron9-platform volttron9-suite volttron9-baseline volttron9-test
 .PHONY: volttron11 test-volttron11
+.PHONY: bench-instr bench-instr-check bench-instr-update
 .PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
 
 all: build
@@ -42,14 +43,20 @@ $(BIN): FORCE
 FORCE:
 
 ## run: the router on an embedded default VOLTTRON_HOME (git-ignored, under .run/): ipc + tcp://127.0.0.1:$(PORT)
-run: release
+## On x86-64 it runs the static musl build the Debian package ships (idle RSS ~1.6 MB, glibc's ~3.3 MB).
+RUN_TRIPLE ?= $(if $(filter x86_64,$(shell uname -m)),x86_64-unknown-linux-musl)
+RUN_BIN    := $(if $(RUN_TRIPLE),target/$(RUN_TRIPLE)/release/viprouter,$(BIN))
+run:
+	$(if $(RUN_TRIPLE),$(call apt_ensure,musl-tools))
+	$(if $(RUN_TRIPLE),rustup target add $(RUN_TRIPLE) >/dev/null 2>&1 || true)
+	$(CARGO) build --release $(if $(RUN_TRIPLE),--target $(RUN_TRIPLE)) --bin viprouter
 	@mkdir -p "$(VHOME)"
 	@test -f "$(VHOME)/config" || printf '[volttron]\n# embedded default of `make run` (see README)\nvip-address = tcp://127.0.0.1:$(PORT)\ninstance-name = viprouter-dev\nallow-auth = False\n' > "$(VHOME)/config"
 	@echo "viprouter: VOLTTRON_HOME=$(VHOME)"
 	@echo "  connect agents to ipc://@$(VHOME)/run/vip.socket or tcp://127.0.0.1:$(PORT) (NULL mechanism)"
 	@echo "  e.g.  VOLTTRON_HOME=$(VHOME) VOLTTRON_VIP_ADDR=tcp://127.0.0.1:$(PORT) python your_agent.py"
 	@echo "  Ctrl-C stops it."
-	exec $(BIN) --volttron-home "$(VHOME)"
+	exec $(RUN_BIN) --volttron-home "$(VHOME)"
 
 ## test: unit, property, fuzz-corpus replay and zero-allocation tests, the pyzmq interop suite,
 ## real VOLTTRON 9.0.4 agents, the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING;
@@ -173,6 +180,25 @@ bench-io:
 ## thread (tests/bench/threads_cpu.sh): the generator's single libzmq I/O thread sets a ceiling
 bench-threads:
 	tests/bench/threads_cpu.sh --workload fanout --security plain
+
+## bench-instr: instructions per message (callgrind; route plain/CURVE, fan-out, 1000 connects) for
+## viprouter and zmqrouter -> target/bench-results/instr.json (tests/bench/instr.sh, ~2 min)
+bench-instr: release
+	$(call apt_ensure,valgrind libzmq3-dev libsodium-dev pkg-config)
+	@mkdir -p target/bench-results
+	rm -f target/bench-results/instr.json
+	VIPBENCH_DIR=$(SHARED)/bench VIPROUTER_BIN=$(CURDIR)/$(BIN) tests/bench/instr.sh --router viprouter --out target/bench-results/instr.json
+	VIPBENCH_DIR=$(SHARED)/bench tests/bench/instr.sh --router zmqrouter --out target/bench-results/instr.json
+
+## bench-instr-check (CI): viprouter's figures against tests/bench/instr-baseline.json; fails on
+## any more than 5% above it. A deliberate increase is a commit of bench-instr-update with the reason.
+bench-instr-check: release
+	$(call apt_ensure,valgrind libzmq3-dev libsodium-dev pkg-config)
+	VIPBENCH_DIR=$(SHARED)/bench VIPROUTER_BIN=$(CURDIR)/$(BIN) tests/bench/instr.sh --router viprouter --check tests/bench/instr-baseline.json
+
+## bench-instr-update: rewrite viprouter's (and zmqrouter's) figures in tests/bench/instr-baseline.json
+bench-instr-update: bench-instr
+	cp target/bench-results/instr.json tests/bench/instr-baseline.json
 
 ## bench-subs: publish cost and latency with 10 vs 10 000 subscriptions in the pubsub index
 ## (tests/bench/subs.sh: viprouter bench fanout and fanout-lat, --extra-subs 10 and 10000)

@@ -72,7 +72,7 @@ DEBSUFFIX_armv7  := -armv7
 PREBUILT_STD_TRIPLES ?= aarch64-unknown-linux-musl aarch64-unknown-linux-gnu \
     armv7-unknown-linux-gnueabihf x86_64-unknown-linux-musl x86_64-unknown-linux-gnu
 
-APT_CROSS_PKGS   ?= qemu-user-static binutils
+APT_CROSS_PKGS   ?= qemu-user-static binutils musl-tools
 # glibc triples only: target libc for qemu's -L sysroot (runner lines in config.toml).
 GNU_SYSROOT_aarch64 ?= libc6-arm64-cross
 GNU_SYSROOT_armv7   ?= libc6-armhf-cross
@@ -92,13 +92,14 @@ DESTDIR          ?=
 triple     = $(TRIPLE_$(1))
 is_gnu     = $(findstring -gnu,$(call triple,$(1)))
 prebuilt   = $(filter $(call triple,$(1)),$(PREBUILT_STD_TRIPLES))
-# zig is needed for build-std targets and for glibc pinning, and as the C compiler of ring
-# (rustls' crypto provider, cargo feature `rabbitmq-tls`, on by default) on every ARM target:
-# without it (CARGO_FEATURES=--no-default-features [--features rabbitmq]) rust-lld / cc handle
-# the prebuilt ones.
+# zig is the C compiler (and linker) of every ARM triple: libsodium (libsodium-sys-stable, the
+# CURVE MESSAGE path, always) and ring (rustls' crypto provider, cargo feature `rabbitmq-tls`,
+# on by default) are C. On x86-64 it is needed for glibc pinning and for ring; without ring
+# (CARGO_FEATURES=--no-default-features [--features rabbitmq]) the musl build uses Debian's
+# musl-gcc for libsodium (.cargo/config.toml [env]).
 CARGO_FEATURES   ?=
 no_ring    = $(and $(filter --no-default-features,$(CARGO_FEATURES)),$(if $(findstring rabbitmq-tls,$(CARGO_FEATURES)),,yes))
-needs_zig  = $(if $(no_ring),$(if $(call prebuilt,$(1)),$(call is_gnu,$(1)),yes),yes)
+needs_zig  = $(if $(filter x86_64-%,$(call triple,$(1))),$(if $(no_ring),$(call is_gnu,$(1)),yes),yes)
 upper      = $(shell echo '$(1)' | tr 'a-z-' 'A-Z_')
 zig_target = $(call triple,$(1))$(if $(call is_gnu,$(1)),.$(GLIBC_PIN))
 # The cargo command line (without the subcommand's trailing args) for <arch>, <subcommand>.

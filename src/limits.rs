@@ -120,9 +120,10 @@ pub const SEND_STALL_MS: u64 = 2_000;
 /// (fairness; the connection goes on a ready list and continues next turn).
 pub const READ_BUDGET_BYTES: usize = 256 * 1024;
 
-/// A connection idle this long (nothing queued, nothing buffered) gives buffers that grew in a
-/// burst back to the budget: they return to `RX_BUF_MIN_BYTES`/`TX_BUF_MIN_BYTES`. A burst of
-/// `peerlist` notifications on a 1000-peer start, for instance, leaves no lasting cost.
+/// A connection idle this long (nothing queued, nothing buffered) gives its buffers back to the
+/// budget, whole (its next read or message allocates `RX_BUF_MIN_BYTES`/`TX_BUF_MIN_BYTES`
+/// again). A burst of `peerlist`
+/// notifications on a 1000-peer start, for instance, leaves no lasting cost.
 pub const IDLE_SHRINK_MS: u64 = 5_000;
 
 /// Bytes of one entry of the `peerlist` notification ring (`server::event_loop::broadcast`),

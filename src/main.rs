@@ -1,5 +1,6 @@
 //! `viprouter`: command line → configuration → router → event loop. Nothing else lives here.
 
+#![deny(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 use std::process::ExitCode;
@@ -115,6 +116,7 @@ fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
     if cli.version {
         println!("viprouter {}", env!("CARGO_PKG_VERSION"));
+        println!("CURVE MESSAGE boxes: {}", viprouter::zmtp::mechanism::curve::sodium::backend());
         return ExitCode::SUCCESS;
     }
     if let Some(Command::Keygen(_)) = cli.command {
@@ -176,8 +178,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Take ownership of a descriptor systemd passed (socket activation). The one `unsafe` of the
-/// program, here in the binary's crate root so that the library keeps `#![forbid(unsafe_code)]`.
+/// Take ownership of a descriptor systemd passed (socket activation). The binary's one `unsafe`,
+/// here in its crate root so that the library's only `unsafe` stays the libsodium calls of
+/// `zmtp::mechanism::curve::sodium` (`#![deny(unsafe_code)]` everywhere else).
 #[allow(unsafe_code)]
 fn adopt_listen_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
     // SAFETY: `server::activation::from_env` hands out `fd` only if LISTEN_PID is our pid and

@@ -193,6 +193,13 @@ def main() -> None:
         used.update(re.split(r" or | and ", lic))
         lines = notices(os.path.dirname(p["manifest_path"]), p["authors"], p["name"])
         paragraphs.append(paragraph(f"vendor/{p['name']}-{p['version']}/*", lines, lic))
+        if p["name"] == "libsodium-sys-stable":
+            # Its crate licence covers the Rust bindings; the C library it builds from the
+            # tarball it ships (LATEST.tar.gz) and links statically is libsodium's, ISC.
+            used.add("ISC")
+            paragraphs.append(paragraph(f"vendor/{p['name']}-{p['version']}/LATEST.tar.gz",
+                                        ["2013-2026 Frank Denis <j at pureftpd dot org>"], "ISC",
+                                        "libsodium, built from this tarball and linked statically."))
     rustc = subprocess.run(["rustc", "--version"], cwd=a.src, check=True, capture_output=True, text=True).stdout.split()[1]
     paragraphs.insert(0, paragraph(f"vendor/rust-std-{rustc}/*", ["The Rust Project Developers"], "Expat or Apache-2.0",
                                    "the Rust standard library (core, alloc, std) of rustc " + rustc + "."))

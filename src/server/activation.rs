@@ -7,14 +7,15 @@
 //! `LISTEN_FDNAMES` is a `:`-separated list with exactly one name per descriptor
 //! (`FileDescriptorName=` in the .socket unit, default: the socket unit's name).
 //!
-//! Ownership and `unsafe`. The crate is `#![forbid(unsafe_code)]`, and neither std nor nix
+//! Ownership and `unsafe`. The library is `#![deny(unsafe_code)]` (its one exception is the
+//! libsodium calls of `zmtp::mechanism::curve::sodium`), and neither std nor nix
 //! offers a safe way to take ownership of a descriptor *number* (`OwnedFd::from_raw_fd` and
 //! `BorrowedFd::borrow_raw` are `unsafe` by design of I/O safety: the compiler cannot know that
 //! nothing else owns fd 3). So this module does everything that can be done safely (parse,
 //! validate with `getsockname(2)` which takes a plain number, classify, wrap) and leaves the
 //! one `RawFd -> OwnedFd` step to the caller through the `adopt` closure of
-//! [`ListenFds::into_listeners`]. Proposed island for `main.rs` (a separate crate root, so the
-//! library keeps `forbid`):
+//! [`ListenFds::into_listeners`]. The island in `main.rs` (a separate crate root, so the
+//! server layer stays free of `unsafe`):
 //!
 //! ```ignore
 //! #[allow(unsafe_code)]

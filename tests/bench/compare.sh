@@ -9,7 +9,9 @@
 # Builds the release binary, then runs $VIPBENCH_DIR/compare.sh (default
 # REPO/../shared/bench; built in target/vipbench when that folder is read-only,
 # see vipbench_dir.sh) with --sut for viprouter
-# (plain and CURVE: --security both). Every option given here is passed
+# (plain and CURVE: --security both; the generator with --io-threads 2), then the rtt
+# case a second time with generator and router pinned to CPU $BENCH_PIN_CPU (default 0),
+# appended to summary.md as "rtt pinned". Every option given here is passed
 # through and wins over the defaults (the last occurrence of an option wins).
 # Environment:
 #   VIPBENCH_DIR       folder holding vipbench, zmqrouter and compare.sh
@@ -51,11 +53,35 @@ SUT='h="$(mktemp -d "$VIPROUTER_BENCH_HOMES/home.XXXXXX")" && if [ -n "$VIP_SECR
 
 echo "results: $OUT" >&2
 set +e
-"$VIPBENCH_DIR/compare.sh" \
-  --sut "$SUT" --sut-label viprouter --sut-curve 1 --security both \
+# The generator gets two libzmq I/O threads: with one, it - not the router - caps CURVE and
+# fan-out throughput on a 2-core machine (vipbench README).
+DEFAULTS=(--sut "$SUT" --sut-label viprouter --sut-curve 1 --security both --gen-args "--io-threads 2")
+"$VIPBENCH_DIR/compare.sh" "${DEFAULTS[@]}" \
   --cases "route route-big rtt fanout peers" \
   --out "$OUT" \
   "$@"
 rc=$?
+
+# 4. rtt again with the generator and the router pinned to one CPU (BENCH_PIN_CPU, default 0):
+# unpinned, a 2-vCPU VM adds 50-150 us cross-vCPU wake-ups at random, so the pinned figure is
+# the software path. Skipped when the caller chose --pin-rtt or cases without rtt.
+cases="route route-big rtt fanout peers"
+pinned=""
+prev=""
+for a in "$@"; do
+  [ "$prev" = --cases ] && cases="$a"
+  [ "$prev" = --pin-rtt ] && pinned=1
+  prev="$a"
+done
+if [ "$rc" = 0 ] && [ -z "$pinned" ] && [[ " $cases " == *" rtt "* ]]; then
+  cpu="${BENCH_PIN_CPU:-0}"
+  "$VIPBENCH_DIR/compare.sh" "${DEFAULTS[@]}" "$@" --cases rtt --pin-rtt "$cpu" --out "$OUT/rtt-pinned"
+  rc=$?
+  {
+    echo
+    echo "# rtt pinned: generator and router on CPU $cpu (second pass, --cases rtt --pin-rtt $cpu)"
+    sed -n '/^## security/,$p' "$OUT/rtt-pinned/summary.md"
+  } >> "$OUT/summary.md"
+fi
 echo "results: $OUT (summary.md, results.jsonl, logs/)" >&2
 exit "$rc"

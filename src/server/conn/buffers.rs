@@ -1,6 +1,6 @@
 //! Connection buffers and the process-wide budget they are taken from (`limits::BUFFER_BUDGET_BYTES`).
 
-use crate::limits::{RX_BUF_BUSY_BYTES, RX_BUF_MAX_BYTES};
+use crate::limits::{RX_BUF_BUSY_BYTES, RX_BUF_MAX_BYTES, RX_BUF_MIN_BYTES, TX_BUF_MIN_BYTES};
 
 /// The process-wide buffer budget (`limits::BUFFER_BUDGET_BYTES`).
 #[derive(Debug)]
@@ -100,7 +100,9 @@ impl RxBuf {
         if need <= self.buf.len() && self.end < self.buf.len() {
             return Ok(());
         }
-        let target = need.max(self.buf.len() * 2).min(RX_BUF_MAX_BYTES).max(need);
+        // An idle connection's buffer was given back whole (`Conn::shrink_if_idle`): it comes
+        // back at its initial size at least.
+        let target = need.max(self.buf.len() * 2).clamp(RX_BUF_MIN_BYTES, RX_BUF_MAX_BYTES).max(need);
         if self.grow_to(target, budget) { Ok(()) } else { Err(target.saturating_sub(self.buf.len())) }
     }
 
@@ -172,7 +174,9 @@ impl TxBuf {
             }
         }
         let cap = self.buf.capacity();
-        let target = (self.buf.len() + extra).next_power_of_two().max(cap * 2);
+        // An idle connection's buffer was given back whole (`Conn::shrink_if_idle`): it comes
+        // back at its initial size at least, in one allocation.
+        let target = (self.buf.len() + extra).next_power_of_two().max(cap * 2).max(TX_BUF_MIN_BYTES);
         if !budget.take(target - cap) {
             return Err(target - cap);
         }

@@ -108,7 +108,25 @@ fn buffers_grown_by_a_large_message_shrink_back_once_the_callers_clock_says_the_
     at(&mut server, &mut events, 1000 + crate::limits::IDLE_SHRINK_MS / 2);
     assert!(server.budget.used() > initial, "not idle long enough yet");
     at(&mut server, &mut events, 2000 + crate::limits::IDLE_SHRINK_MS);
-    assert_eq!(server.budget.used(), initial, "the grown buffers went back to the budget");
+    assert_eq!(
+        server.budget.used(),
+        initial - crate::server::conn::Conn::INITIAL_BYTES,
+        "the grown buffers, and the idle connection's initial ones, went back to the budget"
+    );
+    // The idle connection takes its buffers again with its next message, and works as before.
+    a.send(&[b"nobody", b"VIP1", b"", b"m2", b"RPC", b"small"]);
+    for t in 0..200 {
+        a.pump();
+        at(&mut server, &mut events, 3000 + crate::limits::IDLE_SHRINK_MS + t);
+        if a.inbox.iter().any(|m| m[3] == b"m2") {
+            break;
+        }
+    }
+    assert!(
+        a.inbox.iter().any(|m| m[3] == b"m2" && m[4] == b"error" && m[5] == b"113"),
+        "answered after the idle period"
+    );
+    assert_eq!(server.budget.used(), initial, "its buffers are back at their initial size");
 }
 
 /// `a` and `b` attached, and a `hog` holding most of a 1 MiB buffer budget in its receive

@@ -257,48 +257,42 @@ impl PrecomputedBox {
 /// (ZMTP.md §7.9).
 ///
 /// XSalsa20 with nonce `p ‖ c` is Salsa20 keyed with `HSalsa20(k, p)` and nonce `c`
-/// (XSalsa20 paper §2; `crypto_secretbox::Kdf`). With `p` fixed, that subkey is fixed: it is
-/// derived once here, and each frame costs Salsa20 + Poly1305 only. libsodium's
-/// `crypto_box_afternm`, which libzmq calls per frame, derives it every time; doing it once
-/// saves about a fifth of the CPU a routed CURVE message costs. The box is still RustCrypto's
-/// `SecretBox` (keystream layout, Poly1305 key, tag): only its key-derivation step is moved
-/// ahead of time, by instantiating it with `Subkeyed` — Salsa20 whose `Kdf` returns the key
-/// it is given. Equality with [`PrecomputedBox`] under the full nonce is a property test
-/// (`prefixed_box_equals_xsalsa20poly1305`), and the CurveZMQ transcript vectors run through it.
+/// (XSalsa20 paper §2). With `p` fixed, that subkey is fixed: it is derived once here
+/// (RustCrypto's `hsalsa`), and each frame costs Salsa20 + Poly1305 only, which run in
+/// libsodium ([`super::sodium`]: its SIMD code on x86-64). libsodium's `crypto_box_afternm`,
+/// which libzmq calls per frame, derives the subkey every time; doing it once saves about a
+/// fifth of the CPU a routed 256-byte CURVE message costs. Equality with [`PrecomputedBox`]
+/// (RustCrypto's XSalsa20-Poly1305) under the full nonce is a property test
+/// (`prefixed_box_equals_xsalsa20poly1305`), equality with libsodium's `crypto_secretbox` is
+/// another (`sodium::tests`), and the CurveZMQ transcript vectors run through it.
 pub struct PrefixedBox {
-    /// `SecretBox` keyed with `HSalsa20(k, prefix)` (zeroized on drop by `crypto_secretbox`).
-    cipher: crypto_secretbox::SecretBox<Subkeyed>,
+    /// `HSalsa20(k, prefix)` (zeroized on drop).
+    subkey: zeroize::Zeroizing<[u8; KEY_LEN]>,
     prefix: &'static [u8; 16],
 }
 
 impl PrefixedBox {
     fn new(key: &[u8; KEY_LEN], prefix: &'static [u8; 16]) -> Self {
-        let mut subkey = salsa20::hsalsa::<salsa20::cipher::consts::U10>(
+        super::sodium::init();
+        let mut derived = salsa20::hsalsa::<salsa20::cipher::consts::U10>(
             GenericArray::from_slice(key),
             GenericArray::from_slice(prefix),
         );
-        let cipher = crypto_secretbox::SecretBox::<Subkeyed>::new(&subkey);
-        subkey.as_mut_slice().zeroize();
-        PrefixedBox { cipher, prefix }
-    }
-
-    fn nonce(&self, counter: u64) -> [u8; NONCE_LEN] {
-        super::nonce::short_nonce(self.prefix, counter)
+        let mut subkey = zeroize::Zeroizing::new([0u8; KEY_LEN]);
+        subkey.copy_from_slice(derived.as_slice());
+        derived.as_mut_slice().zeroize();
+        PrefixedBox { subkey, prefix }
     }
 
     /// NaCl layout in place under nonce `prefix ‖ counter` (big-endian), as
     /// [`PrecomputedBox::seal_box_in_place`].
     ///
     /// # Errors
-    /// [`CurveError::WrongSize`] if `boxed` is shorter than a tag; [`CurveError::BadBox`] if
-    /// the cipher refuses.
+    /// [`CurveError::WrongSize`] if `boxed` is shorter than a tag.
     pub fn seal_box_in_place(&self, counter: u64, boxed: &mut [u8]) -> Result<(), CurveError> {
         let (tag_out, plain) = boxed.split_at_mut_checked(TAG_LEN).ok_or(CurveError::WrongSize)?;
-        let tag = self
-            .cipher
-            .encrypt_in_place_detached(GenericArray::from_slice(&self.nonce(counter)), b"", plain)
-            .map_err(|_| CurveError::BadBox)?;
-        tag_out.copy_from_slice(tag.as_slice());
+        let tag = super::sodium::seal_detached(&self.subkey, &counter.to_be_bytes(), plain);
+        tag_out.copy_from_slice(&tag);
         Ok(())
     }
 
@@ -311,57 +305,17 @@ impl PrefixedBox {
     pub fn open_box_in_place(&self, counter: u64, boxed: &mut [u8]) -> Result<(), CurveError> {
         let (tag, cipher) = boxed.split_at_mut_checked(TAG_LEN).ok_or(CurveError::WrongSize)?;
         let tag: [u8; TAG_LEN] = (&*tag).try_into().map_err(|_| CurveError::WrongSize)?;
-        self.cipher
-            .decrypt_in_place_detached(
-                GenericArray::from_slice(&self.nonce(counter)),
-                b"",
-                cipher,
-                GenericArray::from_slice(&tag),
-            )
-            .map_err(|_| CurveError::BadBox)
+        if super::sodium::open_detached(&self.subkey, &counter.to_be_bytes(), cipher, &tag) {
+            Ok(())
+        } else {
+            Err(CurveError::BadBox)
+        }
     }
 }
 
 impl fmt::Debug for PrefixedBox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PrefixedBox({:?}, ..)", self.prefix.escape_ascii().to_string())
-    }
-}
-
-/// Salsa20 for a `SecretBox` whose key already is the XSalsa20 subkey: its [`Kdf`] returns
-/// the key unchanged (the nonce prefix was folded into the key by [`PrefixedBox::new`]).
-/// Private to this module so that it cannot be keyed with anything else.
-struct Subkeyed(salsa20::Salsa20);
-
-impl salsa20::cipher::KeySizeUser for Subkeyed {
-    type KeySize = salsa20::cipher::consts::U32;
-}
-
-impl salsa20::cipher::IvSizeUser for Subkeyed {
-    type IvSize = salsa20::cipher::consts::U8;
-}
-
-impl salsa20::cipher::KeyIvInit for Subkeyed {
-    fn new(key: &salsa20::Key, iv: &salsa20::Nonce) -> Self {
-        Subkeyed(<salsa20::Salsa20 as salsa20::cipher::KeyIvInit>::new(key, iv))
-    }
-}
-
-impl salsa20::cipher::StreamCipher for Subkeyed {
-    fn try_apply_keystream_inout(
-        &mut self,
-        buf: salsa20::cipher::inout::InOutBuf<'_, '_, u8>,
-    ) -> Result<(), salsa20::cipher::StreamCipherError> {
-        self.0.try_apply_keystream_inout(buf)
-    }
-}
-
-impl Kdf for Subkeyed {
-    fn kdf(
-        key: &crypto_secretbox::Key,
-        _prefix: &GenericArray<u8, salsa20::cipher::consts::U16>,
-    ) -> crypto_secretbox::Key {
-        *key
     }
 }
 

@@ -3,9 +3,10 @@
 //!
 //! Pure code: bytes in, bytes out. No `std::io`, sockets or clocks (time
 //! arrives as `now_ms`), and randomness arrives as `&mut impl CryptoRngCore`
-//! so tests can script it. Primitives come from vetted crates (X25519 from
+//! so tests can script it. Primitives come from vetted libraries (X25519 from
 //! `x25519-dalek`, HSalsa20/XSalsa20-Poly1305 from RustCrypto's
-//! `crypto_secretbox`); only the protocol is written here.
+//! `crypto_secretbox`, the MESSAGE path's Salsa20/Poly1305 from libsodium);
+//! only the protocol is written here.
 //!
 //! | file | noun | spec |
 //! |---|---|---|
@@ -14,6 +15,7 @@
 //! | [`wire`] | command layouts (frame and command codec: [`crate::zmtp::frame`], [`crate::zmtp::command`]) | ZMTP.md §7.4–§7.9 |
 //! | [`cookie`] | WELCOME cookie, rotating cookie keys | ZMTP.md §7.5, §7.12 |
 //! | [`message`] | MESSAGE traffic channel, inner flags, [`Traffic`] | ZMTP.md §7.9, §3.3 |
+//! | [`sodium`] | libsodium's Salsa20 + Poly1305 under the MESSAGE box (the one `unsafe` module) | ZMTP.md §7.1 |
 //! | [`server`] | [`CurveServer`] state machine | ZMTP.md §7.12 |
 //! | [`client`] | [`CurveClient`] state machine | ZMTP.md §7.11 |
 //!
@@ -104,14 +106,16 @@
 //!    `tests::flipped_byte_in_ready_specific_errors`,
 //!    `tests::flipped_byte_in_message_specific_errors`.
 //! 10. **Only vetted primitives, composed as NaCl composes them.** X25519 is
-//!     `x25519-dalek`; HSalsa20, Salsa20, Poly1305 and the secretbox layout are
-//!     RustCrypto's. The one rearrangement: MESSAGE nonces share a fixed 16-byte
-//!     prefix per direction, so [`keys::PrefixedBox`] derives the XSalsa20
-//!     subkey `HSalsa20(k, prefix)` once per connection and runs `SecretBox`
-//!     over Salsa20 with it (XSalsa20's definition); its key-passing `Kdf` type
-//!     is private to `keys` and cannot be keyed otherwise. Tests:
-//!     `keys::tests::prefixed_box_equals_xsalsa20poly1305` (byte-equal to
-//!     XSalsa20-Poly1305 under the full nonce), `tests::transcript_*`.
+//!     `x25519-dalek`; HSalsa20 and the handshake boxes are RustCrypto's
+//!     (`crypto_secretbox`); the MESSAGE boxes run libsodium's Salsa20 and
+//!     Poly1305 ([`sodium`]) in libsodium's own secretbox layout. The one
+//!     rearrangement: MESSAGE nonces share a fixed 16-byte prefix per direction,
+//!     so [`keys::PrefixedBox`] derives the XSalsa20 subkey `HSalsa20(k, prefix)`
+//!     once per connection and runs Salsa20 with it (XSalsa20's definition).
+//!     Tests: `keys::tests::prefixed_box_equals_xsalsa20poly1305` (byte-equal to
+//!     RustCrypto's XSalsa20-Poly1305 under the full nonce),
+//!     `sodium::tests::composition_equals_libsodium_secretbox` (byte-equal to
+//!     libsodium's `crypto_secretbox_detached`), `tests::transcript_*`.
 //!
 //! Interop: byte-exact against the ZMTP.md §12.3 transcript
 //! (`tests::transcript_*`) and §12.2 NaCl KATs (`keys::tests::kat_*`); live
@@ -131,6 +135,7 @@ pub mod keys;
 pub mod message;
 pub mod nonce;
 pub mod server;
+pub mod sodium;
 pub mod wire;
 
 pub use client::{ClientStep, CurveClient};
