@@ -43,7 +43,7 @@ import threading
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from . import rootcheck, sdnotify
-from .supervisor import Outcome, Result, Supervisor, find_binary, popen_spawn
+from .supervisor import Outcome, Result, Supervisor, find_binary, parse_check_config, popen_spawn
 
 _log = logging.getLogger("viprouter_volttron")
 
@@ -82,15 +82,6 @@ def router_argv(
     if setup_mode:
         argv.append("--setup-mode")
     return argv
-
-
-def parse_check_config(output: str) -> List[str]:
-    """The ``vip-address:`` line of ``viprouter --check-config`` (the addresses it reads from
-    the config file)."""
-    for line in output.splitlines():
-        if line.startswith("vip-address:"):
-            return line.split(":", 1)[1].split()
-    return []
 
 
 def router_env(env: Mapping[str, str]) -> Dict[str, str]:
