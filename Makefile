@@ -9,6 +9,10 @@ VHOME   ?= $(CURDIR)/$(RUN_DIR)/volttron_home
 PORT    ?= 22916
 BIN     := target/release/viprouter
 T       ?= frame_stream
+VENV11  ?= .venv-volttron11
+# The modular platform must run as an unprivileged user, who cannot reach a Python under /root
+# (pyenv): prefer the distribution's interpreter for this venv.
+PYTHON11 ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo $(PYTHON))
 SECS    ?= 30
 # The workplace's shared folder (vendored VOLTTRON 9.0.4, benchmark anchors): beside the checkout
 # (../shared) or, for git worktrees one level deeper, ../../shared; /work/shared as a last resort.
@@ -22,6 +26,7 @@ VT9_JOBS ?= 4
 
 .PHONY: test-multiplatform test-rabbitmq bench-link
 .PHONY: volttron9 test-volttron9-agents python-test volttron9-platform volttron9-suite volttron9-baseline volttron9-test
+.PHONY: volttron11 test-volttron11
 .PHONY: bench-instr bench-instr-check bench-instr-update
 .PHONY: all build release run test test-unit interop venv fuzz-replay fuzz fuzz-build clippy fmt-check bench bench-subs bench-io bench-threads ci clean
 
@@ -55,8 +60,10 @@ run:
 
 ## test: unit, property, fuzz-corpus replay and zero-allocation tests, the pyzmq interop suite,
 ## real VOLTTRON 9.0.4 agents, the systemd checks (unit files verified; READY/WATCHDOG/RELOADING/STOPPING;
-## socket activation), and a VOLTTRON 9 platform on viprouter with VOLTTRON's own tests (volttron9-test), linked platforms (test-multiplatform), the RabbitMQ bridge against real rabbitmq-server nodes (test-rabbitmq)
-test: venv test-unit interop test-volttron9-agents systemd-verify systemd-check volttron9-test test-multiplatform test-rabbitmq
+## socket activation), a VOLTTRON 9 platform on viprouter with VOLTTRON's own tests (volttron9-test),
+## linked platforms (test-multiplatform), the RabbitMQ bridge against real rabbitmq-server nodes
+## (test-rabbitmq), and modular VOLTTRON's agents and platform on viprouter (test-volttron11)
+test: venv test-unit interop test-volttron9-agents systemd-verify systemd-check volttron9-test test-multiplatform test-rabbitmq test-volttron11
 
 # VIPROUTER_REQUIRE_PYZMQ: tests/curve_pyzmq.rs fails, rather than skips, without pyzmq (`test` makes the venv first)
 test-unit:
@@ -115,6 +122,22 @@ volttron9-baseline: volttron9
 ## CURVE and NULL, tcp and ipc (tests/volttron9, see its README)
 test-volttron9-agents: volttron9
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/volttron9 -q
+
+## volttron11: .venv-volttron11 with modular VOLTTRON pinned exactly (tests/volttron11/requirements.txt,
+## from PyPI) and the project's package (python/, editable): `viprouter-volttron`, `vctl`
+volttron11: $(VENV11)/.installed
+
+$(VENV11)/.installed: tests/volttron11/requirements.txt python/pyproject.toml
+	$(PYTHON11) -m venv $(VENV11)
+	$(VENV11)/bin/pip install --quiet --disable-pip-version-check -r tests/volttron11/requirements.txt
+	$(VENV11)/bin/pip install --quiet --disable-pip-version-check -e python
+	touch $@
+
+## test-volttron11: the package's unit tests (+ mypy --strict), then modular VOLTTRON's own agents and
+## platform against the release binary (tests/volttron11/README.md; as root: it creates a user)
+test-volttron11: release volttron11
+	cd python && ../$(VENV11)/bin/mypy viprouter_volttron tests/test_modular.py tests/test_modular_supervisor.py
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VENV11)/bin/python -m pytest python/tests tests/volttron11 -q
 
 ## test-multiplatform: two platforms linked on loopback — VOLTTRON 9.0.4 and viprouter in every
 ## combination — with real agents on both sides, issue #14's scenarios (tests/multiplatform/README.md)
@@ -195,6 +218,6 @@ ci: test ci-arm
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(RUN_DIR) $(VT9_VENV) volttron-9.0.4
+	rm -rf $(VENV) $(VENV11) $(RUN_DIR) $(VT9_VENV) volttron-9.0.4
 
 -include cross/cross.mk

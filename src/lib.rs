@@ -10,7 +10,8 @@
 //!   │ complete messages (held by the session, borrowed frame ranges)
 //!   ▼                                           │
 //! vip/       routing, hello/ping/peerlist/query, pubsub/, subscriptions/, protected topics
-//! auth/      keystore, known_hosts, auth.json: the in-process ZAP decision
+//! auth/      keystore, known_hosts, auth.json: the in-process ZAP decision; modular
+//!            VOLTTRON's credentials_store and authz.json (layout, credentials, authz)
 //! json/      zero-allocation JSON scanner and Python-compatible emitter (one string escaper)
 //! amqp/      sans-IO AMQP 0-9-1 client and the VIP <-> RabbitMQ mapping (features `rabbitmq`, `rabbitmq-tls`)
 //! limits.rs  every capacity (one table); stats.rs counters; time.rs; config/ (CLI + INI)

@@ -227,6 +227,21 @@ pub const MAX_LINK_ADDRESS_BYTES: usize = 1024;
 /// `verbatim`).
 pub const MAX_QUOTED_MSG_ID: usize = 256;
 
+/// Credential files read from a modular VOLTTRON home's `credentials_store` (one per identity;
+/// `crate::auth::credentials`). Memory: a few hundred bytes each, at load. **Over it** the
+/// files after the first 4096 in name order are not read (their keys are not admitted),
+/// logged and counted in `config_load_errors`.
+pub const MAX_CREDENTIAL_FILES: usize = 4096;
+
+/// Bytes of a modular VOLTTRON `authz.json` (`crate::auth::authz`). **Over it** the file is
+/// refused: the previous rules stay (at start: every topic protected), logged and counted in
+/// `config_load_errors`.
+pub const MAX_AUTHZ_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Distinct patterns (protected topics and capability patterns) compiled from one
+/// `authz.json`. **Over it** the file is refused as above.
+pub const MAX_AUTHZ_PATTERNS: usize = 16 * 1024;
+
 /// Admission reports waiting for `platform.auth` (`--auth-reports`, `server::auth_report`), about
 /// 200 bytes each. **At the limit** a new report is dropped, counted (`dropped_auth_report`) and
 /// logged once.
@@ -235,6 +250,7 @@ pub const MAX_AUTH_REPORTS_QUEUED: usize = 64;
 /// Admission reports accepted per second (a client cycling keys cannot flood the platform's
 /// pending list). **Over it** as above.
 pub const MAX_AUTH_REPORTS_PER_SECOND: u32 = 20;
+
 // ----- RabbitMQ bridge (src/amqp/, cargo feature `rabbitmq`; issue #15) -----------------------
 
 /// Bytes of one AMQP frame, header and end octet included: the frame-max the client asks for in

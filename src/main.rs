@@ -152,6 +152,7 @@ fn main() -> ExitCode {
     }
     if cli.check_config {
         println!("volttron-home: {}", config.volttron_home.display());
+        println!("layout:        {}", viprouter::auth::layout::Layout::detect(&config.volttron_home).name());
         println!("config file:   {}", config.config_file.as_ref().map_or("(none)".into(), |p| p.display().to_string()));
         println!("local address: {}", config.local_address);
         println!("vip-address:   {}", config.vip_addresses.join(" "));

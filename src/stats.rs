@@ -146,6 +146,9 @@ counters! {
     rejected_subscription_full,
     /// Publishes refused by the protected-topic check.
     rejected_protected_topic,
+    /// Subscriptions refused by the protected-topic check (modular `authz.json`): subscribes
+    /// answered -32001, and `synchronize` requests with prefixes left out (once per request).
+    rejected_protected_subscribe,
     /// Pubsub requests with malformed bodies (answered with the non-crashing reply).
     pubsub_malformed,
     /// Subscribes refused because the peer holds `max-subs-per-peer` subscriptions.
@@ -162,6 +165,9 @@ counters! {
     /// `external_rpc` requests dropped: a body that is not a JSON object, a `send_peer` from a
     /// peer that is not a link, or to a local peer whose queue is full (VIP.md §11.6).
     external_rpc_dropped,
+    /// Authorisation files not (re)loaded because they were broken (`auth.json` on a reload; in
+    /// a modular home `authz.json` or a credential file): the previous rules stayed in force.
+    config_load_errors,
     /// Links that came up (handshake done), all links together (VIP.md §11.3; per link in
     /// `"links"` of `query stats`).
     link_ups,

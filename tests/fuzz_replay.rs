@@ -55,6 +55,11 @@ fn session_plain() {
 }
 
 #[test]
+fn modular_home() {
+    replay("modular_home", fuzzing::fuzz_modular_home);
+}
+
+#[test]
 fn json_scan() {
     replay("json_scan", fuzzing::fuzz_json_scan);
 }

@@ -1,5 +1,7 @@
 //! Zero allocation on the publish path: a counting global allocator proves that the server
-//! thread allocates nothing while 100 000 publishes fan out to 8 subscribers, after a warm-up.
+//! thread allocates nothing while 100 000 publishes fan out to 8 subscribers, after a warm-up;
+//! twice: without protected topics, and with modular VOLTTRON's `authz.json` protecting the
+//! published topic (the check runs on every publish).
 //!
 //! Same technique as `tests/no_alloc.rs`: the server runs in the test thread, driven turn by
 //! turn; the peers are blocking sockets speaking raw ZMTP in helper threads (their allocations
@@ -28,6 +30,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mio::Events;
+use viprouter::auth::authz::Authz;
 use viprouter::limits::{Limits, RX_BUF_BUSY_BYTES, RX_BUF_MIN_BYTES};
 use viprouter::server::event_loop::Server;
 use viprouter::zmtp::mechanism::Mechanism;
@@ -122,11 +125,31 @@ fn drain(mut s: TcpStream, shared: Arc<Shared>, me: usize) -> u64 {
     got
 }
 
+/// modular VOLTTRON's `authz.json` for the second run: the published topic is protected (by a
+/// prefix entry, and a regex entry is tried first), the publisher holds a `/regex/` publish
+/// capability after one that does not match, so every publish runs the whole check and passes.
+const AUTHZ: &str = r#"{"protected_topics": ["/^alerts\//", "devices/campus"],
+  "agents": {"pub": {"pubsub_capabilities": {"other/": "pubsub", "/devices\/campus\/.*/": "publish"}}}}"#;
+
 #[test]
 fn publish_fan_out_allocates_nothing_in_steady_state() {
+    fan_out(None);
+    // The same with modular's protected-topic check on every publish (`crate::auth::authz`).
+    fan_out(Some(AUTHZ));
+
+    // The counter itself works: an allocation in this thread is seen.
+    count_here(true);
+    let v: Vec<u8> = Vec::with_capacity(std::hint::black_box(64));
+    count_here(false);
+    drop(v);
+    assert_eq!(alloc_counter::allocations(), 1, "the counting allocator counts");
+}
+
+fn fan_out(authz: Option<&str>) {
     let limits = Limits::COMPILED;
     let tx_queue_bytes = limits.tx_queue_bytes;
     let (mut server, port) = common::server::server(limits, Mechanism::Null);
+    server.router.pubsub.set_authz(authz.map(|t| Authz::parse(t.as_bytes()).unwrap()));
 
     let shared = Arc::new(Shared {
         read: Default::default(),
@@ -239,6 +262,7 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
         |s| s.stats().pubsub_publishes >= stalled + SETTLE,
         &publish_drops,
     );
+    assert_eq!(server.router.pubsub.authz().is_some(), authz.is_some());
     let warm = server.stats().clone();
     let t0 = Instant::now();
     let mut napped = false;
@@ -285,17 +309,12 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
     assert_eq!(deliveries, publishes * SUBSCRIBERS as u64, "every publish reached all {SUBSCRIBERS} subscribers");
     assert_eq!(st.dropped_reply_full, warm.dropped_reply_full, "every count reached the publisher");
     assert!(received.iter().all(|&n| n > 0) && publisher_read > 0);
+    assert_eq!(st.rejected_protected_topic, 0, "the publisher may publish to the protected topic");
     assert_eq!(
         allocations,
         0,
-        "allocations while fanning out {publishes} publishes (the first: {:?} bytes, old → new)",
-        first()
+        "allocations while fanning out {publishes} publishes (the first: {:?} bytes, old → new; authz {})",
+        first(),
+        authz.is_some()
     );
-
-    // The counter itself works: an allocation in this thread is seen.
-    count_here(true);
-    let v: Vec<u8> = Vec::with_capacity(std::hint::black_box(64));
-    count_here(false);
-    drop(v);
-    assert_eq!(alloc_counter::allocations(), 1, "the counting allocator counts");
 }

@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from viprouter_volttron import cli
-from viprouter_volttron.volttron9 import parse_check_config, router_argv, router_env
+from viprouter_volttron.supervisor import parse_check_config
+from viprouter_volttron.volttron9 import router_argv, router_env
 
 
 def test_router_argv_passes_what_the_file_does_not_give():
@@ -40,11 +41,15 @@ def test_cli_without_volttron(monkeypatch, capsys):
     assert "no VOLTTRON installed" in capsys.readouterr().err
 
 
-def test_cli_modular_is_refused_clearly(monkeypatch, capsys):
+def test_cli_modular_goes_to_the_modular_launcher(monkeypatch):
+    from viprouter_volttron import modular
+
     monkeypatch.setattr(cli, "_has", lambda m: m == "volttron.server")
     assert cli.detect_flavour() == cli.MODULAR
-    assert cli.main(["viprouter-volttron"]) == 1
-    assert "runs VOLTTRON 9.x only" in capsys.readouterr().err
+    seen = []
+    monkeypatch.setattr(modular, "run", lambda argv: seen.append(list(argv)) or 7)
+    assert cli.main(["viprouter-volttron", "-vv"]) == 7
+    assert seen == [["viprouter-volttron", "-vv"]]
 
 
 # --- with VOLTTRON 9 installed ----------------------------------------------------------------

@@ -1,8 +1,8 @@
 """``viprouter-volttron``: the ``volttron`` command with viprouter as the message bus.
 
 Dispatches on the VOLTTRON installed in this Python: VOLTTRON 9.x (``volttron.platform.main``)
-runs through ``volttron9.py``; modular VOLTTRON (``volttron.server``, 10+) through a
-``modular.py`` module when one is present. Arguments are VOLTTRON's own.
+runs through ``volttron9.py``; modular VOLTTRON (``volttron.server``, 10+: volttron 11 /
+volttron-core 2.x) through ``modular.py``. Arguments are VOLTTRON's own.
 """
 
 from __future__ import annotations
@@ -39,18 +39,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         return volttron9.run(args)
     if flavour == MODULAR:
-        if not _has("viprouter_volttron.modular"):
-            sys.stderr.write(
-                "viprouter-volttron: modular VOLTTRON (volttron.server) is installed, but this "
-                "viprouter-volttron runs VOLTTRON 9.x only\n"
-            )
-            return 1
-        import importlib
+        from . import modular
 
-        modular = importlib.import_module("viprouter_volttron.modular")
-        code: int = modular.run(args)
-        return code
-    sys.stderr.write(f"viprouter-volttron: no VOLTTRON installed for {sys.executable} (see README: make volttron9)\n")
+        return modular.run(args)
+    sys.stderr.write(
+        f"viprouter-volttron: no VOLTTRON installed for {sys.executable} (see README: make volttron9, make volttron11)\n"
+    )
     return 1
 
 

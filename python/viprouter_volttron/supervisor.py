@@ -1,7 +1,8 @@
 """Start, watch, restart and stop the viprouter process (flavour-independent).
 
-Nothing here knows about VOLTTRON: a platform launcher (``volttron9.py``, later a modular one)
-builds the router's command line and decides what a clean exit means for the platform.
+Nothing here knows about VOLTTRON: a platform launcher (``volttron9.py`` for VOLTTRON 9.x,
+``modular.py`` for modular VOLTTRON) builds the router's command line and decides what a clean
+exit means for the platform.
 
 Contract:
 
@@ -110,6 +111,15 @@ def find_binary(
         + ", ".join(looked + ["PATH"])
         + ")"
     )
+
+
+def parse_check_config(output: str) -> List[str]:
+    """The ``vip-address:`` line of ``viprouter --check-config`` (the addresses it reads from
+    the config file)."""
+    for line in output.splitlines():
+        if line.startswith("vip-address:"):
+            return line.split(":", 1)[1].split()
+    return []
 
 
 def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:

@@ -37,13 +37,14 @@ import atexit
 import functools
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from . import rootcheck, sdnotify
-from .supervisor import Outcome, Result, Supervisor, find_binary, popen_spawn
+from .supervisor import Outcome, Result, Supervisor, find_binary, parse_check_config, popen_spawn
 
 _log = logging.getLogger("viprouter_volttron")
 
@@ -84,19 +85,14 @@ def router_argv(
     return argv
 
 
-def parse_check_config(output: str) -> List[str]:
-    """The ``vip-address:`` line of ``viprouter --check-config`` (the addresses it reads from
-    the config file)."""
-    for line in output.splitlines():
-        if line.startswith("vip-address:"):
-            return line.split(":", 1)[1].split()
-    return []
-
-
 def router_env(env: Mapping[str, str]) -> Dict[str, str]:
     """The router's environment: the platform's, without systemd's per-unit variables."""
     drop = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
     return {k: v for k, v in env.items() if k not in drop}
+
+
+#: Seconds the platform has to stop by itself once viprouter gave up (``Launcher._interrupt_platform``).
+GIVE_UP_GRACE_S = 10.0
 
 
 class Launcher:
@@ -136,6 +132,19 @@ class Launcher:
             self.result = Result(Outcome.GAVE_UP, None, 0)
         finally:
             done.set()
+            if self.gave_up:
+                import gevent
+
+                gevent.spawn_later(GIVE_UP_GRACE_S, self._interrupt_platform)
+
+    def _interrupt_platform(self) -> None:
+        """The router thread's end stops the platform through ``config_store.core.stop``
+        (``main.py:900-925``), called from that thread. When the router gave up during start-up,
+        VOLTTRON may still wait for its services to start (``main.py:1184``), which they never do
+        without a router: the platform would hang. If it still runs ``GIVE_UP_GRACE_S`` later,
+        interrupt it as Ctrl-C would (VOLTTRON shuts down on ``KeyboardInterrupt``, ``main.py:1200``)."""
+        _log.error("the platform did not stop after viprouter gave up: interrupting it")
+        os.kill(os.getpid(), signal.SIGINT)
 
     def _make_supervisor(self, router: Any) -> Supervisor:
         import gevent
@@ -307,6 +316,10 @@ def run(argv: Sequence[str]) -> int:
         vmain._main()
     except SystemExit as e:
         code = e.code
+    except KeyboardInterrupt:
+        if not launcher.gave_up:
+            raise
+        code = None  # Launcher._interrupt_platform: reported as status 1 below
     finally:
         sdnotify.notify(launcher.notify_addr, "STOPPING=1")
         launcher.stop_router()

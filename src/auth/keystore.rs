@@ -150,7 +150,7 @@ fn starts_with_dash(pair: &KeyPair) -> bool {
 }
 
 /// Reads a file of at most [`MAX_FILE_BYTES`]; `Ok(None)` if it does not exist.
-fn read_small(path: &Path) -> Result<Option<Vec<u8>>, KeyFileError> {
+pub(crate) fn read_small(path: &Path) -> Result<Option<Vec<u8>>, KeyFileError> {
     let file = match fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -164,7 +164,8 @@ fn read_small(path: &Path) -> Result<Option<Vec<u8>>, KeyFileError> {
     Ok(Some(text))
 }
 
-fn parse_object(text: &[u8]) -> Result<json::Value<'_>, KeyFileError> {
+/// `text` as a JSON object (UTF-8 first).
+pub(crate) fn parse_object(text: &[u8]) -> Result<json::Value<'_>, KeyFileError> {
     core::str::from_utf8(text).map_err(|_| KeyFileError::Json(None))?;
     let v = json::parse(text).map_err(|e| KeyFileError::Json(Some(e.kind)))?;
     if v.kind() != Kind::Object {
@@ -182,7 +183,8 @@ fn keystore_texts(text: &[u8]) -> Result<(String, String), KeyFileError> {
     Ok((get("public")?, get("secret")?))
 }
 
-fn pair_from_texts(public: &str, secret: &str) -> Result<KeyPair, KeyFileError> {
+/// The pair of two key texts, the public one checked against the secret one.
+pub(crate) fn pair_from_texts(public: &str, secret: &str) -> Result<KeyPair, KeyFileError> {
     let p = decode_key(public).map_err(|e| KeyFileError::BadKey("public", e))?;
     let s = decode_key(secret).map_err(|e| KeyFileError::BadKey("secret", e))?;
     let pair = KeyPair::from_secret(SecretKey::from_bytes(s));

@@ -55,10 +55,13 @@
 //! deciding.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
+pub mod authz;
 pub mod auto_entries;
+pub mod credentials;
 mod jsontext;
 pub mod keys;
 pub mod keystore;
+pub mod layout;
 pub mod store;
 
 use core::fmt;

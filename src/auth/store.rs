@@ -261,6 +261,45 @@ impl AuthStore {
         Ok(())
     }
 
+    /// A store of `entries` only, as if each were [`upsert`](Self::upsert)ed in order into an
+    /// empty store (a later entry with the same `user_id`, or else the same credentials,
+    /// replaces the earlier one in place), indexed once. Entries past [`MAX_AUTH_ENTRIES`] are
+    /// left out. Used for modular VOLTTRON's credential files (`super::credentials`).
+    #[must_use]
+    pub fn from_auto_entries(entries: &[AutoEntry]) -> Self {
+        let mut store = AuthStore { entries: Vec::with_capacity(entries.len()), ..AuthStore::default() };
+        let mut by_user: HashMap<String, usize> = HashMap::with_capacity(entries.len());
+        let mut by_key: HashMap<String, usize> = HashMap::with_capacity(entries.len());
+        for auto in entries {
+            let new = AllowEntry::from_auto(auto);
+            let key = new.identity_key();
+            let pos = by_user.get(&*new.user_id).or_else(|| by_key.get(&key)).copied();
+            let pos = match pos
+                .and_then(|p| store.entries.get_mut(p).map(|slot| (p, core::mem::replace(slot, new.clone()))))
+            {
+                Some((p, old)) => {
+                    // The replaced entry's user id and credentials no longer lead here.
+                    if by_user.get(&*old.user_id) == Some(&p) {
+                        by_user.remove(&*old.user_id);
+                    }
+                    if by_key.get(&old.identity_key()) == Some(&p) {
+                        by_key.remove(&old.identity_key());
+                    }
+                    p
+                }
+                None if store.entries.len() >= MAX_AUTH_ENTRIES => continue,
+                None => {
+                    store.entries.push(new);
+                    store.entries.len() - 1
+                }
+            };
+            by_user.insert(auto.user_id.clone(), pos);
+            by_key.insert(key, pos);
+        }
+        store.reindex();
+        store
+    }
+
     /// Number of enabled, valid entries.
     #[must_use]
     pub fn len(&self) -> usize {

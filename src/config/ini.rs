@@ -6,6 +6,13 @@
 //! separate words, `'…'` and `"…"` quote (backslash escapes outside single quotes), and an
 //! unquoted `#` ends the value (`vip-address = tcp://…:22916 # public`). The words are joined
 //! with one blank.
+//!
+//! One addition for modular VOLTTRON, whose platform reads the file with Python's
+//! `configparser` (`volttron/server/server_options.py` `from_file`): an **indented** line whose
+//! first word holds `://` continues the value of the entry just above it (configparser's
+//! multi-line value, which is how modular lists several `address`es). VOLTTRON 9's reader would
+//! take such a line as a key named after the URL, which nothing reads, so no 9.x file changes
+//! meaning.
 
 /// One `key = value` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +40,7 @@ pub struct SyntaxError {
 /// [`SyntaxError`] for the first malformed line (an empty key, an unterminated quote).
 pub fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
     let mut section = String::new();
-    let mut out = Vec::new();
+    let mut out: Vec<Entry> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
@@ -41,6 +48,20 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
         }
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             section = name.trim().to_ascii_lowercase();
+            continue;
+        }
+        if raw.starts_with([' ', '\t'])
+            && line.split_whitespace().next().is_some_and(|w| w.contains("://"))
+            && let Some(last) = out.last_mut()
+            && last.section == section
+        {
+            let words = shell_words(line).ok_or(SyntaxError { line: i + 1 })?;
+            for w in words {
+                if !last.value.is_empty() {
+                    last.value.push(' ');
+                }
+                last.value.push_str(&w);
+            }
             continue;
         }
         let key_end = line.find(|c: char| c == '=' || c == ':' || c.is_whitespace()).unwrap_or(line.len());
@@ -156,5 +177,22 @@ mod tests {
         assert_eq!(e[2].value, "a b c d e");
         assert_eq!(e[3].value, "a");
         assert_eq!(parse("[volttron]\nx = \"open\n"), Err(SyntaxError { line: 2 }));
+    }
+
+    /// configparser's multi-line value (modular VOLTTRON's `address`): an indented line starting
+    /// with a URL continues the entry above; other indented lines are ordinary settings.
+    #[test]
+    fn indented_urls_continue_the_value_above() {
+        let e = parse("[volttron]\naddress = tcp://127.0.0.1:1\n    tcp://127.0.0.1:2 # two\n\tipc://@/x\n  y = 1\n")
+            .unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            (e[0].key.as_str(), e[0].value.as_str()),
+            ("address", "tcp://127.0.0.1:1 tcp://127.0.0.1:2 ipc://@/x")
+        );
+        assert_eq!((e[1].key.as_str(), e[1].value.as_str()), ("y", "1"));
+        // Not after an entry of the same section: an ordinary (odd) key, as VOLTTRON 9 reads it.
+        let e = parse("[volttron]\n  tcp://127.0.0.1:2\n").unwrap();
+        assert_eq!(e[0].key, "tcp");
     }
 }

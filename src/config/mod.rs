@@ -21,11 +21,13 @@ use crate::vip::error::ErrorMsgId;
 /// The `[volttron]` keys the router reads; every other key of that section is VOLTTRON's alone
 /// and ignored. This list gates [`Config::apply_file`] (a key missing here is never read) and
 /// `tests/manpages.rs` checks that viprouter.conf(5) and the shipped config document each one.
-pub const VOLTTRON_KEYS: [&str; 9] = [
+pub const VOLTTRON_KEYS: [&str; 11] = [
     "vip-address",
+    "address",
     "vip-local-address",
     "instance-name",
     "allow-auth",
+    "auth-enabled",
     "message-bus",
     "agent-monitor-frequency",
     "volttron-central-address",
@@ -116,8 +118,9 @@ pub struct Config {
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// `[viprouter] identity-binding`: refuse a peer whose ZMTP identity differs from its
-    /// auth entry's `identity` (VIP.md §9.8; off by default, as VOLTTRON does not bind them).
-    pub identity_binding: bool,
+    /// auth entry's `identity` (VIP.md §9.8). Unset: off for a VOLTTRON 9 home (VOLTTRON does
+    /// not bind them), on for a modular home (`crate::auth::credentials`).
+    pub identity_binding: Option<bool>,
     /// `--setup-mode`: admit peers that auth.json refuses, as `volttron --setup-mode` does
     /// (`server::auth_report`).
     pub setup_mode: bool,
@@ -193,7 +196,7 @@ impl Config {
             volttron_central_serverkey: String::new(),
             bind_web_address: String::new(),
             config_file: None,
-            identity_binding: false,
+            identity_binding: None,
             setup_mode: cli.setup_mode,
             auth_reports: cli.auth_reports,
             rabbitmq: rabbitmq::RabbitMq::default(),
@@ -256,19 +259,23 @@ impl Config {
             match (e.section.as_str(), e.key.as_str()) {
                 ("volttron", k) if !VOLTTRON_KEYS.contains(&k) => {}
                 ("viprouter", k) if !viprouter_keys().any(|n| n == k) => return Err(bad("unknown setting".into())),
-                ("volttron", "vip-address") => {
+                // modular VOLTTRON's name for it (repeatable, or several on indented lines).
+                ("volttron", "vip-address" | "address") => {
                     self.vip_addresses.extend(e.value.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string))
                 }
                 ("volttron", "vip-local-address") => self.local_address = e.value.clone(),
                 ("volttron", "instance-name") => self.instance_name = e.value.clone(),
-                ("volttron", "allow-auth") => {
+                // `auth-enabled` is modular VOLTTRON's name; it reads it the same way
+                // (`ServerOptions.adjust_incoming_field_value`: only `False` is false).
+                ("volttron", "allow-auth" | "auth-enabled") => {
                     // VOLTTRON (`main.py`, and agents' `is_auth_enabled`): only the exact text
                     // `False` turns auth off; `false`, `no`, `0`, … leave it on.
                     self.allow_auth = e.value != "False";
                     if self.allow_auth && ini::parse_bool(&e.value) == Some(false) {
                         log::warn!(
-                            "{file}:{}: allow-auth = {}: only `False` turns auth off (as in VOLTTRON); auth stays on",
+                            "{file}:{}: {} = {}: only `False` turns auth off (as in VOLTTRON); auth stays on",
                             e.line,
+                            e.key,
                             e.value
                         );
                     }
@@ -283,7 +290,7 @@ impl Config {
                 ("volttron", _) => {}
                 ("viprouter", "identity-binding") => {
                     self.identity_binding =
-                        ini::parse_bool(&e.value).ok_or_else(|| bad("expected True or False".into()))?;
+                        Some(ini::parse_bool(&e.value).ok_or_else(|| bad("expected True or False".into()))?);
                 }
                 ("viprouter", "rabbitmq-url") if e.value.is_empty() => self.rabbitmq.url = None,
                 ("viprouter", "rabbitmq-url") => {
@@ -415,6 +422,23 @@ mod tests {
         }
     }
 
+    /// modular VOLTTRON's keys: `address` (repeated, or continued on indented lines) adds bind
+    /// addresses like `vip-address`; `auth-enabled` is `allow-auth`.
+    #[test]
+    fn modular_keys() {
+        let mut c =
+            Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
+        c.apply_file(
+            Path::new("cfg"),
+            "[volttron]\naddress = tcp://127.0.0.1:1\naddress = tcp://127.0.0.1:2\n  tcp://127.0.0.1:3\nauth-enabled = False\n",
+        )
+        .unwrap();
+        assert_eq!(c.vip_addresses, vec!["tcp://127.0.0.1:1", "tcp://127.0.0.1:2", "tcp://127.0.0.1:3"]);
+        assert!(!c.allow_auth);
+        c.apply_file(Path::new("cfg"), "[volttron]\nauth-enabled = True\n").unwrap();
+        assert!(c.allow_auth);
+    }
+
     /// VOLTTRON reads only its own section: other sections and lines before the first header are
     /// skipped (warned), not fatal.
     #[test]
@@ -482,12 +506,12 @@ mod tests {
     fn listed_keys_are_the_accepted_ones() {
         let mut c =
             Config::load(&CliValues { volttron_home: Some("/nonexistent/vh".into()), ..Default::default() }).unwrap();
-        c.identity_binding = true;
+        c.identity_binding = Some(true);
         for key in viprouter_keys() {
             let value = viprouter_default(key).unwrap();
             c.apply_file(Path::new("cfg"), &format!("[viprouter]\n{key} = {value}\n")).unwrap();
         }
-        assert!(!c.identity_binding);
+        assert_eq!(c.identity_binding, Some(false));
         assert_eq!(c.limits, Limits::COMPILED);
         assert!(c.apply_file(Path::new("cfg"), "[viprouter]\nstats-interval = 0\n").is_err());
         c.apply_file(Path::new("cfg"), "[volttron]\nvolttron-central-address = x\nmessage-bus = zmq\nlog-level = 3\n")

@@ -9,7 +9,7 @@ use super::event_loop::{AuthQuery, Policy};
 use super::notify::Notifier;
 use super::reload::RuleFiles;
 use crate::auth::keys::KeyText;
-use crate::auth::{Authenticator, Decision};
+use crate::auth::{Authenticator, Decision, DenyReason};
 use crate::stats::{self, Stats};
 use crate::vip::router::Router;
 use crate::zmtp::mechanism::Credentials;
@@ -63,8 +63,13 @@ impl PlatformPolicy {
             Credentials::Null => "NULL".to_string(),
         };
         if self.log.first_time(&who, r.address, q.now.0 / 1000) {
+            let fix = if self.files.is_modular() {
+                "a modular home admits the keys of credentials_store: vctl auth add"
+            } else {
+                "add an allow entry to auth.json"
+            };
             log::warn!(
-                "refused {} {} from {} (identity {:?}): {reason} [refusal #{}; add an allow entry to auth.json]",
+                "refused {} {} from {} (identity {:?}): {reason} [refusal #{}; {fix}]",
                 r.mechanism.name(),
                 who,
                 r.address,
@@ -87,11 +92,12 @@ impl Policy for PlatformPolicy {
                 if let Some(e) = entry
                     && !a.check_identity(e, q.identity)
                 {
-                    log::warn!(
-                        "refused {:?} from {}: identity not bound to its key (identity binding is on)",
-                        String::from_utf8_lossy(q.identity),
-                        q.request.address
-                    );
+                    let why = if self.files.is_modular() {
+                        "not the identity of its credentials_store file (identity binding is on)"
+                    } else {
+                        "identity not bound to its key (identity binding is on)"
+                    };
+                    log::warn!("refused {:?} from {}: {why}", String::from_utf8_lossy(q.identity), q.request.address);
                     return false;
                 }
                 log::debug!(
@@ -105,7 +111,12 @@ impl Policy for PlatformPolicy {
                 if self.admission.refused(q) {
                     return true;
                 }
-                let reason = reason.to_string();
+                let reason = match reason {
+                    DenyReason::UnknownKey if self.files.is_modular() => {
+                        "CURVE key not in credentials_store".to_string()
+                    }
+                    r => r.to_string(),
+                };
                 self.refused(q, &reason);
                 false
             }

@@ -18,6 +18,7 @@ pub mod event_loop;
 pub mod link;
 pub mod listener;
 pub mod memory;
+mod modular;
 pub mod notify;
 pub mod protocol;
 pub mod reload;

@@ -3,11 +3,14 @@
 //! and the users' capabilities for the pubsub service (§7.9), and the remote platforms to link to
 //! from `external_platform_discovery.json` (§11.1, [`crate::config::discovery`]).
 //!
-//! A broken file is reported and the previous rules stay in force (at start, with none to keep,
-//! the platform's own entries only, as VOLTTRON does; and no links from the discovery file).
+//! A broken file is reported, counted (`config_load_errors`) and the previous rules stay in
+//! force (at start, with none to keep, the platform's own entries only, as VOLTTRON does; and no
+//! links from the discovery file). A modular VOLTTRON home has its own rule files and reload
+//! (`super::modular`); the discovery file's links are reloaded in both layouts.
 
 use std::path::{Path, PathBuf};
 
+use super::modular::Modular;
 use crate::auth::keystore;
 use crate::auth::{AuthStore, Authenticator, auto_entries};
 use crate::config::discovery::read_discovery;
@@ -17,12 +20,13 @@ use crate::vip::router::Router;
 use crate::zmtp::mechanism::curve::PublicKey;
 
 /// Where the rules come from.
-#[derive(Clone, Debug)]
 pub struct RuleFiles {
     /// `$VOLTTRON_HOME`.
     pub home: PathBuf,
     /// The platform's public key (its own `auth.json` entry), with auth on.
     pub platform: Option<PublicKey>,
+    /// A modular VOLTTRON home: its files instead of `auth.json` and `protected_topics.json`.
+    pub(super) modular: Option<Modular>,
 }
 
 impl RuleFiles {
@@ -31,10 +35,20 @@ impl RuleFiles {
         self.home.join("auth.json")
     }
 
+    /// Whether these are a modular VOLTTRON home's files.
+    pub fn is_modular(&self) -> bool {
+        self.modular.is_some()
+    }
+
     /// Reload `auth.json` into `auth` (the previous rules stay if it is broken), then the pubsub
-    /// tables and the discovery file's links into `router`.
-    pub fn reload(&self, auth: Option<&mut Authenticator>, router: &mut Router, stats: &mut Stats) {
+    /// tables and the discovery file's links into `router`; a modular home reloads its own rule
+    /// files (and the links).
+    pub fn reload(&mut self, auth: Option<&mut Authenticator>, router: &mut Router, stats: &mut Stats) {
         reload_links(router, stats, &self.home);
+        if let Some(m) = &mut self.modular {
+            m.reload(auth, router, stats);
+            return;
+        }
         let (Some(auth), Some(platform)) = (auth, &self.platform) else {
             load_pubsub_policy(router, &self.home, None);
             return;
@@ -45,7 +59,10 @@ impl RuleFiles {
                 log::info!("{}: reloaded, {} allow entries", path.display(), store.len());
                 auth.replace_store(store);
             }
-            Err(e) => log::error!("{e}: keeping the previous rules"),
+            Err(e) => {
+                stats.config_load_errors += 1;
+                log::error!("{e}: keeping the previous rules");
+            }
         }
         load_pubsub_policy(router, &self.home, Some(auth));
     }

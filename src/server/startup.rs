@@ -10,6 +10,10 @@
 //! The rules then live in one [`PlatformPolicy`] owned by the event loop (`auth_hook.rs`): the
 //! authorisation decision, and the reload of `auth.json` and `protected_topics.json` on SIGHUP
 //! and on change (inotify, `reload.rs`).
+//!
+//! A modular VOLTTRON home (`credentials_store/platform.json`, `crate::auth::layout`) is read
+//! by `super::modular` instead: [`run`] asks for the layout once and hands over the security
+//! set-up, the pubsub policy, the watch and (through [`RuleFiles`]) the reload.
 
 use std::os::fd::{OwnedFd, RawFd};
 
@@ -18,10 +22,12 @@ use super::auth_hook::PlatformPolicy;
 use super::auth_report::Admission;
 use super::event_loop::{Exit, Server, StatsPublish};
 use super::listener::{self, DEFAULT_DOMAIN, ListenSocket, Listener};
+use super::modular::Modular;
 use super::notify::{self, Notifier};
 use super::reload::{self, RuleFiles};
 use super::watch::Watch;
 use crate::auth::keystore;
+use crate::auth::layout::Layout;
 use crate::auth::{AuthMode, Authenticator, keys::KeyText};
 use crate::config::Config;
 use crate::config::discovery::{DISCOVERY_FILE, discovery_path, read_discovery};
@@ -103,9 +109,11 @@ fn json_list(items: &[String]) -> Vec<u8> {
 }
 
 /// Everything `run` needs from the platform directory when auth is on.
-struct Security {
-    keys: KeyPair,
-    auth: Authenticator,
+pub(super) struct Security {
+    /// The server key pair.
+    pub(super) keys: KeyPair,
+    /// The connection-time decision.
+    pub(super) auth: Authenticator,
 }
 
 fn security(config: &Config) -> Result<Option<Security>, String> {
@@ -139,7 +147,7 @@ fn security(config: &Config) -> Result<Option<Security>, String> {
     let store = reload::load_auth_at_start(&auth_path, home, &public);
     log::info!("{}: {} allow entries (with the platform's own)", auth_path.display(), store.len());
     let mut authenticator = Authenticator::new(store, AuthMode::Enforced);
-    authenticator.set_identity_binding(config.identity_binding);
+    authenticator.set_identity_binding(config.identity_binding.unwrap_or(false));
     // VOLTTRON admits NULL ipc peers of the platform's own uid (VIP.md §9.6); reachable only on
     // an ipc vip-address with `?server=NULL`.
     authenticator.set_local_uid(Some(nix::unistd::getuid().as_raw()));
@@ -288,6 +296,23 @@ fn install_stats_publish(server: &mut Server, config: &Config, router_id: &str) 
     });
 }
 
+/// The RabbitMQ bridge, when the configuration names a broker (cargo feature `rabbitmq`).
+fn install_bridge(server: &mut Server, config: &Config) -> Result<(), String> {
+    #[cfg(feature = "rabbitmq")]
+    if let Some(bridge) = super::broker::BrokerConfig::from_config(config, &config.limits)? {
+        log::info!(
+            "RabbitMQ bridge: instance {} on {}, exporting {:?}",
+            config.instance_name,
+            bridge.label,
+            config.rabbitmq.export
+        );
+        server.set_bridge(bridge);
+    }
+    #[cfg(not(feature = "rabbitmq"))]
+    let _ = (server, config);
+    Ok(())
+}
+
 /// Bind, set up and run the router until a stop signal or `quit`. `adopt` takes ownership of a
 /// descriptor systemd passed (socket activation; see `server::activation`).
 ///
@@ -297,7 +322,12 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     raise_fd_limit(config.limits.max_connections);
     let run_dir = config.volttron_home.join("run");
     std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
-    let sec = security(&config)?;
+    let layout = Layout::detect(&config.volttron_home);
+    log::info!("{}: {}", config.volttron_home.display(), layout.name());
+    let (sec, mut modular) = match layout {
+        Layout::V9 => (security(&config)?, None),
+        Layout::Modular => Modular::open(&config).map(|(m, sec)| (sec, Some(m)))?,
+    };
     let (listeners, vip_endpoints) = listeners(&config, adopt)?;
     let summary: Vec<String> = listeners.iter().map(|l| format!("{} ({})", l.endpoint, l.mechanism.name())).collect();
 
@@ -307,14 +337,27 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     let seed = u32::from_le_bytes([random[0], random[1], random[2], random[3]]);
     let mut router = Router::new(&config.limits, info, seed);
     router.error_msg_id = config.error_msg_id;
-    reload::load_pubsub_policy(&mut router, &config.volttron_home, sec.as_ref().map(|s| &s.auth));
+    router.set_control_identity(layout.control_identity());
+    let load_errors = match &mut modular {
+        Some(m) => m.start(&mut router),
+        None => {
+            reload::load_pubsub_policy(&mut router, &config.volttron_home, sec.as_ref().map(|s| &s.auth));
+            0
+        }
+    };
     let mut server = Server::new(listeners, router, config.limits.clone(), router_id.clone().into_bytes())
         .map_err(|e| format!("event loop: {e}"))?;
+    server.stats_mut().config_load_errors += load_errors;
 
     let notifier = Notifier::from_env();
     install_watchdog(&mut server, notifier.as_ref());
     install_stats_publish(&mut server, &config, &router_id);
-    let files = RuleFiles { home: config.volttron_home.clone(), platform: sec.as_ref().map(|s| s.keys.public) };
+    let watch = match &modular {
+        Some(m) => m.watch(),
+        None => Watch::new(&config.volttron_home, &["auth.json", "protected_topics.json", DISCOVERY_FILE]),
+    };
+    let files =
+        RuleFiles { home: config.volttron_home.clone(), platform: sec.as_ref().map(|s| s.keys.public), modular };
     let reload_notifier = notifier.as_ref().and_then(|n| n.try_clone().ok());
     let link_keys = sec.as_ref().map(|s| s.keys.clone());
     let auth = match sec {
@@ -330,17 +373,8 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     let admission = Admission::new(config.auth_reports, config.setup_mode);
     server.set_policy(Box::new(PlatformPolicy::new(auth, files, reload_notifier).with_admission(admission)));
     start_links(&mut server, &config, link_keys);
-    #[cfg(feature = "rabbitmq")]
-    if let Some(bridge) = super::broker::BrokerConfig::from_config(&config, &config.limits)? {
-        log::info!(
-            "RabbitMQ bridge: instance {} on {}, exporting {:?}",
-            config.instance_name,
-            bridge.label,
-            config.rabbitmq.export
-        );
-        server.set_bridge(bridge);
-    }
-    match Watch::new(&config.volttron_home, &["auth.json", "protected_topics.json", DISCOVERY_FILE]) {
+    install_bridge(&mut server, &config)?;
+    match watch {
         Ok(w) => server.set_watch(w).map_err(|e| format!("inotify: {e}"))?,
         Err(e) => log::warn!("cannot watch {} ({e}): reload with SIGHUP", config.volttron_home.display()),
     }

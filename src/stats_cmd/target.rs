@@ -121,7 +121,7 @@ pub fn resolve(cmd: &StatsCmd, config: &Config) -> Result<Target, Failure> {
         return Ok(Target { address, endpoint, security: ClientSecurity::Null, identity, keys_from: "NULL".into() });
     };
     let (keys, keys_from) = client_keys(cmd, &address, home)?;
-    let binding_needs_control = config.identity_binding && keys_from.contains(CONTROL_CONNECTION);
+    let binding_needs_control = config.identity_binding.unwrap_or(false) && keys_from.contains(CONTROL_CONNECTION);
     let identity = identity_given.unwrap_or_else(|| {
         if binding_needs_control { CONTROL_CONNECTION.as_bytes().to_vec() } else { default_identity() }
     });

@@ -180,7 +180,7 @@ fn a_local_agents_keys_are_found_where_volttron_keeps_them() {
     assert!(t.identity.starts_with(b"viprouter.stats."));
     // With identity binding, that pair needs its entry's identity.
     let mut bound = home.config.clone();
-    bound.identity_binding = true;
+    bound.identity_binding = Some(true);
     assert_eq!(target::resolve(&cmd(), &bound).unwrap().identity, b"control.connection");
     // --key-file and --identity win.
     let mine = home.keystore("mine.json");

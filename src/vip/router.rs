@@ -173,12 +173,13 @@ pub enum Outcome {
     Done,
     /// Nothing was sent: `PeerId`'s queue is full. Keep the message and retry.
     Blocked(PeerId),
-    /// `quit` from `control`: stop the router (VIP.md §5.7).
+    /// `quit` from the control identity: stop the router (VIP.md §5.7).
     Quit,
 }
 
-/// The identity allowed to stop the router and to `agentstop` others (VIP.md §5.6, §5.7).
-pub const CONTROL: &[u8] = b"control";
+/// The identity allowed to stop the router and to `agentstop` others (VIP.md §5.6, §5.7) by
+/// default; modular VOLTTRON's is `platform.control` ([`Router::set_control_identity`]).
+pub const CONTROL: &[u8] = crate::auth::layout::CONTROL_V9;
 
 /// The VIP router core. Its counters are the caller's ([`Stats`], owned by the server and lent
 /// to every call that can count something).
@@ -189,6 +190,8 @@ pub struct Router {
     pub info: PlatformInfo,
     /// The pubsub service (VIP.md §7).
     pub pubsub: PubSub,
+    /// Who may `quit` the router and `agentstop` others ([`CONTROL`] unless set).
+    control: &'static [u8],
     /// Links to remote platforms (VIP.md §11; [`super::links`]).
     pub links: Links,
     /// Our `external_list` body.
@@ -211,6 +214,7 @@ impl Router {
             peers: PeerTable::new(limits.max_connections, seed),
             info,
             pubsub: PubSub::new(limits),
+            control: CONTROL,
             links: Links::new(limits.max_links, seed),
             own_list: OwnList::default(),
             rpc_body: Vec::new(),
@@ -218,6 +222,17 @@ impl Router {
             error_msg_id: ErrorMsgId::default(),
             limits: limits.clone(),
         }
+    }
+
+    /// The identity that may `quit` the router and `agentstop` others: `control` for VOLTTRON 9,
+    /// `platform.control` for modular VOLTTRON (`crate::auth::layout`).
+    pub fn set_control_identity(&mut self, identity: &'static [u8]) {
+        self.control = identity;
+    }
+
+    /// The identity that may `quit` the router and `agentstop` others.
+    pub fn control_identity(&self) -> &'static [u8] {
+        self.control
     }
 
     /// Attach a connection that completed its handshake with `identity` (empty → a generated
@@ -315,7 +330,7 @@ impl Router {
                 self.agentstop(stats, from, &env, sink);
                 Outcome::Done
             }
-            b"quit" if self.peers.identity(from) == CONTROL => Outcome::Quit,
+            b"quit" if self.peers.identity(from) == self.control => Outcome::Quit,
             // VIP.md §5.5: errors addressed to the router are discarded.
             b"error" => Outcome::Done,
             b"routing_table" => self.routing_table(stats, from, &env, sink),
@@ -511,11 +526,12 @@ impl Router {
     fn agentstop(&mut self, stats: &mut Stats, from: PeerId, env: &Envelope<'_>, sink: &mut impl Sink) {
         let target = env.arg(0);
         let me = self.peers.identity(from);
-        if target != me && me != CONTROL {
+        if target != me && me != self.control {
             log::info!(
-                "agentstop for {:?} from {:?} ignored (only the agent itself or control may stop it)",
+                "agentstop for {:?} from {:?} ignored (only the agent itself or {} may stop it)",
                 String::from_utf8_lossy(target),
-                String::from_utf8_lossy(me)
+                String::from_utf8_lossy(me),
+                String::from_utf8_lossy(self.control)
             );
             return;
         }

@@ -91,7 +91,8 @@ pub trait Policy {
     /// May the peer of `q` connect?
     fn authorize(&mut self, q: &AuthQuery<'_>) -> bool;
 
-    /// Load the rules again (into themselves and into `router`, counting problems in `stats`).
+    /// Load the rules again (into themselves and into `router`); a file that cannot be loaded
+    /// is counted in `stats` (`config_load_errors`, link problems in their own counters).
     fn reload(&mut self, router: &mut Router, stats: &mut Stats) {
         let _ = (router, stats);
     }
@@ -312,6 +313,11 @@ impl Server {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The counters, to count what start-up found (e.g. `config_load_errors`).
+    pub fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
     }
 
     /// Run until a stop signal or `quit`.

@@ -62,6 +62,16 @@
 //! the same tables itself with [`PubSub::set_protected_topics_json`] and
 //! [`PubSub::set_user_capabilities_json`] or [`PubSub::set_user_capabilities`]. See [`super::protected`].
 //!
+//! With modular VOLTTRON's `authz.json` loaded ([`PubSub::set_authz`], [`crate::auth::authz`])
+//! those tables are not consulted; instead the **sender's identity** is checked for subscribe
+//! (every prefix, before anything is stored), publish, and each prefix of a synchronize. A
+//! refused subscribe or publish is answered as modular's router answers it
+//! (`pubsub_service.py` `_send_pubsub_error_response`):
+//! `[S, '', 'VIP1', '', M, 'error', '-32001', 'Peer: <S> not authorized to <subscribe|publish> to
+//! <topic>', '', 'pubsub']`, then `request_response` `00` (subscribe) or count 0 (publish);
+//! refused synchronize prefixes are left out silently (there is no reply). Counted in
+//! `rejected_protected_subscribe` / `rejected_protected_topic`.
+//!
 //! # Cost
 //!
 //! `publish` allocates nothing in steady state: the delivery body is emitted once per publish
@@ -81,6 +91,7 @@ use super::peers::{PeerId, PeerTable};
 use super::protected::{PolicyError, TopicPolicy, UserCapabilities};
 use super::router::{Fanout, Outcome, Refusal, Router, Sink};
 use super::subscriptions::{MAX_SUPPORTED_SUBSCRIPTIONS, SubscribeError, SubscriptionLimits, Subscriptions};
+use crate::auth::authz::{Access, Authz};
 use crate::json::emit::emit_u64;
 use crate::json::{self, ByteSink, JsonStr, Kind, LenCounter, SinkFull, SliceWriter, Value};
 use crate::limits::{Limits, MAX_BUS_BYTES, MAX_PREFIX_BYTES, MAX_SUBS_PER_PEER};
@@ -105,6 +116,18 @@ pub const MAX_SLOW_SUBSCRIBERS_SHOWN: usize = 32;
 /// The only identity whose `auth_update`/`protected_update` are honoured (VIP.md §7.8).
 pub const AUTH_IDENTITY: &[u8] = b"platform.auth";
 
+/// What a subscribe did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Subscribed {
+    /// Stored: `01`.
+    Yes,
+    /// Malformed or over a limit: `00`.
+    No,
+    /// A prefix is protected and the sender may not subscribe to it (`authz.json`): -32001,
+    /// then `00`; the text is in `PubSub::text`.
+    Unauthorized,
+}
+
 /// Per-peer slow-subscriber state.
 #[derive(Clone, Copy, Debug, Default)]
 struct SlowPeer {
@@ -117,6 +140,8 @@ struct SlowPeer {
 pub struct PubSub {
     subs: Subscriptions,
     policy: TopicPolicy,
+    /// modular `authz.json`; when set, replaces `policy`.
+    authz: Option<Authz>,
     /// Delivery body of the publish being handled.
     body: Vec<u8>,
     /// Publishes fanned out so far: the next [`Fanout`]'s id.
@@ -216,6 +241,7 @@ impl PubSub {
         PubSub {
             subs,
             policy: TopicPolicy::default(),
+            authz: None,
             body: Vec::new(),
             fanouts: 0,
             text: Vec::new(),
@@ -284,6 +310,47 @@ impl PubSub {
         self.policy.set_user_capabilities(users);
     }
 
+    /// Check topics against modular VOLTTRON's `authz.json` (module doc) instead of the 9.x
+    /// tables; `None` goes back to the 9.x tables.
+    pub fn set_authz(&mut self, authz: Option<Authz>) {
+        self.authz = authz;
+    }
+
+    /// The modular policy in force, if any.
+    pub fn authz(&self) -> Option<&Authz> {
+        self.authz.as_ref()
+    }
+
+    /// Writes modular's refusal text `Peer: <who> not authorized to <access> to <topic>` into
+    /// `self.text`, counts it (`counter`) and logs it (rate-limited).
+    fn unauthorized(&mut self, counter: &mut u64, who: &[u8], access: Access, topic: &[u8]) {
+        self.text.clear();
+        self.text.extend_from_slice(b"Peer: ");
+        self.text.extend_from_slice(who);
+        self.text.extend_from_slice(b" not authorized to ");
+        self.text.extend_from_slice(access.word().as_bytes());
+        self.text.extend_from_slice(b" to ");
+        self.text.extend_from_slice(topic);
+        if stats::bump_and_should_log(counter) {
+            log::warn!("pubsub: {} (authz.json)", self.text.escape_ascii());
+        }
+    }
+
+    /// The -32001 error of a refused subscribe or publish (module doc), `self.text` as message.
+    fn unauthorized_reply(
+        &self,
+        stats: &mut Stats,
+        sink: &mut impl Sink,
+        to: PeerId,
+        msg_id: &[u8],
+        error_msg_id: ErrorMsgId,
+    ) -> Outcome {
+        let mut quoted = [0u8; MAX_QUOTED_MSG_ID];
+        let id = error_msg_id.msg_id(msg_id, &mut quoted);
+        let frames: [&[u8]; 9] = [b"", SIGNATURE, b"", id, b"error", b"-32001", &self.text, b"", b"pubsub"];
+        Router::reply(stats, sink, to, &frames)
+    }
+
     /// Deliveries dropped for `peer` because its queue was full (since it connected).
     pub fn slow_drops(&self, peer: PeerId) -> u64 {
         self.slow.get(peer.index()).map_or(0, |s| s.dropped)
@@ -327,10 +394,24 @@ impl PubSub {
             return Outcome::Done;
         };
         match op {
-            b"subscribe" => {
-                let ok = self.subscribe(from, env, requester, stats);
-                Self::request_response(stats, sink, from, requester, env.msg_id, if ok { &[1] } else { &[0] })
-            }
+            b"subscribe" => match self.subscribe(from, env, requester, stats) {
+                Subscribed::Unauthorized => {
+                    // Nothing was stored: pausing (and retrying the whole subscribe) is safe.
+                    if let Outcome::Blocked(p) = self.unauthorized_reply(stats, sink, from, env.msg_id, error_msg_id) {
+                        return Outcome::Blocked(p);
+                    }
+                    let frames: [&[u8]; 7] =
+                        [b"", SIGNATURE, requester, env.msg_id, b"pubsub", b"request_response", &[0]];
+                    if sink.deliver(from, &frames).is_err() && stats::bump_and_should_log(&mut stats.dropped_reply_full)
+                    {
+                        log::warn!("subscribe reply to {} dropped: its queue is full", requester.escape_ascii());
+                    }
+                    Outcome::Done
+                }
+                s => {
+                    Self::request_response(stats, sink, from, requester, env.msg_id, &[u8::from(s == Subscribed::Yes)])
+                }
+            },
             b"unsubscribe" => {
                 let ok = self.unsubscribe(from, env, requester, stats);
                 Self::request_response(stats, sink, from, requester, env.msg_id, if ok { &[1] } else { &[0] })

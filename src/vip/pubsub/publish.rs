@@ -159,7 +159,17 @@ impl PubSub {
             malformed(stats, requester, OP, "body is not an object with \"bus\", \"headers\" and \"message\"");
             return Self::request_response(stats, sink, from, requester, env.msg_id, &0u32.to_le_bytes());
         };
-        if let Some(refusal) = self.policy.check(requester, topic) {
+        if let Some(authz) = self.authz.as_mut() {
+            if !authz.allows(requester, topic, Access::Publish) {
+                self.unauthorized(&mut stats.rejected_protected_topic, requester, Access::Publish, topic);
+                // Nothing has been sent yet: pausing (and retrying the whole publish) is safe.
+                if let Outcome::Blocked(p) = self.unauthorized_reply(stats, sink, from, env.msg_id, error_msg_id) {
+                    return Outcome::Blocked(p);
+                }
+                Self::count_reply(stats, sink, from, requester, env.msg_id, 0);
+                return Outcome::Done;
+            }
+        } else if let Some(refusal) = self.policy.check(requester, topic) {
             self.text.clear();
             refusal.write_text(topic, &mut self.text);
             return Self::refuse_protected(&self.text, &publisher, topic, stats, sink, error_msg_id);

@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// A subscription the sender may not make (`authz.json`).
+pub(super) struct Unauthorized;
+
 /// `prefix` as given to subscribe/unsubscribe: one string or a list of strings.
 fn prefix_list(v: Value<'_>) -> Option<impl Iterator<Item = JsonStr<'_>> + Clone> {
     let one = (v.kind() == Kind::String).then(|| v.as_str()).flatten();
@@ -71,13 +74,55 @@ fn object_arg<'a>(env: &Envelope<'a>, i: usize, stats: &mut Stats, requester: &[
 }
 
 impl PubSub {
-    /// VIP.md §7.3. True = `01`.
-    pub(super) fn subscribe(&mut self, from: PeerId, env: &Envelope<'_>, requester: &[u8], stats: &mut Stats) -> bool {
+    /// VIP.md §7.3, and modular's protected-topic check (module doc).
+    pub(super) fn subscribe(
+        &mut self,
+        from: PeerId,
+        env: &Envelope<'_>,
+        requester: &[u8],
+        stats: &mut Stats,
+    ) -> Subscribed {
+        match self.subscribe_checked(from, env, requester, stats) {
+            Ok(true) => Subscribed::Yes,
+            Ok(false) => Subscribed::No,
+            Err(Unauthorized) => Subscribed::Unauthorized,
+        }
+    }
+
+    /// The first prefix the sender may not subscribe to under `authz.json`, written into
+    /// `self.text` as modular's refusal.
+    fn check_prefixes<'a>(
+        &mut self,
+        prefixes: impl Iterator<Item = JsonStr<'a>>,
+        requester: &[u8],
+        stats: &mut Stats,
+    ) -> Result<(), Unauthorized> {
+        let Some(authz) = self.authz.as_mut() else { return Ok(()) };
+        for p in prefixes {
+            let mut buf = [0u8; MAX_PREFIX_BYTES];
+            // A prefix that is not latin-1 can never match a frame; one too long is refused below.
+            if let Ok(p) = p.to_latin1(&mut buf)
+                && !authz.allows(requester, p, Access::Subscribe)
+            {
+                self.unauthorized(&mut stats.rejected_protected_subscribe, requester, Access::Subscribe, p);
+                return Err(Unauthorized);
+            }
+        }
+        Ok(())
+    }
+
+    fn subscribe_checked(
+        &mut self,
+        from: PeerId,
+        env: &Envelope<'_>,
+        requester: &[u8],
+        stats: &mut Stats,
+    ) -> Result<bool, Unauthorized> {
         const OP: &str = "subscribe";
-        let Some(v) = object_arg(env, 1, stats, requester, OP) else { return false };
+        let Some(v) = object_arg(env, 1, stats, requester, OP) else { return Ok(false) };
         let (Some(prefix), Some(bus)) = (v.get(b"prefix"), v.get(b"bus")) else {
             malformed(stats, requester, OP, "missing \"prefix\" or \"bus\"");
-            return false;
+            return Ok(false);
         };
         let all = v.get(b"all_platforms").is_some_and(truthy);
         let mut bus_buf = [0u8; MAX_BUS_BYTES];
@@ -85,21 +130,22 @@ impl PubSub {
             Some(Ok(b)) => b,
             Some(Err(json::Latin1Error::TooLong)) => {
                 refused(stats, requester, OP, SubscribeError::BusTooLong);
-                return false;
+                return Ok(false);
             }
             _ => {
                 malformed(stats, requester, OP, "\"bus\" is not a latin-1 string");
-                return false;
+                return Ok(false);
             }
         };
         let Some(prefixes) = prefix_list(prefix) else {
             malformed(stats, requester, OP, "\"prefix\" is not a string or a list of strings");
-            return false;
+            return Ok(false);
         };
         if prefixes.clone().count() > MAX_SUBS_PER_PEER {
             refused(stats, requester, OP, SubscribeError::PeerLimit);
-            return false;
+            return Ok(false);
         }
+        self.check_prefixes(prefixes.clone(), requester, stats)?;
         // All or nothing: remember which entries are new, to take them back on a refusal.
         let mut added = [0u64; MAX_SUBS_PER_PEER.div_ceil(64)];
         let mut failure = None;
@@ -125,7 +171,7 @@ impl PubSub {
             }
         }
         let Some((failed_at, e)) = failure else {
-            return true;
+            return Ok(true);
         };
         for (i, p) in prefixes.enumerate().take(failed_at) {
             if added.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0) {
@@ -136,7 +182,7 @@ impl PubSub {
             }
         }
         refused(stats, requester, OP, e);
-        false
+        Ok(false)
     }
 
     /// VIP.md §7.4. True = `01`. Everything is checked before anything is removed.
@@ -216,19 +262,39 @@ impl PubSub {
             malformed(stats, requester, OP, "\"subscriptions\" is not {PLATFORM: {BUS: [prefix, ...]}}");
             return;
         }
-        let mut txn = match self.subs.begin_replace(from.0) {
+        let PubSub { subs, authz, .. } = self;
+        let mut txn = match subs.begin_replace(from.0) {
             Ok(t) => t,
             Err(e) => {
                 refused(stats, requester, OP, e);
                 return;
             }
         };
-        let mut first_error = sync_items(platforms, |bus, p, all| txn.add(bus, p, all).map(|_| ()));
+        let mut denied: Option<Vec<u8>> = None;
+        let mut permitted = |authz: &mut Option<Authz>, p: &[u8]| {
+            let ok = authz.as_mut().is_none_or(|a| a.allows(requester, p, Access::Subscribe));
+            if !ok && denied.is_none() {
+                denied = Some(p.to_vec()); // refused input: not the steady state
+            }
+            ok
+        };
+        let mut first_error =
+            sync_items(
+                platforms,
+                |bus, p, all| {
+                    if permitted(authz, p) { txn.add(bus, p, all).map(|_| ()) } else { Ok(()) }
+                },
+            );
         txn.commit();
         if first_error.is_some() {
             // The replaced entries held slots until the commit; what did not fit then may fit now
             // (subscribe is idempotent for the entries already in).
-            first_error = sync_items(platforms, |bus, p, all| self.subs.subscribe(from.0, bus, p, all).map(|_| ()));
+            first_error = sync_items(platforms, |bus, p, all| {
+                if permitted(authz, p) { subs.subscribe(from.0, bus, p, all).map(|_| ()) } else { Ok(()) }
+            });
+        }
+        if let Some(p) = denied {
+            self.unauthorized(&mut stats.rejected_protected_subscribe, requester, Access::Subscribe, &p);
         }
         if let Some(e) = first_error {
             refused(stats, requester, OP, e);
