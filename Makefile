@@ -24,7 +24,7 @@ VT9_STAMP := $(VT9_VENV)/.viprouter-volttron
 VT9_ENV  := VIPROUTER_BIN=$(CURDIR)/$(BIN) VT9_VENV=$(CURDIR)/$(VT9_VENV) VT9_SRC=$(VT9_SRC)
 VT9_JOBS ?= 4
 
-.PHONY: test-multiplatform test-rabbitmq
+.PHONY: test-multiplatform test-rabbitmq bench-link
 .PHONY: volttron9 test-volttron9-agents python-test volttron9-platform volttron9-suite volttron9-baseline volttron9-test
 .PHONY: volttron11 test-volttron11
 .PHONY: bench-instr bench-instr-check bench-instr-update
@@ -143,6 +143,14 @@ test-volttron11: release volttron11
 ## combination — with real agents on both sides, issue #14's scenarios (tests/multiplatform/README.md)
 test-multiplatform: volttron9
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VT9_VENV)/bin/python -m pytest tests/multiplatform -q -p no:cacheprovider -rxXs --timeout 300 --timeout-method thread
+
+## bench-link: issue #14's table — external RPC round trip and publish throughput over one link vs
+## local, viprouter<->viprouter and VOLTTRON 9.0.4<->VOLTTRON 9.0.4 alternately, real 9.0.4 agents
+## (tests/multiplatform/bench_link.py; not part of `make test`). LINKBENCH_ARGS: e.g. --rounds 3
+LINKBENCH_ARGS ?= --rounds 3
+bench-link: volttron9
+	@mkdir -p target/bench-results
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) nice $(VT9_PY) tests/multiplatform/bench_link.py --kind viprouter --kind volttron $(LINKBENCH_ARGS) --json target/bench-results/link.json
 
 ## test-rabbitmq: the RabbitMQ bridge (#15) against private rabbitmq-server nodes on loopback
 ## (Debian's package, installed by .ci/run): gateways, pika RMQ agents, federation, outage, TLS
