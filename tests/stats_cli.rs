@@ -14,7 +14,8 @@ use viprouter::json;
 use viprouter::zmtp::mechanism::curve::KeyPair;
 
 fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_viprouter"))
+    // VIPROUTER_BIN: the shipped binary (through its qemu wrapper under `make test-arm-*`).
+    std::env::var_os("VIPROUTER_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_viprouter")), PathBuf::from)
 }
 
 fn free_port() -> u16 {
