@@ -155,6 +155,27 @@ pub const BROADCAST_QUIET_MS: u64 = 100;
 /// slow board.
 pub const BROADCAST_DEFER_MS: u64 = 5000;
 
+/// Chunks of the shared transmit pool (`server::conn::shared`): a pubsub delivery that NULL and
+/// PLAIN subscribers take verbatim is encoded once into a chunk and every recipient's transmit
+/// queue refers to it (written with `writev`), instead of holding a copy each. A chunk is reused
+/// once no queue refers to it any more. **At the limit** (every chunk still referred to by a
+/// queue that has not drained it, or a delivery larger than a chunk, or a recipient already
+/// referring to `TX_SHARED_REFS` chunks) the delivery is copied into the recipient's queue as
+/// before the pool existed — nothing is lost; `fanout_copied`.
+pub const SHARED_CHUNKS: usize = 16;
+
+/// Bytes of one chunk of the shared transmit pool, taken from the buffer budget when the chunk
+/// is first used (so at most `SHARED_CHUNKS` x this, 1 MiB, and none for a router that never
+/// fans out); kept afterwards (no allocation in the steady state). A budget that refuses leaves
+/// the chunk unused (deliveries are copied, `fanout_copied`).
+pub const SHARED_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Shared-pool references one transmit queue holds at most (consecutive deliveries in one chunk
+/// are one reference; a subscriber that gets only some of the deliveries needs one each). Cost:
+/// 24 bytes each in every connection's state. **At the limit** further deliveries are copied
+/// into the queue; `fanout_copied`.
+pub const TX_SHARED_REFS: usize = 4;
+
 /// Timer granularity: handshake deadlines and stalls are checked this often.
 pub const TICK_MS: u64 = 100;
 

@@ -1,0 +1,224 @@
+//! The shared transmit pool: one encoding of a pubsub delivery for all its verbatim recipients.
+//!
+//! A fan-out to NULL and PLAIN subscribers puts the same bytes on every wire (ZMTP 3.x frames,
+//! ZMTP.md §2.3, unencrypted): they are encoded once into a [`Chunk`] of this pool and each
+//! recipient's transmit queue ([`super::TxBuf`]) holds a reference-counted [`SharedRef`] to that
+//! range, written with `writev` between the queue's own bytes. CURVE recipients seal every
+//! message per connection (ZMTP.md §5: the nonce and the key are theirs) and keep their own copy.
+//!
+//! A chunk is filled front to back, in the order deliveries are made (one event-loop turn of a
+//! publisher's messages lands in one or two chunks, and consecutive deliveries to one recipient
+//! become one reference); it is started again from the front once no queue refers to it (its
+//! `Rc` count is back to one). Capacity is fixed at start-up: `limits::SHARED_CHUNKS` chunks of
+//! `limits::SHARED_CHUNK_BYTES`, each taken from the buffer budget the first time it is used.
+//! When no chunk has room, [`SharedPool::encode`] says so and the caller copies the delivery into
+//! the queue as before (`fanout_copied`): nothing is lost and no queue's limit changes, since a
+//! reference counts its length against the queue's `tx-queue-bytes` like a copy.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::Budget;
+use crate::limits::{SHARED_CHUNK_BYTES, SHARED_CHUNKS};
+
+/// One chunk of the pool: bytes appended front to back, never changed while referred to.
+pub type Chunk = Rc<RefCell<Vec<u8>>>;
+
+/// A range of a chunk queued to one connection; `at` is where it sits among the queue's own
+/// bytes (it goes out after `buf[..at]` and before `buf[at..]`).
+#[derive(Debug, Clone)]
+pub struct SharedRef {
+    pub(super) chunk: Chunk,
+    pub(super) at: usize,
+    pub(super) start: u32,
+    pub(super) end: u32,
+}
+
+impl SharedRef {
+    /// Bytes of the range still to be written.
+    pub fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
+
+    /// True when all of it was written.
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
+    /// Append a copy of the range to `out` (a recipient that cannot hold another reference);
+    /// `false` if the chunk could not be read.
+    pub fn copy_into(&self, out: &mut Vec<u8>) -> bool {
+        let Ok(bytes) = self.chunk.try_borrow() else { return false };
+        let Some(range) = bytes.get(self.start as usize..self.end as usize) else { return false };
+        out.extend_from_slice(range);
+        true
+    }
+}
+
+/// The pool (module doc).
+#[derive(Debug)]
+pub struct SharedPool {
+    chunks: Vec<Chunk>,
+    /// The chunk being filled.
+    current: usize,
+    /// Chunks in use: `SHARED_CHUNKS`, fewer in tests of the fallback ([`SharedPool::limit`]).
+    usable: usize,
+    /// The chunk's capacity has been taken from the budget.
+    taken: [bool; SHARED_CHUNKS],
+    /// The last encoding: its key and where it is.
+    last: Option<(u64, SharedRef)>,
+}
+
+impl Default for SharedPool {
+    fn default() -> Self {
+        SharedPool::new()
+    }
+}
+
+impl SharedPool {
+    /// `SHARED_CHUNKS` empty chunks (their bytes are taken on first use).
+    pub fn new() -> SharedPool {
+        let chunks = (0..SHARED_CHUNKS).map(|_| Rc::new(RefCell::new(Vec::new()))).collect();
+        SharedPool { chunks, current: 0, usable: SHARED_CHUNKS, taken: [false; SHARED_CHUNKS], last: None }
+    }
+
+    /// Use only the first `chunks` chunks (at least one): for tests of the copy fallback.
+    pub fn limit(&mut self, chunks: usize) {
+        self.usable = chunks.clamp(1, SHARED_CHUNKS);
+        self.current = 0;
+        self.last = None;
+    }
+
+    /// Bytes of the budget the pool holds (returned never: the chunks stay for the next fan-out).
+    pub fn bytes(&self) -> usize {
+        self.taken.iter().filter(|t| **t).count() * SHARED_CHUNK_BYTES
+    }
+
+    /// A reference to the `len` bytes `fill` appends, encoded now unless `key` is the last one
+    /// encoded (then the same range). `None` when no chunk has room (the caller copies).
+    pub fn encode(
+        &mut self,
+        key: u64,
+        len: usize,
+        budget: &mut Budget,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) -> Option<SharedRef> {
+        if let Some((k, r)) = &self.last
+            && *k == key
+        {
+            return Some(r.clone());
+        }
+        self.last = None;
+        if len == 0 || len > SHARED_CHUNK_BYTES {
+            return None;
+        }
+        let index = self.room_for(len, budget)?;
+        let chunk = self.chunks.get(index)?;
+        let mut bytes = chunk.try_borrow_mut().ok()?;
+        let start = bytes.len();
+        fill(&mut bytes);
+        let end = bytes.len();
+        if end - start != len || end > SHARED_CHUNK_BYTES {
+            // The encoder disagreed with its own length: never share what may be wrong.
+            bytes.truncate(start);
+            return None;
+        }
+        drop(bytes);
+        // Both below SHARED_CHUNK_BYTES (checked above), which fits u32.
+        let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else { return None };
+        let r = SharedRef { chunk: Rc::clone(chunk), at: 0, start, end };
+        self.last = Some((key, r.clone()));
+        Some(r)
+    }
+
+    /// The index of a chunk with `len` bytes free: the current one, else the next one no queue
+    /// refers to (started again from the front), taking its bytes from the budget on first use.
+    fn room_for(&mut self, len: usize, budget: &mut Budget) -> Option<usize> {
+        if self.taken.get(self.current) == Some(&true)
+            && let Some(free) = self.chunks.get_mut(self.current).and_then(Rc::get_mut)
+        {
+            // No queue refers to it any more: start it again from the front.
+            free.get_mut().clear();
+        }
+        let fits = |c: &Chunk| c.try_borrow().is_ok_and(|b| b.len() + len <= SHARED_CHUNK_BYTES);
+        if self.chunks.get(self.current).is_some_and(fits) && self.taken.get(self.current) == Some(&true) {
+            return Some(self.current);
+        }
+        for step in 1..=self.usable {
+            let i = (self.current + step) % self.usable;
+            let Some(chunk) = self.chunks.get_mut(i) else { continue };
+            let Some(bytes) = Rc::get_mut(chunk) else { continue };
+            let taken = self.taken.get_mut(i)?;
+            if !*taken {
+                if !budget.take(SHARED_CHUNK_BYTES) {
+                    return None;
+                }
+                bytes.get_mut().reserve_exact(SHARED_CHUNK_BYTES);
+                *taken = true;
+            }
+            bytes.get_mut().clear();
+            self.current = i;
+            return Some(i);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_encoding_per_key_and_chunks_reused_once_free() {
+        let mut budget = Budget::new(usize::MAX);
+        let mut pool = SharedPool::new();
+        let a = pool.encode(1, 3, &mut budget, |v| v.extend_from_slice(b"abc")).unwrap();
+        let again = pool.encode(1, 3, &mut budget, |_| panic!("encoded twice")).unwrap();
+        assert!(Rc::ptr_eq(&a.chunk, &again.chunk) && a.start == again.start);
+        let b = pool.encode(2, 2, &mut budget, |v| v.extend_from_slice(b"de")).unwrap();
+        assert!(Rc::ptr_eq(&a.chunk, &b.chunk), "filled front to back");
+        assert_eq!((b.start, b.end), (3, 5));
+        assert_eq!(budget.used(), SHARED_CHUNK_BYTES);
+        // A delivery that does not fit the current chunk moves on to a free one.
+        let big = pool.encode(3, SHARED_CHUNK_BYTES, &mut budget, |v| v.resize(v.len() + SHARED_CHUNK_BYTES, 7));
+        let big = big.unwrap();
+        assert!(!Rc::ptr_eq(&a.chunk, &big.chunk));
+        assert!(pool.encode(4, SHARED_CHUNK_BYTES + 1, &mut budget, |_| {}).is_none(), "larger than a chunk");
+        assert!(pool.encode(5, 0, &mut budget, |_| {}).is_none());
+    }
+
+    #[test]
+    fn a_full_pool_refuses_and_a_lying_encoder_is_not_shared() {
+        let mut budget = Budget::new(usize::MAX);
+        let mut pool = SharedPool::new();
+        let held: Vec<SharedRef> = (0..SHARED_CHUNKS as u64)
+            .map(|k| pool.encode(k, SHARED_CHUNK_BYTES, &mut budget, |v| v.resize(SHARED_CHUNK_BYTES, 1)).unwrap())
+            .collect();
+        assert!(pool.encode(99, 1, &mut budget, |v| v.push(1)).is_none(), "every chunk referred to");
+        drop(held);
+        assert!(pool.last.is_none(), "a refusal forgets the last encoding");
+        assert!(pool.encode(100, 2, &mut budget, |v| v.push(1)).is_none(), "said 2, wrote 1");
+        assert!(pool.encode(101, 1, &mut budget, |v| v.push(1)).is_some(), "free again");
+        assert_eq!(pool.bytes(), SHARED_CHUNKS * SHARED_CHUNK_BYTES);
+    }
+
+    #[test]
+    fn a_limited_pool_uses_only_its_first_chunks() {
+        let mut budget = Budget::new(usize::MAX);
+        let mut pool = SharedPool::new();
+        pool.limit(1);
+        let held = pool.encode(1, SHARED_CHUNK_BYTES, &mut budget, |v| v.resize(SHARED_CHUNK_BYTES, 1)).unwrap();
+        assert!(pool.encode(2, 1, &mut budget, |v| v.push(1)).is_none(), "its one chunk is full and held");
+        drop(held);
+        assert!(pool.encode(3, 1, &mut budget, |v| v.push(1)).is_some());
+        assert_eq!(pool.bytes(), SHARED_CHUNK_BYTES);
+    }
+
+    #[test]
+    fn a_refused_budget_refuses_the_chunk() {
+        let mut budget = Budget::new(SHARED_CHUNK_BYTES - 1);
+        let mut pool = SharedPool::new();
+        assert!(pool.encode(1, 1, &mut budget, |v| v.push(1)).is_none());
+        assert_eq!(pool.bytes(), 0);
+    }
+}
