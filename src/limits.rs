@@ -162,13 +162,15 @@ pub const BROADCAST_DEFER_MS: u64 = 5000;
 /// queue that has not drained it, or a delivery larger than a chunk, or a recipient already
 /// referring to `TX_SHARED_REFS` chunks) the delivery is copied into the recipient's queue as
 /// before the pool existed — nothing is lost; `fanout_copied`.
-pub const SHARED_CHUNKS: usize = 16;
+pub const SHARED_CHUNKS: usize = 8;
 
 /// Bytes of one chunk of the shared transmit pool, taken from the buffer budget when the chunk
-/// is first used (so at most `SHARED_CHUNKS` x this, 1 MiB, and none for a router that never
-/// fans out); kept afterwards (no allocation in the steady state). A budget that refuses leaves
-/// the chunk unused (deliveries are copied, `fanout_copied`).
-pub const SHARED_CHUNK_BYTES: usize = 64 * 1024;
+/// is first used (so at most `SHARED_CHUNKS` x this, 2 MiB, and none for a router that never
+/// fans out; resident only as far as it was written); kept afterwards (no allocation in the
+/// steady state). A chunk holds one event-loop turn of a publisher's input
+/// (`READ_BUDGET_BYTES`) re-encoded, so a subscriber's references rarely span more than two. A
+/// budget that refuses leaves the chunk unused (deliveries are copied, `fanout_copied`).
+pub const SHARED_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Shared-pool references one transmit queue holds at most (consecutive deliveries in one chunk
 /// are one reference; a subscriber that gets only some of the deliveries needs one each). Cost:

@@ -45,6 +45,7 @@ pub mod scan;
 pub use emit::{ByteSink, LenCounter, SinkFull, SliceWriter};
 pub use scan::{
     Items, JsonError, JsonErrorKind, JsonStr, Kind, Latin1Error, Members, Number, NumberKind, StrChars, Value, parse,
+    parse_picking,
 };
 
 /// Maximum nesting depth of arrays and objects accepted by [`parse`] (the top-level container is

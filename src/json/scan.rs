@@ -98,7 +98,18 @@ pub enum Kind {
 /// Validates `input` as one JSON document (Python dialect, VIP.md §3.8) and returns a view of its
 /// top-level value. Leading and trailing whitespace is allowed. Never panics; no allocation.
 pub fn parse(input: &[u8]) -> Result<Value<'_>, JsonError> {
-    let mut v = Validator { s: input, pos: 0 };
+    parse_picking(input, &[]).map(|(v, [])| v)
+}
+
+/// [`parse`], and in the same pass, if the document is an object, the values of its members
+/// named `keys` (compared as [`Value::get`] does, the last duplicate winning): what
+/// `Value::get` for each key would return, without scanning the document again.
+pub fn parse_picking<'a, const N: usize>(
+    input: &'a [u8],
+    keys: &[&[u8]; N],
+) -> Result<(Value<'a>, [Option<Value<'a>>; N]), JsonError> {
+    let mut picked = [None; N];
+    let mut v = Validator { s: input, pos: 0, keys, picked: &mut picked };
     v.skip_ws();
     let start = v.pos;
     let kind = v.value(0)?;
@@ -108,15 +119,33 @@ pub fn parse(input: &[u8]) -> Result<Value<'_>, JsonError> {
         return Err(v.err(JsonErrorKind::TrailingData));
     }
     let raw = input.get(start..end).ok_or(JsonError { kind: JsonErrorKind::UnexpectedEnd, pos: end })?;
-    Ok(Value { raw, offset: start, kind })
+    let value =
+        |&(from, to, kind): &(usize, usize, Kind)| input.get(from..to).map(|raw| Value { raw, offset: from, kind });
+    Ok((Value { raw, offset: start, kind }, picked.map(|p| p.as_ref().and_then(value))))
 }
 
-struct Validator<'a> {
+struct Validator<'a, 'k> {
     s: &'a [u8],
     pos: usize,
+    /// Top-level members to pick ([`parse_picking`]), and where their values lie.
+    keys: &'k [&'k [u8]],
+    picked: &'k mut [Option<(usize, usize, Kind)>],
 }
 
-impl Validator<'_> {
+impl Validator<'_, '_> {
+    /// A member of the top-level object: its key (quotes included) at `key`, its value at
+    /// `value`, of `kind`. Recorded if it is one of the keys to pick.
+    #[inline]
+    fn pick(&mut self, key: (usize, usize), value: (usize, usize), kind: Kind) {
+        let Some(raw) = self.s.get(key.0 + 1..key.1.saturating_sub(1)) else { return };
+        let name = JsonStr { raw, escapes: raw.contains(&b'\\') };
+        for (want, slot) in self.keys.iter().zip(self.picked.iter_mut()) {
+            if name.eq_latin1(want) {
+                *slot = Some((value.0, value.1, kind));
+            }
+        }
+    }
+
     fn err(&self, kind: JsonErrorKind) -> JsonError {
         JsonError { kind, pos: self.pos }
     }
@@ -181,14 +210,20 @@ impl Validator<'_> {
             if self.peek() != Some(b'"') {
                 return Err(self.unexpected());
             }
+            let key = self.pos;
             self.string()?;
+            let key = (key, self.pos);
             self.skip_ws();
             if self.peek() != Some(b':') {
                 return Err(self.unexpected());
             }
             self.pos += 1;
             self.skip_ws();
-            self.value(depth)?;
+            let value = self.pos;
+            let kind = self.value(depth)?;
+            if depth == 1 && !self.keys.is_empty() {
+                self.pick(key, (value, self.pos), kind);
+            }
             if self.next_item(b'}')? {
                 return Ok(Kind::Object);
             }
@@ -304,5 +339,28 @@ impl Validator<'_> {
             self.pos += 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod picking_tests {
+    use super::*;
+
+    fn picked(doc: &str) -> [Option<String>; 3] {
+        let (_, p) = parse_picking(doc.as_bytes(), &[b"bus", b"headers", b"message"]).unwrap();
+        p.map(|v| v.map(|v| String::from_utf8(v.raw().to_vec()).unwrap()))
+    }
+
+    #[test]
+    fn top_level_members_are_picked_as_get_would() {
+        let s = |x: &str| Some(x.to_string());
+        assert_eq!(picked(r#"{"bus":"","headers":{},"message":"x"}"#), [s(r#""""#), s("{}"), s(r#""x""#)]);
+        // The last duplicate wins; nested members of the same name are not top-level; escaped keys
+        // compare decoded; extra keys are ignored.
+        let doc = r#" {"message": 1, "headers": {"bus": 2}, "b\u0075s": [3], "x": 0, "message" : null } "#;
+        assert_eq!(picked(doc), [s("[3]"), s(r#"{"bus": 2}"#), s("null")]);
+        assert_eq!(picked(r#"[{"bus": 1}]"#), [None, None, None], "not an object");
+        assert_eq!(picked("{}"), [None, None, None]);
+        assert!(parse_picking(br#"{"bus": 1"#, &[b"bus"]).is_err(), "still validates");
     }
 }

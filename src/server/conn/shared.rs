@@ -102,11 +102,9 @@ impl SharedPool {
         len: usize,
         budget: &mut Budget,
         fill: impl FnOnce(&mut Vec<u8>),
-    ) -> Option<SharedRef> {
-        if let Some((k, r)) = &self.last
-            && *k == key
-        {
-            return Some(r.clone());
+    ) -> Option<&SharedRef> {
+        if self.last.as_ref().is_some_and(|(k, _)| *k == key) {
+            return self.last.as_ref().map(|(_, r)| r);
         }
         self.last = None;
         if len == 0 || len > SHARED_CHUNK_BYTES {
@@ -127,8 +125,8 @@ impl SharedPool {
         // Both below SHARED_CHUNK_BYTES (checked above), which fits u32.
         let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else { return None };
         let r = SharedRef { chunk: Rc::clone(chunk), at: 0, start, end };
-        self.last = Some((key, r.clone()));
-        Some(r)
+        self.last = Some((key, r));
+        self.last.as_ref().map(|(_, r)| r)
     }
 
     /// The index of a chunk with `len` bytes free: the current one, else the next one no queue
@@ -172,16 +170,16 @@ mod tests {
     fn one_encoding_per_key_and_chunks_reused_once_free() {
         let mut budget = Budget::new(usize::MAX);
         let mut pool = SharedPool::new();
-        let a = pool.encode(1, 3, &mut budget, |v| v.extend_from_slice(b"abc")).unwrap();
-        let again = pool.encode(1, 3, &mut budget, |_| panic!("encoded twice")).unwrap();
+        let a = pool.encode(1, 3, &mut budget, |v| v.extend_from_slice(b"abc")).cloned().unwrap();
+        let again = pool.encode(1, 3, &mut budget, |_| panic!("encoded twice")).cloned().unwrap();
         assert!(Rc::ptr_eq(&a.chunk, &again.chunk) && a.start == again.start);
-        let b = pool.encode(2, 2, &mut budget, |v| v.extend_from_slice(b"de")).unwrap();
+        let b = pool.encode(2, 2, &mut budget, |v| v.extend_from_slice(b"de")).cloned().unwrap();
         assert!(Rc::ptr_eq(&a.chunk, &b.chunk), "filled front to back");
         assert_eq!((b.start, b.end), (3, 5));
         assert_eq!(budget.used(), SHARED_CHUNK_BYTES);
         // A delivery that does not fit the current chunk moves on to a free one.
         let big = pool.encode(3, SHARED_CHUNK_BYTES, &mut budget, |v| v.resize(v.len() + SHARED_CHUNK_BYTES, 7));
-        let big = big.unwrap();
+        let big = big.cloned().unwrap();
         assert!(!Rc::ptr_eq(&a.chunk, &big.chunk));
         assert!(pool.encode(4, SHARED_CHUNK_BYTES + 1, &mut budget, |_| {}).is_none(), "larger than a chunk");
         assert!(pool.encode(5, 0, &mut budget, |_| {}).is_none());
@@ -192,7 +190,9 @@ mod tests {
         let mut budget = Budget::new(usize::MAX);
         let mut pool = SharedPool::new();
         let held: Vec<SharedRef> = (0..SHARED_CHUNKS as u64)
-            .map(|k| pool.encode(k, SHARED_CHUNK_BYTES, &mut budget, |v| v.resize(SHARED_CHUNK_BYTES, 1)).unwrap())
+            .map(|k| {
+                pool.encode(k, SHARED_CHUNK_BYTES, &mut budget, |v| v.resize(SHARED_CHUNK_BYTES, 1)).cloned().unwrap()
+            })
             .collect();
         assert!(pool.encode(99, 1, &mut budget, |v| v.push(1)).is_none(), "every chunk referred to");
         drop(held);
@@ -207,7 +207,8 @@ mod tests {
         let mut budget = Budget::new(usize::MAX);
         let mut pool = SharedPool::new();
         pool.limit(1);
-        let held = pool.encode(1, SHARED_CHUNK_BYTES, &mut budget, |v| v.resize(SHARED_CHUNK_BYTES, 1)).unwrap();
+        let held =
+            pool.encode(1, SHARED_CHUNK_BYTES, &mut budget, |v| v.resize(SHARED_CHUNK_BYTES, 1)).cloned().unwrap();
         assert!(pool.encode(2, 1, &mut budget, |v| v.push(1)).is_none(), "its one chunk is full and held");
         drop(held);
         assert!(pool.encode(3, 1, &mut budget, |v| v.push(1)).is_some());

@@ -297,7 +297,7 @@ mod writev_tests {
                         let fill = |v: &mut Vec<u8>| v.extend((0..n).map(|i| b.wrapping_add(i as u8)));
                         let bytes: Vec<u8> = (0..n).map(|i| b.wrapping_add(i as u8)).collect();
                         let r = pool.encode(key as u64, n, &mut budget, fill);
-                        if !r.is_some_and(|r| q.push_shared(&r)) {
+                        if !r.is_some_and(|r| q.push_shared(r)) {
                             // The copy fallback, as the sink does.
                             q.reserve(n, &mut budget).unwrap();
                             q.buf.extend_from_slice(&bytes);
@@ -328,13 +328,13 @@ mod writev_tests {
         let mut q = TxBuf::default();
         for key in 0..100 {
             let r = pool.encode(key, 10, &mut budget, |v| v.extend_from_slice(&[key as u8; 10])).unwrap();
-            assert!(q.push_shared(&r));
+            assert!(q.push_shared(r));
         }
         assert_eq!(q.shared.len(), 1);
         assert_eq!(q.pending(), 1000);
         q.buf.extend_from_slice(b"own");
         let r = pool.encode(100, 1, &mut budget, |v| v.push(1)).unwrap();
-        assert!(q.push_shared(&r), "own bytes between: a second reference");
+        assert!(q.push_shared(r), "own bytes between: a second reference");
         assert_eq!(q.shared.len(), 2);
     }
 }

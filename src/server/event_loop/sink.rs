@@ -449,7 +449,7 @@ impl Sink for ConnSink<'_> {
         let len = verbatim_len(fanout.frames);
         let frames = fanout.frames;
         match self.shared.encode(fanout.id(), len, self.out.budget, |v| encode_verbatim(frames, v)) {
-            Some(r) => self.conns.queue_encoded(&mut self.out, to, Payload::Shared(&r)),
+            Some(r) => self.conns.queue_encoded(&mut self.out, to, Payload::Shared(r)),
             None => self.copy_fanout(to, fanout),
         }
     }
