@@ -29,7 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mio::Events;
-use viprouter::limits::{Limits, RX_BUF_BUSY_BYTES, RX_BUF_MIN_BYTES, SHARED_CHUNK_BYTES, TX_BUF_MIN_BYTES};
+use viprouter::limits::{Limits, RX_BUF_BUSY_BYTES, RX_BUF_MIN_BYTES, TX_BUF_MIN_BYTES};
 use viprouter::server::event_loop::Server;
 use viprouter::zmtp::command;
 use viprouter::zmtp::greeting;
@@ -217,10 +217,8 @@ fn route_and_count(mechanism: Mechanism) {
     hold.store(false, Ordering::Relaxed);
     // Warm-up 2: steady flow until WARMUP more messages are routed and every buffer on the path
     // is at its ceiling for this traffic: a's receive buffer at RX_BUF_BUSY_BYTES (grown by
-    // reads that fill it), b's queue at tx-queue-bytes, the other two at their initial size; with
-    // NULL, one chunk of the shared transmit pool (the `peerlist add` b's hello made for a).
-    let pool = if matches!(mechanism, Mechanism::Null) { SHARED_CHUNK_BYTES } else { 0 };
-    let ceiling = (RX_BUF_BUSY_BYTES + TX_BUF_MIN_BYTES + RX_BUF_MIN_BYTES + tx_queue_bytes + pool) as u64;
+    // reads that fill it), b's queue at tx-queue-bytes, the other two at their initial size.
+    let ceiling = (RX_BUF_BUSY_BYTES + TX_BUF_MIN_BYTES + RX_BUF_MIN_BYTES + tx_queue_bytes) as u64;
     let resumed_at = routed(&server);
     let warm = |s: &Server| routed(s) >= resumed_at + WARMUP;
     warm_up::to_ceiling(&mut server, &mut events, deadline, ceiling, warm, |_| {});

@@ -14,19 +14,12 @@
 //! When no chunk has room, [`SharedPool::encode`] says so and the caller copies the delivery into
 //! the queue as before (`fanout_copied`): nothing is lost and no queue's limit changes, since a
 //! reference counts its length against the queue's `tx-queue-bytes` like a copy.
-//!
-//! The newest `peerlist add/drop` notification goes the same way to NULL and PLAIN members
-//! (`server::event_loop::sink`): every member that catches up on it refers to one encoding.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::Budget;
 use crate::limits::{SHARED_CHUNK_BYTES, SHARED_CHUNKS};
-
-/// The top bit of a [`SharedPool::encode`] key marks a `peerlist` notification (the rest is its
-/// sequence number in the ring); pubsub fan-outs use their id, which never gets there.
-pub const BROADCAST_KEY: u64 = 1 << 63;
 
 /// One chunk of the pool: bytes appended front to back, never changed while referred to.
 pub type Chunk = Rc<RefCell<Vec<u8>>>;
@@ -72,10 +65,8 @@ pub struct SharedPool {
     usable: usize,
     /// The chunk's capacity has been taken from the budget.
     taken: [bool; SHARED_CHUNKS],
-    /// The last encoding of each kind of key (top bit clear: pubsub fan-outs; set:
-    /// [`BROADCAST_KEY`] notifications), and where it is: a fan-out's recipients catch up on a
-    /// pending notification between its deliveries.
-    last: [Option<(u64, SharedRef)>; 2],
+    /// The last encoding: its key and where it is.
+    last: Option<(u64, SharedRef)>,
 }
 
 impl Default for SharedPool {
@@ -88,14 +79,14 @@ impl SharedPool {
     /// `SHARED_CHUNKS` empty chunks (their bytes are taken on first use).
     pub fn new() -> SharedPool {
         let chunks = (0..SHARED_CHUNKS).map(|_| Rc::new(RefCell::new(Vec::new()))).collect();
-        SharedPool { chunks, current: 0, usable: SHARED_CHUNKS, taken: [false; SHARED_CHUNKS], last: [None, None] }
+        SharedPool { chunks, current: 0, usable: SHARED_CHUNKS, taken: [false; SHARED_CHUNKS], last: None }
     }
 
     /// Use only the first `chunks` chunks (at least one): for tests of the copy fallback.
     pub fn limit(&mut self, chunks: usize) {
         self.usable = chunks.clamp(1, SHARED_CHUNKS);
         self.current = 0;
-        self.last = [None, None];
+        self.last = None;
     }
 
     /// Bytes of the budget the pool holds (returned never: the chunks stay for the next fan-out).
@@ -112,11 +103,10 @@ impl SharedPool {
         budget: &mut Budget,
         fill: impl FnOnce(&mut Vec<u8>),
     ) -> Option<&SharedRef> {
-        let slot = usize::from(key & BROADCAST_KEY != 0);
-        if self.last.get(slot).and_then(Option::as_ref).is_some_and(|(k, _)| *k == key) {
-            return self.last.get(slot).and_then(Option::as_ref).map(|(_, r)| r);
+        if self.last.as_ref().is_some_and(|(k, _)| *k == key) {
+            return self.last.as_ref().map(|(_, r)| r);
         }
-        *self.last.get_mut(slot)? = None;
+        self.last = None;
         if len == 0 || len > SHARED_CHUNK_BYTES {
             return None;
         }
@@ -135,9 +125,8 @@ impl SharedPool {
         // Both below SHARED_CHUNK_BYTES (checked above), which fits u32.
         let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else { return None };
         let r = SharedRef { chunk: Rc::clone(chunk), at: 0, start, end };
-        let last = self.last.get_mut(slot)?;
-        *last = Some((key, r));
-        last.as_ref().map(|(_, r)| r)
+        self.last = Some((key, r));
+        self.last.as_ref().map(|(_, r)| r)
     }
 
     /// The index of a chunk with `len` bytes free: the current one, else the next one no queue
@@ -207,7 +196,7 @@ mod tests {
             .collect();
         assert!(pool.encode(99, 1, &mut budget, |v| v.push(1)).is_none(), "every chunk referred to");
         drop(held);
-        assert!(pool.last[0].is_none(), "a refusal forgets the last encoding");
+        assert!(pool.last.is_none(), "a refusal forgets the last encoding");
         assert!(pool.encode(100, 2, &mut budget, |v| v.push(1)).is_none(), "said 2, wrote 1");
         assert!(pool.encode(101, 1, &mut budget, |v| v.push(1)).is_some(), "free again");
         assert_eq!(pool.bytes(), SHARED_CHUNKS * SHARED_CHUNK_BYTES);
