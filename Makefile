@@ -153,9 +153,18 @@ bench-link: volttron9
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) nice $(VT9_PY) tests/multiplatform/bench_link.py --kind viprouter --kind volttron $(LINKBENCH_ARGS) --json target/bench-results/link.json
 
 ## test-rabbitmq: the RabbitMQ bridge (#15) against private rabbitmq-server nodes on loopback
-## (Debian's package, installed by .ci/run): gateways, pika RMQ agents, federation, outage, TLS
-test-rabbitmq: release venv
-	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest tests/rabbitmq -q -p no:cacheprovider -rxXs
+## (Debian's package, installed by .ci/run): gateways, pika RMQ agents, federation, outage, TLS,
+## and VOLTTRON 9.0.4's own RabbitMQ bus (its RMQRouter and agents, VT9_PIKA beside its venv)
+VT9_PIKA := .vt9-pika
+test-rabbitmq: release venv volttron9 $(VT9_PIKA)/.installed
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) VT9_VENV=$(CURDIR)/$(VT9_VENV) VT9_PIKA=$(CURDIR)/$(VT9_PIKA) $(VENV)/bin/python -m pytest tests/rabbitmq -q -p no:cacheprovider -rxXs
+
+## pika 1.2.0 (VOLTTRON 9.0.4's pin) for VOLTTRON's RabbitMQ-bus processes only, outside the VOLTTRON 9
+## venv: with pika importable VOLTTRON's own fixtures add RabbitMQ variants to volttron9-suite
+$(VT9_PIKA)/.installed: $(VT9_STAMP)
+	rm -rf $(VT9_PIKA)
+	$(VT9_PY) -m pip install --quiet --disable-pip-version-check --target $(VT9_PIKA) pika==1.2.0
+	touch $@
 
 fuzz-replay:
 	$(CARGO) test --test fuzz_replay

@@ -45,8 +45,11 @@ class Broker:
         self.dir = Path(tempfile.mkdtemp(prefix=f"viprouter-bridge-{tag}-", dir="/tmp"))
         self.port, self.dist, self.epmd_port = free_port(), free_port(), free_port()
         self.tls_port = free_port() if tls else None
+        self.mgmt_port = free_port() if "rabbitmq_management" in plugins else None
         self.node = f"vb{tag}{self.port}@localhost"
         conf = f"listeners.tcp.default = 127.0.0.1:{self.port}\nloopback_users = none\n"
+        if self.mgmt_port:
+            conf += f"management.tcp.port = {self.mgmt_port}\nmanagement.tcp.ip = 127.0.0.1\n"
         if tls:
             ca, cert, key = tls
             conf += (
