@@ -1,34 +1,60 @@
 """A viprouter gateway and VOLTTRON 9.0.4's own RabbitMQ bus on one private broker (issue #15
 deliverable 3): VOLTTRON's RMQRouter and unmodified `Agent(message_bus='rmq')` agents
 (vt9_rmq.py, run with the VOLTTRON 9.0.4 venv) exchange external RPC both ways and pubsub both
-ways with raw VIP agents (libzmq) on the gateway. `ssl: false` here; TLS in test_volttron9_tls.py.
+ways with raw VIP agents (libzmq) on the gateway; each with `ssl: false` (PLAIN) and with
+VOLTTRON's default TLS set-up (amqps, client certificates from VOLTTRON's own CA, EXTERNAL; the
+gateway's certificate is made by VOLTTRON's certs.py too).
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from conftest import VIP, rpc_request, send_platform
-from vt9_harness import Vt9Instance, add_agent_users, management_broker, vt9_missing
+from vt9_harness import (Vt9Instance, add_agent_users, client_cert, management_broker, start_management,
+                         tls_files, vt9_missing)
 
 pytestmark = pytest.mark.skipif(vt9_missing() is not None, reason=str(vt9_missing()))
 
 
-@pytest.fixture(scope="module")
-def vt9():
-    """Broker (management plugin) + VOLTTRON instance `v9` with `ssl: false`."""
-    b = management_broker("v")
-    inst = None
+GATEWAYS = ("gw9a", "gw9b", "gw9c", "gw9d")
+
+
+@pytest.fixture(scope="module", params=["ssl-false", "tls"])
+def vt9(request):
+    """Broker (management plugin) + VOLTTRON instance `v9`, `ssl: false` or TLS."""
+    ssl = request.param == "tls"
+    home = Path(tempfile.mkdtemp(prefix="vt9rmq-v9-", dir="/tmp"))
+    b = management_broker("v", tls=tls_files(home, "v9") if ssl else None)
+    inst = Vt9Instance(b, "v9", ssl=ssl, home=home)
     try:
-        add_agent_users(b, "v9")
-        inst = Vt9Instance(b, "v9").start()
+        if ssl:
+            inst.make_certs([f"{g}.viprouter" for g in GATEWAYS])
+        start_management(b)
+        if ssl:
+            for g in GATEWAYS:  # a gateway is a VOLTTRON router on the vhost: everything
+                b.ctl("add_user", f"{g}.viprouter", "unused-with-external")
+                b.ctl("set_permissions", "-p", "volttron", f"{g}.viprouter", ".*", ".*", ".*")
+        else:
+            add_agent_users(b, "v9")
+        inst.start()
         yield inst
     finally:
-        if inst:
-            inst.close()
+        inst.close()
         b.close()
+
+
+def gateway(vt9, gateways, name: str, **kw):
+    """Gateway `name` on vt9's broker: PLAIN as guest, or amqps with its VOLTTRON-made certificate."""
+    if not vt9.ssl:
+        return gateways(name, vt9.broker.url(), **kw)
+    cert, key = client_cert(vt9.home, f"{name}.viprouter")
+    extra = f"rabbitmq-ca-file = {tls_files(vt9.home, 'v9')[0]}\nrabbitmq-cert-file = {cert}\nrabbitmq-key-file = {key}\n"
+    return gateways(name, f"amqps://localhost:{vt9.broker.tls_port}/volttron", extra=extra, **kw)
 
 
 def answer_external_rpc(agent, result) -> dict:
@@ -42,7 +68,7 @@ def answer_external_rpc(agent, result) -> dict:
 
 
 def test_volttron_rmq_agent_calls_a_gateway_agent(vt9, gateways):
-    gw = gateways("gw9a", vt9.broker.url())
+    gw = gateway(vt9, gateways, "gw9a")
     callee = gw.agent("callee")
     gw.wait_bridge("up", bound=2)
     vt9.send(cmd="call", platform="gw9a", peer="callee", method="add", args=[2, 3], timeout=15)
@@ -57,7 +83,7 @@ def test_volttron_rmq_agent_calls_a_gateway_agent(vt9, gateways):
 
 
 def test_gateway_agent_calls_a_volttron_rmq_agent(vt9, gateways):
-    gw = gateways("gw9b", vt9.broker.url())
+    gw = gateway(vt9, gateways, "gw9b")
     caller = gw.agent("caller")
     gw.wait_bridge("up", bound=2)
     req = rpc_request("echo", [{"n": 1, "s": "zwei"}], "r9")
@@ -73,7 +99,7 @@ def test_gateway_agent_calls_a_volttron_rmq_agent(vt9, gateways):
 
 
 def test_volttron_rmq_publish_reaches_an_all_platforms_subscriber_on_the_gateway(vt9, gateways):
-    gw = gateways("gw9c", vt9.broker.url(), export="devices/")
+    gw = gateway(vt9, gateways, "gw9c", export="devices/")
     sub = gw.agent("sub")
     sub.send(b"", b"pubsub", b"subscribe",
              json.dumps({"prefix": "devices", "bus": "", "all_platforms": True}).encode(), msgid=b"s1")
@@ -89,7 +115,7 @@ def test_volttron_rmq_publish_reaches_an_all_platforms_subscriber_on_the_gateway
 
 
 def test_gateway_publish_reaches_a_volttron_rmq_all_platforms_subscriber(vt9, gateways):
-    gw = gateways("gw9d", vt9.broker.url(), export="devices/")
+    gw = gateway(vt9, gateways, "gw9d", export="devices/")
     pub = gw.agent("pub")
     gw.wait_bridge("up", bound=2)
     body = {"bus": "", "headers": {"h": 1}, "message": {"v": 42}}
@@ -104,3 +130,17 @@ def test_gateway_publish_reaches_a_volttron_rmq_all_platforms_subscriber(vt9, ga
         time.sleep(0.2)
     assert items == [{"sender": "pub", "topic": "devices/gw9d/hvac", "message": {"v": 42}}], items
     assert gw.stats()["amqp_export_out"] == 1
+
+
+def test_volttron_and_the_gateway_log_in_as_configured(vt9, gateways):
+    """TLS really is amqps with EXTERNAL for VOLTTRON's router, its agents and the gateway (and
+    PLAIN without TLS): the broker's own view of the connections."""
+    gw = gateway(vt9, gateways, "gw9a")
+    gw.wait_bridge("up")
+    rows = vt9.broker.rows("list_connections", "user", "auth_mechanism", "ssl")
+    seen = {(u, m, s) for u, m, s in rows if u.startswith(("v9.", "gw9a."))}
+    mech, ssl = ("EXTERNAL", "true") if vt9.ssl else ("PLAIN", "false")
+    want = {(u, mech, ssl) for u in ("v9.callee", "v9.caller", "v9.listener")}
+    if vt9.ssl:  # without TLS VOLTTRON's router logs in as the admin user (auth_rmq.py:92-109)
+        want |= {("v9.router", mech, ssl), ("gw9a.viprouter", mech, ssl)}
+    assert want <= seen, rows

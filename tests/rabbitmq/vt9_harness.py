@@ -53,7 +53,7 @@ def vt9_missing() -> str | None:
     return None
 
 
-def write_home(home: Path, instance: str, broker: Broker, **kw: Any) -> None:
+def write_home(home: Path, instance: str, broker: Broker, ssl: bool) -> None:
     """vt9_rmq.write_home, imported from the driver file (it has no VOLTTRON import at top level)."""
     import importlib.util
 
@@ -61,7 +61,23 @@ def write_home(home: Path, instance: str, broker: Broker, **kw: Any) -> None:
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    kw = dict(ssl=True, amqps_port=broker.tls_port, mgmts_port=broker.mgmt_tls_port) if ssl else {}
     mod.write_home(home, instance, broker.port, broker.mgmt_port, **kw)
+
+
+def tls_files(home: Path, instance: str) -> tuple[Path, Path, Path]:
+    """(CA, server certificate, server key) where VOLTTRON's certs.py puts them (certs.py:250-270,
+    307-322), for the broker's TLS listeners: what `vcfg` writes into rabbitmq.conf
+    (rmq_setup.py:523-557)."""
+    c = home / "certificates"
+    return (c / "certs" / f"{instance}-trusted-cas.crt", c / "certs" / f"{instance}-server.crt",
+            c / "private" / f"{instance}-server.pem")
+
+
+def client_cert(home: Path, name: str) -> tuple[Path, Path]:
+    """(certificate, key) of a client certificate made by `Vt9Instance.make_certs`."""
+    c = home / "certificates"
+    return c / "certs" / f"{name}.crt", c / "private" / f"{name}.pem"
 
 
 def add_agent_users(broker: Broker, instance: str, password: str = "default_passwd") -> None:
@@ -83,18 +99,18 @@ class Vt9Instance:
     """VOLTTRON instance `instance` with the RMQ message bus on `broker`: VOLTTRON's RMQRouter in
     one process, its agents callee/caller/listener in another."""
 
-    def __init__(self, broker: Broker, instance: str, **home_kw: Any):
-        self.broker, self.instance = broker, instance
-        self.home = Path(tempfile.mkdtemp(prefix=f"vt9rmq-{instance}-", dir="/tmp"))
-        write_home(self.home, instance, broker, **home_kw)
+    def __init__(self, broker: Broker, instance: str, ssl: bool = False, home: Path | None = None):
+        self.broker, self.instance, self.ssl = broker, instance, ssl
+        self.home = home or Path(tempfile.mkdtemp(prefix=f"vt9rmq-{instance}-", dir="/tmp"))
+        write_home(self.home, instance, broker, ssl)
         self.procs: list[subprocess.Popen] = []
         self.lines: queue.Queue[str] = queue.Queue()
         self.agents: subprocess.Popen | None = None
 
-    def _spawn(self, mode: str, log: str, pipe: bool) -> subprocess.Popen:
+    def _spawn(self, mode: str, log: str, pipe: bool, extra: tuple[str, ...] = ()) -> subprocess.Popen:
         out = open(self.home / log, "wb")
         p = subprocess.Popen(
-            [str(vt9_python()), str(DRIVER), mode, str(self.home), self.instance],
+            [str(vt9_python()), str(DRIVER), mode, str(self.home), self.instance, *extra],
             stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
             stdout=subprocess.PIPE if pipe else out,
             stderr=out,
@@ -104,6 +120,11 @@ class Vt9Instance:
         )
         self.procs.append(p)
         return p
+
+    def make_certs(self, clients: list[str], timeout: float = 120.0) -> None:
+        """VOLTTRON's CA, broker and admin certificates, plus client certificates `clients`."""
+        p = self._spawn("certs", "certs.log", pipe=False, extra=tuple(clients))
+        assert p.wait(timeout) == 0, f"certificates not made:\n{self.log_tail('certs.log')}"
 
     def start(self, timeout: float = 120.0) -> "Vt9Instance":
         deadline = time.monotonic() + timeout
@@ -173,15 +194,17 @@ class Vt9Instance:
 
 def management_broker(tag: str, **kw: Any) -> Broker:
     """A private node with the management plugin (VOLTTRON's router and agents call its HTTP API:
-    users, permissions, bindings; research memo §5.1) and the vhost `volttron`."""
-    b = Broker(tag, plugins=("rabbitmq_management",), **kw).start()
-    try:
-        b.setup_vhost()
-        deadline = time.monotonic() + 60
-        while not listening(b.mgmt_port):
+    users, permissions, bindings; research memo §5.1), not started (`start_management`)."""
+    return Broker(tag, plugins=("rabbitmq_management",), **kw)
+
+
+def start_management(b: Broker) -> Broker:
+    """Start `b`, add the vhost `volttron`, wait for the management API(s)."""
+    b.start()
+    b.setup_vhost()
+    deadline = time.monotonic() + 60
+    for port in (b.mgmt_port, b.mgmt_tls_port):
+        while port and not listening(port):
             assert time.monotonic() < deadline, f"management API not listening:\n{b.log_tail()}"
             time.sleep(0.2)
-        return b
-    except BaseException:
-        b.close()
-        raise
+    return b

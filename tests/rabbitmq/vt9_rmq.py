@@ -9,6 +9,7 @@ its classes.
 Run with the VOLTTRON 9.0.4 venv (`make volttron9`) plus pika 1.2.0 (VOLTTRON's pin,
 requirements.py 'rabbitmq' extra) on PYTHONPATH (vt9_harness.py says why not in the venv):
 
+  vt9_rmq.py certs HOME INSTANCE [CLIENT_CERT_NAME ...]
   vt9_rmq.py setup HOME INSTANCE
   vt9_rmq.py router HOME INSTANCE
   vt9_rmq.py agents HOME INSTANCE
@@ -51,8 +52,15 @@ def write_home(home: Path, instance: str, amqp_port: int, mgmt_port: int, ssl: b
     the admin user `vcfg --rabbitmq single` configures: `<instance>-admin`, `default_passwd`."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "config").write_text(f"[volttron]\ninstance-name = {instance}\nmessage-bus = rmq\n")
+    # With TLS the host is the name in the broker certificate VOLTTRON makes (a DNS name: certs.py
+    # puts `fqdn` in a DNSName SAN, and pika checks it, auth_rmq.py:257-261).
+    host = "localhost" if ssl else "127.0.0.1"
+    cert_data = (
+        "certificate-data:\n  country: US\n  state: WA\n  location: Richland\n  organization: test\n"
+        f"  organization-unit: viprouter\n  common-name: {instance}-root-ca\n" if ssl else ""
+    )
     (home / "rabbitmq_config.yml").write_text(
-        f"host: 127.0.0.1\nssl: '{str(ssl).lower()}'\namqp-port: {amqp_port}\namqp-port-ssl: {amqps_port}\n"
+        cert_data + f"host: {host}\nssl: '{str(ssl).lower()}'\namqp-port: {amqp_port}\namqp-port-ssl: {amqps_port}\n"
         f"mgmt-port: {mgmt_port}\nmgmt-port-ssl: {mgmts_port}\nvirtual-host: volttron\n"
         f"user: {instance}-admin\npass: {ADMIN_PASSWORD}\nreconnect-delay: 2\nrmq-home: {RMQ_HOME}\n"
     )
@@ -76,6 +84,23 @@ def run_setup() -> None:
 
     if RabbitMQMgmt().init_rabbitmq_setup() is not True:
         raise SystemExit("init_rabbitmq_setup failed")
+
+
+def run_certs(instance: str, clients: list[str]) -> None:
+    """With `ssl: true`, what `vcfg --rabbitmq single` does before it restarts the broker with TLS
+    (utils/rmq_setup.py:508-520): VOLTTRON's own `_create_certs` makes the instance's root CA (and
+    its `-trusted-cas` copy), the broker's server certificate and the admin's client certificate
+    under `$VOLTTRON_HOME/certificates`; then one client certificate per name in `clients`
+    (certs.py `create_signed_cert_files`, as for an agent), e.g. for a viprouter gateway."""
+    from volttron.platform.auth import certs
+    from volttron.utils.rmq_config_params import RMQConfig
+    from volttron.utils.rmq_setup import _create_certs
+
+    cfg = RMQConfig()
+    _, server, admin = certs.Certs.get_admin_cert_names(instance)
+    _create_certs(cfg, admin, server)
+    for name in clients:
+        cfg.crts.create_signed_cert_files(name, cert_type="client")
 
 
 def run_router(instance: str) -> None:
@@ -167,7 +192,9 @@ def _command(c: dict[str, Any], caller: Any, received: list[Any], callers: list[
 def main() -> None:
     mode, home, instance = sys.argv[1], sys.argv[2], sys.argv[3]
     _enter(home)
-    if mode == "setup":
+    if mode == "certs":
+        run_certs(instance, sys.argv[4:])
+    elif mode == "setup":
         run_setup()
     elif mode == "router":
         run_router(instance)
