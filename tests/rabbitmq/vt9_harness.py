@@ -135,11 +135,14 @@ class Vt9Instance:
             assert router.poll() is None, f"VOLTTRON RMQ router exited:\n{self.log_tail('router.log')}"
             assert time.monotonic() < deadline, f"router queue not declared:\n{self.log_tail('router.log')}"
             time.sleep(0.3)
-        self.agents = self._spawn("agents", "agents.log", pipe=True)
+        self._start_agents("agents", (), deadline)
+        return self
+
+    def _start_agents(self, mode: str, extra: tuple[str, ...], deadline: float) -> None:
+        self.agents = self._spawn(mode, "agents.log", pipe=True, extra=extra)
         threading.Thread(target=self._read, args=(self.agents,), daemon=True).start()
         ready = self._line(deadline - time.monotonic())
         assert ready == {"ready": True}, ready
-        return self
 
     def _queue_exists(self, name: str) -> bool:
         return any(r and r[0] == name for r in self.broker.rows("list_queues", "-p", "volttron", "name"))
@@ -190,6 +193,23 @@ class Vt9Instance:
                     p.kill()
                     p.wait(5)
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+class Vt9ZmqAgents(Vt9Instance):
+    """The same VOLTTRON 9.0.4 agents (vt9_rmq.py `zmqagents`) on the ZMQ bus of the router at
+    `address` (a viprouter gateway's ipc socket, auth off): the benchmark's other kind."""
+
+    def __init__(self, instance: str, address: str):
+        self.broker, self.instance, self.ssl, self.address = None, instance, False, address  # type: ignore[assignment]
+        self.home = Path(tempfile.mkdtemp(prefix=f"vt9zmq-{instance}-", dir="/tmp"))
+        (self.home / "config").write_text(f"[volttron]\ninstance-name = {instance}\n")
+        self.procs = []
+        self.lines = queue.Queue()
+        self.agents = None
+
+    def start(self, timeout: float = 120.0) -> "Vt9ZmqAgents":
+        self._start_agents("zmqagents", (self.address,), time.monotonic() + timeout)
+        return self
 
 
 def management_broker(tag: str, **kw: Any) -> Broker:

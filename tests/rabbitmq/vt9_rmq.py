@@ -13,6 +13,7 @@ requirements.py 'rabbitmq' extra) on PYTHONPATH (vt9_harness.py says why not in 
   vt9_rmq.py setup HOME INSTANCE
   vt9_rmq.py router HOME INSTANCE
   vt9_rmq.py agents HOME INSTANCE
+  vt9_rmq.py zmqagents HOME INSTANCE VIP_ADDRESS      (the same agents on a ZMQ router)
 
 `HOME` is written by `write_home()` (called by the test, which also owns the broker):
 `$VOLTTRON_HOME/config` (instance-name, message-bus = rmq), `rabbitmq_config.yml` as `vcfg
@@ -28,7 +29,10 @@ one JSON command per stdin line with one JSON line:
   {"cmd": "publish", "topic", "message"} -> {"count"}
   {"cmd": "received"} -> {"items": [{sender, topic, message}]}
   {"cmd": "callers"} -> {"items": [{peer, platform}]}
-  {"cmd": "bench_rpc", "platform", "peer", "method", "n"} -> {"rtt_us": [...]}
+  {"cmd": "bench_rpc", "platform", "peer", "n"} -> {"rtt_s": [...]} (echo("x"), one at a time)
+  {"cmd": "bench_pub", "topic", "n", "window"} -> {"t0", "answered"}
+  {"cmd": "counted", "topic"} -> {"n", "last"} (listener: publishes on BENCH_TOPIC... and when
+  the last arrived, perf_counter)
   {"cmd": "quit"}
 """
 
@@ -37,10 +41,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 RMQ_HOME = "/usr/lib/rabbitmq"
+BENCH_TOPIC = "devices/bench/"  # counted, not kept, by the listener (bench_rabbitmq.py)
 
 
 ADMIN_PASSWORD = "default_passwd"  # utils/rmq_config_params.py:84, what init_rabbitmq_setup gives the admin
@@ -116,16 +122,24 @@ def run_router(instance: str) -> None:
     RMQRouter("", "", instance, [], enable_auth=ssl, service_notifier=ServicePeerNotifier()).run()
 
 
-def run_agents(instance: str) -> None:
+def run_agents(instance: str, address: str | None) -> None:
+    """The agents of instance `instance` on its RabbitMQ bus, or, with `address` (the benchmark's
+    other kind), the same agents on the ZMQ bus of the router at `address` (a viprouter gateway's
+    ipc socket; auth off)."""
     import gevent
     import gevent.event
     from gevent.fileobject import FileObject
     from volttron.platform.vip.agent import RPC, Agent
-    from volttron.utils.rmq_mgmt import RabbitMQMgmt
 
-    ssl = RabbitMQMgmt().is_ssl
+    if address is None:
+        from volttron.utils.rmq_mgmt import RabbitMQMgmt
+
+        bus = dict(message_bus="rmq", enable_auth=RabbitMQMgmt().is_ssl)
+    else:
+        bus = dict(message_bus="zmq", enable_auth=False, address=address)
     callers: list[dict[str, str]] = []
     received: list[dict[str, Any]] = []
+    counts: dict[str, list[float]] = {}
 
     class Callee(Agent):  # type: ignore[misc]
         @RPC.export  # type: ignore[misc]
@@ -135,8 +149,7 @@ def run_agents(instance: str) -> None:
             return data
 
     def start(cls: type, identity: str) -> Any:
-        agent = cls(identity=identity, message_bus="rmq", enable_auth=ssl, enable_store=False,
-                    heartbeat_autostart=False, instance_name=instance)
+        agent = cls(identity=identity, enable_store=False, heartbeat_autostart=False, instance_name=instance, **bus)
         started = gevent.event.Event()
         gevent.spawn(agent.core.run, started)
         if not started.wait(timeout=60):
@@ -148,17 +161,23 @@ def run_agents(instance: str) -> None:
     listener = start(Agent, "listener")
 
     def on_publish(peer: str, sender: str, bus: str, topic: str, headers: Any, message: Any) -> None:
-        received.append({"sender": sender, "topic": topic, "message": message})
+        if topic.startswith(BENCH_TOPIC):
+            c = counts.setdefault(topic, [0, 0.0])
+            c[0] += 1
+            c[1] = time.perf_counter()
+        else:
+            received.append({"sender": sender, "topic": topic, "message": message})
 
     listener.vip.pubsub.subscribe("pubsub", "devices", on_publish, all_platforms=True).get(timeout=30)
     print(json.dumps({"ready": True}), flush=True)
+    state = {"received": received, "callers": callers, "counts": counts}
 
     for line in FileObject(sys.stdin, "r"):
         c = json.loads(line)
         if c["cmd"] == "quit":
             break
         try:
-            out = _command(c, caller, received, callers)
+            out = _command(c, caller, state)
         except Exception as e:  # noqa: BLE001 - the test reads what went wrong
             out = {"error": f"{type(e).__name__}: {e}"}
         print(json.dumps(out, default=str), flush=True)
@@ -166,9 +185,7 @@ def run_agents(instance: str) -> None:
         a.core.stop(timeout=3)
 
 
-def _command(c: dict[str, Any], caller: Any, received: list[Any], callers: list[Any]) -> dict[str, Any]:
-    import time
-
+def _command(c: dict[str, Any], caller: Any, state: dict[str, Any]) -> dict[str, Any]:
     if c["cmd"] == "call":
         r = caller.vip.rpc.call(c["peer"], c["method"], *c["args"], external_platform=c["platform"])
         return {"result": r.get(timeout=c.get("timeout", 10))}
@@ -176,17 +193,37 @@ def _command(c: dict[str, Any], caller: Any, received: list[Any], callers: list[
         rtt = []
         for i in range(int(c["n"])):
             t0 = time.perf_counter()
-            caller.vip.rpc.call(c["peer"], c["method"], i, external_platform=c["platform"]).get(timeout=10)
-            rtt.append((time.perf_counter() - t0) * 1e6)
-        return {"rtt_us": rtt}
+            caller.vip.rpc.call(c["peer"], "echo", "x", external_platform=c["platform"]).get(timeout=30)
+            rtt.append(time.perf_counter() - t0)
+        return {"rtt_s": rtt}
+    if c["cmd"] == "bench_pub":
+        return _bench_pub(caller, c["topic"], int(c["n"]), int(c["window"]))
     if c["cmd"] == "publish":
         n = caller.vip.pubsub.publish("pubsub", c["topic"], headers={}, message=c["message"])
         return {"count": n.get(timeout=10)}
-    if c["cmd"] == "received":
-        return {"items": received}
-    if c["cmd"] == "callers":
-        return {"items": callers}
+    if c["cmd"] == "counted":
+        n, last = state["counts"].get(c["topic"], [0, 0.0])
+        return {"n": n, "last": last}
+    if c["cmd"] in ("received", "callers"):
+        return {"items": state[c["cmd"]]}
     return {"error": f"unknown command {c['cmd']}"}
+
+
+def _bench_pub(agent: Any, topic: str, n: int, window: int) -> dict[str, Any]:
+    """`n` publishes of a small message on `topic`, at most `window` unanswered (as
+    tests/multiplatform/bench_link.py publishes): the start time (perf_counter, CLOCK_MONOTONIC,
+    the same clock in every process) and the sum of the publisher's counts."""
+    pending: list[Any] = []
+    answered = 0
+    payload = {"v": 1.5, "units": "degF"}
+    t0 = time.perf_counter()
+    for _ in range(n):
+        pending.append(agent.vip.pubsub.publish("pubsub", topic, headers={}, message=payload))
+        if len(pending) >= window:
+            answered += int(pending.pop(0).get(timeout=30))
+    for r in pending:
+        answered += int(r.get(timeout=30))
+    return {"t0": t0, "answered": answered}
 
 
 def main() -> None:
@@ -199,7 +236,9 @@ def main() -> None:
     elif mode == "router":
         run_router(instance)
     elif mode == "agents":
-        run_agents(instance)
+        run_agents(instance, None)
+    elif mode == "zmqagents":
+        run_agents(instance, sys.argv[4])
     else:
         raise SystemExit(f"unknown mode {mode}")
 
