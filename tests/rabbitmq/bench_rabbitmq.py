@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import statistics
 import sys
 import time
@@ -53,6 +54,16 @@ class Result:
     round: int
     rpc_ms: dict[str, float] = field(default_factory=dict)
     pub: dict[str, float] = field(default_factory=dict)
+    # CPU seconds (user + system) during the publish measurement: the publishing instance's
+    # agents process, the subscribing one's, the two routers (gateways, or VOLTTRON's RMQRouters)
+    # and the broker (its Erlang VM).
+    pub_cpu_s: dict[str, float] = field(default_factory=dict)
+
+
+def cpu_s(pid: int) -> float:
+    """utime + stime of process `pid` (proc(5) /proc/PID/stat fields 14 and 15), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summary_ms(samples: list[float]) -> dict[str, float]:
@@ -108,8 +119,9 @@ def warm_publish(first: Vt9Instance, listener: Vt9Instance, topic: str, timeout:
     raise RuntimeError(f"no probe on {topic} arrived in {timeout} s")
 
 
-def start_kind(kind: str, broker, rnd: int) -> tuple[list[Any], Vt9Instance, Vt9Instance, str]:
-    """(things to close, first instance's agents, second instance's agents, second's name)."""
+def start_kind(kind: str, broker, rnd: int) -> tuple[list[Any], Vt9Instance, Vt9Instance, str, list[int]]:
+    """(things to close, first instance's agents, second instance's agents, second's name, the
+    routers' pids)."""
     made: list[Any] = []
     try:
         if kind == "viprouter":
@@ -127,7 +139,8 @@ def start_kind(kind: str, broker, rnd: int) -> tuple[list[Any], Vt9Instance, Vt9
         made += agents
         for a in agents:
             a.start()
-        return made, agents[0], agents[1], names[1]
+        routers = [g.proc.pid for g in gws] if kind == "viprouter" else [a.procs[1].pid for a in agents]
+        return made, agents[0], agents[1], names[1], routers
     except BaseException:
         close_all(made)
         raise
@@ -142,16 +155,24 @@ def close_all(made: list[Any]) -> None:
 
 
 def run_kind(kind: str, rnd: int, broker, args: argparse.Namespace) -> Result:
-    made, first, second, second_name = start_kind(kind, broker, rnd)
+    made, first, second, second_name, routers = start_kind(kind, broker, rnd)
     try:
         res = Result(kind, rnd)
         res.rpc_ms = bench_rpc(first, second_name, args.calls, args.warmup)
         topic = f"devices/bench/{kind}{rnd}"
         warm_publish(first, second, topic + "/probe")
+        pids = {"publisher agents": [first.agents.pid], "subscriber agents": [second.agents.pid], "routers": routers,
+                "broker": [broker.beam_pid()]}
+        before = {k: sum(cpu_s(p) for p in v) for k, v in pids.items()}
         res.pub = bench_publish(first, second, topic + "/data", args)
+        res.pub_cpu_s = {k: sum(cpu_s(p) for p in v) - before[k] for k, v in pids.items()}
         return res
     finally:
         close_all(made)
+
+
+def cpu_cols(c: dict[str, float]) -> str:
+    return " / ".join(f"{c[k]:.2f}" for k in ("publisher agents", "subscriber agents", "routers", "broker"))
 
 
 def table(results: list[Result]) -> str:
@@ -159,20 +180,21 @@ def table(results: list[Result]) -> str:
             "volttron": "VOLTTRON 9.0.4 RMQ bus → broker → VOLTTRON 9.0.4 RMQ bus"}
     rows = [
         "| round | instances on one RabbitMQ 3.10 broker | external RPC p50 / p99 ms | exported publish msg/s "
-        "(delivered/sent, publisher's count) |",
-        "|---|---|---|---|",
+        "(delivered/sent, publisher's count) | CPU s in the publish run: publishing agents / subscribing "
+        "agents / both routers / broker |",
+        "|---|---|---|---|---|",
     ]
     by_round: dict[int, dict[str, Result]] = {}
     for r in results:
         by_round.setdefault(r.round, {})[r.kind] = r
         rows.append(f"| {r.round} | {name[r.kind]} | {r.rpc_ms['p50']:.2f} / {r.rpc_ms['p99']:.2f} "
                     f"| {r.pub['msgs_per_s']:.0f} ({r.pub['delivered']:.0f}/{r.pub['sent']:.0f}, "
-                    f"{r.pub['publisher_count']:.0f}) |")
+                    f"{r.pub['publisher_count']:.0f}) | {cpu_cols(r.pub_cpu_s)} |")
     for rnd, k in sorted(by_round.items()):
         if len(k) == 2:
             v, t = k["viprouter"], k["volttron"]
             rows.append(f"| {rnd} | viprouter / VOLTTRON (same round) | {v.rpc_ms['p50'] / t.rpc_ms['p50']:.2f} "
-                        f"(p50) | {v.pub['msgs_per_s'] / t.pub['msgs_per_s']:.2f} |")
+                        f"(p50) | {v.pub['msgs_per_s'] / t.pub['msgs_per_s']:.2f} | |")
     return "\n".join(rows)
 
 
