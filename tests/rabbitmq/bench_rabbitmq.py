@@ -21,7 +21,9 @@ messages/s = delivered / (first send .. last arrival), summed over chunks of ``-
 the count delivered and the sum of the publisher's counts. The kinds run one after the other
 (each started and stopped in its round), alternating over ``--rounds``; compare ratios within a
 round only: the host is shared, and the agent library is the bottleneck (these are what a
-VOLTTRON agent sees, not the router's or the broker's capacity).
+VOLTTRON agent sees, not the router's or the broker's capacity: the CPU each process used in the
+publish run is reported, and bench_rabbitmq_raw.py measures the same paths with raw clients
+unless ``--no-raw``).
 
 Usage (the interop venv; VT9_VENV, VT9_PIKA, VIPROUTER_BIN as for make test-rabbitmq):
 ``.venv/bin/python tests/rabbitmq/bench_rabbitmq.py --rounds 2 [--json FILE]``
@@ -43,6 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_rabbitmq_raw as raw  # noqa: E402
 from conftest import Gateway  # noqa: E402
 from vt9_harness import (Vt9Instance, Vt9ZmqAgents, add_agent_users, management_broker,  # noqa: E402
                          start_management, vt9_missing)
@@ -58,6 +61,9 @@ class Result:
     # agents process, the subscribing one's, the two routers (gateways, or VOLTTRON's RMQRouters)
     # and the broker (its Erlang VM).
     pub_cpu_s: dict[str, float] = field(default_factory=dict)
+    # The same without VOLTTRON's agent library (bench_rabbitmq_raw.py).
+    raw_rpc_ms: dict[str, float] = field(default_factory=dict)
+    raw_pub: dict[str, Any] = field(default_factory=dict)
 
 
 def cpu_s(pid: int) -> float:
@@ -119,10 +125,11 @@ def warm_publish(first: Vt9Instance, listener: Vt9Instance, topic: str, timeout:
     raise RuntimeError(f"no probe on {topic} arrived in {timeout} s")
 
 
-def start_kind(kind: str, broker, rnd: int) -> tuple[list[Any], Vt9Instance, Vt9Instance, str, list[int]]:
+def start_kind(kind: str, broker, rnd: int) -> tuple[list[Any], Vt9Instance, Vt9Instance, str, list[Any]]:
     """(things to close, first instance's agents, second instance's agents, second's name, the
-    routers' pids)."""
+    routers' pids, the gateways)."""
     made: list[Any] = []
+    gws: list[Gateway] = []
     try:
         if kind == "viprouter":
             names = (f"ga{rnd}", f"gb{rnd}")
@@ -140,7 +147,7 @@ def start_kind(kind: str, broker, rnd: int) -> tuple[list[Any], Vt9Instance, Vt9
         for a in agents:
             a.start()
         routers = [g.proc.pid for g in gws] if kind == "viprouter" else [a.procs[1].pid for a in agents]
-        return made, agents[0], agents[1], names[1], routers
+        return made, agents[0], agents[1], names[1], [routers, gws]
     except BaseException:
         close_all(made)
         raise
@@ -155,7 +162,7 @@ def close_all(made: list[Any]) -> None:
 
 
 def run_kind(kind: str, rnd: int, broker, args: argparse.Namespace) -> Result:
-    made, first, second, second_name, routers = start_kind(kind, broker, rnd)
+    made, first, second, second_name, (routers, gws) = start_kind(kind, broker, rnd)
     try:
         res = Result(kind, rnd)
         res.rpc_ms = bench_rpc(first, second_name, args.calls, args.warmup)
@@ -166,6 +173,8 @@ def run_kind(kind: str, rnd: int, broker, args: argparse.Namespace) -> Result:
         before = {k: sum(cpu_s(p) for p in v) for k, v in pids.items()}
         res.pub = bench_publish(first, second, topic + "/data", args)
         res.pub_cpu_s = {k: sum(cpu_s(p) for p in v) - before[k] for k, v in pids.items()}
+        if not args.no_raw:
+            run_raw(res, gws, broker, f"devices/bench/raw{kind}{rnd}", args)
         return res
     finally:
         close_all(made)
@@ -173,6 +182,36 @@ def run_kind(kind: str, rnd: int, broker, args: argparse.Namespace) -> Result:
 
 def cpu_cols(c: dict[str, float]) -> str:
     return " / ".join(f"{c[k]:.2f}" for k in ("publisher agents", "subscriber agents", "routers", "broker"))
+
+
+def run_raw(res: Result, gws: list[Gateway], broker, topic: str, args: argparse.Namespace) -> None:
+    n = args.warmup + args.calls
+    if res.kind == "viprouter":
+        res.raw_rpc_ms = summary_ms(raw.raw_rpc_viprouter(broker, gws[0], gws[1], n)[args.warmup:])
+        res.raw_pub = raw.raw_pub_viprouter(broker, gws[0], gws[1], topic, args.raw_pubs, args.raw_window)
+    else:
+        res.raw_rpc_ms = summary_ms(raw.raw_rpc_volttron(broker.port, n)[args.warmup:])
+        res.raw_pub = raw.raw_pub_volttron(broker.port, topic, args.raw_pubs)
+
+
+def dropped(r: Result) -> str:
+    if r.kind != "viprouter":
+        return "–"
+    return ", ".join(f"{k} {v}" for k, v in r.raw_pub.get("dropped", {}).items()) or "0"
+
+
+def raw_table(results: list[Result]) -> str:
+    rows = ["| round | path, raw clients (no agent library) | RPC p50 / p99 ms | publish msg/s (delivered/sent) "
+            "| dropped by the sending gateway |",
+            "|---|---|---|---|---|"]
+    name = {"viprouter": "libzmq client → gateway → broker → gateway → libzmq client",
+            "volttron": "pika client → broker → pika client (VOLTTRON's RMQ wire format)"}
+    for r in results:
+        if r.raw_rpc_ms:
+            rows.append(f"| {r.round} | {name[r.kind]} | {r.raw_rpc_ms['p50']:.2f} / {r.raw_rpc_ms['p99']:.2f} "
+                        f"| {r.raw_pub['msgs_per_s']:.0f} ({r.raw_pub['delivered']:.0f}/{r.raw_pub['sent']:.0f}) "
+                        f"| {dropped(r)} |")
+    return "\n".join(rows)
 
 
 def table(results: list[Result]) -> str:
@@ -207,6 +246,9 @@ def main() -> int:
     ap.add_argument("--pubs", type=int, default=5000, help="publishes measured")
     ap.add_argument("--window", type=int, default=50, help="publishes unanswered at most")
     ap.add_argument("--chunk", type=int, default=500, help="publishes per timed chunk")
+    ap.add_argument("--raw-pubs", type=int, default=20000, help="publishes by the raw clients")
+    ap.add_argument("--raw-window", type=int, default=200, help="the raw VIP publisher's publishes not yet delivered at most")
+    ap.add_argument("--no-raw", action="store_true", help="skip the raw clients (bench_rabbitmq_raw.py)")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     args = ap.parse_args()
     missing = vt9_missing()
@@ -229,6 +271,8 @@ def main() -> int:
     print(f"bench_rabbitmq {' '.join(sys.argv[1:])} — {started}; calls {args.calls}, publishes {args.pubs}, "
           f"window {args.window}, chunk {args.chunk}\n")
     print(table(results))
+    if not args.no_raw:
+        print("\n" + raw_table(results))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
     return 0
