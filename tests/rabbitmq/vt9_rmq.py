@@ -178,7 +178,7 @@ def run_agents(instance: str, address: str | None) -> None:
             break
         try:
             out = _command(c, caller, state)
-        except Exception as e:  # noqa: BLE001 - the test reads what went wrong
+        except (Exception, gevent.Timeout) as e:  # noqa: BLE001 - the test reads what went wrong
             out = {"error": f"{type(e).__name__}: {e}"}
         print(json.dumps(out, default=str), flush=True)
     for a in (callee, caller, listener):
