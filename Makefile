@@ -163,7 +163,7 @@ test-rabbitmq: release venv volttron9 $(VT9_PIKA)/.installed
 ## instances on one private RabbitMQ node: two viprouter gateways vs two VOLTTRON 9.0.4 RMQ-bus instances,
 ## same run, the same VOLTTRON agents (tests/rabbitmq/bench_rabbitmq.py; not part of `make test`).
 ## RMQBENCH_ARGS: e.g. --rounds 3
-RMQBENCH_ARGS ?= --rounds 2
+RMQBENCH_ARGS ?= --rounds 3
 bench-rabbitmq: release venv volttron9 $(VT9_PIKA)/.installed
 	@mkdir -p target/bench-results
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) VT9_VENV=$(CURDIR)/$(VT9_VENV) VT9_PIKA=$(CURDIR)/$(VT9_PIKA) nice $(VENV)/bin/python tests/rabbitmq/bench_rabbitmq.py $(RMQBENCH_ARGS) --json target/bench-results/rabbitmq.json
@@ -236,6 +236,6 @@ ci: test ci-arm
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(VENV11) $(RUN_DIR) $(VT9_VENV) volttron-9.0.4
+	rm -rf $(VENV) $(VENV11) $(RUN_DIR) $(VT9_VENV) volttron-9.0.4 $(VT9_PIKA)
 
 -include cross/cross.mk
