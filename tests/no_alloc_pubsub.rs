@@ -47,6 +47,8 @@ mod warm_up;
 use warm_up::NAP;
 
 const SUBSCRIBERS: usize = 8;
+/// Bytes of the one chunk of the pool in the fallback test (and in every test's warm-up part 1).
+const SMALL_CHUNK: usize = 4096;
 /// Publishes the publisher may be ahead of the slowest reader in the measured phase.
 const WINDOW: u64 = 1000;
 const MEASURED: u64 = 100_000;
@@ -137,8 +139,9 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
     fan_out(None, SHARED_CHUNKS);
     // The same with modular's protected-topic check on every publish (`crate::auth::authz`).
     fan_out(Some(AUTHZ), SHARED_CHUNKS);
-    // The same with a shared transmit pool of one chunk: full whenever a turn routes more than
-    // it holds (after the nap at least), so deliveries are copied instead (`fanout_copied`).
+    // The same with a shared transmit pool of one chunk of 4 KiB: full whenever a turn routes
+    // more than ten publishes (after the nap at least), so deliveries are copied instead
+    // (`fanout_copied`).
     fan_out(None, 1);
 
     // The counter itself works: an allocation in this thread is seen.
@@ -156,7 +159,7 @@ fn fan_out(authz: Option<&str>, pool_chunks: usize) {
     // Part 1 of the warm-up runs with a one-chunk pool: deliveries are mostly copied, so every
     // subscriber's own transmit buffer grows to its ceiling (with the whole pool its queue could
     // fill up with shared ranges alone, and a copy later, in the measured phase, could grow it).
-    server.limit_shared_pool(1);
+    server.limit_shared_pool(1, SMALL_CHUNK);
     server.router.pubsub.set_authz(authz.map(|t| Authz::parse(t.as_bytes()).unwrap()));
 
     let shared = Arc::new(Shared {
@@ -256,7 +259,9 @@ fn fan_out(authz: Option<&str>, pool_chunks: usize) {
         assert!(Instant::now() < deadline, "warm-up: queues did not fill ({:?})", server.stats());
     }
     let stalled = server.stats().pubsub_publishes;
-    server.limit_shared_pool(pool_chunks);
+    if pool_chunks > 1 {
+        server.limit_shared_pool(pool_chunks, SHARED_CHUNK_BYTES);
+    }
     // Warm-up, part 2: readers catch up, the publisher is paced; until SETTLE more publishes
     // and every buffer at its ceiling: every transmit queue at tx-queue-bytes (part 1 overflowed
     // them), the publisher's receive buffer at RX_BUF_BUSY_BYTES (grown by reads that fill it),

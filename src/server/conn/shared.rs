@@ -63,6 +63,8 @@ pub struct SharedPool {
     current: usize,
     /// Chunks in use: `SHARED_CHUNKS`, fewer in tests of the fallback ([`SharedPool::limit`]).
     usable: usize,
+    /// Bytes of each chunk in use: `SHARED_CHUNK_BYTES`, fewer in tests of the fallback.
+    fill_bytes: usize,
     /// The chunk's capacity has been taken from the budget.
     taken: [bool; SHARED_CHUNKS],
     /// The last encoding: its key and where it is.
@@ -79,12 +81,16 @@ impl SharedPool {
     /// `SHARED_CHUNKS` empty chunks (their bytes are taken on first use).
     pub fn new() -> SharedPool {
         let chunks = (0..SHARED_CHUNKS).map(|_| Rc::new(RefCell::new(Vec::new()))).collect();
-        SharedPool { chunks, current: 0, usable: SHARED_CHUNKS, taken: [false; SHARED_CHUNKS], last: None }
+        let (usable, fill_bytes) = (SHARED_CHUNKS, SHARED_CHUNK_BYTES);
+        SharedPool { chunks, current: 0, usable, fill_bytes, taken: [false; SHARED_CHUNKS], last: None }
     }
 
-    /// Use only the first `chunks` chunks (at least one): for tests of the copy fallback.
-    pub fn limit(&mut self, chunks: usize) {
+    /// Use only the first `chunks` chunks (at least one), and `bytes` of each (at most
+    /// `SHARED_CHUNK_BYTES`; a chunk still takes all of them from the budget): for tests of the
+    /// copy fallback.
+    pub fn limit(&mut self, chunks: usize, bytes: usize) {
         self.usable = chunks.clamp(1, SHARED_CHUNKS);
+        self.fill_bytes = bytes.clamp(1, SHARED_CHUNK_BYTES);
         self.current = 0;
         self.last = None;
     }
@@ -107,7 +113,7 @@ impl SharedPool {
             return self.last.as_ref().map(|(_, r)| r);
         }
         self.last = None;
-        if len == 0 || len > SHARED_CHUNK_BYTES {
+        if len == 0 || len > self.fill_bytes {
             return None;
         }
         let index = self.room_for(len, budget)?;
@@ -116,7 +122,7 @@ impl SharedPool {
         let start = bytes.len();
         fill(&mut bytes);
         let end = bytes.len();
-        if end - start != len || end > SHARED_CHUNK_BYTES {
+        if end - start != len || end > self.fill_bytes {
             // The encoder disagreed with its own length: never share what may be wrong.
             bytes.truncate(start);
             return None;
@@ -138,7 +144,8 @@ impl SharedPool {
             // No queue refers to it any more: start it again from the front.
             free.get_mut().clear();
         }
-        let fits = |c: &Chunk| c.try_borrow().is_ok_and(|b| b.len() + len <= SHARED_CHUNK_BYTES);
+        let max = self.fill_bytes;
+        let fits = |c: &Chunk| c.try_borrow().is_ok_and(|b| b.len() + len <= max);
         if self.chunks.get(self.current).is_some_and(fits) && self.taken.get(self.current) == Some(&true) {
             return Some(self.current);
         }
@@ -206,7 +213,7 @@ mod tests {
     fn a_limited_pool_uses_only_its_first_chunks() {
         let mut budget = Budget::new(usize::MAX);
         let mut pool = SharedPool::new();
-        pool.limit(1);
+        pool.limit(1, SHARED_CHUNK_BYTES);
         let held =
             pool.encode(1, SHARED_CHUNK_BYTES, &mut budget, |v| v.resize(SHARED_CHUNK_BYTES, 1)).cloned().unwrap();
         assert!(pool.encode(2, 1, &mut budget, |v| v.push(1)).is_none(), "its one chunk is full and held");

@@ -319,11 +319,11 @@ impl Server {
         &self.stats
     }
 
-    /// Use only `chunks` chunks of the shared transmit pool (`limits::SHARED_CHUNKS`): for the
-    /// tests of its copy fallback (`tests/no_alloc_pubsub.rs`).
+    /// Use only `chunks` chunks of the shared transmit pool (`limits::SHARED_CHUNKS`), and
+    /// `bytes` of each: for the tests of its copy fallback (`tests/no_alloc_pubsub.rs`).
     #[doc(hidden)]
-    pub fn limit_shared_pool(&mut self, chunks: usize) {
-        self.shared.limit(chunks);
+    pub fn limit_shared_pool(&mut self, chunks: usize, bytes: usize) {
+        self.shared.limit(chunks, bytes);
     }
 
     /// The counters, to count what start-up found (e.g. `config_load_errors`).
