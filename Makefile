@@ -24,7 +24,7 @@ VT9_STAMP := $(VT9_VENV)/.viprouter-volttron
 VT9_ENV  := VIPROUTER_BIN=$(CURDIR)/$(BIN) VT9_VENV=$(CURDIR)/$(VT9_VENV) VT9_SRC=$(VT9_SRC)
 VT9_JOBS ?= 4
 
-.PHONY: test-multiplatform test-rabbitmq bench-link sizes bench-rabbitmq-mem
+.PHONY: test-multiplatform test-rabbitmq bench-link bench-rabbitmq sizes bench-rabbitmq-mem
 .PHONY: volttron9 test-volttron9-agents python-test volttron9-platform volttron9-suite volttron9-baseline volttron9-test
 .PHONY: volttron11 test-volttron11
 .PHONY: bench-instr bench-instr-check bench-instr-update
@@ -153,9 +153,27 @@ bench-link: volttron9
 	VIPROUTER_BIN=$(CURDIR)/$(BIN) nice $(VT9_PY) tests/multiplatform/bench_link.py --kind viprouter --kind volttron $(LINKBENCH_ARGS) --json target/bench-results/link.json
 
 ## test-rabbitmq: the RabbitMQ bridge (#15) against private rabbitmq-server nodes on loopback
-## (Debian's package, installed by .ci/run): gateways, pika RMQ agents, federation, outage, TLS
-test-rabbitmq: release venv
-	VIPROUTER_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest tests/rabbitmq -q -p no:cacheprovider -rxXs
+## (Debian's package, installed by .ci/run): gateways, pika RMQ agents, federation, outage, TLS,
+## and VOLTTRON 9.0.4's own RabbitMQ bus (its RMQRouter and agents, VT9_PIKA beside its venv)
+VT9_PIKA := .vt9-pika
+test-rabbitmq: release venv volttron9 $(VT9_PIKA)/.installed
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) VT9_VENV=$(CURDIR)/$(VT9_VENV) VT9_PIKA=$(CURDIR)/$(VT9_PIKA) $(VENV)/bin/python -m pytest tests/rabbitmq -q -p no:cacheprovider -rxXs
+
+## bench-rabbitmq: issue #15's table — external RPC round trip and exported publish throughput between two
+## instances on one private RabbitMQ node: two viprouter gateways vs two VOLTTRON 9.0.4 RMQ-bus instances,
+## same run, the same VOLTTRON agents (tests/rabbitmq/bench_rabbitmq.py; not part of `make test`).
+## RMQBENCH_ARGS: e.g. --rounds 3
+RMQBENCH_ARGS ?= --rounds 3
+bench-rabbitmq: release venv volttron9 $(VT9_PIKA)/.installed
+	@mkdir -p target/bench-results
+	VIPROUTER_BIN=$(CURDIR)/$(BIN) VT9_VENV=$(CURDIR)/$(VT9_VENV) VT9_PIKA=$(CURDIR)/$(VT9_PIKA) nice $(VENV)/bin/python tests/rabbitmq/bench_rabbitmq.py $(RMQBENCH_ARGS) --json target/bench-results/rabbitmq.json
+
+## pika 1.2.0 (VOLTTRON 9.0.4's pin) for VOLTTRON's RabbitMQ-bus processes only, outside the VOLTTRON 9
+## venv: with pika importable VOLTTRON's own fixtures add RabbitMQ variants to volttron9-suite
+$(VT9_PIKA)/.installed: $(VT9_STAMP)
+	rm -rf $(VT9_PIKA)
+	$(VT9_PY) -m pip install --quiet --disable-pip-version-check --target $(VT9_PIKA) pika==1.2.0
+	touch $@
 
 fuzz-replay:
 	$(CARGO) test --test fuzz_replay
@@ -231,6 +249,6 @@ ci: test ci-arm
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(VENV11) $(RUN_DIR) $(VT9_VENV) volttron-9.0.4
+	rm -rf $(VENV) $(VENV11) $(RUN_DIR) $(VT9_VENV) volttron-9.0.4 $(VT9_PIKA)
 
 -include cross/cross.mk

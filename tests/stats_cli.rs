@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use viprouter::auth::keys::encode_key;
 use viprouter::auth::keystore;
 use viprouter::json;
 use viprouter::zmtp::mechanism::curve::KeyPair;
@@ -206,4 +207,42 @@ fn exit_status_says_what_went_wrong() {
     // Bad arguments: --watch 0.
     let out = stats(home.path(), &["--watch", "0"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+/// A modular VOLTTRON home's credential file, as modular's `platform.auth` writes it.
+fn credential(identity: &str, pair: &KeyPair) -> String {
+    format!(
+        "{{\"identity\": \"{identity}\", \"publickey\": \"{}\", \"secretkey\": \"{}\", \"domain\": \"\", \"address\": \"\"}}",
+        encode_key(&pair.public.0),
+        encode_key(pair.secret.as_bytes())
+    )
+}
+
+/// A modular home (`credentials_store/platform.json`): no flags needed. The server key is
+/// platform.json's, our pair vctl's `control.connection.json` under its own identity (the router
+/// binds each credential file's key to its identity); without that file, platform.json's.
+#[test]
+fn curve_in_a_modular_home_with_its_credential_files() {
+    let platform = KeyPair::generate(&mut rand_core::OsRng);
+    let control = KeyPair::generate(&mut rand_core::OsRng);
+    let r = Router::start("", "", |home| {
+        let dir = home.join("credentials_store");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("platform.json"), credential("platform", &platform)).unwrap();
+        std::fs::write(dir.join("control.connection.json"), credential("control.connection", &control)).unwrap();
+    });
+    assert!(r.log().contains("modular VOLTTRON"), "{}", r.log());
+    let top = |out: &str| -> Vec<Vec<u8>> {
+        let v = json::parse(out.trim_end().as_bytes()).unwrap();
+        v.get(b"top_talkers").unwrap().items().map(|t| t.get(b"identity").unwrap().raw().to_vec()).collect()
+    };
+    let out = ok(&r.stats(&["--json"]));
+    assert!(top(&out).contains(&b"\"control.connection\"".to_vec()), "{out}");
+    // The binding is what made it work: another identity with vctl's pair is refused.
+    let out = r.stats(&["--identity", "someone.else"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    // Without vctl's file: platform.json's pair, as `platform`.
+    std::fs::remove_file(r.home.path().join("credentials_store/control.connection.json")).unwrap();
+    let out = ok(&r.stats(&["--json", "--address", &r.tcp]));
+    assert!(top(&out).contains(&b"\"platform\"".to_vec()), "{out}");
 }

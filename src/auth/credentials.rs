@@ -108,11 +108,27 @@ pub fn parse_credential(text: &[u8]) -> Result<Credential, KeyFileError> {
 /// halves belong together.
 pub fn platform_keys(path: &Path) -> Result<KeyPair, KeyFileError> {
     let text = read_small(path)?.ok_or(KeyFileError::Io(io::ErrorKind::NotFound))?;
-    let v = parse_object(&text)?;
+    pair_of(&text)
+}
+
+/// The `publickey`/`secretkey` pair of a credential file's text.
+fn pair_of(text: &[u8]) -> Result<KeyPair, KeyFileError> {
+    let v = parse_object(text)?;
     let field = |name: &'static str| {
         v.get(name.as_bytes()).and_then(|k| k.as_str()).map(to_string).ok_or(KeyFileError::MissingKey(name))
     };
     pair_from_texts(&field("publickey")?, &field("secretkey")?)
+}
+
+/// A local identity's credential file: its `identity` and key pair (what modular's `vctl` reads
+/// from `control.connection.json`; `viprouter stats` uses it the same way).
+///
+/// # Errors
+/// As [`platform_keys`], and `identity` missing or not a string.
+pub fn local_credential(path: &Path) -> Result<(String, KeyPair), KeyFileError> {
+    let text = read_small(path)?.ok_or(KeyFileError::Io(io::ErrorKind::NotFound))?;
+    let identity = parse_credential(&text)?.identity;
+    Ok((identity, pair_of(&text)?))
 }
 
 /// `None` for an empty (or blank) file.

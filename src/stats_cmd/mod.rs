@@ -41,12 +41,13 @@ pub struct StatsCmd {
     #[argh(option)]
     pub address: Option<String>,
     /// the router's CURVE public key (40-char Z85 or 43-char base64); without it, the address's
-    /// serverkey= parameter, known_hosts, or the platform keystore
+    /// serverkey= parameter, known_hosts, or the platform keystore (a modular home:
+    /// credentials_store/platform.json)
     #[argh(option)]
     pub serverkey: Option<String>,
     /// our CURVE key pair, a JSON keystore file {"public": ..., "secret": ...} whose public key
     /// auth.json lists; without it, keystores/control.connection (vctl's), else the platform's
-    /// keystore
+    /// keystore (a modular home: credentials_store/control.connection.json, else platform.json)
     #[argh(option)]
     pub key_file: Option<String>,
     /// our routing identity; without it, viprouter.stats.PID

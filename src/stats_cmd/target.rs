@@ -19,11 +19,19 @@
 //! * Identity: `--identity`, else `viprouter.stats.<pid>` (two operators never collide), except
 //!   `control.connection` when that pair is used and `[viprouter] identity-binding` is on (the
 //!   binding requires the entry's identity).
+//!
+//! In a modular home (`crate::auth::layout`: `credentials_store/platform.json` exists) the same
+//! order reads modular's files, as modular's `vctl` does: the server key is `platform.json`'s
+//! public key; our pair is `credentials_store/control.connection.json` (vctl's), else
+//! `platform.json`; identity binding is on unless `identity-binding = False`, so the identity is
+//! the file's `identity` (the router binds each credential file's key to it).
 
 use std::path::{Path, PathBuf};
 
+use viprouter::auth::credentials::{local_credential, platform_keys};
 use viprouter::auth::keys::decode_key;
 use viprouter::auth::keystore::{self, KeyFileError};
+use viprouter::auth::layout::{Layout, credentials_dir, platform_credentials_path};
 use viprouter::config::Config;
 use viprouter::server::listener::Endpoint;
 use viprouter::zmtp::mechanism::curve::{KeyPair, PublicKey, SecretKey};
@@ -99,6 +107,7 @@ pub fn resolve(cmd: &StatsCmd, config: &Config) -> Result<Target, Failure> {
     };
     let null_param = param(&address, "server").is_some_and(|v| v.trim().eq_ignore_ascii_case("NULL"));
     let home = &config.volttron_home;
+    let layout = Layout::detect(home);
     let known = || -> Result<Option<[u8; 32]>, Failure> {
         let path = keystore::known_hosts_path(home);
         keystore::known_host(&path, keystore::known_hosts_key(&address))
@@ -109,6 +118,7 @@ pub fn resolve(cmd: &StatsCmd, config: &Config) -> Result<Target, Failure> {
         Some(k) => Some(k),
         None if null_param => None,
         None if own && !config.allow_auth => None,
+        None if own && layout == Layout::Modular => Some(modular_platform(home)?.public.0),
         None if own => Some(match known()? {
             Some(k) => k,
             None => platform_public(home)?,
@@ -120,10 +130,12 @@ pub fn resolve(cmd: &StatsCmd, config: &Config) -> Result<Target, Failure> {
         let identity = identity_given.unwrap_or_else(default_identity);
         return Ok(Target { address, endpoint, security: ClientSecurity::Null, identity, keys_from: "NULL".into() });
     };
-    let (keys, keys_from) = client_keys(cmd, &address, home)?;
-    let binding_needs_control = config.identity_binding.unwrap_or(false) && keys_from.contains(CONTROL_CONNECTION);
-    let identity = identity_given.unwrap_or_else(|| {
-        if binding_needs_control { CONTROL_CONNECTION.as_bytes().to_vec() } else { default_identity() }
+    let ClientKeys { keys, from: keys_from, bound } = client_keys(cmd, &address, home, layout)?;
+    // The router's default: binding on for a modular home, off for VOLTTRON 9's.
+    let binding = config.identity_binding.unwrap_or(layout == Layout::Modular);
+    let identity = identity_given.unwrap_or_else(|| match bound {
+        Some(bound) if binding => bound.into_bytes(),
+        _ => default_identity(),
     });
     let security = ClientSecurity::Curve { server_key: PublicKey(server_key), keys };
     Ok(Target { address, endpoint, security, identity, keys_from })
@@ -148,26 +160,48 @@ fn platform_public(home: &Path) -> Result<[u8; 32], Failure> {
     }
 }
 
-/// Our pair and where it came from (see the module doc).
-fn client_keys(cmd: &StatsCmd, address: &str, home: &Path) -> Result<(KeyPair, String), Failure> {
+/// A modular home's server pair, `credentials_store/platform.json`.
+fn modular_platform(home: &Path) -> Result<KeyPair, Failure> {
+    let path = platform_credentials_path(home);
+    platform_keys(&path).map_err(|e| key_file_error(&path, e))
+}
+
+/// Our key pair for CURVE.
+struct ClientKeys {
+    keys: KeyPair,
+    /// Where it came from, for the messages of a refusal.
+    from: String,
+    /// The identity the router binds this pair to, when identity binding is on.
+    bound: Option<String>,
+}
+
+/// Our pair, where it came from and the identity its entry binds (see the module doc).
+fn client_keys(cmd: &StatsCmd, address: &str, home: &Path, layout: Layout) -> Result<ClientKeys, Failure> {
     if let Some(file) = &cmd.key_file {
         let path = PathBuf::from(file);
-        let pair = keystore::load(&path).map_err(|e| key_file_error(&path, e))?;
-        return Ok((pair, path.display().to_string()));
+        let keys = keystore::load(&path).map_err(|e| key_file_error(&path, e))?;
+        return Ok(ClientKeys { keys, from: path.display().to_string(), bound: None });
     }
     if let (Some(public), Some(secret)) = (param(address, "publickey"), param(address, "secretkey")) {
-        let pair = KeyPair::from_secret(SecretKey::from_bytes(key(secret, "secretkey= of the address")?));
-        if pair.public.0 != key(public, "publickey= of the address")? {
+        let keys = KeyPair::from_secret(SecretKey::from_bytes(key(secret, "secretkey= of the address")?));
+        if keys.public.0 != key(public, "publickey= of the address")? {
             return Err(Failure::Config("publickey= and secretkey= of the address are not one pair".into()));
         }
-        return Ok((pair, "the address's publickey=".into()));
+        return Ok(ClientKeys { keys, from: "the address's publickey=".into(), bound: None });
+    }
+    if layout == Layout::Modular {
+        return modular_client_keys(home);
     }
     let control = keystore::service_keystore_path(home, CONTROL_CONNECTION);
     let platform = keystore::platform_keystore_path(home);
     let mut unusable = None;
     for path in [control, platform] {
         match keystore::load(&path) {
-            Ok(pair) => return Ok((pair, path.display().to_string())),
+            Ok(keys) => {
+                let bound = path.starts_with(keystore::service_keystore_path(home, CONTROL_CONNECTION));
+                let bound = bound.then(|| CONTROL_CONNECTION.to_string());
+                return Ok(ClientKeys { keys, from: path.display().to_string(), bound });
+            }
             Err(KeyFileError::Io(std::io::ErrorKind::NotFound)) => {}
             Err(e) => unusable = unusable.or(Some(key_file_error(&path, e))),
         }
@@ -177,6 +211,28 @@ fn client_keys(cmd: &StatsCmd, address: &str, home: &Path) -> Result<(KeyPair, S
             "no client key: neither {} nor {} exists (pass --key-file with a key pair auth.json lists)",
             keystore::service_keystore_path(home, CONTROL_CONNECTION).display(),
             keystore::platform_keystore_path(home).display()
+        ))
+    }))
+}
+
+/// A modular home: vctl's credential file, else the platform's (see the module doc).
+fn modular_client_keys(home: &Path) -> Result<ClientKeys, Failure> {
+    let control = credentials_dir(home).join(format!("{CONTROL_CONNECTION}.json"));
+    let platform = platform_credentials_path(home);
+    let mut unusable = None;
+    for path in [control, platform] {
+        match local_credential(&path) {
+            Ok((identity, keys)) => {
+                return Ok(ClientKeys { keys, from: path.display().to_string(), bound: Some(identity) });
+            }
+            Err(KeyFileError::Io(std::io::ErrorKind::NotFound)) => {}
+            Err(e) => unusable = unusable.or(Some(key_file_error(&path, e))),
+        }
+    }
+    Err(unusable.unwrap_or_else(|| {
+        Failure::Config(format!(
+            "no client key: {} does not exist (pass --key-file with a key pair of a credential file)",
+            platform_credentials_path(home).display()
         ))
     }))
 }

@@ -45,8 +45,12 @@ class Broker:
         self.dir = Path(tempfile.mkdtemp(prefix=f"viprouter-bridge-{tag}-", dir="/tmp"))
         self.port, self.dist, self.epmd_port = free_port(), free_port(), free_port()
         self.tls_port = free_port() if tls else None
+        self.mgmt_port = free_port() if "rabbitmq_management" in plugins else None
+        self.mgmt_tls_port = free_port() if self.mgmt_port and tls else None
         self.node = f"vb{tag}{self.port}@localhost"
         conf = f"listeners.tcp.default = 127.0.0.1:{self.port}\nloopback_users = none\n"
+        if self.mgmt_port:
+            conf += f"management.tcp.port = {self.mgmt_port}\nmanagement.tcp.ip = 127.0.0.1\n"
         if tls:
             ca, cert, key = tls
             conf += (
@@ -56,6 +60,12 @@ class Broker:
                 "ssl_cert_login_from = common_name\n"
             )
             plugins = tuple(plugins) + ("rabbitmq_auth_mechanism_ssl",)
+            if self.mgmt_tls_port:
+                conf += (
+                    f"management.ssl.port = {self.mgmt_tls_port}\nmanagement.ssl.ip = 127.0.0.1\n"
+                    f"management.ssl.cacertfile = {ca}\nmanagement.ssl.certfile = {cert}\n"
+                    f"management.ssl.keyfile = {key}\n"
+                )
         (self.dir / "rabbitmq.conf").write_text(conf)
         (self.dir / "enabled_plugins").write_text("[" + ",".join(plugins) + "].\n")
         self.epmd = subprocess.Popen(

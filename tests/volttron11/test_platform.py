@@ -6,6 +6,7 @@ poetry run against the network at start). Everything is driven with modular's ``
 The tests of this module share one platform and run in order.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -62,6 +63,17 @@ def test_the_router_serves_the_modular_home_with_held_sockets(platform: harness.
 def test_vctl_status(platform: harness.Platform) -> None:
     r = platform.vctl("status")
     assert r.returncode == 0 and "No installed Agents found" in r.stdout + r.stderr, (r.stdout, r.stderr)
+
+
+def test_viprouter_stats_reads_the_modular_home(platform: harness.Platform) -> None:
+    # No --serverkey or --key-file: platform.json's server key and vctl's control.connection.json,
+    # under that file's identity (the router binds it), as modular's own vctl finds them.
+    argv = platform._as_user([str(harness.BIN), "--volttron-home", str(platform.home), "stats", "--json"])
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    stats = json.loads(r.stdout)
+    assert stats["peers"] >= 4, stats  # the four services, and us
+    assert "control.connection" in [t["identity"] for t in stats["top_talkers"]], stats
 
 
 def test_vctl_auth_add_is_admitted_live(platform: harness.Platform) -> None:
