@@ -24,7 +24,7 @@ VT9_STAMP := $(VT9_VENV)/.viprouter-volttron
 VT9_ENV  := VIPROUTER_BIN=$(CURDIR)/$(BIN) VT9_VENV=$(CURDIR)/$(VT9_VENV) VT9_SRC=$(VT9_SRC)
 VT9_JOBS ?= 4
 
-.PHONY: test-multiplatform test-rabbitmq bench-link bench-rabbitmq
+.PHONY: test-multiplatform test-rabbitmq bench-link bench-rabbitmq sizes bench-rabbitmq-mem
 .PHONY: volttron9 test-volttron9-agents python-test volttron9-platform volttron9-suite volttron9-baseline volttron9-test
 .PHONY: volttron11 test-volttron11
 .PHONY: bench-instr bench-instr-check bench-instr-update
@@ -230,6 +230,19 @@ bench-instr-update: bench-instr
 ## (tests/bench/subs.sh: viprouter bench fanout and fanout-lat, --extra-subs 10 and 10000)
 bench-subs:
 	tests/bench/subs.sh
+
+## sizes: stripped static release binaries with and without the RabbitMQ bridge (default features,
+## `rabbitmq` without TLS, neither) for aarch64 armv7 armv6 amd64, one build at a time under nice,
+## and their table (cross/sizes.sh; ARCHES=... VARIANTS=... narrow it; ~3-6 min a build on 2 cores)
+sizes:
+	cross/sizes.sh
+
+## bench-rabbitmq-mem: VmRSS/VmHWM and `query stats` buffer bytes of the static musl router with the
+## bridge to a private rabbitmq-server, idle and under export, inbound, and external RPC load, and
+## without the bridge (tests/rabbitmq/mem.py; not part of `make test`). RMQMEM_ARGS: e.g. -n 5000
+RMQMEM_ARGS ?=
+bench-rabbitmq-mem: cross-amd64 venv
+	VIPROUTER_BIN=$(abspath $(DIST_DIR))/viprouter-x86_64-unknown-linux-musl nice $(VENV)/bin/python tests/rabbitmq/mem.py $(RMQMEM_ARGS)
 
 ## ci: what .ci/run runs: every host test, then the unit and interop tests on aarch64 and armv7 under qemu
 ci: test ci-arm

@@ -15,6 +15,7 @@
 //! json/      zero-allocation JSON scanner and Python-compatible emitter (one string escaper)
 //! amqp/      sans-IO AMQP 0-9-1 client and the VIP <-> RabbitMQ mapping (features `rabbitmq`, `rabbitmq-tls`)
 //! limits.rs  every capacity (one table); stats.rs counters; time.rs; config/ (CLI + INI)
+//! pages.rs   the binary's allocator: large blocks (the start-up tables) as lazy anonymous mappings
 //! fuzzing/   fuzz harnesses: only with cfg(test), cfg(fuzzing) or the `fuzzing` feature
 //! ```
 //!
@@ -37,7 +38,8 @@
 //! 5. Nothing reachable from peer input panics: the pure layers deny `unwrap`, `expect`,
 //!    `panic`, unchecked indexing and truncating casts outside tests.
 //! 6. No `unsafe` code, except the calls into libsodium under the CURVE MESSAGE box
-//!    (`zmtp::mechanism::curve::sodium`, the one module that allows it).
+//!    (`zmtp::mechanism::curve::sodium`) and the binary's allocator ([`pages`]: large blocks
+//!    as anonymous mappings), the two modules that allow it.
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
@@ -50,6 +52,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod json;
 pub mod limits;
+pub mod pages;
 pub mod server;
 pub mod stats;
 pub mod time;

@@ -118,9 +118,11 @@ fn publish_deliver_ack_confirm_allocate_nothing() {
 /// exported publish through the router into the real broker connection
 /// (`server::broker::BrokerProtocol` as the router's `Bus`), its output taken for the socket,
 /// then the broker's bytes — an RPC delivery for the agent, a remote publish for a local
-/// `all_platforms` subscriber, the confirm of both publishes — through the connection's
-/// `handle_input`, the held VIP messages through `Router::bridge_input` to the local peers, and
-/// the acks out. 20 000 rounds after a warm-up allocate nothing.
+/// `all_platforms` subscriber, a remote publish split over two body frames (copied
+/// into one slice), our own export coming back (self-echo: dropped and acked), the
+/// confirm of both publishes — through the connection's `handle_input`, the held VIP messages
+/// through `Router::bridge_input` to the local peers, and the acks out. 20 000 rounds after a
+/// warm-up allocate nothing.
 mod bridge_path {
     use super::*;
     use viprouter::server::broker::{BrokerConfig, BrokerProtocol};
@@ -166,7 +168,9 @@ mod bridge_path {
         out
     }
 
-    fn deliver(out: &mut Vec<u8>, rk: &[u8], kind: &[u8], app_id: &[u8], body: &[u8]) {
+    /// basic.deliver + header + `body` in body frames of at most `frame` bytes (a broker may
+    /// send smaller frames than frame-max: the client reassembles them).
+    fn deliver(out: &mut Vec<u8>, rk: &[u8], kind: &[u8], app_id: &[u8], body: &[u8], frame: u32) {
         let mut args = vec![4];
         args.extend_from_slice(b"ctag");
         args.extend_from_slice(&7u64.to_be_bytes());
@@ -177,7 +181,7 @@ mod bridge_path {
         let hdrs = vip_headers(rk, app_id);
         let props = mapping::vip_properties(app_id, kind, b"9.5", &hdrs);
         put_content_header(out, 1, body.len() as u64, &props).unwrap();
-        content::put_body(out, 1, body, 131_072).unwrap();
+        content::put_body(out, 1, body, frame).unwrap();
     }
 
     fn msg(f: &[&[u8]]) -> (Vec<u8>, Parts) {
@@ -283,9 +287,20 @@ mod bridge_path {
         let call = br#"{"to_platform": "v1", "to_peer": "p", "from_platform": "", "from_peer": "", "args": ["{\"jsonrpc\": \"2.0\", \"method\": \"m\", \"params\": [], \"id\": \"1\"}"]}"#;
         let publish = br#"{"bus": "", "headers": {"h": 1}, "message": {"v": 42}}"#;
         let mut broker = Vec::new();
-        deliver(&mut broker, b"gw.a", b"RPC", b"v1.p", br#"["{\"jsonrpc\": \"2.0\", \"result\": 1, \"id\": \"1\"}"]"#);
+        deliver(
+            &mut broker,
+            b"gw.a",
+            b"RPC",
+            b"v1.p",
+            br#"["{\"jsonrpc\": \"2.0\", \"result\": 1, \"id\": \"1\"}"]"#,
+            131_072,
+        );
         let remote = br#"{"sender": "p", "bus": "", "headers": {}, "message": 7}"#;
-        deliver(&mut broker, b"__pubsub__.v1.devices.y.#", b"pubsub", b"v1.p", remote);
+        deliver(&mut broker, b"__pubsub__.v1.devices.y.#", b"pubsub", b"v1.p", remote, 131_072);
+        let split = format!(r#"{{"sender": "p", "bus": "", "headers": {{}}, "message": "{}"}}"#, "x".repeat(5000));
+        deliver(&mut broker, b"__pubsub__.v1.devices.big.#", b"pubsub", b"v1.p", split.as_bytes(), 4096);
+        let echo = br#"{"sender": "a", "bus": "", "headers": {}, "message": 1}"#;
+        deliver(&mut broker, b"__pubsub__.gw.devices.x.#", b"pubsub", b"gw.a", echo, 131_072);
         let confirm_at = broker.len();
         method(&mut broker, 60, 80, &[0, 0, 0, 0, 0, 0, 0, 0, 1]);
         let mut out: Vec<u8> = Vec::with_capacity(1 << 20);
@@ -307,7 +322,7 @@ mod bridge_path {
             broker[confirm_at + 11..confirm_at + 19].copy_from_slice(&seq.to_be_bytes());
             rx.extend_from_slice(&broker);
             let delivered = feed(p, r, st, rx, &mut wire, now);
-            assert_eq!(delivered[1..3], [1, 1], "the RPC answer to a, the remote publish to b");
+            assert_eq!(delivered[1..3], [1, 2], "the RPC answer to a, the remote publishes to b, no self-echo");
             assert!(rx.is_empty());
             out.clear();
             p.take_output(now, &mut out).unwrap(); // the two acks
@@ -323,7 +338,8 @@ mod bridge_path {
         });
         assert_eq!(n, 0, "allocations on the bridge's path (20 000 rounds); first at {:?}", first());
         assert_eq!((st.amqp_rpc_out, st.amqp_export_out), (1000 + ROUNDS, 1000 + ROUNDS));
-        assert_eq!((st.amqp_rpc_in, st.amqp_publish_in), (1000 + ROUNDS, 1000 + ROUNDS));
+        assert_eq!((st.amqp_rpc_in, st.amqp_publish_in), (1000 + ROUNDS, 2 * (1000 + ROUNDS)));
+        assert_eq!(st.amqp_self_echo, 1000 + ROUNDS);
         assert_eq!(p.unconfirmed(), 0, "every publish confirmed");
     }
 }

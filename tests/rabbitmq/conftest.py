@@ -50,14 +50,15 @@ def router_bin() -> str:
 class Gateway:
     """A viprouter process that is VOLTTRON instance `name` on the broker at `url`."""
 
-    def __init__(self, name: str, url: str, export: str = "devices/ alerts/", extra: str = "", verbose=True):
+    def __init__(self, name: str, url: str | None, export: str = "devices/ alerts/", extra: str = "", verbose=True):
+        """`url` None: the same gateway without the bridge (no `rabbitmq-*` keys)."""
         self.name = name
         self.home = tempfile.mkdtemp(prefix=f"vbr-{name}-", dir="/tmp")
         self.port = free_port()
         self.tcp = f"tcp://127.0.0.1:{self.port}"
         cfg = (
             f"[volttron]\ninstance-name = {name}\nvip-address = {self.tcp}\nallow-auth = False\n"
-            f"[viprouter]\nrabbitmq-url = {url}\nrabbitmq-export = {export}\n{extra}"
+            "[viprouter]\n" + (f"rabbitmq-url = {url}\nrabbitmq-export = {export}\n" if url else "") + extra
         )
         Path(self.home, "config").write_text(cfg)
         self.log_path = Path(self.home, "router.log")
