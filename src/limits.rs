@@ -166,8 +166,11 @@ pub const SHARED_CHUNKS: usize = 8;
 
 /// Bytes of one chunk of the shared transmit pool, taken from the buffer budget when the chunk
 /// is first used (so at most `SHARED_CHUNKS` x this, 2 MiB, and none for a router that never
-/// fans out; resident only as far as it was written); kept afterwards (no allocation in the
-/// steady state). A chunk holds one event-loop turn of a publisher's input
+/// fans out; resident only as far as it was written); kept while fan-outs use it (no allocation
+/// in the steady state), freed and given back to the budget once no queue refers to it and it
+/// has not been written to for `IDLE_SHRINK_MS` (its pages go back to the kernel: this size is
+/// at least `pages::LARGE`, a mapping of its own); the next fan-out takes it again, one
+/// allocation per idle period. A chunk holds one event-loop turn of a publisher's input
 /// (`READ_BUDGET_BYTES`) re-encoded, so a subscriber's references rarely span more than two. A
 /// budget that refuses leaves the chunk unused (deliveries are copied, `fanout_copied`).
 pub const SHARED_CHUNK_BYTES: usize = 256 * 1024;

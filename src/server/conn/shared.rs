@@ -10,7 +10,12 @@
 //! publisher's messages lands in one or two chunks, and consecutive deliveries to one recipient
 //! become one reference); it is started again from the front once no queue refers to it (its
 //! `Rc` count is back to one). Capacity is fixed at start-up: `limits::SHARED_CHUNKS` chunks of
-//! `limits::SHARED_CHUNK_BYTES`, each taken from the buffer budget the first time it is used.
+//! `limits::SHARED_CHUNK_BYTES`, each taken from the buffer budget when it is first used. A
+//! chunk no queue refers to and unused for `limits::IDLE_SHRINK_MS` (the idle period of the
+//! connections' buffers) is freed and its bytes given back ([`SharedPool::release_idle`]): the
+//! next fan-out takes it again, one allocation per idle period, none in the steady state. Its
+//! allocation is `SHARED_CHUNK_BYTES` ≥ `pages::LARGE`, a mapping of its own, so a freed chunk's
+//! pages go back to the kernel.
 //! When no chunk has room, [`SharedPool::encode`] says so and the caller copies the delivery into
 //! the queue as before (`fanout_copied`): nothing is lost and no queue's limit changes, since a
 //! reference counts its length against the queue's `tx-queue-bytes` like a copy.
@@ -19,7 +24,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::Budget;
-use crate::limits::{SHARED_CHUNK_BYTES, SHARED_CHUNKS};
+use crate::limits::{IDLE_SHRINK_MS, SHARED_CHUNK_BYTES, SHARED_CHUNKS};
+use crate::time::Instant;
+
+// A chunk is one block of `SHARED_CHUNK_BYTES` (`reserve_exact` on an empty vector): the
+// binary's allocator maps it on its own, and unmaps it when an idle chunk is released.
+const _: () = assert!(SHARED_CHUNK_BYTES >= crate::pages::LARGE);
 
 /// One chunk of the pool: bytes appended front to back, never changed while referred to.
 pub type Chunk = Rc<RefCell<Vec<u8>>>;
@@ -67,6 +77,10 @@ pub struct SharedPool {
     fill_bytes: usize,
     /// The chunk's capacity has been taken from the budget.
     taken: [bool; SHARED_CHUNKS],
+    /// When each chunk was last written to (for `IDLE_SHRINK_MS`).
+    used_at: [Instant; SHARED_CHUNKS],
+    /// The time of the event-loop turn ([`SharedPool::set_now`]).
+    now: Instant,
     /// The last encoding: its key and where it is.
     last: Option<(u64, SharedRef)>,
 }
@@ -82,7 +96,13 @@ impl SharedPool {
     pub fn new() -> SharedPool {
         let chunks = (0..SHARED_CHUNKS).map(|_| Rc::new(RefCell::new(Vec::new()))).collect();
         let (usable, fill_bytes) = (SHARED_CHUNKS, SHARED_CHUNK_BYTES);
-        SharedPool { chunks, current: 0, usable, fill_bytes, taken: [false; SHARED_CHUNKS], last: None }
+        let (taken, used_at) = ([false; SHARED_CHUNKS], [Instant(0); SHARED_CHUNKS]);
+        SharedPool { chunks, current: 0, usable, fill_bytes, taken, used_at, now: Instant(0), last: None }
+    }
+
+    /// The time of the current event-loop turn: chunks written from now on were used at `now`.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
     }
 
     /// Use only the first `chunks` chunks (at least one), and `bytes` of each (at most
@@ -95,9 +115,29 @@ impl SharedPool {
         self.last = None;
     }
 
-    /// Bytes of the budget the pool holds (returned never: the chunks stay for the next fan-out).
+    /// Bytes of the budget the pool holds (chunks in use, or used within `IDLE_SHRINK_MS`).
     pub fn bytes(&self) -> usize {
         self.taken.iter().filter(|t| **t).count() * SHARED_CHUNK_BYTES
+    }
+
+    /// Free every chunk no queue refers to and not written to for `IDLE_SHRINK_MS` (the last
+    /// encoding is forgotten if it lies in one). Returns the bytes to give back to the budget.
+    pub fn release_idle(&mut self, now: Instant) -> usize {
+        let mut freed = 0;
+        for (i, chunk) in self.chunks.iter_mut().enumerate() {
+            let (Some(taken), Some(used_at)) = (self.taken.get_mut(i), self.used_at.get(i)) else { continue };
+            if !*taken || now.since(*used_at) < IDLE_SHRINK_MS {
+                continue;
+            }
+            if self.last.as_ref().is_some_and(|(_, r)| Rc::ptr_eq(&r.chunk, chunk)) {
+                self.last = None;
+            }
+            let Some(free) = Rc::get_mut(chunk) else { continue };
+            *free.get_mut() = Vec::new();
+            *taken = false;
+            freed += SHARED_CHUNK_BYTES;
+        }
+        freed
     }
 
     /// A reference to the `len` bytes `fill` appends, encoded now unless `key` is the last one
@@ -128,6 +168,9 @@ impl SharedPool {
             return None;
         }
         drop(bytes);
+        if let Some(at) = self.used_at.get_mut(index) {
+            *at = self.now;
+        }
         // Both below SHARED_CHUNK_BYTES (checked above), which fits u32.
         let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else { return None };
         let r = SharedRef { chunk: Rc::clone(chunk), at: 0, start, end };
@@ -220,6 +263,37 @@ mod tests {
         drop(held);
         assert!(pool.encode(3, 1, &mut budget, |v| v.push(1)).is_some());
         assert_eq!(pool.bytes(), SHARED_CHUNK_BYTES);
+    }
+
+    #[test]
+    fn an_idle_unreferenced_chunk_is_freed_and_taken_again_on_the_next_fan_out() {
+        let mut budget = Budget::new(usize::MAX);
+        let mut pool = SharedPool::new();
+        pool.set_now(Instant(1_000));
+        let held = pool.encode(1, 3, &mut budget, |v| v.extend_from_slice(b"abc")).cloned().unwrap();
+        let idle = Instant(1_000 + IDLE_SHRINK_MS);
+        assert_eq!(pool.release_idle(Instant(1_000 + IDLE_SHRINK_MS - 1)), 0, "not idle long enough");
+        assert_eq!(pool.release_idle(idle), 0, "a queue still refers to it");
+        assert_eq!(pool.bytes(), SHARED_CHUNK_BYTES);
+        drop(held);
+        // Written again later: its idle period starts again.
+        pool.set_now(Instant(3_000));
+        let again = pool.encode(2, 2, &mut budget, |v| v.extend_from_slice(b"de")).cloned().unwrap();
+        drop(again);
+        assert_eq!(pool.release_idle(idle), 0, "used 3 s ago");
+        let later = Instant(3_000 + IDLE_SHRINK_MS);
+        assert_eq!(pool.release_idle(later), SHARED_CHUNK_BYTES, "the cached last encoding does not keep it");
+        budget.give(SHARED_CHUNK_BYTES);
+        assert_eq!((pool.bytes(), budget.used()), (0, 0));
+        assert_eq!(pool.chunks.iter().map(|c| c.borrow().capacity()).sum::<usize>(), 0, "its memory is freed");
+        // The next fan-out takes a chunk again, and encodes again (nothing is served from a
+        // freed chunk).
+        pool.set_now(later);
+        let next = pool.encode(2, 2, &mut budget, |v| v.extend_from_slice(b"fg")).cloned().unwrap();
+        assert!(next.copy_into(&mut Vec::new()));
+        assert_eq!((next.start, next.end), (0, 2));
+        assert_eq!((pool.bytes(), budget.used()), (SHARED_CHUNK_BYTES, SHARED_CHUNK_BYTES));
+        assert_eq!(next.chunk.borrow().capacity(), SHARED_CHUNK_BYTES);
     }
 
     #[test]

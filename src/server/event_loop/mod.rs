@@ -394,6 +394,7 @@ impl Server {
     /// the module doc). Returns `Some` when the router must stop.
     pub fn turn(&mut self, events: &Events, now: Instant) -> Option<Exit> {
         self.now = now;
+        self.shared.set_now(now);
         // Handshakes under way (a storm of connections): notifications may wait (broadcast.rs).
         let storm = self.slots.handshaking() > 0;
         self.stats.uptime_ms = now.0;

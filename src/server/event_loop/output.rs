@@ -238,7 +238,8 @@ impl Server {
         }
     }
 
-    /// Once a second, give idle connections' grown buffers back (`IDLE_SHRINK_MS`).
+    /// Once a second, give idle connections' grown buffers and the shared pool's idle chunks
+    /// back (`IDLE_SHRINK_MS`).
     pub(super) fn shrink_idle(&mut self, now: Instant) {
         if now.0 / 1000 == self.last_shrink.0 / 1000 {
             return;
@@ -253,6 +254,7 @@ impl Server {
                 freed += c.shrink_if_idle(now);
             }
         }
+        freed += self.shared.release_idle(now);
         self.budget.give(freed);
     }
 
