@@ -279,7 +279,9 @@ mod writev_tests {
         #[test]
         fn writes_resume_at_the_right_offset(
             ops in prop::collection::vec(op(), 1..80),
-            accept in prop::collection::vec(0usize..200, 1..16),
+            // At least one non-zero length: a writer that never accepts a byte cannot be drained
+            // (all zeros, ~8% of runs, failed the final drain).
+            accept in prop::collection::vec(0usize..200, 1..16).prop_filter("accepts something", |a| a.iter().any(|&n| n > 0)),
         ) {
             let mut budget = Budget::new(usize::MAX);
             let mut pool = SharedPool::new();
