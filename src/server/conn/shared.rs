@@ -10,15 +10,22 @@
 //! publisher's messages lands in one or two chunks, and consecutive deliveries to one recipient
 //! become one reference); it is started again from the front once no queue refers to it (its
 //! `Rc` count is back to one). Capacity is fixed at start-up: `limits::SHARED_CHUNKS` chunks of
-//! `limits::SHARED_CHUNK_BYTES`, each taken from the buffer budget when it is first used. A
-//! chunk no queue refers to and unused for `limits::IDLE_SHRINK_MS` (the idle period of the
-//! connections' buffers) is freed and its bytes given back ([`SharedPool::release_idle`]): the
-//! next fan-out takes it again, one allocation per idle period, none in the steady state. Its
+//! `limits::SHARED_CHUNK_BYTES`, each taken from the buffer budget when it is first used. Once
+//! nothing has been written to the pool for `limits::IDLE_SHRINK_MS` (the idle period of the
+//! connections' buffers), every chunk no queue refers to is freed and its bytes given back
+//! ([`SharedPool::release_idle`]): the next fan-out takes a chunk again, one allocation per idle
+//! period, none in the steady state. The pool is idle as a whole, not chunk by chunk: a slow
+//! fan-out cycles through the chunks in turn (8 × 256 KiB at a few hundred KB/s is a cycle of
+//! several seconds), and freeing a chunk between two of its turns would allocate in the steady
+//! state. Its
 //! allocation is `SHARED_CHUNK_BYTES` ≥ `pages::LARGE`, a mapping of its own, so a freed chunk's
 //! pages go back to the kernel.
 //! When no chunk has room, [`SharedPool::encode`] says so and the caller copies the delivery into
 //! the queue as before (`fanout_copied`): nothing is lost and no queue's limit changes, since a
 //! reference counts its length against the queue's `tx-queue-bytes` like a copy.
+//!
+//! The newest `peerlist add/drop` notification goes the same way to NULL and PLAIN members
+//! (`server::event_loop::sink`): every member that catches up on it refers to one encoding.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -30,6 +37,10 @@ use crate::time::Instant;
 // A chunk is one block of `SHARED_CHUNK_BYTES` (`reserve_exact` on an empty vector): the
 // binary's allocator maps it on its own, and unmaps it when an idle chunk is released.
 const _: () = assert!(SHARED_CHUNK_BYTES >= crate::pages::LARGE);
+
+/// The top bit of a [`SharedPool::encode`] key marks a `peerlist` notification (the rest is its
+/// sequence number in the ring); pubsub fan-outs use their id, which never gets there.
+pub const BROADCAST_KEY: u64 = 1 << 63;
 
 /// One chunk of the pool: bytes appended front to back, never changed while referred to.
 pub type Chunk = Rc<RefCell<Vec<u8>>>;
@@ -77,12 +88,14 @@ pub struct SharedPool {
     fill_bytes: usize,
     /// The chunk's capacity has been taken from the budget.
     taken: [bool; SHARED_CHUNKS],
-    /// When each chunk was last written to (for `IDLE_SHRINK_MS`).
-    used_at: [Instant; SHARED_CHUNKS],
+    /// When the pool was last written to (for `IDLE_SHRINK_MS`).
+    used_at: Instant,
     /// The time of the event-loop turn ([`SharedPool::set_now`]).
     now: Instant,
-    /// The last encoding: its key and where it is.
-    last: Option<(u64, SharedRef)>,
+    /// The last encoding of each kind of key (top bit clear: pubsub fan-outs; set:
+    /// [`BROADCAST_KEY`] notifications), and where it is: a fan-out's recipients catch up on a
+    /// pending notification between its deliveries.
+    last: [Option<(u64, SharedRef)>; 2],
 }
 
 impl Default for SharedPool {
@@ -96,8 +109,8 @@ impl SharedPool {
     pub fn new() -> SharedPool {
         let chunks = (0..SHARED_CHUNKS).map(|_| Rc::new(RefCell::new(Vec::new()))).collect();
         let (usable, fill_bytes) = (SHARED_CHUNKS, SHARED_CHUNK_BYTES);
-        let (taken, used_at) = ([false; SHARED_CHUNKS], [Instant(0); SHARED_CHUNKS]);
-        SharedPool { chunks, current: 0, usable, fill_bytes, taken, used_at, now: Instant(0), last: None }
+        let (taken, used_at) = ([false; SHARED_CHUNKS], Instant(0));
+        SharedPool { chunks, current: 0, usable, fill_bytes, taken, used_at, now: Instant(0), last: [None, None] }
     }
 
     /// The time of the current event-loop turn: chunks written from now on were used at `now`.
@@ -112,26 +125,27 @@ impl SharedPool {
         self.usable = chunks.clamp(1, SHARED_CHUNKS);
         self.fill_bytes = bytes.clamp(1, SHARED_CHUNK_BYTES);
         self.current = 0;
-        self.last = None;
+        self.last = [None, None];
     }
 
-    /// Bytes of the budget the pool holds (chunks in use, or used within `IDLE_SHRINK_MS`).
+    /// Bytes of the budget the pool holds (chunks referred to, or all it took while the pool
+    /// was written to within `IDLE_SHRINK_MS`).
     pub fn bytes(&self) -> usize {
         self.taken.iter().filter(|t| **t).count() * SHARED_CHUNK_BYTES
     }
 
-    /// Free every chunk no queue refers to and not written to for `IDLE_SHRINK_MS` (the last
-    /// encoding is forgotten if it lies in one). Returns the bytes to give back to the budget.
+    /// Once the pool has not been written to for `IDLE_SHRINK_MS`, free every chunk no queue
+    /// refers to (the last encodings are forgotten). Returns the bytes to give back to the budget.
     pub fn release_idle(&mut self, now: Instant) -> usize {
+        if now.since(self.used_at) < IDLE_SHRINK_MS {
+            return 0;
+        }
         let mut freed = 0;
-        for (i, chunk) in self.chunks.iter_mut().enumerate() {
-            let (Some(taken), Some(used_at)) = (self.taken.get_mut(i), self.used_at.get(i)) else { continue };
-            if !*taken || now.since(*used_at) < IDLE_SHRINK_MS {
+        for i in 0..SHARED_CHUNKS {
+            if self.taken.get(i) != Some(&true) || !self.unpin_if_free(i) {
                 continue;
             }
-            if self.last.as_ref().is_some_and(|(_, r)| Rc::ptr_eq(&r.chunk, chunk)) {
-                self.last = None;
-            }
+            let (Some(chunk), Some(taken)) = (self.chunks.get_mut(i), self.taken.get_mut(i)) else { continue };
             let Some(free) = Rc::get_mut(chunk) else { continue };
             *free.get_mut() = Vec::new();
             *taken = false;
@@ -149,10 +163,11 @@ impl SharedPool {
         budget: &mut Budget,
         fill: impl FnOnce(&mut Vec<u8>),
     ) -> Option<&SharedRef> {
-        if self.last.as_ref().is_some_and(|(k, _)| *k == key) {
-            return self.last.as_ref().map(|(_, r)| r);
+        let slot = usize::from(key & BROADCAST_KEY != 0);
+        if self.last.get(slot).and_then(Option::as_ref).is_some_and(|(k, _)| *k == key) {
+            return self.last.get(slot).and_then(Option::as_ref).map(|(_, r)| r);
         }
-        self.last = None;
+        *self.last.get_mut(slot)? = None;
         if len == 0 || len > self.fill_bytes {
             return None;
         }
@@ -168,20 +183,20 @@ impl SharedPool {
             return None;
         }
         drop(bytes);
-        if let Some(at) = self.used_at.get_mut(index) {
-            *at = self.now;
-        }
+        self.used_at = self.now;
         // Both below SHARED_CHUNK_BYTES (checked above), which fits u32.
         let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else { return None };
         let r = SharedRef { chunk: Rc::clone(chunk), at: 0, start, end };
-        self.last = Some((key, r));
-        self.last.as_ref().map(|(_, r)| r)
+        let last = self.last.get_mut(slot)?;
+        *last = Some((key, r));
+        last.as_ref().map(|(_, r)| r)
     }
 
     /// The index of a chunk with `len` bytes free: the current one, else the next one no queue
     /// refers to (started again from the front), taking its bytes from the budget on first use.
     fn room_for(&mut self, len: usize, budget: &mut Budget) -> Option<usize> {
         if self.taken.get(self.current) == Some(&true)
+            && self.unpin_if_free(self.current)
             && let Some(free) = self.chunks.get_mut(self.current).and_then(Rc::get_mut)
         {
             // No queue refers to it any more: start it again from the front.
@@ -194,6 +209,9 @@ impl SharedPool {
         }
         for step in 1..=self.usable {
             let i = (self.current + step) % self.usable;
+            if !self.unpin_if_free(i) {
+                continue;
+            }
             let Some(chunk) = self.chunks.get_mut(i) else { continue };
             let Some(bytes) = Rc::get_mut(chunk) else { continue };
             let taken = self.taken.get_mut(i)?;
@@ -209,6 +227,24 @@ impl SharedPool {
             return Some(i);
         }
         None
+    }
+
+    /// True if no queue refers to chunk `i`; then the cached last encodings that lie in it are
+    /// forgotten (a cache alone must not keep a chunk from being reused or freed: a
+    /// notification cached once would pin its chunk until the next one).
+    fn unpin_if_free(&mut self, i: usize) -> bool {
+        let Some(chunk) = self.chunks.get(i) else { return false };
+        let pinned = |l: &Option<(u64, SharedRef)>| l.as_ref().is_some_and(|(_, r)| Rc::ptr_eq(&r.chunk, chunk));
+        let pins = self.last.iter().filter(|l| pinned(l)).count();
+        if Rc::strong_count(chunk) != 1 + pins {
+            return false;
+        }
+        for last in &mut self.last {
+            if pinned(last) {
+                *last = None;
+            }
+        }
+        true
     }
 }
 
@@ -246,7 +282,7 @@ mod tests {
             .collect();
         assert!(pool.encode(99, 1, &mut budget, |v| v.push(1)).is_none(), "every chunk referred to");
         drop(held);
-        assert!(pool.last.is_none(), "a refusal forgets the last encoding");
+        assert!(pool.last[0].is_none(), "a refusal forgets the last encoding");
         assert!(pool.encode(100, 2, &mut budget, |v| v.push(1)).is_none(), "said 2, wrote 1");
         assert!(pool.encode(101, 1, &mut budget, |v| v.push(1)).is_some(), "free again");
         assert_eq!(pool.bytes(), SHARED_CHUNKS * SHARED_CHUNK_BYTES);
@@ -294,6 +330,38 @@ mod tests {
         assert_eq!((next.start, next.end), (0, 2));
         assert_eq!((pool.bytes(), budget.used()), (SHARED_CHUNK_BYTES, SHARED_CHUNK_BYTES));
         assert_eq!(next.chunk.borrow().capacity(), SHARED_CHUNK_BYTES);
+    }
+
+    #[test]
+    fn no_chunk_is_freed_while_the_pool_is_written_to() {
+        // A slow fan-out: chunk 0 filled at 0 s, chunk 1 written at 4 s and 8 s. Chunk 0 has not
+        // been written to for 8 s but the pool has (freeing it would allocate when the fan-out
+        // comes round to it again).
+        let mut budget = Budget::new(usize::MAX);
+        let mut pool = SharedPool::new();
+        let full = |v: &mut Vec<u8>| v.resize(SHARED_CHUNK_BYTES, 1);
+        let first = pool.encode(1, SHARED_CHUNK_BYTES, &mut budget, full).cloned().unwrap();
+        for (key, at) in [(2, 4_000), (3, 8_000)] {
+            pool.set_now(Instant(at));
+            pool.encode(key, 1, &mut budget, |v| v.push(1)).cloned().unwrap();
+        }
+        drop(first); // read by its subscriber after chunk 1 was started
+        assert_eq!(pool.bytes(), 2 * SHARED_CHUNK_BYTES);
+        assert_eq!(pool.release_idle(Instant(8_000 + IDLE_SHRINK_MS - 1)), 0);
+        assert_eq!(pool.release_idle(Instant(8_000 + IDLE_SHRINK_MS)), 2 * SHARED_CHUNK_BYTES);
+    }
+
+    #[test]
+    fn a_cached_notification_does_not_keep_its_chunk_from_reuse() {
+        let mut budget = Budget::new(usize::MAX);
+        let mut pool = SharedPool::new();
+        pool.limit(1, SHARED_CHUNK_BYTES);
+        let note = pool.encode(BROADCAST_KEY | 7, 4, &mut budget, |v| v.extend_from_slice(b"note")).cloned().unwrap();
+        drop(note); // every member wrote it
+        let fill = |v: &mut Vec<u8>| v.resize(v.len() + SHARED_CHUNK_BYTES, 1);
+        let r = pool.encode(1, SHARED_CHUNK_BYTES, &mut budget, fill).cloned();
+        assert!(r.is_some_and(|r| r.start == 0), "the one chunk started again from the front");
+        assert!(pool.last[1].is_none(), "the notification is encoded again if another member needs it");
     }
 
     #[test]

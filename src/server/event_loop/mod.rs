@@ -326,6 +326,13 @@ impl Server {
         self.shared.limit(chunks, bytes);
     }
 
+    /// Bytes of the buffer budget the shared transmit pool holds (for the zero-allocation tests'
+    /// warm-up).
+    #[doc(hidden)]
+    pub fn shared_pool_bytes(&self) -> usize {
+        self.shared.bytes()
+    }
+
     /// The counters, to count what start-up found (e.g. `config_load_errors`).
     pub fn stats_mut(&mut self) -> &mut Stats {
         &mut self.stats

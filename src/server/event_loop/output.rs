@@ -212,9 +212,10 @@ impl Server {
         if let Some(c) = self.curve.as_mut() {
             c.cookies.rotate_if_due(now.0, &mut rand_core::OsRng);
         }
+        // Shrink first: the gauge then shows what was given back.
+        self.shrink_idle(now);
         self.sync_stats();
         self.deliver_auth_reports();
-        self.shrink_idle(now);
         if self.accept_retry != 0 {
             self.retry_accepts(now);
         }

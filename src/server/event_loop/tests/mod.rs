@@ -57,9 +57,11 @@ fn turn_for(server: &mut Server, events: &mut Events, d: Duration) {
     }
 }
 
-/// Every byte a live connection holds was taken from the budget, and nothing else was.
+/// Every byte a live connection or the shared transmit pool holds was taken from the budget, and
+/// nothing else was.
 fn assert_budget_balanced(server: &Server) {
     let held: usize = server.slots.ids().filter_map(|id| server.slots.peek(id.index)).map(|c| c.buffer_bytes()).sum();
+    let held = held + server.shared.bytes();
     assert_eq!(server.budget.used(), held, "budget out of step with the buffers held");
 }
 
@@ -288,6 +290,37 @@ fn a_deferred_peerlist_add_still_reaches_a_peer_before_a_message_from_the_newcom
         frames_of(&[b"x", b"VIP1", b"x", b"m1", b"RPC", b"call"]),
     ];
     assert_eq!(got, expected, "p must be told about x before x's message reaches it");
+    assert_eq!(server.stats().dropped_notify_full, 0);
+    assert_budget_balanced(&server);
+}
+
+#[test]
+fn the_newest_peerlist_add_is_one_shared_encoding_for_every_null_member() {
+    let (mut server, port) = server(Limits::COMPILED);
+    let mut events = Events::with_capacity(64);
+    let mut members = Vec::new();
+    for id in [b"a", b"b", b"c"] {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut out = handshake(id);
+        frames(&[b"", b"VIP1", b"", b"h", b"hello", b"hello"], &mut out);
+        s.write_all(&out).unwrap();
+        let _ = read_messages(&mut s, true, &mut server, &mut events, Duration::from_millis(100));
+        members.push(s);
+    }
+    // Every member has read all it was sent: now d registers.
+    for s in &mut members {
+        let _ = read_messages(s, false, &mut server, &mut events, Duration::from_millis(50));
+    }
+    let before = server.stats().fanout_shared;
+    let mut d = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut out = handshake(b"d");
+    frames(&[b"", b"VIP1", b"", b"h", b"hello", b"hello"], &mut out);
+    d.write_all(&out).unwrap();
+    for s in &mut members {
+        let got = read_messages(s, false, &mut server, &mut events, Duration::from_millis(100));
+        assert_eq!(got, vec![frames_of(&[b"", b"VIP1", b"", b"", b"peerlist", b"add", b"d"])]);
+    }
+    assert_eq!(server.stats().fanout_shared - before, 3, "each member referred to the one encoding");
     assert_eq!(server.stats().dropped_notify_full, 0);
     assert_budget_balanced(&server);
 }
