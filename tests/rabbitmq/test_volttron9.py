@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import VIP, rpc_request, send_platform
+from broker import Broker, federate
+from conftest import VIP, answer_external_rpc, rpc_request, send_platform
 from vt9_harness import (Vt9Instance, add_agent_users, client_cert, management_broker, start_management,
                          tls_files, vt9_missing)
 
@@ -24,13 +25,17 @@ pytestmark = pytest.mark.skipif(vt9_missing() is not None, reason=str(vt9_missin
 GATEWAYS = ("gw9a", "gw9b", "gw9c", "gw9d")
 
 
-@pytest.fixture(scope="module", params=["ssl-false", "tls"])
+@pytest.fixture(scope="module", params=["ssl-false", "tls", "federated"])
 def vt9(request):
-    """Broker (management plugin) + VOLTTRON instance `v9`, `ssl: false` or TLS."""
-    ssl = request.param == "tls"
+    """Broker (management plugin) + VOLTTRON instance `v9`, `ssl: false` or TLS; or `federated`:
+    `ssl: false`, the gateways on a second node, the nodes' `volttron` exchanges federated both
+    ways (as test_multi.py federates two gateways' nodes)."""
+    ssl, fed = request.param == "tls", request.param == "federated"
     home = Path(tempfile.mkdtemp(prefix="vt9rmq-v9-", dir="/tmp"))
-    b = management_broker("v", tls=tls_files(home, "v9") if ssl else None)
+    b = management_broker("v", tls=tls_files(home, "v9") if ssl else None,
+                          plugins=("rabbitmq_federation",) if fed else ())
     inst = Vt9Instance(b, "v9", ssl=ssl, home=home)
+    inst.gateway_node = b
     try:
         if ssl:
             inst.make_certs([f"{g}.viprouter" for g in GATEWAYS])
@@ -42,29 +47,29 @@ def vt9(request):
         else:
             add_agent_users(b, "v9")
         inst.start()
+        if fed:
+            inst.gateway_node = Broker("g", plugins=("rabbitmq_federation",))
+            inst.gateway_node.start().setup_vhost()
+            federate(b, inst.gateway_node)
+            federate(inst.gateway_node, b)
         yield inst
     finally:
         inst.close()
         b.close()
+        if inst.gateway_node is not b:
+            inst.gateway_node.close()
 
 
 def gateway(vt9, gateways, name: str, **kw):
-    """Gateway `name` on vt9's broker: PLAIN as guest, or amqps with its VOLTTRON-made certificate."""
+    """Gateway `name` on vt9's broker: PLAIN as guest, or amqps with its VOLTTRON-made
+    certificate; federated: PLAIN on the other node, its `wait_bridge` waits for the federation."""
+    if vt9.gateway_node is not vt9.broker:
+        return gateways(name, vt9.gateway_node.url(), federation=(vt9.gateway_node, vt9.broker), **kw)
     if not vt9.ssl:
         return gateways(name, vt9.broker.url(), **kw)
     cert, key = client_cert(vt9.home, f"{name}.viprouter")
     extra = f"rabbitmq-ca-file = {tls_files(vt9.home, 'v9')[0]}\nrabbitmq-cert-file = {cert}\nrabbitmq-key-file = {key}\n"
     return gateways(name, f"amqps://localhost:{vt9.broker.tls_port}/volttron", extra=extra, **kw)
-
-
-def answer_external_rpc(agent, result) -> dict:
-    """The gateway agent answers an incoming external RPC as the agent library does."""
-    f = agent.recv_matching(lambda f: f[4] == b"external_rpc" and f[5] == b"send_peer", 15)[0]
-    body = json.loads(f[6])
-    req = json.loads(body["args"][0])
-    resp = json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": result(req)})
-    send_platform(agent, body["from_platform"], body["from_peer"], [resp], msgid=f[3])
-    return {"frames": f, "body": body, "request": req}
 
 
 def test_volttron_rmq_agent_calls_a_gateway_agent(vt9, gateways):

@@ -212,10 +212,11 @@ class Vt9ZmqAgents(Vt9Instance):
         return self
 
 
-def management_broker(tag: str, **kw: Any) -> Broker:
+def management_broker(tag: str, plugins: tuple[str, ...] = (), **kw: Any) -> Broker:
     """A private node with the management plugin (VOLTTRON's router and agents call its HTTP API:
-    users, permissions, bindings; research memo §5.1), not started (`start_management`)."""
-    return Broker(tag, plugins=("rabbitmq_management",), **kw)
+    users, permissions, bindings; research memo §5.1) and `plugins`, not started
+    (`start_management`)."""
+    return Broker(tag, plugins=("rabbitmq_management", *plugins), **kw)
 
 
 def start_management(b: Broker) -> Broker:
