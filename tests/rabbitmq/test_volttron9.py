@@ -3,7 +3,9 @@ deliverable 3): VOLTTRON's RMQRouter and unmodified `Agent(message_bus='rmq')` a
 (vt9_rmq.py, run with the VOLTTRON 9.0.4 venv) exchange external RPC both ways and pubsub both
 ways with raw VIP agents (libzmq) on the gateway; each with `ssl: false` (PLAIN) and with
 VOLTTRON's default TLS set-up (amqps, client certificates from VOLTTRON's own CA, EXTERNAL; the
-gateway's certificate is made by VOLTTRON's certs.py too).
+gateway's certificate is made by VOLTTRON's certs.py too); and `federated` (`ssl: false`):
+VOLTTRON on one node, the gateways on another, the `volttron` exchanges federated both ways
+(broker.federate), so that every message crosses a federation link.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ def vt9(request):
     b = management_broker("v", tls=tls_files(home, "v9") if ssl else None,
                           plugins=("rabbitmq_federation",) if fed else ())
     inst = Vt9Instance(b, "v9", ssl=ssl, home=home)
-    inst.gateway_node = b
     try:
         if ssl:
             inst.make_certs([f"{g}.viprouter" for g in GATEWAYS])

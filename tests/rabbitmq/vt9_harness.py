@@ -101,6 +101,8 @@ class Vt9Instance:
 
     def __init__(self, broker: Broker, instance: str, ssl: bool = False, home: Path | None = None):
         self.broker, self.instance, self.ssl = broker, instance, ssl
+        # The node gateways talk to this instance through: `broker`, or a node federated with it.
+        self.gateway_node = broker
         self.home = home or Path(tempfile.mkdtemp(prefix=f"vt9rmq-{instance}-", dir="/tmp"))
         write_home(self.home, instance, broker, ssl)
         self.procs: list[subprocess.Popen] = []
