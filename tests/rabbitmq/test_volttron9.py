@@ -140,7 +140,8 @@ def test_gateway_publish_reaches_a_volttron_rmq_all_platforms_subscriber(vt9, ga
 
 def test_volttron_and_the_gateway_log_in_as_configured(vt9, gateways):
     """TLS really is amqps with EXTERNAL for VOLTTRON's router, its agents and the gateway (and
-    PLAIN without TLS): the broker's own view of the connections."""
+    PLAIN without TLS): the broker's own view of the connections; federated, the gateway is
+    connected to the other node only."""
     gw = gateway(vt9, gateways, "gw9a")
     gw.wait_bridge("up")
     rows = vt9.broker.rows("list_connections", "user", "auth_mechanism", "ssl")
@@ -150,6 +151,9 @@ def test_volttron_and_the_gateway_log_in_as_configured(vt9, gateways):
     if vt9.ssl:  # without TLS VOLTTRON's router logs in as the admin user (auth_rmq.py:92-109)
         want |= {("v9.router", mech, ssl), ("gw9a.viprouter", mech, ssl)}
     assert want <= seen, rows
+    if vt9.gateway_node is not vt9.broker:  # federated: the gateway (its connection_name) is on the other node
+        assert "gw9a.viprouter" in vt9.gateway_node.ctl("list_connections", "client_properties")
+        assert "gw9a.viprouter" not in vt9.broker.ctl("list_connections", "client_properties")
 
 
 def test_volttron_rmq_agent_calling_a_peer_the_gateway_does_not_have_gets_an_error(vt9, gateways):
