@@ -198,3 +198,24 @@ def federate(downstream: Broker, upstream: Broker, vhost: str = VHOST) -> None:
         "^volttron$",
         '{"federation-upstream-set": "all"}',
     )
+
+
+def _exchange_keys(node: Broker, vhost: str) -> tuple[set[str], set[str]]:
+    """(routing keys bound from `volttron` to queues, every routing key bound from `volttron`)."""
+    rows = node.rows("list_bindings", "-p", vhost, "source_name", "destination_kind", "routing_key")
+    mine = {r[2] for r in rows if len(r) == 3 and r[0] == "volttron" and r[1] == "queue"}
+    return mine, {r[2] for r in rows if len(r) == 3 and r[0] == "volttron"}
+
+
+def wait_federated(a: Broker, b: Broker, timeout: float = 60.0, vhost: str = VHOST) -> None:
+    """Wait until the federation links between `a` and `b` (`federate` both ways) carry every
+    routing key bound to a queue on either node's `volttron` exchange to the other node (the links
+    start, then copy the downstream's bindings upstream, asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        (qa, all_a), (qb, all_b) = _exchange_keys(a, vhost), _exchange_keys(b, vhost)
+        missing = sorted((qa - all_b) | (qb - all_a))
+        if not missing:
+            return
+        assert time.monotonic() < deadline, f"federation bindings not propagated in {timeout} s: {missing}"
+        time.sleep(0.3)

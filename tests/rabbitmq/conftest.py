@@ -27,7 +27,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "interop"))
 sys.path.insert(0, str(HERE))
 
-from broker import Broker, free_port  # noqa: E402
+from broker import Broker, free_port, wait_federated  # noqa: E402
 from vipclient import VIP, Agent  # noqa: E402
 
 
@@ -50,9 +50,13 @@ def router_bin() -> str:
 class Gateway:
     """A viprouter process that is VOLTTRON instance `name` on the broker at `url`."""
 
-    def __init__(self, name: str, url: str | None, export: str = "devices/ alerts/", extra: str = "", verbose=True):
-        """`url` None: the same gateway without the bridge (no `rabbitmq-*` keys)."""
+    def __init__(self, name: str, url: str | None, export: str = "devices/ alerts/", extra: str = "", verbose=True,
+                 federation: tuple[Broker, Broker] | None = None):
+        """`url` None: the same gateway without the bridge (no `rabbitmq-*` keys). `federation`:
+        (its node, the node federated with it); `wait_bridge` then also waits until the
+        federation links carry the gateway's bindings (and the other node's) across."""
         self.name = name
+        self.federation = federation
         self.home = tempfile.mkdtemp(prefix=f"vbr-{name}-", dir="/tmp")
         self.port = free_port()
         self.tcp = f"tcp://127.0.0.1:{self.port}"
@@ -95,6 +99,8 @@ class Gateway:
             assert self.proc.poll() is None, f"gateway {self.name} died:\n{self.log_tail()}"
             last = self.bridge()
             if last.get("state") == state and (bound is None or last.get("bound") == bound):
+                if self.federation and state == "up":
+                    wait_federated(*self.federation)  # its own 60 s: links start slowly under load
                 return last
             time.sleep(0.1)
         raise AssertionError(f"gateway {self.name}: bridge not {state} (bound={bound}) in {timeout} s: {last}\n"
@@ -181,4 +187,14 @@ def send_platform(agent: Agent, platform: str, peer: str, args: list, msgid: byt
     agent.send(b"", b"external_rpc", b"send_platform", json.dumps(body).encode(), msgid=msgid)
 
 
-__all__ = ["VIP", "Gateway", "rpc_request", "send_platform"]
+def answer_external_rpc(agent: Agent, result) -> dict:
+    """`agent` answers an incoming external RPC as the agent library does."""
+    f = agent.recv_matching(lambda f: f[4] == b"external_rpc" and f[5] == b"send_peer", 15)[0]
+    body = json.loads(f[6])
+    req = json.loads(body["args"][0])
+    resp = json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": result(req)})
+    send_platform(agent, body["from_platform"], body["from_peer"], [resp], msgid=f[3])
+    return {"frames": f, "body": body, "request": req}
+
+
+__all__ = ["VIP", "Gateway", "answer_external_rpc", "rpc_request", "send_platform"]

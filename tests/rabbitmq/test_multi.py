@@ -5,9 +5,8 @@ both ways with `all_platforms`, and a ZMTP link to a platform winning over the b
 from __future__ import annotations
 
 import json
-import time
 
-from broker import Broker, federate
+from broker import Broker, federate, wait_federated
 from conftest import VIP, rpc_request, send_platform
 
 
@@ -82,15 +81,7 @@ def test_two_gateways_through_two_federated_broker_nodes(gateways):
         gb.wait_bridge("up", bound=3)
         federate(n1, n2)
         federate(n2, n1)
-        # Federation links start and copy the downstream's bindings upstream: wait for them.
-        deadline = time.monotonic() + 60
-        while True:
-            up = [n.rows("list_bindings", "-p", "volttron", "source_name", "routing_key") for n in (n1, n2)]
-            fed = [any(r[1] == "gwf2.b" for r in up[0]), any(r[1] == "gwf1.a" for r in up[1])]
-            if all(fed):
-                break
-            assert time.monotonic() < deadline, f"federation bindings not propagated: {up}"
-            time.sleep(0.5)
+        wait_federated(n1, n2)
         rpc_both_ways(a, b, "gwf1", "gwf2", timeout=10)
         rpc_both_ways(b, a, "gwf2", "gwf1", timeout=10)
         publish_reaches(a, b, b"devices/a/2", timeout=10)

@@ -3,7 +3,9 @@ deliverable 3): VOLTTRON's RMQRouter and unmodified `Agent(message_bus='rmq')` a
 (vt9_rmq.py, run with the VOLTTRON 9.0.4 venv) exchange external RPC both ways and pubsub both
 ways with raw VIP agents (libzmq) on the gateway; each with `ssl: false` (PLAIN) and with
 VOLTTRON's default TLS set-up (amqps, client certificates from VOLTTRON's own CA, EXTERNAL; the
-gateway's certificate is made by VOLTTRON's certs.py too).
+gateway's certificate is made by VOLTTRON's certs.py too); and `federated` (`ssl: false`):
+VOLTTRON on one node, the gateways on another, the `volttron` exchanges federated both ways
+(broker.federate), so that every message crosses a federation link.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import VIP, rpc_request, send_platform
+from broker import Broker, federate
+from conftest import VIP, answer_external_rpc, rpc_request, send_platform
 from vt9_harness import (Vt9Instance, add_agent_users, client_cert, management_broker, start_management,
                          tls_files, vt9_missing)
 
@@ -24,12 +27,15 @@ pytestmark = pytest.mark.skipif(vt9_missing() is not None, reason=str(vt9_missin
 GATEWAYS = ("gw9a", "gw9b", "gw9c", "gw9d")
 
 
-@pytest.fixture(scope="module", params=["ssl-false", "tls"])
+@pytest.fixture(scope="module", params=["ssl-false", "tls", "federated"])
 def vt9(request):
-    """Broker (management plugin) + VOLTTRON instance `v9`, `ssl: false` or TLS."""
-    ssl = request.param == "tls"
+    """Broker (management plugin) + VOLTTRON instance `v9`, `ssl: false` or TLS; or `federated`:
+    `ssl: false`, the gateways on a second node, the nodes' `volttron` exchanges federated both
+    ways (as test_multi.py federates two gateways' nodes)."""
+    ssl, fed = request.param == "tls", request.param == "federated"
     home = Path(tempfile.mkdtemp(prefix="vt9rmq-v9-", dir="/tmp"))
-    b = management_broker("v", tls=tls_files(home, "v9") if ssl else None)
+    b = management_broker("v", tls=tls_files(home, "v9") if ssl else None,
+                          plugins=("rabbitmq_federation",) if fed else ())
     inst = Vt9Instance(b, "v9", ssl=ssl, home=home)
     try:
         if ssl:
@@ -42,29 +48,29 @@ def vt9(request):
         else:
             add_agent_users(b, "v9")
         inst.start()
+        if fed:
+            inst.gateway_node = Broker("g", plugins=("rabbitmq_federation",))
+            inst.gateway_node.start().setup_vhost()
+            federate(b, inst.gateway_node)
+            federate(inst.gateway_node, b)
         yield inst
     finally:
         inst.close()
         b.close()
+        if inst.gateway_node is not b:
+            inst.gateway_node.close()
 
 
 def gateway(vt9, gateways, name: str, **kw):
-    """Gateway `name` on vt9's broker: PLAIN as guest, or amqps with its VOLTTRON-made certificate."""
+    """Gateway `name` on vt9's broker: PLAIN as guest, or amqps with its VOLTTRON-made
+    certificate; federated: PLAIN on the other node, its `wait_bridge` waits for the federation."""
+    if vt9.gateway_node is not vt9.broker:
+        return gateways(name, vt9.gateway_node.url(), federation=(vt9.gateway_node, vt9.broker), **kw)
     if not vt9.ssl:
         return gateways(name, vt9.broker.url(), **kw)
     cert, key = client_cert(vt9.home, f"{name}.viprouter")
     extra = f"rabbitmq-ca-file = {tls_files(vt9.home, 'v9')[0]}\nrabbitmq-cert-file = {cert}\nrabbitmq-key-file = {key}\n"
     return gateways(name, f"amqps://localhost:{vt9.broker.tls_port}/volttron", extra=extra, **kw)
-
-
-def answer_external_rpc(agent, result) -> dict:
-    """The gateway agent answers an incoming external RPC as the agent library does."""
-    f = agent.recv_matching(lambda f: f[4] == b"external_rpc" and f[5] == b"send_peer", 15)[0]
-    body = json.loads(f[6])
-    req = json.loads(body["args"][0])
-    resp = json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": result(req)})
-    send_platform(agent, body["from_platform"], body["from_peer"], [resp], msgid=f[3])
-    return {"frames": f, "body": body, "request": req}
 
 
 def test_volttron_rmq_agent_calls_a_gateway_agent(vt9, gateways):
@@ -134,7 +140,8 @@ def test_gateway_publish_reaches_a_volttron_rmq_all_platforms_subscriber(vt9, ga
 
 def test_volttron_and_the_gateway_log_in_as_configured(vt9, gateways):
     """TLS really is amqps with EXTERNAL for VOLTTRON's router, its agents and the gateway (and
-    PLAIN without TLS): the broker's own view of the connections."""
+    PLAIN without TLS): the broker's own view of the connections; federated, the gateway is
+    connected to the other node only."""
     gw = gateway(vt9, gateways, "gw9a")
     gw.wait_bridge("up")
     rows = vt9.broker.rows("list_connections", "user", "auth_mechanism", "ssl")
@@ -144,6 +151,9 @@ def test_volttron_and_the_gateway_log_in_as_configured(vt9, gateways):
     if vt9.ssl:  # without TLS VOLTTRON's router logs in as the admin user (auth_rmq.py:92-109)
         want |= {("v9.router", mech, ssl), ("gw9a.viprouter", mech, ssl)}
     assert want <= seen, rows
+    if vt9.gateway_node is not vt9.broker:  # federated: the gateway (its connection_name) is on the other node
+        assert "gw9a.viprouter" in vt9.gateway_node.ctl("list_connections", "client_properties")
+        assert "gw9a.viprouter" not in vt9.broker.ctl("list_connections", "client_properties")
 
 
 def test_volttron_rmq_agent_calling_a_peer_the_gateway_does_not_have_gets_an_error(vt9, gateways):

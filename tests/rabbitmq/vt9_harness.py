@@ -101,6 +101,8 @@ class Vt9Instance:
 
     def __init__(self, broker: Broker, instance: str, ssl: bool = False, home: Path | None = None):
         self.broker, self.instance, self.ssl = broker, instance, ssl
+        # The node gateways talk to this instance through: `broker`, or a node federated with it.
+        self.gateway_node = broker
         self.home = home or Path(tempfile.mkdtemp(prefix=f"vt9rmq-{instance}-", dir="/tmp"))
         write_home(self.home, instance, broker, ssl)
         self.procs: list[subprocess.Popen] = []
@@ -212,10 +214,11 @@ class Vt9ZmqAgents(Vt9Instance):
         return self
 
 
-def management_broker(tag: str, **kw: Any) -> Broker:
+def management_broker(tag: str, plugins: tuple[str, ...] = (), **kw: Any) -> Broker:
     """A private node with the management plugin (VOLTTRON's router and agents call its HTTP API:
-    users, permissions, bindings; research memo §5.1), not started (`start_management`)."""
-    return Broker(tag, plugins=("rabbitmq_management",), **kw)
+    users, permissions, bindings; research memo §5.1) and `plugins`, not started
+    (`start_management`)."""
+    return Broker(tag, plugins=("rabbitmq_management", *plugins), **kw)
 
 
 def start_management(b: Broker) -> Broker:
