@@ -156,9 +156,8 @@ pub const BROADCAST_QUIET_MS: u64 = 100;
 pub const BROADCAST_DEFER_MS: u64 = 5000;
 
 /// Chunks of the shared transmit pool (`server::conn::shared`): a pubsub delivery that NULL and
-/// PLAIN subscribers take verbatim (and the newest `peerlist` notification) is encoded once into
-/// a chunk and every recipient's transmit queue refers to it (written with `writev`), instead of
-/// holding a copy each. A chunk is reused
+/// PLAIN subscribers take verbatim is encoded once into a chunk and every recipient's transmit
+/// queue refers to it (written with `writev`), instead of holding a copy each. A chunk is reused
 /// once no queue refers to it any more. **At the limit** (every chunk still referred to by a
 /// queue that has not drained it, or a delivery larger than a chunk, or a recipient already
 /// referring to `TX_SHARED_REFS` chunks) the delivery is copied into the recipient's queue as

@@ -29,7 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mio::Events;
-use viprouter::limits::{Limits, RX_BUF_BUSY_BYTES, RX_BUF_MIN_BYTES, SHARED_CHUNK_BYTES, TX_BUF_MIN_BYTES};
+use viprouter::limits::{Limits, RX_BUF_BUSY_BYTES, RX_BUF_MIN_BYTES, TX_BUF_MIN_BYTES};
 use viprouter::server::event_loop::Server;
 use viprouter::zmtp::command;
 use viprouter::zmtp::greeting;
@@ -217,17 +217,11 @@ fn route_and_count(mechanism: Mechanism) {
     hold.store(false, Ordering::Relaxed);
     // Warm-up 2: steady flow until WARMUP more messages are routed and every buffer on the path
     // is at its ceiling for this traffic: a's receive buffer at RX_BUF_BUSY_BYTES (grown by
-    // reads that fill it), b's queue at tx-queue-bytes, the other two at their initial size; with
-    // NULL, the chunk of the shared transmit pool the `peerlist add` b's hello made for a took,
-    // until it is freed (IDLE_SHRINK_MS after that notification; nothing here takes it again).
+    // reads that fill it), b's queue at tx-queue-bytes, the other two at their initial size.
     let ceiling = (RX_BUF_BUSY_BYTES + TX_BUF_MIN_BYTES + RX_BUF_MIN_BYTES + tx_queue_bytes) as u64;
-    let with_pool = |s: &Server| ceiling + s.shared_pool_bytes() as u64;
-    let pool_at_start = server.shared_pool_bytes();
-    let expected_pool = if matches!(mechanism, Mechanism::Null) { SHARED_CHUNK_BYTES } else { 0 };
-    assert!(pool_at_start == expected_pool || pool_at_start == 0, "pool holds {pool_at_start} bytes");
     let resumed_at = routed(&server);
     let warm = |s: &Server| routed(s) >= resumed_at + WARMUP;
-    warm_up::to_ceiling_of(&mut server, &mut events, deadline, with_pool, warm, |_| {});
+    warm_up::to_ceiling(&mut server, &mut events, deadline, ceiling, warm, |_| {});
 
     let start = routed(&server);
     let paused_before = paused(&server);

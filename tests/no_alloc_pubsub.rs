@@ -262,11 +262,15 @@ fn fan_out(authz: Option<&str>, pool_chunks: usize) {
     if pool_chunks > 1 {
         server.limit_shared_pool(pool_chunks, SHARED_CHUNK_BYTES);
     }
+    // The pool's chunks are taken now: how many this flow would take on its own depends on how
+    // far its slowest reader lags behind (a reader that keeps up has one chunk started again and
+    // again), which the machine's scheduling decides; the measured phase must not take one.
+    assert!(server.take_shared_pool(), "the budget holds the shared pool");
     // Warm-up, part 2: readers catch up, the publisher is paced; until SETTLE more publishes
     // and every buffer at its ceiling: every transmit queue at tx-queue-bytes (part 1 overflowed
     // them), the publisher's receive buffer at RX_BUF_BUSY_BYTES (grown by reads that fill it),
     // the subscribers' receive buffers at their initial size, every chunk of the shared
-    // transmit pool in use.
+    // transmit pool taken.
     let ceiling = ((SUBSCRIBERS + 1) * (RX_BUF_MIN_BYTES + tx_queue_bytes) + RX_BUF_BUSY_BYTES - RX_BUF_MIN_BYTES
         + pool_chunks * SHARED_CHUNK_BYTES) as u64;
     warm_up::to_ceiling(

@@ -19,47 +19,31 @@ pub const NAP: Duration = Duration::from_millis(20);
 ///
 /// Fails at `deadline`, and if the buffers hold more than `ceiling`: then the ceiling misses a
 /// buffer, which could still grow while allocations are counted.
-#[allow(dead_code)] // not every test that includes this file uses it
 pub fn to_ceiling(
     server: &mut Server,
     events: &mut Events,
     deadline: Instant,
     ceiling: u64,
-    done: impl FnMut(&Server) -> bool,
-    each_turn: impl FnMut(&Server),
-) {
-    to_ceiling_of(server, events, deadline, |_| ceiling, done, each_turn);
-}
-
-/// [`to_ceiling`], the ceiling read from the server at every turn: for a part that may be given
-/// back while the warm-up runs but is never taken again by this traffic (a shared-pool chunk a
-/// `peerlist` notification took, freed after `IDLE_SHRINK_MS`; its release is no allocation).
-pub fn to_ceiling_of(
-    server: &mut Server,
-    events: &mut Events,
-    deadline: Instant,
-    ceiling: impl Fn(&Server) -> u64,
     mut done: impl FnMut(&Server) -> bool,
     mut each_turn: impl FnMut(&Server),
 ) {
     let mut nap_at = Instant::now();
-    while !done(server) || server.stats().buffer_bytes < ceiling(server) {
+    while !done(server) || server.stats().buffer_bytes < ceiling {
         server.run_once(events).unwrap();
         each_turn(server);
-        if server.stats().buffer_bytes < ceiling(server) && Instant::now() >= nap_at {
+        if server.stats().buffer_bytes < ceiling && Instant::now() >= nap_at {
             thread::sleep(NAP);
             nap_at = Instant::now() + Duration::from_millis(100);
         }
         assert!(
             Instant::now() < deadline,
-            "warm-up did not finish: buffers hold {} bytes of {}",
-            server.stats().buffer_bytes,
-            ceiling(server)
+            "warm-up did not finish: buffers hold {} bytes of {ceiling}",
+            server.stats().buffer_bytes
         );
     }
     assert_eq!(
         server.stats().buffer_bytes,
-        ceiling(server),
+        ceiling,
         "no buffer grew beyond its ceiling for this traffic (else the ceiling misses a buffer)"
     );
 }

@@ -20,8 +20,7 @@ def test_buffers_shrink_back_after_a_burst(router, agents):
     for i in range(3000):
         a.send(b"agent.b", b"RPC", b"x" * 4000, msgid=b"m%d" % i)
     time.sleep(1.0)
-    during_stats = stats(a)
-    during = during_stats["buffer_bytes"]
+    during = stats(a)["buffer_bytes"]
     got = 0
     while got < 3000:
         f = b.poll_recv(5.0)
@@ -31,9 +30,6 @@ def test_buffers_shrink_back_after_a_burst(router, agents):
     time.sleep(6.5)
     after = stats(a)["buffer_bytes"]
     assert during > 512 * 1024, during
-    # b's `peerlist add` went to a as a range of the shared transmit pool (a 256 KiB chunk, taken
-    # from the budget): it too is given back.
-    assert during_stats["fanout_shared"] >= 1, during_stats
     assert after <= 64 * 1024, f"buffers after 6.5 s idle: {after} bytes (during the burst: {during})"
 
 

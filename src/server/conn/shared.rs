@@ -23,9 +23,6 @@
 //! When no chunk has room, [`SharedPool::encode`] says so and the caller copies the delivery into
 //! the queue as before (`fanout_copied`): nothing is lost and no queue's limit changes, since a
 //! reference counts its length against the queue's `tx-queue-bytes` like a copy.
-//!
-//! The newest `peerlist add/drop` notification goes the same way to NULL and PLAIN members
-//! (`server::event_loop::sink`): every member that catches up on it refers to one encoding.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -37,10 +34,6 @@ use crate::time::Instant;
 // A chunk is one block of `SHARED_CHUNK_BYTES` (`reserve_exact` on an empty vector): the
 // binary's allocator maps it on its own, and unmaps it when an idle chunk is released.
 const _: () = assert!(SHARED_CHUNK_BYTES >= crate::pages::LARGE);
-
-/// The top bit of a [`SharedPool::encode`] key marks a `peerlist` notification (the rest is its
-/// sequence number in the ring); pubsub fan-outs use their id, which never gets there.
-pub const BROADCAST_KEY: u64 = 1 << 63;
 
 /// One chunk of the pool: bytes appended front to back, never changed while referred to.
 pub type Chunk = Rc<RefCell<Vec<u8>>>;
@@ -92,10 +85,8 @@ pub struct SharedPool {
     used_at: Instant,
     /// The time of the event-loop turn ([`SharedPool::set_now`]).
     now: Instant,
-    /// The last encoding of each kind of key (top bit clear: pubsub fan-outs; set:
-    /// [`BROADCAST_KEY`] notifications), and where it is: a fan-out's recipients catch up on a
-    /// pending notification between its deliveries.
-    last: [Option<(u64, SharedRef)>; 2],
+    /// The last encoding: its key and where it is.
+    last: Option<(u64, SharedRef)>,
 }
 
 impl Default for SharedPool {
@@ -110,7 +101,7 @@ impl SharedPool {
         let chunks = (0..SHARED_CHUNKS).map(|_| Rc::new(RefCell::new(Vec::new()))).collect();
         let (usable, fill_bytes) = (SHARED_CHUNKS, SHARED_CHUNK_BYTES);
         let (taken, used_at) = ([false; SHARED_CHUNKS], Instant(0));
-        SharedPool { chunks, current: 0, usable, fill_bytes, taken, used_at, now: Instant(0), last: [None, None] }
+        SharedPool { chunks, current: 0, usable, fill_bytes, taken, used_at, now: Instant(0), last: None }
     }
 
     /// The time of the current event-loop turn: chunks written from now on were used at `now`.
@@ -125,7 +116,27 @@ impl SharedPool {
         self.usable = chunks.clamp(1, SHARED_CHUNKS);
         self.fill_bytes = bytes.clamp(1, SHARED_CHUNK_BYTES);
         self.current = 0;
-        self.last = [None, None];
+        self.last = None;
+    }
+
+    /// Take every usable chunk's bytes now, as a fan-out whose recipients lag far enough behind
+    /// would: for the zero-allocation tests, whose warm-up must leave the pool at its ceiling
+    /// (how many chunks a flow takes depends on how far its slowest reader lags, which the
+    /// machine's scheduling decides). False if the budget could not hold them.
+    pub fn take_all(&mut self, budget: &mut Budget) -> bool {
+        for i in 0..self.usable {
+            let (Some(chunk), Some(taken)) = (self.chunks.get_mut(i), self.taken.get_mut(i)) else { return false };
+            if *taken {
+                continue;
+            }
+            let Some(bytes) = Rc::get_mut(chunk) else { return false };
+            if !budget.take(SHARED_CHUNK_BYTES) {
+                return false;
+            }
+            bytes.get_mut().reserve_exact(SHARED_CHUNK_BYTES);
+            *taken = true;
+        }
+        true
     }
 
     /// Bytes of the budget the pool holds (chunks referred to, or all it took while the pool
@@ -135,7 +146,7 @@ impl SharedPool {
     }
 
     /// Once the pool has not been written to for `IDLE_SHRINK_MS`, free every chunk no queue
-    /// refers to (the last encodings are forgotten). Returns the bytes to give back to the budget.
+    /// refers to (the last encoding is forgotten). Returns the bytes to give back to the budget.
     pub fn release_idle(&mut self, now: Instant) -> usize {
         if now.since(self.used_at) < IDLE_SHRINK_MS {
             return 0;
@@ -163,11 +174,10 @@ impl SharedPool {
         budget: &mut Budget,
         fill: impl FnOnce(&mut Vec<u8>),
     ) -> Option<&SharedRef> {
-        let slot = usize::from(key & BROADCAST_KEY != 0);
-        if self.last.get(slot).and_then(Option::as_ref).is_some_and(|(k, _)| *k == key) {
-            return self.last.get(slot).and_then(Option::as_ref).map(|(_, r)| r);
+        if self.last.as_ref().is_some_and(|(k, _)| *k == key) {
+            return self.last.as_ref().map(|(_, r)| r);
         }
-        *self.last.get_mut(slot)? = None;
+        self.last = None;
         if len == 0 || len > self.fill_bytes {
             return None;
         }
@@ -187,9 +197,8 @@ impl SharedPool {
         // Both below SHARED_CHUNK_BYTES (checked above), which fits u32.
         let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else { return None };
         let r = SharedRef { chunk: Rc::clone(chunk), at: 0, start, end };
-        let last = self.last.get_mut(slot)?;
-        *last = Some((key, r));
-        last.as_ref().map(|(_, r)| r)
+        self.last = Some((key, r));
+        self.last.as_ref().map(|(_, r)| r)
     }
 
     /// The index of a chunk with `len` bytes free: the current one, else the next one no queue
@@ -229,20 +238,16 @@ impl SharedPool {
         None
     }
 
-    /// True if no queue refers to chunk `i`; then the cached last encodings that lie in it are
-    /// forgotten (a cache alone must not keep a chunk from being reused or freed: a
-    /// notification cached once would pin its chunk until the next one).
+    /// True if no queue refers to chunk `i`; then the cached last encoding, if it lies in it, is
+    /// forgotten (a cache alone must not keep a chunk from being reused or freed).
     fn unpin_if_free(&mut self, i: usize) -> bool {
         let Some(chunk) = self.chunks.get(i) else { return false };
-        let pinned = |l: &Option<(u64, SharedRef)>| l.as_ref().is_some_and(|(_, r)| Rc::ptr_eq(&r.chunk, chunk));
-        let pins = self.last.iter().filter(|l| pinned(l)).count();
-        if Rc::strong_count(chunk) != 1 + pins {
+        let pinned = self.last.as_ref().is_some_and(|(_, r)| Rc::ptr_eq(&r.chunk, chunk));
+        if Rc::strong_count(chunk) != 1 + usize::from(pinned) {
             return false;
         }
-        for last in &mut self.last {
-            if pinned(last) {
-                *last = None;
-            }
+        if pinned {
+            self.last = None;
         }
         true
     }
@@ -282,7 +287,7 @@ mod tests {
             .collect();
         assert!(pool.encode(99, 1, &mut budget, |v| v.push(1)).is_none(), "every chunk referred to");
         drop(held);
-        assert!(pool.last[0].is_none(), "a refusal forgets the last encoding");
+        assert!(pool.last.is_none(), "a refusal forgets the last encoding");
         assert!(pool.encode(100, 2, &mut budget, |v| v.push(1)).is_none(), "said 2, wrote 1");
         assert!(pool.encode(101, 1, &mut budget, |v| v.push(1)).is_some(), "free again");
         assert_eq!(pool.bytes(), SHARED_CHUNKS * SHARED_CHUNK_BYTES);
@@ -349,19 +354,6 @@ mod tests {
         assert_eq!(pool.bytes(), 2 * SHARED_CHUNK_BYTES);
         assert_eq!(pool.release_idle(Instant(8_000 + IDLE_SHRINK_MS - 1)), 0);
         assert_eq!(pool.release_idle(Instant(8_000 + IDLE_SHRINK_MS)), 2 * SHARED_CHUNK_BYTES);
-    }
-
-    #[test]
-    fn a_cached_notification_does_not_keep_its_chunk_from_reuse() {
-        let mut budget = Budget::new(usize::MAX);
-        let mut pool = SharedPool::new();
-        pool.limit(1, SHARED_CHUNK_BYTES);
-        let note = pool.encode(BROADCAST_KEY | 7, 4, &mut budget, |v| v.extend_from_slice(b"note")).cloned().unwrap();
-        drop(note); // every member wrote it
-        let fill = |v: &mut Vec<u8>| v.resize(v.len() + SHARED_CHUNK_BYTES, 1);
-        let r = pool.encode(1, SHARED_CHUNK_BYTES, &mut budget, fill).cloned();
-        assert!(r.is_some_and(|r| r.start == 0), "the one chunk started again from the front");
-        assert!(pool.last[1].is_none(), "the notification is encoded again if another member needs it");
     }
 
     #[test]

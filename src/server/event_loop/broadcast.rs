@@ -139,11 +139,6 @@ impl Broadcasts {
         true
     }
 
-    /// Is `seq` the last entry pushed?
-    pub(super) fn is_newest(&self, seq: u64) -> bool {
-        seq.checked_add(1) == Some(self.head)
-    }
-
     /// Slot `index` becomes a member: it receives the entries pushed from now on.
     pub(super) fn join(&mut self, index: u16) {
         if let Some(c) = self.cursor.get_mut(usize::from(index)) {

@@ -326,11 +326,12 @@ impl Server {
         self.shared.limit(chunks, bytes);
     }
 
-    /// Bytes of the buffer budget the shared transmit pool holds (for the zero-allocation tests'
-    /// warm-up).
+    /// Take every usable chunk of the shared transmit pool now
+    /// ([`crate::server::conn::shared::SharedPool::take_all`]): the
+    /// warm-up of `tests/no_alloc_pubsub.rs` leaves the pool at its ceiling.
     #[doc(hidden)]
-    pub fn shared_pool_bytes(&self) -> usize {
-        self.shared.bytes()
+    pub fn take_shared_pool(&mut self) -> bool {
+        self.shared.take_all(&mut self.budget)
     }
 
     /// The counters, to count what start-up found (e.g. `config_load_errors`).

@@ -21,13 +21,12 @@
 //! `peerlist add/drop` broadcasts are not written here but pushed into the server's ring
 //! ([`super::broadcast`]); every message queued to a peer is preceded by the entries that peer
 //! has not received yet ([`ConnSink::catch_up`]): if they do not all fit, the message does not
-//! go either. The newest entry goes to verbatim members as a range of the shared pool, like a
-//! fan-out (`queue_entry`).
+//! go either.
 
 use super::broadcast::Broadcasts;
 use super::links::LinkConns;
 use super::*;
-use crate::server::conn::shared::{BROADCAST_KEY, SharedPool, SharedRef};
+use crate::server::conn::shared::{SharedPool, SharedRef};
 use crate::server::conn::{Delivery, Queued, TxBuf};
 use crate::server::protocol::Outbound;
 use crate::vip::links::LinkId;
@@ -286,12 +285,9 @@ impl<'a> ConnSink<'a> {
             let Some(seq) = self.broadcasts.pending(to.0) else { break };
             {
                 let mut frames = heapless::Vec::new();
-                let newest = self.broadcasts.is_newest(seq);
                 if !self.broadcasts.get(seq, &mut frames) {
                     self.lost_notifications += 1;
-                } else if queue_entry(&mut self.conns, &mut self.out, self.shared, to, newest.then_some(seq), &frames)
-                    .is_err()
-                {
+                } else if self.conns.queue(&mut self.out, to, &frames).is_err() {
                     return (written, true);
                 } else {
                     written += 1;
@@ -301,30 +297,6 @@ impl<'a> ConnSink<'a> {
         }
         (written, false)
     }
-}
-
-/// Queue `peerlist` entry `frames` to `to`: if it is the newest entry (`seq`) and `to` takes
-/// frames verbatim, as a range of the shared pool (one encoding for every member that catches up
-/// on it, as a pubsub fan-out); else encoded by `to`'s own encoder (older entries are caught up
-/// peer by peer, each member at its own pace: one cached encoding would not serve the next).
-#[inline]
-fn queue_entry(
-    conns: &mut Conns<'_>,
-    out: &mut Out<'_>,
-    shared: &mut SharedPool,
-    to: PeerId,
-    seq: Option<u64>,
-    frames: &[&[u8]],
-) -> Result<(), Full> {
-    if let Some(seq) = seq
-        && conns.verbatim(to)
-    {
-        let len = verbatim_len(frames);
-        if let Some(r) = shared.encode(BROADCAST_KEY | seq, len, out.budget, |v| encode_verbatim(frames, v)) {
-            return conns.queue_encoded(out, to, Payload::Shared(r));
-        }
-    }
-    conns.queue(out, to, frames)
 }
 
 impl Conns<'_> {

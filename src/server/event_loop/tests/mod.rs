@@ -295,37 +295,6 @@ fn a_deferred_peerlist_add_still_reaches_a_peer_before_a_message_from_the_newcom
 }
 
 #[test]
-fn the_newest_peerlist_add_is_one_shared_encoding_for_every_null_member() {
-    let (mut server, port) = server(Limits::COMPILED);
-    let mut events = Events::with_capacity(64);
-    let mut members = Vec::new();
-    for id in [b"a", b"b", b"c"] {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let mut out = handshake(id);
-        frames(&[b"", b"VIP1", b"", b"h", b"hello", b"hello"], &mut out);
-        s.write_all(&out).unwrap();
-        let _ = read_messages(&mut s, true, &mut server, &mut events, Duration::from_millis(100));
-        members.push(s);
-    }
-    // Every member has read all it was sent: now d registers.
-    for s in &mut members {
-        let _ = read_messages(s, false, &mut server, &mut events, Duration::from_millis(50));
-    }
-    let before = server.stats().fanout_shared;
-    let mut d = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut out = handshake(b"d");
-    frames(&[b"", b"VIP1", b"", b"h", b"hello", b"hello"], &mut out);
-    d.write_all(&out).unwrap();
-    for s in &mut members {
-        let got = read_messages(s, false, &mut server, &mut events, Duration::from_millis(100));
-        assert_eq!(got, vec![frames_of(&[b"", b"VIP1", b"", b"", b"peerlist", b"add", b"d"])]);
-    }
-    assert_eq!(server.stats().fanout_shared - before, 3, "each member referred to the one encoding");
-    assert_eq!(server.stats().dropped_notify_full, 0);
-    assert_budget_balanced(&server);
-}
-
-#[test]
 fn a_null_peer_whose_ready_was_sent_is_not_evicted_by_newer_half_open_connections() {
     let mut limits = Limits::COMPILED;
     limits.max_handshakes = 4;
