@@ -194,45 +194,50 @@ fn client_keys(cmd: &StatsCmd, address: &str, home: &Path, layout: Layout) -> Re
     }
     let control = keystore::service_keystore_path(home, CONTROL_CONNECTION);
     let platform = keystore::platform_keystore_path(home);
-    let mut unusable = None;
-    for path in [control, platform] {
-        match keystore::load(&path) {
-            Ok(keys) => {
-                let bound = path.starts_with(keystore::service_keystore_path(home, CONTROL_CONNECTION));
-                let bound = bound.then(|| CONTROL_CONNECTION.to_string());
-                return Ok(ClientKeys { keys, from: path.display().to_string(), bound });
-            }
-            Err(KeyFileError::Io(std::io::ErrorKind::NotFound)) => {}
-            Err(e) => unusable = unusable.or(Some(key_file_error(&path, e))),
-        }
-    }
-    Err(unusable.unwrap_or_else(|| {
+    let missing = || {
         Failure::Config(format!(
             "no client key: neither {} nor {} exists (pass --key-file with a key pair auth.json lists)",
-            keystore::service_keystore_path(home, CONTROL_CONNECTION).display(),
-            keystore::platform_keystore_path(home).display()
+            control.display(),
+            platform.display()
         ))
-    }))
+    };
+    first_usable([&control, &platform], missing, |path| {
+        let keys = keystore::load(path)?;
+        let bound = (path == control.as_path()).then(|| CONTROL_CONNECTION.to_string());
+        Ok(ClientKeys { keys, from: path.display().to_string(), bound })
+    })
+}
+
+/// The first of `paths` that `load` reads; a missing file is skipped, an unusable one is reported
+/// (the first such) when none loads, `missing()` when none exists.
+fn first_usable(
+    paths: [&Path; 2],
+    missing: impl FnOnce() -> Failure,
+    load: impl Fn(&Path) -> Result<ClientKeys, KeyFileError>,
+) -> Result<ClientKeys, Failure> {
+    let mut unusable = None;
+    for path in paths {
+        match load(path) {
+            Ok(keys) => return Ok(keys),
+            Err(KeyFileError::Io(std::io::ErrorKind::NotFound)) => {}
+            Err(e) => unusable = unusable.or(Some(key_file_error(path, e))),
+        }
+    }
+    Err(unusable.unwrap_or_else(missing))
 }
 
 /// A modular home: vctl's credential file, else the platform's (see the module doc).
 fn modular_client_keys(home: &Path) -> Result<ClientKeys, Failure> {
     let control = credentials_dir(home).join(format!("{CONTROL_CONNECTION}.json"));
     let platform = platform_credentials_path(home);
-    let mut unusable = None;
-    for path in [control, platform] {
-        match local_credential(&path) {
-            Ok((identity, keys)) => {
-                return Ok(ClientKeys { keys, from: path.display().to_string(), bound: Some(identity) });
-            }
-            Err(KeyFileError::Io(std::io::ErrorKind::NotFound)) => {}
-            Err(e) => unusable = unusable.or(Some(key_file_error(&path, e))),
-        }
-    }
-    Err(unusable.unwrap_or_else(|| {
+    let missing = || {
         Failure::Config(format!(
             "no client key: {} does not exist (pass --key-file with a key pair of a credential file)",
-            platform_credentials_path(home).display()
+            platform.display()
         ))
-    }))
+    };
+    first_usable([&control, &platform], missing, |path| {
+        let (identity, keys) = local_credential(path)?;
+        Ok(ClientKeys { keys, from: path.display().to_string(), bound: Some(identity) })
+    })
 }

@@ -13,14 +13,22 @@ def stats(agent):
 
 
 def test_buffers_shrink_back_after_a_burst(router, agents):
-    a = agents("agent.a")
-    b = agents("agent.b", sockopts={zmq.RCVHWM: 100000})
+    # The backlog must sit in the router, not in b's libzmq pipe or kernel buffers: b reads
+    # nothing until the measurement (RCVHWM 10, SO_RCVBUF 64 KiB), so the router's queue for b
+    # fills (tx-queue-bytes, 1 MiB) and a is paused. b starts reading well within send-stall-ms
+    # (2 s), so the paused sender gets no error 11; the stats query comes from a third agent,
+    # because a's own query would wait behind its paused RPCs. (A fast CI machine let b's libzmq
+    # thread drain the whole burst into a 100000-message pipe: the router then held 200 KiB.)
+    a = agents("agent.a", sockopts={zmq.SNDHWM: 100000})  # the burst waits in a, never blocks it
+    b = agents("agent.b", sockopts={zmq.RCVHWM: 10, zmq.RCVBUF: 64 * 1024})
+    c = agents("agent.c")
     a.hello()
     b.hello()
+    c.hello()
     for i in range(3000):
         a.send(b"agent.b", b"RPC", b"x" * 4000, msgid=b"m%d" % i)
-    time.sleep(1.0)
-    during = stats(a)["buffer_bytes"]
+    time.sleep(0.3)
+    during = stats(c)["buffer_bytes"]
     got = 0
     while got < 3000:
         f = b.poll_recv(5.0)
@@ -28,7 +36,7 @@ def test_buffers_shrink_back_after_a_burst(router, agents):
         if f[4] == b"RPC":
             got += 1
     time.sleep(6.5)
-    after = stats(a)["buffer_bytes"]
+    after = stats(c)["buffer_bytes"]
     assert during > 512 * 1024, during
     assert after <= 64 * 1024, f"buffers after 6.5 s idle: {after} bytes (during the burst: {during})"
 
