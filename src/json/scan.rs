@@ -104,12 +104,26 @@ pub fn parse(input: &[u8]) -> Result<Value<'_>, JsonError> {
 /// [`parse`], and in the same pass, if the document is an object, the values of its members
 /// named `keys` (compared as [`Value::get`] does, the last duplicate winning): what
 /// `Value::get` for each key would return, without scanning the document again.
+///
+/// The same pass notes whether each returned value (the document and the picked members) is
+/// already in the form Python's `json.dumps` writes ([`Value::in_python_form`]), so that the
+/// `publish` path copies such a value instead of re-emitting it. The test is conservative — a
+/// value it passes is exactly what [`emit::emit_value`](super::emit::emit_value) writes (a
+/// property test and the fuzz target check it); a value it fails is emitted as before:
+/// * whitespace: none, except one space after each `,` and `:` inside containers;
+/// * strings (keys too): bytes 0x20–0x7E, escapes only `\"` `\\` `\b` `\f` `\n` `\r` `\t`
+///   (`\u` and `\/` are re-emitted, as are raw bytes 0x7F and above);
+/// * integers: anything but `-0`; `NaN`, `Infinity`, `-Infinity`, `true`, `false`, `null`;
+/// * floats: no exponent, at most 15 significant digits, no trailing zero in the fraction but
+///   for `.0`, and at least 0.0001 unless zero (what `repr` writes without an exponent:
+///   15 significant digits or fewer are recovered exactly from the nearest double, so its
+///   shortest round-trip digits are these).
 pub fn parse_picking<'a, const N: usize>(
     input: &'a [u8],
     keys: &[&[u8]; N],
 ) -> Result<(Value<'a>, [Option<Value<'a>>; N]), JsonError> {
     let mut picked = [None; N];
-    let mut v = Validator { s: input, pos: 0, keys, picked: &mut picked };
+    let mut v = Validator { s: input, pos: 0, keys, picked: &mut picked, recast: 0 };
     v.skip_ws();
     let start = v.pos;
     let kind = v.value(0)?;
@@ -119,9 +133,11 @@ pub fn parse_picking<'a, const N: usize>(
         return Err(v.err(JsonErrorKind::TrailingData));
     }
     let raw = input.get(start..end).ok_or(JsonError { kind: JsonErrorKind::UnexpectedEnd, pos: end })?;
-    let value =
-        |&(from, to, kind): &(usize, usize, Kind)| input.get(from..to).map(|raw| Value { raw, offset: from, kind });
-    Ok((Value { raw, offset: start, kind }, picked.map(|p| p.as_ref().and_then(value))))
+    let value = |&(from, to, kind, python_form): &(usize, usize, Kind, bool)| {
+        input.get(from..to).map(|raw| Value { raw, offset: from, kind, python_form })
+    };
+    let python_form = v.recast == 0;
+    Ok((Value { raw, offset: start, kind, python_form }, picked.map(|p| p.as_ref().and_then(value))))
 }
 
 struct Validator<'a, 'k> {
@@ -129,19 +145,23 @@ struct Validator<'a, 'k> {
     pos: usize,
     /// Top-level members to pick ([`parse_picking`]), and where their values lie.
     keys: &'k [&'k [u8]],
-    picked: &'k mut [Option<(usize, usize, Kind)>],
+    /// Where each picked value lies, its kind, and whether it is in Python's form.
+    picked: &'k mut [Option<(usize, usize, Kind, bool)>],
+    /// How many places so far Python's `json.dumps` would write differently ([`parse_picking`]):
+    /// a value is in Python's form when this did not move while it was scanned.
+    recast: u32,
 }
 
 impl Validator<'_, '_> {
     /// A member of the top-level object: its key (quotes included) at `key`, its value at
     /// `value`, of `kind`. Recorded if it is one of the keys to pick.
     #[inline]
-    fn pick(&mut self, key: (usize, usize), value: (usize, usize), kind: Kind) {
+    fn pick(&mut self, key: (usize, usize), value: (usize, usize), kind: Kind, python_form: bool) {
         let Some(raw) = self.s.get(key.0 + 1..key.1.saturating_sub(1)) else { return };
         let name = JsonStr { raw, escapes: raw.contains(&b'\\') };
         for (want, slot) in self.keys.iter().zip(self.picked.iter_mut()) {
             if name.eq_latin1(want) {
-                *slot = Some((value.0, value.1, kind));
+                *slot = Some((value.0, value.1, kind, python_form));
             }
         }
     }
@@ -165,6 +185,30 @@ impl Validator<'_, '_> {
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
+        }
+    }
+
+    /// Whitespace inside a container where Python writes none.
+    #[inline]
+    fn skip_ws_none(&mut self) {
+        if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.recast += 1;
+            self.skip_ws();
+        }
+    }
+
+    /// Whitespace after a `,` or `:`, where Python writes one space.
+    #[inline]
+    fn skip_ws_one(&mut self) {
+        if self.peek() == Some(b' ') {
+            self.pos += 1;
+            if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+                self.recast += 1;
+                self.skip_ws();
+            }
+        } else {
+            self.recast += 1;
+            self.skip_ws();
         }
     }
 
@@ -201,7 +245,7 @@ impl Validator<'_, '_> {
             return Err(self.err(JsonErrorKind::TooDeep));
         }
         self.pos += 1; // '{'
-        self.skip_ws();
+        self.skip_ws_none();
         if self.peek() == Some(b'}') {
             self.pos += 1;
             return Ok(Kind::Object);
@@ -213,16 +257,16 @@ impl Validator<'_, '_> {
             let key = self.pos;
             self.string()?;
             let key = (key, self.pos);
-            self.skip_ws();
+            self.skip_ws_none();
             if self.peek() != Some(b':') {
                 return Err(self.unexpected());
             }
             self.pos += 1;
-            self.skip_ws();
-            let value = self.pos;
+            self.skip_ws_one();
+            let (value, recast) = (self.pos, self.recast);
             let kind = self.value(depth)?;
             if depth == 1 && !self.keys.is_empty() {
-                self.pick(key, (value, self.pos), kind);
+                self.pick(key, (value, self.pos), kind, self.recast == recast);
             }
             if self.next_item(b'}')? {
                 return Ok(Kind::Object);
@@ -233,11 +277,11 @@ impl Validator<'_, '_> {
     /// After a member or item: `,` (another follows: false) or `close` (the container ends:
     /// true), with the whitespace around them.
     fn next_item(&mut self, close: u8) -> Result<bool, JsonError> {
-        self.skip_ws();
+        self.skip_ws_none();
         match self.peek() {
             Some(b',') => {
                 self.pos += 1;
-                self.skip_ws();
+                self.skip_ws_one();
                 Ok(false)
             }
             Some(c) if c == close => {
@@ -253,7 +297,7 @@ impl Validator<'_, '_> {
             return Err(self.err(JsonErrorKind::TooDeep));
         }
         self.pos += 1; // '['
-        self.skip_ws();
+        self.skip_ws_none();
         if self.peek() == Some(b']') {
             self.pos += 1;
             return Ok(Kind::Array);
@@ -270,7 +314,7 @@ impl Validator<'_, '_> {
     fn string(&mut self) -> Result<(), JsonError> {
         self.pos += 1;
         loop {
-            self.pos += super::ascii::plain_len(self.s.get(self.pos..).unwrap_or_default());
+            self.pos += super::ascii::printable_len(self.s.get(self.pos..).unwrap_or_default());
             match self.peek() {
                 None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
                 Some(b'"') => {
@@ -281,10 +325,15 @@ impl Validator<'_, '_> {
                     self.pos += 1;
                     match self.peek() {
                         None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                        Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                            self.pos += 1;
+                        }
+                        Some(b'/') => {
+                            self.recast += 1; // Python writes a plain `/`
                             self.pos += 1;
                         }
                         Some(b'u') => {
+                            self.recast += 1; // Python writes the character, or `\u` in lowercase
                             self.pos += 1;
                             for _ in 0..4 {
                                 match self.peek() {
@@ -298,6 +347,10 @@ impl Validator<'_, '_> {
                     }
                 }
                 Some(0..=0x1f) => return Err(self.err(JsonErrorKind::ControlInString)),
+                Some(0x7f..) => {
+                    self.recast += 1; // Python writes `\u007f`–`\u00ff`
+                    self.pos += 1;
+                }
                 Some(_) => self.pos += 1,
             }
         }
@@ -305,30 +358,44 @@ impl Validator<'_, '_> {
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` — Python's `NUMBER_RE`.
     fn number(&mut self) -> Result<Kind, JsonError> {
-        if self.peek() == Some(b'-') {
+        let negative = self.peek() == Some(b'-');
+        if negative {
             self.pos += 1;
         }
+        let int = self.pos;
         match self.peek() {
             Some(b'0') => self.pos += 1,
             Some(b'1'..=b'9') => self.digits()?,
             None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
             Some(_) => return Err(self.err(JsonErrorKind::BadNumber)),
         }
+        let (int_digits, fraction) = (self.pos - int, self.pos + 1);
+        let mut float = false;
         if self.peek() == Some(b'.') {
             self.pos += 1;
             self.digits()?;
+            float = true;
         }
+        let fraction = self.s.get(fraction..self.pos).filter(|_| float);
         if let Some(b'e' | b'E') = self.peek() {
             self.pos += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
             }
             self.digits()?;
+            self.recast += 1; // Python's repr chooses its own exponent
+        } else if let Some(fraction) = fraction {
+            let zero_int = int_digits == 1 && self.s.get(int) == Some(&b'0');
+            if !float_in_repr_form(zero_int, int_digits, fraction) {
+                self.recast += 1;
+            }
+        } else if negative && int_digits == 1 && self.s.get(int) == Some(&b'0') {
+            self.recast += 1; // `-0` is the int 0
         }
         Ok(Kind::Number)
     }
 
-    /// One or more ASCII digits.
+    /// One or more ASCII digits (advancing `pos` past them).
     fn digits(&mut self) -> Result<(), JsonError> {
         match self.peek() {
             Some(b'0'..=b'9') => self.pos += 1,
@@ -339,6 +406,22 @@ impl Validator<'_, '_> {
             self.pos += 1;
         }
         Ok(())
+    }
+}
+
+/// Whether a float literal without exponent — `int_digits` digits before the point (`zero_int`:
+/// just `0`), then `fraction` — is what Python's `repr` writes for its value ([`parse_picking`]).
+fn float_in_repr_form(zero_int: bool, int_digits: usize, fraction: &[u8]) -> bool {
+    if fraction.len() > 1 && fraction.last() == Some(&b'0') {
+        return false; // `1.50` is written `1.5` (only `.0` keeps a trailing zero)
+    }
+    if zero_int {
+        let zeros = fraction.iter().take_while(|&&d| d == b'0').count();
+        // 0.0 is `0.0`; below 0.0001 repr uses an exponent (`1e-05`).
+        zeros == fraction.len() || (zeros <= 3 && fraction.len() - zeros <= 15)
+    } else {
+        let significant = int_digits + if fraction == b"0" { 0 } else { fraction.len() };
+        significant <= 15
     }
 }
 
