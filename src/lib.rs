@@ -31,8 +31,12 @@
 //! 3. `server` holds no protocol knowledge beyond "feed bytes, route messages, flush": every
 //!    connection's bytes go through its [`server::protocol::Driver`].
 //! 4. A received message stays where the session parsed it, in the sender's receive buffer, until
-//!    the router has read it; the router copies it once, into the destination's transmit queue;
-//!    routing and pubsub fan-out allocate nothing in the steady state (`tests/no_alloc*.rs`).
+//!    the router has read it; the router copies it once, into the destination's transmit queue
+//!    (a pubsub fan-out to NULL/PLAIN subscribers: once into the shared transmit pool, which
+//!    every recipient's queue refers to, `server/conn/shared.rs`); routing and pubsub fan-out
+//!    allocate nothing in the steady state (`tests/no_alloc*.rs`). Buffers and pool chunks idle
+//!    for `limits::IDLE_SHRINK_MS` are freed, so the first message after an idle period
+//!    allocates them again: once per idle period, never per message.
 //! 5. Nothing reachable from peer input panics: the pure layers deny `unwrap`, `expect`,
 //!    `panic`, unchecked indexing and truncating casts outside tests.
 //! 6. No `unsafe` code, except the calls into libsodium under the CURVE MESSAGE box

@@ -155,6 +155,32 @@ pub const BROADCAST_QUIET_MS: u64 = 100;
 /// slow board.
 pub const BROADCAST_DEFER_MS: u64 = 5000;
 
+/// Chunks of the shared transmit pool (`server::conn::shared`): a pubsub delivery that NULL and
+/// PLAIN subscribers take verbatim is encoded once into a chunk and every recipient's transmit
+/// queue refers to it (written with `writev`), instead of holding a copy each. A chunk is reused
+/// once no queue refers to it any more. **At the limit** (every chunk still referred to by a
+/// queue that has not drained it, or a delivery larger than a chunk, or a recipient already
+/// referring to `TX_SHARED_REFS` chunks) the delivery is copied into the recipient's queue as
+/// before the pool existed — nothing is lost; `fanout_copied`.
+pub const SHARED_CHUNKS: usize = 8;
+
+/// Bytes of one chunk of the shared transmit pool, taken from the buffer budget when the chunk
+/// is first used (so at most `SHARED_CHUNKS` x this, 2 MiB, and none for a router that never
+/// fans out; resident only as far as it was written); kept while fan-outs use it (no allocation
+/// in the steady state), freed and given back to the budget once no queue refers to it and the
+/// pool has not been written to for `IDLE_SHRINK_MS` (its pages go back to the kernel: this size is
+/// at least `pages::LARGE`, a mapping of its own); the next fan-out takes it again, one
+/// allocation per idle period. A chunk holds one event-loop turn of a publisher's input
+/// (`READ_BUDGET_BYTES`) re-encoded, so a subscriber's references rarely span more than two. A
+/// budget that refuses leaves the chunk unused (deliveries are copied, `fanout_copied`).
+pub const SHARED_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Shared-pool references one transmit queue holds at most (consecutive deliveries in one chunk
+/// are one reference; a subscriber that gets only some of the deliveries needs one each). Cost:
+/// 24 bytes each in every connection's state. **At the limit** further deliveries are copied
+/// into the queue; `fanout_copied`.
+pub const TX_SHARED_REFS: usize = 4;
+
 /// Timer granularity: handshake deadlines and stalls are checked this often.
 pub const TICK_MS: u64 = 100;
 

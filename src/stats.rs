@@ -142,6 +142,12 @@ counters! {
     /// Pubsub deliveries dropped because the buffer budget could not hold them (the
     /// subscriber's queue had room; not in the count).
     dropped_subscriber_budget,
+    /// Pubsub deliveries to NULL/PLAIN subscribers queued as a reference to the one shared
+    /// encoding (`limits::SHARED_CHUNKS`), not a copy.
+    fanout_shared,
+    /// Such deliveries copied into the subscriber's queue instead: the shared pool had no room,
+    /// the delivery was larger than a chunk, or the queue held `TX_SHARED_REFS` references.
+    fanout_copied,
     /// Subscribes refused because a subscription limit was reached.
     rejected_subscription_full,
     /// Publishes refused by the protected-topic check.

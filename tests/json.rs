@@ -20,6 +20,23 @@ impl Rng {
     }
 }
 
+/// [`canon`] without the copy of a value the validator found in Python's form: `input` inside an
+/// array whose `[ ` is not Python's, so the top value is not in Python's form and its item is
+/// reached by navigation (which never says "in Python's form"), hence emitted piece by piece.
+fn canon_emitted(input: &[u8]) -> Vec<u8> {
+    let mut wrapped = b"[ ".to_vec();
+    wrapped.extend_from_slice(input);
+    wrapped.push(b']');
+    let v = parse(&wrapped).unwrap();
+    assert!(!v.in_python_form());
+    let item = v.items().next().unwrap();
+    assert!(!item.in_python_form());
+    let mut out = Vec::new();
+    emit_value(&mut out, item).unwrap();
+    assert_eq!(out.len(), emitted_len(item));
+    out
+}
+
 fn canon(input: &[u8]) -> Vec<u8> {
     let v = parse(input).unwrap_or_else(|e| panic!("{e} for {:?}", String::from_utf8_lossy(input)));
     let mut out = Vec::with_capacity(emitted_len(v));
@@ -398,6 +415,85 @@ fn gen_doc(r: &mut Rng) -> Vec<u8> {
 }
 
 #[test]
+fn python_form_is_recognised_exactly_where_it_holds() {
+    let yes: &[&[u8]] = &[
+        b"{}",
+        b"[]",
+        b"{\"a\": 1, \"b\": [1.5, \"x\", null, true, false], \"c\": {\"d\": -2}}",
+        b"\"tab\\t quote\\\" backslash\\\\ / ~\"",
+        b"[0.0, -0.0, 1.0, 10.0, 0.0001, 0.00012, 123456789012345.0, 0.123456789012345, 71.5, -3.25]",
+        b"[NaN, Infinity, -Infinity, 123456789012345678901234567890, -7]",
+        b"{\"a\": 1, \"a\": 2}",
+    ];
+    let no: &[&[u8]] = &[
+        b"{\"a\":1}",
+        b"{\"a\" : 1}",
+        b"{\"a\":  1}",
+        b"[1,2]",
+        b"[ 1]",
+        b"[1 ]",
+        b"{ }",
+        b"[1,\t2]",
+        b"\"\\/\"",
+        b"\"\\u0041\"",
+        b"\"caf\xe9\"",
+        b"\"\x7f\"",
+        b"-0",
+        b"1e5",
+        b"1.50",
+        b"0.00001",
+        b"0.10000000000000001",
+        b"1234567890123456.7",
+        b"[1.0E2]",
+    ];
+    for d in yes {
+        let v = parse(d).unwrap();
+        assert!(v.in_python_form(), "{:?}", String::from_utf8_lossy(d));
+        assert_eq!(canon_emitted(d), *d, "{:?}", String::from_utf8_lossy(d));
+    }
+    for d in no {
+        assert!(!parse(d).unwrap().in_python_form(), "{:?}", String::from_utf8_lossy(d));
+        assert_ne!(canon_emitted(d), *d, "{:?} is Python's form after all", String::from_utf8_lossy(d));
+    }
+    // Python's form, not recognised (every `\u` escape is re-emitted): emitted, never wrong.
+    // So is a float of 16 significant digits that happens to be its own shortest form.
+    for d in [&b"\"\\u00e9\""[..], b"\"\\u0000\"", b"1234567890123456.0", b"0.1234567890123456"] {
+        assert!(!parse(d).unwrap().in_python_form());
+        assert_eq!(canon_emitted(d), d);
+    }
+    // The members `parse_picking` returns carry their own answer.
+    let body = b"{\"bus\":\"\", \"headers\": {\"Date\": \"x\"}, \"message\": [1,2]}";
+    let (top, [bus, headers, message]) =
+        viprouter::json::parse_picking(body, &[b"bus", b"headers", b"message"]).unwrap();
+    assert!(!top.in_python_form());
+    assert!(bus.unwrap().in_python_form() && headers.unwrap().in_python_form());
+    assert!(!message.unwrap().in_python_form());
+}
+
+/// Whatever the validator calls Python's form, emitting it piece by piece writes it unchanged:
+/// random documents in every formatting, and their canonical forms (mostly Python's form).
+#[test]
+fn python_form_copies_are_what_the_emitter_writes() {
+    let mut r = Rng(0x5eed_1234_abcd_0002);
+    let (mut recognised, mut canonical) = (0, 0);
+    for _ in 0..3000 {
+        let doc = gen_doc(&mut r);
+        let once = canon_emitted(&doc);
+        assert_eq!(canon(&doc), once, "the copy and the emission agree");
+        for d in [&doc, &once] {
+            let v = parse(d).unwrap();
+            if v.in_python_form() {
+                assert_eq!(canon_emitted(d), v.raw(), "{:?}", String::from_utf8_lossy(d));
+                recognised += 1;
+            }
+        }
+        canonical += 1;
+    }
+    // Not vacuous: many canonical forms (no `\u` escape, floats in repr form) are recognised.
+    assert!(recognised > canonical / 4, "{recognised} of {canonical}");
+}
+
+#[test]
 fn random_documents_round_trip() {
     let mut r = Rng(0x5eed_1234_abcd_0001);
     for _ in 0..3000 {
@@ -482,6 +578,22 @@ fn python_differential_when_available() {
         d.push(']');
         docs.push(d.into_bytes());
     }
+    // Documents the validator may find in Python's form (then copied, not emitted): our own
+    // output for the documents above, and floats in the forms `repr` and `{:.3}` write.
+    let ours: Vec<Vec<u8>> = docs.iter().take(1000).map(|d| canon_emitted(d)).collect();
+    docs.extend(ours);
+    for _ in 0..300 {
+        let xs: Vec<String> = (0..8)
+            .map(|i| {
+                let x = f64::from_bits(r.next());
+                let x = if x.is_finite() { x % 1e7 } else { 0.5 };
+                if i % 2 == 0 { format!("{x:?}") } else { format!("{x:.3}") }
+            })
+            .collect();
+        docs.push(format!("{{\"message\": [{}]}}", xs.join(", ")).into_bytes());
+    }
+    let recognised = docs.iter().filter(|d| parse(d).unwrap().in_python_form()).count();
+    assert!(recognised > docs.len() / 5, "only {recognised} of {} documents in Python's form", docs.len());
     let child = Command::new("python3").arg("-c").arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn();
     let Ok(mut child) = child else {
         eprintln!("SKIPPED python_differential_when_available: python3 not found");

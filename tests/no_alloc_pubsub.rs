@@ -1,7 +1,8 @@
 //! Zero allocation on the publish path: a counting global allocator proves that the server
 //! thread allocates nothing while 100 000 publishes fan out to 8 subscribers, after a warm-up;
-//! twice: without protected topics, and with modular VOLTTRON's `authz.json` protecting the
-//! published topic (the check runs on every publish).
+//! three times: without protected topics, with modular VOLTTRON's `authz.json` protecting the
+//! published topic (the check runs on every publish), and with a shared transmit pool of one
+//! chunk (deliveries are shared, and copied whenever the pool is full: both paths measured).
 //!
 //! Same technique as `tests/no_alloc.rs`: the server runs in the test thread, driven turn by
 //! turn; the peers are blocking sockets speaking raw ZMTP in helper threads (their allocations
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use mio::Events;
 use viprouter::auth::authz::Authz;
-use viprouter::limits::{Limits, RX_BUF_BUSY_BYTES, RX_BUF_MIN_BYTES};
+use viprouter::limits::{Limits, RX_BUF_BUSY_BYTES, RX_BUF_MIN_BYTES, SHARED_CHUNK_BYTES, SHARED_CHUNKS};
 use viprouter::server::event_loop::Server;
 use viprouter::zmtp::mechanism::Mechanism;
 
@@ -46,6 +47,8 @@ mod warm_up;
 use warm_up::NAP;
 
 const SUBSCRIBERS: usize = 8;
+/// Bytes of the one chunk of the pool in the fallback test (and in every test's warm-up part 1).
+const SMALL_CHUNK: usize = 4096;
 /// Publishes the publisher may be ahead of the slowest reader in the measured phase.
 const WINDOW: u64 = 1000;
 const MEASURED: u64 = 100_000;
@@ -133,9 +136,13 @@ const AUTHZ: &str = r#"{"protected_topics": ["/^alerts\//", "devices/campus"],
 
 #[test]
 fn publish_fan_out_allocates_nothing_in_steady_state() {
-    fan_out(None);
+    fan_out(None, SHARED_CHUNKS);
     // The same with modular's protected-topic check on every publish (`crate::auth::authz`).
-    fan_out(Some(AUTHZ));
+    fan_out(Some(AUTHZ), SHARED_CHUNKS);
+    // The same with a shared transmit pool of one chunk of 4 KiB: full whenever a turn routes
+    // more than ten publishes (after the nap at least), so deliveries are copied instead
+    // (`fanout_copied`).
+    fan_out(None, 1);
 
     // The counter itself works: an allocation in this thread is seen.
     count_here(true);
@@ -145,10 +152,14 @@ fn publish_fan_out_allocates_nothing_in_steady_state() {
     assert_eq!(alloc_counter::allocations(), 1, "the counting allocator counts");
 }
 
-fn fan_out(authz: Option<&str>) {
+fn fan_out(authz: Option<&str>, pool_chunks: usize) {
     let limits = Limits::COMPILED;
     let tx_queue_bytes = limits.tx_queue_bytes;
     let (mut server, port) = common::server::server(limits, Mechanism::Null);
+    // Part 1 of the warm-up runs with a one-chunk pool: deliveries are mostly copied, so every
+    // subscriber's own transmit buffer grows to its ceiling (with the whole pool its queue could
+    // fill up with shared ranges alone, and a copy later, in the measured phase, could grow it).
+    server.limit_shared_pool(1, SMALL_CHUNK);
     server.router.pubsub.set_authz(authz.map(|t| Authz::parse(t.as_bytes()).unwrap()));
 
     let shared = Arc::new(Shared {
@@ -248,12 +259,20 @@ fn fan_out(authz: Option<&str>) {
         assert!(Instant::now() < deadline, "warm-up: queues did not fill ({:?})", server.stats());
     }
     let stalled = server.stats().pubsub_publishes;
+    if pool_chunks > 1 {
+        server.limit_shared_pool(pool_chunks, SHARED_CHUNK_BYTES);
+    }
+    // The pool's chunks are taken now: how many this flow would take on its own depends on how
+    // far its slowest reader lags behind (a reader that keeps up has one chunk started again and
+    // again), which the machine's scheduling decides; the measured phase must not take one.
+    assert!(server.take_shared_pool(), "the budget holds the shared pool");
     // Warm-up, part 2: readers catch up, the publisher is paced; until SETTLE more publishes
     // and every buffer at its ceiling: every transmit queue at tx-queue-bytes (part 1 overflowed
     // them), the publisher's receive buffer at RX_BUF_BUSY_BYTES (grown by reads that fill it),
-    // the subscribers' receive buffers at their initial size.
-    let ceiling =
-        ((SUBSCRIBERS + 1) * (RX_BUF_MIN_BYTES + tx_queue_bytes) + RX_BUF_BUSY_BYTES - RX_BUF_MIN_BYTES) as u64;
+    // the subscribers' receive buffers at their initial size, every chunk of the shared
+    // transmit pool taken.
+    let ceiling = ((SUBSCRIBERS + 1) * (RX_BUF_MIN_BYTES + tx_queue_bytes) + RX_BUF_BUSY_BYTES - RX_BUF_MIN_BYTES
+        + pool_chunks * SHARED_CHUNK_BYTES) as u64;
     warm_up::to_ceiling(
         &mut server,
         &mut events,
@@ -294,10 +313,11 @@ fn fan_out(authz: Option<&str>) {
     let publishes = st.pubsub_publishes - warm.pubsub_publishes;
     let deliveries = st.pubsub_deliveries - warm.pubsub_deliveries;
     let drops = st.dropped_slow_subscriber - warm.dropped_slow_subscriber;
+    let (shared_out, copied) = (st.fanout_shared - warm.fanout_shared, st.fanout_copied - warm.fanout_copied);
     eprintln!(
         "{publishes} publishes x {SUBSCRIBERS} subscribers in {elapsed:?} ({:.0} publishes/s, {:.0} deliveries/s); \
          warm-up: {stalled} publishes with stalled readers, {} slow-subscriber drops, {} counts dropped; \
-         publisher sent {sent}",
+         publisher sent {sent}; {shared_out} deliveries shared, {copied} copied ({pool_chunks}-chunk pool)",
         publishes as f64 / elapsed.as_secs_f64(),
         deliveries as f64 / elapsed.as_secs_f64(),
         warm.dropped_slow_subscriber,
@@ -310,6 +330,11 @@ fn fan_out(authz: Option<&str>) {
     assert_eq!(st.dropped_reply_full, warm.dropped_reply_full, "every count reached the publisher");
     assert!(received.iter().all(|&n| n > 0) && publisher_read > 0);
     assert_eq!(st.rejected_protected_topic, 0, "the publisher may publish to the protected topic");
+    assert!(shared_out > 0, "deliveries went out shared in the measured phase");
+    assert_eq!(shared_out + copied, deliveries, "every delivery to these NULL subscribers was shared or copied");
+    if pool_chunks == 1 {
+        assert!(copied > 0, "the one-chunk pool was full and deliveries were copied in the measured phase");
+    }
     assert_eq!(
         allocations,
         0,

@@ -147,12 +147,31 @@ pub(super) fn latin1_of_str(s: JsonStr<'_>) -> Option<Vec<u8>> {
     s.chars().map(|c| u8::try_from(c).ok()).collect()
 }
 
+/// `json::parse_picking` agrees with `json::parse` and `Value::get` (the pubsub publish path
+/// picks `bus`, `headers` and `message` in the validating pass).
+fn check_picking(data: &[u8]) {
+    const KEYS: [&[u8]; 4] = [b"bus", b"headers", b"message", b"\xe9"];
+    match (json::parse(data), json::parse_picking(data, &KEYS)) {
+        (Ok(v), Ok((w, picked))) => {
+            assert_eq!((v.range(), v.kind()), (w.range(), w.kind()));
+            for (key, got) in KEYS.iter().zip(picked) {
+                let want = v.get(key);
+                assert_eq!(want.map(|x| (x.range(), x.kind())), got.map(|x| (x.range(), x.kind())), "key {key:?}");
+            }
+        }
+        (Err(a), Err(b)) => assert_eq!((a.kind, a.pos), (b.kind, b.pos)),
+        (a, b) => panic!("parse and parse_picking disagree: {a:?} vs {:?}", b.map(|(v, _)| v)),
+    }
+}
+
 /// `json::parse` on arbitrary bytes. A valid document is re-emitted (`json::emit`): the
 /// output is printable ASCII, measured exactly, parses back to the same structure and
-/// re-emits to itself. Errors come with a position inside the input; the strict prefixes of a
+/// re-emits to itself; a document the validator finds in Python's form is what the emitter
+/// writes for it. Errors come with a position inside the input; the strict prefixes of a
 /// valid container or string fail with `UnexpectedEnd`. Navigation (`get`, `members`,
 /// `items`) and the string views agree with each other.
 pub fn fuzz_json_scan(data: &[u8]) {
+    check_picking(data);
     let v = match json::parse(data) {
         Err(e) => {
             assert!(e.pos <= data.len(), "error position {} past the end {}", e.pos, data.len());
@@ -182,6 +201,19 @@ pub fn fuzz_json_scan(data: &[u8]) {
         }
     }
     let out = emit_checked(v);
+    if v.in_python_form() {
+        // The copy stands for the emission: the value reached by navigation (never "in
+        // Python's form") is emitted piece by piece to the same bytes.
+        // (Not at the depth limit: the wrapping array would be one level too deep.)
+        let wrapped = [b"[ ", v.raw(), b"]"].concat();
+        match json::parse(&wrapped) {
+            Err(e) => assert_eq!(e.kind, JsonErrorKind::TooDeep, "the wrapped document: {e:?}"),
+            Ok(w) => {
+                let item = w.items().next();
+                assert!(item.is_some_and(|i| !i.in_python_form() && emit_checked(i) == v.raw()), "not Python's form");
+            }
+        }
+    }
     assert!(out.iter().all(|b| (0x20..0x7f).contains(b)), "emitted JSON is not printable ASCII");
     let back = json::parse(&out);
     assert!(back.is_ok(), "emitted JSON does not parse: {back:?}");

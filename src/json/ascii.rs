@@ -44,13 +44,6 @@ fn clean_words(bytes: &[u8], special: impl Fn(u64) -> u64) -> usize {
     n
 }
 
-/// Bytes at the start of `bytes` that a JSON string may hold as they are: no `"`, no `\`, no
-/// control character (< 0x20). Exact up to the last whole clean word.
-#[inline]
-pub fn plain_len(bytes: &[u8]) -> usize {
-    clean_words(bytes, |v| any_eq(v, b'"') | any_eq(v, b'\\') | any_below(v, 0x20))
-}
-
 /// Bytes at the start of `bytes` that hold neither `"` nor `\` (walking a validated string).
 #[inline]
 pub fn unquoted_len(bytes: &[u8]) -> usize {
@@ -75,14 +68,9 @@ mod tests {
     /// Never past the first special byte, and at most 7 bytes short of it (never short when the
     /// special byte starts a word).
     fn check(bytes: &[u8]) {
-        let plain = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
         let quote = |b: u8| b == b'"' || b == b'\\';
         let print = |b: u8| !(0x20..=0x7e).contains(&b) || b == b'"' || b == b'\\';
-        for (got, want) in [
-            (plain_len(bytes), naive(bytes, plain)),
-            (unquoted_len(bytes), naive(bytes, quote)),
-            (printable_len(bytes), naive(bytes, print)),
-        ] {
+        for (got, want) in [(unquoted_len(bytes), naive(bytes, quote)), (printable_len(bytes), naive(bytes, print))] {
             assert!(got <= want && want - got < 8 && got.is_multiple_of(8), "{bytes:?}: got {got}, want {want}");
             assert_eq!(got, want / 8 * 8, "{bytes:?}");
         }

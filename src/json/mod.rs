@@ -11,6 +11,10 @@
 //!   (`\uXXXX`, surrogate pairs above U+FFFF), separators `", "` and `": "`, key order kept,
 //!   `NaN`/`Infinity`/`-Infinity` passed through, numbers in Python's canonical form. It measures
 //!   exactly ([`emit::emitted_len`]) so the caller can reserve before writing.
+//! * The validating pass also notes whether the document and the members [`parse_picking`]
+//!   returns are already in that form ([`Value::in_python_form`], a conservative test): the
+//!   emitter copies such a value instead of re-writing it — a `publish` from a Python agent is
+//!   `json.dumps` output, so its delivery body is mostly copied.
 //!
 //! # Contract (VIP.md §3.8)
 //!
@@ -45,6 +49,7 @@ pub mod scan;
 pub use emit::{ByteSink, LenCounter, SinkFull, SliceWriter};
 pub use scan::{
     Items, JsonError, JsonErrorKind, JsonStr, Kind, Latin1Error, Members, Number, NumberKind, StrChars, Value, parse,
+    parse_picking,
 };
 
 /// Maximum nesting depth of arrays and objects accepted by [`parse`] (the top-level container is

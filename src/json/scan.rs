@@ -98,7 +98,32 @@ pub enum Kind {
 /// Validates `input` as one JSON document (Python dialect, VIP.md §3.8) and returns a view of its
 /// top-level value. Leading and trailing whitespace is allowed. Never panics; no allocation.
 pub fn parse(input: &[u8]) -> Result<Value<'_>, JsonError> {
-    let mut v = Validator { s: input, pos: 0 };
+    parse_picking(input, &[]).map(|(v, [])| v)
+}
+
+/// [`parse`], and in the same pass, if the document is an object, the values of its members
+/// named `keys` (compared as [`Value::get`] does, the last duplicate winning): what
+/// `Value::get` for each key would return, without scanning the document again.
+///
+/// The same pass notes whether each returned value (the document and the picked members) is
+/// already in the form Python's `json.dumps` writes ([`Value::in_python_form`]), so that the
+/// `publish` path copies such a value instead of re-emitting it. The test is conservative — a
+/// value it passes is exactly what [`emit::emit_value`](super::emit::emit_value) writes (a
+/// property test and the fuzz target check it); a value it fails is emitted as before:
+/// * whitespace: none, except one space after each `,` and `:` inside containers;
+/// * strings (keys too): bytes 0x20–0x7E, escapes only `\"` `\\` `\b` `\f` `\n` `\r` `\t`
+///   (`\u` and `\/` are re-emitted, as are raw bytes 0x7F and above);
+/// * integers: anything but `-0`; `NaN`, `Infinity`, `-Infinity`, `true`, `false`, `null`;
+/// * floats: no exponent, at most 15 significant digits, no trailing zero in the fraction but
+///   for `.0`, and at least 0.0001 unless zero (what `repr` writes without an exponent:
+///   15 significant digits or fewer are recovered exactly from the nearest double, so its
+///   shortest round-trip digits are these).
+pub fn parse_picking<'a, const N: usize>(
+    input: &'a [u8],
+    keys: &[&[u8]; N],
+) -> Result<(Value<'a>, [Option<Value<'a>>; N]), JsonError> {
+    let mut picked = [None; N];
+    let mut v = Validator { s: input, pos: 0, keys, picked: &mut picked, recast: 0 };
     v.skip_ws();
     let start = v.pos;
     let kind = v.value(0)?;
@@ -108,15 +133,39 @@ pub fn parse(input: &[u8]) -> Result<Value<'_>, JsonError> {
         return Err(v.err(JsonErrorKind::TrailingData));
     }
     let raw = input.get(start..end).ok_or(JsonError { kind: JsonErrorKind::UnexpectedEnd, pos: end })?;
-    Ok(Value { raw, offset: start, kind })
+    let value = |&(from, to, kind, python_form): &(usize, usize, Kind, bool)| {
+        input.get(from..to).map(|raw| Value { raw, offset: from, kind, python_form })
+    };
+    let python_form = v.recast == 0;
+    Ok((Value { raw, offset: start, kind, python_form }, picked.map(|p| p.as_ref().and_then(value))))
 }
 
-struct Validator<'a> {
+struct Validator<'a, 'k> {
     s: &'a [u8],
     pos: usize,
+    /// Top-level members to pick ([`parse_picking`]), and where their values lie.
+    keys: &'k [&'k [u8]],
+    /// Where each picked value lies, its kind, and whether it is in Python's form.
+    picked: &'k mut [Option<(usize, usize, Kind, bool)>],
+    /// How many places so far Python's `json.dumps` would write differently ([`parse_picking`]):
+    /// a value is in Python's form when this did not move while it was scanned.
+    recast: u32,
 }
 
-impl Validator<'_> {
+impl Validator<'_, '_> {
+    /// A member of the top-level object: its key (quotes included) at `key`, its value at
+    /// `value`, of `kind`. Recorded if it is one of the keys to pick.
+    #[inline]
+    fn pick(&mut self, key: (usize, usize), value: (usize, usize), kind: Kind, python_form: bool) {
+        let Some(raw) = self.s.get(key.0 + 1..key.1.saturating_sub(1)) else { return };
+        let name = JsonStr { raw, escapes: raw.contains(&b'\\') };
+        for (want, slot) in self.keys.iter().zip(self.picked.iter_mut()) {
+            if name.eq_latin1(want) {
+                *slot = Some((value.0, value.1, kind, python_form));
+            }
+        }
+    }
+
     fn err(&self, kind: JsonErrorKind) -> JsonError {
         JsonError { kind, pos: self.pos }
     }
@@ -136,6 +185,30 @@ impl Validator<'_> {
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
+        }
+    }
+
+    /// Whitespace inside a container where Python writes none.
+    #[inline]
+    fn skip_ws_none(&mut self) {
+        if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.recast += 1;
+            self.skip_ws();
+        }
+    }
+
+    /// Whitespace after a `,` or `:`, where Python writes one space.
+    #[inline]
+    fn skip_ws_one(&mut self) {
+        if self.peek() == Some(b' ') {
+            self.pos += 1;
+            if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+                self.recast += 1;
+                self.skip_ws();
+            }
+        } else {
+            self.recast += 1;
+            self.skip_ws();
         }
     }
 
@@ -172,7 +245,7 @@ impl Validator<'_> {
             return Err(self.err(JsonErrorKind::TooDeep));
         }
         self.pos += 1; // '{'
-        self.skip_ws();
+        self.skip_ws_none();
         if self.peek() == Some(b'}') {
             self.pos += 1;
             return Ok(Kind::Object);
@@ -181,14 +254,20 @@ impl Validator<'_> {
             if self.peek() != Some(b'"') {
                 return Err(self.unexpected());
             }
+            let key = self.pos;
             self.string()?;
-            self.skip_ws();
+            let key = (key, self.pos);
+            self.skip_ws_none();
             if self.peek() != Some(b':') {
                 return Err(self.unexpected());
             }
             self.pos += 1;
-            self.skip_ws();
-            self.value(depth)?;
+            self.skip_ws_one();
+            let (value, recast) = (self.pos, self.recast);
+            let kind = self.value(depth)?;
+            if depth == 1 && !self.keys.is_empty() {
+                self.pick(key, (value, self.pos), kind, self.recast == recast);
+            }
             if self.next_item(b'}')? {
                 return Ok(Kind::Object);
             }
@@ -198,11 +277,11 @@ impl Validator<'_> {
     /// After a member or item: `,` (another follows: false) or `close` (the container ends:
     /// true), with the whitespace around them.
     fn next_item(&mut self, close: u8) -> Result<bool, JsonError> {
-        self.skip_ws();
+        self.skip_ws_none();
         match self.peek() {
             Some(b',') => {
                 self.pos += 1;
-                self.skip_ws();
+                self.skip_ws_one();
                 Ok(false)
             }
             Some(c) if c == close => {
@@ -218,7 +297,7 @@ impl Validator<'_> {
             return Err(self.err(JsonErrorKind::TooDeep));
         }
         self.pos += 1; // '['
-        self.skip_ws();
+        self.skip_ws_none();
         if self.peek() == Some(b']') {
             self.pos += 1;
             return Ok(Kind::Array);
@@ -235,7 +314,7 @@ impl Validator<'_> {
     fn string(&mut self) -> Result<(), JsonError> {
         self.pos += 1;
         loop {
-            self.pos += super::ascii::plain_len(self.s.get(self.pos..).unwrap_or_default());
+            self.pos += super::ascii::printable_len(self.s.get(self.pos..).unwrap_or_default());
             match self.peek() {
                 None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
                 Some(b'"') => {
@@ -246,10 +325,15 @@ impl Validator<'_> {
                     self.pos += 1;
                     match self.peek() {
                         None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                        Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                            self.pos += 1;
+                        }
+                        Some(b'/') => {
+                            self.recast += 1; // Python writes a plain `/`
                             self.pos += 1;
                         }
                         Some(b'u') => {
+                            self.recast += 1; // Python writes the character, or `\u` in lowercase
                             self.pos += 1;
                             for _ in 0..4 {
                                 match self.peek() {
@@ -263,6 +347,10 @@ impl Validator<'_> {
                     }
                 }
                 Some(0..=0x1f) => return Err(self.err(JsonErrorKind::ControlInString)),
+                Some(0x7f..) => {
+                    self.recast += 1; // Python writes `\u007f`–`\u00ff`
+                    self.pos += 1;
+                }
                 Some(_) => self.pos += 1,
             }
         }
@@ -270,30 +358,44 @@ impl Validator<'_> {
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` — Python's `NUMBER_RE`.
     fn number(&mut self) -> Result<Kind, JsonError> {
-        if self.peek() == Some(b'-') {
+        let negative = self.peek() == Some(b'-');
+        if negative {
             self.pos += 1;
         }
+        let int = self.pos;
         match self.peek() {
             Some(b'0') => self.pos += 1,
             Some(b'1'..=b'9') => self.digits()?,
             None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
             Some(_) => return Err(self.err(JsonErrorKind::BadNumber)),
         }
+        let (int_digits, fraction) = (self.pos - int, self.pos + 1);
+        let mut float = false;
         if self.peek() == Some(b'.') {
             self.pos += 1;
             self.digits()?;
+            float = true;
         }
+        let fraction = self.s.get(fraction..self.pos).filter(|_| float);
         if let Some(b'e' | b'E') = self.peek() {
             self.pos += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
             }
             self.digits()?;
+            self.recast += 1; // Python's repr chooses its own exponent
+        } else if let Some(fraction) = fraction {
+            let zero_int = int_digits == 1 && self.s.get(int) == Some(&b'0');
+            if !float_in_repr_form(zero_int, int_digits, fraction) {
+                self.recast += 1;
+            }
+        } else if negative && int_digits == 1 && self.s.get(int) == Some(&b'0') {
+            self.recast += 1; // `-0` is the int 0
         }
         Ok(Kind::Number)
     }
 
-    /// One or more ASCII digits.
+    /// One or more ASCII digits (advancing `pos` past them).
     fn digits(&mut self) -> Result<(), JsonError> {
         match self.peek() {
             Some(b'0'..=b'9') => self.pos += 1,
@@ -304,5 +406,44 @@ impl Validator<'_> {
             self.pos += 1;
         }
         Ok(())
+    }
+}
+
+/// Whether a float literal without exponent — `int_digits` digits before the point (`zero_int`:
+/// just `0`), then `fraction` — is what Python's `repr` writes for its value ([`parse_picking`]).
+fn float_in_repr_form(zero_int: bool, int_digits: usize, fraction: &[u8]) -> bool {
+    if fraction.len() > 1 && fraction.last() == Some(&b'0') {
+        return false; // `1.50` is written `1.5` (only `.0` keeps a trailing zero)
+    }
+    if zero_int {
+        let zeros = fraction.iter().take_while(|&&d| d == b'0').count();
+        // 0.0 is `0.0`; below 0.0001 repr uses an exponent (`1e-05`).
+        zeros == fraction.len() || (zeros <= 3 && fraction.len() - zeros <= 15)
+    } else {
+        let significant = int_digits + if fraction == b"0" { 0 } else { fraction.len() };
+        significant <= 15
+    }
+}
+
+#[cfg(test)]
+mod picking_tests {
+    use super::*;
+
+    fn picked(doc: &str) -> [Option<String>; 3] {
+        let (_, p) = parse_picking(doc.as_bytes(), &[b"bus", b"headers", b"message"]).unwrap();
+        p.map(|v| v.map(|v| String::from_utf8(v.raw().to_vec()).unwrap()))
+    }
+
+    #[test]
+    fn top_level_members_are_picked_as_get_would() {
+        let s = |x: &str| Some(x.to_string());
+        assert_eq!(picked(r#"{"bus":"","headers":{},"message":"x"}"#), [s(r#""""#), s("{}"), s(r#""x""#)]);
+        // The last duplicate wins; nested members of the same name are not top-level; escaped keys
+        // compare decoded; extra keys are ignored.
+        let doc = r#" {"message": 1, "headers": {"bus": 2}, "b\u0075s": [3], "x": 0, "message" : null } "#;
+        assert_eq!(picked(doc), [s("[3]"), s(r#"{"bus": 2}"#), s("null")]);
+        assert_eq!(picked(r#"[{"bus": 1}]"#), [None, None, None], "not an object");
+        assert_eq!(picked("{}"), [None, None, None]);
+        assert!(parse_picking(br#"{"bus": 1"#, &[b"bus"]).is_err(), "still validates");
     }
 }

@@ -179,6 +179,12 @@ impl<'a> Encoder<'a> {
     }
 }
 
+/// The bytes [`encode_verbatim`] appends for `frames`.
+#[inline]
+pub fn verbatim_len(frames: &[&[u8]]) -> usize {
+    frames.iter().map(|f| FrameHeader::encoded_len(f.len()) + f.len()).sum()
+}
+
 /// Append `frames` as one multipart message, verbatim (what [`Encoder::encode`] writes for a
 /// peer whose [`Encoder::verbatim`] holds).
 #[inline]

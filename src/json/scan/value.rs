@@ -98,6 +98,9 @@ pub struct Value<'a> {
     pub(super) raw: &'a [u8],
     pub(super) offset: usize,
     pub(super) kind: Kind,
+    /// The validator saw that [`raw`](Self::raw) is already what Python's `json.dumps` writes
+    /// for it ([`Value::in_python_form`]); false when not known (values found by navigation).
+    pub(super) python_form: bool,
 }
 
 impl<'a> Value<'a> {
@@ -109,6 +112,15 @@ impl<'a> Value<'a> {
     /// The exact input bytes of this value (no surrounding whitespace).
     pub fn raw(&self) -> &'a [u8] {
         self.raw
+    }
+
+    /// True when [`raw`](Self::raw) is known to be byte for byte what Python's `json.dumps`
+    /// writes for this value (separators `", "`/`": "` and no other whitespace, printable-ASCII
+    /// strings with only short escapes, integers other than `-0`, floats already in `repr`
+    /// form, see [`parse_picking`](super::parse_picking)): emitting it is copying it. Only the
+    /// values [`parse_picking`](super::parse_picking) returns can be; false says "not known".
+    pub fn in_python_form(&self) -> bool {
+        self.python_form
     }
 
     /// Where [`raw`](Self::raw) lies in the document given to [`parse`](super::parse).
@@ -209,7 +221,7 @@ impl<'a> Iterator for Members<'a> {
         p = skip_ws(s, p + 1);
         let (kind, end) = scan_value(s, p)?;
         self.pos = end;
-        Some((key, Value { raw: s.get(p..end)?, offset: self.offset + p, kind }))
+        Some((key, Value { raw: s.get(p..end)?, offset: self.offset + p, kind, python_form: false }))
     }
 }
 
@@ -239,6 +251,6 @@ impl<'a> Iterator for Items<'a> {
         }
         let (kind, end) = scan_value(s, p)?;
         self.pos = end;
-        Some(Value { raw: s.get(p..end)?, offset: self.offset + p, kind })
+        Some(Value { raw: s.get(p..end)?, offset: self.offset + p, kind, python_form: false })
     }
 }

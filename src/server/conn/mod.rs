@@ -36,12 +36,15 @@ use crate::zmtp::Message;
 use crate::zmtp::session::{HandshakeProgress, Input};
 
 mod buffers;
+pub mod shared;
 pub mod slots;
 mod stream;
+mod txqueue;
 
-pub use buffers::{Budget, RxBuf, TxBuf};
+pub use buffers::{Budget, RxBuf};
 use slots::SlotId;
 pub use stream::Stream;
+pub use txqueue::TxBuf;
 
 /// How the connection came to be.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -278,7 +281,7 @@ impl Conn {
         peer: &str,
         auth_addr: &str,
     ) -> Conn {
-        let mut tx = TxBuf { buf: Vec::with_capacity(TX_BUF_MIN_BYTES), sent: 0 };
+        let mut tx = TxBuf::with_capacity(TX_BUF_MIN_BYTES);
         let mut session = crate::zmtp::session::Session::new(mechanism, &mut tx.buf);
         if verify_null {
             session.verify_null();
@@ -296,7 +299,7 @@ impl Conn {
         now: Instant,
         peer: &str,
     ) -> Conn {
-        let tx = TxBuf { buf: Vec::with_capacity(TX_BUF_MIN_BYTES), sent: 0 };
+        let tx = TxBuf::with_capacity(TX_BUF_MIN_BYTES);
         Conn::with(stream, Driver::Other(protocol), tx, origin, Phase::Connecting { since: now }, now, peer)
     }
     /// Buffer bytes this connection holds (returned to the budget on close).
@@ -347,21 +350,13 @@ impl Conn {
     pub fn flush(&mut self) -> io::Result<usize> {
         let mut total = 0;
         while self.tx.pending() > 0 {
-            let chunk = self.tx.buf.get(self.tx.sent..).unwrap_or(&[]);
-            match self.stream.write(chunk) {
+            match self.tx.write_to(&mut self.stream) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => {
-                    self.tx.sent += n;
-                    total += n;
-                }
+                Ok(n) => total += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-        }
-        if self.tx.pending() == 0 {
-            self.tx.buf.clear();
-            self.tx.sent = 0;
         }
         Ok(total)
     }

@@ -101,6 +101,7 @@ impl Server {
                 &mut self.sched,
                 &mut self.budget,
                 &mut self.fanout,
+                &mut self.shared,
                 &mut self.broadcasts,
                 &mut self.traffic,
                 &self.limits,

@@ -194,6 +194,9 @@ pub struct Server {
     sched: Sched,
     /// The verbatim encoding of the current pubsub fan-out (see `sink.rs`).
     fanout: sink::FanoutCache,
+    /// The shared transmit pool: verbatim fan-out deliveries, referred to by the queues
+    /// (`conn/shared.rs`).
+    shared: crate::server::conn::shared::SharedPool,
     /// The connections of the links to remote platforms (see `links.rs`).
     links: links::LinkConns,
     /// The RabbitMQ bridge's connection (see `bridge.rs`).
@@ -259,6 +262,7 @@ impl Server {
             hooks: Hooks { policy: Box::new(NoPolicy), on_tick: None },
             sched: Sched { ready: list(), ready_next: list(), dirty: list(), blocked: list(), broken: list() },
             fanout: sink::FanoutCache::default(),
+            shared: crate::server::conn::shared::SharedPool::new(),
             links: link_conns,
             bridge: bridge::BridgeConn::default(),
             broadcasts: Broadcasts::new(max),
@@ -313,6 +317,21 @@ impl Server {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Use only `chunks` chunks of the shared transmit pool (`limits::SHARED_CHUNKS`), and
+    /// `bytes` of each: for the tests of its copy fallback (`tests/no_alloc_pubsub.rs`).
+    #[doc(hidden)]
+    pub fn limit_shared_pool(&mut self, chunks: usize, bytes: usize) {
+        self.shared.limit(chunks, bytes);
+    }
+
+    /// Take every usable chunk of the shared transmit pool now
+    /// ([`crate::server::conn::shared::SharedPool::take_all`]): the
+    /// warm-up of `tests/no_alloc_pubsub.rs` leaves the pool at its ceiling.
+    #[doc(hidden)]
+    pub fn take_shared_pool(&mut self) -> bool {
+        self.shared.take_all(&mut self.budget)
     }
 
     /// The counters, to count what start-up found (e.g. `config_load_errors`).
@@ -383,6 +402,7 @@ impl Server {
     /// the module doc). Returns `Some` when the router must stop.
     pub fn turn(&mut self, events: &Events, now: Instant) -> Option<Exit> {
         self.now = now;
+        self.shared.set_now(now);
         // Handshakes under way (a storm of connections): notifications may wait (broadcast.rs).
         let storm = self.slots.handshaking() > 0;
         self.stats.uptime_ms = now.0;

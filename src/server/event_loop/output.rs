@@ -212,9 +212,10 @@ impl Server {
         if let Some(c) = self.curve.as_mut() {
             c.cookies.rotate_if_due(now.0, &mut rand_core::OsRng);
         }
+        // Shrink first: the gauge then shows what was given back.
+        self.shrink_idle(now);
         self.sync_stats();
         self.deliver_auth_reports();
-        self.shrink_idle(now);
         if self.accept_retry != 0 {
             self.retry_accepts(now);
         }
@@ -238,7 +239,8 @@ impl Server {
         }
     }
 
-    /// Once a second, give idle connections' grown buffers back (`IDLE_SHRINK_MS`).
+    /// Once a second, give idle connections' grown buffers and the shared pool's idle chunks
+    /// back (`IDLE_SHRINK_MS`).
     pub(super) fn shrink_idle(&mut self, now: Instant) {
         if now.0 / 1000 == self.last_shrink.0 / 1000 {
             return;
@@ -253,6 +255,7 @@ impl Server {
                 freed += c.shrink_if_idle(now);
             }
         }
+        freed += self.shared.release_idle(now);
         self.budget.give(freed);
     }
 

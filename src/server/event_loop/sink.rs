@@ -4,8 +4,11 @@
 //! The sender of the message being routed is checked out of the slot table while the router
 //! reads its message; messages to it (the router's replies) go to its own side of the delivery,
 //! lent along with the message ([`Conn::route_view`]). A pubsub fan-out is encoded once per
-//! [`Fanout`] into the server's [`FanoutCache`] and copied to every recipient that takes frames
-//! verbatim; the others encode it themselves (CURVE seals per connection). Messages for a link
+//! [`Fanout`] into the server's shared transmit pool ([`SharedPool`]) and every recipient that
+//! takes frames verbatim (NULL, PLAIN) queues a reference to it, written with `writev`; when the
+//! pool or the recipient's references are full it is copied instead, from the pool or from the
+//! [`FanoutCache`] (`fanout_copied`). The others encode it themselves (CURVE seals per
+//! connection). Messages for a link
 //! to a remote platform ([`Sink::deliver_link`]) go to the connection dialled for it, under the
 //! same queue limit: a full link refuses and the router drops and counts (it never pauses a local
 //! sender behind a remote).
@@ -23,12 +26,13 @@
 use super::broadcast::Broadcasts;
 use super::links::LinkConns;
 use super::*;
+use crate::server::conn::shared::{SharedPool, SharedRef};
 use crate::server::conn::{Delivery, Queued, TxBuf};
 use crate::server::protocol::Outbound;
 use crate::vip::links::LinkId;
 use crate::vip::pubsub::SCRATCH_KEEP_BYTES;
 use crate::vip::router::{Fanout, Full, Refusal, Sink};
-use crate::zmtp::traffic::encode_verbatim;
+use crate::zmtp::traffic::{encode_verbatim, verbatim_len};
 
 /// A [`ConnSink`] over `$server`'s connections and no checked-out sender (`None`) or one
 /// (`Some(Sender)`). The server's fields are borrowed one by one, so that its router and its
@@ -40,6 +44,7 @@ macro_rules! conn_sink {
             &mut $server.sched,
             &mut $server.budget,
             &mut $server.fanout,
+            &mut $server.shared,
             &mut $server.broadcasts,
             &mut $server.traffic,
             &$server.limits,
@@ -79,10 +84,12 @@ impl FanoutCache {
     }
 }
 
-/// What to append: frames the connection encodes itself, or an encoding made once.
+/// What to append: frames the connection encodes itself, an encoding made once (copied), or a
+/// range of the shared pool (referred to).
 enum Payload<'p, 'e> {
     Frames(&'p [&'p [u8]], &'p mut Outbound<'e>),
     Encoded(&'p [u8]),
+    Shared(&'p SharedRef),
 }
 
 /// The checked-out sender's own side of a delivery.
@@ -110,6 +117,10 @@ struct Out<'a> {
     tx_queue_bytes: usize,
     delivered: u64,
     refused_budget: u64,
+    /// Verbatim fan-out deliveries queued by reference, and copied (`fanout_shared`,
+    /// `fanout_copied`).
+    shared: u64,
+    copied: u64,
     /// Why the last refused delivery was refused, and for the budget, the growth it needed.
     last_refusal: Refusal,
     budget_wait: usize,
@@ -121,6 +132,8 @@ struct Out<'a> {
 pub(super) struct SinkTotals {
     delivered: u64,
     refused_budget: u64,
+    shared: u64,
+    copied: u64,
     lost_notifications: u64,
 }
 
@@ -140,6 +153,8 @@ impl Server {
     #[inline(always)]
     pub(super) fn account(&mut self, t: SinkTotals) {
         self.stats.msgs_out += t.delivered;
+        self.stats.fanout_shared += t.shared;
+        self.stats.fanout_copied += t.copied;
         if t.refused_budget > 0 || t.lost_notifications > 0 || !self.sched.broken.is_empty() {
             self.account_trouble(t);
         }
@@ -166,6 +181,7 @@ pub(super) struct ConnSink<'a> {
     conns: Conns<'a>,
     out: Out<'a>,
     fanout: &'a mut FanoutCache,
+    shared: &'a mut SharedPool,
     pub(super) broadcasts: &'a mut Broadcasts,
     /// Broadcast entries lost for members that lagged past the ring (`dropped_notify_full`).
     pub(super) lost_notifications: u64,
@@ -181,6 +197,7 @@ impl<'a> ConnSink<'a> {
         sched: &'a mut Sched,
         budget: &'a mut Budget,
         fanout: &'a mut FanoutCache,
+        shared: &'a mut SharedPool,
         broadcasts: &'a mut Broadcasts,
         traffic: &'a mut PeerTraffic,
         limits: &Limits,
@@ -198,10 +215,13 @@ impl<'a> ConnSink<'a> {
                 tx_queue_bytes: limits.tx_queue_bytes,
                 delivered: 0,
                 refused_budget: 0,
+                shared: 0,
+                copied: 0,
                 last_refusal: Refusal::QueueFull,
                 budget_wait: 0,
             },
             fanout,
+            shared,
             broadcasts,
             lost_notifications: 0,
         }
@@ -213,6 +233,8 @@ impl<'a> ConnSink<'a> {
         SinkTotals {
             delivered: self.out.delivered,
             refused_budget: self.out.refused_budget,
+            shared: self.out.shared,
+            copied: self.out.copied,
             lost_notifications: self.lost_notifications,
         }
     }
@@ -241,6 +263,15 @@ impl<'a> ConnSink<'a> {
             (_, true) => Err(Full),
             (_, false) => Ok(()),
         }
+    }
+
+    /// The shared pool had no room for `fanout`: copy its verbatim encoding to `to`.
+    #[cold]
+    fn copy_fanout(&mut self, to: PeerId, fanout: &Fanout<'_>) -> Result<(), Full> {
+        let wire = self.fanout.encode(fanout);
+        let r = self.conns.queue_encoded(&mut self.out, to, Payload::Encoded(wire));
+        self.out.copied += u64::from(r.is_ok());
+        r
     }
 
     /// As [`ConnSink::catch_up`], at most `max` entries: how many were written, and whether
@@ -292,16 +323,17 @@ impl Conns<'_> {
         out.put(id, tx, queued, Payload::Frames(frames, &mut outbound))
     }
 
-    /// Queue the verbatim encoding `wire` to `to` (which [`Conns::verbatim`] said takes it).
+    /// Queue a verbatim encoding (`Payload::Encoded` or `Payload::Shared`) to `to` (which
+    /// [`Conns::verbatim`] said takes it).
     #[inline]
-    fn queue_encoded(&mut self, out: &mut Out<'_>, to: PeerId, wire: &[u8]) -> Result<(), Full> {
+    fn queue_encoded(&mut self, out: &mut Out<'_>, to: PeerId, wire: Payload<'_, '_>) -> Result<(), Full> {
         if let Some(s) = self.sender.as_mut().filter(|s| s.id.index == to.0) {
             let d = s.delivery.as_mut().ok_or_else(|| out.gone())?;
-            return out.put(s.id, d.tx, d.queued, Payload::Encoded(wire));
+            return out.put(s.id, d.tx, d.queued, wire);
         }
         let id = self.slots.id_of(to.0).ok_or_else(|| out.gone())?;
         let (tx, queued) = self.slots.get_mut(id).map(Conn::queues).ok_or_else(|| out.gone())?;
-        out.put(id, tx, queued, Payload::Encoded(wire))
+        out.put(id, tx, queued, wire)
     }
 
     /// Does `to` take frames verbatim (one encoding serves it)?
@@ -337,9 +369,18 @@ impl Out<'_> {
         let len = match &payload {
             Payload::Frames(frames, outbound) => outbound.encoded_len(frames),
             Payload::Encoded(bytes) => bytes.len(),
+            Payload::Shared(r) => r.len(),
         };
         if !tx.admits(len, self.tx_queue_bytes) {
             return Err(self.gone());
+        }
+        if let Payload::Shared(r) = payload {
+            if tx.push_shared(r) {
+                self.shared += 1;
+                self.queued(id, queued);
+                return Ok(());
+            }
+            return self.copy_shared(id, tx, queued, r);
         }
         // No slack for frame::append's inline copies is reserved: it would let a queue at its
         // limit double its buffer for 32 bytes. Near the end of the capacity it uses memcpy.
@@ -355,15 +396,39 @@ impl Out<'_> {
                 tx.buf.extend_from_slice(bytes);
                 Ok(())
             }
+            Payload::Shared(_) => Ok(()),
         };
         if written.is_err() {
             // CURVE nonce exhausted (after 2^64 messages): nothing sane can follow.
             self.broken.push(id);
             return Err(self.gone());
         }
+        self.queued(id, queued);
+        Ok(())
+    }
+
+    /// A message was queued to `id`.
+    #[inline]
+    fn queued(&mut self, id: SlotId, queued: &mut Queued) {
         queued.mark_dirty(id, self.dirty);
         self.delivered += 1;
         self.traffic.count_out(id.index);
+    }
+
+    /// The recipient holds `TX_SHARED_REFS` references already: copy the range instead.
+    #[cold]
+    fn copy_shared(&mut self, id: SlotId, tx: &mut TxBuf, queued: &mut Queued, r: &SharedRef) -> Result<(), Full> {
+        if let Err(growth) = tx.reserve(r.len(), self.budget) {
+            self.refused_budget += 1;
+            self.last_refusal = Refusal::Budget;
+            self.budget_wait = growth;
+            return Err(Full);
+        }
+        if !r.copy_into(&mut tx.buf) {
+            return Err(self.gone());
+        }
+        self.copied += 1;
+        self.queued(id, queued);
         Ok(())
     }
 }
@@ -381,8 +446,12 @@ impl Sink for ConnSink<'_> {
             return self.deliver(to, fanout.frames);
         }
         self.catch_up(to)?;
-        let wire = self.fanout.encode(fanout);
-        self.conns.queue_encoded(&mut self.out, to, wire)
+        let len = verbatim_len(fanout.frames);
+        let frames = fanout.frames;
+        match self.shared.encode(fanout.id(), len, self.out.budget, |v| encode_verbatim(frames, v)) {
+            Some(r) => self.conns.queue_encoded(&mut self.out, to, Payload::Shared(r)),
+            None => self.copy_fanout(to, fanout),
+        }
     }
 
     #[inline]

@@ -37,6 +37,18 @@ impl<'a> DeliveryBody<'a> {
         Some(Self { sender, bus: bus?, headers: headers?, message: message? })
     }
 
+    /// [`DeliveryBody::from_publish`] of the publish body `body`, validated and picked in one
+    /// pass ([`json::parse_picking`]): `None` if it is not JSON, not an object, or lacks one of
+    /// the three members.
+    pub fn parse(sender: &'a [u8], body: &'a [u8]) -> Option<Self> {
+        match json::parse_picking(body, &[b"bus", b"headers", b"message"]) {
+            Ok((v, [bus, headers, message])) if v.kind() == Kind::Object => {
+                Some(Self { sender, bus: bus?, headers: headers?, message: message? })
+            }
+            _ => None,
+        }
+    }
+
     /// Writes the body.
     pub fn emit<S: ByteSink + ?Sized>(&self, out: &mut S) -> Result<(), SinkFull> {
         out.put(b"{\"sender\": ")?;
@@ -151,11 +163,7 @@ impl PubSub {
         stats.pubsub_publishes += 1;
         let (topic, body) = (env.arg(1), env.arg(2));
         let publisher = Publisher { from, requester, msg_id: env.msg_id };
-        let delivery = match json::parse(body) {
-            Ok(v) if v.kind() == Kind::Object => DeliveryBody::from_publish(requester, v),
-            _ => None,
-        };
-        let Some(delivery) = delivery else {
+        let Some(delivery) = DeliveryBody::parse(requester, body) else {
             malformed(stats, requester, OP, "body is not an object with \"bus\", \"headers\" and \"message\"");
             return Self::request_response(stats, sink, from, requester, env.msg_id, &0u32.to_le_bytes());
         };
