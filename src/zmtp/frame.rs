@@ -95,6 +95,42 @@ impl FrameHeader {
         FrameHeader::emit(flags, body.len(), out);
         append(out, body);
     }
+
+    /// Write a whole frame at the start of `out`, which holds at least
+    /// [`frame_len`](Self::frame_len)`(body.len())` bytes, and return the bytes after it (none
+    /// if `out` is too short, which the caller's sizing rules out). The same bytes as
+    /// [`emit_frame`](Self::emit_frame), into room already made: no capacity check per frame.
+    #[inline]
+    pub fn write_frame<'o>(flags: u8, body: &[u8], out: &'o mut [u8]) -> &'o mut [u8] {
+        let flags = flags & (FLAG_MORE | FLAG_COMMAND);
+        let n = body.len();
+        let rest = match u8::try_from(n) {
+            Ok(short) => match out.split_at_mut_checked(2) {
+                Some((head, rest)) => {
+                    head.copy_from_slice(&[flags, short]);
+                    rest
+                }
+                None => return &mut [],
+            },
+            Err(_) => match out.split_at_mut_checked(9) {
+                Some((head, rest)) => {
+                    let (flag, size) = head.split_at_mut(1);
+                    flag.copy_from_slice(&[flags | FLAG_LONG]);
+                    // usize is at most 64 bits on every target: widening, never truncating.
+                    size.copy_from_slice(&(n as u64).to_be_bytes());
+                    rest
+                }
+                None => return &mut [],
+            },
+        };
+        let Some((dst, rest)) = rest.split_at_mut_checked(n) else { return &mut [] };
+        if n <= APPEND_SLACK {
+            copy_small(dst, body);
+        } else {
+            dst.copy_from_slice(body);
+        }
+        rest
+    }
 }
 
 /// Slack [`append`] wants beyond the bytes it appends to take its fast path.
@@ -155,6 +191,41 @@ fn copy_small(dst: &mut [u8], src: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_frame_writes_what_emit_frame_appends() {
+        let src: Vec<u8> = (0..700u32).map(|i| i as u8).collect();
+        for n in (0..=300).chain([511, 700]) {
+            for flags in [0, FLAG_MORE, FLAG_COMMAND, 0xff] {
+                let mut want = Vec::new();
+                FrameHeader::emit_frame(flags, &src[..n], &mut want);
+                let mut room = vec![0xAA; want.len() + 3];
+                let rest = FrameHeader::write_frame(flags, &src[..n], &mut room).len();
+                assert_eq!(rest, 3, "n {n}");
+                assert_eq!(&room[..want.len()], &want[..], "n {n} flags {flags}");
+                assert_eq!(&room[want.len()..], &[0xAA; 3]);
+                // Too little room: nothing after it, and no panic.
+                let mut short = vec![0; want.len() - 1];
+                assert!(FrameHeader::write_frame(flags, &src[..n], &mut short).is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn encode_verbatim_writes_every_frame_as_emit_frame_does() {
+        let src: Vec<u8> = (0..600u32).map(|i| (i * 7) as u8).collect();
+        for sizes in [&[][..], &[0], &[5, 0, 4, 17, 300], &[33, 255, 256, 32, 1], &[599]] {
+            let frames: Vec<&[u8]> = sizes.iter().map(|&n| &src[..n]).collect();
+            let mut want = vec![9u8; 3];
+            for (i, f) in frames.iter().enumerate() {
+                FrameHeader::emit_frame(if i + 1 < frames.len() { FLAG_MORE } else { 0 }, f, &mut want);
+            }
+            let mut got = vec![9u8; 3];
+            crate::zmtp::traffic::encode_verbatim(&frames, &mut got);
+            assert_eq!(got, want, "{sizes:?}");
+            assert_eq!(got.len() - 3, crate::zmtp::traffic::verbatim_len(&frames));
+        }
+    }
 
     #[test]
     fn append_copies_every_length_and_never_grows_more_than_extend() {

@@ -189,8 +189,13 @@ pub fn verbatim_len(frames: &[&[u8]]) -> usize {
 /// peer whose [`Encoder::verbatim`] holds).
 #[inline]
 pub fn encode_verbatim(frames: &[&[u8]], out: &mut Vec<u8>) {
+    // One resize (within the capacity the caller reserved: a fill, no allocation), then every
+    // frame written into its place: no capacity check and no length update per frame.
+    let start = out.len();
+    out.resize(start + verbatim_len(frames), 0);
+    let mut at = out.get_mut(start..).unwrap_or_default();
     let last = frames.len().saturating_sub(1);
     for (i, f) in frames.iter().enumerate() {
-        FrameHeader::emit_frame(if i != last { FLAG_MORE } else { 0 }, f, out);
+        at = FrameHeader::write_frame(if i != last { FLAG_MORE } else { 0 }, f, at);
     }
 }
