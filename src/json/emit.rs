@@ -279,17 +279,10 @@ pub fn emit_number<S: ByteSink + ?Sized>(out: &mut S, n: Number<'_>) -> Result<(
 
 // ---------------------------------------------------------------------------------------------
 
-fn needs_escape(b: u8) -> bool {
-    !(0x20..=0x7e).contains(&b) || b == b'"' || b == b'\\'
-}
-
 /// Writes latin-1 bytes as string contents, copying runs that need no escaping in one `put`.
 fn put_latin1_escaped<S: ByteSink + ?Sized>(out: &mut S, bytes: &[u8]) -> Result<(), SinkFull> {
     let mut rest = bytes;
-    while let Some(i) = {
-        let skip = super::ascii::printable_len(rest);
-        rest.get(skip..).and_then(|r| r.iter().position(|&b| needs_escape(b))).map(|j| skip + j)
-    } {
+    while let Some(i) = Some(super::ascii::printable_len(rest)).filter(|&i| i < rest.len()) {
         let (run, tail) = rest.split_at(i);
         out.put(run)?;
         let Some((&b, after)) = tail.split_first() else {

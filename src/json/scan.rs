@@ -347,11 +347,12 @@ impl Validator<'_, '_> {
                     }
                 }
                 Some(0..=0x1f) => return Err(self.err(JsonErrorKind::ControlInString)),
-                Some(0x7f..) => {
+                Some(_) => {
+                    // 0x7F and above: printable_len stops only at these, quotes, backslashes
+                    // and control bytes.
                     self.recast += 1; // Python writes `\u007f`–`\u00ff`
                     self.pos += 1;
                 }
-                Some(_) => self.pos += 1,
             }
         }
     }

@@ -30,14 +30,12 @@ fn string_end(s: &[u8], pos: usize) -> Option<(usize, bool)> {
     let mut escapes = false;
     loop {
         i += crate::json::ascii::unquoted_len(s.get(i..)?);
-        match *s.get(i)? {
-            b'"' => return Some((i + 1, escapes)),
-            b'\\' => {
-                escapes = true;
-                i += 2; // the escaped byte is never a quote that ends the string
-            }
-            _ => i += 1,
+        // unquoted_len stops only at a quote or a backslash (or the end: `?`).
+        if *s.get(i)? == b'"' {
+            return Some((i + 1, escapes));
         }
+        escapes = true;
+        i += 2; // the escaped byte is never a quote that ends the string
     }
 }
 
