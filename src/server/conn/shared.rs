@@ -165,6 +165,12 @@ impl SharedPool {
         freed
     }
 
+    /// The range encoded for `key`, if `key` is the last one encoded.
+    #[inline]
+    pub fn cached(&self, key: u64) -> Option<&SharedRef> {
+        self.last.as_ref().filter(|(k, _)| *k == key).map(|(_, r)| r)
+    }
+
     /// A reference to the `len` bytes `fill` appends, encoded now unless `key` is the last one
     /// encoded (then the same range). `None` when no chunk has room (the caller copies).
     pub fn encode(
@@ -174,8 +180,8 @@ impl SharedPool {
         budget: &mut Budget,
         fill: impl FnOnce(&mut Vec<u8>),
     ) -> Option<&SharedRef> {
-        if self.last.as_ref().is_some_and(|(k, _)| *k == key) {
-            return self.last.as_ref().map(|(_, r)| r);
+        if self.cached(key).is_some() {
+            return self.cached(key);
         }
         self.last = None;
         if len == 0 || len > self.fill_bytes {

@@ -446,6 +446,10 @@ impl Sink for ConnSink<'_> {
             return self.deliver(to, fanout.frames);
         }
         self.catch_up(to)?;
+        // The second and later subscribers take the range already encoded: no length to sum.
+        if let Some(r) = self.shared.cached(fanout.id()) {
+            return self.conns.queue_encoded(&mut self.out, to, Payload::Shared(r));
+        }
         let len = verbatim_len(fanout.frames);
         let frames = fanout.frames;
         match self.shared.encode(fanout.id(), len, self.out.budget, |v| encode_verbatim(frames, v)) {
