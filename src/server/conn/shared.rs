@@ -124,18 +124,22 @@ impl SharedPool {
     /// (how many chunks a flow takes depends on how far its slowest reader lags, which the
     /// machine's scheduling decides). False if the budget could not hold them.
     pub fn take_all(&mut self, budget: &mut Budget) -> bool {
-        for i in 0..self.usable {
-            let (Some(chunk), Some(taken)) = (self.chunks.get_mut(i), self.taken.get_mut(i)) else { return false };
-            if *taken {
-                continue;
-            }
-            let Some(bytes) = Rc::get_mut(chunk) else { return false };
-            if !budget.take(SHARED_CHUNK_BYTES) {
-                return false;
-            }
-            bytes.get_mut().reserve_exact(SHARED_CHUNK_BYTES);
-            *taken = true;
+        (0..self.usable).all(|i| self.taken.get(i) == Some(&true) || self.take_chunk(i, budget))
+    }
+
+    /// Take chunk `i`'s bytes from the budget and reserve them, unless it has them already.
+    /// False if the budget refused, or if a queue still refers to it (it cannot be grown).
+    fn take_chunk(&mut self, i: usize, budget: &mut Budget) -> bool {
+        let (Some(chunk), Some(taken)) = (self.chunks.get_mut(i), self.taken.get_mut(i)) else { return false };
+        if *taken {
+            return true;
         }
+        let Some(bytes) = Rc::get_mut(chunk) else { return false };
+        if !budget.take(SHARED_CHUNK_BYTES) {
+            return false;
+        }
+        bytes.get_mut().reserve_exact(SHARED_CHUNK_BYTES);
+        *taken = true;
         true
     }
 
@@ -227,17 +231,11 @@ impl SharedPool {
             if !self.unpin_if_free(i) {
                 continue;
             }
-            let Some(chunk) = self.chunks.get_mut(i) else { continue };
-            let Some(bytes) = Rc::get_mut(chunk) else { continue };
-            let taken = self.taken.get_mut(i)?;
-            if !*taken {
-                if !budget.take(SHARED_CHUNK_BYTES) {
-                    return None;
-                }
-                bytes.get_mut().reserve_exact(SHARED_CHUNK_BYTES);
-                *taken = true;
-            }
+            let Some(bytes) = self.chunks.get_mut(i).and_then(Rc::get_mut) else { continue };
             bytes.get_mut().clear();
+            if !self.take_chunk(i, budget) {
+                return None; // the budget refused (no queue refers to it: see above)
+            }
             self.current = i;
             return Some(i);
         }
