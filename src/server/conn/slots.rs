@@ -191,6 +191,15 @@ impl Slots {
         self.slots.get(usize::from(index))?.conn.as_deref()
     }
 
+    /// The connection in slot `index` with its live id: [`id_of`](Self::id_of) and
+    /// [`get_mut`](Self::get_mut) in one look.
+    #[inline]
+    pub fn live_mut(&mut self, index: u16) -> Option<(SlotId, &mut Conn)> {
+        let slot = self.slots.get_mut(usize::from(index))?;
+        let id = SlotId { index, generation: slot.generation };
+        slot.conn.as_deref_mut().map(|c| (id, c))
+    }
+
     /// The live id of slot `index`.
     pub fn id_of(&self, index: u16) -> Option<SlotId> {
         let slot = self.slots.get(usize::from(index))?;

@@ -336,6 +336,23 @@ impl Conns<'_> {
         out.put(id, tx, queued, wire)
     }
 
+    /// `to`'s slot and queues if it takes frames verbatim (one encoding serves it): the check of
+    /// [`Conns::verbatim`] and the look-up of [`Conns::queue_encoded`] in one. `None` if it does
+    /// not, or is gone.
+    #[inline]
+    fn verbatim_queues(&mut self, to: PeerId) -> Option<(SlotId, &mut TxBuf, &mut Queued)> {
+        if let Some(s) = self.sender.as_mut().filter(|s| s.id.index == to.0) {
+            let d = s.delivery.as_mut().filter(|d| d.outbound.verbatim())?;
+            return Some((s.id, &mut *d.tx, &mut *d.queued));
+        }
+        let (id, conn) = self.slots.live_mut(to.0)?;
+        if !conn.driver().frames_verbatim() {
+            return None;
+        }
+        let (tx, queued) = conn.queues();
+        Some((id, tx, queued))
+    }
+
     /// Does `to` take frames verbatim (one encoding serves it)?
     #[inline]
     fn verbatim(&self, to: PeerId) -> bool {
@@ -442,11 +459,19 @@ impl Sink for ConnSink<'_> {
 
     #[inline]
     fn deliver_fanout(&mut self, to: PeerId, fanout: &Fanout<'_>) -> Result<(), Full> {
+        // The common case, every subscriber after the first: the range is encoded, `to` has no
+        // broadcast to catch up on and takes it verbatim. One look-up of its slot.
+        if !self.broadcasts.is_behind(to.0)
+            && let Some(r) = self.shared.cached(fanout.id())
+            && let Some((id, tx, queued)) = self.conns.verbatim_queues(to)
+        {
+            return self.out.put(id, tx, queued, Payload::Shared(r));
+        }
         if !self.conns.verbatim(to) {
             return self.deliver(to, fanout.frames);
         }
         self.catch_up(to)?;
-        // The second and later subscribers take the range already encoded: no length to sum.
+        // Caught up now: the range already encoded serves it, with no length to sum.
         if let Some(r) = self.shared.cached(fanout.id()) {
             return self.conns.queue_encoded(&mut self.out, to, Payload::Shared(r));
         }
