@@ -8,7 +8,8 @@
 # receiver's TCP processing) is paid per byte and does not shrink with user-space work.
 #
 # Usage: tests/bench/cpu_split.sh [--rounds R] [--publishes N] [--transport tcp|ipc]
-# Environment: VIPROUTER_BIN (default target/release/viprouter, built if missing), VIPBENCH_DIR.
+# Environment: VIPROUTER_BIN (default: the static musl release build, as compare.sh; see
+# release_bin.sh), VIPBENCH_DIR.
 # Needs libzmq3-dev + pkg-config for vipbench (tests/bench/vipbench_dir.sh). Wall-clock figures:
 # run on a quiet machine and quote them as a pair from the same run.
 set -euo pipefail
@@ -23,8 +24,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 . "$REPO/tests/bench/vipbench_dir.sh"
-BIN="${VIPROUTER_BIN:-$REPO/target/release/viprouter}"
-[ -x "$BIN" ] || (cd "$REPO" && cargo build --release --quiet)
+. "$REPO/tests/bench/release_bin.sh"
 VB="$VIPBENCH_DIR/vipbench" ZR="$VIPBENCH_DIR/zmqrouter"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
