@@ -105,6 +105,18 @@ impl Outbound<'_> {
             Outbound::Other(e) => e.encode(frames, out),
         }
     }
+
+    /// [`Outbound::encode`] with `len` = [`Outbound::encoded_len`]`(frames)` already known.
+    ///
+    /// # Errors
+    /// As [`Outbound::encode`].
+    #[inline]
+    pub fn encode_sized(&mut self, frames: &[&[u8]], len: usize, out: &mut Vec<u8>) -> Result<(), CloseReason> {
+        match self {
+            Outbound::Zmtp(e) => e.encode_sized(frames, len, out).map_err(CloseReason::Protocol),
+            Outbound::Other(e) => e.encode(frames, out),
+        }
+    }
 }
 
 /// A connection protocol other than the ZMTP server session (see the module doc).

@@ -166,6 +166,25 @@ impl<'a> Encoder<'a> {
             encode_verbatim(frames, out);
             return Ok(());
         }
+        self.encode_framed(frames, out)
+    }
+
+    /// [`Encoder::encode`] for a caller that has `len` = [`Encoder::encoded_len`]`(frames)`
+    /// already (the sink: it sized the queue with it).
+    ///
+    /// # Errors
+    /// As [`Encoder::encode`].
+    #[inline]
+    pub fn encode_sized(&mut self, frames: &[&[u8]], len: usize, out: &mut Vec<u8>) -> Result<(), SessionError> {
+        if self.verbatim() {
+            encode_verbatim_sized(frames, len, out);
+            return Ok(());
+        }
+        self.encode_framed(frames, out)
+    }
+
+    /// Frame by frame: a delimiter first if wanted, each frame sealed under CURVE.
+    fn encode_framed(&mut self, frames: &[&[u8]], out: &mut Vec<u8>) -> Result<(), SessionError> {
         let delimiter: &[&[u8]] = if self.delimiter { &[&[]] } else { &[] };
         let total = delimiter.len() + frames.len();
         for (i, f) in delimiter.iter().chain(frames.iter()).enumerate() {
@@ -189,10 +208,17 @@ pub fn verbatim_len(frames: &[&[u8]]) -> usize {
 /// peer whose [`Encoder::verbatim`] holds).
 #[inline]
 pub fn encode_verbatim(frames: &[&[u8]], out: &mut Vec<u8>) {
+    encode_verbatim_sized(frames, verbatim_len(frames), out);
+}
+
+/// [`encode_verbatim`] for a caller that has `len` = [`verbatim_len`]`(frames)` already.
+#[inline]
+pub fn encode_verbatim_sized(frames: &[&[u8]], len: usize, out: &mut Vec<u8>) {
+    debug_assert_eq!(len, verbatim_len(frames));
     // One resize (within the capacity the caller reserved: a fill, no allocation), then every
     // frame written into its place: no capacity check and no length update per frame.
     let start = out.len();
-    out.resize(start + verbatim_len(frames), 0);
+    out.resize(start + len, 0);
     let mut at = out.get_mut(start..).unwrap_or_default();
     let last = frames.len().saturating_sub(1);
     for (i, f) in frames.iter().enumerate() {

@@ -408,7 +408,7 @@ impl Out<'_> {
             return Err(Full);
         }
         let written = match payload {
-            Payload::Frames(frames, outbound) => outbound.encode(frames, &mut tx.buf),
+            Payload::Frames(frames, outbound) => outbound.encode_sized(frames, len, &mut tx.buf),
             Payload::Encoded(bytes) => {
                 tx.buf.extend_from_slice(bytes);
                 Ok(())
