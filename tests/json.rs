@@ -205,6 +205,35 @@ fn delivery_body_drops_extra_keys_and_uses_last_duplicate() {
     }
 }
 
+/// The publish path copies the delivery body piece by piece when `DeliveryBody::verbatim_pieces`
+/// says it may: those pieces must be exactly what `emit` writes, and anything needing a change
+/// (a sender to escape, a value not in Python's form) must take `emit`.
+#[test]
+fn verbatim_pieces_are_what_emit_writes() {
+    let cases: [(&[u8], &[u8], bool); 8] = [
+        (b"agent.a", br#"{"bus": "", "headers": {}, "message": "x"}"#, true),
+        (b"pub", br#"{"bus":"","headers":{},"message":"xxxx"}"#, true),
+        (b"a", br#"{"message": [1, 2.5, "q\"t"], "headers": {"k": null}, "bus": "b", "x": 0}"#, true),
+        (b"a\xe9", br#"{"bus": "", "headers": {}, "message": 1}"#, false),
+        (b"a\"b", br#"{"bus": "", "headers": {}, "message": 1}"#, false),
+        (b"a", br#"{"bus": "", "headers": {}, "message": [1,2]}"#, false),
+        (b"a", br#"{"bus": "", "headers": {}, "message": "\u00e9"}"#, false),
+        (b"a", br#"{"bus": "", "headers": {}, "message": 1e5}"#, false),
+    ];
+    for (sender, body, copied) in cases {
+        let d = DeliveryBody::parse(sender, body).unwrap();
+        let mut want = Vec::new();
+        d.emit(&mut want).unwrap();
+        match d.verbatim_pieces() {
+            Some(pieces) => {
+                assert!(copied, "{}", body.escape_ascii());
+                assert_eq!(pieces.concat(), want, "{}", body.escape_ascii());
+            }
+            None => assert!(!copied, "{}", body.escape_ascii()),
+        }
+    }
+}
+
 #[test]
 fn e3_subscribe_body_navigation() {
     let v = parse(E3_SUBSCRIBE).unwrap();

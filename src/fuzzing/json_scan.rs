@@ -169,7 +169,8 @@ fn check_picking(data: &[u8]) {
 /// re-emits to itself; a document the validator finds in Python's form is what the emitter
 /// writes for it. Errors come with a position inside the input; the strict prefixes of a
 /// valid container or string fail with `UnexpectedEnd`. Navigation (`get`, `members`,
-/// `items`) and the string views agree with each other.
+/// `items`) and the string views agree with each other. A publish body's copy-only delivery
+/// pieces (`DeliveryBody::verbatim_pieces`) are what `emit` writes.
 pub fn fuzz_json_scan(data: &[u8]) {
     check_picking(data);
     let v = match json::parse(data) {
@@ -229,5 +230,17 @@ pub fn fuzz_json_scan(data: &[u8]) {
         assert!(d.emit(&mut body).is_ok());
         assert_eq!(body.len(), d.emitted_len());
         check_delivery_body(&body);
+    }
+    // The publish path's copy-only form of the delivery body is what `emit` writes.
+    if let Ok((whole, [bus, headers, message])) = json::parse_picking(data, &[b"bus", b"headers", b"message"])
+        && whole.kind() == Kind::Object
+        && let (Some(bus), Some(headers), Some(message)) = (bus, headers, message)
+    {
+        let d = DeliveryBody { sender: b"agent.a", bus, headers, message };
+        if let Some(pieces) = d.verbatim_pieces() {
+            let mut body = Vec::new();
+            assert!(d.emit(&mut body).is_ok());
+            assert_eq!(pieces.concat(), body, "verbatim pieces differ from the emitted body");
+        }
     }
 }

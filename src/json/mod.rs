@@ -42,7 +42,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::cast_possible_truncation))]
 
-mod ascii;
+pub(crate) mod ascii;
 pub mod emit;
 pub mod scan;
 

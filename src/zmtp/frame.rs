@@ -128,14 +128,22 @@ impl FrameHeader {
                 None => return &mut [],
             },
         };
-        let Some((dst, rest)) = rest.split_at_mut_checked(n) else { return &mut [] };
-        if n <= APPEND_SLACK {
-            copy_small(dst, body);
-        } else {
-            dst.copy_from_slice(body);
-        }
-        rest
+        write_bytes(body, rest)
     }
+}
+
+/// Copy `src` to the start of `out` and return the bytes after it (none if `out` is shorter than
+/// `src`, which the caller's sizing rules out). Up to [`APPEND_SLACK`] bytes are copied with
+/// [`copy_small`]'s inlined moves, not a `memcpy` call (see [`append`]).
+#[inline]
+pub fn write_bytes<'o>(src: &[u8], out: &'o mut [u8]) -> &'o mut [u8] {
+    let Some((dst, rest)) = out.split_at_mut_checked(src.len()) else { return &mut [] };
+    if src.len() <= APPEND_SLACK {
+        copy_small(dst, src);
+    } else {
+        dst.copy_from_slice(src);
+    }
+    rest
 }
 
 /// Slack [`append`] wants beyond the bytes it appends to take its fast path.
