@@ -72,11 +72,7 @@ pub fn unquoted_len(bytes: &[u8]) -> usize {
 /// ASCII (0x20–0x7E) other than `"` and `\`. The position of the first other byte, or the length.
 #[inline]
 pub fn printable_len(bytes: &[u8]) -> usize {
-    clean_len(
-        bytes,
-        |v| any_eq(v, b'"') | any_eq(v, b'\\') | any_below(v, 0x20) | any_del_or_high(v),
-        needs_escape,
-    )
+    clean_len(bytes, |v| any_eq(v, b'"') | any_eq(v, b'\\') | any_below(v, 0x20) | any_del_or_high(v), needs_escape)
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::json::emit;
-use crate::zmtp::frame;
 use crate::vip::external_pubsub;
+use crate::zmtp::frame;
 
 /// The delivery body of a `publish` (VIP.md §7.6):
 /// `{"sender": S, "bus": B, "headers": H, "message": MSG}`, in that order, extra keys dropped.
