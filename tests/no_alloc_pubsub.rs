@@ -3,6 +3,8 @@
 //! three times: without protected topics, with modular VOLTTRON's `authz.json` protecting the
 //! published topic (the check runs on every publish), and with a shared transmit pool of one
 //! chunk (deliveries are shared, and copied whenever the pool is full: both paths measured).
+//! Two publish bodies alternate: one whose delivery body is re-emitted (a `\u` escape, `NaN`)
+//! and one already in Python's form, whose delivery body is copied piece by piece.
 //!
 //! Same technique as `tests/no_alloc.rs`: the server runs in the test thread, driven turn by
 //! turn; the peers are blocking sockets speaking raw ZMTP in helper threads (their allocations
@@ -34,6 +36,7 @@ use mio::Events;
 use viprouter::auth::authz::Authz;
 use viprouter::limits::{Limits, RX_BUF_BUSY_BYTES, RX_BUF_MIN_BYTES, SHARED_CHUNK_BYTES, SHARED_CHUNKS};
 use viprouter::server::event_loop::Server;
+use viprouter::vip::pubsub::DeliveryBody;
 use viprouter::zmtp::mechanism::Mechanism;
 
 mod common;
@@ -200,17 +203,30 @@ fn fan_out(authz: Option<&str>, pool_chunks: usize) {
             "{{\"bus\": \"\", \"headers\": {{\"Date\": \"2026-01-01T00:00:00.000000+00:00\", \"min_compatible_version\": \"3.0\", \"max_compatible_version\": \"\"}}, \"message\": [{{\"temp\": 71.5, \"rh\": 40, \"note\": \"{}\", \"caf\\u00e9\": NaN}}, {{\"temp\": {{\"units\": \"F\", \"tz\": \"UTC\"}}}}]}}",
             "n".repeat(120)
         );
-        let one = frames(&[
-            b"",
-            b"VIP1",
-            b"",
-            b"m00000001",
-            b"pubsub",
-            b"publish",
-            b"devices/campus/building1/all",
-            body.as_bytes(),
-        ]);
-        let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 100).collect();
+        // A second body already in Python's form (what a Python agent sends): its delivery body
+        // is copied piece by piece, where the first one's is re-emitted. Both paths are measured.
+        let python_form = format!(
+            "{{\"bus\": \"\", \"headers\": {{\"Date\": \"2026-01-01T00:00:00.000000+00:00\"}}, \"message\": [{{\"temp\": 71.5, \"rh\": 40, \"note\": \"{}\"}}]}}",
+            "n".repeat(120)
+        );
+        for (b, copied) in [(&body, false), (&python_form, true)] {
+            let d = DeliveryBody::parse(b"pub", b.as_bytes()).expect("a publish body");
+            assert_eq!(d.verbatim_pieces().is_some(), copied, "{b}");
+        }
+        let publish = |body: &str| {
+            frames(&[
+                b"",
+                b"VIP1",
+                b"",
+                b"m00000001",
+                b"pubsub",
+                b"publish",
+                b"devices/campus/building1/all",
+                body.as_bytes(),
+            ])
+        };
+        let (one, two) = (publish(&body), publish(&python_form));
+        let batch: Vec<u8> = [one, two].concat().repeat(50);
         let mut s = s;
         let mut sent = 0u64;
         'publishing: while !sh.done.load(Ordering::Relaxed) {
