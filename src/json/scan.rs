@@ -156,9 +156,10 @@ impl Validator<'_, '_> {
     /// A member of the top-level object: its key (quotes included) at `key`, its value at
     /// `value`, of `kind`. Recorded if it is one of the keys to pick.
     #[inline]
-    fn pick(&mut self, key: (usize, usize), value: (usize, usize), kind: Kind, python_form: bool) {
+    /// `escapes`: the key has a backslash (what [`Self::string`] saw).
+    fn pick(&mut self, key: (usize, usize), escapes: bool, value: (usize, usize), kind: Kind, python_form: bool) {
         let Some(raw) = self.s.get(key.0 + 1..key.1.saturating_sub(1)) else { return };
-        let name = JsonStr { raw, escapes: raw.contains(&b'\\') };
+        let name = JsonStr { raw, escapes };
         for (want, slot) in self.keys.iter().zip(self.picked.iter_mut()) {
             if name.eq_latin1(want) {
                 *slot = Some((value.0, value.1, kind, python_form));
@@ -255,7 +256,7 @@ impl Validator<'_, '_> {
                 return Err(self.unexpected());
             }
             let key = self.pos;
-            self.string()?;
+            let escapes = self.string()?;
             let key = (key, self.pos);
             self.skip_ws_none();
             if self.peek() != Some(b':') {
@@ -266,7 +267,7 @@ impl Validator<'_, '_> {
             let (value, recast) = (self.pos, self.recast);
             let kind = self.value(depth)?;
             if depth == 1 && !self.keys.is_empty() {
-                self.pick(key, (value, self.pos), kind, self.recast == recast);
+                self.pick(key, escapes, (value, self.pos), kind, self.recast == recast);
             }
             if self.next_item(b'}')? {
                 return Ok(Kind::Object);
@@ -310,19 +311,21 @@ impl Validator<'_, '_> {
         }
     }
 
-    /// At the opening quote; leaves `pos` after the closing quote.
-    fn string(&mut self) -> Result<(), JsonError> {
+    /// At the opening quote; leaves `pos` after the closing quote. True if it has an escape.
+    fn string(&mut self) -> Result<bool, JsonError> {
         self.pos += 1;
+        let mut escapes = false;
         loop {
             self.pos += super::ascii::printable_len(self.s.get(self.pos..).unwrap_or_default());
             match self.peek() {
                 None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
                 Some(b'"') => {
                     self.pos += 1;
-                    return Ok(());
+                    return Ok(escapes);
                 }
                 Some(b'\\') => {
                     self.pos += 1;
+                    escapes = true;
                     match self.peek() {
                         None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
                         Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => {
