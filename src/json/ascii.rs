@@ -3,13 +3,15 @@
 //! The validator, the navigator and the emitter each walk every byte of every string they see;
 //! for a `publish`, whose body is mostly one long string (`"message"`), those byte loops were a
 //! tenth of the router's CPU. These functions skip 8 bytes per step while none of them is
-//! special, then look at the word that holds one (or the last few bytes) byte by byte, so the
-//! answer is exact: the position of the first special byte, or the length. (Leaving that word
-//! to the caller's loop cost a word test per byte before each closing quote: most of a publish's
-//! strings are short keys.) Safe code only: the
-//! word is read with `u64::from_le_bytes`, the tests are the classic bit tricks (Warren,
-//! *Hacker's Delight* §6-1; "Bit Twiddling Hacks": `haszero`, `hasless`), whose "some byte
-//! matches" answer is exact.
+//! special; the word that holds one gives its position from its flags, and only the last < 8
+//! bytes are looked at byte by byte, so the answer is exact: the position of the first special
+//! byte, or the length. (Leaving that word to the caller's loop cost a word test per byte before
+//! each closing quote: most of a publish's strings are short keys.) Safe code only: the word is
+//! read with `u64::from_le_bytes`, the tests are the classic bit tricks (Warren, *Hacker's
+//! Delight* §6-1; "Bit Twiddling Hacks": `haszero`, `hasless`). Their "some byte matches"
+//! answer is exact, and so is the *lowest* flagged byte: a borrow or carry that could flag a
+//! byte wrongly only runs upward from a byte that really matches, and every byte below the
+//! first match neither is flagged nor passes a borrow or carry on.
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -32,26 +34,23 @@ fn any_del_or_high(v: u64) -> u64 {
     (v | v.wrapping_add(ONES)) & HIGHS
 }
 
-/// Leading whole words of `bytes` for which `special` is zero, in bytes.
+/// Leading bytes of `bytes` that are not `special`: whole clean words, then, in the word that
+/// stopped them, the lowest flagged byte (see the module doc: the lowest flag is exact); byte by
+/// byte only through the last < 8 bytes.
 #[inline]
-fn clean_words(bytes: &[u8], special: impl Fn(u64) -> u64) -> usize {
+fn clean_len(bytes: &[u8], special_word: impl Fn(u64) -> u64, special: impl Fn(u8) -> bool) -> usize {
     let mut n = 0;
-    for chunk in bytes.chunks_exact(8) {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
         let Ok(word) = <[u8; 8]>::try_from(chunk) else { break };
-        if special(u64::from_le_bytes(word)) != 0 {
-            break;
+        let flags = special_word(u64::from_le_bytes(word));
+        if flags != 0 {
+            // Little-endian: the first byte is the lowest; its flag is bit 7 of that byte.
+            return n + (flags.trailing_zeros() / 8) as usize;
         }
         n += 8;
     }
-    n
-}
-
-/// Leading bytes of `bytes` that are not `special`: whole clean words, then byte by byte
-/// through the word that stopped them (or the last < 8 bytes).
-#[inline]
-fn clean_len(bytes: &[u8], special_word: impl Fn(u64) -> u64, special: impl Fn(u8) -> bool) -> usize {
-    let n = clean_words(bytes, special_word);
-    let rest = bytes.get(n..).unwrap_or_default();
+    let rest = chunks.remainder();
     n + rest.iter().position(|&b| special(b)).unwrap_or(rest.len())
 }
 
