@@ -48,6 +48,7 @@
 #[cfg(feature = "rabbitmq")]
 pub mod amqp;
 pub mod auth;
+pub mod bytes;
 pub mod config;
 #[cfg(any(test, fuzzing, feature = "fuzzing"))]
 #[doc(hidden)]

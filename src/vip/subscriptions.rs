@@ -65,7 +65,7 @@ use core::fmt;
 pub use capacity::{LimitsError, SubscribeError, SubscriptionLimits};
 use hash::{bus_state, finish, step};
 pub use replace::{Replace, ReplaceSummary};
-use table::{KeySlot, SubSlot, bytes_eq, flag, index_len};
+use table::{KeySlot, SubSlot, flag, index_len};
 
 /// "No slot" in the intrusive lists and free lists.
 const NIL: u32 = u32::MAX;
@@ -223,7 +223,7 @@ impl Subscriptions {
         let mut s = self.peer_first(peer);
         while let Some(slot) = self.sub(s) {
             let next = slot.next_p;
-            if slot.flags & FLAG_ALL == want && bytes_eq(self.key_bus(slot.key), bus) {
+            if slot.flags & FLAG_ALL == want && crate::bytes::eq(self.key_bus(slot.key), bus) {
                 self.unlink(s);
                 removed += 1;
             }

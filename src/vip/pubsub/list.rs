@@ -14,11 +14,6 @@ fn str_starts_with(p: JsonStr<'_>, bytes: &[u8]) -> bool {
     bytes.iter().all(|&b| chars.next() == Some(u32::from(b)))
 }
 
-/// Byte equality without handing memcmp an empty (possibly dangling) slice.
-fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && (a.is_empty() || a == b)
-}
-
 impl PubSub {
     /// VIP.md §7.7.
     pub(super) fn list(
@@ -76,7 +71,7 @@ impl PubSub {
         let mut first = true;
         let mut truncated = false;
         subs.for_each_prefix(all, Some(from.0), |b, p, member| {
-            if bus.is_some_and(|want| !bytes_eq(want, b)) || (subscribed && !member) {
+            if bus.is_some_and(|want| !crate::bytes::eq(want, b)) || (subscribed && !member) {
                 return;
             }
             let hit = if reverse { str_starts_with(prefix, p) } else { bytes_start_with(p, prefix) };
