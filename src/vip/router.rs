@@ -62,6 +62,18 @@ pub trait Sink {
         self.deliver(to, fanout.frames)
     }
 
+    /// [`Sink::deliver`] of `frames` whose verbatim encoding the caller made already
+    /// (`encoded`, what [`crate::zmtp::traffic::encode_verbatim`] writes for them). A sink may
+    /// copy `encoded` to a recipient that takes frames verbatim instead of encoding them again;
+    /// the default delivers the frames.
+    ///
+    /// # Errors
+    /// [`Full`] as for [`Sink::deliver`].
+    fn deliver_encoded(&mut self, to: PeerId, frames: &[&[u8]], encoded: &[u8]) -> Result<(), Full> {
+        let _ = encoded;
+        self.deliver(to, frames)
+    }
+
     /// Has `to` been full for longer than the stall time? Messages to a stalled peer are
     /// answered with error 11 at once instead of pausing their sender again.
     fn is_stalled(&self, to: PeerId) -> bool {

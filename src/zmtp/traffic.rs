@@ -204,6 +204,20 @@ pub fn verbatim_len(frames: &[&[u8]]) -> usize {
     frames.iter().map(|f| FrameHeader::encoded_len(f.len()) + f.len()).sum()
 }
 
+/// [`encode_verbatim`] into `out`, a caller's buffer (on its stack): the encoded bytes, or
+/// `None` when `out` is too short. For a short reply made of mostly constant frames (the
+/// publish count, VIP.md §7.6): always inlined, so each constant frame's header and copy fold
+/// into fixed-size stores instead of the per-frame work of [`encode_verbatim`].
+#[inline(always)]
+pub fn encode_verbatim_into<'o, const N: usize>(frames: &[&[u8]; N], out: &'o mut [u8]) -> Option<&'o [u8]> {
+    let len = verbatim_len(frames);
+    let mut at = out.get_mut(..len)?;
+    for (i, f) in frames.iter().enumerate() {
+        at = FrameHeader::write_frame(if i + 1 != N { FLAG_MORE } else { 0 }, f, at);
+    }
+    out.get(..len)
+}
+
 /// Append `frames` as one multipart message, verbatim (what [`Encoder::encode`] writes for a
 /// peer whose [`Encoder::verbatim`] holds).
 #[inline]

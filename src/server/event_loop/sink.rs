@@ -465,6 +465,16 @@ impl Sink for ConnSink<'_> {
     }
 
     #[inline]
+    fn deliver_encoded(&mut self, to: PeerId, frames: &[&[u8]], encoded: &[u8]) -> Result<(), Full> {
+        debug_assert_eq!(encoded.len(), crate::zmtp::traffic::verbatim_len(frames));
+        self.catch_up(to)?;
+        match self.conns.verbatim_queues(to) {
+            Some((id, tx, queued)) => self.out.put(id, tx, queued, Payload::Encoded(encoded)),
+            None => self.conns.queue(&mut self.out, to, frames),
+        }
+    }
+
+    #[inline]
     fn deliver_fanout(&mut self, to: PeerId, fanout: &Fanout<'_>) -> Result<(), Full> {
         // The common case, every subscriber after the first: the range is encoded, `to` has no
         // broadcast to catch up on and takes it verbatim. One look-up of its slot.
