@@ -308,22 +308,31 @@ impl PubSub {
     /// Emit the delivery body into the scratch buffer, within the message-size limit; false
     /// (counted and logged) when it does not fit.
     fn emit_body(&mut self, delivery: &DeliveryBody<'_>, requester: &[u8], topic: &[u8], stats: &mut Stats) -> bool {
-        self.body.clear();
         let max = self.max_body_bytes;
         if let Some(pieces) = delivery.verbatim_pieces() {
             // The common case (a Python agent's publish): the pieces concatenated into room made
-            // once, without a size check and a copy call per piece.
+            // once, without a size check and a copy call per piece. The room is the last body's
+            // bytes, all overwritten: only growth is zero-filled (a publish of the size of the
+            // last one fills nothing).
             let len = pieces.iter().map(|p| p.len()).sum::<usize>();
             if len <= max {
-                self.body.resize(len, 0);
+                if self.body.len() < len {
+                    self.body.resize(len, 0);
+                } else {
+                    self.body.truncate(len);
+                }
                 let mut at = self.body.as_mut_slice();
                 for p in pieces {
                     at = frame::write_bytes(p, at);
                 }
+                debug_assert!(at.is_empty());
                 return true;
             }
-        } else if delivery.emit(&mut Capped { out: &mut self.body, max }).is_ok() {
-            return true;
+        } else {
+            self.body.clear();
+            if delivery.emit(&mut Capped { out: &mut self.body, max }).is_ok() {
+                return true;
+            }
         }
         if stats::bump_and_should_log(&mut stats.rejected_publish_too_large) {
             log::warn!(
