@@ -241,6 +241,22 @@ mod tests {
     }
 
     #[test]
+    fn encode_verbatim_into_writes_what_encode_verbatim_appends() {
+        let src: Vec<u8> = (0..600u32).map(|i| (i * 5) as u8).collect();
+        for (a, b) in [(0, 0), (3, 36), (60, 40), (255, 0), (256, 300)] {
+            let frames: [&[u8]; 7] =
+                [b"", b"VIP1", &src[..a], &src[a..a + b], b"pubsub", b"request_response", &[1, 0, 0, 0]];
+            let mut want = Vec::new();
+            crate::zmtp::traffic::encode_verbatim(&frames, &mut want);
+            let mut buf = [0xEEu8; 1024];
+            assert_eq!(crate::zmtp::traffic::encode_verbatim_into(&frames, &mut buf), Some(&want[..]), "{a} {b}");
+            // One byte short: none, and no panic.
+            let mut short = vec![0u8; want.len() - 1];
+            assert_eq!(crate::zmtp::traffic::encode_verbatim_into(&frames, &mut short), None);
+        }
+    }
+
+    #[test]
     fn append_copies_every_length_and_never_grows_more_than_extend() {
         let src: Vec<u8> = (0u8..100).collect();
         for cap in [0usize, 5, 40, 200] {
