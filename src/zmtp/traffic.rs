@@ -211,11 +211,21 @@ pub fn verbatim_len(frames: &[&[u8]]) -> usize {
 #[inline(always)]
 pub fn encode_verbatim_into<'o, const N: usize>(frames: &[&[u8]; N], out: &'o mut [u8]) -> Option<&'o [u8]> {
     let len = verbatim_len(frames);
-    let mut at = out.get_mut(..len)?;
-    for (i, f) in frames.iter().enumerate() {
-        at = FrameHeader::write_frame(if i + 1 != N { FLAG_MORE } else { 0 }, f, at);
-    }
+    write_verbatim(frames, out.get_mut(..len)?);
     out.get(..len)
+}
+
+/// Write `frames` as one multipart message, verbatim, into `out`, whose length is their
+/// [`verbatim_len`]: every frame into its place, no capacity check and no length update per
+/// frame.
+#[inline(always)]
+pub fn write_verbatim(frames: &[&[u8]], out: &mut [u8]) {
+    debug_assert_eq!(out.len(), verbatim_len(frames));
+    let mut at = out;
+    let last = frames.len().saturating_sub(1);
+    for (i, f) in frames.iter().enumerate() {
+        at = FrameHeader::write_frame(if i != last { FLAG_MORE } else { 0 }, f, at);
+    }
 }
 
 /// Append `frames` as one multipart message, verbatim (what [`Encoder::encode`] writes for a
@@ -229,13 +239,9 @@ pub fn encode_verbatim(frames: &[&[u8]], out: &mut Vec<u8>) {
 #[inline]
 pub fn encode_verbatim_sized(frames: &[&[u8]], len: usize, out: &mut Vec<u8>) {
     debug_assert_eq!(len, verbatim_len(frames));
-    // One resize (within the capacity the caller reserved: a fill, no allocation), then every
-    // frame written into its place: no capacity check and no length update per frame.
+    // One resize (within the capacity the caller reserved: a fill, no allocation), then the
+    // frames written over it.
     let start = out.len();
     out.resize(start + len, 0);
-    let mut at = out.get_mut(start..).unwrap_or_default();
-    let last = frames.len().saturating_sub(1);
-    for (i, f) in frames.iter().enumerate() {
-        at = FrameHeader::write_frame(if i != last { FLAG_MORE } else { 0 }, f, at);
-    }
+    write_verbatim(frames, out.get_mut(start..).unwrap_or_default());
 }

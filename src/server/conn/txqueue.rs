@@ -296,8 +296,8 @@ mod writev_tests {
                         expected.extend_from_slice(&bytes);
                     }
                     Op::Shared(b, n) => {
-                        let fill = |v: &mut Vec<u8>| v.extend((0..n).map(|i| b.wrapping_add(i as u8)));
                         let bytes: Vec<u8> = (0..n).map(|i| b.wrapping_add(i as u8)).collect();
+                        let fill = |v: &mut [u8]| v.copy_from_slice(&bytes);
                         let r = pool.encode(key as u64, n, &mut budget, fill);
                         if !r.is_some_and(|r| q.push_shared(r)) {
                             // The copy fallback, as the sink does.
@@ -329,13 +329,13 @@ mod writev_tests {
         let mut pool = SharedPool::new();
         let mut q = TxBuf::default();
         for key in 0..100 {
-            let r = pool.encode(key, 10, &mut budget, |v| v.extend_from_slice(&[key as u8; 10])).unwrap();
+            let r = pool.encode(key, 10, &mut budget, |v| v.fill(key as u8)).unwrap();
             assert!(q.push_shared(r));
         }
         assert_eq!(q.shared.len(), 1);
         assert_eq!(q.pending(), 1000);
         q.buf.extend_from_slice(b"own");
-        let r = pool.encode(100, 1, &mut budget, |v| v.push(1)).unwrap();
+        let r = pool.encode(100, 1, &mut budget, |v| v.fill(1)).unwrap();
         assert!(q.push_shared(r), "own bytes between: a second reference");
         assert_eq!(q.shared.len(), 2);
     }

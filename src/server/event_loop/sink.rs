@@ -32,7 +32,7 @@ use crate::server::protocol::Outbound;
 use crate::vip::links::LinkId;
 use crate::vip::pubsub::SCRATCH_KEEP_BYTES;
 use crate::vip::router::{Fanout, Full, Refusal, Sink};
-use crate::zmtp::traffic::{encode_verbatim, verbatim_len};
+use crate::zmtp::traffic::{encode_verbatim, verbatim_len, write_verbatim};
 
 /// A [`ConnSink`] over `$server`'s connections and no checked-out sender (`None`) or one
 /// (`Some(Sender)`). The server's fields are borrowed one by one, so that its router and its
@@ -494,7 +494,7 @@ impl Sink for ConnSink<'_> {
         }
         let len = verbatim_len(fanout.frames);
         let frames = fanout.frames;
-        match self.shared.encode(fanout.id(), len, self.out.budget, |v| encode_verbatim(frames, v)) {
+        match self.shared.encode(fanout.id(), len, self.out.budget, |room| write_verbatim(frames, room)) {
             Some(r) => self.conns.queue_encoded(&mut self.out, to, Payload::Shared(r)),
             None => self.copy_fanout(to, fanout),
         }
