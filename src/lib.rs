@@ -15,6 +15,7 @@
 //! json/      zero-allocation JSON scanner and Python-compatible emitter (one string escaper)
 //! amqp/      sans-IO AMQP 0-9-1 client and the VIP <-> RabbitMQ mapping (features `rabbitmq`, `rabbitmq-tls`)
 //! limits.rs  every capacity (one table); stats.rs counters; time.rs; config/ (CLI + INI)
+//! bytes.rs   byte-string equality for the short keys and names of the message path
 //! pages.rs   the binary's allocator: large blocks (the start-up tables) as lazy anonymous mappings
 //! fuzzing/   fuzz harnesses: only with cfg(test), cfg(fuzzing) or the `fuzzing` feature
 //! ```
@@ -23,7 +24,7 @@
 //! `viprouter bench` (`src/bench/`): the library is the router and nothing else.
 //!
 //! Layer rules (DESIGN.md §2.2):
-//! 1. `zmtp`, `vip`, `auth` (decision), `json`, `limits`, `time` are pure: no sockets, no clock,
+//! 1. `zmtp`, `vip`, `auth` (decision), `json`, `bytes`, `limits`, `time` are pure: no sockets, no clock,
 //!    no threads; randomness comes in as an argument.
 //! 2. They talk to `server` only in data: bytes consumed, bytes queued, [`zmtp::session::Input`]
 //!    events, [`vip::router::Outcome`]; the server owns the counters ([`stats::Stats`]) and lends
