@@ -16,6 +16,28 @@ use viprouter::server::startup;
 mod bench;
 mod stats_cmd;
 
+/// `println!` for the commands' output (`--version`, `--print-limits`, `--check-config`,
+/// `keygen`). It ends the process quietly, status 0, when stdout is closed early
+/// (`viprouter --version | head -1`): `println!` panics there, because the Rust runtime ignores
+/// SIGPIPE (which the router needs ignored for its sockets).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            stdout_failed(&e)
+        }
+    }};
+}
+
+/// Stdout failed: a closed pipe ends the command as done; anything else is an error.
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("viprouter: writing to stdout: {e}");
+    std::process::exit(1)
+}
+
 /// viprouter: a small, fast VOLTTRON VIP message router (ZeroMQ message bus).
 #[derive(FromArgs)]
 struct Cli {
@@ -78,10 +100,10 @@ fn keygen() -> ExitCode {
     let pair = KeyPair::generate(&mut rand_core::OsRng);
     let public = KeyText::new(&pair.public.0);
     let secret = KeyText::new(pair.secret.as_bytes());
-    println!("{{\"public\": \"{}\", \"secret\": \"{}\"}}", public.as_str(), secret.as_str());
-    println!("public (z85): {}", String::from_utf8_lossy(&pair.public.to_z85()));
+    out!("{{\"public\": \"{}\", \"secret\": \"{}\"}}", public.as_str(), secret.as_str());
+    out!("public (z85): {}", String::from_utf8_lossy(&pair.public.to_z85()));
     let secret_z85 = viprouter::zmtp::z85::encode_key(pair.secret.as_bytes());
-    println!("secret (z85): {}", String::from_utf8_lossy(&secret_z85));
+    out!("secret (z85): {}", String::from_utf8_lossy(&secret_z85));
     ExitCode::SUCCESS
 }
 
@@ -98,12 +120,12 @@ fn init_logging(verbose: u8) {
 
 fn print_limits(limits: &Limits) {
     use viprouter::server::memory::{fixed_table_bytes, memory_ceiling_bytes};
-    println!("{:<22} {:>12}  {:<14} at the limit", "limit", "value", "unit");
+    out!("{:<22} {:>12}  {:<14} at the limit", "limit", "value", "unit");
     for r in limits.rows() {
-        println!("{:<22} {:>12}  {:<14} {}", r.name, r.value, r.unit, r.at_limit);
+        out!("{:<22} {:>12}  {:<14} {}", r.name, r.value, r.unit, r.at_limit);
     }
     let ceiling = memory_ceiling_bytes(limits);
-    println!(
+    out!(
         "memory ceiling: {} bytes ({:.1} MiB) = buffer budget {} + fixed tables {}",
         ceiling,
         ceiling as f64 / (1024.0 * 1024.0),
@@ -115,8 +137,8 @@ fn print_limits(limits: &Limits) {
 fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
     if cli.version {
-        println!("viprouter {}", env!("CARGO_PKG_VERSION"));
-        println!("CURVE MESSAGE boxes: {}", viprouter::zmtp::mechanism::curve::sodium::backend());
+        out!("viprouter {}", env!("CARGO_PKG_VERSION"));
+        out!("CURVE MESSAGE boxes: {}", viprouter::zmtp::mechanism::curve::sodium::backend());
         return ExitCode::SUCCESS;
     }
     if let Some(Command::Keygen(_)) = cli.command {
@@ -151,20 +173,20 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if cli.check_config {
-        println!("volttron-home: {}", config.volttron_home.display());
-        println!("layout:        {}", viprouter::auth::layout::Layout::detect(&config.volttron_home).name());
-        println!("config file:   {}", config.config_file.as_ref().map_or("(none)".into(), |p| p.display().to_string()));
-        println!("local address: {}", config.local_address);
-        println!("vip-address:   {}", config.vip_addresses.join(" "));
-        println!("instance-name: {}", config.instance_name);
-        println!("allow-auth:    {}", config.allow_auth);
-        println!("setup-mode:    {}", config.setup_mode);
-        println!("auth-reports:  {}", config.auth_reports);
+        out!("volttron-home: {}", config.volttron_home.display());
+        out!("layout:        {}", viprouter::auth::layout::Layout::detect(&config.volttron_home).name());
+        out!("config file:   {}", config.config_file.as_ref().map_or("(none)".into(), |p| p.display().to_string()));
+        out!("local address: {}", config.local_address);
+        out!("vip-address:   {}", config.vip_addresses.join(" "));
+        out!("instance-name: {}", config.instance_name);
+        out!("allow-auth:    {}", config.allow_auth);
+        out!("setup-mode:    {}", config.setup_mode);
+        out!("auth-reports:  {}", config.auth_reports);
         if config.stats_topic.is_empty() {
-            println!("stats publish: off");
+            out!("stats publish: off");
         } else {
             let sender = if config.stats_sender.is_empty() { "(router identity)" } else { &config.stats_sender };
-            println!("stats publish: {} every {} s as {sender}", config.stats_topic, config.stats_interval_s);
+            out!("stats publish: {} every {} s as {sender}", config.stats_topic, config.stats_interval_s);
         }
         print_limits(&config.limits);
         return ExitCode::SUCCESS;
