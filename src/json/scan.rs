@@ -154,9 +154,9 @@ struct Validator<'a, 'k> {
 
 impl Validator<'_, '_> {
     /// A member of the top-level object: its key (quotes included) at `key`, its value at
-    /// `value`, of `kind`. Recorded if it is one of the keys to pick.
+    /// `value`, of `kind`. Recorded if it is one of the keys to pick. `escapes`: the key has a
+    /// backslash (what [`Self::string`] saw).
     #[inline]
-    /// `escapes`: the key has a backslash (what [`Self::string`] saw).
     fn pick(&mut self, key: (usize, usize), escapes: bool, value: (usize, usize), kind: Kind, python_form: bool) {
         let Some(raw) = self.s.get(key.0 + 1..key.1.saturating_sub(1)) else { return };
         let name = JsonStr { raw, escapes };

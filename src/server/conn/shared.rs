@@ -11,7 +11,8 @@
 //! become one reference); it is started again from the front once no queue refers to it (its
 //! `Rc` count is back to one). Starting again only moves its fill mark (`filled`): the bytes
 //! already there are written over, and the vector is zero-filled only where it grows past its
-//! longest fill so far (measured: a `memset` per fan-out less, 3 instructions per delivery). Capacity is fixed at start-up: `limits::SHARED_CHUNKS` chunks of
+//! longest fill so far (measured: a `memset` per fan-out less, 3 instructions per delivery).
+//! Capacity is fixed at start-up: `limits::SHARED_CHUNKS` chunks of
 //! `limits::SHARED_CHUNK_BYTES`, each taken from the buffer budget when it is first used. Once
 //! nothing has been written to the pool for `limits::IDLE_SHRINK_MS` (the idle period of the
 //! connections' buffers), every chunk no queue refers to is freed and its bytes given back

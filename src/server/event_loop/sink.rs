@@ -466,7 +466,7 @@ impl Sink for ConnSink<'_> {
 
     #[inline]
     fn deliver_encoded(&mut self, to: PeerId, frames: &[&[u8]], encoded: &[u8]) -> Result<(), Full> {
-        debug_assert_eq!(encoded.len(), crate::zmtp::traffic::verbatim_len(frames));
+        debug_assert_eq!(encoded.len(), verbatim_len(frames));
         self.catch_up(to)?;
         match self.conns.verbatim_queues(to) {
             Some((id, tx, queued)) => self.out.put(id, tx, queued, Payload::Encoded(encoded)),
