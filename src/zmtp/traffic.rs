@@ -205,9 +205,10 @@ pub fn verbatim_len(frames: &[&[u8]]) -> usize {
 }
 
 /// [`encode_verbatim`] into `out`, a caller's buffer (on its stack): the encoded bytes, or
-/// `None` when `out` is too short. For a short reply made of mostly constant frames (the
-/// publish count, VIP.md §7.6): always inlined, so each constant frame's header and copy fold
-/// into fixed-size stores instead of the per-frame work of [`encode_verbatim`].
+/// `None` when `out` is too short. For a short reply that the caller then queues as one copy
+/// (the publish count, VIP.md §7.6, through `Sink::deliver_encoded`), instead of the generic
+/// path's length sum for admission, zero fill and per-frame writes into the queue. Always
+/// inlined, the frame count a constant.
 #[inline(always)]
 pub fn encode_verbatim_into<'o, const N: usize>(frames: &[&[u8]; N], out: &'o mut [u8]) -> Option<&'o [u8]> {
     let len = verbatim_len(frames);
