@@ -237,13 +237,14 @@ def test_empty_body_frames_close_the_amqps_connection(hostile, gateways):
     # It closed at the cap (16 MiB and a bit, plus what was in flight), not at once.
     assert 16 << 20 <= fb.flood_sent < 40 << 20, report
 
-    # Logged (debug, as every close of the bridge's connection; the bridge-down warning), and
-    # counted: the bridge went down once, from up.
+    # Logged at warn with the reason (the broker's fault, as its other protocol errors) and
+    # counted: one protocol error, and the bridge went down once, from up.
     log = gw.log()
-    assert "closed the RabbitMQ bridge's connection to" in log and "(message exceeds the size limit)" in log, \
+    assert "RabbitMQ bridge: closing the connection to" in log and ": message exceeds the size limit" in log, \
         gw.log_tail()
     assert "is down (closed)" in log, gw.log_tail()
     st = gw.stats()
+    assert st["amqp_protocol_errors"] == st0["amqp_protocol_errors"] + 1, st
     assert st["amqp_downs"] == st0["amqp_downs"] + 1, st
     assert st["rabbitmq"]["last_down"] == "closed" and st["rabbitmq"]["downs"] == 1, st
 
