@@ -132,6 +132,21 @@ fn print_limits(limits: &Limits) {
         limits.buffer_budget_bytes,
         fixed_table_bytes(limits)
     );
+    #[cfg(feature = "rabbitmq")]
+    {
+        let b = viprouter::server::memory::bridge_terms(limits);
+        let more = b.total(false);
+        let tls = if cfg!(feature = "rabbitmq-tls") { format!(" (+ TLS {} with amqps)", b.tls) } else { String::new() };
+        out!(
+            "with a RabbitMQ bridge (rabbitmq-url): up to {more} bytes ({:.1} MiB) more = transmit buffer {} + bindings {} + all_platforms prefixes {} + confirm window {} + largest delivery and its mapping {}{tls}",
+            more as f64 / (1024.0 * 1024.0),
+            b.transmit,
+            b.bindings,
+            b.prefixes,
+            b.confirm,
+            b.delivery
+        );
+    }
 }
 
 fn main() -> ExitCode {

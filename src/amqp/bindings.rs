@@ -65,7 +65,22 @@ pub struct Bindings {
     in_flight: Option<usize>,
 }
 
+/// Bytes of a routing key at most (an AMQP short string).
+const MAX_KEY_BYTES: usize = 255;
+
+/// What the C library's `malloc` adds to a small block: its header and the rounding to 16 bytes
+/// (glibc: a 255-byte key takes a 272-byte chunk).
+const MALLOC_OVERHEAD: usize = 16;
+
 impl Bindings {
+    /// Bytes of a table of `cap` keys when it is full: the entries, reserved at [`Bindings::new`]
+    /// (24 bytes each on a 64-bit target), and one boxed key per entry, at most 255 bytes plus the allocator's
+    /// overhead. Reached once `cap` peers and `all_platforms` prefixes with the longest names
+    /// are bound.
+    pub fn table_bytes(cap: usize) -> usize {
+        cap.saturating_mul(core::mem::size_of::<Entry>() + MAX_KEY_BYTES + MALLOC_OVERHEAD)
+    }
+
     /// An empty set holding at most `cap` keys.
     pub fn new(cap: usize) -> Bindings {
         Bindings { entries: Vec::with_capacity(cap), cap, in_flight: None }
@@ -91,7 +106,7 @@ impl Bindings {
     /// # Errors
     /// [`BindError`] when the table is full or the key too long.
     pub fn add(&mut self, key: &[u8]) -> Result<(), BindError> {
-        if key.len() > 255 {
+        if key.len() > MAX_KEY_BYTES {
             return Err(BindError::TooLong);
         }
         if let Some(e) = self.entries.iter_mut().find(|e| &*e.key == key) {

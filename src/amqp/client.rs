@@ -44,6 +44,35 @@ pub const EXCHANGE: &[u8] = b"volttron";
 /// VOLTTRON's alternate exchange for unroutable messages.
 pub const UNDELIVERABLE: &[u8] = b"undeliverable";
 
+/// Bytes of a `basic.ack` frame (frame header 7, class and method 4, delivery tag 8, bits 1,
+/// frame end 1).
+const ACK_FRAME_BYTES: usize = 21;
+
+/// Control frames the transmit buffer may hold beyond its publishes: an ack for every delivery
+/// the broker may have outstanding (`basic.qos` prefetch), and 4 KiB for the rest — one binding
+/// request, a close or close-ok, flow-ok, cancel-ok and a heartbeat, each at most a few hundred
+/// bytes (names are short strings).
+const CONTROL_BYTES: usize = AMQP_PREFETCH as usize * ACK_FRAME_BYTES + 4096;
+
+/// The largest body the bridge takes in or publishes for `limits`: `max-msg-bytes` less two
+/// frames, so that a delivery still fits the receive buffer with its method, header and body
+/// frames (larger deliveries are skipped and counted without being buffered).
+pub fn max_body(limits: &Limits) -> u64 {
+    limits.max_msg_bytes.saturating_sub(2 * u64::from(limits.amqp_frame_max_bytes))
+}
+
+/// Bytes of the largest message in frames of frame-max, as the client publishes and RabbitMQ
+/// delivers it: the method and the content header (at most a frame each) and the body frames of
+/// a [`max_body`] body.
+pub fn message_frames_bytes(limits: &Limits) -> usize {
+    let frame_max = limits.amqp_frame_max_bytes as usize;
+    let body = usize::try_from(max_body(limits)).unwrap_or(usize::MAX);
+    // content::body_frames_len, saturating (any `Limits` value, not only configured ones).
+    let per = frame_max.saturating_sub(frame::OVERHEAD).max(1);
+    let body_frames = body.saturating_add(body.div_ceil(per).saturating_mul(frame::OVERHEAD));
+    frame_max.saturating_mul(2).saturating_add(body_frames)
+}
+
 /// How the client authenticates.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Credentials {
@@ -316,6 +345,17 @@ impl Client {
             skip: None,
             settings,
         }
+    }
+
+    /// Bytes the transmit buffer holds at most for `limits` (resident once written: the buffer
+    /// never shrinks while the connection lasts). Publishes are admitted up to `amqp-tx-bytes`,
+    /// except that one publish of any size up to [`max_body`] is admitted into an empty buffer
+    /// ([`message_frames_bytes`]); control frames (`CONTROL_BYTES`: acks for the prefetch
+    /// window, and 4 KiB) may follow either. Reached by a local agent exporting (or calling over
+    /// the broker) a message of `max-msg-bytes` while the socket is drained: the buffer reserved
+    /// at [`Client::new`], `amqp-tx-bytes` + frame-max, then grows to its size.
+    pub fn tx_buffer_bytes(limits: &Limits) -> usize {
+        limits.amqp_tx_bytes.max(message_frames_bytes(limits)).saturating_add(CONTROL_BYTES)
     }
 
     /// The settings.

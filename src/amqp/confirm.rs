@@ -28,6 +28,12 @@ pub struct Window {
 }
 
 impl Window {
+    /// Bytes of the ring: one bit per slot of the compiled [`AMQP_UNCONFIRMED_WINDOW`] (a lower
+    /// `amqp-unconfirmed` only stops publishes earlier), allocated at [`Window::new`].
+    pub const fn table_bytes() -> usize {
+        core::mem::size_of::<[u64; WORDS]>()
+    }
+
     /// An empty window of `cap` slots (clamped to 1..=`AMQP_UNCONFIRMED_WINDOW`).
     pub fn new(cap: usize) -> Window {
         Window {

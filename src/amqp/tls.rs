@@ -98,6 +98,12 @@ pub struct Tls {
 }
 
 impl Tls {
+    /// Bytes rustls (0.23) buffers for one session at most: a handshake message being
+    /// reassembled (64 KiB), received plaintext (16 KiB, and up to a record over), records
+    /// waiting for [`Tls::write_tls`] (64 KiB, and up to a record over) and plaintext written
+    /// before the handshake completes (64 KiB): about 244 KiB, rounded up.
+    pub const BUFFER_BYTES: usize = 256 * 1024;
+
     /// A session to `host` (checked against the server certificate's names).
     ///
     /// # Errors

@@ -313,6 +313,19 @@ fn install_bridge(server: &mut Server, config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// The memory ceiling for the start-up line, `N MiB`; with `rabbitmq-url`, also the ceiling
+/// with what the bridge holds outside the buffer budget (`server::memory::bridge_bytes`).
+fn ceiling_text(config: &Config) -> String {
+    const MIB: usize = 1024 * 1024;
+    let ceiling = super::memory::memory_ceiling_bytes(&config.limits);
+    #[cfg(feature = "rabbitmq")]
+    if let Some(url) = &config.rabbitmq.url {
+        let with = ceiling.saturating_add(super::memory::bridge_bytes(&config.limits, url.tls));
+        return format!("{} MiB ({} MiB with the RabbitMQ bridge)", ceiling / MIB, with / MIB);
+    }
+    format!("{} MiB", ceiling / MIB)
+}
+
 /// Bind, set up and run the router until a stop signal or `quit`. `adopt` takes ownership of a
 /// descriptor systemd passed (socket activation; see `server::activation`).
 ///
@@ -380,11 +393,11 @@ pub fn run(config: Config, adopt: &mut dyn FnMut(RawFd) -> OwnedFd) -> Result<Ex
     }
 
     log::info!(
-        "viprouter {} ready: router id {router_id}, endpoints {}, max {} connections, memory ceiling {} MiB",
+        "viprouter {} ready: router id {router_id}, endpoints {}, max {} connections, memory ceiling {}",
         env!("CARGO_PKG_VERSION"),
         summary.join(" "),
         config.limits.max_connections,
-        super::memory::memory_ceiling_bytes(&config.limits) / (1024 * 1024)
+        ceiling_text(&config)
     );
     if let Some(n) = &notifier {
         // Every listener is bound and the loop is about to run (Type=notify).

@@ -31,16 +31,21 @@ from broker import Broker, free_port, wait_federated  # noqa: E402
 from vipclient import VIP, Agent  # noqa: E402
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "no_rabbitmq_server: needs no rabbitmq-server (runs without one; VIPROUTER_BRIDGE=skip still skips)")
+
+
 def pytest_collection_modifyitems(config, items):
-    reason = None
-    if os.environ.get("VIPROUTER_BRIDGE", "").lower() == "skip":
-        reason = "VIPROUTER_BRIDGE=skip"
-    elif not Broker.available():
-        reason = "rabbitmq-server is not installed (apt-get install -y --no-install-recommends rabbitmq-server)"
-    if reason:
-        for item in items:
-            if HERE in Path(str(item.fspath)).resolve().parents:
-                item.add_marker(pytest.mark.skip(reason=reason))
+    skip_all = "VIPROUTER_BRIDGE=skip" if os.environ.get("VIPROUTER_BRIDGE", "").lower() == "skip" else None
+    no_server = None if Broker.available() else (
+        "rabbitmq-server is not installed (apt-get install -y --no-install-recommends rabbitmq-server)")
+    for item in items:
+        if HERE not in Path(str(item.fspath)).resolve().parents:
+            continue
+        reason = skip_all or (None if item.get_closest_marker("no_rabbitmq_server") else no_server)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def router_bin() -> str:

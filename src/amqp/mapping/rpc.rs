@@ -233,3 +233,24 @@ impl<'a> RpcError<'a> {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// JSON whitespace inside an argument that is not a string is escaped as `\u00XX`: the
+    /// `send_peer` body takes up to six times the delivery's bytes (what the bridge reserves for
+    /// it, `server::broker::map::RPC_GROWTH`).
+    #[test]
+    fn whitespace_in_an_argument_is_written_six_times_over() {
+        let n = 10_000;
+        let mut args = b"[[".to_vec();
+        args.extend(core::iter::repeat_n(b'\n', n));
+        args.extend_from_slice(b"]]");
+        let rpc = InboundRpc { to_peer: b"c", from_platform: b"x", from_peer: b"p", message_id: b"m", args: &args };
+        let mut out = Vec::with_capacity(128 + 6 * (2 + 2 + args.len()));
+        rpc.write_body(b"n", &mut out).unwrap();
+        assert!(out.len() > 6 * n, "{} bytes written for {}", out.len(), args.len());
+        assert!(json::parse(&out).is_ok_and(|v| v.kind() == Kind::Object));
+    }
+}

@@ -11,6 +11,12 @@ use crate::stats::{self, Stats};
 use crate::vip::SIGNATURE;
 use crate::vip::bridge::{Bus, BusError, BusStatus};
 
+/// How many times its source bytes an inbound RPC's `send_peer` body may take: a name or an
+/// argument that is not a string is written as a JSON string, and a control character in it —
+/// JSON whitespace (tab, newline, carriage return) between the tokens of an argument included —
+/// becomes `\u00XX`. The held message's buffer is reserved for this much.
+pub(super) const RPC_GROWTH: usize = 6;
+
 /// Does `key` hold a word that is an AMQP topic wildcard (`*` or `#` alone)?
 fn has_wildcard_word(key: &[u8]) -> bool {
     key.split(|&b| b == b'.').any(|w| w == b"*" || w == b"#")
@@ -57,8 +63,8 @@ impl BrokerProtocol {
         let r = match d.properties.kind.unwrap_or_default() {
             b"RPC" => InboundRpc::from_delivery(&instance, d, body).and_then(|rpc| {
                 let reserve = 128
-                    + 6 * (instance.len() + rpc.to_peer.len() + rpc.from_platform.len())
-                    + 6 * (rpc.from_peer.len() + rpc.args.len());
+                    + RPC_GROWTH * (instance.len() + rpc.to_peer.len() + rpc.from_platform.len())
+                    + RPC_GROWTH * (rpc.from_peer.len() + rpc.args.len());
                 held.buf.reserve(reserve);
                 let head: [&[u8]; 6] = [b"", SIGNATURE, b"", rpc.message_id, b"external_rpc", b"send_peer"];
                 head.iter().all(|f| held.push(f)).then_some(()).ok_or(MapError::OutputFull)?;

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use super::close::CloseReason;
 use super::protocol::{Context, Outbound, Protocol};
-use crate::amqp::client::{Client, Credentials, Settings};
+use crate::amqp::client::{Client, Credentials, Settings, max_body};
 use crate::amqp::mapping::Name;
 use crate::config::Config;
 use crate::config::rabbitmq::AmqpUrl;
@@ -47,6 +47,12 @@ mod pump;
 /// into it: what the socket does not take stays in the client's buffer, where its
 /// `amqp-tx-bytes` limit applies.
 pub const TAKE_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// What the held VIP message of an inbound RPC holds besides its re-escaped arguments: six
+/// frames before the body (a MSG_ID of at most 255 bytes, 280 in all), the body's fixed text
+/// (84) and four names escaped (instance, peer, platform and peer of the caller: at most
+/// `RPC_GROWTH` × 508 + 8), rounded up.
+const HELD_EXTRA_BYTES: usize = 4096;
 
 /// What every connection of the bridge is made from (read once at start-up).
 #[derive(Clone)]
@@ -89,9 +95,7 @@ impl BrokerConfig {
             }
         };
         let mut settings = Settings::new(credentials, &url.vhost, &config.instance_name, limits);
-        // A body this size still fits the receive buffer with its frames, header and method
-        // (larger deliveries are skipped and counted without being buffered).
-        settings.max_body = settings.max_body.saturating_sub(2 * u64::from(settings.frame_max));
+        settings.max_body = max_body(limits);
         Ok(Some(BrokerConfig {
             host: url.host.clone(),
             port: url.port,
@@ -214,6 +218,38 @@ impl BrokerProtocol {
             prefix_keys: Vec::new(),
             body: Vec::new(),
         })
+    }
+
+    /// Bytes of the largest delivery and its mapping, each kept at its largest while the
+    /// connection lasts: the copy of a body the broker split over frames (at most [`max_body`];
+    /// RabbitMQ splits every body over frame-max) and the VIP message it is mapped to — a publish
+    /// holds its body and names, an inbound RPC its `send_peer` body re-escaped, for which
+    /// `RPC_GROWTH` (6) times the delivery's bytes are reserved, and written for arguments full
+    /// of JSON whitespace (`HELD_EXTRA_BYTES` more: the frames before it and the names).
+    /// Reached by a split delivery of `max-msg-bytes` and an inbound RPC of that size.
+    pub fn delivery_bytes(limits: &Limits) -> usize {
+        let body = usize::try_from(max_body(limits)).unwrap_or(usize::MAX);
+        body.saturating_add(body.saturating_mul(map::RPC_GROWTH)).saturating_add(HELD_EXTRA_BYTES)
+    }
+
+    /// Bytes of the `all_platforms` binding keys ([`Bus::set_prefixes`]): one [`Name`] per
+    /// distinct prefix, at most `max-subscriptions`, and while they change the new list and the
+    /// old one. Reached with every subscription an `all_platforms` one of its own prefix.
+    pub fn prefix_key_bytes(limits: &Limits) -> usize {
+        limits.max_subscriptions.saturating_mul(2 * core::mem::size_of::<Name>())
+    }
+
+    /// `amqps`: the decrypted bytes the client has not consumed — the delivery being assembled,
+    /// in frames of frame-max as RabbitMQ sends them
+    /// ([`crate::amqp::client::message_frames_bytes`]), and the rest of the ciphertext read with
+    /// it (decrypted at once: a receive buffer, at most [`crate::limits::RX_BUF_BUSY_BYTES`]) —
+    /// and rustls' own buffers
+    /// ([`crate::amqp::tls::Tls::BUFFER_BYTES`]). Reached by a delivery of `max-msg-bytes`.
+    #[cfg(feature = "rabbitmq-tls")]
+    pub fn tls_bytes(limits: &Limits) -> usize {
+        crate::amqp::client::message_frames_bytes(limits)
+            .saturating_add(crate::limits::RX_BUF_BUSY_BYTES)
+            .saturating_add(crate::amqp::tls::Tls::BUFFER_BYTES)
     }
 
     /// Publishes sent on this connection and not confirmed (their fate is unknown once it

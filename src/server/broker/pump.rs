@@ -8,6 +8,7 @@ use crate::server::close::CloseReason;
 use crate::server::protocol::Context;
 use crate::stats::{self, Stats};
 use crate::time::Instant;
+use crate::zmtp::SessionError;
 use crate::zmtp::session::Input;
 
 /// What an event asks of [`BrokerProtocol::process`].
@@ -54,8 +55,16 @@ impl BrokerProtocol {
         let step = self.process(&plain, cx);
         self.plain = plain;
         Ok(match step? {
-            Step::Need { consumed, .. } => {
+            Step::Need { consumed, need } => {
                 self.plain.drain(..consumed);
+                if need > crate::limits::RX_BUF_MAX_BYTES {
+                    // The plaintext buffer is bounded as the receive buffer of the plain path
+                    // (`event_loop/input.rs`, `on_need_more`): a broker announcing a frame or a
+                    // content larger than any message, or padding one delivery with empty body
+                    // frames (`content::scan` waits for the body's bytes), is closed here instead
+                    // of growing it.
+                    return Err(CloseReason::Protocol(SessionError::MessageTooLarge));
+                }
                 Input::NeedMore { consumed: fed, need: 0 }
             }
             Step::Ready { consumed } => {

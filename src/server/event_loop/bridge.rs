@@ -129,7 +129,17 @@ impl Server {
             self.bridge.slot = None;
         }
         self.stats.closed += 1;
-        log::debug!("closed the RabbitMQ bridge's connection to {} ({reason})", conn.label());
+        if let CloseReason::Protocol(_) = reason {
+            // The router's own limits refused the broker's input (a frame or a content larger
+            // than any message, on `amqp` or `amqps`): the broker's fault, counted with its
+            // other protocol errors and said at `warn`, with the reason. (The client's own
+            // errors are `Foreign`, counted and logged where they are found: `broker/pump.rs`.)
+            if stats::bump_and_should_log(&mut self.stats.amqp_protocol_errors) {
+                log::warn!("RabbitMQ bridge: closing the connection to {}: {reason}", conn.label());
+            }
+        } else {
+            log::debug!("closed the RabbitMQ bridge's connection to {} ({reason})", conn.label());
+        }
         let lost = conn.bus().map_or(0, |b| b.status().unconfirmed);
         self.stats.amqp_unconfirmed_lost += lost as u64;
         let why = match (phase, reason) {

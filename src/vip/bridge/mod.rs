@@ -212,6 +212,17 @@ pub struct Bridge {
 }
 
 impl Bridge {
+    /// Bytes of the `all_platforms` prefix list ([`Bridge`]'s `prefixes`): one copy of each
+    /// distinct prefix, at most `max-subscriptions` of at most [`crate::limits::MAX_PREFIX_BYTES`]
+    /// (with its `Vec` and the C library's 16 bytes of header and rounding), and while the list
+    /// is recomputed the new one and the old one. Reached with every subscription an
+    /// `all_platforms` one of its own longest prefix.
+    #[cfg(feature = "rabbitmq")]
+    pub fn prefix_bytes(limits: &crate::limits::Limits) -> usize {
+        let each = core::mem::size_of::<Vec<u8>>() + crate::limits::MAX_PREFIX_BYTES + 16;
+        limits.max_subscriptions.saturating_mul(2 * each)
+    }
+
     /// A bridge that is off (`seed`: the jitter's randomness).
     pub fn new(seed: u32) -> Bridge {
         Bridge {
