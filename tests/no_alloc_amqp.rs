@@ -171,6 +171,11 @@ mod bridge_path {
     /// basic.deliver + header + `body` in body frames of at most `frame` bytes (a broker may
     /// send smaller frames than frame-max: the client reassembles them).
     fn deliver(out: &mut Vec<u8>, rk: &[u8], kind: &[u8], app_id: &[u8], body: &[u8], frame: u32) {
+        deliver_with_id(out, rk, kind, app_id, b"9.5", body, frame);
+    }
+
+    /// [`deliver`] with the message id `id`.
+    fn deliver_with_id(out: &mut Vec<u8>, rk: &[u8], kind: &[u8], app_id: &[u8], id: &[u8], body: &[u8], frame: u32) {
         let mut args = vec![4];
         args.extend_from_slice(b"ctag");
         args.extend_from_slice(&7u64.to_be_bytes());
@@ -179,7 +184,7 @@ mod bridge_path {
         wire::put_shortstr(&mut args, rk).unwrap();
         method(out, 60, 60, &args);
         let hdrs = vip_headers(rk, app_id);
-        let props = mapping::vip_properties(app_id, kind, b"9.5", &hdrs);
+        let props = mapping::vip_properties(app_id, kind, id, &hdrs);
         put_content_header(out, 1, body.len() as u64, &props).unwrap();
         content::put_body(out, 1, body, frame).unwrap();
     }
@@ -236,8 +241,9 @@ mod bridge_path {
         sink.delivered
     }
 
-    #[test]
-    fn the_bridge_through_the_router_allocates_nothing() {
+    /// A router with peers `a` and `b` (`b` an `all_platforms` subscriber to `devices`) and its
+    /// bridge up over `BrokerProtocol` after the broker's side of the handshake.
+    fn bridge_up() -> (Router, Stats, BrokerProtocol, Vec<u8>, Vec<u8>) {
         let limits = Limits::COMPILED;
         let mut info = PlatformInfo::with_router_id(b"rid");
         info.instance_name = b"gw".to_vec();
@@ -256,10 +262,6 @@ mod bridge_path {
         };
         let mut p = BrokerProtocol::new(&config).unwrap();
         let mut none = TestSink { bus: None, delivered: [0; 4] };
-        let route = |r: &mut Router, st: &mut Stats, sink: &mut TestSink<'_>, from: u16, f: &[&[u8]]| {
-            let (buf, parts) = msg(f);
-            assert_eq!(r.handle(st, PeerId(from), Message::new(&buf, &parts), sink, OnFull::Pause), Outcome::Done);
-        };
         for (peer, id) in [(1u16, &b"a"[..]), (2, b"b")] {
             r.attach(&mut st, PeerId(peer), id).unwrap();
             route(&mut r, &mut st, &mut none, peer, &[b"", b"VIP1", b"", b"h", b"hello", b"hello"]);
@@ -283,7 +285,32 @@ mod bridge_path {
         feed(&mut p, &mut r, &mut st, &mut rx, &mut wire, Instant(0));
         assert_eq!(r.bridge.state(), viprouter::vip::bridge::BridgeState::Up);
         assert_eq!(st.amqp_ups, 1);
+        (r, st, p, rx, wire)
+    }
 
+    /// Route the VIP message `f` from local peer `from`.
+    fn route(r: &mut Router, st: &mut Stats, sink: &mut TestSink<'_>, from: u16, f: &[&[u8]]) {
+        let (buf, parts) = msg(f);
+        assert_eq!(r.handle(st, PeerId(from), Message::new(&buf, &parts), sink, OnFull::Pause), Outcome::Done);
+    }
+
+    /// The first delivery on a fresh connection (the held message's buffer not grown yet) is an
+    /// RPC with the longest message id AMQP carries (a short string, 255 bytes) and one-letter
+    /// names: the reserve for its VIP frames counts the message id, so it is mapped, not
+    /// dropped as "output buffer full".
+    #[test]
+    fn a_first_rpc_with_the_longest_message_id_and_short_names_is_mapped() {
+        let (mut r, mut st, mut p, mut rx, mut wire) = bridge_up();
+        let id = [b'7'; 255];
+        deliver_with_id(&mut rx, b"gw.a", b"RPC", b"v1.p", &id, b"[1]", 131_072);
+        let delivered = feed(&mut p, &mut r, &mut st, &mut rx, &mut wire, Instant(1));
+        assert_eq!(st.amqp_dropped_in, 0, "dropped");
+        assert_eq!((delivered[1], st.amqp_rpc_in), (1, 1), "the RPC reached a");
+    }
+
+    #[test]
+    fn the_bridge_through_the_router_allocates_nothing() {
+        let (mut r, mut st, mut p, mut rx, mut wire) = bridge_up();
         let call = br#"{"to_platform": "v1", "to_peer": "p", "from_platform": "", "from_peer": "", "args": ["{\"jsonrpc\": \"2.0\", \"method\": \"m\", \"params\": [], \"id\": \"1\"}"]}"#;
         let publish = br#"{"bus": "", "headers": {"h": 1}, "message": {"v": 42}}"#;
         let mut broker = Vec::new();

@@ -62,11 +62,15 @@ impl BrokerProtocol {
         let body = self.body_of(d.body);
         let r = match d.properties.kind.unwrap_or_default() {
             b"RPC" => InboundRpc::from_delivery(&instance, d, body).and_then(|rpc| {
-                let reserve = 128
+                let head: [&[u8]; 6] = [b"", SIGNATURE, b"", rpc.message_id, b"external_rpc", b"send_peer"];
+                // The head frames (a message id of up to 255 bytes among them), then the body
+                // within what is left: its fixed text (< 128 bytes) and its values, each written
+                // at most RPC_GROWTH times its size.
+                let reserve = head.iter().map(|f| f.len()).sum::<usize>()
+                    + 128
                     + RPC_GROWTH * (instance.len() + rpc.to_peer.len() + rpc.from_platform.len())
                     + RPC_GROWTH * (rpc.from_peer.len() + rpc.args.len());
                 held.buf.reserve(reserve);
-                let head: [&[u8]; 6] = [b"", SIGNATURE, b"", rpc.message_id, b"external_rpc", b"send_peer"];
                 head.iter().all(|f| held.push(f)).then_some(()).ok_or(MapError::OutputFull)?;
                 let start = held.buf.len();
                 rpc.write_body(&instance, &mut held.buf)?;
