@@ -68,17 +68,22 @@ pub struct Bindings {
 /// Bytes of a routing key at most (an AMQP short string).
 const MAX_KEY_BYTES: usize = 255;
 
+/// Upper bound of one [`Entry`] on any target (its size on a 64-bit one), so that the bound
+/// `--print-limits` prints is the same on every build (checked at compile time).
+const ENTRY_BYTES: usize = 24;
+const _: () = assert!(core::mem::size_of::<Entry>() <= ENTRY_BYTES);
+
 /// What the C library's `malloc` adds to a small block: its header and the rounding to 16 bytes
 /// (glibc: a 255-byte key takes a 272-byte chunk).
 const MALLOC_OVERHEAD: usize = 16;
 
 impl Bindings {
     /// Bytes of a table of `cap` keys when it is full: the entries, reserved at [`Bindings::new`]
-    /// (24 bytes each on a 64-bit target), and one boxed key per entry, at most 255 bytes plus the allocator's
+    /// (`ENTRY_BYTES` each), and one boxed key per entry, at most 255 bytes plus the allocator's
     /// overhead. Reached once `cap` peers and `all_platforms` prefixes with the longest names
     /// are bound.
     pub fn table_bytes(cap: usize) -> usize {
-        cap.saturating_mul(core::mem::size_of::<Entry>() + MAX_KEY_BYTES + MALLOC_OVERHEAD)
+        cap.saturating_mul(ENTRY_BYTES + MAX_KEY_BYTES + MALLOC_OVERHEAD)
     }
 
     /// An empty set holding at most `cap` keys.
