@@ -181,7 +181,12 @@ def main() -> None:
     tree = cargo(["tree", "--locked", "--offline", "-e", "normal,no-proc-macro", "--target", a.triple,
                   "--prefix", "none", "--format", "{p}"], a.src)
     linked = {tuple(line.split()[:2]) for line in tree.splitlines() if line.strip()}
-    meta = json.loads(cargo(["metadata", "--locked", "--offline", "--format-version", "1"], a.src))
+    # --filter-platform: only the target's packages, which the build has fetched. Without it
+    # cargo wants every package of Cargo.lock (Windows-only ones too), and offline on a machine
+    # whose registry holds only what the builds fetched it fails ("failed to download
+    # `anstyle-wincon`", a fresh CI machine).
+    meta = json.loads(cargo(["metadata", "--locked", "--offline", "--format-version", "1",
+                             "--filter-platform", a.triple], a.src))
     paragraphs = []
     used = {"Apache-2.0", "Expat"}
     for p in sorted(meta["packages"], key=lambda p: (p["name"], p["version"])):
