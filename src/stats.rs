@@ -224,7 +224,8 @@ counters! {
     /// backoff).
     amqp_downs,
     /// Bridge connections closed because the broker sent malformed input or broke the protocol
-    /// (we closed with its reply code), or a TLS failure.
+    /// (we closed with its reply code), a TLS failure, or input past the receive buffer's cap
+    /// (a frame or content larger than any message, a delivery padded with empty body frames).
     amqp_protocol_errors,
     /// `connection.blocked` (or `channel.flow` off) from the broker: publishing paused.
     amqp_blocked,
