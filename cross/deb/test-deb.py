@@ -244,7 +244,9 @@ def talk_to_router(box, root: str) -> None:
         time.sleep(0.5)
     serverkey = json.load(open(os.path.join(root, HOME, "keystore")))["public"]
     out = run([*box.host_in_netns(), sys.executable, os.path.abspath(__file__), "client",
-               "--serverkey", serverkey, "--public", public.decode(), "--secret", secret.decode()]).stdout
+               # `--opt=value`: a key may start with `-` (Z85 and URL-safe base64 both have it),
+               # which argparse would take for an option ("expected one argument").
+               f"--serverkey={serverkey}", f"--public={public.decode()}", f"--secret={secret.decode()}"]).stdout
     answers = json.loads(out)
     check(answers.get("1", [])[4:6] == ["hello", "welcome"], f"libzmq CURVE client welcomed over {IPC}: {answers.get('1')}")
     check(answers.get("2", [])[4:] == ["query", "", serverkey], f"query serverkey answers the keystore's public key: {answers.get('2')}")
