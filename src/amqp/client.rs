@@ -65,12 +65,9 @@ pub fn max_body(limits: &Limits) -> u64 {
 /// delivers it: the method and the content header (at most a frame each) and the body frames of
 /// a [`max_body`] body.
 pub fn message_frames_bytes(limits: &Limits) -> usize {
-    let frame_max = limits.amqp_frame_max_bytes as usize;
     let body = usize::try_from(max_body(limits)).unwrap_or(usize::MAX);
-    // content::body_frames_len, saturating (any `Limits` value, not only configured ones).
-    let per = frame_max.saturating_sub(frame::OVERHEAD).max(1);
-    let body_frames = body.saturating_add(body.div_ceil(per).saturating_mul(frame::OVERHEAD));
-    frame_max.saturating_mul(2).saturating_add(body_frames)
+    let body_frames = content::body_frames_len(body, limits.amqp_frame_max_bytes);
+    (limits.amqp_frame_max_bytes as usize).saturating_mul(2).saturating_add(body_frames)
 }
 
 /// How the client authenticates.

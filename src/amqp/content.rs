@@ -136,10 +136,11 @@ pub fn scan(buf: &[u8], frame_max: u32, channel: u16, max_body: u64) -> Result<S
     Ok(Scan::Complete { header, body: Body { frames, len: got }, len: at })
 }
 
-/// Bytes [`put_body`] appends for a body of `len` bytes at `frame_max`.
+/// Bytes [`put_body`] appends for a body of `len` bytes at `frame_max` (saturating: also the
+/// bound for any `Limits` value, `client::message_frames_bytes`).
 pub fn body_frames_len(len: usize, frame_max: u32) -> usize {
     let per = (frame_max as usize).saturating_sub(frame::OVERHEAD).max(1);
-    len + len.div_ceil(per) * frame::OVERHEAD
+    len.saturating_add(len.div_ceil(per).saturating_mul(frame::OVERHEAD))
 }
 
 /// Append `body` as body frames on `channel`, each at most `frame_max` bytes in all.
